@@ -1,0 +1,1255 @@
+//! Clickstream events and the payload decoder.
+//!
+//! Contract:
+//! - [`Decoder::decode`] turns one Kafka message value into an [`Event`] or a
+//!   [`DecodeError`] whose [`DeadReason`] says why it goes to the dead-letter
+//!   store. It never panics, whatever the bytes.
+//! - Checks happen in this order: size ([`DeadReason::Oversized`] above
+//!   [`MAX_VALUE_BYTES`]), UTF-8 and JSON syntax ([`DeadReason::NotJson`]), top
+//!   level object ([`DeadReason::NotObject`]), field types
+//!   ([`DeadReason::WrongType`], in [`Field`] order), then per field in the order
+//!   type, visitor, session, url, referrer, country, device (missing required
+//!   field, field longer than [`MAX_FIELD_BYTES`]) and finally the timestamp
+//!   ([`DeadReason::BadTimestamp`]).
+//! - The canonical schema without mapping rules uses a borrowed, allocation-light
+//!   fast path; every other mapping (and any input the fast path rejects) goes
+//!   through `serde_json::Value` and JSON pointers. Both paths give identical
+//!   results for every input, with one exception: nesting deeper than
+//!   serde_json's recursion limit (128) inside an *unknown* field is skipped
+//!   by the fast path but is `NotJson` for the `Value` path.
+//! - Fields are looked up through a list of JSON pointers; the first pointer
+//!   whose value is present and not null (for string fields: and not the empty
+//!   string) wins.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::time::{format_rfc3339_ms, parse_rfc3339_ms};
+
+/// Largest accepted message value in bytes.
+pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+/// Largest accepted string field in bytes.
+pub const MAX_FIELD_BYTES: usize = 2048;
+
+/// Earliest plausible event time: 2000-01-01T00:00:00Z.
+pub const MIN_EVENT_TS: i64 = 946_684_800_000;
+/// Latest plausible event time: 2100-01-01T00:00:00Z.
+pub const MAX_EVENT_TS: i64 = 4_102_444_800_000;
+/// How far an event may be ahead of its Kafka message timestamp.
+pub const MAX_FUTURE_SKEW_MS: i64 = 86_400_000;
+
+/// One decoded clickstream event.
+///
+/// The derived serde representation uses `"type"` for [`Event::kind`] and
+/// epoch milliseconds for `ts`; [`Event::to_json`] gives the canonical wire
+/// JSON with an RFC 3339 timestamp instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Event time in epoch milliseconds.
+    pub ts: i64,
+    /// Event type, e.g. `pageview`, `click`, `signup` (`"type"` in JSON).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Visitor identifier (required, non-empty).
+    pub visitor: String,
+    /// Session identifier.
+    #[serde(default)]
+    pub session: Option<String>,
+    /// Page URL or path (required, non-empty).
+    pub url: String,
+    /// Referrer URL.
+    #[serde(default)]
+    pub referrer: Option<String>,
+    /// Country code.
+    #[serde(default)]
+    pub country: Option<String>,
+    /// Device class, e.g. `desktop`, `mobile`, `tablet`.
+    #[serde(default)]
+    pub device: Option<String>,
+}
+
+#[derive(Serialize)]
+struct CanonicalOut<'a> {
+    ts: String,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    visitor: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session: Option<&'a str>,
+    url: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    referrer: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    country: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device: Option<&'a str>,
+}
+
+impl Event {
+    /// Canonical JSON: `{"ts":"<rfc3339>","type":..,"visitor":..,"session":..,
+    /// "url":..,"referrer":..,"country":..,"device":..}` with `None` fields omitted.
+    pub fn to_json(&self) -> String {
+        let out = CanonicalOut {
+            ts: format_rfc3339_ms(self.ts),
+            kind: &self.kind,
+            visitor: &self.visitor,
+            session: self.session.as_deref(),
+            url: &self.url,
+            referrer: self.referrer.as_deref(),
+            country: self.country.as_deref(),
+            device: self.device.as_deref(),
+        };
+        // Serialising a struct of plain strings to a String cannot fail.
+        serde_json::to_string(&out).expect("serialising strings to JSON is infallible")
+    }
+}
+
+/// Why a message was sent to the dead-letter store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DeadReason {
+    /// Not valid UTF-8 / not JSON.
+    NotJson,
+    /// Valid JSON but not an object.
+    NotObject,
+    /// A required field (url, visitor) is missing, null or empty.
+    MissingField,
+    /// A known field has the wrong JSON type.
+    WrongType,
+    /// Timestamp missing, unparseable or implausible.
+    BadTimestamp,
+    /// Payload or a string field is too large.
+    Oversized,
+    /// The event's window had already closed.
+    Late,
+}
+
+impl DeadReason {
+    /// Every reason, in declaration order.
+    pub const ALL: [DeadReason; 7] = [
+        DeadReason::NotJson,
+        DeadReason::NotObject,
+        DeadReason::MissingField,
+        DeadReason::WrongType,
+        DeadReason::BadTimestamp,
+        DeadReason::Oversized,
+        DeadReason::Late,
+    ];
+
+    /// Stable snake_case name used in APIs and storage keys.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadReason::NotJson => "not_json",
+            DeadReason::NotObject => "not_object",
+            DeadReason::MissingField => "missing_field",
+            DeadReason::WrongType => "wrong_type",
+            DeadReason::BadTimestamp => "bad_timestamp",
+            DeadReason::Oversized => "oversized",
+            DeadReason::Late => "late",
+        }
+    }
+
+    /// Inverse of [`DeadReason::as_str`].
+    pub fn from_str_opt(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+impl fmt::Display for DeadReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A payload that could not be decoded into an [`Event`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}: {detail}")]
+pub struct DecodeError {
+    /// Classification for dead-letter accounting.
+    pub reason: DeadReason,
+    /// Human-readable explanation (names the offending field where relevant).
+    pub detail: String,
+}
+
+impl DecodeError {
+    fn new(reason: DeadReason, detail: impl Into<String>) -> Self {
+        DecodeError {
+            reason,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Error for malformed field names, mapping rules and schema names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct MappingError(pub String);
+
+/// A canonical event field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Field {
+    /// `ts`
+    Ts,
+    /// `type`
+    Type,
+    /// `visitor`
+    Visitor,
+    /// `session`
+    Session,
+    /// `url`
+    Url,
+    /// `referrer`
+    Referrer,
+    /// `country`
+    Country,
+    /// `device`
+    Device,
+}
+
+impl Field {
+    /// Every field, in canonical order.
+    pub const ALL: [Field; 8] = [
+        Field::Ts,
+        Field::Type,
+        Field::Visitor,
+        Field::Session,
+        Field::Url,
+        Field::Referrer,
+        Field::Country,
+        Field::Device,
+    ];
+
+    /// The canonical JSON name of the field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Field::Ts => "ts",
+            Field::Type => "type",
+            Field::Visitor => "visitor",
+            Field::Session => "session",
+            Field::Url => "url",
+            Field::Referrer => "referrer",
+            Field::Country => "country",
+            Field::Device => "device",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Field {
+    type Err = MappingError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Field::ALL
+            .into_iter()
+            .find(|f| f.as_str() == s)
+            .ok_or_else(|| {
+                MappingError(format!(
+                    "unknown field {s:?}: expected one of ts, type, visitor, session, url, \
+                     referrer, country, device"
+                ))
+            })
+    }
+}
+
+/// One mapping rule `FIELD=/json/pointer`, e.g. `url=/properties/path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapRule {
+    /// Canonical field being filled.
+    pub field: Field,
+    /// RFC 6901 JSON pointer into the payload (starts with `/`).
+    pub pointer: String,
+}
+
+impl FromStr for MapRule {
+    type Err = MappingError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (field, pointer) = s.split_once('=').ok_or_else(|| {
+            MappingError(format!(
+                "invalid mapping rule {s:?}: expected FIELD=/json/pointer, e.g. url=/properties/path"
+            ))
+        })?;
+        let field: Field = field.trim().parse()?;
+        let pointer = pointer.trim();
+        if !pointer.starts_with('/') {
+            return Err(MappingError(format!(
+                "invalid mapping rule {s:?}: the JSON pointer must start with '/', \
+                 e.g. {field}=/properties/{field}"
+            )));
+        }
+        Ok(MapRule {
+            field,
+            pointer: pointer.to_owned(),
+        })
+    }
+}
+
+/// A preset describing where canonical fields live in the payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Schema {
+    /// Pulseboard's own flat schema (`/ts`, `/type`, `/visitor`, ...).
+    #[default]
+    Canonical,
+    /// Segment `page`/`track` calls.
+    Segment,
+}
+
+impl Schema {
+    /// The lowercase preset name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Schema::Canonical => "canonical",
+            Schema::Segment => "segment",
+        }
+    }
+}
+
+impl fmt::Display for Schema {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Schema {
+    type Err = MappingError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "canonical" => Ok(Schema::Canonical),
+            "segment" => Ok(Schema::Segment),
+            _ => Err(MappingError(format!(
+                "unknown schema {s:?}: expected \"canonical\" or \"segment\""
+            ))),
+        }
+    }
+}
+
+fn default_pointers(schema: Schema, field: Field) -> &'static [&'static str] {
+    match schema {
+        Schema::Canonical => match field {
+            Field::Ts => &["/ts"],
+            Field::Type => &["/type"],
+            Field::Visitor => &["/visitor"],
+            Field::Session => &["/session"],
+            Field::Url => &["/url"],
+            Field::Referrer => &["/referrer"],
+            Field::Country => &["/country"],
+            Field::Device => &["/device"],
+        },
+        Schema::Segment => match field {
+            Field::Ts => &["/timestamp", "/sentAt", "/receivedAt"],
+            Field::Type => &["/type"],
+            Field::Visitor => &["/anonymousId", "/userId"],
+            Field::Session => &["/context/sessionId", "/properties/session_id"],
+            Field::Url => &["/properties/path", "/context/page/path"],
+            Field::Referrer => &["/properties/referrer", "/context/page/referrer"],
+            Field::Country => &["/context/location/country"],
+            Field::Device => &["/context/device/type"],
+        },
+    }
+}
+
+/// Where each canonical field is read from.
+///
+/// Rules replace the schema's pointer list for their field; several rules for
+/// the same field form a fallback list in the order given.
+#[derive(Debug, Clone)]
+pub struct FieldMapping {
+    pointers: [Vec<String>; 8],
+    /// Segment `type` semantics (`page` → `pageview`, `track` → `/event`).
+    segment_type: bool,
+}
+
+impl FieldMapping {
+    /// Builds the mapping for `schema` with `rules` applied on top.
+    pub fn new(schema: Schema, rules: &[MapRule]) -> Self {
+        let mut pointers: [Vec<String>; 8] = Field::ALL.map(|f| {
+            default_pointers(schema, f)
+                .iter()
+                .map(|p| (*p).to_owned())
+                .collect()
+        });
+        let mut overridden = [false; 8];
+        for rule in rules {
+            let i = rule.field.index();
+            if !overridden[i] {
+                pointers[i].clear();
+                overridden[i] = true;
+            }
+            pointers[i].push(rule.pointer.clone());
+        }
+        let segment_type = schema == Schema::Segment && !overridden[Field::Type.index()];
+        FieldMapping {
+            pointers,
+            segment_type,
+        }
+    }
+
+    /// True when the mapping is exactly the canonical schema, so the fast
+    /// borrowed decoder applies.
+    pub fn is_canonical(&self) -> bool {
+        !self.segment_type
+            && Field::ALL.into_iter().all(|f| {
+                let defaults = default_pointers(Schema::Canonical, f);
+                self.pointers[f.index()].len() == defaults.len()
+                    && self.pointers[f.index()]
+                        .iter()
+                        .zip(defaults)
+                        .all(|(a, b)| a == b)
+            })
+    }
+
+    /// The pointer list used for `field`.
+    pub fn pointers(&self, field: Field) -> &[String] {
+        &self.pointers[field.index()]
+    }
+}
+
+impl Default for FieldMapping {
+    fn default() -> Self {
+        FieldMapping::new(Schema::Canonical, &[])
+    }
+}
+
+/// Decodes message payloads into events according to a [`FieldMapping`].
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    mapping: FieldMapping,
+    fast: bool,
+}
+
+// ---------------------------------------------------------------------------
+// Fast path: borrowed deserialisation of the canonical schema.
+
+/// A string borrowed from the payload when it has no escapes.
+#[derive(Deserialize)]
+struct BStr<'a>(#[serde(borrow)] Cow<'a, str>);
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawTs<'a> {
+    Int(i64),
+    Float(f64),
+    Str(#[serde(borrow)] Cow<'a, str>),
+}
+
+#[derive(Deserialize)]
+struct Raw<'a> {
+    #[serde(default, borrow)]
+    ts: Option<RawTs<'a>>,
+    #[serde(rename = "type", default, borrow)]
+    kind: Option<BStr<'a>>,
+    #[serde(default, borrow)]
+    visitor: Option<BStr<'a>>,
+    #[serde(default, borrow)]
+    session: Option<BStr<'a>>,
+    #[serde(default, borrow)]
+    url: Option<BStr<'a>>,
+    #[serde(default, borrow)]
+    referrer: Option<BStr<'a>>,
+    #[serde(default, borrow)]
+    country: Option<BStr<'a>>,
+    #[serde(default, borrow)]
+    device: Option<BStr<'a>>,
+}
+
+fn bstr<'r>(v: &'r Option<BStr<'_>>) -> Option<&'r str> {
+    v.as_ref().map(|s| s.0.as_ref())
+}
+
+// ---------------------------------------------------------------------------
+// Shared validation.
+
+enum TsIn<'a> {
+    Missing,
+    Int(i64),
+    Float(f64),
+    Str(&'a str),
+}
+
+struct Fields<'a> {
+    ts: TsIn<'a>,
+    kind: Option<Cow<'a, str>>,
+    visitor: Option<&'a str>,
+    session: Option<&'a str>,
+    url: Option<&'a str>,
+    referrer: Option<&'a str>,
+    country: Option<&'a str>,
+    device: Option<&'a str>,
+}
+
+fn snippet(s: &str) -> &str {
+    let mut end = s.len().min(64);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+fn check_len(field: Field, s: &str) -> Result<(), DecodeError> {
+    if s.len() > MAX_FIELD_BYTES {
+        return Err(DecodeError::new(
+            DeadReason::Oversized,
+            format!(
+                "field \"{field}\" is {} bytes, limit {MAX_FIELD_BYTES}",
+                s.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn required(field: Field, v: Option<&str>) -> Result<String, DecodeError> {
+    match v {
+        None | Some("") => Err(DecodeError::new(
+            DeadReason::MissingField,
+            format!("required field \"{field}\" is missing, null or empty"),
+        )),
+        Some(s) => {
+            check_len(field, s)?;
+            Ok(s.to_owned())
+        }
+    }
+}
+
+fn optional(field: Field, v: Option<&str>) -> Result<Option<String>, DecodeError> {
+    match v {
+        None | Some("") => Ok(None),
+        Some(s) => {
+            check_len(field, s)?;
+            Ok(Some(s.to_owned()))
+        }
+    }
+}
+
+fn bad_ts(detail: impl Into<String>) -> DecodeError {
+    DecodeError::new(DeadReason::BadTimestamp, detail)
+}
+
+fn resolve_ts(ts: TsIn<'_>, msg_ts: Option<i64>) -> Result<i64, DecodeError> {
+    let ts = match ts {
+        TsIn::Missing => {
+            msg_ts.ok_or_else(|| bad_ts("no \"ts\" in the event and no message timestamp"))?
+        }
+        TsIn::Int(v) => v,
+        TsIn::Float(f) => {
+            if !(MIN_EVENT_TS as f64..=MAX_EVENT_TS as f64).contains(&f) {
+                return Err(bad_ts(format!(
+                    "timestamp {f} is outside 2000-01-01..2100-01-01"
+                )));
+            }
+            if f.fract() != 0.0 {
+                return Err(bad_ts(format!(
+                    "timestamp {f} is not a whole number of epoch milliseconds"
+                )));
+            }
+            f as i64
+        }
+        TsIn::Str(s) => {
+            check_len(Field::Ts, s)?;
+            parse_rfc3339_ms(s).ok_or_else(|| {
+                bad_ts(format!(
+                    "timestamp {:?} is not RFC 3339 (e.g. 2026-11-24T10:15:30.123Z)",
+                    snippet(s)
+                ))
+            })?
+        }
+    };
+    if !(MIN_EVENT_TS..=MAX_EVENT_TS).contains(&ts) {
+        return Err(bad_ts(format!(
+            "timestamp {ts} is outside 2000-01-01..2100-01-01"
+        )));
+    }
+    if let Some(m) = msg_ts {
+        if ts > m.saturating_add(MAX_FUTURE_SKEW_MS) {
+            return Err(bad_ts(format!(
+                "timestamp {} is more than a day ahead of the message timestamp {}",
+                format_rfc3339_ms(ts),
+                format_rfc3339_ms(m)
+            )));
+        }
+    }
+    Ok(ts)
+}
+
+fn finish(f: Fields<'_>, msg_ts: Option<i64>) -> Result<Event, DecodeError> {
+    let kind = match f.kind {
+        None => "pageview".to_owned(),
+        Some(k) if k.is_empty() => "pageview".to_owned(),
+        Some(k) => {
+            check_len(Field::Type, &k)?;
+            k.into_owned()
+        }
+    };
+    let visitor = required(Field::Visitor, f.visitor)?;
+    let session = optional(Field::Session, f.session)?;
+    let url = required(Field::Url, f.url)?;
+    let referrer = optional(Field::Referrer, f.referrer)?;
+    let country = optional(Field::Country, f.country)?;
+    let device = optional(Field::Device, f.device)?;
+    let ts = resolve_ts(f.ts, msg_ts)?;
+    Ok(Event {
+        ts,
+        kind,
+        visitor,
+        session,
+        url,
+        referrer,
+        country,
+        device,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Mapped path: serde_json::Value + JSON pointers.
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn wrong_type(field: Field, what: &str, v: &Value) -> DecodeError {
+    DecodeError::new(
+        DeadReason::WrongType,
+        format!("field \"{field}\" must be {what}, got {}", json_type(v)),
+    )
+}
+
+/// First value present under `pointers` that is not null (and, for string
+/// fields, not the empty string).
+fn lookup<'v>(root: &'v Value, pointers: &[String], skip_empty: bool) -> Option<&'v Value> {
+    pointers.iter().find_map(|p| match root.pointer(p) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if skip_empty && s.is_empty() => None,
+        Some(v) => Some(v),
+    })
+}
+
+fn lookup_str<'v>(
+    root: &'v Value,
+    mapping: &FieldMapping,
+    field: Field,
+) -> Result<Option<&'v str>, DecodeError> {
+    match lookup(root, mapping.pointers(field), true) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(v) => Err(wrong_type(field, "a string", v)),
+    }
+}
+
+fn lookup_ts<'v>(root: &'v Value, mapping: &FieldMapping) -> Result<TsIn<'v>, DecodeError> {
+    match lookup(root, mapping.pointers(Field::Ts), false) {
+        None => Ok(TsIn::Missing),
+        Some(Value::String(s)) => Ok(TsIn::Str(s)),
+        Some(Value::Number(n)) => Ok(match n.as_i64() {
+            Some(i) => TsIn::Int(i),
+            None => TsIn::Float(n.as_f64().unwrap_or(f64::INFINITY)),
+        }),
+        Some(v) => Err(wrong_type(
+            Field::Ts,
+            "epoch milliseconds or an RFC 3339 string",
+            v,
+        )),
+    }
+}
+
+fn segment_kind<'v>(
+    root: &'v Value,
+    mapping: &FieldMapping,
+) -> Result<Option<Cow<'v, str>>, DecodeError> {
+    Ok(match lookup_str(root, mapping, Field::Type)? {
+        None => None,
+        Some("page") => Some(Cow::Borrowed("pageview")),
+        Some("track") => match root.pointer("/event") {
+            None | Some(Value::Null) => Some(Cow::Borrowed("track")),
+            Some(Value::String(s)) if s.is_empty() => Some(Cow::Borrowed("track")),
+            Some(Value::String(s)) => Some(Cow::Borrowed(s.as_str())),
+            Some(v) => {
+                return Err(DecodeError::new(
+                    DeadReason::WrongType,
+                    format!(
+                    "field \"type\" (Segment track event name at /event) must be a string, got {}",
+                    json_type(v)
+                ),
+                ))
+            }
+        },
+        Some(other) => Some(Cow::Borrowed(other)),
+    })
+}
+
+impl Decoder {
+    /// Creates a decoder for `mapping`.
+    pub fn new(mapping: FieldMapping) -> Self {
+        let fast = mapping.is_canonical();
+        Decoder { mapping, fast }
+    }
+
+    /// The mapping in use.
+    pub fn mapping(&self) -> &FieldMapping {
+        &self.mapping
+    }
+
+    /// Decodes one message value. `msg_ts` is the Kafka message timestamp in
+    /// epoch ms, used when the payload has no timestamp and to reject events
+    /// more than a day in its future.
+    pub fn decode(&self, payload: &[u8], msg_ts: Option<i64>) -> Result<Event, DecodeError> {
+        if payload.len() > MAX_VALUE_BYTES {
+            return Err(DecodeError::new(
+                DeadReason::Oversized,
+                format!(
+                    "payload is {} bytes, limit {MAX_VALUE_BYTES}",
+                    payload.len()
+                ),
+            ));
+        }
+        let text = std::str::from_utf8(payload).map_err(|e| {
+            DecodeError::new(DeadReason::NotJson, format!("payload is not UTF-8: {e}"))
+        })?;
+        if self.fast {
+            if let Ok(raw) = serde_json::from_str::<Raw<'_>>(text) {
+                return Self::finish_raw(&raw, msg_ts);
+            }
+            // Fall through: the mapped path classifies the failure precisely.
+        }
+        self.decode_value(text, msg_ts)
+    }
+
+    fn finish_raw(raw: &Raw<'_>, msg_ts: Option<i64>) -> Result<Event, DecodeError> {
+        let ts = match &raw.ts {
+            None => TsIn::Missing,
+            Some(RawTs::Int(i)) => TsIn::Int(*i),
+            Some(RawTs::Float(f)) => TsIn::Float(*f),
+            Some(RawTs::Str(s)) => TsIn::Str(s),
+        };
+        finish(
+            Fields {
+                ts,
+                kind: bstr(&raw.kind).map(Cow::Borrowed),
+                visitor: bstr(&raw.visitor),
+                session: bstr(&raw.session),
+                url: bstr(&raw.url),
+                referrer: bstr(&raw.referrer),
+                country: bstr(&raw.country),
+                device: bstr(&raw.device),
+            },
+            msg_ts,
+        )
+    }
+
+    fn decode_value(&self, text: &str, msg_ts: Option<i64>) -> Result<Event, DecodeError> {
+        let root: Value = serde_json::from_str(text)
+            .map_err(|e| DecodeError::new(DeadReason::NotJson, format!("invalid JSON: {e}")))?;
+        if !root.is_object() {
+            return Err(DecodeError::new(
+                DeadReason::NotObject,
+                format!("expected a JSON object, got {}", json_type(&root)),
+            ));
+        }
+        let m = &self.mapping;
+        let ts = lookup_ts(&root, m)?;
+        let kind = if m.segment_type {
+            segment_kind(&root, m)?
+        } else {
+            lookup_str(&root, m, Field::Type)?.map(Cow::Borrowed)
+        };
+        let fields = Fields {
+            ts,
+            kind,
+            visitor: lookup_str(&root, m, Field::Visitor)?,
+            session: lookup_str(&root, m, Field::Session)?,
+            url: lookup_str(&root, m, Field::Url)?,
+            referrer: lookup_str(&root, m, Field::Referrer)?,
+            country: lookup_str(&root, m, Field::Country)?,
+            device: lookup_str(&root, m, Field::Device)?,
+        };
+        finish(fields, msg_ts)
+    }
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Decoder::new(FieldMapping::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const NOW: i64 = 1_795_515_330_123; // 2026-11-24T10:15:30.123Z
+
+    fn canonical() -> Decoder {
+        Decoder::new(FieldMapping::new(Schema::Canonical, &[]))
+    }
+
+    fn reason(d: &Decoder, payload: &[u8]) -> DeadReason {
+        match d.decode(payload, Some(NOW)) {
+            Ok(ev) => panic!(
+                "expected an error for {:?}, got {ev:?}",
+                String::from_utf8_lossy(&payload[..payload.len().min(200)])
+            ),
+            Err(e) => e.reason,
+        }
+    }
+
+    /// Decodes through the `Value` path regardless of the mapping, to compare
+    /// it with the fast path.
+    fn slow(d: &Decoder, payload: &str, msg_ts: Option<i64>) -> Result<Event, DecodeError> {
+        d.decode_value(payload, msg_ts)
+    }
+
+    #[test]
+    fn canonical_event_with_rfc3339_ts_decodes() {
+        let p = br#"{"ts":"2026-11-24T10:15:30.123Z","type":"click","visitor":"v-1","session":"s-1","url":"/pricing","referrer":"https://www.google.com/","country":"DE","device":"mobile","extra":{"nested":[1,2,3]}}"#;
+        let ev = canonical().decode(p, Some(NOW)).unwrap();
+        assert_eq!(
+            ev,
+            Event {
+                ts: NOW,
+                kind: "click".into(),
+                visitor: "v-1".into(),
+                session: Some("s-1".into()),
+                url: "/pricing".into(),
+                referrer: Some("https://www.google.com/".into()),
+                country: Some("DE".into()),
+                device: Some("mobile".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn canonical_event_with_epoch_ms_ts_and_defaults_decodes() {
+        let p = br#"{"ts":1795515330123,"visitor":"v-1","url":"/","session":null,"referrer":""}"#;
+        let ev = canonical().decode(p, None).unwrap();
+        assert_eq!(ev.ts, NOW);
+        assert_eq!(ev.kind, "pageview");
+        assert_eq!(ev.session, None);
+        assert_eq!(ev.referrer, None);
+        let p = br#"{"ts":1795515330123.0,"visitor":"v-1","url":"/"}"#;
+        assert_eq!(canonical().decode(p, None).unwrap().ts, NOW);
+    }
+
+    #[test]
+    fn canonical_event_with_escaped_strings_decodes() {
+        let p = br#"{"ts":1795515330123,"visitor":"v\"1","url":"/caf\u00e9"}"#;
+        let ev = canonical().decode(p, None).unwrap();
+        assert_eq!(ev.visitor, "v\"1");
+        assert_eq!(ev.url, "/café");
+    }
+
+    #[test]
+    fn missing_ts_falls_back_to_message_timestamp() {
+        let p = br#"{"visitor":"v-1","url":"/"}"#;
+        assert_eq!(canonical().decode(p, Some(NOW)).unwrap().ts, NOW);
+        let p = br#"{"ts":null,"visitor":"v-1","url":"/"}"#;
+        assert_eq!(canonical().decode(p, Some(NOW)).unwrap().ts, NOW);
+        let e = canonical().decode(p, None).unwrap_err();
+        assert_eq!(e.reason, DeadReason::BadTimestamp);
+    }
+
+    #[test]
+    fn every_dead_reason_except_late_is_produced_by_the_right_input() {
+        let d = canonical();
+        assert_eq!(reason(&d, b"hello world"), DeadReason::NotJson);
+        assert_eq!(reason(&d, b"{\"visitor\":"), DeadReason::NotJson);
+        assert_eq!(reason(&d, b""), DeadReason::NotJson);
+        assert_eq!(
+            reason(&d, b"{\"visitor\":\"v\xff\",\"url\":\"/\"}"),
+            DeadReason::NotJson
+        );
+        assert_eq!(
+            reason(&d, b"{\"visitor\":\"v\",\"url\":\"/\",\"x\":\"\xc3\"}"),
+            DeadReason::NotJson
+        );
+        assert_eq!(
+            reason(&d, br#"[{"visitor":"v","url":"/"}]"#),
+            DeadReason::NotObject
+        );
+        assert_eq!(reason(&d, b"42"), DeadReason::NotObject);
+        assert_eq!(reason(&d, b"\"str\""), DeadReason::NotObject);
+        assert_eq!(reason(&d, b"null"), DeadReason::NotObject);
+        assert_eq!(reason(&d, br#"{"visitor":"v"}"#), DeadReason::MissingField);
+        assert_eq!(
+            reason(&d, br#"{"visitor":"v","url":null}"#),
+            DeadReason::MissingField
+        );
+        assert_eq!(
+            reason(&d, br#"{"visitor":"","url":"/"}"#),
+            DeadReason::MissingField
+        );
+        assert_eq!(reason(&d, br#"{"url":"/"}"#), DeadReason::MissingField);
+        assert_eq!(
+            reason(&d, br#"{"visitor":"v","url":404}"#),
+            DeadReason::WrongType
+        );
+        assert_eq!(
+            reason(&d, br#"{"visitor":7,"url":"/"}"#),
+            DeadReason::WrongType
+        );
+        assert_eq!(
+            reason(&d, br#"{"visitor":"v","url":"/","country":["DE"]}"#),
+            DeadReason::WrongType
+        );
+        assert_eq!(
+            reason(&d, br#"{"visitor":"v","url":"/","type":{"a":1}}"#),
+            DeadReason::WrongType
+        );
+        assert_eq!(
+            reason(&d, br#"{"visitor":"v","url":"/","ts":true}"#),
+            DeadReason::WrongType
+        );
+        assert_eq!(
+            reason(&d, br#"{"visitor":"v","url":"/","ts":"yesterday"}"#),
+            DeadReason::BadTimestamp
+        );
+        assert_eq!(
+            reason(
+                &d,
+                br#"{"visitor":"v","url":"/","ts":"2026-02-30T00:00:00Z"}"#
+            ),
+            DeadReason::BadTimestamp
+        );
+        assert_eq!(
+            reason(
+                &d,
+                br#"{"visitor":"v","url":"/","ts":"1999-12-31T23:59:59Z"}"#
+            ),
+            DeadReason::BadTimestamp
+        );
+        assert_eq!(
+            reason(&d, br#"{"visitor":"v","url":"/","ts":4102444800001}"#),
+            DeadReason::BadTimestamp
+        );
+        let ahead = format!(r#"{{"visitor":"v","url":"/","ts":{}}}"#, NOW + 86_400_001);
+        assert_eq!(reason(&d, ahead.as_bytes()), DeadReason::BadTimestamp);
+        let at_limit = format!(r#"{{"visitor":"v","url":"/","ts":{}}}"#, NOW + 86_400_000);
+        assert!(d.decode(at_limit.as_bytes(), Some(NOW)).is_ok());
+        assert_eq!(
+            reason(&d, br#"{"visitor":"v","url":"/","ts":1e300}"#),
+            DeadReason::BadTimestamp
+        );
+        assert_eq!(
+            reason(&d, br#"{"visitor":"v","url":"/","ts":-1e300}"#),
+            DeadReason::BadTimestamp
+        );
+        assert_eq!(
+            reason(
+                &d,
+                br#"{"visitor":"v","url":"/","ts":18446744073709551615}"#
+            ),
+            DeadReason::BadTimestamp
+        );
+        assert_eq!(
+            reason(&d, br#"{"visitor":"v","url":"/","ts":1795515330123.5}"#),
+            DeadReason::BadTimestamp
+        );
+        let big = format!(
+            r#"{{"visitor":"v","url":"/","pad":"{}"}}"#,
+            "x".repeat(MAX_VALUE_BYTES)
+        );
+        assert_eq!(reason(&d, big.as_bytes()), DeadReason::Oversized);
+        let long_url = format!(
+            r#"{{"visitor":"v","url":"/{}"}}"#,
+            "x".repeat(MAX_FIELD_BYTES)
+        );
+        assert_eq!(reason(&d, long_url.as_bytes()), DeadReason::Oversized);
+        let long_ref = format!(
+            r#"{{"visitor":"v","url":"/","referrer":"{}"}}"#,
+            "x".repeat(MAX_FIELD_BYTES + 1)
+        );
+        assert_eq!(reason(&d, long_ref.as_bytes()), DeadReason::Oversized);
+        let ok_len = format!(
+            r#"{{"visitor":"v","url":"{}"}}"#,
+            "x".repeat(MAX_FIELD_BYTES)
+        );
+        assert!(d.decode(ok_len.as_bytes(), Some(NOW)).is_ok());
+    }
+
+    #[test]
+    fn decode_error_details_name_the_field() {
+        let d = canonical();
+        let e = d.decode(br#"{"visitor":"v"}"#, Some(NOW)).unwrap_err();
+        assert!(e.detail.contains("url"), "{e}");
+        let e = d
+            .decode(br#"{"visitor":"","url":"/"}"#, Some(NOW))
+            .unwrap_err();
+        assert!(e.detail.contains("visitor"), "{e}");
+        let e = d
+            .decode(br#"{"visitor":"v","url":3}"#, Some(NOW))
+            .unwrap_err();
+        assert!(
+            e.detail.contains("url") && e.detail.contains("number"),
+            "{e}"
+        );
+        assert!(e.to_string().starts_with("wrong_type: "), "{e}");
+    }
+
+    #[test]
+    fn deep_nesting_does_not_crash_the_decoder() {
+        let d = canonical();
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert_eq!(reason(&d, deep.as_bytes()), DeadReason::NotJson);
+        let seg = Decoder::new(FieldMapping::new(Schema::Segment, &[]));
+        assert_eq!(reason(&seg, deep.as_bytes()), DeadReason::NotJson);
+        let deep_obj = format!(
+            r#"{{"visitor":"v","url":"/","x":{}1{}}}"#,
+            "{\"a\":".repeat(10_000),
+            "}".repeat(10_000)
+        );
+        // Inside an unknown field the fast path skips the nesting without
+        // recursion and accepts the event; the Value path hits serde_json's
+        // recursion limit. Neither crashes.
+        assert!(d.decode(deep_obj.as_bytes(), Some(NOW)).is_ok());
+        assert_eq!(reason(&seg, deep_obj.as_bytes()), DeadReason::NotJson);
+        let deep_url = format!(
+            r#"{{"visitor":"v","url":{}1{}}}"#,
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        );
+        assert!(matches!(
+            reason(&d, deep_url.as_bytes()),
+            DeadReason::NotJson | DeadReason::WrongType
+        ));
+    }
+
+    #[test]
+    fn dead_reason_names_round_trip() {
+        for r in DeadReason::ALL {
+            assert_eq!(DeadReason::from_str_opt(r.as_str()), Some(r));
+            assert_eq!(r.to_string(), r.as_str());
+        }
+        assert_eq!(DeadReason::from_str_opt("nope"), None);
+        assert_eq!(DeadReason::Late.as_str(), "late");
+    }
+
+    #[test]
+    fn mapping_rules_redirect_fields() {
+        let rules: Vec<MapRule> = ["url=/properties/path", "visitor=/anonymousId"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let mapping = FieldMapping::new(Schema::Canonical, &rules);
+        assert!(!mapping.is_canonical());
+        let d = Decoder::new(mapping);
+        let p = br#"{"ts":1795515330123,"anonymousId":"anon-1","properties":{"path":"/docs"},"type":"pageview","country":"FR"}"#;
+        let ev = d.decode(p, None).unwrap();
+        assert_eq!(ev.visitor, "anon-1");
+        assert_eq!(ev.url, "/docs");
+        assert_eq!(ev.country.as_deref(), Some("FR"));
+        // the default pointer for a mapped field is no longer used
+        let p = br#"{"ts":1795515330123,"visitor":"v","url":"/"}"#;
+        assert_eq!(reason(&d, p), DeadReason::MissingField);
+    }
+
+    #[test]
+    fn repeated_rules_for_a_field_form_a_fallback_list() {
+        let rules: Vec<MapRule> = ["visitor=/user/id", "visitor=/anon"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let d = Decoder::new(FieldMapping::new(Schema::Canonical, &rules));
+        let p = br#"{"ts":1795515330123,"user":{"id":null},"anon":"a-1","url":"/"}"#;
+        assert_eq!(d.decode(p, None).unwrap().visitor, "a-1");
+    }
+
+    #[test]
+    fn canonical_rules_keep_the_fast_path() {
+        let rules = ["url=/url".parse::<MapRule>().unwrap()];
+        assert!(FieldMapping::new(Schema::Canonical, &rules).is_canonical());
+        assert!(FieldMapping::new(Schema::Canonical, &[]).is_canonical());
+        assert!(!FieldMapping::new(Schema::Segment, &[]).is_canonical());
+    }
+
+    fn segment() -> Decoder {
+        Decoder::new(FieldMapping::new(Schema::Segment, &[]))
+    }
+
+    #[test]
+    fn segment_page_call_decodes() {
+        let p = br#"{
+          "anonymousId": "507f191e810c19729de860ea",
+          "channel": "browser",
+          "context": {
+            "ip": "8.8.8.8",
+            "library": {"name": "analytics.js", "version": "2.11.1"},
+            "locale": "en-US",
+            "location": {"country": "US", "city": "San Francisco"},
+            "device": {"type": "desktop"},
+            "page": {"path": "/academy/", "referrer": "", "search": "", "title": "Analytics Academy", "url": "https://segment.com/academy/"},
+            "userAgent": "Mozilla/5.0"
+          },
+          "integrations": {},
+          "messageId": "ajs-f8ca1e4de5024d9430b3928bd8ac6b96",
+          "name": "Home",
+          "properties": {"title": "Welcome | Initech", "url": "http://www.initech.com", "path": "/", "referrer": "https://news.ycombinator.com/"},
+          "receivedAt": "2026-11-24T10:15:31.000Z",
+          "sentAt": "2026-11-24T10:15:30.200Z",
+          "timestamp": "2026-11-24T10:15:30.123Z",
+          "type": "page",
+          "userId": "97980cfea0067",
+          "version": 2
+        }"#;
+        let ev = segment().decode(p, Some(NOW)).unwrap();
+        assert_eq!(ev.ts, NOW);
+        assert_eq!(ev.kind, "pageview");
+        assert_eq!(ev.visitor, "507f191e810c19729de860ea");
+        assert_eq!(ev.url, "/");
+        assert_eq!(
+            ev.referrer.as_deref(),
+            Some("https://news.ycombinator.com/")
+        );
+        assert_eq!(ev.country.as_deref(), Some("US"));
+        assert_eq!(ev.device.as_deref(), Some("desktop"));
+        assert_eq!(ev.session, None);
+    }
+
+    #[test]
+    fn segment_track_call_uses_event_name_and_fallbacks() {
+        let p = br#"{
+          "type": "track",
+          "event": "Signed Up",
+          "userId": "u-42",
+          "anonymousId": null,
+          "context": {"sessionId": "sess-9", "page": {"path": "/signup", "referrer": "https://github.com/"}},
+          "properties": {"plan": "Pro"},
+          "sentAt": "2026-11-24T10:15:30.123Z",
+          "messageId": "m-1"
+        }"#;
+        let ev = segment().decode(p, Some(NOW)).unwrap();
+        assert_eq!(ev.kind, "Signed Up");
+        assert_eq!(ev.visitor, "u-42");
+        assert_eq!(ev.session.as_deref(), Some("sess-9"));
+        assert_eq!(ev.url, "/signup");
+        assert_eq!(ev.referrer.as_deref(), Some("https://github.com/"));
+        assert_eq!(ev.ts, NOW);
+
+        let p = br#"{"type":"track","anonymousId":"a","properties":{"path":"/x"},"timestamp":"2026-11-24T10:15:30Z"}"#;
+        assert_eq!(segment().decode(p, Some(NOW)).unwrap().kind, "track");
+        let p = br#"{"type":"identify","anonymousId":"a","context":{"page":{"path":"/x"}}}"#;
+        assert_eq!(segment().decode(p, Some(NOW)).unwrap().kind, "identify");
+        let p = br#"{"type":"track","event":5,"anonymousId":"a","properties":{"path":"/x"}}"#;
+        assert_eq!(reason(&segment(), p), DeadReason::WrongType);
+    }
+
+    #[test]
+    fn segment_type_rule_overrides_segment_semantics() {
+        let rules = ["type=/event".parse::<MapRule>().unwrap()];
+        let d = Decoder::new(FieldMapping::new(Schema::Segment, &rules));
+        let p = br#"{"type":"page","event":"custom","anonymousId":"a","properties":{"path":"/"}}"#;
+        assert_eq!(d.decode(p, Some(NOW)).unwrap().kind, "custom");
+    }
+
+    #[test]
+    fn field_rule_and_schema_parse_errors_are_helpful() {
+        assert_eq!("url".parse::<Field>(), Ok(Field::Url));
+        assert_eq!("type".parse::<Field>(), Ok(Field::Type));
+        let e = "path".parse::<Field>().unwrap_err().to_string();
+        assert!(
+            e.contains("path") && e.contains("visitor") && e.contains("device"),
+            "{e}"
+        );
+
+        let r: MapRule = "url=/properties/path".parse().unwrap();
+        assert_eq!(
+            r,
+            MapRule {
+                field: Field::Url,
+                pointer: "/properties/path".into()
+            }
+        );
+        let e = "url/properties/path"
+            .parse::<MapRule>()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("FIELD=/json/pointer"), "{e}");
+        let e = "url=properties.path"
+            .parse::<MapRule>()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("must start with '/'"), "{e}");
+        let e = "uri=/x".parse::<MapRule>().unwrap_err().to_string();
+        assert!(e.contains("unknown field"), "{e}");
+
+        assert_eq!("segment".parse::<Schema>(), Ok(Schema::Segment));
+        assert_eq!("canonical".parse::<Schema>(), Ok(Schema::Canonical));
+        assert_eq!(Schema::default(), Schema::Canonical);
+        let e = "rudder".parse::<Schema>().unwrap_err().to_string();
+        assert!(e.contains("canonical") && e.contains("segment"), "{e}");
+    }
+
+    #[test]
+    fn to_json_is_canonical_and_decodes_back() {
+        let ev = Event {
+            ts: NOW,
+            kind: "pageview".into(),
+            visitor: "v-1".into(),
+            session: None,
+            url: "/a\"b".into(),
+            referrer: Some("https://x/".into()),
+            country: None,
+            device: Some("tablet".into()),
+        };
+        let json = ev.to_json();
+        assert_eq!(
+            json,
+            r#"{"ts":"2026-11-24T10:15:30.123Z","type":"pageview","visitor":"v-1","url":"/a\"b","referrer":"https://x/","device":"tablet"}"#
+        );
+        assert_eq!(canonical().decode(json.as_bytes(), None).unwrap(), ev);
+    }
+
+    fn json_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("null".to_owned()),
+            Just("true".to_owned()),
+            Just("\"\"".to_owned()),
+            Just("\"x\"".to_owned()),
+            Just("\"a\\u0041\"".to_owned()),
+            Just("\"2026-11-24T10:15:30Z\"".to_owned()),
+            Just("1795515330123".to_owned()),
+            Just("1795515330123.0".to_owned()),
+            Just("1.5".to_owned()),
+            Just("-3".to_owned()),
+            Just("[]".to_owned()),
+            Just("{\"k\":1}".to_owned()),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn fast_and_mapped_paths_agree(
+            fields in proptest::collection::vec(
+                (prop_oneof![
+                    Just("ts"), Just("type"), Just("visitor"), Just("session"), Just("url"),
+                    Just("referrer"), Just("country"), Just("device"), Just("other")
+                ], json_value()),
+                0..10,
+            ),
+            msg_ts in proptest::option::of(Just(NOW)),
+        ) {
+            let body: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+            let payload = format!("{{{}}}", body.join(","));
+            let d = canonical();
+            prop_assert_eq!(d.decode(payload.as_bytes(), msg_ts), slow(&d, &payload, msg_ts));
+        }
+    }
+}

@@ -1,0 +1,577 @@
+//! Deterministic, realistic clickstream traffic for demos, tests and benchmarks.
+//!
+//! Contract:
+//! - Pure: the caller passes the current time; output depends only on the seed,
+//!   the [`GenConfig`] and the sequence of `now_ms` values.
+//! - [`Generator::next_event`] always yields an event the canonical decoder
+//!   accepts; [`Generator::next_payload`] yields its canonical JSON, or (with
+//!   probability `malformed`) a payload the canonical decoder rejects.
+//! - Traffic shape: Zipf page popularity, visitors with sticky country/device,
+//!   multi-event sessions, ~85/13/2 % pageview/click/signup, weighted
+//!   referrers, a fraction of out-of-order and of late events.
+
+use crate::event::Event;
+
+/// Generator parameters.
+#[derive(Debug, Clone)]
+pub struct GenConfig {
+    /// Number of distinct page URLs.
+    pub pages: usize,
+    /// Number of distinct visitors.
+    pub visitors: usize,
+    /// Zipf exponent of page popularity.
+    pub zipf_s: f64,
+    /// Fraction of events 100–4000 ms behind `now`.
+    pub out_of_order: f64,
+    /// Fraction of events 20–120 s behind `now`.
+    pub late: f64,
+    /// Fraction of malformed payloads from [`Generator::next_payload`].
+    pub malformed: f64,
+}
+
+impl Default for GenConfig {
+    fn default() -> Self {
+        GenConfig {
+            pages: 300,
+            visitors: 20_000,
+            zipf_s: 1.1,
+            out_of_order: 0.02,
+            late: 0.002,
+            malformed: 0.003,
+        }
+    }
+}
+
+/// One generated message: a good event or a malformed payload.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Generated {
+    /// A well-formed event.
+    Good(Event),
+    /// Bytes the decoder must reject.
+    Malformed(Vec<u8>),
+}
+
+struct Session {
+    visitor: usize,
+    id: String,
+    remaining: u32,
+    referrer: Option<&'static str>,
+}
+
+/// Deterministic traffic generator.
+pub struct Generator {
+    rng: fastrand::Rng,
+    cfg: GenConfig,
+    pages: Vec<String>,
+    zipf_cdf: Vec<f64>,
+    sessions: Vec<Session>,
+    max_sessions: usize,
+    visitor_salt: u64,
+}
+
+const FIXED_PAGES: &[&str] = &[
+    "/",
+    "/pricing",
+    "/docs/getting-started",
+    "/features",
+    "/blog",
+    "/signup",
+    "/login",
+    "/docs",
+    "/about",
+    "/integrations",
+    "/changelog",
+    "/contact",
+    "/careers",
+    "/security",
+    "/customers",
+    "/docs/api",
+    "/status",
+    "/legal/privacy",
+    "/legal/terms",
+    "/enterprise",
+];
+
+const DOC_SECTIONS: &[&str] = &[
+    "guides",
+    "api",
+    "sdk",
+    "deploy",
+    "reference",
+    "tutorials",
+    "concepts",
+    "faq",
+];
+const DOC_TOPICS: &[&str] = &[
+    "authentication",
+    "webhooks",
+    "rate-limits",
+    "pagination",
+    "errors",
+    "dashboards",
+    "alerts",
+    "exports",
+    "kafka",
+    "retention",
+    "sampling",
+    "teams",
+];
+const BLOG_WORDS_A: &[&str] = &[
+    "why",
+    "how",
+    "scaling",
+    "building",
+    "shipping",
+    "measuring",
+    "debugging",
+    "rethinking",
+    "understanding",
+    "launching",
+];
+const BLOG_WORDS_B: &[&str] = &[
+    "real-time-analytics",
+    "event-pipelines",
+    "hyperloglog",
+    "watermarks",
+    "rust-services",
+    "dashboards",
+    "kafka-consumers",
+    "privacy-first-tracking",
+    "product-metrics",
+    "streaming-joins",
+];
+
+const REFERRERS: &[(Option<&str>, u32)] = &[
+    (None, 40),
+    (Some("https://www.google.com/"), 28),
+    (Some("https://news.ycombinator.com/"), 8),
+    (Some("https://twitter.com/"), 6),
+    (Some("https://github.com/"), 6),
+    (Some("https://www.reddit.com/"), 4),
+    (Some("https://www.bing.com/"), 3),
+    (Some("https://duckduckgo.com/"), 2),
+    (Some("https://www.linkedin.com/"), 2),
+    (Some("https://t.co/"), 1),
+];
+
+const COUNTRIES: &[(&str, u32)] = &[
+    ("US", 32),
+    ("DE", 10),
+    ("GB", 9),
+    ("FR", 6),
+    ("IN", 8),
+    ("BR", 5),
+    ("JP", 4),
+    ("CA", 5),
+    ("NL", 3),
+    ("ES", 3),
+    ("AU", 3),
+    ("SE", 2),
+    ("PL", 2),
+    ("IT", 3),
+    ("KR", 2),
+    ("MX", 3),
+];
+
+const DEVICES: &[(&str, u32)] = &[("desktop", 55), ("mobile", 40), ("tablet", 5)];
+
+fn weighted<T: Copy>(items: &[(T, u32)], mut r: u32) -> T {
+    for &(item, w) in items {
+        if r < w {
+            return item;
+        }
+        r -= w;
+    }
+    items[items.len() - 1].0
+}
+
+fn total_weight<T>(items: &[(T, u32)]) -> u32 {
+    items.iter().map(|(_, w)| w).sum()
+}
+
+/// Deterministic page list: fixed top pages, then docs pages, then blog posts.
+fn page_paths(n: usize) -> Vec<String> {
+    let mut out: Vec<String> = FIXED_PAGES
+        .iter()
+        .take(n)
+        .map(|s| (*s).to_owned())
+        .collect();
+    let mut i = 0usize;
+    while out.len() < n {
+        let path = if i % 3 == 2 {
+            let j = i / 3;
+            let a = BLOG_WORDS_A[j % BLOG_WORDS_A.len()];
+            let b = BLOG_WORDS_B[(j / BLOG_WORDS_A.len()) % BLOG_WORDS_B.len()];
+            let round = j / (BLOG_WORDS_A.len() * BLOG_WORDS_B.len());
+            if round == 0 {
+                format!("/blog/{a}-{b}")
+            } else {
+                format!("/blog/{a}-{b}-{round}")
+            }
+        } else {
+            let j = i - i / 3;
+            let s = DOC_SECTIONS[j % DOC_SECTIONS.len()];
+            let t = DOC_TOPICS[(j / DOC_SECTIONS.len()) % DOC_TOPICS.len()];
+            let round = j / (DOC_SECTIONS.len() * DOC_TOPICS.len());
+            if round == 0 {
+                format!("/docs/{s}/{t}")
+            } else {
+                format!("/docs/{s}/{t}-v{round}")
+            }
+        };
+        out.push(path);
+        i += 1;
+    }
+    out
+}
+
+fn mix(mut x: u64) -> u64 {
+    // splitmix64 finaliser
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+impl Generator {
+    /// A generator with its own RNG seeded by `seed`.
+    pub fn new(seed: u64, cfg: GenConfig) -> Self {
+        let mut cfg = cfg;
+        cfg.pages = cfg.pages.max(1);
+        cfg.visitors = cfg.visitors.max(1);
+        let clamp = |p: f64| {
+            if p.is_finite() {
+                p.clamp(0.0, 1.0)
+            } else {
+                0.0
+            }
+        };
+        cfg.out_of_order = clamp(cfg.out_of_order);
+        cfg.late = clamp(cfg.late);
+        cfg.malformed = clamp(cfg.malformed);
+        let s = if cfg.zipf_s.is_finite() {
+            cfg.zipf_s.max(0.0)
+        } else {
+            1.0
+        };
+        let mut acc = 0.0;
+        let zipf_cdf = (1..=cfg.pages)
+            .map(|r| {
+                acc += 1.0 / (r as f64).powf(s);
+                acc
+            })
+            .collect();
+        Generator {
+            rng: fastrand::Rng::with_seed(seed),
+            pages: page_paths(cfg.pages),
+            zipf_cdf,
+            sessions: Vec::new(),
+            max_sessions: (cfg.visitors / 20).clamp(1, 400),
+            visitor_salt: mix(seed),
+            cfg,
+        }
+    }
+
+    fn zipf_page(&mut self) -> String {
+        let total = self.zipf_cdf.last().copied().unwrap_or(1.0);
+        let u = self.rng.f64() * total;
+        let i = self.zipf_cdf.partition_point(|&c| c <= u);
+        self.pages[i.min(self.pages.len() - 1)].clone()
+    }
+
+    fn visitor_id(&self, v: usize) -> String {
+        format!(
+            "v-{:012x}",
+            mix(self.visitor_salt ^ v as u64) & 0xffff_ffff_ffff
+        )
+    }
+
+    /// Sticky per-visitor attributes derived from the visitor number.
+    fn visitor_attrs(&self, v: usize) -> (&'static str, &'static str) {
+        let h = mix(self.visitor_salt.wrapping_add(v as u64).rotate_left(17));
+        let c = weighted(COUNTRIES, (h % u64::from(total_weight(COUNTRIES))) as u32);
+        let d = weighted(
+            DEVICES,
+            ((h >> 32) % u64::from(total_weight(DEVICES))) as u32,
+        );
+        (c, d)
+    }
+
+    fn pick_session(&mut self) -> usize {
+        let start_new = self.sessions.len() < self.max_sessions / 2
+            || (self.sessions.len() < self.max_sessions && self.rng.f64() < 0.15)
+            || self.sessions.is_empty();
+        if start_new {
+            let visitor = self.rng.usize(0..self.cfg.visitors);
+            let id = format!("s-{:016x}", self.rng.u64(..));
+            let referrer = weighted(REFERRERS, self.rng.u32(0..total_weight(REFERRERS)));
+            // geometric-ish session length, mean about 5 events
+            let remaining = 1 + (0..20).take_while(|_| self.rng.f64() < 0.8).count() as u32;
+            self.sessions.push(Session {
+                visitor,
+                id,
+                remaining,
+                referrer,
+            });
+            self.sessions.len() - 1
+        } else {
+            self.rng.usize(0..self.sessions.len())
+        }
+    }
+
+    /// The next well-formed event at (about) `now_ms`.
+    pub fn next_event(&mut self, now_ms: i64) -> Event {
+        let si = self.pick_session();
+        let roll = self.rng.u32(0..100);
+        let kind = match roll {
+            0..=84 => "pageview",
+            85..=97 => "click",
+            _ => "signup",
+        };
+        let url = if kind == "signup" {
+            "/signup".to_owned()
+        } else {
+            self.zipf_page()
+        };
+        let ts = if self.rng.f64() < self.cfg.late {
+            now_ms - self.rng.i64(20_000..120_000)
+        } else if self.rng.f64() < self.cfg.out_of_order {
+            now_ms - self.rng.i64(100..4_000)
+        } else {
+            now_ms
+        };
+        let s = &mut self.sessions[si];
+        s.remaining = s.remaining.saturating_sub(1);
+        let (visitor, session, referrer) = (s.visitor, s.id.clone(), s.referrer);
+        if s.remaining == 0 {
+            self.sessions.swap_remove(si);
+        }
+        let (country, device) = self.visitor_attrs(visitor);
+        Event {
+            ts,
+            kind: kind.to_owned(),
+            visitor: self.visitor_id(visitor),
+            session: Some(session),
+            url,
+            referrer: referrer.map(str::to_owned),
+            country: Some(country.to_owned()),
+            device: Some(device.to_owned()),
+        }
+    }
+
+    /// Canonical JSON of the next event (`Some(event)`), or with probability
+    /// `malformed` a payload the decoder rejects (`None`).
+    pub fn next_payload(&mut self, now_ms: i64) -> (Vec<u8>, Option<Event>) {
+        if self.rng.f64() < self.cfg.malformed {
+            return (self.malformed(now_ms), None);
+        }
+        let ev = self.next_event(now_ms);
+        (ev.to_json().into_bytes(), Some(ev))
+    }
+
+    /// [`Self::next_payload`] as a [`Generated`] value.
+    pub fn next_generated(&mut self, now_ms: i64) -> Generated {
+        match self.next_payload(now_ms) {
+            (_, Some(ev)) => Generated::Good(ev),
+            (bytes, None) => Generated::Malformed(bytes),
+        }
+    }
+
+    fn malformed(&mut self, now_ms: i64) -> Vec<u8> {
+        let ev = self.next_event(now_ms);
+        let json = ev.to_json();
+        let text = match self.rng.u8(0..5) {
+            0 => match self.rng.u8(0..3) {
+                0 => "GET /index.html HTTP/1.1".to_owned(),
+                1 => json[..json.len() / 2].to_owned(),
+                _ => format!("visitor={}&url={}", ev.visitor, ev.url),
+            },
+            1 => format!("[{json}]"),
+            2 => {
+                let mut v: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("url");
+                }
+                v.to_string()
+            }
+            3 => {
+                let mut v: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+                if let Some(o) = v.as_object_mut() {
+                    if self.rng.bool() {
+                        o.insert("url".into(), serde_json::Value::from(404));
+                    } else {
+                        o.insert("visitor".into(), serde_json::Value::from(true));
+                    }
+                }
+                v.to_string()
+            }
+            _ => {
+                let mut v: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("ts".into(), serde_json::Value::from("yesterday at noon"));
+                }
+                v.to_string()
+            }
+        };
+        text.into_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{DeadReason, Decoder};
+    use std::collections::{HashMap, HashSet};
+
+    const NOW: i64 = 1_795_515_330_123;
+
+    #[test]
+    fn generator_is_deterministic_for_a_seed() {
+        let run = |seed| {
+            let mut g = Generator::new(seed, GenConfig::default());
+            (0..2_000)
+                .map(|i| g.next_payload(NOW + i * 3).0)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run(7), run(7));
+        assert_ne!(run(7), run(8));
+    }
+
+    #[test]
+    fn malformed_payloads_all_fail_decoding() {
+        let cfg = GenConfig {
+            malformed: 1.0,
+            ..GenConfig::default()
+        };
+        let mut g = Generator::new(1, cfg);
+        let d = Decoder::default();
+        let mut reasons = HashSet::new();
+        for i in 0..500 {
+            let (bytes, ev) = g.next_payload(NOW + i);
+            assert!(ev.is_none());
+            let err = d
+                .decode(&bytes, Some(NOW + i))
+                .expect_err(&String::from_utf8_lossy(&bytes));
+            reasons.insert(err.reason);
+        }
+        for r in [
+            DeadReason::NotJson,
+            DeadReason::NotObject,
+            DeadReason::MissingField,
+            DeadReason::WrongType,
+            DeadReason::BadTimestamp,
+        ] {
+            assert!(reasons.contains(&r), "{r} never generated");
+        }
+    }
+
+    #[test]
+    fn good_payloads_decode_to_the_same_event() {
+        let mut g = Generator::new(3, GenConfig::default());
+        let d = Decoder::default();
+        let mut malformed = 0;
+        for i in 0..5_000 {
+            let now = NOW + i * 7;
+            match g.next_payload(now) {
+                (bytes, Some(ev)) => assert_eq!(d.decode(&bytes, Some(now)), Ok(ev)),
+                (bytes, None) => {
+                    malformed += 1;
+                    assert!(d.decode(&bytes, Some(now)).is_err());
+                }
+            }
+        }
+        assert!(malformed > 0 && malformed < 50, "{malformed}");
+    }
+
+    #[test]
+    fn traffic_has_a_realistic_shape() {
+        let mut g = Generator::new(11, GenConfig::default());
+        let n = 20_000;
+        let evs: Vec<Event> = (0..n).map(|i| g.next_event(NOW + i)).collect();
+        let lag: Vec<i64> = evs
+            .iter()
+            .enumerate()
+            .map(|(i, e)| NOW + i as i64 - e.ts)
+            .collect();
+        let frac =
+            |f: &dyn Fn(&Event) -> bool| evs.iter().filter(|e| f(e)).count() as f64 / n as f64;
+        let pv = frac(&|e| e.kind == "pageview");
+        assert!((0.82..0.88).contains(&pv), "{pv}");
+        let click = frac(&|e| e.kind == "click");
+        assert!((0.11..0.15).contains(&click), "{click}");
+        let no_ref = frac(&|e| e.referrer.is_none());
+        assert!((0.3..0.5).contains(&no_ref), "{no_ref}");
+        let mobile = frac(&|e| e.device.as_deref() == Some("mobile"));
+        assert!((0.3..0.5).contains(&mobile), "{mobile}");
+        let late = lag.iter().filter(|&&l| l >= 20_000).count();
+        assert!((10..=100).contains(&late), "{late}");
+        let ooo = lag.iter().filter(|&&l| (100..4_000).contains(&l)).count();
+        assert!((200..=700).contains(&ooo), "{ooo}");
+        assert!(lag
+            .iter()
+            .all(|&l| l == 0 || (100..4_000).contains(&l) || (20_000..120_000).contains(&l)));
+
+        // Zipf: the most popular page gets far more views than the median one.
+        let mut by_url: HashMap<&str, usize> = HashMap::new();
+        for e in &evs {
+            *by_url.entry(e.url.as_str()).or_default() += 1;
+        }
+        let mut counts: Vec<usize> = by_url.values().copied().collect();
+        counts.sort_unstable_by(|a, b| b.cmp(a));
+        assert!(counts[0] > 10 * counts[counts.len() / 2]);
+        assert_eq!(by_url.get("/").copied(), Some(counts[0]));
+
+        // Sessions: several events per session, one visitor per session.
+        let mut sess: HashMap<&str, (usize, HashSet<&str>)> = HashMap::new();
+        for e in &evs {
+            let s = sess.entry(e.session.as_deref().unwrap()).or_default();
+            s.0 += 1;
+            s.1.insert(&e.visitor);
+        }
+        let avg = n as f64 / sess.len() as f64;
+        assert!(avg > 2.5, "{avg}");
+        assert!(sess.values().all(|(_, v)| v.len() == 1));
+        assert!(evs
+            .iter()
+            .all(|e| e.visitor.starts_with("v-") && e.url.starts_with('/')));
+    }
+
+    #[test]
+    fn page_paths_are_unique() {
+        let p = page_paths(2_000);
+        let set: HashSet<&String> = p.iter().collect();
+        assert_eq!(set.len(), p.len());
+        assert_eq!(p[0], "/");
+    }
+}
+
+#[cfg(test)]
+mod perf {
+    use super::*;
+    use crate::agg::Aggregate;
+    use crate::event::Decoder;
+
+    /// Throughput smoke check; run with
+    /// `cargo test -p pulseboard-model --release -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn decode_and_aggregate_throughput_smoke() {
+        let mut g = Generator::new(1, GenConfig::default());
+        let now = 1_795_515_330_123;
+        let payloads: Vec<Vec<u8>> = (0..200_000).map(|i| g.next_payload(now + i).0).collect();
+        let d = Decoder::default();
+        let start = std::time::Instant::now();
+        let mut agg = Aggregate::new();
+        for p in &payloads {
+            if let Ok(ev) = d.decode(p, Some(now)) {
+                agg.add(&ev);
+            }
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "{} events in {secs:.3}s = {:.0} events/s",
+            agg.events,
+            payloads.len() as f64 / secs
+        );
+    }
+}

@@ -1,0 +1,364 @@
+//! JSON wire types shared by the server API and the frontend.
+//!
+//! Contract:
+//! - These structs are the API's response bodies; field names are the JSON
+//!   names. Changing their meaning requires bumping [`PROTOCOL_VERSION`].
+//! - Times are epoch milliseconds; windows are `[start, end)`.
+//! - Top lists are ordered by count descending, then key ascending, and
+//!   `approximate` is true when any of the underlying counters left exact mode.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::agg::{Aggregate, TopCounts};
+
+/// Version of the JSON protocol described here.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Lifecycle of a window as shown to clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WindowState {
+    /// Still accepting events.
+    Live,
+    /// Closed under the watermark.
+    Final,
+    /// Closed, but rewritten after it was first reported final.
+    Revised,
+}
+
+/// One `(key, count)` entry of a top list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Count {
+    /// The counted key (URL, referrer, country, ...).
+    pub key: String,
+    /// Its count (a lower bound when approximate).
+    pub count: u64,
+}
+
+fn counts(t: &TopCounts, n: usize) -> Vec<Count> {
+    t.top(n)
+        .into_iter()
+        .map(|(key, count)| Count { key, count })
+        .collect()
+}
+
+fn type_map(t: &TopCounts) -> BTreeMap<String, u64> {
+    t.sorted_entries()
+        .into_iter()
+        .map(|(k, c)| (k.to_owned(), c))
+        .collect()
+}
+
+/// One window's figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowView {
+    /// Window start (inclusive), epoch ms.
+    pub start: i64,
+    /// Window end (exclusive), epoch ms.
+    pub end: i64,
+    /// Lifecycle state.
+    pub state: WindowState,
+    /// Number of events.
+    pub events: u64,
+    /// Events by type.
+    pub by_type: BTreeMap<String, u64>,
+    /// Estimated distinct visitors.
+    pub unique_visitors: u64,
+    /// Estimated distinct sessions.
+    pub unique_sessions: u64,
+    /// Most viewed URLs (page views).
+    pub top_urls: Vec<Count>,
+    /// Most common referrers.
+    pub top_referrers: Vec<Count>,
+    /// Events by country, largest first.
+    pub countries: Vec<Count>,
+    /// Events by device, largest first.
+    pub devices: Vec<Count>,
+    /// True when any top list is approximate.
+    pub approximate: bool,
+}
+
+impl WindowView {
+    /// Builds the view of `agg` with top lists cut to `top_n` entries.
+    pub fn from_aggregate(
+        start: i64,
+        end: i64,
+        state: WindowState,
+        agg: &Aggregate,
+        top_n: usize,
+    ) -> Self {
+        WindowView {
+            start,
+            end,
+            state,
+            events: agg.events,
+            by_type: type_map(&agg.by_type),
+            unique_visitors: agg.visitors.estimate(),
+            unique_sessions: agg.sessions.estimate(),
+            top_urls: counts(&agg.urls, top_n),
+            top_referrers: counts(&agg.referrers, top_n),
+            countries: counts(&agg.countries, top_n),
+            devices: counts(&agg.devices, top_n),
+            approximate: !agg.is_exact(),
+        }
+    }
+}
+
+/// Figures for a time range (a merge of windows).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Range start (inclusive), epoch ms.
+    pub from: i64,
+    /// Range end (exclusive), epoch ms.
+    pub to: i64,
+    /// Number of windows merged.
+    pub windows: u64,
+    /// Number of events.
+    pub events: u64,
+    /// Events by type.
+    pub by_type: BTreeMap<String, u64>,
+    /// Estimated distinct visitors over the whole range.
+    pub unique_visitors: u64,
+    /// Estimated distinct sessions over the whole range.
+    pub unique_sessions: u64,
+    /// Most viewed URLs (page views).
+    pub top_urls: Vec<Count>,
+    /// Most common referrers.
+    pub top_referrers: Vec<Count>,
+    /// Events by country, largest first.
+    pub countries: Vec<Count>,
+    /// Events by device, largest first.
+    pub devices: Vec<Count>,
+    /// True when any top list is approximate.
+    pub approximate: bool,
+}
+
+impl Summary {
+    /// Builds the summary of `agg` with top lists cut to `top_n` entries.
+    pub fn from_aggregate(from: i64, to: i64, windows: u64, agg: &Aggregate, top_n: usize) -> Self {
+        Summary {
+            from,
+            to,
+            windows,
+            events: agg.events,
+            by_type: type_map(&agg.by_type),
+            unique_visitors: agg.visitors.estimate(),
+            unique_sessions: agg.sessions.estimate(),
+            top_urls: counts(&agg.urls, top_n),
+            top_referrers: counts(&agg.referrers, top_n),
+            countries: counts(&agg.countries, top_n),
+            devices: counts(&agg.devices, top_n),
+            approximate: !agg.is_exact(),
+        }
+    }
+}
+
+/// Ingestion state of one Kafka partition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartitionStatus {
+    /// Topic name.
+    pub topic: String,
+    /// Partition number.
+    pub partition: i32,
+    /// Next offset to be consumed.
+    pub next_offset: i64,
+    /// Broker high watermark, when known.
+    pub high_watermark: Option<i64>,
+    /// `high_watermark - next_offset`, when known.
+    pub lag: Option<i64>,
+    /// Event-time watermark, epoch ms.
+    pub watermark: Option<i64>,
+    /// True when the partition has produced nothing recently.
+    pub idle: bool,
+    /// Events accepted from this partition.
+    pub events: u64,
+    /// Messages sent to the dead-letter store from this partition.
+    pub dead_letters: u64,
+}
+
+/// Server status (`/api/status`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// Server version.
+    pub version: String,
+    /// [`PROTOCOL_VERSION`] spoken by the server.
+    pub protocol: u32,
+    /// Kafka bootstrap servers.
+    pub broker: String,
+    /// Whether the broker is currently reachable.
+    pub broker_reachable: bool,
+    /// True when running on generated demo traffic.
+    pub demo: bool,
+    /// Window width, ms.
+    pub window_ms: i64,
+    /// Events accepted overall.
+    pub events_total: u64,
+    /// Dead letters overall.
+    pub dead_letters_total: u64,
+    /// Dead letters by [`crate::event::DeadReason::as_str`].
+    pub dead_letters_by_reason: BTreeMap<String, u64>,
+    /// Events rejected as late overall.
+    pub late_events_total: u64,
+    /// Global event-time watermark (minimum over active partitions).
+    pub watermark: Option<i64>,
+    /// Recent ingestion rate.
+    pub events_per_sec: f64,
+    /// Seconds since the server started.
+    pub uptime_secs: u64,
+    /// Per-partition details.
+    pub partitions: Vec<PartitionStatus>,
+}
+
+/// Error body of every failed API request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// Human-readable message.
+    pub error: String,
+    /// Name of the offending query parameter, if any.
+    pub parameter: Option<String>,
+}
+
+impl ApiError {
+    /// An error not tied to a parameter.
+    pub fn new(error: impl Into<String>) -> Self {
+        ApiError {
+            error: error.into(),
+            parameter: None,
+        }
+    }
+
+    /// An error about query parameter `parameter`.
+    pub fn param(parameter: impl Into<String>, error: impl Into<String>) -> Self {
+        ApiError {
+            error: error.into(),
+            parameter: Some(parameter.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Event;
+
+    fn ev(kind: &str, url: &str, referrer: Option<&str>) -> Event {
+        Event {
+            ts: 1_795_515_330_123,
+            kind: kind.into(),
+            visitor: format!("v-{url}"),
+            session: Some("s-1".into()),
+            url: url.into(),
+            referrer: referrer.map(Into::into),
+            country: Some("DE".into()),
+            device: Some("mobile".into()),
+        }
+    }
+
+    #[test]
+    fn window_view_reflects_the_aggregate_with_ordered_top_lists() {
+        let mut agg = Aggregate::new();
+        for e in [
+            ev("pageview", "/b", Some("https://g/")),
+            ev("pageview", "/a", None),
+            ev("pageview", "/b", None),
+            ev("click", "/c", Some("https://g/")),
+            ev("pageview", "/a", None),
+            ev("pageview", "/z", None),
+        ] {
+            agg.add(&e);
+        }
+        let v = WindowView::from_aggregate(0, 10_000, WindowState::Live, &agg, 2);
+        assert_eq!(v.events, 6);
+        assert_eq!(v.by_type.get("pageview"), Some(&5));
+        assert_eq!(v.by_type.get("click"), Some(&1));
+        assert_eq!(
+            v.top_urls,
+            vec![
+                Count {
+                    key: "/a".into(),
+                    count: 2
+                },
+                Count {
+                    key: "/b".into(),
+                    count: 2
+                }
+            ]
+        );
+        assert_eq!(
+            v.top_referrers,
+            vec![Count {
+                key: "https://g/".into(),
+                count: 2
+            }]
+        );
+        assert_eq!(v.unique_visitors, 4);
+        assert_eq!(v.unique_sessions, 1);
+        assert!(!v.approximate);
+        let s = Summary::from_aggregate(0, 20_000, 2, &agg, 10);
+        assert_eq!(s.top_urls.len(), 3); // /c was a click, not a page view
+        assert_eq!(
+            s.countries,
+            vec![Count {
+                key: "DE".into(),
+                count: 6
+            }]
+        );
+    }
+
+    #[test]
+    fn window_state_serialises_lowercase() {
+        assert_eq!(
+            serde_json::to_string(&WindowState::Live).unwrap(),
+            "\"live\""
+        );
+        assert_eq!(
+            serde_json::to_string(&WindowState::Final).unwrap(),
+            "\"final\""
+        );
+        assert_eq!(
+            serde_json::from_str::<WindowState>("\"revised\"").unwrap(),
+            WindowState::Revised
+        );
+    }
+
+    #[test]
+    fn wire_types_round_trip_through_json() {
+        let agg = Aggregate::new();
+        let v = WindowView::from_aggregate(0, 1, WindowState::Final, &agg, 5);
+        let back: WindowView = serde_json::from_str(&serde_json::to_string(&v).unwrap()).unwrap();
+        assert_eq!(back, v);
+        let e = ApiError::param("from", "bad time");
+        let json = serde_json::to_string(&e).unwrap();
+        assert_eq!(json, r#"{"error":"bad time","parameter":"from"}"#);
+        let st = Status {
+            version: "0.1.0".into(),
+            protocol: PROTOCOL_VERSION,
+            broker: "localhost:9092".into(),
+            broker_reachable: true,
+            demo: false,
+            window_ms: 10_000,
+            events_total: 1,
+            dead_letters_total: 0,
+            dead_letters_by_reason: BTreeMap::new(),
+            late_events_total: 0,
+            watermark: Some(5),
+            events_per_sec: 1.5,
+            uptime_secs: 3,
+            partitions: vec![PartitionStatus {
+                topic: "clicks".into(),
+                partition: 0,
+                next_offset: 10,
+                high_watermark: Some(12),
+                lag: Some(2),
+                watermark: None,
+                idle: false,
+                events: 9,
+                dead_letters: 1,
+            }],
+        };
+        let back: Status = serde_json::from_str(&serde_json::to_string(&st).unwrap()).unwrap();
+        assert_eq!(back, st);
+    }
+}

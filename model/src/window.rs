@@ -1,0 +1,363 @@
+//! Event-time tumbling windows and the per-partition window state machine.
+//!
+//! Contract:
+//! - Windows are `[start, start + width)` with `start` aligned to the Unix
+//!   epoch ([`window_start`]), also for negative timestamps.
+//! - A partition's watermark is `max_event_ts - lateness_ms`. A window is
+//!   *closed* once `start + width <= watermark`; a closed window never changes
+//!   again: events for it are rejected as [`Late`].
+//! - [`PartitionWindows`] does no I/O; the caller persists what
+//!   [`PartitionWindows::take_dirty`] returns. Behaviour is a pure function of
+//!   the event sequence (and of the state given to
+//!   [`PartitionWindows::restore`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::agg::Aggregate;
+use crate::event::Event;
+
+/// Start of the window of width `width_ms` containing `ts`:
+/// `ts - ts.rem_euclid(width_ms)`, i.e. aligned to the Unix epoch.
+///
+/// Non-positive widths are treated as 1 ms; results that would underflow
+/// `i64` saturate to `i64::MIN`.
+pub fn window_start(ts: i64, width_ms: i64) -> i64 {
+    let w = width_ms.max(1);
+    ts.saturating_sub(ts.rem_euclid(w))
+}
+
+/// Window geometry for a partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowConfig {
+    /// Window width in ms (> 0).
+    pub width_ms: i64,
+    /// How far behind the newest event time an event may be and still count.
+    pub lateness_ms: i64,
+}
+
+impl WindowConfig {
+    fn end(&self, start: i64) -> i64 {
+        start.saturating_add(self.width_ms.max(1))
+    }
+}
+
+/// An event rejected because its window had already closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Late {
+    /// Start of the (closed) window the event belongs to.
+    pub window_start: i64,
+    /// The watermark at the time of the event.
+    pub watermark: i64,
+}
+
+/// Open windows of one partition plus its event-time progress.
+#[derive(Debug, Clone)]
+pub struct PartitionWindows {
+    cfg: WindowConfig,
+    max_event_ts: Option<i64>,
+    windows: BTreeMap<i64, Aggregate>,
+    dirty: BTreeSet<i64>,
+}
+
+impl PartitionWindows {
+    /// Empty state: no events seen, no watermark.
+    pub fn new(cfg: WindowConfig) -> Self {
+        PartitionWindows {
+            cfg,
+            max_event_ts: None,
+            windows: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+        }
+    }
+
+    /// Rebuilds state after a restart. Windows in `open` that are already
+    /// closed under the restored watermark are dropped; the rest start clean
+    /// (not dirty).
+    pub fn restore(
+        cfg: WindowConfig,
+        max_event_ts: Option<i64>,
+        open: Vec<(i64, Aggregate)>,
+    ) -> Self {
+        let mut pw = PartitionWindows::new(cfg);
+        pw.max_event_ts = max_event_ts;
+        let wm = pw.watermark();
+        for (start, agg) in open {
+            if wm.is_some_and(|wm| cfg.end(start) <= wm) {
+                continue;
+            }
+            match pw.windows.get_mut(&start) {
+                Some(existing) => existing.merge(&agg),
+                None => {
+                    pw.windows.insert(start, agg);
+                }
+            }
+        }
+        pw
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> WindowConfig {
+        self.cfg
+    }
+
+    /// Largest event time accepted so far.
+    pub fn max_event_ts(&self) -> Option<i64> {
+        self.max_event_ts
+    }
+
+    /// `max_event_ts - lateness_ms`, once any event has been seen.
+    pub fn watermark(&self) -> Option<i64> {
+        self.max_event_ts
+            .map(|m| m.saturating_sub(self.cfg.lateness_ms))
+    }
+
+    /// Adds `ev` to its window and returns the window start, or rejects it as
+    /// [`Late`] when that window is already closed under the watermark as it
+    /// was *before* this event.
+    pub fn on_event(&mut self, ev: &Event) -> Result<i64, Late> {
+        let start = window_start(ev.ts, self.cfg.width_ms);
+        if let Some(wm) = self.watermark() {
+            if self.cfg.end(start) <= wm {
+                return Err(Late {
+                    window_start: start,
+                    watermark: wm,
+                });
+            }
+        }
+        self.windows.entry(start).or_default().add(ev);
+        self.dirty.insert(start);
+        self.max_event_ts = Some(self.max_event_ts.map_or(ev.ts, |m| m.max(ev.ts)));
+        Ok(start)
+    }
+
+    /// Clones of the windows changed since the last call, oldest first; clears
+    /// the dirty set, then evicts every closed window from memory.
+    pub fn take_dirty(&mut self) -> Vec<(i64, Aggregate)> {
+        let dirty = std::mem::take(&mut self.dirty);
+        let out = dirty
+            .into_iter()
+            .filter_map(|s| self.windows.get(&s).map(|a| (s, a.clone())))
+            .collect();
+        if let Some(wm) = self.watermark() {
+            let cfg = self.cfg;
+            self.windows.retain(|&s, _| cfg.end(s) > wm);
+        }
+        out
+    }
+
+    /// Windows currently held in memory, oldest first.
+    pub fn open_windows(&self) -> impl Iterator<Item = (i64, &Aggregate)> {
+        self.windows.iter().map(|(&s, a)| (s, a))
+    }
+
+    /// True when some window changed since the last [`Self::take_dirty`].
+    pub fn is_dirty(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const W: i64 = 10_000;
+    const BASE: i64 = 1_795_515_330_000 - 1_795_515_330_000 % W;
+
+    fn cfg() -> WindowConfig {
+        WindowConfig {
+            width_ms: W,
+            lateness_ms: 5_000,
+        }
+    }
+
+    fn ev(ts: i64, visitor: &str) -> Event {
+        Event {
+            ts,
+            kind: "pageview".into(),
+            visitor: visitor.into(),
+            session: None,
+            url: "/".into(),
+            referrer: None,
+            country: None,
+            device: None,
+        }
+    }
+
+    #[test]
+    fn window_start_at_exact_edges_is_the_edge() {
+        assert_eq!(window_start(0, W), 0);
+        assert_eq!(window_start(W, W), W);
+        assert_eq!(window_start(BASE, W), BASE);
+        assert_eq!(window_start(-W, W), -W);
+    }
+
+    #[test]
+    fn window_start_just_below_and_above_edges() {
+        assert_eq!(window_start(W - 1, W), 0);
+        assert_eq!(window_start(W + 1, W), W);
+        assert_eq!(window_start(BASE - 1, W), BASE - W);
+        assert_eq!(window_start(BASE + 1, W), BASE);
+    }
+
+    #[test]
+    fn window_start_handles_negative_timestamps() {
+        assert_eq!(window_start(-1, 10_000), -10_000);
+        assert_eq!(window_start(-10_000, 10_000), -10_000);
+        assert_eq!(window_start(-10_001, 10_000), -20_000);
+        assert_eq!(window_start(-9_999, 10_000), -10_000);
+    }
+
+    #[test]
+    fn window_start_with_width_one_is_identity() {
+        for ts in [-3, -1, 0, 1, 7, BASE + 123] {
+            assert_eq!(window_start(ts, 1), ts);
+        }
+    }
+
+    #[test]
+    fn window_start_never_panics_on_extremes() {
+        assert_eq!(window_start(i64::MIN, W), i64::MIN);
+        assert_eq!(window_start(i64::MAX, W), i64::MAX - i64::MAX % W);
+        assert_eq!(window_start(5, 0), 5);
+        assert_eq!(window_start(5, -10), 5);
+    }
+
+    #[test]
+    fn late_detection_uses_the_watermark_before_the_event() {
+        let mut pw = PartitionWindows::new(cfg());
+        assert_eq!(pw.watermark(), None);
+        let far = BASE + 3 * W;
+        pw.on_event(&ev(BASE, "a")).unwrap();
+        // This event moves the watermark past BASE's window, but is accepted
+        // because the check uses the old watermark (BASE - 5s).
+        assert_eq!(pw.on_event(&ev(far, "b")), Ok(far));
+        assert_eq!(pw.watermark(), Some(far - 5_000));
+        // Now BASE's window [BASE, BASE+W) is closed.
+        assert_eq!(
+            pw.on_event(&ev(BASE + 1, "c")),
+            Err(Late {
+                window_start: BASE,
+                watermark: far - 5_000
+            })
+        );
+        // A late event does not move max_event_ts.
+        assert_eq!(pw.max_event_ts(), Some(far));
+    }
+
+    #[test]
+    fn window_closes_exactly_when_end_reaches_the_watermark() {
+        let mut pw = PartitionWindows::new(cfg());
+        pw.on_event(&ev(BASE + W + 4_999, "a")).unwrap(); // wm = BASE + W - 1
+        assert!(pw.on_event(&ev(BASE, "b")).is_ok());
+        pw.on_event(&ev(BASE + W + 5_000, "a")).unwrap(); // wm = BASE + W
+        assert!(pw.on_event(&ev(BASE + W - 1, "b")).is_err());
+        assert!(pw.on_event(&ev(BASE + W, "b")).is_ok());
+    }
+
+    #[test]
+    fn out_of_order_events_within_lateness_are_accepted() {
+        let mut pw = PartitionWindows::new(cfg());
+        pw.on_event(&ev(BASE + W + 3_000, "a")).unwrap();
+        // 4 s back, previous window still open (wm = BASE + W - 2000)
+        assert_eq!(pw.on_event(&ev(BASE + W - 1_000, "b")), Ok(BASE));
+        assert_eq!(pw.on_event(&ev(BASE + W + 1_000, "c")), Ok(BASE + W));
+        assert_eq!(pw.max_event_ts(), Some(BASE + W + 3_000));
+        let open: Vec<_> = pw.open_windows().map(|(s, a)| (s, a.events)).collect();
+        assert_eq!(open, vec![(BASE, 1), (BASE + W, 2)]);
+    }
+
+    #[test]
+    fn take_dirty_returns_changed_windows_oldest_first_and_clears() {
+        let mut pw = PartitionWindows::new(cfg());
+        pw.on_event(&ev(BASE + W + 100, "a")).unwrap();
+        pw.on_event(&ev(BASE + 100, "b")).unwrap();
+        assert!(pw.is_dirty());
+        let d = pw.take_dirty();
+        assert_eq!(
+            d.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+            vec![BASE, BASE + W]
+        );
+        assert!(!pw.is_dirty());
+        assert!(pw.take_dirty().is_empty());
+        pw.on_event(&ev(BASE + W + 200, "c")).unwrap();
+        let d = pw.take_dirty();
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].0, BASE + W);
+        assert_eq!(d[0].1.events, 2);
+    }
+
+    #[test]
+    fn take_dirty_evicts_closed_windows_after_reporting_them() {
+        let mut pw = PartitionWindows::new(cfg());
+        pw.on_event(&ev(BASE + 100, "a")).unwrap();
+        pw.take_dirty();
+        pw.on_event(&ev(BASE + 200, "b")).unwrap();
+        // closes BASE's window (wm = BASE + 2W + 100 - 5000 >= BASE + W)
+        pw.on_event(&ev(BASE + 2 * W + 100, "c")).unwrap();
+        let d = pw.take_dirty();
+        // the final state of the closing window is still reported once
+        assert_eq!(
+            d.iter().map(|(s, a)| (*s, a.events)).collect::<Vec<_>>(),
+            vec![(BASE, 2), (BASE + 2 * W, 1)]
+        );
+        let open: Vec<i64> = pw.open_windows().map(|(s, _)| s).collect();
+        assert_eq!(open, vec![BASE + 2 * W]);
+        // and it never changes again
+        assert!(pw.on_event(&ev(BASE + 300, "d")).is_err());
+        assert!(pw.take_dirty().is_empty());
+    }
+
+    #[test]
+    fn restore_round_trips_open_state_and_drops_closed_windows() {
+        let mut pw = PartitionWindows::new(cfg());
+        for (i, ts) in [BASE + 100, BASE + W + 100, BASE + W + 3_000, BASE + 50]
+            .into_iter()
+            .enumerate()
+        {
+            pw.on_event(&ev(ts, &format!("v{i}"))).unwrap();
+        }
+        pw.take_dirty();
+        let saved: Vec<(i64, Aggregate)> = pw.open_windows().map(|(s, a)| (s, a.clone())).collect();
+        let mut restored = PartitionWindows::restore(cfg(), pw.max_event_ts(), saved.clone());
+        assert_eq!(restored.max_event_ts(), pw.max_event_ts());
+        assert_eq!(restored.watermark(), pw.watermark());
+        assert!(!restored.is_dirty());
+        let again: Vec<(i64, Aggregate)> = restored
+            .open_windows()
+            .map(|(s, a)| (s, a.clone()))
+            .collect();
+        assert_eq!(again, saved);
+        // both continue identically
+        let next = ev(BASE + W + 8_000, "z");
+        assert_eq!(pw.on_event(&next), restored.on_event(&next));
+        assert_eq!(pw.take_dirty(), restored.take_dirty());
+
+        // windows already closed under the restored watermark are dropped
+        let mut stale = Aggregate::new();
+        stale.add(&ev(BASE - W, "old"));
+        let r = PartitionWindows::restore(
+            cfg(),
+            Some(BASE + W),
+            vec![(BASE - W, stale), (BASE, Aggregate::new())],
+        );
+        let open: Vec<i64> = r.open_windows().map(|(s, _)| s).collect();
+        assert_eq!(open, vec![BASE]);
+    }
+
+    #[test]
+    fn processing_is_deterministic() {
+        let run = || {
+            let mut pw = PartitionWindows::new(cfg());
+            let mut log = Vec::new();
+            for i in 0..500i64 {
+                let ts = BASE + i * 97 - (i % 7) * 3_000;
+                log.push(pw.on_event(&ev(ts, &format!("v{}", i % 13))));
+                if i % 50 == 0 {
+                    log.push(Ok(pw.take_dirty().len() as i64));
+                }
+            }
+            (log, pw.take_dirty())
+        };
+        assert_eq!(run(), run());
+    }
+}

@@ -1,0 +1,199 @@
+//! The embedded default: an in-process Kafka (librdkafka's mock cluster, which speaks the
+//! Kafka protocol on loopback) and a generator of realistic demo traffic producing into it.
+//!
+//! Contract:
+//! - [`EmbeddedKafka::start`] creates the topics and returns once the bootstrap address is
+//!   known; anyone can produce to that address while Pulseboard runs. The cluster lives on a
+//!   thread of its own (the mock handle is not `Send`) until [`EmbeddedKafka::stop`] or drop.
+//! - [`run_generator`] produces `rate` events per second, paced by wall-clock time, with the
+//!   generator's mix of out-of-order, late and malformed messages, keyed by visitor.
+
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use pulseboard_model::gen::{GenConfig, Generator};
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use tokio_util::sync::CancellationToken;
+
+/// Errors of the embedded mode.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("cannot start the embedded Kafka: {0}")]
+    Mock(#[source] KafkaError),
+    #[error("the embedded Kafka thread stopped before it was ready")]
+    Gone,
+    #[error("cannot create the demo producer: {0}")]
+    Producer(#[source] KafkaError),
+}
+
+/// Commands for the thread that owns the mock cluster.
+enum MockCmd {
+    Stop,
+    BrokerDown(std_mpsc::Sender<Result<(), KafkaError>>),
+    BrokerUp(std_mpsc::Sender<Result<(), KafkaError>>),
+}
+
+/// An in-process Kafka cluster of one broker.
+pub struct EmbeddedKafka {
+    bootstrap: String,
+    cmds: std_mpsc::Sender<MockCmd>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EmbeddedKafka {
+    /// Start the cluster and create `topics` with `partitions` partitions each.
+    pub fn start(topics: &[(String, i32)]) -> Result<Self, DemoError> {
+        let (ready_tx, ready_rx) = std_mpsc::channel();
+        let (cmd_tx, cmd_rx) = std_mpsc::channel();
+        let topics = topics.to_vec();
+        let thread = std::thread::Builder::new()
+            .name("embedded-kafka".into())
+            .spawn(move || {
+                let mock = match MockCluster::new(1) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                for (t, p) in &topics {
+                    if let Err(e) = mock.create_topic(t, *p, 1) {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                }
+                let _ = ready_tx.send(Ok(mock.bootstrap_servers()));
+                while let Ok(cmd) = cmd_rx.recv() {
+                    match cmd {
+                        MockCmd::Stop => break,
+                        MockCmd::BrokerDown(reply) => {
+                            let _ = reply.send(mock.broker_down(1));
+                        }
+                        MockCmd::BrokerUp(reply) => {
+                            let _ = reply.send(mock.broker_up(1));
+                        }
+                    }
+                }
+            })
+            .map_err(|_| DemoError::Gone)?;
+        let bootstrap = ready_rx
+            .recv()
+            .map_err(|_| DemoError::Gone)?
+            .map_err(DemoError::Mock)?;
+        Ok(EmbeddedKafka {
+            bootstrap,
+            cmds: cmd_tx,
+            thread: Some(thread),
+        })
+    }
+
+    /// The bootstrap address (`127.0.0.1:PORT`).
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
+    fn call(
+        &self,
+        make: fn(std_mpsc::Sender<Result<(), KafkaError>>) -> MockCmd,
+    ) -> Result<(), DemoError> {
+        let (tx, rx) = std_mpsc::channel();
+        self.cmds.send(make(tx)).map_err(|_| DemoError::Gone)?;
+        rx.recv()
+            .map_err(|_| DemoError::Gone)?
+            .map_err(DemoError::Mock)
+    }
+
+    /// Take the broker down (fault injection).
+    pub fn broker_down(&self) -> Result<(), DemoError> {
+        self.call(MockCmd::BrokerDown)
+    }
+
+    /// Bring the broker back.
+    pub fn broker_up(&self) -> Result<(), DemoError> {
+        self.call(MockCmd::BrokerUp)
+    }
+
+    /// Stop the cluster and wait for its thread.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        let _ = self.cmds.send(MockCmd::Stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for EmbeddedKafka {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Produce demo traffic into `topic` at `rate` events/s until `shutdown`.
+pub async fn run_generator(
+    bootstrap: String,
+    topic: String,
+    rate: u32,
+    shutdown: CancellationToken,
+) -> Result<(), DemoError> {
+    if rate == 0 {
+        return Ok(());
+    }
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("linger.ms", "20")
+        .set("log_level", "4")
+        .create()
+        .map_err(DemoError::Producer)?;
+    let mut gen = Generator::new(now_ms() as u64, GenConfig::default());
+    let tick = Duration::from_millis(50);
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let per_tick = rate as f64 * tick.as_secs_f64();
+    let mut owed = 0.0f64;
+    let mut produced: u64 = 0;
+    tracing::info!(topic, rate, "demo generator started");
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            _ = interval.tick() => {
+                owed += per_tick;
+                while owed >= 1.0 {
+                    owed -= 1.0;
+                    let (payload, event) = gen.next_payload(now_ms());
+                    let key = event.map(|e| e.visitor).unwrap_or_default();
+                    let record = BaseRecord::to(&topic).key(key.as_bytes()).payload(&payload);
+                    match producer.send(record) {
+                        Ok(()) => produced += 1,
+                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                            // Falling behind: drop this tick's rest rather than grow memory.
+                            owed = 0.0;
+                            break;
+                        }
+                        Err((e, _)) => {
+                            tracing::warn!(error = %e, "demo event not produced");
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let _ = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(5))).await;
+    tracing::info!(produced, "demo generator stopped");
+    Ok(())
+}

@@ -1,0 +1,441 @@
+//! The HTTP surface: JSON API, health, readiness and Prometheus metrics.
+//!
+//! Contract:
+//! - [`router`] is shared by `main` and the tests.
+//! - `GET /api/v1/windows?from=&to=&limit=&top=`: windows whose start lies in `[from, to)`
+//!   (epoch ms or RFC 3339; default the last hour), merged across partitions, oldest first;
+//!   at most `limit` (default 1000, max 10000), with `next` giving the `from` of the next page.
+//! - `GET /api/v1/summary?range=15m` (or `from`/`to`): one aggregate merged over the range;
+//!   uniques are an HLL merge, never a sum.
+//! - `GET /api/v1/status`, `/healthz`, `/readyz`, `/metrics`.
+//! - A bad parameter gets `400` with `{"error": ..., "parameter": ...}`; a store failure gets
+//!   `500` with a message, and the cause is logged.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use pulseboard_model::agg::Aggregate;
+use pulseboard_model::proto::{self, Summary, WindowView};
+use pulseboard_model::time::{parse_duration_ms, parse_time_param};
+use serde::{Deserialize, Serialize};
+
+use crate::live::Live;
+use crate::store::{Store, StoreError};
+
+/// Shared state of the HTTP handlers.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub live: Arc<Live>,
+    pub window_ms: i64,
+}
+
+/// An error answered to an API client.
+#[derive(Debug)]
+pub enum ApiError {
+    BadParam {
+        parameter: &'static str,
+        message: String,
+    },
+    Store(StoreError),
+    Internal(String),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::Store(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = match self {
+            ApiError::BadParam { parameter, message } => (
+                StatusCode::BAD_REQUEST,
+                proto::ApiError {
+                    error: message,
+                    parameter: Some(parameter.to_owned()),
+                },
+            ),
+            ApiError::Store(e) => {
+                tracing::error!(error = %e, "store read failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    proto::ApiError {
+                        error: format!("reading the store failed: {e}"),
+                        parameter: None,
+                    },
+                )
+            }
+            ApiError::Internal(e) => {
+                tracing::error!(error = %e, "request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    proto::ApiError {
+                        error: e,
+                        parameter: None,
+                    },
+                )
+            }
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+/// The application's routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/api/v1/windows", get(windows))
+        .route("/api/v1/summary", get(summary))
+        .route("/api/v1/status", get(status))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Raw query parameters: everything is parsed by hand so errors name the parameter.
+#[derive(Debug, Default, Deserialize)]
+pub struct RangeParams {
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<String>,
+    top: Option<String>,
+    range: Option<String>,
+}
+
+fn time_param(name: &'static str, v: &Option<String>) -> Result<Option<i64>, ApiError> {
+    match v.as_deref() {
+        None | Some("") => Ok(None),
+        Some(s) => parse_time_param(s).map(Some).ok_or_else(|| ApiError::BadParam {
+            parameter: name,
+            message: format!("{name}={s:?} is not a time: use epoch milliseconds or RFC 3339 (2026-11-24T10:15:30Z)"),
+        }),
+    }
+}
+
+fn int_param(
+    name: &'static str,
+    v: &Option<String>,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
+    match v.as_deref() {
+        None | Some("") => Ok(default),
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(ApiError::BadParam {
+                parameter: name,
+                message: format!("{name}={s:?} must be a whole number from 1 to {max}"),
+            }),
+        },
+    }
+}
+
+/// Resolve `[from, to)`: explicit bounds, or `range` back from `to`/now, or `default_span`.
+fn resolve_range(p: &RangeParams, default_span: i64) -> Result<(i64, i64), ApiError> {
+    let to = time_param("to", &p.to)?.unwrap_or_else(now_ms);
+    let span = match p.range.as_deref() {
+        None | Some("") => default_span,
+        Some(s) => match parse_duration_ms(s) {
+            Ok(ms) if ms > 0 => ms,
+            _ => {
+                return Err(ApiError::BadParam {
+                    parameter: "range",
+                    message: format!("range={s:?} is not a duration: use e.g. 5m, 15m, 1h, 24h"),
+                })
+            }
+        },
+    };
+    let from = time_param("from", &p.from)?.unwrap_or(to.saturating_sub(span));
+    if from > to {
+        return Err(ApiError::BadParam {
+            parameter: "from",
+            message: format!("from ({from}) is after to ({to})"),
+        });
+    }
+    Ok((from, to))
+}
+
+/// Merge stored rows into one aggregate per window start.
+fn merged_windows(
+    store: &Store,
+    from: i64,
+    to: i64,
+) -> Result<BTreeMap<i64, Aggregate>, StoreError> {
+    let mut out: BTreeMap<i64, Aggregate> = BTreeMap::new();
+    for row in store.windows_in(from, to)? {
+        match out.get_mut(&row.start) {
+            Some(agg) => agg.merge(&row.agg),
+            None => {
+                out.insert(row.start, row.agg);
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct WindowsResponse {
+    pub from: i64,
+    pub to: i64,
+    pub window_ms: i64,
+    pub windows: Vec<WindowView>,
+    /// `from` of the next page when `limit` cut the answer.
+    pub next: Option<i64>,
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(format!("request task failed: {e}")))?
+}
+
+async fn windows(
+    State(st): State<AppState>,
+    Query(p): Query<RangeParams>,
+) -> Result<Json<WindowsResponse>, ApiError> {
+    let (from, to) = resolve_range(&p, 3_600_000)?;
+    let limit = int_param("limit", &p.limit, 1000, 10_000)?;
+    let top = int_param("top", &p.top, 10, 1000)?;
+    let store = st.store.clone();
+    let merged = blocking(move || Ok(merged_windows(&store, from, to)?)).await?;
+    let state_of = st.live.window_states();
+    let width = st.window_ms;
+    let next = merged.keys().nth(limit).copied();
+    let windows = merged
+        .iter()
+        .take(limit)
+        .map(|(start, agg)| {
+            WindowView::from_aggregate(*start, start + width, state_of(*start), agg, top)
+        })
+        .collect();
+    Ok(Json(WindowsResponse {
+        from,
+        to,
+        window_ms: width,
+        windows,
+        next,
+    }))
+}
+
+async fn summary(
+    State(st): State<AppState>,
+    Query(p): Query<RangeParams>,
+) -> Result<Json<Summary>, ApiError> {
+    let (from, to) = resolve_range(&p, 15 * 60_000)?;
+    let top = int_param("top", &p.top, 10, 1000)?;
+    let store = st.store.clone();
+    let (n, agg) = blocking(move || {
+        let merged = merged_windows(&store, from, to)?;
+        let mut total = Aggregate::new();
+        for agg in merged.values() {
+            total.merge(agg);
+        }
+        Ok((merged.len() as u64, total))
+    })
+    .await?;
+    Ok(Json(Summary::from_aggregate(from, to, n, &agg, top)))
+}
+
+async fn status(State(st): State<AppState>) -> Json<proto::Status> {
+    Json(st.live.status())
+}
+
+async fn readyz(State(st): State<AppState>) -> Response {
+    if st.live.ready() {
+        (StatusCode::OK, Json(serde_json::json!({"ready": true}))).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"ready": false, "reason": "waiting for a partition assignment from the Kafka consumer group"})),
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(st): State<AppState>) -> Response {
+    let s = st.live.status();
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, rows: Vec<(String, String)>| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, value) in rows {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    metric(
+        "pulseboard_events_total",
+        "counter",
+        "Events folded into windows.",
+        vec![(String::new(), s.events_total.to_string())],
+    );
+    metric(
+        "pulseboard_dead_letters_total",
+        "counter",
+        "Messages sent to the dead-letter topic, by reason.",
+        s.dead_letters_by_reason
+            .iter()
+            .map(|(r, n)| (format!("{{reason=\"{r}\"}}"), n.to_string()))
+            .collect(),
+    );
+    metric(
+        "pulseboard_late_events_total",
+        "counter",
+        "Events for windows already closed.",
+        vec![(String::new(), s.late_events_total.to_string())],
+    );
+    metric(
+        "pulseboard_events_per_second",
+        "gauge",
+        "Recent ingest rate.",
+        vec![(String::new(), s.events_per_sec.to_string())],
+    );
+    metric(
+        "pulseboard_broker_reachable",
+        "gauge",
+        "1 when a Kafka broker is reachable.",
+        vec![(String::new(), u8::from(s.broker_reachable).to_string())],
+    );
+    metric(
+        "pulseboard_watermark_ms",
+        "gauge",
+        "Global event-time watermark.",
+        s.watermark
+            .map(|w| vec![(String::new(), w.to_string())])
+            .unwrap_or_default(),
+    );
+    let label = |p: &proto::PartitionStatus| {
+        format!("{{topic=\"{}\",partition=\"{}\"}}", p.topic, p.partition)
+    };
+    metric(
+        "pulseboard_partition_next_offset",
+        "gauge",
+        "Next offset to read, per partition.",
+        s.partitions
+            .iter()
+            .map(|p| (label(p), p.next_offset.to_string()))
+            .collect(),
+    );
+    metric(
+        "pulseboard_partition_lag",
+        "gauge",
+        "Messages behind the high watermark, per partition.",
+        s.partitions
+            .iter()
+            .filter_map(|p| p.lag.map(|l| (label(p), l.to_string())))
+            .collect(),
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+async fn index(State(st): State<AppState>) -> Html<String> {
+    let s = st.live.status();
+    Html(format!(
+        "<!doctype html><meta charset=utf-8><title>Pulseboard</title><link rel=icon href=\"data:,\">\
+         <h1>Pulseboard</h1><p>Broker: {} · events: {} · dead letters: {}</p>\
+         <ul><li><a href=/api/v1/status>/api/v1/status</a><li><a href=/api/v1/windows>/api/v1/windows</a>\
+         <li><a href=/api/v1/summary?range=5m>/api/v1/summary?range=5m</a><li><a href=/metrics>/metrics</a></ul>",
+        html_escape(&s.broker),
+        s.events_total,
+        s.dead_letters_total
+    ))
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use std::time::Duration;
+    use tower::ServiceExt;
+
+    fn app() -> (Router, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), 10_000).expect("store");
+        let live = Arc::new(Live::new(
+            "embedded".into(),
+            true,
+            10_000,
+            Duration::from_secs(30),
+        ));
+        (
+            router(AppState {
+                store,
+                live,
+                window_ms: 10_000,
+            }),
+            dir,
+        )
+    }
+
+    async fn get(app: &Router, uri: &str) -> (StatusCode, serde_json::Value) {
+        let resp = app
+            .clone()
+            .oneshot(Request::get(uri).body(Body::empty()).expect("request"))
+            .await
+            .expect("response");
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    #[tokio::test]
+    async fn bad_parameters_get_400_naming_the_parameter() {
+        let (app, _dir) = app();
+        for (uri, param) in [
+            ("/api/v1/windows?from=yesterday", "from"),
+            ("/api/v1/windows?to=12x", "to"),
+            ("/api/v1/windows?limit=0", "limit"),
+            ("/api/v1/windows?limit=-3", "limit"),
+            ("/api/v1/windows?from=2000&to=1000", "from"),
+            ("/api/v1/summary?range=forever", "range"),
+            ("/api/v1/summary?top=abc", "top"),
+        ] {
+            let (status, body) = get(&app, uri).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+            assert_eq!(body["parameter"], param, "{uri}: {body}");
+            assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()));
+        }
+    }
+
+    #[tokio::test]
+    async fn empty_store_answers_empty_windows_and_zero_summary() {
+        let (app, _dir) = app();
+        let (status, body) = get(&app, "/api/v1/windows?from=0").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["windows"].as_array().map(Vec::len), Some(0));
+        let (status, body) = get(&app, "/api/v1/summary?range=5m").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["events"], 0);
+        let (status, _) = get(&app, "/readyz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+}

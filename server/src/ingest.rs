@@ -1,0 +1,599 @@
+//! Kafka ingest: the consumer group, one task per assigned partition, dead letters, commits.
+//!
+//! Contract:
+//! - Offsets are data. On assignment every partition is positioned at the next offset stored
+//!   in sled (or at the log start when the store has never seen it), inside the rebalance
+//!   callback, before any fetch. The Kafka commit is advisory (for lag tools) and happens
+//!   only after the sled write it reports is durable.
+//! - Each assigned partition gets its own queue (`split_partition_queue`) and its own task,
+//!   which owns that partition's [`PartitionEngine`].
+//! - The rebalance callback is synchronous and tiny: on revoke it asks the supervisor to
+//!   flush and stop the revoked partitions' tasks and waits for that before the partitions
+//!   are released, so the next owner resumes from exactly where this one stopped.
+//! - A dead letter is produced before the checkpoint that moves past it, and the checkpoint
+//!   waits for its delivery: an advanced offset never hides an unsent dead letter.
+//! - The main queue is polled by a dedicated thread, so the blocking rebalance callback never
+//!   stalls the runtime that runs the partition tasks.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
+
+use pulseboard_model::event::Decoder;
+use pulseboard_model::window::WindowConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::stream_consumer::StreamPartitionQueue;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::{Outcome, PartitionEngine, Record};
+use crate::live::Live;
+use crate::store::{Store, StoreError};
+
+type Consumer_ = StreamConsumer<IngestContext>;
+type Queue = StreamPartitionQueue<IngestContext>;
+
+/// Errors that stop ingest.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("cannot create the Kafka client: {0} (check --brokers and --kafka-option)")]
+    Client(#[source] KafkaError),
+    #[error("cannot subscribe to {topics}: {source}")]
+    Subscribe { topics: String, source: KafkaError },
+    #[error("partition {topic}/{partition}: {source}")]
+    Store {
+        topic: String,
+        partition: i32,
+        #[source]
+        source: StoreError,
+    },
+}
+
+/// Everything ingest needs.
+pub struct IngestParams {
+    pub brokers: String,
+    pub group: String,
+    pub topics: Vec<String>,
+    /// Dead-letter topic per input topic.
+    pub dead_letter_topics: HashMap<String, String>,
+    pub windows: WindowConfig,
+    pub checkpoint_interval: Duration,
+    pub kafka_options: Vec<(String, String)>,
+    pub store: Store,
+    pub live: Arc<Live>,
+    pub decoder: Arc<Decoder>,
+    /// Create missing dead-letter topics at start (not needed when they were just created).
+    pub create_dead_letter_topics: bool,
+}
+
+/// Messages from the Kafka client threads to the supervisor.
+enum Control {
+    Assigned(Vec<(String, i32, Queue)>),
+    Revoke {
+        partitions: Vec<(String, i32)>,
+        done: std::sync::mpsc::Sender<()>,
+    },
+}
+
+/// Client context: rebalance handling and client-level telemetry.
+pub struct IngestContext {
+    store: Store,
+    live: Arc<Live>,
+    control: mpsc::UnboundedSender<Control>,
+    consumer: OnceLock<Weak<Consumer_>>,
+}
+
+impl ClientContext for IngestContext {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = false;
+
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => tracing::error!(target: "librdkafka", fac, "{log_message}"),
+            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", fac, "{log_message}"),
+            _ => tracing::debug!(target: "librdkafka", fac, "{log_message}"),
+        }
+    }
+
+    fn stats(&self, stats: Statistics) {
+        let up = stats.brokers.values().any(|b| b.state == "UP");
+        self.live.set_broker_reachable(up);
+        for (topic, t) in &stats.topics {
+            for (p, part) in &t.partitions {
+                if *p >= 0 {
+                    self.live.set_high_watermark(topic, *p, part.hi_offset);
+                }
+            }
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        if matches!(
+            error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::AllBrokersDown)
+        ) {
+            self.live.set_broker_reachable(false);
+        }
+        tracing::warn!(error = %error, reason, "kafka client error");
+    }
+}
+
+impl ConsumerContext for IngestContext {
+    fn rebalance(
+        &self,
+        base: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => self.on_assign(base, tpl),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => self.on_revoke(base, tpl),
+            other => {
+                tracing::error!(error = ?other, "rebalance failed; releasing all partitions");
+                if let Err(e) = base.unassign() {
+                    tracing::error!(error = %e, "unassign failed");
+                }
+            }
+        }
+    }
+
+    fn commit_callback(
+        &self,
+        result: rdkafka::error::KafkaResult<()>,
+        _offsets: &TopicPartitionList,
+    ) {
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "advisory offset commit failed (sled stays the source of truth)");
+        }
+    }
+}
+
+impl IngestContext {
+    fn on_assign(&self, base: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
+        let parts: Vec<(String, i32)> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_owned(), e.partition()))
+            .collect();
+        for (topic, partition) in &parts {
+            let offset = match self.store.partition(topic, *partition) {
+                Ok(Some(cp)) => Offset::Offset(cp.next_offset),
+                Ok(None) => Offset::Beginning,
+                Err(e) => {
+                    // The partition task will hit the same error on restore and stop ingest.
+                    tracing::error!(topic, partition, error = %e, "cannot read stored offset");
+                    Offset::Beginning
+                }
+            };
+            if let Err(e) = tpl.set_partition_offset(topic, *partition, offset) {
+                tracing::error!(topic, partition, error = %e, "cannot set start offset");
+            }
+            tracing::info!(topic, partition, ?offset, "partition assigned");
+        }
+        // Split the partition queues BEFORE assigning: librdkafka then never forwards a
+        // fetched message of these partitions to the main queue (the split marks the queue
+        // as application-forwarded, which the fetch start respects).
+        let Some(consumer) = self.consumer.get().and_then(Weak::upgrade) else {
+            return;
+        };
+        let mut queues = Vec::new();
+        for (topic, partition) in parts {
+            match consumer.split_partition_queue(&topic, partition) {
+                Some(q) => queues.push((topic, partition, q)),
+                None => tracing::error!(topic, partition, "cannot split partition queue"),
+            }
+        }
+        if let Err(e) = base.assign(tpl) {
+            tracing::error!(error = %e, "assign failed");
+            return;
+        }
+        // The supervisor only stops listening at shutdown, when nothing is consumed any more.
+        let _ = self.control.send(Control::Assigned(queues));
+    }
+
+    fn on_revoke(&self, base: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
+        let partitions: Vec<(String, i32)> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_owned(), e.partition()))
+            .collect();
+        tracing::info!(
+            count = partitions.len(),
+            "partitions revoked; flushing their state"
+        );
+        let (done, wait) = std::sync::mpsc::channel();
+        if self
+            .control
+            .send(Control::Revoke { partitions, done })
+            .is_ok()
+            && wait.recv_timeout(Duration::from_secs(60)).is_err()
+        {
+            tracing::warn!("revoked partitions did not flush within 60 s; releasing them anyway");
+        }
+        if let Err(e) = base.unassign() {
+            tracing::error!(error = %e, "unassign failed");
+        }
+    }
+}
+
+/// Librdkafka settings shared by every client we create.
+pub fn base_client_config(brokers: &str) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", brokers)
+        .set("client.id", "pulseboard")
+        .set("log_level", "4");
+    cfg
+}
+
+/// Create the dead-letter topics if the cluster does not have them (best effort: a cluster
+/// that auto-creates topics or forbids creating them is fine).
+async fn ensure_topics(brokers: &str, topics: &[String]) {
+    let admin: AdminClient<DefaultClientContext> = match base_client_config(brokers).create() {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot create admin client");
+            return;
+        }
+    };
+    let new: Vec<NewTopic> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, 1, TopicReplication::Fixed(1)).set("retention.ms", "604800000"))
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    match admin.create_topics(new.iter(), &opts).await {
+        Ok(results) => {
+            for r in results {
+                match r {
+                    Ok(t) => tracing::info!(topic = %t, "created dead-letter topic"),
+                    Err((t, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                        tracing::debug!(topic = %t, "dead-letter topic exists")
+                    }
+                    Err((t, code)) => {
+                        tracing::warn!(topic = %t, error = %code, "cannot create dead-letter topic")
+                    }
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot create dead-letter topics"),
+    }
+}
+
+/// Run ingest until `shutdown`; every partition task checkpoints before this returns.
+pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<(), IngestError> {
+    let dlq_topics: Vec<String> = {
+        let mut v: Vec<String> = params.dead_letter_topics.values().cloned().collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    if params.create_dead_letter_topics {
+        let ensure = ensure_topics(&params.brokers, &dlq_topics);
+        if tokio::time::timeout(Duration::from_secs(15), ensure)
+            .await
+            .is_err()
+        {
+            tracing::warn!(topics = ?dlq_topics, "creating dead-letter topics timed out; continuing");
+        }
+    }
+
+    let producer: FutureProducer = {
+        let mut cfg = base_client_config(&params.brokers);
+        cfg.set("linger.ms", "5")
+            .set("message.timeout.ms", "300000");
+        cfg.create().map_err(IngestError::Client)?
+    };
+
+    let (control_tx, mut control_rx) = mpsc::unbounded_channel();
+    let context = IngestContext {
+        store: params.store.clone(),
+        live: params.live.clone(),
+        control: control_tx,
+        consumer: OnceLock::new(),
+    };
+    let mut cfg = base_client_config(&params.brokers);
+    cfg.set("group.id", &params.group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set("statistics.interval.ms", "1000")
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "1000")
+        .set("partition.assignment.strategy", "range")
+        .set("topic.metadata.refresh.interval.ms", "10000");
+    for (k, v) in &params.kafka_options {
+        cfg.set(k, v);
+    }
+    let consumer: Arc<Consumer_> = Arc::new(
+        cfg.create_with_context(context)
+            .map_err(IngestError::Client)?,
+    );
+    // `set` only fails when already set, which cannot happen on a fresh context.
+    let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
+    let topic_refs: Vec<&str> = params.topics.iter().map(String::as_str).collect();
+    consumer
+        .subscribe(&topic_refs)
+        .map_err(|source| IngestError::Subscribe {
+            topics: params.topics.join(","),
+            source,
+        })?;
+    tracing::info!(brokers = %params.brokers, group = %params.group, topics = ?params.topics, "consuming");
+
+    let poller = spawn_main_queue_poller(consumer.clone(), shutdown.clone());
+
+    let shared = Arc::new(TaskShared {
+        store: params.store.clone(),
+        live: params.live.clone(),
+        consumer: Arc::downgrade(&consumer),
+        producer,
+        dead_letter_topics: params.dead_letter_topics.clone(),
+        checkpoint_interval: params.checkpoint_interval,
+    });
+    let (fatal_tx, mut fatal_rx) = mpsc::unbounded_channel::<IngestError>();
+    let mut tasks: HashMap<(String, i32), PartitionHandle> = HashMap::new();
+
+    let result = loop {
+        tokio::select! {
+            // Shutdown first: once asked to stop we take no new assignment.
+            biased;
+            _ = shutdown.cancelled() => break Ok(()),
+            Some(err) = fatal_rx.recv() => break Err(err),
+            Some(ctl) = control_rx.recv() => match ctl {
+                Control::Assigned(queues) => {
+                    for (topic, partition, queue) in queues {
+                        let engine = match PartitionEngine::restore(
+                            &params.store, &topic, partition, params.windows, params.decoder.clone(),
+                        ) {
+                            Ok(e) => e,
+                            Err(source) => {
+                                let _ = fatal_tx.send(IngestError::Store { topic, partition, source });
+                                continue;
+                            }
+                        };
+                        params.live.set_assigned(&topic, partition, true);
+                        let (stop_tx, stop_rx) = mpsc::channel(1);
+                        let task = tokio::spawn(partition_task(
+                            engine, queue, stop_rx, shared.clone(), fatal_tx.clone(),
+                        ));
+                        tasks.insert((topic, partition), PartitionHandle { stop: stop_tx, task });
+                    }
+                }
+                Control::Revoke { partitions, done } => {
+                    for key in partitions {
+                        if let Some(h) = tasks.remove(&key) {
+                            h.stop_and_wait().await;
+                        }
+                        params.live.set_assigned(&key.0, key.1, false);
+                    }
+                    let _ = done.send(());
+                }
+            },
+        }
+    };
+    for (_, h) in tasks.drain() {
+        h.stop_and_wait().await;
+    }
+    // Unblock a rebalance callback that may be waiting on us while the consumer closes.
+    control_rx.close();
+    while let Ok(ctl) = control_rx.try_recv() {
+        if let Control::Revoke { done, .. } = ctl {
+            let _ = done.send(());
+        }
+    }
+    shutdown.cancel();
+    drop(shared);
+    let _ = tokio::task::spawn_blocking(move || {
+        let _ = poller.join();
+        // Last reference: closing the consumer leaves the group cleanly.
+        drop(consumer);
+    })
+    .await;
+    result
+}
+
+struct PartitionHandle {
+    stop: mpsc::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PartitionHandle {
+    async fn stop_and_wait(self) {
+        let _ = self.stop.send(()).await;
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "partition task panicked");
+        }
+    }
+}
+
+/// Poll the main queue (rebalances, statistics, errors) on a thread of its own.
+fn spawn_main_queue_poller(
+    consumer: Arc<Consumer_>,
+    shutdown: CancellationToken,
+) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("kafka-main-queue".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start the Kafka poll thread");
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                loop {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        msg = consumer.recv() => match msg {
+                            // Partition queues are split before assignment, so no message
+                            // should ever arrive here.
+                            Ok(m) => tracing::error!(topic = m.topic(), partition = m.partition(), offset = m.offset(), "message arrived on the main queue instead of its partition queue"),
+                            Err(e) => tracing::warn!(error = %e, "kafka consumer error"),
+                        }
+                    }
+                }
+            });
+        })
+        .expect("spawning a thread only fails when the OS is out of resources")
+}
+
+struct TaskShared {
+    store: Store,
+    live: Arc<Live>,
+    consumer: Weak<Consumer_>,
+    producer: FutureProducer,
+    dead_letter_topics: HashMap<String, String>,
+    checkpoint_interval: Duration,
+}
+
+/// One partition: read, fold, dead-letter, checkpoint; flush on stop.
+async fn partition_task(
+    mut engine: PartitionEngine,
+    queue: Queue,
+    mut stop: mpsc::Receiver<()>,
+    shared: Arc<TaskShared>,
+    fatal: mpsc::UnboundedSender<IngestError>,
+) {
+    let topic = engine.topic().to_owned();
+    let partition = engine.partition();
+    let dlq = shared
+        .dead_letter_topics
+        .get(&topic)
+        .cloned()
+        .unwrap_or_else(|| format!("{topic}-dlq"));
+    let mut pending: Vec<DeliveryFuture> = Vec::new();
+    let mut tick = tokio::time::interval(shared.checkpoint_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut saw_messages = false;
+    let result: Result<(), StoreError> = loop {
+        tokio::select! {
+            // Stop first so a revoke is served promptly; then the checkpoint tick, so a busy
+            // partition still checkpoints on time; messages last.
+            biased;
+            _ = stop.recv() => break checkpoint(&mut engine, &shared, &mut pending, saw_messages).await,
+            _ = tick.tick() => {
+                if let Err(e) = checkpoint(&mut engine, &shared, &mut pending, saw_messages).await {
+                    break Err(e);
+                }
+                saw_messages = false;
+            }
+            msg = queue.recv() => match msg {
+                Ok(m) => {
+                    saw_messages = true;
+                    let rec = Record {
+                        offset: m.offset(),
+                        timestamp: m.timestamp().to_millis(),
+                        payload: m.payload(),
+                    };
+                    if let Outcome::Dead { reason, detail } = engine.on_record(rec) {
+                        tracing::debug!(topic, partition, offset = m.offset(), reason = reason.as_str(), detail, "dead letter");
+                        let offset = m.offset().to_string();
+                        let part = partition.to_string();
+                        let headers = OwnedHeaders::new()
+                            .insert(Header { key: "reason", value: Some(reason.as_str()) })
+                            .insert(Header { key: "error", value: Some(detail.as_str()) })
+                            .insert(Header { key: "source-topic", value: Some(topic.as_str()) })
+                            .insert(Header { key: "source-partition", value: Some(part.as_str()) })
+                            .insert(Header { key: "source-offset", value: Some(offset.as_str()) });
+                        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&dlq).headers(headers);
+                        if let Some(k) = m.key() { record = record.key(k); }
+                        if let Some(p) = m.payload() { record = record.payload(p); }
+                        pending.push(send_dead_letter(&shared.producer, record).await);
+                    }
+                }
+                Err(e) => tracing::warn!(topic, partition, error = %e, "consume error"),
+            }
+        }
+    };
+    if let Err(source) = result {
+        tracing::error!(topic, partition, error = %source, "checkpoint failed; stopping ingest");
+        let _ = fatal.send(IngestError::Store {
+            topic,
+            partition,
+            source,
+        });
+    }
+}
+
+/// Enqueue a dead letter, waiting while the producer queue is full.
+async fn send_dead_letter(
+    producer: &FutureProducer,
+    mut record: FutureRecord<'_, [u8], [u8]>,
+) -> DeliveryFuture {
+    loop {
+        match producer.send_result(record) {
+            Ok(f) => return f,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                record = r;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err((e, r)) => {
+                tracing::warn!(error = %e, "dead letter enqueue failed; retrying");
+                record = r;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn checkpoint(
+    engine: &mut PartitionEngine,
+    shared: &TaskShared,
+    pending: &mut Vec<DeliveryFuture>,
+    saw_messages: bool,
+) -> Result<(), StoreError> {
+    if !engine.needs_checkpoint() {
+        shared.live.publish_partition(
+            engine.topic(),
+            engine.partition(),
+            engine.checkpoint_state(),
+            engine.watermark(),
+            saw_messages,
+            &[],
+        );
+        return Ok(());
+    }
+    for f in pending.drain(..) {
+        match f.await {
+            Ok(Ok(_)) => {}
+            Ok(Err((e, _))) => tracing::error!(error = %e, "dead letter not delivered"),
+            Err(_) => tracing::error!("dead letter delivery cancelled"),
+        }
+    }
+    let report = engine.checkpoint(&shared.store).await?;
+    shared.live.publish_partition(
+        engine.topic(),
+        engine.partition(),
+        engine.checkpoint_state(),
+        engine.watermark(),
+        saw_messages,
+        &report.windows_written,
+    );
+    if let Some(consumer) = shared.consumer.upgrade() {
+        let mut tpl = TopicPartitionList::new();
+        if tpl
+            .add_partition_offset(
+                engine.topic(),
+                engine.partition(),
+                Offset::Offset(report.next_offset),
+            )
+            .is_ok()
+        {
+            if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
+                tracing::debug!(error = %e, "advisory commit not sent");
+            }
+        }
+    }
+    Ok(())
+}

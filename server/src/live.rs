@@ -1,0 +1,365 @@
+//! What the engine publishes for readers: per-partition progress, broker reachability,
+//! throughput, the global watermark and the state of each window (live, final, revised).
+//!
+//! Contract:
+//! - Partition tasks call [`Live::publish_partition`] after each checkpoint; the Kafka client
+//!   reports high watermarks and broker reachability; the HTTP layer only reads.
+//! - Global watermark = min over the watermarks of active partitions. A partition with no
+//!   message for `idle_timeout` is idle and does not hold the global watermark back; when
+//!   every partition is idle the max is used.
+//! - A window is `final` once its end is at or below the global watermark; a final window
+//!   that a partition writes to afterwards (an idle partition waking up) becomes `revised`.
+//! - Readers never block the pipeline: every lock here is held for a few field copies.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use pulseboard_model::proto::{PartitionStatus, Status, WindowState};
+
+use crate::store::PartitionCheckpoint;
+
+/// Published state of one partition.
+#[derive(Debug, Clone)]
+struct PartitionLive {
+    checkpoint: PartitionCheckpoint,
+    watermark: Option<i64>,
+    high_watermark: Option<i64>,
+    last_message: Option<Instant>,
+    assigned: bool,
+}
+
+#[derive(Debug)]
+struct Inner {
+    partitions: BTreeMap<(String, i32), PartitionLive>,
+    broker_reachable: bool,
+    ready: bool,
+    /// Windows reported final (by start); bounded by retention through `forget_before`.
+    finalized_up_to: Option<i64>,
+    revised: BTreeSet<i64>,
+    rate: RateMeter,
+}
+
+#[derive(Debug, Default)]
+struct RateMeter {
+    last: Option<(Instant, u64)>,
+    per_sec: f64,
+}
+
+/// Shared published state. One per process.
+#[derive(Debug)]
+pub struct Live {
+    inner: Mutex<Inner>,
+    broker: String,
+    demo: bool,
+    window_ms: i64,
+    idle_timeout: Duration,
+    started: Instant,
+}
+
+impl Live {
+    pub fn new(broker: String, demo: bool, window_ms: i64, idle_timeout: Duration) -> Self {
+        Live {
+            inner: Mutex::new(Inner {
+                partitions: BTreeMap::new(),
+                broker_reachable: false,
+                ready: false,
+                finalized_up_to: None,
+                revised: BTreeSet::new(),
+                rate: RateMeter::default(),
+            }),
+            broker,
+            demo,
+            window_ms,
+            idle_timeout,
+            started: Instant::now(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding this lock only ever leaves plain counters behind.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Seed a partition from the store (before or without assignment).
+    pub fn restore_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        cp: PartitionCheckpoint,
+        watermark: Option<i64>,
+    ) {
+        let mut g = self.lock();
+        g.partitions.insert(
+            (topic.to_owned(), partition),
+            PartitionLive {
+                checkpoint: cp,
+                watermark,
+                high_watermark: None,
+                last_message: None,
+                assigned: false,
+            },
+        );
+    }
+
+    /// Mark partitions (un)assigned to this instance.
+    pub fn set_assigned(&self, topic: &str, partition: i32, assigned: bool) {
+        let mut g = self.lock();
+        let p = g
+            .partitions
+            .entry((topic.to_owned(), partition))
+            .or_insert_with(|| PartitionLive {
+                checkpoint: PartitionCheckpoint::default(),
+                watermark: None,
+                high_watermark: None,
+                last_message: None,
+                assigned,
+            });
+        p.assigned = assigned;
+        if assigned {
+            p.last_message = Some(Instant::now());
+        }
+        g.ready = true;
+    }
+
+    /// Publish a partition's durable progress after a checkpoint. `written` are the window
+    /// starts just written; a write to a window already final marks it revised.
+    pub fn publish_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        cp: &PartitionCheckpoint,
+        watermark: Option<i64>,
+        saw_messages: bool,
+        written: &[i64],
+    ) {
+        let mut g = self.lock();
+        if let Some(fin) = g.finalized_up_to {
+            let width = self.window_ms;
+            let newly: Vec<i64> = written
+                .iter()
+                .copied()
+                .filter(|s| s + width <= fin)
+                .collect();
+            g.revised.extend(newly);
+        }
+        let p = g
+            .partitions
+            .entry((topic.to_owned(), partition))
+            .or_insert_with(|| PartitionLive {
+                checkpoint: PartitionCheckpoint::default(),
+                watermark: None,
+                high_watermark: None,
+                last_message: None,
+                assigned: true,
+            });
+        p.checkpoint = cp.clone();
+        p.watermark = watermark;
+        if saw_messages {
+            p.last_message = Some(Instant::now());
+        }
+        let gw = global_watermark(&g.partitions, self.idle_timeout);
+        if let Some(gw) = gw {
+            g.finalized_up_to = Some(g.finalized_up_to.map_or(gw, |f| f.max(gw)));
+        }
+    }
+
+    /// Record a partition's high watermark as last seen by the Kafka client.
+    pub fn set_high_watermark(&self, topic: &str, partition: i32, high: i64) {
+        let mut g = self.lock();
+        if let Some(p) = g.partitions.get_mut(&(topic.to_owned(), partition)) {
+            if high >= 0 {
+                p.high_watermark = Some(high);
+            }
+        }
+    }
+
+    pub fn set_broker_reachable(&self, reachable: bool) {
+        self.lock().broker_reachable = reachable;
+    }
+
+    pub fn broker_reachable(&self) -> bool {
+        self.lock().broker_reachable
+    }
+
+    /// Ready once the store is loaded and the consumer has received an assignment.
+    pub fn ready(&self) -> bool {
+        self.lock().ready
+    }
+
+    /// Sample throughput; called about once a second by the status ticker.
+    pub fn sample_rate(&self) {
+        let mut g = self.lock();
+        let total: u64 = g.partitions.values().map(|p| p.checkpoint.events).sum();
+        let now = Instant::now();
+        if let Some((t, n)) = g.rate.last {
+            let dt = now.duration_since(t).as_secs_f64();
+            if dt > 0.0 {
+                let inst = total.saturating_sub(n) as f64 / dt;
+                // Smooth over a few seconds so a checkpoint boundary does not make it jump.
+                g.rate.per_sec = if g.rate.per_sec == 0.0 {
+                    inst
+                } else {
+                    0.5 * g.rate.per_sec + 0.5 * inst
+                };
+            }
+        }
+        g.rate.last = Some((now, total));
+    }
+
+    /// The global watermark (see module docs).
+    pub fn watermark(&self) -> Option<i64> {
+        global_watermark(&self.lock().partitions, self.idle_timeout)
+    }
+
+    /// The state of the window starting at `start`.
+    pub fn window_state(&self, start: i64) -> WindowState {
+        let g = self.lock();
+        let gw = global_watermark(&g.partitions, self.idle_timeout);
+        window_state(start, self.window_ms, gw, &g.revised)
+    }
+
+    /// A function giving each window its state, computed once for a batch of windows.
+    pub fn window_states(&self) -> impl Fn(i64) -> WindowState {
+        let g = self.lock();
+        let gw = global_watermark(&g.partitions, self.idle_timeout);
+        let revised = g.revised.clone();
+        let width = self.window_ms;
+        move |start| window_state(start, width, gw, &revised)
+    }
+
+    /// Drop bookkeeping of windows that retention removed.
+    pub fn forget_before(&self, start: i64) {
+        let mut g = self.lock();
+        g.revised = g.revised.split_off(&start);
+    }
+
+    /// The status document of `/api/v1/status`.
+    pub fn status(&self) -> Status {
+        let g = self.lock();
+        let gw = global_watermark(&g.partitions, self.idle_timeout);
+        let mut dead_by_reason: BTreeMap<String, u64> = BTreeMap::new();
+        let mut partitions = Vec::new();
+        let (mut events, mut late) = (0u64, 0u64);
+        for ((topic, partition), p) in &g.partitions {
+            events += p.checkpoint.events;
+            late += p.checkpoint.late;
+            for (r, n) in &p.checkpoint.dead_letters {
+                *dead_by_reason.entry(r.clone()).or_default() += n;
+            }
+            if !p.assigned {
+                continue;
+            }
+            let next = p.checkpoint.next_offset;
+            partitions.push(PartitionStatus {
+                topic: topic.clone(),
+                partition: *partition,
+                next_offset: next,
+                high_watermark: p.high_watermark,
+                lag: p.high_watermark.map(|h| (h - next).max(0)),
+                watermark: p.watermark,
+                idle: is_idle(p, self.idle_timeout),
+                events: p.checkpoint.events,
+                dead_letters: p.checkpoint.dead_letters_total(),
+            });
+        }
+        Status {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            protocol: pulseboard_model::proto::PROTOCOL_VERSION,
+            broker: self.broker.clone(),
+            broker_reachable: g.broker_reachable,
+            demo: self.demo,
+            window_ms: self.window_ms,
+            events_total: events,
+            dead_letters_total: dead_by_reason.values().sum(),
+            dead_letters_by_reason: dead_by_reason,
+            late_events_total: late,
+            watermark: gw,
+            events_per_sec: (g.rate.per_sec * 10.0).round() / 10.0,
+            uptime_secs: self.started.elapsed().as_secs(),
+            partitions,
+        }
+    }
+}
+
+fn is_idle(p: &PartitionLive, idle_timeout: Duration) -> bool {
+    p.last_message.is_none_or(|t| t.elapsed() >= idle_timeout)
+}
+
+fn global_watermark(
+    partitions: &BTreeMap<(String, i32), PartitionLive>,
+    idle_timeout: Duration,
+) -> Option<i64> {
+    let active = partitions
+        .values()
+        .filter(|p| p.assigned && !is_idle(p, idle_timeout))
+        .map(|p| p.watermark);
+    let mut min: Option<i64> = None;
+    let mut any_active = false;
+    for w in active {
+        any_active = true;
+        match w {
+            // An active partition that has not seen an event yet holds everything back.
+            None => return None,
+            Some(w) => min = Some(min.map_or(w, |m: i64| m.min(w))),
+        }
+    }
+    if any_active {
+        return min;
+    }
+    partitions.values().filter_map(|p| p.watermark).max()
+}
+
+fn window_state(start: i64, width: i64, gw: Option<i64>, revised: &BTreeSet<i64>) -> WindowState {
+    match gw {
+        Some(w) if start + width <= w => {
+            if revised.contains(&start) {
+                WindowState::Revised
+            } else {
+                WindowState::Final
+            }
+        }
+        _ => WindowState::Live,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cp(events: u64) -> PartitionCheckpoint {
+        PartitionCheckpoint {
+            events,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn window_is_final_only_when_every_active_partition_passed_it() {
+        let live = Live::new("embedded".into(), true, 10_000, Duration::from_secs(30));
+        live.set_assigned("t", 0, true);
+        live.set_assigned("t", 1, true);
+        live.publish_partition("t", 0, &cp(1), Some(25_000), true, &[]);
+        assert_eq!(live.watermark(), None, "partition 1 has seen nothing yet");
+        live.publish_partition("t", 1, &cp(1), Some(12_000), true, &[]);
+        assert_eq!(live.watermark(), Some(12_000));
+        assert_eq!(live.window_state(0), WindowState::Final);
+        assert_eq!(live.window_state(10_000), WindowState::Live);
+        // A later write into the final window 0 revises it.
+        live.publish_partition("t", 1, &cp(2), Some(12_000), true, &[0]);
+        assert_eq!(live.window_state(0), WindowState::Revised);
+    }
+
+    #[test]
+    fn idle_partition_does_not_hold_watermark_back() {
+        let live = Live::new("embedded".into(), true, 10_000, Duration::ZERO);
+        live.set_assigned("t", 0, true);
+        live.set_assigned("t", 1, true);
+        live.publish_partition("t", 0, &cp(1), Some(50_000), true, &[]);
+        // With a zero idle timeout every partition is idle: the max watermark is used.
+        assert_eq!(live.watermark(), Some(50_000));
+        let s = live.status();
+        assert_eq!(s.events_total, 1);
+        assert!(s.partitions.iter().all(|p| p.idle));
+    }
+}

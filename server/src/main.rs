@@ -1,0 +1,63 @@
+//! The `pulseboard` binary: parse config, start tracing, bind, run.
+
+use anyhow::Context;
+use clap::Parser;
+use pulseboard::config::Config;
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,librdkafka=warn".into()),
+        )
+        .init();
+    let settings = Config::parse().validate()?;
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (use --listen to pick another address)",
+                settings.listen
+            )
+        })?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "serving");
+    println!("Pulseboard on http://{addr}");
+
+    let shutdown = CancellationToken::new();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: flushing the last checkpoint");
+        signal.cancel();
+    });
+    if let Err(e) = pulseboard::run(settings, listener, shutdown).await {
+        tracing::error!("{e:#}");
+        return Err(anyhow::Error::new(e).context("pulseboard stopped"));
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,374 @@
+//! The sled layout, in one place.
+//!
+//! Contract:
+//! - Tree `offsets`: key `(topic, partition)` → [`PartitionCheckpoint`]: the next offset to
+//!   read, the partition's max event time (its watermark state) and its counters. It is the
+//!   source of truth for resume; the Kafka commit is advisory.
+//! - Tree `windows`: key `(window start, topic, partition)` → encoded
+//!   [`Aggregate`](pulseboard_model::agg::Aggregate). Keys sort by window start first, so a
+//!   time range is one range scan.
+//! - Tree `meta`: `format_version` and `window_ms`. A store written with another window size
+//!   is refused with a message that says what to do.
+//! - [`Store::checkpoint`] writes the dirty windows of one partition and that partition's
+//!   checkpoint in ONE sled transaction across both trees, then flushes to disk. A crash
+//!   at any instant leaves either the old or the new state, never a mix.
+//!
+//! Keys are big-endian with the sign bit flipped, so byte order equals numeric order
+//! (negative window starts included).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use pulseboard_model::agg::{AggError, Aggregate};
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+
+/// Version of the on-disk layout described above.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the store in {dir}: {source} (check that the directory is writable and not used by another pulseboard)")]
+    Open { dir: String, source: sled::Error },
+    #[error("the store in {dir} was written with --window {stored_ms} ms, but this run uses --window {wanted_ms} ms; run with the store's window size or point --data-dir at a new directory")]
+    WindowMismatch {
+        dir: String,
+        stored_ms: i64,
+        wanted_ms: i64,
+    },
+    #[error("the store in {dir} has format version {found}, this pulseboard reads version {FORMAT_VERSION}; use a matching pulseboard or a new --data-dir")]
+    Format { dir: String, found: u32 },
+    #[error("store I/O failed: {0} (is the disk full or the data directory unwritable?)")]
+    Io(#[from] sled::Error),
+    #[error("stored window is unreadable: {0}")]
+    Aggregate(#[from] AggError),
+    #[error("stored partition checkpoint is unreadable: {0}")]
+    Checkpoint(#[from] postcard::Error),
+}
+
+/// What is stored per partition, written atomically with the windows it covers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PartitionCheckpoint {
+    /// Next Kafka offset to read.
+    pub next_offset: i64,
+    /// Max event time folded so far (the watermark is this minus the allowed lateness).
+    pub max_event_ts: Option<i64>,
+    /// Events folded into windows.
+    pub events: u64,
+    /// Late events (also counted in `dead_letters`, under reason `late`).
+    pub late: u64,
+    /// Dead letters by reason name.
+    pub dead_letters: BTreeMap<String, u64>,
+}
+
+impl PartitionCheckpoint {
+    /// All dead letters of this partition.
+    pub fn dead_letters_total(&self) -> u64 {
+        self.dead_letters.values().sum()
+    }
+}
+
+/// A window row as read back from the store.
+#[derive(Debug, Clone)]
+pub struct StoredWindow {
+    pub start: i64,
+    pub topic: String,
+    pub partition: i32,
+    pub agg: Aggregate,
+}
+
+/// The sled store. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    offsets: sled::Tree,
+    windows: sled::Tree,
+}
+
+fn enc_i64(v: i64) -> [u8; 8] {
+    ((v as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+fn dec_i64(b: &[u8]) -> Option<i64> {
+    let arr: [u8; 8] = b.get(..8)?.try_into().ok()?;
+    Some((u64::from_be_bytes(arr) ^ (1 << 63)) as i64)
+}
+
+fn enc_i32(v: i32) -> [u8; 4] {
+    ((v as u32) ^ (1 << 31)).to_be_bytes()
+}
+
+fn partition_key(topic: &str, partition: i32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(topic.len() + 6);
+    k.extend_from_slice(&(topic.len() as u16).to_be_bytes());
+    k.extend_from_slice(topic.as_bytes());
+    k.extend_from_slice(&enc_i32(partition));
+    k
+}
+
+fn decode_partition_key(b: &[u8]) -> Option<(String, i32)> {
+    let len = u16::from_be_bytes(b.get(..2)?.try_into().ok()?) as usize;
+    let topic = std::str::from_utf8(b.get(2..2 + len)?).ok()?.to_owned();
+    let p: [u8; 4] = b.get(2 + len..6 + len)?.try_into().ok()?;
+    Some((topic, (u32::from_be_bytes(p) ^ (1 << 31)) as i32))
+}
+
+fn window_key(start: i64, topic: &str, partition: i32) -> Vec<u8> {
+    let mut k = enc_i64(start).to_vec();
+    k.extend_from_slice(&partition_key(topic, partition));
+    k
+}
+
+impl Store {
+    /// Open (or create) the store in `dir` for windows of `window_ms`.
+    pub fn open(dir: &Path, window_ms: i64) -> Result<Self, StoreError> {
+        let shown = dir.display().to_string();
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(64 * 1024 * 1024)
+            .open()
+            .map_err(|source| StoreError::Open {
+                dir: shown.clone(),
+                source,
+            })?;
+        let meta = db.open_tree("meta")?;
+        match meta.get("format_version")? {
+            Some(v) => {
+                let found = v
+                    .as_ref()
+                    .try_into()
+                    .map(u32::from_be_bytes)
+                    .unwrap_or(u32::MAX);
+                if found != FORMAT_VERSION {
+                    return Err(StoreError::Format { dir: shown, found });
+                }
+            }
+            None => {
+                meta.insert("format_version", &FORMAT_VERSION.to_be_bytes())?;
+            }
+        }
+        match meta.get("window_ms")? {
+            Some(v) => {
+                let stored_ms = dec_i64(&v).unwrap_or(i64::MIN);
+                if stored_ms != window_ms {
+                    return Err(StoreError::WindowMismatch {
+                        dir: shown,
+                        stored_ms,
+                        wanted_ms: window_ms,
+                    });
+                }
+            }
+            None => {
+                meta.insert("window_ms", &enc_i64(window_ms))?;
+            }
+        }
+        let offsets = db.open_tree("offsets")?;
+        let windows = db.open_tree("windows")?;
+        db.flush()?;
+        Ok(Store {
+            db,
+            offsets,
+            windows,
+        })
+    }
+
+    /// The stored checkpoint of a partition, if any.
+    pub fn partition(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Option<PartitionCheckpoint>, StoreError> {
+        match self.offsets.get(partition_key(topic, partition))? {
+            Some(v) => Ok(Some(postcard::from_bytes(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every stored partition checkpoint.
+    pub fn partitions(&self) -> Result<Vec<(String, i32, PartitionCheckpoint)>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.offsets.iter() {
+            let (k, v) = kv?;
+            if let Some((topic, p)) = decode_partition_key(&k) {
+                out.push((topic, p, postcard::from_bytes(&v)?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Forget where a partition was (its windows stay). Used when the log it referred to is gone.
+    pub fn forget_partition(&self, topic: &str, partition: i32) -> Result<(), StoreError> {
+        self.offsets.remove(partition_key(topic, partition))?;
+        Ok(())
+    }
+
+    /// The windows of one partition whose start is at or after `from`.
+    pub fn partition_windows_from(
+        &self,
+        topic: &str,
+        partition: i32,
+        from: i64,
+    ) -> Result<Vec<(i64, Aggregate)>, StoreError> {
+        let suffix = partition_key(topic, partition);
+        let mut out = Vec::new();
+        for kv in self.windows.range(enc_i64(from).to_vec()..) {
+            let (k, v) = kv?;
+            if k.get(8..) == Some(&suffix[..]) {
+                if let Some(start) = dec_i64(&k) {
+                    out.push((start, Aggregate::from_bytes(&v)?));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// All window rows with start in `[from, to)`, ordered by start.
+    pub fn windows_in(&self, from: i64, to: i64) -> Result<Vec<StoredWindow>, StoreError> {
+        let mut out = Vec::new();
+        if from >= to {
+            return Ok(out);
+        }
+        for kv in self
+            .windows
+            .range(enc_i64(from).to_vec()..enc_i64(to).to_vec())
+        {
+            let (k, v) = kv?;
+            let (Some(start), Some((topic, partition))) =
+                (dec_i64(&k), k.get(8..).and_then(decode_partition_key))
+            else {
+                continue;
+            };
+            out.push(StoredWindow {
+                start,
+                topic,
+                partition,
+                agg: Aggregate::from_bytes(&v)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Atomically store a partition's dirty windows together with its checkpoint, then flush
+    /// to disk. Returns only once the data is durable.
+    pub async fn checkpoint(
+        &self,
+        topic: &str,
+        partition: i32,
+        checkpoint: &PartitionCheckpoint,
+        dirty: &[(i64, Aggregate)],
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (start, agg) in dirty {
+            batch.insert(window_key(*start, topic, partition), agg.to_bytes());
+        }
+        let key = partition_key(topic, partition);
+        let value = postcard::to_allocvec(checkpoint)?;
+        (&self.offsets, &self.windows)
+            .transaction(|(offsets, windows)| {
+                windows.apply_batch(&batch)?;
+                offsets.insert(key.as_slice(), value.as_slice())?;
+                Ok::<_, ConflictableTransactionError<sled::Error>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) | TransactionError::Storage(e) => StoreError::Io(e),
+            })?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Delete every window that starts before `before`. Returns how many rows went.
+    pub fn delete_windows_before(&self, before: i64) -> Result<usize, StoreError> {
+        let mut batch = sled::Batch::default();
+        let mut n = 0;
+        for kv in self.windows.range(..enc_i64(before).to_vec()) {
+            let (k, _) = kv?;
+            batch.remove(k);
+            n += 1;
+        }
+        if n > 0 {
+            self.windows.apply_batch(batch)?;
+            self.db.flush()?;
+        }
+        Ok(n)
+    }
+
+    /// Flush everything to disk.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_sort_like_numbers() {
+        let mut ks: Vec<Vec<u8>> = [-20_000i64, -10_000, 0, 10_000, i64::MAX / 2]
+            .iter()
+            .map(|s| window_key(*s, "clicks", 3))
+            .collect();
+        let sorted = ks.clone();
+        ks.sort();
+        assert_eq!(ks, sorted);
+        assert_eq!(
+            decode_partition_key(&partition_key("clicks", -1)),
+            Some(("clicks".into(), -1))
+        );
+    }
+
+    #[test]
+    fn store_with_other_window_size_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        drop(Store::open(dir.path(), 10_000).expect("open"));
+        let err = Store::open(dir.path(), 60_000).err().expect("must refuse");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("10000 ms") && msg.contains("60000 ms"),
+            "{msg}"
+        );
+    }
+
+    #[tokio::test]
+    async fn checkpoint_round_trips_windows_and_offsets() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), 10_000).expect("open");
+        let mut agg = Aggregate::new();
+        agg.events = 3;
+        let cp = PartitionCheckpoint {
+            next_offset: 42,
+            max_event_ts: Some(25_000),
+            events: 3,
+            ..Default::default()
+        };
+        store
+            .checkpoint(
+                "clicks",
+                1,
+                &cp,
+                &[(-10_000, agg.clone()), (20_000, agg.clone())],
+            )
+            .await
+            .expect("checkpoint");
+        drop(store);
+        let store = Store::open(dir.path(), 10_000).expect("reopen");
+        assert_eq!(store.partition("clicks", 1).expect("read"), Some(cp));
+        assert_eq!(store.partition("clicks", 2).expect("read"), None);
+        let rows = store.windows_in(-10_000, 20_001).expect("range");
+        assert_eq!(
+            rows.iter().map(|w| w.start).collect::<Vec<_>>(),
+            vec![-10_000, 20_000]
+        );
+        assert_eq!(
+            store
+                .partition_windows_from("clicks", 1, 0)
+                .expect("scan")
+                .len(),
+            1
+        );
+        assert_eq!(store.delete_windows_before(0).expect("delete"), 1);
+    }
+}

@@ -1,0 +1,148 @@
+//! Restarts and crashes: nothing lost, nothing counted twice.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, Result};
+
+use crate::backbone::{event_set, EventSet};
+use crate::util::*;
+
+const WIDTH: i64 = 10_000;
+const LATENESS: i64 = 5_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_resumes_without_double_counting() -> Result<()> {
+    let tansu = Tansu::start()?;
+    let brokers = tansu.bootstrap();
+    create_topic(&brokers, "clicks", 2).await?;
+    let start = now_ms() - 30 * 60_000;
+    let EventSet {
+        payloads,
+        events,
+        malformed,
+    } = event_set(11, 4_000, 2, start, 60_000);
+    // The first half is read by the first run, the second half only after the restart.
+    let half = payloads.len() / 2;
+    let p = producer(&brokers)?;
+    produce(&p, "clicks", &payloads[..half]).await?;
+
+    let dir = data_dir();
+    let args = broker_args(&brokers, "clicks", "restart-test", dir.path());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let app = App::start(&args).await?;
+    poll_until(Duration::from_secs(90), "first half consumed", || async {
+        let s = get_json(app.addr, "/api/v1/status").await?;
+        let next: i64 = s["partitions"]
+            .as_array()?
+            .iter()
+            .filter_map(|p| p["next_offset"].as_i64())
+            .sum();
+        (next as usize == half).then_some(())
+    })
+    .await?;
+    app.stop().await?;
+
+    produce(&p, "clicks", &payloads[half..]).await?;
+    let app = App::start(&args).await?;
+    let (folded, late) = expected_folded(&events, WIDTH, LATENESS);
+    wait_for_totals(
+        app.addr,
+        folded.len() as u64,
+        malformed + late,
+        Duration::from_secs(90),
+    )
+    .await?;
+    let windows = get_json(app.addr, "/api/v1/windows?from=0&limit=10000&top=1000")
+        .await
+        .ok_or_else(|| anyhow!("windows endpoint failed"))?;
+    assert_windows_match(&windows, &recompute(&folded, WIDTH))?;
+    app.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_stream_loses_nothing_and_counts_nothing_twice() -> Result<()> {
+    const KILLS: usize = 5;
+    let tansu = Tansu::start()?;
+    let brokers = tansu.bootstrap();
+    create_topic(&brokers, "clicks", 4).await?;
+    let start = now_ms() - 40 * 60_000;
+    let EventSet {
+        payloads,
+        events,
+        malformed,
+    } = event_set(23, 24_000, 4, start, 240_000);
+    let (folded, late) = expected_folded(&events, WIDTH, LATENESS);
+
+    // A producer writes the known set in paced batches while Pulseboard is killed and restarted.
+    let p = producer(&brokers)?;
+    let writer = {
+        let payloads = payloads.clone();
+        tokio::spawn(async move {
+            // About 1,000 messages/s, so the kills below land while it writes.
+            let mut tick = tokio::time::interval(Duration::from_millis(200));
+            for chunk in payloads.chunks(200) {
+                tick.tick().await;
+                produce(&p, "clicks", chunk).await?;
+            }
+            anyhow::Ok(())
+        })
+    };
+
+    let dir = data_dir();
+    let args = broker_args(&brokers, "clicks", "crash-test", dir.path());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut last_seen = 0i64;
+    let mut kills_mid_stream = 0;
+    let t0 = std::time::Instant::now();
+    let mut rng = fastrand::Rng::with_seed(5);
+    for kill in 0..KILLS {
+        let child = ChildApp::spawn(&args)?;
+        // Kill only once this incarnation has made progress of its own.
+        let seen = poll_until(
+            Duration::from_secs(90),
+            "progress before the kill",
+            || async {
+                let s = get_json(child.addr, "/api/v1/status").await?;
+                let next: i64 = s["partitions"]
+                    .as_array()?
+                    .iter()
+                    .filter_map(|p| p["next_offset"].as_i64())
+                    .sum();
+                (next > last_seen + 1_500 || next as usize == payloads.len()).then_some(next)
+            },
+        )
+        .await?;
+        last_seen = seen;
+        // Land the kill at an arbitrary instant relative to the checkpoint interval.
+        std::thread::sleep(Duration::from_millis(rng.u64(0..1_000)));
+        if !writer.is_finished() {
+            kills_mid_stream += 1;
+        }
+        child.kill9()?;
+        eprintln!(
+            "kill {} of {KILLS} after offset sum {seen} at {:?}",
+            kill + 1,
+            t0.elapsed()
+        );
+    }
+    assert!(
+        kills_mid_stream >= KILLS - 1,
+        "only {kills_mid_stream} kills landed while the producer was writing"
+    );
+    writer.await??;
+    let child = ChildApp::spawn(&args)?;
+    wait_for_totals(
+        child.addr,
+        folded.len() as u64,
+        malformed + late,
+        Duration::from_secs(120),
+    )
+    .await?;
+    let windows = get_json(child.addr, "/api/v1/windows?from=0&limit=10000&top=1000")
+        .await
+        .ok_or_else(|| anyhow!("windows endpoint failed"))?;
+    assert_windows_match(&windows, &recompute(&folded, WIDTH))?;
+    let status = child.terminate()?;
+    assert!(status.success(), "graceful stop exits 0: {status}");
+    Ok(())
+}
