@@ -7,4 +7,5 @@ mod util;
 
 mod backbone;
 mod embedded;
+mod live;
 mod recovery;

@@ -238,6 +238,170 @@ impl ApiError {
     }
 }
 
+/// Largest frame a client may send on the socket; a larger one closes that socket.
+pub const MAX_CLIENT_FRAME: usize = 4096;
+
+/// A message the server sends on the WebSocket `/ws`: JSON, tagged by `type`.
+///
+/// Every message carries a sequence number, increasing by one per message the server
+/// publishes. A client that reconnects with `/ws?since=SEQ` gets the messages after `SEQ`
+/// when the server still holds them, otherwise a fresh [`ServerMsg::Snapshot`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    /// The full picture: recent and open windows and the status. Sent on connect, after a
+    /// resume that cannot be served, and to a client that fell behind.
+    Snapshot {
+        /// [`PROTOCOL_VERSION`] of the server.
+        protocol: u32,
+        /// Sequence of the last message this snapshot includes.
+        seq: u64,
+        /// Window width, ms.
+        window_ms: i64,
+        /// Recent windows, oldest first.
+        windows: Vec<WindowView>,
+        /// Pipeline status.
+        status: Status,
+    },
+    /// Windows whose figures or state changed since the previous message.
+    Windows {
+        /// Sequence number.
+        seq: u64,
+        /// The changed windows, whole, oldest first.
+        windows: Vec<WindowView>,
+    },
+    /// Pipeline status: offsets, lag, watermark, throughput, broker reachability.
+    Status {
+        /// Sequence number.
+        seq: u64,
+        /// Pipeline status.
+        status: Status,
+    },
+}
+
+impl ServerMsg {
+    /// The message's sequence number.
+    pub fn seq(&self) -> u64 {
+        match self {
+            ServerMsg::Snapshot { seq, .. }
+            | ServerMsg::Windows { seq, .. }
+            | ServerMsg::Status { seq, .. } => *seq,
+        }
+    }
+}
+
+/// A message a client may send on the socket (text frame, JSON). Anything else closes the
+/// socket with a reason.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMsg {
+    /// Application-level keepalive (browsers cannot send WebSocket pings).
+    Ping,
+}
+
+/// What a client does when a message arrives out of order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Apply {
+    /// Applied.
+    Applied,
+    /// Already seen (a replay overlapping what the client had): ignored.
+    Stale,
+    /// Messages are missing between the last seen and this one: reconnect with
+    /// `since = last_seq` to be resumed or resynced.
+    Gap {
+        /// The last sequence applied.
+        last_seq: u64,
+    },
+}
+
+/// Client-side live state built from [`ServerMsg`]s: windows by start, the status, and the
+/// last sequence applied. Pure, so the resume rules are tested on the host.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LiveState {
+    /// Window width, ms (0 before the first snapshot).
+    pub window_ms: i64,
+    /// Windows by start.
+    pub windows: BTreeMap<i64, WindowView>,
+    /// Latest status.
+    pub status: Option<Status>,
+    /// Last sequence applied (`None` before the first snapshot).
+    pub last_seq: Option<u64>,
+    /// How many windows to keep (oldest dropped first); 0 = unbounded.
+    pub keep: usize,
+}
+
+impl LiveState {
+    /// An empty state keeping at most `keep` windows.
+    pub fn new(keep: usize) -> Self {
+        LiveState {
+            keep,
+            ..LiveState::default()
+        }
+    }
+
+    /// Apply one message.
+    pub fn apply(&mut self, msg: ServerMsg) -> Apply {
+        let seq = msg.seq();
+        if let ServerMsg::Snapshot {
+            window_ms,
+            windows,
+            status,
+            ..
+        } = msg
+        {
+            self.window_ms = window_ms;
+            // A snapshot replaces what it covers; older history (loaded from the API) stays.
+            for w in windows {
+                self.windows.insert(w.start, w);
+            }
+            self.status = Some(status);
+            self.last_seq = Some(seq);
+            self.trim();
+            return Apply::Applied;
+        }
+        match self.last_seq {
+            None => return Apply::Gap { last_seq: 0 },
+            Some(last) if seq <= last => return Apply::Stale,
+            Some(last) if seq > last + 1 => return Apply::Gap { last_seq: last },
+            Some(_) => {}
+        }
+        match msg {
+            ServerMsg::Windows { windows, .. } => {
+                for w in windows {
+                    self.windows.insert(w.start, w);
+                }
+                self.trim();
+            }
+            ServerMsg::Status { status, .. } => self.status = Some(status),
+            ServerMsg::Snapshot { .. } => {}
+        }
+        self.last_seq = Some(seq);
+        Apply::Applied
+    }
+
+    /// Merge windows loaded from the JSON API (history) under the live ones.
+    pub fn load_history(&mut self, windows: Vec<WindowView>) {
+        for w in windows {
+            self.windows.entry(w.start).or_insert(w);
+        }
+        self.trim();
+    }
+
+    fn trim(&mut self) {
+        if self.keep == 0 {
+            return;
+        }
+        while self.windows.len() > self.keep {
+            self.windows.pop_first();
+        }
+    }
+
+    /// Windows whose start lies in `[from, to)`, oldest first.
+    pub fn range(&self, from: i64, to: i64) -> impl Iterator<Item = &WindowView> {
+        self.windows.range(from..to).map(|(_, w)| w)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,5 +524,143 @@ mod tests {
         };
         let back: Status = serde_json::from_str(&serde_json::to_string(&st).unwrap()).unwrap();
         assert_eq!(back, st);
+    }
+
+    fn view(start: i64, events: u64) -> WindowView {
+        let mut agg = Aggregate::new();
+        for i in 0..events {
+            agg.add(&ev("pageview", &format!("/{i}"), None));
+        }
+        WindowView::from_aggregate(start, start + 10_000, WindowState::Live, &agg, 10)
+    }
+
+    fn status() -> Status {
+        Status {
+            version: "0".into(),
+            protocol: PROTOCOL_VERSION,
+            broker: "embedded".into(),
+            broker_reachable: true,
+            demo: true,
+            window_ms: 10_000,
+            events_total: 0,
+            dead_letters_total: 0,
+            dead_letters_by_reason: BTreeMap::new(),
+            late_events_total: 0,
+            watermark: None,
+            events_per_sec: 0.0,
+            uptime_secs: 0,
+            partitions: vec![],
+        }
+    }
+
+    #[test]
+    fn server_messages_round_trip_as_tagged_json() {
+        let msgs = vec![
+            ServerMsg::Snapshot {
+                protocol: PROTOCOL_VERSION,
+                seq: 7,
+                window_ms: 10_000,
+                windows: vec![view(0, 2)],
+                status: status(),
+            },
+            ServerMsg::Windows {
+                seq: 8,
+                windows: vec![view(10_000, 1)],
+            },
+            ServerMsg::Status {
+                seq: 9,
+                status: status(),
+            },
+        ];
+        for m in msgs {
+            let json = serde_json::to_string(&m).expect("serialize");
+            let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+            assert!(v["type"].is_string(), "{json}");
+            let back: ServerMsg = serde_json::from_str(&json).expect("deserialize");
+            assert_eq!(back, m);
+        }
+        let snap: serde_json::Value = serde_json::to_value(ServerMsg::Snapshot {
+            protocol: PROTOCOL_VERSION,
+            seq: 1,
+            window_ms: 10_000,
+            windows: vec![],
+            status: status(),
+        })
+        .expect("value");
+        assert_eq!(snap["type"], "snapshot");
+        assert_eq!(snap["protocol"], PROTOCOL_VERSION);
+    }
+
+    #[test]
+    fn unknown_message_type_is_an_error_not_a_panic() {
+        assert!(serde_json::from_str::<ServerMsg>(r#"{"type":"bogus","seq":1}"#).is_err());
+    }
+
+    #[test]
+    fn live_state_applies_in_order_and_detects_gaps() {
+        let mut st = LiveState::new(3);
+        assert_eq!(
+            st.apply(ServerMsg::Windows {
+                seq: 1,
+                windows: vec![]
+            }),
+            Apply::Gap { last_seq: 0 },
+            "deltas before a snapshot are a gap"
+        );
+        let snap = ServerMsg::Snapshot {
+            protocol: PROTOCOL_VERSION,
+            seq: 10,
+            window_ms: 10_000,
+            windows: vec![view(0, 1), view(10_000, 1)],
+            status: status(),
+        };
+        assert_eq!(st.apply(snap), Apply::Applied);
+        assert_eq!(
+            st.apply(ServerMsg::Windows {
+                seq: 10,
+                windows: vec![]
+            }),
+            Apply::Stale
+        );
+        assert_eq!(
+            st.apply(ServerMsg::Windows {
+                seq: 11,
+                windows: vec![view(10_000, 5), view(20_000, 1)]
+            }),
+            Apply::Applied
+        );
+        assert_eq!(st.windows[&10_000].events, 5);
+        assert_eq!(
+            st.apply(ServerMsg::Windows {
+                seq: 13,
+                windows: vec![view(30_000, 1)]
+            }),
+            Apply::Gap { last_seq: 11 }
+        );
+        assert!(
+            !st.windows.contains_key(&30_000),
+            "a message after a gap is not applied"
+        );
+        assert_eq!(
+            st.apply(ServerMsg::Status {
+                seq: 12,
+                status: status()
+            }),
+            Apply::Applied
+        );
+        assert_eq!(
+            st.apply(ServerMsg::Windows {
+                seq: 13,
+                windows: vec![view(30_000, 1)]
+            }),
+            Apply::Applied
+        );
+        assert_eq!(st.windows.len(), 3, "keeps at most 3 windows");
+        assert_eq!(st.windows.keys().next(), Some(&10_000));
+        st.load_history(vec![view(20_000, 99)]);
+        assert_eq!(
+            st.windows[&20_000].events, 1,
+            "history never overwrites live windows"
+        );
     }
 }

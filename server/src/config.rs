@@ -67,6 +67,9 @@ pub struct Config {
     /// Take a field from a JSON pointer, e.g. `url=/properties/path` (repeatable).
     #[arg(long = "map", env = "PULSEBOARD_MAP", value_delimiter = ',')]
     pub map: Vec<MapRule>,
+    /// Directory of the built frontend (Trunk's output).
+    #[arg(long, env = "PULSEBOARD_STATIC_DIR", default_value = "dist")]
+    pub static_dir: PathBuf,
     /// Extra librdkafka consumer properties, `key=value` (repeatable).
     #[arg(
         long = "kafka-option",
@@ -104,6 +107,8 @@ pub struct Settings {
     pub embedded_partitions: i32,
     pub mapping: FieldMapping,
     pub kafka_options: Vec<(String, String)>,
+    /// The frontend's files, when the directory exists.
+    pub static_dir: Option<PathBuf>,
 }
 
 impl Settings {
@@ -210,6 +215,7 @@ impl Config {
             embedded_partitions: self.embedded_partitions,
             mapping: FieldMapping::new(self.schema, &self.map),
             kafka_options,
+            static_dir: Some(self.static_dir.clone()).filter(|d| d.is_dir()),
         })
     }
 }

@@ -14,6 +14,7 @@
 
 use std::sync::Arc;
 
+use pulseboard_model::agg::Aggregate;
 use pulseboard_model::event::{DeadReason, Decoder};
 use pulseboard_model::window::{PartitionWindows, WindowConfig};
 
@@ -43,7 +44,8 @@ pub enum Outcome {
 #[derive(Debug, Clone)]
 pub struct CheckpointReport {
     pub next_offset: i64,
-    pub windows_written: Vec<i64>,
+    /// The windows written, as written.
+    pub windows: Vec<(i64, Aggregate)>,
 }
 
 /// Window state and counters of one partition.
@@ -56,6 +58,8 @@ pub struct PartitionEngine {
     /// Whether any offset exists (stored or read); without one the consumer starts at the log start.
     has_offset: bool,
     changed: bool,
+    /// Whether windows changed since [`PartitionEngine::take_live_windows`].
+    changed_live: bool,
 }
 
 impl PartitionEngine {
@@ -90,6 +94,7 @@ impl PartitionEngine {
             cp,
             has_offset,
             changed: false,
+            changed_live: false,
         })
     }
 
@@ -131,6 +136,7 @@ impl PartitionEngine {
         };
         match self.windows.on_event(&event) {
             Ok(start) => {
+                self.changed_live = true;
                 self.cp.events += 1;
                 self.cp.max_event_ts = self.windows.max_event_ts();
                 Outcome::Folded(start)
@@ -171,8 +177,21 @@ impl PartitionEngine {
         self.changed = false;
         Ok(CheckpointReport {
             next_offset: self.cp.next_offset,
-            windows_written: dirty.iter().map(|(s, _)| *s).collect(),
+            windows: dirty,
         })
+    }
+
+    /// Copies of the open windows if any changed since the last call (for live display).
+    pub fn take_live_windows(&mut self) -> Option<Vec<(i64, Aggregate)>> {
+        if !std::mem::take(&mut self.changed_live) {
+            return None;
+        }
+        Some(
+            self.windows
+                .open_windows()
+                .map(|(s, a)| (s, a.clone()))
+                .collect(),
+        )
     }
 }
 

@@ -13,6 +13,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -25,7 +27,10 @@ use pulseboard_model::agg::Aggregate;
 use pulseboard_model::proto::{self, Summary, WindowView};
 use pulseboard_model::time::{parse_duration_ms, parse_time_param};
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use tower_http::services::ServeDir;
 
+use crate::hub::Hub;
 use crate::live::Live;
 use crate::store::{Store, StoreError};
 
@@ -34,7 +39,12 @@ use crate::store::{Store, StoreError};
 pub struct AppState {
     pub store: Store,
     pub live: Arc<Live>,
+    pub hub: Arc<Hub>,
     pub window_ms: i64,
+    /// The built frontend (Trunk's output), if any.
+    pub static_dir: Option<PathBuf>,
+    /// Cancelled at shutdown; sockets close with "going away".
+    pub shutdown: CancellationToken,
 }
 
 /// An error answered to an API client.
@@ -89,17 +99,27 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The application's routes.
+/// The application's routes. The frontend's pages (`/`, `/kiosk`, `/embed/<panel>`) get
+/// its `index.html`; its other files are served from `static_dir`, and a path that is not a
+/// file there (including any that tries to leave it) is a 404.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/", get(index))
+    let files = state.static_dir.clone().map(ServeDir::new);
+    let app = Router::new()
+        .route("/", get(page))
+        .route("/kiosk", get(page))
+        .route("/embed/{panel}", get(page))
+        .route("/ws", get(crate::ws::handler))
         .route("/api/v1/windows", get(windows))
         .route("/api/v1/summary", get(summary))
         .route("/api/v1/status", get(status))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(state)
+        .with_state(state);
+    match files {
+        Some(files) => app.fallback_service(files),
+        None => app,
+    }
 }
 
 fn now_ms() -> i64 {
@@ -216,7 +236,8 @@ async fn windows(
     let limit = int_param("limit", &p.limit, 1000, 10_000)?;
     let top = int_param("top", &p.top, 10, 1000)?;
     let store = st.store.clone();
-    let merged = blocking(move || Ok(merged_windows(&store, from, to)?)).await?;
+    let mut merged = blocking(move || Ok(merged_windows(&store, from, to)?)).await?;
+    st.hub.overlay(&mut merged, from, to);
     let state_of = st.live.window_states();
     let width = st.window_ms;
     let next = merged.keys().nth(limit).copied();
@@ -243,8 +264,10 @@ async fn summary(
     let (from, to) = resolve_range(&p, 15 * 60_000)?;
     let top = int_param("top", &p.top, 10, 1000)?;
     let store = st.store.clone();
+    let hub = st.hub.clone();
     let (n, agg) = blocking(move || {
-        let merged = merged_windows(&store, from, to)?;
+        let mut merged = merged_windows(&store, from, to)?;
+        hub.overlay(&mut merged, from, to);
         let mut total = Aggregate::new();
         for agg in merged.values() {
             total.merge(agg);
@@ -342,14 +365,63 @@ async fn metrics(State(st): State<AppState>) -> Response {
             .filter_map(|p| p.lag.map(|l| (label(p), l.to_string())))
             .collect(),
     );
+    let hs = &st.hub.stats;
+    metric(
+        "pulseboard_ws_clients",
+        "gauge",
+        "Connected WebSocket clients.",
+        vec![(
+            String::new(),
+            hs.clients.load(Ordering::Relaxed).to_string(),
+        )],
+    );
+    metric(
+        "pulseboard_ws_connects_total",
+        "counter",
+        "WebSocket connections accepted.",
+        vec![(
+            String::new(),
+            hs.connects_total.load(Ordering::Relaxed).to_string(),
+        )],
+    );
+    metric(
+        "pulseboard_ws_resyncs_total",
+        "counter",
+        "Slow clients resynced with a snapshot.",
+        vec![(
+            String::new(),
+            hs.resyncs_total.load(Ordering::Relaxed).to_string(),
+        )],
+    );
+    metric(
+        "pulseboard_ws_messages_total",
+        "counter",
+        "Messages published to WebSocket clients.",
+        vec![(
+            String::new(),
+            hs.messages_total.load(Ordering::Relaxed).to_string(),
+        )],
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
-async fn index(State(st): State<AppState>) -> Html<String> {
+/// A page of the frontend: its `index.html`, or a plain page when it is not built.
+async fn page(State(st): State<AppState>) -> Response {
+    if let Some(dir) = &st.static_dir {
+        match tokio::fs::read_to_string(dir.join("index.html")).await {
+            Ok(html) => return Html(html).into_response(),
+            Err(e) => tracing::debug!(dir = %dir.display(), error = %e, "frontend not found"),
+        }
+    }
+    fallback_index(&st).into_response()
+}
+
+fn fallback_index(st: &AppState) -> Html<String> {
     let s = st.live.status();
     Html(format!(
         "<!doctype html><meta charset=utf-8><title>Pulseboard</title><link rel=icon href=\"data:,\">\
-         <h1>Pulseboard</h1><p>Broker: {} · events: {} · dead letters: {}</p>\
+         <h1>Pulseboard</h1><p>The dashboard is not built: run <code>cargo xtask run</code> (or point --static-dir at Trunk's output).</p>\
+         <p>Broker: {} · events: {} · dead letters: {}</p>\
          <ul><li><a href=/api/v1/status>/api/v1/status</a><li><a href=/api/v1/windows>/api/v1/windows</a>\
          <li><a href=/api/v1/summary?range=5m>/api/v1/summary?range=5m</a><li><a href=/metrics>/metrics</a></ul>",
         html_escape(&s.broker),
@@ -374,21 +446,63 @@ mod tests {
 
     fn app() -> (Router, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path(), 10_000).expect("store");
+        let store = Store::open(&dir.path().join("store"), 10_000).expect("store");
         let live = Arc::new(Live::new(
             "embedded".into(),
             true,
             10_000,
             Duration::from_secs(30),
         ));
-        (
-            router(AppState {
-                store,
-                live,
-                window_ms: 10_000,
-            }),
-            dir,
-        )
+        let hub = Hub::new(crate::hub::HubConfig::new(10_000), live.clone());
+        let dist = dir.path().join("dist");
+        std::fs::create_dir_all(&dist).expect("dist");
+        std::fs::write(dist.join("index.html"), "<!doctype html><title>app</title>")
+            .expect("index");
+        std::fs::write(dist.join("app.css"), "body{}").expect("css");
+        std::fs::write(dir.path().join("secret.txt"), "secret").expect("secret");
+        let state = AppState {
+            store,
+            live,
+            hub,
+            window_ms: 10_000,
+            static_dir: Some(dist),
+            shutdown: CancellationToken::new(),
+        };
+        (router(state), dir)
+    }
+
+    async fn get_raw(app: &Router, uri: &str) -> (StatusCode, String) {
+        let resp = app
+            .clone()
+            .oneshot(Request::get(uri).body(Body::empty()).expect("request"))
+            .await
+            .expect("response");
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    #[tokio::test]
+    async fn pages_get_the_frontend_and_files_stay_inside_their_folder() {
+        let (app, _dir) = app();
+        for page in ["/", "/kiosk", "/embed/events", "/kiosk?kiosk"] {
+            let (status, body) = get_raw(&app, page).await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            assert!(body.contains("<title>app</title>"), "{page}: {body}");
+        }
+        assert_eq!(get_raw(&app, "/app.css").await.0, StatusCode::OK);
+        for escape in [
+            "/../secret.txt",
+            "/%2e%2e/secret.txt",
+            "/..%2fsecret.txt",
+            "/nope.js",
+        ] {
+            let (status, body) = get_raw(&app, escape).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{escape}: {body}");
+            assert!(!body.contains("secret"), "{escape}");
+        }
     }
 
     async fn get(app: &Router, uri: &str) -> (StatusCode, serde_json::Value) {

@@ -36,6 +36,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::{Outcome, PartitionEngine, Record};
+use crate::hub::Hub;
 use crate::live::Live;
 use crate::store::{Store, StoreError};
 
@@ -70,6 +71,7 @@ pub struct IngestParams {
     pub kafka_options: Vec<(String, String)>,
     pub store: Store,
     pub live: Arc<Live>,
+    pub hub: Arc<Hub>,
     pub decoder: Arc<Decoder>,
     /// Create missing dead-letter topics at start (not needed when they were just created).
     pub create_dead_letter_topics: bool,
@@ -335,6 +337,7 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
     let shared = Arc::new(TaskShared {
         store: params.store.clone(),
         live: params.live.clone(),
+        hub: params.hub.clone(),
         consumer: Arc::downgrade(&consumer),
         producer,
         dead_letter_topics: params.dead_letter_topics.clone(),
@@ -451,6 +454,7 @@ fn spawn_main_queue_poller(
 struct TaskShared {
     store: Store,
     live: Arc<Live>,
+    hub: Arc<Hub>,
     consumer: Weak<Consumer_>,
     producer: FutureProducer,
     dead_letter_topics: HashMap<String, String>,
@@ -475,11 +479,13 @@ async fn partition_task(
     let mut pending: Vec<DeliveryFuture> = Vec::new();
     let mut tick = tokio::time::interval(shared.checkpoint_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut live_tick = tokio::time::interval(shared.hub.config().publish_interval);
+    live_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut saw_messages = false;
     let result: Result<(), StoreError> = loop {
         tokio::select! {
-            // Stop first so a revoke is served promptly; then the checkpoint tick, so a busy
-            // partition still checkpoints on time; messages last.
+            // Stop first so a revoke is served promptly; then the checkpoint and live ticks,
+            // so a busy partition still checkpoints and shows progress on time; messages last.
             biased;
             _ = stop.recv() => break checkpoint(&mut engine, &shared, &mut pending, saw_messages).await,
             _ = tick.tick() => {
@@ -487,6 +493,11 @@ async fn partition_task(
                     break Err(e);
                 }
                 saw_messages = false;
+            }
+            _ = live_tick.tick() => {
+                if let Some(windows) = engine.take_live_windows() {
+                    shared.hub.update(&topic, partition, windows);
+                }
             }
             msg = queue.recv() => match msg {
                 Ok(m) => {
@@ -572,14 +583,18 @@ async fn checkpoint(
         }
     }
     let report = engine.checkpoint(&shared.store).await?;
+    let written: Vec<i64> = report.windows.iter().map(|(s, _)| *s).collect();
     shared.live.publish_partition(
         engine.topic(),
         engine.partition(),
         engine.checkpoint_state(),
         engine.watermark(),
         saw_messages,
-        &report.windows_written,
+        &written,
     );
+    shared
+        .hub
+        .update(engine.topic(), engine.partition(), report.windows);
     if let Some(consumer) = shared.consumer.upgrade() {
         let mut tpl = TopicPartitionList::new();
         if tpl

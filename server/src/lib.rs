@@ -10,16 +10,20 @@
 //! - [`engine`]: per-partition decode, windowing, counters and checkpoints (no Kafka types).
 //! - [`store`]: the sled layout, atomic checkpoints, range reads, retention.
 //! - [`live`]: published progress: offsets, lag, watermark, window states, throughput.
-//! - [`http`]: JSON API, health, readiness, metrics.
+//! - [`hub`]: recent windows merged across partitions; the sequenced stream of changes.
+//! - [`ws`]: the WebSocket `/ws`, one client fed from the hub.
+//! - [`http`]: routes: JSON API, health, readiness, metrics, the frontend's files.
 //! - [`demo`]: the embedded Kafka and the demo traffic generator.
 
 pub mod config;
 pub mod demo;
 pub mod engine;
 pub mod http;
+pub mod hub;
 pub mod ingest;
 pub mod live;
 pub mod store;
+pub mod ws;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -113,7 +117,11 @@ pub async fn run(
         live.restore_partition(&topic, partition, cp, wm);
     }
 
+    let hub = hub::Hub::new(hub::HubConfig::new(settings.windows.width_ms), live.clone());
+    hub.seed(&store, now_ms())?;
+
     let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(hub.clone().run_publisher(shutdown.child_token()));
     let ingest_done = CancellationToken::new();
     let ingest = {
         let params = ingest::IngestParams {
@@ -126,6 +134,7 @@ pub async fn run(
             kafka_options: settings.kafka_options.clone(),
             store: store.clone(),
             live: live.clone(),
+            hub: hub.clone(),
             decoder: Arc::new(Decoder::new(settings.mapping.clone())),
             create_dead_letter_topics: embedded.is_none(),
         };
@@ -163,7 +172,10 @@ pub async fn run(
     let app = http::router(http::AppState {
         store: store.clone(),
         live: live.clone(),
+        hub: hub.clone(),
         window_ms: settings.windows.width_ms,
+        static_dir: settings.static_dir.clone(),
+        shutdown: shutdown.clone(),
     });
     let http_stop = shutdown.clone();
     let ingest_stopped = ingest_done.clone();
@@ -191,6 +203,13 @@ pub async fn run(
     }
     ingested?;
     served
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// Once a second: throughput sample. Once a minute: retention.

@@ -1,0 +1,447 @@
+//! The live hub: recent windows merged across partitions, and the sequenced stream of
+//! changes that WebSocket clients follow.
+//!
+//! Contract:
+//! - Partition tasks [`Hub::update`] the windows they changed (whole per-partition
+//!   aggregates). The hub keeps the windows of the last [`HubConfig::horizon_ms`] in memory,
+//!   seeded from the store at start, so it can merge any recent window across partitions.
+//! - The publisher ([`Hub::run_publisher`]) turns changes into [`ServerMsg`]s at most
+//!   `1 / publish_interval` times a second: the windows whose figures or state changed, and
+//!   a status message every second. Every message gets the next sequence number, is
+//!   serialised once, kept in a bounded backlog for resumes, and broadcast.
+//! - A client subscribes with the last sequence it saw: it gets the missed messages from the
+//!   backlog, or a snapshot when they are gone. Broadcast is a bounded ring: a client that
+//!   falls more than its capacity behind is resynced with a snapshot, and nobody waits for it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pulseboard_model::agg::Aggregate;
+use pulseboard_model::proto::{ServerMsg, WindowState, WindowView, PROTOCOL_VERSION};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::live::Live;
+use crate::store::{Store, StoreError};
+
+/// Tuning of the hub.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    pub window_ms: i64,
+    /// How far back (from the newest window) windows stay in memory.
+    pub horizon_ms: i64,
+    /// How many windows a snapshot carries (the newest ones).
+    pub snapshot_windows: usize,
+    /// Entries of top lists in pushed windows.
+    pub top_n: usize,
+    /// Minimum time between two window messages.
+    pub publish_interval: Duration,
+    /// Messages kept for resumes.
+    pub backlog: usize,
+    /// Messages a client may fall behind before it is resynced.
+    pub client_queue: usize,
+}
+
+impl HubConfig {
+    pub fn new(window_ms: i64) -> Self {
+        HubConfig {
+            window_ms,
+            horizon_ms: 30 * 60_000,
+            snapshot_windows: 90,
+            top_n: 10,
+            publish_interval: Duration::from_millis(250),
+            backlog: 1024,
+            client_queue: 256,
+        }
+    }
+}
+
+type PartKey = (String, i32);
+
+#[derive(Default)]
+struct Inner {
+    seq: u64,
+    backlog: VecDeque<(u64, Arc<str>)>,
+    windows: BTreeMap<i64, HashMap<PartKey, Aggregate>>,
+    dirty: BTreeSet<i64>,
+    states: BTreeMap<i64, WindowState>,
+}
+
+/// Counters about socket clients, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct HubStats {
+    pub clients: AtomicU64,
+    pub connects_total: AtomicU64,
+    pub resyncs_total: AtomicU64,
+    pub messages_total: AtomicU64,
+}
+
+/// The hub. Shared as `Arc<Hub>`.
+pub struct Hub {
+    cfg: HubConfig,
+    inner: Mutex<Inner>,
+    tx: broadcast::Sender<(u64, Arc<str>)>,
+    live: Arc<Live>,
+    pub stats: HubStats,
+}
+
+/// What a new subscriber gets first.
+pub enum Start {
+    /// Messages after the client's `since`, in order.
+    Replay(Vec<Arc<str>>),
+    /// A snapshot (serialised), with its sequence.
+    Snapshot(u64, Arc<str>),
+}
+
+/// A subscription: the catch-up messages, then the live feed.
+pub struct Subscription {
+    pub start: Start,
+    /// Sequence of the last message included in `start`.
+    pub last_seq: u64,
+    pub rx: broadcast::Receiver<(u64, Arc<str>)>,
+}
+
+impl Hub {
+    pub fn new(cfg: HubConfig, live: Arc<Live>) -> Arc<Self> {
+        let (tx, _) = broadcast::channel(cfg.client_queue.max(1));
+        Arc::new(Hub {
+            cfg,
+            inner: Mutex::new(Inner::default()),
+            tx,
+            live,
+            stats: HubStats::default(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // Only plain maps live behind this lock; a panic cannot leave them half-updated in a
+        // way that matters more than losing one publish.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn config(&self) -> &HubConfig {
+        &self.cfg
+    }
+
+    /// Seed the recent windows from the store.
+    pub fn seed(&self, store: &Store, now_ms: i64) -> Result<(), StoreError> {
+        let rows = store.windows_in(now_ms - self.cfg.horizon_ms, i64::MAX)?;
+        let mut g = self.lock();
+        for row in rows {
+            g.windows
+                .entry(row.start)
+                .or_default()
+                .insert((row.topic, row.partition), row.agg);
+        }
+        Ok(())
+    }
+
+    /// A partition's current aggregates of the windows it changed.
+    pub fn update(&self, topic: &str, partition: i32, windows: Vec<(i64, Aggregate)>) {
+        if windows.is_empty() {
+            return;
+        }
+        let mut g = self.lock();
+        let newest = g.windows.keys().next_back().copied().unwrap_or(i64::MIN);
+        let floor =
+            newest.max(windows.iter().map(|w| w.0).max().unwrap_or(i64::MIN)) - self.cfg.horizon_ms;
+        for (start, agg) in windows {
+            if start < floor {
+                continue;
+            }
+            g.windows
+                .entry(start)
+                .or_default()
+                .insert((topic.to_owned(), partition), agg);
+            g.dirty.insert(start);
+        }
+        // Keep memory bounded: drop what fell out of the horizon.
+        let keep = g.windows.split_off(&floor);
+        g.windows = keep;
+        let keep = g.states.split_off(&floor);
+        g.states = keep;
+    }
+
+    /// Replace the stored rows of windows the hub holds with its fresher merged copy.
+    pub fn overlay(&self, merged: &mut BTreeMap<i64, Aggregate>, from: i64, to: i64) {
+        let g = self.lock();
+        for (start, parts) in g.windows.range(from..to) {
+            merged.insert(*start, merge_parts(parts));
+        }
+    }
+
+    fn view(
+        &self,
+        start: i64,
+        parts: &HashMap<PartKey, Aggregate>,
+        state: WindowState,
+    ) -> WindowView {
+        WindowView::from_aggregate(
+            start,
+            start + self.cfg.window_ms,
+            state,
+            &merge_parts(parts),
+            self.cfg.top_n,
+        )
+    }
+
+    fn snapshot_locked(&self, g: &Inner) -> ServerMsg {
+        let state_of = self.live.window_states();
+        let windows: Vec<WindowView> = g
+            .windows
+            .iter()
+            .rev()
+            .take(self.cfg.snapshot_windows)
+            .map(|(s, parts)| self.view(*s, parts, state_of(*s)))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        ServerMsg::Snapshot {
+            protocol: PROTOCOL_VERSION,
+            seq: g.seq,
+            window_ms: self.cfg.window_ms,
+            windows,
+            status: self.live.status(),
+        }
+    }
+
+    /// A fresh serialised snapshot and its sequence.
+    pub fn snapshot(&self) -> (u64, Arc<str>) {
+        let g = self.lock();
+        let msg = self.snapshot_locked(&g);
+        (g.seq, encode(&msg))
+    }
+
+    /// Subscribe, resuming after `since` when the backlog still holds what followed it.
+    pub fn subscribe(&self, since: Option<u64>) -> Subscription {
+        let g = self.lock();
+        // Subscribe under the lock: nothing can be published between catch-up and feed.
+        let rx = self.tx.subscribe();
+        let resumable = since.and_then(|s| {
+            if s > g.seq {
+                return None;
+            }
+            if s == g.seq {
+                return Some(Vec::new());
+            }
+            let first = g.backlog.front()?.0;
+            (first <= s + 1).then(|| {
+                g.backlog
+                    .iter()
+                    .filter(|(q, _)| *q > s)
+                    .map(|(_, m)| m.clone())
+                    .collect()
+            })
+        });
+        let start = match resumable {
+            Some(msgs) => Start::Replay(msgs),
+            None => Start::Snapshot(g.seq, encode(&self.snapshot_locked(&g))),
+        };
+        Subscription {
+            start,
+            last_seq: g.seq,
+            rx,
+        }
+    }
+
+    fn publish_locked(&self, g: &mut Inner, make: impl FnOnce(u64) -> ServerMsg) {
+        g.seq += 1;
+        let seq = g.seq;
+        let text = encode(&make(seq));
+        g.backlog.push_back((seq, text.clone()));
+        while g.backlog.len() > self.cfg.backlog {
+            g.backlog.pop_front();
+        }
+        self.stats.messages_total.fetch_add(1, Ordering::Relaxed);
+        // No receiver is fine: nobody is watching.
+        let _ = self.tx.send((seq, text));
+    }
+
+    /// Publish the windows that changed (figures or state) since the last call.
+    pub fn publish_windows(&self) {
+        let state_of = self.live.window_states();
+        let mut g = self.lock();
+        let mut changed: BTreeSet<i64> = std::mem::take(&mut g.dirty);
+        let starts: Vec<i64> = g.windows.keys().copied().collect();
+        for s in starts {
+            let st = state_of(s);
+            if g.states.insert(s, st) != Some(st) {
+                changed.insert(s);
+            }
+        }
+        if changed.is_empty() {
+            return;
+        }
+        let windows: Vec<WindowView> = changed
+            .iter()
+            .filter_map(|s| {
+                g.windows
+                    .get(s)
+                    .map(|parts| self.view(*s, parts, state_of(*s)))
+            })
+            .collect();
+        if windows.is_empty() {
+            return;
+        }
+        self.publish_locked(&mut g, |seq| ServerMsg::Windows { seq, windows });
+    }
+
+    /// Publish the status.
+    pub fn publish_status(&self) {
+        let status = self.live.status();
+        let mut g = self.lock();
+        self.publish_locked(&mut g, |seq| ServerMsg::Status { seq, status });
+    }
+
+    /// Publish changes every `publish_interval` and the status every second, until shutdown.
+    pub async fn run_publisher(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut windows = tokio::time::interval(self.cfg.publish_interval);
+        windows.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut status = tokio::time::interval(Duration::from_secs(1));
+        status.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                // Shutdown first; then windows before status so a burst of changes is not
+                // delayed behind the slower status tick.
+                biased;
+                _ = shutdown.cancelled() => break,
+                _ = windows.tick() => self.publish_windows(),
+                _ = status.tick() => self.publish_status(),
+            }
+        }
+    }
+}
+
+fn merge_parts(parts: &HashMap<PartKey, Aggregate>) -> Aggregate {
+    let mut keys: Vec<&PartKey> = parts.keys().collect();
+    // Merge in a fixed order so the result does not depend on hash order.
+    keys.sort();
+    let mut total = Aggregate::new();
+    for k in keys {
+        total.merge(&parts[k]);
+    }
+    total
+}
+
+fn encode(msg: &ServerMsg) -> Arc<str> {
+    // Serialising plain structs of strings and numbers cannot fail.
+    Arc::from(serde_json::to_string(msg).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pulseboard_model::event::Event;
+
+    fn agg(n: u64) -> Aggregate {
+        let mut a = Aggregate::new();
+        for i in 0..n {
+            a.add(&Event {
+                ts: 0,
+                kind: "pageview".into(),
+                visitor: format!("v{i}"),
+                session: None,
+                url: "/".into(),
+                referrer: None,
+                country: None,
+                device: None,
+            });
+        }
+        a
+    }
+
+    fn hub(backlog: usize) -> Arc<Hub> {
+        let live = Arc::new(Live::new(
+            "embedded".into(),
+            true,
+            10_000,
+            Duration::from_secs(30),
+        ));
+        let mut cfg = HubConfig::new(10_000);
+        cfg.backlog = backlog;
+        Hub::new(cfg, live)
+    }
+
+    fn decode(s: &str) -> ServerMsg {
+        serde_json::from_str(s).expect("server message")
+    }
+
+    #[test]
+    fn windows_merge_across_partitions_and_publish_once_per_change() {
+        let h = hub(16);
+        h.update("t", 0, vec![(0, agg(2))]);
+        h.update("t", 1, vec![(0, agg(3)), (10_000, agg(1))]);
+        h.publish_windows();
+        let sub = h.subscribe(Some(0));
+        let Start::Replay(msgs) = sub.start else {
+            panic!("resume from 0 must replay")
+        };
+        assert_eq!(msgs.len(), 1);
+        match decode(&msgs[0]) {
+            ServerMsg::Windows { seq, windows } => {
+                assert_eq!(seq, 1);
+                assert_eq!(
+                    windows
+                        .iter()
+                        .map(|w| (w.start, w.events))
+                        .collect::<Vec<_>>(),
+                    vec![(0, 5), (10_000, 1)]
+                );
+            }
+            m => panic!("unexpected {m:?}"),
+        }
+        // Nothing changed: nothing published.
+        h.publish_windows();
+        assert_eq!(h.subscribe(None).last_seq, 1);
+    }
+
+    #[test]
+    fn resume_replays_missed_messages_or_falls_back_to_snapshot() {
+        let h = hub(3);
+        for i in 0..5 {
+            h.update("t", 0, vec![(0, agg(i + 1))]);
+            h.publish_windows();
+        }
+        // Backlog holds 3..=5: resuming after 2 replays 3, 4, 5.
+        let Start::Replay(m) = h.subscribe(Some(2)).start else {
+            panic!("replay expected")
+        };
+        assert_eq!(
+            m.iter().map(|s| decode(s).seq()).collect::<Vec<_>>(),
+            vec![3, 4, 5]
+        );
+        // After 1, message 2 is gone: snapshot.
+        let Start::Snapshot(seq, snap) = h.subscribe(Some(1)).start else {
+            panic!("snapshot expected")
+        };
+        assert_eq!(seq, 5);
+        match decode(&snap) {
+            ServerMsg::Snapshot { windows, seq, .. } => {
+                assert_eq!(seq, 5);
+                assert_eq!(windows[0].events, 5);
+            }
+            m => panic!("unexpected {m:?}"),
+        }
+        // Up to date: nothing to replay. From the future (another server run): snapshot.
+        assert!(matches!(h.subscribe(Some(5)).start, Start::Replay(ref v) if v.is_empty()));
+        assert!(matches!(h.subscribe(Some(99)).start, Start::Snapshot(..)));
+    }
+
+    #[test]
+    fn memory_is_bounded_by_the_horizon() {
+        let h = hub(16);
+        let horizon = h.config().horizon_ms;
+        for i in 0..1_000 {
+            h.update("t", 0, vec![(i * 10_000, agg(1))]);
+        }
+        let g = h.lock();
+        assert!(
+            g.windows.len() as i64 <= horizon / 10_000 + 1,
+            "{}",
+            g.windows.len()
+        );
+    }
+}

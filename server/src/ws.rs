@@ -1,0 +1,422 @@
+//! The WebSocket `/ws`: one client, fed from the hub.
+//!
+//! Contract:
+//! - `GET /ws?since=SEQ`: the client first gets what it missed after `SEQ` (or a snapshot),
+//!   then every message the hub publishes, in sequence order, each at most once.
+//! - A client that falls behind by more than the hub's client queue gets a fresh snapshot
+//!   (resync) instead of the messages it missed; one that does not take a frame within
+//!   [`SocketOptions::send_timeout`] is dropped. The pipeline never waits for a client.
+//! - Keepalive: a ping every [`SocketOptions::ping_interval`]; a client silent for
+//!   [`SocketOptions::idle_timeout`] is closed. Client frames may only be
+//!   `{"type":"ping"}` text of at most `MAX_CLIENT_FRAME` bytes; anything else closes that
+//!   socket with a code and reason, and touches nothing else.
+//! - [`serve`] is generic over `Sink`/`Stream`, so it is tested without a network; send and
+//!   receive run as two tasks and the survivor is stopped.
+
+use std::fmt::Display;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use futures::{Sink, SinkExt, Stream, StreamExt};
+use pulseboard_model::proto::{ClientMsg, MAX_CLIENT_FRAME};
+use serde::Deserialize;
+use tokio::sync::{broadcast, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::http::{ApiError, AppState};
+use crate::hub::{Hub, Start, Subscription};
+
+/// Close codes (RFC 6455).
+pub mod close {
+    pub const GOING_AWAY: u16 = 1001;
+    pub const UNSUPPORTED: u16 = 1003;
+    pub const POLICY: u16 = 1008;
+    pub const TOO_BIG: u16 = 1009;
+}
+
+/// Timing of one socket.
+#[derive(Debug, Clone, Copy)]
+pub struct SocketOptions {
+    pub ping_interval: Duration,
+    pub idle_timeout: Duration,
+    pub send_timeout: Duration,
+}
+
+impl Default for SocketOptions {
+    fn default() -> Self {
+        SocketOptions {
+            ping_interval: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(45),
+            send_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct WsParams {
+    since: Option<String>,
+}
+
+/// `GET /ws`.
+pub async fn handler(
+    ws: WebSocketUpgrade,
+    State(st): State<AppState>,
+    Query(p): Query<WsParams>,
+) -> Result<Response, ApiError> {
+    let since = match p.since.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(s.parse::<u64>().map_err(|_| ApiError::BadParam {
+            parameter: "since",
+            message: format!(
+                "since={s:?} must be the sequence number of the last message received"
+            ),
+        })?),
+    };
+    let hub = st.hub.clone();
+    let shutdown = st.shutdown.clone();
+    Ok(ws
+        .max_message_size(MAX_CLIENT_FRAME)
+        .max_frame_size(MAX_CLIENT_FRAME)
+        .on_upgrade(move |socket| async move {
+            let (sink, stream) = socket.split();
+            serve(sink, stream, hub, since, SocketOptions::default(), shutdown).await;
+        })
+        .into_response())
+}
+
+/// Serve one client until it leaves, is dropped, or the server shuts down.
+pub async fn serve<S, R, E>(
+    sink: S,
+    stream: R,
+    hub: Arc<Hub>,
+    since: Option<u64>,
+    opts: SocketOptions,
+    shutdown: CancellationToken,
+) where
+    S: Sink<Message, Error = E> + Unpin + Send + 'static,
+    E: Display + Send + 'static,
+    R: Stream<Item = Result<Message, axum::Error>> + Unpin + Send + 'static,
+{
+    hub.stats.clients.fetch_add(1, Ordering::Relaxed);
+    hub.stats.connects_total.fetch_add(1, Ordering::Relaxed);
+    let (close_tx, close_rx) = oneshot::channel();
+    // Subscribe now, at connect time, so nothing published from here on is missed.
+    let sub = hub.subscribe(since);
+    let mut send = tokio::spawn(send_loop(sink, hub.clone(), sub, opts, close_rx, shutdown));
+    let mut recv = tokio::spawn(recv_loop(stream, opts, close_tx));
+    tokio::select! {
+        _ = &mut send => recv.abort(),
+        _ = &mut recv => {
+            // The receiver told the sender why (or dropped its end): let it send the close
+            // frame, but not forever.
+            if tokio::time::timeout(opts.send_timeout, &mut send).await.is_err() {
+                send.abort();
+            }
+        }
+    }
+    hub.stats.clients.fetch_sub(1, Ordering::Relaxed);
+}
+
+async fn send_text<S, E>(sink: &mut S, text: &str, opts: SocketOptions) -> bool
+where
+    S: Sink<Message, Error = E> + Unpin,
+    E: Display,
+{
+    match tokio::time::timeout(opts.send_timeout, sink.send(Message::Text(text.into()))).await {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "socket send failed");
+            false
+        }
+        Err(_) => {
+            tracing::info!("socket client too slow to take a frame; dropped");
+            false
+        }
+    }
+}
+
+async fn send_loop<S, E>(
+    mut sink: S,
+    hub: Arc<Hub>,
+    sub: Subscription,
+    opts: SocketOptions,
+    mut close_rx: oneshot::Receiver<(u16, String)>,
+    shutdown: CancellationToken,
+) where
+    S: Sink<Message, Error = E> + Unpin,
+    E: Display,
+{
+    let mut rx = sub.rx;
+    let mut last_seq = sub.last_seq;
+    let first: Vec<Arc<str>> = match sub.start {
+        Start::Replay(msgs) => msgs,
+        Start::Snapshot(_, snap) => vec![snap],
+    };
+    for m in &first {
+        if !send_text(&mut sink, m, opts).await {
+            return;
+        }
+    }
+    let mut ping = tokio::time::interval_at(
+        tokio::time::Instant::now() + opts.ping_interval,
+        opts.ping_interval,
+    );
+    let close = loop {
+        tokio::select! {
+            // A close request from the receiver or the server first, so a misbehaving client
+            // or a shutdown is not kept waiting behind a backlog of updates.
+            biased;
+            reason = &mut close_rx => break reason.ok(),
+            _ = shutdown.cancelled() => break Some((close::GOING_AWAY, "server shutting down".to_owned())),
+            _ = ping.tick() => {
+                if tokio::time::timeout(opts.send_timeout, sink.send(Message::Ping(Default::default()))).await.map_or(true, |r| r.is_err()) {
+                    return;
+                }
+            }
+            msg = rx.recv() => match msg {
+                Ok((seq, text)) => {
+                    if seq > last_seq {
+                        if !send_text(&mut sink, &text, opts).await {
+                            return;
+                        }
+                        last_seq = seq;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    hub.stats.resyncs_total.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(missed, "socket client fell behind; resyncing with a snapshot");
+                    let (seq, snap) = hub.snapshot();
+                    if !send_text(&mut sink, &snap, opts).await {
+                        return;
+                    }
+                    last_seq = seq;
+                }
+                Err(broadcast::error::RecvError::Closed) => break Some((close::GOING_AWAY, "server shutting down".to_owned())),
+            }
+        }
+    };
+    if let Some((code, reason)) = close {
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        let _ =
+            tokio::time::timeout(opts.send_timeout, sink.send(Message::Close(Some(frame)))).await;
+    }
+    let _ = tokio::time::timeout(opts.send_timeout, sink.close()).await;
+}
+
+/// Read client frames; on a bad one, say why through `close_tx` and stop.
+async fn recv_loop<R>(mut stream: R, opts: SocketOptions, close_tx: oneshot::Sender<(u16, String)>)
+where
+    R: Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    let reason = loop {
+        let next = match tokio::time::timeout(opts.idle_timeout, stream.next()).await {
+            Err(_) => {
+                break Some((
+                    close::POLICY,
+                    format!("no message or pong for {} s", opts.idle_timeout.as_secs()),
+                ))
+            }
+            Ok(None) => break None,
+            Ok(Some(Err(e))) => break Some((close::TOO_BIG, format!("invalid frame: {e}"))),
+            Ok(Some(Ok(m))) => m,
+        };
+        match next {
+            Message::Text(t) => {
+                if t.len() > MAX_CLIENT_FRAME {
+                    break Some((
+                        close::TOO_BIG,
+                        format!("frame over {MAX_CLIENT_FRAME} bytes"),
+                    ));
+                }
+                if let Err(e) = serde_json::from_str::<ClientMsg>(t.as_str()) {
+                    break Some((
+                        close::POLICY,
+                        format!("malformed message ({e}); only {{\"type\":\"ping\"}} is accepted"),
+                    ));
+                }
+            }
+            Message::Binary(_) => {
+                break Some((
+                    close::UNSUPPORTED,
+                    "binary frames are not accepted".to_owned(),
+                ))
+            }
+            Message::Ping(_) | Message::Pong(_) => {}
+            Message::Close(_) => break None,
+        }
+    };
+    if let Some(r) = reason {
+        tracing::debug!(code = r.0, reason = %r.1, "closing socket");
+        let _ = close_tx.send(r);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::HubConfig;
+    use crate::live::Live;
+    use futures::channel::mpsc;
+    use pulseboard_model::agg::Aggregate;
+    use pulseboard_model::proto::ServerMsg;
+
+    fn hub(queue: usize) -> Arc<Hub> {
+        let live = Arc::new(Live::new(
+            "embedded".into(),
+            true,
+            10_000,
+            Duration::from_secs(30),
+        ));
+        let mut cfg = HubConfig::new(10_000);
+        cfg.client_queue = queue;
+        Hub::new(cfg, live)
+    }
+
+    struct Client {
+        to_server: mpsc::UnboundedSender<Result<Message, axum::Error>>,
+        from_server: mpsc::Receiver<Message>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    fn connect(hub: &Arc<Hub>, since: Option<u64>, buffer: usize) -> Client {
+        let (to_server, server_in) = mpsc::unbounded();
+        let (server_out, from_server) = mpsc::channel(buffer);
+        let opts = SocketOptions {
+            ping_interval: Duration::from_secs(3600),
+            idle_timeout: Duration::from_secs(3600),
+            send_timeout: Duration::from_millis(500),
+        };
+        let task = tokio::spawn(serve(
+            server_out,
+            server_in,
+            hub.clone(),
+            since,
+            opts,
+            CancellationToken::new(),
+        ));
+        Client {
+            to_server,
+            from_server,
+            task,
+        }
+    }
+
+    async fn next_msg(c: &mut Client) -> ServerMsg {
+        match c.from_server.next().await {
+            Some(Message::Text(t)) => serde_json::from_str(t.as_str()).expect("server message"),
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn client_gets_snapshot_then_updates_in_sequence() {
+        let h = hub(16);
+        let mut c = connect(&h, None, 16);
+        assert!(matches!(
+            next_msg(&mut c).await,
+            ServerMsg::Snapshot { seq: 0, .. }
+        ));
+        h.update("t", 0, vec![(0, Aggregate::new())]);
+        h.publish_windows();
+        h.publish_status();
+        assert!(matches!(
+            next_msg(&mut c).await,
+            ServerMsg::Windows { seq: 1, .. }
+        ));
+        assert!(matches!(
+            next_msg(&mut c).await,
+            ServerMsg::Status { seq: 2, .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn reconnect_with_since_gets_what_it_missed() {
+        let h = hub(16);
+        h.publish_status();
+        h.publish_status();
+        h.publish_status();
+        let mut c = connect(&h, Some(1), 16);
+        assert_eq!(next_msg(&mut c).await.seq(), 2);
+        assert_eq!(next_msg(&mut c).await.seq(), 3);
+    }
+
+    #[tokio::test]
+    async fn slow_client_is_resynced_and_does_not_stall_the_hub() {
+        let h = hub(4);
+        // The client's buffer holds one frame, and after the snapshot nobody reads it.
+        let mut c = connect(&h, None, 1);
+        assert!(matches!(next_msg(&mut c).await, ServerMsg::Snapshot { .. }));
+        for _ in 0..100 {
+            h.publish_status();
+        }
+        // The hub published everything without waiting. The client either catches up with a
+        // snapshot (resync) or was dropped for not taking frames; never a gap.
+        let mut last = None;
+        while last != Some(100) {
+            let m = tokio::time::timeout(Duration::from_secs(5), c.from_server.next())
+                .await
+                .expect("the client catches up")
+                .expect("socket open");
+            let Message::Text(t) = m else { continue };
+            let msg: ServerMsg = serde_json::from_str(t.as_str()).expect("json");
+            if let (Some(l), ServerMsg::Status { seq, .. }) = (last, &msg) {
+                assert_eq!(*seq, l + 1, "deltas arrive without gaps");
+            }
+            last = Some(msg.seq());
+        }
+        assert!(
+            h.stats.resyncs_total.load(Ordering::Relaxed) >= 1,
+            "the slow client was resynced"
+        );
+        assert_eq!(last, Some(100), "and caught up with the latest message");
+    }
+
+    #[tokio::test]
+    async fn malformed_or_binary_frames_close_that_socket_with_a_reason() {
+        for (frame, code) in [
+            (Message::Text("hello".into()), close::POLICY),
+            (
+                Message::Text(r#"{"type":"subscribe"}"#.into()),
+                close::POLICY,
+            ),
+            (Message::Binary(vec![1, 2, 3].into()), close::UNSUPPORTED),
+            (
+                Message::Text("x".repeat(MAX_CLIENT_FRAME + 1).into()),
+                close::TOO_BIG,
+            ),
+        ] {
+            let h = hub(16);
+            let mut c = connect(&h, None, 16);
+            let _snapshot = next_msg(&mut c).await;
+            c.to_server
+                .unbounded_send(Ok(Message::Text(r#"{"type":"ping"}"#.into())))
+                .expect("send");
+            c.to_server.unbounded_send(Ok(frame)).expect("send");
+            let closing = loop {
+                match c.from_server.next().await {
+                    Some(Message::Close(Some(f))) => break f,
+                    Some(_) => continue,
+                    None => panic!("socket ended without a close frame"),
+                }
+            };
+            assert_eq!(closing.code, code, "{}", closing.reason);
+            assert!(!closing.reason.is_empty());
+            tokio::time::timeout(Duration::from_secs(2), c.task)
+                .await
+                .expect("socket task ends")
+                .expect("no panic");
+            assert_eq!(
+                h.stats.clients.load(Ordering::Relaxed),
+                0,
+                "closed sockets are cleaned up"
+            );
+        }
+    }
+}
