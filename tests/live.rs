@@ -102,3 +102,38 @@ async fn socket_streams_snapshot_then_live_deltas_and_resumes() -> Result<()> {
     assert_eq!(code, 400, "{body}");
     app.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collected_events_are_counted_and_bad_bodies_rejected() -> Result<()> {
+    let dir = data_dir();
+    let data = path_str(dir.path());
+    let app = App::start(&["--data-dir", &data, "--demo-rate", "0"]).await?;
+    let now = now_ms();
+    let events: Vec<String> = (0..50)
+        .map(|i| {
+            format!(
+                r#"{{"ts":{now},"type":"pageview","visitor":"v{}","url":"/p{}"}}"#,
+                i % 7,
+                i % 3
+            )
+        })
+        .collect();
+    let (code, body) = http_post(app.addr, "/collect", &format!("[{}]", events.join(",")))?;
+    assert_eq!(code, 202, "{body}");
+    assert!(body.contains("\"accepted\":50"), "{body}");
+    // One bad event in a separate request is dead-lettered by the pipeline, not lost silently.
+    assert_eq!(
+        http_post(app.addr, "/collect", r#"{"visitor":"x"}"#)?.0,
+        202
+    );
+    let (code, body) = http_post(app.addr, "/collect", "[1,2]")?;
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("\"parameter\":\"body\""), "{body}");
+    wait_for_totals(app.addr, 50, 1, Duration::from_secs(30)).await?;
+    let summary = get_json(app.addr, "/api/v1/summary?range=5m")
+        .await
+        .unwrap_or_default();
+    assert_eq!(summary["events"], 50);
+    assert_eq!(summary["unique_visitors"], 7);
+    app.stop().await
+}

@@ -18,10 +18,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::{Query, State};
+use axum::extract::{FromRef, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use pulseboard_model::agg::Aggregate;
 use pulseboard_model::proto::{self, Summary, WindowView};
@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tower_http::services::ServeDir;
 
+use crate::collect::Collector;
 use crate::hub::Hub;
 use crate::live::Live;
 use crate::store::{Store, StoreError};
@@ -45,6 +46,14 @@ pub struct AppState {
     pub static_dir: Option<PathBuf>,
     /// Cancelled at shutdown; sockets close with "going away".
     pub shutdown: CancellationToken,
+    /// `POST /collect` into Kafka, when a producer could be made.
+    pub collector: Option<Collector>,
+}
+
+impl FromRef<AppState> for Option<Collector> {
+    fn from_ref(st: &AppState) -> Self {
+        st.collector.clone()
+    }
 }
 
 /// An error answered to an API client.
@@ -109,6 +118,7 @@ pub fn router(state: AppState) -> Router {
         .route("/kiosk", get(page))
         .route("/embed/{panel}", get(page))
         .route("/ws", get(crate::ws::handler))
+        .route("/collect", post(crate::collect::handler))
         .route("/api/v1/windows", get(windows))
         .route("/api/v1/summary", get(summary))
         .route("/api/v1/status", get(status))
@@ -467,6 +477,7 @@ mod tests {
             window_ms: 10_000,
             static_dir: Some(dist),
             shutdown: CancellationToken::new(),
+            collector: None,
         };
         (router(state), dir)
     }

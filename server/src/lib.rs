@@ -14,7 +14,9 @@
 //! - [`ws`]: the WebSocket `/ws`, one client fed from the hub.
 //! - [`http`]: routes: JSON API, health, readiness, metrics, the frontend's files.
 //! - [`demo`]: the embedded Kafka and the demo traffic generator.
+//! - [`collect`]: `POST /collect`, events over HTTP into Kafka.
 
+pub mod collect;
 pub mod config;
 pub mod demo;
 pub mod engine;
@@ -176,6 +178,15 @@ pub async fn run(
         window_ms: settings.windows.width_ms,
         static_dir: settings.static_dir.clone(),
         shutdown: shutdown.clone(),
+        collector: settings.topics.first().and_then(|t| {
+            match collect::Collector::new(&brokers, t) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, "POST /collect disabled: cannot create a producer");
+                    None
+                }
+            }
+        }),
     });
     let http_stop = shutdown.clone();
     let ingest_stopped = ingest_done.clone();
