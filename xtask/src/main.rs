@@ -1,9 +1,12 @@
 //! `cargo xtask`: set up what is missing, then run or test Pulseboard.
 //!
-//! - `cargo xtask setup`: install the pinned tools the tests need (idempotent).
-//! - `cargo xtask run [-- ARGS]`: setup, then run `pulseboard` (release) on its embedded
-//!   default, or with ARGS.
-//! - `cargo xtask test`: setup, then run every test of the workspace.
+//! - `cargo xtask setup`: install the pinned tools that building and testing need
+//!   (idempotent): the wasm32 target, Trunk, wasm-bindgen-cli matching Cargo.lock, wasm-opt
+//!   (binaryen from npm) and Playwright (npm), Debian's Chromium, and the Tansu broker.
+//! - `cargo xtask run [-- ARGS]`: setup, build the frontend, run `pulseboard` (release) on
+//!   its embedded default, or with ARGS.
+//! - `cargo xtask test`: setup, build the frontend, run every Rust test, then the browser
+//!   end-to-end tests in headless Chromium.
 //!
 //! Builds go to `$CARGO_TARGET_DIR`, by default `~/.cache/pulseboard/target`, so a fresh
 //! clone on a machine that built before reuses the compiled dependencies.
@@ -16,6 +19,10 @@ use std::time::Instant;
 /// Tansu: a standalone Kafka-compatible broker for tests that need a broker outliving a
 /// Pulseboard process.
 const TANSU_VERSION: &str = "0.6.0";
+/// Trunk builds the wasm frontend. 0.22 needs a newer rustc than this toolchain.
+const TRUNK_VERSION: &str = "0.21.14";
+/// A `wasm-bindgen-cli` dependency pins `webpki-roots` to a version the registry here lacks.
+const WEBPKI_ROOTS_FALLBACK: &str = "1.0.10";
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -43,6 +50,10 @@ fn main() -> ExitCode {
 
 struct Tools {
     tansu: PathBuf,
+    trunk: PathBuf,
+    /// npm tools (wasm-opt, playwright-core) of `tests/e2e`.
+    node_bin: PathBuf,
+    chromium: PathBuf,
 }
 
 fn workspace_root() -> PathBuf {
@@ -125,13 +136,172 @@ fn ensure_cargo_install(
 }
 
 fn setup() -> Result<Tools, String> {
+    ensure_wasm_target()?;
     let tansu = ensure_cargo_install(
         "tansu",
         TANSU_VERSION,
         &["--features", "dynostore"],
         "tansu",
     )?;
-    Ok(Tools { tansu })
+    let trunk = ensure_cargo_install("trunk", TRUNK_VERSION, &[], "trunk")?;
+    ensure_wasm_bindgen()?;
+    let node_bin = ensure_npm_tools()?;
+    let chromium = ensure_chromium()?;
+    Ok(Tools {
+        tansu,
+        trunk,
+        node_bin,
+        chromium,
+    })
+}
+
+fn ensure_wasm_target() -> Result<(), String> {
+    let out = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map_err(|e| format!("rustup: {e}"))?;
+    if String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.trim() == "wasm32-unknown-unknown")
+    {
+        return Ok(());
+    }
+    eprintln!("xtask: adding the wasm32-unknown-unknown target...");
+    let mut c = Command::new("rustup");
+    c.args(["target", "add", "wasm32-unknown-unknown"]);
+    status(c, "rustup target add wasm32-unknown-unknown")
+}
+
+/// The version of a package in Cargo.lock.
+fn locked_version(package: &str) -> Result<String, String> {
+    let lock = std::fs::read_to_string(workspace_root().join("Cargo.lock"))
+        .map_err(|e| format!("reading Cargo.lock: {e}"))?;
+    let needle = format!("name = \"{package}\"\nversion = \"");
+    let at = lock
+        .find(&needle)
+        .ok_or_else(|| format!("{package} is not in Cargo.lock"))?;
+    let rest = &lock[at + needle.len()..];
+    Ok(rest[..rest.find('"').unwrap_or(0)].to_owned())
+}
+
+/// wasm-bindgen-cli must match the wasm-bindgen crate in Cargo.lock exactly.
+fn ensure_wasm_bindgen() -> Result<(), String> {
+    let version = locked_version("wasm-bindgen")?;
+    let bin = cargo_home().join("bin").join("wasm-bindgen");
+    let current = Command::new(&bin)
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    if current.split_whitespace().nth(1) == Some(version.as_str()) {
+        return Ok(());
+    }
+    let name = "wasm-bindgen-cli";
+    if ensure_cargo_install(name, &version, &[], "wasm-bindgen").is_ok() {
+        return Ok(());
+    }
+    // Its lock file pins a webpki-roots the registry does not serve: install from a copy of
+    // the downloaded source with that one dependency moved to a version that exists.
+    eprintln!("xtask: retrying {name} {version} with webpki-roots {WEBPKI_ROOTS_FALLBACK}");
+    let src = std::fs::read_dir(cargo_home().join("registry/src"))
+        .map_err(|e| format!("reading the cargo registry: {e}"))?
+        .filter_map(Result::ok)
+        .map(|d| d.path().join(format!("{name}-{version}")))
+        .find(|p| p.is_dir())
+        .ok_or_else(|| format!("the source of {name} {version} was not downloaded"))?;
+    let copy = target_dir().join("tools").join(format!("{name}-{version}"));
+    let _ = std::fs::remove_dir_all(&copy);
+    let mut cp = Command::new("cp");
+    cp.arg("-r").arg(&src).arg(&copy);
+    status(cp, "copying the wasm-bindgen-cli source")?;
+    let mut up = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    up.current_dir(&copy).args([
+        "update",
+        "-p",
+        "webpki-roots",
+        "--precise",
+        WEBPKI_ROOTS_FALLBACK,
+    ]);
+    status(up, "cargo update webpki-roots")?;
+    let mut c = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.args(["install", "--locked", "--force", "--path"])
+        .arg(&copy);
+    c.env("CARGO_TARGET_DIR", target_dir().join("tools"));
+    status(c, &format!("cargo install {name} {version} from source"))
+}
+
+/// `npm ci` in tests/e2e: Playwright (driver only) and binaryen's wasm-opt, as locked.
+fn ensure_npm_tools() -> Result<PathBuf, String> {
+    let dir = workspace_root().join("tests/e2e");
+    let bin = dir.join("node_modules/.bin");
+    let lock = std::fs::read_to_string(dir.join("package-lock.json")).unwrap_or_default();
+    let installed =
+        std::fs::read_to_string(dir.join("node_modules/.package-lock.json")).unwrap_or_default();
+    fn versions(s: &str) -> Vec<&str> {
+        let mut v: Vec<&str> = s
+            .lines()
+            .filter(|l| l.contains("\"version\""))
+            .map(str::trim)
+            .collect();
+        v.sort_unstable();
+        v
+    }
+    if bin.join("wasm-opt").exists()
+        && !installed.is_empty()
+        && versions(&lock) == versions(&installed)
+    {
+        return Ok(bin);
+    }
+    eprintln!("xtask: installing npm tools (playwright-core, binaryen) in tests/e2e...");
+    let mut c = Command::new("npm");
+    c.current_dir(&dir).args(["ci", "--no-audit", "--no-fund"]);
+    status(c, "npm ci in tests/e2e")?;
+    Ok(bin)
+}
+
+/// Debian's Chromium for the browser tests.
+fn ensure_chromium() -> Result<PathBuf, String> {
+    let path = PathBuf::from("/usr/bin/chromium");
+    if path.exists() {
+        return Ok(path);
+    }
+    eprintln!("xtask: installing Debian's chromium (apt-get)...");
+    let mut update = Command::new("apt-get");
+    update
+        .arg("update")
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    status(update, "apt-get update")?;
+    let mut c = Command::new("apt-get");
+    c.args(["install", "-y", "--no-install-recommends", "chromium"])
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    status(c, "apt-get install chromium")?;
+    Ok(path)
+}
+
+/// PATH with the pinned tools first.
+fn tool_path(tools: &Tools) -> std::ffi::OsString {
+    let mut dirs = vec![tools.node_bin.clone(), cargo_home().join("bin")];
+    dirs.extend(env::split_paths(&env::var_os("PATH").unwrap_or_default()));
+    env::join_paths(dirs).unwrap_or_default()
+}
+
+/// `trunk build --release`: the frontend into `dist/`. Trunk never downloads a tool here
+/// (`offline = true` in Trunk.toml); it uses the pinned ones on PATH.
+fn build_frontend(tools: &Tools) -> Result<(), String> {
+    let t = Instant::now();
+    let mut c = Command::new(&tools.trunk);
+    c.current_dir(workspace_root())
+        .args(["build", "--release"])
+        .env("PATH", tool_path(tools))
+        .env("TRUNK_SKIP_VERSION_CHECK", "true")
+        .env("TRUNK_OFFLINE", "true")
+        .env("CARGO_TARGET_DIR", target_dir());
+    status(c, "trunk build")?;
+    eprintln!(
+        "xtask: frontend built in {:.0} s",
+        t.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 fn run(_tools: &Tools, args: &[String]) -> Result<(), String> {
@@ -151,11 +321,32 @@ fn run(_tools: &Tools, args: &[String]) -> Result<(), String> {
 
 fn test(tools: &Tools, args: &[String]) -> Result<(), String> {
     let t = Instant::now();
+    build_frontend(tools)?;
     let mut c = cargo();
     c.args(["test", "--workspace", "--exclude", "xtask"]);
     c.args(args.iter().skip_while(|a| *a == "--"));
     c.env("PULSEBOARD_TANSU", &tools.tansu);
-    let r = status(c, "cargo test");
-    eprintln!("xtask: tests took {:.0} s", t.elapsed().as_secs_f64());
-    r
+    status(c, "cargo test")?;
+    eprintln!(
+        "xtask: Rust tests done after {:.0} s",
+        t.elapsed().as_secs_f64()
+    );
+    e2e(tools)?;
+    eprintln!("xtask: all tests took {:.0} s", t.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Browser end-to-end tests: node's test runner with Playwright driving headless Chromium
+/// against the real binary (built by `cargo test` above) and the built frontend.
+fn e2e(tools: &Tools) -> Result<(), String> {
+    let root = workspace_root();
+    let bin = target_dir().join("debug").join("pulseboard");
+    let mut c = Command::new("node");
+    c.current_dir(root.join("tests/e2e"))
+        .args(["--test", "--test-concurrency=1", "--test-timeout=240000"])
+        .env("PULSEBOARD_BIN", &bin)
+        .env("PULSEBOARD_DIST", root.join("dist"))
+        .env("CHROMIUM", &tools.chromium)
+        .env("ARTIFACTS", target_dir().join("e2e-artifacts"));
+    status(c, "browser tests")
 }
