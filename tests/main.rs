@@ -7,5 +7,7 @@ mod util;
 
 mod backbone;
 mod embedded;
+mod faults;
+mod hostile;
 mod live;
 mod recovery;

@@ -207,6 +207,8 @@ mod tests {
             idle: false,
             events: 0,
             dead_letters: 0,
+            read_since_start: 0,
+            offset_resets: 0,
         }
     }
 
@@ -227,6 +229,7 @@ mod tests {
             events_per_sec: 0.0,
             uptime_secs: 0,
             partitions: vec![part(Some(3)), part(None), part(Some(4))],
+            offset_resets: vec![],
         };
         assert_eq!(total_lag(&st), Some(7));
         st.partitions = vec![part(None)];

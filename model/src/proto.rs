@@ -176,6 +176,28 @@ pub struct PartitionStatus {
     pub events: u64,
     /// Messages sent to the dead-letter store from this partition.
     pub dead_letters: u64,
+    /// Messages read by this process since it started (0 after a clean restart with
+    /// nothing new: nothing is read twice).
+    #[serde(default)]
+    pub read_since_start: u64,
+    /// Times the stored offset was outside the log and reset (`--offset-reset`).
+    #[serde(default)]
+    pub offset_resets: u64,
+}
+
+/// A stored offset found outside the log, and what was done about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OffsetResetNote {
+    /// Topic name.
+    pub topic: String,
+    /// Partition number.
+    pub partition: i32,
+    /// The stored offset that was out of range.
+    pub stored: i64,
+    /// The policy applied: `earliest` or `latest`.
+    pub policy: String,
+    /// When, epoch ms.
+    pub at: i64,
 }
 
 /// Server status (`/api/status`).
@@ -209,6 +231,9 @@ pub struct Status {
     pub uptime_secs: u64,
     /// Per-partition details.
     pub partitions: Vec<PartitionStatus>,
+    /// Stored offsets found outside the log during this run.
+    #[serde(default)]
+    pub offset_resets: Vec<OffsetResetNote>,
 }
 
 /// Error body of every failed API request.
@@ -520,7 +545,10 @@ mod tests {
                 idle: false,
                 events: 9,
                 dead_letters: 1,
+                read_since_start: 10,
+                offset_resets: 0,
             }],
+            offset_resets: vec![],
         };
         let back: Status = serde_json::from_str(&serde_json::to_string(&st).unwrap()).unwrap();
         assert_eq!(back, st);
@@ -550,6 +578,7 @@ mod tests {
             events_per_sec: 0.0,
             uptime_secs: 0,
             partitions: vec![],
+            offset_resets: vec![],
         }
     }
 

@@ -13,6 +13,8 @@ use pulseboard_model::event::{FieldMapping, MapRule, Schema};
 use pulseboard_model::time::parse_duration_ms;
 use pulseboard_model::window::WindowConfig;
 
+use crate::ingest::OffsetReset;
+
 /// Live clickstream dashboard on Kafka.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "pulseboard", version, about)]
@@ -67,6 +69,20 @@ pub struct Config {
     /// Take a field from a JSON pointer, e.g. `url=/properties/path` (repeatable).
     #[arg(long = "map", env = "PULSEBOARD_MAP", value_delimiter = ',')]
     pub map: Vec<MapRule>,
+    /// What to do when a stored offset is outside the log: earliest, latest or fail.
+    #[arg(
+        long,
+        env = "PULSEBOARD_OFFSET_RESET",
+        value_enum,
+        default_value = "earliest"
+    )]
+    pub offset_reset: OffsetReset,
+    /// Require this bearer token (or `?token=`) for the API, the socket and the metrics.
+    #[arg(long, env = "PULSEBOARD_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Who may embed the pages in a frame (CSP `frame-ancestors`), e.g. `'self' https://intranet.example`.
+    #[arg(long, env = "PULSEBOARD_FRAME_ANCESTORS", default_value = "'self'")]
+    pub frame_ancestors: String,
     /// Directory of the built frontend (Trunk's output).
     #[arg(long, env = "PULSEBOARD_STATIC_DIR", default_value = "dist")]
     pub static_dir: PathBuf,
@@ -109,6 +125,9 @@ pub struct Settings {
     pub kafka_options: Vec<(String, String)>,
     /// The frontend's files, when the directory exists.
     pub static_dir: Option<PathBuf>,
+    pub offset_reset: OffsetReset,
+    pub token: Option<String>,
+    pub frame_ancestors: String,
 }
 
 impl Settings {
@@ -179,6 +198,13 @@ impl Config {
                 });
             }
         }
+        if self.frame_ancestors.contains([';', '\n', '\r']) {
+            return Err(ConfigError::Invalid {
+                flag: "frame-ancestors",
+                value: self.frame_ancestors.clone(),
+                reason: "a list of sources separated by spaces, without ';' or line breaks".into(),
+            });
+        }
         if !(1..=1024).contains(&self.embedded_partitions) {
             return Err(ConfigError::Invalid {
                 flag: "embedded-partitions",
@@ -216,6 +242,9 @@ impl Config {
             mapping: FieldMapping::new(self.schema, &self.map),
             kafka_options,
             static_dir: Some(self.static_dir.clone()).filter(|d| d.is_dir()),
+            offset_reset: self.offset_reset,
+            token: self.token.clone().filter(|t| !t.is_empty()),
+            frame_ancestors: self.frame_ancestors.clone(),
         })
     }
 }

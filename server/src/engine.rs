@@ -60,6 +60,8 @@ pub struct PartitionEngine {
     changed: bool,
     /// Whether windows changed since [`PartitionEngine::take_live_windows`].
     changed_live: bool,
+    /// Messages read by this process.
+    read: u64,
 }
 
 impl PartitionEngine {
@@ -95,6 +97,7 @@ impl PartitionEngine {
             has_offset,
             changed: false,
             changed_live: false,
+            read: 0,
         })
     }
 
@@ -127,6 +130,7 @@ impl PartitionEngine {
         self.has_offset = true;
         self.cp.next_offset = rec.offset + 1;
         self.changed = true;
+        self.read += 1;
         let Some(payload) = rec.payload else {
             return self.dead(DeadReason::NotJson, "message has no value".to_owned());
         };
@@ -161,6 +165,38 @@ impl PartitionEngine {
             .entry(reason.as_str().to_owned())
             .or_default() += 1;
         Outcome::Dead { reason, detail }
+    }
+
+    /// Continue where another owner of the partition stopped: its committed offset, and the
+    /// max event time it had folded, so lateness is judged as it would have been.
+    pub fn adopt_handover(&mut self, next_offset: i64, max_event_ts: Option<i64>) {
+        self.has_offset = true;
+        self.cp.next_offset = next_offset;
+        let max = self.cp.max_event_ts.max(max_event_ts);
+        if max != self.cp.max_event_ts {
+            let cfg = self.windows.config();
+            let open: Vec<(i64, Aggregate)> = self
+                .windows
+                .open_windows()
+                .map(|(s, a)| (s, a.clone()))
+                .collect();
+            self.windows = PartitionWindows::restore(cfg, max, open);
+            self.cp.max_event_ts = max;
+        }
+        self.changed = true;
+    }
+
+    /// The stored offset was outside the log and the consumer is repositioned: accept the
+    /// offsets the log now has (window state and counters stay).
+    pub fn reset_offset(&mut self) {
+        self.has_offset = false;
+        self.cp.offset_resets += 1;
+        self.changed = true;
+    }
+
+    /// Messages read by this process (not persisted).
+    pub fn read_since_start(&self) -> u64 {
+        self.read
     }
 
     /// Whether anything changed since the last checkpoint.

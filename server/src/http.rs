@@ -18,8 +18,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use axum::extract::Request;
 use axum::extract::{FromRef, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -48,6 +50,119 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// `POST /collect` into Kafka, when a producer could be made.
     pub collector: Option<Collector>,
+    /// Access control and response headers.
+    pub security: Security,
+}
+
+/// Optional bearer token for the API, the socket and the metrics, and the CSP
+/// `frame-ancestors` sent with every response.
+#[derive(Clone)]
+pub struct Security {
+    pub token: Option<Arc<str>>,
+    pub frame_ancestors: Arc<str>,
+}
+
+impl Default for Security {
+    fn default() -> Self {
+        Security {
+            token: None,
+            frame_ancestors: Arc::from("'self'"),
+        }
+    }
+}
+
+/// Constant-time comparison, so a wrong token's timing says nothing about the right one.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn percent_decode(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+fn presented_token(req: &Request) -> Option<Vec<u8>> {
+    if let Some(v) = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        if let Some(t) = v.strip_prefix("Bearer ") {
+            return Some(t.trim().as_bytes().to_vec());
+        }
+    }
+    req.uri()
+        .query()?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("token="))
+        .map(percent_decode)
+}
+
+/// Token check for data paths, and security headers on every response.
+async fn guard(State(sec): State<Security>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let protected = path.starts_with("/api/") || path == "/ws" || path == "/metrics";
+    if let (true, Some(token)) = (protected, &sec.token) {
+        if !presented_token(&req).is_some_and(|t| same(&t, token.as_bytes())) {
+            let body = proto::ApiError {
+                error: "missing or wrong token: send `Authorization: Bearer <token>` or add `?token=<token>` to the URL".into(),
+                parameter: Some("token".into()),
+            };
+            let mut resp = (StatusCode::UNAUTHORIZED, Json(body)).into_response();
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return resp;
+        }
+    }
+    let collect = path == "/collect";
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    let csp = format!(
+        "frame-ancestors {}; base-uri 'self'; object-src 'none'",
+        sec.frame_ancestors
+    );
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    if collect {
+        // The tracking snippet posts from the tracked site's origin.
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+    }
+    resp
 }
 
 impl FromRef<AppState> for Option<Collector> {
@@ -113,6 +228,7 @@ impl IntoResponse for ApiError {
 /// file there (including any that tries to leave it) is a 404.
 pub fn router(state: AppState) -> Router {
     let files = state.static_dir.clone().map(ServeDir::new);
+    let security = state.security.clone();
     let app = Router::new()
         .route("/", get(page))
         .route("/kiosk", get(page))
@@ -126,10 +242,11 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(state);
-    match files {
+    let app = match files {
         Some(files) => app.fallback_service(files),
         None => app,
-    }
+    };
+    app.layer(middleware::from_fn_with_state(security, guard))
 }
 
 fn now_ms() -> i64 {
@@ -478,6 +595,10 @@ mod tests {
             static_dir: Some(dist),
             shutdown: CancellationToken::new(),
             collector: None,
+            security: Security {
+                token: Some(Arc::from("s3cret")),
+                frame_ancestors: Arc::from("'self' https://intranet.example"),
+            },
         };
         (router(state), dir)
     }
@@ -485,7 +606,12 @@ mod tests {
     async fn get_raw(app: &Router, uri: &str) -> (StatusCode, String) {
         let resp = app
             .clone()
-            .oneshot(Request::get(uri).body(Body::empty()).expect("request"))
+            .oneshot(
+                Request::get(uri)
+                    .header("authorization", "Bearer s3cret")
+                    .body(Body::empty())
+                    .expect("request"),
+            )
             .await
             .expect("response");
         let status = resp.status();
@@ -493,6 +619,64 @@ mod tests {
             .await
             .expect("body");
         (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    #[tokio::test]
+    async fn token_guards_data_paths_and_headers_are_set() {
+        let (app, _dir) = app();
+        let call = |uri: &str, auth: Option<&str>| {
+            let mut req = Request::get(uri);
+            if let Some(a) = auth {
+                req = req.header("authorization", a);
+            }
+            app.clone()
+                .oneshot(req.body(Body::empty()).expect("request"))
+        };
+        for uri in ["/api/v1/status", "/metrics", "/api/v1/windows?token=wrong"] {
+            let resp = call(uri, None).await.expect("response");
+            assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{uri}");
+        }
+        assert_eq!(
+            call("/api/v1/status", Some("Bearer nope"))
+                .await
+                .expect("r")
+                .status(),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            call("/api/v1/status?token=s3cret", None)
+                .await
+                .expect("r")
+                .status(),
+            StatusCode::OK
+        );
+        assert_eq!(
+            call("/api/v1/status?token=s3%63ret", None)
+                .await
+                .expect("r")
+                .status(),
+            StatusCode::OK
+        );
+        // Health and the pages stay open; the pages carry the token to the API themselves.
+        for uri in ["/healthz", "/kiosk"] {
+            let resp = call(uri, None).await.expect("response");
+            assert_eq!(resp.status(), StatusCode::OK, "{uri}");
+            let csp = resp
+                .headers()
+                .get("content-security-policy")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            assert!(
+                csp.contains("frame-ancestors 'self' https://intranet.example"),
+                "{csp}"
+            );
+            assert_eq!(
+                resp.headers()
+                    .get("x-content-type-options")
+                    .map(|v| v.as_bytes()),
+                Some(&b"nosniff"[..])
+            );
+        }
     }
 
     #[tokio::test]
@@ -519,7 +703,12 @@ mod tests {
     async fn get(app: &Router, uri: &str) -> (StatusCode, serde_json::Value) {
         let resp = app
             .clone()
-            .oneshot(Request::get(uri).body(Body::empty()).expect("request"))
+            .oneshot(
+                Request::get(uri)
+                    .header("authorization", "Bearer s3cret")
+                    .body(Body::empty())
+                    .expect("request"),
+            )
             .await
             .expect("response");
         let status = resp.status();

@@ -37,7 +37,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::{Outcome, PartitionEngine, Record};
 use crate::hub::Hub;
-use crate::live::Live;
+use crate::live::{Live, Progress};
 use crate::store::{Store, StoreError};
 
 type Consumer_ = StreamConsumer<IngestContext>;
@@ -50,6 +50,12 @@ pub enum IngestError {
     Client(#[source] KafkaError),
     #[error("cannot subscribe to {topics}: {source}")]
     Subscribe { topics: String, source: KafkaError },
+    #[error("partition {topic}/{partition}: the stored offset {stored} is outside the log (the topic was recreated, or retention deleted unread messages); restart with --offset-reset earliest or latest to continue")]
+    OffsetOutOfRange {
+        topic: String,
+        partition: i32,
+        stored: i64,
+    },
     #[error("partition {topic}/{partition}: {source}")]
     Store {
         topic: String,
@@ -73,13 +79,14 @@ pub struct IngestParams {
     pub live: Arc<Live>,
     pub hub: Arc<Hub>,
     pub decoder: Arc<Decoder>,
+    pub offset_reset: OffsetReset,
     /// Create missing dead-letter topics at start (not needed when they were just created).
     pub create_dead_letter_topics: bool,
 }
 
 /// Messages from the Kafka client threads to the supervisor.
 enum Control {
-    Assigned(Vec<(String, i32, Queue)>),
+    Assigned(Vec<(String, i32, Queue, StartPoint)>),
     Revoke {
         partitions: Vec<(String, i32)>,
         done: std::sync::mpsc::Sender<()>,
@@ -168,20 +175,33 @@ impl IngestContext {
             .iter()
             .map(|e| (e.topic().to_owned(), e.partition()))
             .collect();
+        // What the group committed: where another instance stopped, if one owned these.
+        let committed = match base.committed_offsets(tpl.clone(), Duration::from_secs(10)) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read committed offsets; using the store's alone");
+                None
+            }
+        };
+        let mut starts = HashMap::new();
         for (topic, partition) in &parts {
-            let offset = match self.store.partition(topic, *partition) {
-                Ok(Some(cp)) => Offset::Offset(cp.next_offset),
-                Ok(None) => Offset::Beginning,
+            let stored = match self.store.partition(topic, *partition) {
+                Ok(cp) => cp.map(|cp| cp.next_offset),
                 Err(e) => {
                     // The partition task will hit the same error on restore and stop ingest.
                     tracing::error!(topic, partition, error = %e, "cannot read stored offset");
-                    Offset::Beginning
+                    None
                 }
             };
-            if let Err(e) = tpl.set_partition_offset(topic, *partition, offset) {
+            let group = committed
+                .as_ref()
+                .and_then(|c| committed_position(c, topic, *partition));
+            let start = StartPoint::choose(stored, group);
+            if let Err(e) = tpl.set_partition_offset(topic, *partition, start.offset()) {
                 tracing::error!(topic, partition, error = %e, "cannot set start offset");
             }
-            tracing::info!(topic, partition, ?offset, "partition assigned");
+            tracing::info!(topic, partition, ?start, "partition assigned");
+            starts.insert((topic.clone(), *partition), start);
         }
         // Split the partition queues BEFORE assigning: librdkafka then never forwards a
         // fetched message of these partitions to the main queue (the split marks the queue
@@ -191,8 +211,11 @@ impl IngestContext {
         };
         let mut queues = Vec::new();
         for (topic, partition) in parts {
+            let start = starts
+                .remove(&(topic.clone(), partition))
+                .unwrap_or(StartPoint::Beginning);
             match consumer.split_partition_queue(&topic, partition) {
-                Some(q) => queues.push((topic, partition, q)),
+                Some(q) => queues.push((topic, partition, q, start)),
                 None => tracing::error!(topic, partition, "cannot split partition queue"),
             }
         }
@@ -227,6 +250,88 @@ impl IngestContext {
             tracing::error!(error = %e, "unassign failed");
         }
     }
+}
+
+/// Where a newly assigned partition starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartPoint {
+    /// Never seen by this store or the group: the log start.
+    Beginning,
+    /// The next offset stored in sled (the source of truth for partitions we owned last).
+    Stored(i64),
+    /// Another instance of the group owned the partition after us (or we never did): its
+    /// committed offset, and the max event time it had folded (from the commit metadata).
+    HandedOver {
+        offset: i64,
+        max_event_ts: Option<i64>,
+    },
+}
+
+impl StartPoint {
+    /// Our store's offset unless the group committed further: then another instance read
+    /// (and stored, in its own store) the messages in between, and reading them again here
+    /// would count them twice across the two stores.
+    pub fn choose(stored: Option<i64>, committed: Option<(i64, Option<i64>)>) -> Self {
+        match (stored, committed) {
+            (Some(s), Some((c, m))) if c > s => StartPoint::HandedOver {
+                offset: c,
+                max_event_ts: m,
+            },
+            (Some(s), _) => StartPoint::Stored(s),
+            (None, Some((c, m))) => StartPoint::HandedOver {
+                offset: c,
+                max_event_ts: m,
+            },
+            (None, None) => StartPoint::Beginning,
+        }
+    }
+
+    fn offset(self) -> Offset {
+        match self {
+            StartPoint::Beginning => Offset::Beginning,
+            StartPoint::Stored(o) | StartPoint::HandedOver { offset: o, .. } => Offset::Offset(o),
+        }
+    }
+}
+
+/// What to do when a stored offset is outside the log (the topic was recreated, or
+/// retention deleted what was not read yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OffsetReset {
+    /// Read from the log start (logged, and listed in the status).
+    Earliest,
+    /// Skip to the log end (logged, and listed in the status).
+    Latest,
+    /// Stop with an error.
+    Fail,
+}
+
+/// Commit metadata carrying the max event time, so the next owner keeps the watermark.
+fn commit_metadata(max_event_ts: Option<i64>) -> String {
+    max_event_ts
+        .map(|m| format!("max_event_ts={m}"))
+        .unwrap_or_default()
+}
+
+fn parse_commit_metadata(s: &str) -> Option<i64> {
+    s.strip_prefix("max_event_ts=")?.parse().ok()
+}
+
+/// The committed offset (and metadata) of a partition, if the group has one.
+fn committed_position(
+    tpl: &TopicPartitionList,
+    topic: &str,
+    partition: i32,
+) -> Option<(i64, Option<i64>)> {
+    let elem = tpl.find_partition(topic, partition)?;
+    let Offset::Offset(o) = elem.offset() else {
+        return None;
+    };
+    // rdkafka panics on metadata that is not UTF-8; metadata comes from the network.
+    let meta =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| elem.metadata().to_owned()))
+            .unwrap_or_default();
+    Some((o, parse_commit_metadata(&meta)))
 }
 
 /// Librdkafka settings shared by every client we create.
@@ -307,7 +412,8 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
     cfg.set("group.id", &params.group)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
+        // Out-of-range offsets surface as errors so --offset-reset decides, never silently.
+        .set("auto.offset.reset", "error")
         .set("enable.partition.eof", "false")
         .set("statistics.interval.ms", "1000")
         .set("session.timeout.ms", "10000")
@@ -340,6 +446,7 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
         hub: params.hub.clone(),
         consumer: Arc::downgrade(&consumer),
         producer,
+        offset_reset: params.offset_reset,
         dead_letter_topics: params.dead_letter_topics.clone(),
         checkpoint_interval: params.checkpoint_interval,
     });
@@ -354,7 +461,7 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
             Some(err) = fatal_rx.recv() => break Err(err),
             Some(ctl) = control_rx.recv() => match ctl {
                 Control::Assigned(queues) => {
-                    for (topic, partition, queue) in queues {
+                    for (topic, partition, queue, start) in queues {
                         let engine = match PartitionEngine::restore(
                             &params.store, &topic, partition, params.windows, params.decoder.clone(),
                         ) {
@@ -364,6 +471,11 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
                                 continue;
                             }
                         };
+                        let mut engine = engine;
+                        if let StartPoint::HandedOver { offset, max_event_ts } = start {
+                            tracing::info!(topic, partition, offset, "taking over where the group's last owner stopped");
+                            engine.adopt_handover(offset, max_event_ts);
+                        }
                         params.live.set_assigned(&topic, partition, true);
                         let (stop_tx, stop_rx) = mpsc::channel(1);
                         let task = tokio::spawn(partition_task(
@@ -459,6 +571,7 @@ struct TaskShared {
     producer: FutureProducer,
     dead_letter_topics: HashMap<String, String>,
     checkpoint_interval: Duration,
+    offset_reset: OffsetReset,
 }
 
 /// One partition: read, fold, dead-letter, checkpoint; flush on stop.
@@ -482,17 +595,31 @@ async fn partition_task(
     let mut live_tick = tokio::time::interval(shared.hub.config().publish_interval);
     live_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut saw_messages = false;
+    // Ticks in a row with nothing read while the stored offset lies beyond the log's end.
+    let mut beyond_end_ticks = 0u32;
     let result: Result<(), StoreError> = loop {
         tokio::select! {
             // Stop first so a revoke is served promptly; then the checkpoint and live ticks,
             // so a busy partition still checkpoints and shows progress on time; messages last.
             biased;
-            _ = stop.recv() => break checkpoint(&mut engine, &shared, &mut pending, saw_messages).await,
+            _ = stop.recv() => break checkpoint(&mut engine, &shared, &mut pending, saw_messages, Commit::Sync).await,
             _ = tick.tick() => {
-                if let Err(e) = checkpoint(&mut engine, &shared, &mut pending, saw_messages).await {
+                if let Err(e) = checkpoint(&mut engine, &shared, &mut pending, saw_messages, Commit::Async).await {
                     break Err(e);
                 }
+                // Some brokers answer a fetch beyond the log end with nothing instead of an
+                // out-of-range error: notice it from the high watermark they report.
+                let hw = shared.live.high_watermark(&topic, partition);
+                let beyond = matches!((engine.stored_offset(), hw), (Some(next), Some(hw)) if next > hw);
+                beyond_end_ticks = if beyond && !saw_messages { beyond_end_ticks + 1 } else { 0 };
                 saw_messages = false;
+                if beyond_end_ticks >= 3 {
+                    beyond_end_ticks = 0;
+                    if let Err(e) = offset_out_of_range(&mut engine, &shared).await {
+                        let _ = fatal.send(e);
+                        return;
+                    }
+                }
             }
             _ = live_tick.tick() => {
                 if let Some(windows) = engine.take_live_windows() {
@@ -523,6 +650,12 @@ async fn partition_task(
                         pending.push(send_dead_letter(&shared.producer, record).await);
                     }
                 }
+                Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset)) => {
+                    if let Err(e) = offset_out_of_range(&mut engine, &shared).await {
+                        let _ = fatal.send(e);
+                        return;
+                    }
+                }
                 Err(e) => tracing::warn!(topic, partition, error = %e, "consume error"),
             }
         }
@@ -535,6 +668,71 @@ async fn partition_task(
             source,
         });
     }
+}
+
+/// The stored offset is outside the log: apply `--offset-reset`.
+async fn offset_out_of_range(
+    engine: &mut PartitionEngine,
+    shared: &TaskShared,
+) -> Result<(), IngestError> {
+    let topic = engine.topic().to_owned();
+    let partition = engine.partition();
+    let stored = engine.stored_offset().unwrap_or(0);
+    let target = match shared.offset_reset {
+        OffsetReset::Fail => {
+            return Err(IngestError::OffsetOutOfRange {
+                topic,
+                partition,
+                stored,
+            });
+        }
+        OffsetReset::Earliest => Offset::Beginning,
+        OffsetReset::Latest => Offset::End,
+    };
+    tracing::error!(
+        topic, partition, stored, policy = ?shared.offset_reset,
+        "stored offset is outside the log (topic recreated, or retention deleted unread data); resetting as --offset-reset says"
+    );
+    shared.live.note_offset_reset(
+        &topic,
+        partition,
+        stored,
+        &format!("{:?}", shared.offset_reset).to_lowercase(),
+    );
+    engine.reset_offset();
+    let Some(consumer) = shared.consumer.upgrade() else {
+        return Ok(());
+    };
+    let seek = tokio::task::spawn_blocking(move || {
+        consumer.seek(&topic, partition, target, Duration::from_secs(10))
+    })
+    .await;
+    match seek {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "seek after offset reset failed"),
+        Err(e) => tracing::error!(error = %e, "seek after offset reset failed"),
+    }
+    Ok(())
+}
+
+fn progress(engine: &PartitionEngine, saw_messages: bool) -> Progress<'_> {
+    Progress {
+        topic: engine.topic(),
+        partition: engine.partition(),
+        checkpoint: engine.checkpoint_state(),
+        watermark: engine.watermark(),
+        saw_messages,
+        read_since_start: engine.read_since_start(),
+    }
+}
+
+/// How the advisory commit after a checkpoint is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Commit {
+    /// Fire and forget (regular checkpoints).
+    Async,
+    /// Wait for the broker (before releasing a partition, so the next owner sees it).
+    Sync,
 }
 
 /// Enqueue a dead letter, waiting while the producer queue is full.
@@ -563,16 +761,12 @@ async fn checkpoint(
     shared: &TaskShared,
     pending: &mut Vec<DeliveryFuture>,
     saw_messages: bool,
+    commit: Commit,
 ) -> Result<(), StoreError> {
     if !engine.needs_checkpoint() {
-        shared.live.publish_partition(
-            engine.topic(),
-            engine.partition(),
-            engine.checkpoint_state(),
-            engine.watermark(),
-            saw_messages,
-            &[],
-        );
+        shared
+            .live
+            .publish_partition(progress(engine, saw_messages), &[]);
         return Ok(());
     }
     for f in pending.drain(..) {
@@ -584,14 +778,9 @@ async fn checkpoint(
     }
     let report = engine.checkpoint(&shared.store).await?;
     let written: Vec<i64> = report.windows.iter().map(|(s, _)| *s).collect();
-    shared.live.publish_partition(
-        engine.topic(),
-        engine.partition(),
-        engine.checkpoint_state(),
-        engine.watermark(),
-        saw_messages,
-        &written,
-    );
+    shared
+        .live
+        .publish_partition(progress(engine, saw_messages), &written);
     shared
         .hub
         .update(engine.topic(), engine.partition(), report.windows);
@@ -603,11 +792,29 @@ async fn checkpoint(
                 engine.partition(),
                 Offset::Offset(report.next_offset),
             )
-            .is_ok()
+            .is_err()
         {
-            if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
-                tracing::debug!(error = %e, "advisory commit not sent");
+            return Ok(());
+        }
+        if let Some(mut elem) = tpl.find_partition(engine.topic(), engine.partition()) {
+            elem.set_metadata(commit_metadata(engine.checkpoint_state().max_event_ts));
+        }
+        let sent = match commit {
+            Commit::Async => consumer.commit(&tpl, CommitMode::Async),
+            Commit::Sync => {
+                match tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync))
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "commit task failed");
+                        Ok(())
+                    }
+                }
             }
+        };
+        if let Err(e) = sent {
+            tracing::debug!(error = %e, ?commit, "advisory commit not sent");
         }
     }
     Ok(())

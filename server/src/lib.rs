@@ -139,6 +139,7 @@ pub async fn run(
             hub: hub.clone(),
             decoder: Arc::new(Decoder::new(settings.mapping.clone())),
             create_dead_letter_topics: embedded.is_none(),
+            offset_reset: settings.offset_reset,
         };
         let token = shutdown.child_token();
         let done = ingest_done.clone();
@@ -178,6 +179,10 @@ pub async fn run(
         window_ms: settings.windows.width_ms,
         static_dir: settings.static_dir.clone(),
         shutdown: shutdown.clone(),
+        security: http::Security {
+            token: settings.token.as_deref().map(Arc::from),
+            frame_ancestors: Arc::from(settings.frame_ancestors.as_str()),
+        },
         collector: settings.topics.first().and_then(|t| {
             match collect::Collector::new(&brokers, t) {
                 Ok(c) => Some(c),

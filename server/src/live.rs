@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use pulseboard_model::proto::{PartitionStatus, Status, WindowState};
+use pulseboard_model::proto::{OffsetResetNote, PartitionStatus, Status, WindowState};
 
 use crate::store::PartitionCheckpoint;
 
@@ -27,6 +27,7 @@ struct PartitionLive {
     high_watermark: Option<i64>,
     last_message: Option<Instant>,
     assigned: bool,
+    read_since_start: u64,
 }
 
 #[derive(Debug)]
@@ -38,12 +39,27 @@ struct Inner {
     finalized_up_to: Option<i64>,
     revised: BTreeSet<i64>,
     rate: RateMeter,
+    offset_resets: Vec<OffsetResetNote>,
 }
 
 #[derive(Debug, Default)]
 struct RateMeter {
     last: Option<(Instant, u64)>,
     per_sec: f64,
+}
+
+/// A partition's progress, as published after a checkpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    /// What the last checkpoint stored.
+    pub checkpoint: &'a PartitionCheckpoint,
+    pub watermark: Option<i64>,
+    /// Whether messages arrived since the last publish (the partition is not idle).
+    pub saw_messages: bool,
+    /// Messages read by this process.
+    pub read_since_start: u64,
 }
 
 /// Shared published state. One per process.
@@ -67,6 +83,7 @@ impl Live {
                 finalized_up_to: None,
                 revised: BTreeSet::new(),
                 rate: RateMeter::default(),
+                offset_resets: Vec::new(),
             }),
             broker,
             demo,
@@ -98,6 +115,7 @@ impl Live {
                 high_watermark: None,
                 last_message: None,
                 assigned: false,
+                read_since_start: 0,
             },
         );
     }
@@ -114,6 +132,7 @@ impl Live {
                 high_watermark: None,
                 last_message: None,
                 assigned,
+                read_since_start: 0,
             });
         p.assigned = assigned;
         if assigned {
@@ -124,15 +143,15 @@ impl Live {
 
     /// Publish a partition's durable progress after a checkpoint. `written` are the window
     /// starts just written; a write to a window already final marks it revised.
-    pub fn publish_partition(
-        &self,
-        topic: &str,
-        partition: i32,
-        cp: &PartitionCheckpoint,
-        watermark: Option<i64>,
-        saw_messages: bool,
-        written: &[i64],
-    ) {
+    pub fn publish_partition(&self, progress: Progress<'_>, written: &[i64]) {
+        let Progress {
+            topic,
+            partition,
+            checkpoint: cp,
+            watermark,
+            saw_messages,
+            read_since_start,
+        } = progress;
         let mut g = self.lock();
         if let Some(fin) = g.finalized_up_to {
             let width = self.window_ms;
@@ -152,15 +171,36 @@ impl Live {
                 high_watermark: None,
                 last_message: None,
                 assigned: true,
+                read_since_start: 0,
             });
         p.checkpoint = cp.clone();
         p.watermark = watermark;
+        p.read_since_start = read_since_start;
         if saw_messages {
             p.last_message = Some(Instant::now());
         }
         let gw = global_watermark(&g.partitions, self.idle_timeout);
         if let Some(gw) = gw {
             g.finalized_up_to = Some(g.finalized_up_to.map_or(gw, |f| f.max(gw)));
+        }
+    }
+
+    /// Record a stored offset found outside the log (kept for the status; the last 100).
+    pub fn note_offset_reset(&self, topic: &str, partition: i32, stored: i64, policy: &str) {
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let mut g = self.lock();
+        g.offset_resets.push(OffsetResetNote {
+            topic: topic.to_owned(),
+            partition,
+            stored,
+            policy: policy.to_owned(),
+            at,
+        });
+        if g.offset_resets.len() > 100 {
+            g.offset_resets.remove(0);
         }
     }
 
@@ -172,6 +212,14 @@ impl Live {
                 p.high_watermark = Some(high);
             }
         }
+    }
+
+    /// A partition's high watermark as last reported by the Kafka client.
+    pub fn high_watermark(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.lock()
+            .partitions
+            .get(&(topic.to_owned(), partition))
+            .and_then(|p| p.high_watermark)
     }
 
     pub fn set_broker_reachable(&self, reachable: bool) {
@@ -261,6 +309,8 @@ impl Live {
                 idle: is_idle(p, self.idle_timeout),
                 events: p.checkpoint.events,
                 dead_letters: p.checkpoint.dead_letters_total(),
+                read_since_start: p.read_since_start,
+                offset_resets: p.checkpoint.offset_resets,
             });
         }
         Status {
@@ -278,6 +328,7 @@ impl Live {
             events_per_sec: (g.rate.per_sec * 10.0).round() / 10.0,
             uptime_secs: self.started.elapsed().as_secs(),
             partitions,
+            offset_resets: g.offset_resets.clone(),
         }
     }
 }
@@ -327,6 +378,21 @@ fn window_state(start: i64, width: i64, gw: Option<i64>, revised: &BTreeSet<i64>
 mod tests {
     use super::*;
 
+    fn progress(
+        partition: i32,
+        checkpoint: &PartitionCheckpoint,
+        watermark: Option<i64>,
+    ) -> Progress<'_> {
+        Progress {
+            topic: "t",
+            partition,
+            checkpoint,
+            watermark,
+            saw_messages: true,
+            read_since_start: 0,
+        }
+    }
+
     fn cp(events: u64) -> PartitionCheckpoint {
         PartitionCheckpoint {
             events,
@@ -339,14 +405,14 @@ mod tests {
         let live = Live::new("embedded".into(), true, 10_000, Duration::from_secs(30));
         live.set_assigned("t", 0, true);
         live.set_assigned("t", 1, true);
-        live.publish_partition("t", 0, &cp(1), Some(25_000), true, &[]);
+        live.publish_partition(progress(0, &cp(1), Some(25_000)), &[]);
         assert_eq!(live.watermark(), None, "partition 1 has seen nothing yet");
-        live.publish_partition("t", 1, &cp(1), Some(12_000), true, &[]);
+        live.publish_partition(progress(1, &cp(1), Some(12_000)), &[]);
         assert_eq!(live.watermark(), Some(12_000));
         assert_eq!(live.window_state(0), WindowState::Final);
         assert_eq!(live.window_state(10_000), WindowState::Live);
         // A later write into the final window 0 revises it.
-        live.publish_partition("t", 1, &cp(2), Some(12_000), true, &[0]);
+        live.publish_partition(progress(1, &cp(2), Some(12_000)), &[0]);
         assert_eq!(live.window_state(0), WindowState::Revised);
     }
 
@@ -355,7 +421,7 @@ mod tests {
         let live = Live::new("embedded".into(), true, 10_000, Duration::ZERO);
         live.set_assigned("t", 0, true);
         live.set_assigned("t", 1, true);
-        live.publish_partition("t", 0, &cp(1), Some(50_000), true, &[]);
+        live.publish_partition(progress(0, &cp(1), Some(50_000)), &[]);
         // With a zero idle timeout every partition is idle: the max watermark is used.
         assert_eq!(live.watermark(), Some(50_000));
         let s = live.status();

@@ -61,6 +61,8 @@ pub struct PartitionCheckpoint {
     pub late: u64,
     /// Dead letters by reason name.
     pub dead_letters: BTreeMap<String, u64>,
+    /// Times the stored offset was found outside the log and reset (`--offset-reset`).
+    pub offset_resets: u64,
 }
 
 impl PartitionCheckpoint {
