@@ -592,7 +592,7 @@ async fn partition_task(
     let mut pending: Vec<DeliveryFuture> = Vec::new();
     let mut tick = tokio::time::interval(shared.checkpoint_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut live_tick = tokio::time::interval(shared.hub.config().publish_interval);
+    let mut live_tick = tokio::time::interval(shared.hub.config().live_interval);
     live_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut saw_messages = false;
     // Ticks in a row with nothing read while the stored offset lies beyond the log's end.

@@ -7,6 +7,8 @@
 //!   its embedded default, or with ARGS.
 //! - `cargo xtask test`: setup, build the frontend, run every Rust test, then the browser
 //!   end-to-end tests in headless Chromium.
+//! - `cargo xtask soak [--kills N] [--fuzz-seconds S]`: the crash-loop test with N SIGKILLs
+//!   (default 100), then the decoder fuzzer (cargo fuzz) for S seconds (default 300).
 //!
 //! Builds go to `$CARGO_TARGET_DIR`, by default `~/.cache/pulseboard/target`, so a fresh
 //! clone on a machine that built before reuses the compiled dependencies.
@@ -23,6 +25,8 @@ const TANSU_VERSION: &str = "0.6.0";
 const TRUNK_VERSION: &str = "0.21.14";
 /// A `wasm-bindgen-cli` dependency pins `webpki-roots` to a version the registry here lacks.
 const WEBPKI_ROOTS_FALLBACK: &str = "1.0.10";
+/// The fuzzer driver of the soak command.
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -34,8 +38,9 @@ fn main() -> ExitCode {
         "setup" => setup().map(|_| ()),
         "run" => setup().and_then(|tools| run(&tools, &rest)),
         "test" => setup().and_then(|tools| test(&tools, &rest)),
+        "soak" => setup().and_then(|tools| soak(&tools, &rest)),
         _ => {
-            eprintln!("usage: cargo xtask <setup|run|test> [-- ARGS]");
+            eprintln!("usage: cargo xtask <setup|run|test|soak> [-- ARGS]");
             return ExitCode::from(2);
         }
     };
@@ -349,4 +354,61 @@ fn e2e(tools: &Tools) -> Result<(), String> {
         .env("CHROMIUM", &tools.chromium)
         .env("ARTIFACTS", target_dir().join("e2e-artifacts"));
     status(c, "browser tests")
+}
+
+/// The value after `flag` in `args`, parsed, or `default`.
+fn flag_value(args: &[String], flag: &str, default: u64) -> Result<u64, String> {
+    match args.iter().position(|a| a == flag) {
+        None => Ok(default),
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("{flag} needs a whole number")),
+    }
+}
+
+/// The long versions of the fault tests: many SIGKILLs, then the decoder fuzzer.
+fn soak(tools: &Tools, args: &[String]) -> Result<(), String> {
+    let kills = flag_value(args, "--kills", 100)?;
+    let fuzz_seconds = flag_value(args, "--fuzz-seconds", 300)?;
+    let t = Instant::now();
+    if kills > 0 {
+        let mut c = cargo();
+        c.args([
+            "test",
+            "-p",
+            "pulseboard",
+            "--test",
+            "integration",
+            "sigkill",
+            "--",
+            "--nocapture",
+        ])
+        .env("PULSEBOARD_TANSU", &tools.tansu)
+        .env("PULSEBOARD_SOAK_KILLS", kills.to_string());
+        status(c, &format!("crash loop with {kills} kills"))?;
+        eprintln!(
+            "xtask: {kills} kills survived in {:.0} s",
+            t.elapsed().as_secs_f64()
+        );
+    }
+    if fuzz_seconds == 0 {
+        return Ok(());
+    }
+    let fuzz = ensure_cargo_install("cargo-fuzz", CARGO_FUZZ_VERSION, &[], "cargo-fuzz")?;
+    let mut c = Command::new(fuzz);
+    // cargo fuzz needs nightly flags (sanitizers); this toolchain is stable.
+    c.current_dir(workspace_root().join("fuzz"))
+        .args([
+            "fuzz",
+            "run",
+            "decode",
+            "--",
+            &format!("-max_total_time={fuzz_seconds}"),
+        ])
+        .env("RUSTC_BOOTSTRAP", "1")
+        .env("CARGO_TARGET_DIR", target_dir().join("fuzz"));
+    status(c, "fuzzing the decoder")?;
+    eprintln!("xtask: soak done in {:.0} s", t.elapsed().as_secs_f64());
+    Ok(())
 }
