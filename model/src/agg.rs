@@ -18,6 +18,7 @@
 //!   never a panic.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -319,6 +320,50 @@ impl<'de> Deserialize<'de> for Hll {
 /// Maximum number of keys a [`TopCounts`] tracks.
 pub const TOP_CAP: usize = 1000;
 
+/// A fast hasher for the short keys of [`TopCounts`] (SipHash showed in profiles): 8 bytes
+/// at a time, multiply-rotate, and a final avalanche. Maps are capped at [`TOP_CAP`] keys
+/// and probed with SIMD groups, so even crafted collisions cost little.
+#[derive(Default, Clone, Copy)]
+pub struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut h = self.0;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            h = (h ^ u64::from_le_bytes(w)).wrapping_mul(K).rotate_left(29);
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            h = (h ^ u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59))
+                .wrapping_mul(K)
+                .rotate_left(29);
+        }
+        self.0 = h;
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.0 = (self.0 ^ u64::from(i)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    fn finish(&self) -> u64 {
+        // murmur3's fmix64: every input bit affects every output bit.
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
+}
+
+type KeyMap = HashMap<String, u64, BuildHasherDefault<KeyHasher>>;
+
 /// Counts by key with bounded memory: exact while at most [`TOP_CAP`]
 /// distinct keys were seen, a mergeable Misra–Gries summary of capacity
 /// [`TOP_CAP`] afterwards (see the module docs for the guarantees).
@@ -326,7 +371,7 @@ pub const TOP_CAP: usize = 1000;
 /// Equality compares counters, `total` and `error_bound`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TopCounts {
-    counts: HashMap<String, u64>,
+    counts: KeyMap,
     total: u64,
     /// Sum of all Misra–Gries decrements applied (max undercount of any key).
     error: u64,
@@ -472,7 +517,7 @@ impl<'de> Deserialize<'de> for TopCounts {
         if w.entries.len() > TOP_CAP {
             return Err(D::Error::custom("top counts exceed capacity"));
         }
-        let mut counts = HashMap::with_capacity(w.entries.len());
+        let mut counts = KeyMap::with_capacity_and_hasher(w.entries.len(), Default::default());
         let mut sum = 0u64;
         for (k, c) in w.entries {
             if c == 0 {

@@ -47,7 +47,7 @@ pub const MAX_FUTURE_SKEW_MS: i64 = 86_400_000;
 /// The derived serde representation uses `"type"` for [`Event::kind`] and
 /// epoch milliseconds for `ts`; [`Event::to_json`] gives the canonical wire
 /// JSON with an RFC 3339 timestamp instead.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     /// Event time in epoch milliseconds.
     pub ts: i64,
@@ -437,12 +437,44 @@ pub struct Decoder {
 #[derive(Deserialize)]
 struct BStr<'a>(#[serde(borrow)] Cow<'a, str>);
 
-#[derive(Deserialize)]
-#[serde(untagged)]
+/// `ts` as found: epoch ms (integer or float) or a string. A hand-written visitor rather
+/// than `#[serde(untagged)]`, which buffers the value and builds an error per variant that
+/// does not match: that showed at the top of the pipeline's profile.
 enum RawTs<'a> {
     Int(i64),
     Float(f64),
-    Str(#[serde(borrow)] Cow<'a, str>),
+    Str(Cow<'a, str>),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawTs<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = RawTs<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("epoch milliseconds or an RFC 3339 string")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(RawTs::Int(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(i64::try_from(v).map_or(RawTs::Float(v as f64), RawTs::Int))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(RawTs::Float(v))
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                v: &'de str,
+            ) -> Result<Self::Value, E> {
+                Ok(RawTs::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(RawTs::Str(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
 }
 
 #[derive(Deserialize)]
@@ -511,7 +543,7 @@ fn check_len(field: Field, s: &str) -> Result<(), DecodeError> {
     Ok(())
 }
 
-fn required(field: Field, v: Option<&str>) -> Result<String, DecodeError> {
+fn required(field: Field, v: Option<&str>) -> Result<&str, DecodeError> {
     match v {
         None | Some("") => Err(DecodeError::new(
             DeadReason::MissingField,
@@ -519,18 +551,32 @@ fn required(field: Field, v: Option<&str>) -> Result<String, DecodeError> {
         )),
         Some(s) => {
             check_len(field, s)?;
-            Ok(s.to_owned())
+            Ok(s)
         }
     }
 }
 
-fn optional(field: Field, v: Option<&str>) -> Result<Option<String>, DecodeError> {
+fn optional(field: Field, v: Option<&str>) -> Result<Option<&str>, DecodeError> {
     match v {
         None | Some("") => Ok(None),
         Some(s) => {
             check_len(field, s)?;
-            Ok(Some(s.to_owned()))
+            Ok(Some(s))
         }
+    }
+}
+
+/// Overwrite `dst` with `v`, reusing its allocation.
+fn set(dst: &mut String, v: &str) {
+    dst.clear();
+    dst.push_str(v);
+}
+
+fn set_opt(dst: &mut Option<String>, v: Option<&str>) {
+    match (dst.as_mut(), v) {
+        (Some(d), Some(v)) => set(d, v),
+        (None, Some(v)) => *dst = Some(v.to_owned()),
+        (_, None) => *dst = None,
     }
 }
 
@@ -584,13 +630,16 @@ fn resolve_ts(ts: TsIn<'_>, msg_ts: Option<i64>) -> Result<i64, DecodeError> {
     Ok(ts)
 }
 
-fn finish(f: Fields<'_>, msg_ts: Option<i64>) -> Result<Event, DecodeError> {
-    let kind = match f.kind {
-        None => "pageview".to_owned(),
-        Some(k) if k.is_empty() => "pageview".to_owned(),
+/// Validate the fields and write them into `out`, reusing its strings' allocations (the
+/// hot path decodes every message into the same scratch event). On error `out` is left
+/// unspecified.
+fn finish_into(f: Fields<'_>, msg_ts: Option<i64>, out: &mut Event) -> Result<(), DecodeError> {
+    let kind: &str = match &f.kind {
+        None => "pageview",
+        Some(k) if k.is_empty() => "pageview",
         Some(k) => {
-            check_len(Field::Type, &k)?;
-            k.into_owned()
+            check_len(Field::Type, k)?;
+            k
         }
     };
     let visitor = required(Field::Visitor, f.visitor)?;
@@ -599,17 +648,15 @@ fn finish(f: Fields<'_>, msg_ts: Option<i64>) -> Result<Event, DecodeError> {
     let referrer = optional(Field::Referrer, f.referrer)?;
     let country = optional(Field::Country, f.country)?;
     let device = optional(Field::Device, f.device)?;
-    let ts = resolve_ts(f.ts, msg_ts)?;
-    Ok(Event {
-        ts,
-        kind,
-        visitor,
-        session,
-        url,
-        referrer,
-        country,
-        device,
-    })
+    out.ts = resolve_ts(f.ts, msg_ts)?;
+    set(&mut out.kind, kind);
+    set(&mut out.visitor, visitor);
+    set_opt(&mut out.session, session);
+    set(&mut out.url, url);
+    set_opt(&mut out.referrer, referrer);
+    set_opt(&mut out.country, country);
+    set_opt(&mut out.device, device);
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -712,6 +759,19 @@ impl Decoder {
     /// epoch ms, used when the payload has no timestamp and to reject events
     /// more than a day in its future.
     pub fn decode(&self, payload: &[u8], msg_ts: Option<i64>) -> Result<Event, DecodeError> {
+        let mut ev = Event::default();
+        self.decode_into(payload, msg_ts, &mut ev)?;
+        Ok(ev)
+    }
+
+    /// [`Decoder::decode`] into an existing event, reusing its strings' allocations: the
+    /// pipeline's hot path. On error `out` is left unspecified.
+    pub fn decode_into(
+        &self,
+        payload: &[u8],
+        msg_ts: Option<i64>,
+        out: &mut Event,
+    ) -> Result<(), DecodeError> {
         if payload.len() > MAX_VALUE_BYTES {
             return Err(DecodeError::new(
                 DeadReason::Oversized,
@@ -726,21 +786,21 @@ impl Decoder {
         })?;
         if self.fast {
             if let Ok(raw) = serde_json::from_str::<Raw<'_>>(text) {
-                return Self::finish_raw(&raw, msg_ts);
+                return Self::finish_raw(&raw, msg_ts, out);
             }
             // Fall through: the mapped path classifies the failure precisely.
         }
-        self.decode_value(text, msg_ts)
+        self.decode_value(text, msg_ts, out)
     }
 
-    fn finish_raw(raw: &Raw<'_>, msg_ts: Option<i64>) -> Result<Event, DecodeError> {
+    fn finish_raw(raw: &Raw<'_>, msg_ts: Option<i64>, out: &mut Event) -> Result<(), DecodeError> {
         let ts = match &raw.ts {
             None => TsIn::Missing,
             Some(RawTs::Int(i)) => TsIn::Int(*i),
             Some(RawTs::Float(f)) => TsIn::Float(*f),
             Some(RawTs::Str(s)) => TsIn::Str(s),
         };
-        finish(
+        finish_into(
             Fields {
                 ts,
                 kind: bstr(&raw.kind).map(Cow::Borrowed),
@@ -752,10 +812,16 @@ impl Decoder {
                 device: bstr(&raw.device),
             },
             msg_ts,
+            out,
         )
     }
 
-    fn decode_value(&self, text: &str, msg_ts: Option<i64>) -> Result<Event, DecodeError> {
+    fn decode_value(
+        &self,
+        text: &str,
+        msg_ts: Option<i64>,
+        out: &mut Event,
+    ) -> Result<(), DecodeError> {
         let root: Value = serde_json::from_str(text)
             .map_err(|e| DecodeError::new(DeadReason::NotJson, format!("invalid JSON: {e}")))?;
         if !root.is_object() {
@@ -781,7 +847,7 @@ impl Decoder {
             country: lookup_str(&root, m, Field::Country)?,
             device: lookup_str(&root, m, Field::Device)?,
         };
-        finish(fields, msg_ts)
+        finish_into(fields, msg_ts, out)
     }
 }
 
@@ -815,7 +881,26 @@ mod tests {
     /// Decodes through the `Value` path regardless of the mapping, to compare
     /// it with the fast path.
     fn slow(d: &Decoder, payload: &str, msg_ts: Option<i64>) -> Result<Event, DecodeError> {
-        d.decode_value(payload, msg_ts)
+        let mut ev = Event::default();
+        d.decode_value(payload, msg_ts, &mut ev)?;
+        Ok(ev)
+    }
+
+    #[test]
+    fn decode_into_reuses_the_event_and_matches_decode() {
+        let d = Decoder::default();
+        let mut ev = Event::default();
+        let a = r#"{"ts":1700000000000,"type":"click","visitor":"v1","session":"s","url":"/a","referrer":"r","country":"DE","device":"mobile"}"#;
+        let b = r#"{"ts":"2023-11-14T22:13:21Z","visitor":"v2","url":"/b"}"#;
+        d.decode_into(a.as_bytes(), None, &mut ev).expect("a");
+        assert_eq!(ev, d.decode(a.as_bytes(), None).expect("a"));
+        d.decode_into(b.as_bytes(), None, &mut ev).expect("b");
+        assert_eq!(
+            ev,
+            d.decode(b.as_bytes(), None).expect("b"),
+            "optional fields of a are cleared"
+        );
+        assert_eq!(ev.kind, "pageview");
     }
 
     #[test]

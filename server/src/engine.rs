@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use pulseboard_model::agg::Aggregate;
-use pulseboard_model::event::{DeadReason, Decoder};
+use pulseboard_model::event::{DeadReason, Decoder, Event};
 use pulseboard_model::window::{PartitionWindows, WindowConfig};
 
 use crate::store::{PartitionCheckpoint, Store, StoreError};
@@ -62,6 +62,8 @@ pub struct PartitionEngine {
     changed_live: bool,
     /// Messages read by this process.
     read: u64,
+    /// Every message is decoded into this one event, reusing its allocations.
+    scratch: Event,
 }
 
 impl PartitionEngine {
@@ -98,6 +100,7 @@ impl PartitionEngine {
             changed: false,
             changed_live: false,
             read: 0,
+            scratch: Event::default(),
         })
     }
 
@@ -134,11 +137,13 @@ impl PartitionEngine {
         let Some(payload) = rec.payload else {
             return self.dead(DeadReason::NotJson, "message has no value".to_owned());
         };
-        let event = match self.decoder.decode(payload, rec.timestamp) {
-            Ok(ev) => ev,
-            Err(e) => return self.dead(e.reason, e.detail),
-        };
-        match self.windows.on_event(&event) {
+        if let Err(e) = self
+            .decoder
+            .decode_into(payload, rec.timestamp, &mut self.scratch)
+        {
+            return self.dead(e.reason, e.detail);
+        }
+        match self.windows.on_event(&self.scratch) {
             Ok(start) => {
                 self.changed_live = true;
                 self.cp.events += 1;

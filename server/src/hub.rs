@@ -50,7 +50,9 @@ impl HubConfig {
     pub fn new(window_ms: i64) -> Self {
         HubConfig {
             window_ms,
-            horizon_ms: 30 * 60_000,
+            // What a snapshot shows (90 windows) plus a margin; older windows come from the
+            // store. Memory is bounded by this, not by how long the run is.
+            horizon_ms: 100 * window_ms,
             snapshot_windows: 90,
             top_n: 10,
             // About 7 messages a second: a few per second for a browser, and an event reaches

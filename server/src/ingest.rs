@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
+use futures::FutureExt;
 use pulseboard_model::event::Decoder;
 use pulseboard_model::window::WindowConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -27,7 +28,7 @@ use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::stream_consumer::StreamPartitionQueue;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
@@ -419,7 +420,11 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000")
         .set("partition.assignment.strategy", "range")
-        .set("topic.metadata.refresh.interval.ms", "10000");
+        .set("topic.metadata.refresh.interval.ms", "10000")
+        // Fetch answers come back within 10 ms: live latency stays low, and brokers that
+        // hold a fetch for the whole wait even when data is there (Tansu does) are read at
+        // full speed. Costs ~100 small requests/s per idle broker; --kafka-option overrides.
+        .set("fetch.wait.max.ms", "10");
     for (k, v) in &params.kafka_options {
         cfg.set(k, v);
     }
@@ -626,37 +631,35 @@ async fn partition_task(
                     shared.hub.update(&topic, partition, windows);
                 }
             }
-            msg = queue.recv() => match msg {
-                Ok(m) => {
-                    saw_messages = true;
-                    let rec = Record {
-                        offset: m.offset(),
-                        timestamp: m.timestamp().to_millis(),
-                        payload: m.payload(),
+            msg = queue.recv() => {
+                saw_messages = true;
+                // Drain what is already fetched before going back to the select: one round
+                // of timer and channel polling per batch, not per message.
+                let mut next = Some(msg);
+                let mut batch = 0;
+                while let Some(msg) = next.take() {
+                    let handled = match msg {
+                        Ok(m) => {
+                            on_message(&mut engine, &m, &dlq, &shared, &mut pending).await;
+                            Ok(())
+                        }
+                        Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset)) => {
+                            offset_out_of_range(&mut engine, &shared).await
+                        }
+                        Err(e) => {
+                            tracing::warn!(topic, partition, error = %e, "consume error");
+                            Ok(())
+                        }
                     };
-                    if let Outcome::Dead { reason, detail } = engine.on_record(rec) {
-                        tracing::debug!(topic, partition, offset = m.offset(), reason = reason.as_str(), detail, "dead letter");
-                        let offset = m.offset().to_string();
-                        let part = partition.to_string();
-                        let headers = OwnedHeaders::new()
-                            .insert(Header { key: "reason", value: Some(reason.as_str()) })
-                            .insert(Header { key: "error", value: Some(detail.as_str()) })
-                            .insert(Header { key: "source-topic", value: Some(topic.as_str()) })
-                            .insert(Header { key: "source-partition", value: Some(part.as_str()) })
-                            .insert(Header { key: "source-offset", value: Some(offset.as_str()) });
-                        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&dlq).headers(headers);
-                        if let Some(k) = m.key() { record = record.key(k); }
-                        if let Some(p) = m.payload() { record = record.payload(p); }
-                        pending.push(send_dead_letter(&shared.producer, record).await);
-                    }
-                }
-                Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset)) => {
-                    if let Err(e) = offset_out_of_range(&mut engine, &shared).await {
+                    if let Err(e) = handled {
                         let _ = fatal.send(e);
                         return;
                     }
+                    batch += 1;
+                    if batch < MAX_BATCH {
+                        next = queue.recv().now_or_never();
+                    }
                 }
-                Err(e) => tracing::warn!(topic, partition, error = %e, "consume error"),
             }
         }
     };
@@ -668,6 +671,67 @@ async fn partition_task(
             source,
         });
     }
+}
+
+/// Messages handled in one go before the partition task looks at its timers again.
+const MAX_BATCH: usize = 1024;
+
+/// Fold one message; publish it as a dead letter when it cannot be counted.
+async fn on_message(
+    engine: &mut PartitionEngine,
+    m: &BorrowedMessage<'_>,
+    dlq: &str,
+    shared: &TaskShared,
+    pending: &mut Vec<DeliveryFuture>,
+) {
+    let rec = Record {
+        offset: m.offset(),
+        timestamp: m.timestamp().to_millis(),
+        payload: m.payload(),
+    };
+    let Outcome::Dead { reason, detail } = engine.on_record(rec) else {
+        return;
+    };
+    let (topic, partition) = (engine.topic(), engine.partition());
+    tracing::debug!(
+        topic,
+        partition,
+        offset = m.offset(),
+        reason = reason.as_str(),
+        detail,
+        "dead letter"
+    );
+    let offset = m.offset().to_string();
+    let part = partition.to_string();
+    let headers = OwnedHeaders::new()
+        .insert(Header {
+            key: "reason",
+            value: Some(reason.as_str()),
+        })
+        .insert(Header {
+            key: "error",
+            value: Some(detail.as_str()),
+        })
+        .insert(Header {
+            key: "source-topic",
+            value: Some(topic),
+        })
+        .insert(Header {
+            key: "source-partition",
+            value: Some(part.as_str()),
+        })
+        .insert(Header {
+            key: "source-offset",
+            value: Some(offset.as_str()),
+        });
+    let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(dlq).headers(headers);
+    if let Some(k) = m.key() {
+        record = record.key(k);
+    }
+    if let Some(p) = m.payload() {
+        record = record.payload(p);
+    }
+    pending.push(send_dead_letter(&shared.producer, record).await);
 }
 
 /// The stored offset is outside the log: apply `--offset-reset`.

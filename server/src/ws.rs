@@ -81,6 +81,9 @@ pub async fn handler(
     Ok(ws
         .max_message_size(MAX_CLIENT_FRAME)
         .max_frame_size(MAX_CLIENT_FRAME)
+        // Clients send tiny frames: a small read buffer keeps a socket at a few KB
+        // instead of the default 128 KiB, which matters with a thousand wall displays.
+        .read_buffer_size(2 * MAX_CLIENT_FRAME)
         .on_upgrade(move |socket| async move {
             let (sink, stream) = socket.split();
             serve(sink, stream, hub, since, SocketOptions::default(), shutdown).await;

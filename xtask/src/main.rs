@@ -7,6 +7,10 @@
 //!   its embedded default, or with ARGS.
 //! - `cargo xtask test`: setup, build the frontend, run every Rust test, then the browser
 //!   end-to-end tests in headless Chromium.
+//! - `cargo xtask bench [--quick] [ARGS]`: the benchmark (server/benches/pipeline.rs)
+//!   against a Tansu broker, with Quix Streams (pinned in bench/requirements.txt, installed
+//!   into a venv) as the peer; prints a table and writes `target/bench/results.json`.
+//!   `cargo xtask test` ends with its `--quick` run as a smoke test.
 //! - `cargo xtask soak [--kills N] [--fuzz-seconds S]`: the crash-loop test with N SIGKILLs
 //!   (default 100), then the decoder fuzzer (cargo fuzz) for S seconds (default 300).
 //!
@@ -39,8 +43,9 @@ fn main() -> ExitCode {
         "run" => setup().and_then(|tools| run(&tools, &rest)),
         "test" => setup().and_then(|tools| test(&tools, &rest)),
         "soak" => setup().and_then(|tools| soak(&tools, &rest)),
+        "bench" => setup().and_then(|tools| bench(&tools, &rest)),
         _ => {
-            eprintln!("usage: cargo xtask <setup|run|test|soak> [-- ARGS]");
+            eprintln!("usage: cargo xtask <setup|run|test|soak|bench> [-- ARGS]");
             return ExitCode::from(2);
         }
     };
@@ -337,8 +342,70 @@ fn test(tools: &Tools, args: &[String]) -> Result<(), String> {
         t.elapsed().as_secs_f64()
     );
     e2e(tools)?;
+    // The benchmark's smoke run: it runs and writes its JSON (no timing is asserted).
+    let out = workspace_root().join("target/bench/results-quick.json");
+    let _ = std::fs::remove_file(&out);
+    bench(
+        tools,
+        &["--quick".into(), "--out".into(), out.display().to_string()],
+    )?;
+    if !out.exists() {
+        return Err(format!("the benchmark did not write {}", out.display()));
+    }
     eprintln!("xtask: all tests took {:.0} s", t.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// A venv with the benchmark's peer (Quix Streams), as pinned in bench/requirements.txt.
+fn ensure_peer_venv() -> Result<PathBuf, String> {
+    let venv = target_dir()
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(target_dir)
+        .join("peer-venv");
+    let python = venv.join("bin/python");
+    let wanted = std::fs::read_to_string(workspace_root().join("bench/requirements.txt"))
+        .map_err(|e| format!("reading bench/requirements.txt: {e}"))?;
+    let marker = venv.join("requirements.installed");
+    if python.exists() && std::fs::read_to_string(&marker).ok().as_deref() == Some(wanted.as_str())
+    {
+        return Ok(python);
+    }
+    eprintln!(
+        "xtask: installing the benchmark peer (bench/requirements.txt) into {}",
+        venv.display()
+    );
+    let mut c = Command::new("python3");
+    c.args(["-m", "venv"]).arg(&venv);
+    status(c, "python3 -m venv")?;
+    let mut c = Command::new(venv.join("bin/pip"));
+    c.args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+        .arg(workspace_root().join("bench/requirements.txt"));
+    status(c, "pip install -r bench/requirements.txt")?;
+    std::fs::write(&marker, wanted).map_err(|e| format!("writing {}: {e}", marker.display()))?;
+    Ok(python)
+}
+
+/// `cargo bench --bench pipeline` with the release binary, Tansu and the peer.
+fn bench(tools: &Tools, args: &[String]) -> Result<(), String> {
+    let mut c = cargo();
+    c.args([
+        "build",
+        "--release",
+        "-p",
+        "pulseboard",
+        "--bin",
+        "pulseboard",
+    ]);
+    status(c, "building the release binary")?;
+    let python = ensure_peer_venv()?;
+    let mut c = cargo();
+    c.args(["bench", "-p", "pulseboard", "--bench", "pipeline", "--"])
+        .args(args.iter().skip_while(|a| *a == "--"))
+        .env("PULSEBOARD_BIN", target_dir().join("release/pulseboard"))
+        .env("PULSEBOARD_TANSU", &tools.tansu)
+        .env("PULSEBOARD_PEER_PYTHON", python);
+    status(c, "benchmark")
 }
 
 /// Browser end-to-end tests: node's test runner with Playwright driving headless Chromium
