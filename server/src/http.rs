@@ -701,23 +701,10 @@ mod tests {
     }
 
     async fn get(app: &Router, uri: &str) -> (StatusCode, serde_json::Value) {
-        let resp = app
-            .clone()
-            .oneshot(
-                Request::get(uri)
-                    .header("authorization", "Bearer s3cret")
-                    .body(Body::empty())
-                    .expect("request"),
-            )
-            .await
-            .expect("response");
-        let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
-            .await
-            .expect("body");
+        let (status, body) = get_raw(app, uri).await;
         (
             status,
-            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+            serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
         )
     }
 

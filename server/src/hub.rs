@@ -339,7 +339,7 @@ fn encode(msg: &ServerMsg) -> Arc<str> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use pulseboard_model::event::Event;
 
@@ -360,7 +360,8 @@ mod tests {
         a
     }
 
-    fn hub(backlog: usize) -> Arc<Hub> {
+    /// A hub over a fresh embedded-mode `Live`, with 10 s windows, tuned by `tune`.
+    pub(crate) fn test_hub(tune: impl FnOnce(&mut HubConfig)) -> Arc<Hub> {
         let live = Arc::new(Live::new(
             "embedded".into(),
             true,
@@ -368,8 +369,12 @@ mod tests {
             Duration::from_secs(30),
         ));
         let mut cfg = HubConfig::new(10_000);
-        cfg.backlog = backlog;
+        tune(&mut cfg);
         Hub::new(cfg, live)
+    }
+
+    fn hub(backlog: usize) -> Arc<Hub> {
+        test_hub(|c| c.backlog = backlog)
     }
 
     fn decode(s: &str) -> ServerMsg {

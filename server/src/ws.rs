@@ -264,22 +264,12 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hub::HubConfig;
-    use crate::live::Live;
     use futures::channel::mpsc;
     use pulseboard_model::agg::Aggregate;
     use pulseboard_model::proto::ServerMsg;
 
     fn hub(queue: usize) -> Arc<Hub> {
-        let live = Arc::new(Live::new(
-            "embedded".into(),
-            true,
-            10_000,
-            Duration::from_secs(30),
-        ));
-        let mut cfg = HubConfig::new(10_000);
-        cfg.client_queue = queue;
-        Hub::new(cfg, live)
+        crate::hub::tests::test_hub(|c| c.client_queue = queue)
     }
 
     struct Client {
