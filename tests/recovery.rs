@@ -32,11 +32,7 @@ async fn restart_resumes_without_double_counting() -> Result<()> {
     let app = App::start(&args).await?;
     poll_until(Duration::from_secs(90), "first half consumed", || async {
         let s = get_json(app.addr, "/api/v1/status").await?;
-        let next: i64 = s["partitions"]
-            .as_array()?
-            .iter()
-            .filter_map(|p| p["next_offset"].as_i64())
-            .sum();
+        let next = sum_next_offsets(&s);
         (next as usize == half).then_some(())
     })
     .await?;
@@ -79,18 +75,8 @@ async fn sigkill_mid_stream_loses_nothing_and_counts_nothing_twice() -> Result<(
 
     // A producer writes the known set in paced batches while Pulseboard is killed and restarted.
     let p = producer(&brokers)?;
-    let writer = {
-        let payloads = payloads.clone();
-        tokio::spawn(async move {
-            // About 300 messages/s, so the kills below land while it writes.
-            let mut tick = tokio::time::interval(Duration::from_millis(330));
-            for chunk in payloads.chunks(100) {
-                tick.tick().await;
-                produce(&p, "clicks", chunk).await?;
-            }
-            anyhow::Ok(())
-        })
-    };
+    // About 300 messages/s, so the kills below land while it writes.
+    let writer = paced_writer(p, "clicks", payloads.clone(), Duration::from_millis(330));
 
     let dir = data_dir();
     let args = broker_args(&brokers, "clicks", "crash-test", dir.path());
@@ -107,11 +93,7 @@ async fn sigkill_mid_stream_loses_nothing_and_counts_nothing_twice() -> Result<(
             "progress before the kill",
             || async {
                 let s = get_json(child.addr, "/api/v1/status").await?;
-                let next: i64 = s["partitions"]
-                    .as_array()?
-                    .iter()
-                    .filter_map(|p| p["next_offset"].as_i64())
-                    .sum();
+                let next = sum_next_offsets(&s);
                 (next > last_seen + 500 || next as usize == payloads.len()).then_some(next)
             },
         )

@@ -476,12 +476,31 @@ pub fn expected_folded(msgs: &[(i32, Event)], width: i64, lateness: i64) -> (Vec
     (folded, late)
 }
 
-/// Epoch ms now.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
+pub use pulseboard::now_ms;
+
+/// Sum of `partitions[].next_offset` in a status document (0 without partitions).
+pub fn sum_next_offsets(status: &Value) -> i64 {
+    status["partitions"]
+        .as_array()
+        .map(|ps| ps.iter().filter_map(|p| p["next_offset"].as_i64()).sum())
         .unwrap_or(0)
+}
+
+/// Produce `payloads` to `topic` in chunks of 100, one chunk every `every`, in the background.
+pub fn paced_writer(
+    p: FutureProducer,
+    topic: &'static str,
+    payloads: Vec<(i32, Vec<u8>)>,
+    every: Duration,
+) -> tokio::task::JoinHandle<Result<()>> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        for chunk in payloads.chunks(100) {
+            tick.tick().await;
+            produce(&p, topic, chunk).await?;
+        }
+        Ok(())
+    })
 }
 
 /// Pulseboard arguments for a Tansu broker, with the fast group settings.

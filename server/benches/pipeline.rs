@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
 use futures::{StreamExt, TryStreamExt};
+use pulseboard::now_ms;
 use pulseboard_model::event::{Decoder, Event};
 use pulseboard_model::gen::{GenConfig, Generator};
 use pulseboard_model::time::format_rfc3339_ms;
@@ -510,13 +511,6 @@ fn ingest_timeout(n: u64) -> Duration {
 
 // ---------------------------------------------------------------------------------------
 // Events
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 /// N canonical events, one per millisecond of event time, ending now: (keys, payloads).
 fn canonical_messages(n: u64) -> (Vec<String>, Vec<Vec<u8>>) {

@@ -9,7 +9,7 @@
 //!   generator's mix of out-of-order, late and malformed messages, keyed by visitor.
 
 use std::sync::mpsc as std_mpsc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use pulseboard_model::gen::{GenConfig, Generator};
 use rdkafka::config::ClientConfig;
@@ -17,6 +17,8 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use tokio_util::sync::CancellationToken;
+
+use crate::now_ms;
 
 /// Errors of the embedded mode.
 #[derive(Debug, thiserror::Error)]
@@ -133,13 +135,6 @@ impl Drop for EmbeddedKafka {
     fn drop(&mut self) {
         self.shutdown();
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Produce demo traffic into `topic` at `rate` events/s until `shutdown`.

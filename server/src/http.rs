@@ -16,7 +16,6 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::Request;
 use axum::extract::{FromRef, Query, State};
@@ -35,6 +34,7 @@ use tower_http::services::ServeDir;
 use crate::collect::Collector;
 use crate::hub::Hub;
 use crate::live::Live;
+use crate::now_ms;
 use crate::store::{Store, StoreError};
 
 /// Shared state of the HTTP handlers.
@@ -247,13 +247,6 @@ pub fn router(state: AppState) -> Router {
         None => app,
     };
     app.layer(middleware::from_fn_with_state(security, guard))
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Raw query parameters: everything is parsed by hand so errors name the parameter.

@@ -270,10 +270,10 @@ impl Hub {
     /// Publish the windows that changed (figures or state) since the last call.
     pub fn publish_windows(&self) {
         let state_of = self.live.window_states();
-        let mut g = self.lock();
+        let mut guard = self.lock();
+        let g = &mut *guard;
         let mut changed: BTreeSet<i64> = std::mem::take(&mut g.dirty);
-        let starts: Vec<i64> = g.windows.keys().copied().collect();
-        for s in starts {
+        for &s in g.windows.keys() {
             let st = state_of(s);
             if g.states.insert(s, st) != Some(st) {
                 changed.insert(s);
@@ -293,7 +293,7 @@ impl Hub {
         if windows.is_empty() {
             return;
         }
-        self.publish_locked(&mut g, |seq| ServerMsg::Windows { seq, windows });
+        self.publish_locked(g, |seq| ServerMsg::Windows { seq, windows });
     }
 
     /// Publish the status.

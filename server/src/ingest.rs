@@ -273,17 +273,12 @@ impl StartPoint {
     /// (and stored, in its own store) the messages in between, and reading them again here
     /// would count them twice across the two stores.
     pub fn choose(stored: Option<i64>, committed: Option<(i64, Option<i64>)>) -> Self {
-        match (stored, committed) {
-            (Some(s), Some((c, m))) if c > s => StartPoint::HandedOver {
-                offset: c,
-                max_event_ts: m,
+        match committed.filter(|(c, _)| stored.is_none_or(|s| *c > s)) {
+            Some((offset, max_event_ts)) => StartPoint::HandedOver {
+                offset,
+                max_event_ts,
             },
-            (Some(s), _) => StartPoint::Stored(s),
-            (None, Some((c, m))) => StartPoint::HandedOver {
-                offset: c,
-                max_event_ts: m,
-            },
-            (None, None) => StartPoint::Beginning,
+            None => stored.map_or(StartPoint::Beginning, StartPoint::Stored),
         }
     }
 
@@ -305,6 +300,17 @@ pub enum OffsetReset {
     Latest,
     /// Stop with an error.
     Fail,
+}
+
+impl OffsetReset {
+    /// The flag value, as shown in the status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OffsetReset::Earliest => "earliest",
+            OffsetReset::Latest => "latest",
+            OffsetReset::Fail => "fail",
+        }
+    }
 }
 
 /// Commit metadata carrying the max event time, so the next owner keeps the watermark.
@@ -757,12 +763,9 @@ async fn offset_out_of_range(
         topic, partition, stored, policy = ?shared.offset_reset,
         "stored offset is outside the log (topic recreated, or retention deleted unread data); resetting as --offset-reset says"
     );
-    shared.live.note_offset_reset(
-        &topic,
-        partition,
-        stored,
-        &format!("{:?}", shared.offset_reset).to_lowercase(),
-    );
+    shared
+        .live
+        .note_offset_reset(&topic, partition, stored, shared.offset_reset.as_str());
     engine.reset_offset();
     let Some(consumer) = shared.consumer.upgrade() else {
         return Ok(());
@@ -882,4 +885,47 @@ async fn checkpoint(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_point_is_the_store_unless_the_group_committed_further() {
+        assert_eq!(StartPoint::choose(None, None), StartPoint::Beginning);
+        assert_eq!(StartPoint::choose(Some(7), None), StartPoint::Stored(7));
+        assert_eq!(
+            StartPoint::choose(Some(7), Some((7, Some(1)))),
+            StartPoint::Stored(7)
+        );
+        assert_eq!(
+            StartPoint::choose(Some(7), Some((3, None))),
+            StartPoint::Stored(7)
+        );
+        assert_eq!(
+            StartPoint::choose(Some(7), Some((9, Some(5)))),
+            StartPoint::HandedOver {
+                offset: 9,
+                max_event_ts: Some(5)
+            }
+        );
+        assert_eq!(
+            StartPoint::choose(None, Some((4, None))),
+            StartPoint::HandedOver {
+                offset: 4,
+                max_event_ts: None
+            }
+        );
+    }
+
+    #[test]
+    fn commit_metadata_round_trips_and_tolerates_foreign_text() {
+        assert_eq!(
+            parse_commit_metadata(&commit_metadata(Some(-12))),
+            Some(-12)
+        );
+        assert_eq!(parse_commit_metadata(&commit_metadata(None)), None);
+        assert_eq!(parse_commit_metadata("written by another tool"), None);
+    }
 }

@@ -221,7 +221,8 @@ pub async fn run(
     served
 }
 
-fn now_ms() -> i64 {
+/// Wall-clock time in epoch milliseconds (0 if the clock is before 1970).
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

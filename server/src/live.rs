@@ -20,7 +20,7 @@ use pulseboard_model::proto::{OffsetResetNote, PartitionStatus, Status, WindowSt
 use crate::store::PartitionCheckpoint;
 
 /// Published state of one partition.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 struct PartitionLive {
     checkpoint: PartitionCheckpoint,
     watermark: Option<i64>,
@@ -112,10 +112,7 @@ impl Live {
             PartitionLive {
                 checkpoint: cp,
                 watermark,
-                high_watermark: None,
-                last_message: None,
-                assigned: false,
-                read_since_start: 0,
+                ..PartitionLive::default()
             },
         );
     }
@@ -126,14 +123,7 @@ impl Live {
         let p = g
             .partitions
             .entry((topic.to_owned(), partition))
-            .or_insert_with(|| PartitionLive {
-                checkpoint: PartitionCheckpoint::default(),
-                watermark: None,
-                high_watermark: None,
-                last_message: None,
-                assigned,
-                read_since_start: 0,
-            });
+            .or_default();
         p.assigned = assigned;
         if assigned {
             p.last_message = Some(Instant::now());
@@ -166,12 +156,8 @@ impl Live {
             .partitions
             .entry((topic.to_owned(), partition))
             .or_insert_with(|| PartitionLive {
-                checkpoint: PartitionCheckpoint::default(),
-                watermark: None,
-                high_watermark: None,
-                last_message: None,
                 assigned: true,
-                read_since_start: 0,
+                ..PartitionLive::default()
             });
         p.checkpoint = cp.clone();
         p.watermark = watermark;
@@ -187,10 +173,7 @@ impl Live {
 
     /// Record a stored offset found outside the log (kept for the status; the last 100).
     pub fn note_offset_reset(&self, topic: &str, partition: i32, stored: i64, policy: &str) {
-        let at = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
+        let at = crate::now_ms();
         let mut g = self.lock();
         g.offset_resets.push(OffsetResetNote {
             topic: topic.to_owned(),
@@ -224,10 +207,6 @@ impl Live {
 
     pub fn set_broker_reachable(&self, reachable: bool) {
         self.lock().broker_reachable = reachable;
-    }
-
-    pub fn broker_reachable(&self) -> bool {
-        self.lock().broker_reachable
     }
 
     /// Ready once the store is loaded and the consumer has received an assignment.
