@@ -16,13 +16,6 @@ use crate::util::*;
 const WIDTH: i64 = 10_000;
 const LATENESS: i64 = 5_000;
 
-fn sum_next_offsets(status: &serde_json::Value) -> i64 {
-    status["partitions"]
-        .as_array()
-        .map(|ps| ps.iter().filter_map(|p| p["next_offset"].as_i64()).sum())
-        .unwrap_or(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_flushes_and_restart_reprocesses_nothing() -> Result<()> {
     let tansu = Tansu::start()?;
@@ -75,9 +68,23 @@ async fn graceful_shutdown_flushes_and_restart_reprocesses_nothing() -> Result<(
     Ok(())
 }
 
-/// CPU time (user + system) of this process, from /proc.
-fn cpu_time() -> Result<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
+/// Poll the status until it says the broker is (or is not) reachable.
+async fn wait_for_reachable(
+    addr: std::net::SocketAddr,
+    reachable: bool,
+    timeout: Duration,
+) -> Result<()> {
+    let what = format!("status to say broker_reachable = {reachable}");
+    poll_until(timeout, &what, || async {
+        let s = get_json(addr, "/api/v1/status").await?;
+        (s["broker_reachable"] == reachable).then_some(())
+    })
+    .await
+}
+
+/// CPU time (user + system) of a process, from /proc.
+fn cpu_time(pid: u32) -> Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     let after_name = stat.rsplit_once(')').map(|x| x.1).unwrap_or_default();
     let fields: Vec<&str> = after_name.split_whitespace().collect();
     let ticks: u64 = fields.get(11).and_then(|u| u.parse().ok()).unwrap_or(0)
@@ -97,7 +104,8 @@ async fn broker_outage_is_reported_and_nothing_is_lost() -> Result<()> {
 
     let dir = data_dir();
     let args = broker_args(&brokers, "clicks", "outage", dir.path());
-    let app = App::start(&args.iter().map(String::as_str).collect::<Vec<_>>()).await?;
+    // A child process, so its CPU time is its own and not that of the other tests here.
+    let app = ChildApp::spawn(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
     poll_until(Duration::from_secs(60), "first half consumed", || async {
         let s = get_json(app.addr, "/api/v1/status").await?;
         (sum_next_offsets(&s) as usize == half && s["broker_reachable"] == true).then_some(())
@@ -105,39 +113,25 @@ async fn broker_outage_is_reported_and_nothing_is_lost() -> Result<()> {
     .await?;
 
     kafka.broker_down()?;
-    poll_until(
-        Duration::from_secs(30),
-        "status to say the broker is unreachable",
-        || async {
-            let s = get_json(app.addr, "/api/v1/status").await?;
-            (s["broker_reachable"] == false).then_some(())
-        },
-    )
-    .await?;
+    wait_for_reachable(app.addr, false, Duration::from_secs(30)).await?;
     // Serving continues from the store, and the pipeline does not spin while it waits.
     let w = get_json(app.addr, "/api/v1/windows?from=0")
         .await
         .ok_or_else(|| anyhow!("windows during outage"))?;
     assert!(!w["windows"].as_array().map(Vec::is_empty).unwrap_or(true));
-    let (cpu0, t0) = (cpu_time()?, Instant::now());
+    let pid = app.child.id();
+    let (cpu0, t0) = (cpu_time(pid)?, Instant::now());
     tokio::time::sleep(Duration::from_secs(3)).await; // a measurement window, not a wait
-    let busy = (cpu_time()? - cpu0).as_secs_f64() / t0.elapsed().as_secs_f64();
+    let busy = (cpu_time(pid)? - cpu0).as_secs_f64() / t0.elapsed().as_secs_f64();
     assert!(
         busy < 0.5,
         "no busy loop during the outage: {busy:.2} cores used"
     );
 
     kafka.broker_up()?;
-    poll_until(
-        Duration::from_secs(60),
-        "status to say the broker is back",
-        || async {
-            let s = get_json(app.addr, "/api/v1/status").await?;
-            (s["broker_reachable"] == true).then_some(())
-        },
-    )
-    .await?;
-    produce(&p, "clicks", &set.payloads[half..]).await?;
+    wait_for_reachable(app.addr, true, Duration::from_secs(60)).await?;
+    // A fresh producer: the test's own client is not what is under test here.
+    produce(&producer(&brokers)?, "clicks", &set.payloads[half..]).await?;
     let (folded, late) = expected_folded(&set.events, WIDTH, LATENESS);
     let s = wait_for_totals(
         app.addr,
@@ -151,7 +145,8 @@ async fn broker_outage_is_reported_and_nothing_is_lost() -> Result<()> {
         .await
         .ok_or_else(|| anyhow!("windows failed"))?;
     assert_windows_match(&windows, &recompute(&folded, WIDTH))?;
-    app.stop().await?;
+    let status = app.terminate()?;
+    assert!(status.success(), "graceful stop exits 0: {status}");
     kafka.stop();
     Ok(())
 }
@@ -310,17 +305,7 @@ async fn rebalance_moves_partitions_without_loss_or_double_count() -> Result<()>
     } = event_set(61, 12_000, 4, now_ms() - 40 * 60_000, 120_000);
     let (folded, late) = expected_folded(&events, WIDTH, LATENESS);
     let p = producer(&brokers)?;
-    let writer = {
-        let payloads = payloads.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(100));
-            for chunk in payloads.chunks(100) {
-                tick.tick().await;
-                produce(&p, "clicks", chunk).await?;
-            }
-            anyhow::Ok(())
-        })
-    };
+    let writer = paced_writer(p, "clicks", payloads.clone(), Duration::from_millis(100));
     let (dir_a, dir_b) = (data_dir(), data_dir());
     let args_a = broker_args(&brokers, "clicks", "rebalance", dir_a.path());
     let args_b = broker_args(&brokers, "clicks", "rebalance", dir_b.path());
