@@ -6,6 +6,8 @@
 //!   identity: merging partial aggregates of any split of an event stream gives
 //!   the same [`Hll`] registers, event totals and (while exact) the same
 //!   [`TopCounts`] as aggregating the whole stream in one pass.
+//! - [`Hll`] counts exactly (up to 32-bit hash collisions) up to 512 distinct items,
+//!   then switches to 16,384 registers (standard error ≈ 0.81 %).
 //! - Memory is bounded whatever the input: an [`Hll`] never exceeds 16 KiB of
 //!   registers and a [`TopCounts`] never holds more than [`TOP_CAP`] keys.
 //! - Above [`TOP_CAP`] distinct keys [`TopCounts`] is a mergeable Misra–Gries
@@ -28,28 +30,29 @@ use crate::event::Event;
 // ---------------------------------------------------------------------------
 // HyperLogLog
 
-/// HyperLogLog precision (number of index bits).
+/// Register index bits: 16,384 registers, standard error ≈ 0.81 % when dense.
 pub const HLL_PRECISION: u32 = 14;
-/// Number of HyperLogLog registers (2^14).
+/// Number of dense registers.
 pub const HLL_REGISTERS: usize = 1 << HLL_PRECISION;
-/// Largest register value: 64 - p + 1.
-const HLL_MAX_RANK: u8 = (64 - HLL_PRECISION + 1) as u8;
-/// Sparse entries allowed before switching to dense: about 1/8 of the dense
-/// size (each sparse entry takes 4 bytes in memory, ~3 serialised).
+/// Hash bits used: the top 32 bits of xxh3-64. Plenty for a window's distinct counts
+/// (registers saturate near 16,384 · 2^18 ≈ 4·10^9 distinct values).
+const HLL_HASH_BITS: u32 = 32;
+/// Largest register value: the rank of an all-zero remainder.
+const HLL_MAX_RANK: u8 = (HLL_HASH_BITS - HLL_PRECISION + 1) as u8;
+/// Distinct hashes kept exactly before switching to dense registers.
 const HLL_SPARSE_MAX: usize = HLL_REGISTERS / 8 / 4;
 
+/// Sparse: the sorted distinct 32-bit hashes themselves, so small counts are exact
+/// (two different inputs collide with probability n²/2³³: ≈ 3·10⁻⁵ at the 512 limit),
+/// where registers would already merge colliding inputs (≈ 4 % at n = 38). Dense: the
+/// registers, derived from the same hashes, so both paths agree register for register.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 enum HllRepr {
-    /// Non-zero registers as `(index, rank)`, sorted by index, unique.
-    Sparse(Vec<(u16, u8)>),
-    /// All [`HLL_REGISTERS`] registers.
+    Sparse(Vec<u32>),
     Dense(Vec<u8>),
 }
 
-/// HyperLogLog distinct counter (p = 14, xxh3 hashing, Ertl's improved raw
-/// estimator), sparse while few registers are set.
-///
-/// Equality compares register contents, not representation.
+/// A HyperLogLog sketch (p = 14) with an exact sparse mode for small cardinalities.
 #[derive(Debug, Clone)]
 pub struct Hll {
     repr: HllRepr,
@@ -61,6 +64,9 @@ impl Default for Hll {
     }
 }
 
+/// Equal when they hold the same information: identical sparse hash sets, identical
+/// registers, or (sparse against dense) the same registers once the sparse side is
+/// projected onto them.
 impl PartialEq for Hll {
     fn eq(&self, other: &Self) -> bool {
         match (&self.repr, &other.repr) {
@@ -73,6 +79,14 @@ impl PartialEq for Hll {
 
 impl Eq for Hll {}
 
+/// Register index and rank of a 32-bit hash.
+fn register_of(h: u32) -> (usize, u8) {
+    let idx = (h >> (HLL_HASH_BITS - HLL_PRECISION)) as usize;
+    let rest = h << HLL_PRECISION;
+    let rank = (rest.leading_zeros().min(HLL_HASH_BITS - HLL_PRECISION) + 1) as u8;
+    (idx, rank)
+}
+
 impl Hll {
     /// An empty sketch.
     pub fn new() -> Self {
@@ -81,41 +95,21 @@ impl Hll {
         }
     }
 
-    /// Adds `item` (hashed with xxh3-64).
+    /// Adds an item (hashed with xxh3).
     pub fn insert(&mut self, item: &str) {
         self.insert_hash(xxhash_rust::xxh3::xxh3_64(item.as_bytes()));
     }
 
-    /// Adds an item given its 64-bit hash.
+    /// Adds an item by its 64-bit hash (its top 32 bits are used).
     pub fn insert_hash(&mut self, h: u64) {
-        let idx = (h >> (64 - HLL_PRECISION)) as usize;
-        let w = (h << HLL_PRECISION) | (1 << (HLL_PRECISION - 1));
-        let rank = (w.leading_zeros() + 1) as u8;
-        self.set_max(idx, rank);
-    }
-
-    fn set_max(&mut self, idx: usize, rank: u8) {
+        let h = (h >> 32) as u32;
         match &mut self.repr {
-            HllRepr::Dense(regs) => {
-                if let Some(r) = regs.get_mut(idx) {
-                    if *r < rank {
-                        *r = rank;
-                    }
-                }
-            }
-            HllRepr::Sparse(entries) => {
-                let key = idx as u16;
-                match entries.binary_search_by_key(&key, |e| e.0) {
-                    Ok(i) => {
-                        if entries[i].1 < rank {
-                            entries[i].1 = rank;
-                        }
-                    }
-                    Err(i) => {
-                        entries.insert(i, (key, rank));
-                        if entries.len() > HLL_SPARSE_MAX {
-                            self.densify();
-                        }
+            HllRepr::Dense(regs) => set_max(regs, h),
+            HllRepr::Sparse(hashes) => {
+                if let Err(i) = hashes.binary_search(&h) {
+                    hashes.insert(i, h);
+                    if hashes.len() > HLL_SPARSE_MAX {
+                        self.densify();
                     }
                 }
             }
@@ -123,32 +117,59 @@ impl Hll {
     }
 
     fn densify(&mut self) {
-        if let HllRepr::Sparse(entries) = &self.repr {
+        if let HllRepr::Sparse(hashes) = &self.repr {
             let mut regs = vec![0u8; HLL_REGISTERS];
-            for &(i, r) in entries {
-                regs[usize::from(i)] = r;
+            for &h in hashes {
+                set_max(&mut regs, h);
             }
             self.repr = HllRepr::Dense(regs);
         }
     }
 
-    /// Non-zero registers in index order.
-    fn nonzero(&self) -> Box<dyn Iterator<Item = (u16, u8)> + '_> {
+    /// Non-zero registers in index order (for a sparse sketch: its projection).
+    fn nonzero(&self) -> Box<dyn Iterator<Item = (usize, u8)> + '_> {
         match &self.repr {
-            HllRepr::Sparse(e) => Box::new(e.iter().copied()),
+            // Sorted hashes give ascending register indices: fold runs of equal index.
+            HllRepr::Sparse(hashes) => {
+                let mut it = hashes.iter().map(|&h| register_of(h)).peekable();
+                Box::new(std::iter::from_fn(move || {
+                    let (idx, mut rank) = it.next()?;
+                    while let Some(&(i, r)) = it.peek() {
+                        if i != idx {
+                            break;
+                        }
+                        rank = rank.max(r);
+                        it.next();
+                    }
+                    Some((idx, rank))
+                }))
+            }
             HllRepr::Dense(regs) => Box::new(
                 regs.iter()
                     .enumerate()
                     .filter(|(_, &r)| r != 0)
-                    .map(|(i, &r)| (i as u16, r)),
+                    .map(|(i, &r)| (i, r)),
             ),
         }
     }
 
-    /// Folds `other` into `self` (register-wise max).
+    /// Folds `other` into `self` (union of the counted sets).
     pub fn merge(&mut self, other: &Hll) {
-        match &other.repr {
-            HllRepr::Dense(theirs) => {
+        match (&mut self.repr, &other.repr) {
+            (HllRepr::Sparse(mine), HllRepr::Sparse(theirs)) => {
+                let merged = merge_sorted(mine, theirs);
+                let too_big = merged.len() > HLL_SPARSE_MAX;
+                self.repr = HllRepr::Sparse(merged);
+                if too_big {
+                    self.densify();
+                }
+            }
+            (HllRepr::Dense(mine), HllRepr::Sparse(theirs)) => {
+                for &h in theirs {
+                    set_max(mine, h);
+                }
+            }
+            (_, HllRepr::Dense(theirs)) => {
                 self.densify();
                 if let HllRepr::Dense(mine) = &mut self.repr {
                     for (m, &t) in mine.iter_mut().zip(theirs) {
@@ -158,37 +179,25 @@ impl Hll {
                     }
                 }
             }
-            HllRepr::Sparse(theirs) => match &mut self.repr {
-                HllRepr::Dense(_) => {
-                    for &(i, r) in theirs {
-                        self.set_max(usize::from(i), r);
-                    }
-                }
-                HllRepr::Sparse(mine) => {
-                    let merged = merge_sparse(mine, theirs);
-                    let too_big = merged.len() > HLL_SPARSE_MAX;
-                    self.repr = HllRepr::Sparse(merged);
-                    if too_big {
-                        self.densify();
-                    }
-                }
-            },
         }
     }
 
-    /// True when nothing has been inserted.
+    /// True when nothing was inserted.
     pub fn is_empty(&self) -> bool {
         self.nonzero().next().is_none()
     }
 
-    /// True while the sparse representation is in use.
+    /// True while the sketch keeps the exact hashes.
     pub fn is_sparse(&self) -> bool {
         matches!(self.repr, HllRepr::Sparse(_))
     }
 
-    /// Estimated number of distinct items, rounded.
+    /// Estimated number of distinct items: exact (up to hash collisions) while sparse,
+    /// Ertl's improved estimator over the registers once dense.
     pub fn estimate(&self) -> u64 {
-        // Histogram of register values: counts[k] = registers with value k.
+        if let HllRepr::Sparse(hashes) = &self.repr {
+            return hashes.len() as u64;
+        }
         let mut counts = [0u32; HLL_MAX_RANK as usize + 1];
         let mut nonzero = 0u32;
         for (_, r) in self.nonzero() {
@@ -209,17 +218,12 @@ impl Hll {
                     return Err("HLL register out of range".into());
                 }
             }
-            HllRepr::Sparse(e) => {
-                if e.len() > HLL_SPARSE_MAX {
+            HllRepr::Sparse(hashes) => {
+                if hashes.len() > HLL_SPARSE_MAX {
                     return Err("sparse HLL too large".into());
                 }
-                if e.iter()
-                    .any(|&(i, r)| usize::from(i) >= HLL_REGISTERS || r == 0 || r > HLL_MAX_RANK)
-                {
-                    return Err("sparse HLL entry out of range".into());
-                }
-                if e.windows(2).any(|w| w[0].0 >= w[1].0) {
-                    return Err("sparse HLL entries not sorted".into());
+                if hashes.windows(2).any(|w| w[0] >= w[1]) {
+                    return Err("sparse HLL hashes not sorted".into());
                 }
             }
         }
@@ -227,20 +231,29 @@ impl Hll {
     }
 }
 
-fn merge_sparse(a: &[(u16, u8)], b: &[(u16, u8)]) -> Vec<(u16, u8)> {
+fn set_max(regs: &mut [u8], h: u32) {
+    let (idx, rank) = register_of(h);
+    if let Some(r) = regs.get_mut(idx) {
+        if *r < rank {
+            *r = rank;
+        }
+    }
+}
+
+/// Union of two sorted, distinct lists.
+fn merge_sorted(a: &[u32], b: &[u32]) -> Vec<u32> {
     let mut out = Vec::with_capacity(a.len() + b.len());
     let (mut i, mut j) = (0, 0);
     while i < a.len() && j < b.len() {
         let (x, y) = (a[i], b[j]);
-        if x.0 < y.0 {
+        if x <= y {
             out.push(x);
             i += 1;
-        } else if y.0 < x.0 {
-            out.push(y);
-            j += 1;
+            if x == y {
+                j += 1;
+            }
         } else {
-            out.push((x.0, x.1.max(y.1)));
-            i += 1;
+            out.push(y);
             j += 1;
         }
     }
@@ -249,7 +262,6 @@ fn merge_sparse(a: &[(u16, u8)], b: &[(u16, u8)]) -> Vec<(u16, u8)> {
     out
 }
 
-/// Ertl's σ function (2017, Algorithm 6).
 fn sigma(mut x: f64) -> f64 {
     if x == 1.0 {
         return f64::INFINITY;
@@ -289,7 +301,7 @@ fn tau(mut x: f64) -> f64 {
 /// for HyperLogLog sketches" (2017), given the register-value histogram.
 fn ertl_estimate(counts: &[u32]) -> f64 {
     let m = HLL_REGISTERS as f64;
-    let q = (64 - HLL_PRECISION) as usize;
+    let q = (HLL_HASH_BITS - HLL_PRECISION) as usize;
     let mut z = m * tau(1.0 - f64::from(counts[q + 1]) / m);
     for k in (1..=q).rev() {
         z = 0.5 * (z + f64::from(counts[k]));
@@ -561,7 +573,7 @@ pub enum AggError {
 }
 
 /// Storage format version written by [`Aggregate::to_bytes`].
-pub const AGG_FORMAT_VERSION: u8 = 1;
+pub const AGG_FORMAT_VERSION: u8 = 2;
 
 /// Everything the dashboard shows for one window (or a merge of windows).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -956,6 +968,19 @@ mod tests {
     }
 
     #[test]
+    fn hll_counts_small_sets_exactly() {
+        // Register collisions made 38 visitors read as 37 (a 2.6 % error) in a window;
+        // up to the sparse limit the count is exact.
+        for seed in 0..200u64 {
+            let mut h = Hll::new();
+            for n in 1..=60u64 {
+                h.insert(&format!("v-{seed}-{n}"));
+                assert_eq!(h.estimate(), n, "seed={seed}");
+            }
+        }
+    }
+
+    #[test]
     fn hll_merge_equals_inserting_everything() {
         for (a, b) in [
             (0..100, 50..300),
@@ -974,14 +999,20 @@ mod tests {
     }
 
     #[test]
-    fn hll_sparse_and_dense_give_identical_estimates() {
+    fn hll_sparse_is_exact_and_holds_the_same_registers_as_dense() {
         for n in [0u64, 1, 10, 100, 400, 512] {
             let sparse = hll_of(0..n);
             assert!(sparse.is_sparse(), "n={n}");
             let mut dense = sparse.clone();
             dense.densify();
             assert!(!dense.is_sparse());
-            assert_eq!(sparse.estimate(), dense.estimate());
+            assert_eq!(sparse.estimate(), n, "sparse counts exactly");
+            let tol = ((n as f64) * 0.015).max(1.0);
+            assert!(
+                (dense.estimate() as f64 - n as f64).abs() <= tol,
+                "n={n} dense={}",
+                dense.estimate()
+            );
             assert_eq!(sparse, dense);
             assert_eq!(dense, sparse);
             // merging sparse into dense and dense into sparse agree too

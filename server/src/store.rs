@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
-/// Version of the on-disk layout described above.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the on-disk layout described above (2: exact sparse HyperLogLogs).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
