@@ -399,9 +399,21 @@ fn bench(tools: &Tools, args: &[String]) -> Result<(), String> {
     ]);
     status(c, "building the release binary")?;
     let python = ensure_peer_venv()?;
+    let mut args: Vec<String> = args.iter().skip_while(|a| *a == "--").cloned().collect();
+    if !args.iter().any(|a| a == "--out") {
+        // The bench binary may be shared by several clones through the target directory:
+        // name this clone's output path rather than the one it was compiled in.
+        args.push("--out".into());
+        args.push(
+            workspace_root()
+                .join("target/bench/results.json")
+                .display()
+                .to_string(),
+        );
+    }
     let mut c = cargo();
     c.args(["bench", "-p", "pulseboard", "--bench", "pipeline", "--"])
-        .args(args.iter().skip_while(|a| *a == "--"))
+        .args(&args)
         .env("PULSEBOARD_BIN", target_dir().join("release/pulseboard"))
         .env("PULSEBOARD_TANSU", &tools.tansu)
         .env("PULSEBOARD_PEER_PYTHON", python);
