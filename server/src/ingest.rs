@@ -830,61 +830,79 @@ async fn checkpoint(
     saw_messages: bool,
     commit: Commit,
 ) -> Result<(), StoreError> {
-    if !engine.needs_checkpoint() {
+    if engine.needs_checkpoint() {
+        for f in pending.drain(..) {
+            match f.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => tracing::error!(error = %e, "dead letter not delivered"),
+                Err(_) => tracing::error!("dead letter delivery cancelled"),
+            }
+        }
+        let report = engine.checkpoint(&shared.store).await?;
+        let written: Vec<i64> = report.windows.iter().map(|(s, _)| *s).collect();
+        shared
+            .live
+            .publish_partition(progress(engine, saw_messages), &written);
+        shared
+            .hub
+            .update(engine.topic(), engine.partition(), report.windows);
+    } else {
         shared
             .live
             .publish_partition(progress(engine, saw_messages), &[]);
-        return Ok(());
-    }
-    for f in pending.drain(..) {
-        match f.await {
-            Ok(Ok(_)) => {}
-            Ok(Err((e, _))) => tracing::error!(error = %e, "dead letter not delivered"),
-            Err(_) => tracing::error!("dead letter delivery cancelled"),
-        }
-    }
-    let report = engine.checkpoint(&shared.store).await?;
-    let written: Vec<i64> = report.windows.iter().map(|(s, _)| *s).collect();
-    shared
-        .live
-        .publish_partition(progress(engine, saw_messages), &written);
-    shared
-        .hub
-        .update(engine.topic(), engine.partition(), report.windows);
-    if let Some(consumer) = shared.consumer.upgrade() {
-        let mut tpl = TopicPartitionList::new();
-        if tpl
-            .add_partition_offset(
-                engine.topic(),
-                engine.partition(),
-                Offset::Offset(report.next_offset),
-            )
-            .is_err()
-        {
+        // Nothing new to store; an async commit would repeat the last one. A partition
+        // being released still commits: the last async commit may have been refused by
+        // the rebalance now under way, and the next owner starts from what is committed.
+        if commit == Commit::Async {
             return Ok(());
         }
-        if let Some(mut elem) = tpl.find_partition(engine.topic(), engine.partition()) {
-            elem.set_metadata(commit_metadata(engine.checkpoint_state().max_event_ts));
-        }
-        let sent = match commit {
-            Commit::Async => consumer.commit(&tpl, CommitMode::Async),
-            Commit::Sync => {
-                match tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync))
-                    .await
-                {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "commit task failed");
-                        Ok(())
-                    }
-                }
-            }
-        };
-        if let Err(e) = sent {
-            tracing::debug!(error = %e, ?commit, "advisory commit not sent");
-        }
+    }
+    if let Some(next_offset) = engine.stored_offset() {
+        commit_offset(engine, shared, next_offset, commit).await;
     }
     Ok(())
+}
+
+/// Commit `next_offset` (with the max event time as metadata) to the group.
+async fn commit_offset(
+    engine: &PartitionEngine,
+    shared: &TaskShared,
+    next_offset: i64,
+    commit: Commit,
+) {
+    let Some(consumer) = shared.consumer.upgrade() else {
+        return;
+    };
+    let mut tpl = TopicPartitionList::new();
+    if tpl
+        .add_partition_offset(
+            engine.topic(),
+            engine.partition(),
+            Offset::Offset(next_offset),
+        )
+        .is_err()
+    {
+        return;
+    }
+    if let Some(mut elem) = tpl.find_partition(engine.topic(), engine.partition()) {
+        elem.set_metadata(commit_metadata(engine.checkpoint_state().max_event_ts));
+    }
+    let sent = match commit {
+        Commit::Async => consumer.commit(&tpl, CommitMode::Async),
+        Commit::Sync => {
+            match tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync)).await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "commit task failed");
+                    Ok(())
+                }
+            }
+        }
+    };
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, ?commit, topic = engine.topic(), partition = engine.partition(), "offset commit failed");
+    }
 }
 
 #[cfg(test)]
