@@ -505,6 +505,17 @@ pub fn paced_writer(
 
 /// Pulseboard arguments for a Tansu broker, with the fast group settings.
 pub fn broker_args(brokers: &str, topic: &str, group: &str, dir: &Path) -> Vec<String> {
+    broker_args_with(brokers, topic, group, dir, FAST_GROUP_OPTIONS)
+}
+
+/// Pulseboard arguments for a Tansu broker with the given librdkafka options.
+pub fn broker_args_with(
+    brokers: &str,
+    topic: &str,
+    group: &str,
+    dir: &Path,
+    options: &[(&str, &str)],
+) -> Vec<String> {
     let mut v: Vec<String> = [
         "--brokers",
         brokers,
@@ -518,7 +529,7 @@ pub fn broker_args(brokers: &str, topic: &str, group: &str, dir: &Path) -> Vec<S
     .map(|s| s.to_string())
     .collect();
     v.push(path_str(dir));
-    for (k, val) in FAST_GROUP_OPTIONS {
+    for (k, val) in options {
         v.push("--kafka-option".into());
         v.push(format!("{k}={val}"));
     }
