@@ -435,8 +435,7 @@ pub fn StatusStrip() -> impl IntoView {
     let live = use_live();
     let status = Memo::new(move |_| live.state.with(|s| s.status.clone()));
     let broker = move || match status.get() {
-        Some(s) if s.broker_reachable => ("ok", format!("{} · reachable", s.broker)),
-        Some(s) => ("bad", format!("{} · unreachable", s.broker)),
+        Some(s) => figures::broker_health(&s),
         None => ("", "—".to_owned()),
     };
     let lag = move || {
@@ -873,9 +872,10 @@ pub fn StatusPanel() -> impl IntoView {
             view! {
                 <div class="status">
                     <dl class="facts">
-                        <div><dt>"Broker"</dt><dd class=if s.broker_reachable { "ok" } else { "bad" }>
-                            {s.broker.clone()} {if s.broker_reachable { " · reachable" } else { " · unreachable" }}
-                        </dd></div>
+                        {
+                            let (class, text) = figures::broker_health(&s);
+                            view! { <div><dt>"Broker"</dt><dd class=class>{text}</dd></div> }
+                        }
                         <div><dt>"Watermark"</dt><dd>{s.watermark.map(|w| local_time(w, true)).unwrap_or_else(|| "—".into())}</dd></div>
                         <div><dt>"Throughput"</dt><dd>{format::rate(s.events_per_sec)}</dd></div>
                         <div><dt>"Lag"</dt><dd>{lag}</dd></div>

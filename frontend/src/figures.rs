@@ -10,7 +10,8 @@
 //! - event types are summed over the windows in range (per-window type counts are
 //!   complete); pages, referrers, countries and devices come from the summary, and until it
 //!   arrives from a sum of the windows' top lists ([`merge_counts`]), a lower bound;
-//! - lag is the sum of the partitions' known lags ([`total_lag`]).
+//! - lag is the sum of the partitions' known lags ([`total_lag`]);
+//! - the broker line says reachable, degraded (and why) or unreachable ([`broker_health`]).
 
 use std::collections::BTreeMap;
 
@@ -117,6 +118,37 @@ pub fn is_stale(
     now_ms - since > max_age_ms
 }
 
+/// The broker line: a CSS class (`ok`, `warn`, `bad`) and its text, from the cluster
+/// probe's last answer.
+pub fn broker_health(s: &Status) -> (&'static str, String) {
+    if !s.broker_reachable {
+        return ("bad", format!("{} · unreachable", s.broker));
+    }
+    let c = &s.cluster;
+    if !c.degraded {
+        return ("ok", format!("{} · reachable", s.broker));
+    }
+    let mut why = Vec::new();
+    if !c.missing_brokers.is_empty() {
+        let ids: Vec<String> = c.missing_brokers.iter().map(i32::to_string).collect();
+        let noun = if ids.len() == 1 { "broker" } else { "brokers" };
+        why.push(format!("{noun} {} down", ids.join(", ")));
+    }
+    if c.under_replicated_partitions > 0 {
+        why.push(format!(
+            "{} under-replicated",
+            c.under_replicated_partitions
+        ));
+    }
+    if c.offline_partitions > 0 {
+        why.push(format!("{} offline", c.offline_partitions));
+    }
+    (
+        "warn",
+        format!("{} · degraded: {}", s.broker, why.join(", ")),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,6 +251,7 @@ mod tests {
             protocol: PROTOCOL_VERSION,
             broker: "embedded".into(),
             broker_reachable: true,
+            cluster: Default::default(),
             demo: true,
             window_ms: 10_000,
             events_total: 0,
@@ -234,6 +267,22 @@ mod tests {
         assert_eq!(total_lag(&st), Some(7));
         st.partitions = vec![part(None)];
         assert_eq!(total_lag(&st), None);
+
+        // The broker line follows the cluster probe.
+        st.broker = "k:9092".into();
+        assert_eq!(broker_health(&st), ("ok", "k:9092 · reachable".to_owned()));
+        st.cluster.degraded = true;
+        st.cluster.missing_brokers = vec![2];
+        st.cluster.under_replicated_partitions = 3;
+        assert_eq!(
+            broker_health(&st),
+            (
+                "warn",
+                "k:9092 · degraded: broker 2 down, 3 under-replicated".to_owned()
+            )
+        );
+        st.broker_reachable = false;
+        assert_eq!(broker_health(&st).0, "bad");
     }
 
     #[test]

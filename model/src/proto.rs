@@ -209,8 +209,11 @@ pub struct Status {
     pub protocol: u32,
     /// Kafka bootstrap servers.
     pub broker: String,
-    /// Whether the broker is currently reachable.
+    /// Whether the cluster answered the last metadata probe (see [`ClusterHealth`]).
     pub broker_reachable: bool,
+    /// What the last metadata probe saw of the cluster.
+    #[serde(default)]
+    pub cluster: ClusterHealth,
     /// True when running on generated demo traffic.
     pub demo: bool,
     /// Window width, ms.
@@ -234,6 +237,42 @@ pub struct Status {
     /// Stored offsets found outside the log during this run.
     #[serde(default)]
     pub offset_resets: Vec<OffsetResetNote>,
+}
+
+/// The Kafka cluster as Pulseboard's metadata probe last saw it.
+///
+/// Pulseboard asks the cluster for the metadata of its topics once a second, with a 2 s
+/// timeout. `reachable` is whether the last answer came back: the cluster is reported
+/// unreachable at most 3 s after it stops answering, and reachable again within about a
+/// second of its first answer. A reachable cluster is `degraded` when a broker that holds
+/// replicas of the input topics is not among the live brokers, or a partition has fewer
+/// in-sync replicas than replicas, or no leader.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClusterHealth {
+    /// The last probe was answered.
+    pub reachable: bool,
+    /// Wall-clock time (epoch ms) of the last probe, answered or not.
+    pub checked_at: Option<i64>,
+    /// Why the last probe failed.
+    pub error: Option<String>,
+    /// Live brokers in the last answer.
+    pub brokers: Vec<BrokerInfo>,
+    /// Broker ids holding replicas of the input topics that are not live.
+    pub missing_brokers: Vec<i32>,
+    /// Partitions of the input topics with fewer in-sync replicas than replicas.
+    pub under_replicated_partitions: u32,
+    /// Partitions of the input topics without a leader.
+    pub offline_partitions: u32,
+    /// Reachable, but with missing brokers, under-replicated or offline partitions.
+    pub degraded: bool,
+}
+
+/// A live broker of the cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BrokerInfo {
+    pub id: i32,
+    pub host: String,
+    pub port: i32,
 }
 
 /// Error body of every failed API request.
@@ -526,6 +565,7 @@ mod tests {
             protocol: PROTOCOL_VERSION,
             broker: "localhost:9092".into(),
             broker_reachable: true,
+            cluster: Default::default(),
             demo: false,
             window_ms: 10_000,
             events_total: 1,
@@ -568,6 +608,7 @@ mod tests {
             protocol: PROTOCOL_VERSION,
             broker: "embedded".into(),
             broker_reachable: true,
+            cluster: Default::default(),
             demo: true,
             window_ms: 10_000,
             events_total: 0,

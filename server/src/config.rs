@@ -221,7 +221,15 @@ impl Config {
                     reason: "expected key=value, e.g. fetch.max.bytes=1048576".into(),
                 });
             };
-            kafka_options.push((k.trim().to_owned(), v.trim().to_owned()));
+            let (k, v) = (k.trim(), v.trim());
+            if k == "partition.assignment.strategy" && v != "cooperative-sticky" {
+                return Err(ConfigError::Invalid {
+                    flag: "kafka-option",
+                    value: opt.clone(),
+                    reason: "Pulseboard needs cooperative-sticky: it restarts a single partition after an offset reset, which the eager strategies cannot".into(),
+                });
+            }
+            kafka_options.push((k.to_owned(), v.to_owned()));
         }
         Ok(Settings {
             brokers: self.brokers.clone().filter(|b| !b.trim().is_empty()),

@@ -222,6 +222,11 @@ impl PartitionEngine {
         })
     }
 
+    /// Whether open windows changed since the last [`PartitionEngine::take_live_windows`].
+    pub fn has_live_changes(&self) -> bool {
+        self.changed_live
+    }
+
     /// Copies of the open windows if any changed since the last call (for live display).
     pub fn take_live_windows(&mut self) -> Option<Vec<(i64, Aggregate)>> {
         if !std::mem::take(&mut self.changed_live) {

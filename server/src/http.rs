@@ -11,7 +11,6 @@
 //! - A bad parameter gets `400` with `{"error": ..., "parameter": ...}`; a store failure gets
 //!   `500` with a message, and the cause is logged.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -312,24 +311,6 @@ fn resolve_range(p: &RangeParams, default_span: i64) -> Result<(i64, i64), ApiEr
     Ok((from, to))
 }
 
-/// Merge stored rows into one aggregate per window start.
-fn merged_windows(
-    store: &Store,
-    from: i64,
-    to: i64,
-) -> Result<BTreeMap<i64, Aggregate>, StoreError> {
-    let mut out: BTreeMap<i64, Aggregate> = BTreeMap::new();
-    for row in store.windows_in(from, to)? {
-        match out.get_mut(&row.start) {
-            Some(agg) => agg.merge(&row.agg),
-            None => {
-                out.insert(row.start, row.agg);
-            }
-        }
-    }
-    Ok(out)
-}
-
 #[derive(Debug, Serialize, Deserialize)]
 pub struct WindowsResponse {
     pub from: i64,
@@ -356,8 +337,8 @@ async fn windows(
     let limit = int_param("limit", &p.limit, 1000, 10_000)?;
     let top = int_param("top", &p.top, 10, 1000)?;
     let store = st.store.clone();
-    let mut merged = blocking(move || Ok(merged_windows(&store, from, to)?)).await?;
-    st.hub.overlay(&mut merged, from, to);
+    let hub = st.hub.clone();
+    let merged = blocking(move || Ok(hub.merged_range(&store, from, to)?)).await?;
     let state_of = st.live.window_states();
     let width = st.window_ms;
     let next = merged.keys().nth(limit).copied();
@@ -386,8 +367,7 @@ async fn summary(
     let store = st.store.clone();
     let hub = st.hub.clone();
     let (n, agg) = blocking(move || {
-        let mut merged = merged_windows(&store, from, to)?;
-        hub.overlay(&mut merged, from, to);
+        let merged = hub.merged_range(&store, from, to)?;
         let mut total = Aggregate::new();
         for agg in merged.values() {
             total.merge(agg);
@@ -573,7 +553,7 @@ mod tests {
             10_000,
             Duration::from_secs(30),
         ));
-        let hub = Hub::new(crate::hub::HubConfig::new(10_000), live.clone());
+        let hub = Hub::new(crate::hub::HubConfig::new(10_000), live.clone(), None);
         let dist = dir.path().join("dist");
         std::fs::create_dir_all(&dist).expect("dist");
         std::fs::write(dist.join("index.html"), "<!doctype html><title>app</title>")

@@ -5,10 +5,17 @@
 //! - Partition tasks [`Hub::update`] the windows they changed (whole per-partition
 //!   aggregates). The hub keeps the windows of the last [`HubConfig::horizon_ms`] in memory,
 //!   seeded from the store at start, so it can merge any recent window across partitions.
-//! - The publisher ([`Hub::run_publisher`]) turns changes into [`ServerMsg`]s at most
-//!   `1 / publish_interval` times a second: the windows whose figures or state changed, and
-//!   a status message every second. Every message gets the next sequence number, is
-//!   serialised once, kept in a bounded backlog for resumes, and broadcast.
+//!   A window the hub does not hold yet is completed from the store when a partition first
+//!   updates it, so a merged window never lacks a partition that has data for it.
+//! - Readers of a range ([`Hub::merged_range`]) get the store's rows with each partition's
+//!   row replaced by the hub's fresher copy where it holds one: per partition, never one
+//!   source instead of the other.
+//! - The publisher ([`Hub::run_publisher`]) turns changes into [`ServerMsg`]s: the windows
+//!   whose figures or state changed, and a status message every second. A change is pushed
+//!   at once when the hub is idle; under load changes are coalesced, so window messages
+//!   are at least `publish_interval` apart (at most 20 a second by default). Every message
+//!   gets the next sequence number, is serialised once, kept in a bounded backlog for
+//!   resumes, and broadcast.
 //! - A client subscribes with the last sequence it saw: it gets the missed messages from the
 //!   backlog, or a snapshot when they are gone. Broadcast is a bounded ring: a client that
 //!   falls more than its capacity behind is resynced with a snapshot, and nobody waits for it.
@@ -20,7 +27,7 @@ use std::time::Duration;
 
 use pulseboard_model::agg::Aggregate;
 use pulseboard_model::proto::{ServerMsg, WindowState, WindowView, PROTOCOL_VERSION};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::live::Live;
@@ -36,9 +43,10 @@ pub struct HubConfig {
     pub snapshot_windows: usize,
     /// Entries of top lists in pushed windows.
     pub top_n: usize,
-    /// Minimum time between two window messages.
+    /// Minimum time between two window messages (changes in between are coalesced).
     pub publish_interval: Duration,
-    /// How often partitions hand their changed open windows to the hub.
+    /// Minimum time between two hand-overs of a partition's changed open windows (an idle
+    /// partition hands a change over at once).
     pub live_interval: Duration,
     /// Messages kept for resumes.
     pub backlog: usize,
@@ -55,10 +63,10 @@ impl HubConfig {
             horizon_ms: 100 * window_ms,
             snapshot_windows: 90,
             top_n: 10,
-            // About 7 messages a second: a few per second for a browser, and an event reaches
-            // the clients within ~200 ms (with the partitions' 50 ms live tick).
-            publish_interval: Duration::from_millis(150),
-            live_interval: Duration::from_millis(50),
+            // An event reaches idle clients at once; under a steady stream at most 20 window
+            // messages a second go out, and an event waits at most 20 + 50 ms for its turn.
+            publish_interval: Duration::from_millis(50),
+            live_interval: Duration::from_millis(20),
             backlog: 1024,
             client_queue: 256,
         }
@@ -91,6 +99,10 @@ pub struct Hub {
     inner: Mutex<Inner>,
     tx: broadcast::Sender<(u64, Arc<str>)>,
     live: Arc<Live>,
+    /// Where windows the hub does not hold come from.
+    store: Option<Store>,
+    /// Wakes the publisher when a partition hands over a change.
+    changed: Notify,
     pub stats: HubStats,
 }
 
@@ -111,13 +123,15 @@ pub struct Subscription {
 }
 
 impl Hub {
-    pub fn new(cfg: HubConfig, live: Arc<Live>) -> Arc<Self> {
+    pub fn new(cfg: HubConfig, live: Arc<Live>, store: Option<Store>) -> Arc<Self> {
         let (tx, _) = broadcast::channel(cfg.client_queue.max(1));
         Arc::new(Hub {
             cfg,
             inner: Mutex::new(Inner::default()),
             tx,
             live,
+            store,
+            changed: Notify::new(),
             stats: HubStats::default(),
         })
     }
@@ -132,9 +146,11 @@ impl Hub {
         &self.cfg
     }
 
-    /// Seed the recent windows from the store.
+    /// Seed the recent windows from the store: the horizon before now, or before the
+    /// newest stored window when the data is older than that.
     pub fn seed(&self, store: &Store, now_ms: i64) -> Result<(), StoreError> {
-        let rows = store.windows_in(now_ms - self.cfg.horizon_ms, i64::MAX)?;
+        let newest = store.newest_window()?.unwrap_or(now_ms).min(now_ms);
+        let rows = store.windows_in(newest - self.cfg.horizon_ms, i64::MAX)?;
         let mut g = self.lock();
         for row in rows {
             g.windows
@@ -160,7 +176,7 @@ impl Hub {
             }
             g.windows
                 .entry(start)
-                .or_default()
+                .or_insert_with(|| self.stored_parts(start))
                 .insert((topic.to_owned(), partition), agg);
             g.dirty.insert(start);
         }
@@ -169,14 +185,69 @@ impl Hub {
         g.windows = keep;
         let keep = g.states.split_off(&floor);
         g.states = keep;
+        drop(g);
+        self.changed.notify_one();
     }
 
-    /// Replace the stored rows of windows the hub holds with its fresher merged copy.
-    pub fn overlay(&self, merged: &mut BTreeMap<i64, Aggregate>, from: i64, to: i64) {
-        let g = self.lock();
-        for (start, parts) in g.windows.range(from..to) {
-            merged.insert(*start, merge_parts(parts));
+    /// The stored rows of one window, by partition (empty without a store or on error: the
+    /// partitions then fill it in as they update it).
+    fn stored_parts(&self, start: i64) -> HashMap<PartKey, Aggregate> {
+        let Some(store) = &self.store else {
+            return HashMap::new();
+        };
+        match store.windows_in(start, start + 1) {
+            Ok(rows) => rows
+                .into_iter()
+                .map(|r| ((r.topic, r.partition), r.agg))
+                .collect(),
+            Err(e) => {
+                tracing::error!(start, error = %e, "cannot read a window from the store");
+                HashMap::new()
+            }
         }
+    }
+
+    /// Windows with start in `[from, to)`, merged across partitions: the store's rows, with
+    /// each partition's row replaced by the hub's fresher copy where the hub holds one.
+    pub fn merged_range(
+        &self,
+        store: &Store,
+        from: i64,
+        to: i64,
+    ) -> Result<BTreeMap<i64, Aggregate>, StoreError> {
+        let mut parts: BTreeMap<i64, HashMap<PartKey, Aggregate>> = BTreeMap::new();
+        for row in store.windows_in(from, to)? {
+            parts
+                .entry(row.start)
+                .or_default()
+                .insert((row.topic, row.partition), row.agg);
+        }
+        let g = self.lock();
+        let mut out = BTreeMap::new();
+        let starts: BTreeSet<i64> = parts
+            .keys()
+            .chain(g.windows.range(from..to).map(|(s, _)| s))
+            .copied()
+            .collect();
+        for start in starts {
+            let stored = parts.remove(&start).unwrap_or_default();
+            let held = g.windows.get(&start);
+            let mut keys: Vec<&PartKey> = stored
+                .keys()
+                .filter(|k| held.is_none_or(|h| !h.contains_key(*k)))
+                .chain(held.into_iter().flat_map(|h| h.keys()))
+                .collect();
+            keys.sort();
+            let mut total = Aggregate::new();
+            for k in keys {
+                match held.and_then(|h| h.get(k)) {
+                    Some(a) => total.merge(a),
+                    None => total.merge(&stored[k]),
+                }
+            }
+            out.insert(start, total);
+        }
+        Ok(out)
     }
 
     fn view(
@@ -303,20 +374,36 @@ impl Hub {
         self.publish_locked(&mut g, |seq| ServerMsg::Status { seq, status });
     }
 
-    /// Publish changes every `publish_interval` and the status every second, until shutdown.
+    /// Publish changes as they come (coalesced to one window message per
+    /// `publish_interval`) and the status every second, until shutdown. The status tick
+    /// also publishes window state changes that no partition reported (a window turning
+    /// final as an idle partition stops holding the watermark back).
     pub async fn run_publisher(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut windows = tokio::time::interval(self.cfg.publish_interval);
-        windows.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut status = tokio::time::interval(Duration::from_secs(1));
         status.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_windows = tokio::time::Instant::now() - self.cfg.publish_interval;
         loop {
             tokio::select! {
-                // Shutdown first; then windows before status so a burst of changes is not
+                // Shutdown first; then changes before status so a burst of changes is not
                 // delayed behind the slower status tick.
                 biased;
                 _ = shutdown.cancelled() => break,
-                _ = windows.tick() => self.publish_windows(),
-                _ = status.tick() => self.publish_status(),
+                _ = self.changed.notified() => {
+                    let due = last_windows + self.cfg.publish_interval;
+                    if tokio::time::Instant::now() < due {
+                        // Under load: let more changes gather until our turn.
+                        tokio::select! {
+                            _ = shutdown.cancelled() => break,
+                            _ = tokio::time::sleep_until(due) => {}
+                        }
+                    }
+                    self.publish_windows();
+                    last_windows = tokio::time::Instant::now();
+                }
+                _ = status.tick() => {
+                    self.publish_windows();
+                    self.publish_status();
+                }
             }
         }
     }
@@ -370,7 +457,7 @@ pub(crate) mod tests {
         ));
         let mut cfg = HubConfig::new(10_000);
         tune(&mut cfg);
-        Hub::new(cfg, live)
+        Hub::new(cfg, live, None)
     }
 
     fn hub(backlog: usize) -> Arc<Hub> {
@@ -440,6 +527,46 @@ pub(crate) mod tests {
         // Up to date: nothing to replay. From the future (another server run): snapshot.
         assert!(matches!(h.subscribe(Some(5)).start, Start::Replay(ref v) if v.is_empty()));
         assert!(matches!(h.subscribe(Some(99)).start, Start::Snapshot(..)));
+    }
+
+    #[tokio::test]
+    async fn a_window_is_never_shown_with_partitions_missing_after_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), 10_000).expect("open");
+        // Four partitions stored window 0 before the restart: 1 + 2 + 3 + 4 events.
+        for p in 0..4 {
+            let cp = crate::store::PartitionCheckpoint::default();
+            store
+                .checkpoint("t", p, &cp, &[(0, agg(p as u64 + 1))])
+                .await
+                .expect("checkpoint");
+        }
+        // After the restart the hub was not seeded (say the window was older than its
+        // range); partition 0 alone hands over a fresher copy of window 0: 5 events.
+        let live = Arc::new(Live::new(
+            "embedded".into(),
+            true,
+            10_000,
+            Duration::from_secs(30),
+        ));
+        let h = Hub::new(HubConfig::new(10_000), live, Some(store.clone()));
+        h.update("t", 0, vec![(0, agg(5))]);
+        let merged = h.merged_range(&store, 0, 10_000).expect("range");
+        assert_eq!(
+            merged[&0].events,
+            5 + 2 + 3 + 4,
+            "partition 0 fresher, the others stored"
+        );
+        match decode(&h.snapshot().1) {
+            ServerMsg::Snapshot { windows, .. } => assert_eq!(windows[0].events, 14),
+            m => panic!("unexpected {m:?}"),
+        }
+        // Without the hub's copy a window is the store's alone.
+        let fresh = test_hub(|_| {});
+        assert_eq!(
+            fresh.merged_range(&store, 0, 10_000).expect("range")[&0].events,
+            1 + 2 + 3 + 4
+        );
     }
 
     #[test]

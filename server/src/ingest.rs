@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use pulseboard_model::event::Decoder;
+use pulseboard_model::proto::{BrokerInfo, ClusterHealth};
 use pulseboard_model::window::WindowConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -57,6 +58,15 @@ pub enum IngestError {
         partition: i32,
         stored: i64,
     },
+    #[error(
+        "partition {topic}/{partition}: cannot restart fetching after an offset reset: {source}"
+    )]
+    Restart {
+        topic: String,
+        partition: i32,
+        #[source]
+        source: KafkaError,
+    },
     #[error("partition {topic}/{partition}: {source}")]
     Store {
         topic: String,
@@ -81,8 +91,9 @@ pub struct IngestParams {
     pub hub: Arc<Hub>,
     pub decoder: Arc<Decoder>,
     pub offset_reset: OffsetReset,
-    /// Create missing dead-letter topics at start (not needed when they were just created).
-    pub create_dead_letter_topics: bool,
+    /// Running on the embedded (in-process mock) broker: its topics exist already, and its
+    /// fetches need a short wait (see `run`).
+    pub embedded: bool,
 }
 
 /// Messages from the Kafka client threads to the supervisor.
@@ -90,6 +101,9 @@ enum Control {
     Assigned(Vec<(String, i32, Queue, StartPoint)>),
     Revoke {
         partitions: Vec<(String, i32)>,
+        /// The group took them away without a revoke (this member was expelled): a
+        /// commit would be refused.
+        lost: bool,
         done: std::sync::mpsc::Sender<()>,
     },
 }
@@ -117,8 +131,9 @@ impl ClientContext for IngestContext {
     }
 
     fn stats(&self, stats: Statistics) {
-        let up = stats.brokers.values().any(|b| b.state == "UP");
-        self.live.set_broker_reachable(up);
+        // The high watermarks of the partitions we fetch, as the fetch responses carried
+        // them: lag costs no extra request. (Broker reachability comes from the cluster
+        // probe alone, not from connection states here.)
         for (topic, t) in &stats.topics {
             for (p, part) in &t.partitions {
                 if *p >= 0 {
@@ -129,12 +144,6 @@ impl ClientContext for IngestContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        if matches!(
-            error.rdkafka_error_code(),
-            Some(RDKafkaErrorCode::AllBrokersDown)
-        ) {
-            self.live.set_broker_reachable(false);
-        }
         tracing::warn!(error = %error, reason, "kafka client error");
     }
 }
@@ -150,8 +159,8 @@ impl ConsumerContext for IngestContext {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => self.on_assign(base, tpl),
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => self.on_revoke(base, tpl),
             other => {
-                tracing::error!(error = ?other, "rebalance failed; releasing all partitions");
-                if let Err(e) = base.unassign() {
+                tracing::error!(error = ?other, "rebalance failed; releasing these partitions");
+                if let Err(e) = base.incremental_unassign(tpl) {
                     tracing::error!(error = %e, "unassign failed");
                 }
             }
@@ -220,7 +229,7 @@ impl IngestContext {
                 None => tracing::error!(topic, partition, "cannot split partition queue"),
             }
         }
-        if let Err(e) = base.assign(tpl) {
+        if let Err(e) = base.incremental_assign(tpl) {
             tracing::error!(error = %e, "assign failed");
             return;
         }
@@ -234,24 +243,48 @@ impl IngestContext {
             .iter()
             .map(|e| (e.topic().to_owned(), e.partition()))
             .collect();
+        let lost = base.assignment_lost();
         tracing::info!(
             count = partitions.len(),
+            lost,
             "partitions revoked; flushing their state"
         );
         let (done, wait) = std::sync::mpsc::channel();
         if self
             .control
-            .send(Control::Revoke { partitions, done })
+            .send(Control::Revoke {
+                partitions,
+                lost,
+                done,
+            })
             .is_ok()
-            && wait.recv_timeout(Duration::from_secs(60)).is_err()
+            && wait.recv_timeout(REVOKE_TIMEOUT).is_err()
         {
-            tracing::warn!("revoked partitions did not flush within 60 s; releasing them anyway");
+            tracing::warn!(
+                timeout = ?REVOKE_TIMEOUT,
+                "revoked partitions did not flush in time; releasing them anyway"
+            );
         }
-        if let Err(e) = base.unassign() {
+        if let Err(e) = base.incremental_unassign(tpl) {
             tracing::error!(error = %e, "unassign failed");
         }
     }
 }
+
+/// How long a revoke waits for the revoked partitions' last checkpoint (a sled write and
+/// a commit bounded by [`COMMIT_TIMEOUT`]).
+const REVOKE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long a synchronous commit may take before the partition is released without it
+/// (the group coordinator may be failing over; sled stays the source of truth).
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a partition task may take to checkpoint and stop before it is aborted (less
+/// than [`REVOKE_TIMEOUT`]).
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long a checkpoint waits for the delivery of the dead letters it moves past.
+const DEAD_LETTER_WAIT: Duration = Duration::from_secs(5);
 
 /// Where a newly assigned partition starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -350,8 +383,9 @@ pub fn base_client_config(brokers: &str) -> ClientConfig {
     cfg
 }
 
-/// Create the dead-letter topics if the cluster does not have them (best effort: a cluster
-/// that auto-creates topics or forbids creating them is fine).
+/// Create the dead-letter topics if the cluster does not have them, with the cluster's
+/// default replication factor (best effort: a cluster that auto-creates topics or forbids
+/// creating them is fine).
 async fn ensure_topics(brokers: &str, topics: &[String]) {
     let admin: AdminClient<DefaultClientContext> = match base_client_config(brokers).create() {
         Ok(a) => a,
@@ -362,7 +396,7 @@ async fn ensure_topics(brokers: &str, topics: &[String]) {
     };
     let new: Vec<NewTopic> = topics
         .iter()
-        .map(|t| NewTopic::new(t, 1, TopicReplication::Fixed(1)).set("retention.ms", "604800000"))
+        .map(|t| NewTopic::new(t, 1, TopicReplication::Fixed(-1)).set("retention.ms", "604800000"))
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     match admin.create_topics(new.iter(), &opts).await {
@@ -391,7 +425,7 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
         v.dedup();
         v
     };
-    if params.create_dead_letter_topics {
+    if !params.embedded {
         let ensure = ensure_topics(&params.brokers, &dlq_topics);
         if tokio::time::timeout(Duration::from_secs(15), ensure)
             .await
@@ -425,12 +459,19 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
         .set("statistics.interval.ms", "1000")
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000")
-        .set("partition.assignment.strategy", "range")
-        .set("topic.metadata.refresh.interval.ms", "10000")
-        // Fetch answers come back within 10 ms: live latency stays low, and brokers that
-        // hold a fetch for the whole wait even when data is there (Tansu does) are read at
-        // full speed. Costs ~100 small requests/s per idle broker; --kafka-option overrides.
-        .set("fetch.wait.max.ms", "10");
+        // Cooperative rebalancing: a rebalance moves only the partitions that change owner,
+        // the others keep flowing; and one partition can be restarted on its own
+        // (incremental unassign + assign), which an offset reset needs (see
+        // `offset_out_of_range`). The configuration refuses another strategy.
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("topic.metadata.refresh.interval.ms", "10000");
+    if params.embedded {
+        // The in-process mock broker holds a fetch that found no data for the whole
+        // fetch.wait.max.ms, even when data arrives meanwhile (Apache Kafka answers as soon
+        // as data is there): 10 ms keeps live latency low there. Real brokers keep
+        // librdkafka's default (500 ms), which costs nothing in latency on them.
+        cfg.set("fetch.wait.max.ms", "10");
+    }
     for (k, v) in &params.kafka_options {
         cfg.set(k, v);
     }
@@ -450,6 +491,12 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
     tracing::info!(brokers = %params.brokers, group = %params.group, topics = ?params.topics, "consuming");
 
     let poller = spawn_main_queue_poller(consumer.clone(), shutdown.clone());
+    let probe = tokio::spawn(cluster_probe(
+        Arc::downgrade(&consumer),
+        params.topics.clone(),
+        params.live.clone(),
+        shutdown.clone(),
+    ));
 
     let shared = Arc::new(TaskShared {
         store: params.store.clone(),
@@ -495,10 +542,11 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
                         tasks.insert((topic, partition), PartitionHandle { stop: stop_tx, task });
                     }
                 }
-                Control::Revoke { partitions, done } => {
+                Control::Revoke { partitions, lost, done } => {
+                    let commit = if lost { Commit::Skip } else { Commit::Sync };
                     for key in partitions {
                         if let Some(h) = tasks.remove(&key) {
-                            h.stop_and_wait().await;
+                            h.stop_and_wait(commit).await;
                         }
                         params.live.set_assigned(&key.0, key.1, false);
                     }
@@ -508,7 +556,7 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
         }
     };
     for (_, h) in tasks.drain() {
-        h.stop_and_wait().await;
+        h.stop_and_wait(Commit::Sync).await;
     }
     // Unblock a rebalance callback that may be waiting on us while the consumer closes.
     control_rx.close();
@@ -519,6 +567,9 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
     }
     shutdown.cancel();
     drop(shared);
+    if let Err(e) = probe.await {
+        tracing::error!(error = %e, "cluster probe task panicked");
+    }
     let _ = tokio::task::spawn_blocking(move || {
         let _ = poller.join();
         // Last reference: closing the consumer leaves the group cleanly.
@@ -529,15 +580,28 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
 }
 
 struct PartitionHandle {
-    stop: mpsc::Sender<()>,
+    stop: mpsc::Sender<Commit>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl PartitionHandle {
-    async fn stop_and_wait(self) {
-        let _ = self.stop.send(()).await;
-        if let Err(e) = self.task.await {
-            tracing::error!(error = %e, "partition task panicked");
+    /// Ask the task to checkpoint (and commit as `commit` says) and wait for it.
+    /// A task that does not stop within [`STOP_TIMEOUT`] is aborted, and reaped before
+    /// this returns: its partition queue is gone before the partition can be assigned
+    /// again (a late drop of an old queue would silence the new one).
+    async fn stop_and_wait(mut self, commit: Commit) {
+        let _ = self.stop.send(commit).await;
+        let joined = match tokio::time::timeout(STOP_TIMEOUT, &mut self.task).await {
+            Ok(r) => r,
+            Err(_) => {
+                tracing::error!(timeout = ?STOP_TIMEOUT, "partition task did not stop in time; aborting it (its last checkpoint is lost, the store keeps the one before)");
+                self.task.abort();
+                (&mut self.task).await
+            }
+        };
+        match joined {
+            Err(e) if e.is_panic() => tracing::error!(error = %e, "partition task panicked"),
+            _ => {}
         }
     }
 }
@@ -574,6 +638,109 @@ fn spawn_main_queue_poller(
         .expect("spawning a thread only fails when the OS is out of resources")
 }
 
+/// How often the cluster probe asks for metadata, and how long it waits for an answer.
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The one source of broker reachability: every [`PROBE_INTERVAL`], a metadata request for
+/// the input topics with a [`PROBE_TIMEOUT`]. Answered → reachable, with what the answer
+/// says of the brokers and partitions; not answered → unreachable. So a cluster that stops
+/// answering is reported within `PROBE_INTERVAL + PROBE_TIMEOUT` (3 s).
+async fn cluster_probe(
+    consumer: Weak<Consumer_>,
+    topics: Vec<String>,
+    live: Arc<Live>,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(PROBE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let Some(c) = consumer.upgrade() else { break };
+        let topics = topics.clone();
+        // fetch_metadata blocks for at most PROBE_TIMEOUT per topic.
+        let answer = tokio::task::spawn_blocking(move || probe_once(&c, &topics)).await;
+        let health = match answer {
+            Ok(Ok(view)) => view.health(crate::now_ms()),
+            Ok(Err(e)) => ClusterHealth {
+                reachable: false,
+                checked_at: Some(crate::now_ms()),
+                error: Some(e.to_string()),
+                ..ClusterHealth::default()
+            },
+            Err(e) => {
+                tracing::error!(error = %e, "cluster probe failed");
+                continue;
+            }
+        };
+        live.set_cluster(health);
+    }
+}
+
+/// What a metadata answer says, stripped of client types.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct ClusterView {
+    pub brokers: Vec<BrokerInfo>,
+    /// Per partition of the input topics: leader (-1: none), replicas, in-sync replicas.
+    pub partitions: Vec<(i32, Vec<i32>, Vec<i32>)>,
+}
+
+impl ClusterView {
+    /// The health this view shows (see [`ClusterHealth`]).
+    pub fn health(&self, now_ms: i64) -> ClusterHealth {
+        let live: std::collections::BTreeSet<i32> = self.brokers.iter().map(|b| b.id).collect();
+        let mut missing = std::collections::BTreeSet::new();
+        let (mut under, mut offline) = (0u32, 0u32);
+        for (leader, replicas, isr) in &self.partitions {
+            missing.extend(replicas.iter().filter(|r| !live.contains(r)));
+            if isr.len() < replicas.len() {
+                under += 1;
+            }
+            if *leader < 0 {
+                offline += 1;
+            }
+        }
+        ClusterHealth {
+            reachable: true,
+            checked_at: Some(now_ms),
+            error: None,
+            brokers: self.brokers.clone(),
+            degraded: !missing.is_empty() || under > 0 || offline > 0,
+            missing_brokers: missing.into_iter().collect(),
+            under_replicated_partitions: under,
+            offline_partitions: offline,
+        }
+    }
+}
+
+fn probe_once(consumer: &Consumer_, topics: &[String]) -> Result<ClusterView, KafkaError> {
+    let mut view = ClusterView::default();
+    for topic in topics {
+        let md = consumer.fetch_metadata(Some(topic), PROBE_TIMEOUT)?;
+        view.brokers = md
+            .brokers()
+            .iter()
+            .map(|b| BrokerInfo {
+                id: b.id(),
+                host: b.host().to_owned(),
+                port: b.port(),
+            })
+            .collect();
+        for t in md.topics() {
+            for p in t.partitions() {
+                view.partitions
+                    .push((p.leader(), p.replicas().to_vec(), p.isr().to_vec()));
+            }
+        }
+    }
+    view.brokers.sort_by_key(|b| b.id);
+    Ok(view)
+}
+
 struct TaskShared {
     store: Store,
     live: Arc<Live>,
@@ -589,7 +756,7 @@ struct TaskShared {
 async fn partition_task(
     mut engine: PartitionEngine,
     queue: Queue,
-    mut stop: mpsc::Receiver<()>,
+    mut stop: mpsc::Receiver<Commit>,
     shared: Arc<TaskShared>,
     fatal: mpsc::UnboundedSender<IngestError>,
 ) {
@@ -603,36 +770,32 @@ async fn partition_task(
     let mut pending: Vec<DeliveryFuture> = Vec::new();
     let mut tick = tokio::time::interval(shared.checkpoint_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut live_tick = tokio::time::interval(shared.hub.config().live_interval);
-    live_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Changed open windows go to the hub at once when the last hand-over is older than
+    // `live_interval`, else when that much time has passed (coalescing under load).
+    let live_gap = shared.hub.config().live_interval;
+    let mut last_live = tokio::time::Instant::now() - live_gap;
+    let live_due = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(live_due);
+    let mut live_pending = false;
     let mut saw_messages = false;
-    // Ticks in a row with nothing read while the stored offset lies beyond the log's end.
-    let mut beyond_end_ticks = 0u32;
     let result: Result<(), StoreError> = loop {
         tokio::select! {
             // Stop first so a revoke is served promptly; then the checkpoint and live ticks,
             // so a busy partition still checkpoints and shows progress on time; messages last.
             biased;
-            _ = stop.recv() => break checkpoint(&mut engine, &shared, &mut pending, saw_messages, Commit::Sync).await,
+            commit = stop.recv() => {
+                let commit = commit.unwrap_or(Commit::Sync);
+                break checkpoint(&mut engine, &shared, &mut pending, saw_messages, commit).await
+            }
             _ = tick.tick() => {
                 if let Err(e) = checkpoint(&mut engine, &shared, &mut pending, saw_messages, Commit::Async).await {
                     break Err(e);
                 }
-                // Some brokers answer a fetch beyond the log end with nothing instead of an
-                // out-of-range error: notice it from the high watermark they report.
-                let hw = shared.live.high_watermark(&topic, partition);
-                let beyond = matches!((engine.stored_offset(), hw), (Some(next), Some(hw)) if next > hw);
-                beyond_end_ticks = if beyond && !saw_messages { beyond_end_ticks + 1 } else { 0 };
                 saw_messages = false;
-                if beyond_end_ticks >= 3 {
-                    beyond_end_ticks = 0;
-                    if let Err(e) = offset_out_of_range(&mut engine, &shared).await {
-                        let _ = fatal.send(e);
-                        return;
-                    }
-                }
             }
-            _ = live_tick.tick() => {
+            _ = &mut live_due, if live_pending => {
+                live_pending = false;
+                last_live = tokio::time::Instant::now();
                 if let Some(windows) = engine.take_live_windows() {
                     shared.hub.update(&topic, partition, windows);
                 }
@@ -665,6 +828,10 @@ async fn partition_task(
                     if batch < MAX_BATCH {
                         next = queue.recv().now_or_never();
                     }
+                }
+                if engine.has_live_changes() && !live_pending {
+                    live_pending = true;
+                    live_due.as_mut().reset(last_live + live_gap);
                 }
             }
         }
@@ -770,16 +937,28 @@ async fn offset_out_of_range(
     let Some(consumer) = shared.consumer.upgrade() else {
         return Ok(());
     };
-    let seek = tokio::task::spawn_blocking(move || {
-        consumer.seek(&topic, partition, target, Duration::from_secs(10))
+    // librdkafka has stopped fetching this partition (auto.offset.reset=error leaves it
+    // in its "none" state, where a seek is refused): restart it alone, at the target.
+    let restart = tokio::task::spawn_blocking(move || {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&topic, partition);
+        consumer.incremental_unassign(&tpl)?;
+        tpl.set_partition_offset(&topic, partition, target)?;
+        consumer.incremental_assign(&tpl)
     })
     .await;
-    match seek {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!(error = %e, "seek after offset reset failed"),
-        Err(e) => tracing::error!(error = %e, "seek after offset reset failed"),
+    match restart {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(IngestError::Restart {
+            topic: engine.topic().to_owned(),
+            partition,
+            source: e,
+        }),
+        Err(e) => {
+            tracing::error!(error = %e, "restarting the partition failed");
+            Ok(())
+        }
     }
-    Ok(())
 }
 
 fn progress(engine: &PartitionEngine, saw_messages: bool) -> Progress<'_> {
@@ -798,8 +977,11 @@ fn progress(engine: &PartitionEngine, saw_messages: bool) -> Progress<'_> {
 enum Commit {
     /// Fire and forget (regular checkpoints).
     Async,
-    /// Wait for the broker (before releasing a partition, so the next owner sees it).
+    /// Wait for the broker, at most [`COMMIT_TIMEOUT`] (before releasing a partition, so the
+    /// next owner sees it).
     Sync,
+    /// None: the partition was lost, the group would refuse it.
+    Skip,
 }
 
 /// Enqueue a dead letter, waiting while the producer queue is full.
@@ -832,10 +1014,13 @@ async fn checkpoint(
 ) -> Result<(), StoreError> {
     if engine.needs_checkpoint() {
         for f in pending.drain(..) {
-            match f.await {
-                Ok(Ok(_)) => {}
-                Ok(Err((e, _))) => tracing::error!(error = %e, "dead letter not delivered"),
-                Err(_) => tracing::error!("dead letter delivery cancelled"),
+            match tokio::time::timeout(DEAD_LETTER_WAIT, f).await {
+                Ok(Ok(Ok(_))) => {}
+                Ok(Ok(Err((e, _)))) => tracing::error!(error = %e, "dead letter not delivered"),
+                Ok(Err(_)) => tracing::error!("dead letter delivery cancelled"),
+                Err(_) => {
+                    tracing::error!(timeout = ?DEAD_LETTER_WAIT, "dead letter not delivered in time")
+                }
             }
         }
         let report = engine.checkpoint(&shared.store).await?;
@@ -856,6 +1041,9 @@ async fn checkpoint(
         if commit == Commit::Async {
             return Ok(());
         }
+    }
+    if commit == Commit::Skip {
+        return Ok(());
     }
     if let Some(next_offset) = engine.stored_offset() {
         commit_offset(engine, shared, next_offset, commit).await;
@@ -890,15 +1078,26 @@ async fn commit_offset(
     let sent = match commit {
         Commit::Async => consumer.commit(&tpl, CommitMode::Async),
         Commit::Sync => {
-            match tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync)).await
-            {
-                Ok(r) => r,
-                Err(e) => {
+            let blocking =
+                tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync));
+            match tokio::time::timeout(COMMIT_TIMEOUT, blocking).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => {
                     tracing::warn!(error = %e, "commit task failed");
+                    Ok(())
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        topic = engine.topic(),
+                        partition = engine.partition(),
+                        timeout = ?COMMIT_TIMEOUT,
+                        "offset commit not answered in time (is the group coordinator failing over?); the store keeps the offset"
+                    );
                     Ok(())
                 }
             }
         }
+        Commit::Skip => Ok(()),
     };
     if let Err(e) = sent {
         tracing::warn!(error = %e, ?commit, topic = engine.topic(), partition = engine.partition(), "offset commit failed");
@@ -935,6 +1134,34 @@ mod tests {
                 max_event_ts: None
             }
         );
+    }
+
+    #[test]
+    fn cluster_is_degraded_when_a_replica_broker_is_gone_or_a_partition_lags() {
+        let b = |id| BrokerInfo {
+            id,
+            host: "h".into(),
+            port: 1,
+        };
+        let healthy = ClusterView {
+            brokers: vec![b(1), b(2), b(3)],
+            partitions: vec![(1, vec![1, 2, 3], vec![1, 2, 3]); 4],
+        };
+        let h = healthy.health(7);
+        assert!(h.reachable && !h.degraded, "{h:?}");
+        assert_eq!(h.checked_at, Some(7));
+        // Broker 3 died: gone from the live list, out of the ISR; one partition it led has
+        // no leader yet.
+        let mut degraded = ClusterView {
+            brokers: vec![b(1), b(2)],
+            partitions: vec![(1, vec![1, 2, 3], vec![1, 2]); 3],
+        };
+        degraded.partitions.push((-1, vec![3, 1, 2], vec![3]));
+        let h = degraded.health(8);
+        assert!(h.reachable && h.degraded);
+        assert_eq!(h.missing_brokers, vec![3]);
+        assert_eq!(h.under_replicated_partitions, 4);
+        assert_eq!(h.offline_partitions, 1);
     }
 
     #[test]

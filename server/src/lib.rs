@@ -119,7 +119,11 @@ pub async fn run(
         live.restore_partition(&topic, partition, cp, wm);
     }
 
-    let hub = hub::Hub::new(hub::HubConfig::new(settings.windows.width_ms), live.clone());
+    let hub = hub::Hub::new(
+        hub::HubConfig::new(settings.windows.width_ms),
+        live.clone(),
+        Some(store.clone()),
+    );
     hub.seed(&store, now_ms())?;
 
     let mut tasks = tokio::task::JoinSet::new();
@@ -138,7 +142,7 @@ pub async fn run(
             live: live.clone(),
             hub: hub.clone(),
             decoder: Arc::new(Decoder::new(settings.mapping.clone())),
-            create_dead_letter_topics: embedded.is_none(),
+            embedded: embedded.is_some(),
             offset_reset: settings.offset_reset,
         };
         let token = shutdown.child_token();

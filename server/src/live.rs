@@ -3,7 +3,8 @@
 //!
 //! Contract:
 //! - Partition tasks call [`Live::publish_partition`] after each checkpoint; the Kafka client
-//!   reports high watermarks and broker reachability; the HTTP layer only reads.
+//!   reports high watermarks, the cluster probe the cluster's health; the HTTP layer only
+//!   reads.
 //! - Global watermark = min over the watermarks of active partitions. A partition with no
 //!   message for `idle_timeout` is idle and does not hold the global watermark back; when
 //!   every partition is idle the max is used.
@@ -15,7 +16,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use pulseboard_model::proto::{OffsetResetNote, PartitionStatus, Status, WindowState};
+use pulseboard_model::proto::{
+    ClusterHealth, OffsetResetNote, PartitionStatus, Status, WindowState,
+};
 
 use crate::store::PartitionCheckpoint;
 
@@ -33,7 +36,7 @@ struct PartitionLive {
 #[derive(Debug)]
 struct Inner {
     partitions: BTreeMap<(String, i32), PartitionLive>,
-    broker_reachable: bool,
+    cluster: ClusterHealth,
     ready: bool,
     /// Windows reported final (by start); bounded by retention through `forget_before`.
     finalized_up_to: Option<i64>,
@@ -78,7 +81,7 @@ impl Live {
         Live {
             inner: Mutex::new(Inner {
                 partitions: BTreeMap::new(),
-                broker_reachable: false,
+                cluster: ClusterHealth::default(),
                 ready: false,
                 finalized_up_to: None,
                 revised: BTreeSet::new(),
@@ -205,8 +208,9 @@ impl Live {
             .and_then(|p| p.high_watermark)
     }
 
-    pub fn set_broker_reachable(&self, reachable: bool) {
-        self.lock().broker_reachable = reachable;
+    /// Record what the cluster probe saw (the one source of broker reachability).
+    pub fn set_cluster(&self, health: ClusterHealth) {
+        self.lock().cluster = health;
     }
 
     /// Ready once the store is loaded and the consumer has received an assignment.
@@ -296,7 +300,8 @@ impl Live {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             protocol: pulseboard_model::proto::PROTOCOL_VERSION,
             broker: self.broker.clone(),
-            broker_reachable: g.broker_reachable,
+            broker_reachable: g.cluster.reachable,
+            cluster: g.cluster.clone(),
             demo: self.demo,
             window_ms: self.window_ms,
             events_total: events,

@@ -252,6 +252,11 @@ impl Store {
         Ok(out)
     }
 
+    /// The start of the newest stored window, if any.
+    pub fn newest_window(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self.windows.last()?.and_then(|(k, _)| dec_i64(&k)))
+    }
+
     /// Atomically store a partition's dirty windows together with its checkpoint, then flush
     /// to disk. Returns only once the data is durable.
     pub async fn checkpoint(
