@@ -6,11 +6,20 @@ dashboard, the windows are global (over all visitors), so the stream is re-keyed
 key with `group_by` (Quix windows are per message key otherwise), with the same 5 s of
 allowed lateness as Pulseboard's default.
 
-It reads `--topic` with a fresh consumer group from the beginning, stops once
-`--events` messages went through the window step, and prints one JSON line:
-    {"events": n, "seconds": s, "eps": x}
+The flags are those of the other peers (bench/src/peers/mod.rs, bench/peers/README.md):
+--brokers B --topic T --output-topic O --group G --state-dir DIR --events N.
+
+Throughput (N > 0): it reads T with a fresh consumer group from the beginning, writes the
+closed windows to O, stops once N messages went through the window step, and prints one
+JSON line:
+    {"peer": "quix", "events": n, "first_ms": t0, "last_ms": t1, "seconds": s, "eps": x}
 measured from the first message read to the n-th message windowed (group join and
-start-up excluded). Run by server/benches/pipeline.rs; see its --help for the setup.
+start-up excluded; first_ms/last_ms are epoch ms, so the bench can tell the start-up).
+
+Latency (N = 0): it runs until SIGTERM and writes every window update to O as JSON
+{"start", "end", "events", "by_type", "unique_visitors"} (`.current()` windows, which take
+no collectors: unique visitors are then a set in the window state, not a collected list).
+Run by the benchmark (bench/, `cargo xtask bench`).
 """
 
 import argparse
@@ -31,8 +40,11 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--brokers", required=True, help="bootstrap servers, HOST:PORT")
     p.add_argument("--topic", required=True)
+    p.add_argument("--output-topic", required=True, help="where the windows go")
     p.add_argument("--group", required=True, help="a fresh consumer group")
-    p.add_argument("--events", type=int, required=True, help="messages to process")
+    p.add_argument(
+        "--events", type=int, required=True, help="messages to process; 0: run until SIGTERM"
+    )
     p.add_argument("--state-dir", default=None, help="Quix state dir (default: a temp dir)")
     return p.parse_args()
 
@@ -62,6 +74,22 @@ class CountByType(Aggregator):
         return value
 
 
+class UniqueSet(Aggregator):
+    """Unique values of a column as a set in the window state (for `.current()` windows)."""
+
+    def initialize(self) -> list:
+        return []
+
+    def agg(self, old: list, new, timestamp: int) -> list:
+        value = new.get(self.column)
+        if value is not None and value not in old:
+            old.append(value)
+        return old
+
+    def result(self, value: list) -> int:
+        return len(value)
+
+
 class UniqueCount(Collect):
     """Unique values of a column: items are appended to the window, the set is built at close."""
 
@@ -77,30 +105,39 @@ class Progress:
         self.target = target
         self.seen = 0
         self.first = None
+        self.first_ms = None
         self.last = None
+        self.last_ms = None
 
     def on_read(self, _value) -> None:
         if self.first is None:
             self.first = time.perf_counter()
+            self.first_ms = int(time.time() * 1000)
 
     def on_window_input(self, _value) -> None:
         self.seen += 1
         if self.seen == self.target:
             self.last = time.perf_counter()
+            self.last_ms = int(time.time() * 1000)
             self.app.stop()
 
 
-def build(app: Application, topic_name: str, progress: Progress) -> None:
+def build(app: Application, topic_name: str, output: str, progress: Progress) -> None:
     topic = app.topic(topic_name, value_deserializer="json", timestamp_extractor=event_time)
     sdf = app.dataframe(topic)
     sdf = sdf.update(progress.on_read)
     sdf = sdf.group_by(lambda _value: "all", name="all")
     sdf = sdf.update(progress.on_window_input)
-    sdf = (
-        sdf.tumbling_window(duration_ms=WINDOW_MS, grace_ms=GRACE_MS)
-        .agg(events=Count(), by_type=CountByType(), unique_visitors=UniqueCount("visitor"))
-        .final()
-    )
+    window = sdf.tumbling_window(duration_ms=WINDOW_MS, grace_ms=GRACE_MS)
+    if progress.target > 0:
+        sdf = window.agg(
+            events=Count(), by_type=CountByType(), unique_visitors=UniqueCount("visitor")
+        ).final()
+    else:
+        sdf = window.agg(
+            events=Count(), by_type=CountByType(), unique_visitors=UniqueSet("visitor")
+        ).current()
+    sdf.to_topic(app.topic(output, value_serializer="json"))
 
 
 def main() -> int:
@@ -114,8 +151,10 @@ def main() -> int:
         loglevel="WARNING",
     )
     progress = Progress(app, args.events)
-    build(app, args.topic, progress)
+    build(app, args.topic, args.output_topic, progress)
     app.run()
+    if args.events == 0:
+        return 0
     if progress.first is None or progress.last is None:
         print(
             json.dumps({"error": f"stopped after {progress.seen} of {args.events} messages"}),
@@ -123,10 +162,15 @@ def main() -> int:
         )
         return 1
     seconds = progress.last - progress.first
-    print(
-        json.dumps({"events": progress.seen, "seconds": seconds, "eps": progress.seen / seconds}),
-        flush=True,
-    )
+    result = {
+        "peer": "quix",
+        "events": progress.seen,
+        "first_ms": progress.first_ms,
+        "last_ms": progress.last_ms,
+        "seconds": seconds,
+        "eps": progress.seen / seconds,
+    }
+    print(json.dumps(result), flush=True)
     return 0
 
 

@@ -56,8 +56,8 @@ pub fn event_set(seed: u64, n: usize, partitions: i32, start: i64, span_ms: i64)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_numbers_equal_independent_recomputation() -> Result<()> {
-    let tansu = Tansu::start()?;
-    let brokers = tansu.bootstrap();
+    let kafka = Kafka::start()?;
+    let brokers = kafka.bootstrap();
     create_topic(&brokers, "clicks", 4).await?;
     let start = now_ms() - 20 * 60_000;
     let EventSet {
@@ -132,15 +132,15 @@ async fn api_numbers_equal_independent_recomputation() -> Result<()> {
     );
 
     // Health, readiness and metrics answer.
-    assert_eq!(http_get(app.addr, "/healthz")?.0, 200);
-    assert_eq!(http_get(app.addr, "/readyz")?.0, 200);
-    let (code, metrics) = http_get(app.addr, "/metrics")?;
+    assert_eq!(http_get(app.addr, "/healthz").await?.0, 200);
+    assert_eq!(http_get(app.addr, "/readyz").await?.0, 200);
+    let (code, metrics) = http_get(app.addr, "/metrics").await?;
     assert_eq!(code, 200);
     assert!(
         metrics.contains(&format!("pulseboard_events_total {}", folded.len())),
         "{metrics}"
     );
-    let (code, body) = http_get(app.addr, "/api/v1/windows?limit=zero")?;
+    let (code, body) = http_get(app.addr, "/api/v1/windows?limit=zero").await?;
     assert_eq!(code, 400);
     assert!(body.contains("\"parameter\":\"limit\""), "{body}");
     app.stop().await
@@ -148,8 +148,8 @@ async fn api_numbers_equal_independent_recomputation() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_and_late_messages_are_dead_lettered_with_reasons() -> Result<()> {
-    let tansu = Tansu::start()?;
-    let brokers = tansu.bootstrap();
+    let kafka = Kafka::start()?;
+    let brokers = kafka.bootstrap();
     create_topic(&brokers, "raw", 1).await?;
     create_topic(&brokers, "raw-dlq", 1).await?;
     let t = now_ms() - now_ms().rem_euclid(WIDTH) - 10 * 60_000;

@@ -10,7 +10,7 @@ use crate::util::*;
 async fn binary_starts_on_embedded_default_and_serves_numbers() -> Result<()> {
     let dir = data_dir();
     let data = path_str(dir.path());
-    let child = ChildApp::spawn(&["--data-dir", &data, "--demo-rate", "400"])?;
+    let child = spawn_child(&["--data-dir", &data, "--demo-rate", "400"])?;
     let status = poll_until(
         Duration::from_secs(15),
         "events_total > 0 within 15 s",

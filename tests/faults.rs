@@ -11,6 +11,8 @@ use pulseboard::store::Store;
 use pulseboard_model::agg::Aggregate;
 
 use crate::backbone::{event_set, EventSet};
+use serde_json::Value;
+
 use crate::util::*;
 
 const WIDTH: i64 = 10_000;
@@ -18,8 +20,8 @@ const LATENESS: i64 = 5_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_flushes_and_restart_reprocesses_nothing() -> Result<()> {
-    let tansu = Tansu::start()?;
-    let brokers = tansu.bootstrap();
+    let kafka = Kafka::start()?;
+    let brokers = kafka.bootstrap();
     create_topic(&brokers, "clicks", 4).await?;
     let set = event_set(31, 3_000, 4, now_ms() - 10 * 60_000, 30_000);
     produce(&producer(&brokers)?, "clicks", &set.payloads).await?;
@@ -28,7 +30,7 @@ async fn graceful_shutdown_flushes_and_restart_reprocesses_nothing() -> Result<(
     let dir = data_dir();
     let args = broker_args(&brokers, "clicks", "graceful", dir.path());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let child = ChildApp::spawn(&args)?;
+    let child = spawn_child(&args)?;
     let before = wait_for_totals(
         child.addr,
         folded.len() as u64,
@@ -46,7 +48,7 @@ async fn graceful_shutdown_flushes_and_restart_reprocesses_nothing() -> Result<(
     );
 
     // The next start reads nothing again: every partition is caught up with nothing read.
-    let child = ChildApp::spawn(&args)?;
+    let child = spawn_child(&args)?;
     let after = poll_until(
         Duration::from_secs(60),
         "caught up after restart",
@@ -73,93 +75,216 @@ async fn wait_for_reachable(
     addr: std::net::SocketAddr,
     reachable: bool,
     timeout: Duration,
-) -> Result<()> {
+) -> Result<Value> {
     let what = format!("status to say broker_reachable = {reachable}");
     poll_until(timeout, &what, || async {
         let s = get_json(addr, "/api/v1/status").await?;
-        (s["broker_reachable"] == reachable).then_some(())
+        (s["broker_reachable"] == reachable).then_some(s)
     })
     .await
 }
 
-/// CPU time (user + system) of a process, from /proc.
-fn cpu_time(pid: u32) -> Result<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let after_name = stat.rsplit_once(')').map(|x| x.1).unwrap_or_default();
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks: u64 = fields.get(11).and_then(|u| u.parse().ok()).unwrap_or(0)
-        + fields.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    Ok(Duration::from_millis(ticks * 10))
+/// The share of a core a process used over `window` (a measurement, not a wait).
+async fn cores_used(pid: u32, window: Duration) -> Result<f64> {
+    let (cpu0, t0) = (cpu_time(pid)?, Instant::now());
+    tokio::time::sleep(window).await;
+    Ok((cpu_time(pid)? - cpu0).as_secs_f64() / t0.elapsed().as_secs_f64())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn broker_outage_is_reported_and_nothing_is_lost() -> Result<()> {
-    let kafka = EmbeddedKafka::start(&[("clicks".into(), 2), ("clicks-dlq".into(), 1)])?;
-    let brokers = kafka.bootstrap().to_owned();
+async fn all_brokers_down_for_a_minute_is_reported_and_nothing_is_lost() -> Result<()> {
+    let mut kafka = Kafka::start()?;
+    let brokers = kafka.bootstrap();
+    create_topic(&brokers, "clicks", 2).await?;
     let start = now_ms() - 10 * 60_000;
     let set = event_set(41, 2_000, 2, start, 40_000);
     let half = set.payloads.len() / 2;
-    let p = producer(&brokers)?;
-    produce(&p, "clicks", &set.payloads[..half]).await?;
+    produce(&producer(&brokers)?, "clicks", &set.payloads[..half]).await?;
 
     let dir = data_dir();
     let args = broker_args(&brokers, "clicks", "outage", dir.path());
     // A child process, so its CPU time is its own and not that of the other tests here.
-    let app = ChildApp::spawn(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
-    poll_until(Duration::from_secs(60), "first half consumed", || async {
+    let app = spawn_child(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
+    poll_until(Duration::from_secs(90), "first half consumed", || async {
         let s = get_json(app.addr, "/api/v1/status").await?;
         (sum_next_offsets(&s) as usize == half && s["broker_reachable"] == true).then_some(())
     })
     .await?;
 
-    kafka.broker_down()?;
-    wait_for_reachable(app.addr, false, Duration::from_secs(30)).await?;
+    // Every broker of the cluster dies at once.
+    kafka.kill(0)?;
+    let down_at = Instant::now();
+    let s = wait_for_reachable(app.addr, false, Duration::from_secs(10)).await?;
+    // The probe's contract: unreachable within PROBE_INTERVAL + PROBE_TIMEOUT (3 s); the
+    // bound here leaves room for a loaded machine.
+    assert!(
+        down_at.elapsed() < Duration::from_secs(8),
+        "reported after {:?}",
+        down_at.elapsed()
+    );
+    assert!(s["cluster"]["error"].is_string(), "the probe says why: {s}");
     // Serving continues from the store, and the pipeline does not spin while it waits.
     let w = get_json(app.addr, "/api/v1/windows?from=0")
         .await
         .ok_or_else(|| anyhow!("windows during outage"))?;
     assert!(!w["windows"].as_array().map(Vec::is_empty).unwrap_or(true));
-    let pid = app.child.id();
-    let (cpu0, t0) = (cpu_time(pid)?, Instant::now());
-    tokio::time::sleep(Duration::from_secs(3)).await; // a measurement window, not a wait
-    let busy = (cpu_time(pid)? - cpu0).as_secs_f64() / t0.elapsed().as_secs_f64();
+    let busy = cores_used(app.pid(), Duration::from_secs(5)).await?;
     assert!(
         busy < 0.5,
         "no busy loop during the outage: {busy:.2} cores used"
     );
+    // The rest of the minute, checking that it stays reported down all along.
+    while down_at.elapsed() < Duration::from_secs(60) {
+        let s = get_json(app.addr, "/api/v1/status")
+            .await
+            .ok_or_else(|| anyhow!("status during the outage"))?;
+        assert_eq!(s["broker_reachable"], false, "{s}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 
-    kafka.broker_up()?;
+    kafka.restart(0)?;
     wait_for_reachable(app.addr, true, Duration::from_secs(60)).await?;
-    // A fresh producer: the test's own client is not what is under test here.
     produce(&producer(&brokers)?, "clicks", &set.payloads[half..]).await?;
     let (folded, late) = expected_folded(&set.events, WIDTH, LATENESS);
     let s = wait_for_totals(
         app.addr,
         folded.len() as u64,
         set.malformed + late,
-        Duration::from_secs(90),
+        Duration::from_secs(120),
     )
     .await?;
     assert_eq!(s["broker_reachable"], true);
+    assert_eq!(sum_next_offsets(&s) as usize, set.payloads.len());
     let windows = get_json(app.addr, "/api/v1/windows?from=0&limit=10000&top=1000")
         .await
         .ok_or_else(|| anyhow!("windows failed"))?;
     assert_windows_match(&windows, &recompute(&folded, WIDTH))?;
     let status = app.terminate()?;
     assert!(status.success(), "graceful stop exits 0: {status}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_broker_outage_is_reported_by_the_same_probe() -> Result<()> {
+    let kafka = EmbeddedKafka::start(&[("clicks".into(), 1), ("clicks-dlq".into(), 1)])?;
+    let brokers = kafka.bootstrap().to_owned();
+    let dir = data_dir();
+    let args = broker_args(&brokers, "clicks", "mock-outage", dir.path());
+    let app = App::start(&args.iter().map(String::as_str).collect::<Vec<_>>()).await?;
+    wait_for_reachable(app.addr, true, Duration::from_secs(30)).await?;
+    kafka.broker_down()?;
+    wait_for_reachable(app.addr, false, Duration::from_secs(10)).await?;
+    kafka.broker_up()?;
+    wait_for_reachable(app.addr, true, Duration::from_secs(30)).await?;
+    app.stop().await?;
     kafka.stop();
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_broker_of_three_killed_mid_ingest_loses_nothing_and_status_shows_degraded(
+) -> Result<()> {
+    let mut kafka = Kafka::start_cluster(3)?;
+    let brokers = kafka.bootstrap();
+    pulseboard_testkit::kafka::create_topic(&brokers, "clicks", 4, 3).await?;
+    let set = event_set(43, 8_000, 4, now_ms() - 20 * 60_000, 80_000);
+    let writer = paced_writer(
+        producer(&brokers)?,
+        "clicks",
+        set.payloads.clone(),
+        Duration::from_millis(50),
+    );
+    let dir = data_dir();
+    let args = broker_args(&brokers, "clicks", "one-of-three", dir.path());
+    let app = spawn_child(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let s = poll_until(Duration::from_secs(90), "ingest under way", || async {
+        let s = get_json(app.addr, "/api/v1/status").await?;
+        (sum_next_offsets(&s) > 1_000).then_some(s)
+    })
+    .await?;
+    assert_eq!(s["cluster"]["degraded"], false, "{s}");
+    assert_eq!(s["cluster"]["brokers"].as_array().map(Vec::len), Some(3));
+
+    // Node 2 dies mid-ingest; the writer keeps writing (acks=all, min.insync.replicas=2).
+    let victim = 1;
+    let victim_id = kafka.node_id(victim) as i64;
+    kafka.kill(victim)?;
+    let s = poll_until(
+        Duration::from_secs(60),
+        "status to show the degraded cluster",
+        || async {
+            let s = get_json(app.addr, "/api/v1/status").await?;
+            let missing = s["cluster"]["missing_brokers"].as_array()?;
+            (s["broker_reachable"] == true
+                && s["cluster"]["degraded"] == true
+                && missing.iter().any(|m| m.as_i64() == Some(victim_id)))
+            .then_some(s)
+        },
+    )
+    .await?;
+    assert!(
+        s["cluster"]["under_replicated_partitions"].as_u64() > Some(0),
+        "{s}"
+    );
+    let before = sum_next_offsets(&s);
+    poll_until(
+        Duration::from_secs(60),
+        "ingest to go on with two brokers",
+        || async {
+            let s = get_json(app.addr, "/api/v1/status").await?;
+            (sum_next_offsets(&s) > before + 500).then_some(())
+        },
+    )
+    .await?;
+
+    kafka.restart(victim)?;
+    poll_until(Duration::from_secs(120), "the cluster to heal", || async {
+        let s = get_json(app.addr, "/api/v1/status").await?;
+        (s["cluster"]["degraded"] == false && s["cluster"]["brokers"].as_array()?.len() == 3)
+            .then_some(())
+    })
+    .await?;
+    writer.await??;
+    let (folded, late) = expected_folded(&set.events, WIDTH, LATENESS);
+    wait_for_totals(
+        app.addr,
+        folded.len() as u64,
+        set.malformed + late,
+        Duration::from_secs(120),
+    )
+    .await?;
+    let windows = get_json(app.addr, "/api/v1/windows?from=0&limit=10000&top=1000")
+        .await
+        .ok_or_else(|| anyhow!("windows failed"))?;
+    assert_windows_match(&windows, &recompute(&folded, WIDTH))?;
+    let status = app.terminate()?;
+    assert!(status.success(), "graceful stop exits 0: {status}");
+    Ok(())
+}
+
+/// Delete the topic and create it again, empty, with `partitions` partitions.
+async fn recreate_topic(brokers: &str, topic: &str, partitions: i32) -> Result<()> {
+    delete_topic(brokers, topic).await?;
+    // The deletion is asynchronous inside the cluster: retry the creation while the old
+    // topic is still being removed.
+    poll_until(
+        Duration::from_secs(60),
+        "the topic to be created again",
+        || async { create_topic(brokers, topic, partitions).await.ok() },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offset_outside_the_log_is_reset_by_policy_and_reported() -> Result<()> {
     // First life of the topic: 200 messages, all read and stored.
-    let first = Tansu::start()?;
-    create_topic(&first.bootstrap(), "clicks", 1).await?;
+    let kafka = Kafka::start()?;
+    let brokers = kafka.bootstrap();
+    create_topic(&brokers, "clicks", 1).await?;
     let old = event_set(51, 200, 1, now_ms() - 30 * 60_000, 20_000);
-    produce(&producer(&first.bootstrap())?, "clicks", &old.payloads).await?;
+    produce(&producer(&brokers)?, "clicks", &old.payloads).await?;
     let dir = data_dir();
-    let args = broker_args(&first.bootstrap(), "clicks", "reset", dir.path());
+    let args = broker_args(&brokers, "clicks", "reset", dir.path());
     let app = App::start(&args.iter().map(String::as_str).collect::<Vec<_>>()).await?;
     let (old_folded, old_late) = expected_folded(&old.events, WIDTH, LATENESS);
     wait_for_totals(
@@ -170,12 +295,10 @@ async fn offset_outside_the_log_is_reset_by_policy_and_reported() -> Result<()> 
     )
     .await?;
     app.stop().await?;
-    drop(first);
 
-    // The topic is recreated (a new broker): 30 new messages, offsets 0..30, below the stored one.
-    let second = Tansu::start()?;
-    let brokers = second.bootstrap();
-    create_topic(&brokers, "clicks", 1).await?;
+    // While Pulseboard is stopped the topic is recreated: 30 new messages, offsets 0..30,
+    // below the stored one.
+    recreate_topic(&brokers, "clicks", 1).await?;
     let new = event_set(52, 30, 1, now_ms() - 5 * 60_000, 3_000);
     produce(&producer(&brokers)?, "clicks", &new.payloads).await?;
 
@@ -187,7 +310,7 @@ async fn offset_outside_the_log_is_reset_by_policy_and_reported() -> Result<()> 
         "--listen".into(),
         "127.0.0.1:0".into(),
     ]);
-    let out = run_to_exit(&fail_args, Duration::from_secs(60))?;
+    let out = run_to_exit(&fail_args, Duration::from_secs(60)).await?;
     assert!(!out.0.success(), "--offset-reset fail exits non-zero");
     assert!(
         out.1.contains("outside the log") && out.1.contains("--offset-reset"),
@@ -223,32 +346,147 @@ async fn offset_outside_the_log_is_reset_by_policy_and_reported() -> Result<()> 
     app.stop().await
 }
 
-/// Run the binary to its exit (bounded); returns the status and stderr.
-fn run_to_exit(args: &[String], timeout: Duration) -> Result<(std::process::ExitStatus, String)> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pulseboard"))
-        .args(args)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let mut stderr = child.stderr.take().ok_or_else(|| anyhow!("no stderr"))?;
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
-        s
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_recreated_under_a_running_pulseboard_applies_the_offset_reset_policy() -> Result<()>
+{
+    let kafka = Kafka::start()?;
+    let brokers = kafka.bootstrap();
+    create_topic(&brokers, "clicks", 2).await?;
+    let old = event_set(53, 400, 2, now_ms() - 30 * 60_000, 20_000);
+    produce(&producer(&brokers)?, "clicks", &old.payloads).await?;
+    let (old_folded, old_late) = expected_folded(&old.events, WIDTH, LATENESS);
+
+    // Two instances on the same topic, in different groups: one resets to the earliest
+    // offset, one is told to fail.
+    let (dir_e, dir_f) = (data_dir(), data_dir());
+    let args_e = broker_args(&brokers, "clicks", "recreate-earliest", dir_e.path());
+    let mut args_f = broker_args(&brokers, "clicks", "recreate-fail", dir_f.path());
+    args_f.extend(["--offset-reset".into(), "fail".into()]);
+    let app = App::start(&args_e.iter().map(String::as_str).collect::<Vec<_>>()).await?;
+    let failing = spawn_child_stderr(&args_f)?;
+    let failing_addr = failing.1;
+    for addr in [app.addr, failing_addr] {
+        wait_for_totals(
+            addr,
+            old_folded.len() as u64,
+            old.malformed + old_late,
+            Duration::from_secs(60),
+        )
+        .await?;
+    }
+
+    // Deleted and created again while both run; the new log is shorter than what was read.
+    recreate_topic(&brokers, "clicks", 2).await?;
+    let new = event_set(54, 60, 2, now_ms() - 5 * 60_000, 3_000);
+    produce(&producer(&brokers)?, "clicks", &new.payloads).await?;
+
+    let (new_folded, new_late) = expected_folded(&new.events, WIDTH, LATENESS);
+    let s = wait_for_totals(
+        app.addr,
+        (old_folded.len() + new_folded.len()) as u64,
+        old.malformed + old_late + new.malformed + new_late,
+        Duration::from_secs(120),
+    )
+    .await?;
+    let resets = s["offset_resets"].as_array().cloned().unwrap_or_default();
+    assert_eq!(resets.len(), 2, "one reset per partition: {s}");
+    assert!(resets.iter().all(|r| r["policy"] == "earliest"), "{s}");
+    let mut all = old_folded.clone();
+    all.extend(new_folded);
+    let windows = get_json(app.addr, "/api/v1/windows?from=0&limit=10000&top=1000")
+        .await
+        .ok_or_else(|| anyhow!("windows failed"))?;
+    assert_windows_match(&windows, &recompute(&all, WIDTH))?;
+    app.stop().await?;
+
+    // The instance with --offset-reset fail stops by itself, non-zero, saying why.
+    let (status, stderr) = failing.0.wait_with_stderr(Duration::from_secs(120)).await?;
+    assert!(!status.success(), "--offset-reset fail exits non-zero");
+    assert!(
+        stderr.contains("outside the log") && stderr.contains("--offset-reset"),
+        "stderr: {stderr}"
+    );
+    Ok(())
+}
+
+/// A child whose stderr is collected, for tests that read what it said before it exited.
+struct StderrChild {
+    child: std::process::Child,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+impl StderrChild {
+    fn start(args: &[String], log: &str) -> Result<Self> {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pulseboard"));
+        cmd.args(args)
+            .env("RUST_LOG", log)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = pulseboard_testkit::process::spawn(cmd)?;
+        let mut stderr = child.stderr.take().ok_or_else(|| anyhow!("no stderr"))?;
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
+            s
+        });
+        Ok(StderrChild { child, stderr })
+    }
+
+    /// Wait (bounded) for the exit; the status and everything written to stderr.
+    async fn wait_with_stderr(
+        mut self,
+        timeout: Duration,
+    ) -> Result<(std::process::ExitStatus, String)> {
+        let status = tokio::task::spawn_blocking(move || {
+            let r = pulseboard_testkit::process::wait_timeout(&mut self.child, timeout);
+            if !matches!(r, Ok(Some(_))) {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+            (r, self.stderr)
+        })
+        .await?;
+        let (r, stderr) = status;
+        match r? {
+            Some(s) => Ok((s, stderr.join().unwrap_or_default())),
+            None => bail!("pulseboard did not exit within {timeout:?}"),
+        }
+    }
+}
+
+/// Start the binary with `args` on port 0, collecting stderr; returns it with its address.
+fn spawn_child_stderr(args: &[String]) -> Result<(StderrChild, std::net::SocketAddr)> {
+    let mut all = vec!["--listen".to_owned(), "127.0.0.1:0".to_owned()];
+    all.extend(args.iter().cloned());
+    let mut c = StderrChild::start(&all, "warn")?;
+    let stdout = c.child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(url) = line.strip_prefix("Pulseboard on http://") {
+                let _ = tx.send(url.trim().to_owned());
+            }
+        }
     });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(st) = child.try_wait()? {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            bail!("pulseboard did not exit within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    Ok((status, reader.join().unwrap_or_default()))
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .context("pulseboard did not print its address within 60 s")?
+        .parse()?;
+    Ok((c, addr))
+}
+
+/// Run the binary to its exit (bounded); returns the status and stderr.
+async fn run_to_exit(
+    args: &[String],
+    timeout: Duration,
+) -> Result<(std::process::ExitStatus, String)> {
+    StderrChild::start(args, "error")?
+        .wait_with_stderr(timeout)
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -267,7 +505,7 @@ async fn unusable_data_dir_is_a_clear_error_and_nonzero_exit() -> Result<()> {
     .map(|s| s.to_string())
     .chain([path_str(&file)])
     .collect();
-    let (status, stderr) = run_to_exit(&args, Duration::from_secs(30))?;
+    let (status, stderr) = run_to_exit(&args, Duration::from_secs(30)).await?;
     assert!(!status.success());
     assert!(
         stderr.contains("cannot open the store") && stderr.contains("not-a-dir"),
@@ -295,8 +533,8 @@ fn merged_stores(dirs: &[&std::path::Path]) -> Result<BTreeMap<i64, Aggregate>> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebalance_moves_partitions_without_loss_or_double_count() -> Result<()> {
-    let tansu = Tansu::start()?;
-    let brokers = tansu.bootstrap();
+    let kafka = Kafka::start()?;
+    let brokers = kafka.bootstrap();
     create_topic(&brokers, "clicks", 4).await?;
     let EventSet {
         payloads,

@@ -98,7 +98,7 @@ async fn socket_streams_snapshot_then_live_deltas_and_resumes() -> Result<()> {
     assert_eq!(u16::from(closed.code), 1008);
     assert!(closed.reason.contains("ping"), "{}", closed.reason);
     next_msg(&mut ws).await?;
-    let (code, body) = http_get(app.addr, "/ws?since=abc")?;
+    let (code, body) = http_get(app.addr, "/ws?since=abc").await?;
     assert_eq!(code, 400, "{body}");
     app.stop().await
 }
@@ -118,15 +118,17 @@ async fn collected_events_are_counted_and_bad_bodies_rejected() -> Result<()> {
             )
         })
         .collect();
-    let (code, body) = http_post(app.addr, "/collect", &format!("[{}]", events.join(",")))?;
+    let (code, body) = http_post(app.addr, "/collect", &format!("[{}]", events.join(","))).await?;
     assert_eq!(code, 202, "{body}");
     assert!(body.contains("\"accepted\":50"), "{body}");
     // One bad event in a separate request is dead-lettered by the pipeline, not lost silently.
     assert_eq!(
-        http_post(app.addr, "/collect", r#"{"visitor":"x"}"#)?.0,
+        http_post(app.addr, "/collect", r#"{"visitor":"x"}"#)
+            .await?
+            .0,
         202
     );
-    let (code, body) = http_post(app.addr, "/collect", "[1,2]")?;
+    let (code, body) = http_post(app.addr, "/collect", "[1,2]").await?;
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("\"parameter\":\"body\""), "{body}");
     wait_for_totals(app.addr, 50, 1, Duration::from_secs(30)).await?;

@@ -1,7 +1,7 @@
 //! Integration, recovery and end-to-end tests, built into one binary.
 //!
-//! Tests that need a broker outliving a Pulseboard process start a standalone Tansu broker
-//! on a free port (installed by `cargo xtask test`).
+//! Tests that need a broker start Apache Kafka (KRaft, on free loopback ports) through the
+//! dev-only test kit; `cargo xtask test` installs its jars.
 
 mod util;
 

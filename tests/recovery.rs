@@ -12,8 +12,8 @@ const LATENESS: i64 = 5_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_resumes_without_double_counting() -> Result<()> {
-    let tansu = Tansu::start()?;
-    let brokers = tansu.bootstrap();
+    let kafka = Kafka::start()?;
+    let brokers = kafka.bootstrap();
     create_topic(&brokers, "clicks", 2).await?;
     let start = now_ms() - 30 * 60_000;
     let EventSet {
@@ -62,8 +62,8 @@ async fn sigkill_mid_stream_loses_nothing_and_counts_nothing_twice() -> Result<(
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
-    let tansu = Tansu::start()?;
-    let brokers = tansu.bootstrap();
+    let kafka = Kafka::start()?;
+    let brokers = kafka.bootstrap();
     create_topic(&brokers, "clicks", 4).await?;
     let start = now_ms() - 40 * 60_000;
     let EventSet {
@@ -86,7 +86,7 @@ async fn sigkill_mid_stream_loses_nothing_and_counts_nothing_twice() -> Result<(
     let t0 = std::time::Instant::now();
     let mut rng = fastrand::Rng::with_seed(5);
     for kill in 0..kills {
-        let child = ChildApp::spawn(&args)?;
+        let child = spawn_child(&args)?;
         // Kill only once this incarnation has made progress of its own.
         let seen = poll_until(
             Duration::from_secs(90),
@@ -100,7 +100,7 @@ async fn sigkill_mid_stream_loses_nothing_and_counts_nothing_twice() -> Result<(
         .await?;
         last_seen = seen;
         // Land the kill at an arbitrary instant relative to the checkpoint interval.
-        std::thread::sleep(Duration::from_millis(rng.u64(0..1_000)));
+        tokio::time::sleep(Duration::from_millis(rng.u64(0..1_000))).await;
         if !writer.is_finished() {
             kills_mid_stream += 1;
         }
@@ -116,7 +116,7 @@ async fn sigkill_mid_stream_loses_nothing_and_counts_nothing_twice() -> Result<(
         "only {kills_mid_stream} kills landed while the producer was writing"
     );
     writer.await??;
-    let child = ChildApp::spawn(&args)?;
+    let child = spawn_child(&args)?;
     wait_for_totals(
         child.addr,
         folded.len() as u64,

@@ -1,233 +1,39 @@
-//! Shared test harness: a standalone Tansu broker on a free port, Pulseboard in-process or
-//! as a child process on port 0 with a temp store, a producer, a raw HTTP client, polling,
-//! and an independent recomputation of the expected numbers.
+//! Shared test harness: Apache Kafka (through the dev-only test kit), Pulseboard in-process
+//! or as a child process on port 0 with a temp store, and an independent recomputation of
+//! the expected numbers.
 
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use pulseboard::config::Config;
 use pulseboard_model::agg::Hll;
 use pulseboard_model::event::Event;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-/// Librdkafka settings for test clients and for the Pulseboard under test.
+pub use pulseboard_testkit::kafka::{delete_topic, produce, producer, Kafka};
+pub use pulseboard_testkit::net::{get_json, http_get, http_post, poll_until};
+pub use pulseboard_testkit::process::cpu_time;
+use rdkafka::producer::FutureProducer;
+
+/// Librdkafka settings for the Pulseboard under test.
 /// A member killed with SIGKILL stays in the group until its session times out, and the
 /// next member's join waits for that; a short session (with frequent heartbeats) makes a
-/// restart after a SIGKILL rejoin in a few seconds instead of tens.
+/// restart after a SIGKILL rejoin in a few seconds instead of tens. (The test brokers
+/// accept sessions from 1 s on: `group.min.session.timeout.ms`.)
 pub const FAST_GROUP_OPTIONS: &[(&str, &str)] = &[
     ("session.timeout.ms", "3000"),
     ("heartbeat.interval.ms", "300"),
 ];
 
-/// A free TCP port on 127.0.0.1.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on loopback")
-}
-
-/// Poll `f` every 50 ms until it returns `Some`, or fail after `timeout` with `what`.
-pub async fn poll_until<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return Ok(v);
-        }
-        if Instant::now() > deadline {
-            bail!("timed out after {timeout:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The Tansu binary: `$PULSEBOARD_TANSU` (set by `cargo xtask test`), else `~/.cargo/bin/tansu`.
-fn tansu_path() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("PULSEBOARD_TANSU") {
-        return Ok(PathBuf::from(p));
-    }
-    let home = std::env::var_os("HOME").ok_or_else(|| anyhow!("HOME is not set"))?;
-    let p = PathBuf::from(home).join(".cargo/bin/tansu");
-    if p.exists() {
-        Ok(p)
-    } else {
-        bail!("tansu not found: run the tests with `cargo xtask test`, which installs it")
-    }
-}
-
-/// A standalone Kafka-compatible broker process (Tansu, in-memory storage).
-pub struct Tansu {
-    child: Child,
-    pub port: u16,
-}
-
-impl Tansu {
-    pub fn start() -> Result<Self> {
-        let port = free_port();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(tansu_path()?)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-                "--storage-engine",
-                "memory://tansu/",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting tansu")?;
-        let t = Tansu { child, port };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                bail!("tansu did not listen on {port} within 20 s");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(t)
-    }
-
-    pub fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Tansu {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Create a topic (retention set: Tansu reports an empty config otherwise).
+/// Create a topic with replication factor 1 (the single-node test broker).
 pub async fn create_topic(brokers: &str, name: &str, partitions: i32) -> Result<()> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()?;
-    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1))
-        .set("retention.ms", "604800000");
-    let res = admin
-        .create_topics([&topic], &AdminOptions::new())
-        .await
-        .context("create_topics")?;
-    for r in res {
-        r.map_err(|(t, e)| anyhow!("creating topic {t}: {e}"))?;
-    }
-    Ok(())
-}
-
-pub fn producer(brokers: &str) -> Result<FutureProducer> {
-    Ok(ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("linger.ms", "5")
-        .set("message.timeout.ms", "30000")
-        .create()?)
-}
-
-/// Produce `(partition, payload)` pairs and wait for every delivery.
-pub async fn produce(p: &FutureProducer, topic: &str, msgs: &[(i32, Vec<u8>)]) -> Result<()> {
-    let mut futs = Vec::with_capacity(msgs.len());
-    for (part, payload) in msgs {
-        let rec: FutureRecord<'_, (), [u8]> =
-            FutureRecord::to(topic).partition(*part).payload(payload);
-        match p.send_result(rec) {
-            Ok(f) => futs.push(f),
-            Err((e, _)) => bail!("enqueue failed: {e}"),
-        }
-    }
-    for f in futs {
-        f.await
-            .map_err(|_| anyhow!("delivery cancelled"))?
-            .map_err(|(e, _)| anyhow!("delivery failed: {e}"))?;
-    }
-    p.flush(Duration::from_secs(10))?;
-    Ok(())
-}
-
-/// GET over a fresh connection; returns status and body.
-pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
-    http_request(addr, "GET", path, "")
-}
-
-/// POST a body over a fresh connection; returns status and body.
-pub fn http_post(addr: SocketAddr, path: &str, body: &str) -> Result<(u16, String)> {
-    http_request(addr, "POST", path, body)
-}
-
-fn http_request(addr: SocketAddr, method: &str, path: &str, body: &str) -> Result<(u16, String)> {
-    let mut s = TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| anyhow!("malformed HTTP response: {text:?}"))?;
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| anyhow!("no status in {head:?}"))?;
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    Ok((status, body))
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
-    }
-    out
-}
-
-/// GET and parse JSON; `None` while the server is not answering 200.
-pub async fn get_json(addr: SocketAddr, path: &str) -> Option<Value> {
-    let path = path.to_owned();
-    let r = tokio::task::spawn_blocking(move || http_get(addr, &path))
-        .await
-        .ok()?;
-    match r {
-        Ok((200, body)) => serde_json::from_str(&body).ok(),
-        _ => None,
-    }
+    pulseboard_testkit::kafka::create_topic(brokers, name, partitions, 1).await
 }
 
 /// Pulseboard running inside the test process.
@@ -262,60 +68,12 @@ impl App {
     }
 }
 
-/// Pulseboard as a child process (the real binary), on port 0.
-pub struct ChildApp {
-    pub child: Child,
-    pub addr: SocketAddr,
-}
+/// Pulseboard as a child process: the binary built for these tests.
+pub type ChildApp = pulseboard_testkit::PulseboardProcess;
 
-impl ChildApp {
-    pub fn spawn(args: &[&str]) -> Result<Self> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pulseboard"))
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("spawning pulseboard")?;
-        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("Pulseboard on http://") {
-                    let _ = tx.send(url.trim().to_owned());
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .context("pulseboard did not print its address within 60 s")?
-            .parse()?;
-        Ok(ChildApp { child, addr })
-    }
-
-    pub fn kill9(mut self) -> Result<()> {
-        let pid = self.child.id().to_string();
-        let s = Command::new("kill").args(["-KILL", &pid]).status()?;
-        if !s.success() {
-            bail!("kill -KILL {pid} failed");
-        }
-        self.child.wait()?;
-        Ok(())
-    }
-
-    pub fn terminate(mut self) -> Result<std::process::ExitStatus> {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status()?;
-        Ok(self.child.wait()?)
-    }
-}
-
-impl Drop for ChildApp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Start the binary under test with `args`.
+pub fn spawn_child(args: &[&str]) -> Result<ChildApp> {
+    ChildApp::spawn(Path::new(env!("CARGO_BIN_EXE_pulseboard")), args)
 }
 
 /// The expected numbers of one window, recomputed independently of Pulseboard's code.
@@ -503,12 +261,12 @@ pub fn paced_writer(
     })
 }
 
-/// Pulseboard arguments for a Tansu broker, with the fast group settings.
+/// Pulseboard arguments for a broker, with the fast group settings.
 pub fn broker_args(brokers: &str, topic: &str, group: &str, dir: &Path) -> Vec<String> {
     broker_args_with(brokers, topic, group, dir, FAST_GROUP_OPTIONS)
 }
 
-/// Pulseboard arguments for a Tansu broker with the given librdkafka options.
+/// Pulseboard arguments for a broker with the given librdkafka options.
 pub fn broker_args_with(
     brokers: &str,
     topic: &str,

@@ -1,16 +1,20 @@
 //! `cargo xtask`: set up what is missing, then run or test Pulseboard.
 //!
 //! - `cargo xtask setup`: install the pinned tools that building and testing need
-//!   (idempotent): the wasm32 target, Trunk, wasm-bindgen-cli matching Cargo.lock, wasm-opt
-//!   (binaryen from npm) and Playwright (npm), Debian's Chromium, and the Tansu broker.
-//! - `cargo xtask run [-- ARGS]`: setup, build the frontend, run `pulseboard` (release) on
-//!   its embedded default, or with ARGS.
-//! - `cargo xtask test`: setup, build the frontend, run every Rust test, then the browser
-//!   end-to-end tests in headless Chromium.
-//! - `cargo xtask bench [--quick] [ARGS]`: the benchmark (server/benches/pipeline.rs)
-//!   against a Tansu broker, with Quix Streams (pinned in bench/requirements.txt, installed
-//!   into a venv) as the peer; prints a table and writes `target/bench/results.json`.
-//!   `cargo xtask test` ends with its `--quick` run as a smoke test.
+//!   (idempotent, every step timed): the wasm32 target, Trunk, wasm-bindgen-cli matching
+//!   Cargo.lock, wasm-opt (binaryen from npm) and Playwright (npm), Debian's Chromium, a JDK
+//!   and Maven (Debian) when missing, and the Apache Kafka broker jars (Maven Central, as
+//!   pinned in `testkit/kafka/pom.xml`).
+//! - `cargo xtask run [-- ARGS]`: set up the frontend tools, build the frontend, run
+//!   `pulseboard` (release) on its embedded default (no Java needed), or with ARGS.
+//! - `cargo xtask kafka [ARGS]`: a local Apache Kafka on a free port; prints the bootstrap
+//!   address (`--nodes N`, `--topic NAME`, `--partitions P`).
+//! - `cargo xtask test`: setup, build the frontend, run every Rust test (integration tests on
+//!   Apache Kafka), then the browser end-to-end tests in headless Chromium, then the
+//!   benchmark's `--quick` smoke run.
+//! - `cargo xtask bench [--quick] [ARGS]`: the benchmark (`bench/`) on Apache Kafka against
+//!   its peers (Spark and Kafka Streams built with Maven, except with `--quick`; Quix Streams
+//!   in a venv); prints a table and writes `target/bench/results.json`.
 //! - `cargo xtask soak [--kills N] [--fuzz-seconds S]`: the crash-loop test with N SIGKILLs
 //!   (default 100), then the decoder fuzzer (cargo fuzz) for S seconds (default 300).
 //!
@@ -22,15 +26,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
-/// Tansu: a standalone Kafka-compatible broker for tests that need a broker outliving a
-/// Pulseboard process.
-const TANSU_VERSION: &str = "0.6.0";
 /// Trunk builds the wasm frontend. 0.22 needs a newer rustc than this toolchain.
 const TRUNK_VERSION: &str = "0.21.14";
 /// A `wasm-bindgen-cli` dependency pins `webpki-roots` to a version the registry here lacks.
 const WEBPKI_ROOTS_FALLBACK: &str = "1.0.10";
 /// The fuzzer driver of the soak command.
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
+/// The pom that pins the Apache Kafka broker of the tests (also read by the test kit).
+const KAFKA_POM: &str = "testkit/kafka/pom.xml";
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -38,17 +41,23 @@ fn main() -> ExitCode {
         Some((c, r)) => (c.as_str(), r.to_vec()),
         None => ("help", Vec::new()),
     };
+    let rest: Vec<String> = rest.into_iter().skip_while(|a| a == "--").collect();
+    let mut timer = Timer::default();
     let result = match cmd {
-        "setup" => setup().map(|_| ()),
-        "run" => setup().and_then(|tools| run(&tools, &rest)),
-        "test" => setup().and_then(|tools| test(&tools, &rest)),
-        "soak" => setup().and_then(|tools| soak(&tools, &rest)),
-        "bench" => setup().and_then(|tools| bench(&tools, &rest)),
+        "setup" => setup(&mut timer, Need::ALL).map(|_| ()),
+        "run" => setup(&mut timer, Need::FRONTEND).and_then(|tools| run(&mut timer, &tools, &rest)),
+        "kafka" => setup(&mut timer, Need::KAFKA).and_then(|tools| kafka(&tools, &rest)),
+        "test" => setup(&mut timer, Need::ALL).and_then(|tools| test(&mut timer, &tools, &rest)),
+        "soak" => setup(&mut timer, Need::KAFKA).and_then(|tools| soak(&tools, &rest)),
+        "bench" => {
+            setup(&mut timer, Need::KAFKA).and_then(|tools| bench(&mut timer, &tools, &rest))
+        }
         _ => {
-            eprintln!("usage: cargo xtask <setup|run|test|soak|bench> [-- ARGS]");
+            eprintln!("usage: cargo xtask <setup|run|kafka|test|soak|bench> [-- ARGS]");
             return ExitCode::from(2);
         }
     };
+    timer.print();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -58,12 +67,80 @@ fn main() -> ExitCode {
     }
 }
 
+/// Every step timed, printed as it ends and again as a table at the end.
+#[derive(Default)]
+struct Timer {
+    steps: Vec<(String, f64)>,
+    started: Option<Instant>,
+}
+
+impl Timer {
+    fn step<T>(&mut self, name: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+        self.started.get_or_insert_with(Instant::now);
+        let t = Instant::now();
+        let r = f();
+        let secs = t.elapsed().as_secs_f64();
+        eprintln!(
+            "xtask: [{secs:7.1} s] {name}{}",
+            if r.is_err() { " (failed)" } else { "" }
+        );
+        self.steps.push((name.to_owned(), secs));
+        r
+    }
+
+    fn record(&mut self, name: &str, secs: f64) {
+        self.steps.push((name.to_owned(), secs));
+    }
+
+    fn print(&self) {
+        if self.steps.is_empty() {
+            return;
+        }
+        eprintln!("xtask: steps and times");
+        for (name, secs) in &self.steps {
+            eprintln!("xtask:   {secs:8.1} s  {name}");
+        }
+        if let Some(t) = self.started {
+            eprintln!("xtask:   {:8.1} s  in all", t.elapsed().as_secs_f64());
+        }
+    }
+}
+
+/// Which tools a command needs.
+#[derive(Clone, Copy)]
+struct Need {
+    frontend: bool,
+    browser: bool,
+    kafka: bool,
+}
+
+impl Need {
+    const ALL: Need = Need {
+        frontend: true,
+        browser: true,
+        kafka: true,
+    };
+    /// `cargo xtask run`: the embedded default needs no Java and no browser.
+    const FRONTEND: Need = Need {
+        frontend: true,
+        browser: false,
+        kafka: false,
+    };
+    const KAFKA: Need = Need {
+        frontend: false,
+        browser: false,
+        kafka: true,
+    };
+}
+
+#[derive(Default)]
 struct Tools {
-    tansu: PathBuf,
-    trunk: PathBuf,
+    trunk: Option<PathBuf>,
     /// npm tools (wasm-opt, playwright-core) of `tests/e2e`.
-    node_bin: PathBuf,
-    chromium: PathBuf,
+    node_bin: Option<PathBuf>,
+    chromium: Option<PathBuf>,
+    /// The Apache Kafka broker's jars.
+    kafka_libs: Option<PathBuf>,
 }
 
 fn workspace_root() -> PathBuf {
@@ -80,17 +157,29 @@ fn cargo_home() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".cargo"))
 }
 
+/// Pulseboard's caches outside the clone: `$PULSEBOARD_CACHE`, else `~/.cache/pulseboard`.
+fn cache_dir() -> PathBuf {
+    if let Some(d) = env::var_os("PULSEBOARD_CACHE") {
+        return PathBuf::from(d);
+    }
+    env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".cache/pulseboard"))
+        .unwrap_or_else(|| workspace_root().join("target/cache"))
+}
+
 fn target_dir() -> PathBuf {
     if let Some(d) = env::var_os("CARGO_TARGET_DIR") {
         return PathBuf::from(d);
     }
-    env::var_os("HOME")
-        .map(|h| PathBuf::from(h).join(".cache/pulseboard/target"))
-        .unwrap_or_else(|| workspace_root().join("target"))
+    cache_dir().join("target")
+}
+
+fn cargo_cmd() -> Command {
+    Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
 fn cargo() -> Command {
-    let mut c = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    let mut c = cargo_cmd();
     c.current_dir(workspace_root());
     c.env("CARGO_TARGET_DIR", target_dir());
     c
@@ -107,12 +196,18 @@ fn status(mut c: Command, what: &str) -> Result<(), String> {
     }
 }
 
+/// Whether a command runs and exits 0 (its output is not shown).
+fn runs(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
 /// Versions of crates installed with `cargo install`, from `cargo install --list`.
 fn installed_crate_version(name: &str) -> Option<String> {
-    let out = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["install", "--list"])
-        .output()
-        .ok()?;
+    let out = cargo_cmd().args(["install", "--list"]).output().ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines().find_map(|l| {
         let rest = l.strip_prefix(name)?.strip_prefix(" v")?;
@@ -130,39 +225,105 @@ fn ensure_cargo_install(
     if installed_crate_version(name).as_deref() == Some(version) && path.exists() {
         return Ok(path);
     }
-    eprintln!("xtask: installing {name} {version} (one time; this takes a while)...");
-    let t = Instant::now();
-    let mut c = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    eprintln!("xtask: installing {name} {version} (one time)...");
+    let mut c = cargo_cmd();
     c.args(["install", "--locked", name, "--version", version])
         .args(extra);
     // Its own target dir: do not fight over the workspace's lock.
     c.env("CARGO_TARGET_DIR", target_dir().join("tools"));
+    // A debug build without debug info: these tools spend their time in the programs they
+    // start (cargo, wasm-bindgen, wasm-opt), and it compiles several times faster.
+    c.env("CARGO_PROFILE_DEV_DEBUG", "0");
     status(c, &format!("cargo install {name} {version}"))?;
-    eprintln!(
-        "xtask: installed {name} {version} in {:.0} s",
-        t.elapsed().as_secs_f64()
-    );
     Ok(path)
 }
 
-fn setup() -> Result<Tools, String> {
-    ensure_wasm_target()?;
-    let tansu = ensure_cargo_install(
-        "tansu",
-        TANSU_VERSION,
-        &["--features", "dynostore"],
-        "tansu",
-    )?;
-    let trunk = ensure_cargo_install("trunk", TRUNK_VERSION, &[], "trunk")?;
-    ensure_wasm_bindgen()?;
-    let node_bin = ensure_npm_tools()?;
-    let chromium = ensure_chromium()?;
-    Ok(Tools {
-        tansu,
-        trunk,
-        node_bin,
-        chromium,
-    })
+/// Install what `need` asks for, each step timed. Steps that only download (apt, Maven)
+/// run on threads beside the compiling ones.
+fn setup(timer: &mut Timer, need: Need) -> Result<Tools, String> {
+    let mut tools = Tools::default();
+    let setup_started = Instant::now();
+    let background = std::thread::scope(|scope| -> Result<Vec<(String, f64)>, String> {
+        let mut jobs = Vec::new();
+        if need.browser {
+            jobs.push(scope.spawn(
+                || -> Result<(String, f64, Option<PathBuf>, Option<PathBuf>), String> {
+                    let t = Instant::now();
+                    let chromium = ensure_chromium()?;
+                    Ok((
+                        "Chromium (Debian)".into(),
+                        t.elapsed().as_secs_f64(),
+                        Some(chromium),
+                        None,
+                    ))
+                },
+            ));
+        }
+        if need.kafka {
+            jobs.push(scope.spawn(
+                || -> Result<(String, f64, Option<PathBuf>, Option<PathBuf>), String> {
+                    let t = Instant::now();
+                    ensure_java_and_maven()?;
+                    let libs = ensure_kafka_jars()?;
+                    Ok((
+                        "JDK + Maven, Apache Kafka jars (Maven Central)".into(),
+                        t.elapsed().as_secs_f64(),
+                        None,
+                        Some(libs),
+                    ))
+                },
+            ));
+        }
+        let mut fg: Result<(), String> = Ok(());
+        if need.frontend {
+            fg = (|| {
+                timer.step("rust target wasm32-unknown-unknown", ensure_wasm_target)?;
+                tools.trunk = Some(timer.step(&format!("trunk {TRUNK_VERSION}"), || {
+                    ensure_cargo_install(
+                        "trunk",
+                        TRUNK_VERSION,
+                        &["--debug", "--no-default-features", "--features", "rustls"],
+                        "trunk",
+                    )
+                })?);
+                timer.step("wasm-bindgen-cli (= Cargo.lock)", ensure_wasm_bindgen)?;
+                tools.node_bin =
+                    Some(timer.step("npm tools (binaryen, playwright-core)", ensure_npm_tools)?);
+                Ok(())
+            })();
+        }
+        let mut done = Vec::new();
+        let mut first_err = fg.err();
+        for job in jobs {
+            match job.join() {
+                Ok(Ok((name, secs, chromium, libs))) => {
+                    if chromium.is_some() {
+                        tools.chromium = chromium;
+                    }
+                    if libs.is_some() {
+                        tools.kafka_libs = libs;
+                    }
+                    eprintln!("xtask: [{secs:7.1} s] {name} (beside the others)");
+                    done.push((format!("{name} (in parallel)"), secs));
+                }
+                Ok(Err(e)) => {
+                    first_err.get_or_insert(e);
+                }
+                Err(_) => {
+                    first_err.get_or_insert("a setup thread panicked".into());
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(done),
+        }
+    })?;
+    for (name, secs) in background {
+        timer.record(&name, secs);
+    }
+    timer.record("setup, wall clock", setup_started.elapsed().as_secs_f64());
+    Ok(tools)
 }
 
 fn ensure_wasm_target() -> Result<(), String> {
@@ -224,7 +385,7 @@ fn ensure_wasm_bindgen() -> Result<(), String> {
     let mut cp = Command::new("cp");
     cp.arg("-r").arg(&src).arg(&copy);
     status(cp, "copying the wasm-bindgen-cli source")?;
-    let mut up = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    let mut up = cargo_cmd();
     up.current_dir(&copy).args([
         "update",
         "-p",
@@ -233,7 +394,7 @@ fn ensure_wasm_bindgen() -> Result<(), String> {
         WEBPKI_ROOTS_FALLBACK,
     ]);
     status(up, "cargo update webpki-roots")?;
-    let mut c = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    let mut c = cargo_cmd();
     c.args(["install", "--locked", "--force", "--path"])
         .arg(&copy);
     c.env("CARGO_TARGET_DIR", target_dir().join("tools"));
@@ -269,6 +430,25 @@ fn ensure_npm_tools() -> Result<PathBuf, String> {
     Ok(bin)
 }
 
+/// `apt-get update` once per run, then install `packages`.
+fn apt_install(packages: &[&str]) -> Result<(), String> {
+    static UPDATED: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    let mut updated = UPDATED.lock().unwrap_or_else(|e| e.into_inner());
+    if !*updated {
+        let mut update = Command::new("apt-get");
+        update
+            .arg("update")
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        status(update, "apt-get update")?;
+        *updated = true;
+    }
+    let mut c = Command::new("apt-get");
+    c.args(["install", "-y", "--no-install-recommends"])
+        .args(packages)
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    status(c, &format!("apt-get install {}", packages.join(" ")))
+}
+
 /// Debian's Chromium for the browser tests.
 fn ensure_chromium() -> Result<PathBuf, String> {
     let path = PathBuf::from("/usr/bin/chromium");
@@ -276,45 +456,96 @@ fn ensure_chromium() -> Result<PathBuf, String> {
         return Ok(path);
     }
     eprintln!("xtask: installing Debian's chromium (apt-get)...");
-    let mut update = Command::new("apt-get");
-    update
-        .arg("update")
-        .env("DEBIAN_FRONTEND", "noninteractive");
-    status(update, "apt-get update")?;
-    let mut c = Command::new("apt-get");
-    c.args(["install", "-y", "--no-install-recommends", "chromium"])
-        .env("DEBIAN_FRONTEND", "noninteractive");
-    status(c, "apt-get install chromium")?;
+    apt_install(&["chromium"])?;
     Ok(path)
+}
+
+/// A JDK (17+) and Maven, from Debian's packages when missing.
+fn ensure_java_and_maven() -> Result<(), String> {
+    let java = runs("java", &["-version"]);
+    let mvn = runs("mvn", &["-v"]);
+    if java && mvn {
+        return Ok(());
+    }
+    let mut packages = Vec::new();
+    if !java {
+        packages.push("openjdk-17-jdk-headless");
+    }
+    if !mvn {
+        packages.push("maven");
+    }
+    eprintln!("xtask: installing {} (apt-get)...", packages.join(" "));
+    apt_install(&packages)
+}
+
+/// `<kafka.version>` of the broker's pom.
+fn kafka_version(pom: &str) -> Result<String, String> {
+    pom.split_once("<kafka.version>")
+        .and_then(|(_, rest)| rest.split_once("</kafka.version>"))
+        .map(|(v, _)| v.trim().to_owned())
+        .ok_or_else(|| format!("{KAFKA_POM} has no <kafka.version>"))
+}
+
+/// The Apache Kafka broker's jars, resolved from Maven Central by the pom into
+/// `<cache>/kafka-<version>/libs`; redone only when the pom changes.
+fn ensure_kafka_jars() -> Result<PathBuf, String> {
+    let pom_path = workspace_root().join(KAFKA_POM);
+    let pom =
+        std::fs::read_to_string(&pom_path).map_err(|e| format!("reading {KAFKA_POM}: {e}"))?;
+    let home = cache_dir().join(format!("kafka-{}", kafka_version(&pom)?));
+    let libs = home.join("libs");
+    let marker = home.join("pom.installed");
+    if std::fs::read_to_string(&marker).ok().as_deref() == Some(pom.as_str()) && libs.is_dir() {
+        return Ok(libs);
+    }
+    eprintln!("xtask: resolving the Apache Kafka broker jars with Maven...");
+    let staging = home.join("libs.partial");
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&home).map_err(|e| format!("creating {}: {e}", home.display()))?;
+    let mut c = Command::new("mvn");
+    c.args(["-q", "-B", "-f"])
+        .arg(&pom_path)
+        .arg("dependency:copy-dependencies")
+        .arg(format!("-DoutputDirectory={}", staging.display()))
+        .arg("-DincludeScope=runtime");
+    status(c, "mvn dependency:copy-dependencies (Kafka broker)")?;
+    let _ = std::fs::remove_dir_all(&libs);
+    std::fs::rename(&staging, &libs)
+        .map_err(|e| format!("moving the Kafka jars into place: {e}"))?;
+    std::fs::write(&marker, &pom).map_err(|e| format!("writing {}: {e}", marker.display()))?;
+    Ok(libs)
 }
 
 /// PATH with the pinned tools first.
 fn tool_path(tools: &Tools) -> std::ffi::OsString {
-    let mut dirs = vec![tools.node_bin.clone(), cargo_home().join("bin")];
+    let mut dirs: Vec<PathBuf> = tools.node_bin.iter().cloned().collect();
+    dirs.push(cargo_home().join("bin"));
     dirs.extend(env::split_paths(&env::var_os("PATH").unwrap_or_default()));
     env::join_paths(dirs).unwrap_or_default()
 }
 
 /// `trunk build --release`: the frontend into `dist/`. Trunk never downloads a tool here
 /// (`offline = true` in Trunk.toml); it uses the pinned ones on PATH.
-fn build_frontend(tools: &Tools) -> Result<(), String> {
-    let t = Instant::now();
-    let mut c = Command::new(&tools.trunk);
-    c.current_dir(workspace_root())
-        .args(["build", "--release"])
-        .env("PATH", tool_path(tools))
-        .env("TRUNK_SKIP_VERSION_CHECK", "true")
-        .env("TRUNK_OFFLINE", "true")
-        .env("CARGO_TARGET_DIR", target_dir());
-    status(c, "trunk build")?;
-    eprintln!(
-        "xtask: frontend built in {:.0} s",
-        t.elapsed().as_secs_f64()
-    );
-    Ok(())
+fn build_frontend(timer: &mut Timer, tools: &Tools) -> Result<(), String> {
+    let trunk = tools
+        .trunk
+        .clone()
+        .ok_or_else(|| "trunk is not set up".to_owned())?;
+    timer.step("frontend (trunk build --release)", || {
+        let mut c = Command::new(&trunk);
+        c.current_dir(workspace_root())
+            .args(["build", "--release"])
+            .env("PATH", tool_path(tools))
+            .env("TRUNK_SKIP_VERSION_CHECK", "true")
+            .env("TRUNK_OFFLINE", "true")
+            .env("CARGO_TARGET_DIR", target_dir());
+        status(c, "trunk build")
+    })
 }
 
-fn run(_tools: &Tools, args: &[String]) -> Result<(), String> {
+fn run(timer: &mut Timer, tools: &Tools, args: &[String]) -> Result<(), String> {
+    build_frontend(timer, tools)?;
+    timer.print();
     let mut c = cargo();
     c.args([
         "run",
@@ -325,44 +556,66 @@ fn run(_tools: &Tools, args: &[String]) -> Result<(), String> {
         "pulseboard",
         "--",
     ]);
-    c.args(args.iter().skip_while(|a| *a == "--"));
+    c.args(args);
     status(c, "pulseboard")
 }
 
-fn test(tools: &Tools, args: &[String]) -> Result<(), String> {
-    let t = Instant::now();
-    build_frontend(tools)?;
+/// `cargo xtask kafka`: the test kit's `local-kafka`.
+fn kafka(tools: &Tools, args: &[String]) -> Result<(), String> {
     let mut c = cargo();
-    c.args(["test", "--workspace", "--exclude", "xtask"]);
-    c.args(args.iter().skip_while(|a| *a == "--"));
-    c.env("PULSEBOARD_TANSU", &tools.tansu);
-    status(c, "cargo test")?;
-    eprintln!(
-        "xtask: Rust tests done after {:.0} s",
-        t.elapsed().as_secs_f64()
-    );
-    e2e(tools)?;
+    c.args([
+        "run",
+        "--quiet",
+        "--package",
+        "pulseboard-testkit",
+        "--bin",
+        "local-kafka",
+        "--",
+    ])
+    .args(args);
+    kafka_env(&mut c, tools);
+    status(c, "local-kafka")
+}
+
+fn kafka_env(c: &mut Command, tools: &Tools) {
+    if let Some(libs) = &tools.kafka_libs {
+        c.env("PULSEBOARD_KAFKA_LIBS", libs);
+    }
+    c.env("PULSEBOARD_CACHE", cache_dir());
+}
+
+fn test(timer: &mut Timer, tools: &Tools, args: &[String]) -> Result<(), String> {
+    build_frontend(timer, tools)?;
+    timer.step("build the tests", || {
+        let mut c = cargo();
+        c.args(["test", "--workspace", "--exclude", "xtask", "--no-run"]);
+        status(c, "cargo test --no-run")
+    })?;
+    timer.step("Rust tests (unit + integration on Apache Kafka)", || {
+        let mut c = cargo();
+        c.args(["test", "--workspace", "--exclude", "xtask"]);
+        c.args(args);
+        kafka_env(&mut c, tools);
+        status(c, "cargo test")
+    })?;
+    timer.step("browser tests (Chromium)", || e2e(tools))?;
     // The benchmark's smoke run: it runs and writes its JSON (no timing is asserted).
     let out = workspace_root().join("target/bench/results-quick.json");
     let _ = std::fs::remove_file(&out);
     bench(
+        timer,
         tools,
         &["--quick".into(), "--out".into(), out.display().to_string()],
     )?;
     if !out.exists() {
         return Err(format!("the benchmark did not write {}", out.display()));
     }
-    eprintln!("xtask: all tests took {:.0} s", t.elapsed().as_secs_f64());
     Ok(())
 }
 
-/// A venv with the benchmark's peer (Quix Streams), as pinned in bench/requirements.txt.
+/// A venv with the benchmark's Python peer (Quix Streams), as pinned in bench/requirements.txt.
 fn ensure_peer_venv() -> Result<PathBuf, String> {
-    let venv = target_dir()
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(target_dir)
-        .join("peer-venv");
+    let venv = cache_dir().join("peer-venv");
     let python = venv.join("bin/python");
     let wanted = std::fs::read_to_string(workspace_root().join("bench/requirements.txt"))
         .map_err(|e| format!("reading bench/requirements.txt: {e}"))?;
@@ -386,20 +639,104 @@ fn ensure_peer_venv() -> Result<PathBuf, String> {
     Ok(python)
 }
 
-/// `cargo bench --bench pipeline` with the release binary, Tansu and the peer.
-fn bench(tools: &Tools, args: &[String]) -> Result<(), String> {
-    let mut c = cargo();
-    c.args([
-        "build",
-        "--release",
-        "-p",
-        "pulseboard",
-        "--bin",
-        "pulseboard",
-    ]);
-    status(c, "building the release binary")?;
-    let python = ensure_peer_venv()?;
-    let mut args: Vec<String> = args.iter().skip_while(|a| *a == "--").cloned().collect();
+/// The JVM peers of the benchmark: their folders under `bench/peers/`.
+const JVM_PEERS: [&str; 2] = ["spark", "kafka-streams"];
+
+/// Whether the benchmark runs its JVM peers: as `pulseboard-bench` decides it (the last of
+/// `--jvm-peers`/`--no-jvm-peers` wins; without either, on except with `--quick`).
+fn bench_wants_jvm_peers(args: &[String]) -> bool {
+    match args
+        .iter()
+        .rev()
+        .find(|a| *a == "--jvm-peers" || *a == "--no-jvm-peers")
+    {
+        Some(flag) => flag == "--jvm-peers",
+        None => !args.iter().any(|a| a == "--quick"),
+    }
+}
+
+/// A JVM peer (`bench/peers/<name>`) built with Maven: `mvn package` (Maven skips what is up
+/// to date) and its jar copied to `<cache>/peers/<name>/peer.jar`; its runtime dependencies
+/// copied into `<cache>/peers/<name>/libs`, redone only when the pom changes.
+fn ensure_jvm_peer(name: &str, peers_dir: &Path) -> Result<(), String> {
+    let project = workspace_root().join("bench/peers").join(name);
+    let pom_path = project.join("pom.xml");
+    let pom = std::fs::read_to_string(&pom_path)
+        .map_err(|e| format!("reading {}: {e}", pom_path.display()))?;
+    let home = peers_dir.join(name);
+    std::fs::create_dir_all(&home).map_err(|e| format!("creating {}: {e}", home.display()))?;
+    let mut c = Command::new("mvn");
+    c.args(["-q", "-B", "-Dstyle.color=never", "-f"])
+        .arg(&pom_path)
+        .arg("package");
+    status(c, &format!("mvn package (bench/peers/{name})"))?;
+    let target = project.join("target");
+    let jar = std::fs::read_dir(&target)
+        .map_err(|e| format!("reading {}: {e}", target.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jar"))
+        .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
+        .ok_or_else(|| format!("mvn package left no jar in {}", target.display()))?;
+    std::fs::copy(&jar, home.join("peer.jar"))
+        .map_err(|e| format!("copying {}: {e}", jar.display()))?;
+    let libs = home.join("libs");
+    let marker = home.join("pom.installed");
+    if std::fs::read_to_string(&marker).ok().as_deref() == Some(pom.as_str()) && libs.is_dir() {
+        return Ok(());
+    }
+    eprintln!("xtask: resolving the runtime jars of bench/peers/{name} with Maven...");
+    let staging = home.join("libs.partial");
+    let _ = std::fs::remove_dir_all(&staging);
+    let mut c = Command::new("mvn");
+    c.args(["-q", "-B", "-Dstyle.color=never", "-f"])
+        .arg(&pom_path)
+        .arg("dependency:copy-dependencies")
+        .arg(format!("-DoutputDirectory={}", staging.display()))
+        .arg("-DincludeScope=runtime");
+    status(
+        c,
+        &format!("mvn dependency:copy-dependencies (bench/peers/{name})"),
+    )?;
+    let _ = std::fs::remove_dir_all(&libs);
+    std::fs::rename(&staging, &libs)
+        .map_err(|e| format!("moving the jars of {name} into place: {e}"))?;
+    std::fs::write(&marker, &pom).map_err(|e| format!("writing {}: {e}", marker.display()))
+}
+
+/// The benchmark (`bench/`, package `pulseboard-bench`) with the release binary, Apache
+/// Kafka, the Quix Streams venv and, when it runs them, the JVM peers.
+fn bench(timer: &mut Timer, tools: &Tools, args: &[String]) -> Result<(), String> {
+    // Two builds: one with both packages would unify their dependencies' features and give
+    // a `pulseboard` that differs from (and rebuilds over) the one `cargo build` makes.
+    timer.step("build the release binary", || {
+        let mut c = cargo();
+        c.args([
+            "build",
+            "--release",
+            "-p",
+            "pulseboard",
+            "--bin",
+            "pulseboard",
+        ]);
+        status(c, "building the release binary")
+    })?;
+    timer.step("build the benchmark (release)", || {
+        let mut c = cargo();
+        c.args(["build", "--release", "-p", "pulseboard-bench"]);
+        status(c, "building the benchmark")
+    })?;
+    let python = timer.step("benchmark peer venv (Quix Streams)", ensure_peer_venv)?;
+    let jvm_peers = bench_wants_jvm_peers(args);
+    let peers_dir = cache_dir().join("peers");
+    if jvm_peers {
+        for name in JVM_PEERS {
+            timer.step(&format!("benchmark peer {name} (Maven)"), || {
+                ensure_jvm_peer(name, &peers_dir)
+            })?;
+        }
+    }
+    let mut args: Vec<String> = args.to_vec();
     if !args.iter().any(|a| a == "--out") {
         // The bench binary may be shared by several clones through the target directory:
         // name this clone's output path rather than the one it was compiled in.
@@ -411,13 +748,18 @@ fn bench(tools: &Tools, args: &[String]) -> Result<(), String> {
                 .to_string(),
         );
     }
-    let mut c = cargo();
-    c.args(["bench", "-p", "pulseboard", "--bench", "pipeline", "--"])
-        .args(&args)
-        .env("PULSEBOARD_BIN", target_dir().join("release/pulseboard"))
-        .env("PULSEBOARD_TANSU", &tools.tansu)
-        .env("PULSEBOARD_PEER_PYTHON", python);
-    status(c, "benchmark")
+    timer.step("benchmark", || {
+        let mut c = Command::new(target_dir().join("release/pulseboard-bench"));
+        c.current_dir(workspace_root())
+            .args(&args)
+            .env("PULSEBOARD_BIN", target_dir().join("release/pulseboard"))
+            .env("PULSEBOARD_PEER_PYTHON", &python);
+        if jvm_peers {
+            c.env("PULSEBOARD_PEERS_DIR", &peers_dir);
+        }
+        kafka_env(&mut c, tools);
+        status(c, "benchmark")
+    })
 }
 
 /// Browser end-to-end tests: node's test runner with Playwright driving headless Chromium
@@ -425,12 +767,16 @@ fn bench(tools: &Tools, args: &[String]) -> Result<(), String> {
 fn e2e(tools: &Tools) -> Result<(), String> {
     let root = workspace_root();
     let bin = target_dir().join("debug").join("pulseboard");
+    let chromium = tools
+        .chromium
+        .clone()
+        .ok_or_else(|| "chromium is not set up".to_owned())?;
     let mut c = Command::new("node");
     c.current_dir(root.join("tests/e2e"))
         .args(["--test", "--test-concurrency=1", "--test-timeout=240000"])
         .env("PULSEBOARD_BIN", &bin)
         .env("PULSEBOARD_DIST", root.join("dist"))
-        .env("CHROMIUM", &tools.chromium)
+        .env("CHROMIUM", chromium)
         .env("ARTIFACTS", target_dir().join("e2e-artifacts"));
     status(c, "browser tests")
 }
@@ -463,8 +809,8 @@ fn soak(tools: &Tools, args: &[String]) -> Result<(), String> {
             "--",
             "--nocapture",
         ])
-        .env("PULSEBOARD_TANSU", &tools.tansu)
         .env("PULSEBOARD_SOAK_KILLS", kills.to_string());
+        kafka_env(&mut c, tools);
         status(c, &format!("crash loop with {kills} kills"))?;
         eprintln!(
             "xtask: {kills} kills survived in {:.0} s",

@@ -1,0 +1,305 @@
+//! Steps 4–5: the release `pulseboard` binary as a child process, watched from outside.
+//!
+//! Contract: a [`Child`] runs with its own consumer group and a temporary data dir, its
+//! stdout and stderr in a log file there (shown on failure); progress is read from
+//! `/api/v1/status` (the sum of the partitions' `next_offset`), memory from /proc. Offsets
+//! become visible at checkpoints only, so the pipeline runs with a 200 ms checkpoint
+//! interval and the first observation's messages are not counted (see [`IngestRun::eps`]).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use pulseboard_testkit::kafka::create_topic;
+use pulseboard_testkit::net::{get_json, poll_until};
+use pulseboard_testkit::{process, PulseboardProcess};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::load::{self, TOPIC};
+use crate::report::Report;
+use crate::{step, Plan, PARTITIONS};
+
+/// The topic of the high-cardinality run: every URL distinct.
+const TOPIC_HC: &str = "bench_hc";
+const STATUS: &str = "/api/v1/status";
+const POLL_EVERY: Duration = Duration::from_millis(50);
+
+/// Steps 4 and 5a: the child consuming `bench`, with its memory.
+pub fn measure_pipeline(
+    rt: &tokio::runtime::Runtime,
+    plan: &Plan,
+    brokers: &str,
+    target: i64,
+    report: &mut Report,
+) -> Result<()> {
+    step(&format!("pipeline: pulseboard child consuming `{TOPIC}`"));
+    let mut child = Child::spawn(plan, brokers, TOPIC, &["--checkpoint-interval", "200ms"])?;
+    let run = rt
+        .block_on(child.watch_ingest(TOPIC, target, ingest_timeout(plan.events)))
+        .with_context(|| child.log_tail())?;
+    rt.block_on(child.verify_totals(plan.events))
+        .with_context(|| child.log_tail())?;
+    let n = plan.events as f64;
+    report.pipeline_eps = run.eps(plan.events);
+    report.pipeline_eps_wall = n / (run.last - run.spawned).as_secs_f64();
+    report.pipeline_startup_secs = (run.first - run.spawned).as_secs_f64();
+    report.pipeline_vs_raw = report.pipeline_eps / report.raw_consume_eps;
+    report.rss_peak_mb = run.hwm_mb;
+    report.rss_sampled_max_mb = run.rss_max_mb;
+    child.stop();
+    Ok(())
+}
+
+/// Step 5b: N events where every URL is distinct, a fresh child; memory as it grows.
+pub fn measure_high_cardinality(
+    rt: &tokio::runtime::Runtime,
+    plan: &Plan,
+    brokers: &str,
+    report: &mut Report,
+) -> Result<()> {
+    let n = plan.events;
+    step(&format!(
+        "high cardinality: prefilling `{TOPIC_HC}` with {n} distinct URLs"
+    ));
+    rt.block_on(create_topic(brokers, TOPIC_HC, PARTITIONS, 1))?;
+    load::prefill_high_cardinality(brokers, TOPIC_HC, n)?;
+    step("high cardinality: pulseboard child consuming it");
+    let mut child = Child::spawn(plan, brokers, TOPIC_HC, &["--checkpoint-interval", "200ms"])?;
+    let run = rt
+        .block_on(child.watch_ingest(TOPIC_HC, n as i64, ingest_timeout(n)))
+        .with_context(|| child.log_tail())?;
+    rt.block_on(child.verify_totals(n))
+        .with_context(|| child.log_tail())?;
+    report.pipeline_eps_high_cardinality = run.eps(n);
+    report.rss_peak_mb_high_cardinality = run.hwm_mb;
+    report.rss_hc_samples = run.rss_at_progress;
+    child.stop();
+    Ok(())
+}
+
+fn ingest_timeout(n: u64) -> Duration {
+    Duration::from_secs(120 + n / 5_000)
+}
+
+/// The release binary on port 0 with a temporary data dir; its output goes to a log there.
+pub struct Child {
+    process: PulseboardProcess,
+    spawned: Instant,
+    _dir: tempfile::TempDir,
+}
+
+/// What one ingest run looked like from outside.
+pub struct IngestRun {
+    spawned: Instant,
+    first: Instant,
+    last: Instant,
+    /// When each progress value (messages done) was first seen, in order; the last one is
+    /// the whole topic.
+    steps: Vec<(Instant, u64)>,
+    hwm_mb: f64,
+    rss_max_mb: f64,
+    rss_at_progress: Vec<RssSample>,
+}
+
+impl IngestRun {
+    /// Messages per second while the pipeline was busy.
+    ///
+    /// Progress becomes visible only at checkpoints (every 200 ms here, published late
+    /// under load), so the first observation already covers much of the work, and the
+    /// observation of the whole topic can come well after the work ended. The rate is
+    /// taken between two observations made while messages were still left: the first
+    /// progress seen and the last short of the topic, if they are at least half a second
+    /// apart. Otherwise (a run of about a second, as in `--quick`) it falls back to the first
+    /// observation → the end, without the messages of the first, which underestimates.
+    fn eps(&self, total: u64) -> f64 {
+        let busy: Vec<&(Instant, u64)> = self.steps.iter().filter(|(_, d)| *d < total).collect();
+        if let [(t0, d0), .., (t1, d1)] = busy[..] {
+            let secs = (*t1 - *t0).as_secs_f64();
+            if secs >= 0.5 {
+                return (d1 - d0) as f64 / secs;
+            }
+        }
+        let done_at_first = self.steps.first().map_or(0, |s| s.1);
+        let secs = (self.last - self.first).as_secs_f64().max(1e-3);
+        total.saturating_sub(done_at_first) as f64 / secs
+    }
+}
+
+/// Resident memory at a point of an ingest run.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct RssSample {
+    pub progress_pct: u32,
+    pub rss_mb: f64,
+}
+
+impl Child {
+    /// Start `pulseboard --brokers B --topics TOPIC` with a fresh group and data dir, plus
+    /// `extra` and the plan's `--child-kafka-option`s; returns once it listens.
+    pub fn spawn(plan: &Plan, brokers: &str, topic: &str, extra: &[&str]) -> Result<Child> {
+        let dir = tempfile::Builder::new()
+            .prefix("pulseboard-bench-")
+            .tempdir()
+            .context("creating a temp dir")?;
+        let log = dir.path().join("pulseboard.log");
+        let group = format!("bench-{:08x}", fastrand::u32(..));
+        let data = dir.path().join("data").display().to_string();
+        let mut args = vec![
+            "--brokers",
+            brokers,
+            "--topics",
+            topic,
+            "--group",
+            &group,
+            "--data-dir",
+            &data,
+        ];
+        args.extend_from_slice(extra);
+        for option in &plan.child_kafka_options {
+            args.extend(["--kafka-option", option.as_str()]);
+        }
+        let spawned = Instant::now();
+        let process = PulseboardProcess::spawn_logged(
+            &plan.pulseboard,
+            &args,
+            &[("RUST_LOG", "warn,librdkafka=warn")],
+            &log,
+        )?;
+        Ok(Child {
+            process,
+            spawned,
+            _dir: dir,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.process.addr
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    pub fn ensure_running(&mut self) -> Result<()> {
+        if let Some(status) = self.process.child.try_wait()? {
+            bail!("pulseboard exited early ({status}){}", self.log_tail());
+        }
+        Ok(())
+    }
+
+    /// Poll the status every 50 ms until the offsets of `topic` add up to `target`.
+    ///
+    /// Each observation is stamped when its answer arrived: under full load the status
+    /// API was seen to answer seconds late, and the answer can show progress made at any
+    /// point until then.
+    async fn watch_ingest(
+        &mut self,
+        topic: &str,
+        target: i64,
+        timeout: Duration,
+    ) -> Result<IngestRun> {
+        let deadline = Instant::now() + timeout;
+        let pid = self.pid();
+        let mut rss = RssTrack::default();
+        let mut steps: Vec<(Instant, u64)> = Vec::new();
+        let mut failures = 0u32;
+        let mut tick = tokio::time::interval(POLL_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            self.ensure_running()?;
+            let rss_mb = process::rss_mb(pid).ok_or_else(|| anyhow!("no VmRSS of {pid}"))?;
+            let status = get_json(self.addr(), STATUS).await;
+            let at = Instant::now();
+            match status {
+                Some(status) => {
+                    failures = 0;
+                    let done = consumed(&status, topic).max(0) as u64;
+                    rss.sample(rss_mb, done as f64 / target as f64);
+                    if done > steps.last().map_or(0, |s| s.1) {
+                        steps.push((at, done));
+                    }
+                    if done >= target as u64 {
+                        return Ok(IngestRun {
+                            spawned: self.spawned,
+                            first: steps.first().map_or(at, |s| s.0),
+                            last: at,
+                            steps,
+                            hwm_mb: process::peak_rss_mb(pid)
+                                .ok_or_else(|| anyhow!("no VmHWM of {pid}"))?,
+                            rss_max_mb: rss.max_mb,
+                            rss_at_progress: rss.at_progress,
+                        });
+                    }
+                }
+                None if failures >= 40 => bail!("{STATUS} unreachable for 40 polls"),
+                None => failures += 1,
+            }
+            if at > deadline {
+                bail!("ingest of {target} messages of `{topic}` not done after {timeout:?}");
+            }
+        }
+    }
+
+    /// Every message is either folded into a window or a dead letter.
+    async fn verify_totals(&self, n: u64) -> Result<()> {
+        let addr = self.addr();
+        let totals = |s: &Value| {
+            let events = s["events_total"].as_u64().unwrap_or(0);
+            (events, s["dead_letters_total"].as_u64().unwrap_or(0))
+        };
+        let what = "events_total + dead_letters_total to reach the messages";
+        let reached = poll_until(Duration::from_secs(10), what, || async {
+            let (events, dead) = totals(&get_json(addr, STATUS).await?);
+            (events + dead == n).then_some(())
+        })
+        .await;
+        if reached.is_err() {
+            let (events, dead) = totals(&get_json(addr, STATUS).await.unwrap_or_default());
+            bail!("events_total {events} + dead_letters_total {dead} != {n} messages");
+        }
+        Ok(())
+    }
+
+    pub fn log_tail(&self) -> String {
+        self.process.log_tail(20)
+    }
+
+    /// SIGTERM, then SIGKILL (on drop) if it has not stopped within 10 s.
+    pub fn stop(self) {
+        let _ = self.process.terminate_within(Duration::from_secs(10));
+    }
+}
+
+/// Sum of `partitions[].next_offset` of `topic` in a status document.
+pub fn consumed(status: &Value, topic: &str) -> i64 {
+    status["partitions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["topic"] == topic)
+        .filter_map(|p| p["next_offset"].as_i64())
+        .sum()
+}
+
+/// Max VmRSS, and the first VmRSS at or past 25/50/75/100 % of the messages.
+#[derive(Default)]
+struct RssTrack {
+    max_mb: f64,
+    at_progress: Vec<RssSample>,
+}
+
+impl RssTrack {
+    fn sample(&mut self, rss_mb: f64, progress: f64) {
+        self.max_mb = self.max_mb.max(rss_mb);
+        for pct in [25u32, 50, 75, 100] {
+            let seen = self.at_progress.iter().any(|s| s.progress_pct == pct);
+            if !seen && progress * 100.0 >= f64::from(pct) {
+                self.at_progress.push(RssSample {
+                    progress_pct: pct,
+                    rss_mb,
+                });
+            }
+        }
+    }
+}

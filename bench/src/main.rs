@@ -1,0 +1,239 @@
+//! `pulseboard-bench`: Pulseboard end to end on Apache Kafka, and the same job in its peers,
+//! in one run:
+//!
+//! 1. prefill topic `bench` (4 partitions) of a one-node Apache Kafka with N realistic
+//!    canonical events;
+//! 2. `raw_consume_eps`: a bare rdkafka consumer reading them back (the physical limit);
+//! 3. `decode_eps`: the canonical decoder on the same payloads, in memory, one thread;
+//! 4. `pipeline_eps`: the release `pulseboard` binary as a child process, consuming `bench`;
+//! 5. `rss_peak_mb` of that child, and of a child fed N events with distinct URLs;
+//! 6. `ws_latency_p50_ms`/`p99`: 1,000 WebSocket clients watching paced probe events;
+//! 7. `peers`: the same windowed job in Spark Structured Streaming and Kafka Streams
+//!    (`bench/peers/`, on the whole of `bench`) and in Quix Streams (`bench/peer_quix.py`, on
+//!    its first messages): events/s from first to last message with start-up apart, peak RSS,
+//!    then each peer's end-to-end latency on paced probes (see [`peers`]).
+//!
+//! Prints one table and writes the numbers as JSON (see `--help`). It is a measurement: it
+//! exits 0 when targets are missed and non-zero only when something broke (a step failed, or
+//! a peer that was run crashed; the results are written first).
+//!
+//! # Layout
+//! - `main`: arguments, the plan, the order of the steps.
+//! - [`load`]: the bulk producer, the raw consumer, the decoder (steps 1–3).
+//! - [`child`]: the pulseboard child watched through its status API (steps 4–5).
+//! - [`ws`]: the 1,000-client WebSocket probe (step 6).
+//! - [`probe`]: paced probe events and when their counts became visible (steps 6–7).
+//! - [`peers`]: Spark, Kafka Streams and Quix Streams as child processes (step 7).
+//! - [`report`]: the results, targets, the table and the JSON.
+
+mod child;
+mod load;
+mod peers;
+mod probe;
+mod report;
+mod ws;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use pulseboard_testkit::kafka::{self, Jvm, Kafka, KafkaConfig};
+use pulseboard_testkit::process;
+
+use crate::report::Report;
+
+/// Partitions of every input topic.
+const PARTITIONS: i32 = 4;
+/// File descriptors the WebSocket step needs (1,000 sockets on each side, plus Kafka).
+const WANT_FDS: u64 = 8_192;
+const MIN_FDS: u64 = 4_096;
+
+const SETUP: &str = "\
+Run (from the workspace root):
+  cargo xtask bench [--quick] [ARGS]
+which installs what is missing (a JDK, Maven, the Apache Kafka jars, the Quix Streams venv),
+builds the release pulseboard and, unless JVM peers are off, the JVM peers in bench/peers/
+(Maven), then runs `cargo run --release -p pulseboard-bench -- ARGS` with the environment below.
+
+Environment:
+  PULSEBOARD_BIN          release pulseboard binary (default: $CARGO_TARGET_DIR/release/pulseboard,
+                          else target/release/pulseboard of the workspace)
+  PULSEBOARD_KAFKA_LIBS   the Apache Kafka broker's jars (default: the cache of `cargo xtask setup`)
+  PULSEBOARD_PEER_PYTHON  python of a venv with bench/requirements.txt; unset: Quix is skipped
+  PULSEBOARD_PEERS_DIR    the built JVM peers: <dir>/<peer>/peer.jar and <dir>/<peer>/libs/*.jar
+                          for <peer> = spark, kafka-streams (default: ~/.cache/pulseboard/peers,
+                          or $PULSEBOARD_CACHE/peers); a peer missing there is skipped with a note
+
+The WebSocket step needs about 2,100 open files in each process; the bench raises its soft
+RLIMIT_NOFILE to the hard limit (the child inherits it). If the hard limit is below 4096,
+run it under `ulimit -n 8192`.
+
+Relative paths given to --out are resolved against the workspace root.";
+
+/// Pulseboard end-to-end benchmark on Apache Kafka (release binary, 1,000 WebSockets) against
+/// Spark, Kafka Streams and Quix Streams.
+#[derive(Debug, Parser)]
+#[command(name = "pulseboard-bench", after_help = SETUP)]
+struct Args {
+    /// Small sizes (200,000 events, 20,000 Quix events, 8 s of probes), JVM peers off.
+    #[arg(long)]
+    quick: bool,
+    /// Events prefilled and consumed by Pulseboard and the JVM peers (default 2,000,000;
+    /// --quick 200,000).
+    #[arg(long)]
+    events: Option<u64>,
+    /// Messages the Quix Streams peer processes: the first N of the same topic (default
+    /// 200,000; --quick 20,000). At a few thousand events/s it cannot take the whole topic.
+    #[arg(long, alias = "peer-events")]
+    quix_events: Option<u64>,
+    /// Run the JVM peers (Spark, Kafka Streams): the default, except with --quick.
+    #[arg(long, overrides_with = "no_jvm_peers")]
+    jvm_peers: bool,
+    /// Skip the JVM peers.
+    #[arg(long, overrides_with = "jvm_peers")]
+    no_jvm_peers: bool,
+    /// Extra librdkafka option KEY=VALUE for every pulseboard child (repeatable), e.g.
+    /// `fetch.wait.max.ms=10`; none by default.
+    #[arg(long = "child-kafka-option", value_name = "KEY=VALUE")]
+    child_kafka_options: Vec<String>,
+    /// Where the JSON results go.
+    #[arg(long, default_value = "target/bench/results.json")]
+    out: PathBuf,
+}
+
+/// Everything one run needs, resolved from the arguments and the environment.
+pub(crate) struct Plan {
+    pub mode: &'static str,
+    pub events: u64,
+    pub quix_events: u64,
+    pub ws_probe_for: Duration,
+    pub out: PathBuf,
+    pub pulseboard: PathBuf,
+    pub peer_python: Option<PathBuf>,
+    pub jvm_peers: bool,
+    pub peers_dir: PathBuf,
+    pub child_kafka_options: Vec<String>,
+}
+
+/// The workspace this bench was built in (its scripts and peer poms are read from there).
+pub(crate) fn workspace_root() -> PathBuf {
+    let bench = Path::new(env!("CARGO_MANIFEST_DIR"));
+    bench.parent().unwrap_or(bench).to_path_buf()
+}
+
+impl Plan {
+    fn from_args(args: Args) -> Result<Plan> {
+        let root = workspace_root();
+        let pulseboard = match std::env::var_os("PULSEBOARD_BIN") {
+            Some(p) => root.join(p),
+            None => std::env::var_os("CARGO_TARGET_DIR")
+                .map_or_else(|| root.join("target"), |t| root.join(t))
+                .join("release/pulseboard"),
+        };
+        if !pulseboard.is_file() {
+            bail!(
+                "no pulseboard binary at {} (build it with `cargo build --release -p pulseboard`, or set PULSEBOARD_BIN)",
+                pulseboard.display()
+            );
+        }
+        let peers_dir = std::env::var_os("PULSEBOARD_PEERS_DIR")
+            .map_or_else(|| kafka::cache_dir().join("peers"), PathBuf::from);
+        let (mode, events, quix_events, ws_secs) = if args.quick {
+            ("quick", 200_000, 20_000, 8)
+        } else {
+            ("default", 2_000_000, 200_000, 20)
+        };
+        let jvm_peers = if args.quick {
+            args.jvm_peers
+        } else {
+            !args.no_jvm_peers
+        };
+        Ok(Plan {
+            mode,
+            events: args.events.unwrap_or(events).max(1),
+            quix_events: args.quix_events.unwrap_or(quix_events).max(1),
+            ws_probe_for: Duration::from_secs(ws_secs),
+            out: root.join(args.out),
+            pulseboard,
+            peer_python: std::env::var_os("PULSEBOARD_PEER_PYTHON").map(PathBuf::from),
+            jvm_peers,
+            peers_dir,
+            child_kafka_options: args.child_kafka_options,
+        })
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match Plan::from_args(args).and_then(|plan| run(&plan)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("\nbenchmark failed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(plan: &Plan) -> Result<ExitCode> {
+    let fds = process::raise_fd_limit(WANT_FDS)?;
+    if fds < MIN_FDS {
+        bail!("open-file limit is {fds}, the WebSocket step needs {MIN_FDS}: run under `ulimit -n {WANT_FDS}`");
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    let mut report = Report::new(plan);
+    step(&format!(
+        "{} mode: {} events, pulseboard {}",
+        plan.mode,
+        plan.events,
+        plan.pulseboard.display()
+    ));
+    step(&format!(
+        "starting Apache Kafka {} (one node)",
+        kafka::kafka_version()
+    ));
+    let broker = Kafka::start_with(KafkaConfig {
+        jvm: Jvm::Bench,
+        ..KafkaConfig::default()
+    })
+    .context("starting Apache Kafka")?;
+    let brokers = broker.bootstrap();
+
+    let payloads = load::prefill_canonical(&rt, &brokers, plan.events, &mut report)?;
+    let ends = load::measure_raw_consume(&brokers, plan.events, &mut report)?;
+    load::measure_decode(&payloads, &mut report)?;
+    drop(payloads);
+    child::measure_pipeline(&rt, plan, &brokers, ends, &mut report)?;
+    child::measure_high_cardinality(&rt, plan, &brokers, &mut report)?;
+    ws::measure_websockets(&rt, plan, &brokers, &mut report)?;
+    let peers_failed = peers::measure(&rt, plan, &brokers, &mut report);
+    drop(broker);
+
+    report.finish();
+    report::print_table(&report);
+    report::write_json(&plan.out, &report)?;
+    println!("\nresults written to {}", plan.out.display());
+    if peers_failed.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("\npeers that failed: {}", peers_failed.join(", "));
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// A progress line on stderr.
+pub(crate) fn step(what: &str) {
+    eprintln!("[bench] {what}");
+}
+
+/// Wall-clock time in epoch milliseconds.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

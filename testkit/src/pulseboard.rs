@@ -1,0 +1,177 @@
+//! Pulseboard as a child process (the real binary), on port 0.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use crate::process;
+
+/// A running `pulseboard` child. Killed on drop.
+pub struct PulseboardProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+    /// The file that holds the child's stdout and stderr (its log).
+    pub log: Option<PathBuf>,
+    /// Holds the log of a child started without a log path of its own.
+    _log_dir: Option<tempfile::TempDir>,
+}
+
+impl PulseboardProcess {
+    /// Start `bin --listen 127.0.0.1:0 ARGS` with `RUST_LOG=info` and wait (at most 60 s)
+    /// for it to print its address. Its log goes to a temporary file
+    /// ([`log_tail`](Self::log_tail) shows the end, e.g. when a test fails).
+    pub fn spawn(bin: &Path, args: &[&str]) -> Result<Self> {
+        Self::spawn_with_env(bin, args, &[("RUST_LOG", "info")])
+    }
+
+    pub fn spawn_with_env(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("pulseboard-log-")
+            .tempdir()?;
+        let mut p = Self::start(bin, args, env, Some(&dir.path().join("pulseboard.log")))?;
+        p._log_dir = Some(dir);
+        Ok(p)
+    }
+
+    /// Like [`spawn_with_env`](Self::spawn_with_env), but the child's stdout and stderr both
+    /// go to the file `log` (created or truncated), for a caller whose own output must stay
+    /// readable (the benchmark); [`log_tail`](Self::log_tail) shows its end.
+    pub fn spawn_logged(
+        bin: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        log: &Path,
+    ) -> Result<Self> {
+        Self::start(bin, args, env, Some(log))
+    }
+
+    fn start(bin: &Path, args: &[&str], env: &[(&str, &str)], log: Option<&Path>) -> Result<Self> {
+        let mut cmd = Command::new(bin);
+        cmd.args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped());
+        let mut copy = None;
+        match log {
+            Some(path) => {
+                let file =
+                    File::create(path).with_context(|| format!("creating {}", path.display()))?;
+                copy = Some(file.try_clone()?);
+                cmd.stderr(file);
+            }
+            None => {
+                cmd.stderr(Stdio::inherit());
+            }
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = process::spawn(cmd).context("spawning pulseboard")?;
+        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Keep reading to the end, whatever the bytes: a child whose stdout pipe fills up
+        // would block in its next log line.
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                match reader.read_until(b'\n', &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                let line = String::from_utf8_lossy(&buf);
+                if let Some(url) = line.trim_end().strip_prefix("Pulseboard on http://") {
+                    let _ = tx.send(url.trim().to_owned());
+                }
+                if let Some(f) = copy.as_mut() {
+                    let _ = f.write_all(&buf);
+                }
+            }
+        });
+        let log = log.map(Path::to_path_buf);
+        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(a) => a.parse()?,
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait()?;
+                let tail = log
+                    .as_deref()
+                    .map(|l| process::log_tail(l, 20))
+                    .unwrap_or_default();
+                bail!("pulseboard did not print its address within 60 s (it exited with {status}){tail}");
+            }
+        };
+        Ok(PulseboardProcess {
+            child,
+            addr,
+            log,
+            _log_dir: None,
+        })
+    }
+
+    /// The last `lines` lines of the log of a [`spawn_logged`](Self::spawn_logged) child, as
+    /// text for an error message (empty for other children).
+    pub fn log_tail(&self, lines: usize) -> String {
+        self.log
+            .as_deref()
+            .map(|l| process::log_tail(l, lines))
+            .unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, and reap.
+    pub fn kill9(mut self) -> Result<()> {
+        process::signal(self.child.id(), libc::SIGKILL)?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// SIGTERM and wait at most `timeout` for the exit; an error if it does not stop.
+    pub fn terminate_within(mut self, timeout: Duration) -> Result<ExitStatus> {
+        process::signal(self.child.id(), libc::SIGTERM)?;
+        match process::wait_timeout(&mut self.child, timeout)? {
+            Some(s) => Ok(s),
+            None => bail!("pulseboard did not exit within {timeout:?} of SIGTERM"),
+        }
+    }
+
+    /// SIGTERM and wait (at most 60 s) for the exit status.
+    pub fn terminate(self) -> Result<ExitStatus> {
+        self.terminate_within(Duration::from_secs(60))
+    }
+
+    /// Freeze the process (SIGSTOP).
+    pub fn pause(&self) -> Result<()> {
+        process::signal(self.child.id(), libc::SIGSTOP)
+    }
+
+    /// Thaw the process (SIGCONT).
+    pub fn resume(&self) -> Result<()> {
+        process::signal(self.child.id(), libc::SIGCONT)
+    }
+}
+
+impl Drop for PulseboardProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // PULSEBOARD_KEEP_LOGS=1 keeps the logs of children for a look after the run.
+        if std::env::var_os("PULSEBOARD_KEEP_LOGS").is_some() {
+            if let Some(dir) = self._log_dir.take() {
+                eprintln!(
+                    "pulseboard log kept: {}",
+                    dir.keep().join("pulseboard.log").display()
+                );
+            }
+        }
+    }
+}
