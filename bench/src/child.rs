@@ -2,9 +2,10 @@
 //!
 //! Contract: a [`Child`] runs with its own consumer group and a temporary data dir, its
 //! stdout and stderr in a log file there (shown on failure); progress is read from
-//! `/api/v1/status` (the sum of the partitions' `next_offset`), memory from /proc. Offsets
-//! become visible at checkpoints only, so the pipeline runs with a 200 ms checkpoint
-//! interval and the first observation's messages are not counted (see [`IngestRun::eps`]).
+//! `/api/v1/status` (the sum of the partitions' `next_offset`), memory from /proc. The rate
+//! is counted from the first to the last message read, as Pulseboard's status reports them
+//! (`first_read_ms`, `last_read_ms`), the way the peers report theirs (see
+//! [`IngestRun::eps`]).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -30,14 +31,19 @@ pub fn measure_pipeline(
     rt: &tokio::runtime::Runtime,
     plan: &Plan,
     brokers: &str,
+    broker_pid: Option<u32>,
     target: i64,
     report: &mut Report,
 ) -> Result<()> {
     step(&format!("pipeline: pulseboard child consuming `{TOPIC}`"));
     let mut child = Child::spawn(plan, brokers, TOPIC, &["--checkpoint-interval", "200ms"])?;
+    let cpu = load::CpuMeter::start(&[Some(child.pid()), broker_pid]);
     let run = rt
         .block_on(child.watch_ingest(TOPIC, target, ingest_timeout(plan.events)))
         .with_context(|| child.log_tail())?;
+    let [pulseboard, broker] = cpu.stop();
+    report.cpu.pipeline_us_per_event = pulseboard * 1e6 / plan.events as f64;
+    report.cpu.pipeline_broker_us_per_event = broker * 1e6 / plan.events as f64;
     rt.block_on(child.verify_totals(plan.events))
         .with_context(|| child.log_tail())?;
     let n = plan.events as f64;
@@ -97,22 +103,23 @@ pub struct IngestRun {
     /// When each progress value (messages done) was first seen, in order; the last one is
     /// the whole topic.
     steps: Vec<(Instant, u64)>,
+    /// From the first to the last message read, as the pipeline reported them, in seconds.
+    read_span_secs: Option<f64>,
     hwm_mb: f64,
     rss_max_mb: f64,
     rss_at_progress: Vec<RssSample>,
 }
 
 impl IngestRun {
-    /// Messages per second while the pipeline was busy.
-    ///
-    /// Progress becomes visible only at checkpoints (every 200 ms here, published late
-    /// under load), so the first observation already covers much of the work, and the
-    /// observation of the whole topic can come well after the work ended. The rate is
-    /// taken between two observations made while messages were still left: the first
-    /// progress seen and the last short of the topic, if they are at least half a second
-    /// apart. Otherwise (a run of about a second, as in `--quick`) it falls back to the first
-    /// observation → the end, without the messages of the first, which underestimates.
+    /// Messages per second from the first to the last message read, as the pipeline's status
+    /// reports them (wall-clock times of the first and last batch read, over all
+    /// partitions). Without those (an older binary), an estimate from outside: the rate
+    /// between the first progress seen and the last observation short of the topic
+    /// (progress becomes visible only at checkpoints).
     fn eps(&self, total: u64) -> f64 {
+        if let Some(secs) = self.read_span_secs.filter(|s| *s > 0.0) {
+            return total as f64 / secs;
+        }
         let busy: Vec<&(Instant, u64)> = self.steps.iter().filter(|(_, d)| *d < total).collect();
         if let [(t0, d0), .., (t1, d1)] = busy[..] {
             let secs = (*t1 - *t0).as_secs_f64();
@@ -225,6 +232,7 @@ impl Child {
                             first: steps.first().map_or(at, |s| s.0),
                             last: at,
                             steps,
+                            read_span_secs: read_span_secs(&status, topic),
                             hwm_mb: process::peak_rss_mb(pid)
                                 .ok_or_else(|| anyhow!("no VmHWM of {pid}"))?,
                             rss_max_mb: rss.max_mb,
@@ -269,6 +277,24 @@ impl Child {
     pub fn stop(self) {
         let _ = self.process.terminate_within(Duration::from_secs(10));
     }
+}
+
+/// From the first to the last message of `topic` read (over its partitions), in seconds.
+fn read_span_secs(status: &Value, topic: &str) -> Option<f64> {
+    let parts: Vec<&Value> = status["partitions"]
+        .as_array()?
+        .iter()
+        .filter(|p| p["topic"] == topic)
+        .collect();
+    let first = parts
+        .iter()
+        .filter_map(|p| p["first_read_ms"].as_i64())
+        .min()?;
+    let last = parts
+        .iter()
+        .filter_map(|p| p["last_read_ms"].as_i64())
+        .max()?;
+    Some((last - first) as f64 / 1000.0)
 }
 
 /// Sum of `partitions[].next_offset` of `topic` in a status document.

@@ -59,15 +59,24 @@ pub fn prefill_canonical(
 /// Step 2: a bare consumer, manual assignment, from the beginning, until N messages; then
 /// the same with librdkafka's default `fetch.wait.max.ms`. Returns the sum of the
 /// partitions' next offsets (the pipeline's target).
-pub fn measure_raw_consume(brokers: &str, n: u64, report: &mut Report) -> Result<i64> {
+pub fn measure_raw_consume(
+    brokers: &str,
+    broker_pid: Option<u32>,
+    n: u64,
+    report: &mut Report,
+) -> Result<i64> {
     // The broker's fetch path is cold after the prefill (JIT): the first read of a fresh
     // topic was seen ~2x slower than the next. Pulseboard and the peers read a warm broker,
     // so the limit they are compared with is measured on one too.
     step("raw consume: warm-up read (not timed)");
     raw_consume(brokers, TOPIC, n, RAW_FETCH_WAIT_MS)?;
     step("raw consume");
+    let cpu = CpuMeter::start(&[Some(std::process::id()), broker_pid]);
     let raw = raw_consume(brokers, TOPIC, n, RAW_FETCH_WAIT_MS)?;
     report.raw_consume_eps = n as f64 / raw.seconds;
+    let [consumer, broker] = cpu.stop();
+    report.cpu.raw_consumer_us_per_event = consumer * 1e6 / n as f64;
+    report.cpu.raw_broker_us_per_event = broker * 1e6 / n as f64;
     step("raw consume with the default fetch.wait.max.ms");
     let default_wait = raw_consume(brokers, TOPIC, n, DEFAULT_FETCH_WAIT_MS)?;
     report.raw_consume_eps_default_fetch_wait = n as f64 / default_wait.seconds;
@@ -79,6 +88,31 @@ pub fn measure_raw_consume(brokers: &str, n: u64, report: &mut Report) -> Result
         );
     }
     Ok(ends)
+}
+
+/// CPU time (user + system, seconds) two processes use between `start` and `stop`.
+pub struct CpuMeter {
+    pids: [Option<u32>; 2],
+    at_start: [f64; 2],
+}
+
+impl CpuMeter {
+    pub fn start(pids: &[Option<u32>; 2]) -> CpuMeter {
+        CpuMeter {
+            pids: *pids,
+            at_start: pids.map(cpu_secs),
+        }
+    }
+
+    pub fn stop(&self) -> [f64; 2] {
+        let now = self.pids.map(cpu_secs);
+        [now[0] - self.at_start[0], now[1] - self.at_start[1]]
+    }
+}
+
+fn cpu_secs(pid: Option<u32>) -> f64 {
+    pid.and_then(|p| pulseboard_testkit::process::cpu_time(p).ok())
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// Step 3: decode the payloads in memory on one thread.
@@ -98,6 +132,7 @@ pub fn measure_decode(payloads: &[Vec<u8>], report: &mut Report) -> Result<()> {
         bail!("{failed} generated events failed to decode");
     }
     report.decode_eps = payloads.len() as f64 / secs;
+    report.cpu.decode_us_per_event = secs * 1e6 / payloads.len() as f64;
     Ok(())
 }
 

@@ -101,6 +101,10 @@ struct Args {
     /// Where the JSON results go.
     #[arg(long, default_value = "target/bench/results.json")]
     out: PathBuf,
+    /// Prefill `bench`, print the broker's address, and keep it running until a line is
+    /// read on stdin (for profiling a pulseboard by hand); then stop without measuring.
+    #[arg(long)]
+    hold: bool,
 }
 
 /// Everything one run needs, resolved from the arguments and the environment.
@@ -115,6 +119,7 @@ pub(crate) struct Plan {
     pub jvm_peers: bool,
     pub peers_dir: PathBuf,
     pub child_kafka_options: Vec<String>,
+    pub hold: bool,
 }
 
 /// The workspace this bench was built in (its scripts and peer poms are read from there).
@@ -161,6 +166,7 @@ impl Plan {
             jvm_peers,
             peers_dir,
             child_kafka_options: args.child_kafka_options,
+            hold: args.hold,
         })
     }
 }
@@ -205,10 +211,17 @@ fn run(plan: &Plan) -> Result<ExitCode> {
     let brokers = broker.bootstrap();
 
     let payloads = load::prefill_canonical(&rt, &brokers, plan.events, &mut report)?;
-    let ends = load::measure_raw_consume(&brokers, plan.events, &mut report)?;
+    if plan.hold {
+        println!("holding: Apache Kafka at {brokers}, topic `bench` prefilled with {} events; press Enter to stop", plan.events);
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let broker_pid = broker.pid(0);
+    let ends = load::measure_raw_consume(&brokers, broker_pid, plan.events, &mut report)?;
     load::measure_decode(&payloads, &mut report)?;
     drop(payloads);
-    child::measure_pipeline(&rt, plan, &brokers, ends, &mut report)?;
+    child::measure_pipeline(&rt, plan, &brokers, broker_pid, ends, &mut report)?;
     child::measure_high_cardinality(&rt, plan, &brokers, &mut report)?;
     ws::measure_websockets(&rt, plan, &brokers, &mut report)?;
     let peers_failed = peers::measure(&rt, plan, &brokers, &mut report);

@@ -75,6 +75,24 @@ impl Peers {
     }
 }
 
+/// CPU time per event (user + system, µs) of each process in the raw and pipeline runs.
+/// On a machine with C cores a run takes at least the sum of its processes' CPU / C.
+#[derive(Debug, Default, Serialize)]
+pub struct CpuBudget {
+    pub cores: usize,
+    pub raw_consumer_us_per_event: f64,
+    pub raw_broker_us_per_event: f64,
+    pub decode_us_per_event: f64,
+    pub pipeline_us_per_event: f64,
+    pub pipeline_broker_us_per_event: f64,
+    /// The fastest the pipeline can run on `cores` cores at the CPU it spends per event
+    /// (pulseboard + broker): cores / (pipeline + its broker µs per event).
+    pub pipeline_eps_cpu_bound: f64,
+    /// `pipeline_eps_cpu_bound / raw_consume_eps`: the best `pipeline_vs_raw` this CPU cost
+    /// allows on this machine.
+    pub cpu_bound_ratio: f64,
+}
+
 #[derive(Debug, Default, Serialize)]
 pub struct Report {
     pub mode: &'static str,
@@ -106,6 +124,8 @@ pub struct Report {
     pub ws_latency_missed: usize,
     pub rss_ws_mb: f64,
     pub rss_ws_before_clients_mb: f64,
+    /// Where the CPU goes: what bounds `pipeline_vs_raw` on this machine.
+    pub cpu: CpuBudget,
     pub peers: Peers,
     /// `pipeline_eps` / the peer's `eps`.
     pub vs_spark: Option<f64>,
@@ -132,6 +152,14 @@ impl Report {
 
     /// The ratios to the peers and the targets, once everything is measured.
     pub fn finish(&mut self) {
+        self.cpu.cores = self.machine.nproc;
+        let per_event = self.cpu.pipeline_us_per_event + self.cpu.pipeline_broker_us_per_event;
+        if per_event > 0.0 {
+            self.cpu.pipeline_eps_cpu_bound = self.cpu.cores as f64 * 1e6 / per_event;
+            if self.raw_consume_eps > 0.0 {
+                self.cpu.cpu_bound_ratio = self.cpu.pipeline_eps_cpu_bound / self.raw_consume_eps;
+            }
+        }
         let vs = |p: &PeerReport| p.eps.filter(|e| *e > 0.0).map(|e| self.pipeline_eps / e);
         self.vs_spark = vs(&self.peers.spark);
         self.vs_kafka_streams = vs(&self.peers.kafka_streams);
@@ -230,6 +258,26 @@ fn rows(r: &Report) -> Vec<(String, String)> {
             format!("{:.1}", r.pipeline_startup_secs),
         ),
         ("pipeline_vs_raw", format!("{:.2}", r.pipeline_vs_raw)),
+        (
+            "cpu µs/event: raw consumer + broker",
+            format!(
+                "{:.2} + {:.2}",
+                r.cpu.raw_consumer_us_per_event, r.cpu.raw_broker_us_per_event
+            ),
+        ),
+        (
+            "cpu µs/event: decode alone",
+            format!("{:.2}", r.cpu.decode_us_per_event),
+        ),
+        (
+            "cpu µs/event: pipeline + broker",
+            format!(
+                "{:.2} + {:.2}",
+                r.cpu.pipeline_us_per_event, r.cpu.pipeline_broker_us_per_event
+            ),
+        ),
+        ("pipeline_eps_cpu_bound", int(r.cpu.pipeline_eps_cpu_bound)),
+        ("cpu_bound_ratio", format!("{:.2}", r.cpu.cpu_bound_ratio)),
         ("rss_peak_mb", one_decimal(r.rss_peak_mb)),
         ("rss_sampled_max_mb", one_decimal(r.rss_sampled_max_mb)),
         (

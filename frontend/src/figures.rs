@@ -240,6 +240,8 @@ mod tests {
             events: 0,
             dead_letters: 0,
             read_since_start: 0,
+            first_read_ms: None,
+            last_read_ms: None,
             offset_resets: 0,
         }
     }

@@ -180,6 +180,11 @@ pub struct PartitionStatus {
     /// nothing new: nothing is read twice).
     #[serde(default)]
     pub read_since_start: u64,
+    /// Wall-clock time (epoch ms) of the first and the last message this process read.
+    #[serde(default)]
+    pub first_read_ms: Option<i64>,
+    #[serde(default)]
+    pub last_read_ms: Option<i64>,
     /// Times the stored offset was outside the log and reset (`--offset-reset`).
     #[serde(default)]
     pub offset_resets: u64,
@@ -586,6 +591,8 @@ mod tests {
                 events: 9,
                 dead_letters: 1,
                 read_since_start: 10,
+                first_read_ms: None,
+                last_read_ms: None,
                 offset_resets: 0,
             }],
             offset_resets: vec![],

@@ -236,6 +236,7 @@ pub fn now_ms() -> i64 {
 /// Once a second: throughput sample. Once a minute: retention.
 async fn ticker(store: Store, live: Arc<Live>, retention_ms: i64, shutdown: CancellationToken) {
     let mut second = tokio::time::interval(Duration::from_secs(1));
+    second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut n: u64 = 0;
     loop {
         tokio::select! {

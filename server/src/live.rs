@@ -31,6 +31,8 @@ struct PartitionLive {
     last_message: Option<Instant>,
     assigned: bool,
     read_since_start: u64,
+    first_read_ms: Option<i64>,
+    last_read_ms: Option<i64>,
 }
 
 #[derive(Debug)]
@@ -63,6 +65,9 @@ pub struct Progress<'a> {
     pub saw_messages: bool,
     /// Messages read by this process.
     pub read_since_start: u64,
+    /// Wall-clock times (epoch ms) of the first and the last message this process read.
+    pub first_read_ms: Option<i64>,
+    pub last_read_ms: Option<i64>,
 }
 
 /// Shared published state. One per process.
@@ -144,6 +149,8 @@ impl Live {
             watermark,
             saw_messages,
             read_since_start,
+            first_read_ms,
+            last_read_ms,
         } = progress;
         let mut g = self.lock();
         if let Some(fin) = g.finalized_up_to {
@@ -165,6 +172,8 @@ impl Live {
         p.checkpoint = cp.clone();
         p.watermark = watermark;
         p.read_since_start = read_since_start;
+        p.first_read_ms = first_read_ms;
+        p.last_read_ms = last_read_ms;
         if saw_messages {
             p.last_message = Some(Instant::now());
         }
@@ -225,15 +234,17 @@ impl Live {
         let now = Instant::now();
         if let Some((t, n)) = g.rate.last {
             let dt = now.duration_since(t).as_secs_f64();
-            if dt > 0.0 {
-                let inst = total.saturating_sub(n) as f64 / dt;
-                // Smooth over a few seconds so a checkpoint boundary does not make it jump.
-                g.rate.per_sec = if g.rate.per_sec == 0.0 {
-                    inst
-                } else {
-                    0.5 * g.rate.per_sec + 0.5 * inst
-                };
+            // Two samples close together (a late tick caught up) say nothing about a rate.
+            if dt < 0.5 {
+                return;
             }
+            let inst = total.saturating_sub(n) as f64 / dt;
+            // Smooth over a few seconds so a checkpoint boundary does not make it jump.
+            g.rate.per_sec = if g.rate.per_sec == 0.0 {
+                inst
+            } else {
+                0.5 * g.rate.per_sec + 0.5 * inst
+            };
         }
         g.rate.last = Some((now, total));
     }
@@ -293,6 +304,8 @@ impl Live {
                 events: p.checkpoint.events,
                 dead_letters: p.checkpoint.dead_letters_total(),
                 read_since_start: p.read_since_start,
+                first_read_ms: p.first_read_ms,
+                last_read_ms: p.last_read_ms,
                 offset_resets: p.checkpoint.offset_resets,
             });
         }
@@ -374,6 +387,8 @@ mod tests {
             watermark,
             saw_messages: true,
             read_since_start: 0,
+            first_read_ms: None,
+            last_read_ms: None,
         }
     }
 
