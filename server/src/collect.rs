@@ -19,7 +19,7 @@ use pulseboard_model::proto::ApiError;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
-use crate::ingest::base_client_config;
+use crate::kafka::client_config;
 
 /// Largest accepted body.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -35,7 +35,7 @@ pub struct Collector {
 
 impl Collector {
     pub fn new(brokers: &str, topic: &str) -> Result<Self, KafkaError> {
-        let mut cfg = base_client_config(brokers);
+        let mut cfg = client_config(brokers);
         cfg.set("linger.ms", "5").set("message.timeout.ms", "10000");
         Ok(Collector {
             producer: cfg.create()?,

@@ -13,7 +13,7 @@ use pulseboard_model::event::{FieldMapping, MapRule, Schema};
 use pulseboard_model::time::parse_duration_ms;
 use pulseboard_model::window::WindowConfig;
 
-use crate::ingest::OffsetReset;
+use crate::kafka::OffsetReset;
 
 /// Live clickstream dashboard on Kafka.
 #[derive(Debug, Clone, Parser)]

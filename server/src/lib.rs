@@ -23,6 +23,7 @@ pub mod engine;
 pub mod http;
 pub mod hub;
 pub mod ingest;
+pub mod kafka;
 pub mod live;
 pub mod store;
 pub mod ws;

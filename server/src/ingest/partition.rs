@@ -1,0 +1,334 @@
+//! One partition's task: read, fold, dead-letter, checkpoint, commit; restart after an
+//! offset reset; flush on stop.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use futures::FutureExt;
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{DeliveryFuture, FutureProducer};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::mpsc;
+
+use super::dead_letter::on_message;
+use super::{Consumer_, IngestError, Queue, COMMIT_TIMEOUT, DEAD_LETTER_WAIT};
+use crate::engine::PartitionEngine;
+use crate::hub::Hub;
+use crate::kafka::{commit_metadata, OffsetReset};
+use crate::live::{Live, Progress};
+use crate::store::{Store, StoreError};
+
+pub(super) struct TaskShared {
+    pub(super) store: Store,
+    pub(super) live: Arc<Live>,
+    pub(super) hub: Arc<Hub>,
+    pub(super) consumer: Weak<Consumer_>,
+    pub(super) producer: FutureProducer,
+    pub(super) dead_letter_topics: HashMap<String, String>,
+    pub(super) checkpoint_interval: Duration,
+    pub(super) offset_reset: OffsetReset,
+}
+
+/// One partition: read, fold, dead-letter, checkpoint; flush on stop.
+pub(super) async fn partition_task(
+    mut engine: PartitionEngine,
+    queue: Queue,
+    mut stop: mpsc::Receiver<Commit>,
+    shared: Arc<TaskShared>,
+    fatal: mpsc::UnboundedSender<IngestError>,
+) {
+    let topic = engine.topic().to_owned();
+    let partition = engine.partition();
+    let dlq = shared
+        .dead_letter_topics
+        .get(&topic)
+        .cloned()
+        .unwrap_or_else(|| format!("{topic}-dlq"));
+    let mut pending: Vec<DeliveryFuture> = Vec::new();
+    let mut tick = tokio::time::interval(shared.checkpoint_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Changed open windows go to the hub at once when the last hand-over is older than
+    // `live_interval`, else when that much time has passed (coalescing under load).
+    let live_gap = shared.hub.config().live_interval;
+    let mut last_live = tokio::time::Instant::now() - live_gap;
+    let live_due = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(live_due);
+    let mut live_pending = false;
+    let mut saw_messages = false;
+    let mut reads = ReadTimes::default();
+    let result: Result<(), StoreError> = loop {
+        tokio::select! {
+            // Stop first so a revoke is served promptly; then the checkpoint and live ticks,
+            // so a busy partition still checkpoints and shows progress on time; messages last.
+            biased;
+            commit = stop.recv() => {
+                let commit = commit.unwrap_or(Commit::Sync);
+                break checkpoint(&mut engine, &shared, &mut pending, saw_messages, reads, commit).await
+            }
+            _ = tick.tick() => {
+                if let Err(e) = checkpoint(&mut engine, &shared, &mut pending, saw_messages, reads, Commit::Async).await {
+                    break Err(e);
+                }
+                saw_messages = false;
+            }
+            _ = &mut live_due, if live_pending => {
+                live_pending = false;
+                last_live = tokio::time::Instant::now();
+                if let Some(windows) = engine.take_live_windows() {
+                    shared.hub.update(&topic, partition, windows);
+                }
+            }
+            msg = queue.recv() => {
+                saw_messages = true;
+                // Drain what is already fetched before going back to the select: one round
+                // of timer and channel polling per batch, not per message.
+                let mut next = Some(msg);
+                let mut batch = 0;
+                while let Some(msg) = next.take() {
+                    let handled = match msg {
+                        Ok(m) => {
+                            on_message(&mut engine, &m, &dlq, &shared, &mut pending).await;
+                            Ok(())
+                        }
+                        Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset)) => {
+                            offset_out_of_range(&mut engine, &shared).await
+                        }
+                        Err(e) => {
+                            tracing::warn!(topic, partition, error = %e, "consume error");
+                            Ok(())
+                        }
+                    };
+                    if let Err(e) = handled {
+                        let _ = fatal.send(e);
+                        return;
+                    }
+                    batch += 1;
+                    if batch < MAX_BATCH {
+                        next = queue.recv().now_or_never();
+                    }
+                }
+                reads.batch_done();
+                if engine.has_live_changes() && !live_pending {
+                    live_pending = true;
+                    live_due.as_mut().reset(last_live + live_gap);
+                }
+                // The partition queue is not a tokio resource and is always ready while a
+                // backlog lasts: without this the loop would never yield, and the worker
+                // would never run its timers (checkpoints) or serve HTTP.
+                tokio::task::consume_budget().await;
+            }
+        }
+    };
+    if let Err(source) = result {
+        tracing::error!(topic, partition, error = %source, "checkpoint failed; stopping ingest");
+        let _ = fatal.send(IngestError::Store {
+            topic,
+            partition,
+            source,
+        });
+    }
+}
+
+/// Messages handled in one go before the partition task looks at its timers again.
+pub(super) const MAX_BATCH: usize = 1024;
+
+/// The stored offset is outside the log: apply `--offset-reset`.
+pub(super) async fn offset_out_of_range(
+    engine: &mut PartitionEngine,
+    shared: &TaskShared,
+) -> Result<(), IngestError> {
+    let topic = engine.topic().to_owned();
+    let partition = engine.partition();
+    let stored = engine.stored_offset().unwrap_or(0);
+    let target = match shared.offset_reset {
+        OffsetReset::Fail => {
+            return Err(IngestError::OffsetOutOfRange {
+                topic,
+                partition,
+                stored,
+            });
+        }
+        OffsetReset::Earliest => Offset::Beginning,
+        OffsetReset::Latest => Offset::End,
+    };
+    tracing::error!(
+        topic, partition, stored, policy = ?shared.offset_reset,
+        "stored offset is outside the log (topic recreated, or retention deleted unread data); resetting as --offset-reset says"
+    );
+    shared
+        .live
+        .note_offset_reset(&topic, partition, stored, shared.offset_reset.as_str());
+    engine.reset_offset();
+    let Some(consumer) = shared.consumer.upgrade() else {
+        return Ok(());
+    };
+    // librdkafka has stopped fetching this partition (auto.offset.reset=error leaves it
+    // in its "none" state, where a seek is refused): restart it alone, at the target.
+    let restart = tokio::task::spawn_blocking(move || {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&topic, partition);
+        consumer.incremental_unassign(&tpl)?;
+        tpl.set_partition_offset(&topic, partition, target)?;
+        consumer.incremental_assign(&tpl)
+    })
+    .await;
+    match restart {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(IngestError::Restart {
+            topic: engine.topic().to_owned(),
+            partition,
+            source: e,
+        }),
+        Err(e) => {
+            tracing::error!(error = %e, "restarting the partition failed");
+            Ok(())
+        }
+    }
+}
+
+pub(super) fn progress(
+    engine: &PartitionEngine,
+    saw_messages: bool,
+    reads: ReadTimes,
+) -> Progress<'_> {
+    Progress {
+        topic: engine.topic(),
+        partition: engine.partition(),
+        checkpoint: engine.checkpoint_state(),
+        watermark: engine.watermark(),
+        saw_messages,
+        read_since_start: engine.read_since_start(),
+        first_read_ms: reads.first,
+        last_read_ms: reads.last,
+    }
+}
+
+/// When this process read the first and the last message of a partition (wall clock, one
+/// reading per batch).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct ReadTimes {
+    first: Option<i64>,
+    last: Option<i64>,
+}
+
+impl ReadTimes {
+    fn batch_done(&mut self) {
+        let now = crate::now_ms();
+        self.first.get_or_insert(now);
+        self.last = Some(now);
+    }
+}
+
+/// How the advisory commit after a checkpoint is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Commit {
+    /// Fire and forget (regular checkpoints).
+    Async,
+    /// Wait for the broker, at most [`COMMIT_TIMEOUT`] (before releasing a partition, so the
+    /// next owner sees it).
+    Sync,
+    /// None: the partition was lost, the group would refuse it.
+    Skip,
+}
+
+pub(super) async fn checkpoint(
+    engine: &mut PartitionEngine,
+    shared: &TaskShared,
+    pending: &mut Vec<DeliveryFuture>,
+    saw_messages: bool,
+    reads: ReadTimes,
+    commit: Commit,
+) -> Result<(), StoreError> {
+    if engine.needs_checkpoint() {
+        for f in pending.drain(..) {
+            match tokio::time::timeout(DEAD_LETTER_WAIT, f).await {
+                Ok(Ok(Ok(_))) => {}
+                Ok(Ok(Err((e, _)))) => tracing::error!(error = %e, "dead letter not delivered"),
+                Ok(Err(_)) => tracing::error!("dead letter delivery cancelled"),
+                Err(_) => {
+                    tracing::error!(timeout = ?DEAD_LETTER_WAIT, "dead letter not delivered in time")
+                }
+            }
+        }
+        let report = engine.checkpoint(&shared.store).await?;
+        let written: Vec<i64> = report.windows.iter().map(|(s, _)| *s).collect();
+        shared
+            .live
+            .publish_partition(progress(engine, saw_messages, reads), &written);
+        shared
+            .hub
+            .update(engine.topic(), engine.partition(), report.windows);
+    } else {
+        shared
+            .live
+            .publish_partition(progress(engine, saw_messages, reads), &[]);
+        // Nothing new to store; an async commit would repeat the last one. A partition
+        // being released still commits: the last async commit may have been refused by
+        // the rebalance now under way, and the next owner starts from what is committed.
+        if commit == Commit::Async {
+            return Ok(());
+        }
+    }
+    if commit == Commit::Skip {
+        return Ok(());
+    }
+    if let Some(next_offset) = engine.stored_offset() {
+        commit_offset(engine, shared, next_offset, commit).await;
+    }
+    Ok(())
+}
+
+/// Commit `next_offset` (with the max event time as metadata) to the group.
+pub(super) async fn commit_offset(
+    engine: &PartitionEngine,
+    shared: &TaskShared,
+    next_offset: i64,
+    commit: Commit,
+) {
+    let Some(consumer) = shared.consumer.upgrade() else {
+        return;
+    };
+    let mut tpl = TopicPartitionList::new();
+    if tpl
+        .add_partition_offset(
+            engine.topic(),
+            engine.partition(),
+            Offset::Offset(next_offset),
+        )
+        .is_err()
+    {
+        return;
+    }
+    if let Some(mut elem) = tpl.find_partition(engine.topic(), engine.partition()) {
+        elem.set_metadata(commit_metadata(engine.checkpoint_state().max_event_ts));
+    }
+    let sent = match commit {
+        Commit::Async => consumer.commit(&tpl, CommitMode::Async),
+        Commit::Sync => {
+            let blocking =
+                tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync));
+            match tokio::time::timeout(COMMIT_TIMEOUT, blocking).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "commit task failed");
+                    Ok(())
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        topic = engine.topic(),
+                        partition = engine.partition(),
+                        timeout = ?COMMIT_TIMEOUT,
+                        "offset commit not answered in time (is the group coordinator failing over?); the store keeps the offset"
+                    );
+                    Ok(())
+                }
+            }
+        }
+        Commit::Skip => Ok(()),
+    };
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, ?commit, topic = engine.topic(), partition = engine.partition(), "offset commit failed");
+    }
+}
