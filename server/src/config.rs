@@ -1,14 +1,18 @@
-//! Configuration: the command line of DESIGN.md, every flag also read from `PULSEBOARD_*`.
+//! Configuration: the command line of DESIGN.md, one clap argument struct per component,
+//! every flag also read from `PULSEBOARD_*`.
 //!
-//! Contract: [`Config::parse`] (clap) gives raw values; [`Config::validate`] checks rules
-//! across fields and turns durations and mappings into the typed [`Settings`] that the rest
-//! of the server uses. Errors say which flag is wrong and what it accepts.
+//! Contract: [`Config::parse`] (clap) parses each value at its flag (durations, mappings,
+//! `key=value` options), so a bad value is refused with the flag's name; each component's
+//! `validate` checks the rules across its own fields, and [`Config::validate`] those across
+//! components. Each component receives its struct whole: [`KafkaArgs`] (ingest),
+//! [`WindowArgs`] (the engine), [`StoreArgs`] (sled, retention), [`HttpArgs`] (the HTTP
+//! surface), [`LiveArgs`] (the hub and its sockets), [`DemoArgs`] (embedded mode).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Args, Parser};
 use pulseboard_model::event::{FieldMapping, MapRule, Schema};
 use pulseboard_model::time::parse_duration_ms;
 use pulseboard_model::window::WindowConfig;
@@ -19,6 +23,23 @@ use crate::kafka::OffsetReset;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "pulseboard", version, about)]
 pub struct Config {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub windows: WindowArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub http: HttpArgs,
+    #[command(flatten)]
+    pub live: LiveArgs,
+    #[command(flatten)]
+    pub demo: DemoArgs,
+}
+
+/// The Kafka side: where events come from, and how they are read.
+#[derive(Debug, Clone, Args)]
+pub struct KafkaArgs {
     /// Kafka bootstrap servers. Without it, an embedded Kafka with demo traffic is started.
     #[arg(long, env = "PULSEBOARD_BROKERS")]
     pub brokers: Option<String>,
@@ -33,42 +54,9 @@ pub struct Config {
     /// Kafka consumer group.
     #[arg(long, env = "PULSEBOARD_GROUP", default_value = "pulseboard")]
     pub group: String,
-    /// Address of the HTTP server.
-    #[arg(long, env = "PULSEBOARD_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
-    /// Directory of the sled store.
-    #[arg(long, env = "PULSEBOARD_DATA_DIR", default_value = "./pulseboard-data")]
-    pub data_dir: PathBuf,
-    /// Tumbling window size (e.g. 10s, 1m).
-    #[arg(long, env = "PULSEBOARD_WINDOW", default_value = "10s")]
-    pub window: String,
-    /// How far behind the max event time a partition's watermark trails.
-    #[arg(long, env = "PULSEBOARD_ALLOWED_LATENESS", default_value = "5s")]
-    pub allowed_lateness: String,
-    /// A partition without messages for this long does not hold the global watermark back.
-    #[arg(long, env = "PULSEBOARD_IDLE_TIMEOUT", default_value = "30s")]
-    pub idle_timeout: String,
-    /// How often window state and offsets are written to the store.
-    #[arg(long, env = "PULSEBOARD_CHECKPOINT_INTERVAL", default_value = "1s")]
-    pub checkpoint_interval: String,
-    /// Finalized windows older than this (behind the watermark) are deleted.
-    #[arg(long, env = "PULSEBOARD_RETENTION", default_value = "24h")]
-    pub retention: String,
     /// Dead-letter topic for messages that cannot be counted. Default: `<topic>-dlq`.
     #[arg(long, env = "PULSEBOARD_DEAD_LETTER_TOPIC")]
     pub dead_letter_topic: Option<String>,
-    /// Events per second of the built-in generator (embedded mode only; 0 = none).
-    #[arg(long, env = "PULSEBOARD_DEMO_RATE", default_value_t = 200)]
-    pub demo_rate: u32,
-    /// Partitions of each topic created by the embedded Kafka.
-    #[arg(long, env = "PULSEBOARD_EMBEDDED_PARTITIONS", default_value_t = 4)]
-    pub embedded_partitions: i32,
-    /// Input schema preset: `canonical` or `segment` (Segment page/track events).
-    #[arg(long, env = "PULSEBOARD_SCHEMA", default_value = "canonical")]
-    pub schema: Schema,
-    /// Take a field from a JSON pointer, e.g. `url=/properties/path` (repeatable).
-    #[arg(long = "map", env = "PULSEBOARD_MAP", value_delimiter = ',')]
-    pub map: Vec<MapRule>,
     /// What to do when a stored offset is outside the log: earliest, latest or fail.
     #[arg(
         long,
@@ -77,22 +65,102 @@ pub struct Config {
         default_value = "earliest"
     )]
     pub offset_reset: OffsetReset,
+    /// Input schema preset: `canonical` or `segment` (Segment page/track events).
+    #[arg(long, env = "PULSEBOARD_SCHEMA", default_value = "canonical")]
+    pub schema: Schema,
+    /// Take a field from a JSON pointer, e.g. `url=/properties/path` (repeatable).
+    #[arg(long = "map", env = "PULSEBOARD_MAP", value_delimiter = ',')]
+    pub map: Vec<MapRule>,
+    /// Extra librdkafka consumer properties, `key=value` (repeatable).
+    #[arg(
+        long = "kafka-option",
+        env = "PULSEBOARD_KAFKA_OPTIONS",
+        value_delimiter = ',',
+        value_parser = kafka_option
+    )]
+    pub kafka_options: Vec<(String, String)>,
+}
+
+/// Event-time windows.
+#[derive(Debug, Clone, Args)]
+pub struct WindowArgs {
+    /// Tumbling window size (e.g. 10s, 1m).
+    #[arg(long = "window", env = "PULSEBOARD_WINDOW", default_value = "10s", value_parser = duration)]
+    pub width: Duration,
+    /// How far behind the max event time a partition's watermark trails.
+    #[arg(long, env = "PULSEBOARD_ALLOWED_LATENESS", default_value = "5s", value_parser = duration)]
+    pub allowed_lateness: Duration,
+    /// A partition without messages for this long does not hold the global watermark back.
+    #[arg(long, env = "PULSEBOARD_IDLE_TIMEOUT", default_value = "30s", value_parser = duration)]
+    pub idle_timeout: Duration,
+}
+
+/// The sled store.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Directory of the sled store.
+    #[arg(long, env = "PULSEBOARD_DATA_DIR", default_value = "./pulseboard-data")]
+    pub data_dir: PathBuf,
+    /// How often window state and offsets are written to the store.
+    #[arg(long, env = "PULSEBOARD_CHECKPOINT_INTERVAL", default_value = "1s", value_parser = duration)]
+    pub checkpoint_interval: Duration,
+    /// Finalized windows older than this (behind the watermark) are deleted.
+    #[arg(long, env = "PULSEBOARD_RETENTION", default_value = "24h", value_parser = duration)]
+    pub retention: Duration,
+}
+
+/// The HTTP surface.
+#[derive(Debug, Clone, Args)]
+pub struct HttpArgs {
+    /// Address of the HTTP server.
+    #[arg(long, env = "PULSEBOARD_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Directory of the built frontend (Trunk's output).
+    #[arg(long, env = "PULSEBOARD_STATIC_DIR", default_value = "dist")]
+    pub static_dir: PathBuf,
     /// Require this bearer token (or `?token=`) for the API, the socket and the metrics.
     #[arg(long, env = "PULSEBOARD_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Who may embed the pages in a frame (CSP `frame-ancestors`), e.g. `'self' https://intranet.example`.
     #[arg(long, env = "PULSEBOARD_FRAME_ANCESTORS", default_value = "'self'")]
     pub frame_ancestors: String,
-    /// Directory of the built frontend (Trunk's output).
-    #[arg(long, env = "PULSEBOARD_STATIC_DIR", default_value = "dist")]
-    pub static_dir: PathBuf,
-    /// Extra librdkafka consumer properties, `key=value` (repeatable).
-    #[arg(
-        long = "kafka-option",
-        env = "PULSEBOARD_KAFKA_OPTIONS",
-        value_delimiter = ','
-    )]
-    pub kafka_options: Vec<String>,
+}
+
+/// The live hub and its WebSocket clients.
+#[derive(Debug, Clone, Args)]
+pub struct LiveArgs {
+    /// Minimum time between two window messages to the sockets (changes are coalesced).
+    #[arg(long, env = "PULSEBOARD_PUBLISH_INTERVAL", default_value = "50ms", value_parser = duration)]
+    pub publish_interval: Duration,
+    /// Minimum time between two hand-overs of a partition's open windows to the hub.
+    #[arg(long, env = "PULSEBOARD_LIVE_INTERVAL", default_value = "20ms", value_parser = duration)]
+    pub live_interval: Duration,
+    /// Messages kept for clients that reconnect with `?since=`.
+    #[arg(long, env = "PULSEBOARD_WS_BACKLOG", default_value_t = 1024)]
+    pub ws_backlog: usize,
+    /// Messages a client may fall behind before it is resynced with a snapshot.
+    #[arg(long, env = "PULSEBOARD_WS_CLIENT_QUEUE", default_value_t = 256)]
+    pub ws_client_queue: usize,
+    /// How often a socket is pinged.
+    #[arg(long, env = "PULSEBOARD_WS_PING_INTERVAL", default_value = "15s", value_parser = duration)]
+    pub ws_ping_interval: Duration,
+    /// A socket silent for this long is closed.
+    #[arg(long, env = "PULSEBOARD_WS_IDLE_TIMEOUT", default_value = "45s", value_parser = duration)]
+    pub ws_idle_timeout: Duration,
+    /// A client that does not take a frame within this is dropped.
+    #[arg(long, env = "PULSEBOARD_WS_SEND_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub ws_send_timeout: Duration,
+}
+
+/// Embedded mode (no `--brokers`).
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Events per second of the built-in generator (embedded mode only; 0 = none).
+    #[arg(long, env = "PULSEBOARD_DEMO_RATE", default_value_t = 200)]
+    pub demo_rate: u32,
+    /// Partitions of each topic created by the embedded Kafka.
+    #[arg(long, env = "PULSEBOARD_EMBEDDED_PARTITIONS", default_value_t = 4)]
+    pub embedded_partitions: i32,
 }
 
 /// Errors in the configuration.
@@ -106,76 +174,37 @@ pub enum ConfigError {
     },
 }
 
-/// Validated settings.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub brokers: Option<String>,
-    pub topics: Vec<String>,
-    pub group: String,
-    pub listen: SocketAddr,
-    pub data_dir: PathBuf,
-    pub windows: WindowConfig,
-    pub idle_timeout: Duration,
-    pub checkpoint_interval: Duration,
-    pub retention_ms: i64,
-    pub dead_letter_topic: Option<String>,
-    pub demo_rate: u32,
-    pub embedded_partitions: i32,
-    pub mapping: FieldMapping,
-    pub kafka_options: Vec<(String, String)>,
-    /// The frontend's files, when the directory exists.
-    pub static_dir: Option<PathBuf>,
-    pub offset_reset: OffsetReset,
-    pub token: Option<String>,
-    pub frame_ancestors: String,
-}
-
-impl Settings {
-    /// The dead-letter topic of an input topic.
-    pub fn dead_letter_topic_for(&self, topic: &str) -> String {
-        self.dead_letter_topic
-            .clone()
-            .unwrap_or_else(|| format!("{topic}-dlq"))
+fn invalid(flag: &'static str, value: impl ToString, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        flag,
+        value: value.to_string(),
+        reason: reason.into(),
     }
 }
 
-fn duration(flag: &'static str, value: &str) -> Result<i64, ConfigError> {
-    parse_duration_ms(value).map_err(|reason| ConfigError::Invalid {
-        flag,
-        value: value.to_owned(),
-        reason,
-    })
+/// A duration flag: a number and a unit (`500ms`, `10s`, `5m`, `24h`, `1d`, `1h30m`).
+fn duration(s: &str) -> Result<Duration, String> {
+    let ms = parse_duration_ms(s)?;
+    u64::try_from(ms)
+        .map(Duration::from_millis)
+        .map_err(|_| format!("{s:?} is negative"))
 }
 
-impl Config {
-    /// Check rules across fields and produce [`Settings`].
-    pub fn validate(&self) -> Result<Settings, ConfigError> {
-        let width_ms = duration("window", &self.window)?;
-        if width_ms <= 0 {
-            return Err(ConfigError::Invalid {
-                flag: "window",
-                value: self.window.clone(),
-                reason: "must be longer than zero".into(),
-            });
-        }
-        let lateness_ms = duration("allowed-lateness", &self.allowed_lateness)?;
-        let idle_ms = duration("idle-timeout", &self.idle_timeout)?;
-        let cp_ms = duration("checkpoint-interval", &self.checkpoint_interval)?;
-        if cp_ms <= 0 {
-            return Err(ConfigError::Invalid {
-                flag: "checkpoint-interval",
-                value: self.checkpoint_interval.clone(),
-                reason: "must be longer than zero".into(),
-            });
-        }
-        let retention_ms = duration("retention", &self.retention)?;
-        if retention_ms < width_ms {
-            return Err(ConfigError::Invalid {
-                flag: "retention",
-                value: self.retention.clone(),
-                reason: format!("must be at least one window ({})", self.window),
-            });
-        }
+/// A `--kafka-option`: `key=value`.
+fn kafka_option(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected key=value, e.g. fetch.max.bytes=1048576"))?;
+    Ok((k.trim().to_owned(), v.trim().to_owned()))
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl KafkaArgs {
+    pub fn validate(&mut self) -> Result<(), ConfigError> {
+        self.brokers = self.brokers.take().filter(|b| !b.trim().is_empty());
         let topics: Vec<String> = self
             .topics
             .iter()
@@ -183,77 +212,163 @@ impl Config {
             .filter(|t| !t.is_empty())
             .collect();
         if topics.is_empty() {
-            return Err(ConfigError::Invalid {
-                flag: "topics",
-                value: self.topics.join(","),
-                reason: "name at least one topic".into(),
-            });
+            return Err(invalid(
+                "topics",
+                self.topics.join(","),
+                "name at least one topic",
+            ));
         }
+        self.topics = topics;
         if let Some(dlq) = &self.dead_letter_topic {
-            if topics.contains(dlq) {
-                return Err(ConfigError::Invalid {
-                    flag: "dead-letter-topic",
-                    value: dlq.clone(),
-                    reason: "must differ from the input topics".into(),
-                });
+            if self.topics.contains(dlq) {
+                return Err(invalid(
+                    "dead-letter-topic",
+                    dlq,
+                    "must differ from the input topics",
+                ));
             }
         }
-        if self.frame_ancestors.contains([';', '\n', '\r']) {
-            return Err(ConfigError::Invalid {
-                flag: "frame-ancestors",
-                value: self.frame_ancestors.clone(),
-                reason: "a list of sources separated by spaces, without ';' or line breaks".into(),
-            });
-        }
-        if !(1..=1024).contains(&self.embedded_partitions) {
-            return Err(ConfigError::Invalid {
-                flag: "embedded-partitions",
-                value: self.embedded_partitions.to_string(),
-                reason: "must be between 1 and 1024".into(),
-            });
-        }
-        let mut kafka_options = Vec::new();
-        for opt in &self.kafka_options {
-            let Some((k, v)) = opt.split_once('=') else {
-                return Err(ConfigError::Invalid {
-                    flag: "kafka-option",
-                    value: opt.clone(),
-                    reason: "expected key=value, e.g. fetch.max.bytes=1048576".into(),
-                });
-            };
-            let (k, v) = (k.trim(), v.trim());
+        for (k, v) in &self.kafka_options {
             if k == "partition.assignment.strategy" && v != "cooperative-sticky" {
-                return Err(ConfigError::Invalid {
-                    flag: "kafka-option",
-                    value: opt.clone(),
-                    reason: "Pulseboard needs cooperative-sticky: it restarts a single partition after an offset reset, which the eager strategies cannot".into(),
-                });
+                return Err(invalid(
+                    "kafka-option",
+                    format!("{k}={v}"),
+                    "Pulseboard needs cooperative-sticky: it restarts a single partition after an offset reset, which the eager strategies cannot",
+                ));
             }
-            kafka_options.push((k.to_owned(), v.to_owned()));
         }
-        Ok(Settings {
-            brokers: self.brokers.clone().filter(|b| !b.trim().is_empty()),
-            topics,
-            group: self.group.clone(),
-            listen: self.listen,
-            data_dir: self.data_dir.clone(),
-            windows: WindowConfig {
-                width_ms,
-                lateness_ms,
-            },
-            idle_timeout: Duration::from_millis(idle_ms as u64),
-            checkpoint_interval: Duration::from_millis(cp_ms as u64),
-            retention_ms,
-            dead_letter_topic: self.dead_letter_topic.clone(),
-            demo_rate: self.demo_rate,
-            embedded_partitions: self.embedded_partitions,
-            mapping: FieldMapping::new(self.schema, &self.map),
-            kafka_options,
-            static_dir: Some(self.static_dir.clone()).filter(|d| d.is_dir()),
-            offset_reset: self.offset_reset,
-            token: self.token.clone().filter(|t| !t.is_empty()),
-            frame_ancestors: self.frame_ancestors.clone(),
-        })
+        Ok(())
+    }
+
+    /// The dead-letter topic of an input topic.
+    pub fn dead_letter_topic_for(&self, topic: &str) -> String {
+        self.dead_letter_topic
+            .clone()
+            .unwrap_or_else(|| format!("{topic}-dlq"))
+    }
+
+    /// The decoder's field mapping.
+    pub fn mapping(&self) -> FieldMapping {
+        FieldMapping::new(self.schema, &self.map)
+    }
+}
+
+impl WindowArgs {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.width.is_zero() {
+            return Err(invalid(
+                "window",
+                format!("{:?}", self.width),
+                "must be longer than zero",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Width and lateness in milliseconds, as the engine takes them.
+    pub fn config(&self) -> WindowConfig {
+        WindowConfig {
+            width_ms: millis(self.width),
+            lateness_ms: millis(self.allowed_lateness),
+        }
+    }
+}
+
+impl StoreArgs {
+    pub fn validate(&self, windows: &WindowArgs) -> Result<(), ConfigError> {
+        if self.checkpoint_interval.is_zero() {
+            return Err(invalid(
+                "checkpoint-interval",
+                format!("{:?}", self.checkpoint_interval),
+                "must be longer than zero",
+            ));
+        }
+        if self.retention < windows.width {
+            return Err(invalid(
+                "retention",
+                format!("{:?}", self.retention),
+                format!("must be at least one window ({:?})", windows.width),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn retention_ms(&self) -> i64 {
+        millis(self.retention)
+    }
+}
+
+impl HttpArgs {
+    pub fn validate(&mut self) -> Result<(), ConfigError> {
+        if self.frame_ancestors.contains([';', '\n', '\r']) {
+            return Err(invalid(
+                "frame-ancestors",
+                &self.frame_ancestors,
+                "a list of sources separated by spaces, without ';' or line breaks",
+            ));
+        }
+        self.token = self.token.take().filter(|t| !t.is_empty());
+        Ok(())
+    }
+
+    /// The frontend's files, when the directory exists.
+    pub fn static_dir(&self) -> Option<PathBuf> {
+        Some(self.static_dir.clone()).filter(|d| d.is_dir())
+    }
+}
+
+impl LiveArgs {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (flag, v) in [
+            ("ws-backlog", self.ws_backlog),
+            ("ws-client-queue", self.ws_client_queue),
+        ] {
+            if v == 0 {
+                return Err(invalid(flag, v, "must be at least 1"));
+            }
+        }
+        if self.ws_ping_interval.is_zero() || self.ws_ping_interval >= self.ws_idle_timeout {
+            return Err(invalid(
+                "ws-ping-interval",
+                format!("{:?}", self.ws_ping_interval),
+                format!(
+                    "must be above zero and below --ws-idle-timeout ({:?}), or live sockets are closed as idle",
+                    self.ws_idle_timeout
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl DemoArgs {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=1024).contains(&self.embedded_partitions) {
+            return Err(invalid(
+                "embedded-partitions",
+                self.embedded_partitions,
+                "must be between 1 and 1024",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Check every component and the rules across them.
+    pub fn validate(mut self) -> Result<Config, ConfigError> {
+        self.kafka.validate()?;
+        self.windows.validate()?;
+        self.store.validate(&self.windows)?;
+        self.http.validate()?;
+        self.live.validate()?;
+        self.demo.validate()?;
+        Ok(self)
+    }
+
+    /// Embedded mode: no `--brokers` given.
+    pub fn embedded(&self) -> bool {
+        self.kafka.brokers.is_none()
     }
 }
 
@@ -263,22 +378,33 @@ mod tests {
 
     #[test]
     fn defaults_match_design() {
-        let c = Config::try_parse_from(["pulseboard"]).expect("parse");
-        let s = c.validate().expect("valid");
-        assert_eq!(s.windows.width_ms, 10_000);
-        assert_eq!(s.windows.lateness_ms, 5_000);
-        assert_eq!(s.idle_timeout, Duration::from_secs(30));
-        assert_eq!(s.checkpoint_interval, Duration::from_secs(1));
-        assert_eq!(s.retention_ms, 24 * 3600 * 1000);
-        assert_eq!(s.topics, vec!["clicks".to_owned()]);
-        assert_eq!(s.dead_letter_topic_for("clicks"), "clicks-dlq");
-        assert!(s.brokers.is_none());
+        let c = Config::try_parse_from(["pulseboard"])
+            .expect("parse")
+            .validate()
+            .expect("valid");
+        assert_eq!(c.windows.config().width_ms, 10_000);
+        assert_eq!(c.windows.config().lateness_ms, 5_000);
+        assert_eq!(c.windows.idle_timeout, Duration::from_secs(30));
+        assert_eq!(c.store.checkpoint_interval, Duration::from_secs(1));
+        assert_eq!(c.store.retention_ms(), 24 * 3600 * 1000);
+        assert_eq!(c.kafka.topics, vec!["clicks".to_owned()]);
+        assert_eq!(c.kafka.dead_letter_topic_for("clicks"), "clicks-dlq");
+        assert!(c.kafka.brokers.is_none() && c.embedded());
+        assert_eq!(c.live.publish_interval, Duration::from_millis(50));
+        assert_eq!(c.live.ws_client_queue, 256);
     }
 
     #[test]
     fn bad_duration_names_the_flag() {
-        let c = Config::try_parse_from(["pulseboard", "--window", "ten"]).expect("parse");
-        let err = c.validate().expect_err("must fail").to_string();
+        let err = Config::try_parse_from(["pulseboard", "--window", "ten"])
+            .expect_err("must fail")
+            .to_string();
+        assert!(err.contains("--window"), "{err}");
+        let err = Config::try_parse_from(["pulseboard", "--window", "0s"])
+            .expect("parse")
+            .validate()
+            .expect_err("zero width")
+            .to_string();
         assert!(err.contains("--window"), "{err}");
     }
 
@@ -294,7 +420,37 @@ mod tests {
             "visitor=/anonymousId",
         ])
         .expect("parse");
-        assert_eq!(c.map.len(), 2);
+        assert_eq!(c.kafka.map.len(), 2);
         assert!(Config::try_parse_from(["pulseboard", "--map", "nope=/x"]).is_err());
+    }
+
+    #[test]
+    fn kafka_options_are_key_value_and_keep_cooperative_rebalancing() {
+        assert!(Config::try_parse_from(["pulseboard", "--kafka-option", "fetch"]).is_err());
+        let c = Config::try_parse_from(["pulseboard", "--kafka-option", "a.b = 1"])
+            .expect("parse")
+            .validate()
+            .expect("valid");
+        assert_eq!(c.kafka.kafka_options, vec![("a.b".into(), "1".into())]);
+        let err = Config::try_parse_from([
+            "pulseboard",
+            "--kafka-option",
+            "partition.assignment.strategy=range",
+        ])
+        .expect("parse")
+        .validate()
+        .expect_err("eager refused")
+        .to_string();
+        assert!(err.contains("cooperative-sticky"), "{err}");
+    }
+
+    #[test]
+    fn socket_ping_must_come_before_the_idle_timeout() {
+        let err = Config::try_parse_from(["pulseboard", "--ws-ping-interval", "1m"])
+            .expect("parse")
+            .validate()
+            .expect_err("ping after idle")
+            .to_string();
+        assert!(err.contains("--ws-ping-interval"), "{err}");
     }
 }

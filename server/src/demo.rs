@@ -18,7 +18,9 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use tokio_util::sync::CancellationToken;
 
+use crate::config::{Config, KafkaArgs};
 use crate::now_ms;
+use crate::store::{Store, StoreError};
 
 /// Errors of the embedded mode.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +31,40 @@ pub enum DemoError {
     Gone,
     #[error("cannot create the demo producer: {0}")]
     Producer(#[source] KafkaError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Embedded mode: start the in-process Kafka with the input topics (`--embedded-partitions`
+/// each) and their dead-letter topics, and forget the stored offsets of the input topics
+/// (the embedded broker starts empty every time, so they refer to a log that is gone;
+/// windows stay, reading starts at the new log's beginning). Prints the bootstrap address.
+pub fn start_embedded(config: &Config, store: &Store) -> Result<EmbeddedKafka, DemoError> {
+    let kafka_args: &KafkaArgs = &config.kafka;
+    let mut topics: Vec<(String, i32)> = kafka_args
+        .topics
+        .iter()
+        .map(|t| (t.clone(), config.demo.embedded_partitions))
+        .collect();
+    for t in &kafka_args.topics {
+        let d = kafka_args.dead_letter_topic_for(t);
+        if !topics.iter().any(|(x, _)| *x == d) {
+            topics.push((d, 1));
+        }
+    }
+    let kafka = EmbeddedKafka::start(&topics)?;
+    for (topic, partition, _) in store.partitions()? {
+        if kafka_args.topics.contains(&topic) {
+            store.forget_partition(&topic, partition)?;
+        }
+    }
+    tracing::info!(bootstrap = kafka.bootstrap(), "embedded Kafka started");
+    println!(
+        "Embedded Kafka at {} (topics: {}); produce events there, e.g. with any Kafka client.",
+        kafka.bootstrap(),
+        kafka_args.topics.join(",")
+    );
+    Ok(kafka)
 }
 
 /// Commands for the thread that owns the mock cluster.

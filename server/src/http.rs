@@ -30,13 +30,16 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tower_http::services::ServeDir;
 
+pub use crate::api_error::ApiError;
 use crate::collect::Collector;
+use crate::config::Config;
 use crate::hub::Hub;
 use crate::live::Live;
 use crate::now_ms;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
+use crate::ws::{SocketOptions, SocketState};
 
-/// Shared state of the HTTP handlers.
+/// Shared state of the HTTP handlers; each handler takes the part it needs (`FromRef`).
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
@@ -45,12 +48,48 @@ pub struct AppState {
     pub window_ms: i64,
     /// The built frontend (Trunk's output), if any.
     pub static_dir: Option<PathBuf>,
-    /// Cancelled at shutdown; sockets close with "going away".
-    pub shutdown: CancellationToken,
     /// `POST /collect` into Kafka, when a producer could be made.
     pub collector: Option<Collector>,
     /// Access control and response headers.
     pub security: Security,
+    /// What the socket handler needs.
+    pub socket: SocketState,
+}
+
+impl AppState {
+    /// The state of a run, from its configuration.
+    pub fn new(
+        config: &Config,
+        store: Store,
+        live: Arc<Live>,
+        hub: Arc<Hub>,
+        collector: Option<Collector>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        AppState {
+            store,
+            live,
+            socket: SocketState {
+                hub: hub.clone(),
+                shutdown,
+                options: SocketOptions::from_args(&config.live),
+            },
+            hub,
+            window_ms: config.windows.config().width_ms,
+            static_dir: config.http.static_dir(),
+            collector,
+            security: Security {
+                token: config.http.token.as_deref().map(Arc::from),
+                frame_ancestors: Arc::from(config.http.frame_ancestors.as_str()),
+            },
+        }
+    }
+}
+
+impl FromRef<AppState> for SocketState {
+    fn from_ref(st: &AppState) -> Self {
+        st.socket.clone()
+    }
 }
 
 /// Optional bearer token for the API, the socket and the metrics, and the CSP
@@ -170,58 +209,6 @@ impl FromRef<AppState> for Option<Collector> {
     }
 }
 
-/// An error answered to an API client.
-#[derive(Debug)]
-pub enum ApiError {
-    BadParam {
-        parameter: &'static str,
-        message: String,
-    },
-    Store(StoreError),
-    Internal(String),
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        ApiError::Store(e)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, body) = match self {
-            ApiError::BadParam { parameter, message } => (
-                StatusCode::BAD_REQUEST,
-                proto::ApiError {
-                    error: message,
-                    parameter: Some(parameter.to_owned()),
-                },
-            ),
-            ApiError::Store(e) => {
-                tracing::error!(error = %e, "store read failed");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    proto::ApiError {
-                        error: format!("reading the store failed: {e}"),
-                        parameter: None,
-                    },
-                )
-            }
-            ApiError::Internal(e) => {
-                tracing::error!(error = %e, "request failed");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    proto::ApiError {
-                        error: e,
-                        parameter: None,
-                    },
-                )
-            }
-        };
-        (status, Json(body)).into_response()
-    }
-}
-
 /// The application's routes. The frontend's pages (`/`, `/kiosk`, `/embed/<panel>`) get
 /// its `index.html`; its other files are served from `static_dir`, and a path that is not a
 /// file there (including any that tries to leave it) is a 404.
@@ -324,9 +311,7 @@ pub struct WindowsResponse {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::Internal(format!("request task failed: {e}")))?
+    tokio::task::spawn_blocking(f).await?
 }
 
 async fn windows(
@@ -563,11 +548,15 @@ mod tests {
         let state = AppState {
             store,
             live,
-            hub,
+            hub: hub.clone(),
             window_ms: 10_000,
             static_dir: Some(dist),
-            shutdown: CancellationToken::new(),
             collector: None,
+            socket: SocketState {
+                hub: hub.clone(),
+                shutdown: CancellationToken::new(),
+                options: SocketOptions::default(),
+            },
             security: Security {
                 token: Some(Arc::from("s3cret")),
                 frame_ancestors: Arc::from("'self' https://intranet.example"),

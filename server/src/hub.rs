@@ -55,6 +55,18 @@ pub struct HubConfig {
 }
 
 impl HubConfig {
+    /// The defaults with the intervals and queue sizes of `--publish-interval`,
+    /// `--live-interval`, `--ws-backlog` and `--ws-client-queue`.
+    pub fn from_args(window_ms: i64, args: &crate::config::LiveArgs) -> Self {
+        HubConfig {
+            publish_interval: args.publish_interval,
+            live_interval: args.live_interval,
+            backlog: args.ws_backlog,
+            client_queue: args.ws_client_queue,
+            ..HubConfig::new(window_ms)
+        }
+    }
+
     pub fn new(window_ms: i64) -> Self {
         HubConfig {
             window_ms,

@@ -227,7 +227,20 @@ impl Live {
         self.lock().ready
     }
 
-    /// Sample throughput; called about once a second by the status ticker.
+    /// Sample the throughput once a second until `shutdown`.
+    pub async fn run_rate_meter(&self, shutdown: tokio_util::sync::CancellationToken) {
+        let mut second = tokio::time::interval(Duration::from_secs(1));
+        second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                _ = second.tick() => self.sample_rate(),
+            }
+        }
+    }
+
+    /// Sample throughput; called about once a second by the rate meter.
     pub fn sample_rate(&self) {
         let mut g = self.lock();
         let total: u64 = g.partitions.values().map(|p| p.checkpoint.events).sum();

@@ -13,13 +13,13 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info,librdkafka=warn".into()),
         )
         .init();
-    let settings = Config::parse().validate()?;
-    let listener = tokio::net::TcpListener::bind(settings.listen)
+    let config = Config::parse().validate()?;
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .with_context(|| {
             format!(
                 "cannot listen on {} (use --listen to pick another address)",
-                settings.listen
+                config.http.listen
             )
         })?;
     let addr = listener.local_addr()?;
@@ -33,7 +33,7 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!("shutting down: flushing the last checkpoint");
         signal.cancel();
     });
-    if let Err(e) = pulseboard::run(settings, listener, shutdown).await {
+    if let Err(e) = pulseboard::run(config, listener, shutdown).await {
         tracing::error!("{e:#}");
         return Err(anyhow::Error::new(e).context("pulseboard stopped"));
     }

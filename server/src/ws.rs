@@ -27,8 +27,18 @@ use serde::Deserialize;
 use tokio::sync::{broadcast, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::http::{ApiError, AppState};
+use crate::api_error::ApiError;
+use crate::config::LiveArgs;
 use crate::hub::{Hub, Start, Subscription};
+
+/// What the socket handler needs (taken from the app's state with `FromRef`).
+#[derive(Clone)]
+pub struct SocketState {
+    pub hub: Arc<Hub>,
+    /// Cancelled at shutdown; sockets close with "going away".
+    pub shutdown: CancellationToken,
+    pub options: SocketOptions,
+}
 
 /// Close codes (RFC 6455).
 pub mod close {
@@ -44,6 +54,17 @@ pub struct SocketOptions {
     pub ping_interval: Duration,
     pub idle_timeout: Duration,
     pub send_timeout: Duration,
+}
+
+impl SocketOptions {
+    /// `--ws-ping-interval`, `--ws-idle-timeout`, `--ws-send-timeout`.
+    pub fn from_args(args: &LiveArgs) -> Self {
+        SocketOptions {
+            ping_interval: args.ws_ping_interval,
+            idle_timeout: args.ws_idle_timeout,
+            send_timeout: args.ws_send_timeout,
+        }
+    }
 }
 
 impl Default for SocketOptions {
@@ -64,7 +85,7 @@ pub struct WsParams {
 /// `GET /ws`.
 pub async fn handler(
     ws: WebSocketUpgrade,
-    State(st): State<AppState>,
+    State(st): State<SocketState>,
     Query(p): Query<WsParams>,
 ) -> Result<Response, ApiError> {
     let since = match p.since.as_deref() {
@@ -78,6 +99,7 @@ pub async fn handler(
     };
     let hub = st.hub.clone();
     let shutdown = st.shutdown.clone();
+    let options = st.options;
     Ok(ws
         .max_message_size(MAX_CLIENT_FRAME)
         .max_frame_size(MAX_CLIENT_FRAME)
@@ -86,7 +108,7 @@ pub async fn handler(
         .read_buffer_size(2 * MAX_CLIENT_FRAME)
         .on_upgrade(move |socket| async move {
             let (sink, stream) = socket.split();
-            serve(sink, stream, hub, since, SocketOptions::default(), shutdown).await;
+            serve(sink, stream, hub, since, options, shutdown).await;
         })
         .into_response())
 }

@@ -46,9 +46,10 @@ use rdkafka::producer::FutureProducer;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::KafkaArgs;
 use crate::engine::PartitionEngine;
 use crate::hub::Hub;
-use crate::kafka::{self, OffsetReset};
+use crate::kafka;
 use crate::live::Live;
 use crate::store::{Store, StoreError};
 use partition::{partition_task, Commit, TaskShared};
@@ -90,22 +91,18 @@ pub enum IngestError {
 
 /// Everything ingest needs.
 pub struct IngestParams {
+    /// The Kafka component's configuration, whole.
+    pub kafka: KafkaArgs,
+    /// The bootstrap servers to use: `--brokers`, or the embedded broker's address.
     pub brokers: String,
-    pub group: String,
-    pub topics: Vec<String>,
-    /// Dead-letter topic per input topic.
-    pub dead_letter_topics: HashMap<String, String>,
+    /// Running on the embedded (in-process mock) broker: its topics exist already, and its
+    /// fetches need a short wait (see [`kafka::consumer_config`]).
+    pub embedded: bool,
     pub windows: WindowConfig,
     pub checkpoint_interval: Duration,
-    pub kafka_options: Vec<(String, String)>,
     pub store: Store,
     pub live: Arc<Live>,
     pub hub: Arc<Hub>,
-    pub decoder: Arc<Decoder>,
-    pub offset_reset: OffsetReset,
-    /// Running on the embedded (in-process mock) broker: its topics exist already, and its
-    /// fetches need a short wait (see `run`).
-    pub embedded: bool,
 }
 
 /// How long a revoke waits for the revoked partitions' last checkpoint (a sled write and
@@ -125,8 +122,15 @@ const DEAD_LETTER_WAIT: Duration = Duration::from_secs(5);
 
 /// Run ingest until `shutdown`; every partition task checkpoints before this returns.
 pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<(), IngestError> {
+    let dead_letter_topics: HashMap<String, String> = params
+        .kafka
+        .topics
+        .iter()
+        .map(|t| (t.clone(), params.kafka.dead_letter_topic_for(t)))
+        .collect();
+    let decoder = Arc::new(Decoder::new(params.kafka.mapping()));
     let dlq_topics: Vec<String> = {
-        let mut v: Vec<String> = params.dead_letter_topics.values().cloned().collect();
+        let mut v: Vec<String> = dead_letter_topics.values().cloned().collect();
         v.sort();
         v.dedup();
         v
@@ -156,9 +160,9 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
     };
     let cfg = kafka::consumer_config(
         &params.brokers,
-        &params.group,
+        &params.kafka.group,
         params.embedded,
-        &params.kafka_options,
+        &params.kafka.kafka_options,
     );
     let consumer: Arc<Consumer_> = Arc::new(
         cfg.create_with_context(context)
@@ -166,19 +170,19 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
     );
     // `set` only fails when already set, which cannot happen on a fresh context.
     let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
-    let topic_refs: Vec<&str> = params.topics.iter().map(String::as_str).collect();
+    let topic_refs: Vec<&str> = params.kafka.topics.iter().map(String::as_str).collect();
     consumer
         .subscribe(&topic_refs)
         .map_err(|source| IngestError::Subscribe {
-            topics: params.topics.join(","),
+            topics: params.kafka.topics.join(","),
             source,
         })?;
-    tracing::info!(brokers = %params.brokers, group = %params.group, topics = ?params.topics, "consuming");
+    tracing::info!(brokers = %params.brokers, group = %params.kafka.group, topics = ?params.kafka.topics, "consuming");
 
     let poller = spawn_main_queue_poller(consumer.clone(), shutdown.clone());
     let probe = tokio::spawn(probe::cluster_probe(
         Arc::downgrade(&consumer),
-        params.topics.clone(),
+        params.kafka.topics.clone(),
         params.live.clone(),
         shutdown.clone(),
     ));
@@ -189,8 +193,8 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
         hub: params.hub.clone(),
         consumer: Arc::downgrade(&consumer),
         producer,
-        offset_reset: params.offset_reset,
-        dead_letter_topics: params.dead_letter_topics.clone(),
+        offset_reset: params.kafka.offset_reset,
+        dead_letter_topics,
         checkpoint_interval: params.checkpoint_interval,
     });
     let (fatal_tx, mut fatal_rx) = mpsc::unbounded_channel::<IngestError>();
@@ -206,7 +210,7 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
                 Control::Assigned(queues) => {
                     for (topic, partition, queue, start) in queues {
                         let engine = match PartitionEngine::restore(
-                            &params.store, &topic, partition, params.windows, params.decoder.clone(),
+                            &params.store, &topic, partition, params.windows, decoder.clone(),
                         ) {
                             Ok(e) => e,
                             Err(source) => {

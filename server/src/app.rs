@@ -1,0 +1,279 @@
+//! Wiring and supervision: [`run`] opens the store, starts the embedded broker when no
+//! `--brokers` is given, and runs the parts as tasks of one `JoinSet`: ingest, the live hub's
+//! publisher, the HTTP server, the throughput meter, retention and (embedded) the demo
+//! generator.
+//!
+//! Contract:
+//! - A task that fails or panics is noticed at once (the set is polled in the supervisor's
+//!   `select!`), logged, and stops everything: `run` returns an error, so the process never
+//!   exits 0 after a failure. A task that ends early without being asked is a failure too.
+//! - On shutdown every task is cancelled and awaited at most [`SHUTDOWN_TIMEOUT`]; ingest
+//!   writes its last checkpoint before it returns; then the store is flushed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::{Id, JoinSet};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::hub::{Hub, HubConfig};
+use crate::live::Live;
+use crate::store::{Store, StoreError};
+use crate::{collect, demo, http, ingest, now_ms, retention};
+
+/// How long the tasks have to stop once shutdown begins.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Errors that stop Pulseboard.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Demo(#[from] demo::DemoError),
+    #[error(transparent)]
+    Ingest(#[from] ingest::IngestError),
+    #[error("HTTP server failed: {0}")]
+    Http(#[source] std::io::Error),
+    #[error("the {task} task panicked: {message}")]
+    Panicked { task: &'static str, message: String },
+    #[error("the {task} task stopped without being asked to")]
+    Stopped { task: &'static str },
+    #[error("{tasks} did not stop within {SHUTDOWN_TIMEOUT:?} of shutdown")]
+    ShutdownTimeout { tasks: String },
+}
+
+type TaskResult = Result<(), RunError>;
+
+/// The tasks of one run, by name.
+struct Tasks {
+    set: JoinSet<TaskResult>,
+    names: HashMap<Id, &'static str>,
+}
+
+impl Tasks {
+    fn new() -> Self {
+        Tasks {
+            set: JoinSet::new(),
+            names: HashMap::new(),
+        }
+    }
+
+    fn spawn(
+        &mut self,
+        name: &'static str,
+        task: impl std::future::Future<Output = TaskResult> + Send + 'static,
+    ) {
+        let handle = self.set.spawn(task);
+        self.names.insert(handle.id(), name);
+    }
+
+    /// The next task to end, as a result naming it.
+    async fn next(&mut self) -> Option<(&'static str, TaskResult)> {
+        let joined = self.set.join_next_with_id().await?;
+        Some(match joined {
+            Ok((id, r)) => (self.names.remove(&id).unwrap_or("unnamed"), r),
+            Err(e) => {
+                let task = self.names.remove(&e.id()).unwrap_or("unnamed");
+                let message = if e.is_panic() {
+                    panic_message(e.into_panic())
+                } else {
+                    "cancelled".to_owned()
+                };
+                (task, Err(RunError::Panicked { task, message }))
+            }
+        })
+    }
+}
+
+fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_owned())
+}
+
+/// Run Pulseboard until `shutdown` is cancelled or a part fails. Every task checkpoints and
+/// returns (or is given up on after [`SHUTDOWN_TIMEOUT`]) before this does.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    let windows = config.windows.config();
+    let store = Store::open(&config.store.data_dir, windows.width_ms)?;
+
+    // Embedded default: an in-process Kafka with demo traffic.
+    let embedded = if config.embedded() {
+        Some(demo::start_embedded(&config, &store)?)
+    } else {
+        None
+    };
+    let brokers = match (&config.kafka.brokers, &embedded) {
+        (Some(b), _) => b.clone(),
+        (None, Some(k)) => k.bootstrap().to_owned(),
+        (None, None) => String::new(),
+    };
+    let broker_label = if embedded.is_some() {
+        "embedded".to_owned()
+    } else {
+        brokers.clone()
+    };
+
+    let live = Arc::new(Live::new(
+        broker_label,
+        embedded.is_some(),
+        windows.width_ms,
+        config.windows.idle_timeout,
+    ));
+    for (topic, partition, cp) in store.partitions()? {
+        let wm = cp.max_event_ts.map(|m| m - windows.lateness_ms);
+        live.restore_partition(&topic, partition, cp, wm);
+    }
+    let hub = Hub::new(
+        HubConfig::from_args(windows.width_ms, &config.live),
+        live.clone(),
+        Some(store.clone()),
+    );
+    hub.seed(&store, now_ms())?;
+
+    let mut tasks = Tasks::new();
+    {
+        let (hub, token) = (hub.clone(), shutdown.child_token());
+        tasks.spawn("hub", async move {
+            hub.run_publisher(token).await;
+            Ok(())
+        });
+    }
+    {
+        let params = ingest::IngestParams {
+            kafka: config.kafka.clone(),
+            brokers: brokers.clone(),
+            embedded: embedded.is_some(),
+            windows,
+            checkpoint_interval: config.store.checkpoint_interval,
+            store: store.clone(),
+            live: live.clone(),
+            hub: hub.clone(),
+        };
+        let token = shutdown.child_token();
+        tasks.spawn(
+            "ingest",
+            async move { Ok(ingest::run(params, token).await?) },
+        );
+    }
+    if let (Some(_), Some(topic), 1..) = (
+        &embedded,
+        config.kafka.topics.first(),
+        config.demo.demo_rate,
+    ) {
+        let generator = demo::run_generator(
+            brokers.clone(),
+            topic.clone(),
+            config.demo.demo_rate,
+            shutdown.child_token(),
+        );
+        tasks.spawn("demo generator", async move { Ok(generator.await?) });
+    }
+    {
+        let (live, token) = (live.clone(), shutdown.child_token());
+        tasks.spawn("throughput meter", async move {
+            live.run_rate_meter(token).await;
+            Ok(())
+        });
+    }
+    tasks.spawn(
+        "retention",
+        retention_task(
+            store.clone(),
+            live.clone(),
+            config.store.retention_ms(),
+            shutdown.child_token(),
+        ),
+    );
+    let collector = config.kafka.topics.first().and_then(|t| {
+        collect::Collector::new(&brokers, t)
+            .map_err(
+                |e| tracing::warn!(error = %e, "POST /collect disabled: cannot create a producer"),
+            )
+            .ok()
+    });
+    let app = http::router(http::AppState::new(
+        &config,
+        store.clone(),
+        live.clone(),
+        hub.clone(),
+        collector,
+        shutdown.clone(),
+    ));
+    {
+        let token = shutdown.clone();
+        tasks.spawn("http", async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { token.cancelled().await })
+                .await
+                .map_err(RunError::Http)
+        });
+    }
+
+    // Supervise: the first failure (or an early end) stops everything.
+    let mut outcome: Result<(), RunError> = Ok(());
+    tokio::select! {
+        biased;
+        _ = shutdown.cancelled() => {}
+        next = tasks.next() => match next {
+            Some((task, Err(e))) => {
+                tracing::error!(task, error = %e, "a task failed; stopping");
+                outcome = Err(e);
+            }
+            Some((task, Ok(()))) if !shutdown.is_cancelled() => {
+                tracing::error!(task, "a task stopped without being asked to; stopping");
+                outcome = Err(RunError::Stopped { task });
+            }
+            _ => {}
+        },
+    }
+
+    // Whatever ended the run, stop everything and let each part flush, within a bound.
+    shutdown.cancel();
+    let drained = tokio::time::timeout(SHUTDOWN_TIMEOUT, async {
+        while let Some((task, r)) = tasks.next().await {
+            if let Err(e) = r {
+                tracing::error!(task, error = %e, "task failed while stopping");
+                if outcome.is_ok() {
+                    outcome = Err(e);
+                }
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        let left: Vec<&str> = tasks.names.values().copied().collect();
+        tasks.set.abort_all();
+        let e = RunError::ShutdownTimeout {
+            tasks: left.join(", "),
+        };
+        tracing::error!(error = %e, "giving up on the tasks still running");
+        if outcome.is_ok() {
+            outcome = Err(e);
+        }
+    }
+    store.flush()?;
+    if let Some(k) = embedded {
+        tokio::task::spawn_blocking(move || k.stop()).await.ok();
+    }
+    outcome
+}
+
+async fn retention_task(
+    store: Store,
+    live: Arc<Live>,
+    retention_ms: i64,
+    shutdown: CancellationToken,
+) -> TaskResult {
+    retention::run(store, live, retention_ms, shutdown).await;
+    Ok(())
+}

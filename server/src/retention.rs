@@ -1,0 +1,64 @@
+//! Retention: windows older than `--retention` leave the store.
+//!
+//! Contract: the cut-off is `min(global watermark, wall-clock now) − retention`. It never
+//! passes wall-clock now − retention, whatever a watermark says: one event stamped far in
+//! the future must not make history disappear. A pass runs once a minute, off the runtime's
+//! worker threads.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::live::Live;
+use crate::store::Store;
+
+/// How often a retention pass runs.
+pub const PASS_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Windows starting before this are deleted.
+pub fn cutoff(now_ms: i64, watermark: Option<i64>, retention_ms: i64) -> i64 {
+    watermark
+        .map_or(now_ms, |w| w.min(now_ms))
+        .saturating_sub(retention_ms)
+}
+
+/// Run a pass every [`PASS_INTERVAL`] (the first at once) until `shutdown`.
+pub async fn run(store: Store, live: Arc<Live>, retention_ms: i64, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(PASS_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => pass(&store, &live, crate::now_ms(), retention_ms).await,
+        }
+    }
+}
+
+/// One pass at wall-clock time `now_ms`.
+pub async fn pass(store: &Store, live: &Live, now_ms: i64, retention_ms: i64) {
+    let before = cutoff(now_ms, live.watermark(), retention_ms);
+    let s = store.clone();
+    match tokio::task::spawn_blocking(move || s.delete_windows_before(before)).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => tracing::info!(deleted = n, before, "retention removed old windows"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "retention failed"),
+        Err(e) => tracing::warn!(error = %e, "retention task failed"),
+    }
+    live.forget_before(before);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_watermark_ahead_of_the_clock_never_moves_the_cutoff_past_now() {
+        let day = 86_400_000;
+        let now = 1_800_000_000_000;
+        assert_eq!(cutoff(now, Some(now - 60_000), day), now - 60_000 - day);
+        assert_eq!(cutoff(now, Some(now + 30 * day), day), now - day);
+        assert_eq!(cutoff(now, None, day), now - day);
+    }
+}
