@@ -377,26 +377,16 @@ impl Kafka {
     fn format_all(&self) -> Result<()> {
         let mut children = Vec::new();
         for i in 0..self.nodes.len() {
-            let dir = self.node_dir(i);
-            let mut cmd = Command::new(java());
-            cmd.args(Jvm::Test.flags())
-                .arg(format!(
-                    "-Dlog4j2.configurationFile={}",
-                    self.dir.path().join("log4j2.properties").display()
-                ))
-                .arg("-cp")
-                .arg(self.classpath())
-                .args([
-                    "kafka.tools.StorageTool",
-                    "format",
-                    "-t",
-                    &self.cluster_id,
-                    "-c",
-                ])
-                .arg(dir.join("server.properties"))
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
+            let log4j = format!(
+                "-Dlog4j2.configurationFile={}",
+                self.dir.path().join("log4j2.properties").display()
+            );
+            let cmd = storage_format_command(
+                &self.libs,
+                &log4j,
+                &self.cluster_id,
+                &self.node_dir(i).join("server.properties"),
+            );
             children.push((i, process::spawn(cmd)?));
         }
         for (i, child) in children {
@@ -497,6 +487,24 @@ impl Drop for Kafka {
             }
         }
     }
+}
+
+/// `kafka-storage format` for one node's `server.properties`.
+fn storage_format_command(libs: &Path, jvm_arg: &str, cluster_id: &str, props: &Path) -> Command {
+    let mut cmd = Command::new(java());
+    cmd.args(Jvm::Test.flags())
+        .arg(jvm_arg)
+        .arg("-cp")
+        .arg(format!("{}/*", libs.display()))
+        // `=`: a cluster id may start with '-', which argparse would take for an option.
+        .args(["kafka.tools.StorageTool", "format"])
+        .arg(format!("--cluster-id={cluster_id}"))
+        .arg("-c")
+        .arg(props)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
 }
 
 const LOG4J2: &str = "\
@@ -703,6 +711,34 @@ pub async fn produce(p: &FutureProducer, topic: &str, msgs: &[(i32, Vec<u8>)]) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cluster_id_starting_with_a_dash_formats() -> Result<()> {
+        // Base64url ids start with '-' one time in 64; the storage tool must take them.
+        let dir = tempfile::tempdir()?;
+        let props = dir.path().join("server.properties");
+        std::fs::write(
+            &props,
+            format!(
+                "process.roles=broker,controller\nnode.id=1\ncontroller.quorum.voters=1@127.0.0.1:1\nlisteners=PLAINTEXT://127.0.0.1:2,CONTROLLER://127.0.0.1:1\ncontroller.listener.names=CONTROLLER\nlog.dirs={}\n",
+                dir.path().join("data").display()
+            ),
+        )?;
+        let out = storage_format_command(
+            &libs_dir()?,
+            "-Dlog4j2.level=error",
+            "-abcdefghijklmnopqrstu",
+            &props,
+        )
+        .output()?;
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(())
+    }
 
     #[test]
     fn cluster_id_is_22_base64url_chars() {
