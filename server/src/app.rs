@@ -131,7 +131,7 @@ pub async fn run(
     ));
     for (topic, partition, cp) in store.partitions()? {
         let wm = cp.max_event_ts.map(|m| m - windows.lateness_ms);
-        live.restore_partition(&topic, partition, cp, wm);
+        live.restore_partition(&topic, partition, (&cp).into(), wm);
     }
     let hub = Hub::new(
         HubConfig::from_args(windows.width_ms, &config.live),

@@ -11,9 +11,7 @@
 //! - A bad parameter gets `400` with `{"error": ..., "parameter": ...}`; a store failure gets
 //!   `500` with a message, and the cause is logged.
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::Request;
@@ -37,7 +35,10 @@ use crate::hub::Hub;
 use crate::live::Live;
 use crate::now_ms;
 use crate::store::Store;
+use crate::telemetry;
 use crate::ws::{SocketOptions, SocketState};
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::registry::Registry;
 
 /// Shared state of the HTTP handlers; each handler takes the part it needs (`FromRef`).
 #[derive(Clone)]
@@ -54,6 +55,8 @@ pub struct AppState {
     pub security: Security,
     /// What the socket handler needs.
     pub socket: SocketState,
+    /// What `/metrics` renders.
+    pub metrics: Arc<Registry>,
 }
 
 impl AppState {
@@ -67,6 +70,7 @@ impl AppState {
         shutdown: CancellationToken,
     ) -> Self {
         AppState {
+            metrics: Arc::new(telemetry::metrics_registry(live.clone(), hub.clone())),
             store,
             live,
             socket: SocketState {
@@ -83,6 +87,12 @@ impl AppState {
                 frame_ancestors: Arc::from(config.http.frame_ancestors.as_str()),
             },
         }
+    }
+}
+
+impl FromRef<AppState> for Arc<Registry> {
+    fn from_ref(st: &AppState) -> Self {
+        st.metrics.clone()
     }
 }
 
@@ -379,115 +389,15 @@ async fn readyz(State(st): State<AppState>) -> Response {
     }
 }
 
-async fn metrics(State(st): State<AppState>) -> Response {
-    let s = st.live.status();
+async fn metrics(State(registry): State<Arc<Registry>>) -> Response {
     let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, rows: Vec<(String, String)>| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (labels, value) in rows {
-            let _ = writeln!(out, "{name}{labels} {value}");
+    match prometheus_text::encode(&mut out, &registry) {
+        Ok(()) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "encoding the metrics failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
-    };
-    metric(
-        "pulseboard_events_total",
-        "counter",
-        "Events folded into windows.",
-        vec![(String::new(), s.events_total.to_string())],
-    );
-    metric(
-        "pulseboard_dead_letters_total",
-        "counter",
-        "Messages sent to the dead-letter topic, by reason.",
-        s.dead_letters_by_reason
-            .iter()
-            .map(|(r, n)| (format!("{{reason=\"{r}\"}}"), n.to_string()))
-            .collect(),
-    );
-    metric(
-        "pulseboard_late_events_total",
-        "counter",
-        "Events for windows already closed.",
-        vec![(String::new(), s.late_events_total.to_string())],
-    );
-    metric(
-        "pulseboard_events_per_second",
-        "gauge",
-        "Recent ingest rate.",
-        vec![(String::new(), s.events_per_sec.to_string())],
-    );
-    metric(
-        "pulseboard_broker_reachable",
-        "gauge",
-        "1 when a Kafka broker is reachable.",
-        vec![(String::new(), u8::from(s.broker_reachable).to_string())],
-    );
-    metric(
-        "pulseboard_watermark_ms",
-        "gauge",
-        "Global event-time watermark.",
-        s.watermark
-            .map(|w| vec![(String::new(), w.to_string())])
-            .unwrap_or_default(),
-    );
-    let label = |p: &proto::PartitionStatus| {
-        format!("{{topic=\"{}\",partition=\"{}\"}}", p.topic, p.partition)
-    };
-    metric(
-        "pulseboard_partition_next_offset",
-        "gauge",
-        "Next offset to read, per partition.",
-        s.partitions
-            .iter()
-            .map(|p| (label(p), p.next_offset.to_string()))
-            .collect(),
-    );
-    metric(
-        "pulseboard_partition_lag",
-        "gauge",
-        "Messages behind the high watermark, per partition.",
-        s.partitions
-            .iter()
-            .filter_map(|p| p.lag.map(|l| (label(p), l.to_string())))
-            .collect(),
-    );
-    let hs = &st.hub.stats;
-    metric(
-        "pulseboard_ws_clients",
-        "gauge",
-        "Connected WebSocket clients.",
-        vec![(
-            String::new(),
-            hs.clients.load(Ordering::Relaxed).to_string(),
-        )],
-    );
-    metric(
-        "pulseboard_ws_connects_total",
-        "counter",
-        "WebSocket connections accepted.",
-        vec![(
-            String::new(),
-            hs.connects_total.load(Ordering::Relaxed).to_string(),
-        )],
-    );
-    metric(
-        "pulseboard_ws_resyncs_total",
-        "counter",
-        "Slow clients resynced with a snapshot.",
-        vec![(
-            String::new(),
-            hs.resyncs_total.load(Ordering::Relaxed).to_string(),
-        )],
-    );
-    metric(
-        "pulseboard_ws_messages_total",
-        "counter",
-        "Messages published to WebSocket clients.",
-        vec![(
-            String::new(),
-            hs.messages_total.load(Ordering::Relaxed).to_string(),
-        )],
-    );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+    }
 }
 
 /// A page of the frontend: its `index.html`, or a plain page when it is not built.
@@ -546,6 +456,7 @@ mod tests {
         std::fs::write(dist.join("app.css"), "body{}").expect("css");
         std::fs::write(dir.path().join("secret.txt"), "secret").expect("secret");
         let state = AppState {
+            metrics: Arc::new(telemetry::metrics_registry(live.clone(), hub.clone())),
             store,
             live,
             hub: hub.clone(),

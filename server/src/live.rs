@@ -8,13 +8,19 @@
 //! - Global watermark = min over the watermarks of active partitions. A partition with no
 //!   message for `idle_timeout` is idle and does not hold the global watermark back; when
 //!   every partition is idle the max is used.
-//! - A window is `final` once its end is at or below the global watermark; a final window
-//!   that a partition writes to afterwards (an idle partition waking up) becomes `revised`.
+//! - A window is `final` once its end is at or below the highest global watermark seen; it
+//!   never goes back to `live` (a partition waking up may pull the watermark back). A final
+//!   window that a partition writes to afterwards becomes `revised`.
 //! - Readers never block the pipeline: every lock here is held for a few field copies.
+//! - Time is tokio's clock (`tokio::time::Instant`), so idleness is tested under
+//!   `tokio::time::pause()`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock: the real one in production, a paused and advanced one in tests.
+use tokio::time::Instant;
 
 use pulseboard_model::proto::{
     ClusterHealth, OffsetResetNote, PartitionStatus, Status, WindowState,
@@ -22,10 +28,45 @@ use pulseboard_model::proto::{
 
 use crate::store::PartitionCheckpoint;
 
+/// A partition's counters as the status shows them: a copy of what its last checkpoint
+/// stored, in this module's own type (a field for the status never changes the store's
+/// format).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PartitionCounts {
+    /// Next offset to read.
+    pub next_offset: i64,
+    /// Events folded into windows.
+    pub events: u64,
+    /// Late events (also among the dead letters).
+    pub late: u64,
+    /// Dead letters by reason.
+    pub dead_letters: BTreeMap<String, u64>,
+    /// Offset resets (`--offset-reset`).
+    pub offset_resets: u64,
+}
+
+impl PartitionCounts {
+    pub fn dead_letters_total(&self) -> u64 {
+        self.dead_letters.values().sum()
+    }
+}
+
+impl From<&PartitionCheckpoint> for PartitionCounts {
+    fn from(cp: &PartitionCheckpoint) -> Self {
+        PartitionCounts {
+            next_offset: cp.next_offset,
+            events: cp.events,
+            late: cp.late,
+            dead_letters: cp.dead_letters.clone(),
+            offset_resets: cp.offset_resets,
+        }
+    }
+}
+
 /// Published state of one partition.
 #[derive(Debug, Clone, Default)]
 struct PartitionLive {
-    checkpoint: PartitionCheckpoint,
+    counts: PartitionCounts,
     watermark: Option<i64>,
     high_watermark: Option<i64>,
     last_message: Option<Instant>,
@@ -54,12 +95,12 @@ struct RateMeter {
 }
 
 /// A partition's progress, as published after a checkpoint.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Progress<'a> {
     pub topic: &'a str,
     pub partition: i32,
     /// What the last checkpoint stored.
-    pub checkpoint: &'a PartitionCheckpoint,
+    pub counts: PartitionCounts,
     pub watermark: Option<i64>,
     /// Whether messages arrived since the last publish (the partition is not idle).
     pub saw_messages: bool,
@@ -111,14 +152,14 @@ impl Live {
         &self,
         topic: &str,
         partition: i32,
-        cp: PartitionCheckpoint,
+        counts: PartitionCounts,
         watermark: Option<i64>,
     ) {
         let mut g = self.lock();
         g.partitions.insert(
             (topic.to_owned(), partition),
             PartitionLive {
-                checkpoint: cp,
+                counts,
                 watermark,
                 ..PartitionLive::default()
             },
@@ -145,7 +186,7 @@ impl Live {
         let Progress {
             topic,
             partition,
-            checkpoint: cp,
+            counts,
             watermark,
             saw_messages,
             read_since_start,
@@ -153,7 +194,7 @@ impl Live {
             last_read_ms,
         } = progress;
         let mut g = self.lock();
-        if let Some(fin) = g.finalized_up_to {
+        if let Some(fin) = self.finalized(&g) {
             let width = self.window_ms;
             let newly: Vec<i64> = written
                 .iter()
@@ -169,7 +210,7 @@ impl Live {
                 assigned: true,
                 ..PartitionLive::default()
             });
-        p.checkpoint = cp.clone();
+        p.counts = counts;
         p.watermark = watermark;
         p.read_since_start = read_since_start;
         p.first_read_ms = first_read_ms;
@@ -243,7 +284,7 @@ impl Live {
     /// Sample throughput; called about once a second by the rate meter.
     pub fn sample_rate(&self) {
         let mut g = self.lock();
-        let total: u64 = g.partitions.values().map(|p| p.checkpoint.events).sum();
+        let total: u64 = g.partitions.values().map(|p| p.counts.events).sum();
         let now = Instant::now();
         if let Some((t, n)) = g.rate.last {
             let dt = now.duration_since(t).as_secs_f64();
@@ -270,17 +311,28 @@ impl Live {
     /// The state of the window starting at `start`.
     pub fn window_state(&self, start: i64) -> WindowState {
         let g = self.lock();
+        let fin = self.finalized(&g);
+        window_state(start, self.window_ms, fin, &g.revised)
+    }
+
+    /// How far windows are final: the highest global watermark seen so far. A partition
+    /// that wakes up may pull the global watermark back, but a final window never goes
+    /// back to live (a later event for it revises it).
+    fn finalized(&self, g: &Inner) -> Option<i64> {
         let gw = global_watermark(&g.partitions, self.idle_timeout);
-        window_state(start, self.window_ms, gw, &g.revised)
+        match (g.finalized_up_to, gw) {
+            (Some(f), Some(w)) => Some(f.max(w)),
+            (f, w) => f.or(w),
+        }
     }
 
     /// A function giving each window its state, computed once for a batch of windows.
     pub fn window_states(&self) -> impl Fn(i64) -> WindowState {
         let g = self.lock();
-        let gw = global_watermark(&g.partitions, self.idle_timeout);
+        let fin = self.finalized(&g);
         let revised = g.revised.clone();
         let width = self.window_ms;
-        move |start| window_state(start, width, gw, &revised)
+        move |start| window_state(start, width, fin, &revised)
     }
 
     /// Drop bookkeeping of windows that retention removed.
@@ -297,15 +349,15 @@ impl Live {
         let mut partitions = Vec::new();
         let (mut events, mut late) = (0u64, 0u64);
         for ((topic, partition), p) in &g.partitions {
-            events += p.checkpoint.events;
-            late += p.checkpoint.late;
-            for (r, n) in &p.checkpoint.dead_letters {
+            events += p.counts.events;
+            late += p.counts.late;
+            for (r, n) in &p.counts.dead_letters {
                 *dead_by_reason.entry(r.clone()).or_default() += n;
             }
             if !p.assigned {
                 continue;
             }
-            let next = p.checkpoint.next_offset;
+            let next = p.counts.next_offset;
             partitions.push(PartitionStatus {
                 topic: topic.clone(),
                 partition: *partition,
@@ -314,12 +366,12 @@ impl Live {
                 lag: p.high_watermark.map(|h| (h - next).max(0)),
                 watermark: p.watermark,
                 idle: is_idle(p, self.idle_timeout),
-                events: p.checkpoint.events,
-                dead_letters: p.checkpoint.dead_letters_total(),
+                events: p.counts.events,
+                dead_letters: p.counts.dead_letters_total(),
                 read_since_start: p.read_since_start,
                 first_read_ms: p.first_read_ms,
                 last_read_ms: p.last_read_ms,
-                offset_resets: p.checkpoint.offset_resets,
+                offset_resets: p.counts.offset_resets,
             });
         }
         Status {
@@ -396,7 +448,7 @@ mod tests {
         Progress {
             topic: "t",
             partition,
-            checkpoint,
+            counts: PartitionCounts::from(checkpoint),
             watermark,
             saw_messages: true,
             read_since_start: 0,
@@ -426,6 +478,47 @@ mod tests {
         // A later write into the final window 0 revises it.
         live.publish_partition(progress(1, &cp(2), Some(12_000)), &[0]);
         assert_eq!(live.window_state(0), WindowState::Revised);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_partition_stops_holding_the_watermark_back_beside_an_active_one() {
+        let live = Live::new("embedded".into(), true, 10_000, Duration::from_secs(30));
+        live.set_assigned("t", 0, true);
+        live.set_assigned("t", 1, true);
+        live.publish_partition(progress(0, &cp(5), Some(50_000)), &[]);
+        live.publish_partition(progress(1, &cp(1), Some(10_000)), &[]);
+        assert_eq!(live.watermark(), Some(10_000), "partition 1 holds it back");
+        assert_eq!(live.window_state(20_000), WindowState::Live);
+        // Partition 0 keeps receiving; partition 1 falls silent.
+        for i in 0..29u64 {
+            tokio::time::advance(Duration::from_secs(1)).await;
+            live.publish_partition(progress(0, &cp(6 + i), Some(50_000)), &[]);
+            assert_eq!(
+                live.watermark(),
+                Some(10_000),
+                "still active after {} s",
+                i + 1
+            );
+        }
+        tokio::time::advance(Duration::from_secs(2)).await;
+        live.publish_partition(progress(0, &cp(40), Some(55_000)), &[]);
+        assert_eq!(
+            live.watermark(),
+            Some(55_000),
+            "after 31 s of silence partition 1 is idle"
+        );
+        assert_eq!(live.window_state(20_000), WindowState::Final);
+        let s = live.status();
+        let idle: Vec<bool> = s.partitions.iter().map(|p| p.idle).collect();
+        assert_eq!(idle, vec![false, true]);
+        // Partition 1 wakes up with an event for window 20 s, already final: revised.
+        live.publish_partition(progress(1, &cp(2), Some(26_000)), &[20_000]);
+        assert_eq!(live.window_state(20_000), WindowState::Revised);
+        assert_eq!(
+            live.watermark(),
+            Some(26_000),
+            "active again, it holds it back"
+        );
     }
 
     #[test]

@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api_error::ApiError;
 use crate::config::LiveArgs;
 use crate::hub::{Hub, Start, Subscription};
+use crate::telemetry;
 
 /// What the socket handler needs (taken from the app's state with `FromRef`).
 #[derive(Clone)]
@@ -158,7 +159,7 @@ where
             false
         }
         Err(_) => {
-            tracing::info!("socket client too slow to take a frame; dropped");
+            telemetry::socket_client_dropped("too slow to take a frame");
             false
         }
     }
@@ -213,7 +214,7 @@ async fn send_loop<S, E>(
                 }
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     hub.stats.resyncs_total.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(missed, "socket client fell behind; resyncing with a snapshot");
+                    telemetry::socket_client_resynced(missed);
                     let (seq, snap) = hub.snapshot();
                     if !send_text(&mut sink, &snap, opts).await {
                         return;

@@ -9,6 +9,7 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 
 use super::partition::TaskShared;
 use crate::engine::{Outcome, PartitionEngine, Record};
+use crate::telemetry;
 
 /// Fold one message; publish it as a dead letter when it cannot be counted.
 pub(super) async fn on_message(
@@ -27,14 +28,7 @@ pub(super) async fn on_message(
         return;
     };
     let (topic, partition) = (engine.topic(), engine.partition());
-    tracing::debug!(
-        topic,
-        partition,
-        offset = m.offset(),
-        reason = reason.as_str(),
-        detail,
-        "dead letter"
-    );
+    telemetry::dead_letter(topic, partition, m.offset(), reason.as_str(), &detail);
     let offset = m.offset().to_string();
     let part = partition.to_string();
     let headers = OwnedHeaders::new()

@@ -283,7 +283,7 @@ impl PartitionHandle {
         let joined = match tokio::time::timeout(STOP_TIMEOUT, &mut self.task).await {
             Ok(r) => r,
             Err(_) => {
-                tracing::error!(timeout = ?STOP_TIMEOUT, "partition task did not stop in time; aborting it (its last checkpoint is lost, the store keeps the one before)");
+                crate::telemetry::partition_task_aborted(STOP_TIMEOUT);
                 self.task.abort();
                 (&mut self.task).await
             }

@@ -19,6 +19,7 @@ use crate::hub::Hub;
 use crate::kafka::{commit_metadata, OffsetReset};
 use crate::live::{Live, Progress};
 use crate::store::{Store, StoreError};
+use crate::telemetry;
 
 pub(super) struct TaskShared {
     pub(super) store: Store,
@@ -122,7 +123,7 @@ pub(super) async fn partition_task(
         }
     };
     if let Err(source) = result {
-        tracing::error!(topic, partition, error = %source, "checkpoint failed; stopping ingest");
+        telemetry::checkpoint_failed(&topic, partition, &source);
         let _ = fatal.send(IngestError::Store {
             topic,
             partition,
@@ -153,10 +154,7 @@ pub(super) async fn offset_out_of_range(
         OffsetReset::Earliest => Offset::Beginning,
         OffsetReset::Latest => Offset::End,
     };
-    tracing::error!(
-        topic, partition, stored, policy = ?shared.offset_reset,
-        "stored offset is outside the log (topic recreated, or retention deleted unread data); resetting as --offset-reset says"
-    );
+    telemetry::offset_reset(&topic, partition, stored, shared.offset_reset.as_str());
     shared
         .live
         .note_offset_reset(&topic, partition, stored, shared.offset_reset.as_str());
@@ -196,7 +194,7 @@ pub(super) fn progress(
     Progress {
         topic: engine.topic(),
         partition: engine.partition(),
-        checkpoint: engine.checkpoint_state(),
+        counts: engine.checkpoint_state().into(),
         watermark: engine.watermark(),
         saw_messages,
         read_since_start: engine.read_since_start(),
@@ -245,14 +243,28 @@ pub(super) async fn checkpoint(
         for f in pending.drain(..) {
             match tokio::time::timeout(DEAD_LETTER_WAIT, f).await {
                 Ok(Ok(Ok(_))) => {}
-                Ok(Ok(Err((e, _)))) => tracing::error!(error = %e, "dead letter not delivered"),
-                Ok(Err(_)) => tracing::error!("dead letter delivery cancelled"),
-                Err(_) => {
-                    tracing::error!(timeout = ?DEAD_LETTER_WAIT, "dead letter not delivered in time")
+                Ok(Ok(Err((e, _)))) => {
+                    telemetry::dead_letter_undelivered(engine.topic(), engine.partition(), &e)
                 }
+                Ok(Err(_)) => telemetry::dead_letter_undelivered(
+                    engine.topic(),
+                    engine.partition(),
+                    &"delivery cancelled",
+                ),
+                Err(_) => telemetry::dead_letter_undelivered(
+                    engine.topic(),
+                    engine.partition(),
+                    &format!("not delivered within {DEAD_LETTER_WAIT:?}"),
+                ),
             }
         }
         let report = engine.checkpoint(&shared.store).await?;
+        telemetry::checkpoint_written(
+            engine.topic(),
+            engine.partition(),
+            report.next_offset,
+            report.windows.len(),
+        );
         let written: Vec<i64> = report.windows.iter().map(|(s, _)| *s).collect();
         shared
             .live
@@ -304,31 +316,28 @@ pub(super) async fn commit_offset(
     if let Some(mut elem) = tpl.find_partition(engine.topic(), engine.partition()) {
         elem.set_metadata(commit_metadata(engine.checkpoint_state().max_event_ts));
     }
-    let sent = match commit {
-        Commit::Async => consumer.commit(&tpl, CommitMode::Async),
+    let (topic, partition) = (engine.topic(), engine.partition());
+    match commit {
+        Commit::Async => {
+            if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
+                telemetry::commit_failed(topic, partition, "async", &e);
+            }
+        }
         Commit::Sync => {
             let blocking =
                 tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync));
             match tokio::time::timeout(COMMIT_TIMEOUT, blocking).await {
-                Ok(Ok(r)) => r,
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "commit task failed");
-                    Ok(())
-                }
-                Err(_) => {
-                    tracing::warn!(
-                        topic = engine.topic(),
-                        partition = engine.partition(),
-                        timeout = ?COMMIT_TIMEOUT,
-                        "offset commit not answered in time (is the group coordinator failing over?); the store keeps the offset"
-                    );
-                    Ok(())
-                }
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => telemetry::commit_failed(topic, partition, "sync", &e),
+                Ok(Err(e)) => telemetry::commit_failed(topic, partition, "sync", &e),
+                Err(_) => telemetry::commit_failed(
+                    topic,
+                    partition,
+                    "sync",
+                    &format!("not answered within {COMMIT_TIMEOUT:?} (is the group coordinator failing over?)"),
+                ),
             }
         }
-        Commit::Skip => Ok(()),
-    };
-    if let Err(e) = sent {
-        tracing::warn!(error = %e, ?commit, topic = engine.topic(), partition = engine.partition(), "offset commit failed");
+        Commit::Skip => {}
     }
 }

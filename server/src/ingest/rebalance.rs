@@ -18,6 +18,7 @@ use super::{Consumer_, Queue, REVOKE_TIMEOUT};
 use crate::kafka::committed_position;
 use crate::live::Live;
 use crate::store::Store;
+use crate::telemetry;
 
 /// Messages from the Kafka client threads to the supervisor.
 pub(super) enum Control {
@@ -133,7 +134,7 @@ impl IngestContext {
             if let Err(e) = tpl.set_partition_offset(topic, *partition, start.offset()) {
                 tracing::error!(topic, partition, error = %e, "cannot set start offset");
             }
-            tracing::info!(topic, partition, ?start, "partition assigned");
+            telemetry::partition_assigned(topic, *partition, &start);
             starts.insert((topic.clone(), *partition), start);
         }
         // Split the partition queues BEFORE assigning: librdkafka then never forwards a
@@ -167,11 +168,7 @@ impl IngestContext {
             .map(|e| (e.topic().to_owned(), e.partition()))
             .collect();
         let lost = base.assignment_lost();
-        tracing::info!(
-            count = partitions.len(),
-            lost,
-            "partitions revoked; flushing their state"
-        );
+        telemetry::partitions_revoked(partitions.len(), lost);
         let (done, wait) = std::sync::mpsc::channel();
         if self
             .control

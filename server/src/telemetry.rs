@@ -1,0 +1,360 @@
+//! One place per recurring event: each function here logs the event with its fields and
+//! counts it, so a log line and its metric never drift apart. `/metrics` renders these
+//! counters with the figures of the status ([`metrics_registry`]).
+//!
+//! The counters are process-wide (like the log): they count what this process saw since it
+//! started. Totals that survive restarts (events, dead letters by reason) come from the
+//! store, through the status.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+use crate::hub::Hub;
+use crate::live::Live;
+
+type Labels = Vec<(&'static str, String)>;
+
+/// The process's event counters.
+struct Counters {
+    dead_letters_sent: Family<Labels, Counter>,
+    dead_letters_undelivered: Family<Labels, Counter>,
+    checkpoints: Counter,
+    checkpoint_failures: Counter,
+    commit_failures: Family<Labels, Counter>,
+    offset_resets: Family<Labels, Counter>,
+    partitions_assigned: Counter,
+    partitions_revoked: Family<Labels, Counter>,
+    partition_tasks_aborted: Counter,
+    socket_clients_dropped: Family<Labels, Counter>,
+    socket_clients_resynced: Counter,
+}
+
+static COUNTERS: LazyLock<Counters> = LazyLock::new(|| Counters {
+    dead_letters_sent: Family::default(),
+    dead_letters_undelivered: Family::default(),
+    checkpoints: Counter::default(),
+    checkpoint_failures: Counter::default(),
+    commit_failures: Family::default(),
+    offset_resets: Family::default(),
+    partitions_assigned: Counter::default(),
+    partitions_revoked: Family::default(),
+    partition_tasks_aborted: Counter::default(),
+    socket_clients_dropped: Family::default(),
+    socket_clients_resynced: Counter::default(),
+});
+
+fn c() -> &'static Counters {
+    &COUNTERS
+}
+
+/// A message that cannot be counted went to the dead-letter topic.
+pub fn dead_letter(topic: &str, partition: i32, offset: i64, reason: &str, detail: &str) {
+    tracing::debug!(topic, partition, offset, reason, detail, "dead letter");
+    c().dead_letters_sent
+        .get_or_create(&vec![("reason", reason.to_owned())])
+        .inc();
+}
+
+/// A dead letter could not be delivered to its topic.
+pub fn dead_letter_undelivered(topic: &str, partition: i32, error: &dyn std::fmt::Display) {
+    tracing::error!(topic, partition, error = %error, "dead letter not delivered");
+    c().dead_letters_undelivered
+        .get_or_create(&vec![("topic", topic.to_owned())])
+        .inc();
+}
+
+/// A partition's checkpoint was written (sled, flushed).
+pub fn checkpoint_written(topic: &str, partition: i32, next_offset: i64, windows: usize) {
+    tracing::trace!(topic, partition, next_offset, windows, "checkpoint written");
+    c().checkpoints.inc();
+}
+
+/// A partition's checkpoint could not be written: ingest stops.
+pub fn checkpoint_failed(topic: &str, partition: i32, error: &dyn std::fmt::Display) {
+    tracing::error!(topic, partition, error = %error, "checkpoint failed; stopping ingest");
+    c().checkpoint_failures.inc();
+}
+
+/// An advisory offset commit failed or was not answered in time.
+pub fn commit_failed(
+    topic: &str,
+    partition: i32,
+    mode: &'static str,
+    error: &dyn std::fmt::Display,
+) {
+    tracing::warn!(topic, partition, mode, error = %error, "offset commit failed (the store keeps the offset)");
+    c().commit_failures
+        .get_or_create(&vec![("mode", mode.to_owned())])
+        .inc();
+}
+
+/// A stored offset was outside the log and `--offset-reset` applied.
+pub fn offset_reset(topic: &str, partition: i32, stored: i64, policy: &'static str) {
+    tracing::error!(
+        topic,
+        partition,
+        stored,
+        policy,
+        "stored offset is outside the log (topic recreated, or retention deleted unread data); resetting as --offset-reset says"
+    );
+    c().offset_resets
+        .get_or_create(&vec![("policy", policy.to_owned())])
+        .inc();
+}
+
+/// A partition was assigned to this instance, starting as `start` says.
+pub fn partition_assigned(topic: &str, partition: i32, start: &dyn std::fmt::Debug) {
+    tracing::info!(topic, partition, start = ?start, "partition assigned");
+    c().partitions_assigned.inc();
+}
+
+/// Partitions were taken from this instance (`lost`: without a revoke, after expulsion).
+pub fn partitions_revoked(count: usize, lost: bool) {
+    tracing::info!(count, lost, "partitions revoked; flushing their state");
+    c().partitions_revoked
+        .get_or_create(&vec![("lost", lost.to_string())])
+        .inc_by(count as u64);
+}
+
+/// A partition task did not stop in time and was aborted.
+pub fn partition_task_aborted(timeout: Duration) {
+    tracing::error!(
+        timeout = ?timeout,
+        "partition task did not stop in time; aborting it (its last checkpoint is lost, the store keeps the one before)"
+    );
+    c().partition_tasks_aborted.inc();
+}
+
+/// A socket client was dropped (`why`: too slow, send failed).
+pub fn socket_client_dropped(why: &'static str) {
+    tracing::info!(why, "socket client dropped");
+    c().socket_clients_dropped
+        .get_or_create(&vec![("why", why.to_owned())])
+        .inc();
+}
+
+/// A socket client fell behind by `missed` messages and gets a fresh snapshot.
+pub fn socket_client_resynced(missed: u64) {
+    tracing::debug!(
+        missed,
+        "socket client fell behind; resyncing with a snapshot"
+    );
+    c().socket_clients_resynced.inc();
+}
+
+/// The registry `/metrics` renders: the figures of the status and of the hub, read at each
+/// scrape, and the process's event counters.
+pub fn metrics_registry(live: Arc<Live>, hub: Arc<Hub>) -> Registry {
+    let mut r = Registry::with_prefix("pulseboard");
+    let k = c();
+    r.register(
+        "dead_letters_sent",
+        "Dead letters produced to their topic by this process, by reason",
+        k.dead_letters_sent.clone(),
+    );
+    r.register(
+        "dead_letters_undelivered",
+        "Dead letters their topic did not take, by topic",
+        k.dead_letters_undelivered.clone(),
+    );
+    r.register(
+        "checkpoints",
+        "Partition checkpoints written",
+        k.checkpoints.clone(),
+    );
+    r.register(
+        "checkpoint_failures",
+        "Partition checkpoints that could not be written",
+        k.checkpoint_failures.clone(),
+    );
+    r.register(
+        "commit_failures",
+        "Advisory offset commits that failed or timed out, by mode",
+        k.commit_failures.clone(),
+    );
+    r.register(
+        "offset_resets",
+        "Stored offsets found outside the log, by policy",
+        k.offset_resets.clone(),
+    );
+    r.register(
+        "partitions_assigned",
+        "Partitions assigned to this instance",
+        k.partitions_assigned.clone(),
+    );
+    r.register(
+        "partitions_revoked",
+        "Partitions taken from this instance (lost: without a revoke)",
+        k.partitions_revoked.clone(),
+    );
+    r.register(
+        "partition_tasks_aborted",
+        "Partition tasks aborted because they did not stop in time",
+        k.partition_tasks_aborted.clone(),
+    );
+    r.register(
+        "ws_clients_dropped",
+        "Socket clients dropped, by why",
+        k.socket_clients_dropped.clone(),
+    );
+    r.register(
+        "ws_clients_resynced",
+        "Socket clients resynced with a snapshot after falling behind",
+        k.socket_clients_resynced.clone(),
+    );
+    r.register_collector(Box::new(StatusCollector { live, hub }));
+    r
+}
+
+/// The figures of the status and the hub, read at each scrape.
+struct StatusCollector {
+    live: Arc<Live>,
+    hub: Arc<Hub>,
+}
+
+impl std::fmt::Debug for StatusCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StatusCollector")
+    }
+}
+
+fn counter(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> Result<(), std::fmt::Error> {
+    let m = ConstCounter::new(value);
+    m.encode(e.encode_descriptor(name, help, None, m.metric_type())?)
+}
+
+fn gauge<N: prometheus_client::encoding::EncodeGaugeValue + Copy>(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: N,
+) -> Result<(), std::fmt::Error>
+where
+    ConstGauge<N>: EncodeMetric,
+{
+    let m = ConstGauge::new(value);
+    m.encode(e.encode_descriptor(name, help, None, m.metric_type())?)
+}
+
+impl Collector for StatusCollector {
+    fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let s = self.live.status();
+        counter(
+            &mut e,
+            "events",
+            "Events folded into windows",
+            s.events_total,
+        )?;
+        {
+            let help = "Messages sent to the dead-letter topic, by reason (stored totals).";
+            let mut m = e.encode_descriptor(
+                "dead_letters",
+                help,
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for (reason, n) in &s.dead_letters_by_reason {
+                let labels = vec![("reason", reason.clone())];
+                ConstCounter::new(*n).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        counter(
+            &mut e,
+            "late_events",
+            "Events for windows already closed",
+            s.late_events_total,
+        )?;
+        gauge(
+            &mut e,
+            "events_per_second",
+            "Recent ingest rate.",
+            s.events_per_sec,
+        )?;
+        gauge(
+            &mut e,
+            "broker_reachable",
+            "1 when the cluster answered the last metadata probe",
+            i64::from(s.broker_reachable),
+        )?;
+        gauge(
+            &mut e,
+            "cluster_degraded",
+            "1 when brokers holding input replicas are down, or partitions are under-replicated or offline",
+            i64::from(s.cluster.degraded),
+        )?;
+        if let Some(w) = s.watermark {
+            gauge(&mut e, "watermark_ms", "Global event-time watermark.", w)?;
+        }
+        {
+            let mut m = e.encode_descriptor(
+                "partition_next_offset",
+                "Next offset to read, per partition",
+                None,
+                prometheus_client::metrics::MetricType::Gauge,
+            )?;
+            for p in &s.partitions {
+                let labels = vec![
+                    ("topic", p.topic.clone()),
+                    ("partition", p.partition.to_string()),
+                ];
+                ConstGauge::new(p.next_offset).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let mut m = e.encode_descriptor(
+                "partition_lag",
+                "Messages behind the high watermark, per partition",
+                None,
+                prometheus_client::metrics::MetricType::Gauge,
+            )?;
+            for p in &s.partitions {
+                if let Some(lag) = p.lag {
+                    let labels = vec![
+                        ("topic", p.topic.clone()),
+                        ("partition", p.partition.to_string()),
+                    ];
+                    ConstGauge::new(lag).encode(m.encode_family(&labels)?)?;
+                }
+            }
+        }
+        let hs = &self.hub.stats;
+        gauge(
+            &mut e,
+            "ws_clients",
+            "Connected WebSocket clients",
+            hs.clients.load(Ordering::Relaxed) as i64,
+        )?;
+        counter(
+            &mut e,
+            "ws_connects",
+            "WebSocket connections accepted",
+            hs.connects_total.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut e,
+            "ws_resyncs",
+            "Slow clients resynced with a snapshot",
+            hs.resyncs_total.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut e,
+            "ws_messages",
+            "Messages published to WebSocket clients",
+            hs.messages_total.load(Ordering::Relaxed),
+        )?;
+        Ok(())
+    }
+}
