@@ -50,8 +50,17 @@ async fn socket_streams_snapshot_then_live_deltas_and_resumes() -> Result<()> {
     assert_eq!(window_ms, 10_000);
     // Deltas follow in sequence, and the live window's count grows.
     let mut last = seq;
-    let mut live_counts: Vec<u64> = Vec::new();
-    while live_counts.len() < 3 {
+    let mut live_counts: Vec<(i64, u64)> = Vec::new();
+    let grew = |counts: &[(i64, u64)]| {
+        counts
+            .windows(2)
+            .any(|p| p[0].0 == p[1].0 && p[1].1 > p[0].1)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !grew(&live_counts) {
+        if std::time::Instant::now() > deadline {
+            bail!("no live window grew within 30 s: {live_counts:?}");
+        }
         let m = next_msg(&mut ws).await?;
         assert_eq!(m.seq(), last + 1, "sequence numbers increase by one");
         last = m.seq();
@@ -61,14 +70,16 @@ async fn socket_streams_snapshot_then_live_deltas_and_resumes() -> Result<()> {
                 .rev()
                 .find(|w| w.state == pulseboard_model::proto::WindowState::Live)
             {
-                live_counts.push(w.events);
+                live_counts.push((w.start, w.events));
             }
         }
     }
-    assert!(
-        live_counts.iter().any(|&n| n > 0),
-        "live windows carry events: {live_counts:?}"
-    );
+    // A window's count never shrinks while it is shown live.
+    for p in live_counts.windows(2) {
+        if p[0].0 == p[1].0 {
+            assert!(p[1].1 >= p[0].1, "a live count went down: {live_counts:?}");
+        }
+    }
     ws.close(None).await?;
 
     // Reconnecting with the last sequence seen resumes right after it.
