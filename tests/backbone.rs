@@ -74,11 +74,17 @@ async fn api_numbers_equal_independent_recomputation() -> Result<()> {
     let status = wait_for_totals(
         app.addr,
         folded.len() as u64,
-        malformed + late,
+        malformed,
         Duration::from_secs(90),
     )
     .await?;
     assert_eq!(status["late_events_total"].as_u64(), Some(late));
+    assert!(late > 0, "the event set has late events");
+    assert_eq!(
+        status["revised_events_total"].as_u64(),
+        Some(late),
+        "every late event is folded as a revision: {status}"
+    );
     assert_eq!(status["broker"].as_str(), Some(brokers.as_str()));
     let parts = status["partitions"]
         .as_array()
@@ -96,7 +102,8 @@ async fn api_numbers_equal_independent_recomputation() -> Result<()> {
         .await
         .ok_or_else(|| anyhow!("windows endpoint failed"))?;
     assert_windows_match(&windows, &truth)?;
-    // Windows are final up to the watermark, and the one still open is live.
+    // Windows are final (or revised, when late events reached them) up to the watermark,
+    // and the one still open is live.
     let status = get_json(app.addr, "/api/v1/status")
         .await
         .ok_or_else(|| anyhow!("status failed"))?;
@@ -104,18 +111,22 @@ async fn api_numbers_equal_independent_recomputation() -> Result<()> {
         .as_i64()
         .ok_or_else(|| anyhow!("no watermark: {status}"))?;
     let list = windows["windows"].as_array().cloned().unwrap_or_default();
-    let mut finals = 0;
+    let (mut finals, mut revised) = (0, 0);
     for w in &list {
         let (end, state) = (w["end"].as_i64().unwrap_or(i64::MAX), &w["state"]);
         if end <= watermark {
-            assert_eq!(
-                state, "final",
-                "window ending {end} <= watermark {watermark}"
+            assert!(
+                state == "final" || state == "revised",
+                "window ending {end} <= watermark {watermark} is {state}"
             );
             finals += 1;
+            if state == "revised" {
+                revised += 1;
+            }
         }
     }
     assert!(finals > 0, "windows behind the watermark are final");
+    assert!(revised > 0, "the windows late events reached are revised");
     let newest = list.last().ok_or_else(|| anyhow!("no windows"))?;
     if newest["end"].as_i64() > Some(watermark) {
         assert_eq!(newest["state"], "live", "the open window is live: {newest}");
@@ -159,7 +170,8 @@ async fn api_numbers_equal_independent_recomputation() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn malformed_and_late_messages_are_dead_lettered_with_reasons() -> Result<()> {
+async fn bad_messages_are_dead_lettered_with_reasons_and_late_ones_revise_their_window(
+) -> Result<()> {
     let kafka = Kafka::start()?;
     let brokers = kafka.bootstrap();
     create_topic(&brokers, "raw", 1).await?;
@@ -170,8 +182,13 @@ async fn malformed_and_late_messages_are_dead_lettered_with_reasons() -> Result<
     let msgs: Vec<(&str, String)> = vec![
         ("ok", ev(t, "a")),
         ("ok", ev(t + 20_000, "b")),
-        // Window [t, t+10s) ended before the watermark (t+20s − 5s): late.
-        ("late", ev(t + 1_000, "c")),
+        // Window [t, t+10s) ended before the watermark (t+20s − 5s): late, so it is folded
+        // and its window becomes revised.
+        ("revised", ev(t + 1_000, "c")),
+        // A day ahead of the wall clock and of the message's timestamp: a wrong clock.
+        ("future", ev(now_ms() + 24 * 3_600_000, "e")),
+        // Its window closed more than the revision horizon (24 h) before the watermark.
+        ("too_late", ev(t - 25 * 3_600_000, "f")),
         ("not_json", "{not json".into()),
         ("not_object", "[1,2,3]".into()),
         ("missing_field", r#"{"ts":1,"visitor":"x"}"#.into()),
@@ -194,12 +211,29 @@ async fn malformed_and_late_messages_are_dead_lettered_with_reasons() -> Result<
     let dir = data_dir();
     let args = broker_args(&brokers, "raw", "dlq-test", dir.path());
     let app = App::start(&args.iter().map(String::as_str).collect::<Vec<_>>()).await?;
-    let status = wait_for_totals(app.addr, 3, 6, Duration::from_secs(90)).await?;
-    assert_eq!(status["late_events_total"].as_u64(), Some(1));
+    let status = wait_for_totals(app.addr, 4, 7, Duration::from_secs(90)).await?;
+    assert_eq!(status["late_events_total"].as_u64(), Some(2), "{status}");
+    assert_eq!(status["revised_events_total"].as_u64(), Some(1), "{status}");
+    assert_eq!(
+        status["watermark"].as_i64(),
+        Some(t + 21_000 - LATENESS),
+        "the event from the future moved no watermark: {status}"
+    );
+    let windows = get_json(
+        app.addr,
+        &format!("/api/v1/windows?from={t}&to={}", t + WIDTH),
+    )
+    .await
+    .ok_or_else(|| anyhow!("windows failed"))?;
+    let first = &windows["windows"][0];
+    assert_eq!(first["start"].as_i64(), Some(t), "{windows}");
+    assert_eq!(first["state"], "revised", "{windows}");
+    assert_eq!(first["events"].as_u64(), Some(2), "{windows}");
     let by_reason: BTreeMap<String, u64> =
         serde_json::from_value(status["dead_letters_by_reason"].clone())?;
     let expected: BTreeMap<String, u64> = [
-        "late",
+        "future",
+        "too_late",
         "not_json",
         "not_object",
         "missing_field",
@@ -223,7 +257,7 @@ async fn malformed_and_late_messages_are_dead_lettered_with_reasons() -> Result<
     consumer.assign(&tpl)?;
     let mut seen: BTreeMap<String, (String, i64)> = BTreeMap::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while seen.len() < 6 && std::time::Instant::now() < deadline {
+    while seen.len() < 7 && std::time::Instant::now() < deadline {
         let Some(m) = consumer.poll(Duration::from_millis(200)) else {
             continue;
         };
@@ -244,7 +278,7 @@ async fn malformed_and_late_messages_are_dead_lettered_with_reasons() -> Result<
         seen.insert(get("reason"), (payload, offset));
     }
     for (i, (reason, payload)) in msgs.iter().enumerate() {
-        if *reason == "ok" {
+        if *reason == "ok" || *reason == "revised" {
             continue;
         }
         let (p, off) = seen

@@ -70,7 +70,7 @@ async fn socket_streams_snapshot_then_live_deltas_and_resumes() -> Result<()> {
                 .rev()
                 .find(|w| w.state == pulseboard_model::proto::WindowState::Live)
             {
-                live_counts.push((w.start, w.events));
+                live_counts.push((w.start, w.figures.events));
             }
         }
     }

@@ -41,13 +41,18 @@ async fn restart_resumes_without_double_counting() -> Result<()> {
     produce(&p, "clicks", &payloads[half..]).await?;
     let app = App::start(&args).await?;
     let (folded, late) = expected_folded(&events, WIDTH, LATENESS);
-    wait_for_totals(
+    let s = wait_for_totals(
         app.addr,
         folded.len() as u64,
-        malformed + late,
+        malformed,
         Duration::from_secs(90),
     )
     .await?;
+    assert_eq!(
+        s["revised_events_total"].as_u64(),
+        Some(late),
+        "late events revise their windows, exactly once"
+    );
     let windows = get_json(app.addr, "/api/v1/windows?from=0&limit=10000&top=1000")
         .await
         .ok_or_else(|| anyhow!("windows endpoint failed"))?;
@@ -117,13 +122,18 @@ async fn sigkill_mid_stream_loses_nothing_and_counts_nothing_twice() -> Result<(
     );
     writer.await??;
     let child = spawn_child(&args)?;
-    wait_for_totals(
+    let s = wait_for_totals(
         child.addr,
         folded.len() as u64,
-        malformed + late,
+        malformed,
         Duration::from_secs(120),
     )
     .await?;
+    assert_eq!(
+        s["revised_events_total"].as_u64(),
+        Some(late),
+        "late events revise their windows, exactly once"
+    );
     let windows = get_json(child.addr, "/api/v1/windows?from=0&limit=10000&top=1000")
         .await
         .ok_or_else(|| anyhow!("windows endpoint failed"))?;

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use pulseboard_model::event::Decoder;
+use pulseboard_model::decode::Decoder;
 use pulseboard_model::gen::{GenConfig, Generator};
 use pulseboard_testkit::kafka::create_topic;
 use rdkafka::client::ClientContext;

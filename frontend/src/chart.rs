@@ -1,9 +1,10 @@
-//! Chart maths: scales, "nice" ticks, time ticks, bucketing and SVG geometry.
+//! Chart maths: scales, "nice" ticks, time ticks, bucketing, SVG geometry, and the whole
+//! layout of the events chart ([`events_layout`]).
 //!
 //! Contract: pure functions of plain numbers (no DOM, no clock, no time zone lookup — the
 //! caller passes the zone offset), so every rule here is tested on the host. Components in
-//! `app` only lay out what these functions return. Coordinates are SVG user units with the
-//! origin at the top left; `y` grows downwards.
+//! `panels` only lay out what these functions return. Coordinates are SVG user units with
+//! the origin at the top left; `y` grows downwards.
 
 use pulseboard_model::proto::WindowState;
 
@@ -102,7 +103,7 @@ const TIME_STEPS: [i64; 17] = [
     24 * 3_600_000,
 ];
 
-/// The smallest step of [`TIME_STEPS`] giving at most `target` ticks over `span_ms`.
+/// The smallest of the time steps (1 s … 24 h) giving at most `target` ticks over `span_ms`.
 pub fn time_step(span_ms: i64, target: usize) -> i64 {
     let target = target.max(1) as i64;
     TIME_STEPS
@@ -298,6 +299,71 @@ pub fn spark_points(values: &[u64], width: f64, height: f64) -> Vec<(f64, f64)> 
         .collect()
 }
 
+/// Width of the events chart's SVG coordinate system (it is stretched to its box).
+pub const EVENTS_W: f64 = 1000.0;
+/// Height of the events chart's SVG coordinate system.
+pub const EVENTS_H: f64 = 300.0;
+/// Window width assumed before the server has said (before the first snapshot), ms.
+const ASSUMED_WINDOW_MS: i64 = 10_000;
+
+/// The events chart for one render, in an [`EVENTS_W`] × [`EVENTS_H`] box.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventsLayout {
+    /// The bars (windows merged into buckets) with their rectangles, oldest first.
+    pub bars: Vec<(Bar, Rect)>,
+    /// The count axis: `(count, y)` of each tick above 0; the last is the top of the axis.
+    pub y_ticks: Vec<(u64, f64)>,
+    /// The time axis: `(time, x)` of each tick, leaving out ticks so close to the right
+    /// edge that their label would stick out of the box.
+    pub x_ticks: Vec<(i64, f64)>,
+    /// Width of one bar, ms.
+    pub bucket_ms: i64,
+    /// Width of one window, ms.
+    pub window_ms: i64,
+}
+
+/// Lays out the events chart of `windows` (one bar per window, oldest first) over
+/// `[from, to)`: windows are merged so that at most `max_bars` bars are drawn
+/// ([`bucket_factor`], [`bucket`]), the count axis is [`nice_ticks`] of the tallest bar
+/// and the time axis [`time_ticks`] on the viewer's clock (`tz_offset_ms`, local minus
+/// UTC). A `window_ms` of 0 (not known yet) is taken as 10 s.
+pub fn events_layout(
+    windows: &[Bar],
+    (from, to): (i64, i64),
+    window_ms: i64,
+    max_bars: usize,
+    tz_offset_ms: i64,
+) -> EventsLayout {
+    let window_ms = if window_ms > 0 {
+        window_ms
+    } else {
+        ASSUMED_WINDOW_MS
+    };
+    let bucket_ms = window_ms * bucket_factor(to - from, window_ms, max_bars);
+    let bars = bucket(windows, bucket_ms);
+    let max = bars.iter().map(|b| b.events).max().unwrap_or(0);
+    let ticks = nice_ticks(max as f64, 4);
+    let y_max = ticks.last().copied().unwrap_or(1.0);
+    let rects = bar_rects(&bars, from, to, y_max, EVENTS_W, EVENTS_H);
+    let ys = Linear::new((0.0, y_max), (EVENTS_H, 0.0));
+    let xs = Linear::new((from as f64, to as f64), (0.0, EVENTS_W));
+    EventsLayout {
+        bars: bars.into_iter().zip(rects).collect(),
+        y_ticks: ticks
+            .iter()
+            .skip(1)
+            .map(|t| (*t as u64, ys.map(*t)))
+            .collect(),
+        x_ticks: time_ticks(from, to, 6, tz_offset_ms)
+            .into_iter()
+            .map(|t| (t, xs.map(t as f64)))
+            .filter(|(_, x)| *x <= EVENTS_W * 0.96)
+            .collect(),
+        bucket_ms,
+        window_ms,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -467,6 +533,92 @@ mod tests {
         assert!(
             clipped[0].x >= 0.0,
             "a bar starting before the range is clipped"
+        );
+    }
+
+    #[test]
+    fn events_layout_draws_windows_on_round_axes() {
+        let windows = [bar(0, 5, Final), bar(10_000, 12, Live)];
+        let windows: Vec<Bar> = windows
+            .iter()
+            .map(|b| Bar {
+                end: b.start + 10_000,
+                ..*b
+            })
+            .collect();
+        let l = events_layout(&windows, (0, 900_000), 10_000, 360, 0);
+        assert_eq!((l.bucket_ms, l.window_ms), (10_000, 10_000));
+        // 12 events: ticks every 5 up to 15, 15 at the top of the 300-unit box.
+        let counts: Vec<u64> = l.y_ticks.iter().map(|t| t.0).collect();
+        assert_eq!(counts, vec![5, 10, 15]);
+        let ys = l.y_ticks.iter().map(|t| t.1);
+        assert!(ys.zip([200.0, 100.0, 0.0]).all(|(y, e)| close(y, e)));
+        // 15 min: a tick every 5 min; the one at the right edge is left out.
+        let x: Vec<i64> = l.x_ticks.iter().map(|(t, _)| *t).collect();
+        assert_eq!(x, vec![0, 300_000, 600_000]);
+        assert!(close(l.x_ticks[1].1, 1000.0 / 3.0));
+        assert_eq!(l.bars.len(), 2);
+        let (b, r) = l.bars[0];
+        assert_eq!(b, windows[0]);
+        // One window is 1000/90 units wide, less a 15% gap; 5 of 15 is a third of 300.
+        let slot = 1000.0 / 90.0;
+        assert!(close(r.x, slot * 0.075) && close(r.w, slot * 0.85), "{r:?}");
+        assert!(close(r.y, 200.0) && close(r.h, 100.0), "{r:?}");
+    }
+
+    #[test]
+    fn events_layout_merges_windows_of_a_long_range() {
+        let windows: Vec<Bar> = [(0, 5, Final), (10_000, 12, Live), (300_000, 1, Final)]
+            .into_iter()
+            .map(|(start, events, state)| Bar {
+                start,
+                end: start + 10_000,
+                events,
+                state,
+            })
+            .collect();
+        let l = events_layout(&windows, (0, 86_400_000), 10_000, 360, 0);
+        assert_eq!(l.bucket_ms, 300_000, "24 h of 10 s windows: 5 min bars");
+        let bars: Vec<Bar> = l.bars.iter().map(|(b, _)| *b).collect();
+        assert_eq!(
+            bars,
+            vec![
+                Bar {
+                    start: 0,
+                    end: 300_000,
+                    events: 17,
+                    state: Live
+                },
+                Bar {
+                    start: 300_000,
+                    end: 600_000,
+                    events: 1,
+                    state: Final
+                },
+            ]
+        );
+        assert_eq!(l.y_ticks.last().map(|t| t.0), Some(20));
+    }
+
+    #[test]
+    fn events_layout_ticks_follow_the_viewer_clock_and_assume_a_width() {
+        let nepal = (5 * 60 + 45) * 60_000;
+        let l = events_layout(&[], (0, 3_600_000), 0, 360, nepal);
+        assert_eq!(
+            l.window_ms, 10_000,
+            "width unknown before the first snapshot"
+        );
+        assert!(l.bars.is_empty());
+        assert_eq!(
+            l.y_ticks,
+            vec![(1, 0.0)],
+            "an empty chart still has an axis"
+        );
+        assert!(!l.x_ticks.is_empty());
+        assert!(
+            l.x_ticks.iter().all(|(t, _)| (t + nepal) % 600_000 == 0),
+            "{:?}",
+            l.x_ticks
         );
     }
 

@@ -41,7 +41,7 @@ pub fn range_bounds(
 
 /// Total events of `windows`.
 pub fn total_events<'a>(windows: impl IntoIterator<Item = &'a WindowView>) -> u64 {
-    windows.into_iter().map(|w| w.events).sum()
+    windows.into_iter().map(|w| w.figures.events).sum()
 }
 
 /// The chart's bars for `windows` (one per window, oldest first).
@@ -51,7 +51,7 @@ pub fn bars<'a>(windows: impl IntoIterator<Item = &'a WindowView>) -> Vec<Bar> {
         .map(|w| Bar {
             start: w.start,
             end: w.end,
-            events: w.events,
+            events: w.figures.events,
             state: w.state,
         })
         .collect()
@@ -76,7 +76,7 @@ pub fn type_counts<'a>(
 ) -> Vec<Count> {
     let mut by_type: BTreeMap<&str, u64> = BTreeMap::new();
     for w in windows {
-        for (k, n) in &w.by_type {
+        for (k, n) in &w.figures.by_type {
             *by_type.entry(k.as_str()).or_default() += n;
         }
     }
@@ -152,22 +152,18 @@ pub fn broker_health(s: &Status) -> (&'static str, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pulseboard_model::proto::{PartitionStatus, WindowState, PROTOCOL_VERSION};
+    use pulseboard_model::proto::{Figures, PartitionStatus, WindowState};
 
     fn win(start: i64, events: u64, types: &[(&str, u64)]) -> WindowView {
         WindowView {
             start,
             end: start + 10_000,
             state: WindowState::Final,
-            events,
-            by_type: types.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
-            unique_visitors: 0,
-            unique_sessions: 0,
-            top_urls: vec![],
-            top_referrers: vec![],
-            countries: vec![],
-            devices: vec![],
-            approximate: false,
+            figures: Figures {
+                events,
+                by_type: types.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
+                ..Figures::default()
+            },
         }
     }
 
@@ -225,46 +221,27 @@ mod tests {
             win(10_000, 2, &[("pageview", 2)]),
         ];
         assert_eq!(type_counts(&ws, 10), vec![c("pageview", 4), c("click", 1)]);
-        assert_eq!(map_counts(&ws[0].by_type, 1), vec![c("pageview", 2)]);
+        assert_eq!(
+            map_counts(&ws[0].figures.by_type, 1),
+            vec![c("pageview", 2)]
+        );
     }
 
     fn part(lag: Option<i64>) -> PartitionStatus {
         PartitionStatus {
             topic: "clicks".into(),
-            partition: 0,
-            next_offset: 0,
-            high_watermark: None,
             lag,
-            watermark: None,
-            idle: false,
-            events: 0,
-            dead_letters: 0,
-            read_since_start: 0,
-            first_read_ms: None,
-            last_read_ms: None,
-            offset_resets: 0,
+            ..PartitionStatus::default()
         }
     }
 
     #[test]
     fn lag_is_the_sum_of_known_lags() {
         let mut st = Status {
-            version: "0".into(),
-            protocol: PROTOCOL_VERSION,
             broker: "embedded".into(),
             broker_reachable: true,
-            cluster: Default::default(),
-            demo: true,
-            window_ms: 10_000,
-            events_total: 0,
-            dead_letters_total: 0,
-            dead_letters_by_reason: BTreeMap::new(),
-            late_events_total: 0,
-            watermark: None,
-            events_per_sec: 0.0,
-            uptime_secs: 0,
             partitions: vec![part(Some(3)), part(None), part(Some(4))],
-            offset_resets: vec![],
+            ..Status::default()
         };
         assert_eq!(total_lag(&st), Some(7));
         st.partitions = vec![part(None)];

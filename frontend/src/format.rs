@@ -2,13 +2,14 @@
 //!
 //! Contract: pure functions of their arguments (no clock, no locale), so they are tested on
 //! the host. Times of day are *not* formatted here: they depend on the viewer's time zone
-//! and locale and are left to the browser (`Intl`, see `app`).
+//! and locale and are left to the browser (`Intl`, see `zone`).
 //!
 //! - [`compact`]: `950`, `1.2k`, `12.3k`, `123k`, `1.2M`, `3.4B` — at most three significant
 //!   digits and never "1000k" (that is `1M`).
 //! - [`grouped`]: `12,345,678` — the exact figure with thousands separators.
 //! - [`rate`]: `0.4/s`, `12/s`, `1.5k/s`.
 //! - [`ago`]: `3 s ago`, `2 min ago`, `5 h ago`, `2 d ago`.
+//! - [`span`]: a length of time in its largest whole unit: `10 s`, `5 min`, `2 h`.
 //! - [`share`]: a part of a whole as a percentage in `0..=100`, for bar widths.
 //! - [`ellipsize`]: cut long keys (URLs, referrers) to a number of characters.
 
@@ -79,6 +80,16 @@ pub fn ago(elapsed_ms: f64) -> String {
         60..=3_599 => format!("{} min ago", secs / 60),
         3_600..=86_399 => format!("{} h ago", secs / 3_600),
         _ => format!("{} d ago", secs / 86_400),
+    }
+}
+
+/// A length of time (a window, a bar) in the largest unit it is a whole number of:
+/// `10 s`, `5 min`, `2 h`.
+pub fn span(ms: i64) -> String {
+    match ms {
+        m if m % 3_600_000 == 0 => format!("{} h", m / 3_600_000),
+        m if m % 60_000 == 0 => format!("{} min", m / 60_000),
+        m => format!("{} s", m / 1000),
     }
 }
 
@@ -163,6 +174,13 @@ mod tests {
         assert_eq!(ago(3_599_000.0), "59 min ago");
         assert_eq!(ago(7_200_000.0), "2 h ago");
         assert_eq!(ago(2.5 * 86_400_000.0), "2 d ago");
+    }
+
+    #[test]
+    fn spans_use_the_largest_whole_unit() {
+        assert_eq!(span(10_000), "10 s");
+        assert_eq!(span(300_000), "5 min");
+        assert_eq!(span(7_200_000), "2 h");
     }
 
     #[test]

@@ -1,33 +1,49 @@
 //! Pulseboard's browser app: a Leptos (CSR, wasm) dashboard fed by the server's WebSocket
 //! and JSON API, a kiosk wall display and embeddable panels.
 //!
-//! The app knows only `pulseboard-model` (wire types and the pure [`LiveState`] resume
+//! The app knows only `pulseboard-model` (wire types, the pure [`LiveState`] resume
 //! rules) and the server's HTTP/WebSocket surface. Everything that can be pure is, and is
 //! tested on the host with `cargo test -p pulseboard-frontend`; browser-only code sits
 //! behind web-sys/leptos APIs that compile natively but only run in the browser.
 //!
 //! # Layout
 //!
-//! - [`format`] — numbers and durations for people (`12.3k`, `3 s ago`). Pure.
+//! - [`format`](mod@format) — numbers and durations for people (`12.3k`, `3 s ago`, `5 min`). Pure.
+//! - [`zone`] — times of day in the viewer's zone and locale (the browser's `Intl`).
 //! - [`chart`] — linear scales, nice ticks, time ticks, bucketing, SVG bar and path
-//!   geometry. Pure.
+//!   geometry, and the whole events-chart layout ([`chart::events_layout`]). Pure.
 //! - [`figures`] — what each panel shows: range bounds, totals, merged top lists, lag,
 //!   staleness. Pure.
 //! - [`route`] — page and range from the URL (`/`, `/kiosk`, `/embed/<panel>`). Pure.
 //! - [`live`] — the shared reactive state and the hooks that fill it: WebSocket with
 //!   resume and backoff, history and summary fetches, the clock.
-//! - [`app`] — the components: dashboard, kiosk, embeds, chart and lists.
+//! - [`pages`] — the app root and its pages: dashboard, kiosk, embeds.
+//! - [`panels`] — the panel components: totals, events chart, top lists, pipeline status.
+//! - [`chrome`] — what frames the panels: cards, brand and demo badge, range picker,
+//!   connection state, last update, status strip.
 //!
-//! [`LiveState`]: pulseboard_model::proto::LiveState
+//! # Stable hooks for browser tests (keep them)
+//!
+//! `total-events` and `unique-visitors` (with `data-value` = the raw integer),
+//! `connection-state` (text `connecting`|`live`|`reconnecting`), `last-update`,
+//! `events-chart` (the `<svg>`, bars are
+//! `rect[data-testid=bar][data-start][data-events][data-state]`), `top-pages`, `kiosk`,
+//! `stale`, `embed-<panel>`, `range-5m`…`range-24h`, `demo-badge`; and
+//! `<body data-ready="1">` once the first snapshot is applied and drawn.
+//!
+//! [`LiveState`]: pulseboard_model::live_state::LiveState
 
-pub mod app;
 pub mod chart;
+pub mod chrome;
 pub mod figures;
 pub mod format;
 pub mod live;
+pub mod pages;
+pub mod panels;
 pub mod route;
+pub mod zone;
 
 /// Mounts the app on `<body>`.
 pub fn start() {
-    leptos::mount::mount_to_body(app::App);
+    leptos::mount::mount_to_body(pages::App);
 }

@@ -19,8 +19,11 @@
 use std::{cell::RefCell, rc::Rc, time::Duration};
 
 use leptos::prelude::*;
-use pulseboard_model::proto::{Apply, LiveState, ServerMsg, Summary, WindowView, PROTOCOL_VERSION};
-use serde::{de::DeserializeOwned, Deserialize};
+use pulseboard_model::{
+    live_state::{Apply, LiveState},
+    proto::{ServerMsg, Summary, WindowsResponse, PROTOCOL_VERSION},
+};
+use serde::de::DeserializeOwned;
 use wasm_bindgen::{prelude::*, JsCast};
 use web_sys::{CloseEvent, Event, MessageEvent, WebSocket};
 
@@ -108,28 +111,6 @@ pub fn backoff_ms(attempt: u32, jitter: f64) -> f64 {
         0.5
     };
     (base * (0.8 + 0.4 * j)).min(BACKOFF_MAX_MS).round()
-}
-
-/// One page of `/api/v1/windows`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct WindowsPage {
-    /// Window width, ms.
-    #[serde(default)]
-    pub window_ms: i64,
-    /// Windows, oldest first.
-    pub windows: Vec<WindowView>,
-    /// Where the next page starts (epoch ms) when `limit` cut this one short.
-    #[serde(default)]
-    pub next: Option<serde_json::Value>,
-}
-
-impl WindowsPage {
-    /// The `from` of the next page, when there is one.
-    pub fn next_from(&self) -> Option<i64> {
-        self.next
-            .as_ref()
-            .and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()))
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -299,7 +280,7 @@ async fn load_history(live: Live, range: Range) {
     let (mut from, to) = (now - range.ms(), now + 60_000);
     // Follow `next` for a few pages at most; 24 h of 10 s windows fits in one.
     for _ in 0..8 {
-        let page: WindowsPage = match get_json(&windows_url(from, to, token.as_deref())).await {
+        let page: WindowsResponse = match get_json(&windows_url(from, to, token.as_deref())).await {
             Ok(p) => p,
             Err(e) => {
                 leptos::logging::warn!("history: {e}");
@@ -309,7 +290,7 @@ async fn load_history(live: Live, range: Range) {
         if live.range.get_untracked() != range {
             return; // the viewer picked another range meanwhile
         }
-        let next = page.next_from();
+        let next = page.next;
         let width = page.window_ms;
         live.state.update(|s| {
             s.keep = range.keep(if width > 0 { width } else { s.window_ms });
@@ -673,18 +654,6 @@ mod tests {
                 assert!((400.0..=15_000.0).contains(&d), "{a} {j} {d}");
             }
         }
-    }
-
-    #[test]
-    fn windows_page_reads_next_as_number_string_or_null() {
-        let p: WindowsPage =
-            serde_json::from_str(r#"{"from":0,"to":1,"window_ms":10000,"windows":[],"next":null}"#)
-                .unwrap();
-        assert_eq!(p.next_from(), None);
-        let p: WindowsPage = serde_json::from_str(r#"{"windows":[],"next":1234}"#).unwrap();
-        assert_eq!(p.next_from(), Some(1234));
-        let p: WindowsPage = serde_json::from_str(r#"{"windows":[],"next":"99"}"#).unwrap();
-        assert_eq!(p.next_from(), Some(99));
     }
 
     #[test]

@@ -4,7 +4,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use pulseboard_model::agg::Aggregate;
-use pulseboard_model::event::{Decoder, FieldMapping, MapRule, Schema};
+use pulseboard_model::decode::Decoder;
+use pulseboard_model::mapping::{FieldMapping, MapRule, Schema};
 
 fuzz_target!(|data: &[u8]| {
     let canonical = Decoder::new(FieldMapping::new(Schema::Canonical, &[]));

@@ -9,30 +9,47 @@
 //! # Layout
 //!
 //! - [`time`] — RFC 3339 and duration parsing/formatting (epoch milliseconds).
-//! - [`event`] — [`Event`], dead-letter reasons, field mapping (canonical and
-//!   Segment schemas, JSON-pointer rules) and the payload [`Decoder`].
-//! - [`agg`] — [`Hll`] distinct counting, bounded [`TopCounts`] and the
-//!   per-window [`Aggregate`] with its storage encoding.
-//! - [`window`] — epoch-aligned tumbling windows and the per-partition
-//!   watermark state machine [`PartitionWindows`].
-//! - [`proto`] — JSON response types of the HTTP API.
+//! - [`event`] — the [`Event`] type, dead-letter reasons ([`DeadReason`]) and the
+//!   limits every accepted event respects.
+//! - [`mapping`] — where fields live in a payload: [`Field`], [`MapRule`], the
+//!   canonical and Segment [`Schema`] presets, the resulting [`FieldMapping`].
+//! - [`decode`] — the payload [`Decoder`]: a borrowed fast path for the canonical
+//!   schema, a `serde_json::Value` + JSON-pointer path for every other mapping.
+//! - [`agg`] — the per-window [`Aggregate`], its merge and storage encoding; its
+//!   sketches in [`agg::hll`] ([`Hll`], distinct counts) and [`agg::top`]
+//!   ([`TopCounts`], bounded counts by key).
+//! - [`window`] — epoch-aligned tumbling windows, the per-partition watermark state
+//!   machine [`PartitionWindows`], and the rules across partitions: the
+//!   [`global_watermark`], how far windows are final ([`final_up_to`]) and a window's
+//!   state ([`window_state`]).
+//! - [`proto`] — the wire: JSON bodies of the HTTP API and WebSocket messages,
+//!   with the [`Figures`] a window and a summary share.
+//! - [`live_state`] — the client's [`LiveState`] built from WebSocket messages, with
+//!   the resume rules.
 //! - [`gen`] — deterministic, realistic demo traffic.
 
 pub mod agg;
+pub mod decode;
 pub mod event;
 pub mod gen;
+pub mod live_state;
+pub mod mapping;
 pub mod proto;
 pub mod time;
 pub mod window;
 
 pub use agg::{AggError, Aggregate, Hll, TopCounts, TOP_CAP};
-pub use event::{
-    DeadReason, DecodeError, Decoder, Event, Field, FieldMapping, MapRule, MappingError, Schema,
-    MAX_FIELD_BYTES, MAX_VALUE_BYTES,
-};
+pub use decode::{DecodeError, Decoder};
+pub use event::{DeadReason, Event, MAX_FIELD_BYTES, MAX_VALUE_BYTES};
 pub use gen::{GenConfig, Generated, Generator};
+pub use live_state::{Apply, LiveState};
+pub use mapping::{Field, FieldMapping, MapRule, MappingError, Schema};
 pub use proto::{
-    ApiError, Count, PartitionStatus, Status, Summary, WindowState, WindowView, PROTOCOL_VERSION,
+    Accepted, ApiError, Count, Figures, PartitionStatus, Readiness, Status, Summary, WindowState,
+    WindowView, WindowsResponse, PROTOCOL_VERSION,
 };
 pub use time::{format_rfc3339_ms, parse_duration_ms, parse_rfc3339_ms, parse_time_param};
-pub use window::{window_start, Late, PartitionWindows, WindowConfig};
+pub use window::{
+    final_up_to, global_watermark, is_closed, window_start, window_state, Late, PartitionWindows,
+    WindowConfig,
+};

@@ -358,9 +358,17 @@ mod tests {
     }
 
     #[test]
-    fn format_does_not_panic_on_extreme_values() {
-        assert!(!format_rfc3339_ms(i64::MAX).is_empty());
-        assert!(!format_rfc3339_ms(i64::MIN).is_empty());
+    fn format_writes_extreme_values_in_expanded_years() {
+        // The same instants as java.time's Instant.ofEpochMilli(Long.MAX_VALUE / MIN_VALUE).
+        assert_eq!(
+            format_rfc3339_ms(i64::MAX),
+            "+292278994-08-17T07:12:55.807Z"
+        );
+        assert_eq!(
+            format_rfc3339_ms(i64::MIN),
+            "-292275055-05-16T16:47:04.192Z"
+        );
+        assert_eq!(parse_rfc3339_ms(&format_rfc3339_ms(i64::MAX)), None);
     }
 
     #[test]

@@ -10,11 +10,19 @@
 //!   [`PartitionWindows::take_dirty`] returns. Behaviour is a pure function of
 //!   the event sequence (and of the state given to
 //!   [`PartitionWindows::restore`]).
+//! - Across partitions, [`global_watermark`] is the min over the active partitions'
+//!   watermarks (an active partition without an event yet holds everything back), or the
+//!   max over all of them when none is active. Windows are final up to the highest global
+//!   watermark seen so far ([`final_up_to`]): a partition waking up may pull the global
+//!   watermark back, but a final window never goes back to live. A window is `final` once
+//!   closed under that, `revised` if written to after that, `live` before
+//!   ([`window_state`]). [`is_closed`] is the one closing rule for all of these.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::agg::Aggregate;
 use crate::event::Event;
+use crate::proto::WindowState;
 
 /// Start of the window of width `width_ms` containing `ts`:
 /// `ts - ts.rem_euclid(width_ms)`, i.e. aligned to the Unix epoch.
@@ -24,6 +32,70 @@ use crate::event::Event;
 pub fn window_start(ts: i64, width_ms: i64) -> i64 {
     let w = width_ms.max(1);
     ts.saturating_sub(ts.rem_euclid(w))
+}
+
+/// True once the window `[start, start + width_ms)` is closed under `watermark`: its end
+/// is at or below the watermark. Non-positive widths are treated as 1 ms; an end that
+/// would overflow `i64` saturates.
+pub fn is_closed(start: i64, width_ms: i64, watermark: i64) -> bool {
+    start.saturating_add(width_ms.max(1)) <= watermark
+}
+
+/// The global event-time watermark over partitions given as `(active, watermark)`, where
+/// `active` means assigned and not idle (a message within the idle timeout):
+///
+/// - the min over the active partitions' watermarks; an active partition with no event
+///   yet (`None`) holds everything back (`None`);
+/// - when no partition is active, the max over every watermark given (an all-idle stream
+///   still finalises what it has);
+/// - `None` when there is nothing to go by.
+pub fn global_watermark(partitions: impl IntoIterator<Item = (bool, Option<i64>)>) -> Option<i64> {
+    let mut any_active = false;
+    let mut active_min: Option<i64> = None;
+    let mut all_max: Option<i64> = None;
+    for (active, watermark) in partitions {
+        if active {
+            any_active = true;
+            let w = watermark?;
+            active_min = Some(active_min.map_or(w, |m| m.min(w)));
+        }
+        all_max = all_max.max(watermark);
+    }
+    if any_active {
+        active_min
+    } else {
+        all_max
+    }
+}
+
+/// How far windows are final, given how far they were (`previous`, `None` before any
+/// watermark) and the current [`global_watermark`]: the highest global watermark seen so
+/// far, so a final window never goes back to live when a partition that wakes up pulls
+/// the global watermark back.
+pub fn final_up_to(previous: Option<i64>, global_watermark: Option<i64>) -> Option<i64> {
+    previous.max(global_watermark)
+}
+
+/// The state of the window `[start, start + width_ms)` when windows are final up to
+/// `final_up_to` (see [`final_up_to`]): `final` once it is closed under it
+/// ([`is_closed`]), `revised` instead when it was written to after it had been reported
+/// final (`is_revised`), `live` until then.
+pub fn window_state(
+    start: i64,
+    width_ms: i64,
+    final_up_to: Option<i64>,
+    is_revised: bool,
+) -> WindowState {
+    match final_up_to {
+        Some(w) if is_closed(start, width_ms, w) => {
+            if is_revised {
+                WindowState::Revised
+            } else {
+                WindowState::Final
+            }
+        }
+        _ => WindowState::Live,
+    }
 }
 
 /// Window geometry for a partition.
@@ -36,8 +108,9 @@ pub struct WindowConfig {
 }
 
 impl WindowConfig {
-    fn end(&self, start: i64) -> i64 {
-        start.saturating_add(self.width_ms.max(1))
+    /// True once the window starting at `start` is closed under `watermark`.
+    fn closed(&self, start: i64, watermark: i64) -> bool {
+        is_closed(start, self.width_ms, watermark)
     }
 }
 
@@ -82,7 +155,7 @@ impl PartitionWindows {
         pw.max_event_ts = max_event_ts;
         let wm = pw.watermark();
         for (start, agg) in open {
-            if wm.is_some_and(|wm| cfg.end(start) <= wm) {
+            if wm.is_some_and(|wm| cfg.closed(start, wm)) {
                 continue;
             }
             match pw.windows.get_mut(&start) {
@@ -117,7 +190,7 @@ impl PartitionWindows {
     pub fn on_event(&mut self, ev: &Event) -> Result<i64, Late> {
         let start = window_start(ev.ts, self.cfg.width_ms);
         if let Some(wm) = self.watermark() {
-            if self.cfg.end(start) <= wm {
+            if self.cfg.closed(start, wm) {
                 return Err(Late {
                     window_start: start,
                     watermark: wm,
@@ -140,7 +213,7 @@ impl PartitionWindows {
             .collect();
         if let Some(wm) = self.watermark() {
             let cfg = self.cfg;
-            self.windows.retain(|&s, _| cfg.end(s) > wm);
+            self.windows.retain(|&s, _| !cfg.closed(s, wm));
         }
         out
     }
@@ -345,19 +418,108 @@ mod tests {
     }
 
     #[test]
-    fn processing_is_deterministic() {
-        let run = || {
-            let mut pw = PartitionWindows::new(cfg());
-            let mut log = Vec::new();
-            for i in 0..500i64 {
-                let ts = BASE + i * 97 - (i % 7) * 3_000;
-                log.push(pw.on_event(&ev(ts, &format!("v{}", i % 13))));
-                if i % 50 == 0 {
-                    log.push(Ok(pw.take_dirty().len() as i64));
+    fn accepts_and_counts_like_a_plain_recomputation() {
+        // Event times wander back and forth; some fall far enough behind to be late.
+        let events: Vec<Event> = (0..500i64)
+            .map(|i| ev(BASE + i * 97 - (i % 7) * 3_000, &format!("v{}", i % 13)))
+            .collect();
+        let mut pw = PartitionWindows::new(cfg());
+        let mut results = Vec::new();
+        let mut reported: BTreeMap<i64, u64> = BTreeMap::new();
+        for (i, e) in events.iter().enumerate() {
+            results.push(pw.on_event(e));
+            if i % 50 == 0 {
+                reported.extend(pw.take_dirty().into_iter().map(|(s, a)| (s, a.events)));
+            }
+        }
+        reported.extend(pw.take_dirty().into_iter().map(|(s, a)| (s, a.events)));
+
+        // The rules written out plainly: late when the event's window ended at or before
+        // (max accepted time - lateness); a late event moves nothing.
+        let mut max_ts: Option<i64> = None;
+        let mut expected = Vec::new();
+        let mut counts: BTreeMap<i64, u64> = BTreeMap::new();
+        for e in &events {
+            let start = e.ts - e.ts.rem_euclid(W);
+            match max_ts.map(|m| m - 5_000) {
+                Some(wm) if start + W <= wm => expected.push(Err(Late {
+                    window_start: start,
+                    watermark: wm,
+                })),
+                _ => {
+                    expected.push(Ok(start));
+                    *counts.entry(start).or_default() += 1;
+                    max_ts = Some(max_ts.map_or(e.ts, |m| m.max(e.ts)));
                 }
             }
-            (log, pw.take_dirty())
-        };
-        assert_eq!(run(), run());
+        }
+        assert_eq!(results, expected);
+        assert!(
+            results.iter().any(Result::is_err),
+            "the input has late events"
+        );
+        assert_eq!(
+            reported, counts,
+            "the last report of each window is its count"
+        );
+    }
+
+    #[test]
+    fn global_watermark_is_the_min_over_active_partitions() {
+        assert_eq!(
+            global_watermark([(true, Some(25_000)), (true, Some(12_000))]),
+            Some(12_000)
+        );
+        assert_eq!(
+            global_watermark([(true, Some(25_000)), (false, Some(3_000)), (false, None)]),
+            Some(25_000),
+            "inactive partitions do not hold it back"
+        );
+        assert_eq!(
+            global_watermark([(true, Some(25_000)), (true, None)]),
+            None,
+            "an active partition without an event holds everything back"
+        );
+        assert_eq!(
+            global_watermark([(false, Some(50_000)), (false, Some(20_000)), (false, None)]),
+            Some(50_000),
+            "all idle: the max"
+        );
+        assert_eq!(global_watermark([(false, None)]), None);
+        assert_eq!(global_watermark(std::iter::empty()), None);
+    }
+
+    #[test]
+    fn window_state_is_final_once_closed_and_revised_only_then() {
+        assert_eq!(window_state(0, W, Some(W), false), WindowState::Final);
+        assert_eq!(window_state(0, W, Some(W - 1), false), WindowState::Live);
+        assert_eq!(window_state(0, W, Some(W), true), WindowState::Revised);
+        assert_eq!(
+            window_state(0, W, Some(W - 1), true),
+            WindowState::Live,
+            "an open window is live whatever was written"
+        );
+        assert_eq!(window_state(0, W, None, true), WindowState::Live);
+        assert_eq!(
+            window_state(BASE, W, Some(BASE + 3 * W), false),
+            WindowState::Final
+        );
+        assert!(is_closed(i64::MAX - 1, W, i64::MAX), "the end saturates");
+        assert!(!is_closed(i64::MAX - 1, W, i64::MAX - 1));
+    }
+
+    #[test]
+    fn final_windows_never_go_back_to_live() {
+        assert_eq!(final_up_to(None, None), None);
+        assert_eq!(final_up_to(None, Some(12_000)), Some(12_000));
+        assert_eq!(final_up_to(Some(12_000), None), Some(12_000));
+        assert_eq!(final_up_to(Some(12_000), Some(30_000)), Some(30_000));
+        // A partition wakes up with an older watermark: the global one goes back ...
+        let fin = final_up_to(Some(30_000), global_watermark([(true, Some(5_000))]));
+        // ... but what was final stays final.
+        assert_eq!(fin, Some(30_000));
+        assert_eq!(window_state(0, W, fin, false), WindowState::Final);
+        assert_eq!(window_state(0, W, fin, true), WindowState::Revised);
+        assert_eq!(window_state(30_000, W, fin, false), WindowState::Live);
     }
 }

@@ -133,6 +133,7 @@ pub async fn run(
         let wm = cp.max_event_ts.map(|m| m - windows.lateness_ms);
         live.restore_partition(&topic, partition, (&cp).into(), wm);
     }
+    live.restore_revised(store.revised_from(i64::MIN)?);
     let hub = Hub::new(
         HubConfig::from_args(windows.width_ms, &config.live),
         live.clone(),
@@ -153,7 +154,7 @@ pub async fn run(
             kafka: config.kafka.clone(),
             brokers: brokers.clone(),
             embedded: embedded.is_some(),
-            windows,
+            engine: config.windows.engine(),
             checkpoint_interval: config.store.checkpoint_interval,
             store: store.clone(),
             live: live.clone(),

@@ -15,7 +15,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use pulseboard_model::proto::ApiError;
+use pulseboard_model::proto::{Accepted, ApiError};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
@@ -132,7 +132,9 @@ pub async fn handler(State(c): State<Option<Collector>>, body: Bytes) -> Respons
     }
     (
         StatusCode::ACCEPTED,
-        Json(serde_json::json!({"accepted": events.len()})),
+        Json(Accepted {
+            accepted: events.len() as u64,
+        }),
     )
         .into_response()
 }

@@ -13,10 +13,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser};
-use pulseboard_model::event::{FieldMapping, MapRule, Schema};
+use pulseboard_model::mapping::{FieldMapping, MapRule, Schema};
 use pulseboard_model::time::parse_duration_ms;
 use pulseboard_model::window::WindowConfig;
 
+use crate::engine::EngineConfig;
 use crate::kafka::OffsetReset;
 
 /// Live clickstream dashboard on Kafka.
@@ -93,6 +94,14 @@ pub struct WindowArgs {
     /// A partition without messages for this long does not hold the global watermark back.
     #[arg(long, env = "PULSEBOARD_IDLE_TIMEOUT", default_value = "30s", value_parser = duration)]
     pub idle_timeout: Duration,
+    /// An event stamped more than this ahead of both the wall clock and its message
+    /// timestamp is dead-lettered (`future`) and never moves a watermark.
+    #[arg(long, env = "PULSEBOARD_MAX_CLOCK_SKEW", default_value = "5m", value_parser = duration)]
+    pub max_clock_skew: Duration,
+    /// How long after its window closed a late event is still counted (the window becomes
+    /// `revised`); older ones are dead-lettered (`too_late`). At most `--retention`.
+    #[arg(long, env = "PULSEBOARD_REVISION_HORIZON", default_value = "24h", value_parser = duration)]
+    pub revision_horizon: Duration,
 }
 
 /// The sled store.
@@ -265,11 +274,20 @@ impl WindowArgs {
         Ok(())
     }
 
-    /// Width and lateness in milliseconds, as the engine takes them.
+    /// Width and lateness in milliseconds, as the windows take them.
     pub fn config(&self) -> WindowConfig {
         WindowConfig {
             width_ms: millis(self.width),
             lateness_ms: millis(self.allowed_lateness),
+        }
+    }
+
+    /// How a partition judges time.
+    pub fn engine(&self) -> EngineConfig {
+        EngineConfig {
+            windows: self.config(),
+            max_clock_skew_ms: millis(self.max_clock_skew),
+            revision_horizon_ms: millis(self.revision_horizon),
         }
     }
 }
@@ -281,6 +299,16 @@ impl StoreArgs {
                 "checkpoint-interval",
                 format!("{:?}", self.checkpoint_interval),
                 "must be longer than zero",
+            ));
+        }
+        if windows.revision_horizon > self.retention {
+            return Err(invalid(
+                "revision-horizon",
+                format!("{:?}", windows.revision_horizon),
+                format!(
+                    "must not exceed --retention ({:?}): a window past retention is gone",
+                    self.retention
+                ),
             ));
         }
         if self.retention < windows.width {

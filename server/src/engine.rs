@@ -7,18 +7,29 @@
 //! - Every record advances `next_offset`, good or bad, so a poison message is never retried.
 //! - A record below `next_offset` (redelivered after a seek or rebalance) is ignored: it was
 //!   already counted.
-//! - [`PartitionEngine::checkpoint`] writes the dirty windows and the partition's checkpoint
-//!   (offset, watermark state, counters) in one atomic store write. The state after a
-//!   restore is exactly the state at the last checkpoint, so replaying from the stored offset
-//!   produces exactly what an uninterrupted run would have.
+//! - An event stamped more than `max_clock_skew` ahead of both the wall clock (given with
+//!   each record) and its message timestamp is dead-lettered (`future`) and never moves the
+//!   watermark.
+//! - An event for a window its partition already closed (late) is still counted when the
+//!   window ended within `revision_horizon` of the partition's watermark: it is kept as a
+//!   revision of that window and merged into the stored row at the next checkpoint (the
+//!   window becomes `revised`). Older ones are dead-lettered (`too_late`).
+//! - [`PartitionEngine::checkpoint`] writes the dirty windows, the revisions, the dead
+//!   letters their topic did not take and the partition's checkpoint (offset, watermark
+//!   state, counters) in one atomic store write. The state after a restore is exactly the
+//!   state at the last checkpoint, so replaying from the stored offset produces exactly what
+//!   an uninterrupted run would have.
 
 use std::sync::Arc;
 
 use pulseboard_model::agg::Aggregate;
-use pulseboard_model::event::{DeadReason, Decoder, Event};
+use pulseboard_model::decode::Decoder;
+use pulseboard_model::event::{DeadReason, Event};
+use std::collections::BTreeMap;
+
 use pulseboard_model::window::{PartitionWindows, WindowConfig};
 
-use crate::store::{PartitionCheckpoint, Store, StoreError};
+use crate::store::{CheckpointWrite, DeadLetterRecord, PartitionCheckpoint, Store, StoreError};
 
 /// A message of the partition, stripped of client types.
 #[derive(Debug, Clone, Copy)]
@@ -27,6 +38,18 @@ pub struct Record<'a> {
     /// Kafka message timestamp (ms), used when the event has none.
     pub timestamp: Option<i64>,
     pub payload: Option<&'a [u8]>,
+    /// Wall-clock time (epoch ms) when it was read: the clock events are judged by.
+    pub now_ms: i64,
+}
+
+/// How a partition judges time.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineConfig {
+    pub windows: WindowConfig,
+    /// How far ahead of the wall clock and its message timestamp an event may be.
+    pub max_clock_skew_ms: i64,
+    /// How long after its window closed a late event is still counted (a revision).
+    pub revision_horizon_ms: i64,
 }
 
 /// What happened to a record.
@@ -34,6 +57,9 @@ pub struct Record<'a> {
 pub enum Outcome {
     /// Folded into the window starting at this time.
     Folded(i64),
+    /// Folded into the window starting at this time, which its partition had closed: a
+    /// revision.
+    Revised(i64),
     /// Must go to the dead-letter topic with this reason.
     Dead { reason: DeadReason, detail: String },
     /// Already counted before (offset below the stored next offset).
@@ -44,8 +70,10 @@ pub enum Outcome {
 #[derive(Debug, Clone)]
 pub struct CheckpointReport {
     pub next_offset: i64,
-    /// The windows written, as written.
+    /// The windows written, as they now stand in the store.
     pub windows: Vec<(i64, Aggregate)>,
+    /// The starts of the windows that took late events (revisions).
+    pub revised: Vec<i64>,
 }
 
 /// Window state and counters of one partition.
@@ -53,7 +81,12 @@ pub struct PartitionEngine {
     topic: String,
     partition: i32,
     decoder: Arc<Decoder>,
+    cfg: EngineConfig,
     windows: PartitionWindows,
+    /// Late events of closed windows since the last checkpoint, by window start.
+    revisions: BTreeMap<i64, Aggregate>,
+    /// Dead letters their topic did not take, to record at the next checkpoint.
+    undelivered: Vec<DeadLetterRecord>,
     cp: PartitionCheckpoint,
     /// Whether any offset exists (stored or read); without one the consumer starts at the log start.
     has_offset: bool,
@@ -72,9 +105,10 @@ impl PartitionEngine {
         store: &Store,
         topic: &str,
         partition: i32,
-        cfg: WindowConfig,
+        engine_cfg: EngineConfig,
         decoder: Arc<Decoder>,
     ) -> Result<Self, StoreError> {
+        let cfg = engine_cfg.windows;
         let (cp, has_offset) = match store.partition(topic, partition)? {
             Some(cp) => (cp, true),
             None => (PartitionCheckpoint::default(), false),
@@ -94,7 +128,10 @@ impl PartitionEngine {
             topic: topic.to_owned(),
             partition,
             decoder,
+            cfg: engine_cfg,
             windows,
+            revisions: BTreeMap::new(),
+            undelivered: Vec::new(),
             cp,
             has_offset,
             changed: false,
@@ -143,6 +180,18 @@ impl PartitionEngine {
         {
             return self.dead(e.reason, e.detail);
         }
+        let ts = self.scratch.ts;
+        let reference = rec.timestamp.map_or(rec.now_ms, |t| t.max(rec.now_ms));
+        if ts > reference.saturating_add(self.cfg.max_clock_skew_ms) {
+            return self.dead(
+                DeadReason::Future,
+                format!(
+                    "event time {ts} is {} ms ahead of the clock and of its message timestamp (--max-clock-skew is {} ms)",
+                    ts - reference,
+                    self.cfg.max_clock_skew_ms
+                ),
+            );
+        }
         match self.windows.on_event(&self.scratch) {
             Ok(start) => {
                 self.changed_live = true;
@@ -152,13 +201,23 @@ impl PartitionEngine {
             }
             Err(late) => {
                 self.cp.late += 1;
-                self.dead(
-                    DeadReason::Late,
-                    format!(
-                        "window starting at {} closed: partition watermark is {}",
-                        late.window_start, late.watermark
-                    ),
-                )
+                let end = late.window_start + self.cfg.windows.width_ms;
+                if end.saturating_add(self.cfg.revision_horizon_ms) < late.watermark {
+                    return self.dead(
+                        DeadReason::TooLate,
+                        format!(
+                            "window starting at {} closed more than the revision horizon ({} ms) before the partition's watermark {}",
+                            late.window_start, self.cfg.revision_horizon_ms, late.watermark
+                        ),
+                    );
+                }
+                self.revisions
+                    .entry(late.window_start)
+                    .or_default()
+                    .add(&self.scratch);
+                self.cp.events += 1;
+                self.cp.revised_events += 1;
+                Outcome::Revised(late.window_start)
             }
         }
     }
@@ -193,8 +252,18 @@ impl PartitionEngine {
 
     /// The stored offset was outside the log and the consumer is repositioned: accept the
     /// offsets the log now has (window state and counters stay).
-    pub fn reset_offset(&mut self) {
-        self.has_offset = false;
+    ///
+    /// `target` is the offset reading restarts at: it is what the next checkpoint stores, so
+    /// a crash right after the reset restarts there again and skips nothing. Without one
+    /// (the log's bounds could not be looked up) the next record's offset is taken as it is.
+    pub fn reset_offset(&mut self, target: Option<i64>) {
+        match target {
+            Some(t) => {
+                self.has_offset = true;
+                self.cp.next_offset = t;
+            }
+            None => self.has_offset = false,
+        }
         self.cp.offset_resets += 1;
         self.changed = true;
     }
@@ -209,16 +278,38 @@ impl PartitionEngine {
         self.changed
     }
 
-    /// Write the dirty windows and the checkpoint atomically; durable when this returns.
+    /// Record a dead letter its topic did not take: it is written to the store with the next
+    /// checkpoint, so the offset never passes it unrecorded.
+    pub fn record_undelivered(&mut self, record: DeadLetterRecord) {
+        self.cp.dead_letters_recorded += 1;
+        self.undelivered.push(record);
+        self.changed = true;
+    }
+
+    /// Write the dirty windows, the revisions, the undelivered dead letters and the
+    /// checkpoint atomically; durable when this returns.
     pub async fn checkpoint(&mut self, store: &Store) -> Result<CheckpointReport, StoreError> {
         let dirty = self.windows.take_dirty();
-        store
-            .checkpoint(&self.topic, self.partition, &self.cp, &dirty)
+        let revisions: Vec<(i64, Aggregate)> =
+            std::mem::take(&mut self.revisions).into_iter().collect();
+        let undelivered = std::mem::take(&mut self.undelivered);
+        let windows = store
+            .checkpoint(
+                &self.topic,
+                self.partition,
+                &self.cp,
+                CheckpointWrite {
+                    windows: &dirty,
+                    revisions: &revisions,
+                    undelivered: &undelivered,
+                },
+            )
             .await?;
         self.changed = false;
         Ok(CheckpointReport {
             next_offset: self.cp.next_offset,
-            windows: dirty,
+            windows,
+            revised: revisions.iter().map(|(s, _)| *s).collect(),
         })
     }
 
@@ -244,12 +335,19 @@ impl PartitionEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pulseboard_model::event::FieldMapping;
+    use pulseboard_model::mapping::FieldMapping;
+
+    const T0: i64 = 1_000_000_000_000;
+    const HOUR: i64 = 3_600_000;
 
     fn engine(store: &Store) -> PartitionEngine {
-        let cfg = WindowConfig {
-            width_ms: 10_000,
-            lateness_ms: 5_000,
+        let cfg = EngineConfig {
+            windows: WindowConfig {
+                width_ms: 10_000,
+                lateness_ms: 5_000,
+            },
+            max_clock_skew_ms: 5 * 60_000,
+            revision_horizon_ms: HOUR,
         };
         let decoder = Arc::new(Decoder::new(FieldMapping::new(Default::default(), &[])));
         PartitionEngine::restore(store, "clicks", 0, cfg, decoder).expect("restore")
@@ -259,37 +357,49 @@ mod tests {
         format!(r#"{{"ts":{ts},"type":"pageview","visitor":"{visitor}","url":"/"}}"#)
     }
 
+    /// Feed `payloads` from offset `first`, with the wall clock at `now`.
+    fn feed(e: &mut PartitionEngine, first: i64, now: i64, payloads: &[String]) -> Vec<Outcome> {
+        payloads
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                e.on_record(Record {
+                    offset: first + i as i64,
+                    timestamp: Some(now),
+                    payload: Some(p.as_bytes()),
+                    now_ms: now,
+                })
+            })
+            .collect()
+    }
+
+    fn stored_events(store: &Store) -> u64 {
+        let rows = store.windows_in(i64::MIN, i64::MAX).expect("rows");
+        rows.iter().map(|w| w.agg.events).sum()
+    }
+
     #[tokio::test]
     async fn restore_continues_exactly_where_checkpoint_left() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path(), 10_000).expect("open");
+        let now = T0 + 60_000;
         let payloads = [
-            ev(1_000_000_000_000, "a"),
-            ev(1_000_000_001_000, "b"),
+            ev(T0, "a"),
+            ev(T0 + 1_000, "b"),
             "garbage".to_owned(),
-            ev(1_000_000_030_000, "c"),
-            // Late: its window ended before the watermark (30 s - 5 s).
-            ev(1_000_000_002_000, "d"),
+            ev(T0 + 30_000, "c"),
+            // Late: its window (0-10 s) closed under the watermark (30 s - 5 s); within the
+            // revision horizon, so it is still counted, as a revision of that window.
+            ev(T0 + 2_000, "d"),
         ];
         let mut e = engine(&store);
         assert_eq!(e.stored_offset(), None);
-        for (i, p) in payloads.iter().enumerate().take(2) {
-            let rec = Record {
-                offset: i as i64,
-                timestamp: None,
-                payload: Some(p.as_bytes()),
-            };
-            assert!(matches!(e.on_record(rec), Outcome::Folded(_)));
-        }
+        let out = feed(&mut e, 0, now, &payloads[..2]);
+        assert!(out.iter().all(|o| matches!(o, Outcome::Folded(_))));
         e.checkpoint(&store).await.expect("checkpoint");
         // Records after the checkpoint are lost in a "crash"...
-        let rec = Record {
-            offset: 2,
-            timestamp: None,
-            payload: Some(payloads[2].as_bytes()),
-        };
         assert!(matches!(
-            e.on_record(rec),
+            feed(&mut e, 2, now, &payloads[2..3])[0],
             Outcome::Dead {
                 reason: DeadReason::NotJson,
                 ..
@@ -299,37 +409,126 @@ mod tests {
         // ...and replayed after restore, from the stored offset.
         let mut e = engine(&store);
         assert_eq!(e.stored_offset(), Some(2));
-        let dup = Record {
-            offset: 1,
-            timestamp: None,
-            payload: Some(payloads[1].as_bytes()),
-        };
-        assert_eq!(e.on_record(dup), Outcome::Duplicate);
-        let mut outcomes = Vec::new();
-        for (i, p) in payloads.iter().enumerate().skip(2) {
-            let rec = Record {
-                offset: i as i64,
-                timestamp: None,
-                payload: Some(p.as_bytes()),
-            };
-            outcomes.push(e.on_record(rec));
-        }
+        assert_eq!(feed(&mut e, 1, now, &payloads[1..2])[0], Outcome::Duplicate);
+        let out = feed(&mut e, 2, now, &payloads[2..]);
+        assert_eq!(out[2], Outcome::Revised(T0));
+        let report = e.checkpoint(&store).await.expect("checkpoint");
+        assert_eq!(report.revised, vec![T0]);
+        let cp = store.partition("clicks", 0).expect("read").expect("stored");
+        assert_eq!(cp.next_offset, 5);
+        assert_eq!(cp.events, 4);
+        assert_eq!((cp.late, cp.revised_events), (1, 1));
+        assert_eq!(cp.dead_letters.get("not_json"), Some(&1));
+        assert_eq!(
+            stored_events(&store),
+            4,
+            "the revision is merged into the stored row"
+        );
+        let first = store.windows_in(T0, T0 + 1).expect("row");
+        assert_eq!(first[0].agg.events, 3, "a, b and the late d");
+    }
+
+    #[tokio::test]
+    async fn an_event_from_a_wrong_clock_is_dead_lettered_and_moves_no_watermark() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), 10_000).expect("open");
+        let mut e = engine(&store);
+        let now = T0;
+        let out = feed(
+            &mut e,
+            0,
+            now,
+            &[
+                ev(now - 1_000, "a"),
+                ev(now + 24 * HOUR, "from-the-future"),
+                ev(now - 500, "b"),
+                ev(now + 60_000, "a-minute-ahead-is-fine"),
+            ],
+        );
         assert!(matches!(
-            outcomes[2],
+            out[1],
             Outcome::Dead {
-                reason: DeadReason::Late,
+                reason: DeadReason::Future,
                 ..
             }
         ));
+        assert!(
+            matches!(out[2], Outcome::Folded(_)),
+            "the event after it is on time: {:?}",
+            out[2]
+        );
+        assert!(matches!(out[3], Outcome::Folded(_)));
+        assert_eq!(e.watermark(), Some(now + 60_000 - 5_000));
+    }
+
+    #[tokio::test]
+    async fn an_event_beyond_the_revision_horizon_is_too_late() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), 10_000).expect("open");
+        let mut e = engine(&store);
+        let now = T0 + 3 * HOUR;
+        let out = feed(
+            &mut e,
+            0,
+            now,
+            &[
+                ev(now, "a"),
+                ev(now - 2 * HOUR, "old"),
+                ev(now - HOUR / 2, "late"),
+            ],
+        );
+        assert!(matches!(
+            out[1],
+            Outcome::Dead {
+                reason: DeadReason::TooLate,
+                ..
+            }
+        ));
+        assert!(matches!(out[2], Outcome::Revised(_)));
+        assert_eq!(e.checkpoint_state().late, 2);
+        assert_eq!(e.checkpoint_state().revised_events, 1);
+    }
+
+    #[tokio::test]
+    async fn the_offset_reset_target_is_what_the_checkpoint_stores() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), 10_000).expect("open");
+        let mut e = engine(&store);
+        feed(&mut e, 0, T0, &[ev(T0, "a"), ev(T0 + 1, "b")]);
         e.checkpoint(&store).await.expect("checkpoint");
+        // The log was recreated; `latest` restarts at its end, offset 40.
+        e.reset_offset(Some(40));
+        e.checkpoint(&store).await.expect("checkpoint");
+        drop(e);
+        // A crash now restarts at 40, not at the old offset 2 nor at the end of a log that
+        // has grown since.
+        let e = engine(&store);
+        assert_eq!(e.stored_offset(), Some(40));
+        assert_eq!(e.checkpoint_state().offset_resets, 1);
+    }
+
+    #[tokio::test]
+    async fn an_undelivered_dead_letter_is_recorded_with_the_checkpoint() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), 10_000).expect("open");
+        let mut e = engine(&store);
+        let out = feed(&mut e, 0, T0, &["x".repeat(10)]);
+        assert!(matches!(out[0], Outcome::Dead { .. }));
+        e.record_undelivered(DeadLetterRecord {
+            topic: "clicks".into(),
+            partition: 0,
+            offset: 0,
+            reason: "not_json".into(),
+            error: "Message size too large".into(),
+            at_ms: T0,
+            value_bytes: 10,
+            value_head: b"xxxxxxxxxx".to_vec(),
+        });
+        e.checkpoint(&store).await.expect("checkpoint");
+        let kept = store.recorded_dead_letters(10).expect("read");
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].offset, 0);
         let cp = store.partition("clicks", 0).expect("read").expect("stored");
-        assert_eq!(cp.next_offset, 5);
-        assert_eq!(cp.events, 3);
-        assert_eq!(cp.late, 1);
-        assert_eq!(cp.dead_letters.get("not_json"), Some(&1));
-        assert_eq!(cp.dead_letters.get("late"), Some(&1));
-        let rows = store.windows_in(0, i64::MAX).expect("rows");
-        let total: u64 = rows.iter().map(|w| w.agg.events).sum();
-        assert_eq!(total, 3);
+        assert_eq!((cp.next_offset, cp.dead_letters_recorded), (1, 1));
     }
 }

@@ -22,9 +22,9 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use pulseboard_model::agg::Aggregate;
-use pulseboard_model::proto::{self, Summary, WindowView};
+use pulseboard_model::proto::{self, Summary, WindowView, WindowsResponse};
 use pulseboard_model::time::{parse_duration_ms, parse_time_param};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use tower_http::services::ServeDir;
 
@@ -235,6 +235,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/summary", get(summary))
         .route("/api/v1/status", get(status))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/api/v1/dead-letters", get(dead_letters))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(state);
@@ -308,16 +309,6 @@ fn resolve_range(p: &RangeParams, default_span: i64) -> Result<(i64, i64), ApiEr
     Ok((from, to))
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-pub struct WindowsResponse {
-    pub from: i64,
-    pub to: i64,
-    pub window_ms: i64,
-    pub windows: Vec<WindowView>,
-    /// `from` of the next page when `limit` cut the answer.
-    pub next: Option<i64>,
-}
-
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -379,14 +370,46 @@ async fn status(State(st): State<AppState>) -> Json<proto::Status> {
 
 async fn readyz(State(st): State<AppState>) -> Response {
     if st.live.ready() {
-        (StatusCode::OK, Json(serde_json::json!({"ready": true}))).into_response()
+        let body = proto::Readiness {
+            ready: true,
+            reason: None,
+        };
+        (StatusCode::OK, Json(body)).into_response()
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({"ready": false, "reason": "waiting for a partition assignment from the Kafka consumer group"})),
-        )
-            .into_response()
+        let body = proto::Readiness {
+            ready: false,
+            reason: Some("waiting for a partition assignment from the Kafka consumer group".into()),
+        };
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
     }
+}
+
+/// `GET /api/v1/dead-letters?limit=`: dead letters their topic did not take, kept in the
+/// store, newest first (default 100, at most 1000).
+async fn dead_letters(
+    State(st): State<AppState>,
+    Query(p): Query<RangeParams>,
+) -> Result<Json<proto::DeadLettersResponse>, ApiError> {
+    let limit = int_param("limit", &p.limit, 100, 1000)?;
+    let store = st.store.clone();
+    let records = blocking(move || Ok(store.recorded_dead_letters(limit)?)).await?;
+    let recorded_total = st.live.status().dead_letters_recorded_total;
+    Ok(Json(proto::DeadLettersResponse {
+        recorded_total,
+        dead_letters: records
+            .into_iter()
+            .map(|r| proto::RecordedDeadLetter {
+                topic: r.topic,
+                partition: r.partition,
+                offset: r.offset,
+                reason: r.reason,
+                error: r.error,
+                at: r.at_ms,
+                value_bytes: r.value_bytes,
+                value_head: String::from_utf8_lossy(&r.value_head).into_owned(),
+            })
+            .collect(),
+    }))
 }
 
 async fn metrics(State(registry): State<Arc<Registry>>) -> Response {

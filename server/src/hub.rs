@@ -497,7 +497,7 @@ pub(crate) mod tests {
                 assert_eq!(
                     windows
                         .iter()
-                        .map(|w| (w.start, w.events))
+                        .map(|w| (w.start, w.figures.events))
                         .collect::<Vec<_>>(),
                     vec![(0, 5), (10_000, 1)]
                 );
@@ -532,7 +532,7 @@ pub(crate) mod tests {
         match decode(&snap) {
             ServerMsg::Snapshot { windows, seq, .. } => {
                 assert_eq!(seq, 5);
-                assert_eq!(windows[0].events, 5);
+                assert_eq!(windows[0].figures.events, 5);
             }
             m => panic!("unexpected {m:?}"),
         }
@@ -549,7 +549,15 @@ pub(crate) mod tests {
         for p in 0..4 {
             let cp = crate::store::PartitionCheckpoint::default();
             store
-                .checkpoint("t", p, &cp, &[(0, agg(p as u64 + 1))])
+                .checkpoint(
+                    "t",
+                    p,
+                    &cp,
+                    crate::store::CheckpointWrite {
+                        windows: &[(0, agg(p as u64 + 1))],
+                        ..Default::default()
+                    },
+                )
                 .await
                 .expect("checkpoint");
         }
@@ -570,7 +578,7 @@ pub(crate) mod tests {
             "partition 0 fresher, the others stored"
         );
         match decode(&h.snapshot().1) {
-            ServerMsg::Snapshot { windows, .. } => assert_eq!(windows[0].events, 14),
+            ServerMsg::Snapshot { windows, .. } => assert_eq!(windows[0].figures.events, 14),
             m => panic!("unexpected {m:?}"),
         }
         // Without the hub's copy a window is the store's alone.

@@ -25,6 +25,7 @@ use tokio::time::Instant;
 use pulseboard_model::proto::{
     ClusterHealth, OffsetResetNote, PartitionStatus, Status, WindowState,
 };
+use pulseboard_model::window;
 
 use crate::store::PartitionCheckpoint;
 
@@ -43,6 +44,10 @@ pub struct PartitionCounts {
     pub dead_letters: BTreeMap<String, u64>,
     /// Offset resets (`--offset-reset`).
     pub offset_resets: u64,
+    /// Late events folded into closed windows.
+    pub revised_events: u64,
+    /// Dead letters kept in the store.
+    pub dead_letters_recorded: u64,
 }
 
 impl PartitionCounts {
@@ -59,6 +64,8 @@ impl From<&PartitionCheckpoint> for PartitionCounts {
             late: cp.late,
             dead_letters: cp.dead_letters.clone(),
             offset_resets: cp.offset_resets,
+            revised_events: cp.revised_events,
+            dead_letters_recorded: cp.dead_letters_recorded,
         }
     }
 }
@@ -181,8 +188,9 @@ impl Live {
     }
 
     /// Publish a partition's durable progress after a checkpoint. `written` are the window
-    /// starts just written; a write to a window already final marks it revised.
-    pub fn publish_partition(&self, progress: Progress<'_>, written: &[i64]) {
+    /// starts just written; a write to a window already final marks it revised. Returns the
+    /// windows that became revised.
+    pub fn publish_partition(&self, progress: Progress<'_>, written: &[i64]) -> Vec<i64> {
         let Progress {
             topic,
             partition,
@@ -194,14 +202,15 @@ impl Live {
             last_read_ms,
         } = progress;
         let mut g = self.lock();
+        let mut newly: Vec<i64> = Vec::new();
         if let Some(fin) = self.finalized(&g) {
             let width = self.window_ms;
-            let newly: Vec<i64> = written
+            newly = written
                 .iter()
                 .copied()
-                .filter(|s| s + width <= fin)
+                .filter(|s| window::is_closed(*s, width, fin) && !g.revised.contains(s))
                 .collect();
-            g.revised.extend(newly);
+            g.revised.extend(newly.iter().copied());
         }
         let p = g
             .partitions
@@ -222,6 +231,12 @@ impl Live {
         if let Some(gw) = gw {
             g.finalized_up_to = Some(g.finalized_up_to.map_or(gw, |f| f.max(gw)));
         }
+        newly
+    }
+
+    /// Windows the store marked revised before a restart.
+    pub fn restore_revised(&self, starts: impl IntoIterator<Item = i64>) {
+        self.lock().revised.extend(starts);
     }
 
     /// Record a stored offset found outside the log (kept for the status; the last 100).
@@ -312,18 +327,17 @@ impl Live {
     pub fn window_state(&self, start: i64) -> WindowState {
         let g = self.lock();
         let fin = self.finalized(&g);
-        window_state(start, self.window_ms, fin, &g.revised)
+        window::window_state(start, self.window_ms, fin, g.revised.contains(&start))
     }
 
     /// How far windows are final: the highest global watermark seen so far. A partition
     /// that wakes up may pull the global watermark back, but a final window never goes
     /// back to live (a later event for it revises it).
     fn finalized(&self, g: &Inner) -> Option<i64> {
-        let gw = global_watermark(&g.partitions, self.idle_timeout);
-        match (g.finalized_up_to, gw) {
-            (Some(f), Some(w)) => Some(f.max(w)),
-            (f, w) => f.or(w),
-        }
+        window::final_up_to(
+            g.finalized_up_to,
+            global_watermark(&g.partitions, self.idle_timeout),
+        )
     }
 
     /// A function giving each window its state, computed once for a batch of windows.
@@ -332,7 +346,7 @@ impl Live {
         let fin = self.finalized(&g);
         let revised = g.revised.clone();
         let width = self.window_ms;
-        move |start| window_state(start, width, fin, &revised)
+        move |start| window::window_state(start, width, fin, revised.contains(&start))
     }
 
     /// Drop bookkeeping of windows that retention removed.
@@ -347,10 +361,12 @@ impl Live {
         let gw = global_watermark(&g.partitions, self.idle_timeout);
         let mut dead_by_reason: BTreeMap<String, u64> = BTreeMap::new();
         let mut partitions = Vec::new();
-        let (mut events, mut late) = (0u64, 0u64);
+        let (mut events, mut late, mut revised, mut recorded) = (0u64, 0u64, 0u64, 0u64);
         for ((topic, partition), p) in &g.partitions {
             events += p.counts.events;
             late += p.counts.late;
+            revised += p.counts.revised_events;
+            recorded += p.counts.dead_letters_recorded;
             for (r, n) in &p.counts.dead_letters {
                 *dead_by_reason.entry(r.clone()).or_default() += n;
             }
@@ -372,6 +388,8 @@ impl Live {
                 first_read_ms: p.first_read_ms,
                 last_read_ms: p.last_read_ms,
                 offset_resets: p.counts.offset_resets,
+                revised_events: p.counts.revised_events,
+                dead_letters_recorded: p.counts.dead_letters_recorded,
             });
         }
         Status {
@@ -386,6 +404,8 @@ impl Live {
             dead_letters_total: dead_by_reason.values().sum(),
             dead_letters_by_reason: dead_by_reason,
             late_events_total: late,
+            revised_events_total: revised,
+            dead_letters_recorded_total: recorded,
             watermark: gw,
             events_per_sec: (g.rate.per_sec * 10.0).round() / 10.0,
             uptime_secs: self.started.elapsed().as_secs(),
@@ -403,37 +423,11 @@ fn global_watermark(
     partitions: &BTreeMap<(String, i32), PartitionLive>,
     idle_timeout: Duration,
 ) -> Option<i64> {
-    let active = partitions
-        .values()
-        .filter(|p| p.assigned && !is_idle(p, idle_timeout))
-        .map(|p| p.watermark);
-    let mut min: Option<i64> = None;
-    let mut any_active = false;
-    for w in active {
-        any_active = true;
-        match w {
-            // An active partition that has not seen an event yet holds everything back.
-            None => return None,
-            Some(w) => min = Some(min.map_or(w, |m: i64| m.min(w))),
-        }
-    }
-    if any_active {
-        return min;
-    }
-    partitions.values().filter_map(|p| p.watermark).max()
-}
-
-fn window_state(start: i64, width: i64, gw: Option<i64>, revised: &BTreeSet<i64>) -> WindowState {
-    match gw {
-        Some(w) if start + width <= w => {
-            if revised.contains(&start) {
-                WindowState::Revised
-            } else {
-                WindowState::Final
-            }
-        }
-        _ => WindowState::Live,
-    }
+    window::global_watermark(
+        partitions
+            .values()
+            .map(|p| (p.assigned && !is_idle(p, idle_timeout), p.watermark)),
+    )
 }
 
 #[cfg(test)]

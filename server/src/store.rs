@@ -9,9 +9,16 @@
 //!   time range is one range scan.
 //! - Tree `meta`: `format_version` and `window_ms`. A store written with another window size
 //!   is refused with a message that says what to do.
-//! - [`Store::checkpoint`] writes the dirty windows of one partition and that partition's
-//!   checkpoint in ONE sled transaction across both trees, then flushes to disk. A crash
-//!   at any instant leaves either the old or the new state, never a mix.
+//! - Tree `dead_letters`: key `(topic, partition, offset)` → [`DeadLetterRecord`]: dead
+//!   letters their topic did not take (too large, topic missing, not authorized, not
+//!   delivered in time), kept so that no message is ever passed over unrecorded.
+//! - Tree `revised`: key window start → empty: windows that changed after they were shown
+//!   final.
+//! - [`Store::checkpoint`] writes, in ONE sled transaction across the trees, the open
+//!   windows of one partition as they are, the late events of its closed windows merged
+//!   into their stored rows (read-modify-write), its undelivered dead letters, and its
+//!   checkpoint; then flushes to disk. A crash at any instant leaves either the old or the
+//!   new state, never a mix.
 //!
 //! Keys are big-endian with the sign bit flipped, so byte order equals numeric order
 //! (negative window starts included).
@@ -24,8 +31,10 @@ use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
-/// Version of the on-disk layout described above (2: exact sparse HyperLogLogs).
-pub const FORMAT_VERSION: u32 = 2;
+/// Version of the on-disk layout described above (2: exact sparse HyperLogLogs; 3: revised
+/// events and recorded dead letters in the partition checkpoint, trees `dead_letters` and
+/// `revised`). A version-2 store is migrated in place when opened.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +72,52 @@ pub struct PartitionCheckpoint {
     pub dead_letters: BTreeMap<String, u64>,
     /// Times the stored offset was found outside the log and reset (`--offset-reset`).
     pub offset_resets: u64,
+    /// Late events folded into windows already closed (revisions).
+    pub revised_events: u64,
+    /// Dead letters recorded in the store because their topic did not take them.
+    pub dead_letters_recorded: u64,
+}
+
+/// The partition checkpoint of format version 2, for the migration.
+#[derive(Deserialize)]
+struct PartitionCheckpointV2 {
+    next_offset: i64,
+    max_event_ts: Option<i64>,
+    events: u64,
+    late: u64,
+    dead_letters: BTreeMap<String, u64>,
+    offset_resets: u64,
+}
+
+/// A dead letter its topic did not take, kept in the store instead.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetterRecord {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    /// Why the message could not be counted (a dead-letter reason).
+    pub reason: String,
+    /// Why the dead-letter topic did not take it.
+    pub error: String,
+    /// Wall-clock time it was recorded (epoch ms).
+    pub at_ms: i64,
+    /// Size of the message value, and its first bytes (at most [`DEAD_LETTER_HEAD`]).
+    pub value_bytes: u64,
+    pub value_head: Vec<u8>,
+}
+
+/// How much of a dead letter's value the store keeps.
+pub const DEAD_LETTER_HEAD: usize = 4096;
+
+/// What one checkpoint of a partition writes.
+#[derive(Debug, Default)]
+pub struct CheckpointWrite<'a> {
+    /// Open windows, written as they are.
+    pub windows: &'a [(i64, Aggregate)],
+    /// Late events of closed windows, merged into the stored rows.
+    pub revisions: &'a [(i64, Aggregate)],
+    /// Dead letters their topic did not take.
+    pub undelivered: &'a [DeadLetterRecord],
 }
 
 impl PartitionCheckpoint {
@@ -87,6 +142,29 @@ pub struct Store {
     db: sled::Db,
     offsets: sled::Tree,
     windows: sled::Tree,
+    dead_letters: sled::Tree,
+    revised: sled::Tree,
+}
+
+/// Version 2 → 3: partition checkpoints gain two counters (zero).
+fn migrate_v2(db: &sled::Db) -> Result<(), StoreError> {
+    let offsets = db.open_tree("offsets")?;
+    for kv in offsets.iter() {
+        let (k, v) = kv?;
+        let old: PartitionCheckpointV2 = postcard::from_bytes(&v)?;
+        let new = PartitionCheckpoint {
+            next_offset: old.next_offset,
+            max_event_ts: old.max_event_ts,
+            events: old.events,
+            late: old.late,
+            dead_letters: old.dead_letters,
+            offset_resets: old.offset_resets,
+            revised_events: 0,
+            dead_letters_recorded: 0,
+        };
+        offsets.insert(k, postcard::to_allocvec(&new)?)?;
+    }
+    Ok(())
 }
 
 fn enc_i64(v: i64) -> [u8; 8] {
@@ -117,6 +195,12 @@ fn decode_partition_key(b: &[u8]) -> Option<(String, i32)> {
     Some((topic, (u32::from_be_bytes(p) ^ (1 << 31)) as i32))
 }
 
+fn dead_letter_key(topic: &str, partition: i32, offset: i64) -> Vec<u8> {
+    let mut k = partition_key(topic, partition);
+    k.extend_from_slice(&enc_i64(offset));
+    k
+}
+
 fn window_key(start: i64, topic: &str, partition: i32) -> Vec<u8> {
     let mut k = enc_i64(start).to_vec();
     k.extend_from_slice(&partition_key(topic, partition));
@@ -143,7 +227,10 @@ impl Store {
                     .try_into()
                     .map(u32::from_be_bytes)
                     .unwrap_or(u32::MAX);
-                if found != FORMAT_VERSION {
+                if found == 2 {
+                    migrate_v2(&db)?;
+                    meta.insert("format_version", &FORMAT_VERSION.to_be_bytes())?;
+                } else if found != FORMAT_VERSION {
                     return Err(StoreError::Format { dir: shown, found });
                 }
             }
@@ -168,11 +255,15 @@ impl Store {
         }
         let offsets = db.open_tree("offsets")?;
         let windows = db.open_tree("windows")?;
+        let dead_letters = db.open_tree("dead_letters")?;
+        let revised = db.open_tree("revised")?;
         db.flush()?;
         Ok(Store {
             db,
             offsets,
             windows,
+            dead_letters,
+            revised,
         })
     }
 
@@ -257,32 +348,94 @@ impl Store {
         Ok(self.windows.last()?.and_then(|(k, _)| dec_i64(&k)))
     }
 
-    /// Atomically store a partition's dirty windows together with its checkpoint, then flush
-    /// to disk. Returns only once the data is durable.
+    /// Atomically store what one checkpoint of a partition writes (see the module docs),
+    /// then flush to disk. Returns only once the data is durable, with the windows as they
+    /// now stand in the store (open ones as given, revised ones merged).
     pub async fn checkpoint(
         &self,
         topic: &str,
         partition: i32,
         checkpoint: &PartitionCheckpoint,
-        dirty: &[(i64, Aggregate)],
-    ) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for (start, agg) in dirty {
-            batch.insert(window_key(*start, topic, partition), agg.to_bytes());
-        }
+        write: CheckpointWrite<'_>,
+    ) -> Result<Vec<(i64, Aggregate)>, StoreError> {
         let key = partition_key(topic, partition);
         let value = postcard::to_allocvec(checkpoint)?;
-        (&self.offsets, &self.windows)
-            .transaction(|(offsets, windows)| {
-                windows.apply_batch(&batch)?;
+        let open: Vec<(Vec<u8>, Vec<u8>)> = write
+            .windows
+            .iter()
+            .map(|(start, agg)| (window_key(*start, topic, partition), agg.to_bytes()))
+            .collect();
+        let mut dead = Vec::with_capacity(write.undelivered.len());
+        for d in write.undelivered {
+            dead.push((
+                dead_letter_key(&d.topic, d.partition, d.offset),
+                postcard::to_allocvec(d)?,
+            ));
+        }
+        let merged = (&self.offsets, &self.windows, &self.dead_letters)
+            .transaction(|(offsets, windows, dead_letters)| {
+                for (k, v) in &open {
+                    windows.insert(k.as_slice(), v.as_slice())?;
+                }
+                let mut merged = Vec::with_capacity(write.revisions.len());
+                for (start, late) in write.revisions {
+                    let k = window_key(*start, topic, partition);
+                    let mut agg = match windows.get(&k)? {
+                        Some(v) => Aggregate::from_bytes(&v).map_err(|e| {
+                            ConflictableTransactionError::Abort(StoreError::Aggregate(e))
+                        })?,
+                        None => Aggregate::new(),
+                    };
+                    agg.merge(late);
+                    windows.insert(k, agg.to_bytes())?;
+                    merged.push((*start, agg));
+                }
+                for (k, v) in &dead {
+                    dead_letters.insert(k.as_slice(), v.as_slice())?;
+                }
                 offsets.insert(key.as_slice(), value.as_slice())?;
-                Ok::<_, ConflictableTransactionError<sled::Error>>(())
+                Ok::<_, ConflictableTransactionError<StoreError>>(merged)
             })
             .map_err(|e| match e {
-                TransactionError::Abort(e) | TransactionError::Storage(e) => StoreError::Io(e),
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => StoreError::Io(e),
             })?;
         self.db.flush_async().await?;
+        let mut out: Vec<(i64, Aggregate)> = write.windows.to_vec();
+        out.extend(merged);
+        Ok(out)
+    }
+
+    /// Mark windows as revised (changed after they were shown final).
+    pub fn mark_revised(&self, starts: &[i64]) -> Result<(), StoreError> {
+        for s in starts {
+            self.revised.insert(enc_i64(*s), &[])?;
+        }
         Ok(())
+    }
+
+    /// The windows marked revised, from `from` on.
+    pub fn revised_from(&self, from: i64) -> Result<Vec<i64>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.revised.range(enc_i64(from).to_vec()..) {
+            let (k, _) = kv?;
+            if let Some(s) = dec_i64(&k) {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The most recent recorded dead letters, newest first (at most `limit`).
+    pub fn recorded_dead_letters(&self, limit: usize) -> Result<Vec<DeadLetterRecord>, StoreError> {
+        let mut out: Vec<DeadLetterRecord> = Vec::new();
+        for kv in self.dead_letters.iter() {
+            let (_, v) = kv?;
+            out.push(postcard::from_bytes(&v)?);
+        }
+        out.sort_by_key(|d| std::cmp::Reverse(d.at_ms));
+        out.truncate(limit);
+        Ok(out)
     }
 
     /// Delete every window that starts before `before`. Returns how many rows went.
@@ -294,6 +447,12 @@ impl Store {
             batch.remove(k);
             n += 1;
         }
+        let mut marks = sled::Batch::default();
+        for kv in self.revised.range(..enc_i64(before).to_vec()) {
+            let (k, _) = kv?;
+            marks.remove(k);
+        }
+        self.revised.apply_batch(marks)?;
         if n > 0 {
             self.windows.apply_batch(batch)?;
             self.db.flush()?;
@@ -356,7 +515,10 @@ mod tests {
                 "clicks",
                 1,
                 &cp,
-                &[(-10_000, agg.clone()), (20_000, agg.clone())],
+                CheckpointWrite {
+                    windows: &[(-10_000, agg.clone()), (20_000, agg.clone())],
+                    ..Default::default()
+                },
             )
             .await
             .expect("checkpoint");

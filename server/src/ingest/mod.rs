@@ -36,8 +36,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use pulseboard_model::event::Decoder;
-use pulseboard_model::window::WindowConfig;
+use pulseboard_model::decode::Decoder;
 use rdkafka::consumer::stream_consumer::StreamPartitionQueue;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -47,7 +46,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::KafkaArgs;
-use crate::engine::PartitionEngine;
+use crate::engine::{EngineConfig, PartitionEngine};
 use crate::hub::Hub;
 use crate::kafka;
 use crate::live::Live;
@@ -98,7 +97,7 @@ pub struct IngestParams {
     /// Running on the embedded (in-process mock) broker: its topics exist already, and its
     /// fetches need a short wait (see [`kafka::consumer_config`]).
     pub embedded: bool,
-    pub windows: WindowConfig,
+    pub engine: EngineConfig,
     pub checkpoint_interval: Duration,
     pub store: Store,
     pub live: Arc<Live>,
@@ -116,9 +115,6 @@ const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a partition task may take to checkpoint and stop before it is aborted (less
 /// than [`REVOKE_TIMEOUT`]).
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// How long a checkpoint waits for the delivery of the dead letters it moves past.
-const DEAD_LETTER_WAIT: Duration = Duration::from_secs(5);
 
 /// Run ingest until `shutdown`; every partition task checkpoints before this returns.
 pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<(), IngestError> {
@@ -210,7 +206,7 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
                 Control::Assigned(queues) => {
                     for (topic, partition, queue, start) in queues {
                         let engine = match PartitionEngine::restore(
-                            &params.store, &topic, partition, params.windows, decoder.clone(),
+                            &params.store, &topic, partition, params.engine, decoder.clone(),
                         ) {
                             Ok(e) => e,
                             Err(source) => {

@@ -8,12 +8,12 @@ use std::time::Duration;
 use futures::FutureExt;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{DeliveryFuture, FutureProducer};
+use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
-use super::dead_letter::on_message;
-use super::{Consumer_, IngestError, Queue, COMMIT_TIMEOUT, DEAD_LETTER_WAIT};
+use super::dead_letter::{on_message, Pending};
+use super::{Consumer_, IngestError, Queue, COMMIT_TIMEOUT};
 use crate::engine::PartitionEngine;
 use crate::hub::Hub;
 use crate::kafka::{commit_metadata, OffsetReset};
@@ -47,7 +47,7 @@ pub(super) async fn partition_task(
         .get(&topic)
         .cloned()
         .unwrap_or_else(|| format!("{topic}-dlq"));
-    let mut pending: Vec<DeliveryFuture> = Vec::new();
+    let mut pending = Pending::default();
     let mut tick = tokio::time::interval(shared.checkpoint_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Changed open windows go to the hub at once when the last hand-over is older than
@@ -87,14 +87,15 @@ pub(super) async fn partition_task(
                 // of timer and channel polling per batch, not per message.
                 let mut next = Some(msg);
                 let mut batch = 0;
+                let now_ms = crate::now_ms();
                 while let Some(msg) = next.take() {
                     let handled = match msg {
                         Ok(m) => {
-                            on_message(&mut engine, &m, &dlq, &shared, &mut pending).await;
+                            on_message(&mut engine, &m, now_ms, &dlq, &shared.producer, &mut pending).await;
                             Ok(())
                         }
                         Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset)) => {
-                            offset_out_of_range(&mut engine, &shared).await
+                            offset_out_of_range(&mut engine, &shared, &mut pending).await
                         }
                         Err(e) => {
                             tracing::warn!(topic, partition, error = %e, "consume error");
@@ -135,15 +136,18 @@ pub(super) async fn partition_task(
 /// Messages handled in one go before the partition task looks at its timers again.
 pub(super) const MAX_BATCH: usize = 1024;
 
-/// The stored offset is outside the log: apply `--offset-reset`.
+/// The stored offset is outside the log: apply `--offset-reset`. The target offset is
+/// looked up and checkpointed before reading restarts there, so a crash right after the
+/// reset restarts at the same place and skips nothing.
 pub(super) async fn offset_out_of_range(
     engine: &mut PartitionEngine,
     shared: &TaskShared,
+    pending: &mut Pending,
 ) -> Result<(), IngestError> {
     let topic = engine.topic().to_owned();
     let partition = engine.partition();
     let stored = engine.stored_offset().unwrap_or(0);
-    let target = match shared.offset_reset {
+    let earliest = match shared.offset_reset {
         OffsetReset::Fail => {
             return Err(IngestError::OffsetOutOfRange {
                 topic,
@@ -151,16 +155,52 @@ pub(super) async fn offset_out_of_range(
                 stored,
             });
         }
-        OffsetReset::Earliest => Offset::Beginning,
-        OffsetReset::Latest => Offset::End,
+        OffsetReset::Earliest => true,
+        OffsetReset::Latest => false,
+    };
+    let Some(consumer) = shared.consumer.upgrade() else {
+        return Ok(());
     };
     telemetry::offset_reset(&topic, partition, stored, shared.offset_reset.as_str());
     shared
         .live
         .note_offset_reset(&topic, partition, stored, shared.offset_reset.as_str());
-    engine.reset_offset();
-    let Some(consumer) = shared.consumer.upgrade() else {
-        return Ok(());
+    let bounds = {
+        let (c, t) = (consumer.clone(), topic.clone());
+        tokio::task::spawn_blocking(move || {
+            c.fetch_watermarks(&t, partition, Duration::from_secs(10))
+        })
+        .await
+    };
+    let target = match bounds {
+        Ok(Ok((low, high))) => {
+            let target = if earliest { low } else { high };
+            engine.reset_offset(Some(target));
+            pending.settle(engine).await;
+            engine
+                .checkpoint(&shared.store)
+                .await
+                .map_err(|source| IngestError::Store {
+                    topic: topic.clone(),
+                    partition,
+                    source,
+                })?;
+            Offset::Offset(target)
+        }
+        other => {
+            let why = match other {
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => e.to_string(),
+                Ok(Ok(_)) => String::new(),
+            };
+            tracing::error!(topic, partition, error = why, "cannot look up the log's bounds; restarting at the logical offset, not checkpointed");
+            engine.reset_offset(None);
+            if earliest {
+                Offset::Beginning
+            } else {
+                Offset::End
+            }
+        }
     };
     // librdkafka has stopped fetching this partition (auto.offset.reset=error leaves it
     // in its "none" state, where a seek is refused): restart it alone, at the target.
@@ -234,30 +274,13 @@ pub(super) enum Commit {
 pub(super) async fn checkpoint(
     engine: &mut PartitionEngine,
     shared: &TaskShared,
-    pending: &mut Vec<DeliveryFuture>,
+    pending: &mut Pending,
     saw_messages: bool,
     reads: ReadTimes,
     commit: Commit,
 ) -> Result<(), StoreError> {
     if engine.needs_checkpoint() {
-        for f in pending.drain(..) {
-            match tokio::time::timeout(DEAD_LETTER_WAIT, f).await {
-                Ok(Ok(Ok(_))) => {}
-                Ok(Ok(Err((e, _)))) => {
-                    telemetry::dead_letter_undelivered(engine.topic(), engine.partition(), &e)
-                }
-                Ok(Err(_)) => telemetry::dead_letter_undelivered(
-                    engine.topic(),
-                    engine.partition(),
-                    &"delivery cancelled",
-                ),
-                Err(_) => telemetry::dead_letter_undelivered(
-                    engine.topic(),
-                    engine.partition(),
-                    &format!("not delivered within {DEAD_LETTER_WAIT:?}"),
-                ),
-            }
-        }
+        pending.settle(engine).await;
         let report = engine.checkpoint(&shared.store).await?;
         telemetry::checkpoint_written(
             engine.topic(),
@@ -266,9 +289,14 @@ pub(super) async fn checkpoint(
             report.windows.len(),
         );
         let written: Vec<i64> = report.windows.iter().map(|(s, _)| *s).collect();
-        shared
+        let revised = shared
             .live
             .publish_partition(progress(engine, saw_messages, reads), &written);
+        if !revised.is_empty() {
+            // The marks let a restart show them revised still; losing one in a crash only
+            // loses the mark, and the replayed late events set it again.
+            shared.store.mark_revised(&revised)?;
+        }
         shared
             .hub
             .update(engine.topic(), engine.partition(), report.windows);

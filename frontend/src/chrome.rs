@@ -1,0 +1,159 @@
+//! The chrome around the panels: cards, the brand with its demo badge, the range picker,
+//! the connection state, the last-update line and the status strip.
+//!
+//! Contract: components only lay out; they read the shared [`Live`](crate::live::Live)
+//! state from context, take figures from `figures` and text from `format` and `zone`.
+//! The `data-testid` hooks listed in the crate docs stay as they are.
+
+use leptos::prelude::*;
+
+use crate::{figures, format, live::use_live, route::Range, zone};
+
+/// A titled card of the dashboard grid.
+#[component]
+pub fn Card(
+    /// Heading.
+    title: &'static str,
+    /// Extra classes (grid spans).
+    #[prop(optional)]
+    class: &'static str,
+    /// Content.
+    children: Children,
+) -> impl IntoView {
+    view! {
+        <section class=format!("card {class}")>
+            <h2 class="card-title">{title}</h2>
+            {children()}
+        </section>
+    }
+}
+
+/// Logo, name and the demo badge.
+#[component]
+pub fn Brand() -> impl IntoView {
+    let live = use_live();
+    let demo = move || {
+        live.state
+            .with(|s| s.status.as_ref().is_some_and(|st| st.demo))
+    };
+    view! {
+        <div class="brand">
+            <svg class="logo" viewBox="0 0 24 24" aria-hidden="true">
+                <path d="M2 13h4l3-8 4 14 3-9 2 3h4" fill="none" stroke="currentColor" stroke-width="2.4" stroke-linecap="round" stroke-linejoin="round"/>
+            </svg>
+            <h1>"Pulseboard"</h1>
+            <Show when=demo>
+                <span class="badge demo" data-testid="demo-badge" title="The server is running on its built-in traffic generator">"demo data"</span>
+            </Show>
+        </div>
+    }
+}
+
+/// The range buttons (5m / 15m / 1h / 24h).
+#[component]
+pub fn RangePicker() -> impl IntoView {
+    let live = use_live();
+    view! {
+        <div class="ranges" role="group" aria-label="Time range">
+            {Range::ALL
+                .into_iter()
+                .map(|r| {
+                    let active = move || live.range.get() == r;
+                    view! {
+                        <button
+                            type="button"
+                            data-testid=format!("range-{}", r.label())
+                            class:active=active
+                            aria-pressed=move || if active() { "true" } else { "false" }
+                            on:click=move |_| live.range.set(r)
+                        >
+                            {r.label()}
+                        </button>
+                    }
+                })
+                .collect_view()}
+        </div>
+    }
+}
+
+/// The socket state: exactly `connecting`, `live` or `reconnecting`.
+#[component]
+pub fn ConnectionState() -> impl IntoView {
+    let live = use_live();
+    let state = move || live.conn.get().as_str();
+    view! {
+        <span class=move || format!("conn-state {}", state()) data-testid="connection-state" role="status">
+            {state}
+        </span>
+    }
+}
+
+/// A small dot for the socket state (embeds), with the state as its tooltip.
+#[component]
+pub fn ConnectionDot() -> impl IntoView {
+    let live = use_live();
+    let state = move || live.conn.get().as_str();
+    view! { <span class=move || format!("conn-dot {}", state()) title=state aria-label=state></span> }
+}
+
+/// "updated N s ago", ticking every second.
+#[component]
+pub fn LastUpdate() -> impl IntoView {
+    let live = use_live();
+    let text = move || match live.last_message.get() {
+        Some(at) => format!("updated {}", format::ago(live.clock.get() - at)),
+        None => "waiting for data".to_owned(),
+    };
+    view! { <span class="last-update" data-testid="last-update">{text}</span> }
+}
+
+/// Broker, lag, watermark and throughput under the dashboard header.
+#[component]
+pub fn StatusStrip() -> impl IntoView {
+    let live = use_live();
+    let status = Memo::new(move |_| live.state.with(|s| s.status.clone()));
+    let broker = move || match status.get() {
+        Some(s) => figures::broker_health(&s),
+        None => ("", "—".to_owned()),
+    };
+    let lag = move || {
+        status
+            .get()
+            .and_then(|s| figures::total_lag(&s))
+            .map(|l| format::grouped(l as u64))
+            .unwrap_or_else(|| "—".into())
+    };
+    let watermark = move || {
+        status
+            .get()
+            .and_then(|s| s.watermark)
+            .map(|w| zone::time_of_day(w, true))
+            .unwrap_or_else(|| "—".into())
+    };
+    let rate = move || {
+        status
+            .get()
+            .map(|s| format::rate(s.events_per_sec))
+            .unwrap_or_else(|| "—".into())
+    };
+    view! {
+        <div class="strip">
+            <div class="fact">
+                <span class="fact-label">"Broker"</span>
+                <span class=move || format!("fact-value broker {}", broker().0) data-testid="broker">{move || broker().1}</span>
+            </div>
+            <div class="fact">
+                <span class="fact-label">"Lag"</span>
+                <span class="fact-value" data-testid="lag">{lag}</span>
+            </div>
+            <div class="fact">
+                <span class="fact-label">"Watermark"</span>
+                <span class="fact-value" data-testid="watermark">{watermark}</span>
+            </div>
+            <div class="fact">
+                <span class="fact-label">"Throughput"</span>
+                <span class="fact-value" data-testid="events-per-sec">{rate}</span>
+            </div>
+        </div>
+    }
+}

@@ -1,0 +1,232 @@
+//! The pages: the app root that picks a page from the URL, the dashboard (`/`), the kiosk
+//! wall display (`/kiosk`) and the embeds (`/embed/<panel>`).
+//!
+//! Contract: [`App`] reads the route once, provides the shared [`Live`] state and starts
+//! its hooks; the pages only arrange chrome and panels. The `data-testid` hooks listed in
+//! the crate docs stay as they are.
+
+use leptos::prelude::*;
+
+use crate::{
+    chrome::{Brand, Card, ConnectionDot, ConnectionState, LastUpdate, RangePicker, StatusStrip},
+    figures, format,
+    live::{self, use_live, ConnState, Live},
+    panels::{EventsChart, Kpi, ListKind, PanelBody, TopList, TotalsPanel},
+    route::{query_param, route, Panel, Range, Route},
+    zone,
+};
+
+/// The app: picks the page from the URL, sets up the shared live state and its hooks.
+#[component]
+pub fn App() -> impl IntoView {
+    let location = window().location();
+    let path = location.pathname().unwrap_or_default();
+    let search = location.search().unwrap_or_default();
+    let page = route(&path, &search);
+
+    let body_class = match &page {
+        Route::Dashboard => "page-dashboard",
+        Route::Kiosk => "page-kiosk",
+        Route::Embed(_) | Route::UnknownEmbed(_) => "page-embed",
+    };
+    if let Some(body) = document().body() {
+        body.set_class_name(body_class);
+    }
+
+    if let Route::UnknownEmbed(name) = page {
+        return view! { <UnknownEmbed name=name/> }.into_any();
+    }
+
+    let token = query_param(&search, "token").filter(|t| !t.is_empty());
+    let range = match page {
+        Route::Kiosk => Range::M15,
+        _ => query_param(&search, "range")
+            .and_then(|r| Range::from_label(&r))
+            .unwrap_or_default(),
+    };
+    let live = Live::new(range, token);
+    provide_context(live);
+    live::use_clock(live);
+    live::use_socket(live);
+    live::use_history(live);
+    live::use_summary(live);
+    live::use_ready_marker(Signal::derive(move || {
+        live.state.with(|s| s.last_seq.is_some())
+    }));
+
+    match page {
+        Route::Kiosk => view! { <Kiosk/> }.into_any(),
+        Route::Embed(panel) => view! { <Embed panel=panel/> }.into_any(),
+        _ => view! { <Dashboard/> }.into_any(),
+    }
+}
+
+/// The dashboard's cards under the totals, in order: panel, extra classes (grid spans),
+/// rows of a top list.
+const DASHBOARD_CARDS: [(Panel, &str, usize); 7] = [
+    (Panel::Events, "span-all chart-card", 10),
+    (Panel::Pages, "tall", 15),
+    (Panel::Referrers, "", 10),
+    (Panel::Countries, "", 10),
+    (Panel::Devices, "", 10),
+    (Panel::Types, "", 10),
+    (Panel::Status, "span-all", 10),
+];
+
+/// The interactive dashboard at `/`.
+#[component]
+pub fn Dashboard() -> impl IntoView {
+    let live = use_live();
+    let range_label = move || live.range.get().label();
+    view! {
+        <div class="dash">
+            <header class="topbar">
+                <Brand/>
+                <RangePicker/>
+                <div class="conn">
+                    <ConnectionState/>
+                    <LastUpdate/>
+                </div>
+            </header>
+            <StatusStrip/>
+            <main class="grid">
+                <section class="card span-all">
+                    <TotalsPanel/>
+                </section>
+                {DASHBOARD_CARDS
+                    .into_iter()
+                    .map(|(panel, class, rows)| {
+                        view! {
+                            <Card title=panel.title() class=class>
+                                <PanelBody panel=panel rows=rows/>
+                            </Card>
+                        }
+                    })
+                    .collect_view()}
+            </main>
+            <footer class="foot">
+                <span>"Range: last " {range_label} " · times in your time zone"</span>
+                <span class="links">
+                    <a href="/kiosk">"Wall display"</a>
+                    " · embed: "
+                    {Panel::ALL
+                        .into_iter()
+                        .map(|p| {
+                            view! { <a class="embed-link" href=format!("/embed/{}", p.name())>{p.name()}</a> }
+                        })
+                        .collect_view()}
+                </span>
+            </footer>
+        </div>
+    }
+}
+
+/// The wall display at `/kiosk`: dark, full screen, large type, no controls, fixed 15 min.
+#[component]
+pub fn Kiosk() -> impl IntoView {
+    let live = use_live();
+    let stale = Memo::new(move |_| {
+        figures::is_stale(
+            live.conn.get() == ConnState::Live,
+            live.clock.get(),
+            live.last_message.get(),
+            live.opened,
+            10_000.0,
+        )
+    });
+    let stale_text = move || match live.last_message.get() {
+        Some(at) => format!("STALE — last update {}", format::ago(live.clock.get() - at)),
+        None => "STALE — no update yet".to_owned(),
+    };
+    let status = move || live.state.with(|s| s.status.clone());
+    let rate = move || {
+        status()
+            .map(|s| format::rate(s.events_per_sec))
+            .unwrap_or_else(|| "—".into())
+    };
+    let lag = move || {
+        status()
+            .and_then(|s| figures::total_lag(&s))
+            .map(|l| format::compact(l as u64))
+            .unwrap_or_else(|| "—".into())
+    };
+    let clock = move || zone::time_of_day(live.clock.get() as i64, false);
+    view! {
+        <div class="kiosk" data-testid="kiosk" class:is-stale=move || stale.get()>
+            <Show when=move || stale.get()>
+                <div class="stale-banner" data-testid="stale" role="alert">{stale_text}</div>
+            </Show>
+            <header class="k-head">
+                <Brand/>
+                <div class="k-meta">
+                    <ConnectionState/>
+                    <LastUpdate/>
+                    <span class="k-clock">{clock}</span>
+                </div>
+            </header>
+            <section class="k-kpis">
+                <Kpi label="Events · 15 min" testid="total-events" value=Signal::derive(move || Some(live.total_events.get())) big=true/>
+                <Kpi label="Unique visitors" testid="unique-visitors" value=Signal::derive(move || live.summary.with(|s| s.as_ref().map(|s| s.figures.unique_visitors))) big=true/>
+                <div class="kpi">
+                    <div class="kpi-label">"Events / s"</div>
+                    <div class="kpi-value">{rate}</div>
+                </div>
+                <div class="kpi">
+                    <div class="kpi-label">"Lag"</div>
+                    <div class="kpi-value">{lag}</div>
+                </div>
+            </section>
+            <section class="k-chart">
+                <EventsChart max_bars=90/>
+            </section>
+            <section class="k-lists">
+                <div class="k-list">
+                    <h2>"Top pages"</h2>
+                    <TopList kind=ListKind::Pages rows=6/>
+                </div>
+                <div class="k-list">
+                    <h2>"Referrers"</h2>
+                    <TopList kind=ListKind::Referrers rows=6/>
+                </div>
+                <div class="k-list">
+                    <h2>"Countries"</h2>
+                    <TopList kind=ListKind::Countries rows=6/>
+                </div>
+            </section>
+        </div>
+    }
+}
+
+/// One panel alone, filling its iframe (`/embed/<panel>`).
+#[component]
+pub fn Embed(
+    /// The panel to show.
+    panel: Panel,
+) -> impl IntoView {
+    view! {
+        <div class=format!("embed embed-{}", panel.name()) data-testid=format!("embed-{}", panel.name())>
+            <div class="embed-head">
+                <span class="embed-title">{panel.title()}</span>
+                <ConnectionDot/>
+            </div>
+            <div class="embed-body"><PanelBody panel=panel max_bars=180/></div>
+        </div>
+    }
+}
+
+/// `/embed/<name>` for a name that is not a panel: says which names exist.
+#[component]
+pub fn UnknownEmbed(
+    /// The name that was asked for.
+    name: String,
+) -> impl IntoView {
+    let valid = Panel::ALL.map(Panel::name).join(", ");
+    view! {
+        <div class="embed embed-unknown" data-testid="embed-unknown">
+            <p>
+                {if name.is_empty() { "No panel named.".to_owned() } else { format!("Unknown panel \"{name}\".") }}
+                " Valid panels: " {valid} "."
+            </p>
+        </div>
+    }
+}

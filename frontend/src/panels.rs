@@ -1,0 +1,440 @@
+//! The panels: headline figures, the totals, the events chart, the top lists and the
+//! pipeline status. Each can stand alone (the embeds show one each).
+//!
+//! Contract: components only lay out; they read the shared [`Live`](crate::live::Live)
+//! state from context and take every figure from `figures`, the chart's whole layout from
+//! [`chart::events_layout`] and every text from `format` and `zone`. The `data-testid`
+//! hooks listed in the crate docs stay as they are.
+
+use leptos::prelude::*;
+use pulseboard_model::proto::{Count, Status, Summary};
+
+use crate::{
+    chart::{self, EVENTS_H, EVENTS_W},
+    figures, format,
+    live::use_live,
+    route::Panel,
+    zone,
+};
+
+/// One headline figure.
+#[component]
+pub fn Kpi(
+    /// What the figure is.
+    label: &'static str,
+    /// `data-testid` of the value element.
+    testid: &'static str,
+    /// The figure; `None` while unknown (shown as a dash, without `data-value`).
+    #[prop(into)]
+    value: Signal<Option<u64>>,
+    /// Show it compact (`12.3k`) rather than exact (`12,345`).
+    #[prop(optional)]
+    big: bool,
+    /// A note under the figure.
+    #[prop(optional)]
+    note: &'static str,
+) -> impl IntoView {
+    let text = move || match value.get() {
+        Some(v) if big || v >= 1_000_000 => format::compact(v),
+        Some(v) => format::grouped(v),
+        None => "—".to_owned(),
+    };
+    view! {
+        <div class="kpi">
+            <div class="kpi-label">{label}</div>
+            <div
+                class="kpi-value"
+                data-testid=testid
+                data-value=move || value.get().map(|v| v.to_string())
+                title=move || value.get().map(format::grouped)
+            >
+                {text}
+            </div>
+            {(!note.is_empty()).then(|| view! { <div class="kpi-note">{note}</div> })}
+        </div>
+    }
+}
+
+/// Totals for the range: events, unique visitors and sessions, late and dead-lettered.
+#[component]
+pub fn TotalsPanel() -> impl IntoView {
+    let live = use_live();
+    let summary = move |f: fn(&Summary) -> u64| {
+        Signal::derive(move || live.summary.with(|s| s.as_ref().map(f)))
+    };
+    let status = move |f: fn(&Status) -> u64| {
+        Signal::derive(move || live.state.with(|s| s.status.as_ref().map(f)))
+    };
+    let spark = move || {
+        let (from, to) = live.bounds.get();
+        let values: Vec<u64> = live
+            .state
+            .with(|s| s.range(from, to).map(|w| w.figures.events).collect());
+        let pts = chart::spark_points(&values, 200.0, 40.0);
+        (chart::area_path(&pts, 40.0), chart::line_path(&pts))
+    };
+    view! {
+        <div class="totals">
+            <div class="kpi kpi-main">
+                <div class="kpi-label">{move || format!("Events · last {}", live.range.get().label())}</div>
+                <div
+                    class="kpi-value"
+                    data-testid="total-events"
+                    data-value=move || live.total_events.get().to_string()
+                    title=move || format::grouped(live.total_events.get())
+                >
+                    {move || {
+                        let n = live.total_events.get();
+                        if n >= 1_000_000 { format::compact(n) } else { format::grouped(n) }
+                    }}
+                </div>
+                <svg class="spark" viewBox="0 0 200 40" preserveAspectRatio="none" aria-hidden="true">
+                    <path class="spark-area" d=move || spark().0/>
+                    <path class="spark-line" d=move || spark().1/>
+                </svg>
+            </div>
+            <Kpi label="Unique visitors" testid="unique-visitors" value=summary(|s| s.figures.unique_visitors)/>
+            <Kpi label="Unique sessions" testid="unique-sessions" value=summary(|s| s.figures.unique_sessions)/>
+            <Kpi label="Late events" testid="late-events" value=status(|s| s.late_events_total) note="since start"/>
+            <Kpi label="Dead-lettered" testid="dead-letters" value=status(|s| s.dead_letters_total) note="since start"/>
+        </div>
+    }
+}
+
+/// Events per window over the range, as SVG bars colored by window state; the current
+/// window grows live. Long ranges merge windows so at most `max_bars` bars are drawn.
+#[component]
+pub fn EventsChart(
+    /// Most bars to draw; windows are merged into wider bars above it.
+    #[prop(default = 360)]
+    max_bars: usize,
+) -> impl IntoView {
+    let live = use_live();
+    let tz = zone::offset_ms();
+    let model = Memo::new(move |_| {
+        let bounds = live.bounds.get();
+        live.state.with(|s| {
+            let windows = figures::bars(s.range(bounds.0, bounds.1));
+            chart::events_layout(&windows, bounds, s.window_ms, max_bars, tz)
+        })
+    });
+    let pct = |v: f64, of: f64| format!("{:.3}%", v / of * 100.0);
+    let bars = move || {
+        model.with(|m| {
+            m.bars
+                .iter()
+                .map(|(b, r)| {
+                    let state = b.state.as_str();
+                    let tip = format!(
+                        "<title>{}–{} · {} events · {}</title>",
+                        zone::time_of_day(b.start, true),
+                        zone::time_of_day(b.end, true),
+                        format::grouped(b.events),
+                        state
+                    );
+                    view! {
+                        <rect
+                            data-testid="bar"
+                            data-start=b.start.to_string()
+                            data-events=b.events.to_string()
+                            data-state=state
+                            class=format!("bar {state}")
+                            x=format!("{:.2}", r.x)
+                            y=format!("{:.2}", r.y)
+                            width=format!("{:.2}", r.w)
+                            height=format!("{:.2}", r.h)
+                            inner_html=tip
+                        ></rect>
+                    }
+                })
+                .collect_view()
+        })
+    };
+    let grid = move || {
+        model.with(|m| {
+            m.y_ticks
+                .iter()
+                .map(|(_, y)| {
+                    let d = chart::line_path(&[(0.0, *y), (EVENTS_W, *y)]);
+                    view! { <path class="gridline" d=d vector-effect="non-scaling-stroke"></path> }
+                })
+                .collect_view()
+        })
+    };
+    let y_labels = move || {
+        model.with(|m| {
+            m.y_ticks
+                .iter()
+                .map(|(count, y)| view! { <span class="y-label" style:top=pct(*y, EVENTS_H)>{format::compact(*count)}</span> })
+                .collect_view()
+        })
+    };
+    let x_labels = move || {
+        model.with(|m| {
+            m.x_ticks
+                .iter()
+                .map(|(t, x)| view! { <span class="x-label" style:left=pct(*x, EVENTS_W)>{zone::time_of_day(*t, false)}</span> })
+                .collect_view()
+        })
+    };
+    let legend_note = move || {
+        model.with(|m| {
+            (m.bucket_ms != m.window_ms).then(|| format!("one bar = {}", format::span(m.bucket_ms)))
+        })
+    };
+    let empty = move || model.with(|m| m.bars.is_empty());
+    view! {
+        <div class="chart">
+            <div class="chart-plot">
+                <svg
+                    class="chart-svg"
+                    data-testid="events-chart"
+                    viewBox=format!("0 0 {EVENTS_W} {EVENTS_H}")
+                    preserveAspectRatio="none"
+                    role="img"
+                    aria-label="Events per window"
+                >
+                    {grid}
+                    <path class="axis" d=chart::line_path(&[(0.0, EVENTS_H), (EVENTS_W, EVENTS_H)]) vector-effect="non-scaling-stroke"></path>
+                    {bars}
+                </svg>
+                {y_labels}
+                <Show when=empty>
+                    <div class="chart-empty">"Waiting for events…"</div>
+                </Show>
+            </div>
+            <div class="x-axis">{x_labels}</div>
+            <div class="legend">
+                <span class="key final">"final"</span>
+                <span class="key live">"live"</span>
+                <span class="key revised">"revised"</span>
+                <span class="legend-note">{legend_note}</span>
+            </div>
+        </div>
+    }
+}
+
+/// One panel's content: what a dashboard card holds and what an embed shows alone.
+#[component]
+pub fn PanelBody(
+    /// Which panel.
+    panel: Panel,
+    /// Rows of a top list.
+    #[prop(default = 10)]
+    rows: usize,
+    /// Most bars of the events chart.
+    #[prop(default = 360)]
+    max_bars: usize,
+) -> impl IntoView {
+    let list = |kind| view! { <TopList kind=kind rows=rows/> }.into_any();
+    match panel {
+        Panel::Events => view! { <EventsChart max_bars=max_bars/> }.into_any(),
+        Panel::Totals => view! { <TotalsPanel/> }.into_any(),
+        Panel::Pages => list(ListKind::Pages),
+        Panel::Referrers => list(ListKind::Referrers),
+        Panel::Countries => list(ListKind::Countries),
+        Panel::Devices => list(ListKind::Devices),
+        Panel::Types => list(ListKind::Types),
+        Panel::Status => view! { <StatusPanel/> }.into_any(),
+    }
+}
+
+/// Which top list a [`TopList`] shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListKind {
+    /// Page views by URL.
+    Pages,
+    /// Events by referrer.
+    Referrers,
+    /// Events by country.
+    Countries,
+    /// Events by device.
+    Devices,
+    /// Events by type.
+    Types,
+}
+
+impl ListKind {
+    fn testid(self) -> &'static str {
+        match self {
+            ListKind::Pages => "top-pages",
+            ListKind::Referrers => "top-referrers",
+            ListKind::Countries => "top-countries",
+            ListKind::Devices => "top-devices",
+            ListKind::Types => "event-types",
+        }
+    }
+}
+
+/// A ranked list with a proportional bar behind each row.
+#[component]
+pub fn TopList(
+    /// Which list.
+    kind: ListKind,
+    /// How many rows at most.
+    #[prop(default = 10)]
+    rows: usize,
+) -> impl IntoView {
+    let live = use_live();
+    let items = Memo::new(move |_| {
+        let (from, to) = live.bounds.get();
+        if kind == ListKind::Types {
+            return live
+                .state
+                .with(|s| figures::type_counts(s.range(from, to), rows));
+        }
+        let from_summary = live.summary.with(|s| {
+            s.as_ref().map(|s| {
+                let f = &s.figures;
+                let list = match kind {
+                    ListKind::Pages => &f.top_urls,
+                    ListKind::Referrers => &f.top_referrers,
+                    ListKind::Countries => &f.countries,
+                    _ => &f.devices,
+                };
+                list.iter().take(rows).cloned().collect::<Vec<Count>>()
+            })
+        });
+        from_summary.unwrap_or_else(|| {
+            live.state.with(|s| {
+                figures::merge_counts(
+                    s.range(from, to).map(|w| match kind {
+                        ListKind::Pages => w.figures.top_urls.as_slice(),
+                        ListKind::Referrers => w.figures.top_referrers.as_slice(),
+                        ListKind::Countries => w.figures.countries.as_slice(),
+                        _ => w.figures.devices.as_slice(),
+                    }),
+                    rows,
+                )
+            })
+        })
+    });
+    let rows_view = move || {
+        items.with(|items| {
+            let max = items.first().map(|c| c.count).unwrap_or(0);
+            if items.is_empty() {
+                return view! { <li class="empty">"No data yet"</li> }.into_any();
+            }
+            items
+                .iter()
+                .map(|c| {
+                    let label = display_key(kind, &c.key);
+                    view! {
+                        <li class="row" data-key=c.key.clone() data-count=c.count.to_string()>
+                            <span class="row-bar" style:width=format!("{:.1}%", format::share(c.count, max))></span>
+                            <span class="row-key" title=c.key.clone()>{label}</span>
+                            <span class="row-count" title=format::grouped(c.count)>{format::compact(c.count)}</span>
+                        </li>
+                    }
+                })
+                .collect_view()
+                .into_any()
+        })
+    };
+    view! { <ol class=format!("toplist {}", kind.testid()) data-testid=kind.testid()>{rows_view}</ol> }
+}
+
+fn display_key(kind: ListKind, key: &str) -> String {
+    match kind {
+        ListKind::Referrers if key.is_empty() => "(direct)".to_owned(),
+        ListKind::Referrers => {
+            let k = key
+                .trim_start_matches("https://")
+                .trim_start_matches("http://");
+            format::ellipsize(k.trim_end_matches('/'), 48)
+        }
+        _ if key.is_empty() => "(none)".to_owned(),
+        _ => format::ellipsize(key, 60),
+    }
+}
+
+/// The pipeline: broker, watermark, throughput, per-partition offsets and lag, dead letters.
+#[component]
+pub fn StatusPanel() -> impl IntoView {
+    let live = use_live();
+    let status = Memo::new(move |_| live.state.with(|s| s.status.clone()));
+    move || match status.get() {
+        None => view! { <p class="empty">"Waiting for the server…"</p> }.into_any(),
+        Some(s) => {
+            let lag = figures::total_lag(&s)
+                .map(|l| format::grouped(l as u64))
+                .unwrap_or_else(|| "—".into());
+            let reasons = s
+                .dead_letters_by_reason
+                .iter()
+                .map(|(r, n)| view! { <span class="chip">{r.clone()} " " <b>{format::grouped(*n)}</b></span> })
+                .collect_view();
+            let parts = s
+                .partitions
+                .iter()
+                .map(|p| {
+                    let opt = |v: Option<i64>| v.map(|v| format::grouped(v.max(0) as u64)).unwrap_or_else(|| "—".into());
+                    view! {
+                        <tr class:idle=p.idle>
+                            <td>{format!("{}/{}", p.topic, p.partition)}</td>
+                            <td class="num">{format::grouped(p.next_offset.max(0) as u64)}</td>
+                            <td class="num">{opt(p.high_watermark)}</td>
+                            <td class="num">{opt(p.lag)}</td>
+                            <td class="num">{p.watermark.map(|w| zone::time_of_day(w, true)).unwrap_or_else(|| "—".into())}</td>
+                            <td class="num">{format::grouped(p.events)}</td>
+                            <td class="num">{format::grouped(p.dead_letters)}</td>
+                            <td>{if p.idle { "idle" } else { "active" }}</td>
+                        </tr>
+                    }
+                })
+                .collect_view();
+            view! {
+                <div class="status">
+                    <dl class="facts">
+                        {
+                            let (class, text) = figures::broker_health(&s);
+                            view! { <div><dt>"Broker"</dt><dd class=class>{text}</dd></div> }
+                        }
+                        <div><dt>"Watermark"</dt><dd>{s.watermark.map(|w| zone::time_of_day(w, true)).unwrap_or_else(|| "—".into())}</dd></div>
+                        <div><dt>"Throughput"</dt><dd>{format::rate(s.events_per_sec)}</dd></div>
+                        <div><dt>"Lag"</dt><dd>{lag}</dd></div>
+                        <div><dt>"Events"</dt><dd>{format::grouped(s.events_total)}</dd></div>
+                        <div><dt>"Late"</dt><dd>{format::grouped(s.late_events_total)}</dd></div>
+                        <div><dt>"Dead-lettered"</dt><dd>{format::grouped(s.dead_letters_total)}</dd></div>
+                        <div><dt>"Window"</dt><dd>{format::span(s.window_ms)}</dd></div>
+                    </dl>
+                    <div class="reasons">{reasons}</div>
+                    <div class="table-wrap">
+                        <table class="partitions">
+                            <thead>
+                                <tr>
+                                    <th>"Partition"</th>
+                                    <th class="num">"Next offset"</th>
+                                    <th class="num">"High wm"</th>
+                                    <th class="num">"Lag"</th>
+                                    <th class="num">"Watermark"</th>
+                                    <th class="num">"Events"</th>
+                                    <th class="num">"Dead"</th>
+                                    <th>""</th>
+                                </tr>
+                            </thead>
+                            <tbody>{parts}</tbody>
+                        </table>
+                    </div>
+                </div>
+            }
+            .into_any()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_shown_readably() {
+        assert_eq!(display_key(ListKind::Referrers, ""), "(direct)");
+        assert_eq!(
+            display_key(ListKind::Referrers, "https://news.example/"),
+            "news.example"
+        );
+        assert_eq!(display_key(ListKind::Countries, "DE"), "DE");
+        assert_eq!(display_key(ListKind::Pages, "/pricing"), "/pricing");
+    }
+}

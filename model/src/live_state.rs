@@ -1,0 +1,213 @@
+//! The client's live state: what a dashboard knows, built from the server's
+//! [`ServerMsg`]s and the history API, with the resume rules of the WebSocket.
+//!
+//! Contract:
+//! - A snapshot is always applied: it replaces the windows it carries and the status, and
+//!   sets the last sequence; older windows (loaded from the API) stay.
+//! - Any other message is applied only when its sequence is the last one plus one; an
+//!   older or equal one is [`Apply::Stale`] (ignored), a newer one or any message before
+//!   the first snapshot is an [`Apply::Gap`]: the client reconnects with `since`.
+//! - History from the API never overwrites a window the socket delivered.
+//! - At most `keep` windows are held (0 = unbounded); the oldest go first.
+//! - Pure: no I/O, no clock, so the rules are tested on the host.
+
+use std::collections::BTreeMap;
+
+use crate::proto::{ServerMsg, Status, WindowView};
+
+/// What a client does when a message arrives out of order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Apply {
+    /// Applied.
+    Applied,
+    /// Already seen (a replay overlapping what the client had): ignored.
+    Stale,
+    /// Messages are missing between the last seen and this one: reconnect with
+    /// `since = last_seq` to be resumed or resynced.
+    Gap {
+        /// The last sequence applied.
+        last_seq: u64,
+    },
+}
+
+/// Client-side live state built from [`ServerMsg`]s: windows by start, the status, and the
+/// last sequence applied. Pure, so the resume rules are tested on the host.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LiveState {
+    /// Window width, ms (0 before the first snapshot).
+    pub window_ms: i64,
+    /// Windows by start.
+    pub windows: BTreeMap<i64, WindowView>,
+    /// Latest status.
+    pub status: Option<Status>,
+    /// Last sequence applied (`None` before the first snapshot).
+    pub last_seq: Option<u64>,
+    /// How many windows to keep (oldest dropped first); 0 = unbounded.
+    pub keep: usize,
+}
+
+impl LiveState {
+    /// An empty state keeping at most `keep` windows.
+    pub fn new(keep: usize) -> Self {
+        LiveState {
+            keep,
+            ..LiveState::default()
+        }
+    }
+
+    /// Apply one message.
+    pub fn apply(&mut self, msg: ServerMsg) -> Apply {
+        let seq = msg.seq();
+        if let ServerMsg::Snapshot {
+            window_ms,
+            windows,
+            status,
+            ..
+        } = msg
+        {
+            self.window_ms = window_ms;
+            // A snapshot replaces what it covers; older history (loaded from the API) stays.
+            for w in windows {
+                self.windows.insert(w.start, w);
+            }
+            self.status = Some(status);
+            self.last_seq = Some(seq);
+            self.trim();
+            return Apply::Applied;
+        }
+        match self.last_seq {
+            None => return Apply::Gap { last_seq: 0 },
+            Some(last) if seq <= last => return Apply::Stale,
+            Some(last) if seq > last + 1 => return Apply::Gap { last_seq: last },
+            Some(_) => {}
+        }
+        match msg {
+            ServerMsg::Windows { windows, .. } => {
+                for w in windows {
+                    self.windows.insert(w.start, w);
+                }
+                self.trim();
+            }
+            ServerMsg::Status { status, .. } => self.status = Some(status),
+            ServerMsg::Snapshot { .. } => {}
+        }
+        self.last_seq = Some(seq);
+        Apply::Applied
+    }
+
+    /// Merge windows loaded from the JSON API (history) under the live ones.
+    pub fn load_history(&mut self, windows: Vec<WindowView>) {
+        for w in windows {
+            self.windows.entry(w.start).or_insert(w);
+        }
+        self.trim();
+    }
+
+    fn trim(&mut self) {
+        if self.keep == 0 {
+            return;
+        }
+        while self.windows.len() > self.keep {
+            self.windows.pop_first();
+        }
+    }
+
+    /// Windows whose start lies in `[from, to)`, oldest first.
+    pub fn range(&self, from: i64, to: i64) -> impl Iterator<Item = &WindowView> {
+        self.windows.range(from..to).map(|(_, w)| w)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::{Figures, WindowState, PROTOCOL_VERSION};
+
+    fn view(start: i64, events: u64) -> WindowView {
+        WindowView {
+            start,
+            end: start + 10_000,
+            state: WindowState::Live,
+            figures: Figures {
+                events,
+                ..Figures::default()
+            },
+        }
+    }
+
+    fn status() -> Status {
+        Status {
+            broker: "embedded".into(),
+            window_ms: 10_000,
+            ..Status::default()
+        }
+    }
+
+    #[test]
+    fn live_state_applies_in_order_and_detects_gaps() {
+        let mut st = LiveState::new(3);
+        assert_eq!(
+            st.apply(ServerMsg::Windows {
+                seq: 1,
+                windows: vec![]
+            }),
+            Apply::Gap { last_seq: 0 },
+            "deltas before a snapshot are a gap"
+        );
+        let snap = ServerMsg::Snapshot {
+            protocol: PROTOCOL_VERSION,
+            seq: 10,
+            window_ms: 10_000,
+            windows: vec![view(0, 1), view(10_000, 1)],
+            status: status(),
+        };
+        assert_eq!(st.apply(snap), Apply::Applied);
+        assert_eq!(
+            st.apply(ServerMsg::Windows {
+                seq: 10,
+                windows: vec![]
+            }),
+            Apply::Stale
+        );
+        assert_eq!(
+            st.apply(ServerMsg::Windows {
+                seq: 11,
+                windows: vec![view(10_000, 5), view(20_000, 1)]
+            }),
+            Apply::Applied
+        );
+        assert_eq!(st.windows[&10_000].figures.events, 5);
+        assert_eq!(
+            st.apply(ServerMsg::Windows {
+                seq: 13,
+                windows: vec![view(30_000, 1)]
+            }),
+            Apply::Gap { last_seq: 11 }
+        );
+        assert!(
+            !st.windows.contains_key(&30_000),
+            "a message after a gap is not applied"
+        );
+        assert_eq!(
+            st.apply(ServerMsg::Status {
+                seq: 12,
+                status: status()
+            }),
+            Apply::Applied
+        );
+        assert_eq!(
+            st.apply(ServerMsg::Windows {
+                seq: 13,
+                windows: vec![view(30_000, 1)]
+            }),
+            Apply::Applied
+        );
+        assert_eq!(st.windows.len(), 3, "keeps at most 3 windows");
+        assert_eq!(st.windows.keys().next(), Some(&10_000));
+        st.load_history(vec![view(20_000, 99)]);
+        assert_eq!(
+            st.windows[&20_000].figures.events, 1,
+            "history never overwrites live windows"
+        );
+    }
+}
