@@ -213,6 +213,8 @@ pub async fn run(
     {
         let token = shutdown.clone();
         tasks.spawn("http", async move {
+            // The peer address reaches handlers (the per-client rate limit of `/collect`).
+            let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move { token.cancelled().await })
                 .await
