@@ -8,6 +8,7 @@ mod util;
 mod backbone;
 mod embedded;
 mod faults;
+mod hardening;
 mod hostile;
 mod live;
 mod recovery;

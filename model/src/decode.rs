@@ -28,11 +28,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::event::{
-    DeadReason, Event, MAX_EVENT_TS, MAX_FIELD_BYTES, MAX_FUTURE_SKEW_MS, MAX_VALUE_BYTES,
-    MIN_EVENT_TS,
+    DeadReason, Event, MAX_EVENT_TS, MAX_FIELD_BYTES, MAX_VALUE_BYTES, MIN_EVENT_TS,
 };
 use crate::mapping::{Field, FieldMapping};
-use crate::time::{format_rfc3339_ms, parse_rfc3339_ms};
+use crate::time::parse_rfc3339_ms;
 
 /// A payload that could not be decoded into an [`Event`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -248,15 +247,6 @@ fn resolve_ts(ts: TsIn<'_>, msg_ts: Option<i64>) -> Result<i64, DecodeError> {
             "timestamp {ts} is outside 2000-01-01..2100-01-01"
         )));
     }
-    if let Some(m) = msg_ts {
-        if ts > m.saturating_add(MAX_FUTURE_SKEW_MS) {
-            return Err(bad_ts(format!(
-                "timestamp {} is more than a day ahead of the message timestamp {}",
-                format_rfc3339_ms(ts),
-                format_rfc3339_ms(m)
-            )));
-        }
-    }
     Ok(ts)
 }
 
@@ -386,8 +376,7 @@ impl Decoder {
     }
 
     /// Decodes one message value. `msg_ts` is the Kafka message timestamp in
-    /// epoch ms, used when the payload has no timestamp and to reject events
-    /// more than a day in its future.
+    /// epoch ms, used when the payload has no timestamp.
     pub fn decode(&self, payload: &[u8], msg_ts: Option<i64>) -> Result<Event, DecodeError> {
         let mut ev = Event::default();
         self.decode_into(payload, msg_ts, &mut ev)?;
@@ -656,10 +645,9 @@ mod tests {
             reason(&d, br#"{"visitor":"v","url":"/","ts":4102444800001}"#),
             DeadReason::BadTimestamp
         );
+        // Far ahead of the message is the pipeline's `future`, not a decoding error.
         let ahead = format!(r#"{{"visitor":"v","url":"/","ts":{}}}"#, NOW + 86_400_001);
-        assert_eq!(reason(&d, ahead.as_bytes()), DeadReason::BadTimestamp);
-        let at_limit = format!(r#"{{"visitor":"v","url":"/","ts":{}}}"#, NOW + 86_400_000);
-        assert!(d.decode(at_limit.as_bytes(), Some(NOW)).is_ok());
+        assert!(d.decode(ahead.as_bytes(), Some(NOW)).is_ok());
         assert_eq!(
             reason(&d, br#"{"visitor":"v","url":"/","ts":1e300}"#),
             DeadReason::BadTimestamp

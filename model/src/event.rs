@@ -4,8 +4,8 @@
 //! Contract:
 //! - Every [`Event`] the decoder ([`crate::decode`]) accepts has a non-empty `visitor`
 //!   and `url`, a `kind` (default `pageview`) and a time in epoch milliseconds within
-//!   [`MIN_EVENT_TS`]..=[`MAX_EVENT_TS`], at most [`MAX_FUTURE_SKEW_MS`] ahead of its
-//!   message; no string field is longer than [`MAX_FIELD_BYTES`], no payload longer than
+//!   [`MIN_EVENT_TS`]..=[`MAX_EVENT_TS`] (how far ahead of the clocks an event may be is
+//!   the pipeline's `--max-clock-skew`, reason `future`); no string field is longer than [`MAX_FIELD_BYTES`], no payload longer than
 //!   [`MAX_VALUE_BYTES`].
 //! - [`Event::to_json`] is the canonical wire JSON, which the canonical decoder reads back
 //!   to the same event.
@@ -26,8 +26,6 @@ pub const MAX_FIELD_BYTES: usize = 2048;
 pub const MIN_EVENT_TS: i64 = 946_684_800_000;
 /// Latest plausible event time: 2100-01-01T00:00:00Z.
 pub const MAX_EVENT_TS: i64 = 4_102_444_800_000;
-/// How far an event may be ahead of its Kafka message timestamp.
-pub const MAX_FUTURE_SKEW_MS: i64 = 86_400_000;
 
 /// One decoded clickstream event.
 ///

@@ -238,6 +238,10 @@ pub struct PartitionStatus {
     /// Dead letters of this partition kept in the store (their topic did not take them).
     #[serde(default)]
     pub dead_letters_recorded: u64,
+    /// Why this partition stopped counting (its task panicked), when it did: the process
+    /// stops with an error, and the next start resumes it from its last checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
 }
 
 /// A dead letter its topic did not take, as `GET /api/v1/dead-letters` lists it.

@@ -79,7 +79,7 @@ impl Tasks {
             Err(e) => {
                 let task = self.names.remove(&e.id()).unwrap_or("unnamed");
                 let message = if e.is_panic() {
-                    panic_message(e.into_panic())
+                    crate::telemetry::panic_message(e.into_panic().as_ref())
                 } else {
                     "cancelled".to_owned()
                 };
@@ -87,13 +87,6 @@ impl Tasks {
             }
         })
     }
-}
-
-fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "(no message)".to_owned())
 }
 
 /// Run Pulseboard until `shutdown` is cancelled or a part fails. Every task checkpoints and
@@ -133,7 +126,7 @@ pub async fn run(
         let wm = cp.max_event_ts.map(|m| m - windows.lateness_ms);
         live.restore_partition(&topic, partition, (&cp).into(), wm);
     }
-    live.restore_revised(store.revised_from(i64::MIN)?);
+    live.mark_revised(store.revised_from(i64::MIN)?);
     let hub = Hub::new(
         HubConfig::from_args(windows.width_ms, &config.live),
         live.clone(),
@@ -192,6 +185,7 @@ pub async fn run(
             store.clone(),
             live.clone(),
             config.store.retention_ms(),
+            config.store.retention_interval,
             shutdown.child_token(),
         ),
     );
@@ -275,8 +269,9 @@ async fn retention_task(
     store: Store,
     live: Arc<Live>,
     retention_ms: i64,
+    every: Duration,
     shutdown: CancellationToken,
 ) -> TaskResult {
-    retention::run(store, live, retention_ms, shutdown).await;
+    retention::run(store, live, retention_ms, every, shutdown).await;
     Ok(())
 }

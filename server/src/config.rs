@@ -113,9 +113,13 @@ pub struct StoreArgs {
     /// How often window state and offsets are written to the store.
     #[arg(long, env = "PULSEBOARD_CHECKPOINT_INTERVAL", default_value = "1s", value_parser = duration)]
     pub checkpoint_interval: Duration,
-    /// Finalized windows older than this (behind the watermark) are deleted.
+    /// Windows older than this are deleted: older than the global watermark minus this, and
+    /// never newer than wall-clock now minus this, whatever a watermark says.
     #[arg(long, env = "PULSEBOARD_RETENTION", default_value = "24h", value_parser = duration)]
     pub retention: Duration,
+    /// How often the retention pass runs (the first runs at start).
+    #[arg(long, env = "PULSEBOARD_RETENTION_INTERVAL", default_value = "1m", value_parser = duration)]
+    pub retention_interval: Duration,
 }
 
 /// The HTTP surface.
@@ -294,12 +298,13 @@ impl WindowArgs {
 
 impl StoreArgs {
     pub fn validate(&self, windows: &WindowArgs) -> Result<(), ConfigError> {
-        if self.checkpoint_interval.is_zero() {
-            return Err(invalid(
-                "checkpoint-interval",
-                format!("{:?}", self.checkpoint_interval),
-                "must be longer than zero",
-            ));
+        for (flag, d) in [
+            ("checkpoint-interval", self.checkpoint_interval),
+            ("retention-interval", self.retention_interval),
+        ] {
+            if d.is_zero() {
+                return Err(invalid(flag, format!("{d:?}"), "must be longer than zero"));
+            }
         }
         if windows.revision_horizon > self.retention {
             return Err(invalid(

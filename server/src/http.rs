@@ -369,7 +369,13 @@ async fn status(State(st): State<AppState>) -> Json<proto::Status> {
 }
 
 async fn readyz(State(st): State<AppState>) -> Response {
-    if st.live.ready() {
+    if let Some(why) = st.live.failure() {
+        let body = proto::Readiness {
+            ready: false,
+            reason: Some(format!("{why}; Pulseboard is stopping, restart it")),
+        };
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+    } else if st.live.ready() {
         let body = proto::Readiness {
             ready: true,
             reason: None,

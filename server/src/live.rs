@@ -78,6 +78,8 @@ struct PartitionLive {
     high_watermark: Option<i64>,
     last_message: Option<Instant>,
     assigned: bool,
+    /// Why the partition's task failed, once it has.
+    failed: Option<String>,
     read_since_start: u64,
     first_read_ms: Option<i64>,
     last_read_ms: Option<i64>,
@@ -234,8 +236,9 @@ impl Live {
         newly
     }
 
-    /// Windows the store marked revised before a restart.
-    pub fn restore_revised(&self, starts: impl IntoIterator<Item = i64>) {
+    /// Mark windows revised: those the store marked before a restart, and those a
+    /// checkpoint just folded late events into.
+    pub fn mark_revised(&self, starts: impl IntoIterator<Item = i64>) {
         self.lock().revised.extend(starts);
     }
 
@@ -281,6 +284,27 @@ impl Live {
     /// Ready once the store is loaded and the consumer has received an assignment.
     pub fn ready(&self) -> bool {
         self.lock().ready
+    }
+
+    /// Mark a partition failed: its task panicked with `why`. Status lists it, and
+    /// `/readyz` answers 503 from now on.
+    pub fn mark_failed(&self, topic: &str, partition: i32, why: &str) {
+        let mut g = self.lock();
+        let p = g
+            .partitions
+            .entry((topic.to_owned(), partition))
+            .or_default();
+        p.failed = Some(why.to_owned());
+    }
+
+    /// The first failed partition and why, if any partition failed.
+    pub fn failure(&self) -> Option<String> {
+        let g = self.lock();
+        g.partitions.iter().find_map(|((t, p), l)| {
+            l.failed
+                .as_ref()
+                .map(|why| format!("partition {t}/{p} failed: {why}"))
+        })
     }
 
     /// Sample the throughput once a second until `shutdown`.
@@ -390,6 +414,7 @@ impl Live {
                 offset_resets: p.counts.offset_resets,
                 revised_events: p.counts.revised_events,
                 dead_letters_recorded: p.counts.dead_letters_recorded,
+                failed: p.failed.clone(),
             });
         }
         Status {
@@ -456,6 +481,25 @@ mod tests {
             events,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_failed_partition_is_listed_with_why_and_makes_the_server_unready() {
+        let live = Live::new("embedded".into(), true, 10_000, Duration::from_secs(30));
+        live.set_assigned("t", 0, true);
+        live.set_assigned("t", 1, true);
+        assert!(live.ready());
+        assert_eq!(live.failure(), None);
+        live.mark_failed("t", 1, "boom");
+        let why = live.failure().unwrap_or_default();
+        assert!(why.contains("t/1") && why.contains("boom"), "{why}");
+        let status = live.status();
+        let failed: Vec<_> = status
+            .partitions
+            .iter()
+            .map(|p| (p.partition, p.failed.clone()))
+            .collect();
+        assert_eq!(failed, vec![(0, None), (1, Some("boom".to_owned()))]);
     }
 
     #[test]

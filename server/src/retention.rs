@@ -2,8 +2,8 @@
 //!
 //! Contract: the cut-off is `min(global watermark, wall-clock now) − retention`. It never
 //! passes wall-clock now − retention, whatever a watermark says: one event stamped far in
-//! the future must not make history disappear. A pass runs once a minute, off the runtime's
-//! worker threads.
+//! the future must not make history disappear. A pass runs every `--retention-interval` (a
+//! minute by default), off the runtime's worker threads.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,9 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::live::Live;
 use crate::store::Store;
-
-/// How often a retention pass runs.
-pub const PASS_INTERVAL: Duration = Duration::from_secs(60);
+use crate::telemetry;
 
 /// Windows starting before this are deleted.
 pub fn cutoff(now_ms: i64, watermark: Option<i64>, retention_ms: i64) -> i64 {
@@ -23,9 +21,15 @@ pub fn cutoff(now_ms: i64, watermark: Option<i64>, retention_ms: i64) -> i64 {
         .saturating_sub(retention_ms)
 }
 
-/// Run a pass every [`PASS_INTERVAL`] (the first at once) until `shutdown`.
-pub async fn run(store: Store, live: Arc<Live>, retention_ms: i64, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(PASS_INTERVAL);
+/// Run a pass every `every` (the first at once) until `shutdown`.
+pub async fn run(
+    store: Store,
+    live: Arc<Live>,
+    retention_ms: i64,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -41,10 +45,9 @@ pub async fn pass(store: &Store, live: &Live, now_ms: i64, retention_ms: i64) {
     let before = cutoff(now_ms, live.watermark(), retention_ms);
     let s = store.clone();
     match tokio::task::spawn_blocking(move || s.delete_windows_before(before)).await {
-        Ok(Ok(0)) => {}
-        Ok(Ok(n)) => tracing::info!(deleted = n, before, "retention removed old windows"),
-        Ok(Err(e)) => tracing::warn!(error = %e, "retention failed"),
-        Err(e) => tracing::warn!(error = %e, "retention task failed"),
+        Ok(Ok(n)) => telemetry::retention_pass(before, n),
+        Ok(Err(e)) => telemetry::retention_failed(&e),
+        Err(e) => telemetry::retention_failed(&e),
     }
     live.forget_before(before);
 }

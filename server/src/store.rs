@@ -12,8 +12,8 @@
 //! - Tree `dead_letters`: key `(topic, partition, offset)` → [`DeadLetterRecord`]: dead
 //!   letters their topic did not take (too large, topic missing, not authorized, not
 //!   delivered in time), kept so that no message is ever passed over unrecorded.
-//! - Tree `revised`: key window start → empty: windows that changed after they were shown
-//!   final.
+//! - Tree `revised`: key window start → empty: windows that took late events (written in
+//!   the checkpoint that folds them), or changed after they were shown final.
 //! - [`Store::checkpoint`] writes, in ONE sled transaction across the trees, the open
 //!   windows of one partition as they are, the late events of its closed windows merged
 //!   into their stored rows (read-modify-write), its undelivered dead letters, and its
@@ -372,8 +372,13 @@ impl Store {
                 postcard::to_allocvec(d)?,
             ));
         }
-        let merged = (&self.offsets, &self.windows, &self.dead_letters)
-            .transaction(|(offsets, windows, dead_letters)| {
+        let merged = (
+            &self.offsets,
+            &self.windows,
+            &self.dead_letters,
+            &self.revised,
+        )
+            .transaction(|(offsets, windows, dead_letters, revised)| {
                 for (k, v) in &open {
                     windows.insert(k.as_slice(), v.as_slice())?;
                 }
@@ -388,6 +393,9 @@ impl Store {
                     };
                     agg.merge(late);
                     windows.insert(k, agg.to_bytes())?;
+                    // The mark is part of the same write: a crash never leaves a revised
+                    // window shown as final.
+                    revised.insert(&enc_i64(*start), &[])?;
                     merged.push((*start, agg));
                 }
                 for (k, v) in &dead {

@@ -33,6 +33,10 @@ struct Counters {
     partitions_assigned: Counter,
     partitions_revoked: Family<Labels, Counter>,
     partition_tasks_aborted: Counter,
+    partition_tasks_panicked: Counter,
+    retention_passes: Counter,
+    retention_windows_deleted: Counter,
+    retention_failures: Counter,
     socket_clients_dropped: Family<Labels, Counter>,
     socket_clients_resynced: Counter,
 }
@@ -47,6 +51,10 @@ static COUNTERS: LazyLock<Counters> = LazyLock::new(|| Counters {
     partitions_assigned: Counter::default(),
     partitions_revoked: Family::default(),
     partition_tasks_aborted: Counter::default(),
+    partition_tasks_panicked: Counter::default(),
+    retention_passes: Counter::default(),
+    retention_windows_deleted: Counter::default(),
+    retention_failures: Counter::default(),
     socket_clients_dropped: Family::default(),
     socket_clients_resynced: Counter::default(),
 });
@@ -133,6 +141,42 @@ pub fn partition_task_aborted(timeout: Duration) {
     c().partition_tasks_aborted.inc();
 }
 
+/// A partition task panicked: its partition stops counting and the process stops with an
+/// error (its state since the last checkpoint is read again on the next start).
+pub fn partition_task_panicked(topic: &str, partition: i32, message: &str) {
+    tracing::error!(
+        topic,
+        partition,
+        panic = message,
+        "partition task panicked; the partition is marked failed and Pulseboard stops"
+    );
+    c().partition_tasks_panicked.inc();
+}
+
+/// A retention pass deleted `deleted` stored windows starting before `before`.
+pub fn retention_pass(before: i64, deleted: usize) {
+    if deleted > 0 {
+        tracing::info!(deleted, before, "retention removed old windows");
+    }
+    c().retention_passes.inc();
+    c().retention_windows_deleted.inc_by(deleted as u64);
+}
+
+/// A retention pass failed; the next one tries again.
+pub fn retention_failed(error: &dyn std::fmt::Display) {
+    tracing::warn!(error = %error, "retention pass failed; the next pass tries again");
+    c().retention_failures.inc();
+}
+
+/// The text of a panic's payload.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
 /// A socket client was dropped (`why`: too slow, send failed).
 pub fn socket_client_dropped(why: &'static str) {
     tracing::info!(why, "socket client dropped");
@@ -199,6 +243,26 @@ pub fn metrics_registry(live: Arc<Live>, hub: Arc<Hub>) -> Registry {
         "partition_tasks_aborted",
         "Partition tasks aborted because they did not stop in time",
         k.partition_tasks_aborted.clone(),
+    );
+    r.register(
+        "retention_passes",
+        "Retention passes run",
+        k.retention_passes.clone(),
+    );
+    r.register(
+        "retention_windows_deleted",
+        "Stored windows deleted by retention",
+        k.retention_windows_deleted.clone(),
+    );
+    r.register(
+        "retention_failures",
+        "Retention passes that failed",
+        k.retention_failures.clone(),
+    );
+    r.register(
+        "partition_tasks_panicked",
+        "Partition tasks that panicked (each stops the process with an error)",
+        k.partition_tasks_panicked.clone(),
     );
     r.register(
         "ws_clients_dropped",

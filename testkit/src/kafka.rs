@@ -590,6 +590,29 @@ pub async fn create_topic_with(
     wait_for_leaders(brokers, name, partitions).await
 }
 
+/// Create a topic whose partitions live on the given brokers: `replicas[p]` lists the node
+/// ids of partition `p`'s replicas (for tests that take one broker's topics away).
+pub async fn create_topic_assigned(brokers: &str, name: &str, replicas: &[&[i32]]) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("log_level", "3")
+        .create()?;
+    let topic = NewTopic::new(
+        name,
+        replicas.len() as i32,
+        TopicReplication::Variable(replicas),
+    );
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    for r in admin
+        .create_topics([&topic], &opts)
+        .await
+        .context("create_topics")?
+    {
+        r.map_err(|(t, e)| anyhow!("creating topic {t}: {e}"))?;
+    }
+    wait_for_leaders(brokers, name, replicas.len() as i32).await
+}
+
 /// Delete a topic (and wait until the cluster no longer lists it).
 pub async fn delete_topic(brokers: &str, name: &str) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()

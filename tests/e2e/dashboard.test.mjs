@@ -192,6 +192,11 @@ test('embed renders one panel alone', async () => {
   await page.goto(`${server.base}/embed/events`);
   await page.waitForSelector('[data-testid="embed-events"]');
   await until('bars in the embedded chart', async () => (await page.locator('[data-testid="events-chart"] [data-testid="bar"]').count()) > 0);
+  // The demo's late events (batched clients) revise closed windows: drawn in their own class.
+  await until('a revised window in the API', async () =>
+    (await json(`${server.base}/api/v1/windows?range=15m`)).windows.some((w) => w.state === 'revised'), 60000);
+  await until('a revised bar, drawn distinctly', async () =>
+    (await page.locator('[data-testid="events-chart"] [data-testid="bar"].revised').count()) > 0, 20000);
   assert.equal(await page.locator('[data-testid="top-pages"]').count(), 0, 'only the one panel');
   assert.equal(await page.locator('[data-testid^="range-"]').count(), 0, 'no controls');
   await page.screenshot({ path: path.join(ARTIFACTS, 'embed-events.png') });

@@ -79,6 +79,12 @@ pub enum IngestError {
         #[source]
         source: KafkaError,
     },
+    #[error("partition {topic}/{partition}: its task panicked: {message}")]
+    PartitionPanicked {
+        topic: String,
+        partition: i32,
+        message: String,
+    },
     #[error("partition {topic}/{partition}: {source}")]
     Store {
         topic: String,
@@ -221,8 +227,11 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
                         }
                         params.live.set_assigned(&topic, partition, true);
                         let (stop_tx, stop_rx) = mpsc::channel(1);
-                        let task = tokio::spawn(partition_task(
-                            engine, queue, stop_rx, shared.clone(), fatal_tx.clone(),
+                        let task = tokio::spawn(supervised(
+                            (topic.clone(), partition),
+                            partition_task(engine, queue, stop_rx, shared.clone(), fatal_tx.clone()),
+                            params.live.clone(),
+                            fatal_tx.clone(),
                         ));
                         tasks.insert((topic, partition), PartitionHandle { stop: stop_tx, task });
                     }
@@ -262,6 +271,30 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
     })
     .await;
     result
+}
+
+/// Run a partition task; a panic in it is caught here, at once: the partition is marked
+/// failed in status and `/readyz`, counted, and reported to the supervisor, which stops
+/// ingest with an error (the process exits non-zero). The partition's state since its last
+/// checkpoint is dropped and read again from Kafka on the next start, so nothing is lost or
+/// counted twice.
+async fn supervised(
+    (topic, partition): (String, i32),
+    task: impl std::future::Future<Output = ()> + Send,
+    live: Arc<Live>,
+    fatal: mpsc::UnboundedSender<IngestError>,
+) {
+    use futures::FutureExt;
+    if let Err(panic) = std::panic::AssertUnwindSafe(task).catch_unwind().await {
+        let message = crate::telemetry::panic_message(panic.as_ref());
+        crate::telemetry::partition_task_panicked(&topic, partition, &message);
+        live.mark_failed(&topic, partition, &message);
+        let _ = fatal.send(IngestError::PartitionPanicked {
+            topic,
+            partition,
+            message,
+        });
+    }
 }
 
 struct PartitionHandle {

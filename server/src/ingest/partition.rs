@@ -91,6 +91,8 @@ pub(super) async fn partition_task(
                 while let Some(msg) = next.take() {
                     let handled = match msg {
                         Ok(m) => {
+                            #[cfg(debug_assertions)]
+                            test_hook::panic_if_asked(&topic, partition, rdkafka::Message::offset(&m));
                             on_message(&mut engine, &m, now_ms, &dlq, &shared.producer, &mut pending).await;
                             Ok(())
                         }
@@ -130,6 +132,46 @@ pub(super) async fn partition_task(
             partition,
             source,
         });
+    }
+}
+
+/// A deliberate panic for the tests of panic handling, in debug builds only:
+/// `PULSEBOARD_TEST_PANIC_AT=topic/partition@offset` panics the partition task when it reads
+/// that offset. Release builds do not contain it.
+#[cfg(debug_assertions)]
+mod test_hook {
+    use std::sync::OnceLock;
+
+    pub(super) const VAR: &str = "PULSEBOARD_TEST_PANIC_AT";
+
+    fn target() -> &'static Option<(String, i32, i64)> {
+        static T: OnceLock<Option<(String, i32, i64)>> = OnceLock::new();
+        T.get_or_init(|| std::env::var(VAR).ok().as_deref().and_then(parse))
+    }
+
+    pub(super) fn parse(s: &str) -> Option<(String, i32, i64)> {
+        let (tp, offset) = s.rsplit_once('@')?;
+        let (topic, partition) = tp.rsplit_once('/')?;
+        Some((
+            topic.to_owned(),
+            partition.parse().ok()?,
+            offset.parse().ok()?,
+        ))
+    }
+
+    pub(super) fn panic_if_asked(topic: &str, partition: i32, offset: i64) {
+        if let Some((t, p, o)) = target() {
+            if t == topic && *p == partition && *o == offset {
+                panic!("{VAR}: deliberate panic at {topic}/{partition}@{offset}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_hook_names_one_offset_of_one_partition() {
+        assert_eq!(parse("clicks/3@120"), Some(("clicks".into(), 3, 120)));
+        assert_eq!(parse("a/b/0@7"), Some(("a/b".into(), 0, 7)));
+        assert_eq!(parse("clicks@1"), None);
     }
 }
 
@@ -289,12 +331,15 @@ pub(super) async fn checkpoint(
             report.windows.len(),
         );
         let written: Vec<i64> = report.windows.iter().map(|(s, _)| *s).collect();
+        // Windows that took late events were marked revised in the checkpoint itself.
+        shared.live.mark_revised(report.revised.iter().copied());
         let revised = shared
             .live
             .publish_partition(progress(engine, saw_messages, reads), &written);
         if !revised.is_empty() {
-            // The marks let a restart show them revised still; losing one in a crash only
-            // loses the mark, and the replayed late events set it again.
+            // Windows written on time for this partition after the global watermark had
+            // passed them (a slow partition): shown final, now changed. The marks let a
+            // restart show them revised still; a crash before this line loses only the mark.
             shared.store.mark_revised(&revised)?;
         }
         shared
