@@ -605,6 +605,23 @@ mod tests {
         assert_eq!(ev.ts, 1_700_000_000_000);
     }
 
+    #[test]
+    fn a_rate_without_a_burst_is_refused_at_start() {
+        let parse = |args: &[&str]| {
+            let mut argv = vec!["pulseboard"];
+            argv.extend_from_slice(args);
+            <crate::config::Config as clap::Parser>::try_parse_from(argv)
+                .expect("flags")
+                .validate()
+        };
+        let e = parse(&["--collect-burst", "0"]).expect_err("burst 0 with a rate");
+        assert!(e.to_string().contains("collect-burst"), "{e}");
+        assert!(parse(&["--collect-rate", "0", "--collect-burst", "0"]).is_ok());
+        let c = parse(&[]).expect("defaults");
+        assert_eq!((c.http.collect_rate, c.http.collect_burst), (20, 40));
+        assert!(!c.http.trust_forwarded_for);
+    }
+
     /// The collect route as `http::router` mounts it, with a producer that never connects.
     fn collect_app(rate: &str, burst: &str) -> Router {
         let cfg = <crate::config::Config as clap::Parser>::try_parse_from([
