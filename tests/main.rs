@@ -6,6 +6,7 @@
 mod util;
 
 mod backbone;
+mod collect;
 mod embedded;
 mod faults;
 mod hardening;

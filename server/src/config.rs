@@ -137,6 +137,18 @@ pub struct HttpArgs {
     /// Who may embed the pages in a frame (CSP `frame-ancestors`), e.g. `'self' https://intranet.example`.
     #[arg(long, env = "PULSEBOARD_FRAME_ANCESTORS", default_value = "'self'")]
     pub frame_ancestors: String,
+    /// `POST /collect` requests per second allowed per client IP address (IPv6: per /64);
+    /// more get `429` with `Retry-After`. 0 disables the limit.
+    #[arg(long, env = "PULSEBOARD_COLLECT_RATE", default_value_t = 20)]
+    pub collect_rate: u32,
+    /// Requests a client may send at once above `--collect-rate` (the bucket's size).
+    #[arg(long, env = "PULSEBOARD_COLLECT_BURST", default_value_t = 40)]
+    pub collect_burst: u32,
+    /// Take the client of `POST /collect` from the last address of `X-Forwarded-For`
+    /// (the one added by the proxy in front). Only behind a proxy that sets it: otherwise
+    /// any client can write the header and pick a fresh rate-limit bucket per request.
+    #[arg(long, env = "PULSEBOARD_TRUST_FORWARDED_FOR")]
+    pub trust_forwarded_for: bool,
 }
 
 /// The live hub and its WebSocket clients.
@@ -341,6 +353,13 @@ impl HttpArgs {
             ));
         }
         self.token = self.token.take().filter(|t| !t.is_empty());
+        if self.collect_rate > 0 && self.collect_burst == 0 {
+            return Err(invalid(
+                "collect-burst",
+                self.collect_burst,
+                "must be at least 1 when --collect-rate is set (or give --collect-rate 0 to disable the limit)",
+            ));
+        }
         Ok(())
     }
 

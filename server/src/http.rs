@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::extract::Request;
-use axum::extract::{FromRef, Query, State};
+use axum::extract::{DefaultBodyLimit, FromRef, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
@@ -81,7 +81,7 @@ impl AppState {
             hub,
             window_ms: config.windows.config().width_ms,
             static_dir: config.http.static_dir(),
-            collector,
+            collector: collector.map(|c| c.configured(&config.http, &config.kafka.mapping())),
             security: Security {
                 token: config.http.token.as_deref().map(Arc::from),
                 frame_ancestors: Arc::from(config.http.frame_ancestors.as_str()),
@@ -230,7 +230,10 @@ pub fn router(state: AppState) -> Router {
         .route("/kiosk", get(page))
         .route("/embed/{panel}", get(page))
         .route("/ws", get(crate::ws::handler))
-        .route("/collect", post(crate::collect::handler))
+        .route(
+            "/collect",
+            post(crate::collect::handler).layer(DefaultBodyLimit::max(crate::collect::MAX_BODY)),
+        )
         .route("/api/v1/windows", get(windows))
         .route("/api/v1/summary", get(summary))
         .route("/api/v1/status", get(status))
