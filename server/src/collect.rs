@@ -225,6 +225,7 @@ impl RateLimiter {
         }
         let wait = Duration::from_secs_f64((1.0 - bucket.tokens) / self.rate);
         let total = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
+        crate::telemetry::collect_refused("rate");
         b.refused_since_log += 1;
         if b.last_log
             .is_none_or(|t| now.saturating_duration_since(t) >= REFUSAL_LOG_EVERY)

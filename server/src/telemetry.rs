@@ -35,6 +35,7 @@ struct Counters {
     partition_tasks_aborted: Counter,
     partition_tasks_panicked: Counter,
     retention_passes: Counter,
+    collect_refused: Family<Labels, Counter>,
     retention_windows_deleted: Counter,
     retention_failures: Counter,
     socket_clients_dropped: Family<Labels, Counter>,
@@ -53,6 +54,7 @@ static COUNTERS: LazyLock<Counters> = LazyLock::new(|| Counters {
     partition_tasks_aborted: Counter::default(),
     partition_tasks_panicked: Counter::default(),
     retention_passes: Counter::default(),
+    collect_refused: Family::default(),
     retention_windows_deleted: Counter::default(),
     retention_failures: Counter::default(),
     socket_clients_dropped: Family::default(),
@@ -153,6 +155,13 @@ pub fn partition_task_panicked(topic: &str, partition: i32, message: &str) {
     c().partition_tasks_panicked.inc();
 }
 
+/// A `POST /collect` request was refused (`why`: `rate`); the caller logs, rate-limited.
+pub fn collect_refused(why: &'static str) {
+    c().collect_refused
+        .get_or_create(&vec![("why", why.to_owned())])
+        .inc();
+}
+
 /// A retention pass deleted `deleted` stored windows starting before `before`.
 pub fn retention_pass(before: i64, deleted: usize) {
     if deleted > 0 {
@@ -243,6 +252,11 @@ pub fn metrics_registry(live: Arc<Live>, hub: Arc<Hub>) -> Registry {
         "partition_tasks_aborted",
         "Partition tasks aborted because they did not stop in time",
         k.partition_tasks_aborted.clone(),
+    );
+    r.register(
+        "collect_refused",
+        "POST /collect requests refused, by why",
+        k.collect_refused.clone(),
     );
     r.register(
         "retention_passes",
