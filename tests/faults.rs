@@ -273,18 +273,6 @@ async fn one_broker_of_three_killed_mid_ingest_loses_nothing_and_status_shows_de
 }
 
 /// Delete the topic and create it again, empty, with `partitions` partitions.
-async fn recreate_topic(brokers: &str, topic: &str, partitions: i32) -> Result<()> {
-    delete_topic(brokers, topic).await?;
-    // The deletion is asynchronous inside the cluster: retry the creation while the old
-    // topic is still being removed.
-    poll_until(
-        Duration::from_secs(60),
-        "the topic to be created again",
-        || async { create_topic(brokers, topic, partitions).await.ok() },
-    )
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offset_outside_the_log_is_reset_by_policy_and_reported() -> Result<()> {
     // First life of the topic: 200 messages, all read and stored.

@@ -514,3 +514,63 @@ async fn a_panic_in_a_partition_task_exits_nonzero_and_the_restart_is_exact() ->
     assert_windows_match(&windows, &recompute(&folded, WIDTH))?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_right_after_an_offset_reset_skips_nothing() -> Result<()> {
+    let kafka = Kafka::start()?;
+    let brokers = kafka.bootstrap();
+    create_topic(&brokers, "clicks", 1).await?;
+    let now = now_ms();
+    let old = in_order(1, 300, now - 20 * MINUTE, now - 15 * MINUTE);
+    let p = producer(&brokers)?;
+    produce(&p, "clicks", &payloads(&old)).await?;
+    let dir = data_dir();
+    let mut args = broker_args(&brokers, "clicks", "reset-crash", dir.path());
+    args.extend(["--offset-reset".into(), "latest".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let child = spawn_child(&args)?;
+    wait_for_totals(child.addr, 300, 0, Duration::from_secs(60)).await?;
+    assert!(child.terminate()?.success());
+
+    // The topic is recreated below the stored offset (300): 50 messages that `latest` skips
+    // by design, then, once the reset is done, 50 that must be counted.
+    recreate_topic(&brokers, "clicks", 1).await?;
+    let new = in_order(1, 100, now - 10 * MINUTE, now - 5 * MINUTE);
+    produce(&p, "clicks", &payloads(&new[..50])).await?;
+    let mut child = pulseboard_testkit::PulseboardProcess::spawn_with_env(
+        std::path::Path::new(env!("CARGO_BIN_EXE_pulseboard")),
+        &args,
+        &[
+            ("RUST_LOG", "info"),
+            // Crash on the tenth message after the reset target (offset 50).
+            ("PULSEBOARD_TEST_PANIC_AT", "clicks/0@60"),
+        ],
+    )?;
+    let addr = child.addr;
+    poll_until(Duration::from_secs(60), "the offset reset", || async {
+        let s = get_json(addr, "/api/v1/status").await?;
+        (!s["offset_resets"].as_array()?.is_empty()).then_some(())
+    })
+    .await?;
+    produce(&p, "clicks", &payloads(&new[50..])).await?;
+    let status =
+        pulseboard_testkit::process::wait_timeout(&mut child.child, Duration::from_secs(60))?
+            .ok_or_else(|| anyhow!("still running 60 s after the panic"))?;
+    assert!(!status.success(), "{status}");
+
+    // The reset target was checkpointed before reading restarted: the next start resumes at
+    // offset 50, not at a second reset to the log's end (which would skip 50..100).
+    let child = spawn_child(&args)?;
+    let s = wait_for_totals(child.addr, 350, 0, Duration::from_secs(60)).await?;
+    assert_eq!(s["partitions"][0]["next_offset"].as_i64(), Some(100), "{s}");
+    let folded: Vec<Event> = old
+        .iter()
+        .chain(&new[50..])
+        .map(|(_, e)| e.clone())
+        .collect();
+    let windows = get_json(child.addr, "/api/v1/windows?from=0&limit=10000&top=1000")
+        .await
+        .ok_or_else(|| anyhow!("windows endpoint failed"))?;
+    assert_windows_match(&windows, &recompute(&folded, WIDTH))?;
+    Ok(())
+}

@@ -317,3 +317,16 @@ pub async fn wait_for_totals(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Delete `topic` and create it again (empty, offsets from 0).
+pub async fn recreate_topic(brokers: &str, topic: &str, partitions: i32) -> Result<()> {
+    delete_topic(brokers, topic).await?;
+    // The deletion is asynchronous inside the cluster: retry the creation while the old
+    // topic is still being removed.
+    poll_until(
+        Duration::from_secs(60),
+        "the topic to be created again",
+        || async { create_topic(brokers, topic, partitions).await.ok() },
+    )
+    .await
+}
