@@ -80,6 +80,7 @@ pub struct PartitionCheckpoint {
 
 /// The partition checkpoint of format version 2, for the migration.
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
 struct PartitionCheckpointV2 {
     next_offset: i64,
     max_event_ts: Option<i64>,
@@ -547,5 +548,82 @@ mod tests {
             1
         );
         assert_eq!(store.delete_windows_before(0).expect("delete"), 1);
+    }
+
+    #[tokio::test]
+    async fn late_events_merge_into_the_stored_window_and_mark_it_revised_in_one_write() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), 10_000).expect("open");
+        let mut on_time = Aggregate::new();
+        on_time.events = 3;
+        let cp = PartitionCheckpoint::default();
+        let first = CheckpointWrite {
+            windows: &[(0, on_time)],
+            ..Default::default()
+        };
+        store.checkpoint("t", 0, &cp, first).await.expect("write");
+        assert!(store.revised_from(i64::MIN).expect("marks").is_empty());
+        let mut late = Aggregate::new();
+        late.events = 2;
+        let dead = DeadLetterRecord {
+            topic: "t".into(),
+            partition: 0,
+            offset: 7,
+            reason: "not_json".into(),
+            error: "Message size too large".into(),
+            at_ms: 1,
+            value_bytes: 2_000_000,
+            value_head: b"{".to_vec(),
+        };
+        let second = CheckpointWrite {
+            revisions: &[(0, late)],
+            undelivered: std::slice::from_ref(&dead),
+            ..Default::default()
+        };
+        let written = store.checkpoint("t", 0, &cp, second).await.expect("write");
+        assert_eq!(written.len(), 1);
+        assert_eq!(written[0].1.events, 5, "merged with the stored row");
+        drop(store);
+        let store = Store::open(dir.path(), 10_000).expect("reopen");
+        assert_eq!(store.windows_in(0, 1).expect("rows")[0].agg.events, 5);
+        assert_eq!(store.revised_from(i64::MIN).expect("marks"), vec![0]);
+        assert_eq!(store.recorded_dead_letters(10).expect("dead"), vec![dead]);
+    }
+
+    #[test]
+    fn a_version_2_store_is_migrated_in_place() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let db = sled::open(dir.path()).expect("sled");
+            let meta = db.open_tree("meta").expect("meta");
+            meta.insert("format_version", &2u32.to_be_bytes())
+                .expect("v");
+            meta.insert("window_ms", &enc_i64(10_000)).expect("w");
+            let old = PartitionCheckpointV2 {
+                next_offset: 9,
+                max_event_ts: Some(5),
+                events: 8,
+                late: 1,
+                dead_letters: BTreeMap::from([("not_json".to_owned(), 1)]),
+                offset_resets: 0,
+            };
+            db.open_tree("offsets")
+                .expect("offsets")
+                .insert(
+                    partition_key("t", 0),
+                    postcard::to_allocvec(&old).expect("encode"),
+                )
+                .expect("insert");
+            db.flush().expect("flush");
+        }
+        let store = Store::open(dir.path(), 10_000).expect("migrates");
+        let cp = store.partition("t", 0).expect("read").expect("kept");
+        assert_eq!((cp.next_offset, cp.events, cp.late), (9, 8, 1));
+        assert_eq!((cp.revised_events, cp.dead_letters_recorded), (0, 0));
+        drop(store);
+        assert!(
+            Store::open(dir.path(), 10_000).is_ok(),
+            "opens as version 3"
+        );
     }
 }
