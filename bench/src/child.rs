@@ -1,5 +1,8 @@
 //! Steps 4–5: the release `pulseboard` binary as a child process, watched from outside.
 //!
+//! Step 4b ([`pipeline_under_load`]) repeats the run of step 4 (same topic, same events,
+//! same arguments, same measurement) while a load runs against the child's HTTP address.
+//!
 //! Contract: a [`Child`] runs with its own consumer group and a temporary data dir, its
 //! stdout and stderr in a log file there (shown on failure); progress is read from
 //! `/api/v1/status` (the sum of the partitions' `next_offset`), memory from /proc. The rate
@@ -7,6 +10,7 @@
 //! (`first_read_ms`, `last_read_ms`), the way the peers report theirs (see
 //! [`IngestRun::eps`]).
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -16,6 +20,7 @@ use pulseboard_testkit::net::{get_json, poll_until};
 use pulseboard_testkit::{process, PulseboardProcess};
 use serde::Serialize;
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 use crate::load::{self, TOPIC};
 use crate::report::Report;
@@ -25,6 +30,8 @@ use crate::{step, Plan, PARTITIONS};
 const TOPIC_HC: &str = "bench_hc";
 const STATUS: &str = "/api/v1/status";
 const POLL_EVERY: Duration = Duration::from_millis(50);
+/// The arguments of every pipeline run on `bench` (steps 4 and 4b).
+const PIPELINE_ARGS: &[&str] = &["--checkpoint-interval", "200ms"];
 
 /// Steps 4 and 5a: the child consuming `bench`, with its memory.
 pub fn measure_pipeline(
@@ -36,7 +43,7 @@ pub fn measure_pipeline(
     report: &mut Report,
 ) -> Result<()> {
     step(&format!("pipeline: pulseboard child consuming `{TOPIC}`"));
-    let mut child = Child::spawn(plan, brokers, TOPIC, &["--checkpoint-interval", "200ms"])?;
+    let mut child = Child::spawn(plan, brokers, TOPIC, PIPELINE_ARGS)?;
     let cpu = load::CpuMeter::start(&[Some(child.pid()), broker_pid]);
     let run = rt
         .block_on(child.watch_ingest(TOPIC, target, ingest_timeout(plan.events)))
@@ -55,6 +62,39 @@ pub fn measure_pipeline(
     report.rss_sampled_max_mb = run.rss_max_mb;
     child.stop();
     Ok(())
+}
+
+/// Step 4b: a fresh child consumes `bench` as in step 4, while `load` (started as soon as
+/// the child listens, given its address) runs; `load` is told to stop when the topic is
+/// consumed. Returns the run's events/s, measured as `pipeline_eps` is, and what `load`
+/// returned.
+pub fn pipeline_under_load<T, F>(
+    rt: &tokio::runtime::Runtime,
+    plan: &Plan,
+    brokers: &str,
+    target: i64,
+    load: impl FnOnce(SocketAddr, CancellationToken) -> F,
+) -> Result<(f64, T)>
+where
+    F: Future<Output = Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    let mut child = Child::spawn(plan, brokers, TOPIC, PIPELINE_ARGS)?;
+    let stop = CancellationToken::new();
+    let load = rt.spawn(load(child.addr(), stop.clone()));
+    let run = rt.block_on(child.watch_ingest(TOPIC, target, ingest_timeout(plan.events)));
+    stop.cancel();
+    let load = rt
+        .block_on(load)
+        .context("the load task panicked")
+        .and_then(|r| r);
+    let run = run.with_context(|| child.log_tail())?;
+    let load = load.with_context(|| child.log_tail())?;
+    rt.block_on(child.verify_totals(plan.events))
+        .with_context(|| child.log_tail())?;
+    child.ensure_running()?;
+    child.stop();
+    Ok((run.eps(plan.events), load))
 }
 
 /// Step 5b: N events where every URL is distinct, a fresh child; memory as it grows.

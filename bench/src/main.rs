@@ -6,6 +6,8 @@
 //! 2. `raw_consume_eps`: a bare rdkafka consumer reading them back (the physical limit);
 //! 3. `decode_eps`: the canonical decoder on the same payloads, in memory, one thread;
 //! 4. `pipeline_eps`: the release `pulseboard` binary as a child process, consuming `bench`;
+//!    4b. `pipeline_eps_reconnect_storm`: the same again while 1,000 WebSocket clients connect,
+//!    read their snapshot and leave in a loop (`reconnect_storm_ratio` = 4b / 4);
 //! 5. `rss_peak_mb` of that child, and of a child fed N events with distinct URLs;
 //! 6. `ws_latency_p50_ms`/`p99`: 1,000 WebSocket clients watching paced probe events;
 //! 7. `peers`: the same windowed job in Spark Structured Streaming and Kafka Streams
@@ -21,7 +23,7 @@
 //! - `main`: arguments, the plan, the order of the steps.
 //! - [`load`]: the bulk producer, the raw consumer, the decoder (steps 1–3).
 //! - [`child`]: the pulseboard child watched through its status API (steps 4–5).
-//! - [`ws`]: the 1,000-client WebSocket probe (step 6).
+//! - [`ws`]: the reconnect storm (step 4b) and the 1,000-client WebSocket probe (step 6).
 //! - [`probe`]: paced probe events and when their counts became visible (steps 6–7).
 //! - [`peers`]: Spark, Kafka Streams and Quix Streams as child processes (step 7).
 //! - [`report`]: the results, targets, the table and the JSON.
@@ -49,6 +51,8 @@ const PARTITIONS: i32 = 4;
 /// File descriptors the WebSocket step needs (1,000 sockets on each side, plus Kafka).
 const WANT_FDS: u64 = 8_192;
 const MIN_FDS: u64 = 4_096;
+/// Clients of the reconnect storm (step 4b); `--quick` runs a tenth of them.
+const STORM_CLIENTS: usize = 1_000;
 
 const SETUP: &str = "\
 Run (from the workspace root):
@@ -77,7 +81,8 @@ Relative paths given to --out are resolved against the workspace root.";
 #[derive(Debug, Parser)]
 #[command(name = "pulseboard-bench", after_help = SETUP)]
 struct Args {
-    /// Small sizes (200,000 events, 20,000 Quix events, 8 s of probes), JVM peers off.
+    /// Small sizes (200,000 events, 20,000 Quix events, 8 s of probes, 100 reconnecting
+    /// clients), JVM peers off.
     #[arg(long)]
     quick: bool,
     /// Events prefilled and consumed by Pulseboard and the JVM peers (default 2,000,000;
@@ -113,6 +118,8 @@ pub(crate) struct Plan {
     pub events: u64,
     pub quix_events: u64,
     pub ws_probe_for: Duration,
+    /// Clients of the reconnect storm (step 4b).
+    pub storm_clients: usize,
     pub out: PathBuf,
     pub pulseboard: PathBuf,
     pub peer_python: Option<PathBuf>,
@@ -145,10 +152,10 @@ impl Plan {
         }
         let peers_dir = std::env::var_os("PULSEBOARD_PEERS_DIR")
             .map_or_else(|| kafka::cache_dir().join("peers"), PathBuf::from);
-        let (mode, events, quix_events, ws_secs) = if args.quick {
-            ("quick", 200_000, 20_000, 8)
+        let (mode, events, quix_events, ws_secs, storm_clients) = if args.quick {
+            ("quick", 200_000, 20_000, 8, STORM_CLIENTS / 10)
         } else {
-            ("default", 2_000_000, 200_000, 20)
+            ("default", 2_000_000, 200_000, 20, STORM_CLIENTS)
         };
         let jvm_peers = if args.quick {
             args.jvm_peers
@@ -160,6 +167,7 @@ impl Plan {
             events: args.events.unwrap_or(events).max(1),
             quix_events: args.quix_events.unwrap_or(quix_events).max(1),
             ws_probe_for: Duration::from_secs(ws_secs),
+            storm_clients,
             out: root.join(args.out),
             pulseboard,
             peer_python: std::env::var_os("PULSEBOARD_PEER_PYTHON").map(PathBuf::from),
@@ -222,6 +230,7 @@ fn run(plan: &Plan) -> Result<ExitCode> {
     load::measure_decode(&payloads, &mut report)?;
     drop(payloads);
     child::measure_pipeline(&rt, plan, &brokers, broker_pid, ends, &mut report)?;
+    ws::measure_reconnect_storm(&rt, plan, &brokers, ends, &mut report)?;
     child::measure_high_cardinality(&rt, plan, &brokers, &mut report)?;
     ws::measure_websockets(&rt, plan, &brokers, &mut report)?;
     let peers_failed = peers::measure(&rt, plan, &brokers, &mut report);

@@ -110,6 +110,18 @@ pub struct Report {
     pub pipeline_eps_wall: f64,
     pub pipeline_startup_secs: f64,
     pub pipeline_vs_raw: f64,
+    /// `pipeline_eps` again, measured the same way on the same topic, while
+    /// `reconnect_storm_clients` WebSocket clients connect, read their snapshot and leave in
+    /// a loop.
+    pub pipeline_eps_reconnect_storm: f64,
+    /// `pipeline_eps_reconnect_storm / pipeline_eps` (same run of the bench).
+    pub reconnect_storm_ratio: f64,
+    pub reconnect_storm_clients: usize,
+    /// Snapshots the storm clients read, in all and per second.
+    pub reconnect_storm_snapshots: u64,
+    pub reconnect_storm_snapshots_per_s: f64,
+    /// Storm attempts that got no snapshot (refused, reset, timed out).
+    pub reconnect_storm_failures: u64,
     pub rss_peak_mb: f64,
     pub rss_sampled_max_mb: f64,
     pub pipeline_eps_high_cardinality: f64,
@@ -160,6 +172,9 @@ impl Report {
                 self.cpu.cpu_bound_ratio = self.cpu.pipeline_eps_cpu_bound / self.raw_consume_eps;
             }
         }
+        if self.pipeline_eps > 0.0 {
+            self.reconnect_storm_ratio = self.pipeline_eps_reconnect_storm / self.pipeline_eps;
+        }
         let vs = |p: &PeerReport| p.eps.filter(|e| *e > 0.0).map(|e| self.pipeline_eps / e);
         self.vs_spark = vs(&self.peers.spark);
         self.vs_kafka_streams = vs(&self.peers.kafka_streams);
@@ -188,6 +203,12 @@ fn targets(r: &Report) -> Vec<Target> {
     };
     vec![
         t("pipeline_vs_raw", ">=", 0.85, Some(r.pipeline_vs_raw)),
+        t(
+            "reconnect_storm_ratio",
+            ">=",
+            0.9,
+            Some(r.reconnect_storm_ratio).filter(|_| r.pipeline_eps_reconnect_storm > 0.0),
+        ),
         t("vs_spark", ">=", 5.0, r.vs_spark),
         t("vs_kafka_streams", ">=", 3.0, r.vs_kafka_streams),
         t("ws_latency_p99_ms", "<=", 100.0, Some(r.ws_latency_p99_ms)),
@@ -258,6 +279,23 @@ fn rows(r: &Report) -> Vec<(String, String)> {
             format!("{:.1}", r.pipeline_startup_secs),
         ),
         ("pipeline_vs_raw", format!("{:.2}", r.pipeline_vs_raw)),
+        (
+            "pipeline_eps_reconnect_storm",
+            int(r.pipeline_eps_reconnect_storm),
+        ),
+        (
+            "reconnect_storm_ratio",
+            format!("{:.2}", r.reconnect_storm_ratio),
+        ),
+        (
+            "reconnect_storm: clients, snapshots/s, failures",
+            format!(
+                "{}, {}, {}",
+                r.reconnect_storm_clients,
+                int(r.reconnect_storm_snapshots_per_s),
+                r.reconnect_storm_failures
+            ),
+        ),
         (
             "cpu µs/event: raw consumer + broker",
             format!(
@@ -433,5 +471,32 @@ mod tests {
         assert_eq!(r.vs_kafka_streams, None);
         let ks = r.targets.iter().find(|t| t.metric == "vs_kafka_streams");
         assert_eq!(ks.and_then(|t| t.met), None);
+    }
+
+    #[test]
+    fn the_storm_ratio_compares_with_the_run_without_clients() {
+        let mut r = Report {
+            pipeline_eps: 100_000.0,
+            pipeline_eps_reconnect_storm: 95_000.0,
+            ..Report::default()
+        };
+        r.finish();
+        assert!((r.reconnect_storm_ratio - 0.95).abs() < 1e-9);
+        let t = r
+            .targets
+            .iter()
+            .find(|t| t.metric == "reconnect_storm_ratio");
+        assert_eq!(t.and_then(|t| t.met), Some(true));
+        // Not measured: no ratio, the target open.
+        let mut r = Report {
+            pipeline_eps: 100_000.0,
+            ..Report::default()
+        };
+        r.finish();
+        let t = r
+            .targets
+            .iter()
+            .find(|t| t.metric == "reconnect_storm_ratio");
+        assert_eq!(t.and_then(|t| t.met), None);
     }
 }

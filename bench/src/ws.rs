@@ -5,8 +5,16 @@
 //! window's count grew; every (client, probe) pair is a latency sample, from the probe's send
 //! to the client's read of the frame that counted it. A client that is closed or never saw a
 //! probe is reported, not hidden.
+//!
+//! Step 4b, the reconnect storm ([`measure_reconnect_storm`]): the pipeline run of step 4
+//! again, while [`Plan::storm_clients`] clients each connect, read their first frame (which
+//! must be a snapshot), close and connect again, until the topic is consumed; kiosks after
+//! a server restart, at their worst. A client whose attempt fails waits
+//! [`STORM_RETRY_AFTER`] before the next one, as a kiosk backs off; failures are counted.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -18,13 +26,164 @@ use serde::Deserialize;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_util::sync::CancellationToken;
 
-use crate::child::{consumed, Child};
+use crate::child::{self, consumed, Child};
 use crate::probe::{self, percentile, WindowSteps, PROBE_EVERY};
 use crate::report::Report;
 use crate::{step, Plan, PARTITIONS};
 
 const TOPIC_WS: &str = "bench_ws";
 const WS_CLIENTS: usize = 1_000;
+/// A storm client's pause after a failed attempt (none after a successful one).
+const STORM_RETRY_AFTER: Duration = Duration::from_millis(100);
+/// How long one storm attempt (handshake and snapshot) may take before it counts as failed.
+const STORM_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Step 4b: `pipeline_eps` again, under a reconnect storm of [`Plan::storm_clients`] clients.
+pub fn measure_reconnect_storm(
+    rt: &tokio::runtime::Runtime,
+    plan: &Plan,
+    brokers: &str,
+    target: i64,
+    report: &mut Report,
+) -> Result<()> {
+    let clients = plan.storm_clients;
+    step(&format!(
+        "reconnect storm: pulseboard child consuming `{}` while {clients} WebSocket clients reconnect in a loop",
+        crate::load::TOPIC
+    ));
+    let (eps, storm) = child::pipeline_under_load(rt, plan, brokers, target, move |addr, stop| {
+        reconnect_storm(addr, clients, stop)
+    })?;
+    if storm.snapshots == 0 {
+        bail!(
+            "no storm client got a snapshot ({} failed attempts; last error: {})",
+            storm.failures,
+            storm.last_error.as_deref().unwrap_or("none")
+        );
+    }
+    if storm.not_snapshot > 0 {
+        bail!(
+            "{} storm clients got a first frame that was not a snapshot",
+            storm.not_snapshot
+        );
+    }
+    report.pipeline_eps_reconnect_storm = eps;
+    report.reconnect_storm_clients = clients;
+    report.reconnect_storm_snapshots = storm.snapshots;
+    report.reconnect_storm_snapshots_per_s = storm.snapshots as f64 / storm.secs.max(1e-3);
+    report.reconnect_storm_failures = storm.failures;
+    if let Some(e) = &storm.last_error {
+        step(&format!(
+            "reconnect storm: {} failed attempts, the last: {e}",
+            storm.failures
+        ));
+    }
+    Ok(())
+}
+
+/// What the storm clients did, together.
+#[derive(Debug, Default)]
+pub struct Storm {
+    /// Snapshots read (one per completed connection).
+    pub snapshots: u64,
+    /// Attempts that did not end with a snapshot (refused, reset, timed out).
+    pub failures: u64,
+    /// First frames that were not a snapshot.
+    pub not_snapshot: u64,
+    pub last_error: Option<String>,
+    /// From the first attempt until `stop`.
+    pub secs: f64,
+}
+
+#[derive(Default)]
+struct StormCounts {
+    snapshots: AtomicU64,
+    failures: AtomicU64,
+    not_snapshot: AtomicU64,
+}
+
+/// `clients` clients connecting, reading their snapshot and closing, over and over, until
+/// `stop`.
+pub async fn reconnect_storm(
+    addr: SocketAddr,
+    clients: usize,
+    stop: CancellationToken,
+) -> Result<Storm> {
+    let url = format!("ws://{addr}/ws");
+    let counts = Arc::new(StormCounts::default());
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| tokio::spawn(storm_client(url.clone(), counts.clone(), stop.clone())))
+        .collect();
+    let mut last_error = None;
+    for t in tasks {
+        if let Some(e) = t.await.context("a storm client panicked")? {
+            last_error = Some(e);
+        }
+    }
+    Ok(Storm {
+        snapshots: counts.snapshots.load(Ordering::Relaxed),
+        failures: counts.failures.load(Ordering::Relaxed),
+        not_snapshot: counts.not_snapshot.load(Ordering::Relaxed),
+        last_error,
+        secs: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// One storm client; returns its last error, if any.
+async fn storm_client(
+    url: String,
+    counts: Arc<StormCounts>,
+    stop: CancellationToken,
+) -> Option<String> {
+    let mut last_error = None;
+    while !stop.is_cancelled() {
+        let attempt = tokio::time::timeout(STORM_ATTEMPT_TIMEOUT, connect_read_snapshot(&url));
+        let outcome = tokio::select! {
+            _ = stop.cancelled() => break,
+            r = attempt => r.unwrap_or_else(|_| Err(anyhow!("no snapshot within {STORM_ATTEMPT_TIMEOUT:?}"))),
+        };
+        match outcome {
+            Ok(true) => {
+                counts.snapshots.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(false) => {
+                counts.not_snapshot.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                counts.failures.fetch_add(1, Ordering::Relaxed);
+                last_error = Some(format!("{e:#}"));
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(STORM_RETRY_AFTER) => {}
+                }
+            }
+        }
+    }
+    last_error
+}
+
+/// Connect, read the first text frame, close. `Ok(true)` when that frame was a snapshot.
+async fn connect_read_snapshot(url: &str) -> Result<bool> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
+    let first = loop {
+        match ws.next().await {
+            Some(Ok(WsMessage::Text(text))) => break text,
+            Some(Ok(WsMessage::Close(f))) => bail!("closed before the snapshot: {f:?}"),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(e.into()),
+            None => bail!("closed before the snapshot"),
+        }
+    };
+    // Say goodbye; the client does not wait for the server's reply.
+    let _ = ws.close(None).await;
+    Ok(is_snapshot(&first))
+}
+
+/// A server message is internally tagged, with the tag first.
+fn is_snapshot(text: &str) -> bool {
+    text.starts_with(r#"{"type":"snapshot""#)
+}
 
 /// Step 6: 1,000 WebSocket clients and paced probe events on one partition.
 pub fn measure_websockets(
@@ -201,4 +360,28 @@ async fn read_windows(mut ws: WsStream, stop: CancellationToken) -> ClientLog {
         }
     }
     log
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pulseboard_model::proto::{ServerMsg, Status, PROTOCOL_VERSION};
+
+    #[test]
+    fn a_snapshot_is_told_from_other_messages_by_its_first_bytes() {
+        let snapshot = ServerMsg::Snapshot {
+            protocol: PROTOCOL_VERSION,
+            seq: 3,
+            window_ms: 10_000,
+            windows: Vec::new(),
+            status: Status::default(),
+        };
+        let windows = ServerMsg::Windows {
+            seq: 4,
+            windows: Vec::new(),
+        };
+        let json = |m: &ServerMsg| serde_json::to_string(m).expect("json");
+        assert!(is_snapshot(&json(&snapshot)));
+        assert!(!is_snapshot(&json(&windows)));
+    }
 }

@@ -19,10 +19,18 @@
 //! - A client subscribes with the last sequence it saw: it gets the missed messages from the
 //!   backlog, or a snapshot when they are gone. Broadcast is a bounded ring: a client that
 //!   falls more than its capacity behind is resynced with a snapshot, and nobody waits for it.
+//! - A snapshot is built and serialised at most once per sequence number, and never under
+//!   the lock the partitions publish through: under it the hub only takes shared handles
+//!   (`Arc`s) of the windows a snapshot shows; merging, rendering and encoding happen after
+//!   it is released. Every client that asks at the same sequence, at once or later, gets the
+//!   same encoded text; one that asks while it is being built waits for that build.
+//! - The windows held in memory are those of the last `horizon_ms` before the newest window,
+//!   but never before `now - horizon_ms`: a window stamped in the future cannot push the real
+//!   recent windows out.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use pulseboard_model::agg::Aggregate;
@@ -37,7 +45,8 @@ use crate::store::{Store, StoreError};
 #[derive(Debug, Clone)]
 pub struct HubConfig {
     pub window_ms: i64,
-    /// How far back (from the newest window) windows stay in memory.
+    /// How far back (from the newest window, or from now when that is in the future)
+    /// windows stay in memory.
     pub horizon_ms: i64,
     /// How many windows a snapshot carries (the newest ones).
     pub snapshot_windows: usize,
@@ -87,13 +96,36 @@ impl HubConfig {
 
 type PartKey = (String, i32);
 
+/// One window's aggregates by partition. Both levels are shared (`Arc`) so a snapshot can
+/// take the windows it shows under the lock for the price of a reference count; an update
+/// that meets a window a snapshot still holds copies the map of handles, not the aggregates.
+type Parts = Arc<HashMap<PartKey, Arc<Aggregate>>>;
+
+/// The encoded snapshot of one sequence number, filled once by whoever asks first.
+type SnapshotCell = Arc<OnceLock<Arc<str>>>;
+
 #[derive(Default)]
 struct Inner {
     seq: u64,
     backlog: VecDeque<(u64, Arc<str>)>,
-    windows: BTreeMap<i64, HashMap<PartKey, Aggregate>>,
+    windows: BTreeMap<i64, Parts>,
     dirty: BTreeSet<i64>,
     states: BTreeMap<i64, WindowState>,
+    /// The snapshot of `seq`, from the first time someone asked for it until `seq` moves on.
+    snapshot: Option<(u64, SnapshotCell)>,
+}
+
+/// What a snapshot of one sequence needs, taken under the lock; built outside it.
+enum SnapshotTicket {
+    /// Already encoded.
+    Ready(u64, Arc<str>),
+    /// To be built into `cell` (or taken from it if someone else builds it first) from the
+    /// newest windows, oldest first, with their state at the time they were taken.
+    Build {
+        seq: u64,
+        cell: SnapshotCell,
+        windows: Vec<(i64, WindowState, Parts)>,
+    },
 }
 
 /// Counters about socket clients, for `/metrics`.
@@ -103,6 +135,8 @@ pub struct HubStats {
     pub connects_total: AtomicU64,
     pub resyncs_total: AtomicU64,
     pub messages_total: AtomicU64,
+    /// Snapshots built and serialised (at most one per sequence number).
+    pub snapshots_encoded: AtomicU64,
 }
 
 /// The hub. Shared as `Arc<Hub>`.
@@ -116,6 +150,9 @@ pub struct Hub {
     /// Wakes the publisher when a partition hands over a change.
     changed: Notify,
     pub stats: HubStats,
+    /// Runs inside every snapshot build (tests use it to hold a build open).
+    #[cfg(test)]
+    build_hook: OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 /// What a new subscriber gets first.
@@ -145,6 +182,8 @@ impl Hub {
             store,
             changed: Notify::new(),
             stats: HubStats::default(),
+            #[cfg(test)]
+            build_hook: OnceLock::new(),
         })
     }
 
@@ -165,31 +204,43 @@ impl Hub {
         let rows = store.windows_in(newest - self.cfg.horizon_ms, i64::MAX)?;
         let mut g = self.lock();
         for row in rows {
-            g.windows
-                .entry(row.start)
-                .or_default()
-                .insert((row.topic, row.partition), row.agg);
+            Arc::make_mut(g.windows.entry(row.start).or_default())
+                .insert((row.topic, row.partition), Arc::new(row.agg));
         }
         Ok(())
     }
 
     /// A partition's current aggregates of the windows it changed.
     pub fn update(&self, topic: &str, partition: i32, windows: Vec<(i64, Aggregate)>) {
+        self.update_at(topic, partition, windows, crate::now_ms());
+    }
+
+    /// [`Hub::update`] at wall-clock time `now_ms`: the horizon is counted back from the
+    /// newest window, or from `now_ms` when the newest window lies in the future.
+    pub fn update_at(
+        &self,
+        topic: &str,
+        partition: i32,
+        windows: Vec<(i64, Aggregate)>,
+        now_ms: i64,
+    ) {
         if windows.is_empty() {
             return;
         }
         let mut g = self.lock();
-        let newest = g.windows.keys().next_back().copied().unwrap_or(i64::MIN);
-        let floor =
-            newest.max(windows.iter().map(|w| w.0).max().unwrap_or(i64::MIN)) - self.cfg.horizon_ms;
+        let held = g.windows.keys().next_back().copied().unwrap_or(i64::MIN);
+        let newest = held.max(windows.iter().map(|w| w.0).max().unwrap_or(i64::MIN));
+        let floor = newest.min(now_ms).saturating_sub(self.cfg.horizon_ms);
         for (start, agg) in windows {
             if start < floor {
                 continue;
             }
-            g.windows
+            let parts = g
+                .windows
                 .entry(start)
-                .or_insert_with(|| self.stored_parts(start))
-                .insert((topic.to_owned(), partition), agg);
+                .or_insert_with(|| Arc::new(self.stored_parts(start)));
+            // Copies the map of handles only when a snapshot being built still holds it.
+            Arc::make_mut(parts).insert((topic.to_owned(), partition), Arc::new(agg));
             g.dirty.insert(start);
         }
         // Keep memory bounded: drop what fell out of the horizon.
@@ -203,14 +254,14 @@ impl Hub {
 
     /// The stored rows of one window, by partition (empty without a store or on error: the
     /// partitions then fill it in as they update it).
-    fn stored_parts(&self, start: i64) -> HashMap<PartKey, Aggregate> {
+    fn stored_parts(&self, start: i64) -> HashMap<PartKey, Arc<Aggregate>> {
         let Some(store) = &self.store else {
             return HashMap::new();
         };
         match store.windows_in(start, start + 1) {
             Ok(rows) => rows
                 .into_iter()
-                .map(|r| ((r.topic, r.partition), r.agg))
+                .map(|r| ((r.topic, r.partition), Arc::new(r.agg)))
                 .collect(),
             Err(e) => {
                 tracing::error!(start, error = %e, "cannot read a window from the store");
@@ -243,7 +294,7 @@ impl Hub {
             .collect();
         for start in starts {
             let stored = parts.remove(&start).unwrap_or_default();
-            let held = g.windows.get(&start);
+            let held = g.windows.get(&start).map(|h| &**h);
             let mut keys: Vec<&PartKey> = stored
                 .keys()
                 .filter(|k| held.is_none_or(|h| !h.contains_key(*k)))
@@ -265,7 +316,7 @@ impl Hub {
     fn view(
         &self,
         start: i64,
-        parts: &HashMap<PartKey, Aggregate>,
+        parts: &HashMap<PartKey, Arc<Aggregate>>,
         state: WindowState,
     ) -> WindowView {
         WindowView::from_aggregate(
@@ -277,37 +328,73 @@ impl Hub {
         )
     }
 
-    fn snapshot_locked(&self, g: &Inner) -> ServerMsg {
+    /// The snapshot of the current sequence as far as it can be had under the lock: the
+    /// encoded text when someone already built it, else what building it takes (cheap
+    /// handles of the newest windows and their states).
+    fn snapshot_ticket(&self, g: &mut Inner) -> SnapshotTicket {
+        let seq = g.seq;
+        let cell = match &g.snapshot {
+            Some((s, cell)) if *s == seq => cell.clone(),
+            _ => {
+                let cell = SnapshotCell::default();
+                g.snapshot = Some((seq, cell.clone()));
+                cell
+            }
+        };
+        if let Some(text) = cell.get() {
+            return SnapshotTicket::Ready(seq, text.clone());
+        }
         let state_of = self.live.window_states();
-        let windows: Vec<WindowView> = g
+        let mut windows: Vec<(i64, WindowState, Parts)> = g
             .windows
             .iter()
             .rev()
             .take(self.cfg.snapshot_windows)
-            .map(|(s, parts)| self.view(*s, parts, state_of(*s)))
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
+            .map(|(s, parts)| (*s, state_of(*s), parts.clone()))
             .collect();
-        ServerMsg::Snapshot {
-            protocol: PROTOCOL_VERSION,
-            seq: g.seq,
-            window_ms: self.cfg.window_ms,
-            windows,
-            status: self.live.status(),
+        windows.reverse();
+        SnapshotTicket::Build { seq, cell, windows }
+    }
+
+    /// The encoded snapshot of a ticket. Call it without the lock: this is where the windows
+    /// are merged and the message serialised, once per sequence; a caller that finds the
+    /// build under way waits for it instead of doing it again.
+    fn redeem(&self, ticket: SnapshotTicket) -> (u64, Arc<str>) {
+        match ticket {
+            SnapshotTicket::Ready(seq, text) => (seq, text),
+            SnapshotTicket::Build { seq, cell, windows } => {
+                let text = cell.get_or_init(|| {
+                    #[cfg(test)]
+                    if let Some(hook) = self.build_hook.get() {
+                        hook();
+                    }
+                    self.stats.snapshots_encoded.fetch_add(1, Ordering::Relaxed);
+                    let windows = windows
+                        .iter()
+                        .map(|(s, state, parts)| self.view(*s, parts, *state))
+                        .collect();
+                    encode(&ServerMsg::Snapshot {
+                        protocol: PROTOCOL_VERSION,
+                        seq,
+                        window_ms: self.cfg.window_ms,
+                        windows,
+                        status: self.live.status(),
+                    })
+                });
+                (seq, text.clone())
+            }
         }
     }
 
-    /// A fresh serialised snapshot and its sequence.
+    /// The serialised snapshot of the current sequence, and that sequence.
     pub fn snapshot(&self) -> (u64, Arc<str>) {
-        let g = self.lock();
-        let msg = self.snapshot_locked(&g);
-        (g.seq, encode(&msg))
+        let ticket = self.snapshot_ticket(&mut self.lock());
+        self.redeem(ticket)
     }
 
     /// Subscribe, resuming after `since` when the backlog still holds what followed it.
     pub fn subscribe(&self, since: Option<u64>) -> Subscription {
-        let g = self.lock();
+        let mut g = self.lock();
         // Subscribe under the lock: nothing can be published between catch-up and feed.
         let rx = self.tx.subscribe();
         let resumable = since.and_then(|s| {
@@ -326,13 +413,19 @@ impl Hub {
                     .collect()
             })
         });
+        let last_seq = g.seq;
         let start = match resumable {
             Some(msgs) => Start::Replay(msgs),
-            None => Start::Snapshot(g.seq, encode(&self.snapshot_locked(&g))),
+            None => {
+                let ticket = self.snapshot_ticket(&mut g);
+                drop(g);
+                let (seq, text) = self.redeem(ticket);
+                Start::Snapshot(seq, text)
+            }
         };
         Subscription {
             start,
-            last_seq: g.seq,
+            last_seq,
             rx,
         }
     }
@@ -340,6 +433,8 @@ impl Hub {
     fn publish_locked(&self, g: &mut Inner, make: impl FnOnce(u64) -> ServerMsg) {
         g.seq += 1;
         let seq = g.seq;
+        // The cached snapshot is of the previous sequence; clients building it keep theirs.
+        g.snapshot = None;
         let text = encode(&make(seq));
         g.backlog.push_back((seq, text.clone()));
         while g.backlog.len() > self.cfg.backlog {
@@ -421,7 +516,7 @@ impl Hub {
     }
 }
 
-fn merge_parts(parts: &HashMap<PartKey, Aggregate>) -> Aggregate {
+fn merge_parts(parts: &HashMap<PartKey, Arc<Aggregate>>) -> Aggregate {
     let mut keys: Vec<&PartKey> = parts.keys().collect();
     // Merge in a fixed order so the result does not depend on hash order.
     keys.sort();
@@ -602,5 +697,123 @@ pub(crate) mod tests {
             "{}",
             g.windows.len()
         );
+    }
+
+    #[test]
+    fn a_window_stamped_in_the_future_does_not_evict_the_recent_windows() {
+        let h = hub(16);
+        let horizon = h.config().horizon_ms;
+        let now = 1_800_000_000_000;
+        let recent = now - now % 10_000 - 50_000;
+        h.update_at("t", 0, vec![(recent, agg(3))], now);
+        // A window far ahead of the wall clock: the horizon still counts back from now.
+        let future = now + 10 * horizon;
+        h.update_at("t", 1, vec![(future, agg(1))], now);
+        h.update_at("t", 0, vec![(recent + 10_000, agg(2))], now);
+        let g = h.lock();
+        let held: Vec<i64> = g.windows.keys().copied().collect();
+        assert_eq!(held, vec![recent, recent + 10_000, future]);
+        drop(g);
+        // Once the wall clock has moved on, the horizon still bounds memory.
+        h.update_at("t", 0, vec![(future, agg(1))], future);
+        let g = h.lock();
+        assert_eq!(g.windows.keys().copied().collect::<Vec<_>>(), vec![future]);
+    }
+
+    #[test]
+    fn a_snapshot_is_encoded_once_per_sequence_however_many_clients_ask() {
+        let h = hub(1);
+        h.update("t", 0, vec![(0, agg(2)), (10_000, agg(1))]);
+        h.publish_windows();
+        h.publish_status();
+        // Clients connecting at once, resuming from a message the backlog no longer holds,
+        // or fresh.
+        let snaps: Vec<(u64, Arc<str>)> = std::thread::scope(|s| {
+            let tasks: Vec<_> = (0..32)
+                .map(|i| {
+                    let h = &h;
+                    s.spawn(move || match h.subscribe((i % 2 == 0).then_some(0)).start {
+                        Start::Snapshot(seq, text) => (seq, text),
+                        Start::Replay(_) => panic!("the backlog no longer holds message 1"),
+                    })
+                })
+                .collect();
+            tasks
+                .into_iter()
+                .map(|t| t.join().expect("no panic"))
+                .collect()
+        });
+        let (seq, first) = h.snapshot();
+        assert_eq!(seq, 2);
+        for (s, text) in &snaps {
+            assert_eq!(*s, 2);
+            assert!(Arc::ptr_eq(text, &first), "one shared encoding");
+        }
+        assert_eq!(h.stats.snapshots_encoded.load(Ordering::Relaxed), 1);
+        match decode(&first) {
+            ServerMsg::Snapshot { seq, windows, .. } => {
+                assert_eq!(seq, 2);
+                assert_eq!(
+                    windows
+                        .iter()
+                        .map(|w| (w.start, w.figures.events))
+                        .collect::<Vec<_>>(),
+                    vec![(0, 2), (10_000, 1)]
+                );
+            }
+            m => panic!("unexpected {m:?}"),
+        }
+        // The next sequence gets its own snapshot, once.
+        h.publish_status();
+        let (seq, next) = h.snapshot();
+        assert_eq!(seq, 3);
+        assert!(!Arc::ptr_eq(&next, &first));
+        assert!(Arc::ptr_eq(&h.snapshot().1, &next));
+        assert_eq!(h.stats.snapshots_encoded.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn publishing_is_not_blocked_while_a_snapshot_is_built() {
+        use std::sync::mpsc;
+        let h = hub(16);
+        h.update("t", 0, vec![(0, agg(1))]);
+        let (entered_tx, entered_rx) = mpsc::channel();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let release_rx = Mutex::new(release_rx);
+        let hook: Box<dyn Fn() + Send + Sync> = Box::new(move || {
+            let _ = entered_tx.send(());
+            let _ = release_rx.lock().map(|rx| rx.recv());
+        });
+        assert!(h.build_hook.set(hook).is_ok());
+        let client = {
+            let h = h.clone();
+            std::thread::spawn(move || h.subscribe(None))
+        };
+        let wait = Duration::from_secs(30);
+        entered_rx.recv_timeout(wait).expect("the build started");
+        // The build is held open: partitions and the publisher go on regardless.
+        let (done_tx, done_rx) = mpsc::channel();
+        let publisher = {
+            let h = h.clone();
+            std::thread::spawn(move || {
+                h.update("t", 0, vec![(0, agg(4))]);
+                h.publish_windows();
+                h.publish_status();
+                let _ = done_tx.send(());
+            })
+        };
+        let published = done_rx.recv_timeout(wait);
+        release_tx.send(()).expect("the build is waiting");
+        published.expect("update and publish finished while the snapshot was being built");
+        publisher.join().expect("no panic");
+        let mut sub = client.join().expect("no panic");
+        // The client got the snapshot of the sequence it subscribed at, then what followed.
+        let Start::Snapshot(seq, snap) = sub.start else {
+            panic!("a new client gets a snapshot")
+        };
+        assert_eq!((seq, sub.last_seq), (0, 0));
+        assert_eq!(decode(&snap).seq(), 0);
+        let next: Vec<u64> = std::iter::from_fn(|| sub.rx.try_recv().ok().map(|m| m.0)).collect();
+        assert_eq!(next, vec![1, 2]);
     }
 }

@@ -3,6 +3,9 @@
 //! Contract:
 //! - `GET /ws?since=SEQ`: the client first gets what it missed after `SEQ` (or a snapshot),
 //!   then every message the hub publishes, in sequence order, each at most once.
+//! - The snapshot a client gets (on connect or on resync) is the hub's one encoding of its
+//!   current sequence, shared by every client that asks at that sequence; building it never
+//!   holds the lock the partitions publish through (see [`crate::hub`]).
 //! - A client that falls behind by more than the hub's client queue gets a fresh snapshot
 //!   (resync) instead of the messages it missed; one that does not take a frame within
 //!   [`SocketOptions::send_timeout`] is dropped. The pipeline never waits for a client.
