@@ -374,7 +374,7 @@ pub fn check_origin(allowed: Option<&[String]>, origin: Option<&HeaderValue>) ->
         return OriginCheck::Any;
     };
     let o = origin.to_str().unwrap_or("").to_ascii_lowercase();
-    if allowed.iter().any(|a| *a == o) {
+    if allowed.contains(&o) {
         OriginCheck::Allowed(origin.clone())
     } else {
         OriginCheck::Refused
