@@ -77,12 +77,12 @@ async function startPulseboard(port, siteOrigin) {
 
 // The tracked site: every path is the same single-page app, which includes pb.js from
 // Pulseboard with the stub that queues calls made before the script runs.
-async function startSite(port, pulseboard) {
+async function startSite(port, pulseboard, attrs = '') {
   const html = `<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,">
 <title>shop</title>
 <script>window.pulseboard=window.pulseboard||function(){(window.pulseboard.q=window.pulseboard.q||[]).push(arguments)};
 window.pulseboard('queued');</script>
-<script defer src="${pulseboard}/pb.js" data-site="shop.example"></script>
+<script defer src="${pulseboard}/pb.js" data-site="shop.example"${attrs}></script>
 </head><body><h1>shop</h1></body></html>`;
   const server = http.createServer((req, res) => {
     res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
@@ -132,6 +132,9 @@ async function summary(base) {
   return r.json();
 }
 
+// Do-Not-Track set before any script of the page runs.
+const withDnt = () => Object.defineProperty(Navigator.prototype, 'doNotTrack', { get: () => '1' });
+
 const counts = (list) => Object.fromEntries((list || []).map((c) => [c.key, c.count]));
 
 test('pb.js on another origin counts the pageviews of a single-page app and its events; DNT and GPC send nothing', async () => {
@@ -144,7 +147,7 @@ test('pb.js on another origin counts the pageviews of a single-page app and its 
 
   // Do-Not-Track, then Global Privacy Control: the script runs and sends nothing.
   for (const [name, init] of [
-    ['doNotTrack', () => Object.defineProperty(Navigator.prototype, 'doNotTrack', { get: () => '1' })],
+    ['doNotTrack', withDnt],
     ['globalPrivacyControl', () => Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', { get: () => true })],
   ]) {
     const { page, posts, errors } = await trackedPage(ctx);
@@ -197,4 +200,23 @@ test('pb.js on another origin counts the pageviews of a single-page app and its 
   assert.deepEqual(counts(s.top_urls), { '/': 1, '/a': 1, '/b': 1, '/b#/c': 1 });
   assert.equal(s.unique_visitors, 1, 'one visitor without a cookie');
   assert.deepEqual(counts(s.devices), { desktop: 6 });
+});
+
+test('data-respect-dnt="false" sends despite Do-Not-Track', async () => {
+  const [pbPort, sitePort] = [await freePort(), await freePort()];
+  const pulseboard = await startPulseboard(pbPort, `http://127.0.0.1:${sitePort}`);
+  const site = await startSite(sitePort, pulseboard, ' data-respect-dnt="false"');
+  const ctx = await browser();
+  const { page, posts } = await trackedPage(ctx);
+  await page.addInitScript(withDnt);
+  await page.goto(`${site}/consented`);
+  await scriptLoaded(page);
+  assert.equal(await page.evaluate(() => navigator.doNotTrack), '1');
+  await until('the browser to post the pageview and the queued event', async () => posts.length === 2);
+  const s = await until('the summary to count them', async () => {
+    const s = await summary(pulseboard);
+    return s.events === 2 ? s : null;
+  });
+  assert.deepEqual(s.by_type, { pageview: 1, queued: 1 });
+  assert.deepEqual(counts(s.top_urls), { '/consented': 1 });
 });
