@@ -18,7 +18,11 @@ use crate::util::*;
 const DAY: i64 = 86_400_000;
 
 /// The values of `topic`'s partition 0 with their Kafka timestamps, once `n` are there.
-fn read_topic(brokers: &str, topic: &str, n: usize) -> Result<Vec<(Option<i64>, Value)>> {
+pub(crate) fn read_topic(
+    brokers: &str,
+    topic: &str,
+    n: usize,
+) -> Result<Vec<(Option<i64>, Value)>> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "collect-reader")
@@ -46,7 +50,11 @@ fn read_topic(brokers: &str, topic: &str, n: usize) -> Result<Vec<(Option<i64>, 
     Ok(out)
 }
 
-async fn start_app(brokers: &str, topic: &str, extra: &[&str]) -> Result<(App, tempfile::TempDir)> {
+pub(crate) async fn start_app(
+    brokers: &str,
+    topic: &str,
+    extra: &[&str],
+) -> Result<(App, tempfile::TempDir)> {
     create_topic(brokers, topic, 1).await?;
     let dir = data_dir();
     let mut args = broker_args(brokers, topic, topic, dir.path());

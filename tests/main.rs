@@ -13,3 +13,4 @@ mod hardening;
 mod hostile;
 mod live;
 mod recovery;
+mod track;

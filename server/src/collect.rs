@@ -30,6 +30,26 @@
 //!   produced. `202 {"accepted": n}` once every event is delivered to Kafka; `503` when
 //!   Kafka does not take them (some may have been delivered: the client may retry, at the
 //!   price of counting those twice).
+//! - Browser events: an event with no visitor (at none of the pointers the field mapping
+//!   reads `visitor` from), as the tracking script `pb.js` sends them, is enriched by
+//!   [`crate::enrich`]: its visitor is the day's cookieless id of (its `site` field, the
+//!   client's IP address, the `User-Agent`), its country (when it has none) the one of the
+//!   client's address, its device (when it has none) the class of the user agent refined
+//!   by its `screen` field. The address is the one the rate limit uses (the peer, or with
+//!   `--trust-forwarded-for` the last `X-Forwarded-For` entry) and is never produced.
+//!   Events that carry a visitor (server-side senders) are left as they are.
+//! - Robots: when the user agent is a robot's (or missing), the request's browser events
+//!   are dropped, counted by why (`telemetry::collect_dropped`) and not counted in
+//!   `accepted`; the answer is still `202`, so a robot learns nothing.
+//! - Origins (CORS): with `--site-origin` flags, a request whose `Origin` is one of them
+//!   gets `Access-Control-Allow-Origin: <that origin>` (and `Vary: Origin`), a preflight
+//!   (`OPTIONS /collect`) from it `204` with the allowed method and header; a request or
+//!   preflight from any other origin gets `403` with no CORS header, before the rate limit
+//!   and the body (counted as refused, why `origin`). A request without `Origin` (not a
+//!   browser) is not judged by origin. Without the flag every origin may post
+//!   (`Access-Control-Allow-Origin: *`). The body may be sent as `text/plain` (what
+//!   `navigator.sendBeacon` sends, a CORS "simple" request without preflight): the
+//!   content type is not looked at.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -50,6 +70,7 @@ use serde_json::{Map, Value};
 use tokio::time::Instant;
 
 use crate::config::HttpArgs;
+use crate::enrich::{self, Salts};
 use crate::kafka::client_config;
 
 /// Largest accepted body.
@@ -70,6 +91,15 @@ pub struct Collector {
     stamp_at: Arc<str>,
     limiter: Option<Arc<RateLimiter>>,
     trust_forwarded_for: bool,
+    /// `--site-origin`: the origins allowed to post from browsers; `None`: any.
+    origins: Option<Arc<[String]>>,
+    /// Where the mapping reads `visitor`, `country` and `device` from (the first pointer
+    /// of each is where enrichment writes).
+    visitor_at: Arc<[String]>,
+    country_at: Arc<[String]>,
+    device_at: Arc<[String]>,
+    /// The daily salts of the cookieless visitor ids.
+    salts: Arc<Salts>,
 }
 
 impl Collector {
@@ -83,7 +113,18 @@ impl Collector {
             stamp_at: Arc::from("/ts"),
             limiter: None,
             trust_forwarded_for: false,
+            origins: None,
+            visitor_at: Arc::from(vec!["/visitor".to_owned()]),
+            country_at: Arc::from(vec!["/country".to_owned()]),
+            device_at: Arc::from(vec!["/device".to_owned()]),
+            salts: Arc::new(Salts::new(None)),
         })
+    }
+
+    /// Keep the daily salts of the visitor ids in `salts` (by default in memory).
+    pub fn with_salts(mut self, salts: Salts) -> Self {
+        self.salts = Arc::new(salts);
+        self
     }
 
     /// Apply the HTTP flags, and stamp the receive time where `mapping` reads `ts` from.
@@ -91,6 +132,17 @@ impl Collector {
         if let Some(p) = mapping.pointers(Field::Ts).first() {
             self.stamp_at = Arc::from(p.as_str());
         }
+        for (field, at) in [
+            (Field::Visitor, &mut self.visitor_at),
+            (Field::Country, &mut self.country_at),
+            (Field::Device, &mut self.device_at),
+        ] {
+            if !mapping.pointers(field).is_empty() {
+                *at = Arc::from(mapping.pointers(field).to_vec());
+            }
+        }
+        self.origins =
+            (!args.site_origins.is_empty()).then(|| Arc::from(args.site_origins.clone()));
         self.limiter = (args.collect_rate > 0).then(|| {
             Arc::new(RateLimiter::new(
                 f64::from(args.collect_rate),
@@ -265,14 +317,14 @@ impl RateLimiter {
     }
 }
 
-/// The client of a request: when trusted, the last entry of `X-Forwarded-For` (the proxy in
-/// front appends the address it saw; earlier entries are the client's to write), else (and
-/// when that entry is not an address) the peer.
-pub fn client_key(
+/// The address of a request's client: when trusted, the last entry of `X-Forwarded-For`
+/// (the proxy in front appends the address it saw; earlier entries are the client's to
+/// write), else (and when that entry is not an address) the peer's.
+pub fn client_ip(
     peer: Option<SocketAddr>,
     headers: &HeaderMap,
     trust_forwarded_for: bool,
-) -> ClientKey {
+) -> Option<IpAddr> {
     if trust_forwarded_for {
         let forwarded = headers
             .get_all("x-forwarded-for")
@@ -281,11 +333,114 @@ pub fn client_key(
             .flat_map(|v| v.split(','))
             .next_back()
             .and_then(|s| s.trim().parse::<IpAddr>().ok());
-        if let Some(ip) = forwarded {
-            return ClientKey::of(ip);
+        if forwarded.is_some() {
+            return forwarded;
         }
     }
-    peer.map_or(ClientKey::Shared, |p| ClientKey::of(p.ip()))
+    peer.map(|p| p.ip())
+}
+
+/// The rate-limit bucket of a request's client ([`client_ip`], IPv6 by its /64).
+pub fn client_key(
+    peer: Option<SocketAddr>,
+    headers: &HeaderMap,
+    trust_forwarded_for: bool,
+) -> ClientKey {
+    client_ip(peer, headers, trust_forwarded_for).map_or(ClientKey::Shared, ClientKey::of)
+}
+
+// ---------------------------------------------------------------------------
+// Origins (CORS).
+
+/// What the `Origin` of a request is to this server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginCheck {
+    /// No `Origin` header: not a browser's cross-origin request.
+    Absent,
+    /// No `--site-origin` given: any origin may post.
+    Any,
+    /// One of the `--site-origin`s (the header's value).
+    Allowed(HeaderValue),
+    /// Not one of them.
+    Refused,
+}
+
+/// Judge `origin` against the `--site-origin`s (`None`: none given).
+pub fn check_origin(allowed: Option<&[String]>, origin: Option<&HeaderValue>) -> OriginCheck {
+    let Some(origin) = origin else {
+        return OriginCheck::Absent;
+    };
+    let Some(allowed) = allowed else {
+        return OriginCheck::Any;
+    };
+    let o = origin.to_str().unwrap_or("").to_ascii_lowercase();
+    if allowed.contains(&o) {
+        OriginCheck::Allowed(origin.clone())
+    } else {
+        OriginCheck::Refused
+    }
+}
+
+impl OriginCheck {
+    /// Add the CORS headers of this verdict to a response.
+    fn decorate(&self, resp: &mut Response) {
+        let h = resp.headers_mut();
+        match self {
+            OriginCheck::Allowed(o) => {
+                h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o.clone());
+                h.append(header::VARY, HeaderValue::from_static("Origin"));
+            }
+            OriginCheck::Any => {
+                h.insert(
+                    header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                    HeaderValue::from_static("*"),
+                );
+            }
+            OriginCheck::Absent | OriginCheck::Refused => {}
+        }
+    }
+}
+
+fn forbidden_origin(origin: Option<&HeaderValue>) -> Response {
+    crate::telemetry::collect_refused("origin");
+    let shown = origin.and_then(|o| o.to_str().ok()).unwrap_or("?");
+    (
+        StatusCode::FORBIDDEN,
+        Json(ApiError::new(format!(
+            "origin {shown} may not post here: start Pulseboard with --site-origin {shown} to allow it"
+        ))),
+    )
+        .into_response()
+}
+
+/// `OPTIONS /collect`: the CORS preflight (only a `Content-Type` other than the simple
+/// ones needs it; the tracking script sends `text/plain` and never does).
+pub async fn preflight(State(c): State<Option<Collector>>, headers: HeaderMap) -> Response {
+    let origins = c.as_ref().and_then(|c| c.origins.clone());
+    let origin = headers.get(header::ORIGIN);
+    let check = check_origin(origins.as_deref(), origin);
+    if check == OriginCheck::Refused {
+        return forbidden_origin(origin);
+    }
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    check.decorate(&mut resp);
+    let h = resp.headers_mut();
+    h.insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
+    if check != OriginCheck::Absent {
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("POST"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("content-type"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("86400"),
+        );
+    }
+    resp
 }
 
 fn too_many(r: Refused) -> Response {
@@ -323,7 +478,7 @@ fn unescape(token: &str) -> String {
 
 /// Set the value at `pointer` (RFC 6901; `""` or a bad pointer means `/ts`) to `now`,
 /// creating objects on the way, and return what was there.
-fn put_at(obj: &mut Map<String, Value>, pointer: &str, now: i64) -> Option<Value> {
+fn put_at(obj: &mut Map<String, Value>, pointer: &str, now: impl Into<Value>) -> Option<Value> {
     let tokens: Vec<String> = match pointer.strip_prefix('/') {
         Some(rest) => rest.split('/').map(unescape).collect(),
         None => vec!["ts".to_owned()],
@@ -339,7 +494,72 @@ fn put_at(obj: &mut Map<String, Value>, pointer: &str, now: i64) -> Option<Value
         }
         here = slot.as_object_mut()?;
     }
-    here.insert(last.clone(), Value::from(now))
+    here.insert(last.clone(), now.into())
+}
+
+/// The value at `pointer` (RFC 6901), if any.
+fn get_at<'a>(obj: &'a Map<String, Value>, pointer: &str) -> Option<&'a Value> {
+    let rest = pointer.strip_prefix('/')?;
+    let mut tokens = rest.split('/').map(unescape);
+    let mut here = obj.get(&tokens.next()?)?;
+    for t in tokens {
+        here = match here {
+            Value::Object(m) => m.get(&t)?,
+            Value::Array(a) => a.get(t.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(here)
+}
+
+/// Whether any of `pointers` holds a value, as the decoder takes one (not null, not "").
+fn has_any(obj: &Map<String, Value>, pointers: &[String]) -> bool {
+    pointers
+        .iter()
+        .filter_map(|p| get_at(obj, p))
+        .any(|v| !v.is_null() && v.as_str() != Some(""))
+}
+
+/// Who sent a request, as enrichment sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Client<'a> {
+    /// See [`client_ip`]; never produced.
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<&'a str>,
+}
+
+/// Enrich the browser events (those without a visitor) of `events` in place, or drop them
+/// all when the client is a robot. `salt` is the day's. Returns how many were dropped and
+/// why.
+pub fn enrich_events(
+    events: &mut Vec<Map<String, Value>>,
+    client: Client<'_>,
+    salt: &[u8; 32],
+    c: &Collector,
+) -> Option<(usize, &'static str)> {
+    let anonymous = |ev: &Map<String, Value>| !has_any(ev, &c.visitor_at);
+    if let Some(why) = enrich::robot(client.user_agent) {
+        let before = events.len();
+        events.retain(|ev| !anonymous(ev));
+        let dropped = before - events.len();
+        return (dropped > 0).then_some((dropped, why));
+    }
+    let ua = client.user_agent.unwrap_or("");
+    let country = client.ip.and_then(enrich::country);
+    for ev in events.iter_mut().filter(|ev| anonymous(ev)) {
+        let site = ev.get("site").and_then(Value::as_str).unwrap_or("");
+        let visitor = enrich::visitor_id(salt, site, client.ip, ua);
+        let device = enrich::device(ua, ev.get("screen").and_then(Value::as_str));
+        if let Some(p) = c.visitor_at.first() {
+            put_at(ev, p, visitor);
+        }
+        for (at, value) in [(&c.country_at, country), (&c.device_at, device)] {
+            if let (Some(p), Some(v), false) = (at.first(), value, has_any(ev, at)) {
+                put_at(ev, p, v);
+            }
+        }
+    }
+    None
 }
 
 /// Stamp each event with the receive time `now` at `pointer`, keeping the client's value
@@ -392,6 +612,17 @@ pub fn parse_body(body: &[u8]) -> Result<Vec<serde_json::Map<String, serde_json:
         .collect()
 }
 
+fn unavailable_salt(e: &dyn std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "the visitor salt could not be read");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(ApiError::new(
+            "the server could not prepare visitor ids; retry later",
+        )),
+    )
+        .into_response()
+}
+
 fn unavailable(e: KafkaError) -> Response {
     tracing::warn!(error = %e, "collected events not delivered");
     (
@@ -412,13 +643,30 @@ pub async fn handler(State(c): State<Option<Collector>>, req: Request) -> Respon
         )
             .into_response();
     };
+    let origin = req.headers().get(header::ORIGIN).cloned();
+    let check = check_origin(c.origins.as_deref(), origin.as_ref());
+    if check == OriginCheck::Refused {
+        return forbidden_origin(origin.as_ref());
+    }
+    let mut resp = collect(c, req).await;
+    check.decorate(&mut resp);
+    resp
+}
+
+async fn collect(c: Collector, req: Request) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ci| ci.0);
+    let ip = client_ip(peer, req.headers(), c.trust_forwarded_for);
+    let user_agent: Option<String> = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     // Refused before the body is read: a client over its rate costs no buffering.
     if let Some(limiter) = &c.limiter {
-        let peer = req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ci| ci.0);
-        let key = client_key(peer, req.headers(), c.trust_forwarded_for);
+        let key = ip.map_or(ClientKey::Shared, ClientKey::of);
         if let Err(r) = limiter.check(key, Instant::now()) {
             return too_many(r);
         }
@@ -446,6 +694,29 @@ pub async fn handler(State(c): State<Option<Collector>>, req: Request) -> Respon
     };
     let now = crate::now_ms();
     stamp(&mut events, &c.stamp_at, now);
+    if events.iter().any(|ev| !has_any(ev, &c.visitor_at)) {
+        let salt = match c.salts.cached(now) {
+            Some(s) => s,
+            // The first request of a day may write the day's salt to the store.
+            None => {
+                let salts = c.salts.clone();
+                match tokio::task::spawn_blocking(move || salts.salt(now)).await {
+                    Ok(s) => s,
+                    Err(e) => return unavailable_salt(&e),
+                }
+            }
+        };
+        let client = Client {
+            ip,
+            user_agent: user_agent.as_deref(),
+        };
+        if let Some((n, why)) = enrich_events(&mut events, client, &salt, &c) {
+            crate::telemetry::collect_dropped(why, n);
+        }
+        if events.is_empty() {
+            return (StatusCode::ACCEPTED, Json(Accepted { accepted: 0 })).into_response();
+        }
+    }
     let mut pending = Vec::with_capacity(events.len());
     for ev in &events {
         let payload = serde_json::to_vec(ev).unwrap_or_default();
@@ -623,25 +894,207 @@ mod tests {
         assert!(!c.http.trust_forwarded_for);
     }
 
-    /// The collect route as `http::router` mounts it, with a producer that never connects.
-    fn collect_app(rate: &str, burst: &str) -> Router {
-        let cfg = <crate::config::Config as clap::Parser>::try_parse_from([
-            "pulseboard",
-            "--collect-rate",
-            rate,
-            "--collect-burst",
-            burst,
-        ])
-        .expect("flags");
-        let c = Collector::new("127.0.0.1:1", "clicks")
+    /// A collector configured by `flags`, with a producer that never connects.
+    fn collector(flags: &[&str]) -> Collector {
+        let mut argv = vec!["pulseboard"];
+        argv.extend_from_slice(flags);
+        let cfg = <crate::config::Config as clap::Parser>::try_parse_from(argv)
+            .expect("flags")
+            .validate()
+            .expect("valid");
+        Collector::new("127.0.0.1:1", "clicks")
             .expect("producer")
-            .configured(&cfg.http, &cfg.kafka.mapping());
+            .configured(&cfg.http, &cfg.kafka.mapping())
+    }
+
+    /// The collect route as `http::router` mounts it, with a producer that never connects.
+    fn app_with(flags: &[&str]) -> Router {
         Router::new()
             .route(
                 "/collect",
-                post(handler).layer(axum::extract::DefaultBodyLimit::max(MAX_BODY)),
+                post(handler)
+                    .options(preflight)
+                    .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY)),
             )
-            .with_state(Some(c))
+            .with_state(Some(collector(flags)))
+    }
+
+    fn collect_app(rate: &str, burst: &str) -> Router {
+        app_with(&["--collect-rate", rate, "--collect-burst", burst])
+    }
+
+    const FIREFOX: &str =
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:125.0) Gecko/20100101 Firefox/125.0";
+
+    #[test]
+    fn browser_events_get_a_visitor_country_and_device_but_never_the_address() {
+        let c = collector(&[]);
+        let salt = [3u8; 32];
+        let mut events = parse_body(
+            br#"[{"type":"pageview","site":"example.com","url":"/","screen":"desktop"},
+                 {"type":"signup","site":"example.com","url":"/","props":{"plan":"pro"}},
+                 {"type":"pageview","site":"example.com","url":"/x","country":"FR","device":"tv"},
+                 {"type":"pageview","visitor":"sdk-1","url":"/sdk"}]"#,
+        )
+        .expect("body");
+        let client = Client {
+            ip: "8.8.8.8".parse().ok(),
+            user_agent: Some(FIREFOX),
+        };
+        assert_eq!(enrich_events(&mut events, client, &salt, &c), None);
+        let v = events[0]["visitor"].as_str().expect("a visitor").to_owned();
+        assert_eq!(
+            events[1]["visitor"],
+            json!(v),
+            "one visitor per browser and day"
+        );
+        assert_eq!(events[2]["visitor"], json!(v));
+        assert_eq!(events[0]["country"], json!("US"));
+        assert_eq!(events[0]["device"], json!("desktop"));
+        assert_eq!(events[1]["props"], json!({"plan": "pro"}));
+        // What the event says is kept.
+        assert_eq!(events[2]["country"], json!("FR"));
+        assert_eq!(events[2]["device"], json!("tv"));
+        // A server-side sender's event is left alone.
+        assert_eq!(
+            Value::Object(events[3].clone()),
+            json!({"type":"pageview","visitor":"sdk-1","url":"/sdk"})
+        );
+        let text = serde_json::to_string(&events).expect("json");
+        assert!(!text.contains("8.8.8.8"), "{text}");
+        // Another site: another visitor.
+        let mut other = parse_body(br#"{"site":"example.org","url":"/"}"#).expect("body");
+        enrich_events(&mut other, client, &salt, &c);
+        assert_ne!(other[0]["visitor"], json!(v));
+    }
+
+    #[test]
+    fn robots_lose_their_browser_events_and_server_side_events_stay() {
+        let c = collector(&[]);
+        let body =
+            br#"[{"site":"s","url":"/a"},{"visitor":"sdk","url":"/b"},{"site":"s","url":"/c"}]"#;
+        for (ua, why) in [
+            (
+                Some("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"),
+                "bot",
+            ),
+            (None, "no_user_agent"),
+        ] {
+            let mut events = parse_body(body).expect("body");
+            let client = Client {
+                ip: None,
+                user_agent: ua,
+            };
+            assert_eq!(
+                enrich_events(&mut events, client, &[0; 32], &c),
+                Some((2, why))
+            );
+            assert_eq!(events.len(), 1);
+            assert_eq!(events[0]["visitor"], json!("sdk"));
+        }
+    }
+
+    async fn call(app: &Router, req: Request) -> (StatusCode, HeaderMap) {
+        let resp = app.clone().oneshot(req).await.expect("response");
+        (resp.status(), resp.headers().clone())
+    }
+
+    fn with_origin(method: &str, origin: Option<&str>, body: &'static str) -> Request {
+        let mut r = Request::builder()
+            .method(method)
+            .uri("/collect")
+            .header(header::CONTENT_TYPE, "text/plain;charset=UTF-8");
+        if let Some(o) = origin {
+            r = r.header(header::ORIGIN, o);
+        }
+        r.body(Body::from(body)).expect("request")
+    }
+
+    #[tokio::test]
+    async fn only_the_site_origins_may_post_from_a_browser() {
+        let app = app_with(&[
+            "--site-origin",
+            "https://Example.com/",
+            "--site-origin",
+            "http://localhost:3000",
+        ]);
+        let acao = |h: &HeaderMap| {
+            h.get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+                .map(|v| v.to_str().unwrap_or("").to_owned())
+        };
+        // Preflight from a site: allowed, with the method and header.
+        let (status, h) = call(
+            &app,
+            with_origin("OPTIONS", Some("https://example.com"), ""),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        assert_eq!(acao(&h).as_deref(), Some("https://example.com"));
+        assert_eq!(
+            h.get(header::ACCESS_CONTROL_ALLOW_METHODS)
+                .map(|v| v.as_bytes()),
+            Some(&b"POST"[..])
+        );
+        assert!(h.get_all(header::VARY).iter().any(|v| v == "Origin"));
+        // From elsewhere: 403 without CORS headers, for the preflight and the post alike.
+        for method in ["OPTIONS", "POST"] {
+            let (status, h) = call(
+                &app,
+                with_origin(method, Some("https://evil.example"), "[1]"),
+            )
+            .await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{method}");
+            assert_eq!(acao(&h), None, "{method}");
+        }
+        // A site's post (text/plain, as sendBeacon sends it) is read; its answer is readable.
+        let (status, h) = call(
+            &app,
+            with_origin("POST", Some("http://localhost:3000"), "[1]"),
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::BAD_REQUEST,
+            "past the origin check, the body is judged"
+        );
+        assert_eq!(acao(&h).as_deref(), Some("http://localhost:3000"));
+        // No Origin: not a browser, not judged by origin.
+        let (status, h) = call(&app, with_origin("POST", None, "[1]")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(acao(&h), None);
+        // Without --site-origin, any origin may post.
+        let open = app_with(&[]);
+        let (status, h) = call(
+            &open,
+            with_origin("POST", Some("https://any.example"), "[1]"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(acao(&h).as_deref(), Some("*"));
+    }
+
+    #[test]
+    fn site_origins_must_be_origins() {
+        let parse = |o: &str| {
+            <crate::config::Config as clap::Parser>::try_parse_from([
+                "pulseboard",
+                "--site-origin",
+                o,
+            ])
+            .map(|c| c.http.site_origins)
+        };
+        assert_eq!(
+            parse("HTTPS://Example.COM:8443/").expect("origin"),
+            vec!["https://example.com:8443".to_owned()]
+        );
+        for bad in [
+            "example.com",
+            "https://example.com/path",
+            "https://*.example.com",
+            "ftp://x",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 
     async fn post_body(

@@ -149,6 +149,16 @@ pub struct HttpArgs {
     /// any client can write the header and pick a fresh rate-limit bucket per request.
     #[arg(long, env = "PULSEBOARD_TRUST_FORWARDED_FOR")]
     pub trust_forwarded_for: bool,
+    /// A site that may post to `/collect` from its pages (CORS), e.g. `https://example.com`
+    /// (repeatable). A browser request from any other origin is refused with `403`. Without
+    /// this flag every origin may post.
+    #[arg(
+        long = "site-origin",
+        env = "PULSEBOARD_SITE_ORIGINS",
+        value_delimiter = ',',
+        value_parser = site_origin
+    )]
+    pub site_origins: Vec<String>,
 }
 
 /// The live hub and its WebSocket clients.
@@ -213,6 +223,22 @@ fn duration(s: &str) -> Result<Duration, String> {
     u64::try_from(ms)
         .map(Duration::from_millis)
         .map_err(|_| format!("{s:?} is negative"))
+}
+
+/// A `--site-origin`: `scheme://host[:port]` as a browser sends it in `Origin` (lower case,
+/// no path, no trailing slash).
+fn site_origin(s: &str) -> Result<String, String> {
+    let o = s.trim().trim_end_matches('/').to_ascii_lowercase();
+    let rest = o
+        .strip_prefix("https://")
+        .or_else(|| o.strip_prefix("http://"))
+        .ok_or_else(|| format!("{s:?}: expected an origin such as https://example.com"))?;
+    if rest.is_empty() || rest.contains(['/', '?', '#', '@', ' ', '*']) {
+        return Err(format!(
+            "{s:?}: an origin is a scheme, a host and an optional port, such as https://example.com:8443 (no path, no wildcard)"
+        ));
+    }
+    Ok(o)
 }
 
 /// A `--kafka-option`: `key=value`.

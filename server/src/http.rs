@@ -31,6 +31,7 @@ use tower_http::services::ServeDir;
 pub use crate::api_error::ApiError;
 use crate::collect::Collector;
 use crate::config::Config;
+use crate::enrich::Salts;
 use crate::hub::Hub;
 use crate::live::Live;
 use crate::now_ms;
@@ -69,6 +70,7 @@ impl AppState {
         collector: Option<Collector>,
         shutdown: CancellationToken,
     ) -> Self {
+        let salts = Salts::new(Some(store.clone()));
         AppState {
             metrics: Arc::new(telemetry::metrics_registry(live.clone(), hub.clone())),
             store,
@@ -81,7 +83,10 @@ impl AppState {
             hub,
             window_ms: config.windows.config().width_ms,
             static_dir: config.http.static_dir(),
-            collector: collector.map(|c| c.configured(&config.http, &config.kafka.mapping())),
+            collector: collector.map(|c| {
+                c.configured(&config.http, &config.kafka.mapping())
+                    .with_salts(salts)
+            }),
             security: Security {
                 token: config.http.token.as_deref().map(Arc::from),
                 frame_ancestors: Arc::from(config.http.frame_ancestors.as_str()),
@@ -185,7 +190,6 @@ async fn guard(State(sec): State<Security>, req: Request, next: Next) -> Respons
             return resp;
         }
     }
-    let collect = path == "/collect";
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
     h.insert(
@@ -202,13 +206,6 @@ async fn guard(State(sec): State<Security>, req: Request, next: Next) -> Respons
     );
     if let Ok(v) = HeaderValue::from_str(&csp) {
         h.insert(header::CONTENT_SECURITY_POLICY, v);
-    }
-    if collect {
-        // The tracking snippet posts from the tracked site's origin.
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_ORIGIN,
-            HeaderValue::from_static("*"),
-        );
     }
     resp
 }
@@ -232,8 +229,11 @@ pub fn router(state: AppState) -> Router {
         .route("/ws", get(crate::ws::handler))
         .route(
             "/collect",
-            post(crate::collect::handler).layer(DefaultBodyLimit::max(crate::collect::MAX_BODY)),
+            post(crate::collect::handler)
+                .options(crate::collect::preflight)
+                .layer(DefaultBodyLimit::max(crate::collect::MAX_BODY)),
         )
+        .route("/pb.js", get(crate::tracker::script))
         .route("/api/v1/windows", get(windows))
         .route("/api/v1/summary", get(summary))
         .route("/api/v1/status", get(status))

@@ -17,7 +17,9 @@
 //! - [`api_error`]: the error an API client gets, and its JSON body.
 //! - [`http`]: routes: JSON API, health, readiness, metrics, the frontend's files.
 //! - [`telemetry`]: one function per recurring event (log and count); the metrics.
-//! - [`collect`]: `POST /collect`, events over HTTP into Kafka.
+//! - [`collect`]: `POST /collect`, events over HTTP into Kafka; its origins (CORS).
+//! - [`enrich`]: what the server adds to browser events: visitor id, country, device; robots.
+//! - [`tracker`]: `GET /pb.js`, the tracking script.
 //! - [`demo`]: embedded mode: the in-process Kafka and the demo traffic generator.
 
 pub mod api_error;
@@ -26,6 +28,7 @@ pub mod collect;
 pub mod config;
 pub mod demo;
 pub mod engine;
+pub mod enrich;
 pub mod http;
 pub mod hub;
 pub mod ingest;
@@ -34,6 +37,7 @@ pub mod live;
 pub mod retention;
 pub mod store;
 pub mod telemetry;
+pub mod tracker;
 pub mod ws;
 
 pub use app::{run, RunError};

@@ -3,7 +3,8 @@
 //! Contract: the cut-off is `min(global watermark, wall-clock now) − retention`. It never
 //! passes wall-clock now − retention, whatever a watermark says: one event stamped far in
 //! the future must not make history disappear. A pass runs every `--retention-interval` (a
-//! minute by default), off the runtime's worker threads.
+//! minute by default), off the runtime's worker threads. A pass also deletes the visitor-id
+//! salts of the UTC days before today (a day's salt must not outlive its day).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,7 +45,12 @@ pub async fn run(
 pub async fn pass(store: &Store, live: &Live, now_ms: i64, retention_ms: i64) {
     let before = cutoff(now_ms, live.watermark(), retention_ms);
     let s = store.clone();
-    match tokio::task::spawn_blocking(move || s.delete_windows_before(before)).await {
+    let today = crate::enrich::day_of(now_ms);
+    let deleted = tokio::task::spawn_blocking(move || {
+        s.discard_salts_before(today)?;
+        s.delete_windows_before(before)
+    });
+    match deleted.await {
         Ok(Ok(n)) => telemetry::retention_pass(before, n),
         Ok(Err(e)) => telemetry::retention_failed(&e),
         Err(e) => telemetry::retention_failed(&e),

@@ -14,6 +14,11 @@
 //!   delivered in time), kept so that no message is ever passed over unrecorded.
 //! - Tree `revised`: key window start → empty: windows that took late events (written in
 //!   the checkpoint that folds them), or changed after they were shown final.
+//! - Tree `salts`: key UTC day number (days since the epoch) → 32 random bytes, the salt of
+//!   that day's cookieless visitor ids (see `enrich`). Created on first use in its day
+//!   ([`Store::salt_of_day`]); the salts of earlier days are deleted as soon as a later
+//!   day's exists, and by every retention pass ([`Store::discard_salts_before`]), so a
+//!   visitor id can never be recomputed for a day that is over.
 //! - [`Store::checkpoint`] writes, in ONE sled transaction across the trees, the open
 //!   windows of one partition as they are, the late events of its closed windows merged
 //!   into their stored rows (read-modify-write), its undelivered dead letters, and its
@@ -145,6 +150,7 @@ pub struct Store {
     windows: sled::Tree,
     dead_letters: sled::Tree,
     revised: sled::Tree,
+    salts: sled::Tree,
 }
 
 /// Version 2 → 3: partition checkpoints gain two counters (zero).
@@ -258,6 +264,7 @@ impl Store {
         let windows = db.open_tree("windows")?;
         let dead_letters = db.open_tree("dead_letters")?;
         let revised = db.open_tree("revised")?;
+        let salts = db.open_tree("salts")?;
         db.flush()?;
         Ok(Store {
             db,
@@ -265,6 +272,7 @@ impl Store {
             windows,
             dead_letters,
             revised,
+            salts,
         })
     }
 
@@ -412,6 +420,59 @@ impl Store {
         self.db.flush_async().await?;
         let mut out: Vec<(i64, Aggregate)> = write.windows.to_vec();
         out.extend(merged);
+        Ok(out)
+    }
+
+    /// The salt of UTC day `day`: the stored one, or `fresh()` stored (and flushed) as the
+    /// day's salt, after which the salts of earlier days are deleted.
+    pub fn salt_of_day(
+        &self,
+        day: i64,
+        fresh: impl FnOnce() -> [u8; 32],
+    ) -> Result<[u8; 32], StoreError> {
+        let key = enc_i64(day);
+        let existing = self.salts.get(key)?;
+        if let Some(salt) = existing
+            .as_ref()
+            .and_then(|v| <[u8; 32]>::try_from(v.as_ref()).ok())
+        {
+            return Ok(salt);
+        }
+        let new = fresh();
+        let salt = match self.salts.compare_and_swap(key, existing, Some(&new[..]))? {
+            Ok(()) => new,
+            // Someone stored the day's salt meanwhile: theirs it is.
+            Err(e) => e
+                .current
+                .and_then(|v| <[u8; 32]>::try_from(v.as_ref()).ok())
+                .unwrap_or(new),
+        };
+        self.discard_salts_before(day)?;
+        self.salts.flush()?;
+        Ok(salt)
+    }
+
+    /// Delete the salts of the days before `day`. Returns how many went.
+    pub fn discard_salts_before(&self, day: i64) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for kv in self.salts.range(..enc_i64(day).to_vec()) {
+            let (k, _) = kv?;
+            self.salts.remove(k)?;
+            n += 1;
+        }
+        if n > 0 {
+            self.salts.flush()?;
+        }
+        Ok(n)
+    }
+
+    /// The days whose salt is stored.
+    pub fn salt_days(&self) -> Result<Vec<i64>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.salts.iter() {
+            let (k, _) = kv?;
+            out.extend(dec_i64(&k));
+        }
         Ok(out)
     }
 

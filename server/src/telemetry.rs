@@ -36,6 +36,7 @@ struct Counters {
     partition_tasks_panicked: Counter,
     retention_passes: Counter,
     collect_refused: Family<Labels, Counter>,
+    collect_dropped: Family<Labels, Counter>,
     retention_windows_deleted: Counter,
     retention_failures: Counter,
     socket_clients_dropped: Family<Labels, Counter>,
@@ -55,6 +56,7 @@ static COUNTERS: LazyLock<Counters> = LazyLock::new(|| Counters {
     partition_tasks_panicked: Counter::default(),
     retention_passes: Counter::default(),
     collect_refused: Family::default(),
+    collect_dropped: Family::default(),
     retention_windows_deleted: Counter::default(),
     retention_failures: Counter::default(),
     socket_clients_dropped: Family::default(),
@@ -155,11 +157,22 @@ pub fn partition_task_panicked(topic: &str, partition: i32, message: &str) {
     c().partition_tasks_panicked.inc();
 }
 
-/// A `POST /collect` request was refused (`why`: `rate`); the caller logs, rate-limited.
+/// A `POST /collect` request was refused (`why`: `rate`, logged by the caller, rate-limited;
+/// `origin`, not a `--site-origin`).
 pub fn collect_refused(why: &'static str) {
     c().collect_refused
         .get_or_create(&vec![("why", why.to_owned())])
         .inc();
+}
+
+/// `events` browser events of a `POST /collect` request were dropped (`why`: `bot`, the
+/// user agent is a robot's; `no_user_agent`, there is none). Not logged: robots are many,
+/// and the counter says how many.
+pub fn collect_dropped(why: &'static str, events: usize) {
+    tracing::trace!(why, events, "collected events from a robot dropped");
+    c().collect_dropped
+        .get_or_create(&vec![("why", why.to_owned())])
+        .inc_by(events as u64);
 }
 
 /// A retention pass deleted `deleted` stored windows starting before `before`.
@@ -257,6 +270,11 @@ pub fn metrics_registry(live: Arc<Live>, hub: Arc<Hub>) -> Registry {
         "collect_refused",
         "POST /collect requests refused, by why",
         k.collect_refused.clone(),
+    );
+    r.register(
+        "collect_dropped",
+        "Browser events of POST /collect dropped because the user agent is a robot's, by why",
+        k.collect_dropped.clone(),
     );
     r.register(
         "retention_passes",
