@@ -8,6 +8,8 @@
 //! - `GET /api/v1/summary?range=15m` (or `from`/`to`): one aggregate merged over the range;
 //!   uniques are an HLL merge, never a sum.
 //! - `GET /api/v1/status`, `/healthz`, `/readyz`, `/metrics`.
+//! - `GET /api/v1/openapi.json`: the OpenAPI description of all of it ([`crate::openapi`]);
+//!   [`ROUTES`] lists the routes next to the router, and a test holds the three together.
 //! - A bad parameter gets `400` with `{"error": ..., "parameter": ...}`; a store failure gets
 //!   `500` with a message, and the cause is logged.
 
@@ -110,6 +112,12 @@ pub struct Security {
     pub frame_ancestors: Arc<str>,
 }
 
+impl FromRef<AppState> for Security {
+    fn from_ref(st: &AppState) -> Self {
+        st.security.clone()
+    }
+}
+
 impl Default for Security {
     fn default() -> Self {
         Security {
@@ -169,11 +177,15 @@ fn presented_token(req: &Request) -> Option<Vec<u8>> {
         .map(percent_decode)
 }
 
+/// Whether `--token` guards `path`: the API (and its description), the socket, the metrics.
+pub fn is_protected(path: &str) -> bool {
+    path.starts_with("/api/") || path == "/ws" || path == "/metrics"
+}
+
 /// Token check for data paths, and security headers on every response.
 async fn guard(State(sec): State<Security>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    let protected = path.starts_with("/api/") || path == "/ws" || path == "/metrics";
-    if let (true, Some(token)) = (protected, &sec.token) {
+    if let (true, Some(token)) = (is_protected(path), &sec.token) {
         if !presented_token(&req).is_some_and(|t| same(&t, token.as_bytes())) {
             let body = proto::ApiError {
                 error: "missing or wrong token: send `Authorization: Bearer <token>` or add `?token=<token>` to the URL".into(),
@@ -219,6 +231,25 @@ impl FromRef<AppState> for Option<Collector> {
     }
 }
 
+/// Every route of [`router`], as `(method, path)`: keep it in step with the router. The
+/// OpenAPI description must describe exactly these (a test in [`crate::openapi`] checks the
+/// router's `.route(` calls, this list and the description against each other).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/"),
+    ("GET", "/kiosk"),
+    ("GET", "/embed/{panel}"),
+    ("GET", "/ws"),
+    ("POST", "/collect"),
+    ("GET", "/api/v1/windows"),
+    ("GET", "/api/v1/summary"),
+    ("GET", "/api/v1/status"),
+    ("GET", "/healthz"),
+    ("GET", "/api/v1/dead-letters"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/api/v1/openapi.json"),
+];
+
 /// The application's routes. The frontend's pages (`/`, `/kiosk`, `/embed/<panel>`) get
 /// its `index.html`; its other files are served from `static_dir`, and a path that is not a
 /// file there (including any that tries to leave it) is a 404.
@@ -241,6 +272,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/dead-letters", get(dead_letters))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/api/v1/openapi.json", get(crate::openapi::handler))
         .with_state(state);
     let app = match files {
         Some(files) => app.fallback_service(files),
@@ -318,7 +350,25 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f).await?
 }
 
-async fn windows(
+/// Windows of a time range, merged across partitions.
+#[utoipa::path(
+    get,
+    path = "/api/v1/windows",
+    tag = "data",
+    description = "Windows whose start lies in `[from, to)`, merged across partitions, oldest \
+                   first. Default range: the last hour. A window is `live` (open), `final` \
+                   (closed under the watermark) or `revised` (changed by late events after it \
+                   was final).",
+    params(crate::openapi::WindowsQuery),
+    responses(
+        (status = 200, description = "The windows of the range.", body = WindowsResponse),
+        (status = 400, description = "A bad parameter, named in `parameter`.", body = proto::ApiError),
+        (status = 401, description = "With `--token`: the token is missing or wrong.", body = proto::ApiError,
+            headers(("www-authenticate" = String, description = "`Bearer`"))),
+        (status = 500, description = "Reading the store failed (the cause is logged).", body = proto::ApiError),
+    )
+)]
+pub(crate) async fn windows(
     State(st): State<AppState>,
     Query(p): Query<RangeParams>,
 ) -> Result<Json<WindowsResponse>, ApiError> {
@@ -347,7 +397,23 @@ async fn windows(
     }))
 }
 
-async fn summary(
+/// One aggregate over a time range.
+#[utoipa::path(
+    get,
+    path = "/api/v1/summary",
+    tag = "data",
+    description = "One aggregate merged over the windows whose start lies in `[from, to)` \
+                   (default: the last 15 minutes). Uniques are a HyperLogLog merge, never a sum.",
+    params(crate::openapi::SummaryQuery),
+    responses(
+        (status = 200, description = "The figures of the range.", body = Summary),
+        (status = 400, description = "A bad parameter, named in `parameter`.", body = proto::ApiError),
+        (status = 401, description = "With `--token`: the token is missing or wrong.", body = proto::ApiError,
+            headers(("www-authenticate" = String, description = "`Bearer`"))),
+        (status = 500, description = "Reading the store failed (the cause is logged).", body = proto::ApiError),
+    )
+)]
+pub(crate) async fn summary(
     State(st): State<AppState>,
     Query(p): Query<RangeParams>,
 ) -> Result<Json<Summary>, ApiError> {
@@ -367,11 +433,35 @@ async fn summary(
     Ok(Json(Summary::from_aggregate(from, to, n, &agg, top)))
 }
 
-async fn status(State(st): State<AppState>) -> Json<proto::Status> {
+/// The pipeline's status.
+#[utoipa::path(
+    get,
+    path = "/api/v1/status",
+    tag = "ops",
+    description = "The pipeline: partitions, offsets, lag, watermarks, throughput, dead letters, \
+                   the cluster as the last metadata probe saw it.",
+    responses(
+        (status = 200, description = "The status.", body = proto::Status),
+        (status = 401, description = "With `--token`: the token is missing or wrong.", body = proto::ApiError,
+            headers(("www-authenticate" = String, description = "`Bearer`"))),
+    )
+)]
+pub(crate) async fn status(State(st): State<AppState>) -> Json<proto::Status> {
     Json(st.live.status())
 }
 
-async fn readyz(State(st): State<AppState>) -> Response {
+/// Readiness.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "ops",
+    description = "Readiness: partitions are assigned and none failed. Open (no token).",
+    responses(
+        (status = 200, description = "Ready: counting.", body = proto::Readiness, example = json!({"ready": true})),
+        (status = 503, description = "Not ready: waiting for a partition assignment, or a partition failed (then the process stops).", body = proto::Readiness),
+    )
+)]
+pub(crate) async fn readyz(State(st): State<AppState>) -> Response {
     if let Some(why) = st.live.failure() {
         let body = proto::Readiness {
             ready: false,
@@ -395,7 +485,20 @@ async fn readyz(State(st): State<AppState>) -> Response {
 
 /// `GET /api/v1/dead-letters?limit=`: dead letters their topic did not take, kept in the
 /// store, newest first (default 100, at most 1000).
-async fn dead_letters(
+#[utoipa::path(
+    get,
+    path = "/api/v1/dead-letters",
+    tag = "data",
+    params(crate::openapi::DeadLettersQuery),
+    responses(
+        (status = 200, description = "The most recent recorded dead letters, newest first.", body = proto::DeadLettersResponse),
+        (status = 400, description = "A bad parameter, named in `parameter`.", body = proto::ApiError),
+        (status = 401, description = "With `--token`: the token is missing or wrong.", body = proto::ApiError,
+            headers(("www-authenticate" = String, description = "`Bearer`"))),
+        (status = 500, description = "Reading the store failed (the cause is logged).", body = proto::ApiError),
+    )
+)]
+pub(crate) async fn dead_letters(
     State(st): State<AppState>,
     Query(p): Query<RangeParams>,
 ) -> Result<Json<proto::DeadLettersResponse>, ApiError> {
@@ -421,7 +524,20 @@ async fn dead_letters(
     }))
 }
 
-async fn metrics(State(registry): State<Arc<Registry>>) -> Response {
+/// Prometheus metrics.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "ops",
+    description = "Prometheus text format (0.0.4).",
+    responses(
+        (status = 200, description = "The metrics.", body = String, content_type = "text/plain; version=0.0.4"),
+        (status = 401, description = "With `--token`: the token is missing or wrong.", body = proto::ApiError,
+            headers(("www-authenticate" = String, description = "`Bearer`"))),
+        (status = 500, description = "Encoding the metrics failed (logged); no body."),
+    )
+)]
+pub(crate) async fn metrics(State(registry): State<Arc<Registry>>) -> Response {
     let mut out = String::new();
     match prometheus_text::encode(&mut out, &registry) {
         Ok(()) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response(),

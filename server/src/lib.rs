@@ -16,6 +16,7 @@
 //! - [`ws`]: the WebSocket `/ws`, one client fed from the hub.
 //! - [`api_error`]: the error an API client gets, and its JSON body.
 //! - [`http`]: routes: JSON API, health, readiness, metrics, the frontend's files.
+//! - [`openapi`]: the OpenAPI 3.1 description of those routes, served at `/api/v1/openapi.json`.
 //! - [`telemetry`]: one function per recurring event (log and count); the metrics.
 //! - [`collect`]: `POST /collect`, events over HTTP into Kafka.
 //! - [`demo`]: embedded mode: the in-process Kafka and the demo traffic generator.
@@ -31,6 +32,7 @@ pub mod hub;
 pub mod ingest;
 pub mod kafka;
 pub mod live;
+pub mod openapi;
 pub mod retention;
 pub mod store;
 pub mod telemetry;
