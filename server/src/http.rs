@@ -17,7 +17,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::extract::Request;
-use axum::extract::{DefaultBodyLimit, FromRef, Query, State};
+use axum::extract::{DefaultBodyLimit, FromRef, FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
@@ -26,7 +27,6 @@ use axum::{Json, Router};
 use pulseboard_model::agg::Aggregate;
 use pulseboard_model::proto::{self, Summary, WindowView, WindowsResponse};
 use pulseboard_model::time::{parse_duration_ms, parse_time_param};
-use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use tower_http::services::ServeDir;
 
@@ -281,14 +281,50 @@ pub fn router(state: AppState) -> Router {
     app.layer(middleware::from_fn_with_state(security, guard))
 }
 
-/// Raw query parameters: everything is parsed by hand so errors name the parameter.
-#[derive(Debug, Default, Deserialize)]
+/// Raw query parameters: everything is parsed by hand so errors name the parameter. A
+/// parameter given twice is a bad parameter too (a JSON `400` naming it, not the plain-text
+/// rejection of axum's `Query`); parameters of other names (`token`) are ignored.
+#[derive(Debug, Default)]
 pub struct RangeParams {
     from: Option<String>,
     to: Option<String>,
     limit: Option<String>,
     top: Option<String>,
     range: Option<String>,
+}
+
+impl RangeParams {
+    /// The parameters of a query string (`application/x-www-form-urlencoded`).
+    pub fn parse(query: &str) -> Result<Self, ApiError> {
+        let mut p = RangeParams::default();
+        for pair in query.split('&').filter(|s| !s.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let (name, slot) = match String::from_utf8_lossy(&percent_decode(k)).as_ref() {
+                "from" => ("from", &mut p.from),
+                "to" => ("to", &mut p.to),
+                "limit" => ("limit", &mut p.limit),
+                "top" => ("top", &mut p.top),
+                "range" => ("range", &mut p.range),
+                _ => continue,
+            };
+            if slot.is_some() {
+                return Err(ApiError::BadParam {
+                    parameter: name,
+                    message: format!("{name} is given more than once"),
+                });
+            }
+            *slot = Some(String::from_utf8_lossy(&percent_decode(v)).into_owned());
+        }
+        Ok(p)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RangeParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        RangeParams::parse(parts.uri.query().unwrap_or_default())
+    }
 }
 
 fn time_param(name: &'static str, v: &Option<String>) -> Result<Option<i64>, ApiError> {
@@ -370,7 +406,7 @@ async fn blocking<T: Send + 'static>(
 )]
 pub(crate) async fn windows(
     State(st): State<AppState>,
-    Query(p): Query<RangeParams>,
+    p: RangeParams,
 ) -> Result<Json<WindowsResponse>, ApiError> {
     let (from, to) = resolve_range(&p, 3_600_000)?;
     let limit = int_param("limit", &p.limit, 1000, 10_000)?;
@@ -415,7 +451,7 @@ pub(crate) async fn windows(
 )]
 pub(crate) async fn summary(
     State(st): State<AppState>,
-    Query(p): Query<RangeParams>,
+    p: RangeParams,
 ) -> Result<Json<Summary>, ApiError> {
     let (from, to) = resolve_range(&p, 15 * 60_000)?;
     let top = int_param("top", &p.top, 10, 1000)?;
@@ -500,7 +536,7 @@ pub(crate) async fn readyz(State(st): State<AppState>) -> Response {
 )]
 pub(crate) async fn dead_letters(
     State(st): State<AppState>,
-    Query(p): Query<RangeParams>,
+    p: RangeParams,
 ) -> Result<Json<proto::DeadLettersResponse>, ApiError> {
     let limit = int_param("limit", &p.limit, 100, 1000)?;
     let store = st.store.clone();
@@ -740,6 +776,9 @@ mod tests {
             ("/api/v1/windows?from=2000&to=1000", "from"),
             ("/api/v1/summary?range=forever", "range"),
             ("/api/v1/summary?top=abc", "top"),
+            ("/api/v1/summary?top=1&top=2", "top"),
+            ("/api/v1/dead-letters?limit=null&limit=null", "limit"),
+            ("/api/v1/windows?from=1&%66rom=2", "from"),
         ] {
             let (status, body) = get(&app, uri).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
