@@ -110,8 +110,9 @@ pub async fn handler(State(sec): State<Security>) -> Response {
         title = "Pulseboard",
         description = "Live clickstream analytics on Kafka: event-time windows, their figures \
                        over a range, the pipeline's status, and events over HTTP. Times are \
-                       epoch milliseconds; windows are `[start, end)`. A bad parameter gets \
-                       `400` with `{\"error\": ..., \"parameter\": ...}`.",
+                       epoch milliseconds; windows are `[start, end)`. A bad parameter (one \
+                       given twice included) gets `400` with `{\"error\": ..., \"parameter\": \
+                       ...}`; a parameter given empty is the same as one not given.",
         license(name = "MIT", identifier = "MIT"),
     ),
     paths(
@@ -180,11 +181,14 @@ impl ToSchema for Instant {
 }
 
 /// A duration such as `500ms`, `10s`, `15m`, `24h`, `1d` or `1h30m` (the `range` parameters
-/// repeat it: the attribute takes only a literal).
+/// repeat it: the attribute takes only a literal). The server reads any number of parts of
+/// any length up to an `i64` of milliseconds; the pattern keeps to what cannot overflow. A
+/// zero duration (`0m`) matches it but is refused (`400`).
 #[cfg(test)]
-const DURATION_PATTERN: &str = "^([0-9]+(ms|s|m|h|d))+$";
+const DURATION_PATTERN: &str = "^([0-9]{1,9}(ms|s|m|h|d)){1,8}$";
 
-/// Query of `GET /api/v1/windows`.
+/// Query of `GET /api/v1/windows`. As everywhere, a parameter given empty (`to=`) is the same
+/// as one not given, and one given twice is a `400`.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
@@ -196,7 +200,7 @@ pub struct WindowsQuery {
     #[param(value_type = Option<Instant>)]
     to: Option<String>,
     /// Length of the range when `from` is not given (default `1h`).
-    #[param(pattern = "^([0-9]+(ms|s|m|h|d))+$", example = "1h")]
+    #[param(pattern = "^([0-9]{1,9}(ms|s|m|h|d)){1,8}$", example = "1h")]
     range: Option<String>,
     /// Most windows in the answer; `next` is the `from` of the next page when it cut.
     #[param(minimum = 1, maximum = 10000, default = 1000)]
@@ -218,7 +222,7 @@ pub struct SummaryQuery {
     #[param(value_type = Option<Instant>)]
     to: Option<String>,
     /// Length of the range when `from` is not given (default `15m`).
-    #[param(pattern = "^([0-9]+(ms|s|m|h|d))+$", example = "15m")]
+    #[param(pattern = "^([0-9]{1,9}(ms|s|m|h|d)){1,8}$", example = "15m")]
     range: Option<String>,
     /// Length of each top list.
     #[param(minimum = 1, maximum = 1000, default = 10)]
