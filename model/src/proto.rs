@@ -23,6 +23,7 @@ pub const PROTOCOL_VERSION: u32 = 1;
 
 /// Lifecycle of a window as shown to clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum WindowState {
     /// Still accepting events.
@@ -46,6 +47,7 @@ impl WindowState {
 
 /// One `(key, count)` entry of a top list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Count {
     /// The counted key (URL, referrer, country, ...).
     pub key: String,
@@ -69,6 +71,7 @@ fn type_map(t: &TopCounts) -> BTreeMap<String, u64> {
 
 /// What a window, or a range of windows, counted: events, uniques and top lists.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Figures {
     /// Number of events.
     pub events: u64,
@@ -109,6 +112,7 @@ impl Figures {
 
 /// One window's figures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WindowView {
     /// Window start (inclusive), epoch ms.
     pub start: i64,
@@ -143,6 +147,7 @@ impl WindowView {
 /// `view.figures.events`.
 /// Figures for a time range (a merge of windows): the body of `GET /api/v1/summary`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Summary {
     /// Range start (inclusive), epoch ms.
     pub from: i64,
@@ -169,6 +174,7 @@ impl Summary {
 
 /// Body of `GET /api/v1/windows`: windows whose start lies in `[from, to)`, oldest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WindowsResponse {
     /// Range start (inclusive), epoch ms.
     pub from: i64,
@@ -184,6 +190,7 @@ pub struct WindowsResponse {
 
 /// Body of `GET /readyz`: `{"ready":true}` (200), or `{"ready":false,"reason":...}` (503).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Readiness {
     /// Partitions are assigned: the server is counting.
     pub ready: bool,
@@ -194,6 +201,7 @@ pub struct Readiness {
 
 /// Body of a `202` answer to `POST /collect`: `{"accepted":n}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Accepted {
     /// Events delivered to Kafka.
     pub accepted: u64,
@@ -201,6 +209,7 @@ pub struct Accepted {
 
 /// Ingestion state of one Kafka partition.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PartitionStatus {
     /// Topic name.
     pub topic: String,
@@ -246,6 +255,7 @@ pub struct PartitionStatus {
 
 /// A dead letter its topic did not take, as `GET /api/v1/dead-letters` lists it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RecordedDeadLetter {
     pub topic: String,
     pub partition: i32,
@@ -263,6 +273,7 @@ pub struct RecordedDeadLetter {
 
 /// Body of `GET /api/v1/dead-letters`: the most recent recorded dead letters, newest first.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeadLettersResponse {
     /// Recorded dead letters in the store (all partitions).
     pub recorded_total: u64,
@@ -271,6 +282,7 @@ pub struct DeadLettersResponse {
 
 /// A stored offset found outside the log, and what was done about it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OffsetResetNote {
     /// Topic name.
     pub topic: String,
@@ -286,6 +298,7 @@ pub struct OffsetResetNote {
 
 /// Server status: the body of `GET /api/v1/status`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Status {
     /// Server version.
     pub version: String,
@@ -339,6 +352,7 @@ pub struct Status {
 /// replicas of the input topics is not among the live brokers, or a partition has fewer
 /// in-sync replicas than replicas, or no leader.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClusterHealth {
     /// The last probe was answered.
     pub reachable: bool,
@@ -360,6 +374,7 @@ pub struct ClusterHealth {
 
 /// A live broker of the cluster.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BrokerInfo {
     pub id: i32,
     pub host: String,
@@ -368,6 +383,7 @@ pub struct BrokerInfo {
 
 /// Error body of every failed API request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiError {
     /// Human-readable message.
     pub error: String,
@@ -402,6 +418,7 @@ pub const MAX_CLIENT_FRAME: usize = 4096;
 /// publishes. A client that reconnects with `/ws?since=SEQ` gets the messages after `SEQ`
 /// when the server still holds them, otherwise a fresh [`ServerMsg::Snapshot`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMsg {
     /// The full picture: recent and open windows and the status. Sent on connect, after a
@@ -448,6 +465,7 @@ impl ServerMsg {
 /// A message a client may send on the socket (text frame, JSON). Anything else closes the
 /// socket with a reason.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientMsg {
     /// Application-level keepalive (browsers cannot send WebSocket pings).

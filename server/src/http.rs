@@ -8,6 +8,8 @@
 //! - `GET /api/v1/summary?range=15m` (or `from`/`to`): one aggregate merged over the range;
 //!   uniques are an HLL merge, never a sum.
 //! - `GET /api/v1/status`, `/healthz`, `/readyz`, `/metrics`.
+//! - `GET /api/v1/openapi.json`: the OpenAPI description of all of it ([`crate::openapi`]);
+//!   [`ROUTES`] lists the routes next to the router, and a test holds the three together.
 //! - A bad parameter gets `400` with `{"error": ..., "parameter": ...}`; a store failure gets
 //!   `500` with a message, and the cause is logged.
 
@@ -15,7 +17,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::extract::Request;
-use axum::extract::{DefaultBodyLimit, FromRef, Query, State};
+use axum::extract::{DefaultBodyLimit, FromRef, FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
@@ -24,7 +27,6 @@ use axum::{Json, Router};
 use pulseboard_model::agg::Aggregate;
 use pulseboard_model::proto::{self, Summary, WindowView, WindowsResponse};
 use pulseboard_model::time::{parse_duration_ms, parse_time_param};
-use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use tower_http::services::ServeDir;
 
@@ -115,6 +117,12 @@ pub struct Security {
     pub frame_ancestors: Arc<str>,
 }
 
+impl FromRef<AppState> for Security {
+    fn from_ref(st: &AppState) -> Self {
+        st.security.clone()
+    }
+}
+
 impl Default for Security {
     fn default() -> Self {
         Security {
@@ -174,11 +182,15 @@ fn presented_token(req: &Request) -> Option<Vec<u8>> {
         .map(percent_decode)
 }
 
+/// Whether `--token` guards `path`: the API (and its description), the socket, the metrics.
+pub fn is_protected(path: &str) -> bool {
+    path.starts_with("/api/") || path == "/ws" || path == "/metrics"
+}
+
 /// Token check for data paths, and security headers on every response.
 async fn guard(State(sec): State<Security>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    let protected = path.starts_with("/api/") || path == "/ws" || path == "/metrics";
-    if let (true, Some(token)) = (protected, &sec.token) {
+    if let (true, Some(token)) = (is_protected(path), &sec.token) {
         if !presented_token(&req).is_some_and(|t| same(&t, token.as_bytes())) {
             let body = proto::ApiError {
                 error: "missing or wrong token: send `Authorization: Bearer <token>` or add `?token=<token>` to the URL".into(),
@@ -216,6 +228,25 @@ impl FromRef<AppState> for Option<Collector> {
     }
 }
 
+/// Every route of [`router`], as `(method, path)`: keep it in step with the router. The
+/// OpenAPI description must describe exactly these (a test in [`crate::openapi`] checks the
+/// router's `.route(` calls, this list and the description against each other).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/"),
+    ("GET", "/kiosk"),
+    ("GET", "/embed/{panel}"),
+    ("GET", "/ws"),
+    ("POST", "/collect"),
+    ("GET", "/api/v1/windows"),
+    ("GET", "/api/v1/summary"),
+    ("GET", "/api/v1/status"),
+    ("GET", "/healthz"),
+    ("GET", "/api/v1/dead-letters"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/api/v1/openapi.json"),
+];
+
 /// The application's routes. The frontend's pages (`/`, `/kiosk`, `/embed/<panel>`) get
 /// its `index.html`; its other files are served from `static_dir`, and a path that is not a
 /// file there (including any that tries to leave it) is a 404.
@@ -241,6 +272,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/dead-letters", get(dead_letters))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/api/v1/openapi.json", get(crate::openapi::handler))
         .with_state(state);
     let app = match files {
         Some(files) => app.fallback_service(files),
@@ -249,14 +281,50 @@ pub fn router(state: AppState) -> Router {
     app.layer(middleware::from_fn_with_state(security, guard))
 }
 
-/// Raw query parameters: everything is parsed by hand so errors name the parameter.
-#[derive(Debug, Default, Deserialize)]
+/// Raw query parameters: everything is parsed by hand so errors name the parameter. A
+/// parameter given twice is a bad parameter too (a JSON `400` naming it, not the plain-text
+/// rejection of axum's `Query`); parameters of other names (`token`) are ignored.
+#[derive(Debug, Default)]
 pub struct RangeParams {
     from: Option<String>,
     to: Option<String>,
     limit: Option<String>,
     top: Option<String>,
     range: Option<String>,
+}
+
+impl RangeParams {
+    /// The parameters of a query string (`application/x-www-form-urlencoded`).
+    pub fn parse(query: &str) -> Result<Self, ApiError> {
+        let mut p = RangeParams::default();
+        for pair in query.split('&').filter(|s| !s.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let (name, slot) = match String::from_utf8_lossy(&percent_decode(k)).as_ref() {
+                "from" => ("from", &mut p.from),
+                "to" => ("to", &mut p.to),
+                "limit" => ("limit", &mut p.limit),
+                "top" => ("top", &mut p.top),
+                "range" => ("range", &mut p.range),
+                _ => continue,
+            };
+            if slot.is_some() {
+                return Err(ApiError::BadParam {
+                    parameter: name,
+                    message: format!("{name} is given more than once"),
+                });
+            }
+            *slot = Some(String::from_utf8_lossy(&percent_decode(v)).into_owned());
+        }
+        Ok(p)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RangeParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        RangeParams::parse(parts.uri.query().unwrap_or_default())
+    }
 }
 
 fn time_param(name: &'static str, v: &Option<String>) -> Result<Option<i64>, ApiError> {
@@ -318,9 +386,27 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f).await?
 }
 
-async fn windows(
+/// Windows of a time range, merged across partitions.
+#[utoipa::path(
+    get,
+    path = "/api/v1/windows",
+    tag = "data",
+    description = "Windows whose start lies in `[from, to)`, merged across partitions, oldest \
+                   first. Default range: the last hour. A window is `live` (open), `final` \
+                   (closed under the watermark) or `revised` (changed by late events after it \
+                   was final).",
+    params(crate::openapi::WindowsQuery),
+    responses(
+        (status = 200, description = "The windows of the range.", body = WindowsResponse),
+        (status = 400, description = "A bad parameter, named in `parameter`.", body = proto::ApiError),
+        (status = 401, description = "With `--token`: the token is missing or wrong.", body = proto::ApiError,
+            headers(("www-authenticate" = String, description = "`Bearer`"))),
+        (status = 500, description = "Reading the store failed (the cause is logged).", body = proto::ApiError),
+    )
+)]
+pub(crate) async fn windows(
     State(st): State<AppState>,
-    Query(p): Query<RangeParams>,
+    p: RangeParams,
 ) -> Result<Json<WindowsResponse>, ApiError> {
     let (from, to) = resolve_range(&p, 3_600_000)?;
     let limit = int_param("limit", &p.limit, 1000, 10_000)?;
@@ -347,9 +433,25 @@ async fn windows(
     }))
 }
 
-async fn summary(
+/// One aggregate over a time range.
+#[utoipa::path(
+    get,
+    path = "/api/v1/summary",
+    tag = "data",
+    description = "One aggregate merged over the windows whose start lies in `[from, to)` \
+                   (default: the last 15 minutes). Uniques are a HyperLogLog merge, never a sum.",
+    params(crate::openapi::SummaryQuery),
+    responses(
+        (status = 200, description = "The figures of the range.", body = Summary),
+        (status = 400, description = "A bad parameter, named in `parameter`.", body = proto::ApiError),
+        (status = 401, description = "With `--token`: the token is missing or wrong.", body = proto::ApiError,
+            headers(("www-authenticate" = String, description = "`Bearer`"))),
+        (status = 500, description = "Reading the store failed (the cause is logged).", body = proto::ApiError),
+    )
+)]
+pub(crate) async fn summary(
     State(st): State<AppState>,
-    Query(p): Query<RangeParams>,
+    p: RangeParams,
 ) -> Result<Json<Summary>, ApiError> {
     let (from, to) = resolve_range(&p, 15 * 60_000)?;
     let top = int_param("top", &p.top, 10, 1000)?;
@@ -367,11 +469,35 @@ async fn summary(
     Ok(Json(Summary::from_aggregate(from, to, n, &agg, top)))
 }
 
-async fn status(State(st): State<AppState>) -> Json<proto::Status> {
+/// The pipeline's status.
+#[utoipa::path(
+    get,
+    path = "/api/v1/status",
+    tag = "ops",
+    description = "The pipeline: partitions, offsets, lag, watermarks, throughput, dead letters, \
+                   the cluster as the last metadata probe saw it.",
+    responses(
+        (status = 200, description = "The status.", body = proto::Status),
+        (status = 401, description = "With `--token`: the token is missing or wrong.", body = proto::ApiError,
+            headers(("www-authenticate" = String, description = "`Bearer`"))),
+    )
+)]
+pub(crate) async fn status(State(st): State<AppState>) -> Json<proto::Status> {
     Json(st.live.status())
 }
 
-async fn readyz(State(st): State<AppState>) -> Response {
+/// Readiness.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "ops",
+    description = "Readiness: partitions are assigned and none failed. Open (no token).",
+    responses(
+        (status = 200, description = "Ready: counting.", body = proto::Readiness, example = json!({"ready": true})),
+        (status = 503, description = "Not ready: waiting for a partition assignment, or a partition failed (then the process stops).", body = proto::Readiness),
+    )
+)]
+pub(crate) async fn readyz(State(st): State<AppState>) -> Response {
     if let Some(why) = st.live.failure() {
         let body = proto::Readiness {
             ready: false,
@@ -395,9 +521,22 @@ async fn readyz(State(st): State<AppState>) -> Response {
 
 /// `GET /api/v1/dead-letters?limit=`: dead letters their topic did not take, kept in the
 /// store, newest first (default 100, at most 1000).
-async fn dead_letters(
+#[utoipa::path(
+    get,
+    path = "/api/v1/dead-letters",
+    tag = "data",
+    params(crate::openapi::DeadLettersQuery),
+    responses(
+        (status = 200, description = "The most recent recorded dead letters, newest first.", body = proto::DeadLettersResponse),
+        (status = 400, description = "A bad parameter, named in `parameter`.", body = proto::ApiError),
+        (status = 401, description = "With `--token`: the token is missing or wrong.", body = proto::ApiError,
+            headers(("www-authenticate" = String, description = "`Bearer`"))),
+        (status = 500, description = "Reading the store failed (the cause is logged).", body = proto::ApiError),
+    )
+)]
+pub(crate) async fn dead_letters(
     State(st): State<AppState>,
-    Query(p): Query<RangeParams>,
+    p: RangeParams,
 ) -> Result<Json<proto::DeadLettersResponse>, ApiError> {
     let limit = int_param("limit", &p.limit, 100, 1000)?;
     let store = st.store.clone();
@@ -421,7 +560,20 @@ async fn dead_letters(
     }))
 }
 
-async fn metrics(State(registry): State<Arc<Registry>>) -> Response {
+/// Prometheus metrics.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "ops",
+    description = "Prometheus text format (0.0.4).",
+    responses(
+        (status = 200, description = "The metrics.", body = String, content_type = "text/plain; version=0.0.4"),
+        (status = 401, description = "With `--token`: the token is missing or wrong.", body = proto::ApiError,
+            headers(("www-authenticate" = String, description = "`Bearer`"))),
+        (status = 500, description = "Encoding the metrics failed (logged); no body."),
+    )
+)]
+pub(crate) async fn metrics(State(registry): State<Arc<Registry>>) -> Response {
     let mut out = String::new();
     match prometheus_text::encode(&mut out, &registry) {
         Ok(()) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response(),
@@ -624,6 +776,9 @@ mod tests {
             ("/api/v1/windows?from=2000&to=1000", "from"),
             ("/api/v1/summary?range=forever", "range"),
             ("/api/v1/summary?top=abc", "top"),
+            ("/api/v1/summary?top=1&top=2", "top"),
+            ("/api/v1/dead-letters?limit=null&limit=null", "limit"),
+            ("/api/v1/windows?from=1&%66rom=2", "from"),
         ] {
             let (status, body) = get(&app, uri).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");

@@ -16,6 +16,7 @@
 //! - [`ws`]: the WebSocket `/ws`, one client fed from the hub.
 //! - [`api_error`]: the error an API client gets, and its JSON body.
 //! - [`http`]: routes: JSON API, health, readiness, metrics, the frontend's files.
+//! - [`openapi`]: the OpenAPI 3.1 description of those routes, served at `/api/v1/openapi.json`.
 //! - [`telemetry`]: one function per recurring event (log and count); the metrics.
 //! - [`collect`]: `POST /collect`, events over HTTP into Kafka; its origins (CORS).
 //! - [`enrich`]: what the server adds to browser events: visitor id, country, device; robots.
@@ -34,6 +35,7 @@ pub mod hub;
 pub mod ingest;
 pub mod kafka;
 pub mod live;
+pub mod openapi;
 pub mod retention;
 pub mod store;
 pub mod telemetry;

@@ -10,8 +10,14 @@
 //! - `cargo xtask kafka [ARGS]`: a local Apache Kafka on a free port; prints the bootstrap
 //!   address (`--nodes N`, `--topic NAME`, `--partitions P`).
 //! - `cargo xtask test`: setup, build the frontend, run every Rust test (integration tests on
-//!   Apache Kafka), then the browser end-to-end tests in headless Chromium, then the
-//!   benchmark's `--quick` smoke run.
+//!   Apache Kafka), then the browser end-to-end tests in headless Chromium, then the API
+//!   fuzzing (below), then the benchmark's `--quick` smoke run.
+//! - `cargo xtask api-fuzz [--max-examples N]`: Schemathesis (pinned in
+//!   `tests/schemathesis/requirements.txt`, in a venv) against a live embedded `pulseboard`
+//!   (debug build, `--demo-rate 50`, a free loopback port, a temporary data dir, a token), from
+//!   its own `/api/v1/openapi.json`: every operation but `/ws`, N cases each (default 50) per
+//!   phase, checking for server errors and that status codes, content types and bodies are
+//!   the documented ones. Bounded to 10 minutes; its JSON report goes to `target/schemathesis/`.
 //! - `cargo xtask bench [--quick] [ARGS]`: the benchmark (`bench/`) on Apache Kafka against
 //!   its peers (Spark and Kafka Streams built with Maven, except with `--quick`; Quix Streams
 //!   in a venv); prints a table and writes `target/bench/results.json`.
@@ -24,12 +30,16 @@
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Trunk builds the wasm frontend. 0.22 needs a newer rustc than this toolchain.
 const TRUNK_VERSION: &str = "0.21.14";
 /// A `wasm-bindgen-cli` dependency pins `webpki-roots` to a version the registry here lacks.
 const WEBPKI_ROOTS_FALLBACK: &str = "1.0.10";
+/// Cases per API operation and phase of the Schemathesis run (`--max-examples`).
+const API_FUZZ_EXAMPLES: u64 = 50;
+/// The Schemathesis run is stopped (and fails) after this long.
+const API_FUZZ_TIMEOUT: Duration = Duration::from_secs(600);
 /// The fuzzer driver of the soak command.
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
 /// The pom that pins the Apache Kafka broker of the tests (also read by the test kit).
@@ -48,12 +58,21 @@ fn main() -> ExitCode {
         "run" => setup(&mut timer, Need::FRONTEND).and_then(|tools| run(&mut timer, &tools, &rest)),
         "kafka" => setup(&mut timer, Need::KAFKA).and_then(|tools| kafka(&tools, &rest)),
         "test" => setup(&mut timer, Need::ALL).and_then(|tools| test(&mut timer, &tools, &rest)),
+        "api-fuzz" => setup(&mut timer, Need::API_FUZZ).and_then(|tools| {
+            let examples = flag_value(&rest, "--max-examples", API_FUZZ_EXAMPLES)?;
+            timer.step("build pulseboard (debug)", || {
+                let mut c = cargo();
+                c.args(["build", "-p", "pulseboard", "--bin", "pulseboard"]);
+                status(c, "cargo build pulseboard")
+            })?;
+            api_fuzz(&mut timer, &tools, examples)
+        }),
         "soak" => setup(&mut timer, Need::KAFKA).and_then(|tools| soak(&tools, &rest)),
         "bench" => {
             setup(&mut timer, Need::KAFKA).and_then(|tools| bench(&mut timer, &tools, &rest))
         }
         _ => {
-            eprintln!("usage: cargo xtask <setup|run|kafka|test|soak|bench> [-- ARGS]");
+            eprintln!("usage: cargo xtask <setup|run|kafka|test|api-fuzz|soak|bench> [-- ARGS]");
             return ExitCode::from(2);
         }
     };
@@ -112,6 +131,8 @@ struct Need {
     frontend: bool,
     browser: bool,
     kafka: bool,
+    /// Schemathesis (a Python venv).
+    api_fuzz: bool,
 }
 
 impl Need {
@@ -119,17 +140,26 @@ impl Need {
         frontend: true,
         browser: true,
         kafka: true,
+        api_fuzz: true,
     };
     /// `cargo xtask run`: the embedded default needs no Java and no browser.
     const FRONTEND: Need = Need {
         frontend: true,
         browser: false,
         kafka: false,
+        api_fuzz: false,
     };
     const KAFKA: Need = Need {
         frontend: false,
         browser: false,
         kafka: true,
+        api_fuzz: false,
+    };
+    const API_FUZZ: Need = Need {
+        frontend: false,
+        browser: false,
+        kafka: false,
+        api_fuzz: true,
     };
 }
 
@@ -141,6 +171,8 @@ struct Tools {
     chromium: Option<PathBuf>,
     /// The Apache Kafka broker's jars.
     kafka_libs: Option<PathBuf>,
+    /// The `st` command of the Schemathesis venv.
+    schemathesis: Option<PathBuf>,
 }
 
 fn workspace_root() -> PathBuf {
@@ -291,6 +323,11 @@ fn setup(timer: &mut Timer, need: Need) -> Result<Tools, String> {
                     Some(timer.step("npm tools (binaryen, playwright-core)", ensure_npm_tools)?);
                 Ok(())
             })();
+        }
+        if need.api_fuzz && fg.is_ok() {
+            fg = timer
+                .step("Schemathesis venv (PyPI)", ensure_schemathesis)
+                .map(|st| tools.schemathesis = Some(st));
         }
         let mut done = Vec::new();
         let mut first_err = fg.err();
@@ -599,6 +636,8 @@ fn test(timer: &mut Timer, tools: &Tools, args: &[String]) -> Result<(), String>
         status(c, "cargo test")
     })?;
     timer.step("browser tests (Chromium)", || e2e(tools))?;
+    // The debug `pulseboard` that `cargo test` built.
+    api_fuzz(timer, tools, API_FUZZ_EXAMPLES)?;
     // The benchmark's smoke run: it runs and writes its JSON (no timing is asserted).
     let out = workspace_root().join("target/bench/results-quick.json");
     let _ = std::fs::remove_file(&out);
@@ -613,30 +652,198 @@ fn test(timer: &mut Timer, tools: &Tools, args: &[String]) -> Result<(), String>
     Ok(())
 }
 
-/// A venv with the benchmark's Python peer (Quix Streams), as pinned in bench/requirements.txt.
-fn ensure_peer_venv() -> Result<PathBuf, String> {
-    let venv = cache_dir().join("peer-venv");
+/// A venv under the cache with the packages pinned in `requirements` (a path in the
+/// clone), reinstalled when that file changes; returns the venv's folder.
+fn ensure_venv(name: &str, requirements: &str) -> Result<PathBuf, String> {
+    let venv = cache_dir().join(name);
     let python = venv.join("bin/python");
-    let wanted = std::fs::read_to_string(workspace_root().join("bench/requirements.txt"))
-        .map_err(|e| format!("reading bench/requirements.txt: {e}"))?;
+    let wanted = std::fs::read_to_string(workspace_root().join(requirements))
+        .map_err(|e| format!("reading {requirements}: {e}"))?;
     let marker = venv.join("requirements.installed");
     if python.exists() && std::fs::read_to_string(&marker).ok().as_deref() == Some(wanted.as_str())
     {
-        return Ok(python);
+        return Ok(venv);
     }
-    eprintln!(
-        "xtask: installing the benchmark peer (bench/requirements.txt) into {}",
-        venv.display()
-    );
+    eprintln!("xtask: installing {requirements} into {}", venv.display());
     let mut c = Command::new("python3");
     c.args(["-m", "venv"]).arg(&venv);
     status(c, "python3 -m venv")?;
     let mut c = Command::new(venv.join("bin/pip"));
     c.args(["install", "--quiet", "--disable-pip-version-check", "-r"])
-        .arg(workspace_root().join("bench/requirements.txt"));
-    status(c, "pip install -r bench/requirements.txt")?;
+        .arg(workspace_root().join(requirements));
+    status(c, &format!("pip install -r {requirements}"))?;
     std::fs::write(&marker, wanted).map_err(|e| format!("writing {}: {e}", marker.display()))?;
-    Ok(python)
+    Ok(venv)
+}
+
+/// A venv with the benchmark's Python peer (Quix Streams), as pinned in bench/requirements.txt.
+fn ensure_peer_venv() -> Result<PathBuf, String> {
+    Ok(ensure_venv("peer-venv", "bench/requirements.txt")?.join("bin/python"))
+}
+
+/// Schemathesis, as pinned in tests/schemathesis/requirements.txt; returns its `st` command.
+fn ensure_schemathesis() -> Result<PathBuf, String> {
+    Ok(ensure_venv("schemathesis-venv", "tests/schemathesis/requirements.txt")?.join("bin/st"))
+}
+
+/// A running `pulseboard` child, killed when dropped.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The status code of `GET path` on `addr`, with a bearer token (plain HTTP/1.1, std only).
+fn http_status(addr: &str, path: &str, token: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+/// The number after `"key": ` in a JSON text (the report's counters; xtask has no JSON parser).
+fn json_number(text: &str, key: &str) -> Option<u64> {
+    let at = text.find(&format!("\"{key}\""))? + key.len() + 2;
+    let rest = text[at..].trim_start().strip_prefix(':')?.trim_start();
+    let end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+/// Schemathesis against a live embedded `pulseboard` (the debug binary), from the
+/// description it serves. See the module docs.
+fn api_fuzz(timer: &mut Timer, tools: &Tools, examples: u64) -> Result<(), String> {
+    let st = tools
+        .schemathesis
+        .clone()
+        .ok_or_else(|| "schemathesis is not set up".to_owned())?;
+    let out = workspace_root().join("target/schemathesis");
+    let data = out.join("data");
+    let _ = std::fs::remove_dir_all(&data);
+    let report = out.join("report");
+    let _ = std::fs::remove_dir_all(&report);
+    std::fs::create_dir_all(&out).map_err(|e| format!("creating {}: {e}", out.display()))?;
+    let log_path = out.join("pulseboard.log");
+    let log = std::fs::File::create(&log_path)
+        .map_err(|e| format!("creating {}: {e}", log_path.display()))?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let token = format!("st-{}-{nanos}", std::process::id());
+    let (addr, server) = timer.step("start pulseboard (embedded, --demo-rate 50)", || {
+        let mut c = Command::new(target_dir().join("debug/pulseboard"));
+        c.current_dir(workspace_root())
+            .args(["--demo-rate", "50", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .args(["--token", &token])
+            .env("NO_COLOR", "1")
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log);
+        let server = Server(c.spawn().map_err(|e| format!("starting pulseboard: {e}"))?);
+        // It prints `Pulseboard on http://ADDR` once it listens; then wait until it is ready.
+        let started = Instant::now();
+        let mut addr = None;
+        while started.elapsed() < Duration::from_secs(120) {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            addr = addr.or_else(|| {
+                text.split("Pulseboard on http://")
+                    .nth(1)
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .map(str::to_owned)
+            });
+            if let Some(a) = &addr {
+                if http_status(a, "/readyz", &token) == Some(200) {
+                    return Ok((a.clone(), server));
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Err(format!(
+            "pulseboard was not ready within 2 minutes (log: {})",
+            log_path.display()
+        ))
+    })?;
+    let result = timer.step(
+        &format!("API fuzzing (Schemathesis, {examples} cases per operation and phase)"),
+        || {
+            let mut c = Command::new(&st);
+            c.current_dir(&out)
+                .arg("run")
+                .arg(format!("http://{addr}/api/v1/openapi.json"))
+                .args(["--header", &format!("Authorization: Bearer {token}")])
+                .args([
+                    "--checks",
+                    "not_a_server_error,status_code_conformance,content_type_conformance,\
+                     response_schema_conformance",
+                ])
+                .args(["--max-examples", &examples.to_string()])
+                // The socket is not request/response; `tests/live.rs` tests it.
+                .args(["--exclude-path", "/ws"])
+                // One worker: `POST /collect` stays near its rate limit (429 is documented
+                // and checked, but a run of nothing else says little), and Hypothesis on
+                // CPython 3.11 < 3.11.8 can fail in threads ("AST constructor recursion depth
+                // mismatch", cpython#106905).
+                .args(["--workers", "1"])
+                .args(["--report", "json", "--report-dir"])
+                .arg(&report)
+                .args(["--output-truncate", "true"])
+                .env("SCHEMATHESIS_TELEMETRY", "false")
+                .env("NO_COLOR", "1");
+            let mut child = c.spawn().map_err(|e| format!("starting {}: {e}", st.display()))?;
+            let started = Instant::now();
+            let code = loop {
+                if let Some(code) = child.try_wait().map_err(|e| e.to_string())? {
+                    break code;
+                }
+                if started.elapsed() > API_FUZZ_TIMEOUT {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(format!(
+                        "schemathesis did not finish within {} s",
+                        API_FUZZ_TIMEOUT.as_secs()
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            };
+            let json = std::fs::read_dir(&report)
+                .ok()
+                .and_then(|d| {
+                    d.filter_map(Result::ok)
+                        .map(|e| e.path())
+                        .find(|p| p.extension().is_some_and(|x| x == "json"))
+                })
+                .and_then(|p| std::fs::read_to_string(p).ok())
+                .unwrap_or_default();
+            let count = |k: &str| json_number(&json, k).map_or("?".into(), |n| n.to_string());
+            eprintln!(
+                "xtask: schemathesis: {} cases, {} with failures ({} unique), {} errored; report in {}",
+                count("generated"),
+                count("with_failures"),
+                count("unique_failures"),
+                count("errored"),
+                report.display()
+            );
+            if code.success() {
+                Ok(())
+            } else {
+                Err(format!("schemathesis found problems ({code}); server log: {}", log_path.display()))
+            }
+        },
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&data);
+    result
 }
 
 /// The JVM peers of the benchmark: their folders under `bench/peers/`.

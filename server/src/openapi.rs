@@ -1,0 +1,540 @@
+//! `GET /api/v1/openapi.json`: the OpenAPI 3.1 description of the HTTP surface, generated
+//! from the handlers' `#[utoipa::path]` annotations and the wire types of
+//! `pulseboard_model::proto` (their `openapi` feature).
+//!
+//! Contract:
+//! - Every route of [`crate::http::router`] is described: [`crate::http::ROUTES`] lists them
+//!   next to the router, and a test fails when the router, that list and this description
+//!   disagree.
+//! - Query parameters are described as the handlers parse them (by hand, so that errors
+//!   name the parameter): instants are epoch milliseconds or RFC 3339, durations are like
+//!   `15m`, counts have their bounds. Every error body is a [`proto::ApiError`].
+//! - The description is served behind the token like the rest of `/api/*`. With `--token`
+//!   it declares the two ways to present it (`Authorization: Bearer` or `?token=`) on the
+//!   paths the token guards ([`crate::http::is_protected`]); without it, no security at all.
+//! - `/ws` is described as the `GET` that upgrades to a WebSocket; its messages are the
+//!   `ServerMsg` and `ClientMsg` schemas. `POST /collect` and the `/healthz` closure are
+//!   described here, beside their code, so that their modules stay as they are.
+
+use std::borrow::Cow;
+use std::sync::OnceLock;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use pulseboard_model::proto;
+use utoipa::openapi::schema::{
+    ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
+};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder};
+use utoipa::openapi::security::{SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{OpenApi as Spec, RefOr};
+use utoipa::{IntoParams, OpenApi, PartialSchema, ToSchema};
+
+use crate::http::Security;
+
+/// The description as served: JSON, with or without the token's security schemes.
+pub fn spec_json(token: bool) -> &'static str {
+    static WITH: OnceLock<String> = OnceLock::new();
+    static WITHOUT: OnceLock<String> = OnceLock::new();
+    let cell = if token { &WITH } else { &WITHOUT };
+    cell.get_or_init(|| {
+        spec(token)
+            .to_json()
+            .unwrap_or_else(|e| format!(r#"{{"error":"the description did not serialize: {e}"}}"#))
+    })
+}
+
+/// The description; `token`: whether the server runs with `--token`.
+pub fn spec(token: bool) -> Spec {
+    let mut spec = ApiDoc::openapi();
+    if token {
+        let components = spec.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "The server's `--token`: `Authorization: Bearer <token>`.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+                "token",
+                "The server's `--token` as the query parameter `token` (for links and kiosk \
+                 URLs; percent-encode it).",
+            ))),
+        );
+        let either = [
+            SecurityRequirement::new("bearer", Vec::<String>::new()),
+            SecurityRequirement::new("token", Vec::<String>::new()),
+        ];
+        for (path, item) in spec.paths.paths.iter_mut() {
+            if !crate::http::is_protected(path) {
+                continue;
+            }
+            for op in [&mut item.get, &mut item.post].into_iter().flatten() {
+                op.security = Some(either.to_vec());
+            }
+        }
+    }
+    spec
+}
+
+/// This OpenAPI description.
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    tag = "meta",
+    responses(
+        (status = 200, description = "This description (OpenAPI 3.1).", content_type = "application/json", body = Object),
+        (status = 401, description = "With `--token`: the token is missing or wrong.", body = proto::ApiError,
+            headers(("www-authenticate" = String, description = "`Bearer`"))),
+    )
+)]
+pub async fn handler(State(sec): State<Security>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        spec_json(sec.token.is_some()),
+    )
+        .into_response()
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Pulseboard",
+        description = "Live clickstream analytics on Kafka: event-time windows, their figures \
+                       over a range, the pipeline's status, and events over HTTP. Times are \
+                       epoch milliseconds; windows are `[start, end)`. A bad parameter (one \
+                       given twice included) gets `400` with `{\"error\": ..., \"parameter\": \
+                       ...}`; a parameter given empty is the same as one not given.",
+        license(name = "MIT", identifier = "MIT"),
+    ),
+    paths(
+        crate::http::windows,
+        crate::http::summary,
+        crate::http::status,
+        crate::http::dead_letters,
+        handler,
+        collect,
+        websocket,
+        healthz,
+        crate::http::readyz,
+        crate::http::metrics,
+        page_root,
+        page_kiosk,
+        page_embed,
+    ),
+    components(schemas(
+        Instant,
+        proto::ApiError,
+        proto::ServerMsg,
+        proto::ClientMsg,
+    )),
+    tags(
+        (name = "data", description = "Window figures, summaries and dead letters."),
+        (name = "ops", description = "Status, health, readiness and metrics."),
+        (name = "collect", description = "Events over HTTP into Kafka."),
+        (name = "live", description = "The WebSocket push."),
+        (name = "pages", description = "The dashboard's pages (HTML)."),
+        (name = "meta", description = "This description."),
+    )
+)]
+struct ApiDoc;
+
+/// An instant as the API reads it: epoch milliseconds, or an RFC 3339 timestamp.
+pub struct Instant;
+
+impl PartialSchema for Instant {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .description(Some(
+                "Epoch milliseconds (`1795515330123`), or RFC 3339 \
+                 (`2026-11-24T10:15:30.123Z`, `2026-11-24T11:15:30+01:00`; a space for `T` and \
+                 up to 9 fraction digits are accepted, sub-milliseconds are cut).",
+            ))
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                    .description(Some("Epoch milliseconds.")),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+                    .description(Some("RFC 3339.")),
+            )
+            .into()
+    }
+}
+
+impl ToSchema for Instant {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Instant")
+    }
+}
+
+/// A duration such as `500ms`, `10s`, `15m`, `24h`, `1d` or `1h30m` (the `range` parameters
+/// repeat it: the attribute takes only a literal). The server reads any number of parts of
+/// any length up to an `i64` of milliseconds; the pattern keeps to what cannot overflow. A
+/// zero duration (`0m`) matches it but is refused (`400`).
+#[cfg(test)]
+const DURATION_PATTERN: &str = "^([0-9]{1,9}(ms|s|m|h|d)){1,8}$";
+
+/// Query of `GET /api/v1/windows`. As everywhere, a parameter given empty (`to=`) is the same
+/// as one not given, and one given twice is a `400`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct WindowsQuery {
+    /// Range start (inclusive). Default: `to` minus `range`.
+    #[param(value_type = Option<Instant>)]
+    from: Option<String>,
+    /// Range end (exclusive). Default: now.
+    #[param(value_type = Option<Instant>)]
+    to: Option<String>,
+    /// Length of the range when `from` is not given (default `1h`).
+    #[param(pattern = "^([0-9]{1,9}(ms|s|m|h|d)){1,8}$", example = "1h")]
+    range: Option<String>,
+    /// Most windows in the answer; `next` is the `from` of the next page when it cut.
+    #[param(minimum = 1, maximum = 10000, default = 1000)]
+    limit: Option<u32>,
+    /// Length of each top list.
+    #[param(minimum = 1, maximum = 1000, default = 10)]
+    top: Option<u32>,
+}
+
+/// Query of `GET /api/v1/summary`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct SummaryQuery {
+    /// Range start (inclusive). Default: `to` minus `range`.
+    #[param(value_type = Option<Instant>)]
+    from: Option<String>,
+    /// Range end (exclusive). Default: now.
+    #[param(value_type = Option<Instant>)]
+    to: Option<String>,
+    /// Length of the range when `from` is not given (default `15m`).
+    #[param(pattern = "^([0-9]{1,9}(ms|s|m|h|d)){1,8}$", example = "15m")]
+    range: Option<String>,
+    /// Length of each top list.
+    #[param(minimum = 1, maximum = 1000, default = 10)]
+    top: Option<u32>,
+}
+
+/// Query of `GET /api/v1/dead-letters`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct DeadLettersQuery {
+    /// Most dead letters in the answer, newest first.
+    #[param(minimum = 1, maximum = 1000, default = 100)]
+    limit: Option<u32>,
+}
+
+/// Query of `GET /ws`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct WsQuery {
+    /// Resume after this message (`seq` of the last one received): the messages after it
+    /// when the server still holds them, else a fresh snapshot.
+    #[param(minimum = 0)]
+    since: Option<u64>,
+}
+
+/// Path of `GET /embed/{panel}`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct PanelPath {
+    /// The panel: `events`, `totals`, `pages`, `referrers`, `countries`, `devices`,
+    /// `types` or `status` (the page is served for any name; the app shows the panels it knows).
+    #[param(example = "events")]
+    panel: String,
+}
+
+/// Body of `POST /collect`: one event object, or an array of them.
+pub struct CollectBody;
+
+impl PartialSchema for CollectBody {
+    fn schema() -> RefOr<Schema> {
+        let event = || {
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .description(Some(
+                    "An event (see the README's Events): `url` and `visitor` are needed to be \
+                     counted; `ts` is replaced by the receive time. An event that cannot be \
+                     counted is dead-lettered by the pipeline, not refused here.",
+                ))
+        };
+        OneOfBuilder::new()
+            .item(event())
+            .item(
+                ArrayBuilder::new()
+                    .items(event())
+                    .min_items(Some(1))
+                    .max_items(Some(crate::collect::MAX_EVENTS)),
+            )
+            .into()
+    }
+}
+
+impl ToSchema for CollectBody {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("CollectBody")
+    }
+}
+
+/// Events over HTTP (handled by [`crate::collect::handler`]).
+#[utoipa::path(
+    post,
+    path = "/collect",
+    tag = "collect",
+    description = "Events over HTTP, into the first input topic. Open (no token), with CORS \
+                   for any origin. Each event's time is the server's receive time; what the \
+                   client sent as `ts` is kept as `client_ts`. Rate-limited per client address \
+                   (`--collect-rate`, default 20 requests/s, bursts of `--collect-burst`, \
+                   default 40). At most 1 MiB and 10 000 events per request. The body is read \
+                   as JSON whatever its content type: `text/plain` is what `navigator.sendBeacon` \
+                   sends without a CORS preflight.",
+    request_body(
+        description = "One JSON event object, a JSON array of them, or newline-delimited objects.",
+        content(
+            (CollectBody = "application/json"),
+            (String = "text/plain"),
+        )
+    ),
+    responses(
+        (status = 202, description = "Every event was delivered to Kafka.", body = proto::Accepted),
+        (status = 400, description = "The body is not JSON objects, is empty, or holds more than 10 000 events; nothing of it was produced (`parameter`: `body`).", body = proto::ApiError),
+        (status = 413, description = "The body is over 1 MiB; nothing of it was produced (`parameter`: `body`).", body = proto::ApiError),
+        (status = 429, description = "This client is over its rate; refused before the body is read.", body = proto::ApiError,
+            headers(("retry-after" = u64, description = "Seconds to wait."))),
+        (status = 503, description = "Kafka did not take the events (some may have been delivered), or this server has no producer.", body = proto::ApiError),
+    )
+)]
+#[allow(dead_code)]
+fn collect() {}
+
+/// The live WebSocket (handled by [`crate::ws::handler`]).
+#[utoipa::path(
+    get,
+    path = "/ws",
+    tag = "live",
+    operation_id = "websocket",
+    description = "The live push: a WebSocket (`Connection: Upgrade`, `Upgrade: websocket`). \
+                   The server sends text frames, each a JSON `ServerMsg`: a `snapshot`, then \
+                   `windows` and `status` updates, every one with a `seq` increasing by one. \
+                   A client may send only `ClientMsg` (`{\"type\":\"ping\"}`, at most 4 KiB).",
+    params(WsQuery),
+    responses(
+        (status = 101, description = "Switched to the WebSocket protocol; frames are `ServerMsg` (JSON)."),
+        (status = 400, description = "A bad `since` (JSON `ApiError`), or a request that is not a WebSocket upgrade (plain text).",
+            content((proto::ApiError = "application/json"), (String = "text/plain"))),
+        (status = 401, description = "With `--token`: the token is missing or wrong.", body = proto::ApiError,
+            headers(("www-authenticate" = String, description = "`Bearer`"))),
+    )
+)]
+#[allow(dead_code)]
+fn websocket() {}
+
+/// Liveness (a closure in the router).
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "ops",
+    description = "Liveness: the process answers HTTP. Open (no token).",
+    responses((status = 200, description = "`ok`", body = String, content_type = "text/plain", example = "ok\n"))
+)]
+#[allow(dead_code)]
+fn healthz() {}
+
+/// The dashboard (the frontend's pages are served by [`crate::http`]'s `page`).
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "pages",
+    operation_id = "dashboard",
+    description = "The dashboard (the frontend's `index.html`, or a plain page when it is not built). Open (no token).",
+    responses((status = 200, description = "HTML", body = String, content_type = "text/html"))
+)]
+#[allow(dead_code)]
+fn page_root() {}
+
+/// The wall display.
+#[utoipa::path(
+    get,
+    path = "/kiosk",
+    tag = "pages",
+    operation_id = "kiosk",
+    description = "The wall display. Open (no token).",
+    responses((status = 200, description = "HTML", body = String, content_type = "text/html"))
+)]
+#[allow(dead_code)]
+fn page_kiosk() {}
+
+/// One panel.
+#[utoipa::path(
+    get,
+    path = "/embed/{panel}",
+    tag = "pages",
+    operation_id = "embed",
+    description = "One panel alone, for an iframe (who may embed it: `--frame-ancestors`). Open (no token).",
+    params(PanelPath),
+    responses((status = 200, description = "HTML", body = String, content_type = "text/html"))
+)]
+#[allow(dead_code)]
+fn page_embed() {}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::Value;
+
+    use super::*;
+    use crate::http::ROUTES;
+
+    fn described(spec: &Value) -> BTreeSet<(String, String)> {
+        let mut out = BTreeSet::new();
+        for (path, item) in spec["paths"].as_object().expect("paths") {
+            for method in item.as_object().expect("path item").keys() {
+                if ["get", "post", "put", "delete", "patch", "options", "head"]
+                    .contains(&method.as_str())
+                {
+                    out.insert((method.to_uppercase(), path.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// The paths given to `.route(` in the router's source, so that a route added there
+    /// without being listed in [`ROUTES`] (and so described) fails this test.
+    fn routed_paths() -> BTreeSet<String> {
+        let src = include_str!("http.rs");
+        let router = &src[src.find("pub fn router(").expect("router")..];
+        let router = &router[..router.find("\n}\n").expect("end of router")];
+        router
+            .split(".route(")
+            .skip(1)
+            .map(|rest| {
+                let rest = rest.trim_start();
+                let lit = rest.strip_prefix('"').expect("a path literal");
+                lit[..lit.find('"').expect("end of literal")].to_owned()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn description_is_openapi_3_1_and_covers_every_route() {
+        for token in [false, true] {
+            let spec: Value = serde_json::from_str(spec_json(token)).expect("valid JSON");
+            let version = spec["openapi"].as_str().expect("openapi");
+            assert!(version.starts_with("3.1."), "{version}");
+            let listed: BTreeSet<(String, String)> = ROUTES
+                .iter()
+                .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+                .collect();
+            assert_eq!(described(&spec), listed, "described vs ROUTES");
+        }
+        let listed: BTreeSet<String> = ROUTES.iter().map(|(_, p)| (*p).to_owned()).collect();
+        assert_eq!(routed_paths(), listed, "router vs ROUTES");
+    }
+
+    #[test]
+    fn every_error_is_documented_with_the_error_body() {
+        let spec: Value = serde_json::from_str(spec_json(true)).expect("valid JSON");
+        for (path, item) in spec["paths"].as_object().expect("paths") {
+            for (method, op) in item.as_object().expect("item") {
+                let protected = crate::http::is_protected(path);
+                let responses = op["responses"].as_object().expect("responses");
+                assert_eq!(
+                    responses.contains_key("401"),
+                    protected,
+                    "{method} {path}: 401 documented exactly where the token guards"
+                );
+                assert_eq!(
+                    op.get("security").is_some(),
+                    protected,
+                    "{method} {path}: security where the token guards"
+                );
+                let has_query = op["parameters"]
+                    .as_array()
+                    .is_some_and(|ps| ps.iter().any(|p| p["in"] == "query"));
+                if has_query {
+                    assert!(responses.contains_key("400"), "{method} {path}: 400");
+                }
+                for (code, resp) in responses {
+                    if code.starts_with('4') || code.starts_with('5') {
+                        let schema = &resp["content"]["application/json"]["schema"]["$ref"];
+                        match (path.as_str(), code.as_str()) {
+                            ("/metrics", "500") => continue, // no body
+                            ("/readyz", "503") => continue,  // a `Readiness` that says why
+                            _ => {}
+                        }
+                        assert_eq!(
+                            schema, "#/components/schemas/ApiError",
+                            "{method} {path} {code}"
+                        );
+                    }
+                }
+            }
+        }
+        let plain: Value = serde_json::from_str(spec_json(false)).expect("valid JSON");
+        assert!(plain["components"]["securitySchemes"].is_null());
+    }
+
+    /// `PULSEBOARD_WRITE_OPENAPI=path cargo test -p pulseboard --lib openapi` writes the
+    /// description (with the token's schemes) to `path`, to read it without a server.
+    #[test]
+    fn write_the_description_when_asked() {
+        if let Some(path) = std::env::var_os("PULSEBOARD_WRITE_OPENAPI") {
+            let pretty = spec(true).to_pretty_json().expect("json");
+            std::fs::write(path, pretty).expect("write");
+        }
+    }
+
+    #[test]
+    fn parameters_carry_their_formats_and_bounds() {
+        let spec: Value = serde_json::from_str(spec_json(false)).expect("valid JSON");
+        let params = |path: &str| -> Vec<Value> {
+            spec["paths"][path]["get"]["parameters"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        };
+        let find = |path: &str, name: &str| -> Value {
+            params(path)
+                .into_iter()
+                .find(|p| p["name"] == name)
+                .unwrap_or_else(|| panic!("{path} has no {name}"))
+        };
+        assert_eq!(find("/api/v1/windows", "limit")["schema"]["maximum"], 10000);
+        assert_eq!(
+            find("/api/v1/dead-letters", "limit")["schema"]["maximum"],
+            1000
+        );
+        assert_eq!(find("/api/v1/summary", "top")["schema"]["minimum"], 1);
+        assert_eq!(
+            find("/api/v1/summary", "range")["schema"]["pattern"],
+            DURATION_PATTERN
+        );
+        let from = find("/api/v1/windows", "from");
+        let instant = from["schema"].to_string();
+        assert!(instant.contains("Instant"), "{instant}");
+        let one_of = spec["components"]["schemas"]["Instant"]["oneOf"].to_string();
+        assert!(
+            one_of.contains("date-time") && one_of.contains("int64"),
+            "{one_of}"
+        );
+    }
+}
