@@ -10,6 +10,7 @@
 //! (`first_read_ms`, `last_read_ms`), the way the peers report theirs (see
 //! [`IngestRun::eps`]).
 
+use pulseboard_testkit::process::cpu_time;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -74,12 +75,13 @@ pub fn pipeline_under_load<T, F>(
     brokers: &str,
     target: i64,
     load: impl FnOnce(SocketAddr, CancellationToken) -> F,
-) -> Result<(f64, T)>
+) -> Result<(f64, T, CpuSplit)>
 where
     F: Future<Output = Result<T>> + Send + 'static,
     T: Send + 'static,
 {
     let mut child = Child::spawn(plan, brokers, TOPIC, PIPELINE_ARGS)?;
+    let own_before = cpu_time(std::process::id()).unwrap_or_default();
     let stop = CancellationToken::new();
     let load = rt.spawn(load(child.addr(), stop.clone()));
     let run = rt.block_on(child.watch_ingest(TOPIC, target, ingest_timeout(plan.events)));
@@ -88,13 +90,28 @@ where
         .block_on(load)
         .context("the load task panicked")
         .and_then(|r| r);
+    let cpu = CpuSplit {
+        server_s: cpu_time(child.pid()).unwrap_or_default().as_secs_f64(),
+        load_s: cpu_time(std::process::id())
+            .unwrap_or_default()
+            .saturating_sub(own_before)
+            .as_secs_f64(),
+    };
     let run = run.with_context(|| child.log_tail())?;
     let load = load.with_context(|| child.log_tail())?;
     rt.block_on(child.verify_totals(plan.events))
         .with_context(|| child.log_tail())?;
     child.ensure_running()?;
     child.stop();
-    Ok((run.eps(plan.events), load))
+    Ok((run.eps(plan.events), load, cpu))
+}
+
+/// Where the CPU of a run under load went: the pulseboard child's (from its start, so its
+/// start-up too) and this process's (the load's clients) while it ran.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CpuSplit {
+    pub server_s: f64,
+    pub load_s: f64,
 }
 
 /// Step 5b: N events where every URL is distinct, a fresh child; memory as it grows.

@@ -122,6 +122,10 @@ pub struct Report {
     pub reconnect_storm_snapshots_per_s: f64,
     /// Storm attempts that got no snapshot (refused, reset, timed out).
     pub reconnect_storm_failures: u64,
+    /// CPU seconds of the pulseboard child during the storm run (start-up included), and of
+    /// the storm's clients (the bench process) meanwhile: where the storm's cost goes.
+    pub reconnect_storm_server_cpu_s: f64,
+    pub reconnect_storm_client_cpu_s: f64,
     pub rss_peak_mb: f64,
     pub rss_sampled_max_mb: f64,
     pub pipeline_eps_high_cardinality: f64,
@@ -286,6 +290,13 @@ fn rows(r: &Report) -> Vec<(String, String)> {
         (
             "reconnect_storm_ratio",
             format!("{:.2}", r.reconnect_storm_ratio),
+        ),
+        (
+            "reconnect_storm cpu s: server, clients",
+            format!(
+                "{:.1}, {:.1}",
+                r.reconnect_storm_server_cpu_s, r.reconnect_storm_client_cpu_s
+            ),
         ),
         (
             "reconnect_storm: clients, snapshots/s, failures",

@@ -51,9 +51,10 @@ pub fn measure_reconnect_storm(
         "reconnect storm: pulseboard child consuming `{}` while {clients} WebSocket clients reconnect in a loop",
         crate::load::TOPIC
     ));
-    let (eps, storm) = child::pipeline_under_load(rt, plan, brokers, target, move |addr, stop| {
-        reconnect_storm(addr, clients, stop)
-    })?;
+    let (eps, storm, cpu) =
+        child::pipeline_under_load(rt, plan, brokers, target, move |addr, stop| {
+            reconnect_storm(addr, clients, stop)
+        })?;
     if storm.snapshots == 0 {
         bail!(
             "no storm client got a snapshot ({} failed attempts; last error: {})",
@@ -72,6 +73,8 @@ pub fn measure_reconnect_storm(
     report.reconnect_storm_snapshots = storm.snapshots;
     report.reconnect_storm_snapshots_per_s = storm.snapshots as f64 / storm.secs.max(1e-3);
     report.reconnect_storm_failures = storm.failures;
+    report.reconnect_storm_server_cpu_s = cpu.server_s;
+    report.reconnect_storm_client_cpu_s = cpu.load_s;
     if let Some(e) = &storm.last_error {
         step(&format!(
             "reconnect storm: {} failed attempts, the last: {e}",

@@ -237,6 +237,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/embed/{panel}"),
     ("GET", "/ws"),
     ("POST", "/collect"),
+    ("OPTIONS", "/collect"),
+    ("GET", "/pb.js"),
     ("GET", "/api/v1/windows"),
     ("GET", "/api/v1/summary"),
     ("GET", "/api/v1/status"),

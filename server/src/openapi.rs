@@ -122,6 +122,8 @@ pub async fn handler(State(sec): State<Security>) -> Response {
         crate::http::dead_letters,
         handler,
         collect,
+        collect_preflight,
+        tracking_script,
         websocket,
         healthz,
         crate::http::readyz,
@@ -298,8 +300,10 @@ impl ToSchema for CollectBody {
     post,
     path = "/collect",
     tag = "collect",
-    description = "Events over HTTP, into the first input topic. Open (no token), with CORS \
-                   for any origin. Each event's time is the server's receive time; what the \
+    description = "Events over HTTP, into the first input topic. Open (no token). CORS: any \
+                   origin, or with `--site-origin` only those (another `Origin` gets 403). \
+                   Events without a `visitor` (from `/pb.js`) get a cookieless daily visitor \
+                   id, a country and a device; robots' are dropped. Each event's time is the server's receive time; what the \
                    client sent as `ts` is kept as `client_ts`. Rate-limited per client address \
                    (`--collect-rate`, default 20 requests/s, bursts of `--collect-burst`, \
                    default 40). At most 1 MiB and 10 000 events per request. The body is read \
@@ -315,6 +319,7 @@ impl ToSchema for CollectBody {
     responses(
         (status = 202, description = "Every event was delivered to Kafka.", body = proto::Accepted),
         (status = 400, description = "The body is not JSON objects, is empty, or holds more than 10 000 events; nothing of it was produced (`parameter`: `body`).", body = proto::ApiError),
+        (status = 403, description = "With `--site-origin`: the request's `Origin` is not one of them; nothing was read or produced.", body = proto::ApiError),
         (status = 413, description = "The body is over 1 MiB; nothing of it was produced (`parameter`: `body`).", body = proto::ApiError),
         (status = 429, description = "This client is over its rate; refused before the body is read.", body = proto::ApiError,
             headers(("retry-after" = u64, description = "Seconds to wait."))),
@@ -323,6 +328,39 @@ impl ToSchema for CollectBody {
 )]
 #[allow(dead_code)]
 fn collect() {}
+
+/// The CORS preflight of `/collect` (handled by [`crate::collect::preflight`]).
+#[utoipa::path(
+    options,
+    path = "/collect",
+    tag = "collect",
+    operation_id = "collect_preflight",
+    description = "CORS preflight (only a non-simple content type needs one): `204` with \
+                   `Access-Control-Allow-Methods: POST` for an allowed origin.",
+    responses(
+        (status = 204, description = "Allowed: the CORS headers say what may be sent."),
+        (status = 403, description = "With `--site-origin`: the `Origin` is not one of them.", body = proto::ApiError),
+    )
+)]
+#[allow(dead_code)]
+fn collect_preflight() {}
+
+/// The tracking script (handled by [`crate::tracker::script`]).
+#[utoipa::path(
+    get,
+    path = "/pb.js",
+    tag = "collect",
+    operation_id = "tracking_script",
+    description = "The tracking script for a site's pages: \
+                   `<script defer src=\".../pb.js\" data-site=\"example.com\"></script>`. \
+                   Open (no token); cached an hour, with an `ETag`.",
+    responses(
+        (status = 200, description = "The script.", body = String, content_type = "application/javascript"),
+        (status = 304, description = "Not modified (`If-None-Match` matched the `ETag`)."),
+    )
+)]
+#[allow(dead_code)]
+fn tracking_script() {}
 
 /// The live WebSocket (handled by [`crate::ws::handler`]).
 #[utoipa::path(
