@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api_error::ApiError;
 use crate::config::LiveArgs;
-use crate::hub::{Hub, Start, Subscription};
+use crate::hub::{Frame, Hub, Start, Subscription};
 use crate::telemetry;
 
 /// What the socket handler needs (taken from the app's state with `FromRef`).
@@ -150,12 +150,12 @@ pub async fn serve<S, R, E>(
     hub.stats.clients.fetch_sub(1, Ordering::Relaxed);
 }
 
-async fn send_text<S, E>(sink: &mut S, text: &str, opts: SocketOptions) -> bool
+async fn send_text<S, E>(sink: &mut S, text: &Frame, opts: SocketOptions) -> bool
 where
     S: Sink<Message, Error = E> + Unpin,
     E: Display,
 {
-    match tokio::time::timeout(opts.send_timeout, sink.send(Message::Text(text.into()))).await {
+    match tokio::time::timeout(opts.send_timeout, sink.send(Message::Text(text.clone()))).await {
         Ok(Ok(())) => true,
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "socket send failed");
@@ -181,7 +181,7 @@ async fn send_loop<S, E>(
 {
     let mut rx = sub.rx;
     let mut last_seq = sub.last_seq;
-    let first: Vec<Arc<str>> = match sub.start {
+    let first: Vec<Frame> = match sub.start {
         Start::Replay(msgs) => msgs,
         Start::Snapshot(_, snap) => vec![snap],
     };
