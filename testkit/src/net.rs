@@ -46,7 +46,7 @@ pub async fn request(
     body: &[u8],
 ) -> Result<Response> {
     let fut = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await?;
+        let s = tokio::net::TcpStream::connect(addr).await?;
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
             body.len()
@@ -61,10 +61,25 @@ pub async fn request(
             head.push_str(&format!("{k}: {v}\r\n"));
         }
         head.push_str("\r\n");
-        s.write_all(head.as_bytes()).await?;
-        s.write_all(body).await?;
+        // Write and read at once: a server may answer (a 413, a 429) before it has read the
+        // body and close, so a failed write is not the outcome; the answer is.
+        let (mut rd, mut wr) = s.into_split();
+        let mut out = head.into_bytes();
+        out.extend_from_slice(body);
+        let writer = tokio::spawn(async move {
+            let _ = wr.write_all(&out).await;
+            wr
+        });
         let mut raw = Vec::new();
-        s.read_to_end(&mut raw).await?;
+        let read = rd.read_to_end(&mut raw).await;
+        let _ = writer.await;
+        match read {
+            // A reset after the answer arrived (unread body bytes make the server's close a
+            // reset) leaves the answer in `raw`.
+            Err(_) if raw.windows(4).any(|w| w == b"\r\n\r\n") => {}
+            Err(e) => return Err(e.into()),
+            Ok(_) => {}
+        }
         parse_response(&raw)
     };
     tokio::time::timeout(REQUEST_TIMEOUT, fut)
