@@ -150,10 +150,7 @@ async fn an_event_from_a_wrong_clock_moves_no_watermark_and_retention_keeps_hist
     assert_eq!(metric(app.addr, "retention_windows_deleted").await?, 0.0);
     events.sort_by_key(|(_, e)| e.ts);
     let folded: Vec<Event> = events.into_iter().map(|(_, e)| e).collect();
-    let windows = get_json(app.addr, "/api/v1/windows?from=0&limit=10000&top=1000")
-        .await
-        .ok_or_else(|| anyhow!("windows endpoint failed"))?;
-    assert_windows_match(&windows, &recompute(&folded, WIDTH))?;
+    assert_api_matches(app.addr, &folded, WIDTH).await?;
     app.stop().await
 }
 
@@ -198,10 +195,7 @@ async fn late_events_within_the_horizon_are_counted_and_their_windows_revised() 
     );
     assert_eq!(s["late_events_total"].as_u64(), Some(late), "{s}");
     assert_eq!(s["revised_events_total"].as_u64(), Some(late), "{s}");
-    let windows = get_json(app.addr, "/api/v1/windows?from=0&limit=10000&top=1000")
-        .await
-        .ok_or_else(|| anyhow!("windows endpoint failed"))?;
-    assert_windows_match(&windows, &recompute(&folded, WIDTH))?;
+    assert_api_matches(app.addr, &folded, WIDTH).await?;
     assert_late_windows_revised(app.addr, &batch, now).await?;
     app.stop().await
 }
@@ -278,10 +272,7 @@ async fn late_events_under_sigkill_are_counted_exactly_once_and_stay_revised() -
         Some(late),
         "exactly once: {s}"
     );
-    let windows = get_json(child.addr, "/api/v1/windows?from=0&limit=10000&top=1000")
-        .await
-        .ok_or_else(|| anyhow!("windows endpoint failed"))?;
-    assert_windows_match(&windows, &recompute(&folded, WIDTH))?;
+    assert_api_matches(child.addr, &folded, WIDTH).await?;
     assert_late_windows_revised(child.addr, &batch, now).await?;
 
     // The revised state survives a restart and never goes back to final or live.
@@ -357,10 +348,7 @@ async fn oversized_values_are_recorded_and_never_stall_their_partition() -> Resu
         assert!(!d["error"].as_str().unwrap_or_default().is_empty(), "{d}");
     }
     let folded: Vec<Event> = events.into_iter().map(|(_, e)| e).collect();
-    let windows = get_json(app.addr, "/api/v1/windows?from=0&limit=10000&top=1000")
-        .await
-        .ok_or_else(|| anyhow!("windows endpoint failed"))?;
-    assert_windows_match(&windows, &recompute(&folded, WIDTH))?;
+    assert_api_matches(app.addr, &folded, WIDTH).await?;
     app.stop().await
 }
 
@@ -465,10 +453,7 @@ async fn sigterm_while_the_dead_letter_topic_is_unreachable_exits_in_bounded_tim
         "the dead letters after the outage are recorded: {s}"
     );
     let folded: Vec<Event> = events.into_iter().map(|(_, e)| e).collect();
-    let windows = get_json(child.addr, "/api/v1/windows?from=0&limit=10000&top=1000")
-        .await
-        .ok_or_else(|| anyhow!("windows endpoint failed"))?;
-    assert_windows_match(&windows, &recompute(&folded, WIDTH))?;
+    assert_api_matches(child.addr, &folded, WIDTH).await?;
     Ok(())
 }
 
@@ -508,10 +493,7 @@ async fn a_panic_in_a_partition_task_exits_nonzero_and_the_restart_is_exact() ->
     let s = wait_for_totals(child.addr, 1_000, 0, Duration::from_secs(60)).await?;
     assert_eq!(sum_next_offsets(&s), 1_000, "{s}");
     let folded: Vec<Event> = events.into_iter().map(|(_, e)| e).collect();
-    let windows = get_json(child.addr, "/api/v1/windows?from=0&limit=10000&top=1000")
-        .await
-        .ok_or_else(|| anyhow!("windows endpoint failed"))?;
-    assert_windows_match(&windows, &recompute(&folded, WIDTH))?;
+    assert_api_matches(child.addr, &folded, WIDTH).await?;
     Ok(())
 }
 
@@ -568,9 +550,6 @@ async fn a_crash_right_after_an_offset_reset_skips_nothing() -> Result<()> {
         .chain(&new[50..])
         .map(|(_, e)| e.clone())
         .collect();
-    let windows = get_json(child.addr, "/api/v1/windows?from=0&limit=10000&top=1000")
-        .await
-        .ok_or_else(|| anyhow!("windows endpoint failed"))?;
-    assert_windows_match(&windows, &recompute(&folded, WIDTH))?;
+    assert_api_matches(child.addr, &folded, WIDTH).await?;
     Ok(())
 }

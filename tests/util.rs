@@ -127,6 +127,14 @@ pub fn hll_of<'a>(items: impl IntoIterator<Item = &'a String>) -> u64 {
 }
 
 /// Compare the API's windows (`/api/v1/windows` JSON) with the recomputation.
+/// The API's windows (all of them, top lists whole) equal the recomputation of `events`.
+pub async fn assert_api_matches(addr: SocketAddr, events: &[Event], width: i64) -> Result<()> {
+    let windows = get_json(addr, "/api/v1/windows?from=0&limit=10000&top=1000")
+        .await
+        .ok_or_else(|| anyhow!("windows endpoint failed"))?;
+    assert_windows_match(&windows, &recompute(events, width))
+}
+
 pub fn assert_windows_match(api: &Value, truth: &BTreeMap<i64, Truth>) -> Result<()> {
     let windows = api["windows"]
         .as_array()
