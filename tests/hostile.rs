@@ -140,7 +140,16 @@ async fn ten_thousand_bad_messages_are_dead_lettered_and_good_ones_all_counted()
 async fn thousands_of_socket_cycles_leave_no_client_behind() -> Result<()> {
     let dir = data_dir();
     let data = path_str(dir.path());
-    let app = App::start(&["--data-dir", &data, "--demo-rate", "50"]).await?;
+    // Unpaced: this is about cleanup, not about the connect rate.
+    let app = App::start(&[
+        "--data-dir",
+        &data,
+        "--demo-rate",
+        "50",
+        "--ws-connect-rate",
+        "0",
+    ])
+    .await?;
     for i in 0..2_000 {
         let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", app.addr)).await?;
         if i % 2 == 0 {
@@ -161,6 +170,112 @@ async fn thousands_of_socket_cycles_leave_no_client_behind() -> Result<()> {
     )
     .await?;
     assert_eq!(http_get(app.addr, "/healthz").await?.0, 200);
+    app.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_beyond_the_connect_rate_wait_or_get_503_with_retry_after() -> Result<()> {
+    let dir = data_dir();
+    let data = path_str(dir.path());
+    // One session a second, three at once, nobody waits: of twenty opened together, the
+    // first three are let in (and one more for each second the attempts span), the rest
+    // refused.
+    let app = App::start(&[
+        "--data-dir",
+        &data,
+        "--demo-rate",
+        "0",
+        "--ws-connect-rate",
+        "1",
+        "--ws-connect-burst",
+        "3",
+        "--ws-connect-max-wait",
+        "0s",
+    ])
+    .await?;
+    let url = format!("ws://{}/ws", app.addr);
+    let attempts =
+        futures::future::join_all((0..20).map(|_| tokio_tungstenite::connect_async(url.clone())))
+            .await;
+    let mut open = Vec::new();
+    let mut refused = 0;
+    for attempt in attempts {
+        match attempt {
+            Ok((ws, _)) => open.push(ws),
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+                assert_eq!(resp.status(), 503);
+                let retry: u64 = resp
+                    .headers()
+                    .get("retry-after")
+                    .ok_or_else(|| anyhow!("a 503 without Retry-After"))?
+                    .to_str()?
+                    .parse()?;
+                assert!((1..=10).contains(&retry), "Retry-After: {retry}");
+                let body = resp.body().as_deref().unwrap_or_default();
+                let err: serde_json::Value = serde_json::from_slice(body)?;
+                assert!(
+                    err["error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("too many dashboards")),
+                    "{err}"
+                );
+                refused += 1;
+            }
+            Err(e) => return Err(anyhow!("unexpected connect error: {e}")),
+        }
+    }
+    assert!((3..=6).contains(&open.len()), "{} admitted", open.len());
+    assert_eq!(open.len() + refused, 20);
+    let (_, metrics) = http_get(app.addr, "/metrics").await?;
+    assert!(
+        metrics.contains(&format!("pulseboard_ws_connects_refused_total {refused}")),
+        "{metrics}"
+    );
+    // The admitted sessions work: each gets its snapshot.
+    for ws in &mut open {
+        let first = tokio::time::timeout(Duration::from_secs(10), futures::StreamExt::next(ws))
+            .await?
+            .ok_or_else(|| anyhow!("socket closed before its snapshot"))??;
+        assert!(first.to_text()?.contains("\"snapshot\""), "{first}");
+    }
+    app.stop().await
+}
+
+/// With room to wait (the default 10 s), a crowd opening at once is let in, one after
+/// another: 25 at 5 a second with a burst of 5 take 4 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crowd_of_sessions_within_the_max_wait_is_let_in_in_turn() -> Result<()> {
+    let dir = data_dir();
+    let data = path_str(dir.path());
+    let app = App::start(&[
+        "--data-dir",
+        &data,
+        "--demo-rate",
+        "0",
+        "--ws-connect-rate",
+        "5",
+        "--ws-connect-burst",
+        "5",
+    ])
+    .await?;
+    let url = format!("ws://{}/ws", app.addr);
+    let attempts =
+        futures::future::join_all((0..25).map(|_| tokio_tungstenite::connect_async(url.clone())))
+            .await;
+    let admitted = attempts.into_iter().collect::<Result<Vec<_>, _>>()?;
+    assert_eq!(admitted.len(), 25);
+    let (_, metrics) = http_get(app.addr, "/metrics").await?;
+    assert!(
+        metrics.contains("pulseboard_ws_connects_refused_total 0"),
+        "{metrics}"
+    );
+    let waited: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("pulseboard_ws_connects_waited_total "))
+        .ok_or_else(|| anyhow!("no waited counter in {metrics}"))?
+        .trim()
+        .parse()?;
+    assert!(waited >= 15, "{waited} of 25 waited their turn");
     app.stop().await
 }
 

@@ -2,7 +2,9 @@
 //! (`{"error": ..., "parameter": ...}`); the cause of a server-side failure is logged, with
 //! its source chain.
 
-use axum::http::StatusCode;
+use std::time::Duration;
+
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use pulseboard_model::proto;
@@ -21,6 +23,12 @@ pub enum ApiError {
     /// Reading the store failed: `500`.
     #[error("reading the store failed: {0}")]
     Store(#[from] StoreError),
+    /// The server is busy (or stopping): `503` with `Retry-After` (whole seconds).
+    #[error("{why}: retry after {} s", retry_secs(*retry_after))]
+    Busy {
+        why: &'static str,
+        retry_after: Duration,
+    },
     /// The task serving the request failed: `500`.
     #[error("the request's task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -32,6 +40,7 @@ impl IntoResponse for ApiError {
             ApiError::BadParam { parameter, .. } => {
                 (StatusCode::BAD_REQUEST, Some((*parameter).to_owned()))
             }
+            ApiError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, None),
             ApiError::Store(_) | ApiError::Task(_) => {
                 tracing::error!(error = error_chain(&self), "request failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, None)
@@ -41,8 +50,20 @@ impl IntoResponse for ApiError {
             error: self.to_string(),
             parameter,
         };
-        (status, Json(body)).into_response()
+        let mut resp = (status, Json(body)).into_response();
+        if let ApiError::Busy { retry_after, .. } = &self {
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_secs(*retry_after)),
+            );
+        }
+        resp
     }
+}
+
+/// A wait in whole seconds for `Retry-After`: rounded up, at least 1.
+fn retry_secs(d: Duration) -> u64 {
+    d.as_secs_f64().ceil().max(1.0) as u64
 }
 
 /// The error and its sources, joined with ": ".

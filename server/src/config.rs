@@ -185,6 +185,18 @@ pub struct LiveArgs {
     /// A client that does not take a frame within this is dropped.
     #[arg(long, env = "PULSEBOARD_WS_SEND_TIMEOUT", default_value = "10s", value_parser = duration)]
     pub ws_send_timeout: Duration,
+    /// New WebSocket sessions per second, on average, the server opens (each costs a
+    /// handshake and a snapshot); sessions above it wait their turn, in order of arrival.
+    /// 0 = no limit.
+    #[arg(long, env = "PULSEBOARD_WS_CONNECT_RATE", default_value_t = 200)]
+    pub ws_connect_rate: u32,
+    /// Sessions opened at once, without waiting, above `--ws-connect-rate`.
+    #[arg(long, env = "PULSEBOARD_WS_CONNECT_BURST", default_value_t = 200)]
+    pub ws_connect_burst: u32,
+    /// A session whose turn is further away than this is refused with `503` and
+    /// `Retry-After` (the dashboard retries with backoff).
+    #[arg(long, env = "PULSEBOARD_WS_CONNECT_MAX_WAIT", default_value = "10s", value_parser = duration)]
+    pub ws_connect_max_wait: Duration,
 }
 
 /// Embedded mode (no `--brokers`).
@@ -400,6 +412,7 @@ impl LiveArgs {
         for (flag, v) in [
             ("ws-backlog", self.ws_backlog),
             ("ws-client-queue", self.ws_client_queue),
+            ("ws-connect-burst", self.ws_connect_burst as usize),
         ] {
             if v == 0 {
                 return Err(invalid(flag, v, "must be at least 1"));
@@ -470,6 +483,8 @@ mod tests {
         assert!(c.kafka.brokers.is_none() && c.embedded());
         assert_eq!(c.live.publish_interval, Duration::from_millis(50));
         assert_eq!(c.live.ws_client_queue, 256);
+        assert_eq!(c.live.ws_connect_rate, 200);
+        assert_eq!(c.live.ws_connect_burst, 200);
     }
 
     #[test]

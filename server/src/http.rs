@@ -39,7 +39,7 @@ use crate::live::Live;
 use crate::now_ms;
 use crate::store::Store;
 use crate::telemetry;
-use crate::ws::{SocketOptions, SocketState};
+use crate::ws::{ConnectPacer, SocketOptions, SocketState};
 use prometheus_client::encoding::prometheus_text;
 use prometheus_client::registry::Registry;
 
@@ -73,14 +73,20 @@ impl AppState {
         shutdown: CancellationToken,
     ) -> Self {
         let salts = Salts::new(Some(store.clone()));
+        let pacer = Arc::new(ConnectPacer::from_args(&config.live));
         AppState {
-            metrics: Arc::new(telemetry::metrics_registry(live.clone(), hub.clone())),
+            metrics: Arc::new(telemetry::metrics_registry(
+                live.clone(),
+                hub.clone(),
+                pacer.clone(),
+            )),
             store,
             live,
             socket: SocketState {
                 hub: hub.clone(),
                 shutdown,
                 options: SocketOptions::from_args(&config.live),
+                pacer,
             },
             hub,
             window_ms: config.windows.config().width_ms,
@@ -641,8 +647,13 @@ mod tests {
             .expect("index");
         std::fs::write(dist.join("app.css"), "body{}").expect("css");
         std::fs::write(dir.path().join("secret.txt"), "secret").expect("secret");
+        let pacer = Arc::new(ConnectPacer::unlimited());
         let state = AppState {
-            metrics: Arc::new(telemetry::metrics_registry(live.clone(), hub.clone())),
+            metrics: Arc::new(telemetry::metrics_registry(
+                live.clone(),
+                hub.clone(),
+                pacer.clone(),
+            )),
             store,
             live,
             hub: hub.clone(),
@@ -653,6 +664,7 @@ mod tests {
                 hub: hub.clone(),
                 shutdown: CancellationToken::new(),
                 options: SocketOptions::default(),
+                pacer,
             },
             security: Security {
                 token: Some(Arc::from("s3cret")),

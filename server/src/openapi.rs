@@ -371,7 +371,11 @@ fn tracking_script() {}
     description = "The live push: a WebSocket (`Connection: Upgrade`, `Upgrade: websocket`). \
                    The server sends text frames, each a JSON `ServerMsg`: a `snapshot`, then \
                    `windows` and `status` updates, every one with a `seq` increasing by one. \
-                   A client may send only `ClientMsg` (`{\"type\":\"ping\"}`, at most 4 KiB).",
+                   A client may send only `ClientMsg` (`{\"type\":\"ping\"}`, at most 4 KiB). \
+                   New sessions are paced (`--ws-connect-rate` a second, `--ws-connect-burst` \
+                   at once): a session over the rate waits for its turn before the handshake \
+                   is answered; one whose turn is more than `--ws-connect-max-wait` away gets \
+                   `503` and should retry after `Retry-After` seconds, with jitter.",
     params(WsQuery),
     responses(
         (status = 101, description = "Switched to the WebSocket protocol; frames are `ServerMsg` (JSON)."),
@@ -379,6 +383,8 @@ fn tracking_script() {}
             content((proto::ApiError = "application/json"), (String = "text/plain"))),
         (status = 401, description = "With `--token`: the token is missing or wrong.", body = proto::ApiError,
             headers(("www-authenticate" = String, description = "`Bearer`"))),
+        (status = 503, description = "Too many sessions are opening at once (or the server is stopping): retry later.", body = proto::ApiError,
+            headers(("retry-after" = u64, description = "Seconds to wait before retrying."))),
     )
 )]
 #[allow(dead_code)]

@@ -19,6 +19,7 @@ use prometheus_client::registry::Registry;
 
 use crate::hub::Hub;
 use crate::live::Live;
+use crate::ws::ConnectPacer;
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -218,7 +219,7 @@ pub fn socket_client_resynced(missed: u64) {
 
 /// The registry `/metrics` renders: the figures of the status and of the hub, read at each
 /// scrape, and the process's event counters.
-pub fn metrics_registry(live: Arc<Live>, hub: Arc<Hub>) -> Registry {
+pub fn metrics_registry(live: Arc<Live>, hub: Arc<Hub>, pacer: Arc<ConnectPacer>) -> Registry {
     let mut r = Registry::with_prefix("pulseboard");
     let k = c();
     r.register(
@@ -306,7 +307,7 @@ pub fn metrics_registry(live: Arc<Live>, hub: Arc<Hub>) -> Registry {
         "Socket clients resynced with a snapshot after falling behind",
         k.socket_clients_resynced.clone(),
     );
-    r.register_collector(Box::new(StatusCollector { live, hub }));
+    r.register_collector(Box::new(StatusCollector { live, hub, pacer }));
     r
 }
 
@@ -314,6 +315,7 @@ pub fn metrics_registry(live: Arc<Live>, hub: Arc<Hub>) -> Registry {
 struct StatusCollector {
     live: Arc<Live>,
     hub: Arc<Hub>,
+    pacer: Arc<ConnectPacer>,
 }
 
 impl std::fmt::Debug for StatusCollector {
@@ -451,6 +453,29 @@ impl Collector for StatusCollector {
             "Messages published to WebSocket clients",
             hs.messages_total.load(Ordering::Relaxed),
         )?;
+        let pc = &self.pacer;
+        counter(
+            &mut e,
+            "ws_connects_waited",
+            "WebSocket sessions that waited for their turn under --ws-connect-rate",
+            pc.waited_total.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut e,
+            "ws_connects_refused",
+            "WebSocket sessions refused with 503 because their turn was beyond --ws-connect-max-wait",
+            pc.refused_total.load(Ordering::Relaxed),
+        )?;
+        {
+            let secs = pc.wait_ms_total.load(Ordering::Relaxed) as f64 / 1000.0;
+            let m = ConstCounter::new(secs);
+            m.encode(e.encode_descriptor(
+                "ws_connect_wait_seconds",
+                "Seconds WebSocket sessions waited for their turn, summed",
+                None,
+                m.metric_type(),
+            )?)?;
+        }
         Ok(())
     }
 }
