@@ -23,7 +23,10 @@
 //!   the lock the partitions publish through: under it the hub only takes shared handles
 //!   (`Arc`s) of the windows a snapshot shows; merging, rendering and encoding happen after
 //!   it is released. Every client that asks at the same sequence, at once or later, gets the
-//!   same encoded text; one that asks while it is being built waits for that build.
+//!   same encoded text; one that asks while it is being built waits for that build. A
+//!   window published since its last change (same figures, same state) is not merged
+//!   again: the snapshot reuses the view the publisher rendered, so under a steady stream a
+//!   snapshot merges only the few windows still changing.
 //! - The windows held in memory are those of the last `horizon_ms` before the newest window,
 //!   but never before `now - horizon_ms`: a window stamped in the future cannot push the real
 //!   recent windows out.
@@ -115,6 +118,9 @@ struct Inner {
     windows: BTreeMap<i64, Parts>,
     dirty: BTreeSet<i64>,
     states: BTreeMap<i64, WindowState>,
+    /// Each window's view as last published: a snapshot reuses it while the window is not
+    /// dirty and its state has not moved, instead of merging its partitions again.
+    views: BTreeMap<i64, Arc<WindowView>>,
     /// The snapshot of `seq`, from the first time someone asked for it until `seq` moves on.
     snapshot: Option<(u64, SnapshotCell)>,
 }
@@ -128,8 +134,16 @@ enum SnapshotTicket {
     Build {
         seq: u64,
         cell: SnapshotCell,
-        windows: Vec<(i64, WindowState, Parts)>,
+        windows: Vec<SnapshotWindow>,
     },
+}
+
+/// One window of a snapshot to build.
+enum SnapshotWindow {
+    /// As last published, still current.
+    Published(Arc<WindowView>),
+    /// To be merged from its partitions, in this state.
+    Merge(i64, WindowState, Parts),
 }
 
 /// Counters about socket clients, for `/metrics`.
@@ -141,6 +155,9 @@ pub struct HubStats {
     pub messages_total: AtomicU64,
     /// Snapshots built and serialised (at most one per sequence number).
     pub snapshots_encoded: AtomicU64,
+    /// Windows merged from their partitions for a snapshot (the others were reused as
+    /// published).
+    pub snapshot_windows_merged: AtomicU64,
 }
 
 /// The hub. Shared as `Arc<Hub>`.
@@ -252,6 +269,8 @@ impl Hub {
         g.windows = keep;
         let keep = g.states.split_off(&floor);
         g.states = keep;
+        let keep = g.views.split_off(&floor);
+        g.views = keep;
         drop(g);
         self.changed.notify_one();
     }
@@ -349,12 +368,20 @@ impl Hub {
             return SnapshotTicket::Ready(seq, text.clone());
         }
         let state_of = self.live.window_states();
-        let mut windows: Vec<(i64, WindowState, Parts)> = g
+        let mut windows: Vec<SnapshotWindow> = g
             .windows
             .iter()
             .rev()
             .take(self.cfg.snapshot_windows)
-            .map(|(s, parts)| (*s, state_of(*s), parts.clone()))
+            .map(|(s, parts)| {
+                let state = state_of(*s);
+                match g.views.get(s) {
+                    Some(v) if v.state == state && !g.dirty.contains(s) => {
+                        SnapshotWindow::Published(v.clone())
+                    }
+                    _ => SnapshotWindow::Merge(*s, state, parts.clone()),
+                }
+            })
             .collect();
         windows.reverse();
         SnapshotTicket::Build { seq, cell, windows }
@@ -375,7 +402,15 @@ impl Hub {
                     self.stats.snapshots_encoded.fetch_add(1, Ordering::Relaxed);
                     let windows = windows
                         .iter()
-                        .map(|(s, state, parts)| self.view(*s, parts, *state))
+                        .map(|w| match w {
+                            SnapshotWindow::Published(v) => WindowView::clone(v),
+                            SnapshotWindow::Merge(s, state, parts) => {
+                                self.stats
+                                    .snapshot_windows_merged
+                                    .fetch_add(1, Ordering::Relaxed);
+                                self.view(*s, parts, *state)
+                            }
+                        })
                         .collect();
                     encode(&ServerMsg::Snapshot {
                         protocol: PROTOCOL_VERSION,
@@ -474,6 +509,9 @@ impl Hub {
             .collect();
         if windows.is_empty() {
             return;
+        }
+        for w in &windows {
+            g.views.insert(w.start, Arc::new(w.clone()));
         }
         self.publish_locked(g, |seq| ServerMsg::Windows { seq, windows });
     }
@@ -779,6 +817,52 @@ pub(crate) mod tests {
         assert!(!same(&next, &first));
         assert!(same(&h.snapshot().1, &next));
         assert_eq!(h.stats.snapshots_encoded.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn a_snapshot_reuses_published_windows_and_merges_only_those_changed_since() {
+        let h = hub(16);
+        let merged = |h: &Hub| h.stats.snapshot_windows_merged.load(Ordering::Relaxed);
+        h.update(
+            "t",
+            0,
+            vec![(0, agg(2)), (10_000, agg(1)), (20_000, agg(4))],
+        );
+        h.update("t", 1, vec![(0, agg(3))]);
+        // Nothing published yet: every window is merged.
+        h.snapshot();
+        assert_eq!(merged(&h), 3);
+        h.publish_windows();
+        h.snapshot();
+        assert_eq!(merged(&h), 3, "all three reused as published");
+        // One window changes (not yet published, but the sequence moves on): only it is
+        // merged, and the snapshot shows its new figures.
+        h.update("t", 1, vec![(20_000, agg(5))]);
+        h.publish_status();
+        let (_, text) = h.snapshot();
+        assert_eq!(merged(&h), 4);
+        let ServerMsg::Snapshot { windows, .. } = decode(&text) else {
+            panic!("a snapshot")
+        };
+        assert_eq!(
+            windows
+                .iter()
+                .map(|w| (w.start, w.figures.events))
+                .collect::<Vec<_>>(),
+            vec![(0, 5), (10_000, 1), (20_000, 9)]
+        );
+        // The same figures as a hub that merges everything.
+        let fresh = hub(16);
+        fresh.update(
+            "t",
+            0,
+            vec![(0, agg(2)), (10_000, agg(1)), (20_000, agg(4))],
+        );
+        fresh.update("t", 1, vec![(0, agg(3)), (20_000, agg(5))]);
+        let ServerMsg::Snapshot { windows: all, .. } = decode(&fresh.snapshot().1) else {
+            panic!("a snapshot")
+        };
+        assert_eq!(windows, all);
     }
 
     #[test]
