@@ -65,22 +65,24 @@ pub fn measure_pipeline(
     Ok(())
 }
 
-/// Step 4b: a fresh child consumes `bench` as in step 4, while `load` (started as soon as
-/// the child listens, given its address) runs; `load` is told to stop when the topic is
-/// consumed. Returns the run's events/s, measured as `pipeline_eps` is, and what `load`
+/// Step 4b: a fresh child (with `extra_args` after step 4's) consumes `bench` as in step 4,
+/// while `load` (started as soon as the child listens, given its address) runs; `load` is
+/// told to stop when the topic is consumed. Returns the run's events/s, measured as `pipeline_eps` is, and what `load`
 /// returned.
 pub fn pipeline_under_load<T, F>(
     rt: &tokio::runtime::Runtime,
     plan: &Plan,
     brokers: &str,
     target: i64,
+    extra_args: &[&str],
     load: impl FnOnce(SocketAddr, CancellationToken) -> F,
 ) -> Result<(f64, T, CpuSplit)>
 where
     F: Future<Output = Result<T>> + Send + 'static,
     T: Send + 'static,
 {
-    let mut child = Child::spawn(plan, brokers, TOPIC, PIPELINE_ARGS)?;
+    let args: Vec<&str> = PIPELINE_ARGS.iter().chain(extra_args).copied().collect();
+    let mut child = Child::spawn(plan, brokers, TOPIC, &args)?;
     let own_before = cpu_time(std::process::id()).unwrap_or_default();
     let stop = CancellationToken::new();
     let load = rt.spawn(load(child.addr(), stop.clone()));

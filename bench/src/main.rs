@@ -7,7 +7,8 @@
 //! 3. `decode_eps`: the canonical decoder on the same payloads, in memory, one thread;
 //! 4. `pipeline_eps`: the release `pulseboard` binary as a child process, consuming `bench`;
 //!    4b. `pipeline_eps_reconnect_storm`: the same again while 1,000 WebSocket clients connect,
-//!    read their snapshot and leave in a loop (`reconnect_storm_ratio` = 4b / 4);
+//!    read their snapshot and leave in a loop (`reconnect_storm_ratio` = 4b / 4), with the
+//!    server's default session pacing, then without it (`reconnect_storm_ratio_unpaced`);
 //! 5. `rss_peak_mb` of that child, and of a child fed N events with distinct URLs;
 //! 6. `ws_latency_p50_ms`/`p99`: 1,000 WebSocket clients watching paced probe events;
 //! 7. `peers`: the same windowed job in Spark Structured Streaming and Kafka Streams

@@ -112,20 +112,22 @@ pub struct Report {
     pub pipeline_vs_raw: f64,
     /// `pipeline_eps` again, measured the same way on the same topic, while
     /// `reconnect_storm_clients` WebSocket clients connect, read their snapshot and leave in
-    /// a loop.
+    /// a loop, with the server's default session pacing (`--ws-connect-rate`): what users
+    /// run. The median of the rounds (`reconnect_storm.pipeline_eps`).
     pub pipeline_eps_reconnect_storm: f64,
-    /// `pipeline_eps_reconnect_storm / pipeline_eps` (same run of the bench).
+    /// Storm ÷ the baseline run of the same round, the median of the rounds
+    /// (`reconnect_storm.ratio`).
     pub reconnect_storm_ratio: f64,
+    /// The same two with the pacing off (`--ws-connect-rate 0`).
+    pub pipeline_eps_reconnect_storm_unpaced: f64,
+    pub reconnect_storm_ratio_unpaced: f64,
     pub reconnect_storm_clients: usize,
-    /// Snapshots the storm clients read, in all and per second.
-    pub reconnect_storm_snapshots: u64,
-    pub reconnect_storm_snapshots_per_s: f64,
-    /// Storm attempts that got no snapshot (refused, reset, timed out).
-    pub reconnect_storm_failures: u64,
-    /// CPU seconds of the pulseboard child during the storm run (start-up included), and of
-    /// the storm's clients (the bench process) meanwhile: where the storm's cost goes.
-    pub reconnect_storm_server_cpu_s: f64,
-    pub reconnect_storm_client_cpu_s: f64,
+    /// Each round's pipeline events/s without clients, the baseline of its storm runs.
+    pub reconnect_storm_baseline_eps: Vec<f64>,
+    /// The storm run with the default pacing, in full.
+    pub reconnect_storm: StormFigures,
+    /// The same storm with the pacing off (`--ws-connect-rate 0`).
+    pub reconnect_storm_unpaced: StormFigures,
     pub rss_peak_mb: f64,
     pub rss_sampled_max_mb: f64,
     pub pipeline_eps_high_cardinality: f64,
@@ -148,6 +150,29 @@ pub struct Report {
     pub vs_kafka_streams: Option<f64>,
     pub vs_quix: Option<f64>,
     pub targets: Vec<Target>,
+}
+
+/// One reconnect-storm run.
+#[derive(Debug, Default, Serialize)]
+pub struct StormFigures {
+    /// The median of the rounds' events/s under the storm.
+    pub pipeline_eps: f64,
+    /// The median of the rounds' ratios (storm ÷ the baseline of its round), and each.
+    pub ratio: f64,
+    pub round_ratios: Vec<f64>,
+    /// Snapshots the storm clients read, in all and per second (all rounds).
+    pub snapshots: u64,
+    pub snapshots_per_s: f64,
+    /// Attempts that got no snapshot (a `503`, reset, timed out).
+    pub failures: u64,
+    /// Of the attempts that got a snapshot: connect to snapshot read, a paced session's wait
+    /// for its turn included.
+    pub attempt_p50_ms: f64,
+    pub attempt_p99_ms: f64,
+    /// CPU seconds of the pulseboard children during the runs (start-up included), and of
+    /// the storm's clients (the bench process) meanwhile: where the storm's cost goes.
+    pub server_cpu_s: f64,
+    pub client_cpu_s: f64,
 }
 
 impl Report {
@@ -176,9 +201,10 @@ impl Report {
                 self.cpu.cpu_bound_ratio = self.cpu.pipeline_eps_cpu_bound / self.raw_consume_eps;
             }
         }
-        if self.pipeline_eps > 0.0 {
-            self.reconnect_storm_ratio = self.pipeline_eps_reconnect_storm / self.pipeline_eps;
-        }
+        self.pipeline_eps_reconnect_storm = self.reconnect_storm.pipeline_eps;
+        self.reconnect_storm_ratio = self.reconnect_storm.ratio;
+        self.pipeline_eps_reconnect_storm_unpaced = self.reconnect_storm_unpaced.pipeline_eps;
+        self.reconnect_storm_ratio_unpaced = self.reconnect_storm_unpaced.ratio;
         let vs = |p: &PeerReport| p.eps.filter(|e| *e > 0.0).map(|e| self.pipeline_eps / e);
         self.vs_spark = vs(&self.peers.spark);
         self.vs_kafka_streams = vs(&self.peers.kafka_streams);
@@ -233,6 +259,13 @@ fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
     v.filter(|v| v.is_finite()).map_or_else(|| "n/a".into(), f)
 }
 
+fn ratios(rs: &[f64]) -> String {
+    rs.iter()
+        .map(|r| format!("{r:.2}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn one_decimal(v: f64) -> String {
     format!("{v:.1}")
 }
@@ -285,26 +318,79 @@ fn rows(r: &Report) -> Vec<(String, String)> {
         ("pipeline_vs_raw", format!("{:.2}", r.pipeline_vs_raw)),
         (
             "pipeline_eps_reconnect_storm",
-            int(r.pipeline_eps_reconnect_storm),
+            int(r.reconnect_storm.pipeline_eps),
         ),
         (
             "reconnect_storm_ratio",
-            format!("{:.2}", r.reconnect_storm_ratio),
+            format!("{:.2}", r.reconnect_storm.ratio),
         ),
         (
-            "reconnect_storm cpu s: server, clients",
-            format!(
-                "{:.1}, {:.1}",
-                r.reconnect_storm_server_cpu_s, r.reconnect_storm_client_cpu_s
-            ),
+            "reconnect_storm: baseline eps of each round",
+            r.reconnect_storm_baseline_eps
+                .iter()
+                .map(|e| int(*e))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        (
+            "reconnect_storm: ratio of each round",
+            ratios(&r.reconnect_storm.round_ratios),
         ),
         (
             "reconnect_storm: clients, snapshots/s, failures",
             format!(
                 "{}, {}, {}",
                 r.reconnect_storm_clients,
-                int(r.reconnect_storm_snapshots_per_s),
-                r.reconnect_storm_failures
+                int(r.reconnect_storm.snapshots_per_s),
+                r.reconnect_storm.failures
+            ),
+        ),
+        (
+            "reconnect_storm: attempt ms p50, p99",
+            format!(
+                "{:.0}, {:.0}",
+                r.reconnect_storm.attempt_p50_ms, r.reconnect_storm.attempt_p99_ms
+            ),
+        ),
+        (
+            "reconnect_storm cpu s: server, clients",
+            format!(
+                "{:.1}, {:.1}",
+                r.reconnect_storm.server_cpu_s, r.reconnect_storm.client_cpu_s
+            ),
+        ),
+        (
+            "pipeline_eps_reconnect_storm_unpaced",
+            int(r.reconnect_storm_unpaced.pipeline_eps),
+        ),
+        (
+            "reconnect_storm_ratio_unpaced",
+            format!("{:.2}", r.reconnect_storm_unpaced.ratio),
+        ),
+        (
+            "reconnect_storm_unpaced: ratio of each round",
+            ratios(&r.reconnect_storm_unpaced.round_ratios),
+        ),
+        (
+            "reconnect_storm_unpaced: snapshots/s, failures",
+            format!(
+                "{}, {}",
+                int(r.reconnect_storm_unpaced.snapshots_per_s),
+                r.reconnect_storm_unpaced.failures
+            ),
+        ),
+        (
+            "reconnect_storm_unpaced: attempt ms p50, p99",
+            format!(
+                "{:.0}, {:.0}",
+                r.reconnect_storm_unpaced.attempt_p50_ms, r.reconnect_storm_unpaced.attempt_p99_ms
+            ),
+        ),
+        (
+            "reconnect_storm_unpaced cpu s: server, clients",
+            format!(
+                "{:.1}, {:.1}",
+                r.reconnect_storm_unpaced.server_cpu_s, r.reconnect_storm_unpaced.client_cpu_s
             ),
         ),
         (
@@ -485,14 +571,25 @@ mod tests {
     }
 
     #[test]
-    fn the_storm_ratio_compares_with_the_run_without_clients() {
+    fn the_storm_figures_fill_the_report_keys_and_the_target() {
         let mut r = Report {
             pipeline_eps: 100_000.0,
-            pipeline_eps_reconnect_storm: 95_000.0,
+            reconnect_storm: StormFigures {
+                pipeline_eps: 95_000.0,
+                ratio: 0.95,
+                ..StormFigures::default()
+            },
+            reconnect_storm_unpaced: StormFigures {
+                pipeline_eps: 70_000.0,
+                ratio: 0.70,
+                ..StormFigures::default()
+            },
             ..Report::default()
         };
         r.finish();
         assert!((r.reconnect_storm_ratio - 0.95).abs() < 1e-9);
+        assert!((r.pipeline_eps_reconnect_storm - 95_000.0).abs() < 1e-9);
+        assert!((r.reconnect_storm_ratio_unpaced - 0.70).abs() < 1e-9);
         let t = r
             .targets
             .iter()

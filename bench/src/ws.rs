@@ -9,8 +9,10 @@
 //! Step 4b, the reconnect storm ([`measure_reconnect_storm`]): the pipeline run of step 4
 //! again, while [`Plan::storm_clients`] clients each connect, read their first frame (which
 //! must be a snapshot), close and connect again, until the topic is consumed; kiosks after
-//! a server restart, at their worst. A client whose attempt fails waits
-//! [`STORM_RETRY_AFTER`] before the next one, as a kiosk backs off; failures are counted.
+//! a server restart, at their worst. A client whose attempt fails (a `503` from the
+//! server's session pacing included) waits [`STORM_RETRY_AFTER`] before the next one, as a
+//! kiosk backs off; failures are counted. It runs twice: with the server's default pacing
+//! and without (`--ws-connect-rate 0`).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,9 +28,9 @@ use serde::Deserialize;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_util::sync::CancellationToken;
 
-use crate::child::{self, consumed, Child};
+use crate::child::{self, consumed, Child, CpuSplit};
 use crate::probe::{self, percentile, WindowSteps, PROBE_EVERY};
-use crate::report::Report;
+use crate::report::{Report, StormFigures};
 use crate::{step, Plan, PARTITIONS};
 
 const TOPIC_WS: &str = "bench_ws";
@@ -38,7 +40,19 @@ const STORM_RETRY_AFTER: Duration = Duration::from_millis(100);
 /// How long one storm attempt (handshake and snapshot) may take before it counts as failed.
 const STORM_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Step 4b: `pipeline_eps` again, under a reconnect storm of [`Plan::storm_clients`] clients.
+/// Rounds of step 4b. Each pipeline run takes a few seconds, where one busy moment of the
+/// machine moves a run by 10 %; a round compares runs made side by side, and the report takes
+/// the median round.
+const STORM_ROUNDS: usize = 3;
+
+/// Step 4b: `pipeline_eps` again, under a reconnect storm of [`Plan::storm_clients`] clients,
+/// in [`STORM_ROUNDS`] rounds (one with `--quick`). A round runs the pipeline three times on
+/// the same topic, fresh child each: without clients (its baseline), with the storm and the
+/// child's default session pacing (`--ws-connect-rate`: what users run, the report's
+/// `reconnect_storm_*` figures), and with the storm and no pacing (`--ws-connect-rate 0`:
+/// `reconnect_storm_unpaced`), so the report shows what the pacing buys and what it costs
+/// (how long an attempt waits for its snapshot). A ratio is storm ÷ baseline of its round;
+/// the report gives the median of the rounds' ratios, and every round.
 pub fn measure_reconnect_storm(
     rt: &tokio::runtime::Runtime,
     plan: &Plan,
@@ -47,12 +61,60 @@ pub fn measure_reconnect_storm(
     report: &mut Report,
 ) -> Result<()> {
     let clients = plan.storm_clients;
+    report.reconnect_storm_clients = clients;
+    let rounds = if plan.mode == "quick" {
+        1
+    } else {
+        STORM_ROUNDS
+    };
+    let (mut paced, mut unpaced) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        step(&format!(
+            "reconnect storm, round {round} of {rounds}: baseline without clients"
+        ));
+        let (baseline, (), _) =
+            child::pipeline_under_load(rt, plan, brokers, target, &[], |_, stop| async move {
+                stop.cancelled().await;
+                Ok(())
+            })?;
+        report.reconnect_storm_baseline_eps.push(baseline);
+        paced.push((
+            baseline,
+            storm_run(rt, plan, brokers, target, "paced (default)", &[])?,
+        ));
+        unpaced.push((
+            baseline,
+            storm_run(
+                rt,
+                plan,
+                brokers,
+                target,
+                "unpaced (--ws-connect-rate 0)",
+                &["--ws-connect-rate", "0"],
+            )?,
+        ));
+    }
+    report.reconnect_storm = StormFigures::of_rounds(paced);
+    report.reconnect_storm_unpaced = StormFigures::of_rounds(unpaced);
+    Ok(())
+}
+
+/// One storm run: the child started with `args` added.
+fn storm_run(
+    rt: &tokio::runtime::Runtime,
+    plan: &Plan,
+    brokers: &str,
+    target: i64,
+    label: &str,
+    args: &[&str],
+) -> Result<(f64, Storm, CpuSplit)> {
+    let clients = plan.storm_clients;
     step(&format!(
-        "reconnect storm: pulseboard child consuming `{}` while {clients} WebSocket clients reconnect in a loop",
+        "reconnect storm, {label}: pulseboard child consuming `{}` while {clients} WebSocket clients reconnect in a loop",
         crate::load::TOPIC
     ));
     let (eps, storm, cpu) =
-        child::pipeline_under_load(rt, plan, brokers, target, move |addr, stop| {
+        child::pipeline_under_load(rt, plan, brokers, target, args, move |addr, stop| {
             reconnect_storm(addr, clients, stop)
         })?;
     if storm.snapshots == 0 {
@@ -68,20 +130,52 @@ pub fn measure_reconnect_storm(
             storm.not_snapshot
         );
     }
-    report.pipeline_eps_reconnect_storm = eps;
-    report.reconnect_storm_clients = clients;
-    report.reconnect_storm_snapshots = storm.snapshots;
-    report.reconnect_storm_snapshots_per_s = storm.snapshots as f64 / storm.secs.max(1e-3);
-    report.reconnect_storm_failures = storm.failures;
-    report.reconnect_storm_server_cpu_s = cpu.server_s;
-    report.reconnect_storm_client_cpu_s = cpu.load_s;
     if let Some(e) = &storm.last_error {
         step(&format!(
-            "reconnect storm: {} failed attempts, the last: {e}",
+            "reconnect storm, {label}: {} failed attempts, the last: {e}",
             storm.failures
         ));
     }
-    Ok(())
+    Ok((eps, storm, cpu))
+}
+
+impl StormFigures {
+    /// The figures of storm runs, each with the baseline of its round: eps and ratio are the
+    /// medians (the ratio is taken per round), the rest is summed or pooled over the rounds.
+    fn of_rounds(runs: Vec<(f64, (f64, Storm, CpuSplit))>) -> StormFigures {
+        let mut eps: Vec<f64> = runs.iter().map(|(_, (e, _, _))| *e).collect();
+        let round_ratios: Vec<f64> = runs
+            .iter()
+            .map(|(base, (e, _, _))| if *base > 0.0 { e / base } else { 0.0 })
+            .collect();
+        let mut ratios = round_ratios.clone();
+        eps.sort_by(f64::total_cmp);
+        ratios.sort_by(f64::total_cmp);
+        let (mut snapshots, mut failures, mut secs) = (0, 0, 0.0);
+        let (mut server_cpu_s, mut client_cpu_s) = (0.0, 0.0);
+        let mut attempts = Vec::new();
+        for (_, (_, storm, cpu)) in runs {
+            snapshots += storm.snapshots;
+            failures += storm.failures;
+            secs += storm.secs;
+            server_cpu_s += cpu.server_s;
+            client_cpu_s += cpu.load_s;
+            attempts.extend(storm.attempt_ms);
+        }
+        attempts.sort_by(f64::total_cmp);
+        StormFigures {
+            pipeline_eps: percentile(&eps, 50.0),
+            ratio: percentile(&ratios, 50.0),
+            round_ratios,
+            snapshots,
+            snapshots_per_s: snapshots as f64 / f64::max(secs, 1e-3),
+            failures,
+            attempt_p50_ms: percentile(&attempts, 50.0),
+            attempt_p99_ms: percentile(&attempts, 99.0),
+            server_cpu_s,
+            client_cpu_s,
+        }
+    }
 }
 
 /// What the storm clients did, together.
@@ -96,6 +190,9 @@ pub struct Storm {
     pub last_error: Option<String>,
     /// From the first attempt until `stop`.
     pub secs: f64,
+    /// Of each attempt that got its snapshot: ms from the start of the connect to the
+    /// snapshot read (a paced session's wait for its turn included).
+    pub attempt_ms: Vec<f64>,
 }
 
 #[derive(Default)]
@@ -119,10 +216,13 @@ pub async fn reconnect_storm(
         .map(|_| tokio::spawn(storm_client(url.clone(), counts.clone(), stop.clone())))
         .collect();
     let mut last_error = None;
+    let mut attempt_ms = Vec::new();
     for t in tasks {
-        if let Some(e) = t.await.context("a storm client panicked")? {
-            last_error = Some(e);
+        let (error, ms) = t.await.context("a storm client panicked")?;
+        if error.is_some() {
+            last_error = error;
         }
+        attempt_ms.extend(ms);
     }
     Ok(Storm {
         snapshots: counts.snapshots.load(Ordering::Relaxed),
@@ -130,17 +230,21 @@ pub async fn reconnect_storm(
         not_snapshot: counts.not_snapshot.load(Ordering::Relaxed),
         last_error,
         secs: started.elapsed().as_secs_f64(),
+        attempt_ms,
     })
 }
 
-/// One storm client; returns its last error, if any.
+/// One storm client; returns its last error, if any, and the duration of each attempt that
+/// got a snapshot.
 async fn storm_client(
     url: String,
     counts: Arc<StormCounts>,
     stop: CancellationToken,
-) -> Option<String> {
+) -> (Option<String>, Vec<f64>) {
     let mut last_error = None;
+    let mut attempt_ms = Vec::new();
     while !stop.is_cancelled() {
+        let began = Instant::now();
         let attempt = tokio::time::timeout(STORM_ATTEMPT_TIMEOUT, connect_read_snapshot(&url));
         let outcome = tokio::select! {
             _ = stop.cancelled() => break,
@@ -148,6 +252,7 @@ async fn storm_client(
         };
         match outcome {
             Ok(true) => {
+                attempt_ms.push(began.elapsed().as_secs_f64() * 1e3);
                 counts.snapshots.fetch_add(1, Ordering::Relaxed);
             }
             Ok(false) => {
@@ -163,7 +268,7 @@ async fn storm_client(
             }
         }
     }
-    last_error
+    (last_error, attempt_ms)
 }
 
 /// Connect, read the first text frame, close. `Ok(true)` when that frame was a snapshot.
@@ -368,6 +473,33 @@ async fn read_windows(mut ws: WsStream, stop: CancellationToken) -> ClientLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn run(eps: f64, snapshots: u64, attempt_ms: Vec<f64>) -> (f64, Storm, CpuSplit) {
+        let storm = Storm {
+            snapshots,
+            secs: 2.0,
+            attempt_ms,
+            ..Storm::default()
+        };
+        (eps, storm, CpuSplit::default())
+    }
+
+    #[test]
+    fn a_storm_ratio_is_taken_per_round_against_its_own_baseline_then_the_median() {
+        // Round 2 ran on a slow moment: its baseline is low too, so its ratio is not.
+        let f = StormFigures::of_rounds(vec![
+            (100.0, run(95.0, 10, vec![1.0, 2.0])),
+            (60.0, run(57.0, 10, vec![3.0])),
+            (100.0, run(80.0, 20, vec![4.0])),
+        ]);
+        assert_eq!(f.round_ratios.len(), 3);
+        assert!((f.round_ratios[1] - 0.95).abs() < 1e-9);
+        assert!((f.ratio - 0.95).abs() < 1e-9, "median of 0.95, 0.95, 0.80");
+        assert!((f.pipeline_eps - 80.0).abs() < 1e-9, "median of 95, 57, 80");
+        assert_eq!(f.snapshots, 40);
+        assert!((f.snapshots_per_s - 40.0 / 6.0).abs() < 1e-9);
+        assert!((f.attempt_p50_ms - 2.0).abs() < 1e-9);
+    }
     use pulseboard_model::proto::{ServerMsg, Status, PROTOCOL_VERSION};
 
     #[test]
