@@ -65,15 +65,24 @@ pub fn measure_pipeline(
     Ok(())
 }
 
-/// Step 4b: a fresh child (with `extra_args` after step 4's) consumes `bench` as in step 4,
-/// while `load` (started as soon as the child listens, given its address) runs; `load` is
-/// told to stop when the topic is consumed. Returns the run's events/s, measured as `pipeline_eps` is, and what `load`
-/// returned.
+/// What a pipeline run consumes: a prefilled topic, its events, and the sum of its
+/// partitions' end offsets (where the run is done).
+#[derive(Debug, Clone, Copy)]
+pub struct Workload<'a> {
+    pub topic: &'a str,
+    pub events: u64,
+    pub target: i64,
+}
+
+/// Step 4b: a fresh child (with `extra_args` after step 4's) consumes `work` as step 4
+/// consumes `bench`, while `load` (started as soon as the child listens, given its address)
+/// runs; `load` is told to stop when the topic is consumed. Returns the run's events/s,
+/// measured as `pipeline_eps` is, and what `load` returned.
 pub fn pipeline_under_load<T, F>(
     rt: &tokio::runtime::Runtime,
     plan: &Plan,
     brokers: &str,
-    target: i64,
+    work: Workload<'_>,
     extra_args: &[&str],
     load: impl FnOnce(SocketAddr, CancellationToken) -> F,
 ) -> Result<(f64, T, CpuSplit)>
@@ -82,11 +91,11 @@ where
     T: Send + 'static,
 {
     let args: Vec<&str> = PIPELINE_ARGS.iter().chain(extra_args).copied().collect();
-    let mut child = Child::spawn(plan, brokers, TOPIC, &args)?;
+    let mut child = Child::spawn(plan, brokers, work.topic, &args)?;
     let own_before = cpu_time(std::process::id()).unwrap_or_default();
     let stop = CancellationToken::new();
     let load = rt.spawn(load(child.addr(), stop.clone()));
-    let run = rt.block_on(child.watch_ingest(TOPIC, target, ingest_timeout(plan.events)));
+    let run = rt.block_on(child.watch_ingest(work.topic, work.target, ingest_timeout(work.events)));
     stop.cancel();
     let load = rt
         .block_on(load)
@@ -101,11 +110,11 @@ where
     };
     let run = run.with_context(|| child.log_tail())?;
     let load = load.with_context(|| child.log_tail())?;
-    rt.block_on(child.verify_totals(plan.events))
+    rt.block_on(child.verify_totals(work.events))
         .with_context(|| child.log_tail())?;
     child.ensure_running()?;
     child.stop();
-    Ok((run.eps(plan.events), load, cpu))
+    Ok((run.eps(work.events), load, cpu))
 }
 
 /// Where the CPU of a run under load went: the pulseboard child's (from its start, so its

@@ -148,6 +148,19 @@ fn canonical_messages(n: u64) -> (Vec<String>, Vec<Vec<u8>>) {
         .unzip()
 }
 
+/// N canonical events as step 1 makes them (another seed), ending now, to `topic`, generated
+/// as they are sent (nothing kept in memory).
+pub fn prefill_canonical_stream(brokers: &str, topic: &str, n: u64) -> Result<()> {
+    let mut gen = Generator::new(3, GenConfig::default());
+    let base = now_ms() - n as i64;
+    produce_all(brokers, topic, n, |k, key, payload| {
+        let ev = gen.next_event(base + k as i64);
+        key.extend_from_slice(ev.visitor.as_bytes());
+        payload.extend_from_slice(ev.to_json().as_bytes());
+    })?;
+    Ok(())
+}
+
 /// N generated events whose URLs are all distinct (`/p/<k>`), ending now, to `topic`.
 pub fn prefill_high_cardinality(brokers: &str, topic: &str, n: u64) -> Result<()> {
     let mut gen = Generator::new(2, GenConfig::default());

@@ -122,6 +122,8 @@ pub struct Report {
     pub pipeline_eps_reconnect_storm_unpaced: f64,
     pub reconnect_storm_ratio_unpaced: f64,
     pub reconnect_storm_clients: usize,
+    /// Events of the storm's topic (`bench_storm`), consumed by every run of step 4b.
+    pub reconnect_storm_events: u64,
     /// Each round's pipeline events/s without clients, the baseline of its storm runs.
     pub reconnect_storm_baseline_eps: Vec<f64>,
     /// The storm run with the default pacing, in full.
@@ -323,6 +325,10 @@ fn rows(r: &Report) -> Vec<(String, String)> {
         (
             "reconnect_storm_ratio",
             format!("{:.2}", r.reconnect_storm.ratio),
+        ),
+        (
+            "reconnect_storm: events per run",
+            group_thousands(r.reconnect_storm_events as i64),
         ),
         (
             "reconnect_storm: baseline eps of each round",
