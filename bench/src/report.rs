@@ -294,13 +294,35 @@ fn peer_rows(key: &str, p: &PeerReport, vs: Option<f64>) -> Vec<(String, String)
     ]
 }
 
+/// The rows of one storm figure set, keys prefixed with `key`.
+fn storm_rows(key: &str, f: &StormFigures) -> Vec<(String, String)> {
+    vec![
+        (
+            format!("{key}: ratio of each round"),
+            ratios(&f.round_ratios),
+        ),
+        (
+            format!("{key}: snapshots/s, failures"),
+            format!("{}, {}", int(f.snapshots_per_s), f.failures),
+        ),
+        (
+            format!("{key}: attempt ms p50, p99"),
+            format!("{:.0}, {:.0}", f.attempt_p50_ms, f.attempt_p99_ms),
+        ),
+        (
+            format!("{key} cpu s: server, clients"),
+            format!("{:.1}, {:.1}", f.server_cpu_s, f.client_cpu_s),
+        ),
+    ]
+}
+
 fn rows(r: &Report) -> Vec<(String, String)> {
     let hc: Vec<String> = r
         .rss_hc_samples
         .iter()
         .map(|s| format!("{}%:{:.0}", s.progress_pct, s.rss_mb))
         .collect();
-    let rows: Vec<(&str, String)> = vec![
+    let head: Vec<(&str, String)> = vec![
         ("mode", r.mode.to_string()),
         ("events", group_thousands(r.events as i64)),
         ("payload_bytes_avg", format!("{:.1}", r.payload_bytes_avg)),
@@ -318,87 +340,51 @@ fn rows(r: &Report) -> Vec<(String, String)> {
             format!("{:.1}", r.pipeline_startup_secs),
         ),
         ("pipeline_vs_raw", format!("{:.2}", r.pipeline_vs_raw)),
+    ];
+    let mut rows: Vec<(String, String)> =
+        head.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    rows.extend([
         (
-            "pipeline_eps_reconnect_storm",
-            int(r.reconnect_storm.pipeline_eps),
+            "pipeline_eps_reconnect_storm".to_owned(),
+            int(r.pipeline_eps_reconnect_storm),
         ),
         (
-            "reconnect_storm_ratio",
-            format!("{:.2}", r.reconnect_storm.ratio),
+            "reconnect_storm_ratio".to_owned(),
+            format!("{:.2}", r.reconnect_storm_ratio),
         ),
         (
-            "reconnect_storm: events per run",
-            group_thousands(r.reconnect_storm_events as i64),
+            "reconnect_storm: clients, events per run".to_owned(),
+            format!(
+                "{}, {}",
+                r.reconnect_storm_clients,
+                group_thousands(r.reconnect_storm_events as i64)
+            ),
         ),
         (
-            "reconnect_storm: baseline eps of each round",
+            "reconnect_storm: baseline eps of each round".to_owned(),
             r.reconnect_storm_baseline_eps
                 .iter()
                 .map(|e| int(*e))
                 .collect::<Vec<_>>()
                 .join(", "),
         ),
+    ]);
+    rows.extend(storm_rows("reconnect_storm", &r.reconnect_storm));
+    rows.extend([
         (
-            "reconnect_storm: ratio of each round",
-            ratios(&r.reconnect_storm.round_ratios),
+            "pipeline_eps_reconnect_storm_unpaced".to_owned(),
+            int(r.pipeline_eps_reconnect_storm_unpaced),
         ),
         (
-            "reconnect_storm: clients, snapshots/s, failures",
-            format!(
-                "{}, {}, {}",
-                r.reconnect_storm_clients,
-                int(r.reconnect_storm.snapshots_per_s),
-                r.reconnect_storm.failures
-            ),
+            "reconnect_storm_ratio_unpaced".to_owned(),
+            format!("{:.2}", r.reconnect_storm_ratio_unpaced),
         ),
-        (
-            "reconnect_storm: attempt ms p50, p99",
-            format!(
-                "{:.0}, {:.0}",
-                r.reconnect_storm.attempt_p50_ms, r.reconnect_storm.attempt_p99_ms
-            ),
-        ),
-        (
-            "reconnect_storm cpu s: server, clients",
-            format!(
-                "{:.1}, {:.1}",
-                r.reconnect_storm.server_cpu_s, r.reconnect_storm.client_cpu_s
-            ),
-        ),
-        (
-            "pipeline_eps_reconnect_storm_unpaced",
-            int(r.reconnect_storm_unpaced.pipeline_eps),
-        ),
-        (
-            "reconnect_storm_ratio_unpaced",
-            format!("{:.2}", r.reconnect_storm_unpaced.ratio),
-        ),
-        (
-            "reconnect_storm_unpaced: ratio of each round",
-            ratios(&r.reconnect_storm_unpaced.round_ratios),
-        ),
-        (
-            "reconnect_storm_unpaced: snapshots/s, failures",
-            format!(
-                "{}, {}",
-                int(r.reconnect_storm_unpaced.snapshots_per_s),
-                r.reconnect_storm_unpaced.failures
-            ),
-        ),
-        (
-            "reconnect_storm_unpaced: attempt ms p50, p99",
-            format!(
-                "{:.0}, {:.0}",
-                r.reconnect_storm_unpaced.attempt_p50_ms, r.reconnect_storm_unpaced.attempt_p99_ms
-            ),
-        ),
-        (
-            "reconnect_storm_unpaced cpu s: server, clients",
-            format!(
-                "{:.1}, {:.1}",
-                r.reconnect_storm_unpaced.server_cpu_s, r.reconnect_storm_unpaced.client_cpu_s
-            ),
-        ),
+    ]);
+    rows.extend(storm_rows(
+        "reconnect_storm_unpaced",
+        &r.reconnect_storm_unpaced,
+    ));
+    let tail: Vec<(&str, String)> = vec![
         (
             "cpu µs/event: raw consumer + broker",
             format!(
@@ -443,8 +429,7 @@ fn rows(r: &Report) -> Vec<(String, String)> {
             one_decimal(r.rss_ws_before_clients_mb),
         ),
     ];
-    let mut rows: Vec<(String, String)> =
-        rows.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    rows.extend(tail.into_iter().map(|(k, v)| (k.to_owned(), v)));
     rows.extend(peer_rows("spark", &r.peers.spark, r.vs_spark));
     rows.extend(peer_rows(
         "kafka_streams",
