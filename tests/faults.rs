@@ -179,7 +179,9 @@ async fn embedded_broker_outage_is_reported_by_the_same_probe() -> Result<()> {
     let kafka = EmbeddedKafka::start(&[("clicks".into(), 1), ("clicks-dlq".into(), 1)])?;
     let brokers = kafka.bootstrap().to_owned();
     let dir = data_dir();
-    let args = broker_args(&brokers, "clicks", "mock-outage", dir.path());
+    let mut args = broker_args(&brokers, "clicks", "mock-outage", dir.path());
+    // The mock broker has no transactions: run as the embedded mode does, without a state topic.
+    args.push("--no-state-topic".into());
     let app = App::start(&args.iter().map(String::as_str).collect::<Vec<_>>()).await?;
     wait_for_reachable(app.addr, true, Duration::from_secs(30)).await?;
     kafka.broker_down()?;
@@ -552,7 +554,8 @@ fn merged_stores(dirs: &[&std::path::Path]) -> Result<BTreeMap<i64, Aggregate>> 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rebalance_moves_partitions_without_loss_or_double_count() -> Result<()> {
+async fn rebalance_without_a_state_topic_moves_partitions_without_loss_or_double_count(
+) -> Result<()> {
     let kafka = Kafka::start()?;
     let brokers = kafka.bootstrap();
     create_topic(&brokers, "clicks", 4).await?;
@@ -568,8 +571,12 @@ async fn rebalance_moves_partitions_without_loss_or_double_count() -> Result<()>
     // Pulseboard's own session timeout (10 s), not the tests' short one: with 3 s, a member
     // starved of CPU by the other tests in this binary can be expelled from the group, and
     // an expelled member's partitions move without a revoke (see the closing note).
-    let args_a = broker_args_with(&brokers, "clicks", "rebalance", dir_a.path(), &[]);
-    let args_b = broker_args_with(&brokers, "clicks", "rebalance", dir_b.path(), &[]);
+    // Without a state topic each store holds the partitions its instance read (the
+    // scale-out tests cover the state topic, where every store holds every partition).
+    let mut args_a = broker_args_with(&brokers, "clicks", "rebalance", dir_a.path(), &[]);
+    let mut args_b = broker_args_with(&brokers, "clicks", "rebalance", dir_b.path(), &[]);
+    args_a.push("--no-state-topic".into());
+    args_b.push("--no-state-topic".into());
     let a = App::start(&args_a.iter().map(String::as_str).collect::<Vec<_>>()).await?;
     poll_until(Duration::from_secs(60), "A to make progress", || async {
         let s = get_json(a.addr, "/api/v1/status").await?;

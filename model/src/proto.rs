@@ -251,6 +251,37 @@ pub struct PartitionStatus {
     /// stops with an error, and the next start resumes it from its last checkpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed: Option<String>,
+    /// The instance that owns the partition (that wrote its last checkpoint), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<InstanceRef>,
+    /// Whether this instance reads the partition (false: another instance of the group
+    /// does, and this one shows what that one checkpointed to the state topic).
+    #[serde(default)]
+    pub local: bool,
+}
+
+/// An instance of Pulseboard: its id in the consumer group and its dashboard's URL.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InstanceRef {
+    /// Random id kept in the instance's store (its transactional id is derived from it).
+    pub id: String,
+    /// Where the instance serves its dashboard (`--advertised-url`); empty when unknown.
+    pub url: String,
+}
+
+/// A member of the consumer group, as the group coordinator lists it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InstanceStatus {
+    pub id: String,
+    /// Where it serves its dashboard; empty when it has not said yet.
+    pub url: String,
+    /// Input partitions it owns (those whose last checkpoint it wrote).
+    pub partitions: u32,
+    /// This instance (the one answering).
+    #[serde(default)]
+    pub this: bool,
 }
 
 /// A dead letter its topic did not take, as `GET /api/v1/dead-letters` lists it.
@@ -341,6 +372,20 @@ pub struct Status {
     /// Stored offsets found outside the log during this run.
     #[serde(default)]
     pub offset_resets: Vec<OffsetResetNote>,
+    /// This instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<InstanceRef>,
+    /// The state topic shared by the group's instances (absent: this instance runs alone,
+    /// embedded or with `--no-state-topic`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_topic: Option<String>,
+    /// Whether this instance has read the state topic up to its end once since it started
+    /// (before that, other instances' partitions may lag behind).
+    #[serde(default)]
+    pub state_caught_up: bool,
+    /// The instances alive in the consumer group (with a state topic).
+    #[serde(default)]
+    pub instances: Vec<InstanceStatus>,
 }
 
 /// The Kafka cluster as Pulseboard's metadata probe last saw it.

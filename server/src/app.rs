@@ -21,8 +21,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::hub::{Hub, HubConfig};
 use crate::live::Live;
-use crate::store::{Store, StoreError};
+use crate::store::{OwnerRecord, Store, StoreError};
 use crate::{collect, demo, http, ingest, now_ms, retention};
+use pulseboard_model::proto::InstanceRef;
 
 /// How long the tasks have to stop once shutdown begins.
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -122,9 +123,31 @@ pub async fn run(
         windows.width_ms,
         config.windows.idle_timeout,
     ));
+    let state_topic = config.kafka.state_topic();
+    let me = InstanceRef {
+        id: store.instance_id()?,
+        url: config.http.advertised_url.clone().unwrap_or_else(|| {
+            listener
+                .local_addr()
+                .map(|a| format!("http://{a}"))
+                .unwrap_or_default()
+        }),
+    };
+    live.set_identity(me.clone(), state_topic.clone());
+    let owners: HashMap<(String, i32), OwnerRecord> = store
+        .owners()?
+        .into_iter()
+        .map(|(t, p, o)| ((t, p), o))
+        .collect();
     for (topic, partition, cp) in store.partitions()? {
         let wm = cp.max_event_ts.map(|m| m - windows.lateness_ms);
-        live.restore_partition(&topic, partition, (&cp).into(), wm);
+        if state_topic.is_some() {
+            // Every partition the store knows is in view, whoever reads it now.
+            let owner = owners.get(&(topic.clone(), partition)).cloned();
+            live.restore_remote(&topic, partition, (&cp).into(), wm, owner);
+        } else {
+            live.restore_partition(&topic, partition, (&cp).into(), wm);
+        }
     }
     live.mark_revised(store.revised_from(i64::MIN)?);
     let hub = Hub::new(
@@ -134,6 +157,7 @@ pub async fn run(
     );
     hub.seed(&store, now_ms())?;
 
+    let committer = Arc::new(std::sync::OnceLock::new());
     let mut tasks = Tasks::new();
     {
         let (hub, token) = (hub.clone(), shutdown.child_token());
@@ -152,6 +176,8 @@ pub async fn run(
             store: store.clone(),
             live: live.clone(),
             hub: hub.clone(),
+            me,
+            committer: committer.clone(),
         };
         let token = shutdown.child_token();
         tasks.spawn(
@@ -182,9 +208,14 @@ pub async fn run(
     tasks.spawn(
         "retention",
         retention_task(
-            store.clone(),
-            live.clone(),
-            config.store.retention_ms(),
+            retention::Retention {
+                store: store.clone(),
+                live: live.clone(),
+                retention_ms: config.store.retention_ms(),
+                state: state_topic.map(|_| retention::StateTopicRetention {
+                    committer: committer.clone(),
+                }),
+            },
             config.store.retention_interval,
             shutdown.child_token(),
         ),
@@ -266,12 +297,10 @@ pub async fn run(
 }
 
 async fn retention_task(
-    store: Store,
-    live: Arc<Live>,
-    retention_ms: i64,
+    retention: retention::Retention,
     every: Duration,
     shutdown: CancellationToken,
 ) -> TaskResult {
-    retention::run(store, live, retention_ms, every, shutdown).await;
+    retention.run(every, shutdown).await;
     Ok(())
 }

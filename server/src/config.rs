@@ -80,6 +80,30 @@ pub struct KafkaArgs {
         value_parser = kafka_option
     )]
     pub kafka_options: Vec<(String, String)>,
+    /// Compacted topic holding every partition's windows and progress, written in Kafka
+    /// transactions: the changelog several instances share, and Pulseboard's output for
+    /// other systems. Default: `<group>-windows`. Created (compacted) when missing.
+    #[arg(long, env = "PULSEBOARD_STATE_TOPIC")]
+    pub state_topic: Option<String>,
+    /// Run without a state topic: one instance, sled alone holds the state and the offset
+    /// commit is advisory. Several instances in one group then each show only their own
+    /// partitions. (Embedded mode always runs so: its in-process broker has no
+    /// transactions.)
+    #[arg(long, env = "PULSEBOARD_NO_STATE_TOPIC")]
+    pub no_state_topic: bool,
+    /// A transaction left open by a process that died is aborted by the broker after this
+    /// (readers of the state topic wait behind it until then).
+    #[arg(long, env = "PULSEBOARD_TRANSACTION_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub transaction_timeout: Duration,
+    /// How long a newly assigned partition may wait for its committed offset and for the
+    /// state topic to bring this store up to that checkpoint, before Pulseboard stops with
+    /// an error.
+    #[arg(long, env = "PULSEBOARD_RESTORE_TIMEOUT", default_value = "2m", value_parser = duration)]
+    pub restore_timeout: Duration,
+    /// Partitions of the state topic when Pulseboard creates it (default: the input topics'
+    /// partitions, at most 64). Never change it afterwards.
+    #[arg(long, env = "PULSEBOARD_STATE_PARTITIONS")]
+    pub state_partitions: Option<i32>,
 }
 
 /// Event-time windows.
@@ -159,6 +183,10 @@ pub struct HttpArgs {
         value_parser = site_origin
     )]
     pub site_origins: Vec<String>,
+    /// The URL other instances (and the status) give for this instance's dashboard.
+    /// Default: `http://` and the address the server listens on.
+    #[arg(long, env = "PULSEBOARD_ADVERTISED_URL")]
+    pub advertised_url: Option<String>,
 }
 
 /// The live hub and its WebSocket clients.
@@ -291,6 +319,39 @@ impl KafkaArgs {
                 ));
             }
         }
+        if let Some(t) = &self.state_topic {
+            if t.trim().is_empty() || self.topics.contains(t) {
+                return Err(invalid(
+                    "state-topic",
+                    t,
+                    "name a topic of its own (not an input topic), or give --no-state-topic",
+                ));
+            }
+        }
+        if self.transaction_timeout < Duration::from_secs(1)
+            || self.transaction_timeout > Duration::from_secs(900)
+        {
+            return Err(invalid(
+                "transaction-timeout",
+                format!("{:?}", self.transaction_timeout),
+                "must be between 1s and 15m (the broker's transaction.max.timeout.ms)",
+            ));
+        }
+        if self.restore_timeout < self.transaction_timeout {
+            return Err(invalid(
+                "restore-timeout",
+                format!("{:?}", self.restore_timeout),
+                format!(
+                    "must be at least --transaction-timeout ({:?}): a partition may wait that long for a dead owner's transaction",
+                    self.transaction_timeout
+                ),
+            ));
+        }
+        if let Some(n) = self.state_partitions {
+            if !(1..=1024).contains(&n) {
+                return Err(invalid("state-partitions", n, "must be between 1 and 1024"));
+            }
+        }
         for (k, v) in &self.kafka_options {
             if k == "partition.assignment.strategy" && v != "cooperative-sticky" {
                 return Err(invalid(
@@ -308,6 +369,18 @@ impl KafkaArgs {
         self.dead_letter_topic
             .clone()
             .unwrap_or_else(|| format!("{topic}-dlq"))
+    }
+
+    /// The state topic to use: `None` in embedded mode and with `--no-state-topic`.
+    pub fn state_topic(&self) -> Option<String> {
+        if self.brokers.is_none() || self.no_state_topic {
+            return None;
+        }
+        Some(
+            self.state_topic
+                .clone()
+                .unwrap_or_else(|| format!("{}-windows", self.group)),
+        )
     }
 
     /// The decoder's field mapping.
@@ -535,6 +608,30 @@ mod tests {
         .expect_err("eager refused")
         .to_string();
         assert!(err.contains("cooperative-sticky"), "{err}");
+    }
+
+    #[test]
+    fn the_state_topic_is_the_groups_unless_embedded_or_switched_off() {
+        let parse = |args: &[&str]| {
+            let mut argv = vec!["pulseboard"];
+            argv.extend_from_slice(args);
+            Config::try_parse_from(argv).expect("parse").validate()
+        };
+        assert_eq!(parse(&[]).expect("valid").kafka.state_topic(), None);
+        let c = parse(&["--brokers", "k:9092", "--group", "g"]).expect("valid");
+        assert_eq!(c.kafka.state_topic().as_deref(), Some("g-windows"));
+        let c = parse(&["--brokers", "k:9092", "--state-topic", "s"]).expect("valid");
+        assert_eq!(c.kafka.state_topic().as_deref(), Some("s"));
+        let c = parse(&["--brokers", "k:9092", "--no-state-topic"]).expect("valid");
+        assert_eq!(c.kafka.state_topic(), None);
+        let err = parse(&["--brokers", "k", "--state-topic", "clicks"])
+            .expect_err("input topic")
+            .to_string();
+        assert!(err.contains("--state-topic"), "{err}");
+        let err = parse(&["--brokers", "k", "--restore-timeout", "1s"])
+            .expect_err("shorter than a transaction")
+            .to_string();
+        assert!(err.contains("--restore-timeout"), "{err}");
     }
 
     #[test]

@@ -14,11 +14,15 @@
 //!   window ended within `revision_horizon` of the partition's watermark: it is kept as a
 //!   revision of that window and merged into the stored row at the next checkpoint (the
 //!   window becomes `revised`). Older ones are dead-lettered (`too_late`).
-//! - [`PartitionEngine::checkpoint`] writes the dirty windows, the revisions, the dead
-//!   letters their topic did not take and the partition's checkpoint (offset, watermark
-//!   state, counters) in one atomic store write. The state after a restore is exactly the
-//!   state at the last checkpoint, so replaying from the stored offset produces exactly what
-//!   an uninterrupted run would have.
+//! - [`PartitionEngine::prepare`] takes what the next checkpoint writes: the dirty windows
+//!   as they are, the closed windows that took late events merged with their stored rows
+//!   (or with their dirty copy), the dead letters their topic did not take and the
+//!   partition's checkpoint (offset, watermark state, counters, `seq` + 1), as one
+//!   [`PartitionWrite`]. The caller makes it durable (sled, and with a state topic first a
+//!   Kafka transaction) before it prepares the next one. When a prepared checkpoint cannot
+//!   be committed the engine is thrown away and restored from the store: the state after a
+//!   restore is exactly the state at the last durable checkpoint, so replaying from the
+//!   stored offset produces exactly what an uninterrupted run would have.
 
 use std::sync::Arc;
 
@@ -29,7 +33,7 @@ use std::collections::BTreeMap;
 
 use pulseboard_model::window::{PartitionWindows, WindowConfig};
 
-use crate::store::{CheckpointWrite, DeadLetterRecord, PartitionCheckpoint, Store, StoreError};
+use crate::store::{DeadLetterRecord, PartitionCheckpoint, PartitionWrite, Store, StoreError};
 
 /// A message of the partition, stripped of client types.
 #[derive(Debug, Clone, Copy)]
@@ -64,16 +68,6 @@ pub enum Outcome {
     Dead { reason: DeadReason, detail: String },
     /// Already counted before (offset below the stored next offset).
     Duplicate,
-}
-
-/// What one checkpoint wrote.
-#[derive(Debug, Clone)]
-pub struct CheckpointReport {
-    pub next_offset: i64,
-    /// The windows written, as they now stand in the store.
-    pub windows: Vec<(i64, Aggregate)>,
-    /// The starts of the windows that took late events (revisions).
-    pub revised: Vec<i64>,
 }
 
 /// Window state and counters of one partition.
@@ -273,6 +267,25 @@ impl PartitionEngine {
         self.read
     }
 
+    /// Carry the count of messages read over to an engine restored in this process.
+    pub fn set_read_since_start(&mut self, read: u64) {
+        self.read = read;
+    }
+
+    /// Make the next [`PartitionEngine::prepare`] write a checkpoint even if nothing
+    /// changed (the last one before a partition is released keeps the group's offset
+    /// current).
+    pub fn touch(&mut self) {
+        self.changed = true;
+    }
+
+    /// A checkpoint with sequence `burned` may have been committed although its
+    /// transaction reported failure: the next one gets a higher sequence, so no two
+    /// different checkpoints of the partition ever share one.
+    pub fn keep_seq_above(&mut self, burned: u64) {
+        self.cp.seq = self.cp.seq.max(burned);
+    }
+
     /// Whether anything changed since the last checkpoint.
     pub fn needs_checkpoint(&self) -> bool {
         self.changed
@@ -286,31 +299,41 @@ impl PartitionEngine {
         self.changed = true;
     }
 
-    /// Write the dirty windows, the revisions, the undelivered dead letters and the
-    /// checkpoint atomically; durable when this returns.
-    pub async fn checkpoint(&mut self, store: &Store) -> Result<CheckpointReport, StoreError> {
-        let dirty = self.windows.take_dirty();
-        let revisions: Vec<(i64, Aggregate)> =
-            std::mem::take(&mut self.revisions).into_iter().collect();
-        let undelivered = std::mem::take(&mut self.undelivered);
-        let windows = store
-            .checkpoint(
-                &self.topic,
-                self.partition,
-                &self.cp,
-                CheckpointWrite {
-                    windows: &dirty,
-                    revisions: &revisions,
-                    undelivered: &undelivered,
-                },
-            )
-            .await?;
+    /// What the next checkpoint writes (see the module docs), or `None` when nothing
+    /// changed since the last one. The engine counts it as written: the caller makes it
+    /// durable before it prepares another, or restores the engine from the store.
+    pub fn prepare(&mut self, store: &Store) -> Result<Option<PartitionWrite>, StoreError> {
+        if !self.changed {
+            return Ok(None);
+        }
+        let mut rows = self.windows.take_dirty();
+        let revisions = std::mem::take(&mut self.revisions);
+        let mut from_store = Vec::new();
+        for (start, late) in &revisions {
+            // A window can take on-time events and then, once closed, late ones between two
+            // checkpoints: its late events go into the dirty copy, which the store lacks.
+            match rows.iter_mut().find(|(s, _)| s == start) {
+                Some((_, row)) => row.merge(late),
+                None => from_store.push((*start, late.clone())),
+            }
+        }
+        rows.extend(store.merged_rows(&self.topic, self.partition, &from_store)?);
+        self.cp.seq += 1;
         self.changed = false;
-        Ok(CheckpointReport {
-            next_offset: self.cp.next_offset,
-            windows,
-            revised: revisions.iter().map(|(s, _)| *s).collect(),
-        })
+        Ok(Some(PartitionWrite {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            checkpoint: self.cp.clone(),
+            rows,
+            revised: revisions.keys().copied().collect(),
+            undelivered: std::mem::take(&mut self.undelivered),
+            owner: None,
+        }))
+    }
+
+    /// Whether this engine holds windows that are open (for live display).
+    pub fn is_open(&self, start: i64) -> bool {
+        self.windows.open_windows().any(|(s, _)| s == start)
     }
 
     /// Whether open windows changed since the last [`PartitionEngine::take_live_windows`].
@@ -339,6 +362,15 @@ mod tests {
 
     const T0: i64 = 1_000_000_000_000;
     const HOUR: i64 = 3_600_000;
+
+    impl PartitionEngine {
+        /// Prepare and write at once (what the committer does, without Kafka).
+        async fn checkpoint(&mut self, store: &Store) -> Result<PartitionWrite, StoreError> {
+            let w = self.prepare(store)?.unwrap_or_default();
+            store.write(std::slice::from_ref(&w)).await?;
+            Ok(w)
+        }
+    }
 
     fn engine(store: &Store) -> PartitionEngine {
         let cfg = EngineConfig {
@@ -414,6 +446,7 @@ mod tests {
         assert_eq!(out[2], Outcome::Revised(T0));
         let report = e.checkpoint(&store).await.expect("checkpoint");
         assert_eq!(report.revised, vec![T0]);
+        assert_eq!(report.checkpoint.seq, 2, "the second checkpoint");
         let cp = store.partition("clicks", 0).expect("read").expect("stored");
         assert_eq!(cp.next_offset, 5);
         assert_eq!(cp.events, 4);
@@ -530,5 +563,34 @@ mod tests {
         assert_eq!(kept[0].offset, 0);
         let cp = store.partition("clicks", 0).expect("read").expect("stored");
         assert_eq!((cp.next_offset, cp.dead_letters_recorded), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn on_time_and_late_events_of_one_window_between_two_checkpoints_are_all_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), 10_000).expect("open");
+        let mut e = engine(&store);
+        let out = feed(
+            &mut e,
+            0,
+            T0 + 60_000,
+            &[
+                ev(T0 + 1_000, "a"),
+                // Closes window T0 (watermark T0 + 25 s).
+                ev(T0 + 30_000, "b"),
+                // Late for T0, in the same checkpoint as its on-time event.
+                ev(T0 + 2_000, "c"),
+            ],
+        );
+        assert_eq!(out[2], Outcome::Revised(T0));
+        let w = e.checkpoint(&store).await.expect("checkpoint");
+        let starts: Vec<i64> = w.rows.iter().map(|(s, _)| *s).collect();
+        assert_eq!(starts.iter().filter(|s| **s == T0).count(), 1, "{starts:?}");
+        assert_eq!(store.windows_in(T0, T0 + 1).expect("row")[0].agg.events, 2);
+        assert_eq!(stored_events(&store), 3);
+        assert_eq!(
+            e.prepare(&store).expect("prepare").map(|w| w.rows.len()),
+            None
+        );
     }
 }

@@ -275,6 +275,56 @@ impl Hub {
         self.changed.notify_one();
     }
 
+    /// Replace what the hub holds of one partition by the store's rows: after this instance
+    /// stopped reading it (its last figures may not have been committed; the store holds
+    /// what was, by this instance or the next owner).
+    pub fn reload_partition(&self, topic: &str, partition: i32) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        let key: PartKey = (topic.to_owned(), partition);
+        let mut g = self.lock();
+        let Some(from) = g.windows.keys().next().copied() else {
+            return;
+        };
+        let rows = match store.partition_windows_from(topic, partition, from) {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::error!(topic, partition, error = %e, "cannot reload a partition's windows from the store");
+                return;
+            }
+        };
+        let mut stored: HashMap<i64, Aggregate> = rows.into_iter().collect();
+        let starts: Vec<i64> = g.windows.keys().copied().collect();
+        for start in starts {
+            let row = stored.remove(&start);
+            let Some(parts) = g.windows.get_mut(&start) else {
+                continue;
+            };
+            let held = parts.get(&key).cloned();
+            let changed = match (&held, &row) {
+                (Some(h), Some(r)) => **h != *r,
+                (None, None) => false,
+                _ => true,
+            };
+            if !changed {
+                continue;
+            }
+            let parts = Arc::make_mut(parts);
+            match row {
+                Some(r) => {
+                    parts.insert(key.clone(), Arc::new(r));
+                }
+                None => {
+                    parts.remove(&key);
+                }
+            }
+            g.dirty.insert(start);
+        }
+        drop(g);
+        self.changed.notify_one();
+    }
+
     /// The stored rows of one window, by partition (empty without a store or on error: the
     /// partitions then fill it in as they update it).
     fn stored_parts(&self, start: i64) -> HashMap<PartKey, Arc<Aggregate>> {
@@ -689,19 +739,13 @@ pub(crate) mod tests {
         let store = Store::open(dir.path(), 10_000).expect("open");
         // Four partitions stored window 0 before the restart: 1 + 2 + 3 + 4 events.
         for p in 0..4 {
-            let cp = crate::store::PartitionCheckpoint::default();
-            store
-                .checkpoint(
-                    "t",
-                    p,
-                    &cp,
-                    crate::store::CheckpointWrite {
-                        windows: &[(0, agg(p as u64 + 1))],
-                        ..Default::default()
-                    },
-                )
-                .await
-                .expect("checkpoint");
+            let write = crate::store::PartitionWrite {
+                topic: "t".into(),
+                partition: p,
+                rows: vec![(0, agg(p as u64 + 1))],
+                ..Default::default()
+            };
+            store.write(&[write]).await.expect("checkpoint");
         }
         // After the restart the hub was not seeded (say the window was older than its
         // range); partition 0 alone hands over a fresher copy of window 0: 5 events.

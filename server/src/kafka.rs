@@ -7,6 +7,7 @@ use std::time::Duration;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
+use rdkafka::consumer::Consumer;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -40,8 +41,24 @@ pub fn commit_metadata(max_event_ts: Option<i64>) -> String {
         .unwrap_or_default()
 }
 
+/// The max event time in commit metadata (`max_event_ts=M`, alone or among `;`-separated
+/// fields, as the state topic's checkpoints write it).
 pub fn parse_commit_metadata(s: &str) -> Option<i64> {
-    s.strip_prefix("max_event_ts=")?.parse().ok()
+    s.split(';')
+        .find_map(|kv| kv.strip_prefix("max_event_ts="))?
+        .parse()
+        .ok()
+}
+
+/// A partition's committed position in the group, with what its metadata says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    pub offset: i64,
+    /// The max event time folded up to `offset`.
+    pub max_event_ts: Option<i64>,
+    /// The state topic's checkpoint committed with it (`None`: a commit without one, by a
+    /// Pulseboard without a state topic or by another tool).
+    pub seq: Option<u64>,
 }
 
 /// The committed offset (and metadata) of a partition, if the group has one.
@@ -49,7 +66,7 @@ pub fn committed_position(
     tpl: &TopicPartitionList,
     topic: &str,
     partition: i32,
-) -> Option<(i64, Option<i64>)> {
+) -> Option<Committed> {
     let elem = tpl.find_partition(topic, partition)?;
     let Offset::Offset(o) = elem.offset() else {
         return None;
@@ -58,7 +75,11 @@ pub fn committed_position(
     let meta =
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| elem.metadata().to_owned()))
             .unwrap_or_default();
-    Some((o, parse_commit_metadata(&meta)))
+    Some(Committed {
+        offset: o,
+        max_event_ts: parse_commit_metadata(&meta),
+        seq: crate::state_topic::parse_commit_seq(&meta),
+    })
 }
 
 /// Librdkafka settings shared by every client we create.
@@ -123,6 +144,146 @@ pub fn dead_letter_producer_config(brokers: &str) -> ClientConfig {
     cfg.set("linger.ms", "5")
         .set("message.timeout.ms", "300000");
     cfg
+}
+
+/// The transactional producer of the state topic: one per instance, fenced by its
+/// `transactional.id` (a restart of the same instance aborts what its previous run left
+/// open) and by the group generation its offset commits carry (KIP-447). A transaction
+/// left open by a process that died is aborted by the broker after `txn_timeout`; until
+/// then readers of the state topic (read_committed) wait behind it, so it is short.
+pub fn transactional_producer_config(
+    brokers: &str,
+    transactional_id: &str,
+    txn_timeout: Duration,
+) -> ClientConfig {
+    let ms = txn_timeout.as_millis().to_string();
+    let mut cfg = client_config(brokers);
+    cfg.set("transactional.id", transactional_id)
+        .set("transaction.timeout.ms", &ms)
+        // A message must be delivered (or fail) within its transaction.
+        .set("message.timeout.ms", &ms)
+        .set("linger.ms", "5")
+        .set("compression.type", "lz4");
+    cfg
+}
+
+/// The reader of the state topic: no group (it assigns every partition itself), only
+/// committed transactions, an end-of-partition event when it has caught up.
+pub fn changelog_consumer_config(brokers: &str, client_id: &str) -> ClientConfig {
+    let mut cfg = client_config(brokers);
+    cfg.set("client.id", client_id)
+        // librdkafka wants a group for `assign`; this one never joins nor commits.
+        .set("group.id", client_id)
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true")
+        // A position this store recorded is always inside the log (compaction keeps
+        // offsets); a store that never read starts at the beginning.
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.wait.max.ms", "100")
+        .set("topic.metadata.refresh.interval.ms", "10000");
+    cfg
+}
+
+/// Errors setting up the state topic.
+#[derive(Debug, thiserror::Error)]
+pub enum StateTopicError {
+    #[error("cannot create the state topic {topic}: {reason} (create it with cleanup.policy=compact, or give --state-topic a topic Pulseboard may create)")]
+    Create { topic: String, reason: String },
+    #[error("the state topic {topic} has cleanup.policy={policy}; it must be compact, or retention would delete the state it holds (change it with kafka-configs --alter --add-config cleanup.policy=compact, or pick another --state-topic)")]
+    Policy { topic: String, policy: String },
+    #[error("the state topic {topic} has no partitions in the cluster's metadata: {reason}")]
+    Metadata { topic: String, reason: String },
+}
+
+/// Create the state topic if the cluster lacks it (compacted, `partitions` partitions,
+/// the cluster's default replication, 1-hour segments so compaction can run), check that
+/// an existing one is compacted, and return its partition count.
+pub async fn ensure_state_topic(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+) -> Result<i32, StateTopicError> {
+    let create_err = |reason: String| StateTopicError::Create {
+        topic: topic.to_owned(),
+        reason,
+    };
+    let admin: AdminClient<DefaultClientContext> = client_config(brokers)
+        .create()
+        .map_err(|e| create_err(e.to_string()))?;
+    let new = NewTopic::new(topic, partitions.max(1), TopicReplication::Fixed(-1))
+        .set("cleanup.policy", "compact")
+        .set("segment.ms", "3600000")
+        .set("min.compaction.lag.ms", "60000");
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    match admin.create_topics([&new], &opts).await {
+        Ok(results) => match results.into_iter().next() {
+            Some(Ok(_)) => tracing::info!(topic, partitions, "created the state topic"),
+            Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) | None => {}
+            Some(Err((_, code))) => return Err(create_err(code.to_string())),
+        },
+        Err(e) => return Err(create_err(e.to_string())),
+    }
+    let resource = rdkafka::admin::ResourceSpecifier::Topic(topic);
+    if let Ok(described) = admin.describe_configs([&resource], &opts).await {
+        for r in described.into_iter().flatten() {
+            if let Some(entry) = r.get("cleanup.policy") {
+                let policy = entry.value.clone().unwrap_or_default();
+                if !policy.split(',').any(|p| p.trim() == "compact") {
+                    return Err(StateTopicError::Policy {
+                        topic: topic.to_owned(),
+                        policy,
+                    });
+                }
+            }
+        }
+    }
+    topic_partition_count(brokers, topic).await
+}
+
+/// How many partitions `topic` has, as the cluster's metadata says (asked until it
+/// answers with some, for at most 30 s: a topic just created may have none yet).
+pub async fn topic_partition_count(brokers: &str, topic: &str) -> Result<i32, StateTopicError> {
+    let name = topic.to_owned();
+    let err = move |reason: String| StateTopicError::Metadata {
+        topic: name.clone(),
+        reason,
+    };
+    let client: rdkafka::consumer::BaseConsumer = client_config(brokers)
+        .create()
+        .map_err(|e| err(e.to_string()))?;
+    let (topic_owned, deadline) = (
+        topic.to_owned(),
+        std::time::Instant::now() + Duration::from_secs(30),
+    );
+    tokio::task::spawn_blocking(move || loop {
+        let answer = client.fetch_metadata(Some(&topic_owned), Duration::from_secs(5));
+        let last = match answer {
+            Ok(md) => {
+                let n = md
+                    .topics()
+                    .iter()
+                    .find(|t| t.name() == topic_owned)
+                    .map(|t| t.partitions().len())
+                    .unwrap_or(0);
+                if n > 0 {
+                    return Ok(n as i32);
+                }
+                "no partitions yet".to_owned()
+            }
+            Err(e) => e.to_string(),
+        };
+        if std::time::Instant::now() > deadline {
+            return Err(err(last));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    })
+    .await
+    .map_err(|e| StateTopicError::Metadata {
+        topic: topic.to_owned(),
+        reason: e.to_string(),
+    })?
 }
 
 /// Create the dead-letter topics if the cluster does not have them, with the cluster's

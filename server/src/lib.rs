@@ -10,6 +10,8 @@
 //! - [`ingest`]: the consumer group, partition tasks, dead letters, commits, cluster probe.
 //! - [`engine`]: per-partition decode, windowing, counters and checkpoints (no Kafka types).
 //! - [`store`]: the sled layout, atomic checkpoints, range reads.
+//! - [`state_topic`]: the state topic's record format (the changelog several instances
+//!   share, and the output for other systems).
 //! - [`retention`]: old windows leave the store, bounded by wall-clock time.
 //! - [`live`]: published progress: offsets, lag, watermark, window states, throughput.
 //! - [`hub`]: recent windows merged across partitions; the sequenced stream of changes.
@@ -37,6 +39,7 @@ pub mod kafka;
 pub mod live;
 pub mod openapi;
 pub mod retention;
+pub mod state_topic;
 pub mod store;
 pub mod telemetry;
 pub mod tracker;

@@ -4,10 +4,13 @@
 //! Contract:
 //! - Partition tasks call [`Live::publish_partition`] after each checkpoint; the Kafka client
 //!   reports high watermarks, the cluster probe the cluster's health; the HTTP layer only
-//!   reads.
+//!   reads. With a state topic, its reader publishes the partitions other instances own
+//!   ([`Live::publish_remote`]): the status, the totals and the global watermark then cover
+//!   every partition of the group, whichever instance reads it.
 //! - Global watermark = min over the watermarks of active partitions. A partition with no
 //!   message for `idle_timeout` is idle and does not hold the global watermark back; when
-//!   every partition is idle the max is used.
+//!   every partition is idle the max is used. A partition of another instance is idle when
+//!   its owner's last read (wall clock, from its checkpoint) is that old.
 //! - A window is `final` once its end is at or below the highest global watermark seen; it
 //!   never goes back to `live` (a partition waking up may pull the watermark back). A final
 //!   window that a partition writes to afterwards becomes `revised`.
@@ -23,11 +26,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use pulseboard_model::proto::{
-    ClusterHealth, OffsetResetNote, PartitionStatus, Status, WindowState,
+    ClusterHealth, InstanceRef, InstanceStatus, OffsetResetNote, PartitionStatus, Status,
+    WindowState,
 };
 use pulseboard_model::window;
 
-use crate::store::PartitionCheckpoint;
+use crate::store::{OwnerRecord, PartitionCheckpoint};
 
 /// A partition's counters as the status shows them: a copy of what its last checkpoint
 /// stored, in this module's own type (a field for the status never changes the store's
@@ -83,6 +87,10 @@ struct PartitionLive {
     read_since_start: u64,
     first_read_ms: Option<i64>,
     last_read_ms: Option<i64>,
+    /// Who checkpointed it last (with a state topic).
+    owner: Option<OwnerRecord>,
+    /// Known through the state topic: another instance's partition, shown here too.
+    remote: bool,
 }
 
 #[derive(Debug)]
@@ -95,6 +103,11 @@ struct Inner {
     revised: BTreeSet<i64>,
     rate: RateMeter,
     offset_resets: Vec<OffsetResetNote>,
+    /// The state topic's reader read up to its end once.
+    state_caught_up: bool,
+    /// Members of the consumer group (ids), as last listed, and the URLs instances gave.
+    members: Vec<String>,
+    urls: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default)]
@@ -129,6 +142,8 @@ pub struct Live {
     window_ms: i64,
     idle_timeout: Duration,
     started: Instant,
+    /// This instance and the state topic it shares (set once at start).
+    identity: std::sync::OnceLock<(InstanceRef, Option<String>)>,
 }
 
 impl Live {
@@ -142,13 +157,137 @@ impl Live {
                 revised: BTreeSet::new(),
                 rate: RateMeter::default(),
                 offset_resets: Vec::new(),
+                state_caught_up: false,
+                members: Vec::new(),
+                urls: BTreeMap::new(),
             }),
             broker,
             demo,
             window_ms,
             idle_timeout,
             started: Instant::now(),
+            identity: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Who this instance is, and the state topic it shares with the group (if any).
+    pub fn set_identity(&self, me: InstanceRef, state_topic: Option<String>) {
+        self.lock().urls.insert(me.id.clone(), me.url.clone());
+        // Set once at start; a second call changes nothing.
+        let _ = self.identity.set((me, state_topic));
+    }
+
+    fn me(&self) -> Option<&InstanceRef> {
+        self.identity.get().map(|(me, _)| me)
+    }
+
+    fn state_topic(&self) -> Option<&str> {
+        self.identity.get().and_then(|(_, t)| t.as_deref())
+    }
+
+    /// Seed a partition known through the state topic (from the store, at start).
+    pub fn restore_remote(
+        &self,
+        topic: &str,
+        partition: i32,
+        counts: PartitionCounts,
+        watermark: Option<i64>,
+        owner: Option<OwnerRecord>,
+    ) {
+        let mut g = self.lock();
+        if let Some(o) = &owner {
+            g.urls.entry(o.id.clone()).or_insert_with(|| o.url.clone());
+        }
+        g.partitions.insert(
+            (topic.to_owned(), partition),
+            PartitionLive {
+                counts,
+                watermark,
+                high_watermark: owner.as_ref().and_then(|o| o.high_watermark),
+                owner,
+                remote: true,
+                ..PartitionLive::default()
+            },
+        );
+    }
+
+    /// Publish a checkpoint another instance wrote to the state topic (the reader calls
+    /// this only for partitions this instance does not read). `written` are the window
+    /// starts it wrote; returns those that became revised (as [`Live::publish_partition`]).
+    pub fn publish_remote(
+        &self,
+        topic: &str,
+        partition: i32,
+        counts: PartitionCounts,
+        watermark: Option<i64>,
+        owner: OwnerRecord,
+        written: &[i64],
+    ) -> Vec<i64> {
+        let mut g = self.lock();
+        let newly = self.newly_revised(&mut g, written);
+        g.urls.insert(owner.id.clone(), owner.url.clone());
+        let p = g
+            .partitions
+            .entry((topic.to_owned(), partition))
+            .or_default();
+        p.counts = counts;
+        p.watermark = watermark;
+        p.high_watermark = owner.high_watermark.or(p.high_watermark);
+        p.owner = Some(owner);
+        p.remote = true;
+        self.advance_finalized(&mut g);
+        newly
+    }
+
+    /// Whether this instance reads the partition now.
+    pub fn is_local(&self, topic: &str, partition: i32) -> bool {
+        self.lock()
+            .partitions
+            .get(&(topic.to_owned(), partition))
+            .is_some_and(|p| p.assigned)
+    }
+
+    /// The partitions this instance reads now.
+    pub fn local_partitions(&self) -> Vec<(String, i32)> {
+        self.lock()
+            .partitions
+            .iter()
+            .filter(|(_, p)| p.assigned)
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// The state topic's reader read up to its end (once is enough for readiness).
+    pub fn set_state_caught_up(&self) {
+        self.lock().state_caught_up = true;
+    }
+
+    /// Whether the state topic's reader has read up to its end once.
+    pub fn state_caught_up(&self) -> bool {
+        self.lock().state_caught_up
+    }
+
+    /// The consumer group's members (instance ids), as the coordinator last listed them.
+    pub fn set_members(&self, ids: Vec<String>) {
+        self.lock().members = ids;
+    }
+
+    /// The URL an instance gave (its instance record).
+    pub fn set_instance_url(&self, id: &str, url: Option<&str>) {
+        let mut g = self.lock();
+        match url {
+            Some(u) => {
+                g.urls.insert(id.to_owned(), u.to_owned());
+            }
+            None => {
+                g.urls.remove(id);
+            }
+        }
+    }
+
+    /// The group has assigned this instance its partitions (possibly none).
+    pub fn mark_joined(&self) {
+        self.lock().ready = true;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -185,6 +324,9 @@ impl Live {
         p.assigned = assigned;
         if assigned {
             p.last_message = Some(Instant::now());
+        } else if self.state_topic().is_some() {
+            // Another instance reads it now; the state topic keeps it in view.
+            p.remote = true;
         }
         g.ready = true;
     }
@@ -204,16 +346,14 @@ impl Live {
             last_read_ms,
         } = progress;
         let mut g = self.lock();
-        let mut newly: Vec<i64> = Vec::new();
-        if let Some(fin) = self.finalized(&g) {
-            let width = self.window_ms;
-            newly = written
-                .iter()
-                .copied()
-                .filter(|s| window::is_closed(*s, width, fin) && !g.revised.contains(s))
-                .collect();
-            g.revised.extend(newly.iter().copied());
-        }
+        let newly = self.newly_revised(&mut g, written);
+        let owner = self.me().map(|me| OwnerRecord {
+            id: me.id.clone(),
+            url: me.url.clone(),
+            high_watermark: None,
+            last_read_ms,
+            at_ms: crate::now_ms(),
+        });
         let p = g
             .partitions
             .entry((topic.to_owned(), partition))
@@ -229,11 +369,32 @@ impl Live {
         if saw_messages {
             p.last_message = Some(Instant::now());
         }
-        let gw = global_watermark(&g.partitions, self.idle_timeout);
-        if let Some(gw) = gw {
+        if owner.is_some() {
+            p.owner = owner;
+        }
+        self.advance_finalized(&mut g);
+        newly
+    }
+
+    /// Of the windows just `written`, those that were already final: they become revised.
+    fn newly_revised(&self, g: &mut Inner, written: &[i64]) -> Vec<i64> {
+        let Some(fin) = self.finalized(g) else {
+            return Vec::new();
+        };
+        let width = self.window_ms;
+        let newly: Vec<i64> = written
+            .iter()
+            .copied()
+            .filter(|s| window::is_closed(*s, width, fin) && !g.revised.contains(s))
+            .collect();
+        g.revised.extend(newly.iter().copied());
+        newly
+    }
+
+    fn advance_finalized(&self, g: &mut Inner) {
+        if let Some(gw) = global_watermark(&g.partitions, self.idle_timeout) {
             g.finalized_up_to = Some(g.finalized_up_to.map_or(gw, |f| f.max(gw)));
         }
-        newly
     }
 
     /// Mark windows revised: those the store marked before a restart, and those a
@@ -281,9 +442,11 @@ impl Live {
         self.lock().cluster = health;
     }
 
-    /// Ready once the store is loaded and the consumer has received an assignment.
+    /// Ready once the store is loaded and the consumer has received an assignment (and,
+    /// with a state topic, its reader has read up to its end once).
     pub fn ready(&self) -> bool {
-        self.lock().ready
+        let g = self.lock();
+        g.ready && (self.state_topic().is_none() || g.state_caught_up)
     }
 
     /// Mark a partition failed: its task panicked with `why`. Status lists it, and
@@ -394,7 +557,7 @@ impl Live {
             for (r, n) in &p.counts.dead_letters {
                 *dead_by_reason.entry(r.clone()).or_default() += n;
             }
-            if !p.assigned {
+            if !p.assigned && !p.remote {
                 continue;
             }
             let next = p.counts.next_offset;
@@ -415,8 +578,18 @@ impl Live {
                 revised_events: p.counts.revised_events,
                 dead_letters_recorded: p.counts.dead_letters_recorded,
                 failed: p.failed.clone(),
+                owner: if p.assigned {
+                    self.me().cloned()
+                } else {
+                    p.owner.as_ref().map(|o| InstanceRef {
+                        id: o.id.clone(),
+                        url: o.url.clone(),
+                    })
+                },
+                local: p.assigned,
             });
         }
+        let instances = self.instances(&g, &partitions);
         Status {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             protocol: pulseboard_model::proto::PROTOCOL_VERSION,
@@ -436,11 +609,48 @@ impl Live {
             uptime_secs: self.started.elapsed().as_secs(),
             partitions,
             offset_resets: g.offset_resets.clone(),
+            instance: self.me().cloned(),
+            state_topic: self.state_topic().map(str::to_owned),
+            state_caught_up: g.state_caught_up,
+            instances,
         }
+    }
+
+    /// The group's live members, with their URLs and how many partitions each owns.
+    fn instances(&self, g: &Inner, partitions: &[PartitionStatus]) -> Vec<InstanceStatus> {
+        if self.state_topic().is_none() {
+            return Vec::new();
+        }
+        let me = self.me().map(|m| m.id.as_str());
+        let mut ids: Vec<&String> = g.members.iter().collect();
+        if let Some(me) = self.me() {
+            if !g.members.contains(&me.id) {
+                ids.push(&me.id);
+            }
+        }
+        ids.sort();
+        ids.dedup();
+        ids.into_iter()
+            .map(|id| InstanceStatus {
+                id: id.clone(),
+                url: g.urls.get(id).cloned().unwrap_or_default(),
+                partitions: partitions
+                    .iter()
+                    .filter(|p| p.owner.as_ref().is_some_and(|o| &o.id == id))
+                    .count() as u32,
+                this: Some(id.as_str()) == me,
+            })
+            .collect()
     }
 }
 
 fn is_idle(p: &PartitionLive, idle_timeout: Duration) -> bool {
+    if !p.assigned && p.remote {
+        // Another instance's partition: idle when its owner read nothing for that long.
+        let idle_ms = i64::try_from(idle_timeout.as_millis()).unwrap_or(i64::MAX);
+        let last = p.owner.as_ref().and_then(|o| o.last_read_ms);
+        return last.is_none_or(|t| crate::now_ms().saturating_sub(t) >= idle_ms);
+    }
     p.last_message.is_none_or(|t| t.elapsed() >= idle_timeout)
 }
 
@@ -448,11 +658,12 @@ fn global_watermark(
     partitions: &BTreeMap<(String, i32), PartitionLive>,
     idle_timeout: Duration,
 ) -> Option<i64> {
-    window::global_watermark(
-        partitions
-            .values()
-            .map(|p| (p.assigned && !is_idle(p, idle_timeout), p.watermark)),
-    )
+    window::global_watermark(partitions.values().map(|p| {
+        (
+            (p.assigned || p.remote) && !is_idle(p, idle_timeout),
+            p.watermark,
+        )
+    }))
 }
 
 #[cfg(test)]

@@ -2,13 +2,16 @@
 //!
 //! Contract:
 //! - Tree `offsets`: key `(topic, partition)` → [`PartitionCheckpoint`]: the next offset to
-//!   read, the partition's max event time (its watermark state) and its counters. It is the
-//!   source of truth for resume; the Kafka commit is advisory.
+//!   read, the partition's max event time (its watermark state), its counters and `seq`,
+//!   the number of checkpoints written for it (by any instance). Without a state topic it
+//!   is the source of truth for resume (the Kafka commit is advisory); with one, it is a
+//!   local copy of what the state topic holds (see `state_topic`).
 //! - Tree `windows`: key `(window start, topic, partition)` → encoded
 //!   [`Aggregate`](pulseboard_model::agg::Aggregate). Keys sort by window start first, so a
 //!   time range is one range scan.
-//! - Tree `meta`: `format_version` and `window_ms`. A store written with another window size
-//!   is refused with a message that says what to do.
+//! - Tree `meta`: `format_version`, `window_ms` and `instance_id` (this store's instance
+//!   in the consumer group, random, made on first use: [`Store::instance_id`]). A store
+//!   written with another window size is refused with a message that says what to do.
 //! - Tree `dead_letters`: key `(topic, partition, offset)` → [`DeadLetterRecord`]: dead
 //!   letters their topic did not take (too large, topic missing, not authorized, not
 //!   delivered in time), kept so that no message is ever passed over unrecorded.
@@ -19,11 +22,18 @@
 //!   ([`Store::salt_of_day`]); the salts of earlier days are deleted as soon as a later
 //!   day's exists, and by every retention pass ([`Store::discard_salts_before`]), so a
 //!   visitor id can never be recomputed for a day that is over.
-//! - [`Store::checkpoint`] writes, in ONE sled transaction across the trees, the open
-//!   windows of one partition as they are, the late events of its closed windows merged
-//!   into their stored rows (read-modify-write), its undelivered dead letters, and its
-//!   checkpoint; then flushes to disk. A crash at any instant leaves either the old or the
-//!   new state, never a mix.
+//! - Tree `owners`: key `(topic, partition)` → [`OwnerRecord`] (JSON): the instance that
+//!   wrote the partition's last checkpoint, its URL, and what it saw then.
+//! - Tree `changelog`: key state-topic partition → the next offset of the state topic
+//!   this store has applied (see `ingest::changelog`).
+//! - [`Store::write`] writes checkpoints of partitions in ONE sled transaction across the
+//!   trees: per partition its window rows as they now stand (open windows as they are,
+//!   closed ones already merged with their late events by [`Store::merged_rows`]), its
+//!   revised marks, its undelivered dead letters, its owner and its checkpoint; then
+//!   flushes to disk. A crash at any instant leaves either the old or the new state, never
+//!   a mix. The state topic's reader applies other instances' checkpoints the same way
+//!   ([`Store::apply_remote`]), with the position it read them at in the same transaction.
+//!   Neither ever replaces a checkpoint by one with a lower `seq`.
 //!
 //! Keys are big-endian with the sign bit flipped, so byte order equals numeric order
 //! (negative window starts included).
@@ -38,8 +48,9 @@ use sled::Transactional;
 
 /// Version of the on-disk layout described above (2: exact sparse HyperLogLogs; 3: revised
 /// events and recorded dead letters in the partition checkpoint, trees `dead_letters` and
-/// `revised`). A version-2 store is migrated in place when opened.
-pub const FORMAT_VERSION: u32 = 3;
+/// `revised`; 4: the checkpoint sequence `seq`, trees `changelog` and `owners`, the
+/// `instance_id` in `meta`). Version-2 and -3 stores are migrated in place when opened.
+pub const FORMAT_VERSION: u32 = 4;
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +92,10 @@ pub struct PartitionCheckpoint {
     pub revised_events: u64,
     /// Dead letters recorded in the store because their topic did not take them.
     pub dead_letters_recorded: u64,
+    /// Checkpoints written so far (strictly increasing; the state topic's version of this
+    /// partition's records, see `state_topic`).
+    #[serde(default)]
+    pub seq: u64,
 }
 
 /// The partition checkpoint of format version 2, for the migration.
@@ -93,6 +108,20 @@ struct PartitionCheckpointV2 {
     late: u64,
     dead_letters: BTreeMap<String, u64>,
     offset_resets: u64,
+}
+
+/// The partition checkpoint of format version 3, for the migration.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct PartitionCheckpointV3 {
+    next_offset: i64,
+    max_event_ts: Option<i64>,
+    events: u64,
+    late: u64,
+    dead_letters: BTreeMap<String, u64>,
+    offset_resets: u64,
+    revised_events: u64,
+    dead_letters_recorded: u64,
 }
 
 /// A dead letter its topic did not take, kept in the store instead.
@@ -112,19 +141,80 @@ pub struct DeadLetterRecord {
     pub value_head: Vec<u8>,
 }
 
+/// Who checkpointed a partition last, and what it saw then (tree `owners`; JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnerRecord {
+    /// The instance (its id in the group, see [`Store::instance_id`]).
+    pub id: String,
+    /// Where that instance serves its dashboard.
+    pub url: String,
+    /// The partition's high watermark as the owner last saw it.
+    pub high_watermark: Option<i64>,
+    /// Wall-clock time (epoch ms) of the last message the owner read.
+    pub last_read_ms: Option<i64>,
+    /// Wall-clock time (epoch ms) of the checkpoint.
+    pub at_ms: i64,
+}
+
+/// What one checkpoint of a partition writes: the rows as they now stand.
+#[derive(Debug, Clone, Default)]
+pub struct PartitionWrite {
+    pub topic: String,
+    pub partition: i32,
+    pub checkpoint: PartitionCheckpoint,
+    /// Window rows as they now stand: open windows as they are, closed ones merged with
+    /// their late events ([`Store::merged_rows`]).
+    pub rows: Vec<(i64, Aggregate)>,
+    /// Starts of the windows this checkpoint marks revised (they took late events).
+    pub revised: Vec<i64>,
+    /// Dead letters their topic did not take.
+    pub undelivered: Vec<DeadLetterRecord>,
+    /// Who wrote it (with a state topic).
+    pub owner: Option<OwnerRecord>,
+}
+
+/// A [`PartitionWrite`] encoded for sled, outside the transaction (which may run twice).
+struct EncodedWrite {
+    key: Vec<u8>,
+    seq: u64,
+    checkpoint: Vec<u8>,
+    rows: Vec<(Vec<u8>, Vec<u8>)>,
+    revised: Vec<i64>,
+    dead: Vec<(Vec<u8>, Vec<u8>)>,
+    owner: Option<Vec<u8>>,
+}
+
+impl EncodedWrite {
+    fn new(w: &PartitionWrite) -> Result<Self, StoreError> {
+        let mut dead = Vec::with_capacity(w.undelivered.len());
+        for d in &w.undelivered {
+            dead.push((
+                dead_letter_key(&d.topic, d.partition, d.offset),
+                postcard::to_allocvec(d)?,
+            ));
+        }
+        Ok(EncodedWrite {
+            key: partition_key(&w.topic, w.partition),
+            seq: w.checkpoint.seq,
+            checkpoint: postcard::to_allocvec(&w.checkpoint)?,
+            rows: w
+                .rows
+                .iter()
+                .map(|(s, a)| (window_key(*s, &w.topic, w.partition), a.to_bytes()))
+                .collect(),
+            revised: w.revised.clone(),
+            dead,
+            // Plain strings and numbers: serialising cannot fail.
+            owner: w
+                .owner
+                .as_ref()
+                .map(|o| serde_json::to_vec(o).unwrap_or_default()),
+        })
+    }
+}
+
 /// How much of a dead letter's value the store keeps.
 pub const DEAD_LETTER_HEAD: usize = 4096;
-
-/// What one checkpoint of a partition writes.
-#[derive(Debug, Default)]
-pub struct CheckpointWrite<'a> {
-    /// Open windows, written as they are.
-    pub windows: &'a [(i64, Aggregate)],
-    /// Late events of closed windows, merged into the stored rows.
-    pub revisions: &'a [(i64, Aggregate)],
-    /// Dead letters their topic did not take.
-    pub undelivered: &'a [DeadLetterRecord],
-}
 
 impl PartitionCheckpoint {
     /// All dead letters of this partition.
@@ -151,9 +241,12 @@ pub struct Store {
     dead_letters: sled::Tree,
     revised: sled::Tree,
     salts: sled::Tree,
+    changelog: sled::Tree,
+    owners: sled::Tree,
+    meta: sled::Tree,
 }
 
-/// Version 2 → 3: partition checkpoints gain two counters (zero).
+/// Version 2 → 4: partition checkpoints gain three counters (zero).
 fn migrate_v2(db: &sled::Db) -> Result<(), StoreError> {
     let offsets = db.open_tree("offsets")?;
     for kv in offsets.iter() {
@@ -168,6 +261,29 @@ fn migrate_v2(db: &sled::Db) -> Result<(), StoreError> {
             offset_resets: old.offset_resets,
             revised_events: 0,
             dead_letters_recorded: 0,
+            seq: 0,
+        };
+        offsets.insert(k, postcard::to_allocvec(&new)?)?;
+    }
+    Ok(())
+}
+
+/// Version 3 → 4: partition checkpoints gain the sequence (zero).
+fn migrate_v3(db: &sled::Db) -> Result<(), StoreError> {
+    let offsets = db.open_tree("offsets")?;
+    for kv in offsets.iter() {
+        let (k, v) = kv?;
+        let old: PartitionCheckpointV3 = postcard::from_bytes(&v)?;
+        let new = PartitionCheckpoint {
+            next_offset: old.next_offset,
+            max_event_ts: old.max_event_ts,
+            events: old.events,
+            late: old.late,
+            dead_letters: old.dead_letters,
+            offset_resets: old.offset_resets,
+            revised_events: old.revised_events,
+            dead_letters_recorded: old.dead_letters_recorded,
+            seq: 0,
         };
         offsets.insert(k, postcard::to_allocvec(&new)?)?;
     }
@@ -181,6 +297,11 @@ fn enc_i64(v: i64) -> [u8; 8] {
 fn dec_i64(b: &[u8]) -> Option<i64> {
     let arr: [u8; 8] = b.get(..8)?.try_into().ok()?;
     Some((u64::from_be_bytes(arr) ^ (1 << 63)) as i64)
+}
+
+fn dec_i32(b: &[u8]) -> Option<i32> {
+    let arr: [u8; 4] = b.get(..4)?.try_into().ok()?;
+    Some((u32::from_be_bytes(arr) ^ (1 << 31)) as i32)
 }
 
 fn enc_i32(v: i32) -> [u8; 4] {
@@ -234,8 +355,12 @@ impl Store {
                     .try_into()
                     .map(u32::from_be_bytes)
                     .unwrap_or(u32::MAX);
-                if found == 2 {
-                    migrate_v2(&db)?;
+                if found == 2 || found == 3 {
+                    if found == 2 {
+                        migrate_v2(&db)?;
+                    } else {
+                        migrate_v3(&db)?;
+                    }
                     meta.insert("format_version", &FORMAT_VERSION.to_be_bytes())?;
                 } else if found != FORMAT_VERSION {
                     return Err(StoreError::Format { dir: shown, found });
@@ -265,6 +390,8 @@ impl Store {
         let dead_letters = db.open_tree("dead_letters")?;
         let revised = db.open_tree("revised")?;
         let salts = db.open_tree("salts")?;
+        let changelog = db.open_tree("changelog")?;
+        let owners = db.open_tree("owners")?;
         db.flush()?;
         Ok(Store {
             db,
@@ -273,6 +400,9 @@ impl Store {
             dead_letters,
             revised,
             salts,
+            changelog,
+            owners,
+            meta,
         })
     }
 
@@ -357,69 +487,175 @@ impl Store {
         Ok(self.windows.last()?.and_then(|(k, _)| dec_i64(&k)))
     }
 
-    /// Atomically store what one checkpoint of a partition writes (see the module docs),
-    /// then flush to disk. Returns only once the data is durable, with the windows as they
-    /// now stand in the store (open ones as given, revised ones merged).
-    pub async fn checkpoint(
+    /// The stored rows of `late`'s windows for one partition, each merged with its late
+    /// events (nothing written): what a checkpoint that revises them writes.
+    pub fn merged_rows(
         &self,
         topic: &str,
         partition: i32,
-        checkpoint: &PartitionCheckpoint,
-        write: CheckpointWrite<'_>,
+        late: &[(i64, Aggregate)],
     ) -> Result<Vec<(i64, Aggregate)>, StoreError> {
-        let key = partition_key(topic, partition);
-        let value = postcard::to_allocvec(checkpoint)?;
-        let open: Vec<(Vec<u8>, Vec<u8>)> = write
-            .windows
-            .iter()
-            .map(|(start, agg)| (window_key(*start, topic, partition), agg.to_bytes()))
-            .collect();
-        let mut dead = Vec::with_capacity(write.undelivered.len());
-        for d in write.undelivered {
-            dead.push((
-                dead_letter_key(&d.topic, d.partition, d.offset),
-                postcard::to_allocvec(d)?,
-            ));
+        let mut out = Vec::with_capacity(late.len());
+        for (start, l) in late {
+            let mut agg = match self.windows.get(window_key(*start, topic, partition))? {
+                Some(v) => Aggregate::from_bytes(&v)?,
+                None => Aggregate::new(),
+            };
+            agg.merge(l);
+            out.push((*start, agg));
         }
-        let merged = (
+        Ok(out)
+    }
+
+    /// Write checkpoints of partitions, in ONE sled transaction across the trees (see the
+    /// module docs), then flush to disk: durable when this returns. A partition whose stored
+    /// checkpoint has a higher `seq` is left as it is (a newer owner's state, applied from
+    /// the state topic, is never overwritten by an older one). Returns, per write, whether
+    /// it was applied.
+    pub async fn write(&self, writes: &[PartitionWrite]) -> Result<Vec<bool>, StoreError> {
+        let encoded = writes
+            .iter()
+            .map(EncodedWrite::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        let applied = self.transact(&encoded, None, |stored, seq| seq >= stored)?;
+        self.db.flush_async().await?;
+        Ok(applied)
+    }
+
+    /// Apply one partition's checkpoint read from the state topic when it is newer (by
+    /// `seq`) than the stored one, and record the state-topic position `position` (state
+    /// partition, next offset to read) in the same sled transaction. Not flushed: a crash
+    /// loses the write and the position together, and the records are read again.
+    /// Returns whether the checkpoint was newer.
+    pub fn apply_remote(
+        &self,
+        write: &PartitionWrite,
+        position: (i32, i64),
+    ) -> Result<bool, StoreError> {
+        let encoded = [EncodedWrite::new(write)?];
+        let applied = self.transact(&encoded, Some(position), |stored, seq| seq > stored)?;
+        Ok(applied.first().copied().unwrap_or(false))
+    }
+
+    /// The one transaction behind [`Store::write`] and [`Store::apply_remote`]: each write
+    /// whose `seq` passes `newer(stored seq, seq)` is applied whole.
+    fn transact(
+        &self,
+        writes: &[EncodedWrite],
+        position: Option<(i32, i64)>,
+        newer: impl Fn(u64, u64) -> bool,
+    ) -> Result<Vec<bool>, StoreError> {
+        (
             &self.offsets,
             &self.windows,
             &self.dead_letters,
             &self.revised,
+            &self.owners,
+            &self.changelog,
         )
-            .transaction(|(offsets, windows, dead_letters, revised)| {
-                for (k, v) in &open {
-                    windows.insert(k.as_slice(), v.as_slice())?;
-                }
-                let mut merged = Vec::with_capacity(write.revisions.len());
-                for (start, late) in write.revisions {
-                    let k = window_key(*start, topic, partition);
-                    let mut agg = match windows.get(&k)? {
-                        Some(v) => Aggregate::from_bytes(&v).map_err(|e| {
-                            ConflictableTransactionError::Abort(StoreError::Aggregate(e))
-                        })?,
-                        None => Aggregate::new(),
-                    };
-                    agg.merge(late);
-                    windows.insert(k, agg.to_bytes())?;
-                    // The mark is part of the same write: a crash never leaves a revised
-                    // window shown as final.
-                    revised.insert(&enc_i64(*start), &[])?;
-                    merged.push((*start, agg));
-                }
-                for (k, v) in &dead {
-                    dead_letters.insert(k.as_slice(), v.as_slice())?;
-                }
-                offsets.insert(key.as_slice(), value.as_slice())?;
-                Ok::<_, ConflictableTransactionError<StoreError>>(merged)
+            .transaction(
+                |(offsets, windows, dead_letters, marks, owners, changelog)| {
+                    let mut applied = Vec::with_capacity(writes.len());
+                    for w in writes {
+                        let stored_seq = match offsets.get(&w.key)? {
+                            Some(v) => {
+                                postcard::from_bytes::<PartitionCheckpoint>(&v)
+                                    .map_err(|e| {
+                                        ConflictableTransactionError::Abort(StoreError::from(e))
+                                    })?
+                                    .seq
+                            }
+                            None => 0,
+                        };
+                        if !newer(stored_seq, w.seq) {
+                            applied.push(false);
+                            continue;
+                        }
+                        for (k, v) in &w.rows {
+                            windows.insert(k.as_slice(), v.as_slice())?;
+                        }
+                        for s in &w.revised {
+                            marks.insert(&enc_i64(*s), &[])?;
+                        }
+                        for (k, v) in &w.dead {
+                            dead_letters.insert(k.as_slice(), v.as_slice())?;
+                        }
+                        if let Some(o) = &w.owner {
+                            owners.insert(w.key.as_slice(), o.as_slice())?;
+                        }
+                        offsets.insert(w.key.as_slice(), w.checkpoint.as_slice())?;
+                        applied.push(true);
+                    }
+                    if let Some((p, next)) = position {
+                        changelog.insert(&enc_i32(p), &enc_i64(next))?;
+                    }
+                    Ok::<_, ConflictableTransactionError<StoreError>>(applied)
+                },
+            )
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => StoreError::Io(e),
+            })
+    }
+
+    /// Delete one window row (a tombstone read from the state topic), recording the
+    /// state-topic position in the same transaction.
+    pub fn delete_window(
+        &self,
+        topic: &str,
+        partition: i32,
+        start: i64,
+        position: (i32, i64),
+    ) -> Result<(), StoreError> {
+        let key = window_key(start, topic, partition);
+        (&self.windows, &self.changelog)
+            .transaction(|(windows, changelog)| {
+                windows.remove(key.as_slice())?;
+                changelog.insert(&enc_i32(position.0), &enc_i64(position.1))?;
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
             })
             .map_err(|e| match e {
                 TransactionError::Abort(e) => e,
                 TransactionError::Storage(e) => StoreError::Io(e),
-            })?;
-        self.db.flush_async().await?;
-        let mut out: Vec<(i64, Aggregate)> = write.windows.to_vec();
-        out.extend(merged);
+            })
+    }
+
+    /// Record the state-topic position of records that needed no write.
+    pub fn set_changelog_position(
+        &self,
+        state_partition: i32,
+        next: i64,
+    ) -> Result<(), StoreError> {
+        self.changelog
+            .insert(enc_i32(state_partition), &enc_i64(next))?;
+        Ok(())
+    }
+
+    /// The state-topic positions this store has applied, by state partition.
+    pub fn changelog_positions(&self) -> Result<BTreeMap<i32, i64>, StoreError> {
+        let mut out = BTreeMap::new();
+        for kv in self.changelog.iter() {
+            let (k, v) = kv?;
+            if let (Some(p), Some(o)) = (dec_i32(&k), dec_i64(&v)) {
+                out.insert(p, o);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Who last checkpointed each partition, as the store knows it.
+    pub fn owners(&self) -> Result<Vec<(String, i32, OwnerRecord)>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.owners.iter() {
+            let (k, v) = kv?;
+            let (Some((topic, p)), Ok(o)) = (
+                decode_partition_key(&k),
+                serde_json::from_slice::<OwnerRecord>(&v),
+            ) else {
+                continue;
+            };
+            out.push((topic, p, o));
+        }
         Ok(out)
     }
 
@@ -530,6 +766,34 @@ impl Store {
         Ok(n)
     }
 
+    /// This store's instance id: created (random) on first use and kept.
+    pub fn instance_id(&self) -> Result<String, StoreError> {
+        if let Some(v) = self.meta.get("instance_id")? {
+            return Ok(String::from_utf8_lossy(&v).into_owned());
+        }
+        let mut b = [0u8; 6];
+        getrandom::fill(&mut b)
+            .map_err(|e| StoreError::Io(sled::Error::Io(std::io::Error::other(e.to_string()))))?;
+        let id: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        self.meta.insert("instance_id", id.as_bytes())?;
+        self.meta.flush()?;
+        Ok(id)
+    }
+
+    /// The (start, topic, partition) of every window that starts before `before`.
+    pub fn window_keys_before(&self, before: i64) -> Result<Vec<(i64, String, i32)>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.windows.range(..enc_i64(before).to_vec()) {
+            let (k, _) = kv?;
+            if let (Some(start), Some((topic, partition))) =
+                (dec_i64(&k), k.get(8..).and_then(decode_partition_key))
+            {
+                out.push((start, topic, partition));
+            }
+        }
+        Ok(out)
+    }
+
     /// Flush everything to disk.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
@@ -568,6 +832,15 @@ mod tests {
         );
     }
 
+    fn write_of(topic: &str, partition: i32, cp: PartitionCheckpoint) -> PartitionWrite {
+        PartitionWrite {
+            topic: topic.into(),
+            partition,
+            checkpoint: cp,
+            ..Default::default()
+        }
+    }
+
     #[tokio::test]
     async fn checkpoint_round_trips_windows_and_offsets() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -578,24 +851,30 @@ mod tests {
             next_offset: 42,
             max_event_ts: Some(25_000),
             events: 3,
+            seq: 1,
             ..Default::default()
         };
-        store
-            .checkpoint(
-                "clicks",
-                1,
-                &cp,
-                CheckpointWrite {
-                    windows: &[(-10_000, agg.clone()), (20_000, agg.clone())],
-                    ..Default::default()
-                },
-            )
-            .await
-            .expect("checkpoint");
+        let owner = OwnerRecord {
+            id: "a1".into(),
+            url: "http://127.0.0.1:1".into(),
+            high_watermark: Some(50),
+            last_read_ms: Some(7),
+            at_ms: 8,
+        };
+        let w = PartitionWrite {
+            rows: vec![(-10_000, agg.clone()), (20_000, agg.clone())],
+            owner: Some(owner.clone()),
+            ..write_of("clicks", 1, cp.clone())
+        };
+        assert_eq!(store.write(&[w]).await.expect("write"), vec![true]);
         drop(store);
         let store = Store::open(dir.path(), 10_000).expect("reopen");
         assert_eq!(store.partition("clicks", 1).expect("read"), Some(cp));
         assert_eq!(store.partition("clicks", 2).expect("read"), None);
+        assert_eq!(
+            store.owners().expect("owners"),
+            vec![("clicks".to_owned(), 1, owner)]
+        );
         let rows = store.windows_in(-10_000, 20_001).expect("range");
         assert_eq!(
             rows.iter().map(|w| w.start).collect::<Vec<_>>(),
@@ -612,20 +891,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn late_events_merge_into_the_stored_window_and_mark_it_revised_in_one_write() {
+    async fn late_events_merge_into_the_stored_row_and_the_mark_comes_in_the_same_write() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path(), 10_000).expect("open");
         let mut on_time = Aggregate::new();
         on_time.events = 3;
-        let cp = PartitionCheckpoint::default();
-        let first = CheckpointWrite {
-            windows: &[(0, on_time)],
-            ..Default::default()
+        let first = PartitionWrite {
+            rows: vec![(0, on_time)],
+            ..write_of("t", 0, PartitionCheckpoint::default())
         };
-        store.checkpoint("t", 0, &cp, first).await.expect("write");
+        store.write(&[first]).await.expect("write");
         assert!(store.revised_from(i64::MIN).expect("marks").is_empty());
         let mut late = Aggregate::new();
         late.events = 2;
+        let merged = store.merged_rows("t", 0, &[(0, late)]).expect("merge");
+        assert_eq!(merged[0].1.events, 5, "merged with the stored row");
         let dead = DeadLetterRecord {
             topic: "t".into(),
             partition: 0,
@@ -636,19 +916,62 @@ mod tests {
             value_bytes: 2_000_000,
             value_head: b"{".to_vec(),
         };
-        let second = CheckpointWrite {
-            revisions: &[(0, late)],
-            undelivered: std::slice::from_ref(&dead),
-            ..Default::default()
+        let second = PartitionWrite {
+            rows: merged,
+            revised: vec![0],
+            undelivered: vec![dead.clone()],
+            ..write_of("t", 0, PartitionCheckpoint::default())
         };
-        let written = store.checkpoint("t", 0, &cp, second).await.expect("write");
-        assert_eq!(written.len(), 1);
-        assert_eq!(written[0].1.events, 5, "merged with the stored row");
+        store.write(&[second]).await.expect("write");
         drop(store);
         let store = Store::open(dir.path(), 10_000).expect("reopen");
         assert_eq!(store.windows_in(0, 1).expect("rows")[0].agg.events, 5);
         assert_eq!(store.revised_from(i64::MIN).expect("marks"), vec![0]);
         assert_eq!(store.recorded_dead_letters(10).expect("dead"), vec![dead]);
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_never_replaces_a_newer_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), 10_000).expect("open");
+        let row = |events| {
+            let mut a = Aggregate::new();
+            a.events = events;
+            vec![(0, a)]
+        };
+        let cp = |seq, next_offset| PartitionCheckpoint {
+            seq,
+            next_offset,
+            ..Default::default()
+        };
+        // Another instance's checkpoint 5, read from the state topic.
+        let remote = PartitionWrite {
+            rows: row(50),
+            ..write_of("t", 0, cp(5, 500))
+        };
+        assert!(store.apply_remote(&remote, (2, 11)).expect("apply"));
+        // The same record read again, and an older one: nothing changes but the position.
+        assert!(!store.apply_remote(&remote, (2, 12)).expect("again"));
+        let older = PartitionWrite {
+            rows: row(40),
+            ..write_of("t", 0, cp(4, 400))
+        };
+        assert!(!store.apply_remote(&older, (2, 13)).expect("older"));
+        // A zombie's own write of checkpoint 4 does not overwrite it either.
+        assert_eq!(store.write(&[older]).await.expect("write"), vec![false]);
+        assert_eq!(
+            store.partition("t", 0).expect("read").map(|c| c.seq),
+            Some(5)
+        );
+        assert_eq!(store.windows_in(0, 1).expect("rows")[0].agg.events, 50);
+        assert_eq!(
+            store.changelog_positions().expect("positions"),
+            BTreeMap::from([(2, 13)])
+        );
+        // A tombstone deletes the row and moves the position in one write.
+        store.delete_window("t", 0, 0, (2, 14)).expect("delete");
+        assert!(store.windows_in(0, 1).expect("rows").is_empty());
+        assert_eq!(store.changelog_positions().expect("positions")[&2], 14);
     }
 
     #[test]
@@ -684,7 +1007,7 @@ mod tests {
         drop(store);
         assert!(
             Store::open(dir.path(), 10_000).is_ok(),
-            "opens as version 3"
+            "opens as version 4"
         );
     }
 }

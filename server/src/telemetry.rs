@@ -42,6 +42,11 @@ struct Counters {
     retention_failures: Counter,
     socket_clients_dropped: Family<Labels, Counter>,
     socket_clients_resynced: Counter,
+    transactions_committed: Counter,
+    transactions_aborted: Counter,
+    transactional_producer_restarts: Counter,
+    partitions_restored: Counter,
+    state_records_unreadable: Family<Labels, Counter>,
 }
 
 static COUNTERS: LazyLock<Counters> = LazyLock::new(|| Counters {
@@ -62,6 +67,11 @@ static COUNTERS: LazyLock<Counters> = LazyLock::new(|| Counters {
     retention_failures: Counter::default(),
     socket_clients_dropped: Family::default(),
     socket_clients_resynced: Counter::default(),
+    transactions_committed: Counter::default(),
+    transactions_aborted: Counter::default(),
+    transactional_producer_restarts: Counter::default(),
+    partitions_restored: Counter::default(),
+    state_records_unreadable: Family::default(),
 });
 
 fn c() -> &'static Counters {
@@ -219,6 +229,63 @@ pub fn socket_client_resynced(missed: u64) {
 
 /// The registry `/metrics` renders: the figures of the status and of the hub, read at each
 /// scrape, and the process's event counters.
+/// A checkpoint transaction committed (`partitions` checkpoints in it).
+pub fn transaction_committed(partitions: usize, took: Duration) {
+    c().transactions_committed.inc();
+    tracing::debug!(
+        partitions,
+        took_ms = took.as_millis() as u64,
+        "checkpoint transaction committed"
+    );
+}
+
+/// A checkpoint transaction aborted: its partitions read again from their last checkpoint.
+pub fn transaction_aborted(partitions: usize, why: &str) {
+    c().transactions_aborted.inc();
+    tracing::warn!(
+        partitions,
+        error = why,
+        "checkpoint transaction aborted; its partitions read again from their last committed checkpoint"
+    );
+}
+
+/// The transactional producer failed fatally and is made anew.
+pub fn transactional_producer_fatal(why: &str) {
+    c().transactional_producer_restarts.inc();
+    tracing::error!(
+        error = why,
+        "transactional producer failed fatally; making a new one"
+    );
+}
+
+/// A newly assigned partition has its committed state and starts reading.
+pub fn partition_restored(topic: &str, partition: i32, offset: Option<i64>, took: Duration) {
+    c().partitions_restored.inc();
+    tracing::info!(
+        topic,
+        partition,
+        offset,
+        took_ms = took.as_millis() as u64,
+        "partition restored"
+    );
+}
+
+/// A record of the state topic that cannot be read (skipped).
+pub fn state_record_unreadable(what: &'static str) {
+    c().state_records_unreadable
+        .get_or_create(&vec![("what", what.to_owned())])
+        .inc();
+}
+
+/// The state topic's reader reached the end of every partition for the first time.
+pub fn state_topic_caught_up(records: u64, took: Duration) {
+    tracing::info!(
+        records,
+        took_ms = took.as_millis() as u64,
+        "state topic read up to its end"
+    );
+}
+
 pub fn metrics_registry(live: Arc<Live>, hub: Arc<Hub>, pacer: Arc<ConnectPacer>) -> Registry {
     let mut r = Registry::with_prefix("pulseboard");
     let k = c();
@@ -306,6 +373,31 @@ pub fn metrics_registry(live: Arc<Live>, hub: Arc<Hub>, pacer: Arc<ConnectPacer>
         "ws_clients_resynced",
         "Socket clients resynced with a snapshot after falling behind",
         k.socket_clients_resynced.clone(),
+    );
+    r.register(
+        "transactions_committed",
+        "Checkpoint transactions committed to the state topic",
+        k.transactions_committed.clone(),
+    );
+    r.register(
+        "transactions_aborted",
+        "Checkpoint transactions aborted (their partitions read again from the last committed checkpoint)",
+        k.transactions_aborted.clone(),
+    );
+    r.register(
+        "transactional_producer_restarts",
+        "Transactional producers made anew after a fatal error",
+        k.transactional_producer_restarts.clone(),
+    );
+    r.register(
+        "partitions_restored",
+        "Partitions restored to their committed checkpoint before reading",
+        k.partitions_restored.clone(),
+    );
+    r.register(
+        "state_records_unreadable",
+        "Records of the state topic that could not be read, by what",
+        k.state_records_unreadable.clone(),
     );
     r.register_collector(Box::new(StatusCollector { live, hub, pacer }));
     r

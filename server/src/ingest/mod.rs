@@ -1,10 +1,15 @@
-//! Kafka ingest: the consumer group, one task per assigned partition, dead letters, commits.
+//! Kafka ingest: the consumer group, one task per assigned partition, dead letters, the
+//! committer, and (with a state topic) the state topic's reader.
 //!
 //! Contract:
-//! - Offsets are data. On assignment every partition is positioned at the next offset stored
-//!   in sled (or at the log start when the store has never seen it), inside the rebalance
-//!   callback, before any fetch. The Kafka commit is advisory (for lag tools) and happens
-//!   only after the sled write it reports is durable.
+//! - Offsets are data. Without a state topic, every partition is positioned at the next
+//!   offset stored in sled (or at the log start when the store has never seen it), inside
+//!   the rebalance callback, before any fetch; the Kafka commit is advisory (for lag tools)
+//!   and happens only after the sled write it reports is durable. With a state topic, a
+//!   checkpoint is one Kafka transaction (state records + the group's offset commit) and
+//!   the store is written after it commits; a newly assigned partition starts from the
+//!   group's committed checkpoint, restored from the state topic when the store is behind
+//!   (see `partition`, `commit`, `changelog`).
 //! - Each assigned partition gets its own queue (`split_partition_queue`) and its own task,
 //!   which owns that partition's [`PartitionEngine`].
 //! - The rebalance callback is synchronous and tiny: on revoke it asks the supervisor to
@@ -19,16 +24,23 @@
 //! - this module: the supervisor ([`run`]), its errors and parameters.
 //! - `rebalance`: the client context; assignment and revocation in the rebalance callback.
 //! - `start`: where a newly assigned partition starts ([`StartPoint`]).
-//! - `partition`: one partition's task: read, fold, checkpoint, commit, offset resets.
+//! - `partition`: one partition's task: restore, read, fold, checkpoint, offset resets.
+//! - `commit`: the committer: checkpoints made durable in batches (sled, or a Kafka
+//!   transaction to the state topic, then sled).
+//! - `changelog`: the state topic's reader: every instance's checkpoints into this store,
+//!   hub and status (the global view).
 //! - `dead_letter`: producing what cannot be counted to the dead-letter topic.
 //! - `probe`: the cluster probe, the one source of broker reachability.
 
+pub mod changelog;
+mod commit;
 mod dead_letter;
 mod partition;
 mod probe;
 mod rebalance;
 mod start;
 
+pub use commit::{CommitHandle, CommitOutcome};
 pub use probe::{ClusterView, PROBE_INTERVAL, PROBE_TIMEOUT};
 pub use start::StartPoint;
 
@@ -46,12 +58,14 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::KafkaArgs;
-use crate::engine::{EngineConfig, PartitionEngine};
+use crate::engine::EngineConfig;
 use crate::hub::Hub;
 use crate::kafka;
 use crate::live::Live;
 use crate::store::{Store, StoreError};
-use partition::{partition_task, Commit, TaskShared};
+use commit::{Committer, StateTopicSink};
+use partition::{partition_task, Commit, RestoreFrom, TaskShared};
+use pulseboard_model::proto::InstanceRef;
 use rebalance::{Control, IngestContext};
 
 pub(crate) type Consumer_ = StreamConsumer<IngestContext>;
@@ -92,6 +106,26 @@ pub enum IngestError {
         #[source]
         source: StoreError,
     },
+    #[error(
+        "partition {topic}/{partition}: not restored within --restore-timeout ({timeout:?}): {why}"
+    )]
+    Restore {
+        topic: String,
+        partition: i32,
+        timeout: Duration,
+        why: String,
+    },
+    #[error("the transactional producer {transactional_id} failed fatally more than {} times in {:?}: {why} (is another instance running with a copy of this data dir? each instance needs its own --data-dir)", commit::FATAL_LIMIT, commit::FATAL_WINDOW)]
+    Transactions {
+        transactional_id: String,
+        why: String,
+    },
+    #[error(transparent)]
+    StateTopic(#[from] kafka::StateTopicError),
+    #[error("the state topic's reader: {0}")]
+    Changelog(String),
+    #[error("the committer stopped without being asked to")]
+    CommitterStopped,
 }
 
 /// Everything ingest needs.
@@ -108,6 +142,10 @@ pub struct IngestParams {
     pub store: Store,
     pub live: Arc<Live>,
     pub hub: Arc<Hub>,
+    /// This instance: its id (kept in the store) and its dashboard's URL.
+    pub me: InstanceRef,
+    /// Where the committer's handle is put for others (retention's tombstones).
+    pub committer: Arc<OnceLock<CommitHandle>>,
 }
 
 /// How long a revoke waits for the revoked partitions' last checkpoint (a sled write and
@@ -153,18 +191,38 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
             .map_err(IngestError::Client)?
     };
 
+    // The state topic: where checkpoints go, and the global view comes from.
+    let state = match params.kafka.state_topic() {
+        Some(topic) => {
+            let want = match params.kafka.state_partitions {
+                Some(n) => n,
+                None => input_partitions(&params.brokers, &params.kafka.topics).await,
+            };
+            let partitions = kafka::ensure_state_topic(&params.brokers, &topic, want).await?;
+            tracing::info!(topic, partitions, "state topic");
+            Some((topic, partitions))
+        }
+        None => None,
+    };
+
     let (control_tx, mut control_rx) = mpsc::unbounded_channel();
     let context = IngestContext {
         store: params.store.clone(),
         live: params.live.clone(),
         control: control_tx,
         consumer: OnceLock::new(),
+        transactional: state.is_some(),
     };
-    let cfg = kafka::consumer_config(
+    let mut cfg = kafka::consumer_config(
         &params.brokers,
         &params.kafka.group,
         params.embedded,
         &params.kafka.kafka_options,
+    );
+    // The group lists its members by client id: the instances alive (see `changelog`).
+    cfg.set(
+        "client.id",
+        format!("{}{}", changelog::CLIENT_ID_PREFIX, params.me.id),
     );
     let consumer: Arc<Consumer_> = Arc::new(
         cfg.create_with_context(context)
@@ -172,6 +230,52 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
     );
     // `set` only fails when already set, which cannot happen on a fresh context.
     let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
+
+    // The state topic's reader runs before the first assignment: a new partition waits
+    // for it to bring the store up to the group's committed checkpoint.
+    let reader_stop = CancellationToken::new();
+    let reader = match &state {
+        Some((topic, partitions)) => Some(changelog::spawn(
+            changelog::ReaderParams {
+                brokers: params.brokers.clone(),
+                topic: topic.clone(),
+                partitions: *partitions,
+                group: params.kafka.group.clone(),
+                instance_id: params.me.id.clone(),
+                lateness_ms: params.engine.windows.lateness_ms,
+                store: params.store.clone(),
+                live: params.live.clone(),
+                hub: params.hub.clone(),
+            },
+            reader_stop.clone(),
+        )?),
+        None => None,
+    };
+    let sink = state.as_ref().map(|(topic, partitions)| {
+        let key = crate::state_topic::Key::Instance {
+            id: params.me.id.clone(),
+        };
+        let value = crate::state_topic::instance_value(&crate::state_topic::InstanceValue {
+            url: params.me.url.clone(),
+            started_ms: crate::now_ms(),
+        });
+        StateTopicSink {
+            brokers: params.brokers.clone(),
+            transactional_id: format!("pulseboard-{}-{}", params.kafka.group, params.me.id),
+            txn_timeout: params.kafka.transaction_timeout,
+            topic: topic.clone(),
+            partitions: *partitions,
+            width_ms: params.engine.windows.width_ms,
+            instance: (0, key.encode(), Some(value)),
+        }
+    });
+    let (committer, commit_handle) =
+        Committer::new(params.store.clone(), Arc::downgrade(&consumer), sink);
+    // Set once per run; a second run in the same process keeps the first handle's slot.
+    let _ = params.committer.set(commit_handle.clone());
+    let committer_stop = CancellationToken::new();
+    let mut committer_task = tokio::spawn(committer.run(committer_stop.clone()));
+
     let topic_refs: Vec<&str> = params.kafka.topics.iter().map(String::as_str).collect();
     consumer
         .subscribe(&topic_refs)
@@ -179,7 +283,7 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
             topics: params.kafka.topics.join(","),
             source,
         })?;
-    tracing::info!(brokers = %params.brokers, group = %params.kafka.group, topics = ?params.kafka.topics, "consuming");
+    tracing::info!(brokers = %params.brokers, group = %params.kafka.group, topics = ?params.kafka.topics, state_topic = ?state.as_ref().map(|s| &s.0), "consuming");
 
     let poller = spawn_main_queue_poller(consumer.clone(), shutdown.clone());
     let probe = tokio::spawn(probe::cluster_probe(
@@ -198,38 +302,42 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
         offset_reset: params.kafka.offset_reset,
         dead_letter_topics,
         checkpoint_interval: params.checkpoint_interval,
+        committer: commit_handle,
+        engine: params.engine,
+        decoder,
+        restore: reader.as_ref().map(|(_, applied)| RestoreFrom {
+            timeout: params.kafka.restore_timeout,
+            applied: applied.clone(),
+        }),
+        me: (params.me.id.clone(), params.me.url.clone()),
     });
     let (fatal_tx, mut fatal_rx) = mpsc::unbounded_channel::<IngestError>();
     let mut tasks: HashMap<(String, i32), PartitionHandle> = HashMap::new();
 
-    let result = loop {
+    let mut result = loop {
         tokio::select! {
             // Shutdown first: once asked to stop we take no new assignment.
             biased;
             _ = shutdown.cancelled() => break Ok(()),
             Some(err) = fatal_rx.recv() => break Err(err),
+            ended = &mut committer_task => break match ended {
+                Ok(Err(e)) => Err(e),
+                Ok(Ok(())) => Err(IngestError::CommitterStopped),
+                Err(e) => Err(IngestError::PartitionPanicked {
+                    topic: "committer".into(),
+                    partition: -1,
+                    message: e.to_string(),
+                }),
+            },
             Some(ctl) = control_rx.recv() => match ctl {
                 Control::Assigned(queues) => {
+                    params.live.mark_joined();
                     for (topic, partition, queue, start) in queues {
-                        let engine = match PartitionEngine::restore(
-                            &params.store, &topic, partition, params.engine, decoder.clone(),
-                        ) {
-                            Ok(e) => e,
-                            Err(source) => {
-                                let _ = fatal_tx.send(IngestError::Store { topic, partition, source });
-                                continue;
-                            }
-                        };
-                        let mut engine = engine;
-                        if let StartPoint::HandedOver { offset, max_event_ts } = start {
-                            tracing::info!(topic, partition, offset, "taking over where the group's last owner stopped");
-                            engine.adopt_handover(offset, max_event_ts);
-                        }
                         params.live.set_assigned(&topic, partition, true);
                         let (stop_tx, stop_rx) = mpsc::channel(1);
                         let task = tokio::spawn(supervised(
                             (topic.clone(), partition),
-                            partition_task(engine, queue, stop_rx, shared.clone(), fatal_tx.clone()),
+                            partition_task((topic.clone(), partition), start, queue, stop_rx, shared.clone(), fatal_tx.clone()),
                             params.live.clone(),
                             fatal_tx.clone(),
                         ));
@@ -243,6 +351,8 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
                             h.stop_and_wait(commit).await;
                         }
                         params.live.set_assigned(&key.0, key.1, false);
+                        // What the hub showed of it may not have been committed.
+                        params.hub.reload_partition(&key.0, key.1);
                     }
                     let _ = done.send(());
                 }
@@ -259,18 +369,54 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
             let _ = done.send(());
         }
     }
+    // Every partition task has handed its last checkpoint over: let the committer finish.
+    committer_stop.cancel();
+    if !committer_task.is_finished() || result.is_ok() {
+        match tokio::time::timeout(REVOKE_TIMEOUT, &mut committer_task).await {
+            Ok(Ok(Err(e))) if result.is_ok() => result = Err(e),
+            Ok(_) => {}
+            Err(_) => {
+                tracing::error!("the committer did not finish in time");
+                committer_task.abort();
+            }
+        }
+    }
     shutdown.cancel();
+    reader_stop.cancel();
     drop(shared);
     if let Err(e) = probe.await {
         tracing::error!(error = %e, "cluster probe task panicked");
     }
     let _ = tokio::task::spawn_blocking(move || {
         let _ = poller.join();
+        if let Some((thread, _)) = reader {
+            let _ = thread.join();
+        }
         // Last reference: closing the consumer leaves the group cleanly.
         drop(consumer);
     })
     .await;
     result
+}
+
+/// The partitions of the input topics (the default size of a new state topic: 1 to 64).
+async fn input_partitions(brokers: &str, topics: &[String]) -> i32 {
+    let mut n = 0;
+    for t in topics {
+        if let Ok(p) = tokio::time::timeout(
+            Duration::from_secs(10),
+            kafka::topic_partition_count(brokers, t),
+        )
+        .await
+        {
+            n += p.unwrap_or(0);
+        }
+    }
+    if n == 0 {
+        4
+    } else {
+        n.clamp(1, 64)
+    }
 }
 
 /// Run a partition task; a panic in it is caught here, at once: the partition is marked

@@ -38,6 +38,10 @@ pub struct IngestContext {
     pub(super) live: Arc<Live>,
     pub(super) control: mpsc::UnboundedSender<Control>,
     pub(super) consumer: OnceLock<Weak<Consumer_>>,
+    /// With a state topic the partition task finds its start itself (the group's
+    /// committed checkpoint may still be in a transaction, and the store may have to
+    /// catch up with it): the callback only assigns at the store's offset, without waiting.
+    pub(super) transactional: bool,
 }
 
 impl ClientContext for IngestContext {
@@ -110,11 +114,15 @@ impl IngestContext {
             .map(|e| (e.topic().to_owned(), e.partition()))
             .collect();
         // What the group committed: where another instance stopped, if one owned these.
-        let committed = match base.committed_offsets(tpl.clone(), Duration::from_secs(10)) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read committed offsets; using the store's alone");
-                None
+        let committed = if self.transactional || parts.is_empty() {
+            None
+        } else {
+            match base.committed_offsets(tpl.clone(), Duration::from_secs(10)) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read committed offsets; using the store's alone");
+                    None
+                }
             }
         };
         let mut starts = HashMap::new();
@@ -129,7 +137,8 @@ impl IngestContext {
             };
             let group = committed
                 .as_ref()
-                .and_then(|c| committed_position(c, topic, *partition));
+                .and_then(|c| committed_position(c, topic, *partition))
+                .map(|c| (c.offset, c.max_event_ts));
             let start = StartPoint::choose(stored, group);
             if let Err(e) = tpl.set_partition_offset(topic, *partition, start.offset()) {
                 tracing::error!(topic, partition, error = %e, "cannot set start offset");

@@ -32,6 +32,14 @@ impl StartPoint {
         }
     }
 
+    /// The offset reading starts at (`None`: the log start).
+    pub(super) fn stored(self) -> Option<i64> {
+        match self {
+            StartPoint::Beginning => None,
+            StartPoint::Stored(o) | StartPoint::HandedOver { offset: o, .. } => Some(o),
+        }
+    }
+
     pub(super) fn offset(self) -> Offset {
         match self {
             StartPoint::Beginning => Offset::Beginning,

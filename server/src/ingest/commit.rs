@@ -1,0 +1,573 @@
+//! The committer: the one task through which every checkpoint of this instance becomes
+//! durable.
+//!
+//! Contract:
+//! - Partition tasks hand it prepared checkpoints ([`PartitionWrite`]s) and go on reading;
+//!   it takes whatever has arrived by the time it is free and makes it durable as one
+//!   batch, then answers each request with a [`CommitOutcome`]. A partition task has at
+//!   most one checkpoint in flight, so checkpoints of a partition are committed in order.
+//! - Without a state topic: one sled transaction for the batch, flushed; then the offsets
+//!   are committed to the group (advisory, for lag tools and the next owner; synchronous
+//!   and bounded when a partition is being released, fire-and-forget otherwise).
+//! - With a state topic: ONE Kafka transaction for the batch, holding each partition's
+//!   window, dead-letter and progress records ([`crate::state_topic::records_of`]) and the
+//!   consumer offset commit of those partitions with the consumer's group metadata
+//!   (`send_offsets_to_transaction`, KIP-447: a member that left the group's generation is
+//!   refused by the broker); then, committed, the same writes to sled. A transaction that
+//!   fails is aborted and every checkpoint in it is answered [`CommitOutcome::Aborted`]:
+//!   its partition task throws away what it folded since its last durable checkpoint and
+//!   restores from the store.
+//! - Extra records (the instance record, retention's tombstones) ride in the next
+//!   transaction; when the channel closes (ingest stopping) a last transaction tombstones
+//!   the instance record.
+//! - A fatal producer error makes the producer anew (its `init_transactions` fences the old
+//!   one and aborts what it left open); more than [`FATAL_LIMIT`] within [`FATAL_WINDOW`]
+//!   stop ingest with an error. A store write that fails stops ingest with an error.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::{Consumer_, IngestError, COMMIT_TIMEOUT};
+use crate::kafka;
+use crate::state_topic::{self, OutRecord};
+use crate::store::{PartitionWrite, Store};
+use crate::telemetry;
+
+/// Requests taken into one batch at most.
+const MAX_BATCH: usize = 256;
+
+/// Fatal producer errors tolerated within [`FATAL_WINDOW`] (each makes a new producer).
+pub(super) const FATAL_LIMIT: usize = 3;
+pub(super) const FATAL_WINDOW: Duration = Duration::from_secs(600);
+
+/// What became of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// Durable (in the state topic and the store, or in the store alone).
+    Committed,
+    /// Not committed, and never will be: why.
+    Aborted(String),
+}
+
+/// A message to the committer.
+pub(super) enum CommitMsg {
+    /// A partition's prepared checkpoint.
+    Checkpoint {
+        write: Box<PartitionWrite>,
+        /// The partition is being released: its offset commit must reach the group before
+        /// the answer (without a state topic: a synchronous, bounded commit).
+        releasing: bool,
+        reply: oneshot::Sender<CommitOutcome>,
+    },
+    /// Records to add to the state topic (ignored without one).
+    Records {
+        records: Vec<OutRecord>,
+        reply: oneshot::Sender<CommitOutcome>,
+    },
+}
+
+/// The sending side, as partition tasks and retention hold it.
+#[derive(Clone)]
+pub struct CommitHandle {
+    tx: mpsc::Sender<CommitMsg>,
+    /// The state topic's partition count (`None`: no state topic).
+    state_partitions: Option<i32>,
+}
+
+impl CommitHandle {
+    /// Hand a prepared checkpoint over; the answer comes on the returned channel.
+    pub(super) async fn submit(
+        &self,
+        write: PartitionWrite,
+        releasing: bool,
+    ) -> oneshot::Receiver<CommitOutcome> {
+        let (reply, rx) = oneshot::channel();
+        // A closed channel drops `reply`: the receiver then reports the committer gone.
+        let _ = self
+            .tx
+            .send(CommitMsg::Checkpoint {
+                write: Box::new(write),
+                releasing,
+                reply,
+            })
+            .await;
+        rx
+    }
+
+    /// Tombstone windows `(topic, partition, start)` in the state topic (in the next
+    /// transaction) and wait for it.
+    pub async fn tombstone(&self, windows: &[(String, i32, i64)]) -> CommitOutcome {
+        let Some(n) = self.state_partitions else {
+            return CommitOutcome::Committed;
+        };
+        let records = windows
+            .iter()
+            .map(|(t, p, s)| state_topic::window_tombstone(t, *p, *s, n))
+            .collect();
+        self.records(records).await
+    }
+
+    /// Add records to the next transaction of the state topic and wait for it.
+    async fn records(&self, records: Vec<OutRecord>) -> CommitOutcome {
+        if self.state_partitions.is_none() || records.is_empty() {
+            return CommitOutcome::Committed;
+        }
+        let (reply, rx) = oneshot::channel();
+        if self
+            .tx
+            .send(CommitMsg::Records { records, reply })
+            .await
+            .is_err()
+        {
+            return CommitOutcome::Aborted("the committer has stopped".into());
+        }
+        rx.await
+            .unwrap_or(CommitOutcome::Aborted("the committer has stopped".into()))
+    }
+
+    /// Whether checkpoints go through a state topic.
+    pub fn transactional(&self) -> bool {
+        self.state_partitions.is_some()
+    }
+}
+
+/// The state topic, as the committer writes it.
+pub(super) struct StateTopicSink {
+    pub(super) brokers: String,
+    pub(super) transactional_id: String,
+    pub(super) txn_timeout: Duration,
+    pub(super) topic: String,
+    pub(super) partitions: i32,
+    pub(super) width_ms: i64,
+    /// This instance's record (written first, tombstoned last).
+    pub(super) instance: OutRecord,
+}
+
+/// The committer task's state.
+pub(super) struct Committer {
+    store: Store,
+    consumer: Weak<Consumer_>,
+    rx: mpsc::Receiver<CommitMsg>,
+    sink: Option<Txn>,
+}
+
+/// The transactional side of the committer.
+struct Txn {
+    cfg: StateTopicSink,
+    producer: Option<Arc<FutureProducer>>,
+    /// The last transaction failed and could not be aborted yet.
+    abort_pending: bool,
+    fatal: VecDeque<Instant>,
+    /// The instance record still has to be written.
+    announce: bool,
+}
+
+impl Committer {
+    /// A committer writing to the state topic when `sink` is given, to sled alone otherwise.
+    pub(super) fn new(
+        store: Store,
+        consumer: Weak<Consumer_>,
+        sink: Option<StateTopicSink>,
+    ) -> (Self, CommitHandle) {
+        // Bounded: a partition task has one checkpoint in flight, plus retention's records.
+        let (tx, rx) = mpsc::channel(1024);
+        let handle = CommitHandle {
+            tx,
+            state_partitions: sink.as_ref().map(|s| s.partitions),
+        };
+        let sink = sink.map(|cfg| Txn {
+            cfg,
+            producer: None,
+            abort_pending: false,
+            fatal: VecDeque::new(),
+            announce: true,
+        });
+        (
+            Committer {
+                store,
+                consumer,
+                rx,
+                sink,
+            },
+            handle,
+        )
+    }
+
+    /// Serve requests until `done` (what is queued by then is still served) or until every
+    /// handle is dropped; then tombstone the instance record.
+    pub(super) async fn run(mut self, done: CancellationToken) -> Result<(), IngestError> {
+        loop {
+            let first = tokio::select! {
+                // Requests first: everything handed over before `done` is served.
+                biased;
+                m = self.rx.recv() => match m {
+                    Some(m) => m,
+                    None => break,
+                },
+                _ = done.cancelled() => match self.rx.try_recv() {
+                    Ok(m) => m,
+                    Err(_) => break,
+                },
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match self.rx.try_recv() {
+                    Ok(m) => batch.push(m),
+                    Err(_) => break,
+                }
+            }
+            self.round(batch).await?;
+        }
+        if let Some(txn) = &mut self.sink {
+            if txn.producer.is_some() {
+                let (sp, key, _) = txn.cfg.instance.clone();
+                let goodbye = vec![(sp, key, None)];
+                if let Err(why) = txn.transact(&self.consumer, &[], goodbye).await? {
+                    tracing::warn!(error = why, "could not tombstone this instance's record");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn round(&mut self, batch: Vec<CommitMsg>) -> Result<(), IngestError> {
+        let mut writes = Vec::new();
+        let mut replies = Vec::new();
+        let mut records = Vec::new();
+        let mut releasing = false;
+        for m in batch {
+            match m {
+                CommitMsg::Checkpoint {
+                    write,
+                    releasing: r,
+                    reply,
+                } => {
+                    releasing |= r;
+                    writes.push(*write);
+                    replies.push(reply);
+                }
+                CommitMsg::Records { records: r, reply } => {
+                    records.extend(r);
+                    replies.push(reply);
+                }
+            }
+        }
+        let started = Instant::now();
+        let outcome = match &mut self.sink {
+            None => {
+                self.write_store(&writes).await?;
+                commit_offsets(&self.consumer, &writes, releasing).await;
+                CommitOutcome::Committed
+            }
+            Some(txn) => match txn.transact(&self.consumer, &writes, records).await? {
+                Ok(()) => {
+                    self.write_store(&writes).await?;
+                    telemetry::transaction_committed(writes.len(), started.elapsed());
+                    CommitOutcome::Committed
+                }
+                Err(why) => {
+                    telemetry::transaction_aborted(writes.len(), &why);
+                    CommitOutcome::Aborted(why)
+                }
+            },
+        };
+        for w in &writes {
+            if outcome == CommitOutcome::Committed {
+                telemetry::checkpoint_written(
+                    &w.topic,
+                    w.partition,
+                    w.checkpoint.next_offset,
+                    w.rows.len(),
+                );
+            }
+        }
+        for r in replies {
+            let _ = r.send(outcome.clone());
+        }
+        Ok(())
+    }
+
+    async fn write_store(&self, writes: &[PartitionWrite]) -> Result<(), IngestError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        self.store.write(writes).await.map_err(|source| {
+            let w = &writes[0];
+            telemetry::checkpoint_failed(&w.topic, w.partition, &source);
+            IngestError::Store {
+                topic: w.topic.clone(),
+                partition: w.partition,
+                source,
+            }
+        })?;
+        Ok(())
+    }
+}
+
+/// The offsets of `writes` as a commit carries them (without a state topic: the max event
+/// time as metadata, for the next owner).
+fn offsets_of(writes: &[PartitionWrite], with_seq: bool) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::new();
+    for w in writes {
+        let cp = &w.checkpoint;
+        if tpl
+            .add_partition_offset(&w.topic, w.partition, Offset::Offset(cp.next_offset))
+            .is_err()
+        {
+            continue;
+        }
+        if let Some(mut e) = tpl.find_partition(&w.topic, w.partition) {
+            let meta = if with_seq {
+                state_topic::commit_metadata(cp.seq, cp.max_event_ts)
+            } else {
+                kafka::commit_metadata(cp.max_event_ts)
+            };
+            e.set_metadata(meta);
+        }
+    }
+    tpl
+}
+
+/// The advisory commit after a sled checkpoint (no state topic).
+async fn commit_offsets(consumer: &Weak<Consumer_>, writes: &[PartitionWrite], sync: bool) {
+    let Some(consumer) = consumer.upgrade() else {
+        return;
+    };
+    let tpl = offsets_of(writes, false);
+    if tpl.count() == 0 {
+        return;
+    }
+    let failed = |e: &dyn std::fmt::Display, mode: &'static str| {
+        for w in writes {
+            telemetry::commit_failed(&w.topic, w.partition, mode, e);
+        }
+    };
+    if !sync {
+        if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
+            failed(&e, "async");
+        }
+        return;
+    }
+    let blocking = tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync));
+    match tokio::time::timeout(COMMIT_TIMEOUT, blocking).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => failed(&e, "sync"),
+        Ok(Err(e)) => failed(&e, "sync"),
+        Err(_) => failed(
+            &format!(
+                "not answered within {COMMIT_TIMEOUT:?} (is the group coordinator failing over?)"
+            ),
+            "sync",
+        ),
+    }
+}
+
+/// How a transaction failed.
+enum TxnError {
+    /// The producer is still usable (the transaction was, or will be, aborted).
+    Abortable(String),
+    /// The producer is not usable any more.
+    Fatal(String),
+}
+
+fn classify(e: KafkaError) -> TxnError {
+    match &e {
+        KafkaError::Transaction(r) if r.is_fatal() => TxnError::Fatal(e.to_string()),
+        _ => TxnError::Abortable(e.to_string()),
+    }
+}
+
+impl Txn {
+    /// One transaction: `writes`' records and offsets, and `extra` records. `Ok(Err(why))`
+    /// when it did not commit; `Err` when fatal errors came too often.
+    async fn transact(
+        &mut self,
+        consumer: &Weak<Consumer_>,
+        writes: &[PartitionWrite],
+        extra: Vec<OutRecord>,
+    ) -> Result<Result<(), String>, IngestError> {
+        let producer = match &self.producer {
+            Some(p) => p.clone(),
+            None => match self.start_producer().await {
+                Ok(p) => p,
+                Err(why) => return Ok(Err(why)),
+            },
+        };
+        let Some(consumer) = consumer.upgrade() else {
+            return Ok(Err("the consumer has closed".into()));
+        };
+        let mut records = Vec::new();
+        if self.announce {
+            records.push(self.cfg.instance.clone());
+        }
+        for w in writes {
+            records.extend(state_topic::records_of(
+                w,
+                self.cfg.width_ms,
+                self.cfg.partitions,
+            ));
+        }
+        records.extend(extra);
+        let offsets = offsets_of(writes, true);
+        let (topic, timeout, abort_pending) = (
+            self.cfg.topic.clone(),
+            self.cfg.txn_timeout,
+            self.abort_pending,
+        );
+        let joined = tokio::task::spawn_blocking(move || {
+            let mut pending = abort_pending;
+            let r = transact(
+                &producer,
+                &consumer,
+                &topic,
+                &records,
+                &offsets,
+                timeout,
+                &mut pending,
+            );
+            (r, pending)
+        })
+        .await;
+        let (result, pending) = match joined {
+            Ok(x) => x,
+            Err(e) => (
+                Err(TxnError::Fatal(format!("transaction task: {e}"))),
+                false,
+            ),
+        };
+        self.abort_pending = pending;
+        match result {
+            Ok(()) => {
+                self.announce = false;
+                Ok(Ok(()))
+            }
+            Err(TxnError::Abortable(why)) => Ok(Err(why)),
+            Err(TxnError::Fatal(why)) => {
+                // Make a new producer next time: its init_transactions fences this one.
+                self.producer = None;
+                self.abort_pending = false;
+                let now = Instant::now();
+                self.fatal.push_back(now);
+                while self
+                    .fatal
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) > FATAL_WINDOW)
+                {
+                    self.fatal.pop_front();
+                }
+                telemetry::transactional_producer_fatal(&why);
+                if self.fatal.len() > FATAL_LIMIT {
+                    return Err(IngestError::Transactions {
+                        transactional_id: self.cfg.transactional_id.clone(),
+                        why,
+                    });
+                }
+                Ok(Err(why))
+            }
+        }
+    }
+
+    /// Make the transactional producer and initialise its transactions (bounded).
+    async fn start_producer(&mut self) -> Result<Arc<FutureProducer>, String> {
+        let cfg = kafka::transactional_producer_config(
+            &self.cfg.brokers,
+            &self.cfg.transactional_id,
+            self.cfg.txn_timeout,
+        );
+        let producer: FutureProducer = cfg
+            .create()
+            .map_err(|e| format!("cannot create the transactional producer: {e}"))?;
+        let producer = Arc::new(producer);
+        let (p, timeout) = (producer.clone(), self.cfg.txn_timeout.max(COMMIT_TIMEOUT));
+        let init = tokio::task::spawn_blocking(move || p.init_transactions(timeout)).await;
+        match init {
+            Ok(Ok(())) => {
+                tracing::info!(transactional_id = %self.cfg.transactional_id, "transactions initialised");
+                self.producer = Some(producer.clone());
+                self.abort_pending = false;
+                Ok(producer)
+            }
+            Ok(Err(e)) => Err(format!("cannot initialise transactions: {e}")),
+            Err(e) => Err(format!("cannot initialise transactions: {e}")),
+        }
+    }
+}
+
+/// One transaction on `producer`, blocking: produce `records` to `topic`, commit `offsets`
+/// with the group's metadata, commit; abort on failure (a failed abort is retried before
+/// the next transaction begins).
+fn transact(
+    producer: &FutureProducer,
+    consumer: &Consumer_,
+    topic: &str,
+    records: &[OutRecord],
+    offsets: &TopicPartitionList,
+    timeout: Duration,
+    abort_pending: &mut bool,
+) -> Result<(), TxnError> {
+    if *abort_pending {
+        producer.abort_transaction(timeout).map_err(classify)?;
+        *abort_pending = false;
+    }
+    producer.begin_transaction().map_err(classify)?;
+    let deadline = Instant::now() + timeout;
+    let result = (|| {
+        for (sp, key, value) in records {
+            enqueue(producer, topic, *sp, key, value.as_deref(), deadline)?;
+        }
+        if offsets.count() > 0 {
+            let gm = consumer.group_metadata().ok_or_else(|| {
+                TxnError::Abortable("not a member of the consumer group (yet)".into())
+            })?;
+            producer
+                .send_offsets_to_transaction(offsets, &gm, timeout)
+                .map_err(classify)?;
+        }
+        producer.commit_transaction(timeout).map_err(classify)
+    })();
+    if let Err(TxnError::Abortable(_)) = &result {
+        if producer.abort_transaction(timeout).is_err() {
+            *abort_pending = true;
+        }
+    }
+    result
+}
+
+/// Enqueue one record, waiting (bounded by `deadline`) while the producer's queue is full.
+fn enqueue(
+    producer: &FutureProducer,
+    topic: &str,
+    partition: i32,
+    key: &[u8],
+    value: Option<&[u8]>,
+    deadline: Instant,
+) -> Result<(), TxnError> {
+    let mut record = FutureRecord::<[u8], [u8]>::to(topic)
+        .partition(partition)
+        .key(key);
+    if let Some(v) = value {
+        record = record.payload(v);
+    }
+    loop {
+        match producer.send_result(record) {
+            // The delivery is confirmed by the commit, which flushes and fails if any failed.
+            Ok(_delivery) => return Ok(()),
+            Err((
+                KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                r,
+            )) if Instant::now() < deadline => {
+                record = r;
+                producer.poll(Duration::from_millis(10));
+            }
+            Err((e, _)) => return Err(classify(e)),
+        }
+    }
+}
