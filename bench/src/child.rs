@@ -29,12 +29,15 @@ use crate::{step, Plan, PARTITIONS};
 
 /// The topic of the high-cardinality run: every URL distinct.
 const TOPIC_HC: &str = "bench_hc";
+/// The topic of the restore run: one hour of history.
+const TOPIC_HISTORY: &str = "bench_history";
 const STATUS: &str = "/api/v1/status";
 const POLL_EVERY: Duration = Duration::from_millis(50);
 /// The arguments of every pipeline run on `bench` (steps 4 and 4b).
 const PIPELINE_ARGS: &[&str] = &["--checkpoint-interval", "200ms"];
 
-/// Steps 4 and 5a: the child consuming `bench`, with its memory.
+/// Step 4 and 5a: the child consuming `bench` without a state topic (sled alone, as a
+/// single instance ran before the state topic existed), with its memory: `pipeline_eps`.
 pub fn measure_pipeline(
     rt: &tokio::runtime::Runtime,
     plan: &Plan,
@@ -43,17 +46,13 @@ pub fn measure_pipeline(
     target: i64,
     report: &mut Report,
 ) -> Result<()> {
-    step(&format!("pipeline: pulseboard child consuming `{TOPIC}`"));
-    let mut child = Child::spawn(plan, brokers, TOPIC, PIPELINE_ARGS)?;
-    let cpu = load::CpuMeter::start(&[Some(child.pid()), broker_pid]);
-    let run = rt
-        .block_on(child.watch_ingest(TOPIC, target, ingest_timeout(plan.events)))
-        .with_context(|| child.log_tail())?;
-    let [pulseboard, broker] = cpu.stop();
+    step(&format!(
+        "pipeline: pulseboard child consuming `{TOPIC}` (--no-state-topic)"
+    ));
+    let (run, [pulseboard, broker]) =
+        pipeline_run(rt, plan, brokers, broker_pid, target, &["--no-state-topic"])?;
     report.cpu.pipeline_us_per_event = pulseboard * 1e6 / plan.events as f64;
     report.cpu.pipeline_broker_us_per_event = broker * 1e6 / plan.events as f64;
-    rt.block_on(child.verify_totals(plan.events))
-        .with_context(|| child.log_tail())?;
     let n = plan.events as f64;
     report.pipeline_eps = run.eps(plan.events);
     report.pipeline_eps_wall = n / (run.last - run.spawned).as_secs_f64();
@@ -61,8 +60,106 @@ pub fn measure_pipeline(
     report.pipeline_vs_raw = report.pipeline_eps / report.raw_consume_eps;
     report.rss_peak_mb = run.hwm_mb;
     report.rss_sampled_max_mb = run.rss_max_mb;
-    child.stop();
     Ok(())
+}
+
+/// Step 4c: the same run with the state topic (Pulseboard's default with a broker): every
+/// checkpoint is one Kafka transaction (state records + the group's offset commit), and the
+/// state topic's reader runs beside: `pipeline_eps_transactional`.
+pub fn measure_pipeline_transactional(
+    rt: &tokio::runtime::Runtime,
+    plan: &Plan,
+    brokers: &str,
+    broker_pid: Option<u32>,
+    target: i64,
+    report: &mut Report,
+) -> Result<()> {
+    step(&format!(
+        "pipeline: pulseboard child consuming `{TOPIC}` (state topic, transactions)"
+    ));
+    let (run, [pulseboard, broker]) = pipeline_run(rt, plan, brokers, broker_pid, target, &[])?;
+    report.cpu.transactional_us_per_event = pulseboard * 1e6 / plan.events as f64;
+    report.cpu.transactional_broker_us_per_event = broker * 1e6 / plan.events as f64;
+    report.pipeline_eps_transactional = run.eps(plan.events);
+    report.rss_peak_mb_transactional = run.hwm_mb;
+    Ok(())
+}
+
+/// One child consuming `bench` with `PIPELINE_ARGS` and `extra`; the run and the CPU
+/// seconds of the child and of the broker meanwhile.
+fn pipeline_run(
+    rt: &tokio::runtime::Runtime,
+    plan: &Plan,
+    brokers: &str,
+    broker_pid: Option<u32>,
+    target: i64,
+    extra: &[&str],
+) -> Result<(IngestRun, [f64; 2])> {
+    let args: Vec<&str> = PIPELINE_ARGS.iter().chain(extra).copied().collect();
+    let mut child = Child::spawn(plan, brokers, TOPIC, &args)?;
+    let cpu = load::CpuMeter::start(&[Some(child.pid()), broker_pid]);
+    let run = rt
+        .block_on(child.watch_ingest(TOPIC, target, ingest_timeout(plan.events)))
+        .with_context(|| child.log_tail())?;
+    let spent = cpu.stop();
+    rt.block_on(child.verify_totals(plan.events))
+        .with_context(|| child.log_tail())?;
+    child.stop();
+    Ok((run, spent))
+}
+
+/// Step 8: one hour of history (`restore_events` events over an hour of event time) read
+/// by one instance of a group; then a second instance with an empty data dir joins the
+/// group: how long until it serves the whole history (every window, every event), restored
+/// from the state topic, not from a shared disk: `restore_empty_instance_ms`.
+pub fn measure_restore(
+    rt: &tokio::runtime::Runtime,
+    plan: &Plan,
+    brokers: &str,
+    report: &mut Report,
+) -> Result<()> {
+    let n = plan.restore_events;
+    step(&format!(
+        "restore: prefilling `{TOPIC_HISTORY}` with {n} events over one hour"
+    ));
+    rt.block_on(create_topic(brokers, TOPIC_HISTORY, PARTITIONS, 1))?;
+    load::prefill_history(brokers, TOPIC_HISTORY, n, 3_600_000)?;
+    let group = format!("bench-restore-{:08x}", fastrand::u32(..));
+    let mut first = Child::spawn_in(plan, brokers, TOPIC_HISTORY, &group, PIPELINE_ARGS)?;
+    rt.block_on(first.watch_ingest(TOPIC_HISTORY, n as i64, ingest_timeout(n)))
+        .with_context(|| first.log_tail())?;
+    rt.block_on(first.verify_totals(n))
+        .with_context(|| first.log_tail())?;
+    let want = rt
+        .block_on(history(first.addr()))
+        .ok_or_else(|| anyhow!("no windows from the first instance"))?;
+    step(&format!(
+        "restore: an instance with an empty data dir joins ({} windows, {} events of history)",
+        want.0, want.1
+    ));
+    let second = Child::spawn_in(plan, brokers, TOPIC_HISTORY, &group, PIPELINE_ARGS)?;
+    let spawned = second.spawned;
+    let addr = second.addr();
+    let served = rt.block_on(poll_until(
+        Duration::from_secs(120),
+        "the new instance to serve the whole history",
+        || async { (history(addr).await? == want).then(Instant::now) },
+    ));
+    let served = served.with_context(|| second.log_tail())?;
+    report.restore_history_windows = want.0;
+    report.restore_history_events = want.1;
+    report.restore_empty_instance_ms = (served - spawned).as_secs_f64() * 1000.0;
+    second.stop();
+    first.stop();
+    Ok(())
+}
+
+/// The windows an instance serves, all of them: how many, and their events.
+async fn history(addr: SocketAddr) -> Option<(u64, u64)> {
+    let w = get_json(addr, "/api/v1/windows?from=0&limit=10000&top=1").await?;
+    let windows = w["windows"].as_array()?;
+    let events = windows.iter().filter_map(|w| w["events"].as_u64()).sum();
+    Some((windows.len() as u64, events))
 }
 
 /// What a pipeline run consumes: a prefilled topic, its events, and the sum of its
@@ -212,12 +309,23 @@ impl Child {
     /// Start `pulseboard --brokers B --topics TOPIC` with a fresh group and data dir, plus
     /// `extra` and the plan's `--child-kafka-option`s; returns once it listens.
     pub fn spawn(plan: &Plan, brokers: &str, topic: &str, extra: &[&str]) -> Result<Child> {
+        let group = format!("bench-{:08x}", fastrand::u32(..));
+        Self::spawn_in(plan, brokers, topic, &group, extra)
+    }
+
+    /// [`Child::spawn`] in consumer group `group`.
+    pub fn spawn_in(
+        plan: &Plan,
+        brokers: &str,
+        topic: &str,
+        group: &str,
+        extra: &[&str],
+    ) -> Result<Child> {
         let dir = tempfile::Builder::new()
             .prefix("pulseboard-bench-")
             .tempdir()
             .context("creating a temp dir")?;
         let log = dir.path().join("pulseboard.log");
-        let group = format!("bench-{:08x}", fastrand::u32(..));
         let data = dir.path().join("data").display().to_string();
         let mut args = vec![
             "--brokers",
@@ -225,7 +333,7 @@ impl Child {
             "--topics",
             topic,
             "--group",
-            &group,
+            group,
             "--data-dir",
             &data,
         ];

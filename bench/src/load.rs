@@ -161,6 +161,20 @@ pub fn prefill_canonical_stream(brokers: &str, topic: &str, n: u64) -> Result<()
     Ok(())
 }
 
+/// N generated events spread evenly over `span_ms` of event time ending five minutes ago
+/// (history, well behind any watermark), to `topic`.
+pub fn prefill_history(brokers: &str, topic: &str, n: u64, span_ms: i64) -> Result<()> {
+    let mut gen = Generator::new(4, GenConfig::default());
+    let end = now_ms() - 5 * 60_000;
+    let base = end - span_ms;
+    produce_all(brokers, topic, n, |k, key, payload| {
+        let ev = gen.next_event(base + (k as i64) * span_ms / n.max(1) as i64);
+        key.extend_from_slice(ev.visitor.as_bytes());
+        payload.extend_from_slice(ev.to_json().as_bytes());
+    })?;
+    Ok(())
+}
+
 /// N generated events whose URLs are all distinct (`/p/<k>`), ending now, to `topic`.
 pub fn prefill_high_cardinality(brokers: &str, topic: &str, n: u64) -> Result<()> {
     let mut gen = Generator::new(2, GenConfig::default());

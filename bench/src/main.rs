@@ -5,7 +5,9 @@
 //!    canonical events;
 //! 2. `raw_consume_eps`: a bare rdkafka consumer reading them back (the physical limit);
 //! 3. `decode_eps`: the canonical decoder on the same payloads, in memory, one thread;
-//! 4. `pipeline_eps`: the release `pulseboard` binary as a child process, consuming `bench`;
+//! 4. `pipeline_eps`: the release `pulseboard` binary as a child process, consuming `bench`
+//!    without a state topic; 4c. `pipeline_eps_transactional`: the same with the state topic
+//!    (a Kafka transaction per checkpoint), its ratio `transactional_vs_pipeline`;
 //!    4b. `pipeline_eps_reconnect_storm`: the pipeline on `bench_storm` (the same events, 4×
 //!    as many) while 1,000 WebSocket clients connect, read their snapshot and leave in a
 //!    loop, with the server's default session pacing, then without it; in 3 rounds, each
@@ -15,7 +17,9 @@
 //! 7. `peers`: the same windowed job in Spark Structured Streaming and Kafka Streams
 //!    (`bench/peers/`, on the whole of `bench`) and in Quix Streams (`bench/peer_quix.py`, on
 //!    its first messages): events/s from first to last message with start-up apart, peak RSS,
-//!    then each peer's end-to-end latency on paced probes (see [`peers`]).
+//!    then each peer's end-to-end latency on paced probes (see [`peers`]);
+//! 8. `restore_empty_instance_ms`: one hour of history read by one instance of a group; an
+//!    instance with an empty data dir joins: until it serves the whole history.
 //!
 //! Prints one table and writes the numbers as JSON (see `--help`). It is a measurement: it
 //! exits 0 when targets are missed and non-zero only when something broke (a step failed, or
@@ -120,6 +124,8 @@ pub(crate) struct Plan {
     pub events: u64,
     pub quix_events: u64,
     pub ws_probe_for: Duration,
+    /// Events of the hour of history of the restore step (step 8).
+    pub restore_events: u64,
     /// Clients of the reconnect storm (step 4b).
     pub storm_clients: usize,
     pub out: PathBuf,
@@ -169,6 +175,8 @@ impl Plan {
             events: args.events.unwrap_or(events).max(1),
             quix_events: args.quix_events.unwrap_or(quix_events).max(1),
             ws_probe_for: Duration::from_secs(ws_secs),
+            // 100 events/s over the hour (10/s with --quick).
+            restore_events: if args.quick { 36_000 } else { 360_000 },
             storm_clients,
             out: root.join(args.out),
             pulseboard,
@@ -232,9 +240,11 @@ fn run(plan: &Plan) -> Result<ExitCode> {
     load::measure_decode(&payloads, &mut report)?;
     drop(payloads);
     child::measure_pipeline(&rt, plan, &brokers, broker_pid, ends, &mut report)?;
+    child::measure_pipeline_transactional(&rt, plan, &brokers, broker_pid, ends, &mut report)?;
     ws::measure_reconnect_storm(&rt, plan, &brokers, &mut report)?;
     child::measure_high_cardinality(&rt, plan, &brokers, &mut report)?;
     ws::measure_websockets(&rt, plan, &brokers, &mut report)?;
+    child::measure_restore(&rt, plan, &brokers, &mut report)?;
     let peers_failed = peers::measure(&rt, plan, &brokers, &mut report);
     drop(broker);
 

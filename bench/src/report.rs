@@ -85,6 +85,9 @@ pub struct CpuBudget {
     pub decode_us_per_event: f64,
     pub pipeline_us_per_event: f64,
     pub pipeline_broker_us_per_event: f64,
+    /// The same two with the state topic (`pipeline_eps_transactional`).
+    pub transactional_us_per_event: f64,
+    pub transactional_broker_us_per_event: f64,
     /// The fastest the pipeline can run on `cores` cores at the CPU it spends per event
     /// (pulseboard + broker): cores / (pipeline + its broker µs per event).
     pub pipeline_eps_cpu_bound: f64,
@@ -110,6 +113,17 @@ pub struct Report {
     pub pipeline_eps_wall: f64,
     pub pipeline_startup_secs: f64,
     pub pipeline_vs_raw: f64,
+    /// `pipeline_eps` with the state topic (the default with a broker): a Kafka transaction
+    /// per checkpoint, the state topic's reader beside; same topic, same measurement.
+    pub pipeline_eps_transactional: f64,
+    /// `pipeline_eps_transactional / pipeline_eps` (target >= 0.9).
+    pub transactional_vs_pipeline: f64,
+    pub rss_peak_mb_transactional: f64,
+    /// One hour of history read by one instance; an instance with an empty data dir joins
+    /// its group: milliseconds from its start until it serves every window and event.
+    pub restore_empty_instance_ms: f64,
+    pub restore_history_windows: u64,
+    pub restore_history_events: u64,
     /// `pipeline_eps` again, measured the same way on the same topic, while
     /// `reconnect_storm_clients` WebSocket clients connect, read their snapshot and leave in
     /// a loop, with the server's default session pacing (`--ws-connect-rate`): what users
@@ -203,6 +217,9 @@ impl Report {
                 self.cpu.cpu_bound_ratio = self.cpu.pipeline_eps_cpu_bound / self.raw_consume_eps;
             }
         }
+        if self.pipeline_eps > 0.0 {
+            self.transactional_vs_pipeline = self.pipeline_eps_transactional / self.pipeline_eps;
+        }
         self.pipeline_eps_reconnect_storm = self.reconnect_storm.pipeline_eps;
         self.reconnect_storm_ratio = self.reconnect_storm.ratio;
         self.pipeline_eps_reconnect_storm_unpaced = self.reconnect_storm_unpaced.pipeline_eps;
@@ -235,6 +252,12 @@ fn targets(r: &Report) -> Vec<Target> {
     };
     vec![
         t("pipeline_vs_raw", ">=", 0.85, Some(r.pipeline_vs_raw)),
+        t(
+            "transactional_vs_pipeline",
+            ">=",
+            0.9,
+            Some(r.transactional_vs_pipeline).filter(|_| r.pipeline_eps_transactional > 0.0),
+        ),
         t(
             "reconnect_storm_ratio",
             ">=",
@@ -340,6 +363,30 @@ fn rows(r: &Report) -> Vec<(String, String)> {
             format!("{:.1}", r.pipeline_startup_secs),
         ),
         ("pipeline_vs_raw", format!("{:.2}", r.pipeline_vs_raw)),
+        (
+            "pipeline_eps_transactional",
+            int(r.pipeline_eps_transactional),
+        ),
+        (
+            "transactional_vs_pipeline",
+            format!("{:.2}", r.transactional_vs_pipeline),
+        ),
+        (
+            "cpu µs/event transactional: pipeline + broker",
+            format!(
+                "{:.2} + {:.2}",
+                r.cpu.transactional_us_per_event, r.cpu.transactional_broker_us_per_event
+            ),
+        ),
+        (
+            "restore_empty_instance_ms",
+            format!(
+                "{} ({} windows, {} events of history)",
+                int(r.restore_empty_instance_ms),
+                group_thousands(r.restore_history_windows as i64),
+                group_thousands(r.restore_history_events as i64)
+            ),
+        ),
     ];
     let mut rows: Vec<(String, String)> =
         head.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();

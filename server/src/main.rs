@@ -5,8 +5,23 @@ use clap::Parser;
 use pulseboard::config::Config;
 use tokio_util::sync::CancellationToken;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// How long the runtime waits, once `run` has returned, for blocking calls still running
+/// (a Kafka client call bounded by its own timeout): the process exits after that anyway.
+const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn main() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(serve());
+    // Dropping the runtime would wait for every blocking task; a client call stuck on an
+    // unreachable broker must not keep the process alive after its work is done.
+    runtime.shutdown_timeout(EXIT_GRACE);
+    result
+}
+
+async fn serve() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

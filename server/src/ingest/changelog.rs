@@ -12,9 +12,10 @@
 //! - A checkpoint is applied only when its `seq` is above the stored one: this instance's
 //!   own checkpoints (already written by its committer) and older ones are skipped, without
 //!   decoding their windows.
-//! - Partitions this instance reads are left to their tasks in the status and the hub;
-//!   the others are published ([`Live::publish_remote`], [`Hub::update`]), so any instance
-//!   shows every partition within moments of its owner's checkpoint.
+//! - Another instance's checkpoint goes to the hub ([`Hub::update`]) and, for partitions
+//!   this instance does not read, to the status ([`Live::publish_remote`]), so any instance
+//!   shows every partition within moments of its owner's checkpoint. This instance's own
+//!   checkpoints are published by its partition tasks.
 //! - After every applied checkpoint the `applied` watch is bumped: a partition task waiting
 //!   for its committed checkpoint ([`super::partition`]) looks again.
 //! - Once every partition of the state topic reported its end, the reader has caught up
@@ -327,15 +328,25 @@ impl Reader {
         Ok(())
     }
 
-    /// Show another instance's checkpoint: status, revised marks, hub.
+    /// Show another instance's checkpoint: status, revised marks, hub. The hub takes its
+    /// windows also when the partition was just assigned here (its task restores from
+    /// this very checkpoint and publishes only what it changes afterwards); the status
+    /// is left to the partition's task then.
     fn publish(&self, write: &PartitionWrite) {
         let (topic, partition) = (write.topic.as_str(), write.partition);
-        if self.p.live.is_local(topic, partition) {
-            return;
-        }
         let Some(owner) = write.owner.clone() else {
             return;
         };
+        if owner.id == self.p.instance_id {
+            // This instance's own checkpoint, read back before its committer stored it:
+            // its partition task publishes it.
+            return;
+        }
+        let rows: Vec<(i64, Aggregate)> = write.rows.clone();
+        self.p.hub.update(topic, partition, rows);
+        if self.p.live.is_local(topic, partition) {
+            return;
+        }
         let cp = &write.checkpoint;
         let written: Vec<i64> = write.rows.iter().map(|(s, _)| *s).collect();
         self.p.live.mark_revised(write.revised.iter().copied());
@@ -353,8 +364,6 @@ impl Reader {
                 tracing::error!(error = %e, "cannot mark windows revised");
             }
         }
-        let rows: Vec<(i64, Aggregate)> = write.rows.clone();
-        self.p.hub.update(topic, partition, rows);
     }
 
     /// The consumer group's members, by instance id.

@@ -25,6 +25,7 @@
 //!   stop ingest with an error. A store write that fails stops ingest with an error.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -36,7 +37,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::{Consumer_, IngestError, COMMIT_TIMEOUT};
+use crate::hub::Hub;
 use crate::kafka;
+use crate::live::Live;
 use crate::state_topic::{self, OutRecord};
 use crate::store::{PartitionWrite, Store};
 use crate::telemetry;
@@ -72,6 +75,8 @@ pub(super) enum CommitMsg {
         records: Vec<OutRecord>,
         reply: oneshot::Sender<CommitOutcome>,
     },
+    /// Answered once everything handed over before it is settled (committed or not).
+    Barrier(oneshot::Sender<()>),
 }
 
 /// The sending side, as partition tasks and retention hold it.
@@ -100,6 +105,16 @@ impl CommitHandle {
             })
             .await;
         rx
+    }
+
+    /// Wait until every checkpoint handed over so far is settled: a partition restored
+    /// after this sees in the group's committed offset whatever a previous task of it
+    /// committed (and nothing of it can be committed afterwards).
+    pub async fn barrier(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(CommitMsg::Barrier(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
     }
 
     /// Tombstone windows `(topic, partition, start)` in the state topic (in the next
@@ -154,6 +169,10 @@ pub(super) struct StateTopicSink {
 /// The committer task's state.
 pub(super) struct Committer {
     store: Store,
+    /// After a checkpoint of a partition this instance no longer reads is written, the
+    /// hub's copy of it is reloaded from the store (its task, gone, published nothing).
+    live: Arc<Live>,
+    hub: Arc<Hub>,
     consumer: Weak<Consumer_>,
     rx: mpsc::Receiver<CommitMsg>,
     sink: Option<Txn>,
@@ -163,9 +182,9 @@ pub(super) struct Committer {
 struct Txn {
     cfg: StateTopicSink,
     producer: Option<Arc<FutureProducer>>,
-    /// The last transaction failed and could not be aborted yet.
-    abort_pending: bool,
     fatal: VecDeque<Instant>,
+    /// Transactions left behind in a call that did not return.
+    stuck: VecDeque<Instant>,
     /// The instance record still has to be written.
     announce: bool,
 }
@@ -173,7 +192,7 @@ struct Txn {
 impl Committer {
     /// A committer writing to the state topic when `sink` is given, to sled alone otherwise.
     pub(super) fn new(
-        store: Store,
+        (store, live, hub): (Store, Arc<Live>, Arc<Hub>),
         consumer: Weak<Consumer_>,
         sink: Option<StateTopicSink>,
     ) -> (Self, CommitHandle) {
@@ -186,13 +205,15 @@ impl Committer {
         let sink = sink.map(|cfg| Txn {
             cfg,
             producer: None,
-            abort_pending: false,
             fatal: VecDeque::new(),
+            stuck: VecDeque::new(),
             announce: true,
         });
         (
             Committer {
                 store,
+                live,
+                hub,
                 consumer,
                 rx,
                 sink,
@@ -239,29 +260,48 @@ impl Committer {
     }
 
     async fn round(&mut self, batch: Vec<CommitMsg>) -> Result<(), IngestError> {
-        let mut writes = Vec::new();
-        let mut replies = Vec::new();
+        let mut writes: Vec<PartitionWrite> = Vec::new();
+        let mut replies: Vec<oneshot::Sender<CommitOutcome>> = Vec::new();
         let mut records = Vec::new();
+        let mut record_replies = Vec::new();
+        let mut barriers = Vec::new();
         let mut releasing = false;
         for m in batch {
             match m {
+                // Its task is gone (the partition was lost, or the task aborted): what it
+                // prepared must not be committed; the partition's next task restores from
+                // what was.
+                CommitMsg::Checkpoint { reply, .. } if reply.is_closed() => {}
                 CommitMsg::Checkpoint {
                     write,
                     releasing: r,
                     reply,
                 } => {
                     releasing |= r;
+                    let same = |w: &PartitionWrite| {
+                        w.topic == write.topic && w.partition == write.partition
+                    };
+                    // One checkpoint per partition and transaction; a task has one in
+                    // flight, so a second can only be a stale one: keep the newest.
+                    if let Some(i) = writes.iter().position(same) {
+                        writes.remove(i);
+                        let _ = replies
+                            .remove(i)
+                            .send(CommitOutcome::Aborted("superseded".into()));
+                    }
                     writes.push(*write);
                     replies.push(reply);
                 }
                 CommitMsg::Records { records: r, reply } => {
                     records.extend(r);
-                    replies.push(reply);
+                    record_replies.push(reply);
                 }
+                CommitMsg::Barrier(reply) => barriers.push(reply),
             }
         }
         let started = Instant::now();
         let outcome = match &mut self.sink {
+            _ if writes.is_empty() && records.is_empty() => CommitOutcome::Committed,
             None => {
                 self.write_store(&writes).await?;
                 commit_offsets(&self.consumer, &writes, releasing).await;
@@ -289,8 +329,11 @@ impl Committer {
                 );
             }
         }
-        for r in replies {
+        for r in replies.into_iter().chain(record_replies) {
             let _ = r.send(outcome.clone());
+        }
+        for b in barriers {
+            let _ = b.send(());
         }
         Ok(())
     }
@@ -308,6 +351,11 @@ impl Committer {
                 source,
             }
         })?;
+        for w in writes {
+            if !self.live.is_local(&w.topic, w.partition) {
+                self.hub.reload_partition(&w.topic, w.partition);
+            }
+        }
         Ok(())
     }
 }
@@ -372,8 +420,12 @@ async fn commit_offsets(consumer: &Weak<Consumer_>, writes: &[PartitionWrite], s
 
 /// How a transaction failed.
 enum TxnError {
-    /// The producer is still usable (the transaction was, or will be, aborted).
+    /// Aborted; the producer goes on.
     Abortable(String),
+    /// The producer is left in a call it cannot leave (a commit or abort that did not
+    /// finish in time): a new one takes over, whose `init_transactions` settles what this
+    /// one left open.
+    Reset(String),
     /// The producer is not usable any more.
     Fatal(String),
 }
@@ -394,9 +446,11 @@ impl Txn {
         writes: &[PartitionWrite],
         extra: Vec<OutRecord>,
     ) -> Result<Result<(), String>, IngestError> {
+        // One budget for the round: making a producer (if needed) and the transaction.
+        let deadline = Instant::now() + self.cfg.txn_timeout.min(TXN_BUDGET);
         let producer = match &self.producer {
             Some(p) => p.clone(),
-            None => match self.start_producer().await {
+            None => match self.start_producer(deadline).await {
                 Ok(p) => p,
                 Err(why) => return Ok(Err(why)),
             },
@@ -417,43 +471,57 @@ impl Txn {
         }
         records.extend(extra);
         let offsets = offsets_of(writes, true);
-        let (topic, timeout, abort_pending) = (
-            self.cfg.topic.clone(),
-            self.cfg.txn_timeout,
-            self.abort_pending,
-        );
-        let joined = tokio::task::spawn_blocking(move || {
-            let mut pending = abort_pending;
-            let r = transact(
-                &producer,
-                &consumer,
-                &topic,
-                &records,
-                &offsets,
-                timeout,
-                &mut pending,
-            );
-            (r, pending)
-        })
-        .await;
-        let (result, pending) = match joined {
-            Ok(x) => x,
-            Err(e) => (
-                Err(TxnError::Fatal(format!("transaction task: {e}"))),
-                false,
-            ),
-        };
-        self.abort_pending = pending;
+        let topic = self.cfg.topic.clone();
+        let budget = deadline.saturating_duration_since(Instant::now());
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let gave_up = abandoned.clone();
+        let call = tokio::task::spawn_blocking(move || {
+            transact(
+                &producer, &consumer, &topic, &records, &offsets, budget, &gave_up,
+            )
+        });
+        // librdkafka may block past the timeout it was given (send_offsets_to_transaction
+        // while the group coordinator moves: confluentinc/librdkafka#5456, #5511). The
+        // call is left behind and its producer with it; a new one fences it.
+        let result =
+            match tokio::time::timeout(budget + ABORT_BUDGET + WATCHDOG_SLACK, call).await {
+                Ok(joined) => joined
+                    .unwrap_or_else(|e| Err(TxnError::Fatal(format!("transaction task: {e}")))),
+                Err(_) => {
+                    abandoned.store(true, Ordering::SeqCst);
+                    self.stuck.push_back(Instant::now());
+                    Err(TxnError::Reset(format!(
+                        "a transaction call did not return within {:?}; a new producer takes over",
+                        budget + ABORT_BUDGET
+                    )))
+                }
+            };
         match result {
             Ok(()) => {
                 self.announce = false;
                 Ok(Ok(()))
             }
             Err(TxnError::Abortable(why)) => Ok(Err(why)),
+            Err(TxnError::Reset(why)) => {
+                self.producer = None;
+                // Each call left behind keeps a thread and a producer: a few are tolerated.
+                let now = Instant::now();
+                self.stuck
+                    .retain(|t| now.duration_since(*t) <= FATAL_WINDOW);
+                if self.stuck.len() > STUCK_LIMIT {
+                    return Err(IngestError::Transactions {
+                        transactional_id: self.cfg.transactional_id.clone(),
+                        why: format!(
+                            "{} transaction calls did not return in {FATAL_WINDOW:?}: {why}",
+                            self.stuck.len()
+                        ),
+                    });
+                }
+                Ok(Err(why))
+            }
             Err(TxnError::Fatal(why)) => {
                 // Make a new producer next time: its init_transactions fences this one.
                 self.producer = None;
-                self.abort_pending = false;
                 let now = Instant::now();
                 self.fatal.push_back(now);
                 while self
@@ -467,7 +535,10 @@ impl Txn {
                 if self.fatal.len() > FATAL_LIMIT {
                     return Err(IngestError::Transactions {
                         transactional_id: self.cfg.transactional_id.clone(),
-                        why,
+                        why: format!(
+                            "{} fatal errors in {FATAL_WINDOW:?}, the last: {why}",
+                            self.fatal.len()
+                        ),
                     });
                 }
                 Ok(Err(why))
@@ -476,7 +547,7 @@ impl Txn {
     }
 
     /// Make the transactional producer and initialise its transactions (bounded).
-    async fn start_producer(&mut self) -> Result<Arc<FutureProducer>, String> {
+    async fn start_producer(&mut self, deadline: Instant) -> Result<Arc<FutureProducer>, String> {
         let cfg = kafka::transactional_producer_config(
             &self.cfg.brokers,
             &self.cfg.transactional_id,
@@ -486,39 +557,64 @@ impl Txn {
             .create()
             .map_err(|e| format!("cannot create the transactional producer: {e}"))?;
         let producer = Arc::new(producer);
-        let (p, timeout) = (producer.clone(), self.cfg.txn_timeout.max(COMMIT_TIMEOUT));
-        let init = tokio::task::spawn_blocking(move || p.init_transactions(timeout)).await;
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let p = producer.clone();
+        let init = tokio::time::timeout(
+            timeout + WATCHDOG_SLACK,
+            tokio::task::spawn_blocking(move || p.init_transactions(timeout)),
+        )
+        .await;
         match init {
-            Ok(Ok(())) => {
+            Err(_) => Err(format!(
+                "initialising transactions did not return within {timeout:?}"
+            )),
+            Ok(Ok(Ok(()))) => {
                 tracing::info!(transactional_id = %self.cfg.transactional_id, "transactions initialised");
                 self.producer = Some(producer.clone());
-                self.abort_pending = false;
                 Ok(producer)
             }
+            Ok(Ok(Err(e))) => Err(format!("cannot initialise transactions: {e}")),
             Ok(Err(e)) => Err(format!("cannot initialise transactions: {e}")),
-            Err(e) => Err(format!("cannot initialise transactions: {e}")),
         }
     }
 }
 
+/// Transaction calls left behind (stuck in the client) tolerated within [`FATAL_WINDOW`].
+const STUCK_LIMIT: usize = 5;
+
+/// How much longer than its budget a transaction call may take before it is left behind.
+const WATCHDOG_SLACK: Duration = Duration::from_secs(1);
+
+/// How long one transaction may take in all (its calls share it), and how long an abort
+/// may take after it: a round of the committer stays well within a partition's stop
+/// timeout.
+pub(super) const TXN_BUDGET: Duration = Duration::from_secs(8);
+const ABORT_BUDGET: Duration = Duration::from_secs(4);
+
 /// One transaction on `producer`, blocking: produce `records` to `topic`, commit `offsets`
-/// with the group's metadata, commit; abort on failure (a failed abort is retried before
-/// the next transaction begins).
+/// with the group's metadata, commit (a commit that times out is resumed while `budget`
+/// lasts); abort on failure. Every call is bounded by what is left of `budget`.
 fn transact(
     producer: &FutureProducer,
     consumer: &Consumer_,
     topic: &str,
     records: &[OutRecord],
     offsets: &TopicPartitionList,
-    timeout: Duration,
-    abort_pending: &mut bool,
+    budget: Duration,
+    abandoned: &AtomicBool,
 ) -> Result<(), TxnError> {
-    if *abort_pending {
-        producer.abort_transaction(timeout).map_err(classify)?;
-        *abort_pending = false;
-    }
-    producer.begin_transaction().map_err(classify)?;
-    let deadline = Instant::now() + timeout;
+    let deadline = Instant::now() + budget;
+    let left = || {
+        deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1))
+    };
+    producer
+        .begin_transaction()
+        .map_err(|e| match classify(e) {
+            TxnError::Abortable(why) => TxnError::Reset(why),
+            other => other,
+        })?;
     let result = (|| {
         for (sp, key, value) in records {
             enqueue(producer, topic, *sp, key, value.as_deref(), deadline)?;
@@ -528,17 +624,34 @@ fn transact(
                 TxnError::Abortable("not a member of the consumer group (yet)".into())
             })?;
             producer
-                .send_offsets_to_transaction(offsets, &gm, timeout)
+                .send_offsets_to_transaction(offsets, &gm, left())
                 .map_err(classify)?;
         }
-        producer.commit_transaction(timeout).map_err(classify)
-    })();
-    if let Err(TxnError::Abortable(_)) = &result {
-        if producer.abort_transaction(timeout).is_err() {
-            *abort_pending = true;
+        if abandoned.load(Ordering::SeqCst) {
+            // The committer gave up on this call and answered for it: never commit now.
+            return Err(TxnError::Reset("left behind by the committer".into()));
         }
+        loop {
+            match producer.commit_transaction(left()) {
+                Ok(()) => return Ok(()),
+                // A commit that timed out is resumed by calling it again.
+                Err(KafkaError::Transaction(e))
+                    if e.is_retriable() && Instant::now() < deadline => {}
+                Err(e) => return Err(classify(e)),
+            }
+        }
+    })();
+    match result {
+        Err(TxnError::Abortable(why)) | Err(TxnError::Reset(why)) => {
+            match producer.abort_transaction(ABORT_BUDGET) {
+                Ok(()) => Err(TxnError::Abortable(why)),
+                Err(e) => Err(TxnError::Reset(format!(
+                    "{why}; the abort failed too ({e}): a new producer takes over"
+                ))),
+            }
+        }
+        other => other,
     }
-    result
 }
 
 /// Enqueue one record, waiting (bounded by `deadline`) while the producer's queue is full.

@@ -115,7 +115,7 @@ pub enum IngestError {
         timeout: Duration,
         why: String,
     },
-    #[error("the transactional producer {transactional_id} failed fatally more than {} times in {:?}: {why} (is another instance running with a copy of this data dir? each instance needs its own --data-dir)", commit::FATAL_LIMIT, commit::FATAL_WINDOW)]
+    #[error("the transactional producer {transactional_id} cannot go on: {why} (each instance needs its own --data-dir: is another one running with a copy of this one?)")]
     Transactions {
         transactional_id: String,
         why: String,
@@ -269,8 +269,15 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
             instance: (0, key.encode(), Some(value)),
         }
     });
-    let (committer, commit_handle) =
-        Committer::new(params.store.clone(), Arc::downgrade(&consumer), sink);
+    let (committer, commit_handle) = Committer::new(
+        (
+            params.store.clone(),
+            params.live.clone(),
+            params.hub.clone(),
+        ),
+        Arc::downgrade(&consumer),
+        sink,
+    );
     // Set once per run; a second run in the same process keeps the first handle's slot.
     let _ = params.committer.set(commit_handle.clone());
     let committer_stop = CancellationToken::new();
@@ -335,21 +342,22 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
                     for (topic, partition, queue, start) in queues {
                         params.live.set_assigned(&topic, partition, true);
                         let (stop_tx, stop_rx) = mpsc::channel(1);
+                        let cancel = CancellationToken::new();
                         let task = tokio::spawn(supervised(
                             (topic.clone(), partition),
-                            partition_task((topic.clone(), partition), start, queue, stop_rx, shared.clone(), fatal_tx.clone()),
+                            partition_task((topic.clone(), partition), start, queue, (stop_rx, cancel.clone()), shared.clone(), fatal_tx.clone()),
                             params.live.clone(),
                             fatal_tx.clone(),
                         ));
-                        tasks.insert((topic, partition), PartitionHandle { stop: stop_tx, task });
+                        tasks.insert((topic, partition), PartitionHandle { stop: stop_tx, cancel, task });
                     }
                 }
                 Control::Revoke { partitions, lost, done } => {
                     let commit = if lost { Commit::Skip } else { Commit::Sync };
+                    // All at once: their last checkpoints go in one transaction.
+                    let stopping = partitions.iter().filter_map(|key| tasks.remove(key));
+                    futures::future::join_all(stopping.map(|h| h.stop_and_wait(commit))).await;
                     for key in partitions {
-                        if let Some(h) = tasks.remove(&key) {
-                            h.stop_and_wait(commit).await;
-                        }
                         params.live.set_assigned(&key.0, key.1, false);
                         // What the hub showed of it may not have been committed.
                         params.hub.reload_partition(&key.0, key.1);
@@ -359,9 +367,7 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
             },
         }
     };
-    for (_, h) in tasks.drain() {
-        h.stop_and_wait(Commit::Sync).await;
-    }
+    futures::future::join_all(tasks.drain().map(|(_, h)| h.stop_and_wait(Commit::Sync))).await;
     // Unblock a rebalance callback that may be waiting on us while the consumer closes.
     control_rx.close();
     while let Ok(ctl) = control_rx.try_recv() {
@@ -445,6 +451,8 @@ async fn supervised(
 
 struct PartitionHandle {
     stop: mpsc::Sender<Commit>,
+    /// Cancelled with the stop: ends a task still restoring.
+    cancel: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -455,6 +463,7 @@ impl PartitionHandle {
     /// again (a late drop of an old queue would silence the new one).
     async fn stop_and_wait(mut self, commit: Commit) {
         let _ = self.stop.send(commit).await;
+        self.cancel.cancel();
         let joined = match tokio::time::timeout(STOP_TIMEOUT, &mut self.task).await {
             Ok(r) => r,
             Err(_) => {

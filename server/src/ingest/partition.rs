@@ -27,6 +27,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
 
 use super::commit::{CommitHandle, CommitOutcome};
 use super::dead_letter::{on_message, Pending};
@@ -88,11 +89,23 @@ pub(super) async fn partition_task(
     (topic, partition): (String, i32),
     assigned: StartPoint,
     queue: Queue,
-    mut stop: mpsc::Receiver<Commit>,
+    (mut stop, cancel): (mpsc::Receiver<Commit>, CancellationToken),
     shared: Arc<TaskShared>,
     fatal: mpsc::UnboundedSender<IngestError>,
 ) {
-    let engine = match open_engine(&topic, partition, assigned, &shared, &mut stop).await {
+    let opened = async {
+        let Some(engine) = restore(&topic, partition, Some(assigned), &shared, &cancel).await?
+        else {
+            return Ok(None);
+        };
+        // Read from where that checkpoint stopped.
+        let target = engine.stored_offset();
+        if target != assigned.stored() {
+            seek(&shared, &topic, partition, target).await?;
+        }
+        Ok::<_, IngestError>(Some(engine))
+    };
+    let engine = match opened.await {
         Ok(Some(e)) => e,
         Ok(None) => return,
         Err(e) => {
@@ -107,6 +120,8 @@ pub(super) async fn partition_task(
         .unwrap_or_else(|| format!("{topic}-dlq"));
     let mut task = Task {
         engine,
+        cancel,
+        tainted: false,
         shared: shared.clone(),
         pending: Pending::default(),
         in_flight: None,
@@ -209,21 +224,25 @@ async fn answer(
     }
 }
 
-/// Where the partition's state comes from before it is read (see the module docs).
-/// `None` when the task was stopped meanwhile.
-async fn open_engine(
+/// The partition's state as of the group's last committed checkpoint (see the module
+/// docs): with a state topic, the group's committed offset is asked for (a transaction
+/// still open on it is waited for) and the store brought up to that checkpoint by the
+/// state topic's reader; without one, the store, or the group's offset when another
+/// instance read further (`assigned`, from the rebalance callback). `None` when `cancel`
+/// fired meanwhile.
+async fn restore(
     topic: &str,
     partition: i32,
-    assigned: StartPoint,
+    assigned: Option<StartPoint>,
     shared: &TaskShared,
-    stop: &mut mpsc::Receiver<Commit>,
+    cancel: &CancellationToken,
 ) -> Result<Option<PartitionEngine>, IngestError> {
     let store_err = |source: StoreError| IngestError::Store {
         topic: topic.to_owned(),
         partition,
         source,
     };
-    let restore = |shared: &TaskShared| {
+    let from_store = |shared: &TaskShared| {
         PartitionEngine::restore(
             &shared.store,
             topic,
@@ -234,12 +253,15 @@ async fn open_engine(
         .map_err(store_err)
     };
     let Some(from) = &shared.restore else {
-        // No state topic: the store, or the group's offset when another instance read further.
-        let mut engine = restore(shared)?;
-        if let StartPoint::HandedOver {
+        // No state topic: the store (once what an earlier task of this partition handed to
+        // the committer is written), or the group's offset when another instance read
+        // further.
+        shared.committer.barrier().await;
+        let mut engine = from_store(shared)?;
+        if let Some(StartPoint::HandedOver {
             offset,
             max_event_ts,
-        } = assigned
+        }) = assigned
         {
             tracing::info!(
                 topic,
@@ -252,6 +274,13 @@ async fn open_engine(
         return Ok(Some(engine));
     };
     let started = tokio::time::Instant::now();
+    // Whatever an earlier task of this partition handed to the committer is settled first:
+    // committed (and then in the group's offset) or never.
+    tokio::select! {
+        biased;
+        _ = cancel.cancelled() => return Ok(None),
+        _ = shared.committer.barrier() => {}
+    }
     let deadline = started + from.timeout;
     let timed_out = |why: String| IngestError::Restore {
         topic: topic.to_owned(),
@@ -264,7 +293,7 @@ async fn open_engine(
         let asked = committed_of(&shared.consumer, topic, partition);
         tokio::select! {
             biased;
-            _ = stop.recv() => return Ok(None),
+            _ = cancel.cancelled() => return Ok(None),
             r = asked => match r {
                 Ok(c) => break c,
                 Err(why) => {
@@ -274,7 +303,7 @@ async fn open_engine(
                     tracing::debug!(topic, partition, error = why, "committed offset not available yet; asking again");
                     tokio::select! {
                         biased;
-                        _ = stop.recv() => return Ok(None),
+                        _ = cancel.cancelled() => return Ok(None),
                         _ = tokio::time::sleep(Duration::from_millis(200)) => {}
                     }
                 }
@@ -295,7 +324,7 @@ async fn open_engine(
             }
             tokio::select! {
                 biased;
-                _ = stop.recv() => return Ok(None),
+                _ = cancel.cancelled() => return Ok(None),
                 changed = tokio::time::timeout_at(deadline, applied.changed()) => match changed {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => return Err(timed_out("the state topic's reader has stopped".into())),
@@ -307,7 +336,7 @@ async fn open_engine(
             }
         }
     }
-    let mut engine = restore(shared)?;
+    let mut engine = from_store(shared)?;
     if committed.is_some_and(|c| c.seq.is_none()) {
         // A commit made without a state topic: as without one, the further of the two.
         let group = committed.map(|c| (c.offset, c.max_event_ts));
@@ -319,13 +348,7 @@ async fn open_engine(
             engine.adopt_handover(offset, max_event_ts);
         }
     }
-    let elapsed = started.elapsed();
-    telemetry::partition_restored(topic, partition, engine.stored_offset(), elapsed);
-    // 3. Read from where that checkpoint stopped.
-    let target = engine.stored_offset();
-    if target != assigned.stored() {
-        seek(shared, topic, partition, target).await?;
-    }
+    telemetry::partition_restored(topic, partition, engine.stored_offset(), started.elapsed());
     Ok(Some(engine))
 }
 
@@ -382,6 +405,11 @@ async fn seek(
 /// A partition task's state between messages.
 struct Task {
     engine: PartitionEngine,
+    /// Fires when the partition task is asked to stop (ends a restore in progress).
+    cancel: CancellationToken,
+    /// A checkpoint failed and the engine could not be restored: nothing more may be
+    /// committed from it.
+    tainted: bool,
     shared: Arc<TaskShared>,
     pending: Pending,
     /// The checkpoint handed to the committer and not answered yet.
@@ -400,7 +428,7 @@ impl Task {
     /// none is in flight; publish liveness otherwise. `releasing`: the last one before the
     /// partition goes (always written, so the group's offset is current).
     async fn checkpoint(&mut self, releasing: bool) -> Result<(), IngestError> {
-        if self.in_flight.is_some() {
+        if self.in_flight.is_some() || self.tainted {
             return Ok(());
         }
         if !self.engine.needs_checkpoint() && !releasing {
@@ -508,27 +536,22 @@ impl Task {
         self.shared.engine.windows.lateness_ms
     }
 
-    /// A checkpoint was not committed: restore the engine from the store (its `seq` kept
-    /// above `burned`, which the failed transaction may have used) and read again from the
-    /// stored offset. Dead letters awaiting delivery are let go: they are read and sent
-    /// again (dead letters are at-least-once).
+    /// A checkpoint was not committed: restore the engine to the group's committed
+    /// checkpoint, as a newly assigned partition is (the failed transaction may have
+    /// committed after all: the group's offset, read once it is settled, says), keep its
+    /// `seq` above `burned`, and read again from the restored offset. Dead letters awaiting
+    /// delivery are let go: they are read and sent again (dead letters are at-least-once).
     async fn rebuild(&mut self, burned: u64) -> Result<(), IngestError> {
         let (topic, partition) = (self.engine.topic().to_owned(), self.engine.partition());
-        let mut engine = PartitionEngine::restore(
-            &self.shared.store,
-            &topic,
-            partition,
-            self.shared.engine,
-            self.shared.decoder.clone(),
-        )
-        .map_err(|source| IngestError::Store {
-            topic: topic.clone(),
-            partition,
-            source,
-        })?;
+        let Some(mut engine) = restore(&topic, partition, None, &self.shared, &self.cancel).await?
+        else {
+            // Asked to stop meanwhile: this engine holds what was not committed, and must
+            // never be checkpointed.
+            self.tainted = true;
+            return Ok(());
+        };
         engine.keep_seq_above(burned);
-        let read = self.engine.read_since_start();
-        engine.set_read_since_start(read);
+        engine.set_read_since_start(self.engine.read_since_start());
         self.engine = engine;
         self.pending = Pending::default();
         seek(&self.shared, &topic, partition, self.engine.stored_offset()).await
@@ -537,6 +560,11 @@ impl Task {
     /// Stop: wait for the checkpoint in flight, then (unless the partition was lost) commit
     /// a last one.
     async fn finish(&mut self, commit: Commit) -> Result<(), IngestError> {
+        if commit == Commit::Skip {
+            // Lost: whatever the checkpoint in flight becomes, the next owner starts from
+            // what the group committed. Nothing to wait for.
+            return Ok(());
+        }
         if self.in_flight.is_some() {
             let outcome = answer(&mut self.in_flight).await;
             if let Some((write, _)) = self.in_flight.take() {
@@ -547,9 +575,6 @@ impl Task {
                     CommitOutcome::Aborted(_) => return Ok(()),
                 }
             }
-        }
-        if commit == Commit::Skip {
-            return Ok(());
         }
         self.checkpoint(true).await?;
         if self.in_flight.is_some() {
