@@ -48,6 +48,11 @@ pub fn spec_json(token: bool) -> &'static str {
 /// The description; `token`: whether the server runs with `--token`.
 pub fn spec(token: bool) -> Spec {
     let mut spec = ApiDoc::openapi();
+    // The state topic's records: Pulseboard's output for other systems, described here too.
+    let components = spec.components.get_or_insert_with(Default::default);
+    for (name, schema) in crate::state_topic::schemas() {
+        components.schemas.insert(name, schema);
+    }
     if token {
         let components = spec.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
@@ -492,6 +497,73 @@ mod tests {
         }
         let listed: BTreeSet<String> = ROUTES.iter().map(|(_, p)| (*p).to_owned()).collect();
         assert_eq!(routed_paths(), listed, "router vs ROUTES");
+    }
+
+    #[test]
+    fn the_state_topic_records_are_described_with_the_fields_they_carry() {
+        use crate::state_topic::{self, Key};
+        let spec: Value = serde_json::from_str(spec_json(false)).expect("valid JSON");
+        let schemas = &spec["components"]["schemas"];
+        // Every property a real record has is in its schema (or in `v`).
+        let props = |name: &str| -> BTreeSet<String> {
+            let mut out: BTreeSet<String> = schemas[name]["properties"]
+                .as_object()
+                .map(|o| o.keys().cloned().collect())
+                .unwrap_or_default();
+            for all in schemas[name]["allOf"].as_array().into_iter().flatten() {
+                out.extend(
+                    all["properties"]
+                        .as_object()
+                        .into_iter()
+                        .flat_map(|o| o.keys().cloned()),
+                );
+            }
+            out
+        };
+        let keys_of = |bytes: &[u8]| -> BTreeSet<String> {
+            let v: Value = serde_json::from_slice(bytes).expect("json");
+            v.as_object().expect("object").keys().cloned().collect()
+        };
+        let window = state_topic::window_value(&Default::default(), 10_000, 1, false);
+        let mut want = props("StateTopicWindowFields");
+        want.insert("v".into());
+        assert_eq!(keys_of(&window), want, "window value");
+        for name in [
+            "StateTopicKey",
+            "StateTopicWindow",
+            "StateTopicProgress",
+            "StateTopicDeadLetter",
+            "StateTopicInstance",
+        ] {
+            let all = schemas[name]["allOf"].as_array().expect("allOf");
+            assert_eq!(all[0]["required"][0], "v", "{name}");
+            let target = all[1]["$ref"].as_str().expect("ref");
+            let target = target.trim_start_matches("#/components/schemas/");
+            assert!(schemas[target].is_object(), "{name} refers to {target}");
+        }
+        let progress = props("StateTopicProgressFields");
+        for field in ["seq", "next_offset", "owner", "at_ms"] {
+            assert!(
+                progress.contains(field)
+                    || schemas["PartitionCheckpoint"]["properties"][field].is_object(),
+                "progress field {field}"
+            );
+        }
+        let key = String::from_utf8(
+            Key::Window {
+                topic: "t".into(),
+                partition: 0,
+                start: 0,
+            }
+            .encode(),
+        )
+        .expect("utf8");
+        assert!(
+            schemas["StateTopicKeyFields"]
+                .to_string()
+                .contains("window"),
+            "{key}"
+        );
     }
 
     #[test]

@@ -37,13 +37,16 @@ use pulseboard_model::agg::Aggregate;
 use serde::{Deserialize, Serialize};
 
 use crate::store::{DeadLetterRecord, OwnerRecord, PartitionCheckpoint, PartitionWrite};
+use utoipa::openapi::{Ref, RefOr, Schema};
 
 /// Version of the record format above.
 pub const VERSION: u32 = 1;
 
-/// A record key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A record key (with `"v":1`): which window, progress, dead letter or instance the
+/// value is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[schema(as = StateTopicKeyFields)]
 pub enum Key {
     Window {
         topic: String,
@@ -72,28 +75,39 @@ struct Versioned<T> {
 }
 
 /// Who owns a partition: an instance id and the URL its dashboard is served at.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = StateTopicOwner)]
 pub struct Owner {
     pub id: String,
     pub url: String,
 }
 
-/// A window record's value.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A window record's value: one partition's aggregate of the window `[start, end)`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = StateTopicWindowFields)]
 pub struct WindowValue {
+    /// End of the window (exclusive), epoch ms.
     pub end: i64,
+    /// The partition's checkpoint this value belongs to.
     pub seq: u64,
+    /// The window took late events (it changed after it closed).
     pub revised: bool,
+    /// Events of this partition in the window.
     pub events: u64,
+    /// HyperLogLog estimates of this partition alone (merge `aggregate`s across partitions;
+    /// never sum these).
     pub unique_visitors: u64,
     pub unique_sessions: u64,
+    /// Events by type.
     pub by_type: BTreeMap<String, u64>,
-    /// base64 of [`Aggregate::to_bytes`].
+    /// base64 of Pulseboard's versioned binary encoding of the whole aggregate (the
+    /// mergeable HyperLogLogs and top lists).
     pub aggregate: String,
 }
 
-/// A progress record's value.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A progress record's value: a partition's checkpoint and who wrote it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = StateTopicProgressFields)]
 pub struct ProgressValue {
     #[serde(flatten)]
     pub checkpoint: PartitionCheckpoint,
@@ -117,7 +131,8 @@ impl ProgressValue {
 }
 
 /// An instance record's value.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = StateTopicInstanceFields)]
 pub struct InstanceValue {
     pub url: String,
     pub started_ms: i64,
@@ -333,6 +348,82 @@ pub fn parse_commit_seq(meta: &str) -> Option<u64> {
     meta.split(';')
         .find_map(|kv| kv.strip_prefix("seq="))
         .and_then(|v| v.parse().ok())
+}
+
+/// The record format as OpenAPI schemas (components of `/api/v1/openapi.json`): for each
+/// kind of key and value, its fields together with the format version `v`.
+pub fn schemas() -> Vec<(String, RefOr<Schema>)> {
+    use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Type};
+    use utoipa::PartialSchema;
+    let versioned = |fields: &str, what: &str| -> RefOr<Schema> {
+        AllOfBuilder::new()
+            .description(Some(what))
+            .item(
+                ObjectBuilder::new()
+                    .property(
+                        "v",
+                        ObjectBuilder::new()
+                            .schema_type(Type::Integer)
+                            .minimum(Some(VERSION))
+                            .maximum(Some(VERSION))
+                            .description(Some("Format version of the record (1).")),
+                    )
+                    .required("v"),
+            )
+            .item(Ref::from_schema_name(fields))
+            .into()
+    };
+    let mut out = vec![
+        (
+            "StateTopicKey".to_owned(),
+            versioned(
+                "StateTopicKeyFields",
+                "Key of a record of the state topic (`--state-topic`, compacted): JSON, UTF-8.",
+            ),
+        ),
+        (
+            "StateTopicWindow".to_owned(),
+            versioned(
+                "StateTopicWindowFields",
+                "Value of a `window` record; a null value (tombstone) when retention removed the window.",
+            ),
+        ),
+        (
+            "StateTopicProgress".to_owned(),
+            versioned(
+                "StateTopicProgressFields",
+                "Value of a `progress` record: written last in the transaction of the partition's checkpoint, with the consumer offset commit.",
+            ),
+        ),
+        (
+            "StateTopicDeadLetter".to_owned(),
+            versioned(
+                "DeadLetterRecord",
+                "Value of a `dead_letter` record: a message whose dead-letter topic did not take it.",
+            ),
+        ),
+        (
+            "StateTopicInstance".to_owned(),
+            versioned(
+                "StateTopicInstanceFields",
+                "Value of an `instance` record; a null value when the instance stopped.",
+            ),
+        ),
+    ];
+    let mut fields: Vec<(String, RefOr<Schema>)> = Vec::new();
+    for (name, schema) in [
+        ("StateTopicKeyFields", Key::schema()),
+        ("StateTopicWindowFields", WindowValue::schema()),
+        ("StateTopicProgressFields", ProgressValue::schema()),
+        ("StateTopicInstanceFields", InstanceValue::schema()),
+        ("StateTopicOwner", Owner::schema()),
+        ("PartitionCheckpoint", PartitionCheckpoint::schema()),
+        ("DeadLetterRecord", DeadLetterRecord::schema()),
+    ] {
+        fields.push((name.to_owned(), schema));
+    }
+    out.extend(fields);
+    out
 }
 
 /// The state partition that holds an input partition's records.

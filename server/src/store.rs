@@ -74,7 +74,7 @@ pub enum StoreError {
 }
 
 /// What is stored per partition, written atomically with the windows it covers.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PartitionCheckpoint {
     /// Next Kafka offset to read.
     pub next_offset: i64,
@@ -125,7 +125,7 @@ struct PartitionCheckpointV3 {
 }
 
 /// A dead letter its topic did not take, kept in the store instead.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeadLetterRecord {
     pub topic: String,
     pub partition: i32,
