@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 
-use pulseboard_model::proto::{Count, Status, WindowView};
+use pulseboard_model::proto::{Count, PartitionStatus, Status, WindowView};
 
 use crate::chart::Bar;
 
@@ -101,6 +101,31 @@ pub fn total_lag(status: &Status) -> Option<i64> {
     (!known.is_empty()).then(|| known.iter().map(|l| (*l).max(0)).sum())
 }
 
+/// Who reads a partition, for the pipeline table: "this instance", or the owner's id (with
+/// the URL of its dashboard when it gave one); "—" when unknown.
+pub fn owner_label(p: &PartitionStatus) -> (String, Option<String>) {
+    match (&p.owner, p.local) {
+        (_, true) => ("this instance".to_owned(), None),
+        (Some(o), false) => (
+            o.id.clone(),
+            Some(o.url.clone()).filter(|u| u.starts_with("http")),
+        ),
+        (None, false) => ("—".to_owned(), None),
+    }
+}
+
+/// The group's instances in one line ("3 · this one reads 2 partitions"), when the server
+/// shares a state topic with a group; `None` when it runs alone.
+pub fn instances_line(status: &Status) -> Option<String> {
+    status.state_topic.as_ref()?;
+    let n = status.instances.len().max(1);
+    let mine = status.partitions.iter().filter(|p| p.local).count();
+    Some(format!(
+        "{n} · this one reads {mine} of {} partitions",
+        status.partitions.len()
+    ))
+}
+
 /// Whether a wall display should say its figures are stale: the socket is down, or the
 /// last message is more than `max_age_ms` old, or nothing has arrived `max_age_ms` after
 /// the page opened.
@@ -152,7 +177,7 @@ pub fn broker_health(s: &Status) -> (&'static str, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pulseboard_model::proto::{Figures, PartitionStatus, WindowState};
+    use pulseboard_model::proto::{Figures, InstanceRef, WindowState};
 
     fn win(start: i64, events: u64, types: &[(&str, u64)]) -> WindowView {
         WindowView {
@@ -282,6 +307,37 @@ mod tests {
         assert!(
             is_stale(false, 11_000.0, None, 0.0, 10_000.0),
             "never got anything"
+        );
+    }
+
+    #[test]
+    fn a_partition_says_which_instance_reads_it() {
+        let mine = PartitionStatus {
+            local: true,
+            ..PartitionStatus::default()
+        };
+        assert_eq!(owner_label(&mine), ("this instance".to_owned(), None));
+        let theirs = PartitionStatus {
+            owner: Some(InstanceRef {
+                id: "ab12".into(),
+                url: "http://10.0.0.2:8080".into(),
+            }),
+            ..PartitionStatus::default()
+        };
+        assert_eq!(
+            owner_label(&theirs),
+            ("ab12".to_owned(), Some("http://10.0.0.2:8080".to_owned()))
+        );
+        let mut status = Status {
+            partitions: vec![mine, theirs],
+            ..Status::default()
+        };
+        assert_eq!(instances_line(&status), None, "alone: no line");
+        status.state_topic = Some("pulseboard-windows".into());
+        status.instances = vec![Default::default(), Default::default()];
+        assert_eq!(
+            instances_line(&status).as_deref(),
+            Some("2 · this one reads 1 of 2 partitions")
         );
     }
 }

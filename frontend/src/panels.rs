@@ -379,6 +379,13 @@ pub fn StatusPanel() -> impl IntoView {
                             <td class="num">{format::grouped(p.events)}</td>
                             <td class="num">{format::grouped(p.dead_letters)}</td>
                             <td>{if p.idle { "idle" } else { "active" }}</td>
+                            {
+                                let (label, url) = figures::owner_label(p);
+                                match url {
+                                    Some(u) => view! { <td class="owner"><a href=u target="_top">{label}</a></td> }.into_any(),
+                                    None => view! { <td class="owner">{label}</td> }.into_any(),
+                                }
+                            }
                         </tr>
                     }
                 })
@@ -397,6 +404,7 @@ pub fn StatusPanel() -> impl IntoView {
                         <div><dt>"Late"</dt><dd>{format::grouped(s.late_events_total)}</dd></div>
                         <div><dt>"Dead-lettered"</dt><dd>{format::grouped(s.dead_letters_total)}</dd></div>
                         <div><dt>"Window"</dt><dd>{format::span(s.window_ms)}</dd></div>
+                        {figures::instances_line(&s).map(|line| view! { <div><dt>"Instances"</dt><dd class="instances">{line}</dd></div> })}
                     </dl>
                     <div class="reasons">{reasons}</div>
                     <div class="table-wrap">
@@ -411,6 +419,7 @@ pub fn StatusPanel() -> impl IntoView {
                                     <th class="num">"Events"</th>
                                     <th class="num">"Dead"</th>
                                     <th>""</th>
+                                    <th>"Read by"</th>
                                 </tr>
                             </thead>
                             <tbody>{parts}</tbody>
