@@ -66,6 +66,12 @@ impl Group {
         Ok(())
     }
 
+    /// One instance more (not started).
+    fn add(&mut self) {
+        self.dirs.push(data_dir());
+        self.children.push(None);
+    }
+
     /// Replace instance `i`'s data dir by an empty one (it must be stopped).
     fn wipe(&mut self, i: usize) {
         self.dirs[i] = data_dir();
@@ -253,6 +259,27 @@ fn local_partitions(status: &Value) -> usize {
         .unwrap_or(0)
 }
 
+/// `n` instances of group `name` (with `extra` arguments), started and each reading
+/// partitions; then a producer writing `set`, 100 messages every `every`.
+async fn started(
+    brokers: &str,
+    name: &str,
+    n: usize,
+    extra: &[&str],
+    set: &EventSet,
+    every: Duration,
+) -> Result<(Group, tokio::task::JoinHandle<Result<()>>)> {
+    let mut group = Group::new(brokers, name, n, extra);
+    for i in 0..n {
+        group.start(i)?;
+    }
+    for i in 0..n {
+        group.wait_owns_some(i).await?;
+    }
+    let writer = paced_writer(producer(brokers)?, TOPIC, set.payloads.clone(), every);
+    Ok((group, writer))
+}
+
 /// A 3-broker cluster with a `partitions`-partition input topic (replication 3).
 async fn cluster(partitions: i32) -> Result<(Kafka, String)> {
     let kafka = Kafka::start_cluster(3)?;
@@ -287,20 +314,16 @@ async fn random_kills(instances: usize, kills: usize, seed: u64) -> Result<()> {
         kills as i64 * 20_000,
     );
     let total = set.payloads.len() as i64;
-    let mut group = Group::new(&brokers, &format!("kills-{instances}"), instances, &[]);
-    for i in 0..instances {
-        group.start(i)?;
-    }
-    for i in 0..instances {
-        group.wait_owns_some(i).await?;
-    }
     // About 300 messages/s, so the kills land while it writes.
-    let writer = paced_writer(
-        producer(&brokers)?,
-        TOPIC,
-        set.payloads.clone(),
+    let (mut group, writer) = started(
+        &brokers,
+        &format!("kills-{instances}"),
+        instances,
+        &[],
+        &set,
         Duration::from_millis(330),
-    );
+    )
+    .await?;
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut seen = 0;
     let mut mid_stream = 0;
@@ -369,15 +392,11 @@ async fn scaling_one_to_three_to_one_mid_stream_gracefully_and_by_sigkill_is_exa
     let (_kafka, brokers) = cluster(6).await?;
     let set = event_set(79, 30_000, 6, now_ms() - 40 * 60_000, 300_000);
     let total = set.payloads.len() as i64;
-    let mut group = Group::new(&brokers, "scale", 3, &[]);
-    group.start(0)?;
-    group.wait_owns_some(0).await?;
-    let writer = paced_writer(
-        producer(&brokers)?,
-        TOPIC,
-        set.payloads.clone(),
-        Duration::from_millis(200),
-    );
+    // Three instances' data dirs; one runs at first.
+    let (mut group, writer) =
+        started(&brokers, "scale", 1, &[], &set, Duration::from_millis(200)).await?;
+    group.add();
+    group.add();
     let mut seen = progress_past(&group, 0, 0, total).await?;
     for (round, by_sigkill) in [(1, false), (2, true)] {
         // 1 → 3.
@@ -469,17 +488,15 @@ async fn a_member_paused_past_its_session_is_fenced_and_nothing_is_counted_twice
     let total = set.payloads.len() as i64;
     // Frequent checkpoints: once resumed, the frozen member most likely tries to commit
     // before it hears that it was expelled (the test holds either way).
-    let mut group = Group::new(&brokers, "expelled", 2, &["--checkpoint-interval", "100ms"]);
-    group.start(0)?;
-    group.start(1)?;
-    group.wait_owns_some(0).await?;
-    group.wait_owns_some(1).await?;
-    let writer = paced_writer(
-        producer(&brokers)?,
-        TOPIC,
-        set.payloads.clone(),
+    let (mut group, writer) = started(
+        &brokers,
+        "expelled",
+        2,
+        &["--checkpoint-interval", "100ms"],
+        &set,
         Duration::from_millis(200),
-    );
+    )
+    .await?;
     let seen = progress_past(&group, 0, 1_000, total).await?;
     // Freeze instance 1 (SIGSTOP) mid-stream, between two of its checkpoints, until the
     // group expels it (its 3 s session runs out) and instance 0 reads every partition.
@@ -524,17 +541,15 @@ async fn each_broker_of_three_killed_during_transactions_loses_nothing() -> Resu
     let (mut kafka, brokers) = cluster(4).await?;
     let set = event_set(97, 30_000, 4, now_ms() - 40 * 60_000, 300_000);
     let total = set.payloads.len() as i64;
-    let mut group = Group::new(&brokers, "broker-death", 2, &[]);
-    group.start(0)?;
-    group.start(1)?;
-    group.wait_owns_some(0).await?;
-    group.wait_owns_some(1).await?;
-    let writer = paced_writer(
-        producer(&brokers)?,
-        TOPIC,
-        set.payloads.clone(),
+    let (mut group, writer) = started(
+        &brokers,
+        "broker-death",
+        2,
+        &[],
+        &set,
         Duration::from_millis(150),
-    );
+    )
+    .await?;
     let mut seen = progress_past(&group, 0, 500, total).await?;
     // Checkpoint transactions run every second on both instances: each broker in turn
     // (the transaction coordinator, a state-topic leader and the group coordinator among

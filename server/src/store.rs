@@ -246,13 +246,10 @@ pub struct Store {
     meta: sled::Tree,
 }
 
-/// Version 2 → 4: partition checkpoints gain three counters (zero).
-fn migrate_v2(db: &sled::Db) -> Result<(), StoreError> {
-    let offsets = db.open_tree("offsets")?;
-    for kv in offsets.iter() {
-        let (k, v) = kv?;
-        let old: PartitionCheckpointV2 = postcard::from_bytes(&v)?;
-        let new = PartitionCheckpoint {
+impl From<PartitionCheckpointV2> for PartitionCheckpointV3 {
+    /// Version 2 → 3: two counters more (zero).
+    fn from(old: PartitionCheckpointV2) -> Self {
+        PartitionCheckpointV3 {
             next_offset: old.next_offset,
             max_event_ts: old.max_event_ts,
             events: old.events,
@@ -261,20 +258,20 @@ fn migrate_v2(db: &sled::Db) -> Result<(), StoreError> {
             offset_resets: old.offset_resets,
             revised_events: 0,
             dead_letters_recorded: 0,
-            seq: 0,
-        };
-        offsets.insert(k, postcard::to_allocvec(&new)?)?;
+        }
     }
-    Ok(())
 }
 
-/// Version 3 → 4: partition checkpoints gain the sequence (zero).
-fn migrate_v3(db: &sled::Db) -> Result<(), StoreError> {
-    let offsets = db.open_tree("offsets")?;
-    for kv in offsets.iter() {
-        let (k, v) = kv?;
-        let old: PartitionCheckpointV3 = postcard::from_bytes(&v)?;
-        let new = PartitionCheckpoint {
+impl From<PartitionCheckpointV2> for PartitionCheckpoint {
+    fn from(old: PartitionCheckpointV2) -> Self {
+        PartitionCheckpointV3::from(old).into()
+    }
+}
+
+impl From<PartitionCheckpointV3> for PartitionCheckpoint {
+    /// Version 3 → 4: the checkpoint sequence (zero: no checkpoint of the state topic yet).
+    fn from(old: PartitionCheckpointV3) -> Self {
+        PartitionCheckpoint {
             next_offset: old.next_offset,
             max_event_ts: old.max_event_ts,
             events: old.events,
@@ -284,7 +281,19 @@ fn migrate_v3(db: &sled::Db) -> Result<(), StoreError> {
             revised_events: old.revised_events,
             dead_letters_recorded: old.dead_letters_recorded,
             seq: 0,
-        };
+        }
+    }
+}
+
+/// Rewrite every partition checkpoint of format `Old` in the current format.
+fn migrate<Old>(db: &sled::Db) -> Result<(), StoreError>
+where
+    Old: serde::de::DeserializeOwned + Into<PartitionCheckpoint>,
+{
+    let offsets = db.open_tree("offsets")?;
+    for kv in offsets.iter() {
+        let (k, v) = kv?;
+        let new: PartitionCheckpoint = postcard::from_bytes::<Old>(&v)?.into();
         offsets.insert(k, postcard::to_allocvec(&new)?)?;
     }
     Ok(())
@@ -357,9 +366,9 @@ impl Store {
                     .unwrap_or(u32::MAX);
                 if found == 2 || found == 3 {
                     if found == 2 {
-                        migrate_v2(&db)?;
+                        migrate::<PartitionCheckpointV2>(&db)?;
                     } else {
-                        migrate_v3(&db)?;
+                        migrate::<PartitionCheckpointV3>(&db)?;
                     }
                     meta.insert("format_version", &FORMAT_VERSION.to_be_bytes())?;
                 } else if found != FORMAT_VERSION {
@@ -974,40 +983,60 @@ mod tests {
         assert_eq!(store.changelog_positions().expect("positions")[&2], 14);
     }
 
+    /// A store of format `version` holding one partition checkpoint `old`.
+    fn old_store(dir: &Path, version: u32, old: &impl Serialize) {
+        let db = sled::open(dir).expect("sled");
+        let meta = db.open_tree("meta").expect("meta");
+        meta.insert("format_version", &version.to_be_bytes())
+            .expect("v");
+        meta.insert("window_ms", &enc_i64(10_000)).expect("w");
+        db.open_tree("offsets")
+            .expect("offsets")
+            .insert(
+                partition_key("t", 0),
+                postcard::to_allocvec(old).expect("encode"),
+            )
+            .expect("insert");
+        db.flush().expect("flush");
+    }
+
     #[test]
-    fn a_version_2_store_is_migrated_in_place() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        {
-            let db = sled::open(dir.path()).expect("sled");
-            let meta = db.open_tree("meta").expect("meta");
-            meta.insert("format_version", &2u32.to_be_bytes())
-                .expect("v");
-            meta.insert("window_ms", &enc_i64(10_000)).expect("w");
-            let old = PartitionCheckpointV2 {
-                next_offset: 9,
-                max_event_ts: Some(5),
-                events: 8,
-                late: 1,
-                dead_letters: BTreeMap::from([("not_json".to_owned(), 1)]),
-                offset_resets: 0,
-            };
-            db.open_tree("offsets")
-                .expect("offsets")
-                .insert(
-                    partition_key("t", 0),
-                    postcard::to_allocvec(&old).expect("encode"),
-                )
-                .expect("insert");
-            db.flush().expect("flush");
+    fn version_2_and_3_stores_are_migrated_in_place() {
+        let v2 = PartitionCheckpointV2 {
+            next_offset: 9,
+            max_event_ts: Some(5),
+            events: 8,
+            late: 1,
+            dead_letters: BTreeMap::from([("not_json".to_owned(), 1)]),
+            offset_resets: 0,
+        };
+        let v3 = PartitionCheckpointV3 {
+            next_offset: 9,
+            max_event_ts: Some(5),
+            events: 8,
+            late: 1,
+            dead_letters: BTreeMap::new(),
+            offset_resets: 0,
+            revised_events: 2,
+            dead_letters_recorded: 3,
+        };
+        for (version, dir) in [(2, tempfile::tempdir()), (3, tempfile::tempdir())] {
+            let dir = dir.expect("tempdir");
+            if version == 2 {
+                old_store(dir.path(), 2, &v2);
+            } else {
+                old_store(dir.path(), 3, &v3);
+            }
+            let store = Store::open(dir.path(), 10_000).expect("migrates");
+            let cp = store.partition("t", 0).expect("read").expect("kept");
+            assert_eq!((cp.next_offset, cp.events, cp.late, cp.seq), (9, 8, 1, 0));
+            let counters = (cp.revised_events, cp.dead_letters_recorded);
+            assert_eq!(counters, if version == 2 { (0, 0) } else { (2, 3) });
+            drop(store);
+            assert!(
+                Store::open(dir.path(), 10_000).is_ok(),
+                "opens as version 4"
+            );
         }
-        let store = Store::open(dir.path(), 10_000).expect("migrates");
-        let cp = store.partition("t", 0).expect("read").expect("kept");
-        assert_eq!((cp.next_offset, cp.events, cp.late), (9, 8, 1));
-        assert_eq!((cp.revised_events, cp.dead_letters_recorded), (0, 0));
-        drop(store);
-        assert!(
-            Store::open(dir.path(), 10_000).is_ok(),
-            "opens as version 4"
-        );
     }
 }
