@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::Event;
 
-pub use goal::{conversion_rate, Goal, GoalCounts, GoalError, UrlPattern, MAX_GOALS};
+pub use goal::{check_goals, conversion_rate, Goal, GoalCounts, GoalError, UrlPattern, MAX_GOALS};
 pub use hll::{Hll, HLL_PRECISION, HLL_REGISTERS};
 pub use segment::{
     referrer_domain, Coverage, Dimension, Filter, FilterError, SegmentSpec, SegmentTable, Segments,

@@ -212,7 +212,7 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
                 Control::Assigned(queues) => {
                     for (topic, partition, queue, start) in queues {
                         let engine = match PartitionEngine::restore(
-                            &params.store, &topic, partition, params.engine, decoder.clone(),
+                            &params.store, &topic, partition, params.engine.clone(), decoder.clone(),
                         ) {
                             Ok(e) => e,
                             Err(source) => {
