@@ -164,6 +164,7 @@ mod tests {
                 by_type: types.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
                 ..Figures::default()
             },
+            segment: None,
         }
     }
 
