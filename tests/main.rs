@@ -13,4 +13,5 @@ mod hardening;
 mod hostile;
 mod live;
 mod recovery;
+mod segments;
 mod track;

@@ -188,8 +188,21 @@ impl Aggregate {
     pub fn add_with(&mut self, ev: &Event, spec: &AggSpec) {
         let facts = Facts::of(ev, &spec.goals);
         self.add_facts(ev, &facts, &spec.goals);
-        if !spec.segments.dimensions.is_empty() {
-            self.segments.add(ev, &facts, &spec.segments, &spec.goals);
+        for &dim in &spec.segments.dimensions {
+            let value = match dim {
+                Dimension::Referrer => facts.domain.clone(),
+                _ => dim.value_of(ev),
+            };
+            if let Some(v) = value {
+                let seen = self.counts_by(dim).get(&v);
+                self.segments.table_mut(dim, spec.segments.top_n).add(
+                    &v,
+                    seen,
+                    ev,
+                    &facts,
+                    &spec.goals,
+                );
+            }
         }
     }
 
@@ -947,5 +960,23 @@ mod tests {
             (4, 6),
             "FR's first two are in other"
         );
+    }
+
+    #[test]
+    fn a_value_of_much_more_traffic_takes_the_place_of_the_smallest() {
+        let s = spec(2);
+        let mut a = Aggregate::new();
+        for c in ["A", "B", "A", "C", "C", "C", "C", "C"] {
+            let mut e = ev("pageview", c, None, "/", None);
+            e.country = Some(c.into());
+            a.add_with(&e, &s);
+        }
+        let t = a.segments.table(Dimension::Country).expect("table");
+        let values: Vec<(&str, u64)> = t.values().map(|(k, a)| (k, a.events)).collect();
+        // C's third event (3 > 2 × B's 1) takes B's place; C's first two stay in other.
+        assert_eq!(values, vec![("A", 2), ("C", 3)]);
+        assert_eq!(t.other().events, 3, "B's event and C's first two");
+        let sum: u64 = values.iter().map(|(_, n)| n).sum::<u64>() + t.other().events;
+        assert_eq!(sum, 8);
     }
 }

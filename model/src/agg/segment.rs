@@ -10,10 +10,14 @@
 //!   [`Aggregate`] without segments, top lists of [`SEGMENT_TOP_CAP`] keys) for each of at
 //!   most N values (`top_n`), and one sub-aggregate, "other", for the events of every
 //!   other value. While adding events, the first N distinct values of the window get their
-//!   own sub-aggregate (the values of most traffic come first with high probability); later
-//!   values go to "other". An event without a value for the dimension (no country) is in
-//!   neither. So a window holds at most dimensions × (N + 1) sub-aggregates, whatever the
-//!   cardinality.
+//!   own sub-aggregate (the values of most traffic come first with high probability); a
+//!   later value goes to "other", until the window's own count of it (its top list for the
+//!   dimension) exceeds twice the events of the smallest sub-aggregate: then that one is
+//!   folded into "other" and the value takes its place (as in Space-Saving, so that a value
+//!   of much traffic is not left in "other" for a whole window because it came late; the
+//!   factor two keeps values from trading places back and forth). An event without a value
+//!   for the dimension (no country) is in neither. So a window holds at most
+//!   dimensions × (N + 1) sub-aggregates, whatever the cardinality.
 //! - Merging tables (partitions of one window, a revision into a stored row) adds the
 //!   sub-aggregates of the same value and the "other" buckets; when more than N values
 //!   result, the N with the most events (then the smaller key) keep theirs and the rest are
@@ -258,16 +262,43 @@ impl SegmentTable {
         }
     }
 
-    fn add(&mut self, value: &str, ev: &Event, facts: &Facts<'_>, goals: &[super::Goal]) {
+    /// Accounts an event of `value`, whose count in the window (this event included) is
+    /// `seen`.
+    pub(crate) fn add(
+        &mut self,
+        value: &str,
+        seen: u64,
+        ev: &Event,
+        facts: &Facts<'_>,
+        goals: &[super::Goal],
+    ) {
         if let Some(sub) = self.values.get_mut(value) {
             sub.add_facts(ev, facts, goals);
-        } else if self.values.len() < self.top_n {
-            let mut sub = Aggregate::with_top_cap(SEGMENT_TOP_CAP);
-            sub.add_facts(ev, facts, goals);
-            self.values.insert(value.to_owned(), sub);
-        } else {
-            self.other.add_facts(ev, facts, goals);
+            return;
         }
+        if self.values.len() >= self.top_n {
+            // The smallest sub-aggregate (the larger key among equals) gives way to a value
+            // of more than twice its traffic.
+            let smallest = self
+                .values
+                .iter()
+                .min_by(|a, b| a.1.events.cmp(&b.1.events).then_with(|| b.0.cmp(a.0)))
+                .map(|(k, a)| (k.clone(), a.events));
+            match smallest {
+                Some((k, n)) if seen > n.saturating_mul(2) => {
+                    if let Some(sub) = self.values.remove(&k) {
+                        self.other.merge(&sub);
+                    }
+                }
+                _ => {
+                    self.other.add_facts(ev, facts, goals);
+                    return;
+                }
+            }
+        }
+        let mut sub = Aggregate::with_top_cap(SEGMENT_TOP_CAP);
+        sub.add_facts(ev, facts, goals);
+        self.values.insert(value.to_owned(), sub);
     }
 
     fn merge(&mut self, other: &SegmentTable) {
@@ -387,26 +418,11 @@ impl Segments {
         self.tables.get(&dim)
     }
 
-    /// Accounts `ev` in the table of each dimension of `spec` it has a value for.
-    pub(crate) fn add(
-        &mut self,
-        ev: &Event,
-        facts: &Facts<'_>,
-        spec: &SegmentSpec,
-        goals: &[super::Goal],
-    ) {
-        for &dim in &spec.dimensions {
-            let value = match dim {
-                Dimension::Referrer => facts.domain.clone(),
-                _ => dim.value_of(ev),
-            };
-            if let Some(v) = value {
-                self.tables
-                    .entry(dim)
-                    .or_insert_with(|| SegmentTable::new(spec.top_n))
-                    .add(&v, ev, facts, goals);
-            }
-        }
+    /// The table of `dim`, made with `top_n` if there is none yet.
+    pub(crate) fn table_mut(&mut self, dim: Dimension, top_n: usize) -> &mut SegmentTable {
+        self.tables
+            .entry(dim)
+            .or_insert_with(|| SegmentTable::new(top_n))
     }
 
     /// Folds `other` into `self` (see the module docs).
