@@ -194,10 +194,16 @@ impl Aggregate {
                 _ => dim.value_of(ev),
             };
             if let Some(v) = value {
-                let seen = self.counts_by(dim).get(&v);
+                // Disjoint fields: the table is changed while the count is read.
+                let counts = match dim {
+                    Dimension::Country => &self.countries,
+                    Dimension::Device => &self.devices,
+                    Dimension::Type => &self.by_type,
+                    Dimension::Referrer => &self.sources,
+                };
                 self.segments.table_mut(dim, spec.segments.top_n).add(
                     &v,
-                    seen,
+                    || counts.get(&v),
                     ev,
                     &facts,
                     &spec.goals,

@@ -263,11 +263,11 @@ impl SegmentTable {
     }
 
     /// Accounts an event of `value`, whose count in the window (this event included) is
-    /// `seen`.
+    /// `seen()` (asked only when the value has no sub-aggregate and the table is full).
     pub(crate) fn add(
         &mut self,
         value: &str,
-        seen: u64,
+        seen: impl FnOnce() -> u64,
         ev: &Event,
         facts: &Facts<'_>,
         goals: &[super::Goal],
@@ -285,7 +285,7 @@ impl SegmentTable {
                 .min_by(|a, b| a.1.events.cmp(&b.1.events).then_with(|| b.0.cmp(a.0)))
                 .map(|(k, a)| (k.clone(), a.events));
             match smallest {
-                Some((k, n)) if seen > n.saturating_mul(2) => {
+                Some((k, n)) if seen() > n.saturating_mul(2) => {
                     if let Some(sub) = self.values.remove(&k) {
                         self.other.merge(&sub);
                     }
