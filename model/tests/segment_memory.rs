@@ -116,9 +116,10 @@ fn mix(mut x: u64) -> u64 {
 }
 
 /// Event `i` of the worst case: visitor, session, URL and referrer all distinct (keys
-/// `key_len` bytes long), and 100 values per dimension drawn independently, so that every
-/// sub-aggregate fills its top lists and turns its sketches dense. Every other event is a
-/// page view (which URL goals count).
+/// `key_len` bytes long), and 11 values per dimension (N + 1: the "other" bucket is used)
+/// drawn independently, so that every sub-aggregate fills its lists of URLs and referrers
+/// and, from 600 events each, turns its sketches dense. Every other event is a page view
+/// (which URL goals count).
 fn worst(i: usize, key_len: usize) -> Event {
     let pad = |mut s: String| {
         while s.len() < key_len {
@@ -126,7 +127,7 @@ fn worst(i: usize, key_len: usize) -> Event {
         }
         s
     };
-    let h = |k: u64| mix(i as u64 ^ (k << 56)) % 100;
+    let h = |k: u64| mix(i as u64 ^ (k << 56)) % 11;
     Event {
         ts: 1_800_000_000_000,
         kind: if i % 2 == 0 {
@@ -189,18 +190,18 @@ fn segment_memory_per_window_is_measured_and_bounded() {
     );
 
     // Worst case, one partition's window: every field distinct, 40-byte keys.
-    let (base, add) = added(1, 120_000, &|i| worst(i, 40), &demo_goals, 10);
+    let (base, add) = added(1, 14_000, &|i| worst(i, 40), &demo_goals, 10);
     row(
         "worst case, 40-byte keys, 2 goals (one partition)",
-        120_000,
+        14_000,
         base,
         add,
     );
     // Bounded: twice the events hold no more (the sketches and lists are full already).
-    let (base2, add2) = added(1, 240_000, &|i| worst(i, 40), &demo_goals, 10);
+    let (base2, add2) = added(1, 28_000, &|i| worst(i, 40), &demo_goals, 10);
     row(
         "worst case, 40-byte keys, 2 goals, twice the events",
-        240_000,
+        28_000,
         base2,
         add2,
     );
@@ -216,10 +217,10 @@ fn segment_memory_per_window_is_measured_and_bounded() {
     // completes.
     let all_goals: Vec<String> = (0..16).map(|i| format!("g{i}=url:*")).collect();
     let all_goals: Vec<&str> = all_goals.iter().map(String::as_str).collect();
-    let (base, add) = added(1, 120_000, &|i| worst(i, 2048), &all_goals, 10);
+    let (base, add) = added(1, 14_000, &|i| worst(i, 2048), &all_goals, 10);
     row(
         "worst case, 2 KiB keys, 16 goals (one partition)",
-        120_000,
+        14_000,
         base,
         add,
     );
