@@ -7,13 +7,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, ensure, Result};
-use futures::StreamExt;
 use pulseboard_model::event::Event;
 use pulseboard_model::proto::ServerMsg;
 use serde_json::Value;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::backbone::{event_set, EventSet};
+use crate::live::{connect, next_msg};
 use crate::util::*;
 
 const WIDTH: i64 = 10_000;
@@ -230,23 +229,6 @@ async fn check_now(
     Ok(now)
 }
 
-async fn next_msg(ws: &mut Socket) -> Result<ServerMsg> {
-    loop {
-        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .map_err(|_| anyhow!("no message within 10 s"))?
-            .ok_or_else(|| anyhow!("socket closed"))??;
-        match m {
-            Message::Text(t) => return Ok(serde_json::from_str(t.as_str())?),
-            Message::Close(f) => bail!("closed: {f:?}"),
-            _ => continue,
-        }
-    }
-}
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filtered_figures_goals_and_visitors_now_equal_an_independent_recomputation() -> Result<()>
 {
@@ -408,8 +390,7 @@ async fn filtered_figures_goals_and_visitors_now_equal_an_independent_recomputat
     assert_eq!(gone["sources"], serde_json::json!([]));
 
     // A filtered socket starts with the segment's newest windows: those of the API.
-    let (mut ws, _) =
-        tokio_tungstenite::connect_async(format!("ws://{}/ws?filter=country:US", app.addr)).await?;
+    let mut ws = connect(app.addr, "?filter=country:US").await?;
     let ServerMsg::Snapshot {
         windows, filter, ..
     } = next_msg(&mut ws).await?

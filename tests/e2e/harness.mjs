@@ -23,6 +23,11 @@ after(async () => {
   for (const c of cleanups.reverse()) await c();
 });
 
+// Run `f` (async) after the test file, before what was registered earlier.
+export function cleanup(f) {
+  cleanups.push(f);
+}
+
 export function tmpDir(prefix) {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   cleanups.push(async () => fs.rmSync(d, { recursive: true, force: true }));
@@ -51,7 +56,7 @@ export async function until(what, f, ms = 30000) {
     } catch (e) {
       last = e;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${last})`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last) ?? last})`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }

@@ -89,16 +89,21 @@ async function panelsEqualApi(page, base, query, what) {
   return summary;
 }
 
-test('a click on a country shows that segment on every panel, in the URL, and live', async () => {
+// A server without demo traffic that has counted 300 events of `collect`, and a browser
+// page that records its errors.
+async function serverAndPage() {
   const port = await freePort();
   const server = await startServer({ port, dataDir: tmpDir('pb-data-'), demoRate: 0, args: GOALS });
   await collect(server.base, 300, 0);
   await until('the API to count 300 events', async () => (await json(`${server.base}/api/v1/summary?range=15m`)).events === 300);
-
-  const ctx = await browser();
-  const page = await ctx.newPage();
+  const page = await (await browser()).newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
+  return { server, page, errors };
+}
+
+test('a click on a country shows that segment on every panel, in the URL, and live', async () => {
+  const { server, page, errors } = await serverAndPage();
   await page.goto(`${server.base}/`);
   await page.waitForSelector('body[data-ready="1"]', { timeout: 30000 });
 
@@ -146,14 +151,7 @@ test('a click on a country shows that segment on every panel, in the URL, and li
 });
 
 test('the kiosk and the embeds are pinned to a segment by their URL', async () => {
-  const port = await freePort();
-  const server = await startServer({ port, dataDir: tmpDir('pb-data-'), demoRate: 0, args: GOALS });
-  await collect(server.base, 300, 0);
-  await until('the API to count 300 events', async () => (await json(`${server.base}/api/v1/summary?range=15m`)).events === 300);
-  const ctx = await browser();
-  const page = await ctx.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
+  const { server, page, errors } = await serverAndPage();
 
   await page.goto(`${server.base}/kiosk?filter=country:DE`);
   await page.waitForSelector('body[data-ready="1"]', { timeout: 30000 });

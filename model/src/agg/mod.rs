@@ -394,37 +394,13 @@ impl Aggregate {
 }
 
 /// An [`Aggregate`] of the current version without its segment tables (decoded alone when
-/// they are skipped).
+/// they are skipped): version 2's fields, then the ones version 3 added (postcard writes a
+/// nested struct's fields in line, so this is the same layout as the flat one).
 #[derive(Deserialize)]
 struct FiguresWire {
-    events: u64,
-    by_type: TopCounts,
-    visitors: Hll,
-    sessions: Hll,
-    urls: TopCounts,
-    referrers: TopCounts,
-    countries: TopCounts,
-    devices: TopCounts,
+    v2: AggregateV2,
     sources: TopCounts,
     goals: BTreeMap<String, GoalCounts>,
-}
-
-impl FiguresWire {
-    fn with_segments(self, segments: Segments) -> Aggregate {
-        Aggregate {
-            events: self.events,
-            by_type: self.by_type,
-            visitors: self.visitors,
-            sessions: self.sessions,
-            urls: self.urls,
-            referrers: self.referrers,
-            countries: self.countries,
-            devices: self.devices,
-            sources: self.sources,
-            goals: self.goals,
-            segments,
-        }
-    }
 }
 
 /// An [`Aggregate`] as format version 2 stored it.
@@ -440,9 +416,10 @@ struct AggregateV2 {
     devices: TopCounts,
 }
 
-impl From<AggregateV2> for Aggregate {
-    fn from(v: AggregateV2) -> Self {
-        FiguresWire {
+impl FiguresWire {
+    fn with_segments(self, segments: Segments) -> Aggregate {
+        let v = self.v2;
+        Aggregate {
             events: v.events,
             by_type: v.by_type,
             visitors: v.visitors,
@@ -451,6 +428,17 @@ impl From<AggregateV2> for Aggregate {
             referrers: v.referrers,
             countries: v.countries,
             devices: v.devices,
+            sources: self.sources,
+            goals: self.goals,
+            segments,
+        }
+    }
+}
+
+impl From<AggregateV2> for Aggregate {
+    fn from(v2: AggregateV2) -> Self {
+        FiguresWire {
+            v2,
             sources: TopCounts::new(),
             goals: BTreeMap::new(),
         }
