@@ -189,7 +189,7 @@ pub fn Kiosk() -> impl IntoView {
             <section class="k-kpis">
                 <Kpi label="Events · 15 min" testid="total-events" value=Signal::derive(move || Some(live.total_events.get())) big=true/>
                 <Kpi label="Unique visitors" testid="unique-visitors" value=Signal::derive(move || live.summary.with(|s| s.as_ref().map(|s| s.figures.unique_visitors))) big=true/>
-                <NowKpi/>
+                <NowKpi big=true/>
                 <div class="kpi" data-testid="kiosk-goal">
                     <div class="kpi-label">{move || goal().map(|(n, _)| format!("Conversion · {n}")).unwrap_or_else(|| "Conversion".into())}</div>
                     <div class="kpi-value">{move || goal().map(|(_, r)| r).unwrap_or_else(|| "—".into())}</div>

@@ -111,6 +111,9 @@ pub fn NowKpi(
     /// `data-testid` of the value (`visitors-now`, the headline's).
     #[prop(default = "visitors-now")]
     testid: &'static str,
+    /// Show it compact (`12.3k`) rather than exact (`12,345`), as the kiosk does.
+    #[prop(optional)]
+    big: bool,
 ) -> impl IntoView {
     let live = use_live();
     let value = move || live.now.with(|n| n.as_ref().map(|n| n.visitors));
@@ -135,7 +138,11 @@ pub fn NowKpi(
                 data-testid=testid
                 data-value=move || value().map(|v| v.to_string())
             >
-                {move || value().map(format::grouped).unwrap_or_else(|| "—".into())}
+                {move || match value() {
+                    Some(v) if big || v >= 1_000_000 => format::compact(v),
+                    Some(v) => format::grouped(v),
+                    None => "—".into(),
+                }}
             </div>
             <div class="kpi-note">"hover for the definition"</div>
         </div>

@@ -23,8 +23,9 @@ use pulseboard_model::proto::{ServerMsg, WindowState, WindowView, PROTOCOL_VERSI
 use crate::hub::{Frame, Hub, Parts, Published, Start, Subscription};
 use crate::segments::{self, Part, SegmentsState};
 
-/// Filtered frames kept per filter (sockets of one filter are seldom further apart).
-const FRAMES_KEPT: usize = 16;
+/// Filtered frames kept per filter (sockets of one filter are seldom further apart; one
+/// that is gets its frame rendered again).
+const FRAMES_KEPT: usize = 4;
 
 type Cell = Arc<OnceLock<Frame>>;
 

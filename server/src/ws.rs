@@ -379,8 +379,12 @@ async fn send_loop<S, E>(
                         };
                         let (seq, frame) = match frame {
                             Some(f) => (seq, f),
-                            // The hub no longer knows what that message carried.
-                            None => snapshot(&hub, segment.as_ref()),
+                            // The hub no longer knows what that message carried: resync.
+                            None => {
+                                hub.stats.resyncs_total.fetch_add(1, Ordering::Relaxed);
+                                telemetry::socket_client_resynced(seq - last_seq);
+                                snapshot(&hub, segment.as_ref())
+                            }
                         };
                         if !send_text(&mut sink, &frame, opts).await {
                             return;
