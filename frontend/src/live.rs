@@ -404,11 +404,23 @@ pub fn use_summary(live: Live) {
             }
         });
     };
+    reload_every_5s(
+        move || {
+            live.range.track();
+            live.filter.track();
+            live.summary.set(None);
+        },
+        load,
+    );
+}
+
+/// Runs `load` now, whenever what `reset` tracks changes (after `reset` ran), and every 5 s;
+/// stops when the owner is cleaned up.
+fn reload_every_5s(reset: impl Fn() + 'static, load: impl Fn() + Clone + 'static) {
+    let first = load.clone();
     Effect::new(move |_| {
-        live.range.track();
-        live.filter.track();
-        live.summary.set(None);
-        load();
+        reset();
+        first();
     });
     let handle = set_interval_with_handle(load, Duration::from_secs(5)).ok();
     on_cleanup(move || {
@@ -432,17 +444,13 @@ pub fn use_now(live: Live) {
             }
         });
     };
-    Effect::new(move |_| {
-        live.filter.track();
-        live.now.set(None);
-        load();
-    });
-    let handle = set_interval_with_handle(load, Duration::from_secs(5)).ok();
-    on_cleanup(move || {
-        if let Some(h) = handle {
-            h.clear();
-        }
-    });
+    reload_every_5s(
+        move || {
+            live.filter.track();
+            live.now.set(None);
+        },
+        load,
+    );
 }
 
 /// Loads what the server segments and counts (`/api/v1/segments`) once.
