@@ -112,7 +112,7 @@ test('a click on a country shows that segment on every panel, in the URL, and li
   const title = await page.getAttribute('.kpi-now', 'title');
   assert.match(title, /Visitors now: distinct visitors .* last 5m/, title);
   assert.ok((await goals(page)).signup.completions > 0, 'signups are conversions');
-  await screenshot(page, 'dashboard-goals-visitors-now.png', { fullPage: true });
+  await screenshot(page, 'segments-dashboard-goals-visitors-now.png', { fullPage: true });
 
   // A click on DE: the URL carries the filter, and every panel shows the segment.
   await page.click('[data-testid="top-countries"] li[data-key="DE"]');
@@ -132,7 +132,7 @@ test('a click on a country shows that segment on every panel, in the URL, and li
   await until('the filtered total to grow by 30', async () => (await value(page, 'total-events')) === 130, 20000);
   await panelsEqualApi(page, server.base, '&filter=country:DE', 'country:DE, live');
   assert.equal(await page.evaluate(() => window.__noReload), true, 'the page was not reloaded');
-  await screenshot(page, 'dashboard-filter-country-DE.png', { fullPage: true });
+  await screenshot(page, 'segments-dashboard-filter-country-DE.png', { fullPage: true });
 
   // A device and a referrer filter the same way; the referrer by its domain.
   await page.click('[data-testid="filter-clear"]');
@@ -166,7 +166,7 @@ test('the kiosk and the embeds are pinned to a segment by their URL', async () =
   assert.deepEqual(overflow, [true, true], 'the kiosk fits the screen');
   await collect(server.base, 20, 300, 'DE');
   await until('the pinned kiosk follows live', async () => (await value(page, 'total-events')) === de.events + 20, 20000);
-  await screenshot(page, 'kiosk-filter-country-DE.png');
+  await screenshot(page, 'segments-kiosk-filter-country-DE.png');
 
   await page.setViewportSize({ width: 640, height: 360 });
   await page.goto(`${server.base}/embed/goals?filter=country:DE`);
@@ -174,7 +174,7 @@ test('the kiosk and the embeds are pinned to a segment by their URL', async () =
   await until('the embedded goals equal the API', async () =>
     sameGoals(await goals(page), apiGoals(await json(`${server.base}/api/v1/summary?range=15m&filter=country:DE`))));
   assert.equal(await page.locator('[data-testid="top-pages"]').count(), 0, 'only the one panel');
-  await screenshot(page, 'embed-goals-country-DE.png');
+  await screenshot(page, 'segments-embed-goals-country-DE.png');
 
   await page.goto(`${server.base}/embed/now?filter=device:mobile`);
   await page.waitForSelector('[data-testid="embed-now"]');
@@ -183,7 +183,7 @@ test('the kiosk and the embeds are pinned to a segment by their URL', async () =
     return (await value(page, 'now-visitors')) === now.visitors
       && JSON.stringify(await keys(page, 'now-sources')) === JSON.stringify(now.sources.slice(0, 10).map((c) => c.key));
   });
-  await screenshot(page, 'embed-now-device-mobile.png');
+  await screenshot(page, 'segments-embed-now-device-mobile.png');
 
   await page.goto(`${server.base}/embed/events?filter=country:DE`);
   await until('the embedded chart shows the segment', async () =>
@@ -203,17 +203,17 @@ test('on the demo traffic: visitors now, goals and a segment, for the screenshot
   await until('demo conversions', async () => ((await goals(page)).signup || {}).completions > 0, 30000);
   await until('visitors now', async () => (await value(page, 'visitors-now')) > 0, 30000);
   await until('the summary to load', async () => (await value(page, 'unique-visitors')) > 0, 30000);
-  await screenshot(page, 'demo-dashboard.png', { fullPage: true });
+  await screenshot(page, 'segments-demo-dashboard.png', { fullPage: true });
   await page.click('[data-testid="top-countries"] li[data-key="US"]');
   await until('the US segment', async () => new URL(page.url()).searchParams.get('filter') === 'country:US');
   const us = await json(`${server.base}/api/v1/summary?range=15m&filter=country:US`);
   await until('US figures', async () => Math.abs((await value(page, 'total-events')) - us.events) < us.events * 0.5, 20000);
-  await screenshot(page, 'demo-dashboard-filter-country-US.png', { fullPage: true });
+  await screenshot(page, 'segments-demo-dashboard-filter-country-US.png', { fullPage: true });
   await page.goto(`${server.base}/kiosk`);
   await until('the kiosk with visitors now', async () => (await value(page, 'visitors-now')) > 0, 30000);
-  await screenshot(page, 'demo-kiosk.png');
+  await screenshot(page, 'segments-demo-kiosk.png');
   await page.goto(`${server.base}/kiosk?filter=device:mobile`);
   await until('the kiosk of mobile visitors', async () => (await value(page, 'total-events')) > 0, 30000);
-  await screenshot(page, 'demo-kiosk-filter-device-mobile.png');
+  await screenshot(page, 'segments-demo-kiosk-filter-device-mobile.png');
   await stopServer(server);
 });
