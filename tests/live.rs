@@ -9,15 +9,16 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::util::*;
 
-type Socket =
+pub type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn connect(addr: std::net::SocketAddr, query: &str) -> Result<Socket> {
+pub async fn connect(addr: std::net::SocketAddr, query: &str) -> Result<Socket> {
     let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws{query}")).await?;
     Ok(ws)
 }
 
-async fn next_msg(ws: &mut Socket) -> Result<ServerMsg> {
+/// The next message of the socket (within 10 s).
+pub async fn next_msg(ws: &mut Socket) -> Result<ServerMsg> {
     loop {
         let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
             .await

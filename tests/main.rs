@@ -14,4 +14,5 @@ mod hostile;
 mod live;
 mod recovery;
 mod scaleout;
+mod segments;
 mod track;

@@ -526,6 +526,7 @@ mod tests {
             window_ms: 10_000,
             windows: Vec::new(),
             status: Status::default(),
+            filter: None,
         };
         let windows = ServerMsg::Windows {
             seq: 4,

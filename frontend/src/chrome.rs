@@ -1,5 +1,5 @@
 //! The chrome around the panels: cards, the brand with its demo badge, the range picker,
-//! the connection state, the last-update line and the status strip.
+//! the connection state, the last-update line, the status strip and the segment bar.
 //!
 //! Contract: components only lay out; they read the shared [`Live`](crate::live::Live)
 //! state from context, take figures from `figures` and text from `format` and `zone`.
@@ -7,7 +7,12 @@
 
 use leptos::prelude::*;
 
-use crate::{figures, format, live::use_live, route::Range, zone};
+use crate::{
+    figures, format,
+    live::{set_filter, use_live},
+    route::Range,
+    zone,
+};
 
 /// A titled card of the dashboard grid.
 #[component]
@@ -155,5 +160,48 @@ pub fn StatusStrip() -> impl IntoView {
                 <span class="fact-value" data-testid="events-per-sec">{rate}</span>
             </div>
         </div>
+    }
+}
+
+/// The page's segment: what it is, a button back to all traffic, and a warning when its
+/// figures miss events of the value (it fell into a window's "other" bucket). Without a
+/// segment, on the dashboard, a hint that rows can be clicked.
+#[component]
+pub fn FilterBar(
+    /// Show the hint when there is no segment, and the button to leave it.
+    #[prop(optional)]
+    interactive: bool,
+) -> impl IntoView {
+    let live = use_live();
+    let note = move || {
+        live.summary.with(|s| {
+            s.as_ref()
+                .and_then(|s| s.segment.as_ref())
+                .and_then(figures::segment_note)
+        })
+    };
+    move || {
+        match live.filter.get() {
+        None if interactive => view! {
+            <div class="filter-bar hint" data-testid="filter-hint">
+                "Click a country, device, event type or referrer to see only that segment."
+            </div>
+        }
+        .into_any(),
+        None => ().into_any(),
+        Some(f) => view! {
+            <div class="filter-bar" data-testid="filter-bar" data-filter=f.to_string()>
+                <span class="filter-chip">
+                    <span class="filter-label">"Segment"</span>
+                    <b>{figures::filter_label(&f)}</b>
+                    {interactive.then(|| view! {
+                        <button type="button" class="filter-clear" data-testid="filter-clear" title="Show all traffic" on:click=move |_| set_filter(live, None)>"✕"</button>
+                    })}
+                </span>
+                {move || note().map(|n| view! { <span class="segment-note" data-testid="segment-note" role="note">{n}</span> })}
+            </div>
+        }
+        .into_any(),
+    }
     }
 }

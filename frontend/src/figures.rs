@@ -11,11 +11,20 @@
 //!   complete); pages, referrers, countries and devices come from the summary, and until it
 //!   arrives from a sum of the windows' top lists ([`merge_counts`]), a lower bound;
 //! - lag is the sum of the partitions' known lags ([`total_lag`]);
-//! - the broker line says reachable, degraded (and why) or unreachable ([`broker_health`]).
+//! - the broker line says reachable, degraded (and why) or unreachable ([`broker_health`]);
+//! - a top-list row of a segmented dimension filters by its value ([`filter_for`]: a
+//!   referrer by its domain);
+//! - goals: completions are summed over the windows in range (per-window completions are
+//!   exact), converting visitors and conversion rate come from the summary (HyperLogLog
+//!   merges over the range) ([`goal_rows`]);
+//! - a segment's figures that miss events of the value say so ([`segment_note`]).
 
 use std::collections::BTreeMap;
 
-use pulseboard_model::proto::{Count, PartitionStatus, Status, WindowView};
+use pulseboard_model::agg::{Dimension, Filter, OTHER};
+use pulseboard_model::proto::{
+    Count, GoalInfo, PartitionStatus, SegmentNote, Status, Summary, WindowView,
+};
 
 use crate::chart::Bar;
 
@@ -93,6 +102,114 @@ fn sorted(entries: impl Iterator<Item = (String, u64)>, top: usize) -> Vec<Count
     v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
     v.truncate(top);
     v
+}
+
+/// The filter a click on the row `key` of a list of `dim` sets: `None` for a row that is
+/// no value (an empty key, "(direct)").
+pub fn filter_for(dim: Dimension, key: &str) -> Option<Filter> {
+    if key.is_empty() {
+        return None;
+    }
+    Filter::parse(&format!("{}:{key}", dim.name())).ok()
+}
+
+/// Whether the row `key` of a list of `dim` is the value `filter` shows.
+pub fn is_filtered(filter: Option<&Filter>, dim: Dimension, key: &str) -> bool {
+    filter.is_some_and(|f| filter_for(dim, key).as_ref() == Some(f))
+}
+
+/// How a filter reads for people: `country = DE`, `referrer = google.com`,
+/// `country: other values`.
+pub fn filter_label(f: &Filter) -> String {
+    if f.is_other() {
+        format!("{}: the values in \"other\"", f.dimension)
+    } else {
+        format!("{} = {}", f.dimension, f.value)
+    }
+}
+
+/// What to tell the viewer when a segment's figures miss events of the value (`None` when
+/// they hold them all).
+pub fn segment_note(note: &SegmentNote) -> Option<String> {
+    if note.complete {
+        return None;
+    }
+    let value = note
+        .filter
+        .split_once(':')
+        .map_or(note.filter.as_str(), |(_, v)| v);
+    let value = if value == OTHER {
+        "the other values"
+    } else {
+        value
+    };
+    Some(format!(
+        "Incomplete: {value} fell into \"other\" in {} window part{} of this range, so these figures are a lower bound ({} of {} events).",
+        note.incomplete_parts,
+        if note.incomplete_parts == 1 { "" } else { "s" },
+        crate::format::grouped(note.events),
+        crate::format::grouped(note.events_at_most),
+    ))
+}
+
+/// One row of the goals panel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GoalRow {
+    /// The goal's name.
+    pub name: String,
+    /// Its rule (`type:signup`), when known.
+    pub rule: String,
+    /// Completions in the range (sum over windows).
+    pub completions: u64,
+    /// Converting visitors over the range (from the summary), when loaded.
+    pub converting: Option<u64>,
+    /// Conversion rate over the range (from the summary), when loaded.
+    pub rate: Option<f64>,
+}
+
+/// The goals panel's rows: the goals of `info` (or, before it loads, those the windows and
+/// the summary name), completions summed over `windows`, converting visitors and rate from
+/// `summary`.
+pub fn goal_rows<'a>(
+    info: &[GoalInfo],
+    windows: impl IntoIterator<Item = &'a WindowView>,
+    summary: Option<&Summary>,
+) -> Vec<GoalRow> {
+    let mut completions: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut order: Vec<String> = info.iter().map(|g| g.name.clone()).collect();
+    for w in windows {
+        for g in &w.figures.goals {
+            *completions.entry(g.name.as_str()).or_default() += g.completions;
+            if !order.contains(&g.name) {
+                order.push(g.name.clone());
+            }
+        }
+    }
+    if let Some(s) = summary {
+        for g in &s.figures.goals {
+            if !order.contains(&g.name) {
+                order.push(g.name.clone());
+            }
+        }
+    }
+    order
+        .into_iter()
+        .map(|name| {
+            let from_summary =
+                summary.and_then(|s| s.figures.goals.iter().find(|g| g.name == name));
+            GoalRow {
+                rule: info
+                    .iter()
+                    .find(|g| g.name == name)
+                    .map(|g| g.rule.clone())
+                    .unwrap_or_default(),
+                completions: completions.get(name.as_str()).copied().unwrap_or(0),
+                converting: from_summary.map(|g| g.converting_visitors),
+                rate: from_summary.map(|g| g.conversion_rate),
+                name,
+            }
+        })
+        .collect()
 }
 
 /// Sum of the partitions' lags, or `None` when no partition knows its lag.
@@ -189,6 +306,7 @@ mod tests {
                 by_type: types.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
                 ..Figures::default()
             },
+            segment: None,
         }
     }
 
@@ -287,6 +405,80 @@ mod tests {
         );
         st.broker_reachable = false;
         assert_eq!(broker_health(&st).0, "bad");
+    }
+
+    #[test]
+    fn rows_filter_by_their_value_and_notes_say_what_is_missing() {
+        let f = filter_for(Dimension::Referrer, "https://www.google.com/search").expect("f");
+        assert_eq!(f.to_string(), "referrer:google.com");
+        assert!(is_filtered(
+            Some(&f),
+            Dimension::Referrer,
+            "https://google.com/"
+        ));
+        assert!(!is_filtered(Some(&f), Dimension::Country, "google.com"));
+        assert_eq!(filter_for(Dimension::Referrer, ""), None);
+        assert_eq!(
+            filter_label(&filter_for(Dimension::Country, "DE").unwrap()),
+            "country = DE"
+        );
+        let mut note = SegmentNote {
+            filter: "country:SE".into(),
+            complete: true,
+            events: 812,
+            events_at_least: 1_020,
+            events_at_most: 1_020,
+            incomplete_parts: 3,
+        };
+        assert_eq!(segment_note(&note), None);
+        note.complete = false;
+        assert_eq!(
+            segment_note(&note).as_deref(),
+            Some("Incomplete: SE fell into \"other\" in 3 window parts of this range, so these figures are a lower bound (812 of 1,020 events).")
+        );
+    }
+
+    #[test]
+    fn goal_rows_sum_completions_and_take_rates_from_the_summary() {
+        use pulseboard_model::proto::GoalFigures;
+        let g = |name: &str, completions, converting, rate| GoalFigures {
+            name: name.into(),
+            completions,
+            converting_visitors: converting,
+            conversion_rate: rate,
+        };
+        let mut a = win(0, 10, &[]);
+        a.figures.goals = vec![g("signup", 2, 2, 0.2)];
+        let mut b = win(10_000, 10, &[]);
+        b.figures.goals = vec![g("signup", 3, 3, 0.3), g("old", 1, 1, 0.1)];
+        let info = vec![
+            GoalInfo {
+                name: "signup".into(),
+                rule: "type:signup".into(),
+            },
+            GoalInfo {
+                name: "pricing".into(),
+                rule: "type:pageview,url:/pricing".into(),
+            },
+        ];
+        let summary = Summary {
+            from: 0,
+            to: 20_000,
+            windows: 2,
+            figures: Figures {
+                goals: vec![g("signup", 5, 4, 0.25)],
+                ..Figures::default()
+            },
+            segment: None,
+        };
+        let rows = goal_rows(&info, [&a, &b], Some(&summary));
+        let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, vec!["signup", "pricing", "old"]);
+        assert_eq!(rows[0].completions, 5);
+        assert_eq!((rows[0].converting, rows[0].rate), (Some(4), Some(0.25)));
+        assert_eq!(rows[0].rule, "type:signup");
+        assert_eq!((rows[1].completions, rows[1].converting), (0, None));
+        assert_eq!(goal_rows(&info, [&a], None)[0].rate, None);
     }
 
     #[test]

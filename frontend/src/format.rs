@@ -12,6 +12,7 @@
 //! - [`span`]: a length of time in its largest whole unit: `10 s`, `5 min`, `2 h`.
 //! - [`share`]: a part of a whole as a percentage in `0..=100`, for bar widths.
 //! - [`ellipsize`]: cut long keys (URLs, referrers) to a number of characters.
+//! - [`percent`]: a rate in `0..=1` as `4.2%` (`0.05%`, `100%`).
 
 /// A count in at most three significant digits with a `k`/`M`/`B`/`T` suffix.
 pub fn compact(n: u64) -> String {
@@ -112,9 +113,37 @@ pub fn ellipsize(s: &str, max: usize) -> String {
     out
 }
 
+/// A rate in `0..=1` as a percentage: one decimal from 1 %, two below, none at 100 %.
+pub fn percent(rate: f64) -> String {
+    let p = if rate.is_finite() {
+        rate.clamp(0.0, 1.0) * 100.0
+    } else {
+        0.0
+    };
+    if p >= 99.95 {
+        "100%".to_owned()
+    } else if p >= 0.995 || p == 0.0 {
+        let s = format!("{p:.1}");
+        format!("{}%", s.strip_suffix(".0").unwrap_or(&s))
+    } else {
+        format!("{p:.2}%")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percentages_read_well() {
+        assert_eq!(percent(0.0), "0%");
+        assert_eq!(percent(0.0423), "4.2%");
+        assert_eq!(percent(0.25), "25%");
+        assert_eq!(percent(0.0005), "0.05%");
+        assert_eq!(percent(1.0), "100%");
+        assert_eq!(percent(7.0), "100%");
+        assert_eq!(percent(f64::NAN), "0%");
+    }
 
     #[test]
     fn compact_keeps_three_significant_digits() {

@@ -14,13 +14,15 @@
 //!   geometry, and the whole events-chart layout ([`chart::events_layout`]). Pure.
 //! - [`figures`] — what each panel shows: range bounds, totals, merged top lists, lag,
 //!   staleness. Pure.
-//! - [`route`] — page and range from the URL (`/`, `/kiosk`, `/embed/<panel>`). Pure.
+//! - [`route`] — page, range and segment from the URL (`/`, `/kiosk`, `/embed/<panel>`,
+//!   `?filter=`). Pure.
 //! - [`live`] — the shared reactive state and the hooks that fill it: WebSocket with
 //!   resume and backoff, history and summary fetches, the clock.
 //! - [`pages`] — the app root and its pages: dashboard, kiosk, embeds.
-//! - [`panels`] — the panel components: totals, events chart, top lists, pipeline status.
+//! - [`panels`] — the panel components: totals, visitors now, goals, events chart, top
+//!   lists (whose rows set the segment), pipeline status.
 //! - [`chrome`] — what frames the panels: cards, brand and demo badge, range picker,
-//!   connection state, last update, status strip.
+//!   connection state, last update, status strip, the segment bar.
 //!
 //! # Stable hooks for browser tests (keep them)
 //!
@@ -28,8 +30,14 @@
 //! `connection-state` (text `connecting`|`live`|`reconnecting`), `last-update`,
 //! `events-chart` (the `<svg>`, bars are
 //! `rect[data-testid=bar][data-start][data-events][data-state]`), `top-pages`, `kiosk`,
-//! `stale`, `embed-<panel>`, `range-5m`…`range-24h`, `demo-badge`; and
-//! `<body data-ready="1">` once the first snapshot is applied and drawn.
+//! `stale`, `embed-<panel>`, `range-5m`…`range-24h`, `demo-badge`; `visitors-now` (the
+//! headline, `data-value`; its definition in the `title` of `.kpi-now`), `now-visitors`,
+//! `now-pages`, `now-sources` (the visitors-now panel), `goals` (a table whose rows carry
+//! `data-goal`, `data-completions`, `data-converting`, `data-rate`), `kiosk-goal`,
+//! `filter-bar` (`data-filter` = `dimension:value`), `filter-clear`, `filter-hint`,
+//! `segment-note` (a segment's figures miss events); top-list rows `li[data-key]` that
+//! filter when clicked have the class `clickable`; and `<body data-ready="1">` once the
+//! first snapshot is applied and drawn.
 //!
 //! [`LiveState`]: pulseboard_model::live_state::LiveState
 

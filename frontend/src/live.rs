@@ -12,7 +12,13 @@
 //!   whenever the socket (re)connects, merging under the live windows; [`use_summary`]
 //!   reloads `/api/v1/summary` every 5 s and when the range changes.
 //! - Every hook clears its timers and closes its socket when its owner is cleaned up.
-//! - A `token` from the page URL is appended to every API and socket URL.
+//! - A `token` from the page URL is appended to every API and socket URL, and so is the
+//!   page's segment (`filter`, see [`set_filter`]): the socket, the history, the summary and
+//!   visitors now all show that segment. Changing it (a click on a row, or back and forward
+//!   in the browser) empties the windows, reconnects the socket with the new filter and
+//!   reloads the rest; a snapshot whose echoed filter is not the page's is ignored.
+//! - [`use_now`] reloads `/api/v1/now` every 5 s and when the filter changes;
+//!   [`use_segments_info`] loads `/api/v1/segments` once.
 //!
 //! The URL and backoff rules are pure functions at the top, tested on the host.
 
@@ -20,14 +26,18 @@ use std::{cell::RefCell, rc::Rc, time::Duration};
 
 use leptos::prelude::*;
 use pulseboard_model::{
+    agg::Filter,
     live_state::{Apply, LiveState},
-    proto::{ServerMsg, Summary, WindowsResponse, PROTOCOL_VERSION},
+    proto::{SegmentsInfo, ServerMsg, Summary, VisitorsNow, WindowsResponse, PROTOCOL_VERSION},
 };
 use serde::de::DeserializeOwned;
 use wasm_bindgen::{prelude::*, JsCast};
 use web_sys::{CloseEvent, Event, MessageEvent, WebSocket};
 
-use crate::{figures, route::Range};
+use crate::{
+    figures,
+    route::{filter_of, search_with_filter, Range},
+};
 
 // ---------------------------------------------------------------------------------------
 // Pure rules
@@ -55,6 +65,27 @@ pub fn with_token(url: String, token: Option<&str>) -> String {
         }
         None => url,
     }
+}
+
+/// `url` with `filter=<filter>` appended as a query parameter, when there is a filter.
+pub fn with_filter(url: String, filter: Option<&Filter>) -> String {
+    match filter {
+        Some(f) => {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{sep}filter={}", encode(&f.to_string()))
+        }
+        None => url,
+    }
+}
+
+/// `/api/v1/now`.
+pub fn now_url(token: Option<&str>, filter: Option<&Filter>) -> String {
+    with_token(with_filter("/api/v1/now".to_owned(), filter), token)
+}
+
+/// `/api/v1/segments`.
+pub fn segments_url(token: Option<&str>) -> String {
+    with_token("/api/v1/segments".to_owned(), token)
 }
 
 /// The socket URL for a page served over `page_protocol` (`http:`/`https:`) from `host`
@@ -156,6 +187,12 @@ pub struct Live {
     pub range: RwSignal<Range>,
     /// The server's summary of the selected range (`None` until loaded for this range).
     pub summary: RwSignal<Option<Summary>>,
+    /// The segment every panel shows (`None`: all traffic).
+    pub filter: RwSignal<Option<Filter>>,
+    /// Visitors now (`None` until loaded for this filter).
+    pub now: RwSignal<Option<VisitorsNow>>,
+    /// What the server segments and counts: dimensions, goals, visitors-now definition.
+    pub info: RwSignal<Option<SegmentsInfo>>,
     /// Access token from the page URL, appended to every request.
     pub token: StoredValue<Option<String>>,
     /// `[from, to)` of the selected range (see [`figures::range_bounds`]).
@@ -165,8 +202,8 @@ pub struct Live {
 }
 
 impl Live {
-    /// Fresh state for `range`, keeping enough windows for it.
-    pub fn new(range: Range, token: Option<String>) -> Self {
+    /// Fresh state for `range` and the segment `filter`, keeping enough windows for it.
+    pub fn new(range: Range, token: Option<String>, filter: Option<Filter>) -> Self {
         let now = now_ms();
         let state = RwSignal::new(LiveState::new(range.keep(0)));
         let clock = RwSignal::new(now);
@@ -191,6 +228,9 @@ impl Live {
             opened: now,
             range,
             summary: RwSignal::new(None),
+            filter: RwSignal::new(filter),
+            now: RwSignal::new(None),
+            info: RwSignal::new(None),
             token: StoredValue::new(token),
             bounds,
             total_events,
@@ -201,6 +241,45 @@ impl Live {
     pub fn token(&self) -> Option<String> {
         self.token.get_value()
     }
+
+    /// The filter (untracked).
+    pub fn filter(&self) -> Option<Filter> {
+        self.filter.get_untracked()
+    }
+}
+
+/// Shows the segment `filter` (or all traffic) on every panel, and puts it in the page's
+/// URL (a new history entry), so the page can be bookmarked, pinned in a kiosk or embedded.
+pub fn set_filter(live: Live, filter: Option<Filter>) {
+    if live.filter.get_untracked() == filter {
+        return;
+    }
+    let location = window().location();
+    let search = search_with_filter(&location.search().unwrap_or_default(), filter.as_ref());
+    let url = format!("{}{search}", location.pathname().unwrap_or_default());
+    if let Ok(h) = window().history() {
+        let _ = h.push_state_with_url(&JsValue::NULL, "", Some(&url));
+    }
+    live.filter.set(filter);
+}
+
+/// Follows the browser's back and forward buttons: the filter of the URL they lead to.
+pub fn use_filter_history(live: Live) {
+    let on_pop = Closure::<dyn FnMut(Event)>::new(move |_: Event| {
+        let search = window().location().search().unwrap_or_default();
+        let f = filter_of(&search);
+        if live.filter.get_untracked() != f {
+            live.filter.set(f);
+        }
+    });
+    let _ = window().add_event_listener_with_callback("popstate", on_pop.as_ref().unchecked_ref());
+    let stored = StoredValue::new_local(on_pop);
+    on_cleanup(move || {
+        stored.try_with_value(|cb| {
+            let _ = window()
+                .remove_event_listener_with_callback("popstate", cb.as_ref().unchecked_ref());
+        });
+    });
 }
 
 /// The [`Live`] provided by an ancestor.
@@ -261,34 +340,39 @@ fn js_err(v: JsValue) -> String {
 /// every (re)connection, and sets how many windows the state keeps.
 pub fn use_history(live: Live) {
     let connected = Memo::new(move |_| live.conn.get() == ConnState::Live);
-    Effect::new(move |prev: Option<(Range, bool)>| {
+    Effect::new(move |prev: Option<(Range, bool, Option<Filter>)>| {
         let range = live.range.get();
         let up = connected.get();
-        let range_changed = prev.map(|(r, _)| r != range).unwrap_or(true);
-        if range_changed || up {
+        let filter = live.filter.get();
+        let changed = prev
+            .as_ref()
+            .map(|(r, _, f)| *r != range || *f != filter)
+            .unwrap_or(true);
+        if changed || up {
             let width = live.state.with_untracked(|s| s.window_ms);
             live.state.update(|s| s.keep = range.keep(width));
-            leptos::task::spawn_local(load_history(live, range));
+            leptos::task::spawn_local(load_history(live, range, filter.clone()));
         }
-        (range, up)
+        (range, up, filter)
     });
 }
 
-async fn load_history(live: Live, range: Range) {
+async fn load_history(live: Live, range: Range, filter: Option<Filter>) {
     let token = live.token();
     let now = now_ms() as i64;
     let (mut from, to) = (now - range.ms(), now + 60_000);
     // Follow `next` for a few pages at most; 24 h of 10 s windows fits in one.
     for _ in 0..8 {
-        let page: WindowsResponse = match get_json(&windows_url(from, to, token.as_deref())).await {
+        let url = with_filter(windows_url(from, to, token.as_deref()), filter.as_ref());
+        let page: WindowsResponse = match get_json(&url).await {
             Ok(p) => p,
             Err(e) => {
                 leptos::logging::warn!("history: {e}");
                 return;
             }
         };
-        if live.range.get_untracked() != range {
-            return; // the viewer picked another range meanwhile
+        if live.range.get_untracked() != range || live.filter() != filter {
+            return; // the viewer picked another range or segment meanwhile
         }
         let next = page.next;
         let width = page.window_ms;
@@ -308,24 +392,74 @@ async fn load_history(live: Live, range: Range) {
 pub fn use_summary(live: Live) {
     let load = move || {
         let range = live.range.get_untracked();
-        let url = summary_url(range, live.token().as_deref());
+        let filter = live.filter();
+        let url = with_filter(summary_url(range, live.token().as_deref()), filter.as_ref());
         leptos::task::spawn_local(async move {
             match get_json::<Summary>(&url).await {
-                Ok(s) if live.range.get_untracked() == range => live.summary.set(Some(s)),
+                Ok(s) if live.range.get_untracked() == range && live.filter() == filter => {
+                    live.summary.set(Some(s))
+                }
                 Ok(_) => {}
                 Err(e) => leptos::logging::warn!("summary: {e}"),
             }
         });
     };
+    reload_every_5s(
+        move || {
+            live.range.track();
+            live.filter.track();
+            live.summary.set(None);
+        },
+        load,
+    );
+}
+
+/// Runs `load` now, whenever what `reset` tracks changes (after `reset` ran), and every 5 s;
+/// stops when the owner is cleaned up.
+fn reload_every_5s(reset: impl Fn() + 'static, load: impl Fn() + Clone + 'static) {
+    let first = load.clone();
     Effect::new(move |_| {
-        live.range.track();
-        live.summary.set(None);
-        load();
+        reset();
+        first();
     });
     let handle = set_interval_with_handle(load, Duration::from_secs(5)).ok();
     on_cleanup(move || {
         if let Some(h) = handle {
             h.clear();
+        }
+    });
+}
+
+/// Keeps `live.now` to the server's visitors now for the page's segment: cleared and
+/// reloaded when the filter changes, reloaded every 5 s.
+pub fn use_now(live: Live) {
+    let load = move || {
+        let filter = live.filter();
+        let url = now_url(live.token().as_deref(), filter.as_ref());
+        leptos::task::spawn_local(async move {
+            match get_json::<VisitorsNow>(&url).await {
+                Ok(n) if live.filter() == filter => live.now.set(Some(n)),
+                Ok(_) => {}
+                Err(e) => leptos::logging::warn!("visitors now: {e}"),
+            }
+        });
+    };
+    reload_every_5s(
+        move || {
+            live.filter.track();
+            live.now.set(None);
+        },
+        load,
+    );
+}
+
+/// Loads what the server segments and counts (`/api/v1/segments`) once.
+pub fn use_segments_info(live: Live) {
+    let url = segments_url(live.token().as_deref());
+    leptos::task::spawn_local(async move {
+        match get_json::<SegmentsInfo>(&url).await {
+            Ok(i) => live.info.set(Some(i)),
+            Err(e) => leptos::logging::warn!("segments: {e}"),
         }
     });
 }
@@ -392,6 +526,20 @@ pub fn use_socket(live: Live) {
     }));
     connect(&shared);
 
+    // Another segment: the windows shown so far are another segment's; start from its
+    // snapshot on a new socket.
+    let weak = Rc::downgrade(&shared);
+    Effect::new(move |prev: Option<Option<Filter>>| {
+        let filter = live.filter.get();
+        if prev.is_some_and(|p| p != filter) {
+            live.state.update(|s| *s = LiveState::new(s.keep));
+            if let Some(shared) = weak.upgrade() {
+                restart(&shared, true);
+            }
+        }
+        filter
+    });
+
     // Keepalive: ping every 20 s; a socket silent for 30 s (the server pushes status about
     // once a second) is treated as dead and replaced.
     let weak = Rc::downgrade(&shared);
@@ -455,6 +603,7 @@ fn connect(shared: &Shared) {
         since,
         live.token().as_deref(),
     );
+    let url = with_filter(url, live.filter().as_ref());
     let ws = match WebSocket::new(&url) {
         Ok(ws) => ws,
         Err(e) => {
@@ -491,11 +640,20 @@ fn connect(shared: &Shared) {
                 return;
             }
         };
-        if let ServerMsg::Snapshot { protocol, .. } = &msg {
+        if let ServerMsg::Snapshot {
+            protocol, filter, ..
+        } = &msg
+        {
             if *protocol != PROTOCOL_VERSION {
                 leptos::logging::warn!(
                     "server speaks protocol {protocol}, this page {PROTOCOL_VERSION}; reload the page after an upgrade"
                 );
+            }
+            let want = live.filter().map(|f| f.to_string());
+            if *filter != want {
+                // Another segment's (a socket being replaced), or a server that cannot filter.
+                leptos::logging::warn!("socket: ignoring a snapshot of {filter:?}, not {want:?}");
+                return;
             }
         }
         match live.state.try_update_untracked(|s| s.apply(msg)) {
@@ -629,6 +787,21 @@ mod tests {
         assert_eq!(summary_url(Range::H24, None), "/api/v1/summary?range=24h");
         assert_eq!(status_url(Some("t")), "/api/v1/status?token=t");
         assert_eq!(status_url(None), "/api/v1/status");
+        let de = Filter::parse("type:sign up").expect("filter");
+        assert_eq!(
+            with_filter(summary_url(Range::M5, None), Some(&de)),
+            "/api/v1/summary?range=5m&filter=type%3Asign%20up"
+        );
+        assert_eq!(
+            now_url(Some("t"), Some(&de)),
+            "/api/v1/now?filter=type%3Asign%20up&token=t"
+        );
+        assert_eq!(now_url(None, None), "/api/v1/now");
+        assert_eq!(segments_url(None), "/api/v1/segments");
+        assert_eq!(
+            with_filter(socket_url("http:", "h:1", None, None), Some(&de)),
+            "ws://h:1/ws?filter=type%3Asign%20up"
+        );
     }
 
     #[test]

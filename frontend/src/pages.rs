@@ -8,11 +8,14 @@
 use leptos::prelude::*;
 
 use crate::{
-    chrome::{Brand, Card, ConnectionDot, ConnectionState, LastUpdate, RangePicker, StatusStrip},
+    chrome::{
+        Brand, Card, ConnectionDot, ConnectionState, FilterBar, LastUpdate, RangePicker,
+        StatusStrip,
+    },
     figures, format,
     live::{self, use_live, ConnState, Live},
-    panels::{EventsChart, Kpi, ListKind, PanelBody, TopList, TotalsPanel},
-    route::{query_param, route, Panel, Range, Route},
+    panels::{EventsChart, Kpi, ListKind, NowKpi, PanelBody, TopList, TotalsPanel},
+    route::{filter_of, query_param, route, search_with_filter, Panel, Range, Route},
     zone,
 };
 
@@ -44,12 +47,15 @@ pub fn App() -> impl IntoView {
             .and_then(|r| Range::from_label(&r))
             .unwrap_or_default(),
     };
-    let live = Live::new(range, token);
+    let live = Live::new(range, token, filter_of(&search));
     provide_context(live);
     live::use_clock(live);
     live::use_socket(live);
     live::use_history(live);
     live::use_summary(live);
+    live::use_now(live);
+    live::use_segments_info(live);
+    live::use_filter_history(live);
     live::use_ready_marker(Signal::derive(move || {
         live.state.with(|s| s.last_seq.is_some())
     }));
@@ -63,8 +69,10 @@ pub fn App() -> impl IntoView {
 
 /// The dashboard's cards under the totals, in order: panel, extra classes (grid spans),
 /// rows of a top list.
-const DASHBOARD_CARDS: [(Panel, &str, usize); 7] = [
+const DASHBOARD_CARDS: [(Panel, &str, usize); 9] = [
     (Panel::Events, "span-all chart-card", 10),
+    (Panel::Now, "", 6),
+    (Panel::Goals, "", 10),
     (Panel::Pages, "tall", 15),
     (Panel::Referrers, "", 10),
     (Panel::Countries, "", 10),
@@ -89,6 +97,7 @@ pub fn Dashboard() -> impl IntoView {
                 </div>
             </header>
             <StatusStrip/>
+            <FilterBar interactive=true/>
             <main class="grid">
                 <section class="card span-all">
                     <TotalsPanel/>
@@ -107,14 +116,18 @@ pub fn Dashboard() -> impl IntoView {
             <footer class="foot">
                 <span>"Range: last " {range_label} " · times in your time zone"</span>
                 <span class="links">
-                    <a href="/kiosk">"Wall display"</a>
+                    <a href=move || format!("/kiosk{}", search_with_filter("", live.filter.get().as_ref()))>"Wall display"</a>
                     " · embed: "
-                    {Panel::ALL
-                        .into_iter()
-                        .map(|p| {
-                            view! { <a class="embed-link" href=format!("/embed/{}", p.name())>{p.name()}</a> }
-                        })
-                        .collect_view()}
+                    {move || {
+                        // The embeds (and the wall display) of the segment shown.
+                        let q = search_with_filter("", live.filter.get().as_ref());
+                        Panel::ALL
+                            .into_iter()
+                            .map(|p| {
+                                view! { <a class="embed-link" href=format!("/embed/{}{q}", p.name())>{p.name()}</a> }
+                            })
+                            .collect_view()
+                    }}
                 </span>
             </footer>
         </div>
@@ -151,6 +164,14 @@ pub fn Kiosk() -> impl IntoView {
             .unwrap_or_else(|| "—".into())
     };
     let clock = move || zone::time_of_day(live.clock.get() as i64, false);
+    // The first goal's conversion rate over the range (from the summary).
+    let goal = move || {
+        live.summary.with(|s| {
+            s.as_ref()
+                .and_then(|s| s.figures.goals.first())
+                .map(|g| (g.name.clone(), format::percent(g.conversion_rate)))
+        })
+    };
     view! {
         <div class="kiosk" data-testid="kiosk" class:is-stale=move || stale.get()>
             <Show when=move || stale.get()>
@@ -158,6 +179,7 @@ pub fn Kiosk() -> impl IntoView {
             </Show>
             <header class="k-head">
                 <Brand/>
+                <FilterBar/>
                 <div class="k-meta">
                     <ConnectionState/>
                     <LastUpdate/>
@@ -167,11 +189,16 @@ pub fn Kiosk() -> impl IntoView {
             <section class="k-kpis">
                 <Kpi label="Events · 15 min" testid="total-events" value=Signal::derive(move || Some(live.total_events.get())) big=true/>
                 <Kpi label="Unique visitors" testid="unique-visitors" value=Signal::derive(move || live.summary.with(|s| s.as_ref().map(|s| s.figures.unique_visitors))) big=true/>
-                <div class="kpi">
+                <NowKpi big=true/>
+                <div class="kpi" data-testid="kiosk-goal">
+                    <div class="kpi-label">{move || goal().map(|(n, _)| format!("Conversion · {n}")).unwrap_or_else(|| "Conversion".into())}</div>
+                    <div class="kpi-value">{move || goal().map(|(_, r)| r).unwrap_or_else(|| "—".into())}</div>
+                </div>
+                <div class="kpi kpi-ops">
                     <div class="kpi-label">"Events / s"</div>
                     <div class="kpi-value">{rate}</div>
                 </div>
-                <div class="kpi">
+                <div class="kpi kpi-ops">
                     <div class="kpi-label">"Lag"</div>
                     <div class="kpi-value">{lag}</div>
                 </div>
@@ -207,6 +234,7 @@ pub fn Embed(
         <div class=format!("embed embed-{}", panel.name()) data-testid=format!("embed-{}", panel.name())>
             <div class="embed-head">
                 <span class="embed-title">{panel.title()}</span>
+                <FilterBar/>
                 <ConnectionDot/>
             </div>
             <div class="embed-body"><PanelBody panel=panel max_bars=180/></div>

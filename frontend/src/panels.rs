@@ -1,5 +1,7 @@
-//! The panels: headline figures, the totals, the events chart, the top lists and the
-//! pipeline status. Each can stand alone (the embeds show one each).
+//! The panels: headline figures, the totals, visitors now, the goals, the events chart, the
+//! top lists and the pipeline status. Each can stand alone (the embeds show one each).
+//! Every panel shows the page's segment when it has one; the rows of the country, device,
+//! type and referrer lists set it when clicked (when the server segments that dimension).
 //!
 //! Contract: components only lay out; they read the shared [`Live`](crate::live::Live)
 //! state from context and take every figure from `figures`, the chart's whole layout from
@@ -7,12 +9,13 @@
 //! hooks listed in the crate docs stay as they are.
 
 use leptos::prelude::*;
+use pulseboard_model::agg::Dimension;
 use pulseboard_model::proto::{Count, Status, Summary};
 
 use crate::{
     chart::{self, EVENTS_H, EVENTS_W},
     figures, format,
-    live::use_live,
+    live::{set_filter, use_live},
     route::Panel,
     zone,
 };
@@ -93,11 +96,169 @@ pub fn TotalsPanel() -> impl IntoView {
                     <path class="spark-line" d=move || spark().1/>
                 </svg>
             </div>
+            <NowKpi/>
             <Kpi label="Unique visitors" testid="unique-visitors" value=summary(|s| s.figures.unique_visitors)/>
             <Kpi label="Unique sessions" testid="unique-sessions" value=summary(|s| s.figures.unique_sessions)/>
-            <Kpi label="Late events" testid="late-events" value=status(|s| s.late_events_total) note="since start"/>
-            <Kpi label="Dead-lettered" testid="dead-letters" value=status(|s| s.dead_letters_total) note="since start"/>
+            <Kpi label="Late events" testid="late-events" value=status(|s| s.late_events_total) note="since start, all traffic"/>
+            <Kpi label="Dead-lettered" testid="dead-letters" value=status(|s| s.dead_letters_total) note="since start, all traffic"/>
         </div>
+    }
+}
+
+/// The headline "visitors now", with its definition on hover.
+#[component]
+pub fn NowKpi(
+    /// `data-testid` of the value (`visitors-now`, the headline's).
+    #[prop(default = "visitors-now")]
+    testid: &'static str,
+    /// Show it compact (`12.3k`) rather than exact (`12,345`), as the kiosk does.
+    #[prop(optional)]
+    big: bool,
+) -> impl IntoView {
+    let live = use_live();
+    let value = move || live.now.with(|n| n.as_ref().map(|n| n.visitors));
+    let span = move || {
+        live.now
+            .with(|n| n.as_ref().map(|n| format::span(n.span_ms)))
+            .unwrap_or_else(|| "5 min".into())
+    };
+    let definition = move || {
+        live.now
+            .with(|n| n.as_ref().map(|n| n.definition.clone()))
+            .unwrap_or_default()
+    };
+    view! {
+        <div class="kpi kpi-now" title=definition>
+            <div class="kpi-label">
+                <span class="live-dot" aria-hidden="true"></span>
+                {move || format!("Visitors now · {}", span())}
+            </div>
+            <div
+                class="kpi-value"
+                data-testid=testid
+                data-value=move || value().map(|v| v.to_string())
+            >
+                {move || match value() {
+                    Some(v) if big || v >= 1_000_000 => format::compact(v),
+                    Some(v) => format::grouped(v),
+                    None => "—".into(),
+                }}
+            </div>
+            <div class="kpi-note">"hover for the definition"</div>
+        </div>
+    }
+}
+
+/// Visitors now with the pages they are on and where they came from; empty once they left.
+#[component]
+pub fn NowPanel(
+    /// Rows of each list.
+    #[prop(default = 8)]
+    rows: usize,
+) -> impl IntoView {
+    let live = use_live();
+    let list = move |pages: bool| {
+        live.now.with(|n| {
+            n.as_ref()
+                .map(|n| {
+                    let l = if pages { &n.pages } else { &n.sources };
+                    l.iter().take(rows).cloned().collect::<Vec<Count>>()
+                })
+                .unwrap_or_default()
+        })
+    };
+    let rows_of = move |pages: bool| {
+        let items = list(pages);
+        let max = items.first().map(|c| c.count).unwrap_or(0);
+        if items.is_empty() {
+            return view! { <li class="empty">"Nobody right now"</li> }.into_any();
+        }
+        items
+            .into_iter()
+            .map(|c| {
+                view! {
+                    <li class="row" data-key=c.key.clone() data-count=c.count.to_string()>
+                        <span class="row-bar" style:width=format!("{:.1}%", format::share(c.count, max))></span>
+                        <span class="row-key" title=c.key.clone()>{format::ellipsize(&c.key, 48)}</span>
+                        <span class="row-count">{format::compact(c.count)}</span>
+                    </li>
+                }
+            })
+            .collect_view()
+            .into_any()
+    };
+    view! {
+        <div class="now-panel">
+            <NowKpi testid="now-visitors"/>
+            <div class="now-lists">
+                <div>
+                    <h3 class="sub-title">"Active pages"</h3>
+                    <ol class="toplist now-pages" data-testid="now-pages">{move || rows_of(true)}</ol>
+                </div>
+                <div>
+                    <h3 class="sub-title">"Sources"</h3>
+                    <ol class="toplist now-sources" data-testid="now-sources">{move || rows_of(false)}</ol>
+                </div>
+            </div>
+        </div>
+    }
+}
+
+/// The goals over the range: completions, converting visitors, conversion rate.
+#[component]
+pub fn GoalsPanel() -> impl IntoView {
+    let live = use_live();
+    let rows = Memo::new(move |_| {
+        let (from, to) = live.bounds.get();
+        let info = live
+            .info
+            .with(|i| i.as_ref().map(|i| i.goals.clone()).unwrap_or_default());
+        live.summary.with(|sum| {
+            live.state
+                .with(|s| figures::goal_rows(&info, s.range(from, to), sum.as_ref()))
+        })
+    });
+    move || {
+        let rows = rows.get();
+        if rows.is_empty() {
+            return view! {
+                <p class="empty" data-testid="goals-empty">"No goals: start the server with --goal signup (an event type) or --goal NAME=url:/path*."</p>
+            }
+            .into_any();
+        }
+        view! {
+            <table class="goals" data-testid="goals">
+                <thead>
+                    <tr>
+                        <th>"Goal"</th>
+                        <th class="num">"Completions"</th>
+                        <th class="num" title="Distinct visitors who completed it (HyperLogLog)">"Converting"</th>
+                        <th class="num" title="Converting visitors ÷ unique visitors of the range, both HyperLogLog">"Rate"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {rows
+                        .into_iter()
+                        .map(|r| {
+                            view! {
+                                <tr
+                                    data-goal=r.name.clone()
+                                    data-completions=r.completions.to_string()
+                                    data-converting=r.converting.map(|c| c.to_string())
+                                    data-rate=r.rate.map(|x| x.to_string())
+                                >
+                                    <td title=r.rule.clone()>{r.name.clone()}</td>
+                                    <td class="num">{format::grouped(r.completions)}</td>
+                                    <td class="num">{r.converting.map(format::grouped).unwrap_or_else(|| "—".into())}</td>
+                                    <td class="num rate">{r.rate.map(format::percent).unwrap_or_else(|| "—".into())}</td>
+                                </tr>
+                            }
+                        })
+                        .collect_view()}
+                </tbody>
+            </table>
+        }
+        .into_any()
     }
 }
 
@@ -230,6 +391,8 @@ pub fn PanelBody(
     match panel {
         Panel::Events => view! { <EventsChart max_bars=max_bars/> }.into_any(),
         Panel::Totals => view! { <TotalsPanel/> }.into_any(),
+        Panel::Now => view! { <NowPanel rows=rows/> }.into_any(),
+        Panel::Goals => view! { <GoalsPanel/> }.into_any(),
         Panel::Pages => list(ListKind::Pages),
         Panel::Referrers => list(ListKind::Referrers),
         Panel::Countries => list(ListKind::Countries),
@@ -255,6 +418,17 @@ pub enum ListKind {
 }
 
 impl ListKind {
+    /// The segment dimension its rows filter by, if any.
+    pub fn dimension(self) -> Option<Dimension> {
+        match self {
+            ListKind::Pages => None,
+            ListKind::Referrers => Some(Dimension::Referrer),
+            ListKind::Countries => Some(Dimension::Country),
+            ListKind::Devices => Some(Dimension::Device),
+            ListKind::Types => Some(Dimension::Type),
+        }
+    }
+
     fn testid(self) -> &'static str {
         match self {
             ListKind::Pages => "top-pages",
@@ -309,7 +483,18 @@ pub fn TopList(
             })
         })
     });
+    // Rows filter by their value when the server segments this list's dimension.
+    let dim = Memo::new(move |_| {
+        kind.dimension().filter(|d| {
+            live.info.with(|i| {
+                i.as_ref()
+                    .is_some_and(|i| i.dimensions.iter().any(|n| n == d.name()))
+            })
+        })
+    });
     let rows_view = move || {
+        let dim = dim.get();
+        let current = live.filter.get();
         items.with(|items| {
             let max = items.first().map(|c| c.count).unwrap_or(0);
             if items.is_empty() {
@@ -319,8 +504,32 @@ pub fn TopList(
                 .iter()
                 .map(|c| {
                     let label = display_key(kind, &c.key);
+                    let target = dim.and_then(|d| figures::filter_for(d, &c.key));
+                    let active = dim.is_some_and(|d| figures::is_filtered(current.as_ref(), d, &c.key));
+                    let clickable = target.is_some();
+                    let title = target.as_ref().map(|f| {
+                        if active {
+                            "Showing this segment: click to show all traffic".to_owned()
+                        } else {
+                            format!("Show only {}", figures::filter_label(f))
+                        }
+                    });
+                    let on_click = move |_| {
+                        if let Some(f) = target.clone() {
+                            set_filter(live, if active { None } else { Some(f) });
+                        }
+                    };
                     view! {
-                        <li class="row" data-key=c.key.clone() data-count=c.count.to_string()>
+                        <li
+                            class="row"
+                            class:clickable=clickable
+                            class:active=active
+                            role=clickable.then_some("button")
+                            title=title
+                            on:click=on_click
+                            data-key=c.key.clone()
+                            data-count=c.count.to_string()
+                        >
                             <span class="row-bar" style:width=format!("{:.1}%", format::share(c.count, max))></span>
                             <span class="row-key" title=c.key.clone()>{label}</span>
                             <span class="row-count" title=format::grouped(c.count)>{format::compact(c.count)}</span>

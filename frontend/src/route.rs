@@ -10,8 +10,13 @@
 //!
 //! A path prefix before these is ignored, so the app also works behind a reverse proxy
 //! that mounts it under a sub-path.
+//!
+//! Every page may be pinned to a segment with `?filter=DIMENSION:VALUE` ([`filter_of`]);
+//! [`search_with_filter`] writes the query string of the same page with another filter.
 
 use std::fmt;
+
+use pulseboard_model::agg::Filter;
 
 /// A page of the app.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +38,10 @@ pub enum Panel {
     Events,
     /// Totals for the range.
     Totals,
+    /// Visitors now: the headline, active pages and sources.
+    Now,
+    /// Goals: completions, converting visitors, conversion rate.
+    Goals,
     /// Top pages.
     Pages,
     /// Top referrers.
@@ -49,9 +58,11 @@ pub enum Panel {
 
 impl Panel {
     /// Every panel, in the order the dashboard shows them.
-    pub const ALL: [Panel; 8] = [
+    pub const ALL: [Panel; 10] = [
         Panel::Events,
         Panel::Totals,
+        Panel::Now,
+        Panel::Goals,
         Panel::Pages,
         Panel::Referrers,
         Panel::Countries,
@@ -65,6 +76,8 @@ impl Panel {
         match self {
             Panel::Events => "events",
             Panel::Totals => "totals",
+            Panel::Now => "now",
+            Panel::Goals => "goals",
             Panel::Pages => "pages",
             Panel::Referrers => "referrers",
             Panel::Countries => "countries",
@@ -84,6 +97,8 @@ impl Panel {
         match self {
             Panel::Events => "Events per window",
             Panel::Totals => "Totals",
+            Panel::Now => "Visitors now",
+            Panel::Goals => "Goals",
             Panel::Pages => "Top pages",
             Panel::Referrers => "Referrers",
             Panel::Countries => "Countries",
@@ -121,6 +136,47 @@ pub fn query_param(search: &str, name: &str) -> Option<String> {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         (decode(k) == name).then(|| decode(v))
     })
+}
+
+/// The segment a page is pinned to: its `filter` parameter, when it reads as a filter
+/// (`country:DE`); anything else is no filter (the server would refuse it).
+pub fn filter_of(search: &str) -> Option<Filter> {
+    query_param(search, "filter")
+        .filter(|f| !f.is_empty())
+        .and_then(|f| Filter::parse(&f).ok())
+}
+
+/// `search` (with or without `?`) with its `filter` parameter set to `filter`, or removed;
+/// the other parameters stay as they are, in their order. Returns `""` or `?...`.
+pub fn search_with_filter(search: &str, filter: Option<&Filter>) -> String {
+    let q = search.strip_prefix('?').unwrap_or(search);
+    let mut parts: Vec<String> = q
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .filter(|p| decode(p.split('=').next().unwrap_or_default()) != "filter")
+        .map(str::to_owned)
+        .collect();
+    if let Some(f) = filter {
+        parts.push(format!("filter={}", encode(&f.to_string())));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", parts.join("&"))
+    }
+}
+
+/// Percent-encodes what a query value cannot hold as it is (keeps `:`, `/` and `.` readable).
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b':' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Decodes `%XX` escapes and `+` (as a space); invalid escapes are kept as they are.
@@ -253,6 +309,35 @@ mod tests {
             query_param("?t=%zz%4", "t").as_deref(),
             Some("%zz%4"),
             "bad escapes stay"
+        );
+    }
+
+    #[test]
+    fn a_page_is_pinned_to_a_segment_by_its_filter_parameter() {
+        let f = filter_of("?token=x&filter=country%3ADE").expect("filter");
+        assert_eq!(f.to_string(), "country:DE");
+        assert_eq!(
+            filter_of("?filter=country:DE&kiosk").map(|f| f.value),
+            Some("DE".into())
+        );
+        assert_eq!(filter_of("?filter="), None);
+        assert_eq!(filter_of("?filter=nonsense"), None);
+        assert_eq!(filter_of(""), None);
+        let de = Filter::parse("country:DE").expect("filter");
+        assert_eq!(
+            search_with_filter("?token=a%20b&filter=device:mobile&kiosk", Some(&de)),
+            "?token=a%20b&kiosk&filter=country:DE"
+        );
+        assert_eq!(search_with_filter("?filter=country:DE", None), "");
+        assert_eq!(search_with_filter("", Some(&de)), "?filter=country:DE");
+        let odd = Filter::parse("type:sign up&x").expect("filter");
+        let s = search_with_filter("", Some(&odd));
+        assert_eq!(s, "?filter=type:sign%20up%26x");
+        assert_eq!(filter_of(&s), Some(odd), "round trip");
+        assert_eq!(route("/embed/goals", ""), Route::Embed(Panel::Goals));
+        assert_eq!(
+            route("/embed/now", "?filter=country:DE"),
+            Route::Embed(Panel::Now)
         );
     }
 

@@ -7,8 +7,16 @@
 //!   accepts; [`Generator::next_payload`] yields its canonical JSON, or (with
 //!   probability `malformed`) a payload the canonical decoder rejects.
 //! - Traffic shape: Zipf page popularity, visitors with sticky country/device,
-//!   multi-event sessions, ~85/13/2 % pageview/click/signup, weighted
-//!   referrers, a fraction of out-of-order and of late events.
+//!   multi-event sessions, ~85/13/2 % pageview/click/signup (the signups, on `/signup`,
+//!   are what the demo's `signup` goal counts), weighted referrers, a fraction of
+//!   out-of-order and of late events.
+//! - With a [`Spike`] (the demo's, [`GenConfig::demo`]), traffic now and then swells: a link
+//!   on a busy site sends a crowd of new visitors to one blog post. [`Generator::rate_factor`]
+//!   says how many times the base rate to send at an instant (the caller paces by it), and
+//!   during a spike that share of the events comes from the crowd (referrer
+//!   `news.ycombinator.com`, landing on the post). Its schedule counts from the first `now`
+//!   the generator sees. Without a spike, the generator draws exactly the random numbers it
+//!   always did.
 
 use crate::event::Event;
 
@@ -27,6 +35,8 @@ pub struct GenConfig {
     pub late: f64,
     /// Fraction of malformed payloads from [`Generator::next_payload`].
     pub malformed: f64,
+    /// An occasional traffic spike (none by default).
+    pub spike: Option<Spike>,
 }
 
 impl Default for GenConfig {
@@ -38,9 +48,72 @@ impl Default for GenConfig {
             out_of_order: 0.02,
             late: 0.002,
             malformed: 0.003,
+            spike: None,
         }
     }
 }
+
+impl GenConfig {
+    /// The embedded demo's traffic: the defaults with [`Spike::DEMO`].
+    pub fn demo() -> Self {
+        GenConfig {
+            spike: Some(Spike::DEMO),
+            ..GenConfig::default()
+        }
+    }
+}
+
+/// A recurring traffic spike, shaped as a trapezoid: the rate climbs from 1× to `peak`× in
+/// the first fifth of `duration_ms`, holds, and falls back in the last fifth.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spike {
+    /// When the first spike starts, after the first event.
+    pub first_after_ms: i64,
+    /// Time from the start of one spike to the start of the next.
+    pub every_ms: i64,
+    /// How long a spike lasts.
+    pub duration_ms: i64,
+    /// Traffic at its height, as a multiple of the base rate.
+    pub peak: f64,
+}
+
+impl Spike {
+    /// The demo's: 90 s after start, then every 10 minutes, 60 s long, up to 5× the rate.
+    /// At the default 200 events/s, a 10 s window at the peak holds about 10,000 events
+    /// instead of 2,000: enough for a rule on events per window to fire.
+    pub const DEMO: Spike = Spike {
+        first_after_ms: 90_000,
+        every_ms: 600_000,
+        duration_ms: 60_000,
+        peak: 5.0,
+    };
+
+    /// The rate multiplier `elapsed_ms` after the first event (1.0 outside spikes).
+    pub fn factor(&self, elapsed_ms: i64) -> f64 {
+        let since = elapsed_ms - self.first_after_ms;
+        if since < 0 || self.duration_ms <= 0 || !self.peak.is_finite() {
+            return 1.0;
+        }
+        let t = since % self.every_ms.max(self.duration_ms);
+        if t >= self.duration_ms {
+            return 1.0;
+        }
+        let x = t as f64 / self.duration_ms as f64;
+        let ramp = if x < 0.2 {
+            x / 0.2
+        } else if x > 0.8 {
+            (1.0 - x) / 0.2
+        } else {
+            1.0
+        };
+        1.0 + (self.peak.max(1.0) - 1.0) * ramp
+    }
+}
+
+/// The page a spike's crowd lands on, and where it comes from.
+pub const SPIKE_PAGE: &str = "/blog/launching-real-time-analytics";
+/// The referrer of a spike's crowd.
+pub const SPIKE_REFERRER: &str = "https://news.ycombinator.com/";
 
 /// One generated message: a good event or a malformed payload.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,6 +140,8 @@ pub struct Generator {
     sessions: Vec<Session>,
     max_sessions: usize,
     visitor_salt: u64,
+    /// The first `now` seen: a spike's schedule counts from it.
+    origin: Option<i64>,
 }
 
 const FIXED_PAGES: &[&str] = &[
@@ -268,6 +343,7 @@ impl Generator {
             sessions: Vec::new(),
             max_sessions: (cfg.visitors / 20).clamp(1, 400),
             visitor_salt: mix(seed),
+            origin: None,
             cfg,
         }
     }
@@ -319,8 +395,40 @@ impl Generator {
         }
     }
 
+    /// How many times the base rate to send at `now_ms`: 1.0, or more during a spike.
+    pub fn rate_factor(&mut self, now_ms: i64) -> f64 {
+        let origin = *self.origin.get_or_insert(now_ms);
+        self.cfg
+            .spike
+            .map_or(1.0, |s| s.factor(now_ms.saturating_sub(origin)))
+    }
+
+    /// A page view of a spike's crowd: a visitor from the spike's referrer on its page, who
+    /// leaves again (a session of one page view: such crowds mostly bounce).
+    fn crowd_event(&mut self, now_ms: i64) -> Event {
+        let visitor = self.rng.usize(0..self.cfg.visitors);
+        let (country, device) = self.visitor_attrs(visitor);
+        Event {
+            ts: now_ms,
+            kind: "pageview".to_owned(),
+            visitor: self.visitor_id(visitor),
+            session: Some(format!("s-{:016x}", self.rng.u64(..))),
+            url: SPIKE_PAGE.to_owned(),
+            referrer: Some(SPIKE_REFERRER.to_owned()),
+            country: Some(country.to_owned()),
+            device: Some(device.to_owned()),
+        }
+    }
+
     /// The next well-formed event at (about) `now_ms`.
     pub fn next_event(&mut self, now_ms: i64) -> Event {
+        if self.cfg.spike.is_some() {
+            // During a spike, the share of traffic above the base rate is the crowd.
+            let f = self.rate_factor(now_ms);
+            if f > 1.0 && self.rng.f64() < (f - 1.0) / f {
+                return self.crowd_event(now_ms);
+            }
+        }
         let si = self.pick_session();
         let roll = self.rng.u32(0..100);
         let kind = match roll {
@@ -553,6 +661,51 @@ mod tests {
         assert!(evs
             .iter()
             .all(|e| e.visitor.starts_with("v-") && e.url.starts_with('/')));
+    }
+
+    #[test]
+    fn a_spike_rises_holds_and_falls_on_its_schedule() {
+        let s = Spike::DEMO;
+        assert_eq!(s.factor(0), 1.0);
+        assert_eq!(s.factor(89_999), 1.0);
+        assert_eq!(s.factor(90_000), 1.0, "the ramp starts at 1x");
+        assert!((s.factor(90_000 + 6_000) - 3.0).abs() < 1e-9, "half way up");
+        assert_eq!(s.factor(90_000 + 30_000), 5.0);
+        assert!(
+            (s.factor(90_000 + 57_000) - 2.0).abs() < 1e-9,
+            "coming down"
+        );
+        assert_eq!(s.factor(90_000 + 60_000), 1.0);
+        assert_eq!(
+            s.factor(90_000 + 600_000 + 30_000),
+            5.0,
+            "and again 10 min later"
+        );
+        assert_eq!(GenConfig::default().spike, None);
+    }
+
+    #[test]
+    fn the_demo_sends_a_crowd_from_one_referrer_during_a_spike() {
+        let mut g = Generator::new(5, GenConfig::demo());
+        // Before the spike: 1x, and few events from the spike's referrer to its page.
+        let from_crowd = |evs: &[Event]| {
+            evs.iter()
+                .filter(|e| e.referrer.as_deref() == Some(SPIKE_REFERRER) && e.url == SPIKE_PAGE)
+                .count() as f64
+                / evs.len() as f64
+        };
+        let calm: Vec<Event> = (0..5_000).map(|i| g.next_event(NOW + i * 10)).collect();
+        assert_eq!(g.rate_factor(NOW + 50_000), 1.0);
+        let peak_at = NOW + 90_000 + 30_000;
+        assert_eq!(g.rate_factor(peak_at), 5.0);
+        let spike: Vec<Event> = (0..5_000).map(|_| g.next_event(peak_at)).collect();
+        assert!(from_crowd(&calm) < 0.01, "{}", from_crowd(&calm));
+        // At 5x, 4/5 of the events are the crowd's.
+        let share = from_crowd(&spike);
+        assert!((0.77..0.83).contains(&share), "{share}");
+        // The site's own traffic goes on, signups included.
+        let signups = spike.iter().filter(|e| e.kind == "signup").count();
+        assert!(signups > 5, "{signups}");
     }
 
     #[test]

@@ -17,7 +17,9 @@
 //!   schema, a `serde_json::Value` + JSON-pointer path for every other mapping.
 //! - [`agg`] — the per-window [`Aggregate`], its merge and storage encoding; its
 //!   sketches in [`agg::hll`] ([`Hll`], distinct counts) and [`agg::top`]
-//!   ([`TopCounts`], bounded counts by key).
+//!   ([`TopCounts`], bounded counts by key); goals ([`agg::goal`]: [`Goal`], conversions)
+//!   and segments ([`agg::segment`]: sub-aggregates by country, device, type, referrer
+//!   domain; the [`Filter`] that picks one).
 //! - [`window`] — epoch-aligned tumbling windows, the per-partition watermark state
 //!   machine [`PartitionWindows`], and the rules across partitions: the
 //!   [`global_watermark`], how far windows are final ([`final_up_to`]) and a window's
@@ -26,6 +28,8 @@
 //!   with the [`Figures`] a window and a summary share.
 //! - [`live_state`] — the client's [`LiveState`] built from WebSocket messages, with
 //!   the resume rules.
+//! - [`now`] — "visitors now": the windows of the last minutes up to a wall-clock instant,
+//!   their merge and its definition.
 //! - [`gen`] — deterministic, realistic demo traffic.
 
 pub mod agg;
@@ -34,11 +38,14 @@ pub mod event;
 pub mod gen;
 pub mod live_state;
 pub mod mapping;
+pub mod now;
 pub mod proto;
 pub mod time;
 pub mod window;
 
-pub use agg::{AggError, Aggregate, Hll, TopCounts, TOP_CAP};
+pub use agg::{
+    AggError, AggSpec, Aggregate, Dimension, Filter, Goal, Hll, SegmentSpec, TopCounts, TOP_CAP,
+};
 pub use decode::{DecodeError, Decoder};
 pub use event::{DeadReason, Event, MAX_FIELD_BYTES, MAX_VALUE_BYTES};
 pub use gen::{GenConfig, Generated, Generator};

@@ -132,6 +132,7 @@ mod tests {
                 events,
                 ..Figures::default()
             },
+            segment: None,
         }
     }
 
@@ -160,6 +161,7 @@ mod tests {
             window_ms: 10_000,
             windows: vec![view(0, 1), view(10_000, 1)],
             status: status(),
+            filter: None,
         };
         assert_eq!(st.apply(snap), Apply::Applied);
         assert_eq!(

@@ -11,15 +11,25 @@
 //! - Top lists are ordered by count descending, then key ascending, and `approximate` is
 //!   true when any of the underlying counters left exact mode.
 //! - When a window is live, final or revised is decided by [`crate::window::window_state`].
+//! - Goals ([`GoalFigures`]) list the server's configured goals in their order, with zeros
+//!   where a window or range has no completion; conversion rate = converting visitors ÷
+//!   unique visitors, both HyperLogLog estimates of the same window or range.
+//! - A view filtered by a segment (`filter=country:DE`) carries the segment's figures and a
+//!   [`SegmentNote`] saying whether they hold every event of that value (`complete`) or are
+//!   a lower bound because some windows kept the value in their "other" bucket.
+//!
+//! Protocol versions: 1, the first; 2 adds goals to the figures, the segment note and the
+//! filter echoed in the snapshot of a filtered socket (`/ws?filter=`). Both additions are
+//! fields a version-1 client ignores.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::agg::{Aggregate, TopCounts};
+use crate::agg::{conversion_rate, Aggregate, Coverage, Goal, TopCounts};
 
-/// Version of the JSON protocol described here.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Version of the JSON protocol described here (see the module docs for the changes).
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Lifecycle of a window as shown to clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,11 +101,62 @@ pub struct Figures {
     pub devices: Vec<Count>,
     /// True when any top list is approximate.
     pub approximate: bool,
+    /// The goals: completions, converting visitors, conversion rate.
+    #[serde(default)]
+    pub goals: Vec<GoalFigures>,
+}
+
+/// One goal's figures in a window or over a range.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GoalFigures {
+    /// The goal's name.
+    pub name: String,
+    /// Events that completed it.
+    pub completions: u64,
+    /// Distinct visitors who completed it (HyperLogLog estimate; over a range a merge).
+    pub converting_visitors: u64,
+    /// `converting_visitors / unique_visitors` of the same window or range, from 0 to 1.
+    pub conversion_rate: f64,
+}
+
+impl GoalFigures {
+    /// The figures of the goal `name` in `agg` (zeros when it has no completion there).
+    pub fn of(agg: &Aggregate, name: &str) -> Self {
+        let (completions, converting) = agg
+            .goals
+            .get(name)
+            .map_or((0, 0), |g| (g.completions, g.visitors.estimate()));
+        GoalFigures {
+            name: name.to_owned(),
+            completions,
+            converting_visitors: converting,
+            conversion_rate: conversion_rate(converting, agg.visitors.estimate()),
+        }
+    }
 }
 
 impl Figures {
-    /// The figures of `agg` with top lists cut to `top_n` entries.
+    /// The figures of `agg` with top lists cut to `top_n` entries, and the goals it holds
+    /// completions of (by name).
     pub fn from_aggregate(agg: &Aggregate, top_n: usize) -> Self {
+        let mut f = Figures::base(agg, top_n);
+        f.goals = agg.goals.keys().map(|n| GoalFigures::of(agg, n)).collect();
+        f
+    }
+
+    /// The figures of `agg` with top lists cut to `top_n` entries and the figures of each of
+    /// `goals`, in their order.
+    pub fn with_goals(agg: &Aggregate, top_n: usize, goals: &[Goal]) -> Self {
+        let mut f = Figures::base(agg, top_n);
+        f.goals = goals
+            .iter()
+            .map(|g| GoalFigures::of(agg, &g.name))
+            .collect();
+        f
+    }
+
+    fn base(agg: &Aggregate, top_n: usize) -> Self {
         Figures {
             events: agg.events,
             by_type: type_map(&agg.by_type),
@@ -106,6 +167,42 @@ impl Figures {
             countries: counts(&agg.countries, top_n),
             devices: counts(&agg.devices, top_n),
             approximate: !agg.is_exact(),
+            goals: Vec::new(),
+        }
+    }
+}
+
+/// What a view filtered by a segment holds of the value's events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SegmentNote {
+    /// The filter, as `dimension:value`.
+    pub filter: String,
+    /// True when the figures hold every event of the value. False when some windows (or
+    /// partitions of them) kept the value in their "other" bucket: the figures are then a
+    /// lower bound.
+    pub complete: bool,
+    /// Events the figures hold.
+    pub events: u64,
+    /// The value's events in the same windows lie between these two (equal while the
+    /// windows' own counts of the dimension are exact).
+    pub events_at_least: u64,
+    pub events_at_most: u64,
+    /// Windows (partitions of windows, before the merge) whose figures lack some events of
+    /// the value.
+    pub incomplete_parts: u64,
+}
+
+impl SegmentNote {
+    /// The note of `filter` with `coverage`.
+    pub fn new(filter: &crate::agg::Filter, coverage: &Coverage) -> Self {
+        SegmentNote {
+            filter: filter.to_string(),
+            complete: coverage.complete(),
+            events: coverage.events,
+            events_at_least: coverage.of_at_least,
+            events_at_most: coverage.of_at_most,
+            incomplete_parts: coverage.incomplete_parts,
         }
     }
 }
@@ -123,6 +220,9 @@ pub struct WindowView {
     /// What the window counted (flattened into this object).
     #[serde(flatten)]
     pub figures: Figures,
+    /// With a filter: how much of the value's events the figures hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<SegmentNote>,
 }
 
 impl WindowView {
@@ -139,6 +239,7 @@ impl WindowView {
             end,
             state,
             figures: Figures::from_aggregate(agg, top_n),
+            segment: None,
         }
     }
 }
@@ -158,6 +259,9 @@ pub struct Summary {
     /// What the range counted (flattened into this object).
     #[serde(flatten)]
     pub figures: Figures,
+    /// With a filter: how much of the value's events the figures hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<SegmentNote>,
 }
 
 impl Summary {
@@ -168,8 +272,64 @@ impl Summary {
             to,
             windows,
             figures: Figures::from_aggregate(agg, top_n),
+            segment: None,
         }
     }
+}
+
+/// Body of `GET /api/v1/now`: who is on the site now (see [`crate::now`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct VisitorsNow {
+    /// The wall-clock time "now" is (epoch ms).
+    pub at: i64,
+    /// How far back "now" reaches, ms (`--now-window`).
+    pub span_ms: i64,
+    /// Start of the oldest window merged (the one holding `at - span_ms`), epoch ms.
+    pub from: i64,
+    /// End of the newest window merged, epoch ms.
+    pub to: i64,
+    /// Distinct visitors with an event in those windows (HyperLogLog merge).
+    pub visitors: u64,
+    /// Events in those windows.
+    pub events: u64,
+    /// Active pages: page views by URL in those windows, most first.
+    pub pages: Vec<Count>,
+    /// Sources: events by referrer domain in those windows, most first.
+    pub sources: Vec<Count>,
+    /// The definition, for people (the dashboard shows it on hover).
+    pub definition: String,
+    /// With a filter: how much of the value's events the figures hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<SegmentNote>,
+}
+
+/// A goal as the server counts it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GoalInfo {
+    /// Its name.
+    pub name: String,
+    /// Its rule in the `--goal` syntax: `type:signup`, `type:pageview,url:/pricing*`.
+    pub rule: String,
+}
+
+/// Body of `GET /api/v1/segments`: what a filter may name, the goals, and visitors now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SegmentsInfo {
+    /// Dimensions with sub-aggregates: what `filter=DIMENSION:VALUE` may name
+    /// (`--segment-dimensions`).
+    pub dimensions: Vec<String>,
+    /// Values per window and dimension with their own sub-aggregate (`--segment-top`);
+    /// the others share the window's "other" bucket (`filter=DIMENSION:(other)`).
+    pub top_n: u32,
+    /// The goals (`--goal`).
+    pub goals: Vec<GoalInfo>,
+    /// How far back "visitors now" reaches, ms (`--now-window`).
+    pub now_window_ms: i64,
+    /// What "visitors now" means.
+    pub now_definition: String,
 }
 
 /// Body of `GET /api/v1/windows`: windows whose start lies in `[from, to)`, oldest first.
@@ -479,6 +639,9 @@ pub enum ServerMsg {
         windows: Vec<WindowView>,
         /// Pipeline status.
         status: Status,
+        /// On a filtered socket (`/ws?filter=`): the filter the windows show.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        filter: Option<String>,
     },
     /// Windows whose figures or state changed since the previous message.
     Windows {
@@ -596,7 +759,7 @@ mod tests {
         ] {
             agg.add(&e);
         }
-        let figures = r#""events":3,"by_type":{"click":1,"pageview":2},"unique_visitors":2,"unique_sessions":1,"top_urls":[{"key":"/b","count":2}],"top_referrers":[{"key":"https://g/","count":1}],"countries":[{"key":"DE","count":3}],"devices":[{"key":"mobile","count":3}],"approximate":false"#;
+        let figures = r#""events":3,"by_type":{"click":1,"pageview":2},"unique_visitors":2,"unique_sessions":1,"top_urls":[{"key":"/b","count":2}],"top_referrers":[{"key":"https://g/","count":1}],"countries":[{"key":"DE","count":3}],"devices":[{"key":"mobile","count":3}],"approximate":false,"goals":[]"#;
         let v = WindowView::from_aggregate(10_000, 20_000, WindowState::Revised, &agg, 10);
         let json = serde_json::to_string(&v).expect("window json");
         assert_eq!(
@@ -611,6 +774,59 @@ mod tests {
             format!(r#"{{"from":0,"to":30000,"windows":3,{figures}}}"#)
         );
         assert_eq!(serde_json::from_str::<Summary>(&json).ok(), Some(s));
+    }
+
+    #[test]
+    fn goals_and_the_segment_note_are_pinned() {
+        use crate::agg::{AggSpec, Filter, Goal};
+        let spec = AggSpec {
+            goals: vec![
+                Goal::parse("signup").unwrap(),
+                Goal::parse("pricing=url:/pricing").unwrap(),
+            ],
+            ..AggSpec::default()
+        };
+        let mut agg = Aggregate::new();
+        for e in [
+            ev("signup", "/signup", None),
+            ev("pageview", "/a", None),
+            ev("pageview", "/b", None),
+            ev("pageview", "/c", None),
+        ] {
+            agg.add_with(&e, &spec);
+        }
+        let f = Figures::with_goals(&agg, 10, &spec.goals);
+        assert_eq!(
+            serde_json::to_string(&f.goals).unwrap(),
+            r#"[{"name":"signup","completions":1,"converting_visitors":1,"conversion_rate":0.25},{"name":"pricing","completions":0,"converting_visitors":0,"conversion_rate":0.0}]"#
+        );
+        // Without the configured list, the goals the aggregate holds.
+        assert_eq!(
+            Figures::from_aggregate(&agg, 10).goals,
+            f.goals[..1].to_vec()
+        );
+        let cov = crate::agg::Coverage {
+            events: 3,
+            of_at_least: 5,
+            of_at_most: 5,
+            incomplete_parts: 1,
+        };
+        let mut s = Summary::from_aggregate(0, 10, 1, &agg, 0);
+        s.segment = Some(SegmentNote::new(
+            &Filter::parse("country:DE").unwrap(),
+            &cov,
+        ));
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            json["segment"].to_string(),
+            r#"{"complete":false,"events":3,"events_at_least":5,"events_at_most":5,"filter":"country:DE","incomplete_parts":1}"#
+        );
+        assert!(
+            serde_json::to_value(Summary::from_aggregate(0, 10, 1, &agg, 0))
+                .unwrap()
+                .get("segment")
+                .is_none()
+        );
     }
 
     #[test]
@@ -660,7 +876,7 @@ mod tests {
         let json = serde_json::to_string(&page).unwrap();
         assert_eq!(
             json,
-            r#"{"from":0,"to":20000,"window_ms":10000,"windows":[{"start":0,"end":10000,"state":"live","events":0,"by_type":{},"unique_visitors":0,"unique_sessions":0,"top_urls":[],"top_referrers":[],"countries":[],"devices":[],"approximate":false}],"next":10000}"#
+            r#"{"from":0,"to":20000,"window_ms":10000,"windows":[{"start":0,"end":10000,"state":"live","events":0,"by_type":{},"unique_visitors":0,"unique_sessions":0,"top_urls":[],"top_referrers":[],"countries":[],"devices":[],"approximate":false,"goals":[]}],"next":10000}"#
         );
         assert_eq!(
             serde_json::from_str::<WindowsResponse>(&json).ok(),
@@ -774,6 +990,7 @@ mod tests {
                 window_ms: 10_000,
                 windows: vec![view(0, 2)],
                 status: status(),
+                filter: None,
             },
             ServerMsg::Windows {
                 seq: 8,
@@ -797,6 +1014,7 @@ mod tests {
             window_ms: 10_000,
             windows: vec![],
             status: status(),
+            filter: None,
         })
         .expect("value");
         assert_eq!(snap["type"], "snapshot");

@@ -228,6 +228,33 @@ pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
     Ok(total)
 }
 
+/// Formats milliseconds as [`parse_duration_ms`] reads them, largest units first:
+/// `300000` → `5m`, `5400000` → `1h30m`, `1500` → `1s500ms`, `0` → `0s`. Negative
+/// durations are formatted as their absolute value with a leading `-`.
+pub fn format_duration_ms(ms: i64) -> String {
+    if ms == 0 {
+        return "0s".to_owned();
+    }
+    let mut out = String::new();
+    if ms < 0 {
+        out.push('-');
+    }
+    let mut rest = ms.unsigned_abs();
+    for (unit, name) in [
+        (MS_PER_DAY as u64, "d"),
+        (MS_PER_HOUR as u64, "h"),
+        (MS_PER_MIN as u64, "m"),
+        (MS_PER_SEC as u64, "s"),
+        (1, "ms"),
+    ] {
+        if rest >= unit {
+            out.push_str(&format!("{}{name}", rest / unit));
+            rest %= unit;
+        }
+    }
+    out
+}
+
 /// Parses an API time parameter: all digits (optionally with a leading `-`)
 /// is epoch milliseconds, anything else is tried as RFC 3339.
 ///
@@ -252,6 +279,23 @@ pub fn parse_time_param(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_format_as_they_parse() {
+        for (ms, s) in [
+            (300_000, "5m"),
+            (5_400_000, "1h30m"),
+            (1_500, "1s500ms"),
+            (0, "0s"),
+            (86_400_000, "1d"),
+            (-10_000, "-10s"),
+        ] {
+            assert_eq!(format_duration_ms(ms), s);
+            if ms >= 0 {
+                assert_eq!(parse_duration_ms(s), Ok(ms));
+            }
+        }
+    }
 
     #[test]
     fn rfc3339_parses_utc_with_millis() {

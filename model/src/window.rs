@@ -19,8 +19,9 @@
 //!   ([`window_state`]). [`is_closed`] is the one closing rule for all of these.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
-use crate::agg::Aggregate;
+use crate::agg::{AggSpec, Aggregate};
 use crate::event::Event;
 use crate::proto::WindowState;
 
@@ -127,6 +128,8 @@ pub struct Late {
 #[derive(Debug, Clone)]
 pub struct PartitionWindows {
     cfg: WindowConfig,
+    /// The goals and segments each window counts.
+    spec: Arc<AggSpec>,
     max_event_ts: Option<i64>,
     windows: BTreeMap<i64, Aggregate>,
     dirty: BTreeSet<i64>,
@@ -137,6 +140,7 @@ impl PartitionWindows {
     pub fn new(cfg: WindowConfig) -> Self {
         PartitionWindows {
             cfg,
+            spec: Arc::new(AggSpec::NONE),
             max_event_ts: None,
             windows: BTreeMap::new(),
             dirty: BTreeSet::new(),
@@ -168,9 +172,20 @@ impl PartitionWindows {
         pw
     }
 
+    /// Counts the goals and segments of `spec` in every window from now on.
+    pub fn with_spec(mut self, spec: Arc<AggSpec>) -> Self {
+        self.spec = spec;
+        self
+    }
+
     /// The configuration in use.
     pub fn config(&self) -> WindowConfig {
         self.cfg
+    }
+
+    /// The goals and segments counted.
+    pub fn spec(&self) -> &Arc<AggSpec> {
+        &self.spec
     }
 
     /// Largest event time accepted so far.
@@ -197,7 +212,10 @@ impl PartitionWindows {
                 });
             }
         }
-        self.windows.entry(start).or_default().add(ev);
+        self.windows
+            .entry(start)
+            .or_default()
+            .add_with(ev, &self.spec);
         self.dirty.insert(start);
         self.max_event_ts = Some(self.max_event_ts.map_or(ev.ts, |m| m.max(ev.ts)));
         Ok(start)
@@ -293,6 +311,30 @@ mod tests {
         assert_eq!(window_start(i64::MAX, W), i64::MAX - i64::MAX % W);
         assert_eq!(window_start(5, 0), 5);
         assert_eq!(window_start(5, -10), 5);
+    }
+
+    #[test]
+    fn windows_count_the_goals_and_segments_of_their_spec() {
+        use crate::agg::{Dimension, Filter, Goal, SegmentSpec};
+        let spec = Arc::new(AggSpec {
+            segments: SegmentSpec {
+                dimensions: vec![Dimension::Type],
+                top_n: 5,
+            },
+            goals: vec![Goal::parse("signup").expect("goal")],
+        });
+        let mut pw = PartitionWindows::new(cfg()).with_spec(spec.clone());
+        let mut signup = ev(BASE + 1, "a");
+        signup.kind = "signup".into();
+        pw.on_event(&signup).expect("on time");
+        pw.on_event(&ev(BASE + 2, "b")).expect("on time");
+        let w = pw.take_dirty().remove(0).1;
+        assert_eq!(w.goals["signup"].completions, 1);
+        let f = Filter::parse("type:signup").expect("filter");
+        assert_eq!(w.segment(&f).map(|a| a.events), Some(1));
+        // A restored state counts with the spec it is given.
+        let restored = PartitionWindows::restore(cfg(), None, vec![]).with_spec(spec);
+        assert_eq!(restored.spec().goals.len(), 1);
     }
 
     #[test]

@@ -151,7 +151,10 @@ pub async fn run(
     }
     live.mark_revised(store.revised_from(i64::MIN)?);
     let hub = Hub::new(
-        HubConfig::from_args(windows.width_ms, &config.live),
+        HubConfig {
+            goals: config.aggregate.goals.clone().into(),
+            ..HubConfig::from_args(windows.width_ms, &config.live)
+        },
         live.clone(),
         Some(store.clone()),
     );
@@ -171,7 +174,7 @@ pub async fn run(
             kafka: config.kafka.clone(),
             brokers: brokers.clone(),
             embedded: embedded.is_some(),
-            engine: config.windows.engine(),
+            engine: config.engine(),
             checkpoint_interval: config.store.checkpoint_interval,
             store: store.clone(),
             live: live.clone(),

@@ -6,13 +6,17 @@
 //! `validate` checks the rules across its own fields, and [`Config::validate`] those across
 //! components. Each component receives its struct whole: [`KafkaArgs`] (ingest),
 //! [`WindowArgs`] (the engine), [`StoreArgs`] (sled, retention), [`HttpArgs`] (the HTTP
-//! surface), [`LiveArgs`] (the hub and its sockets), [`DemoArgs`] (embedded mode).
+//! surface), [`LiveArgs`] (the hub and its sockets), [`DemoArgs`] (embedded mode),
+//! [`AggregateArgs`] (segments, goals, visitors now).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser};
+use pulseboard_model::agg::segment::{DEFAULT_SEGMENT_TOP, MAX_SEGMENT_TOP};
+use pulseboard_model::agg::{check_goals, AggSpec, Dimension, Goal, SegmentSpec};
 use pulseboard_model::mapping::{FieldMapping, MapRule, Schema};
 use pulseboard_model::time::parse_duration_ms;
 use pulseboard_model::window::WindowConfig;
@@ -36,6 +40,8 @@ pub struct Config {
     pub live: LiveArgs,
     #[command(flatten)]
     pub demo: DemoArgs,
+    #[command(flatten)]
+    pub aggregate: AggregateArgs,
 }
 
 /// The Kafka side: where events come from, and how they are read.
@@ -238,6 +244,125 @@ pub struct DemoArgs {
     pub embedded_partitions: i32,
 }
 
+/// What each window counts beyond the basics (segments, goals), and "visitors now".
+#[derive(Debug, Clone, Args)]
+pub struct AggregateArgs {
+    /// Dimensions whose values get per-window sub-aggregates, so that every view can be
+    /// filtered by one (`filter=country:DE`): country, device, type, referrer (the
+    /// referrer's domain), comma-separated; `none` for no segments.
+    #[arg(
+        long,
+        env = "PULSEBOARD_SEGMENT_DIMENSIONS",
+        value_delimiter = ',',
+        default_value = "country,device,type,referrer",
+        value_parser = segment_dimension
+    )]
+    pub segment_dimensions: Vec<Option<Dimension>>,
+    /// Values per window and dimension with a sub-aggregate of their own (the first ones
+    /// seen); the others share the window's "other" bucket. 1 to 100.
+    #[arg(long, env = "PULSEBOARD_SEGMENT_TOP", default_value_t = DEFAULT_SEGMENT_TOP)]
+    pub segment_top: usize,
+    /// A goal (repeatable; `;`-separated in the variable): `signup` (an event type),
+    /// `NAME=TYPE`, or `NAME=type:TYPE,url:/path*` (a URL goal without `type:` counts page
+    /// views). Embedded mode without any: `signup` and `pricing=url:/pricing`.
+    #[arg(long = "goal", env = "PULSEBOARD_GOALS", value_delimiter = ';', value_parser = goal)]
+    pub goals: Vec<Goal>,
+    /// How far back "visitors now" reaches from wall-clock now (one window to 1 h).
+    #[arg(long, env = "PULSEBOARD_NOW_WINDOW", default_value = "5m", value_parser = duration)]
+    pub now_window: Duration,
+}
+
+/// A `--segment-dimensions` entry: a dimension's name, or `none`.
+fn segment_dimension(s: &str) -> Result<Option<Dimension>, String> {
+    match s.trim() {
+        "none" => Ok(None),
+        name => Dimension::from_name(name).map(Some).ok_or_else(|| {
+            format!("{name:?} is not a dimension: use country, device, type, referrer or none")
+        }),
+    }
+}
+
+/// A `--goal`.
+fn goal(s: &str) -> Result<Goal, String> {
+    Goal::parse(s).map_err(|e| e.to_string())
+}
+
+impl AggregateArgs {
+    /// The goals of embedded mode when none are given.
+    pub const DEMO_GOALS: [&'static str; 2] = ["signup", "pricing=url:/pricing"];
+
+    pub fn validate(&mut self, windows: &WindowArgs, embedded: bool) -> Result<(), ConfigError> {
+        let names: Vec<&str> = self
+            .segment_dimensions
+            .iter()
+            .map(|d| d.map_or("none", Dimension::name))
+            .collect();
+        if self.segment_dimensions.contains(&None) && self.segment_dimensions.len() > 1 {
+            return Err(invalid(
+                "segment-dimensions",
+                names.join(","),
+                "`none` stands alone",
+            ));
+        }
+        let mut seen = Vec::new();
+        for d in self.segment_dimensions.iter().flatten() {
+            if seen.contains(d) {
+                return Err(invalid(
+                    "segment-dimensions",
+                    names.join(","),
+                    format!("{d} is given twice"),
+                ));
+            }
+            seen.push(*d);
+        }
+        if !(1..=MAX_SEGMENT_TOP).contains(&self.segment_top) {
+            return Err(invalid(
+                "segment-top",
+                self.segment_top,
+                format!("must be between 1 and {MAX_SEGMENT_TOP}"),
+            ));
+        }
+        if embedded && self.goals.is_empty() {
+            self.goals = Self::DEMO_GOALS
+                .iter()
+                .filter_map(|g| Goal::parse(g).ok())
+                .collect();
+        }
+        check_goals(&self.goals).map_err(|e| invalid("goal", &e.spec, e.reason))?;
+        if self.now_window < windows.width || self.now_window > Duration::from_secs(3600) {
+            return Err(invalid(
+                "now-window",
+                format!("{:?}", self.now_window),
+                format!(
+                    "must be between one window (--window {:?}) and 1h",
+                    windows.width
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The dimensions with sub-aggregates.
+    pub fn dimensions(&self) -> Vec<Dimension> {
+        self.segment_dimensions.iter().flatten().copied().collect()
+    }
+
+    /// What every window counts: these segments and goals.
+    pub fn spec(&self) -> AggSpec {
+        AggSpec {
+            segments: SegmentSpec {
+                dimensions: self.dimensions(),
+                top_n: self.segment_top,
+            },
+            goals: self.goals.clone(),
+        }
+    }
+
+    pub fn now_window_ms(&self) -> i64 {
+        millis(self.now_window)
+    }
+}
+
 /// Errors in the configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -409,12 +534,14 @@ impl WindowArgs {
         }
     }
 
-    /// How a partition judges time.
+    /// How a partition judges time (windows counting nothing beyond the basics: see
+    /// [`Config::engine`]).
     pub fn engine(&self) -> EngineConfig {
         EngineConfig {
             windows: self.config(),
             max_clock_skew_ms: millis(self.max_clock_skew),
             revision_horizon_ms: millis(self.revision_horizon),
+            spec: Arc::default(),
         }
     }
 }
@@ -527,7 +654,17 @@ impl Config {
         self.http.validate()?;
         self.live.validate()?;
         self.demo.validate()?;
+        let embedded = self.embedded();
+        self.aggregate.validate(&self.windows, embedded)?;
         Ok(self)
+    }
+
+    /// How a partition judges time and what its windows count.
+    pub fn engine(&self) -> EngineConfig {
+        EngineConfig {
+            spec: Arc::new(self.aggregate.spec()),
+            ..self.windows.engine()
+        }
     }
 
     /// Embedded mode: no `--brokers` given.
@@ -632,6 +769,89 @@ mod tests {
             .expect_err("shorter than a transaction")
             .to_string();
         assert!(err.contains("--restore-timeout"), "{err}");
+    }
+
+    #[test]
+    fn segments_and_goals_parse_validate_and_default_in_embedded_mode() {
+        let c = Config::try_parse_from(["pulseboard"])
+            .expect("parse")
+            .validate()
+            .expect("valid");
+        assert_eq!(c.aggregate.dimensions(), Dimension::ALL.to_vec());
+        assert_eq!(c.aggregate.segment_top, 10);
+        assert_eq!(c.aggregate.now_window_ms(), 300_000);
+        let goals: Vec<String> = c.aggregate.goals.iter().map(|g| g.rule()).collect();
+        assert_eq!(
+            goals,
+            vec!["type:signup", "type:pageview,url:/pricing"],
+            "demo goals"
+        );
+        assert_eq!(c.engine().spec.goals.len(), 2);
+        // Against a broker, no goal unless given.
+        let c = Config::try_parse_from(["pulseboard", "--brokers", "k:9092"])
+            .expect("parse")
+            .validate()
+            .expect("valid");
+        assert!(c.aggregate.goals.is_empty());
+        let c = Config::try_parse_from([
+            "pulseboard",
+            "--goal",
+            "signup",
+            "--goal",
+            "buy=type:click,url:/checkout*",
+            "--segment-dimensions",
+            "country,referrer",
+            "--segment-top",
+            "3",
+            "--now-window",
+            "1m",
+        ])
+        .expect("parse")
+        .validate()
+        .expect("valid");
+        assert_eq!(c.aggregate.goals.len(), 2);
+        assert_eq!(
+            c.engine().spec.segments,
+            SegmentSpec {
+                dimensions: vec![Dimension::Country, Dimension::Referrer],
+                top_n: 3
+            }
+        );
+        let none = Config::try_parse_from(["pulseboard", "--segment-dimensions", "none"])
+            .expect("parse")
+            .validate()
+            .expect("valid");
+        assert!(none.aggregate.dimensions().is_empty());
+        for (args, flag) in [
+            (&["--goal", "a b"][..], "--goal"),
+            (&["--goal", "x=type:a,host:b"][..], "--goal"),
+            (&["--goal", "a", "--goal", "a=b"][..], "--goal"),
+            (
+                &["--segment-dimensions", "city"][..],
+                "--segment-dimensions",
+            ),
+            (
+                &["--segment-dimensions", "none,country"][..],
+                "--segment-dimensions",
+            ),
+            (
+                &["--segment-dimensions", "country,country"][..],
+                "--segment-dimensions",
+            ),
+            (&["--segment-top", "0"][..], "--segment-top"),
+            (&["--segment-top", "101"][..], "--segment-top"),
+            (&["--now-window", "1s"][..], "--now-window"),
+            (&["--now-window", "2h"][..], "--now-window"),
+        ] {
+            let argv: Vec<&str> = std::iter::once("pulseboard")
+                .chain(args.iter().copied())
+                .collect();
+            let err = match Config::try_parse_from(argv) {
+                Err(e) => e.to_string(),
+                Ok(c) => c.validate().expect_err(flag).to_string(),
+            };
+            assert!(err.contains(flag), "{args:?}: {err}");
+        }
     }
 
     #[test]

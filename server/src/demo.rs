@@ -6,7 +6,10 @@
 //!   known; anyone can produce to that address while Pulseboard runs. The cluster lives on a
 //!   thread of its own (the mock handle is not `Send`) until [`EmbeddedKafka::stop`] or drop.
 //! - [`run_generator`] produces `rate` events per second, paced by wall-clock time, with the
-//!   generator's mix of out-of-order, late and malformed messages, keyed by visitor.
+//!   generator's mix of out-of-order, late and malformed messages, keyed by visitor; and the
+//!   demo's traffic spike ([`pulseboard_model::gen::Spike::DEMO`]: 90 s after start, then
+//!   every 10 minutes, a minute swelling to 5× the rate), so that a newcomer sees alerts and
+//!   conversions (the signups the demo goal counts) on the first run.
 
 use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
@@ -189,7 +192,7 @@ pub async fn run_generator(
         .set("log_level", "4")
         .create()
         .map_err(DemoError::Producer)?;
-    let mut gen = Generator::new(now_ms() as u64, GenConfig::default());
+    let mut gen = Generator::new(now_ms() as u64, GenConfig::demo());
     let tick = Duration::from_millis(50);
     let mut interval = tokio::time::interval(tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -202,7 +205,7 @@ pub async fn run_generator(
             biased;
             _ = shutdown.cancelled() => break,
             _ = interval.tick() => {
-                owed += per_tick;
+                owed += per_tick * gen.rate_factor(now_ms());
                 while owed >= 1.0 {
                     owed -= 1.0;
                     let (payload, event) = gen.next_payload(now_ms());

@@ -26,7 +26,7 @@
 
 use std::sync::Arc;
 
-use pulseboard_model::agg::Aggregate;
+use pulseboard_model::agg::{AggSpec, Aggregate};
 use pulseboard_model::decode::Decoder;
 use pulseboard_model::event::{DeadReason, Event};
 use std::collections::BTreeMap;
@@ -46,14 +46,16 @@ pub struct Record<'a> {
     pub now_ms: i64,
 }
 
-/// How a partition judges time.
-#[derive(Debug, Clone, Copy)]
+/// How a partition judges time, and what its windows count.
+#[derive(Debug, Clone)]
 pub struct EngineConfig {
     pub windows: WindowConfig,
     /// How far ahead of the wall clock and its message timestamp an event may be.
     pub max_clock_skew_ms: i64,
     /// How long after its window closed a late event is still counted (a revision).
     pub revision_horizon_ms: i64,
+    /// The goals and segments every window counts.
+    pub spec: Arc<AggSpec>,
 }
 
 /// What happened to a record.
@@ -117,7 +119,8 @@ impl PartitionEngine {
             )?,
             None => Vec::new(),
         };
-        let windows = PartitionWindows::restore(cfg, cp.max_event_ts, open);
+        let windows = PartitionWindows::restore(cfg, cp.max_event_ts, open)
+            .with_spec(engine_cfg.spec.clone());
         Ok(PartitionEngine {
             topic: topic.to_owned(),
             partition,
@@ -208,7 +211,7 @@ impl PartitionEngine {
                 self.revisions
                     .entry(late.window_start)
                     .or_default()
-                    .add(&self.scratch);
+                    .add_with(&self.scratch, &self.cfg.spec);
                 self.cp.events += 1;
                 self.cp.revised_events += 1;
                 Outcome::Revised(late.window_start)
@@ -238,7 +241,8 @@ impl PartitionEngine {
                 .open_windows()
                 .map(|(s, a)| (s, a.clone()))
                 .collect();
-            self.windows = PartitionWindows::restore(cfg, max, open);
+            self.windows =
+                PartitionWindows::restore(cfg, max, open).with_spec(self.cfg.spec.clone());
             self.cp.max_event_ts = max;
         }
         self.changed = true;
@@ -380,6 +384,7 @@ mod tests {
             },
             max_clock_skew_ms: 5 * 60_000,
             revision_horizon_ms: HOUR,
+            spec: Arc::default(),
         };
         let decoder = Arc::new(Decoder::new(FieldMapping::new(Default::default(), &[])));
         PartitionEngine::restore(store, "clicks", 0, cfg, decoder).expect("restore")

@@ -7,6 +7,8 @@
 //!   at most `limit` (default 1000, max 10000), with `next` giving the `from` of the next page.
 //! - `GET /api/v1/summary?range=15m` (or `from`/`to`): one aggregate merged over the range;
 //!   uniques are an HLL merge, never a sum.
+//! - Both take `filter=DIMENSION:VALUE` (a segment: see [`crate::segments`], which also
+//!   serves `GET /api/v1/now` and `GET /api/v1/segments`).
 //! - `GET /api/v1/status`, `/healthz`, `/readyz`, `/metrics`.
 //! - `GET /api/v1/openapi.json`: the OpenAPI description of all of it ([`crate::openapi`]);
 //!   [`ROUTES`] lists the routes next to the router, and a test holds the three together.
@@ -24,8 +26,7 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use pulseboard_model::agg::Aggregate;
-use pulseboard_model::proto::{self, Summary, WindowView, WindowsResponse};
+use pulseboard_model::proto::{self, Figures, Summary, WindowsResponse};
 use pulseboard_model::time::{parse_duration_ms, parse_time_param};
 use tokio_util::sync::CancellationToken;
 use tower_http::services::ServeDir;
@@ -37,6 +38,7 @@ use crate::enrich::Salts;
 use crate::hub::Hub;
 use crate::live::Live;
 use crate::now_ms;
+use crate::segments::{self, Part, SegmentsState};
 use crate::store::Store;
 use crate::telemetry;
 use crate::ws::{ConnectPacer, SocketOptions, SocketState};
@@ -60,6 +62,8 @@ pub struct AppState {
     pub socket: SocketState,
     /// What `/metrics` renders.
     pub metrics: Arc<Registry>,
+    /// Segments, goals and visitors now.
+    pub segments: SegmentsState,
 }
 
 impl AppState {
@@ -74,6 +78,7 @@ impl AppState {
     ) -> Self {
         let salts = Salts::new(Some(store.clone()));
         let pacer = Arc::new(ConnectPacer::from_args(&config.live));
+        let segments = SegmentsState::from_config(config);
         AppState {
             metrics: Arc::new(telemetry::metrics_registry(
                 live.clone(),
@@ -87,7 +92,9 @@ impl AppState {
                 shutdown,
                 options: SocketOptions::from_args(&config.live),
                 pacer,
+                feeds: Arc::new(crate::feed::Feeds::new(segments.clone())),
             },
+            segments,
             hub,
             window_ms: config.windows.config().width_ms,
             static_dir: config.http.static_dir(),
@@ -247,6 +254,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/pb.js"),
     ("GET", "/api/v1/windows"),
     ("GET", "/api/v1/summary"),
+    ("GET", "/api/v1/now"),
+    ("GET", "/api/v1/segments"),
     ("GET", "/api/v1/status"),
     ("GET", "/healthz"),
     ("GET", "/api/v1/dead-letters"),
@@ -275,6 +284,8 @@ pub fn router(state: AppState) -> Router {
         .route("/pb.js", get(crate::tracker::script))
         .route("/api/v1/windows", get(windows))
         .route("/api/v1/summary", get(summary))
+        .route("/api/v1/now", get(segments::now))
+        .route("/api/v1/segments", get(segments::segments))
         .route("/api/v1/status", get(status))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/api/v1/dead-letters", get(dead_letters))
@@ -294,11 +305,13 @@ pub fn router(state: AppState) -> Router {
 /// rejection of axum's `Query`); parameters of other names (`token`) are ignored.
 #[derive(Debug, Default)]
 pub struct RangeParams {
-    from: Option<String>,
-    to: Option<String>,
-    limit: Option<String>,
-    top: Option<String>,
-    range: Option<String>,
+    pub(crate) from: Option<String>,
+    pub(crate) to: Option<String>,
+    pub(crate) limit: Option<String>,
+    pub(crate) top: Option<String>,
+    pub(crate) range: Option<String>,
+    pub(crate) filter: Option<String>,
+    pub(crate) at: Option<String>,
 }
 
 impl RangeParams {
@@ -313,6 +326,8 @@ impl RangeParams {
                 "limit" => ("limit", &mut p.limit),
                 "top" => ("top", &mut p.top),
                 "range" => ("range", &mut p.range),
+                "filter" => ("filter", &mut p.filter),
+                "at" => ("at", &mut p.at),
                 _ => continue,
             };
             if slot.is_some() {
@@ -335,7 +350,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RangeParams {
     }
 }
 
-fn time_param(name: &'static str, v: &Option<String>) -> Result<Option<i64>, ApiError> {
+pub(crate) fn time_param(name: &'static str, v: &Option<String>) -> Result<Option<i64>, ApiError> {
     match v.as_deref() {
         None | Some("") => Ok(None),
         Some(s) => parse_time_param(s).map(Some).ok_or_else(|| ApiError::BadParam {
@@ -345,7 +360,7 @@ fn time_param(name: &'static str, v: &Option<String>) -> Result<Option<i64>, Api
     }
 }
 
-fn int_param(
+pub(crate) fn int_param(
     name: &'static str,
     v: &Option<String>,
     default: usize,
@@ -402,7 +417,8 @@ async fn blocking<T: Send + 'static>(
     description = "Windows whose start lies in `[from, to)`, merged across partitions, oldest \
                    first. Default range: the last hour. A window is `live` (open), `final` \
                    (closed under the watermark) or `revised` (changed by late events after it \
-                   was final).",
+                   was final). With `filter`, each window shows that segment and says in \
+                   `segment` whether its figures hold every event of the value.",
     params(crate::openapi::WindowsQuery),
     responses(
         (status = 200, description = "The windows of the range.", body = WindowsResponse),
@@ -419,17 +435,29 @@ pub(crate) async fn windows(
     let (from, to) = resolve_range(&p, 3_600_000)?;
     let limit = int_param("limit", &p.limit, 1000, 10_000)?;
     let top = int_param("top", &p.top, 10, 1000)?;
+    let filter = st.segments.filter(p.filter.as_deref())?;
     let store = st.store.clone();
     let hub = st.hub.clone();
-    let merged = blocking(move || Ok(hub.merged_range(&store, from, to)?)).await?;
+    let f = filter.clone();
+    let merged =
+        blocking(move || Ok(segments::merged(&hub, &store, from, to, f.as_ref())?)).await?;
     let state_of = st.live.window_states();
     let width = st.window_ms;
     let next = merged.keys().nth(limit).copied();
+    let goals = st.segments.goals();
     let windows = merged
         .iter()
         .take(limit)
-        .map(|(start, agg)| {
-            WindowView::from_aggregate(*start, start + width, state_of(*start), agg, top)
+        .map(|(start, part)| {
+            segments::window_view(
+                *start,
+                width,
+                state_of(*start),
+                part,
+                filter.as_ref(),
+                top,
+                goals,
+            )
         })
         .collect();
     Ok(Json(WindowsResponse {
@@ -447,7 +475,10 @@ pub(crate) async fn windows(
     path = "/api/v1/summary",
     tag = "data",
     description = "One aggregate merged over the windows whose start lies in `[from, to)` \
-                   (default: the last 15 minutes). Uniques are a HyperLogLog merge, never a sum.",
+                   (default: the last 15 minutes). Uniques are a HyperLogLog merge, never a sum, \
+                   and so are the converting visitors of each goal. With `filter`, the \
+                   segment's figures, and in `segment` whether they hold every event of the \
+                   value or are a lower bound.",
     params(crate::openapi::SummaryQuery),
     responses(
         (status = 200, description = "The figures of the range.", body = Summary),
@@ -463,18 +494,29 @@ pub(crate) async fn summary(
 ) -> Result<Json<Summary>, ApiError> {
     let (from, to) = resolve_range(&p, 15 * 60_000)?;
     let top = int_param("top", &p.top, 10, 1000)?;
+    let filter = st.segments.filter(p.filter.as_deref())?;
     let store = st.store.clone();
     let hub = st.hub.clone();
-    let (n, agg) = blocking(move || {
-        let merged = hub.merged_range(&store, from, to)?;
-        let mut total = Aggregate::new();
-        for agg in merged.values() {
-            total.merge(agg);
+    let f = filter.clone();
+    let (n, mut total) = blocking(move || {
+        let merged = segments::merged(&hub, &store, from, to, f.as_ref())?;
+        let mut total = Part::default();
+        for part in merged.values() {
+            total.merge(part);
         }
         Ok((merged.len() as u64, total))
     })
     .await?;
-    Ok(Json(Summary::from_aggregate(from, to, n, &agg, top)))
+    if filter.is_some() && total.coverage.is_none() {
+        total.coverage = Some(Default::default()); // no window: complete, and empty
+    }
+    Ok(Json(Summary {
+        from,
+        to,
+        windows: n,
+        figures: Figures::with_goals(&total.agg, top, st.segments.goals()),
+        segment: total.note(filter.as_ref()),
+    }))
 }
 
 /// The pipeline's status.
@@ -648,6 +690,11 @@ mod tests {
         std::fs::write(dist.join("app.css"), "body{}").expect("css");
         std::fs::write(dir.path().join("secret.txt"), "secret").expect("secret");
         let pacer = Arc::new(ConnectPacer::unlimited());
+        let config = <Config as clap::Parser>::try_parse_from(["pulseboard"])
+            .expect("parse")
+            .validate()
+            .expect("valid");
+        let segments = SegmentsState::from_config(&config);
         let state = AppState {
             metrics: Arc::new(telemetry::metrics_registry(
                 live.clone(),
@@ -665,7 +712,9 @@ mod tests {
                 shutdown: CancellationToken::new(),
                 options: SocketOptions::default(),
                 pacer,
+                feeds: Arc::new(crate::feed::Feeds::new(segments.clone())),
             },
+            segments,
             security: Security {
                 token: Some(Arc::from("s3cret")),
                 frame_ancestors: Arc::from("'self' https://intranet.example"),
@@ -793,6 +842,12 @@ mod tests {
             ("/api/v1/summary?top=1&top=2", "top"),
             ("/api/v1/dead-letters?limit=null&limit=null", "limit"),
             ("/api/v1/windows?from=1&%66rom=2", "from"),
+            ("/api/v1/windows?filter=city:Berlin", "filter"),
+            ("/api/v1/summary?filter=DE", "filter"),
+            ("/api/v1/summary?filter=type:a&filter=type:b", "filter"),
+            ("/api/v1/now?filter=country:", "filter"),
+            ("/api/v1/now?at=soon", "at"),
+            ("/api/v1/now?top=0", "top"),
         ] {
             let (status, body) = get(&app, uri).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
@@ -812,5 +867,29 @@ mod tests {
         assert_eq!(body["events"], 0);
         let (status, _) = get(&app, "/readyz").await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        // A filter on an empty store: an empty segment, complete; goals listed with zeros.
+        let (status, body) = get(&app, "/api/v1/summary?range=5m&filter=country:DE").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["segment"]["filter"], "country:DE");
+        assert_eq!(body["segment"]["complete"], true);
+        assert_eq!(body["goals"][0]["name"], "signup", "{body}");
+        assert_eq!(body["goals"][0]["conversion_rate"], 0.0);
+        let (status, body) = get(&app, "/api/v1/now?filter=device:mobile&at=1800000000000").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["visitors"], 0);
+        assert_eq!(body["at"], 1_800_000_000_000i64);
+        assert_eq!(body["span_ms"], 300_000);
+        assert_eq!(body["segment"]["filter"], "device:mobile");
+        assert!(body["definition"]
+            .as_str()
+            .is_some_and(|d| d.contains("5m")));
+        let (status, body) = get(&app, "/api/v1/segments").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            body["dimensions"],
+            serde_json::json!(["country", "device", "type", "referrer"])
+        );
+        assert_eq!(body["top_n"], 10);
+        assert_eq!(body["goals"][1]["rule"], "type:pageview,url:/pricing");
     }
 }

@@ -36,8 +36,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use pulseboard_model::agg::Aggregate;
-use pulseboard_model::proto::{ServerMsg, WindowState, WindowView, PROTOCOL_VERSION};
+use pulseboard_model::agg::{Aggregate, Goal, Keep};
+use pulseboard_model::proto::{Figures, ServerMsg, WindowState, WindowView, PROTOCOL_VERSION};
 use tokio::sync::{broadcast, Notify};
 use tokio_util::sync::CancellationToken;
 
@@ -64,6 +64,8 @@ pub struct HubConfig {
     pub backlog: usize,
     /// Messages a client may fall behind before it is resynced.
     pub client_queue: usize,
+    /// The goals a window view lists (`--goal`).
+    pub goals: Arc<[Goal]>,
 }
 
 impl HubConfig {
@@ -93,6 +95,7 @@ impl HubConfig {
             live_interval: Duration::from_millis(20),
             backlog: 1024,
             client_queue: 256,
+            goals: Arc::new([]),
         }
     }
 }
@@ -102,7 +105,7 @@ type PartKey = (String, i32);
 /// One window's aggregates by partition. Both levels are shared (`Arc`) so a snapshot can
 /// take the windows it shows under the lock for the price of a reference count; an update
 /// that meets a window a snapshot still holds copies the map of handles, not the aggregates.
-type Parts = Arc<HashMap<PartKey, Arc<Aggregate>>>;
+pub(crate) type Parts = Arc<HashMap<PartKey, Arc<Aggregate>>>;
 
 /// The encoded snapshot of one sequence number, filled once by whoever asks first.
 /// An encoded server message as the sockets send it: cloning it shares the bytes, so a
@@ -123,6 +126,19 @@ struct Inner {
     views: BTreeMap<i64, Arc<WindowView>>,
     /// The snapshot of `seq`, from the first time someone asked for it until `seq` moves on.
     snapshot: Option<(u64, SnapshotCell)>,
+    /// The window starts each window message of the backlog carried, by sequence (what a
+    /// filtered socket renders for its segment instead).
+    published: VecDeque<(u64, Arc<[i64]>)>,
+}
+
+/// What a published message was, as a filtered socket needs to know it.
+pub(crate) enum Published {
+    /// A window message: the windows it carried, as they are now (start, state, parts).
+    Windows(Vec<(i64, WindowState, Parts)>),
+    /// Not a window message (status): the same for every client.
+    Other,
+    /// No longer in the backlog.
+    Gone,
 }
 
 /// What a snapshot of one sequence needs, taken under the lock; built outside it.
@@ -345,14 +361,31 @@ impl Hub {
 
     /// Windows with start in `[from, to)`, merged across partitions: the store's rows, with
     /// each partition's row replaced by the hub's fresher copy where the hub holds one.
+    /// Their figures only: the segment tables are not merged.
     pub fn merged_range(
         &self,
         store: &Store,
         from: i64,
         to: i64,
     ) -> Result<BTreeMap<i64, Aggregate>, StoreError> {
+        self.merged_range_with(store, from, to, Keep::Figures, |t: &mut Aggregate, a| {
+            t.merge_figures(a)
+        })
+    }
+
+    /// [`Hub::merged_range`] folding each partition's row of a window into a `T` with
+    /// `fold`, in partition order; rows read from the store are decoded with the segment
+    /// tables `keep` says.
+    pub fn merged_range_with<T: Default>(
+        &self,
+        store: &Store,
+        from: i64,
+        to: i64,
+        keep: Keep,
+        mut fold: impl FnMut(&mut T, &Aggregate),
+    ) -> Result<BTreeMap<i64, T>, StoreError> {
         let mut parts: BTreeMap<i64, HashMap<PartKey, Aggregate>> = BTreeMap::new();
-        for row in store.windows_in(from, to)? {
+        for row in store.windows_in_with(from, to, keep)? {
             parts
                 .entry(row.start)
                 .or_default()
@@ -374,11 +407,11 @@ impl Hub {
                 .chain(held.into_iter().flat_map(|h| h.keys()))
                 .collect();
             keys.sort();
-            let mut total = Aggregate::new();
+            let mut total = T::default();
             for k in keys {
                 match held.and_then(|h| h.get(k)) {
-                    Some(a) => total.merge(a),
-                    None => total.merge(&stored[k]),
+                    Some(a) => fold(&mut total, a),
+                    None => fold(&mut total, &stored[k]),
                 }
             }
             out.insert(start, total);
@@ -392,13 +425,60 @@ impl Hub {
         parts: &HashMap<PartKey, Arc<Aggregate>>,
         state: WindowState,
     ) -> WindowView {
-        WindowView::from_aggregate(
+        WindowView {
             start,
-            start + self.cfg.window_ms,
+            end: start + self.cfg.window_ms,
             state,
-            &merge_parts(parts),
-            self.cfg.top_n,
-        )
+            figures: Figures::with_goals(&merge_parts(parts), self.cfg.top_n, &self.cfg.goals),
+            segment: None,
+        }
+    }
+
+    /// The live state the hub reads window states and the status from.
+    pub(crate) fn live(&self) -> &Live {
+        &self.live
+    }
+
+    /// The current sequence and the newest windows a snapshot shows (start, state, parts),
+    /// oldest first, taken together under the lock.
+    pub(crate) fn newest_windows(&self) -> (u64, Vec<(i64, WindowState, Parts)>) {
+        let state_of = self.live.window_states();
+        let g = self.lock();
+        let mut windows: Vec<(i64, WindowState, Parts)> = g
+            .windows
+            .iter()
+            .rev()
+            .take(self.cfg.snapshot_windows)
+            .map(|(s, p)| (*s, state_of(*s), p.clone()))
+            .collect();
+        windows.reverse();
+        (g.seq, windows)
+    }
+
+    /// What message `seq` was (see [`Published`]), with the windows it carried as they are
+    /// now.
+    pub(crate) fn published(&self, seq: u64) -> Published {
+        let state_of = self.live.window_states();
+        let g = self.lock();
+        if g.backlog.front().is_none_or(|(first, _)| seq < *first) {
+            return Published::Gone;
+        }
+        let Ok(i) = g.published.binary_search_by_key(&seq, |(s, _)| *s) else {
+            return Published::Other;
+        };
+        let windows = g.published[i]
+            .1
+            .iter()
+            .filter_map(|s| g.windows.get(s).map(|p| (*s, state_of(*s), p.clone())))
+            .collect();
+        Published::Windows(windows)
+    }
+
+    /// The live feed alone, from the current sequence on (a filtered socket builds its own
+    /// first message).
+    pub(crate) fn subscribe_feed(&self) -> (u64, broadcast::Receiver<(u64, Frame)>) {
+        let g = self.lock();
+        (g.seq, self.tx.subscribe())
     }
 
     /// The snapshot of the current sequence as far as it can be had under the lock: the
@@ -468,6 +548,7 @@ impl Hub {
                         window_ms: self.cfg.window_ms,
                         windows,
                         status: self.live.status(),
+                        filter: None,
                     })
                 });
                 (seq, text.clone())
@@ -563,7 +644,13 @@ impl Hub {
         for w in &windows {
             g.views.insert(w.start, Arc::new(w.clone()));
         }
+        let starts: Arc<[i64]> = windows.iter().map(|w| w.start).collect();
         self.publish_locked(g, |seq| ServerMsg::Windows { seq, windows });
+        g.published.push_back((g.seq, starts));
+        let first = g.backlog.front().map_or(u64::MAX, |(s, _)| *s);
+        while g.published.front().is_some_and(|(s, _)| *s < first) {
+            g.published.pop_front();
+        }
     }
 
     /// Publish the status.
@@ -614,7 +701,7 @@ fn merge_parts(parts: &HashMap<PartKey, Arc<Aggregate>>) -> Aggregate {
     keys.sort();
     let mut total = Aggregate::new();
     for k in keys {
-        total.merge(&parts[k]);
+        total.merge_figures(&parts[k]);
     }
     total
 }

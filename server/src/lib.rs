@@ -16,6 +16,9 @@
 //! - [`live`]: published progress: offsets, lag, watermark, window states, throughput.
 //! - [`hub`]: recent windows merged across partitions; the sequenced stream of changes.
 //! - [`ws`]: the WebSocket `/ws`, one client fed from the hub.
+//! - [`feed`]: filtered sockets (`/ws?filter=`): the hub's stream as a segment sees it.
+//! - [`segments`]: segments, goals and visitors now in the API: the `filter` parameter,
+//!   `GET /api/v1/now`, `GET /api/v1/segments`.
 //! - [`api_error`]: the error an API client gets, and its JSON body.
 //! - [`http`]: routes: JSON API, health, readiness, metrics, the frontend's files.
 //! - [`openapi`]: the OpenAPI 3.1 description of those routes, served at `/api/v1/openapi.json`.
@@ -32,6 +35,7 @@ pub mod config;
 pub mod demo;
 pub mod engine;
 pub mod enrich;
+pub mod feed;
 pub mod http;
 pub mod hub;
 pub mod ingest;
@@ -39,6 +43,7 @@ pub mod kafka;
 pub mod live;
 pub mod openapi;
 pub mod retention;
+pub mod segments;
 pub mod state_topic;
 pub mod store;
 pub mod telemetry;

@@ -123,6 +123,8 @@ pub async fn handler(State(sec): State<Security>) -> Response {
     paths(
         crate::http::windows,
         crate::http::summary,
+        crate::segments::now,
+        crate::segments::segments,
         crate::http::status,
         crate::http::dead_letters,
         handler,
@@ -215,6 +217,12 @@ pub struct WindowsQuery {
     /// Length of each top list.
     #[param(minimum = 1, maximum = 1000, default = 10)]
     top: Option<u32>,
+    /// A segment: `DIMENSION:VALUE` for a dimension of `--segment-dimensions` (`country:DE`,
+    /// `device:mobile`, `type:signup`, `referrer:news.ycombinator.com` or a referrer URL,
+    /// `country:(other)` for the "other" bucket). The figures are that segment's, with a
+    /// `segment` note saying whether they hold every event of the value.
+    #[param(example = "country:DE")]
+    filter: Option<String>,
 }
 
 /// Query of `GET /api/v1/summary`.
@@ -234,6 +242,31 @@ pub struct SummaryQuery {
     /// Length of each top list.
     #[param(minimum = 1, maximum = 1000, default = 10)]
     top: Option<u32>,
+    /// A segment: `DIMENSION:VALUE` for a dimension of `--segment-dimensions` (`country:DE`,
+    /// `device:mobile`, `type:signup`, `referrer:news.ycombinator.com` or a referrer URL,
+    /// `country:(other)` for the "other" bucket). The figures are that segment's, with a
+    /// `segment` note saying whether they hold every event of the value.
+    #[param(example = "country:DE")]
+    filter: Option<String>,
+}
+
+/// Query of `GET /api/v1/now`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct NowQuery {
+    /// The instant "now" is. Default: the server's wall clock.
+    #[param(value_type = Option<Instant>)]
+    at: Option<String>,
+    /// Length of the lists of pages and sources.
+    #[param(minimum = 1, maximum = 1000, default = 10)]
+    top: Option<u32>,
+    /// A segment: `DIMENSION:VALUE` for a dimension of `--segment-dimensions` (`country:DE`,
+    /// `device:mobile`, `type:signup`, `referrer:news.ycombinator.com` or a referrer URL,
+    /// `country:(other)` for the "other" bucket). The figures are that segment's, with a
+    /// `segment` note saying whether they hold every event of the value.
+    #[param(example = "country:DE")]
+    filter: Option<String>,
 }
 
 /// Query of `GET /api/v1/dead-letters`.
@@ -255,6 +288,11 @@ pub struct WsQuery {
     /// when the server still holds them, else a fresh snapshot.
     #[param(minimum = 0)]
     since: Option<u64>,
+    /// Follow a segment, `DIMENSION:VALUE` as in the API's `filter`: every window message
+    /// carries the segment's figures (same sequence numbers), the snapshot echoes the
+    /// filter. A filtered socket starts with a snapshot (`since` is not replayed).
+    #[param(example = "country:DE")]
+    filter: Option<String>,
 }
 
 /// Path of `GET /embed/{panel}`.
@@ -262,8 +300,9 @@ pub struct WsQuery {
 #[into_params(parameter_in = Path)]
 #[allow(dead_code)]
 pub struct PanelPath {
-    /// The panel: `events`, `totals`, `pages`, `referrers`, `countries`, `devices`,
-    /// `types` or `status` (the page is served for any name; the app shows the panels it knows).
+    /// The panel: `events`, `totals`, `now`, `goals`, `pages`, `referrers`, `countries`,
+    /// `devices`, `types` or `status` (the page is served for any name; the app shows the
+    /// panels it knows). `?filter=DIMENSION:VALUE` pins it to a segment.
     #[param(example = "events")]
     panel: String,
 }

@@ -41,7 +41,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use pulseboard_model::agg::{AggError, Aggregate};
+use pulseboard_model::agg::{AggError, Aggregate, Keep};
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
@@ -467,6 +467,17 @@ impl Store {
 
     /// All window rows with start in `[from, to)`, ordered by start.
     pub fn windows_in(&self, from: i64, to: i64) -> Result<Vec<StoredWindow>, StoreError> {
+        self.windows_in_with(from, to, Keep::All)
+    }
+
+    /// [`Store::windows_in`], decoding only the segment tables `keep` says (a view of the
+    /// whole traffic skips them all, a filtered one all but one).
+    pub fn windows_in_with(
+        &self,
+        from: i64,
+        to: i64,
+        keep: Keep,
+    ) -> Result<Vec<StoredWindow>, StoreError> {
         let mut out = Vec::new();
         if from >= to {
             return Ok(out);
@@ -485,7 +496,7 @@ impl Store {
                 start,
                 topic,
                 partition,
-                agg: Aggregate::from_bytes(&v)?,
+                agg: Aggregate::decode(&v, keep)?,
             });
         }
         Ok(out)

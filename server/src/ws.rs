@@ -15,6 +15,8 @@
 //!   socket with a code and reason, and touches nothing else.
 //! - [`serve`] is generic over `Sink`/`Stream`, so it is tested without a network; send and
 //!   receive run as two tasks and the survivor is stopped.
+//! - `GET /ws?filter=DIMENSION:VALUE` follows the stream as that segment sees it (see
+//!   [`crate::feed`]); a bad filter is a `400` naming `filter`, as in the API.
 //! - New sessions are paced ([`ConnectPacer`]): at most `--ws-connect-rate` a second on
 //!   average and `--ws-connect-burst` at once, the rest waiting their turn in order of
 //!   arrival before the handshake is answered; one whose turn is more than
@@ -38,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api_error::ApiError;
 use crate::config::LiveArgs;
+use crate::feed::{Feeds, Segment};
 use crate::hub::{Frame, Hub, Start, Subscription};
 use crate::telemetry;
 
@@ -50,6 +53,8 @@ pub struct SocketState {
     pub options: SocketOptions,
     /// Paces new sessions.
     pub pacer: Arc<ConnectPacer>,
+    /// The frames of filtered sockets.
+    pub feeds: Arc<Feeds>,
 }
 
 /// Close codes (RFC 6455).
@@ -205,6 +210,7 @@ impl ConnectPacer {
 #[derive(Debug, Default, Deserialize)]
 pub struct WsParams {
     since: Option<String>,
+    filter: Option<String>,
 }
 
 /// `GET /ws`.
@@ -222,6 +228,11 @@ pub async fn handler(
             ),
         })?),
     };
+    let segment = st
+        .feeds
+        .segments()
+        .filter(p.filter.as_deref())?
+        .map(|f| st.feeds.join(f));
     match st.pacer.admit(Instant::now()) {
         Admission::Now => {}
         Admission::After(wait) => {
@@ -251,16 +262,18 @@ pub async fn handler(
         .read_buffer_size(2 * MAX_CLIENT_FRAME)
         .on_upgrade(move |socket| async move {
             let (sink, stream) = socket.split();
-            serve(sink, stream, hub, since, options, shutdown).await;
+            serve(sink, stream, hub, segment, since, options, shutdown).await;
         })
         .into_response())
 }
 
-/// Serve one client until it leaves, is dropped, or the server shuts down.
+/// Serve one client until it leaves, is dropped, or the server shuts down; with a segment,
+/// the stream as that segment sees it.
 pub async fn serve<S, R, E>(
     sink: S,
     stream: R,
     hub: Arc<Hub>,
+    segment: Option<Segment>,
     since: Option<u64>,
     opts: SocketOptions,
     shutdown: CancellationToken,
@@ -273,8 +286,19 @@ pub async fn serve<S, R, E>(
     hub.stats.connects_total.fetch_add(1, Ordering::Relaxed);
     let (close_tx, close_rx) = oneshot::channel();
     // Subscribe now, at connect time, so nothing published from here on is missed.
-    let sub = hub.subscribe(since);
-    let mut send = tokio::spawn(send_loop(sink, hub.clone(), sub, opts, close_rx, shutdown));
+    let sub = match &segment {
+        None => hub.subscribe(since),
+        Some(s) => s.subscribe(&hub),
+    };
+    let mut send = tokio::spawn(send_loop(
+        sink,
+        hub.clone(),
+        segment,
+        sub,
+        opts,
+        close_rx,
+        shutdown,
+    ));
     let mut recv = tokio::spawn(recv_loop(stream, opts, close_tx));
     tokio::select! {
         _ = &mut send => recv.abort(),
@@ -310,6 +334,7 @@ where
 async fn send_loop<S, E>(
     mut sink: S,
     hub: Arc<Hub>,
+    segment: Option<Segment>,
     sub: Subscription,
     opts: SocketOptions,
     mut close_rx: oneshot::Receiver<(u16, String)>,
@@ -348,7 +373,20 @@ async fn send_loop<S, E>(
             msg = rx.recv() => match msg {
                 Ok((seq, text)) => {
                     if seq > last_seq {
-                        if !send_text(&mut sink, &text, opts).await {
+                        let frame = match &segment {
+                            None => Some(text),
+                            Some(s) => s.frame(&hub, seq, &text),
+                        };
+                        let (seq, frame) = match frame {
+                            Some(f) => (seq, f),
+                            // The hub no longer knows what that message carried: resync.
+                            None => {
+                                hub.stats.resyncs_total.fetch_add(1, Ordering::Relaxed);
+                                telemetry::socket_client_resynced(seq - last_seq);
+                                snapshot(&hub, segment.as_ref())
+                            }
+                        };
+                        if !send_text(&mut sink, &frame, opts).await {
                             return;
                         }
                         last_seq = seq;
@@ -357,7 +395,7 @@ async fn send_loop<S, E>(
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     hub.stats.resyncs_total.fetch_add(1, Ordering::Relaxed);
                     telemetry::socket_client_resynced(missed);
-                    let (seq, snap) = hub.snapshot();
+                    let (seq, snap) = snapshot(&hub, segment.as_ref());
                     if !send_text(&mut sink, &snap, opts).await {
                         return;
                     }
@@ -376,6 +414,14 @@ async fn send_loop<S, E>(
             tokio::time::timeout(opts.send_timeout, sink.send(Message::Close(Some(frame)))).await;
     }
     let _ = tokio::time::timeout(opts.send_timeout, sink.close()).await;
+}
+
+/// A snapshot of the whole traffic, or of a segment.
+fn snapshot(hub: &Hub, segment: Option<&Segment>) -> (u64, Frame) {
+    match segment {
+        None => hub.snapshot(),
+        Some(s) => s.snapshot(hub),
+    }
 }
 
 /// Read client frames; on a bad one, say why through `close_tx` and stop.
@@ -455,6 +501,7 @@ mod tests {
             server_out,
             server_in,
             hub.clone(),
+            None,
             since,
             opts,
             CancellationToken::new(),

@@ -5,11 +5,13 @@
 //! - [`TopCounts`] is a commutative monoid under [`TopCounts::merge`] with
 //!   [`TopCounts::new`] as the identity; while exact, merging the counts of any split of a
 //!   stream gives the counts of the whole stream.
-//! - It never holds more than [`TOP_CAP`] keys. Above that it is a mergeable Misra–Gries
-//!   summary (Agarwal et al., "Mergeable Summaries"): every reported count `c` of a key
-//!   with true count `t` satisfies `t - error_bound() <= c <= t`, and
-//!   `error_bound() <= total() / (TOP_CAP + 1)`, so every key with
-//!   `t > total() / (TOP_CAP + 1)` is reported. [`TopCounts::total`] is always exact.
+//! - It never holds more than its capacity of keys ([`TOP_CAP`], or the smaller one given to
+//!   [`TopCounts::with_cap`]: the sub-aggregates of segments keep [`SEGMENT_TOP_CAP`]).
+//!   Above that it is a mergeable Misra–Gries summary (Agarwal et al., "Mergeable
+//!   Summaries"): every reported count `c` of a key with true count `t` satisfies
+//!   `t - error_bound() <= c <= t`, and `error_bound() <= total() / (cap + 1)`, so every
+//!   key with `t > total() / (cap + 1)` is reported. [`TopCounts::total`] is always exact.
+//!   A merge keeps the larger capacity of the two; equality ignores the capacity.
 //! - [`TopCounts::top`] orders by count descending, then key ascending.
 //! - Deserialising validates: more than [`TOP_CAP`] keys, zero or duplicate counters, or
 //!   counters above the total are an error, never a panic.
@@ -20,8 +22,12 @@ use std::hash::{BuildHasherDefault, Hasher};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// Maximum number of keys a [`TopCounts`] tracks.
+/// Maximum number of keys a [`TopCounts`] tracks (by default).
 pub const TOP_CAP: usize = 1000;
+
+/// Keys a top list of a segment's sub-aggregate tracks: smaller than [`TOP_CAP`], since a
+/// window keeps up to (dimensions × (N + 1)) sub-aggregates (see [`crate::agg::segment`]).
+pub const SEGMENT_TOP_CAP: usize = 64;
 
 /// A fast hasher for the short keys of [`TopCounts`] (SipHash showed in profiles): 8 bytes
 /// at a time, multiply-rotate, and a final avalanche. Maps are capped at [`TOP_CAP`] keys
@@ -67,23 +73,62 @@ impl Hasher for KeyHasher {
 
 type KeyMap = HashMap<String, u64, BuildHasherDefault<KeyHasher>>;
 
-/// Counts by key with bounded memory: exact while at most [`TOP_CAP`]
-/// distinct keys were seen, a mergeable Misra–Gries summary of capacity
-/// [`TOP_CAP`] afterwards (see the module docs for the guarantees).
+/// Counts by key with bounded memory: exact while at most its capacity ([`TOP_CAP`] by
+/// default) of distinct keys were seen, a mergeable Misra–Gries summary of that capacity
+/// afterwards (see the module docs for the guarantees).
 ///
-/// Equality compares counters, `total` and `error_bound`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Equality compares counters, `total` and `error_bound` (not the capacity).
+#[derive(Debug, Clone)]
 pub struct TopCounts {
     counts: KeyMap,
     total: u64,
     /// Sum of all Misra–Gries decrements applied (max undercount of any key).
     error: u64,
+    /// Most keys tracked.
+    cap: usize,
 }
 
+impl Default for TopCounts {
+    fn default() -> Self {
+        TopCounts::with_cap(TOP_CAP)
+    }
+}
+
+impl PartialEq for TopCounts {
+    fn eq(&self, other: &Self) -> bool {
+        self.total == other.total && self.error == other.error && self.counts == other.counts
+    }
+}
+
+impl Eq for TopCounts {}
+
 impl TopCounts {
-    /// An empty counter.
+    /// An empty counter of capacity [`TOP_CAP`].
     pub fn new() -> Self {
         TopCounts::default()
+    }
+
+    /// An empty counter that tracks at most `cap` keys (at least 1).
+    pub fn with_cap(cap: usize) -> Self {
+        TopCounts {
+            counts: KeyMap::default(),
+            total: 0,
+            error: 0,
+            cap: cap.max(1),
+        }
+    }
+
+    /// Most keys tracked.
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// Sets the capacity to `cap` (at least 1), reducing the counters when they hold more.
+    pub fn set_cap(&mut self, cap: usize) {
+        self.cap = cap.max(1);
+        if self.counts.len() > self.cap {
+            self.reduce();
+        }
     }
 
     /// Adds `n` occurrences of `key`.
@@ -97,14 +142,15 @@ impl TopCounts {
             return;
         }
         self.counts.insert(key.to_owned(), n);
-        if self.counts.len() > TOP_CAP {
+        if self.counts.len() > self.cap {
             self.reduce();
         }
     }
 
-    /// Folds `other` into `self`: counters are added, then reduced back to
-    /// [`TOP_CAP`] keys if needed. Commutative.
+    /// Folds `other` into `self`: counters are added, then reduced back to the larger
+    /// capacity of the two if needed. Commutative.
     pub fn merge(&mut self, other: &TopCounts) {
+        self.cap = self.cap.max(other.cap);
         self.total = self.total.saturating_add(other.total);
         self.error = self.error.saturating_add(other.error);
         for (k, &n) in &other.counts {
@@ -115,17 +161,17 @@ impl TopCounts {
                 }
             }
         }
-        if self.counts.len() > TOP_CAP {
+        if self.counts.len() > self.cap {
             self.reduce();
         }
     }
 
-    /// Misra–Gries reduction: subtract the (TOP_CAP+1)-th largest counter from
+    /// Misra–Gries reduction: subtract the (cap+1)-th largest counter from
     /// every counter and drop the ones that are no longer positive.
     fn reduce(&mut self) {
         let mut values: Vec<u64> = self.counts.values().copied().collect();
-        // Index TOP_CAP in descending order = the (k+1)-th largest.
-        let (_, &mut delta, _) = values.select_nth_unstable_by(TOP_CAP, |a, b| b.cmp(a));
+        // Index `cap` in descending order = the (k+1)-th largest.
+        let (_, &mut delta, _) = values.select_nth_unstable_by(self.cap, |a, b| b.cmp(a));
         self.counts.retain(|_, c| {
             if *c > delta {
                 *c -= delta;
@@ -155,7 +201,7 @@ impl TopCounts {
         self.counts.get(key).copied().unwrap_or(0)
     }
 
-    /// Number of tracked keys (at most [`TOP_CAP`]).
+    /// Number of tracked keys (at most the capacity).
     pub fn len(&self) -> usize {
         self.counts.len()
     }
@@ -238,6 +284,7 @@ impl<'de> Deserialize<'de> for TopCounts {
             counts,
             total: w.total,
             error: w.error,
+            cap: TOP_CAP,
         })
     }
 }
@@ -275,6 +322,32 @@ mod tests {
         assert_eq!(t.get("k7"), 1);
         assert_eq!(t.get("one-more"), 0);
         assert_eq!(t.total(), 2 * TOP_CAP as u64 + 1);
+    }
+
+    #[test]
+    fn a_smaller_capacity_bounds_the_keys_and_a_merge_keeps_the_larger() {
+        let mut small = TopCounts::with_cap(3);
+        for (k, n) in [("a", 5), ("b", 4), ("c", 3)] {
+            small.add(k, n);
+        }
+        assert!(small.is_exact());
+        small.add("d", 1);
+        assert_eq!(small.len(), 3);
+        assert!(!small.is_exact());
+        let a = small.get("a");
+        assert!(a <= 5 && a + small.error_bound() >= 5, "{a}");
+        let mut big = TopCounts::new();
+        big.add("x", 1);
+        let mut merged = big.clone();
+        merged.merge(&small);
+        assert_eq!(merged.cap(), TOP_CAP);
+        let mut other_way = small.clone();
+        other_way.merge(&big);
+        assert_eq!(other_way, merged, "commutative whatever the capacities");
+        let mut shrunk = merged.clone();
+        shrunk.set_cap(2);
+        assert!(shrunk.len() <= 2);
+        assert_eq!(shrunk.total(), merged.total());
     }
 
     #[test]

@@ -247,7 +247,7 @@ async fn restore(
             &shared.store,
             topic,
             partition,
-            shared.engine,
+            shared.engine.clone(),
             shared.decoder.clone(),
         )
         .map_err(store_err)

@@ -1,0 +1,575 @@
+//! Segments: per-window sub-aggregates by a low-cardinality dimension, so that every figure
+//! can be shown for one country, device, event type or referrer domain.
+//!
+//! Contract:
+//! - A [`Dimension`] names what an event is segmented by: `country`, `device`, `type`, or
+//!   `referrer` (the referrer's domain, [`referrer_domain`]). A [`Filter`]
+//!   (`country:DE`) picks one value of one dimension; the value `(other)` ([`OTHER`]) picks
+//!   the "other" bucket.
+//! - For each configured dimension a window keeps a [`SegmentTable`]: a sub-aggregate (an
+//!   [`Aggregate`] without segments, top lists of [`SEGMENT_TOP_CAP`] keys) for each of at
+//!   most N values (`top_n`), and one sub-aggregate, "other", for the events of every
+//!   other value. While adding events, the first N distinct values of the window get their
+//!   own sub-aggregate (the values of most traffic come first with high probability); a
+//!   later value goes to "other", until the window's own count of it (its top list for the
+//!   dimension) exceeds twice the events of the smallest sub-aggregate: then that one is
+//!   folded into "other" and the value takes its place (as in Space-Saving, so that a value
+//!   of much traffic is not left in "other" for a whole window because it came late; the
+//!   factor two keeps values from trading places back and forth). An event without a value
+//!   for the dimension (no country) is in neither. So a window holds at most
+//!   dimensions × (N + 1) sub-aggregates, whatever the cardinality.
+//! - Merging tables (partitions of one window, a revision into a stored row) adds the
+//!   sub-aggregates of the same value and the "other" buckets; when more than N values
+//!   result, the N with the most events (then the smaller key) keep theirs and the rest are
+//!   folded into "other". Merge is commutative; it is associative, and any split merges to
+//!   the one-pass table, as long as no more than N distinct values meet (exact mode).
+//!   Beyond that only the guarantees below hold.
+//! - Guarantees in every mode: the events of the values' sub-aggregates and of "other" add
+//!   up to the events that have a value; a value's sub-aggregate holds a subset of its
+//!   events (never more); and [`Coverage`] tells whether it holds all of them: it compares
+//!   the sub-aggregate's events with the aggregate's own count of that value (its top list
+//!   for the dimension, exact up to its capacity, bounded above by `count + error` beyond).
+//!   A filtered figure whose coverage is incomplete is a lower bound, and the API says so
+//!   instead of silently undercounting.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::top::SEGMENT_TOP_CAP;
+use super::{Aggregate, Facts};
+use crate::event::{Event, MAX_FIELD_BYTES};
+
+/// The filter value that selects the "other" bucket of a dimension.
+pub const OTHER: &str = "(other)";
+/// Default number of values per window and dimension with their own sub-aggregate.
+pub const DEFAULT_SEGMENT_TOP: usize = 10;
+/// Most values per window and dimension with their own sub-aggregate.
+pub const MAX_SEGMENT_TOP: usize = 100;
+
+/// What events are segmented by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Dimension {
+    /// The event's country.
+    Country,
+    /// The event's device class.
+    Device,
+    /// The event's type.
+    Type,
+    /// The domain of the event's referrer ([`referrer_domain`]).
+    Referrer,
+}
+
+impl Dimension {
+    /// Every dimension, in the order of the default `--segment-dimensions`.
+    pub const ALL: [Dimension; 4] = [
+        Dimension::Country,
+        Dimension::Device,
+        Dimension::Type,
+        Dimension::Referrer,
+    ];
+
+    /// Its name in filters and flags: `country`, `device`, `type`, `referrer`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dimension::Country => "country",
+            Dimension::Device => "device",
+            Dimension::Type => "type",
+            Dimension::Referrer => "referrer",
+        }
+    }
+
+    /// The dimension called `name`.
+    pub fn from_name(name: &str) -> Option<Dimension> {
+        Dimension::ALL.into_iter().find(|d| d.name() == name)
+    }
+
+    /// The value of `ev` for this dimension, if it has one.
+    pub fn value_of<'e>(self, ev: &'e Event) -> Option<Cow<'e, str>> {
+        match self {
+            Dimension::Country => ev.country.as_deref().map(Cow::Borrowed),
+            Dimension::Device => ev.device.as_deref().map(Cow::Borrowed),
+            Dimension::Type => Some(Cow::Borrowed(ev.kind.as_str())),
+            Dimension::Referrer => ev.referrer.as_deref().and_then(referrer_domain),
+        }
+    }
+}
+
+impl fmt::Display for Dimension {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The domain of a referrer URL, lower case, without a leading `www.`, a port or user
+/// information: `https://www.Google.com:443/search?q=x` → `google.com`. A referrer without
+/// a scheme is read as `host/path`. `None` when there is no host.
+pub fn referrer_domain(referrer: &str) -> Option<Cow<'_, str>> {
+    let rest = match referrer.find("://") {
+        Some(i) => &referrer[i + 3..],
+        None => referrer.strip_prefix("//").unwrap_or(referrer),
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    let host = if host_port.starts_with('[') {
+        // [IPv6]:port
+        &host_port[..=host_port.find(']')?]
+    } else {
+        host_port.split(':').next().unwrap_or_default()
+    };
+    let host = host.trim_end_matches('.');
+    let host = match host.get(..4) {
+        Some(w) if w.eq_ignore_ascii_case("www.") && host.len() > 4 => &host[4..],
+        _ => host,
+    };
+    if host.is_empty() {
+        return None;
+    }
+    Some(if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    })
+}
+
+/// A filter that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FilterError {
+    #[error("{0:?} is not a filter: write DIMENSION:VALUE, e.g. country:DE")]
+    Syntax(String),
+    #[error("{0:?} is not a dimension: use country, device, type or referrer")]
+    Dimension(String),
+    #[error("the value of a {0} filter is empty")]
+    EmptyValue(Dimension),
+    #[error("the value is longer than {MAX_FIELD_BYTES} bytes")]
+    TooLong,
+}
+
+/// One value of one dimension: the segment a view shows.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Filter {
+    /// The dimension.
+    pub dimension: Dimension,
+    /// The value ([`OTHER`] for the "other" bucket).
+    pub value: String,
+}
+
+impl Filter {
+    /// `country:DE`, `device:mobile`, `type:signup`, `referrer:news.ycombinator.com` (a
+    /// referrer may also be given as a URL: its domain is taken), `country:(other)`.
+    pub fn parse(s: &str) -> Result<Filter, FilterError> {
+        let (dim, value) = s
+            .split_once(':')
+            .ok_or_else(|| FilterError::Syntax(s.to_owned()))?;
+        let dimension = Dimension::from_name(dim.trim())
+            .ok_or_else(|| FilterError::Dimension(dim.trim().to_owned()))?;
+        if value.is_empty() {
+            return Err(FilterError::EmptyValue(dimension));
+        }
+        if value.len() > MAX_FIELD_BYTES {
+            return Err(FilterError::TooLong);
+        }
+        let value = match dimension {
+            Dimension::Referrer if value != OTHER => referrer_domain(value)
+                .ok_or(FilterError::EmptyValue(dimension))?
+                .into_owned(),
+            _ => value.to_owned(),
+        };
+        Ok(Filter { dimension, value })
+    }
+
+    /// Whether it selects the "other" bucket.
+    pub fn is_other(&self) -> bool {
+        self.value == OTHER
+    }
+}
+
+impl fmt::Display for Filter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.dimension, self.value)
+    }
+}
+
+/// Which dimensions are segmented, and how many values per window get a sub-aggregate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentSpec {
+    /// The dimensions (none: no segments).
+    pub dimensions: Vec<Dimension>,
+    /// Values per window and dimension with their own sub-aggregate (N).
+    pub top_n: usize,
+}
+
+impl SegmentSpec {
+    /// No segments.
+    pub const NONE: SegmentSpec = SegmentSpec {
+        dimensions: Vec::new(),
+        top_n: DEFAULT_SEGMENT_TOP,
+    };
+}
+
+impl Default for SegmentSpec {
+    fn default() -> Self {
+        SegmentSpec::NONE
+    }
+}
+
+/// How much of a filtered value's events its sub-aggregates hold: `events` out of a true
+/// count that lies in `[of_at_least, of_at_most]`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Coverage {
+    /// Events in the sub-aggregates shown.
+    pub events: u64,
+    /// Lower bound of the value's true event count.
+    pub of_at_least: u64,
+    /// Upper bound of the value's true event count.
+    pub of_at_most: u64,
+    /// Windows (or partitions of windows) whose sub-aggregate lacks some of the value's events.
+    pub incomplete_parts: u64,
+}
+
+impl Coverage {
+    /// Adds the coverage of another part of the range.
+    pub fn merge(&mut self, other: &Coverage) {
+        self.events = self.events.saturating_add(other.events);
+        self.of_at_least = self.of_at_least.saturating_add(other.of_at_least);
+        self.of_at_most = self.of_at_most.saturating_add(other.of_at_most);
+        self.incomplete_parts = self.incomplete_parts.saturating_add(other.incomplete_parts);
+    }
+
+    /// True when the sub-aggregates hold every event of the value.
+    pub fn complete(&self) -> bool {
+        self.events >= self.of_at_most
+    }
+}
+
+/// One dimension's sub-aggregates in a window.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SegmentTable {
+    top_n: usize,
+    values: BTreeMap<String, Aggregate>,
+    other: Aggregate,
+}
+
+impl SegmentTable {
+    fn new(top_n: usize) -> Self {
+        SegmentTable {
+            top_n: top_n.clamp(1, MAX_SEGMENT_TOP),
+            values: BTreeMap::new(),
+            other: Aggregate::with_top_cap(SEGMENT_TOP_CAP),
+        }
+    }
+
+    /// Accounts an event of `value`, whose count in the window (this event included) is
+    /// `seen()` (asked only when the value has no sub-aggregate and the table is full).
+    pub(crate) fn add(
+        &mut self,
+        value: &str,
+        seen: impl FnOnce() -> u64,
+        ev: &Event,
+        facts: &Facts<'_>,
+        goals: &[super::Goal],
+    ) {
+        if let Some(sub) = self.values.get_mut(value) {
+            sub.add_facts(ev, facts, goals);
+            return;
+        }
+        if self.values.len() >= self.top_n {
+            // The smallest sub-aggregate (the larger key among equals) gives way to a value
+            // of more than twice its traffic.
+            let smallest = self
+                .values
+                .iter()
+                .min_by(|a, b| a.1.events.cmp(&b.1.events).then_with(|| b.0.cmp(a.0)))
+                .map(|(k, a)| (k.clone(), a.events));
+            match smallest {
+                Some((k, n)) if seen() > n.saturating_mul(2) => {
+                    if let Some(sub) = self.values.remove(&k) {
+                        self.other.merge(&sub);
+                    }
+                }
+                _ => {
+                    self.other.add_facts(ev, facts, goals);
+                    return;
+                }
+            }
+        }
+        let mut sub = Aggregate::with_top_cap(SEGMENT_TOP_CAP);
+        sub.add_facts(ev, facts, goals);
+        self.values.insert(value.to_owned(), sub);
+    }
+
+    fn merge(&mut self, other: &SegmentTable) {
+        self.top_n = self.top_n.max(other.top_n);
+        for (v, sub) in &other.values {
+            match self.values.get_mut(v) {
+                Some(mine) => mine.merge(sub),
+                None => {
+                    self.values.insert(v.clone(), sub.clone());
+                }
+            }
+        }
+        self.other.merge(&other.other);
+        self.fold_excess();
+    }
+
+    /// Keeps the `top_n` values with the most events (then the smaller key); folds the rest
+    /// into "other".
+    fn fold_excess(&mut self) {
+        if self.values.len() <= self.top_n {
+            return;
+        }
+        let mut ranked: Vec<(&String, u64)> =
+            self.values.iter().map(|(k, a)| (k, a.events)).collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        let drop: Vec<String> = ranked[self.top_n..]
+            .iter()
+            .map(|(k, _)| (*k).clone())
+            .collect();
+        for k in drop {
+            if let Some(sub) = self.values.remove(&k) {
+                self.other.merge(&sub);
+            }
+        }
+    }
+
+    /// The values with their own sub-aggregate.
+    pub fn values(&self) -> impl Iterator<Item = (&str, &Aggregate)> {
+        self.values.iter().map(|(k, a)| (k.as_str(), a))
+    }
+
+    /// The sub-aggregate of `value`, if it has one.
+    pub fn get(&self, value: &str) -> Option<&Aggregate> {
+        self.values.get(value)
+    }
+
+    /// The "other" bucket.
+    pub fn other(&self) -> &Aggregate {
+        &self.other
+    }
+
+    /// N: values with their own sub-aggregate at most.
+    pub fn top_n(&self) -> usize {
+        self.top_n
+    }
+}
+
+/// Wire form of a [`SegmentTable`].
+#[derive(Serialize, Deserialize)]
+struct TableWire<K, A> {
+    top_n: u32,
+    values: Vec<(K, A)>,
+    other: A,
+}
+
+impl Serialize for SegmentTable {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        TableWire {
+            top_n: self.top_n as u32,
+            values: self.values.iter().collect(),
+            other: &self.other,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for SegmentTable {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = TableWire::<String, Aggregate>::deserialize(d)?;
+        let top_n = w.top_n as usize;
+        if !(1..=MAX_SEGMENT_TOP).contains(&top_n) || w.values.len() > top_n {
+            return Err(D::Error::custom("segment table exceeds its size"));
+        }
+        let mut t = SegmentTable::new(top_n);
+        for (k, mut sub) in w.values {
+            if !sub.segments.is_empty() {
+                return Err(D::Error::custom("nested segments"));
+            }
+            sub.set_top_cap(SEGMENT_TOP_CAP);
+            if t.values.insert(k, sub).is_some() {
+                return Err(D::Error::custom("duplicate segment value"));
+            }
+        }
+        t.other = w.other;
+        if !t.other.segments.is_empty() {
+            return Err(D::Error::custom("nested segments"));
+        }
+        t.other.set_top_cap(SEGMENT_TOP_CAP);
+        Ok(t)
+    }
+}
+
+/// The segment tables of a window, one per dimension.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Segments {
+    tables: BTreeMap<Dimension, SegmentTable>,
+}
+
+impl Segments {
+    /// True when no dimension has a table.
+    pub fn is_empty(&self) -> bool {
+        self.tables.is_empty()
+    }
+
+    /// The table of `dim`, if this window has one.
+    pub fn table(&self, dim: Dimension) -> Option<&SegmentTable> {
+        self.tables.get(&dim)
+    }
+
+    /// The table of `dim`, made with `top_n` if there is none yet.
+    pub(crate) fn table_mut(&mut self, dim: Dimension, top_n: usize) -> &mut SegmentTable {
+        self.tables
+            .entry(dim)
+            .or_insert_with(|| SegmentTable::new(top_n))
+    }
+
+    /// Folds `other` into `self` (see the module docs).
+    pub fn merge(&mut self, other: &Segments) {
+        for (dim, t) in &other.tables {
+            match self.tables.get_mut(dim) {
+                Some(mine) => mine.merge(t),
+                None => {
+                    self.tables.insert(*dim, t.clone());
+                }
+            }
+        }
+    }
+}
+
+/// A table's encoding, kept as bytes inside the aggregate's, so that a reader can skip the
+/// tables it does not need without decoding them.
+struct Blob<'a>(&'a [u8]);
+
+impl Serialize for Blob<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
+
+impl Serialize for Segments {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let encoded: Vec<(Dimension, Vec<u8>)> = self
+            .tables
+            .iter()
+            .map(|(d, t)| {
+                // Serialising into a Vec only fails on allocation failure.
+                let bytes = postcard::to_allocvec(t).expect("postcard into a Vec cannot fail");
+                (*d, bytes)
+            })
+            .collect();
+        let blobs: Vec<(Dimension, Blob<'_>)> =
+            encoded.iter().map(|(d, b)| (*d, Blob(b))).collect();
+        blobs.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Segments {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let blobs = Vec::<(Dimension, ByteBuf)>::deserialize(d)?;
+        let mut tables = BTreeMap::new();
+        for (dim, ByteBuf(bytes)) in blobs {
+            let t: SegmentTable = postcard::from_bytes(&bytes).map_err(D::Error::custom)?;
+            if tables.insert(dim, t).is_some() {
+                return Err(D::Error::custom("duplicate segment dimension"));
+            }
+        }
+        Ok(Segments { tables })
+    }
+}
+
+impl Segments {
+    /// Decodes only the table of `dim` from the encoding of a [`Segments`] (the tail of an
+    /// aggregate's encoding): the others are skipped without being decoded.
+    pub(crate) fn decode_one(bytes: &[u8], dim: Dimension) -> Result<Segments, postcard::Error> {
+        let (blobs, _) = postcard::take_from_bytes::<Vec<(Dimension, &[u8])>>(bytes)?;
+        let mut tables = BTreeMap::new();
+        if let Some((_, b)) = blobs.into_iter().find(|(d, _)| *d == dim) {
+            tables.insert(dim, postcard::from_bytes::<SegmentTable>(b)?);
+        }
+        Ok(Segments { tables })
+    }
+}
+
+/// Owned bytes, deserialised from serde's bytes (postcard's length-prefixed raw bytes).
+struct ByteBuf(Vec<u8>);
+
+impl<'de> Deserialize<'de> for ByteBuf {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ByteBuf;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<ByteBuf, E> {
+                Ok(ByteBuf(v.to_vec()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<ByteBuf, E> {
+                Ok(ByteBuf(v))
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn referrer_domains_are_hosts_without_www_port_or_case() {
+        for (r, want) in [
+            ("https://www.Google.com/search?q=x", Some("google.com")),
+            (
+                "https://news.ycombinator.com/item?id=1",
+                Some("news.ycombinator.com"),
+            ),
+            ("http://user:pw@example.org:8080/a", Some("example.org")),
+            (
+                "android-app://com.google.android.gm/",
+                Some("com.google.android.gm"),
+            ),
+            ("news.example/path", Some("news.example")),
+            ("//cdn.example/x", Some("cdn.example")),
+            ("https://[::1]:8443/", Some("[::1]")),
+            ("https://[::1/", None),
+            ("https://www./", Some("www")),
+            ("https://example.com./", Some("example.com")),
+            ("", None),
+            ("https:///nohost", None),
+        ] {
+            assert_eq!(referrer_domain(r).as_deref(), want, "{r}");
+        }
+        assert!(matches!(
+            referrer_domain("https://t.co/x"),
+            Some(Cow::Borrowed("t.co"))
+        ));
+    }
+
+    #[test]
+    fn filters_parse_and_print() {
+        let f = Filter::parse("country:DE").expect("filter");
+        assert_eq!((f.dimension, f.value.as_str()), (Dimension::Country, "DE"));
+        assert_eq!(f.to_string(), "country:DE");
+        let f = Filter::parse("referrer:https://www.reddit.com/r/rust").expect("url");
+        assert_eq!(f.to_string(), "referrer:reddit.com");
+        let f = Filter::parse("type:a:b").expect("colons in the value");
+        assert_eq!(f.value, "a:b");
+        assert!(Filter::parse("device:(other)").expect("other").is_other());
+        assert_eq!(Filter::parse("DE"), Err(FilterError::Syntax("DE".into())));
+        assert_eq!(
+            Filter::parse("city:Berlin"),
+            Err(FilterError::Dimension("city".into()))
+        );
+        assert_eq!(
+            Filter::parse("country:"),
+            Err(FilterError::EmptyValue(Dimension::Country))
+        );
+        assert!(Filter::parse(&format!("type:{}", "x".repeat(3000))).is_err());
+        for d in Dimension::ALL {
+            assert_eq!(Dimension::from_name(d.name()), Some(d));
+        }
+    }
+}

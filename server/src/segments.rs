@@ -1,0 +1,322 @@
+//! Segments, goals and visitors now in the HTTP API: the `filter` parameter, filtered
+//! windows and summaries, `GET /api/v1/now` and `GET /api/v1/segments`.
+//!
+//! Contract:
+//! - `filter=DIMENSION:VALUE` (`country:DE`, `device:mobile`, `type:signup`,
+//!   `referrer:news.ycombinator.com`, or `DIMENSION:(other)` for the "other" bucket) is read
+//!   by [`SegmentsState::filter`] for the dimensions of `--segment-dimensions`; anything
+//!   else is a `400` naming `filter` and saying which dimensions there are.
+//! - A filtered view of a window merges, in partition order, the sub-aggregate of the
+//!   value from each partition's row ([`merged`]; rows read from the store decode that one
+//!   dimension's table), and carries a [`SegmentNote`]: whether the figures hold every
+//!   event of the value, or are a lower bound because some windows kept it in their "other"
+//!   bucket (see `pulseboard_model::agg::segment`). A summary adds the coverage of its
+//!   windows up.
+//! - Figures list the configured goals, in their order (`--goal`).
+//! - `GET /api/v1/now?filter=&top=&at=`: visitors now at `at` (default: wall-clock now):
+//!   the merge of the windows overlapping `[at - --now-window, at]`
+//!   (`pulseboard_model::now`), from the hub's windows and the store like every range.
+//! - `GET /api/v1/segments`: what a filter may name, N, the goals, and what visitors now
+//!   means.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{FromRef, State};
+use axum::Json;
+use pulseboard_model::agg::{AggSpec, Aggregate, Coverage, Filter, Goal, Keep};
+use pulseboard_model::now::{definition, now_range, visitors_now};
+use pulseboard_model::proto::{
+    self, Figures, GoalInfo, SegmentNote, SegmentsInfo, VisitorsNow, WindowState, WindowView,
+};
+
+use crate::api_error::ApiError;
+use crate::config::Config;
+use crate::http::{int_param, time_param, AppState, RangeParams};
+use crate::hub::Hub;
+use crate::now_ms;
+use crate::store::{Store, StoreError};
+
+/// What the segment, goal and visitors-now routes need (taken from the app's state).
+#[derive(Clone, Debug)]
+pub struct SegmentsState {
+    /// What every window counts: the segment dimensions and N, and the goals.
+    pub spec: Arc<AggSpec>,
+    /// `--now-window`, ms.
+    pub now_span_ms: i64,
+    /// `--window`, ms.
+    pub window_ms: i64,
+}
+
+impl SegmentsState {
+    /// The state of a run.
+    pub fn from_config(config: &Config) -> Self {
+        SegmentsState {
+            spec: Arc::new(config.aggregate.spec()),
+            now_span_ms: config.aggregate.now_window_ms(),
+            window_ms: config.windows.config().width_ms,
+        }
+    }
+
+    /// The goals counted, in their order.
+    pub fn goals(&self) -> &[Goal] {
+        &self.spec.goals
+    }
+
+    /// The filter of a `filter` parameter: `None` when not given (or empty), a `400` naming
+    /// `filter` when it is not `DIMENSION:VALUE` of a segmented dimension.
+    pub fn filter(&self, raw: Option<&str>) -> Result<Option<Filter>, ApiError> {
+        let raw = match raw {
+            None | Some("") => return Ok(None),
+            Some(r) => r,
+        };
+        let dims = &self.spec.segments.dimensions;
+        let names = if dims.is_empty() {
+            "none (this server runs with --segment-dimensions none)".to_owned()
+        } else {
+            dims.iter().map(|d| d.name()).collect::<Vec<_>>().join(", ")
+        };
+        let f = Filter::parse(raw).map_err(|e| ApiError::BadParam {
+            parameter: "filter",
+            message: format!("filter={raw:?}: {e}; the segmented dimensions are {names}"),
+        })?;
+        if !dims.contains(&f.dimension) {
+            return Err(ApiError::BadParam {
+                parameter: "filter",
+                message: format!(
+                    "filter={raw:?}: {} is not segmented on this server (--segment-dimensions); the segmented dimensions are {names}",
+                    f.dimension
+                ),
+            });
+        }
+        Ok(Some(f))
+    }
+
+    /// What [`SegmentsInfo`] says.
+    pub fn info(&self) -> SegmentsInfo {
+        SegmentsInfo {
+            dimensions: self
+                .spec
+                .segments
+                .dimensions
+                .iter()
+                .map(|d| d.name().to_owned())
+                .collect(),
+            top_n: self.spec.segments.top_n as u32,
+            goals: self
+                .goals()
+                .iter()
+                .map(|g| GoalInfo {
+                    name: g.name.clone(),
+                    rule: g.rule(),
+                })
+                .collect(),
+            now_window_ms: self.now_span_ms,
+            now_definition: definition(self.now_span_ms, self.window_ms),
+        }
+    }
+}
+
+impl FromRef<AppState> for SegmentsState {
+    fn from_ref(st: &AppState) -> Self {
+        st.segments.clone()
+    }
+}
+
+/// One window of a view: its figures, and with a filter what they cover of the value.
+#[derive(Debug, Default)]
+pub struct Part {
+    pub agg: Aggregate,
+    pub coverage: Option<Coverage>,
+}
+
+impl Part {
+    /// Adds another part (windows of a range, partitions of a window).
+    pub fn merge(&mut self, other: &Part) {
+        self.agg.merge_figures(&other.agg);
+        match (&mut self.coverage, &other.coverage) {
+            (Some(mine), Some(c)) => mine.merge(c),
+            (None, Some(c)) => self.coverage = Some(*c),
+            _ => {}
+        }
+    }
+
+    /// The note of `filter` with this part's coverage.
+    pub fn note(&self, filter: Option<&Filter>) -> Option<SegmentNote> {
+        filter
+            .zip(self.coverage.as_ref())
+            .map(|(f, c)| SegmentNote::new(f, c))
+    }
+}
+
+/// Folds one partition's row of a window into a [`Part`]: its figures, or with a filter the
+/// figures of the value's sub-aggregate and what they cover.
+pub fn fold(filter: Option<&Filter>) -> impl Fn(&mut Part, &Aggregate) + '_ {
+    move |part, row| match filter {
+        None => part.agg.merge_figures(row),
+        Some(f) => row.fold_segment(
+            f,
+            &mut part.agg,
+            part.coverage.get_or_insert_with(Coverage::default),
+        ),
+    }
+}
+
+/// Windows with start in `[from, to)`, merged across partitions (see [`Hub::merged_range`]),
+/// as the whole traffic or, with a filter, as its segment.
+pub fn merged(
+    hub: &Hub,
+    store: &Store,
+    from: i64,
+    to: i64,
+    filter: Option<&Filter>,
+) -> Result<BTreeMap<i64, Part>, StoreError> {
+    let keep = filter.map_or(Keep::Figures, |f| Keep::Dimension(f.dimension));
+    hub.merged_range_with(store, from, to, keep, fold(filter))
+}
+
+/// The view of one window.
+pub fn window_view(
+    start: i64,
+    width: i64,
+    state: WindowState,
+    part: &Part,
+    filter: Option<&Filter>,
+    top: usize,
+    goals: &[Goal],
+) -> WindowView {
+    WindowView {
+        start,
+        end: start + width,
+        state,
+        figures: Figures::with_goals(&part.agg, top, goals),
+        segment: part.note(filter),
+    }
+}
+
+/// Visitors now.
+#[utoipa::path(
+    get,
+    path = "/api/v1/now",
+    tag = "data",
+    description = "Visitors now: distinct visitors (a HyperLogLog merge) with an event in the \
+                   windows overlapping the last `--now-window` (default 5 min) up to `at` \
+                   (default: wall-clock now), with the active pages (page views by URL) and \
+                   the sources (events by referrer domain) of the same windows. With no event \
+                   for that long plus one window, everything is 0 and the lists are empty. \
+                   `definition` says so for people.",
+    params(crate::openapi::NowQuery),
+    responses(
+        (status = 200, description = "Visitors now.", body = VisitorsNow),
+        (status = 400, description = "A bad parameter, named in `parameter`.", body = proto::ApiError),
+        (status = 401, description = "With `--token`: the token is missing or wrong.", body = proto::ApiError,
+            headers(("www-authenticate" = String, description = "`Bearer`"))),
+        (status = 500, description = "Reading the store failed (the cause is logged).", body = proto::ApiError),
+    )
+)]
+pub(crate) async fn now(
+    State(st): State<AppState>,
+    p: RangeParams,
+) -> Result<Json<VisitorsNow>, ApiError> {
+    let seg = st.segments.clone();
+    let filter = seg.filter(p.filter.as_deref())?;
+    let top = int_param("top", &p.top, 10, 1000)?;
+    let at = time_param("at", &p.at)?.unwrap_or_else(now_ms);
+    let (from, to) = now_range(at, seg.now_span_ms, seg.window_ms);
+    let (store, hub) = (st.store.clone(), st.hub.clone());
+    let f = filter.clone();
+    let total = tokio::task::spawn_blocking(move || -> Result<Part, ApiError> {
+        let mut total = Part::default();
+        for part in merged(&hub, &store, from, to, f.as_ref())?.values() {
+            total.merge(part);
+        }
+        Ok(total)
+    })
+    .await??;
+    let mut out = visitors_now(&total.agg, at, seg.now_span_ms, seg.window_ms, top);
+    out.segment = total.note(filter.as_ref()).or_else(|| {
+        // A filtered view of windows that hold nothing: complete, and empty.
+        filter
+            .as_ref()
+            .map(|f| SegmentNote::new(f, &Coverage::default()))
+    });
+    Ok(Json(out))
+}
+
+/// What a filter may name, the goals, and visitors now.
+#[utoipa::path(
+    get,
+    path = "/api/v1/segments",
+    tag = "data",
+    description = "The dimensions `filter=DIMENSION:VALUE` may name (`--segment-dimensions`), \
+                   how many values per window and dimension have their own sub-aggregate \
+                   (`--segment-top`; the rest share the window's \"other\" bucket, \
+                   `filter=DIMENSION:(other)`), the goals (`--goal`) and what \"visitors \
+                   now\" means (`--now-window`).",
+    responses(
+        (status = 200, description = "The segments, goals and visitors-now definition.", body = SegmentsInfo),
+        (status = 401, description = "With `--token`: the token is missing or wrong.", body = proto::ApiError,
+            headers(("www-authenticate" = String, description = "`Bearer`"))),
+    )
+)]
+pub(crate) async fn segments(State(seg): State<SegmentsState>) -> Json<SegmentsInfo> {
+    Json(seg.info())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pulseboard_model::agg::{Dimension, SegmentSpec};
+
+    fn state(dims: Vec<Dimension>) -> SegmentsState {
+        SegmentsState {
+            spec: Arc::new(AggSpec {
+                segments: SegmentSpec {
+                    dimensions: dims,
+                    top_n: 10,
+                },
+                goals: vec![Goal::parse("signup").expect("goal")],
+            }),
+            now_span_ms: 300_000,
+            window_ms: 10_000,
+        }
+    }
+
+    fn bad(st: &SegmentsState, raw: &str) -> String {
+        match st.filter(Some(raw)) {
+            Err(ApiError::BadParam { parameter, message }) => {
+                assert_eq!(parameter, "filter");
+                message
+            }
+            other => panic!("{raw}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn filters_name_a_segmented_dimension_or_get_a_400_saying_which_there_are() {
+        let st = state(vec![Dimension::Country, Dimension::Type]);
+        assert_eq!(st.filter(None).ok(), Some(None));
+        assert_eq!(st.filter(Some("")).ok(), Some(None));
+        let f = st
+            .filter(Some("country:DE"))
+            .ok()
+            .flatten()
+            .expect("filter");
+        assert_eq!(f.to_string(), "country:DE");
+        let m = bad(&st, "device:mobile");
+        assert!(
+            m.contains("not segmented") && m.contains("country, type"),
+            "{m}"
+        );
+        let m = bad(&st, "DE");
+        assert!(m.contains("DIMENSION:VALUE"), "{m}");
+        let m = bad(&st, "city:Berlin");
+        assert!(m.contains("not a dimension"), "{m}");
+        let m = bad(&state(vec![]), "country:DE");
+        assert!(m.contains("--segment-dimensions none"), "{m}");
+        let info = st.info();
+        assert_eq!(info.dimensions, vec!["country", "type"]);
+        assert_eq!(info.goals[0].rule, "type:signup");
+        assert!(info.now_definition.contains("5m"));
+    }
+}
