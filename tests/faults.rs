@@ -432,7 +432,7 @@ async fn topic_recreated_under_a_running_pulseboard_applies_the_offset_reset_pol
 }
 
 /// A child whose stderr is collected, for tests that read what it said before it exited.
-struct StderrChild {
+pub(crate) struct StderrChild {
     child: std::process::Child,
     stderr: std::thread::JoinHandle<String>,
 }
@@ -455,7 +455,7 @@ impl StderrChild {
     }
 
     /// Wait (bounded) for the exit; the status and everything written to stderr.
-    async fn wait_with_stderr(
+    pub(crate) async fn wait_with_stderr(
         mut self,
         timeout: Duration,
     ) -> Result<(std::process::ExitStatus, String)> {
@@ -477,7 +477,7 @@ impl StderrChild {
 }
 
 /// Start the binary with `args` on port 0, collecting stderr; returns it with its address.
-fn spawn_child_stderr(args: &[String]) -> Result<(StderrChild, std::net::SocketAddr)> {
+pub(crate) fn spawn_child_stderr(args: &[String]) -> Result<(StderrChild, std::net::SocketAddr)> {
     let mut all = vec!["--listen".to_owned(), "127.0.0.1:0".to_owned()];
     all.extend(args.iter().cloned());
     let mut c = StderrChild::start(&all, "warn")?;

@@ -573,3 +573,34 @@ fn metric(text: &str, name: &str) -> f64 {
         .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
         .unwrap_or(0.0)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_larger_than_the_state_topic_takes_stops_with_a_clear_error() -> Result<()> {
+    let kafka = Kafka::start()?;
+    let brokers = kafka.bootstrap();
+    create_topic(&brokers, TOPIC, 1).await?;
+    // A state topic made by hand that takes records of 2,000 bytes at most.
+    pulseboard_testkit::kafka::create_topic_with(
+        &brokers,
+        "tiny-windows",
+        1,
+        1,
+        &[("cleanup.policy", "compact"), ("max.message.bytes", "2000")],
+    )
+    .await?;
+    let set = event_set(101, 500, 1, now_ms() - 10 * 60_000, 60_000);
+    produce(&producer(&brokers)?, TOPIC, &set.payloads).await?;
+    let dir = data_dir();
+    let mut args = broker_args(&brokers, TOPIC, "tiny", dir.path());
+    args.extend(["--state-topic".to_owned(), "tiny-windows".to_owned()]);
+    let (child, _) = crate::faults::spawn_child_stderr(&args)?;
+    // Never an endless loop of aborted transactions: it stops, non-zero, saying what to do.
+    let (status, stderr) = child.wait_with_stderr(Duration::from_secs(120)).await?;
+    assert!(!status.success(), "exits non-zero: {status}");
+    assert!(
+        stderr.contains("does not fit the state topic tiny-windows")
+            && stderr.contains("max.message.bytes"),
+        "{stderr}"
+    );
+    Ok(())
+}

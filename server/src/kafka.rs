@@ -146,6 +146,12 @@ pub fn dead_letter_producer_config(brokers: &str) -> ClientConfig {
     cfg
 }
 
+/// The largest record of the state topic (a window's aggregate, with its segment tables and
+/// goals, as base64 in JSON): the producer's `message.max.bytes` and the topic's
+/// `max.message.bytes` when Pulseboard creates it. The largest aggregate measured, with
+/// 2 KiB keys and 16 goals, encodes to 15 MB (20 MB as base64).
+pub const STATE_RECORD_MAX_BYTES: usize = 32 * 1024 * 1024;
+
 /// The transactional producer of the state topic: one per instance, fenced by its
 /// `transactional.id` (a restart of the same instance aborts what its previous run left
 /// open) and by the group generation its offset commits carry (KIP-447). A transaction
@@ -163,7 +169,11 @@ pub fn transactional_producer_config(
         // A message must be delivered (or fail) within its transaction.
         .set("message.timeout.ms", &ms)
         .set("linger.ms", "5")
-        .set("compression.type", "lz4");
+        .set("compression.type", "lz4")
+        .set(
+            "message.max.bytes",
+            (STATE_RECORD_MAX_BYTES + 1024).to_string(),
+        );
     cfg
 }
 
@@ -182,6 +192,10 @@ pub fn changelog_consumer_config(brokers: &str, client_id: &str) -> ClientConfig
         // offsets); a store that never read starts at the beginning.
         .set("auto.offset.reset", "earliest")
         .set("fetch.wait.max.ms", "100")
+        .set(
+            "receive.message.max.bytes",
+            (2 * STATE_RECORD_MAX_BYTES).to_string(),
+        )
         .set("topic.metadata.refresh.interval.ms", "10000");
     cfg
 }
@@ -212,8 +226,10 @@ pub async fn ensure_state_topic(
     let admin: AdminClient<DefaultClientContext> = client_config(brokers)
         .create()
         .map_err(|e| create_err(e.to_string()))?;
+    let max_bytes = (STATE_RECORD_MAX_BYTES + 1024).to_string();
     let new = NewTopic::new(topic, partitions.max(1), TopicReplication::Fixed(-1))
         .set("cleanup.policy", "compact")
+        .set("max.message.bytes", &max_bytes)
         .set("segment.ms", "3600000")
         .set("min.compaction.lag.ms", "60000");
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
@@ -228,6 +244,17 @@ pub async fn ensure_state_topic(
     let resource = rdkafka::admin::ResourceSpecifier::Topic(topic);
     if let Ok(described) = admin.describe_configs([&resource], &opts).await {
         for r in described.into_iter().flatten() {
+            let max = r
+                .get("max.message.bytes")
+                .and_then(|e| e.value.as_deref()?.parse::<usize>().ok());
+            if let Some(max) = max.filter(|m| *m < STATE_RECORD_MAX_BYTES) {
+                tracing::warn!(
+                    topic,
+                    max_message_bytes = max,
+                    wanted = STATE_RECORD_MAX_BYTES,
+                    "the state topic takes smaller records than a window's aggregate may need; raise its max.message.bytes"
+                );
+            }
             if let Some(entry) = r.get("cleanup.policy") {
                 let policy = entry.value.clone().unwrap_or_default();
                 if !policy.split(',').any(|p| p.trim() == "compact") {

@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -428,12 +429,19 @@ enum TxnError {
     Reset(String),
     /// The producer is not usable any more.
     Fatal(String),
+    /// A record is larger than the producer or the state topic takes: this checkpoint can
+    /// never be committed.
+    TooLarge(String),
 }
 
 fn classify(e: KafkaError) -> TxnError {
+    let text = e.to_string();
     match &e {
-        KafkaError::Transaction(r) if r.is_fatal() => TxnError::Fatal(e.to_string()),
-        _ => TxnError::Abortable(e.to_string()),
+        _ if text.contains("MSG_SIZE_TOO_LARGE") || text.contains("Message size too large") => {
+            TxnError::TooLarge(text)
+        }
+        KafkaError::Transaction(r) if r.is_fatal() => TxnError::Fatal(text),
+        _ => TxnError::Abortable(text),
     }
 }
 
@@ -502,6 +510,10 @@ impl Txn {
                 Ok(Ok(()))
             }
             Err(TxnError::Abortable(why)) => Ok(Err(why)),
+            Err(TxnError::TooLarge(why)) => Err(IngestError::CheckpointTooLarge {
+                topic: self.cfg.topic.clone(),
+                why,
+            }),
             Err(TxnError::Reset(why)) => {
                 self.producer = None;
                 // Each call left behind keeps a thread and a producer: a few are tolerated.
@@ -642,6 +654,10 @@ fn transact(
         }
     })();
     match result {
+        Err(TxnError::TooLarge(why)) => {
+            let _ = producer.abort_transaction(ABORT_BUDGET);
+            Err(TxnError::TooLarge(why))
+        }
         Err(TxnError::Abortable(why)) | Err(TxnError::Reset(why)) => {
             match producer.abort_transaction(ABORT_BUDGET) {
                 Ok(()) => Err(TxnError::Abortable(why)),
@@ -673,12 +689,18 @@ fn enqueue(
         match producer.send_result(record) {
             // The delivery is confirmed by the commit, which flushes and fails if any failed.
             Ok(_delivery) => return Ok(()),
-            Err((
-                KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
-                r,
-            )) if Instant::now() < deadline => {
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r))
+                if Instant::now() < deadline =>
+            {
                 record = r;
                 producer.poll(Duration::from_millis(10));
+            }
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge), _)) => {
+                return Err(TxnError::TooLarge(format!(
+                    "a record of {} bytes is larger than the producer takes ({} bytes)",
+                    value.map_or(0, <[u8]>::len),
+                    kafka::STATE_RECORD_MAX_BYTES
+                )))
             }
             Err((e, _)) => return Err(classify(e)),
         }

@@ -120,6 +120,8 @@ pub enum IngestError {
         transactional_id: String,
         why: String,
     },
+    #[error("a checkpoint does not fit the state topic {topic}: {why} (raise the topic's max.message.bytes, or keep windows smaller: fewer --segment-dimensions, a lower --segment-top)")]
+    CheckpointTooLarge { topic: String, why: String },
     #[error(transparent)]
     StateTopic(#[from] kafka::StateTopicError),
     #[error("the state topic's reader: {0}")]
