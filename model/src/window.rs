@@ -221,15 +221,25 @@ impl PartitionWindows {
         Ok(start)
     }
 
-    /// Clones of the windows changed since the last call, oldest first; clears
-    /// the dirty set, then evicts every closed window from memory.
+    /// The windows changed since the last call, oldest first (closed ones moved out,
+    /// open ones cloned); clears the dirty set, then evicts every closed window from
+    /// memory.
     pub fn take_dirty(&mut self) -> Vec<(i64, Aggregate)> {
         let dirty = std::mem::take(&mut self.dirty);
+        let wm = self.watermark();
+        let cfg = self.cfg;
         let out = dirty
             .into_iter()
-            .filter_map(|s| self.windows.get(&s).map(|a| (s, a.clone())))
+            .filter_map(|s| {
+                if wm.is_some_and(|wm| cfg.closed(s, wm)) {
+                    // Leaving memory anyway: no copy.
+                    self.windows.remove(&s).map(|a| (s, a))
+                } else {
+                    self.windows.get(&s).map(|a| (s, a.clone()))
+                }
+            })
             .collect();
-        if let Some(wm) = self.watermark() {
+        if let Some(wm) = wm {
             let cfg = self.cfg;
             self.windows.retain(|&s, _| !cfg.closed(s, wm));
         }

@@ -202,7 +202,7 @@ impl Aggregate {
                     Dimension::Referrer => &self.sources,
                 };
                 self.segments.table_mut(dim, spec.segments.top_n).add(
-                    &v,
+                    (dim, &v),
                     || counts.get(&v),
                     ev,
                     &facts,
@@ -214,8 +214,21 @@ impl Aggregate {
 
     /// Accounts one event whose [`Facts`] are known (not into segments).
     pub(crate) fn add_facts(&mut self, ev: &Event, facts: &Facts<'_>, goals: &[Goal]) {
+        self.add_facts_skipping(ev, facts, goals, None);
+    }
+
+    /// [`Aggregate::add_facts`] without the counts of dimension `skip` (a segment's own).
+    pub(crate) fn add_facts_skipping(
+        &mut self,
+        ev: &Event,
+        facts: &Facts<'_>,
+        goals: &[Goal],
+        skip: Option<Dimension>,
+    ) {
         self.events += 1;
-        self.by_type.add(&ev.kind, 1);
+        if skip != Some(Dimension::Type) {
+            self.by_type.add(&ev.kind, 1);
+        }
         self.visitors.insert_hash(facts.visitor);
         if let Some(s) = facts.session {
             self.sessions.insert_hash(s);
@@ -226,13 +239,25 @@ impl Aggregate {
         if let Some(r) = &ev.referrer {
             self.referrers.add(r, 1);
         }
-        if let Some(c) = &ev.country {
+        if let Some(c) = ev
+            .country
+            .as_ref()
+            .filter(|_| skip != Some(Dimension::Country))
+        {
             self.countries.add(c, 1);
         }
-        if let Some(d) = &ev.device {
+        if let Some(d) = ev
+            .device
+            .as_ref()
+            .filter(|_| skip != Some(Dimension::Device))
+        {
             self.devices.add(d, 1);
         }
-        if let Some(d) = &facts.domain {
+        if let Some(d) = facts
+            .domain
+            .as_ref()
+            .filter(|_| skip != Some(Dimension::Referrer))
+        {
             self.sources.add(d, 1);
         }
         if facts.goals != 0 {
@@ -293,6 +318,15 @@ impl Aggregate {
 
     /// This aggregate's own count of events by the values of `dim` (what a segment's
     /// coverage is judged by).
+    pub(crate) fn counts_by_mut(&mut self, dim: Dimension) -> &mut TopCounts {
+        match dim {
+            Dimension::Country => &mut self.countries,
+            Dimension::Device => &mut self.devices,
+            Dimension::Type => &mut self.by_type,
+            Dimension::Referrer => &mut self.sources,
+        }
+    }
+
     pub fn counts_by(&self, dim: Dimension) -> &TopCounts {
         match dim {
             Dimension::Country => &self.countries,
@@ -318,6 +352,11 @@ impl Aggregate {
         let sub = self.segment(filter);
         if let Some(s) = sub {
             into.merge_figures(s);
+            if !filter.is_other() {
+                // A value's sub-aggregate does not keep its own dimension's counts.
+                into.counts_by_mut(filter.dimension)
+                    .add(&filter.value, s.events);
+            }
         }
         let covered = sub.map_or(0, |s| s.events);
         let (at_least, at_most) = if filter.is_other() {

@@ -262,18 +262,23 @@ impl SegmentTable {
         }
     }
 
-    /// Accounts an event of `value`, whose count in the window (this event included) is
-    /// `seen()` (asked only when the value has no sub-aggregate and the table is full).
+    /// Accounts an event of `value` of dimension `dim` (this table's), whose count in the
+    /// window (this event included) is `seen()` (asked only when the value has no
+    /// sub-aggregate and the table is full).
+    ///
+    /// A value's sub-aggregate does not count its own dimension (a country's would list
+    /// one country with all its events): [`SegmentTable::own_list`] puts that entry back
+    /// wherever a sub-aggregate is read whole or leaves for "other".
     pub(crate) fn add(
         &mut self,
-        value: &str,
+        (dim, value): (Dimension, &str),
         seen: impl FnOnce() -> u64,
         ev: &Event,
         facts: &Facts<'_>,
         goals: &[super::Goal],
     ) {
         if let Some(sub) = self.values.get_mut(value) {
-            sub.add_facts(ev, facts, goals);
+            sub.add_facts_skipping(ev, facts, goals, Some(dim));
             return;
         }
         if self.values.len() >= self.top_n {
@@ -286,7 +291,8 @@ impl SegmentTable {
                 .map(|(k, a)| (k.clone(), a.events));
             match smallest {
                 Some((k, n)) if seen() > n.saturating_mul(2) => {
-                    if let Some(sub) = self.values.remove(&k) {
+                    if let Some(mut sub) = self.values.remove(&k) {
+                        Self::own_list(&mut sub, dim, &k);
                         self.other.merge(&sub);
                     }
                 }
@@ -297,11 +303,18 @@ impl SegmentTable {
             }
         }
         let mut sub = Aggregate::with_top_cap(SEGMENT_TOP_CAP);
-        sub.add_facts(ev, facts, goals);
+        sub.add_facts_skipping(ev, facts, goals, Some(dim));
         self.values.insert(value.to_owned(), sub);
     }
 
-    fn merge(&mut self, other: &SegmentTable) {
+    /// Puts back, into the sub-aggregate of `value`, the one entry of its own dimension it
+    /// does not keep: `value` with all its events.
+    pub(crate) fn own_list(sub: &mut Aggregate, dim: Dimension, value: &str) {
+        let events = sub.events;
+        sub.counts_by_mut(dim).add(value, events);
+    }
+
+    fn merge(&mut self, dim: Dimension, other: &SegmentTable) {
         self.top_n = self.top_n.max(other.top_n);
         for (v, sub) in &other.values {
             match self.values.get_mut(v) {
@@ -312,12 +325,12 @@ impl SegmentTable {
             }
         }
         self.other.merge(&other.other);
-        self.fold_excess();
+        self.fold_excess(dim);
     }
 
     /// Keeps the `top_n` values with the most events (then the smaller key); folds the rest
     /// into "other".
-    fn fold_excess(&mut self) {
+    fn fold_excess(&mut self, dim: Dimension) {
         if self.values.len() <= self.top_n {
             return;
         }
@@ -329,7 +342,8 @@ impl SegmentTable {
             .map(|(k, _)| (*k).clone())
             .collect();
         for k in drop {
-            if let Some(sub) = self.values.remove(&k) {
+            if let Some(mut sub) = self.values.remove(&k) {
+                Self::own_list(&mut sub, dim, &k);
                 self.other.merge(&sub);
             }
         }
@@ -429,7 +443,7 @@ impl Segments {
     pub fn merge(&mut self, other: &Segments) {
         for (dim, t) in &other.tables {
             match self.tables.get_mut(dim) {
-                Some(mine) => mine.merge(t),
+                Some(mine) => mine.merge(*dim, t),
                 None => {
                     self.tables.insert(*dim, t.clone());
                 }
