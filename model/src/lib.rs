@@ -26,6 +26,8 @@
 //!   with the [`Figures`] a window and a summary share.
 //! - [`live_state`] — the client's [`LiveState`] built from WebSocket messages, with
 //!   the resume rules.
+//! - [`rollup`] — history: windows rolled up into minute and hour buckets, the
+//!   cut-offs of a roll-up pass, percent change for comparisons.
 //! - [`gen`] — deterministic, realistic demo traffic.
 
 pub mod agg;
@@ -35,6 +37,7 @@ pub mod gen;
 pub mod live_state;
 pub mod mapping;
 pub mod proto;
+pub mod rollup;
 pub mod time;
 pub mod window;
 
