@@ -184,7 +184,7 @@ pub async fn run(
         retention_task(
             store.clone(),
             live.clone(),
-            config.store.retention_ms(),
+            config.store.ages(),
             config.store.retention_interval,
             shutdown.child_token(),
         ),
@@ -268,10 +268,10 @@ pub async fn run(
 async fn retention_task(
     store: Store,
     live: Arc<Live>,
-    retention_ms: i64,
+    ages: pulseboard_model::rollup::Ages,
     every: Duration,
     shutdown: CancellationToken,
 ) -> TaskResult {
-    retention::run(store, live, retention_ms, every, shutdown).await;
+    retention::run(store, live, ages, every, shutdown).await;
     Ok(())
 }
