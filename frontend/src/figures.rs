@@ -159,6 +159,7 @@ mod tests {
             start,
             end: start + 10_000,
             state: WindowState::Final,
+            resolution: Default::default(),
             figures: Figures {
                 events,
                 by_type: types.iter().map(|(k, n)| (k.to_string(), *n)).collect(),

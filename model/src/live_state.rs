@@ -128,6 +128,7 @@ mod tests {
             start,
             end: start + 10_000,
             state: WindowState::Live,
+            resolution: Default::default(),
             figures: Figures {
                 events,
                 ..Figures::default()

@@ -110,6 +110,21 @@ impl Figures {
     }
 }
 
+/// What an item of `GET /api/v1/windows` is made of: a window at full resolution, or a
+/// roll-up bucket of history (past `--retention`: minute buckets, then hour buckets).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Resolution {
+    /// A window of `--window`.
+    #[default]
+    Window,
+    /// Minute buckets.
+    Minute,
+    /// Hour buckets.
+    Hour,
+}
+
 /// One window's figures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -120,6 +135,10 @@ pub struct WindowView {
     pub end: i64,
     /// Lifecycle state.
     pub state: WindowState,
+    /// What the item is made of (its width is `end - start`): `window`, or the coarsest
+    /// roll-up bucket in it (`minute`, `hour`). Absent in messages of older servers.
+    #[serde(default)]
+    pub resolution: Resolution,
     /// What the window counted (flattened into this object).
     #[serde(flatten)]
     pub figures: Figures,
@@ -138,9 +157,114 @@ impl WindowView {
             start,
             end,
             state,
+            resolution: Resolution::Window,
             figures: Figures::from_aggregate(agg, top_n),
         }
     }
+
+    /// The same view, made of `resolution`.
+    pub fn with_resolution(mut self, resolution: Resolution) -> Self {
+        self.resolution = resolution;
+        self
+    }
+}
+
+/// Percent change of the totals from an earlier period to the current one (`+25.0` for
+/// 80 → 100, rounded to 0.1); `null` when the earlier period counted 0.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Change {
+    pub events_pct: Option<f64>,
+    pub unique_visitors_pct: Option<f64>,
+    pub unique_sessions_pct: Option<f64>,
+}
+
+impl Change {
+    /// The change from `before` to `now`.
+    pub fn between(now: &Figures, before: &Figures) -> Change {
+        use crate::rollup::percent_change as pct;
+        Change {
+            events_pct: pct(now.events, before.events),
+            unique_visitors_pct: pct(now.unique_visitors, before.unique_visitors),
+            unique_sessions_pct: pct(now.unique_sessions, before.unique_sessions),
+        }
+    }
+}
+
+/// A comparison period: the range `offset_ms` earlier (`compare=1d|7d`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum Compare {
+    /// The same range one day earlier.
+    #[serde(rename = "1d")]
+    Day,
+    /// The same range one week earlier.
+    #[serde(rename = "7d")]
+    Week,
+}
+
+impl Compare {
+    /// How much earlier, ms.
+    pub fn offset_ms(self) -> i64 {
+        match self {
+            Compare::Day => 86_400_000,
+            Compare::Week => 7 * 86_400_000,
+        }
+    }
+
+    /// `1d` or `7d`, as in the API and the page URL.
+    pub fn label(self) -> &'static str {
+        match self {
+            Compare::Day => "1d",
+            Compare::Week => "7d",
+        }
+    }
+
+    /// The comparison called `label`.
+    pub fn from_label(label: &str) -> Option<Compare> {
+        [Compare::Day, Compare::Week]
+            .into_iter()
+            .find(|c| c.label() == label)
+    }
+}
+
+/// The earlier period of a summary (`compare=`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SummaryComparison {
+    /// How much earlier the period lies, ms (`from`/`to` below = the summary's minus this).
+    pub offset_ms: i64,
+    /// Earlier range start (inclusive), epoch ms.
+    pub from: i64,
+    /// Earlier range end (exclusive), epoch ms.
+    pub to: i64,
+    /// Items (windows or roll-up buckets) merged.
+    pub windows: u64,
+    /// What the earlier period counted.
+    pub figures: Figures,
+    /// Percent change from the earlier period to the summary's.
+    pub change: Change,
+}
+
+/// The earlier period of `GET /api/v1/windows` (`compare=`), aligned to the current one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WindowsComparison {
+    /// How much earlier the period lies, ms.
+    pub offset_ms: i64,
+    /// Earlier range start (inclusive), epoch ms (the response's `from` minus `offset_ms`).
+    pub from: i64,
+    /// Earlier range end (exclusive), epoch ms.
+    pub to: i64,
+    /// The earlier items, oldest first, with `start` and `end` moved forward by
+    /// `offset_ms` onto the current range (so they line up with `windows`); their own
+    /// times are `start - offset_ms`.
+    pub windows: Vec<WindowView>,
+    /// Events of the whole current range and of the whole earlier one.
+    pub events: u64,
+    pub events_before: u64,
+    /// Percent change of the range's totals (uniques from HyperLogLog merges).
+    pub change: Change,
 }
 
 /// Transitional: reads of `view.events` and the like keep compiling until they say
@@ -158,6 +282,9 @@ pub struct Summary {
     /// What the range counted (flattened into this object).
     #[serde(flatten)]
     pub figures: Figures,
+    /// With `compare=1d|7d`: the same range one day or week earlier, and the change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare: Option<SummaryComparison>,
 }
 
 impl Summary {
@@ -168,6 +295,7 @@ impl Summary {
             to,
             windows,
             figures: Figures::from_aggregate(agg, top_n),
+            compare: None,
         }
     }
 }
@@ -186,6 +314,9 @@ pub struct WindowsResponse {
     pub windows: Vec<WindowView>,
     /// `from` of the next page when `limit` cut the answer.
     pub next: Option<i64>,
+    /// With `compare=1d|7d`: the same range one day or week earlier, aligned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare: Option<WindowsComparison>,
 }
 
 /// Body of `GET /readyz`: `{"ready":true}` (200), or `{"ready":false,"reason":...}` (503).
@@ -556,7 +687,7 @@ mod tests {
         let json = serde_json::to_string(&v).expect("window json");
         assert_eq!(
             json,
-            format!(r#"{{"start":10000,"end":20000,"state":"revised",{figures}}}"#)
+            format!(r#"{{"start":10000,"end":20000,"state":"revised","resolution":"window",{figures}}}"#)
         );
         assert_eq!(serde_json::from_str::<WindowView>(&json).ok(), Some(v));
         let s = Summary::from_aggregate(0, 30_000, 3, &agg, 10);
@@ -611,11 +742,12 @@ mod tests {
                 10,
             )],
             next: Some(10_000),
+            compare: None,
         };
         let json = serde_json::to_string(&page).unwrap();
         assert_eq!(
             json,
-            r#"{"from":0,"to":20000,"window_ms":10000,"windows":[{"start":0,"end":10000,"state":"live","events":0,"by_type":{},"unique_visitors":0,"unique_sessions":0,"top_urls":[],"top_referrers":[],"countries":[],"devices":[],"approximate":false}],"next":10000}"#
+            r#"{"from":0,"to":20000,"window_ms":10000,"windows":[{"start":0,"end":10000,"state":"live","resolution":"window","events":0,"by_type":{},"unique_visitors":0,"unique_sessions":0,"top_urls":[],"top_referrers":[],"countries":[],"devices":[],"approximate":false}],"next":10000}"#
         );
         assert_eq!(
             serde_json::from_str::<WindowsResponse>(&json).ok(),

@@ -24,8 +24,10 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use pulseboard_model::agg::Aggregate;
-use pulseboard_model::proto::{self, Summary, WindowView, WindowsResponse};
+use pulseboard_model::proto::{
+    self, Change, Compare, Figures, Summary, SummaryComparison, WindowsComparison,
+    WindowsResponse,
+};
 use pulseboard_model::time::{parse_duration_ms, parse_time_param};
 use tokio_util::sync::CancellationToken;
 use tower_http::services::ServeDir;
@@ -34,6 +36,7 @@ pub use crate::api_error::ApiError;
 use crate::collect::Collector;
 use crate::config::Config;
 use crate::enrich::Salts;
+use crate::history;
 use crate::hub::Hub;
 use crate::live::Live;
 use crate::now_ms;
@@ -299,6 +302,8 @@ pub struct RangeParams {
     limit: Option<String>,
     top: Option<String>,
     range: Option<String>,
+    compare: Option<String>,
+    step: Option<String>,
 }
 
 impl RangeParams {
@@ -313,6 +318,8 @@ impl RangeParams {
                 "limit" => ("limit", &mut p.limit),
                 "top" => ("top", &mut p.top),
                 "range" => ("range", &mut p.range),
+                "compare" => ("compare", &mut p.compare),
+                "step" => ("step", &mut p.step),
                 _ => continue,
             };
             if slot.is_some() {
@@ -388,6 +395,72 @@ fn resolve_range(p: &RangeParams, default_span: i64) -> Result<(i64, i64), ApiEr
     Ok((from, to))
 }
 
+/// `compare=1d|7d`: the period one day or one week earlier.
+fn compare_param(v: &Option<String>) -> Result<Option<Compare>, ApiError> {
+    match v.as_deref() {
+        None | Some("") => Ok(None),
+        Some(s) => Compare::from_label(s)
+            .map(Some)
+            .ok_or_else(|| ApiError::BadParam {
+                parameter: "compare",
+                message: format!(
+                    "compare={s:?}: use 1d (the same range one day earlier) or 7d (one week earlier)"
+                ),
+            }),
+    }
+}
+
+/// `step=`: merge items narrower than this (one of [`history::STEPS`], at least a window).
+fn step_param(v: &Option<String>, window_ms: i64) -> Result<Option<i64>, ApiError> {
+    match v.as_deref() {
+        None | Some("") => Ok(None),
+        Some(s) => match history::STEPS.iter().find(|(name, _)| *name == s) {
+            Some((_, ms)) if *ms >= window_ms => Ok(Some(*ms)),
+            _ => Err(ApiError::BadParam {
+                parameter: "step",
+                message: format!(
+                    "step={s:?}: use one of {} (at least the window, {window_ms} ms)",
+                    history::STEPS.map(|(n, _)| n).join(", ")
+                ),
+            }),
+        },
+    }
+}
+
+/// The items of `[from, to)`, stepped when asked.
+fn range_items(
+    st: &RangeReader,
+    from: i64,
+    to: i64,
+    step: Option<i64>,
+) -> Result<Vec<history::Item>, ApiError> {
+    let state_of = st.live.window_states();
+    let items = history::read(&st.store, &st.hub, st.window_ms, from, to, state_of)?;
+    Ok(match step {
+        Some(ms) => history::step(items, ms),
+        None => items,
+    })
+}
+
+/// What reading a range takes (moved into a blocking task).
+struct RangeReader {
+    store: Store,
+    hub: Arc<Hub>,
+    live: Arc<Live>,
+    window_ms: i64,
+}
+
+impl RangeReader {
+    fn of(st: &AppState) -> Self {
+        RangeReader {
+            store: st.store.clone(),
+            hub: st.hub.clone(),
+            live: st.live.clone(),
+            window_ms: st.window_ms,
+        }
+    }
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -402,7 +475,10 @@ async fn blocking<T: Send + 'static>(
     description = "Windows whose start lies in `[from, to)`, merged across partitions, oldest \
                    first. Default range: the last hour. A window is `live` (open), `final` \
                    (closed under the watermark) or `revised` (changed by late events after it \
-                   was final).",
+                   was final). Past `--retention` the items are roll-up buckets of history \
+                   (`resolution`: `minute`, then `hour` past `--minute-history`; `final`), kept \
+                   for `--history`; `step` merges items into coarser steps. With `compare`, \
+                   the same range one day or week earlier comes along, aligned.",
     params(crate::openapi::WindowsQuery),
     responses(
         (status = 200, description = "The windows of the range.", body = WindowsResponse),
@@ -419,25 +495,57 @@ pub(crate) async fn windows(
     let (from, to) = resolve_range(&p, 3_600_000)?;
     let limit = int_param("limit", &p.limit, 1000, 10_000)?;
     let top = int_param("top", &p.top, 10, 1000)?;
-    let store = st.store.clone();
-    let hub = st.hub.clone();
-    let merged = blocking(move || Ok(hub.merged_range(&store, from, to)?)).await?;
-    let state_of = st.live.window_states();
+    let compare = compare_param(&p.compare)?;
     let width = st.window_ms;
-    let next = merged.keys().nth(limit).copied();
-    let windows = merged
-        .iter()
-        .take(limit)
-        .map(|(start, agg)| {
-            WindowView::from_aggregate(*start, start + width, state_of(*start), agg, top)
-        })
-        .collect();
+    let step = step_param(&p.step, width)?;
+    let reader = RangeReader::of(&st);
+    let (items, before) = blocking(move || {
+        let items = range_items(&reader, from, to, step)?;
+        let before = match compare {
+            Some(c) => {
+                let off = c.offset_ms();
+                Some((c, range_items(&reader, from - off, to - off, step)?))
+            }
+            None => None,
+        };
+        Ok((items, before))
+    })
+    .await?;
+    let next = items.get(limit).map(|i| i.start);
+    let compare = before.map(|(c, earlier)| {
+        let off = c.offset_ms();
+        let now = history::total(&items);
+        let then = history::total(&earlier);
+        WindowsComparison {
+            offset_ms: off,
+            from: from - off,
+            to: to - off,
+            windows: earlier
+                .iter()
+                .take(limit)
+                .map(|i| {
+                    let mut v = i.view(top);
+                    v.start += off;
+                    v.end += off;
+                    v
+                })
+                .collect(),
+            events: now.events,
+            events_before: then.events,
+            change: Change::between(
+                &Figures::from_aggregate(&now, 0),
+                &Figures::from_aggregate(&then, 0),
+            ),
+        }
+    });
+    let windows = items.iter().take(limit).map(|i| i.view(top)).collect();
     Ok(Json(WindowsResponse {
         from,
         to,
         window_ms: width,
         windows,
         next,
+        compare,
     }))
 }
 
@@ -447,7 +555,9 @@ pub(crate) async fn windows(
     path = "/api/v1/summary",
     tag = "data",
     description = "One aggregate merged over the windows whose start lies in `[from, to)` \
-                   (default: the last 15 minutes). Uniques are a HyperLogLog merge, never a sum.",
+                   (default: the last 15 minutes), history's roll-up buckets included. Uniques \
+                   are a HyperLogLog merge, never a sum. With `compare`, the same range one day \
+                   or week earlier and the percent change.",
     params(crate::openapi::SummaryQuery),
     responses(
         (status = 200, description = "The figures of the range.", body = Summary),
@@ -463,18 +573,36 @@ pub(crate) async fn summary(
 ) -> Result<Json<Summary>, ApiError> {
     let (from, to) = resolve_range(&p, 15 * 60_000)?;
     let top = int_param("top", &p.top, 10, 1000)?;
-    let store = st.store.clone();
-    let hub = st.hub.clone();
-    let (n, agg) = blocking(move || {
-        let merged = hub.merged_range(&store, from, to)?;
-        let mut total = Aggregate::new();
-        for agg in merged.values() {
-            total.merge(agg);
-        }
-        Ok((merged.len() as u64, total))
+    let compare = compare_param(&p.compare)?;
+    let reader = RangeReader::of(&st);
+    let totals = blocking(move || {
+        let items = range_items(&reader, from, to, None)?;
+        let now = (items.len() as u64, history::total(&items));
+        let before = match compare {
+            Some(c) => {
+                let off = c.offset_ms();
+                let items = range_items(&reader, from - off, to - off, None)?;
+                Some((off, items.len() as u64, history::total(&items)))
+            }
+            None => None,
+        };
+        Ok((now, before))
     })
     .await?;
-    Ok(Json(Summary::from_aggregate(from, to, n, &agg, top)))
+    let ((n, agg), before) = totals;
+    let mut summary = Summary::from_aggregate(from, to, n, &agg, top);
+    summary.compare = before.map(|(off, n, agg)| {
+        let figures = Figures::from_aggregate(&agg, top);
+        SummaryComparison {
+            offset_ms: off,
+            from: from - off,
+            to: to - off,
+            windows: n,
+            change: Change::between(&summary.figures, &figures),
+            figures,
+        }
+    });
+    Ok(Json(summary))
 }
 
 /// The pipeline's status.
@@ -793,6 +921,10 @@ mod tests {
             ("/api/v1/summary?top=1&top=2", "top"),
             ("/api/v1/dead-letters?limit=null&limit=null", "limit"),
             ("/api/v1/windows?from=1&%66rom=2", "from"),
+            ("/api/v1/windows?compare=2d", "compare"),
+            ("/api/v1/summary?compare=week", "compare"),
+            ("/api/v1/windows?step=7s", "step"),
+            ("/api/v1/windows?step=1m&step=1m", "step"),
         ] {
             let (status, body) = get(&app, uri).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");

@@ -10,7 +10,9 @@
 //! - [`ingest`]: the consumer group, partition tasks, dead letters, commits, cluster probe.
 //! - [`engine`]: per-partition decode, windowing, counters and checkpoints (no Kafka types).
 //! - [`store`]: the sled layout, atomic checkpoints, range reads.
-//! - [`retention`]: old windows leave the store, bounded by wall-clock time.
+//! - [`retention`]: old windows roll up into history (minute, then hour buckets), bounded by
+//!   wall-clock time; history past `--history` leaves the store.
+//! - [`history`]: reading a range across windows and roll-up buckets; steps; comparisons.
 //! - [`live`]: published progress: offsets, lag, watermark, window states, throughput.
 //! - [`hub`]: recent windows merged across partitions; the sequenced stream of changes.
 //! - [`ws`]: the WebSocket `/ws`, one client fed from the hub.
@@ -30,6 +32,7 @@ pub mod config;
 pub mod demo;
 pub mod engine;
 pub mod enrich;
+pub mod history;
 pub mod http;
 pub mod hub;
 pub mod ingest;

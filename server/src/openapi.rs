@@ -210,6 +210,14 @@ pub struct WindowsQuery {
     /// Length of each top list.
     #[param(minimum = 1, maximum = 1000, default = 10)]
     top: Option<u32>,
+    /// Also return the same range one day (`1d`) or one week (`7d`) earlier, aligned to this
+    /// one, with the percent change of the totals (`compare` in the answer).
+    #[param(value_type = Option<proto::Compare>)]
+    compare: Option<String>,
+    /// Merge items narrower than this into epoch-aligned steps (for long ranges); at least
+    /// the window width. Wider items (hour buckets) stay as they are.
+    #[param(pattern = "^(1m|2m|5m|10m|15m|30m|1h|2h|3h|4h|6h|12h|1d)$", example = "30m")]
+    step: Option<String>,
 }
 
 /// Query of `GET /api/v1/summary`.
@@ -229,6 +237,10 @@ pub struct SummaryQuery {
     /// Length of each top list.
     #[param(minimum = 1, maximum = 1000, default = 10)]
     top: Option<u32>,
+    /// Also return the same range one day (`1d`) or one week (`7d`) earlier with the
+    /// percent change of the totals (`compare` in the answer).
+    #[param(value_type = Option<proto::Compare>)]
+    compare: Option<String>,
 }
 
 /// Query of `GET /api/v1/dead-letters`.
