@@ -472,6 +472,59 @@ pub struct Status {
     /// Stored offsets found outside the log during this run.
     #[serde(default)]
     pub offset_resets: Vec<OffsetResetNote>,
+    /// Alert rules firing now (the banner of the dashboard and the kiosk); history and
+    /// every rule in `GET /api/v1/alerts`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<AlertNotice>,
+    /// Changes whenever an annotation is added or deleted (and at every server start): a
+    /// screen reloads `GET /api/v1/annotations` when it differs from the one it loaded.
+    #[serde(default)]
+    pub annotations_version: u64,
+}
+
+/// A firing alert as the status carries it (the banner).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AlertNotice {
+    /// The rule's name.
+    pub rule: String,
+    /// Its kind: `events_above`, `events_below`, `change`, `dead_letters` or `lag`.
+    pub kind: String,
+    /// What is wrong, for people.
+    pub message: String,
+    /// Since when it fires, epoch ms.
+    pub since: i64,
+    /// The value that made it fire, and the limit it crossed.
+    pub value: f64,
+    pub threshold: f64,
+}
+
+/// A marker on the time axis (a deploy, a campaign): `POST /api/v1/annotations`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Annotation {
+    /// Its id (for `DELETE /api/v1/annotations/{id}`).
+    pub id: u64,
+    /// The time it marks, epoch ms.
+    pub ts: i64,
+    /// What happened (1 to 280 characters).
+    pub text: String,
+    /// When it was stored, epoch ms.
+    pub created_at: i64,
+}
+
+/// Body of `GET /api/v1/annotations`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AnnotationsResponse {
+    /// Range start (inclusive), epoch ms.
+    pub from: i64,
+    /// Range end (exclusive), epoch ms.
+    pub to: i64,
+    /// The status's `annotations_version` when this was read.
+    pub version: u64,
+    /// Annotations with `ts` in `[from, to)`, oldest first.
+    pub annotations: Vec<Annotation>,
 }
 
 /// The Kafka cluster as Pulseboard's metadata probe last saw it.

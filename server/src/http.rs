@@ -22,7 +22,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use pulseboard_model::proto::{
     self, Change, Compare, Figures, Summary, SummaryComparison, WindowsComparison,
@@ -231,6 +231,16 @@ async fn guard(State(sec): State<Security>, req: Request, next: Next) -> Respons
     resp
 }
 
+impl FromRef<AppState> for crate::annotations::AnnotationsState {
+    fn from_ref(st: &AppState) -> Self {
+        crate::annotations::AnnotationsState {
+            store: st.store.clone(),
+            live: st.live.clone(),
+            hub: st.hub.clone(),
+        }
+    }
+}
+
 impl FromRef<AppState> for Option<Collector> {
     fn from_ref(st: &AppState) -> Self {
         st.collector.clone()
@@ -256,6 +266,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/readyz"),
     ("GET", "/metrics"),
     ("GET", "/api/v1/openapi.json"),
+    ("GET", "/api/v1/annotations"),
+    ("POST", "/api/v1/annotations"),
+    ("DELETE", "/api/v1/annotations/{id}"),
 ];
 
 /// The application's routes. The frontend's pages (`/`, `/kiosk`, `/embed/<panel>`) get
@@ -284,6 +297,14 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/v1/openapi.json", get(crate::openapi::handler))
+        .route(
+            "/api/v1/annotations",
+            get(crate::annotations::list).post(crate::annotations::create),
+        )
+        .route(
+            "/api/v1/annotations/{id}",
+            delete(crate::annotations::delete),
+        )
         .with_state(state);
     let app = match files {
         Some(files) => app.fallback_service(files),
@@ -297,13 +318,13 @@ pub fn router(state: AppState) -> Router {
 /// rejection of axum's `Query`); parameters of other names (`token`) are ignored.
 #[derive(Debug, Default)]
 pub struct RangeParams {
-    from: Option<String>,
-    to: Option<String>,
-    limit: Option<String>,
-    top: Option<String>,
-    range: Option<String>,
-    compare: Option<String>,
-    step: Option<String>,
+    pub(crate) from: Option<String>,
+    pub(crate) to: Option<String>,
+    pub(crate) limit: Option<String>,
+    pub(crate) top: Option<String>,
+    pub(crate) range: Option<String>,
+    pub(crate) compare: Option<String>,
+    pub(crate) step: Option<String>,
 }
 
 impl RangeParams {
@@ -352,7 +373,7 @@ fn time_param(name: &'static str, v: &Option<String>) -> Result<Option<i64>, Api
     }
 }
 
-fn int_param(
+pub(crate) fn int_param(
     name: &'static str,
     v: &Option<String>,
     default: usize,
@@ -371,7 +392,7 @@ fn int_param(
 }
 
 /// Resolve `[from, to)`: explicit bounds, or `range` back from `to`/now, or `default_span`.
-fn resolve_range(p: &RangeParams, default_span: i64) -> Result<(i64, i64), ApiError> {
+pub(crate) fn resolve_range(p: &RangeParams, default_span: i64) -> Result<(i64, i64), ApiError> {
     let to = time_param("to", &p.to)?.unwrap_or_else(now_ms);
     let span = match p.range.as_deref() {
         None | Some("") => default_span,

@@ -16,6 +16,7 @@
 //! - [`live`]: published progress: offsets, lag, watermark, window states, throughput.
 //! - [`hub`]: recent windows merged across partitions; the sequenced stream of changes.
 //! - [`ws`]: the WebSocket `/ws`, one client fed from the hub.
+//! - [`annotations`]: `/api/v1/annotations`: markers on the time axis, validated, pushed.
 //! - [`api_error`]: the error an API client gets, and its JSON body.
 //! - [`http`]: routes: JSON API, health, readiness, metrics, the frontend's files.
 //! - [`openapi`]: the OpenAPI 3.1 description of those routes, served at `/api/v1/openapi.json`.
@@ -25,6 +26,7 @@
 //! - [`tracker`]: `GET /pb.js`, the tracking script.
 //! - [`demo`]: embedded mode: the in-process Kafka and the demo traffic generator.
 
+pub mod annotations;
 pub mod api_error;
 pub mod app;
 pub mod collect;

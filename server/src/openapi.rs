@@ -77,7 +77,10 @@ pub fn spec(token: bool) -> Spec {
             if !crate::http::is_protected(path) {
                 continue;
             }
-            for op in [&mut item.get, &mut item.post].into_iter().flatten() {
+            for op in [&mut item.get, &mut item.post, &mut item.delete]
+                .into_iter()
+                .flatten()
+            {
                 op.security = Some(either.to_vec());
             }
         }
@@ -120,6 +123,9 @@ pub async fn handler(State(sec): State<Security>) -> Response {
         crate::http::summary,
         crate::http::status,
         crate::http::dead_letters,
+        crate::annotations::list,
+        crate::annotations::create,
+        crate::annotations::delete,
         handler,
         collect,
         collect_preflight,
@@ -241,6 +247,37 @@ pub struct SummaryQuery {
     /// percent change of the totals (`compare` in the answer).
     #[param(value_type = Option<proto::Compare>)]
     compare: Option<String>,
+}
+
+/// Query of `GET /api/v1/annotations`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct AnnotationsQuery {
+    /// Range start (inclusive). Default: `to` minus `range`.
+    #[param(value_type = Option<Instant>)]
+    from: Option<String>,
+    /// Range end (exclusive). Default: now.
+    #[param(value_type = Option<Instant>)]
+    to: Option<String>,
+    /// Length of the range when `from` is not given (default `7d`).
+    #[param(pattern = "^([0-9]{1,9}(ms|s|m|h|d)){1,8}$", example = "7d")]
+    range: Option<String>,
+    /// Most annotations in the answer (the newest of the range).
+    #[param(minimum = 1, maximum = 1000, default = 100)]
+    limit: Option<u32>,
+}
+
+/// Body of `POST /api/v1/annotations`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct NewAnnotation {
+    /// The time it marks (default: now), between 2000 and 2100.
+    #[schema(value_type = Option<Instant>)]
+    ts: Option<String>,
+    /// What happened: 1 to 280 characters, one line.
+    #[schema(min_length = 1, max_length = 280)]
+    text: String,
 }
 
 /// Query of `GET /api/v1/dead-letters`.
