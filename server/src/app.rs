@@ -189,6 +189,35 @@ pub async fn run(
             shutdown.child_token(),
         ),
     );
+    let alerts = crate::alerts::Alerts::new(windows.width_ms, now_ms());
+    {
+        let source = match (&config.alerts.file, &embedded) {
+            (Some(f), _) => crate::alerts::RuleSource::File(f.clone()),
+            (None, Some(_)) => crate::alerts::RuleSource::Builtin(crate::alerts::demo_rules(
+                config.demo.demo_rate,
+                windows.width_ms,
+            )),
+            (None, None) => crate::alerts::RuleSource::None,
+        };
+        let cfg = crate::alerts::AlertsConfig {
+            source,
+            interval: config.alerts.alerts_interval,
+            window_ms: windows.width_ms,
+            backoff: Duration::from_secs(1),
+        };
+        let run = crate::alerts::run(
+            alerts.clone(),
+            cfg,
+            store.clone(),
+            hub.clone(),
+            live.clone(),
+            shutdown.child_token(),
+        );
+        tasks.spawn("alerts", async move {
+            run.await;
+            Ok(())
+        });
+    }
     let collector = config.kafka.topics.first().and_then(|t| {
         collect::Collector::new(&brokers, t)
             .map_err(
@@ -203,7 +232,8 @@ pub async fn run(
         hub.clone(),
         collector,
         shutdown.clone(),
-    ));
+    )
+    .with_alerts(alerts));
     {
         let token = shutdown.clone();
         tasks.spawn("http", async move {

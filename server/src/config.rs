@@ -36,6 +36,33 @@ pub struct Config {
     pub live: LiveArgs,
     #[command(flatten)]
     pub demo: DemoArgs,
+    #[command(flatten)]
+    pub alerts: AlertArgs,
+}
+
+/// Alert rules.
+#[derive(Debug, Clone, Args)]
+pub struct AlertArgs {
+    /// Alert rules (TOML; see README), read again every --alerts-interval. Without it,
+    /// embedded mode runs built-in demo rules and a real cluster none.
+    #[arg(long = "alerts", env = "PULSEBOARD_ALERTS")]
+    pub file: Option<PathBuf>,
+    /// How often the rules are evaluated (and the file checked for changes).
+    #[arg(long, env = "PULSEBOARD_ALERTS_INTERVAL", default_value = "5s", value_parser = duration)]
+    pub alerts_interval: Duration,
+}
+
+impl AlertArgs {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.alerts_interval.is_zero() {
+            return Err(invalid(
+                "alerts-interval",
+                format!("{:?}", self.alerts_interval),
+                "must be longer than zero",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The Kafka side: where events come from, and how they are read.
@@ -492,6 +519,7 @@ impl Config {
         self.http.validate()?;
         self.live.validate()?;
         self.demo.validate()?;
+        self.alerts.validate()?;
         Ok(self)
     }
 

@@ -63,6 +63,8 @@ pub struct AppState {
     pub socket: SocketState,
     /// What `/metrics` renders.
     pub metrics: Arc<Registry>,
+    /// Alert rules and their state (`GET /api/v1/alerts`).
+    pub alerts: crate::alerts::Alerts,
 }
 
 impl AppState {
@@ -102,7 +104,20 @@ impl AppState {
                 token: config.http.token.as_deref().map(Arc::from),
                 frame_ancestors: Arc::from(config.http.frame_ancestors.as_str()),
             },
+            alerts: crate::alerts::Alerts::new(config.windows.config().width_ms, now_ms()),
         }
+    }
+
+    /// The same state serving `alerts`.
+    pub fn with_alerts(mut self, alerts: crate::alerts::Alerts) -> Self {
+        self.alerts = alerts;
+        self
+    }
+}
+
+impl FromRef<AppState> for crate::alerts::Alerts {
+    fn from_ref(st: &AppState) -> Self {
+        st.alerts.clone()
     }
 }
 
@@ -269,6 +284,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/annotations"),
     ("POST", "/api/v1/annotations"),
     ("DELETE", "/api/v1/annotations/{id}"),
+    ("GET", "/api/v1/alerts"),
 ];
 
 /// The application's routes. The frontend's pages (`/`, `/kiosk`, `/embed/<panel>`) get
@@ -305,6 +321,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/annotations/{id}",
             delete(crate::annotations::delete),
         )
+        .route("/api/v1/alerts", get(alerts))
         .with_state(state);
     let app = match files {
         Some(files) => app.fallback_service(files),
@@ -717,6 +734,27 @@ pub(crate) async fn dead_letters(
     }))
 }
 
+/// Alert rules, what fires, and the history.
+#[utoipa::path(
+    get,
+    path = "/api/v1/alerts",
+    tag = "ops",
+    description = "The alert rules in force (from `--alerts`, or the built-in demo rules in \
+                   embedded mode) with their state, the rules firing now, the last 200 firing \
+                   and resolved transitions (newest first), the webhook's counts, and why the \
+                   rules file was refused if it was (the last good rules stay in force).",
+    responses(
+        (status = 200, description = "The alerts.", body = proto::AlertsResponse),
+        (status = 401, description = "With `--token`: the token is missing or wrong.", body = proto::ApiError,
+            headers(("www-authenticate" = String, description = "`Bearer`"))),
+    )
+)]
+pub(crate) async fn alerts(
+    State(alerts): State<crate::alerts::Alerts>,
+) -> Json<proto::AlertsResponse> {
+    Json(alerts.view())
+}
+
 /// Prometheus metrics.
 #[utoipa::path(
     get,
@@ -819,6 +857,7 @@ mod tests {
                 token: Some(Arc::from("s3cret")),
                 frame_ancestors: Arc::from("'self' https://intranet.example"),
             },
+            alerts: crate::alerts::Alerts::new(10_000, 0),
         };
         (router(state), dir)
     }

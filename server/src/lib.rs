@@ -16,6 +16,8 @@
 //! - [`live`]: published progress: offsets, lag, watermark, window states, throughput.
 //! - [`hub`]: recent windows merged across partitions; the sequenced stream of changes.
 //! - [`ws`]: the WebSocket `/ws`, one client fed from the hub.
+//! - [`alerts`]: alert rules (`--alerts`, TOML, reloaded), their evaluation with suppression,
+//!   the banner in the status, `GET /api/v1/alerts`, webhooks with retries.
 //! - [`annotations`]: `/api/v1/annotations`: markers on the time axis, validated, pushed.
 //! - [`api_error`]: the error an API client gets, and its JSON body.
 //! - [`http`]: routes: JSON API, health, readiness, metrics, the frontend's files.
@@ -26,6 +28,7 @@
 //! - [`tracker`]: `GET /pb.js`, the tracking script.
 //! - [`demo`]: embedded mode: the in-process Kafka and the demo traffic generator.
 
+pub mod alerts;
 pub mod annotations;
 pub mod api_error;
 pub mod app;

@@ -126,6 +126,7 @@ pub async fn handler(State(sec): State<Security>) -> Response {
         crate::annotations::list,
         crate::annotations::create,
         crate::annotations::delete,
+        crate::http::alerts,
         handler,
         collect,
         collect_preflight,
@@ -143,6 +144,7 @@ pub async fn handler(State(sec): State<Security>) -> Response {
         proto::ApiError,
         proto::ServerMsg,
         proto::ClientMsg,
+        proto::WebhookPayload,
     )),
     tags(
         (name = "data", description = "Window figures, summaries and dead letters."),
