@@ -7,11 +7,16 @@
 
 use leptos::prelude::*;
 
+use pulseboard_model::proto::Compare;
+
 use crate::{
-    chrome::{Brand, Card, ConnectionDot, ConnectionState, LastUpdate, RangePicker, StatusStrip},
+    chrome::{
+        AlertBanner, Brand, Card, ComparePicker, ConnectionDot, ConnectionState, LastUpdate,
+        RangePicker, StatusStrip,
+    },
     figures, format,
     live::{self, use_live, ConnState, Live},
-    panels::{EventsChart, Kpi, ListKind, PanelBody, TopList, TotalsPanel},
+    panels::{ChangeBadge, EventsChart, Kpi, ListKind, PanelBody, TopList, TotalsPanel},
     route::{query_param, route, Panel, Range, Route},
     zone,
 };
@@ -44,12 +49,15 @@ pub fn App() -> impl IntoView {
             .and_then(|r| Range::from_label(&r))
             .unwrap_or_default(),
     };
-    let live = Live::new(range, token);
+    let compare = query_param(&search, "compare").and_then(|c| Compare::from_label(&c));
+    let live = Live::new(range, token, compare);
     provide_context(live);
     live::use_clock(live);
     live::use_socket(live);
     live::use_history(live);
     live::use_summary(live);
+    live::use_compare(live);
+    live::use_annotations(live);
     live::use_ready_marker(Signal::derive(move || {
         live.state.with(|s| s.last_seq.is_some())
     }));
@@ -83,11 +91,13 @@ pub fn Dashboard() -> impl IntoView {
             <header class="topbar">
                 <Brand/>
                 <RangePicker/>
+                <ComparePicker/>
                 <div class="conn">
                     <ConnectionState/>
                     <LastUpdate/>
                 </div>
             </header>
+            <AlertBanner/>
             <StatusStrip/>
             <main class="grid">
                 <section class="card span-all">
@@ -151,11 +161,18 @@ pub fn Kiosk() -> impl IntoView {
             .unwrap_or_else(|| "—".into())
     };
     let clock = move || zone::time_of_day(live.clock.get() as i64, false);
+    let change = move |f: fn(&pulseboard_model::proto::Change) -> Option<f64>| {
+        Signal::derive(move || {
+            live.summary
+                .with(|s| s.as_ref().and_then(|s| s.compare.as_ref()).and_then(|c| f(&c.change)))
+        })
+    };
     view! {
         <div class="kiosk" data-testid="kiosk" class:is-stale=move || stale.get()>
             <Show when=move || stale.get()>
                 <div class="stale-banner" data-testid="stale" role="alert">{stale_text}</div>
             </Show>
+            <AlertBanner/>
             <header class="k-head">
                 <Brand/>
                 <div class="k-meta">
@@ -165,8 +182,14 @@ pub fn Kiosk() -> impl IntoView {
                 </div>
             </header>
             <section class="k-kpis">
-                <Kpi label="Events · 15 min" testid="total-events" value=Signal::derive(move || Some(live.total_events.get())) big=true/>
-                <Kpi label="Unique visitors" testid="unique-visitors" value=Signal::derive(move || live.summary.with(|s| s.as_ref().map(|s| s.figures.unique_visitors))) big=true/>
+                <div class="kpi-with-change">
+                    <Kpi label="Events · 15 min" testid="total-events" value=Signal::derive(move || Some(live.total_events.get())) big=true/>
+                    <ChangeBadge testid="change-events" pct=change(|c| c.events_pct)/>
+                </div>
+                <div class="kpi-with-change">
+                    <Kpi label="Unique visitors" testid="unique-visitors" value=Signal::derive(move || live.summary.with(|s| s.as_ref().map(|s| s.figures.unique_visitors))) big=true/>
+                    <ChangeBadge testid="change-visitors" pct=change(|c| c.unique_visitors_pct)/>
+                </div>
                 <div class="kpi">
                     <div class="kpi-label">"Events / s"</div>
                     <div class="kpi-value">{rate}</div>

@@ -103,6 +103,15 @@ impl LiveState {
         self.trim();
     }
 
+    /// Drop the items that are not windows at full resolution (history steps and roll-up
+    /// buckets of a long range), so a shorter range shows no coarse item over its windows.
+    pub fn drop_coarse(&mut self) {
+        let width = self.window_ms;
+        self.windows.retain(|_, w| {
+            w.resolution == crate::proto::Resolution::Window && (width <= 0 || w.end - w.start == width)
+        });
+    }
+
     fn trim(&mut self) {
         if self.keep == 0 {
             return;
@@ -210,5 +219,18 @@ mod tests {
             st.windows[&20_000].figures.events, 1,
             "history never overwrites live windows"
         );
+    }
+
+    #[test]
+    fn coarse_items_of_a_long_range_are_dropped_for_a_shorter_one() {
+        let mut st = LiveState::new(0);
+        st.window_ms = 10_000;
+        let mut step = view(0, 100);
+        step.end = 1_800_000;
+        step.resolution = crate::proto::Resolution::Minute;
+        st.load_history(vec![step, view(1_800_000, 3), view(1_810_000, 4)]);
+        assert_eq!(st.range(0, 2_000_000).map(|w| w.figures.events).sum::<u64>(), 107);
+        st.drop_coarse();
+        assert_eq!(st.windows.keys().copied().collect::<Vec<_>>(), vec![1_800_000, 1_810_000]);
     }
 }
