@@ -134,6 +134,27 @@ pub async fn run(
     );
     hub.seed(&store, now_ms())?;
 
+    // Embedded: generated history a day and a week back, off the runtime, once.
+    if let (Some(_), Some(topic), false, 1..) = (
+        &embedded,
+        config.kafka.topics.first(),
+        config.demo.no_demo_history,
+        config.demo.demo_rate,
+    ) {
+        let (store, topic) = (store.clone(), topic.clone());
+        let (parts, rate, width) = (
+            config.demo.embedded_partitions,
+            config.demo.demo_rate,
+            windows.width_ms,
+        );
+        tokio::task::spawn_blocking(move || {
+            match crate::demo_history::seed(&store, &topic, parts, rate, width, now_ms()) {
+                Ok(n) => tracing::info!(events = n, "demo history generated (a day and a week back)"),
+                Err(e) => tracing::warn!(error = %e, "demo history not generated"),
+            }
+        });
+    }
+
     let mut tasks = Tasks::new();
     {
         let (hub, token) = (hub.clone(), shutdown.child_token());

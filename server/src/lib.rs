@@ -27,6 +27,8 @@
 //! - [`enrich`]: what the server adds to browser events: visitor id, country, device; robots.
 //! - [`tracker`]: `GET /pb.js`, the tracking script.
 //! - [`demo`]: embedded mode: the in-process Kafka and the demo traffic generator.
+//! - [`demo_history`]: embedded mode: generated history a day and a week back (to compare
+//!   with); the folding the benchmark measures history's disk bytes with.
 
 pub mod alerts;
 pub mod annotations;
@@ -35,6 +37,7 @@ pub mod app;
 pub mod collect;
 pub mod config;
 pub mod demo;
+pub mod demo_history;
 pub mod engine;
 pub mod enrich;
 pub mod history;

@@ -855,6 +855,36 @@ impl Store {
         Ok(n)
     }
 
+    /// Merge aggregates into the stored window rows of one partition (a row that does not
+    /// exist is created), in one transaction, then flush. For windows no partition task
+    /// owns: generated demo history, benchmarks.
+    pub fn merge_windows(
+        &self,
+        topic: &str,
+        partition: i32,
+        windows: &[(i64, Aggregate)],
+    ) -> Result<(), StoreError> {
+        self.windows
+            .transaction(|tree| {
+                for (start, agg) in windows {
+                    let k = window_key(*start, topic, partition);
+                    let mut total = match tree.get(&k)? {
+                        Some(v) => Aggregate::from_bytes(&v).map_err(abort)?,
+                        None => Aggregate::new(),
+                    };
+                    total.merge(agg);
+                    tree.insert(k, total.to_bytes())?;
+                }
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => StoreError::Io(e),
+            })?;
+        self.db.flush()?;
+        Ok(())
+    }
+
     /// Bytes the store takes on disk (sled's own count).
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
         Ok(self.db.size_on_disk()?)
