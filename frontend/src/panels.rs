@@ -180,6 +180,7 @@ pub fn EventsChart(
                     Some(view! {
                         <div
                             class="annotation"
+                            class:flip=*x > EVENTS_W * 0.8
                             data-testid="annotation"
                             data-ts=a.ts.to_string()
                             data-id=a.id.to_string()
