@@ -10,6 +10,7 @@ mod collect;
 mod embedded;
 mod faults;
 mod hardening;
+mod history;
 mod hostile;
 mod live;
 mod recovery;

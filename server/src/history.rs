@@ -8,7 +8,9 @@
 //!   coarser bucket is in the answer is folded into it (a partition that was idle when the
 //!   others rolled up keeps its windows a while longer; they are counted in the bucket).
 //!   Windows and buckets are read under the store's history gate, so a roll-up committing
-//!   meanwhile is seen wholly before or wholly after.
+//!   meanwhile is seen wholly before or wholly after. Below the newest bucket read, windows
+//!   come from the store alone (the hub may still hold copies of rolled-up windows); above
+//!   it, the hub's fresher copies replace the store's rows per partition.
 //! - [`step`] merges items narrower than a step into epoch-aligned steps; wider items stay
 //!   as they are. Only the steps of [`STEPS`] are accepted, so a step never straddles a
 //!   minute or hour bucket.
@@ -91,11 +93,26 @@ pub fn read(
 ) -> Result<Vec<Item>, StoreError> {
     let (windows, minutes, hours) = {
         let _gate = store.history_read();
-        (
-            hub.merged_range(store, from, to)?,
-            merged_buckets(store, Level::Minute, from, to)?,
-            merged_buckets(store, Level::Hour, from, to)?,
-        )
+        let minutes = merged_buckets(store, Level::Minute, from, to)?;
+        let hours = merged_buckets(store, Level::Hour, from, to)?;
+        // Below the newest bucket, windows come from the store alone: the hub may still
+        // hold copies of windows that were rolled up since (a short --retention, or a
+        // backlog of old events), and those are counted in their bucket already.
+        let rolled_to = minutes
+            .keys()
+            .next_back()
+            .map(|s| s + Level::Minute.width_ms())
+            .into_iter()
+            .chain(hours.keys().next_back().map(|s| s + Level::Hour.width_ms()))
+            .max()
+            .unwrap_or(from)
+            .clamp(from, to);
+        let mut windows: BTreeMap<i64, Aggregate> = BTreeMap::new();
+        for w in store.windows_in(from, rolled_to)? {
+            windows.entry(w.start).or_default().merge(&w.agg);
+        }
+        windows.extend(hub.merged_range(store, rolled_to, to)?);
+        (windows, minutes, hours)
     };
     Ok(assemble(windows, minutes, hours, window_ms, state_of))
 }
