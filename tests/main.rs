@@ -5,6 +5,7 @@
 
 mod util;
 
+mod alerts;
 mod backbone;
 mod collect;
 mod embedded;
