@@ -16,11 +16,12 @@
 //!   staleness. Pure.
 //! - [`route`] — page and range from the URL (`/`, `/kiosk`, `/embed/<panel>`). Pure.
 //! - [`live`] — the shared reactive state and the hooks that fill it: WebSocket with
-//!   resume and backoff, history and summary fetches, the clock.
+//!   resume and backoff, history (in steps for long ranges), summary, comparison and
+//!   annotation fetches, the clock.
 //! - [`pages`] — the app root and its pages: dashboard, kiosk, embeds.
 //! - [`panels`] — the panel components: totals, events chart, top lists, pipeline status.
 //! - [`chrome`] — what frames the panels: cards, brand and demo badge, range picker,
-//!   connection state, last update, status strip.
+//!   compare toggle, alert banner, connection state, last update, status strip.
 //!
 //! # Stable hooks for browser tests (keep them)
 //!
@@ -28,8 +29,13 @@
 //! `connection-state` (text `connecting`|`live`|`reconnecting`), `last-update`,
 //! `events-chart` (the `<svg>`, bars are
 //! `rect[data-testid=bar][data-start][data-events][data-state]`), `top-pages`, `kiosk`,
-//! `stale`, `embed-<panel>`, `range-5m`…`range-24h`, `demo-badge`; and
-//! `<body data-ready="1">` once the first snapshot is applied and drawn.
+//! `stale`, `embed-<panel>`, `range-5m`…`range-30d`, `demo-badge`; `compare-off`,
+//! `compare-1d`, `compare-7d` (the toggle), `compare-line` (the earlier period's `<path>`),
+//! `change-events`, `change-visitors`, `change-sessions` (with `data-value` = the percent
+//! change), `annotation` (`data-ts`, `data-id`), `alert-banner` and `alert`
+//! (`data-rule`, `data-kind`); `total-events` also carries the range on screen
+//! (`data-from`, `data-to`); and `<body data-ready="1">` once the first snapshot is
+//! applied and drawn.
 //!
 //! [`LiveState`]: pulseboard_model::live_state::LiveState
 

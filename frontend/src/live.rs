@@ -232,9 +232,10 @@ impl Live {
         let bounds = Memo::new(move |_| {
             let now = clock.get() as i64;
             let range_ms = range.get().ms();
+            let step = range.get().step().map(|(_, ms)| ms);
             state.with(|s| {
                 let newest = s.windows.last_key_value().map(|(_, w)| w.end);
-                figures::range_bounds(now, s.window_ms, newest, range_ms)
+                figures::align_start(figures::range_bounds(now, s.window_ms, newest, range_ms), step)
             })
         });
         let total_events = Memo::new(move |_| {
@@ -343,7 +344,8 @@ pub fn use_history(live: Live) {
 async fn load_history(live: Live, range: Range) {
     let token = live.token();
     let now = now_ms() as i64;
-    let mut from = now - range.ms();
+    // The displayed range's start (aligned to the step of a long range).
+    let mut from = live.bounds.get_untracked().0;
     // A long range: its history in steps, then its last hour at full resolution.
     if let Some((step, step_ms)) = range.step() {
         let split = (now - crate::route::FINE_MS).div_euclid(step_ms) * step_ms;

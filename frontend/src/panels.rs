@@ -117,6 +117,8 @@ pub fn TotalsPanel() -> impl IntoView {
                     class="kpi-value"
                     data-testid="total-events"
                     data-value=move || live.total_events.get().to_string()
+                    data-from=move || live.bounds.get().0.to_string()
+                    data-to=move || live.bounds.get().1.to_string()
                     title=move || format::grouped(live.total_events.get())
                 >
                     {move || {
@@ -177,10 +179,11 @@ pub fn EventsChart(
                 .filter_map(|(t, x)| {
                     let a = notes.iter().find(|a| a.ts == *t)?;
                     let tip = format!("{} · {}", zone::time_of_day(a.ts, true), a.text);
+                    let flip = *x > EVENTS_W * 0.8;
                     Some(view! {
                         <div
                             class="annotation"
-                            class:flip=*x > EVENTS_W * 0.8
+                            class:flip=flip
                             data-testid="annotation"
                             data-ts=a.ts.to_string()
                             data-id=a.id.to_string()

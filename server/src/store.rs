@@ -885,6 +885,33 @@ impl Store {
         Ok(())
     }
 
+    /// Write buckets as they are given (history copied from another store, or replicated),
+    /// replacing rows with the same key, in one transaction; then flush.
+    pub fn put_buckets(&self, buckets: &[StoredBucket]) -> Result<(), StoreError> {
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = buckets
+            .iter()
+            .map(|b| {
+                (
+                    bucket_key(b.level, b.start, &b.topic, b.partition),
+                    b.agg.to_bytes(),
+                )
+            })
+            .collect();
+        {
+            let _gate = self
+                .history_gate
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            let mut batch = sled::Batch::default();
+            for (k, v) in rows {
+                batch.insert(k, v);
+            }
+            self.rollups.apply_batch(batch)?;
+        }
+        self.db.flush()?;
+        Ok(())
+    }
+
     /// Bytes the store takes on disk (sled's own count).
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
         Ok(self.db.size_on_disk()?)
