@@ -76,7 +76,15 @@ async fn a_rule_fires_notifies_a_failing_webhook_with_retries_and_resolves() -> 
     )?;
     let store = dir.path().join("store");
     let mut args = broker_args(&brokers, "alerts", "alerts-test", &store);
-    for a in ["--window", "1s", "--allowed-lateness", "500ms", "--alerts-interval", "200ms", "--alerts"] {
+    for a in [
+        "--window",
+        "1s",
+        "--allowed-lateness",
+        "500ms",
+        "--alerts-interval",
+        "200ms",
+        "--alerts",
+    ] {
         args.push(a.into());
     }
     args.push(path_str(&rules));
@@ -86,16 +94,30 @@ async fn a_rule_fires_notifies_a_failing_webhook_with_retries_and_resolves() -> 
         (code == 200).then_some(())
     })
     .await?;
-    let v = get_json(app.addr, "/api/v1/alerts").await.unwrap_or_default();
+    let v = get_json(app.addr, "/api/v1/alerts")
+        .await
+        .unwrap_or_default();
     assert_eq!(v["rules"][0]["name"], "burst", "{v}");
     assert_eq!(v["firing"].as_array().map(Vec::len), Some(0));
 
     // A burst: 200 events stamped in one window just past.
     let now = now_ms();
     let at = now - now.rem_euclid(1_000) - 1_000;
-    let mut gen = Generator::new(5, GenConfig { out_of_order: 0.0, late: 0.0, ..GenConfig::default() });
+    let mut gen = Generator::new(
+        5,
+        GenConfig {
+            out_of_order: 0.0,
+            late: 0.0,
+            ..GenConfig::default()
+        },
+    );
     let payloads: Vec<(i32, Vec<u8>)> = (0..200)
-        .map(|i| (i % 2, gen.next_event(at + i64::from(i)).to_json().into_bytes()))
+        .map(|i| {
+            (
+                i % 2,
+                gen.next_event(at + i64::from(i)).to_json().into_bytes(),
+            )
+        })
         .collect();
     let produced = Instant::now();
     produce(&producer(&brokers)?, "alerts", &payloads).await?;
@@ -109,18 +131,34 @@ async fn a_rule_fires_notifies_a_failing_webhook_with_retries_and_resolves() -> 
     .await?;
     let fired_after = produced.elapsed();
     assert_eq!(firing["rule"], "burst");
-    assert_eq!(firing["value"].as_f64(), Some(200.0), "the events of the span: {firing}");
+    assert_eq!(
+        firing["value"].as_f64(),
+        Some(200.0),
+        "the events of the span: {firing}"
+    );
     let delivered = poll_until(Duration::from_secs(30), "the webhook to get it", || async {
         let r = received(&hook);
         (r.len() >= 2).then_some(r)
     })
     .await?;
     let webhook_after = delivered[1].0.duration_since(produced);
-    assert_eq!(delivered[0].1, delivered[1].1, "the retry sends the same payload");
+    assert_eq!(
+        delivered[0].1, delivered[1].1,
+        "the retry sends the same payload"
+    );
     let p = &delivered[1].1;
-    assert_eq!((p["version"].as_u64(), p["source"].as_str()), (Some(1), Some("pulseboard")));
-    assert_eq!((p["rule"].as_str(), p["kind"].as_str(), p["state"].as_str()), (Some("burst"), Some("events_above"), Some("firing")));
-    assert_eq!((p["value"].as_f64(), p["threshold"].as_f64()), (Some(200.0), Some(150.0)));
+    assert_eq!(
+        (p["version"].as_u64(), p["source"].as_str()),
+        (Some(1), Some("pulseboard"))
+    );
+    assert_eq!(
+        (p["rule"].as_str(), p["kind"].as_str(), p["state"].as_str()),
+        (Some("burst"), Some("events_above"), Some("firing"))
+    );
+    assert_eq!(
+        (p["value"].as_f64(), p["threshold"].as_f64()),
+        (Some(200.0), Some(150.0))
+    );
     eprintln!(
         "alert latency: produced → firing in the status {fired_after:?}, → webhook delivered (after one failed attempt and 1 s backoff) {webhook_after:?}"
     );
@@ -133,9 +171,15 @@ async fn a_rule_fires_notifies_a_failing_webhook_with_retries_and_resolves() -> 
     .await?;
     // Not before the condition had been false for the whole suppression interval.
     let quiet = resolved.1["at"].as_i64().unwrap_or(0) - p["at"].as_i64().unwrap_or(i64::MAX);
-    assert!(quiet >= 3_000, "resolved {quiet} ms after firing: {}", resolved.1);
+    assert!(
+        quiet >= 3_000,
+        "resolved {quiet} ms after firing: {}",
+        resolved.1
+    );
     assert_eq!(resolved.1["since"], p["since"]);
-    let v = get_json(app.addr, "/api/v1/alerts").await.unwrap_or_default();
+    let v = get_json(app.addr, "/api/v1/alerts")
+        .await
+        .unwrap_or_default();
     let states: Vec<&str> = v["history"]
         .as_array()
         .map(|h| h.iter().filter_map(|e| e["state"].as_str()).collect())
@@ -143,11 +187,19 @@ async fn a_rule_fires_notifies_a_failing_webhook_with_retries_and_resolves() -> 
     assert_eq!(states, vec!["resolved", "firing"], "{v}");
     assert_eq!(v["webhook"]["sent"].as_u64(), Some(2), "{v}");
     assert_eq!(v["firing"].as_array().map(Vec::len), Some(0));
-    let s = get_json(app.addr, "/api/v1/status").await.unwrap_or_default();
+    let s = get_json(app.addr, "/api/v1/status")
+        .await
+        .unwrap_or_default();
     assert!(s.get("alerts").is_none(), "no banner once resolved: {s}");
     let (_, metrics) = http_get(app.addr, "/metrics").await?;
-    assert!(metrics.contains("pulseboard_webhook_attempts_failed_total 1"), "{metrics}");
-    assert!(metrics.contains("pulseboard_webhook_deliveries_total{outcome=\"sent\"} 2"), "{metrics}");
+    assert!(
+        metrics.contains("pulseboard_webhook_attempts_failed_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("pulseboard_webhook_deliveries_total{outcome=\"sent\"} 2"),
+        "{metrics}"
+    );
 
     // A broken file keeps the rules in force and says why; a fixed one is loaded.
     std::fs::write(&rules, "[[rule]\nname = ")?;
@@ -156,12 +208,22 @@ async fn a_rule_fires_notifies_a_failing_webhook_with_retries_and_resolves() -> 
         v["error"].is_string().then_some(v)
     })
     .await?;
-    assert_eq!(v["rules"][0]["name"], "burst", "the last good rules stay: {v}");
-    std::fs::write(&rules, "[[rule]]\nname = \"lag\"\nkind = \"lag\"\nthreshold = 1000\n")?;
-    poll_until(Duration::from_secs(10), "the fixed file to load", || async {
-        let v = get_json(app.addr, "/api/v1/alerts").await?;
-        (v["error"].is_null() && v["rules"][0]["name"] == "lag").then_some(())
-    })
+    assert_eq!(
+        v["rules"][0]["name"], "burst",
+        "the last good rules stay: {v}"
+    );
+    std::fs::write(
+        &rules,
+        "[[rule]]\nname = \"lag\"\nkind = \"lag\"\nthreshold = 1000\n",
+    )?;
+    poll_until(
+        Duration::from_secs(10),
+        "the fixed file to load",
+        || async {
+            let v = get_json(app.addr, "/api/v1/alerts").await?;
+            (v["error"].is_null() && v["rules"][0]["name"] == "lag").then_some(())
+        },
+    )
     .await?;
     hook.stop.cancel();
     if let Err(e) = app.terminate() {
@@ -174,7 +236,15 @@ async fn a_rule_fires_notifies_a_failing_webhook_with_retries_and_resolves() -> 
 async fn annotations_are_validated_guarded_listed_and_announced() -> Result<()> {
     let dir = data_dir();
     let store = path_str(dir.path());
-    let app = App::start(&["--data-dir", &store, "--demo-rate", "0", "--token", "s3cret"]).await?;
+    let app = App::start(&[
+        "--data-dir",
+        &store,
+        "--demo-rate",
+        "0",
+        "--token",
+        "s3cret",
+    ])
+    .await?;
     let post = |path: &'static str, body: String| async move {
         pulseboard_testkit::net::request(app.addr, "POST", path, &[], body.as_bytes()).await
     };
@@ -195,7 +265,11 @@ async fn annotations_are_validated_guarded_listed_and_announced() -> Result<()> 
         let e: Value = serde_json::from_str(&r.body)?;
         assert_eq!(e["parameter"], field, "{body}: {e}");
     }
-    let r = post("/api/v1/annotations?token=s3cret", format!(r#"{{"text":"{}"}}"#, "x".repeat(5000))).await?;
+    let r = post(
+        "/api/v1/annotations?token=s3cret",
+        format!(r#"{{"text":"{}"}}"#, "x".repeat(5000)),
+    )
+    .await?;
     assert_eq!(r.status, 413);
     // Stored: listed, and the status announces the change.
     let r = post(
@@ -205,7 +279,10 @@ async fn annotations_are_validated_guarded_listed_and_announced() -> Result<()> 
     .await?;
     assert_eq!(r.status, 201);
     let a: Value = serde_json::from_str(&r.body)?;
-    assert_eq!((a["ts"].as_i64(), a["text"].as_str()), (Some(1_795_515_330_000), Some("deploy v2")));
+    assert_eq!(
+        (a["ts"].as_i64(), a["text"].as_str()),
+        (Some(1_795_515_330_000), Some("deploy v2"))
+    );
     let v1 = status(get_json(app.addr, "/api/v1/status?token=s3cret").await);
     assert!(v1 > v0, "{v1:?} after {v0:?}");
     let list = get_json(
@@ -214,7 +291,11 @@ async fn annotations_are_validated_guarded_listed_and_announced() -> Result<()> 
     )
     .await
     .unwrap_or_default();
-    assert_eq!(list["annotations"].as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(
+        list["annotations"].as_array().map(Vec::len),
+        Some(1),
+        "{list}"
+    );
     assert_eq!(list["annotations"][0]["id"], a["id"]);
     assert_eq!(list["version"].as_u64(), v1);
     // Deleted, once.

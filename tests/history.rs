@@ -36,7 +36,10 @@ fn span_events(seed: u64, n: usize, from: i64, span: i64) -> Vec<(i32, Event)> {
 
 /// Events and uniques of the events with `ts` in `[from, to)`, recomputed with plain sets.
 fn truth(events: &[Event], from: i64, to: i64) -> (u64, u64) {
-    let inside: Vec<&Event> = events.iter().filter(|e| (from..to).contains(&e.ts)).collect();
+    let inside: Vec<&Event> = events
+        .iter()
+        .filter(|e| (from..to).contains(&e.ts))
+        .collect();
     let visitors: Vec<String> = inside.iter().map(|e| e.visitor.clone()).collect();
     (inside.len() as u64, hll_of(&visitors))
 }
@@ -106,17 +109,26 @@ async fn ranges_past_retention_and_comparisons_equal_the_recomputation() -> Resu
     let dir = data_dir();
     let args = history_args(&brokers, "history", "history-test", dir.path());
     let app = spawn_child(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
-    if let Err(e) = wait_for_totals(app.addr, events.len() as u64, 0, Duration::from_secs(120)).await {
+    if let Err(e) =
+        wait_for_totals(app.addr, events.len() as u64, 0, Duration::from_secs(120)).await
+    {
         bail!("{e}\n{}", app.log_tail(40));
     }
 
     // Retention rolls the week into hour buckets, the day into minute buckets, and today's
     // windows older than 10 minutes (of the watermark) into minute buckets.
-    let all = format!("/api/v1/windows?from={}&to={}&limit=10000", r - 8 * DAY, r + HOUR);
+    let all = format!(
+        "/api/v1/windows?from={}&to={}&limit=10000",
+        r - 8 * DAY,
+        r + HOUR
+    );
     let listed = poll_until(Duration::from_secs(60), "history rolled up", || async {
         let v = get_json(app.addr, &all).await?;
         let it = items(&v);
-        let week = it.iter().filter(|i| i.0 < r - 6 * DAY).all(|i| i.2 == "hour");
+        let week = it
+            .iter()
+            .filter(|i| i.0 < r - 6 * DAY)
+            .all(|i| i.2 == "hour");
         let day = it
             .iter()
             .filter(|i| (r - 2 * DAY..r - HOUR).contains(&i.0))
@@ -130,8 +142,14 @@ async fn ranges_past_retention_and_comparisons_equal_the_recomputation() -> Resu
         Ok(l) => l,
         Err(e) => {
             let v = get_json(app.addr, &all).await.unwrap_or_default();
-            let shape: Vec<(i64, String)> = items(&v).into_iter().map(|i| ((i.0 - r) / MIN, i.2)).collect();
-            bail!("{e}: items (minutes from r, resolution): {shape:?}\n{}", app.log_tail(20));
+            let shape: Vec<(i64, String)> = items(&v)
+                .into_iter()
+                .map(|i| ((i.0 - r) / MIN, i.2))
+                .collect();
+            bail!(
+                "{e}: items (minutes from r, resolution): {shape:?}\n{}",
+                app.log_tail(20)
+            );
         }
     };
     // Every item holds exactly the events whose time falls in it; nothing overlaps.
@@ -180,8 +198,16 @@ async fn ranges_past_retention_and_comparisons_equal_the_recomputation() -> Resu
         let cmp = &s["compare"];
         assert_eq!(cmp["offset_ms"].as_i64(), Some(off), "{c}: {s}");
         assert_eq!(cmp["figures"]["events"].as_u64(), Some(before_n), "{c}");
-        assert_eq!(cmp["figures"]["unique_visitors"].as_u64(), Some(before_u), "{c}");
-        assert_eq!(cmp["change"]["events_pct"].as_f64(), pct(now_n, before_n), "{c}");
+        assert_eq!(
+            cmp["figures"]["unique_visitors"].as_u64(),
+            Some(before_u),
+            "{c}"
+        );
+        assert_eq!(
+            cmp["change"]["events_pct"].as_f64(),
+            pct(now_n, before_n),
+            "{c}"
+        );
         assert_eq!(
             cmp["change"]["unique_visitors_pct"].as_f64(),
             pct(now_u, before_u),
@@ -203,8 +229,14 @@ async fn ranges_past_retention_and_comparisons_equal_the_recomputation() -> Resu
         let moved = cw["windows"].as_array().cloned().unwrap_or_default();
         let mut sum = 0;
         for item in &moved {
-            let (start, end) = (item["start"].as_i64().unwrap_or(0), item["end"].as_i64().unwrap_or(0));
-            assert!(start >= r && start < r + span, "{c}: aligned onto today: {start}");
+            let (start, end) = (
+                item["start"].as_i64().unwrap_or(0),
+                item["end"].as_i64().unwrap_or(0),
+            );
+            assert!(
+                start >= r && start < r + span,
+                "{c}: aligned onto today: {start}"
+            );
             assert_eq!(
                 item["events"].as_u64(),
                 Some(truth(&events, start - off, end - off).0),
@@ -218,7 +250,11 @@ async fn ranges_past_retention_and_comparisons_equal_the_recomputation() -> Resu
     // Steps over a long range: 30-minute steps, hours kept whole, the same total.
     let stepped = get_json(
         app.addr,
-        &format!("/api/v1/windows?from={}&to={}&step=30m&limit=10000", r - 8 * DAY, r + HOUR),
+        &format!(
+            "/api/v1/windows?from={}&to={}&step=30m&limit=10000",
+            r - 8 * DAY,
+            r + HOUR
+        ),
     )
     .await
     .unwrap_or_default();
@@ -272,14 +308,22 @@ async fn sigkill_while_rolling_up_loses_and_doubles_nothing() -> Result<()> {
         bail!("{e}\n{}", child.log_tail(40));
     }
     // Once everything past retention is rolled up, every hour holds exactly its events.
-    let path = format!("/api/v1/windows?from={}&to={}&limit=10000", r - 8 * DAY, r + 2 * HOUR);
-    let listed = poll_until(Duration::from_secs(90), "the week rolled up into hours", || async {
-        let it = items(&get_json(child.addr, &path).await?);
-        it.iter()
-            .filter(|i| i.0 < r - DAY)
-            .all(|i| i.2 == "hour")
-            .then_some(it)
-    })
+    let path = format!(
+        "/api/v1/windows?from={}&to={}&limit=10000",
+        r - 8 * DAY,
+        r + 2 * HOUR
+    );
+    let listed = poll_until(
+        Duration::from_secs(90),
+        "the week rolled up into hours",
+        || async {
+            let it = items(&get_json(child.addr, &path).await?);
+            it.iter()
+                .filter(|i| i.0 < r - DAY)
+                .all(|i| i.2 == "hour")
+                .then_some(it)
+        },
+    )
     .await?;
     let mut per_hour: BTreeMap<i64, u64> = BTreeMap::new();
     for (start, end, res, n) in &listed {

@@ -13,7 +13,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use pulseboard::store::{StoredBucket, Store};
+use pulseboard::store::{Store, StoredBucket};
 use pulseboard_model::agg::Aggregate;
 use pulseboard_model::rollup::Level;
 use serde::Serialize;

@@ -337,7 +337,8 @@ pub fn per_bucket(bars: &[Bar], bucket_ms: i64) -> Vec<(i64, f64)> {
     for b in bars {
         let width = (b.end - b.start).max(1);
         if width <= bucket_ms {
-            *out.entry(b.start - b.start.rem_euclid(bucket_ms)).or_default() += b.events as f64;
+            *out.entry(b.start - b.start.rem_euclid(bucket_ms))
+                .or_default() += b.events as f64;
             continue;
         }
         let share = b.events as f64 * bucket_ms as f64 / width as f64;
@@ -399,7 +400,12 @@ pub fn events_layout_with(
         .filter(|(t, _)| *t >= from - from.rem_euclid(bucket_ms) && *t < to)
         .collect();
     let line_max = line.iter().map(|(_, v)| v.ceil() as u64).max().unwrap_or(0);
-    let max = bars.iter().map(|b| b.events).max().unwrap_or(0).max(line_max);
+    let max = bars
+        .iter()
+        .map(|b| b.events)
+        .max()
+        .unwrap_or(0)
+        .max(line_max);
     let ticks = nice_ticks(max as f64, 4);
     let y_max = ticks.last().copied().unwrap_or(1.0);
     let rects = bar_rects(&bars, from, to, y_max, EVENTS_W, EVENTS_H);
@@ -724,7 +730,11 @@ mod tests {
         };
         // An hour of history over 10-minute buckets: six sixths; 10 s windows add up.
         let per = per_bucket(
-            &[bar(0, 3_600_000, 600), bar(3_600_000, 3_610_000, 5), bar(3_610_000, 3_620_000, 7)],
+            &[
+                bar(0, 3_600_000, 600),
+                bar(3_600_000, 3_610_000, 5),
+                bar(3_610_000, 3_620_000, 7),
+            ],
             600_000,
         );
         assert_eq!(per.len(), 7);
@@ -732,13 +742,28 @@ mod tests {
         assert_eq!(per[6], (3_600_000, 12.0));
         // Bars of 10 s windows over 15 min, the earlier line twice as high: the axis
         // covers the line, and the markers in range are placed.
-        let windows: Vec<Bar> = (0..90).map(|i| bar(i * 10_000, i * 10_000 + 10_000, 10)).collect();
-        let earlier: Vec<Bar> = (0..15).map(|i| bar(i * 60_000, i * 60_000 + 60_000, 120)).collect();
-        let l = events_layout_with(&windows, (0, 900_000), 10_000, 360, 0, &earlier, &[450_000, 5_000_000]);
+        let windows: Vec<Bar> = (0..90)
+            .map(|i| bar(i * 10_000, i * 10_000 + 10_000, 10))
+            .collect();
+        let earlier: Vec<Bar> = (0..15)
+            .map(|i| bar(i * 60_000, i * 60_000 + 60_000, 120))
+            .collect();
+        let l = events_layout_with(
+            &windows,
+            (0, 900_000),
+            10_000,
+            360,
+            0,
+            &earlier,
+            &[450_000, 5_000_000],
+        );
         assert_eq!(l.bucket_ms, 10_000);
         assert_eq!(l.compare.len(), 90);
         assert_eq!(l.y_ticks.last().map(|t| t.0), Some(20));
-        assert!(l.compare.iter().all(|(_, y)| (*y - 0.0).abs() < 1e-9), "20 of 20: at the top");
+        assert!(
+            l.compare.iter().all(|(_, y)| (*y - 0.0).abs() < 1e-9),
+            "20 of 20: at the top"
+        );
         assert_eq!(l.markers, vec![(450_000, 500.0)]);
         // Items wider than the bars the range would take widen the bars.
         let steps = vec![bar(0, 1_800_000, 50), bar(1_800_000, 3_600_000, 60)];

@@ -17,7 +17,10 @@ fn set_url_param(name: &str, value: Option<&str>) {
     let location = window().location();
     let search = location.search().unwrap_or_default();
     let path = location.pathname().unwrap_or_default();
-    let next = format!("{path}{}", crate::live::with_query_param(&search, name, value));
+    let next = format!(
+        "{path}{}",
+        crate::live::with_query_param(&search, name, value)
+    );
     if let Ok(history) = window().history() {
         let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&next));
     }
@@ -137,8 +140,12 @@ pub fn ComparePicker() -> impl IntoView {
 pub fn AlertBanner() -> impl IntoView {
     let live = use_live();
     let alerts = Memo::new(move |_| {
-        live.state
-            .with(|s| s.status.as_ref().map(|st| st.alerts.clone()).unwrap_or_default())
+        live.state.with(|s| {
+            s.status
+                .as_ref()
+                .map(|st| st.alerts.clone())
+                .unwrap_or_default()
+        })
     });
     view! {
         <Show when=move || alerts.with(|a| !a.is_empty())>

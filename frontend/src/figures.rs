@@ -297,7 +297,13 @@ mod tests {
 
     #[test]
     fn a_long_range_starts_on_a_step() {
-        assert_eq!(align_start((3_700_000, 9_000_000), Some(1_800_000)), (3_600_000, 9_000_000));
-        assert_eq!(align_start((3_700_000, 9_000_000), None), (3_700_000, 9_000_000));
+        assert_eq!(
+            align_start((3_700_000, 9_000_000), Some(1_800_000)),
+            (3_600_000, 9_000_000)
+        );
+        assert_eq!(
+            align_start((3_700_000, 9_000_000), None),
+            (3_700_000, 9_000_000)
+        );
     }
 }

@@ -22,8 +22,8 @@ use leptos::prelude::*;
 use pulseboard_model::{
     live_state::{Apply, LiveState},
     proto::{
-        Annotation, AnnotationsResponse, Compare, ServerMsg, Summary, WindowView,
-        WindowsResponse, PROTOCOL_VERSION,
+        Annotation, AnnotationsResponse, Compare, ServerMsg, Summary, WindowView, WindowsResponse,
+        PROTOCOL_VERSION,
     },
 };
 use serde::de::DeserializeOwned;
@@ -235,7 +235,10 @@ impl Live {
             let step = range.get().step().map(|(_, ms)| ms);
             state.with(|s| {
                 let newest = s.windows.last_key_value().map(|(_, w)| w.end);
-                figures::align_start(figures::range_bounds(now, s.window_ms, newest, range_ms), step)
+                figures::align_start(
+                    figures::range_bounds(now, s.window_ms, newest, range_ms),
+                    step,
+                )
             })
         });
         let total_events = Memo::new(move |_| {

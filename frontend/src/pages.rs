@@ -163,8 +163,11 @@ pub fn Kiosk() -> impl IntoView {
     let clock = move || zone::time_of_day(live.clock.get() as i64, false);
     let change = move |f: fn(&pulseboard_model::proto::Change) -> Option<f64>| {
         Signal::derive(move || {
-            live.summary
-                .with(|s| s.as_ref().and_then(|s| s.compare.as_ref()).and_then(|c| f(&c.change)))
+            live.summary.with(|s| {
+                s.as_ref()
+                    .and_then(|s| s.compare.as_ref())
+                    .and_then(|c| f(&c.change))
+            })
         })
     };
     view! {

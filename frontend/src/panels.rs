@@ -65,7 +65,12 @@ pub fn ChangeBadge(
     pct: Signal<Option<f64>>,
 ) -> impl IntoView {
     let live = use_live();
-    let shown = move || live.compare.get().is_some() && live.summary.with(|s| s.as_ref().is_some_and(|s| s.compare.is_some()));
+    let shown = move || {
+        live.compare.get().is_some()
+            && live
+                .summary
+                .with(|s| s.as_ref().is_some_and(|s| s.compare.is_some()))
+    };
     let text = move || {
         let vs = live.compare.get().map(|c| c.label()).unwrap_or_default();
         match pct.get() {
@@ -105,8 +110,11 @@ pub fn TotalsPanel() -> impl IntoView {
     };
     let change = move |f: fn(&pulseboard_model::proto::Change) -> Option<f64>| {
         Signal::derive(move || {
-            live.summary
-                .with(|s| s.as_ref().and_then(|s| s.compare.as_ref()).and_then(|c| f(&c.change)))
+            live.summary.with(|s| {
+                s.as_ref()
+                    .and_then(|s| s.compare.as_ref())
+                    .and_then(|c| f(&c.change))
+            })
         })
     };
     view! {
@@ -162,14 +170,25 @@ pub fn EventsChart(
         let marks: Vec<i64> = live.annotations.with(|a| a.iter().map(|a| a.ts).collect());
         live.state.with(|s| {
             let windows = figures::bars(s.range(bounds.0, bounds.1));
-            chart::events_layout_with(&windows, bounds, s.window_ms, max_bars, tz, &earlier, &marks)
+            chart::events_layout_with(
+                &windows,
+                bounds,
+                s.window_ms,
+                max_bars,
+                tz,
+                &earlier,
+                &marks,
+            )
         })
     });
     let compare_path = move || model.with(|m| chart::line_path(&m.compare));
     let compare_label = move || {
-        live.compare
-            .get()
-            .map(|c| format!("{} earlier", if c.label() == "1d" { "1 day" } else { "1 week" }))
+        live.compare.get().map(|c| {
+            format!(
+                "{} earlier",
+                if c.label() == "1d" { "1 day" } else { "1 week" }
+            )
+        })
     };
     let markers = move || {
         let notes = live.annotations.get();

@@ -314,7 +314,10 @@ mod tests {
             336 + 540 + 16,
             "7 days of 30 min steps and the last hour (plus a step) of windows"
         );
-        assert_eq!(Range::from_label("30d").and_then(Range::step), Some(("2h", 7_200_000)));
+        assert_eq!(
+            Range::from_label("30d").and_then(Range::step),
+            Some(("2h", 7_200_000))
+        );
         assert_eq!(Range::H24.compare_step(), Some("5m"));
         assert_eq!(Range::M15.compare_step(), None);
     }

@@ -108,7 +108,8 @@ impl LiveState {
     pub fn drop_coarse(&mut self) {
         let width = self.window_ms;
         self.windows.retain(|_, w| {
-            w.resolution == crate::proto::Resolution::Window && (width <= 0 || w.end - w.start == width)
+            w.resolution == crate::proto::Resolution::Window
+                && (width <= 0 || w.end - w.start == width)
         });
     }
 
@@ -229,8 +230,16 @@ mod tests {
         step.end = 1_800_000;
         step.resolution = crate::proto::Resolution::Minute;
         st.load_history(vec![step, view(1_800_000, 3), view(1_810_000, 4)]);
-        assert_eq!(st.range(0, 2_000_000).map(|w| w.figures.events).sum::<u64>(), 107);
+        assert_eq!(
+            st.range(0, 2_000_000)
+                .map(|w| w.figures.events)
+                .sum::<u64>(),
+            107
+        );
         st.drop_coarse();
-        assert_eq!(st.windows.keys().copied().collect::<Vec<_>>(), vec![1_800_000, 1_810_000]);
+        assert_eq!(
+            st.windows.keys().copied().collect::<Vec<_>>(),
+            vec![1_800_000, 1_810_000]
+        );
     }
 }

@@ -842,7 +842,9 @@ mod tests {
         let json = serde_json::to_string(&v).expect("window json");
         assert_eq!(
             json,
-            format!(r#"{{"start":10000,"end":20000,"state":"revised","resolution":"window",{figures}}}"#)
+            format!(
+                r#"{{"start":10000,"end":20000,"state":"revised","resolution":"window",{figures}}}"#
+            )
         );
         assert_eq!(serde_json::from_str::<WindowView>(&json).ok(), Some(v));
         let s = Summary::from_aggregate(0, 30_000, 3, &agg, 10);

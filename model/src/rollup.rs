@@ -203,7 +203,10 @@ mod tests {
             for p in 0..2i32 {
                 let mut a = Aggregate::new();
                 for i in 0..50u64 {
-                    let e = ev(w as u64 * 100 + i + p as u64, &format!("/p{}", i % 150 + w as u64));
+                    let e = ev(
+                        w as u64 * 100 + i + p as u64,
+                        &format!("/p{}", i % 150 + w as u64),
+                    );
                     a.add(&e);
                     truth
                         .entry((w * 10_000 / 60_000 * 60_000, p))
@@ -264,7 +267,9 @@ mod tests {
                 history_ms: 2 * h,
             },
         );
-        assert!(odd.delete_before <= odd.minutes_before && odd.minutes_before <= odd.windows_before);
+        assert!(
+            odd.delete_before <= odd.minutes_before && odd.minutes_before <= odd.windows_before
+        );
     }
 
     #[test]

@@ -289,7 +289,12 @@ impl Transition {
 
 /// A span for people: `10s`, `1m`, `15m`, `7d`.
 fn span(ms: i64) -> String {
-    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ] {
         if ms >= size && ms % size == 0 {
             return format!("{}{unit}", ms / size);
         }
@@ -322,10 +327,7 @@ fn message(rule: &Rule, value: f64) -> String {
             "{value} dead letters in the last {over}, above {}",
             rule.threshold
         ),
-        Kind::Lag => format!(
-            "consumer lag {value} messages, above {}",
-            rule.threshold
-        ),
+        Kind::Lag => format!("consumer lag {value} messages, above {}", rule.threshold),
     }
 }
 
@@ -402,7 +404,8 @@ impl Engine {
         let end = bucket_start(now, self.window_ms);
         let mut out = Vec::new();
         for rule in self.rules.clone() {
-            let grace = rule.kind.needs_span() && now - self.started < rule.over_ms + self.window_ms;
+            let grace =
+                rule.kind.needs_span() && now - self.started < rule.over_ms + self.window_ms;
             let measured: Result<Option<(f64, bool)>, String> = if grace {
                 Ok(None)
             } else {
@@ -441,9 +444,7 @@ impl Engine {
                         let v = self.dead_in(now, rule.over_ms, dead_total) as f64;
                         Ok(Some((v, v > rule.threshold)))
                     }
-                    Kind::Lag => Ok(inputs
-                        .lag()
-                        .map(|l| (l as f64, l as f64 > rule.threshold))),
+                    Kind::Lag => Ok(inputs.lag().map(|l| (l as f64, l as f64 > rule.threshold))),
                 }
             };
             let st = self.states.entry(rule.name.clone()).or_default();
@@ -708,7 +709,11 @@ impl Alerts {
     }
 
     /// Evaluate at `now_ms`; returns the transitions and the firing notices.
-    pub fn evaluate(&self, now_ms: i64, inputs: &dyn Inputs) -> (Vec<Transition>, Vec<AlertNotice>) {
+    pub fn evaluate(
+        &self,
+        now_ms: i64,
+        inputs: &dyn Inputs,
+    ) -> (Vec<Transition>, Vec<AlertNotice>) {
         let mut g = self.lock();
         let t = g.engine.evaluate(now_ms, inputs);
         g.evaluated_at = Some(now_ms);
@@ -789,7 +794,11 @@ pub async fn run(
             hub: hub.clone(),
             window_ms: cfg.window_ms,
             dead_letters_total: status.dead_letters_total,
-            lag: if status.partitions.is_empty() { None } else { lag },
+            lag: if status.partitions.is_empty() {
+                None
+            } else {
+                lag
+            },
         };
         let (a, source, window_ms) = (alerts.clone(), cfg.source.clone(), cfg.window_ms);
         let evaluated = tokio::task::spawn_blocking(move || {
@@ -835,7 +844,10 @@ pub async fn run(
     drop(tx);
     let left = alerts.webhook.queued.load(Ordering::Relaxed);
     if left > 0 {
-        tracing::warn!(left, "stopping with webhook notifications not yet delivered");
+        tracing::warn!(
+            left,
+            "stopping with webhook notifications not yet delivered"
+        );
     }
     sender.abort();
     let _ = sender.await;
@@ -1074,8 +1086,11 @@ webhook = "http://127.0.0.1:9/x"
         f.windows.insert(T0 + 10_000, 5);
         assert_eq!(a.evaluate(T0 + 25_000, &f).0.len(), 1);
         // Another rule added: the firing one keeps firing, without a second notification.
-        std::fs::write(&path, format!("{rule}[[rule]]\nname='lag'\nkind='lag'\nthreshold=9\n"))
-            .expect("write");
+        std::fs::write(
+            &path,
+            format!("{rule}[[rule]]\nname='lag'\nkind='lag'\nthreshold=9\n"),
+        )
+        .expect("write");
         a.reload(&src, 10_000, T0 + 26_000);
         assert!(a.evaluate(T0 + 27_000, &f).0.is_empty());
         let v = a.view();
@@ -1085,7 +1100,10 @@ webhook = "http://127.0.0.1:9/x"
         std::fs::write(&path, "[[rule]\nname=").expect("write");
         a.reload(&src, 10_000, T0 + 28_000);
         let v = a.view();
-        assert!(v.error.as_deref().is_some_and(|e| e.contains("TOML")), "{v:?}");
+        assert!(
+            v.error.as_deref().is_some_and(|e| e.contains("TOML")),
+            "{v:?}"
+        );
         assert_eq!(v.rules.len(), 2);
         // Gone: the same.
         std::fs::remove_file(&path).expect("rm");

@@ -98,11 +98,19 @@ pub fn parse_new(body: &[u8], now_ms: i64) -> Result<(i64, String), ApiError> {
     let text = match obj.get("text") {
         Some(serde_json::Value::String(t)) => t.trim().to_owned(),
         Some(_) => return Err(bad("text", "text must be a string")),
-        None => return Err(bad("text", "text is missing: say what happened (a deploy, a campaign)")),
+        None => {
+            return Err(bad(
+                "text",
+                "text is missing: say what happened (a deploy, a campaign)",
+            ))
+        }
     };
     let chars = text.chars().count();
     if chars == 0 {
-        return Err(bad("text", "text is empty: say what happened (a deploy, a campaign)"));
+        return Err(bad(
+            "text",
+            "text is empty: say what happened (a deploy, a campaign)",
+        ));
     }
     if chars > MAX_TEXT_CHARS {
         return Err(bad(
@@ -111,7 +119,10 @@ pub fn parse_new(body: &[u8], now_ms: i64) -> Result<(i64, String), ApiError> {
         ));
     }
     if text.chars().any(|c| c.is_control()) {
-        return Err(bad("text", "text must be one line without control characters"));
+        return Err(bad(
+            "text",
+            "text must be one line without control characters",
+        ));
     }
     Ok((ts, text))
 }
@@ -155,8 +166,8 @@ pub async fn list(
     let limit = int_param("limit", &p.limit, 100, 1000)?;
     let version = st.live.annotations_version();
     let store = st.store.clone();
-    let records = tokio::task::spawn_blocking(move || store.annotations_in(from, to, limit))
-        .await??;
+    let records =
+        tokio::task::spawn_blocking(move || store.annotations_in(from, to, limit)).await??;
     Ok(Json(AnnotationsResponse {
         from,
         to,
@@ -231,9 +242,12 @@ pub async fn delete(
     State(st): State<AnnotationsState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id: u64 = id
-        .parse()
-        .map_err(|_| bad("id", format!("id={id:?} is not an annotation id (a whole number)")))?;
+    let id: u64 = id.parse().map_err(|_| {
+        bad(
+            "id",
+            format!("id={id:?} is not an annotation id (a whole number)"),
+        )
+    })?;
     let store = st.store.clone();
     let found = tokio::task::spawn_blocking(move || store.delete_annotation(id)).await??;
     if !found {
@@ -269,10 +283,16 @@ mod tests {
             parse_new(br#"{"ts": "2026-11-24T10:15:30Z", "text": "x"}"#, now).ok(),
             Some((1_795_515_330_000, "x".to_owned()))
         );
-        assert_eq!(parse_new(br#"{"text": "now"}"#, now).ok(), Some((now, "now".into())));
+        assert_eq!(
+            parse_new(br#"{"text": "now"}"#, now).ok(),
+            Some((now, "now".into()))
+        );
         assert_eq!(field(parse_new(b"nope", now)), "body");
         assert_eq!(field(parse_new(b"[1]", now)), "body");
-        assert_eq!(field(parse_new(br#"{"ts": "yesterday", "text": "x"}"#, now)), "ts");
+        assert_eq!(
+            field(parse_new(br#"{"ts": "yesterday", "text": "x"}"#, now)),
+            "ts"
+        );
         assert_eq!(field(parse_new(br#"{"ts": 1.5, "text": "x"}"#, now)), "ts");
         assert_eq!(field(parse_new(br#"{"ts": 5, "text": "x"}"#, now)), "ts");
         assert_eq!(field(parse_new(br#"{"ts": true, "text": "x"}"#, now)), "ts");
@@ -283,6 +303,9 @@ mod tests {
         let long = format!(r#"{{"text": "{}"}}"#, "é".repeat(MAX_TEXT_CHARS + 1));
         assert_eq!(field(parse_new(long.as_bytes(), now)), "text");
         let max = format!(r#"{{"text": "{}"}}"#, "é".repeat(MAX_TEXT_CHARS));
-        assert!(parse_new(max.as_bytes(), now).is_ok(), "280 characters, not bytes");
+        assert!(
+            parse_new(max.as_bytes(), now).is_ok(),
+            "280 characters, not bytes"
+        );
     }
 }

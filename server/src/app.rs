@@ -149,7 +149,9 @@ pub async fn run(
         );
         tokio::task::spawn_blocking(move || {
             match crate::demo_history::seed(&store, &topic, parts, rate, width, now_ms()) {
-                Ok(n) => tracing::info!(events = n, "demo history generated (a day and a week back)"),
+                Ok(n) => {
+                    tracing::info!(events = n, "demo history generated (a day and a week back)")
+                }
                 Err(e) => tracing::warn!(error = %e, "demo history not generated"),
             }
         });
@@ -246,15 +248,17 @@ pub async fn run(
             )
             .ok()
     });
-    let app = http::router(http::AppState::new(
-        &config,
-        store.clone(),
-        live.clone(),
-        hub.clone(),
-        collector,
-        shutdown.clone(),
-    )
-    .with_alerts(alerts));
+    let app = http::router(
+        http::AppState::new(
+            &config,
+            store.clone(),
+            live.clone(),
+            hub.clone(),
+            collector,
+            shutdown.clone(),
+        )
+        .with_alerts(alerts),
+    );
     {
         let token = shutdown.clone();
         tasks.spawn("http", async move {

@@ -106,8 +106,15 @@ mod tests {
         let (from, to) = periods(now)[0];
         let rows = store.windows_in(from - 200_000, to).expect("rows");
         let events: u64 = rows.iter().map(|w| w.agg.events).sum();
-        assert_eq!(events, 4_200 * 20, "late events of the generator stay inside the period");
+        assert_eq!(
+            events,
+            4_200 * 20,
+            "late events of the generator stay inside the period"
+        );
         assert!(rows.iter().map(|w| w.partition).max() == Some(3));
-        assert_eq!(seed(&store, "clicks", 4, 20, 10_000, now).expect("again"), 0);
+        assert_eq!(
+            seed(&store, "clicks", 4, 20, 10_000, now).expect("again"),
+            0
+        );
     }
 }

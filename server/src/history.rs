@@ -240,7 +240,11 @@ mod tests {
         // minute buckets at 1 h and 1 h 1 m, a straggler window inside the first; windows
         // from 1 h 2 m on.
         let hours = BTreeMap::from([(0, agg(100, 0))]);
-        let minutes = BTreeMap::from([(600_000, agg(3, 0)), (h, agg(5, 0)), (h + 60_000, agg(6, 0))]);
+        let minutes = BTreeMap::from([
+            (600_000, agg(3, 0)),
+            (h, agg(5, 0)),
+            (h + 60_000, agg(6, 0)),
+        ]);
         let windows = BTreeMap::from([
             (20_000, agg(1, 0)),
             (h + 10_000, agg(2, 0)),
@@ -278,6 +282,10 @@ mod tests {
                 (h, h + 1_800_000, Resolution::Minute, 28, WindowState::Live),
             ]
         );
-        assert_eq!(stepped[1].agg.visitors.estimate(), 8, "uniques merge, never add");
+        assert_eq!(
+            stepped[1].agg.visitors.estimate(),
+            8,
+            "uniques merge, never add"
+        );
     }
 }

@@ -25,8 +25,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use pulseboard_model::proto::{
-    self, Change, Compare, Figures, Summary, SummaryComparison, WindowsComparison,
-    WindowsResponse,
+    self, Change, Compare, Figures, Summary, SummaryComparison, WindowsComparison, WindowsResponse,
 };
 use pulseboard_model::time::{parse_duration_ms, parse_time_param};
 use tokio_util::sync::CancellationToken;

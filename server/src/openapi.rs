@@ -224,7 +224,10 @@ pub struct WindowsQuery {
     compare: Option<String>,
     /// Merge items narrower than this into epoch-aligned steps (for long ranges); at least
     /// the window width. Wider items (hour buckets) stay as they are.
-    #[param(pattern = "^(1m|2m|5m|10m|15m|30m|1h|2h|3h|4h|6h|12h|1d)$", example = "30m")]
+    #[param(
+        pattern = "^(1m|2m|5m|10m|15m|30m|1h|2h|3h|4h|6h|12h|1d)$",
+        example = "30m"
+    )]
     step: Option<String>,
 }
 

@@ -48,8 +48,8 @@ use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use pulseboard_model::agg::{AggError, Aggregate};
 use pulseboard_model::rollup::{self, Level};
-use sled::transaction::TransactionalTree;
 use serde::{Deserialize, Serialize};
+use sled::transaction::TransactionalTree;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
@@ -658,9 +658,7 @@ impl Store {
     /// moves between them meanwhile (see the module docs).
     pub fn history_read(&self) -> RwLockReadGuard<'_, ()> {
         // The gate guards no data: a panic while it was held leaves nothing to repair.
-        self.history_gate
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
+        self.history_gate.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Buckets of `level` whose start is in `[from, to)`, ordered by start.
@@ -735,10 +733,11 @@ impl Store {
                 }))
         });
         self.roll_up_rows(rows, Level::Minute, max_buckets, |rows, bucket| {
-            (&self.windows, &self.rollups, &self.revised)
-                .transaction(|(windows, rollups, revised)| {
+            (&self.windows, &self.rollups, &self.revised).transaction(
+                |(windows, rollups, revised)| {
                     fold_bucket(windows, rollups, Some(revised), rows, Level::Minute, bucket)
-                })
+                },
+            )
         })
     }
 
@@ -787,10 +786,7 @@ impl Store {
         let mut group: Vec<SourceRow> = Vec::new();
         let mut bucket = None;
         let flush = |group: &mut Vec<SourceRow>, b: i64, stats: &mut RollupStats| {
-            let _gate = self
-                .history_gate
-                .write()
-                .unwrap_or_else(|e| e.into_inner());
+            let _gate = self.history_gate.write().unwrap_or_else(|e| e.into_inner());
             let n = commit(group, b).map_err(|e| match e {
                 TransactionError::Abort(e) => e,
                 TransactionError::Storage(e) => StoreError::Io(e),
@@ -828,10 +824,7 @@ impl Store {
     pub fn delete_history_before(&self, before: i64) -> Result<usize, StoreError> {
         let mut n = 0;
         {
-            let _gate = self
-                .history_gate
-                .write()
-                .unwrap_or_else(|e| e.into_inner());
+            let _gate = self.history_gate.write().unwrap_or_else(|e| e.into_inner());
             for level in Level::ALL {
                 let mut batch = sled::Batch::default();
                 for k in self
@@ -898,10 +891,7 @@ impl Store {
             })
             .collect();
         {
-            let _gate = self
-                .history_gate
-                .write()
-                .unwrap_or_else(|e| e.into_inner());
+            let _gate = self.history_gate.write().unwrap_or_else(|e| e.into_inner());
             let mut batch = sled::Batch::default();
             for (k, v) in rows {
                 batch.insert(k, v);
@@ -1206,10 +1196,15 @@ mod tests {
         }
         assert!(calls > 10, "{calls}");
         assert!(store.windows_in(0, 2 * h).expect("w").is_empty());
-        assert_eq!(store.buckets_in(Level::Minute, 0, 3 * h).expect("m").len(), 120 * 3);
+        assert_eq!(
+            store.buckets_in(Level::Minute, 0, 3 * h).expect("m").len(),
+            120 * 3
+        );
         assert_eq!(store.revised_from(0).expect("marks"), vec![2 * h]);
         // Nothing left to do: a second pass changes nothing.
-        let again = store.roll_up_windows(2 * h, |_, _| 2 * h, 1000).expect("again");
+        let again = store
+            .roll_up_windows(2 * h, |_, _| 2 * h, 1000)
+            .expect("again");
         assert_eq!((again.buckets, again.rows), (0, 0));
         // Minutes before 1 h go to hours, one bucket per call.
         while store.roll_up_minutes(h, 1).expect("hours").more {
@@ -1225,7 +1220,10 @@ mod tests {
         // History before 1 h goes: the three hour buckets of [0, 1 h).
         let gone = store.delete_history_before(h).expect("delete");
         assert_eq!(gone, 3);
-        assert!(store.buckets_in(Level::Hour, 0, 3 * h).expect("h").is_empty());
+        assert!(store
+            .buckets_in(Level::Hour, 0, 3 * h)
+            .expect("h")
+            .is_empty());
     }
 
     #[tokio::test]
@@ -1242,7 +1240,10 @@ mod tests {
             .iter()
             .map(|w| (w.start, w.partition))
             .collect();
-        assert!(left.iter().all(|(s, p)| *p == 1 && *s >= 120_000), "{left:?}");
+        assert!(
+            left.iter().all(|(s, p)| *p == 1 && *s >= 120_000),
+            "{left:?}"
+        );
         assert_eq!(left.len(), 48);
     }
 
@@ -1255,7 +1256,10 @@ mod tests {
         assert_ne!(a.id, b.id);
         let all = store.annotations_in(0, 10_000, 10).expect("list");
         assert_eq!(all, vec![b.clone(), a.clone()]);
-        assert_eq!(store.annotations_in(0, 10_000, 1).expect("list"), vec![a.clone()]);
+        assert_eq!(
+            store.annotations_in(0, 10_000, 1).expect("list"),
+            vec![a.clone()]
+        );
         assert!(store.delete_annotation(b.id).expect("delete"));
         assert!(!store.delete_annotation(b.id).expect("delete"));
         assert_eq!(store.annotation_count(), 1);

@@ -180,7 +180,11 @@ pub fn collect_dropped(why: &'static str, events: usize) {
 /// windows (rolled up into history).
 pub fn retention_pass(before: i64, deleted: usize) {
     if deleted > 0 {
-        tracing::info!(deleted, before, "retention rolled old windows up into history");
+        tracing::info!(
+            deleted,
+            before,
+            "retention rolled old windows up into history"
+        );
     }
     c().retention_passes.inc();
     c().retention_windows_deleted.inc_by(deleted as u64);

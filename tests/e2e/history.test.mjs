@@ -82,7 +82,13 @@ test('long ranges come from history and their totals equal the summary', async (
   assert.ok(api.events > 100000, `a week with the demo history: ${api.events}`);
   await until('the 7d total to equal the summary', async () => {
     const [shown, api7] = [await value(page, 'total-events'), (await shownSummary()).events];
-    if (shown !== api7) console.log(`7d: page ${shown}, API ${api7}`);
+    if (shown !== api7) {
+      const from = await page.getAttribute('[data-testid="total-events"]', 'data-from');
+      const to = await page.getAttribute('[data-testid="total-events"]', 'data-to');
+      const bars = await page.$$eval('[data-testid="bar"]', (bs) => bs.map((b) => [b.getAttribute('data-start'), b.getAttribute('data-events')]));
+      const items = (await json(`${server.base}/api/v1/windows?from=${from}&to=${to}&step=30m&limit=10000`)).windows.map((w) => [w.start, w.events, w.resolution]);
+      console.log(`7d: page ${shown}, API ${api7}; bars ${JSON.stringify(bars)}; API steps ${JSON.stringify(items)}`);
+    }
     return shown === api7;
   }, 60000);
   // Bars of 30 minutes at least (history steps), drawn where the history is.

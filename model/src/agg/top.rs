@@ -328,7 +328,10 @@ mod tests {
         let mut small = TopCounts::new();
         small.add("a", 2);
         small.reduce_to(5);
-        assert!(small.is_exact() && small.get("a") == 2, "under the cap: untouched");
+        assert!(
+            small.is_exact() && small.get("a") == 2,
+            "under the cap: untouched"
+        );
     }
 
     #[test]
