@@ -161,15 +161,6 @@ pub fn bucket_factor(span_ms: i64, window_ms: i64, max_bars: usize) -> i64 {
         .unwrap_or(BUCKET_FACTORS[BUCKET_FACTORS.len() - 1])
 }
 
-fn merge_state(a: WindowState, b: WindowState) -> WindowState {
-    use WindowState::*;
-    match (a, b) {
-        (Live, _) | (_, Live) => Live,
-        (Revised, _) | (_, Revised) => Revised,
-        _ => Final,
-    }
-}
-
 /// Merges bars (sorted by start) into buckets of `bucket_ms` aligned to the epoch, so a
 /// bucket's edges do not move as time passes. Events add up; see [`Bar::state`].
 pub fn bucket(bars: &[Bar], bucket_ms: i64) -> Vec<Bar> {
@@ -182,7 +173,7 @@ pub fn bucket(bars: &[Bar], bucket_ms: i64) -> Vec<Bar> {
         match out.last_mut() {
             Some(last) if last.start == start => {
                 last.events += b.events;
-                last.state = merge_state(last.state, b.state);
+                last.state = last.state.most_live(b.state);
             }
             _ => out.push(Bar {
                 start,

@@ -16,7 +16,7 @@ use crate::{
     },
     figures, format,
     live::{self, use_live, ConnState, Live},
-    panels::{ChangeBadge, EventsChart, Kpi, ListKind, PanelBody, TopList, TotalsPanel},
+    panels::{change_of, ChangeBadge, EventsChart, Kpi, ListKind, PanelBody, TopList, TotalsPanel},
     route::{query_param, route, Panel, Range, Route},
     zone,
 };
@@ -161,15 +161,7 @@ pub fn Kiosk() -> impl IntoView {
             .unwrap_or_else(|| "—".into())
     };
     let clock = move || zone::time_of_day(live.clock.get() as i64, false);
-    let change = move |f: fn(&pulseboard_model::proto::Change) -> Option<f64>| {
-        Signal::derive(move || {
-            live.summary.with(|s| {
-                s.as_ref()
-                    .and_then(|s| s.compare.as_ref())
-                    .and_then(|c| f(&c.change))
-            })
-        })
-    };
+    let change = move |f| change_of(live, f);
     view! {
         <div class="kiosk" data-testid="kiosk" class:is-stale=move || stale.get()>
             <Show when=move || stale.get()>

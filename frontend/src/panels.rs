@@ -90,6 +90,20 @@ pub fn ChangeBadge(
     }
 }
 
+/// One percent change of the summary's comparison (`None` without one).
+pub fn change_of(
+    live: crate::live::Live,
+    f: fn(&pulseboard_model::proto::Change) -> Option<f64>,
+) -> Signal<Option<f64>> {
+    Signal::derive(move || {
+        live.summary.with(|s| {
+            s.as_ref()
+                .and_then(|s| s.compare.as_ref())
+                .and_then(|c| f(&c.change))
+        })
+    })
+}
+
 /// Totals for the range: events, unique visitors and sessions, late and dead-lettered.
 #[component]
 pub fn TotalsPanel() -> impl IntoView {
@@ -108,15 +122,7 @@ pub fn TotalsPanel() -> impl IntoView {
         let pts = chart::spark_points(&values, 200.0, 40.0);
         (chart::area_path(&pts, 40.0), chart::line_path(&pts))
     };
-    let change = move |f: fn(&pulseboard_model::proto::Change) -> Option<f64>| {
-        Signal::derive(move || {
-            live.summary.with(|s| {
-                s.as_ref()
-                    .and_then(|s| s.compare.as_ref())
-                    .and_then(|c| f(&c.change))
-            })
-        })
-    };
+    let change = move |f| change_of(live, f);
     view! {
         <div class="totals">
             <div class="kpi kpi-main">

@@ -35,6 +35,17 @@ pub enum WindowState {
 }
 
 impl WindowState {
+    /// The state of a merge of windows in these states: live if either is, else revised if
+    /// either is, else final.
+    pub fn most_live(self, other: WindowState) -> WindowState {
+        use WindowState::*;
+        match (self, other) {
+            (Live, _) | (_, Live) => Live,
+            (Revised, _) | (_, Revised) => Revised,
+            _ => Final,
+        }
+    }
+
     /// The JSON name: `live`, `final` or `revised`.
     pub fn as_str(self) -> &'static str {
         match self {

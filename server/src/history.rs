@@ -166,15 +166,6 @@ pub fn assemble(
     items
 }
 
-fn livelier(a: WindowState, b: WindowState) -> WindowState {
-    use WindowState::*;
-    match (a, b) {
-        (Live, _) | (_, Live) => Live,
-        (Revised, _) | (_, Revised) => Revised,
-        _ => Final,
-    }
-}
-
 /// Items narrower than `step_ms` merged into epoch-aligned steps; wider ones unchanged.
 pub fn step(items: Vec<Item>, step_ms: i64) -> Vec<Item> {
     let mut out: Vec<Item> = Vec::with_capacity(items.len());
@@ -187,7 +178,7 @@ pub fn step(items: Vec<Item>, step_ms: i64) -> Vec<Item> {
         match out.last_mut() {
             Some(last) if last.start == s && last.end - last.start == step_ms => {
                 last.agg.merge(&item.agg);
-                last.state = livelier(last.state, item.state);
+                last.state = last.state.most_live(item.state);
                 last.resolution = last.resolution.max(item.resolution);
             }
             _ => out.push(Item {

@@ -2,84 +2,12 @@
 // frontend, and Debian's Chromium driven by Playwright. Started by `cargo xtask test`, which
 // passes PULSEBOARD_BIN, PULSEBOARD_DIST, CHROMIUM and ARTIFACTS (screenshots go there).
 
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import fs from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
-
-const BIN = process.env.PULSEBOARD_BIN;
-const DIST = process.env.PULSEBOARD_DIST;
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const ARTIFACTS = process.env.ARTIFACTS || path.resolve('artifacts');
-fs.mkdirSync(ARTIFACTS, { recursive: true });
-
-const cleanups = [];
-after(async () => {
-  for (const c of cleanups.reverse()) await c();
-});
-
-function tmpDir(prefix) {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  cleanups.push(async () => fs.rmSync(d, { recursive: true, force: true }));
-  return d;
-}
-
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-// Poll `f` until it returns a truthy value; fail with `what` after `ms`.
-async function until(what, f, ms = 30000) {
-  const deadline = Date.now() + ms;
-  let last;
-  for (;;) {
-    try {
-      last = await f();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${last})`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-// Start the binary; resolves once it serves /healthz.
-async function startServer({ port, dataDir, demoRate }) {
-  assert.ok(BIN && fs.existsSync(BIN), `PULSEBOARD_BIN (${BIN}) must be the built binary`);
-  const proc = spawn(
-    BIN,
-    ['--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--static-dir', DIST, '--demo-rate', String(demoRate)],
-    { env: { ...process.env, RUST_LOG: 'warn' }, stdio: ['ignore', 'ignore', 'inherit'] },
-  );
-  const exited = new Promise((r) => proc.once('exit', r));
-  const server = { proc, exited, base: `http://127.0.0.1:${port}` };
-  cleanups.push(async () => stopServer(server, 'SIGKILL'));
-  await until('the server to answer /healthz', async () => (await fetch(`${server.base}/healthz`)).ok);
-  return server;
-}
-
-async function stopServer(server, signal = 'SIGTERM') {
-  if (server.proc.exitCode === null && server.proc.signalCode === null) server.proc.kill(signal);
-  await server.exited;
-}
-
-async function json(url) {
-  const r = await fetch(url);
-  assert.equal(r.status, 200, url);
-  return r.json();
-}
+import {
+  ARTIFACTS, browser, freePort, json, startServer, stopServer, tmpDir, until, value,
+} from './harness.mjs';
 
 async function collect(base, n, offset) {
   const now = Date.now();
@@ -97,24 +25,7 @@ async function collect(base, n, offset) {
   assert.equal(r.status, 202, await r.text());
 }
 
-async function browser() {
-  const ctx = await chromium.launchPersistentContext(tmpDir('pb-chrome-'), {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1400, height: 900 },
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    ],
-  });
-  cleanups.push(async () => ctx.close());
-  return ctx;
-}
 
-async function value(page, testid) {
-  const v = await page.getAttribute(`[data-testid="${testid}"]`, 'data-value');
-  return v === null ? null : Number(v);
-}
 
 test('dashboard renders live charts whose totals equal the summary API', async () => {
   const port = await freePort();

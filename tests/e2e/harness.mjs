@@ -1,6 +1,6 @@
-// Shared harness of the browser tests of history, comparisons, annotations and alerts
-// (history.test.mjs, alerts.test.mjs): the real `pulseboard` binary with extra arguments,
-// polling, Chromium. Started by `cargo xtask test` (PULSEBOARD_BIN, PULSEBOARD_DIST,
+// Shared harness of the browser tests: temporary directories and free ports removed and
+// stopped after the file's tests, polling, the real `pulseboard` binary with extra
+// arguments, Chromium. Started by `cargo xtask test` (PULSEBOARD_BIN, PULSEBOARD_DIST,
 // CHROMIUM, ARTIFACTS).
 
 import { after } from 'node:test';
@@ -22,6 +22,11 @@ const cleanups = [];
 after(async () => {
   for (const c of cleanups.reverse()) await c();
 });
+
+// Run `f` (async) after the file's tests, in reverse order of registration.
+export function registerCleanup(f) {
+  cleanups.push(f);
+}
 
 export function tmpDir(prefix) {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -51,17 +56,22 @@ export async function until(what, f, ms = 30000) {
     } catch (e) {
       last = e;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${last})`);
+    if (Date.now() > deadline) {
+      const shown = last instanceof Error ? String(last) : (JSON.stringify(last) ?? String(last));
+      throw new Error(`timed out waiting for ${what} (last: ${shown})`);
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
 }
 
-// Start the binary on the embedded broker with `args`; resolves once /healthz answers.
-export async function startServer({ port, dataDir, args = [] }) {
+// Start the binary on the embedded broker (`demoRate` events/s of demo traffic, when
+// given) with `args`; resolves once /healthz answers.
+export async function startServer({ port, dataDir, demoRate, args = [] }) {
   assert.ok(BIN && fs.existsSync(BIN), `PULSEBOARD_BIN (${BIN}) must be the built binary`);
+  const rate = demoRate === undefined ? [] : ['--demo-rate', String(demoRate)];
   const proc = spawn(
     BIN,
-    ['--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--static-dir', DIST, ...args],
+    ['--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--static-dir', DIST, ...rate, ...args],
     { env: { ...process.env, RUST_LOG: 'warn' }, stdio: ['ignore', 'ignore', 'inherit'] },
   );
   const exited = new Promise((r) => proc.once('exit', r));

@@ -4,59 +4,20 @@
 // exactly those. A page with Do-Not-Track or Global Privacy Control sends nothing.
 // Started by `cargo xtask test` like dashboard.test.mjs (PULSEBOARD_BIN, CHROMIUM).
 
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
+import { freePort, registerCleanup, tmpDir, until } from './harness.mjs';
 
 const BIN = process.env.PULSEBOARD_BIN;
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 // A person's browser: HeadlessChrome's own user agent is a robot's, and dropped.
 const USER_AGENT =
   'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36';
-
-const cleanups = [];
-after(async () => {
-  for (const c of cleanups.reverse()) await c();
-});
-
-function tmpDir(prefix) {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  cleanups.push(async () => fs.rmSync(d, { recursive: true, force: true }));
-  return d;
-}
-
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-// Poll `f` until it returns a truthy value; fail with `what` after `ms`.
-async function until(what, f, ms = 30000) {
-  const deadline = Date.now() + ms;
-  let last;
-  for (;;) {
-    try {
-      last = await f();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last) ?? last})`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 async function startPulseboard(port, siteOrigin) {
   assert.ok(BIN && fs.existsSync(BIN), `PULSEBOARD_BIN (${BIN}) must be the built binary`);
@@ -66,7 +27,7 @@ async function startPulseboard(port, siteOrigin) {
     { env: { ...process.env, RUST_LOG: 'warn' }, stdio: ['ignore', 'ignore', 'inherit'] },
   );
   const exited = new Promise((r) => proc.once('exit', r));
-  cleanups.push(async () => {
+  registerCleanup(async () => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
     await exited;
   });
@@ -89,7 +50,7 @@ window.pulseboard('queued');</script>
     res.end(html);
   });
   await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
-  cleanups.push(async () => new Promise((r) => server.close(r)));
+  registerCleanup(async () => new Promise((r) => server.close(r)));
   return `http://127.0.0.1:${port}`;
 }
 
@@ -105,7 +66,7 @@ async function browser() {
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
     ],
   });
-  cleanups.push(async () => ctx.close());
+  registerCleanup(async () => ctx.close());
   return ctx;
 }
 

@@ -120,21 +120,9 @@ impl TopCounts {
         }
     }
 
-    /// Misra–Gries reduction: subtract the (TOP_CAP+1)-th largest counter from
-    /// every counter and drop the ones that are no longer positive.
+    /// Misra–Gries reduction to [`TOP_CAP`] keys.
     fn reduce(&mut self) {
-        let mut values: Vec<u64> = self.counts.values().copied().collect();
-        // Index TOP_CAP in descending order = the (k+1)-th largest.
-        let (_, &mut delta, _) = values.select_nth_unstable_by(TOP_CAP, |a, b| b.cmp(a));
-        self.counts.retain(|_, c| {
-            if *c > delta {
-                *c -= delta;
-                true
-            } else {
-                false
-            }
-        });
-        self.error = self.error.saturating_add(delta);
+        self.reduce_to(TOP_CAP);
     }
 
     /// Cuts the summary to at most `k` keys (Misra–Gries reduction with capacity `k`):
