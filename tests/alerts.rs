@@ -17,20 +17,20 @@ use serde_json::Value;
 
 use crate::util::*;
 
+/// What the webhook receiver saw: when, and the body.
+type Seen = Arc<Mutex<Vec<(Instant, Value)>>>;
+
 /// A webhook receiver on 127.0.0.1:0 that answers 500 to the first request and 200 after,
 /// recording every request (time received, body).
 struct Hook {
     url: String,
-    seen: Arc<Mutex<Vec<(Instant, Value)>>>,
+    seen: Seen,
     stop: tokio_util::sync::CancellationToken,
 }
 
 async fn hook() -> Result<Hook> {
-    let seen: Arc<Mutex<Vec<(Instant, Value)>>> = Arc::default();
-    async fn receive(
-        State(seen): State<Arc<Mutex<Vec<(Instant, Value)>>>>,
-        body: axum::body::Bytes,
-    ) -> StatusCode {
+    let seen: Seen = Arc::default();
+    async fn receive(State(seen): State<Seen>, body: axum::body::Bytes) -> StatusCode {
         let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let mut g = seen.lock().unwrap_or_else(|e| e.into_inner());
         g.push((Instant::now(), v));
