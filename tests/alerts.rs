@@ -70,7 +70,7 @@ async fn a_rule_fires_notifies_a_failing_webhook_with_retries_and_resolves() -> 
     std::fs::write(
         &rules,
         format!(
-            "webhook = \"{}\"\n[[rule]]\nname = \"burst\"\nkind = \"events_above\"\nthreshold = 150\nover = \"2s\"\nsuppress = \"3s\"\n",
+            "webhook = \"{}\"\n[[rule]]\nname = \"burst\"\nkind = \"events_above\"\nthreshold = 199\nover = \"10s\"\nsuppress = \"3s\"\n",
             hook.url
         ),
     )?;
@@ -100,7 +100,14 @@ async fn a_rule_fires_notifies_a_failing_webhook_with_retries_and_resolves() -> 
     assert_eq!(v["rules"][0]["name"], "burst", "{v}");
     assert_eq!(v["firing"].as_array().map(Vec::len), Some(0));
 
-    // A burst: 200 events stamped in one window just past.
+    // Past the rule's start-up grace (its span and a window): evaluated, not firing.
+    poll_until(Duration::from_secs(30), "the rule evaluated", || async {
+        let v = get_json(app.addr, "/api/v1/alerts").await?;
+        (v["rules"][0]["state"] == "ok").then_some(())
+    })
+    .await?;
+    // A burst: 200 events stamped in one window just past. The rule fires once all of them
+    // are counted (above 199), whenever that is within its 10 s span.
     let now = now_ms();
     let at = now - now.rem_euclid(1_000) - 1_000;
     let mut gen = Generator::new(
@@ -157,7 +164,7 @@ async fn a_rule_fires_notifies_a_failing_webhook_with_retries_and_resolves() -> 
     );
     assert_eq!(
         (p["value"].as_f64(), p["threshold"].as_f64()),
-        (Some(200.0), Some(150.0))
+        (Some(200.0), Some(199.0))
     );
     eprintln!(
         "alert latency: produced → firing in the status {fired_after:?}, → webhook delivered (after one failed attempt and 1 s backoff) {webhook_after:?}"

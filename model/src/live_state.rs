@@ -282,7 +282,9 @@ mod tests {
         assert_eq!(st.apply(snap), Apply::Applied);
         st.load_history(vec![step(0, 100), view(1_810_000, 4), view(10_000, 9)]);
         assert_eq!(
-            st.range(0, 2_000_000).map(|w| w.figures.events).sum::<u64>(),
+            st.range(0, 2_000_000)
+                .map(|w| w.figures.events)
+                .sum::<u64>(),
             100 + 3 + 4,
             "the windows inside the step are its events"
         );
@@ -291,7 +293,12 @@ mod tests {
             windows: vec![view(20_000, 8), view(1_800_000, 5)],
         };
         assert_eq!(st.apply(update), Apply::Applied);
-        assert_eq!(st.range(0, 2_000_000).map(|w| w.figures.events).sum::<u64>(), 109);
+        assert_eq!(
+            st.range(0, 2_000_000)
+                .map(|w| w.figures.events)
+                .sum::<u64>(),
+            109
+        );
     }
 
     #[test]
