@@ -134,28 +134,36 @@ pub async fn run(
     );
     hub.seed(&store, now_ms())?;
 
-    // Embedded: generated history a day and a week back, off the runtime, once.
-    if let (Some(_), Some(topic), false, 1..) = (
+    // Embedded: generated history a day and a week back, off the runtime, once; the
+    // shutdown waits for it (it stops between slices) before the store is closed.
+    let demo_history = match (
         &embedded,
         config.kafka.topics.first(),
         config.demo.no_demo_history,
         config.demo.demo_rate,
     ) {
-        let (store, topic) = (store.clone(), topic.clone());
-        let (parts, rate, width) = (
-            config.demo.embedded_partitions,
-            config.demo.demo_rate,
-            windows.width_ms,
-        );
-        tokio::task::spawn_blocking(move || {
-            match crate::demo_history::seed(&store, &topic, parts, rate, width, now_ms()) {
-                Ok(n) => {
-                    tracing::info!(events = n, "demo history generated (a day and a week back)")
+        (Some(_), Some(topic), false, 1..) => {
+            let (store, topic) = (store.clone(), topic.clone());
+            let (parts, rate, width) = (
+                config.demo.embedded_partitions,
+                config.demo.demo_rate,
+                windows.width_ms,
+            );
+            let token = shutdown.child_token();
+            Some(tokio::task::spawn_blocking(move || {
+                let stop = || token.is_cancelled();
+                let seeded =
+                    crate::demo_history::seed(&store, &topic, parts, rate, width, now_ms(), &stop);
+                match seeded {
+                    Ok(n) => {
+                        tracing::info!(events = n, "demo history generated (a day and a week back)")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "demo history not generated"),
                 }
-                Err(e) => tracing::warn!(error = %e, "demo history not generated"),
-            }
-        });
-    }
+            }))
+        }
+        _ => None,
+    };
 
     let mut tasks = Tasks::new();
     {
@@ -311,6 +319,14 @@ pub async fn run(
         tracing::error!(error = %e, "giving up on the tasks still running");
         if outcome.is_ok() {
             outcome = Err(e);
+        }
+    }
+    if let Some(seeding) = demo_history {
+        if tokio::time::timeout(SHUTDOWN_TIMEOUT, seeding)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the demo history did not stop within the shutdown bound");
         }
     }
     store.flush()?;

@@ -10,7 +10,9 @@
 //! - [`seed`] writes the periods of [`periods`] that hold no data yet (windows or buckets)
 //!   into the store as windows ([`Store::merge_windows`]); the retention pass rolls them up
 //!   like any other. Running it again adds nothing.
-//! - It runs off the runtime (blocking) after start-up and never delays ingest.
+//! - It runs off the runtime (blocking) after start-up and never delays ingest; it stops
+//!   between five-minute slices when Pulseboard shuts down, and the shutdown waits for it
+//!   before the store is closed (a blocking task must not outlive the store's last use).
 
 use std::collections::BTreeMap;
 
@@ -57,8 +59,12 @@ pub fn fold_period(
     (out, n)
 }
 
+/// Event time generated and written at a time, ms: `stop` is asked between slices.
+const SLICE_MS: i64 = 5 * 60_000;
+
 /// Fill the [`periods`] before `now_ms` that hold no data yet with generated traffic of the
-/// embedded `topic`. Returns the events written.
+/// embedded `topic`, in slices of five minutes; gives up between slices once `stop()` says
+/// so (shutdown). Returns the events written.
 pub fn seed(
     store: &Store,
     topic: &str,
@@ -66,6 +72,7 @@ pub fn seed(
     rate: u32,
     window_ms: i64,
     now_ms: i64,
+    stop: &dyn Fn() -> bool,
 ) -> Result<u64, StoreError> {
     let mut written = 0;
     for (i, (from, to)) in periods(now_ms).into_iter().enumerate() {
@@ -82,12 +89,21 @@ pub fn seed(
         if has_data {
             continue;
         }
-        let (parts, n) = fold_period(0x5eed + i as u64, rate, from, to, window_ms, partitions);
-        for (p, windows) in parts {
-            let rows: Vec<(i64, Aggregate)> = windows.into_iter().collect();
-            store.merge_windows(topic, p, &rows)?;
+        let mut at = from;
+        while at < to {
+            if stop() {
+                return Ok(written);
+            }
+            let end = (at + SLICE_MS).min(to);
+            let seed = 0x5eed + i as u64 * 1_000 + ((at - from) / SLICE_MS) as u64;
+            let (parts, n) = fold_period(seed, rate, at, end, window_ms, partitions);
+            for (p, windows) in parts {
+                let rows: Vec<(i64, Aggregate)> = windows.into_iter().collect();
+                store.merge_windows(topic, p, &rows)?;
+            }
+            written += n;
+            at = end;
         }
-        written += n;
     }
     Ok(written)
 }
@@ -101,7 +117,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path(), 10_000).expect("open");
         let now = 1_800_000_000_000;
-        let n = seed(&store, "clicks", 4, 20, 10_000, now).expect("seed");
+        let n = seed(&store, "clicks", 4, 20, 10_000, now, &|| false).expect("seed");
         assert_eq!(n, 2 * 4_200 * 20);
         let (from, to) = periods(now)[0];
         let rows = store.windows_in(from - 200_000, to).expect("rows");
@@ -113,7 +129,14 @@ mod tests {
         );
         assert!(rows.iter().map(|w| w.partition).max() == Some(3));
         assert_eq!(
-            seed(&store, "clicks", 4, 20, 10_000, now).expect("again"),
+            seed(&store, "clicks", 4, 20, 10_000, now, &|| false).expect("again"),
+            0
+        );
+        // Asked to stop: nothing more is written.
+        let other = tempfile::tempdir().expect("tempdir");
+        let fresh = Store::open(other.path(), 10_000).expect("open");
+        assert_eq!(
+            seed(&fresh, "clicks", 4, 20, 10_000, now, &|| true).expect("stopped"),
             0
         );
     }
