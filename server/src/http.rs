@@ -541,7 +541,15 @@ pub(crate) async fn windows(
         let before = match compare {
             Some(c) => {
                 let off = c.offset_ms();
-                Some((c, range_items(&reader, from - off, to - off, step)?))
+                Some((
+                    c,
+                    range_items(
+                        &reader,
+                        from.saturating_sub(off),
+                        to.saturating_sub(off),
+                        step,
+                    )?,
+                ))
             }
             None => None,
         };
@@ -555,15 +563,15 @@ pub(crate) async fn windows(
         let then = history::total(&earlier);
         WindowsComparison {
             offset_ms: off,
-            from: from - off,
-            to: to - off,
+            from: from.saturating_sub(off),
+            to: to.saturating_sub(off),
             windows: earlier
                 .iter()
                 .take(limit)
                 .map(|i| {
                     let mut v = i.view(top);
-                    v.start += off;
-                    v.end += off;
+                    v.start = v.start.saturating_add(off);
+                    v.end = v.end.saturating_add(off);
                     v
                 })
                 .collect(),
@@ -618,7 +626,12 @@ pub(crate) async fn summary(
         let before = match compare {
             Some(c) => {
                 let off = c.offset_ms();
-                let items = range_items(&reader, from - off, to - off, None)?;
+                let items = range_items(
+                    &reader,
+                    from.saturating_sub(off),
+                    to.saturating_sub(off),
+                    None,
+                )?;
                 Some((off, items.len() as u64, history::total(&items)))
             }
             None => None,
@@ -632,8 +645,8 @@ pub(crate) async fn summary(
         let figures = Figures::from_aggregate(&agg, top);
         SummaryComparison {
             offset_ms: off,
-            from: from - off,
-            to: to - off,
+            from: from.saturating_sub(off),
+            to: to.saturating_sub(off),
             windows: n,
             change: Change::between(&summary.figures, &figures),
             figures,
@@ -984,11 +997,24 @@ mod tests {
             ("/api/v1/summary?compare=week", "compare"),
             ("/api/v1/windows?step=7s", "step"),
             ("/api/v1/windows?step=1m&step=1m", "step"),
+            ("/api/v1/summary?compare=1w", "compare"),
         ] {
             let (status, body) = get(&app, uri).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
             assert_eq!(body["parameter"], param, "{uri}: {body}");
             assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_comparison_at_the_edge_of_time_does_not_overflow() {
+        let (app, _dir) = app();
+        for uri in [
+            "/api/v1/summary?from=-9223372036854775808&to=-9223372036854775808&compare=1d",
+            "/api/v1/windows?from=-9223372036854775808&to=-9223372036854775800&compare=7d&step=30m",
+        ] {
+            let (status, body) = get(&app, uri).await;
+            assert_eq!(status, StatusCode::OK, "{uri}: {body}");
         }
     }
 

@@ -145,6 +145,7 @@ pub async fn handler(State(sec): State<Security>) -> Response {
         proto::ServerMsg,
         proto::ClientMsg,
         proto::WebhookPayload,
+        proto::Compare,
     )),
     tags(
         (name = "data", description = "Window figures, summaries and dead letters."),
