@@ -5,11 +5,13 @@
 
 mod util;
 
+mod alerts;
 mod backbone;
 mod collect;
 mod embedded;
 mod faults;
 mod hardening;
+mod history;
 mod hostile;
 mod live;
 mod recovery;

@@ -35,6 +35,7 @@
 //! - [`report`]: the results, targets, the table and the JSON.
 
 mod child;
+mod history;
 mod load;
 mod peers;
 mod probe;
@@ -116,6 +117,10 @@ struct Args {
     /// read on stdin (for profiling a pulseboard by hand); then stop without measuring.
     #[arg(long)]
     hold: bool,
+    /// Measure only the disk bytes per day of history (no broker, no pulseboard binary) and
+    /// print them.
+    #[arg(long)]
+    history_only: bool,
 }
 
 /// Everything one run needs, resolved from the arguments and the environment.
@@ -135,7 +140,13 @@ pub(crate) struct Plan {
     pub peers_dir: PathBuf,
     pub child_kafka_options: Vec<String>,
     pub hold: bool,
+    /// Minutes of event time the history step measures (60; --quick 15).
+    pub history_minutes: i64,
+    pub history_only: bool,
 }
+
+/// Events per second of the history step.
+const HISTORY_RATE: u32 = 1_000;
 
 /// The workspace this bench was built in (its scripts and peer poms are read from there).
 pub(crate) fn workspace_root() -> PathBuf {
@@ -152,7 +163,7 @@ impl Plan {
                 .map_or_else(|| root.join("target"), |t| root.join(t))
                 .join("release/pulseboard"),
         };
-        if !pulseboard.is_file() {
+        if !pulseboard.is_file() && !args.history_only {
             bail!(
                 "no pulseboard binary at {} (build it with `cargo build --release -p pulseboard`, or set PULSEBOARD_BIN)",
                 pulseboard.display()
@@ -185,6 +196,8 @@ impl Plan {
             peers_dir,
             child_kafka_options: args.child_kafka_options,
             hold: args.hold,
+            history_minutes: if args.quick { 15 } else { 60 },
+            history_only: args.history_only,
         })
     }
 }
@@ -211,6 +224,11 @@ fn run(plan: &Plan) -> Result<ExitCode> {
         .build()
         .context("starting the tokio runtime")?;
     let mut report = Report::new(plan);
+    report.history = history::measure(plan.history_minutes, HISTORY_RATE)?;
+    if plan.history_only {
+        println!("{}", serde_json::to_string_pretty(&report.history)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     step(&format!(
         "{} mode: {} events, pulseboard {}",
         plan.mode,

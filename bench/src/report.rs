@@ -166,6 +166,8 @@ pub struct Report {
     pub vs_kafka_streams: Option<f64>,
     pub vs_quix: Option<f64>,
     pub targets: Vec<Target>,
+    /// Disk bytes per day of history at 1,000 events/s (`history`).
+    pub history: crate::history::HistoryFigures,
 }
 
 /// One reconnect-storm run.

@@ -161,15 +161,6 @@ pub fn bucket_factor(span_ms: i64, window_ms: i64, max_bars: usize) -> i64 {
         .unwrap_or(BUCKET_FACTORS[BUCKET_FACTORS.len() - 1])
 }
 
-fn merge_state(a: WindowState, b: WindowState) -> WindowState {
-    use WindowState::*;
-    match (a, b) {
-        (Live, _) | (_, Live) => Live,
-        (Revised, _) | (_, Revised) => Revised,
-        _ => Final,
-    }
-}
-
 /// Merges bars (sorted by start) into buckets of `bucket_ms` aligned to the epoch, so a
 /// bucket's edges do not move as time passes. Events add up; see [`Bar::state`].
 pub fn bucket(bars: &[Bar], bucket_ms: i64) -> Vec<Bar> {
@@ -182,7 +173,7 @@ pub fn bucket(bars: &[Bar], bucket_ms: i64) -> Vec<Bar> {
         match out.last_mut() {
             Some(last) if last.start == start => {
                 last.events += b.events;
-                last.state = merge_state(last.state, b.state);
+                last.state = last.state.most_live(b.state);
             }
             _ => out.push(Bar {
                 start,
@@ -320,6 +311,35 @@ pub struct EventsLayout {
     pub bucket_ms: i64,
     /// Width of one window, ms.
     pub window_ms: i64,
+    /// The comparison period's line (events per bar, at each bar's middle), when there is one.
+    pub compare: Vec<(f64, f64)>,
+    /// Annotations in the range: `(time, x)`.
+    pub markers: Vec<(i64, f64)>,
+}
+
+/// Events per bucket of `bucket_ms` (epoch-aligned) of `bars`: a bar narrower than a bucket
+/// adds to the bucket holding its start, a wider one (an hour of history under 10-minute
+/// bars) is spread evenly over the buckets it covers. Ordered by bucket start.
+pub fn per_bucket(bars: &[Bar], bucket_ms: i64) -> Vec<(i64, f64)> {
+    let mut out: std::collections::BTreeMap<i64, f64> = std::collections::BTreeMap::new();
+    if bucket_ms <= 0 {
+        return Vec::new();
+    }
+    for b in bars {
+        let width = (b.end - b.start).max(1);
+        if width <= bucket_ms {
+            *out.entry(b.start - b.start.rem_euclid(bucket_ms))
+                .or_default() += b.events as f64;
+            continue;
+        }
+        let share = b.events as f64 * bucket_ms as f64 / width as f64;
+        let mut t = b.start - b.start.rem_euclid(bucket_ms);
+        while t < b.end {
+            *out.entry(t).or_default() += share;
+            t += bucket_ms;
+        }
+    }
+    out.into_iter().collect()
 }
 
 /// Lays out the events chart of `windows` (one bar per window, oldest first) over
@@ -329,19 +349,54 @@ pub struct EventsLayout {
 /// UTC). A `window_ms` of 0 (not known yet) is taken as 10 s.
 pub fn events_layout(
     windows: &[Bar],
+    bounds: (i64, i64),
+    window_ms: i64,
+    max_bars: usize,
+    tz_offset_ms: i64,
+) -> EventsLayout {
+    events_layout_with(windows, bounds, window_ms, max_bars, tz_offset_ms, &[], &[])
+}
+
+/// [`events_layout`] with the comparison period's items (`earlier`, already moved onto
+/// this range) drawn as a line of events per bar ([`per_bucket`]), and annotation times
+/// (`marks`) as markers. A bar is never narrower than the widest item (history steps).
+/// The count axis covers the line too.
+pub fn events_layout_with(
+    windows: &[Bar],
     (from, to): (i64, i64),
     window_ms: i64,
     max_bars: usize,
     tz_offset_ms: i64,
+    earlier: &[Bar],
+    marks: &[i64],
 ) -> EventsLayout {
     let window_ms = if window_ms > 0 {
         window_ms
     } else {
         ASSUMED_WINDOW_MS
     };
-    let bucket_ms = window_ms * bucket_factor(to - from, window_ms, max_bars);
+    let mut factor = bucket_factor(to - from, window_ms, max_bars);
+    let widest = windows.iter().map(|b| b.end - b.start).max().unwrap_or(0);
+    if widest > window_ms * factor {
+        factor = BUCKET_FACTORS
+            .iter()
+            .copied()
+            .find(|f| window_ms * f >= widest)
+            .unwrap_or(BUCKET_FACTORS[BUCKET_FACTORS.len() - 1]);
+    }
+    let bucket_ms = window_ms * factor;
     let bars = bucket(windows, bucket_ms);
-    let max = bars.iter().map(|b| b.events).max().unwrap_or(0);
+    let line: Vec<(i64, f64)> = per_bucket(earlier, bucket_ms)
+        .into_iter()
+        .filter(|(t, _)| *t >= from - from.rem_euclid(bucket_ms) && *t < to)
+        .collect();
+    let line_max = line.iter().map(|(_, v)| v.ceil() as u64).max().unwrap_or(0);
+    let max = bars
+        .iter()
+        .map(|b| b.events)
+        .max()
+        .unwrap_or(0)
+        .max(line_max);
     let ticks = nice_ticks(max as f64, 4);
     let y_max = ticks.last().copied().unwrap_or(1.0);
     let rects = bar_rects(&bars, from, to, y_max, EVENTS_W, EVENTS_H);
@@ -361,6 +416,15 @@ pub fn events_layout(
             .collect(),
         bucket_ms,
         window_ms,
+        compare: line
+            .iter()
+            .map(|(t, v)| (xs.map((*t + bucket_ms / 2) as f64), ys.map(*v)))
+            .collect(),
+        markers: marks
+            .iter()
+            .filter(|t| (from..to).contains(*t))
+            .map(|t| (*t, xs.map(*t as f64)))
+            .collect(),
     }
 }
 
@@ -645,5 +709,57 @@ mod tests {
             spark_points(&[0, 0], 10.0, 20.0),
             vec![(0.0, 20.0), (10.0, 20.0)]
         );
+    }
+
+    #[test]
+    fn the_earlier_period_is_spread_per_bar_and_lifts_the_axis() {
+        let bar = |start: i64, end: i64, events: u64| Bar {
+            start,
+            end,
+            events,
+            state: Final,
+        };
+        // An hour of history over 10-minute buckets: six sixths; 10 s windows add up.
+        let per = per_bucket(
+            &[
+                bar(0, 3_600_000, 600),
+                bar(3_600_000, 3_610_000, 5),
+                bar(3_610_000, 3_620_000, 7),
+            ],
+            600_000,
+        );
+        assert_eq!(per.len(), 7);
+        assert!(per[..6].iter().all(|(_, v)| (*v - 100.0).abs() < 1e-9));
+        assert_eq!(per[6], (3_600_000, 12.0));
+        // Bars of 10 s windows over 15 min, the earlier line twice as high: the axis
+        // covers the line, and the markers in range are placed.
+        let windows: Vec<Bar> = (0..90)
+            .map(|i| bar(i * 10_000, i * 10_000 + 10_000, 10))
+            .collect();
+        let earlier: Vec<Bar> = (0..15)
+            .map(|i| bar(i * 60_000, i * 60_000 + 60_000, 120))
+            .collect();
+        let l = events_layout_with(
+            &windows,
+            (0, 900_000),
+            10_000,
+            360,
+            0,
+            &earlier,
+            &[450_000, 5_000_000],
+        );
+        assert_eq!(l.bucket_ms, 10_000);
+        assert_eq!(l.compare.len(), 90);
+        assert_eq!(l.y_ticks.last().map(|t| t.0), Some(20));
+        assert!(
+            l.compare.iter().all(|(_, y)| (*y - 0.0).abs() < 1e-9),
+            "20 of 20: at the top"
+        );
+        assert_eq!(l.markers, vec![(450_000, 500.0)]);
+        // Items wider than the bars the range would take widen the bars.
+        let steps = vec![bar(0, 1_800_000, 50), bar(1_800_000, 3_600_000, 60)];
+        let l = events_layout(&steps, (0, 3_600_000), 10_000, 360, 0);
+        assert_eq!(l.bucket_ms, 1_800_000);
+        assert_eq!(l.bars.len(), 2);
     }
 }

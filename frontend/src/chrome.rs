@@ -7,12 +7,29 @@
 
 use leptos::prelude::*;
 
+use pulseboard_model::proto::Compare;
+
 use crate::{
     figures, format,
     live::{set_filter, use_live},
     route::Range,
     zone,
 };
+
+/// Puts `name=value` (or nothing) in the address bar without reloading, so the view can be
+/// bookmarked or pinned on a wall display.
+fn set_url_param(name: &str, value: Option<&str>) {
+    let location = window().location();
+    let search = location.search().unwrap_or_default();
+    let path = location.pathname().unwrap_or_default();
+    let next = format!(
+        "{path}{}",
+        crate::live::with_query_param(&search, name, value)
+    );
+    if let Ok(history) = window().history() {
+        let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&next));
+    }
+}
 
 /// A titled card of the dashboard grid.
 #[component]
@@ -70,7 +87,10 @@ pub fn RangePicker() -> impl IntoView {
                             data-testid=format!("range-{}", r.label())
                             class:active=active
                             aria-pressed=move || if active() { "true" } else { "false" }
-                            on:click=move |_| live.range.set(r)
+                            on:click=move |_| {
+                                live.range.set(r);
+                                set_url_param("range", Some(r.label()));
+                            }
                         >
                             {r.label()}
                         </button>
@@ -78,6 +98,82 @@ pub fn RangePicker() -> impl IntoView {
                 })
                 .collect_view()}
         </div>
+    }
+}
+
+/// Compare with one day or one week earlier (or not): the events chart overlays the
+/// earlier period and the totals show the change. The choice goes into the URL
+/// (`?compare=1d|7d`), so a kiosk or an embed can be pinned to it.
+#[component]
+pub fn ComparePicker() -> impl IntoView {
+    let live = use_live();
+    let choices: [(Option<Compare>, &'static str, &'static str); 3] = [
+        (None, "off", "no comparison"),
+        (Some(Compare::Day), "1d", "vs 1 day ago"),
+        (Some(Compare::Week), "7d", "vs 1 week ago"),
+    ];
+    view! {
+        <div class="ranges compare" role="group" aria-label="Compare with">
+            <span class="compare-label">"compare"</span>
+            {choices
+                .into_iter()
+                .map(|(c, id, title)| {
+                    let active = move || live.compare.get() == c;
+                    view! {
+                        <button
+                            type="button"
+                            data-testid=format!("compare-{id}")
+                            title=title
+                            class:active=active
+                            aria-pressed=move || if active() { "true" } else { "false" }
+                            on:click=move |_| {
+                                live.compare.set(c);
+                                set_url_param("compare", c.map(|c| c.label()));
+                            }
+                        >
+                            {id}
+                        </button>
+                    }
+                })
+                .collect_view()}
+        </div>
+    }
+}
+
+/// The banner of the alert rules firing now (from the status, pushed over the socket).
+#[component]
+pub fn AlertBanner() -> impl IntoView {
+    let live = use_live();
+    let alerts = Memo::new(move |_| {
+        live.state.with(|s| {
+            s.status
+                .as_ref()
+                .map(|st| st.alerts.clone())
+                .unwrap_or_default()
+        })
+    });
+    view! {
+        <Show when=move || alerts.with(|a| !a.is_empty())>
+            <div class="alert-banner" data-testid="alert-banner" role="alert">
+                {move || {
+                    alerts
+                        .get()
+                        .into_iter()
+                        .map(|a| {
+                            let since = format!("since {}", zone::time_of_day(a.since, false));
+                            view! {
+                                <div class="alert-item" data-testid="alert" data-rule=a.rule.clone() data-kind=a.kind.clone()>
+                                    <span class="alert-icon" aria-hidden="true">"▲"</span>
+                                    <strong class="alert-rule">{a.rule.clone()}</strong>
+                                    <span class="alert-message">{a.message.clone()}</span>
+                                    <span class="alert-since">{since}</span>
+                                </div>
+                            }
+                        })
+                        .collect_view()
+                }}
+            </div>
+        </Show>
     }
 }
 

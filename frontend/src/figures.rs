@@ -48,6 +48,15 @@ pub fn range_bounds(
     (to - range_ms, to)
 }
 
+/// `bounds` with the start aligned down to `step_ms` (the steps a long range's history is
+/// loaded in), so that every step whose start lies in the range is wholly counted.
+pub fn align_start((from, to): (i64, i64), step_ms: Option<i64>) -> (i64, i64) {
+    match step_ms {
+        Some(s) if s > 0 => (from - from.rem_euclid(s), to),
+        _ => (from, to),
+    }
+}
+
 /// Total events of `windows`.
 pub fn total_events<'a>(windows: impl IntoIterator<Item = &'a WindowView>) -> u64 {
     windows.into_iter().map(|w| w.figures.events).sum()
@@ -301,6 +310,7 @@ mod tests {
             start,
             end: start + 10_000,
             state: WindowState::Final,
+            resolution: Default::default(),
             figures: Figures {
                 events,
                 by_type: types.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
@@ -470,6 +480,7 @@ mod tests {
                 ..Figures::default()
             },
             segment: None,
+            compare: None,
         };
         let rows = goal_rows(&info, [&a, &b], Some(&summary));
         let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
@@ -530,6 +541,18 @@ mod tests {
         assert_eq!(
             instances_line(&status).as_deref(),
             Some("2 · this one reads 1 of 2 partitions")
+        );
+    }
+
+    #[test]
+    fn a_long_range_starts_on_a_step() {
+        assert_eq!(
+            align_start((3_700_000, 9_000_000), Some(1_800_000)),
+            (3_600_000, 9_000_000)
+        );
+        assert_eq!(
+            align_start((3_700_000, 9_000_000), None),
+            (3_700_000, 9_000_000)
         );
     }
 }

@@ -130,6 +130,18 @@ pub fn percent(rate: f64) -> String {
     }
 }
 
+/// A percent change for people: `+12.5%`, `−3.0%` (a real minus sign), `±0%`.
+pub fn percent_change(p: f64) -> String {
+    if !p.is_finite() {
+        return "—".to_owned();
+    }
+    if p.abs() < 0.05 {
+        return "±0%".to_owned();
+    }
+    let sign = if p > 0.0 { "+" } else { "\u{2212}" };
+    format!("{sign}{:.1}%", p.abs())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,5 +236,13 @@ mod tests {
         assert_eq!(ellipsize("/pricing", 20), "/pricing");
         assert_eq!(ellipsize("/abcdef", 4), "/ab…");
         assert_eq!(ellipsize("ääääää", 3), "ää…");
+    }
+
+    #[test]
+    fn percent_changes_carry_their_sign() {
+        assert_eq!(percent_change(12.46), "+12.5%");
+        assert_eq!(percent_change(-3.0), "\u{2212}3.0%");
+        assert_eq!(percent_change(0.01), "±0%");
+        assert_eq!(percent_change(f64::NAN), "—");
     }
 }

@@ -17,12 +17,14 @@
 //! - [`route`] — page, range and segment from the URL (`/`, `/kiosk`, `/embed/<panel>`,
 //!   `?filter=`). Pure.
 //! - [`live`] — the shared reactive state and the hooks that fill it: WebSocket with
-//!   resume and backoff, history and summary fetches, the clock.
+//!   resume and backoff, history (in steps for long ranges), summary, comparison and
+//!   annotation fetches, the clock.
 //! - [`pages`] — the app root and its pages: dashboard, kiosk, embeds.
 //! - [`panels`] — the panel components: totals, visitors now, goals, events chart, top
 //!   lists (whose rows set the segment), pipeline status.
 //! - [`chrome`] — what frames the panels: cards, brand and demo badge, range picker,
-//!   connection state, last update, status strip, the segment bar.
+//!   compare toggle, alert banner, connection state, last update, status strip, the
+//!   segment bar.
 //!
 //! # Stable hooks for browser tests (keep them)
 //!
@@ -30,14 +32,18 @@
 //! `connection-state` (text `connecting`|`live`|`reconnecting`), `last-update`,
 //! `events-chart` (the `<svg>`, bars are
 //! `rect[data-testid=bar][data-start][data-events][data-state]`), `top-pages`, `kiosk`,
-//! `stale`, `embed-<panel>`, `range-5m`…`range-24h`, `demo-badge`; `visitors-now` (the
-//! headline, `data-value`; its definition in the `title` of `.kpi-now`), `now-visitors`,
-//! `now-pages`, `now-sources` (the visitors-now panel), `goals` (a table whose rows carry
-//! `data-goal`, `data-completions`, `data-converting`, `data-rate`), `kiosk-goal`,
-//! `filter-bar` (`data-filter` = `dimension:value`), `filter-clear`, `filter-hint`,
-//! `segment-note` (a segment's figures miss events); top-list rows `li[data-key]` that
-//! filter when clicked have the class `clickable`; and `<body data-ready="1">` once the
-//! first snapshot is applied and drawn.
+//! `stale`, `embed-<panel>`, `range-5m`…`range-30d`, `demo-badge`; `compare-off`,
+//! `compare-1d`, `compare-7d` (the toggle), `compare-line` (the earlier period's `<path>`),
+//! `change-events`, `change-visitors`, `change-sessions` (with `data-value` = the percent
+//! change), `annotation` (`data-ts`, `data-id`), `alert-banner` and `alert`
+//! (`data-rule`, `data-kind`); `total-events` also carries the range on screen
+//! (`data-from`, `data-to`); `visitors-now` (the headline, `data-value`; its definition in
+//! the `title` of `.kpi-now`), `now-visitors`, `now-pages`, `now-sources` (the visitors-now
+//! panel), `goals` (a table whose rows carry `data-goal`, `data-completions`,
+//! `data-converting`, `data-rate`), `kiosk-goal`, `filter-bar` (`data-filter` =
+//! `dimension:value`), `filter-clear`, `filter-hint`, `segment-note` (a segment's figures
+//! miss events); top-list rows `li[data-key]` that filter when clicked have the class
+//! `clickable`; and `<body data-ready="1">` once the first snapshot is applied and drawn.
 //!
 //! [`LiveState`]: pulseboard_model::live_state::LiveState
 

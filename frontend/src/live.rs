@@ -28,7 +28,10 @@ use leptos::prelude::*;
 use pulseboard_model::{
     agg::Filter,
     live_state::{Apply, LiveState},
-    proto::{SegmentsInfo, ServerMsg, Summary, VisitorsNow, WindowsResponse, PROTOCOL_VERSION},
+    proto::{
+        Annotation, AnnotationsResponse, Compare, SegmentsInfo, ServerMsg, Summary, VisitorsNow,
+        WindowView, WindowsResponse, PROTOCOL_VERSION,
+    },
 };
 use serde::de::DeserializeOwned;
 use wasm_bindgen::{prelude::*, JsCast};
@@ -116,9 +119,58 @@ pub fn windows_url(from: i64, to: i64, token: Option<&str>) -> String {
     )
 }
 
-/// `/api/v1/summary` for a range.
-pub fn summary_url(range: Range, token: Option<&str>) -> String {
-    with_token(format!("/api/v1/summary?range={}", range.label()), token)
+/// `/api/v1/windows` for `[from, to)` in steps of `step`, with the period `compare` earlier.
+pub fn history_url(
+    from: i64,
+    to: i64,
+    step: Option<&str>,
+    compare: Option<Compare>,
+    token: Option<&str>,
+) -> String {
+    let mut url = format!("/api/v1/windows?from={from}&to={to}&limit=10000");
+    if let Some(s) = step {
+        url.push_str(&format!("&step={s}"));
+    }
+    if let Some(c) = compare {
+        url.push_str(&format!("&compare={}", c.label()));
+    }
+    with_token(url, token)
+}
+
+/// `/api/v1/summary` for a range, with its comparison when one is chosen.
+pub fn summary_url(range: Range, compare: Option<Compare>, token: Option<&str>) -> String {
+    let mut url = format!("/api/v1/summary?range={}", range.label());
+    if let Some(c) = compare {
+        url.push_str(&format!("&compare={}", c.label()));
+    }
+    with_token(url, token)
+}
+
+/// `/api/v1/annotations` for `[from, to)`.
+pub fn annotations_url(from: i64, to: i64, token: Option<&str>) -> String {
+    with_token(
+        format!("/api/v1/annotations?from={from}&to={to}&limit=1000"),
+        token,
+    )
+}
+
+/// The page's query string with `name` set to `value` (or removed for `None`), keeping
+/// every other parameter: what the address bar shows so the view can be bookmarked.
+pub fn with_query_param(search: &str, name: &str, value: Option<&str>) -> String {
+    let q = search.strip_prefix('?').unwrap_or(search);
+    let mut parts: Vec<String> = q
+        .split('&')
+        .filter(|p| !p.is_empty() && p.split('=').next() != Some(name))
+        .map(str::to_owned)
+        .collect();
+    if let Some(v) = value {
+        parts.push(format!("{name}={}", encode(v)));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", parts.join("&"))
+    }
 }
 
 /// `/api/v1/status`.
@@ -199,11 +251,23 @@ pub struct Live {
     pub bounds: Memo<(i64, i64)>,
     /// Events in the windows of the selected range.
     pub total_events: Memo<u64>,
+    /// The comparison chosen (`?compare=1d|7d`), if any.
+    pub compare: RwSignal<Option<Compare>>,
+    /// The comparison period's items, moved onto the current range (from the API).
+    pub earlier: RwSignal<Vec<WindowView>>,
+    /// Annotations of the selected range (from the API, reloaded when they change).
+    pub annotations: RwSignal<Vec<Annotation>>,
 }
 
 impl Live {
-    /// Fresh state for `range` and the segment `filter`, keeping enough windows for it.
-    pub fn new(range: Range, token: Option<String>, filter: Option<Filter>) -> Self {
+    /// Fresh state for `range`, the segment `filter` and the comparison `compare`, keeping
+    /// enough windows for the range.
+    pub fn new(
+        range: Range,
+        token: Option<String>,
+        filter: Option<Filter>,
+        compare: Option<Compare>,
+    ) -> Self {
         let now = now_ms();
         let state = RwSignal::new(LiveState::new(range.keep(0)));
         let clock = RwSignal::new(now);
@@ -211,9 +275,13 @@ impl Live {
         let bounds = Memo::new(move |_| {
             let now = clock.get() as i64;
             let range_ms = range.get().ms();
+            let step = range.get().step().map(|(_, ms)| ms);
             state.with(|s| {
                 let newest = s.windows.last_key_value().map(|(_, w)| w.end);
-                figures::range_bounds(now, s.window_ms, newest, range_ms)
+                figures::align_start(
+                    figures::range_bounds(now, s.window_ms, newest, range_ms),
+                    step,
+                )
             })
         });
         let total_events = Memo::new(move |_| {
@@ -234,6 +302,9 @@ impl Live {
             token: StoredValue::new(token),
             bounds,
             total_events,
+            compare: RwSignal::new(compare),
+            earlier: RwSignal::new(Vec::new()),
+            annotations: RwSignal::new(Vec::new()),
         }
     }
 
@@ -350,7 +421,13 @@ pub fn use_history(live: Live) {
             .unwrap_or(true);
         if changed || up {
             let width = live.state.with_untracked(|s| s.window_ms);
-            live.state.update(|s| s.keep = range.keep(width));
+            let range_changed = prev.as_ref().map(|(r, _, _)| *r != range).unwrap_or(true);
+            live.state.update(|s| {
+                if range_changed {
+                    s.drop_coarse();
+                }
+                s.keep = range.keep(width);
+            });
             leptos::task::spawn_local(load_history(live, range, filter.clone()));
         }
         (range, up, filter)
@@ -360,7 +437,25 @@ pub fn use_history(live: Live) {
 async fn load_history(live: Live, range: Range, filter: Option<Filter>) {
     let token = live.token();
     let now = now_ms() as i64;
-    let (mut from, to) = (now - range.ms(), now + 60_000);
+    // The displayed range's start (aligned to the step of a long range).
+    let mut from = live.bounds.get_untracked().0;
+    // A long range: its history in steps, then its last hour at full resolution.
+    if let Some((step, step_ms)) = range.step() {
+        let split = (now - crate::route::FINE_MS).div_euclid(step_ms) * step_ms;
+        let url = with_filter(
+            history_url(from, split, Some(step), None, token.as_deref()),
+            filter.as_ref(),
+        );
+        match get_json::<WindowsResponse>(&url).await {
+            Ok(page) if live.range.get_untracked() == range => {
+                live.state.update(|s| s.load_history(page.windows));
+            }
+            Ok(_) => return,
+            Err(e) => leptos::logging::warn!("history: {e}"),
+        }
+        from = split;
+    }
+    let to = now + 60_000;
     // Follow `next` for a few pages at most; 24 h of 10 s windows fits in one.
     for _ in 0..8 {
         let url = with_filter(windows_url(from, to, token.as_deref()), filter.as_ref());
@@ -387,13 +482,92 @@ async fn load_history(live: Live, range: Range, filter: Option<Filter>) {
     }
 }
 
+/// Keeps `live.earlier` to the comparison period of the selected range (when a comparison
+/// is chosen): reloaded when the range or the comparison changes, and every minute.
+pub fn use_compare(live: Live) {
+    let load = move || {
+        let (range, compare) = (live.range.get_untracked(), live.compare.get_untracked());
+        let Some(c) = compare else {
+            live.earlier.set(Vec::new());
+            return;
+        };
+        let now = now_ms() as i64;
+        let filter = live.filter();
+        let url = with_filter(
+            history_url(
+                now - range.ms(),
+                now + 60_000,
+                range.compare_step(),
+                Some(c),
+                live.token().as_deref(),
+            ),
+            filter.as_ref(),
+        );
+        leptos::task::spawn_local(async move {
+            match get_json::<WindowsResponse>(&url).await {
+                Ok(page)
+                    if live.range.get_untracked() == range
+                        && live.compare.get_untracked() == compare
+                        && live.filter() == filter =>
+                {
+                    live.earlier
+                        .set(page.compare.map(|c| c.windows).unwrap_or_default());
+                }
+                Ok(_) => {}
+                Err(e) => leptos::logging::warn!("compare: {e}"),
+            }
+        });
+    };
+    Effect::new(move |_| {
+        live.range.track();
+        live.compare.track();
+        live.filter.track();
+        live.earlier.set(Vec::new());
+        load();
+    });
+    let handle = set_interval_with_handle(load, Duration::from_secs(60)).ok();
+    on_cleanup(move || {
+        if let Some(h) = handle {
+            h.clear();
+        }
+    });
+}
+
+/// Keeps `live.annotations` to the annotations of the selected range: reloaded when the
+/// range changes and whenever the status's `annotations_version` moves (an annotation was
+/// added or deleted anywhere: the server pushes the status at once).
+pub fn use_annotations(live: Live) {
+    let version = Memo::new(move |_| {
+        live.state
+            .with(|s| s.status.as_ref().map(|st| st.annotations_version))
+    });
+    Effect::new(move |_| {
+        let range = live.range.get();
+        if version.get().is_none() {
+            return;
+        }
+        let now = now_ms() as i64;
+        let url = annotations_url(now - range.ms(), now + 3_600_000, live.token().as_deref());
+        leptos::task::spawn_local(async move {
+            match get_json::<AnnotationsResponse>(&url).await {
+                Ok(a) if live.range.get_untracked() == range => live.annotations.set(a.annotations),
+                Ok(_) => {}
+                Err(e) => leptos::logging::warn!("annotations: {e}"),
+            }
+        });
+    });
+}
+
 /// Keeps `live.summary` to the server's summary of the selected range: cleared and
 /// reloaded when the range changes, reloaded every 5 s.
 pub fn use_summary(live: Live) {
     let load = move || {
         let range = live.range.get_untracked();
         let filter = live.filter();
-        let url = with_filter(summary_url(range, live.token().as_deref()), filter.as_ref());
+        let url = with_filter(
+            summary_url(range, live.compare.get_untracked(), live.token().as_deref()),
+            filter.as_ref(),
+        );
         leptos::task::spawn_local(async move {
             match get_json::<Summary>(&url).await {
                 Ok(s) if live.range.get_untracked() == range && live.filter() == filter => {
@@ -408,6 +582,7 @@ pub fn use_summary(live: Live) {
         move || {
             live.range.track();
             live.filter.track();
+            live.compare.track();
             live.summary.set(None);
         },
         load,
@@ -784,12 +959,27 @@ mod tests {
             windows_url(1, 2, Some("t")),
             "/api/v1/windows?from=1&to=2&limit=10000&token=t"
         );
-        assert_eq!(summary_url(Range::H24, None), "/api/v1/summary?range=24h");
+        assert_eq!(
+            summary_url(Range::H24, None, None),
+            "/api/v1/summary?range=24h"
+        );
+        assert_eq!(
+            summary_url(Range::M15, Some(Compare::Week), Some("t")),
+            "/api/v1/summary?range=15m&compare=7d&token=t"
+        );
+        assert_eq!(
+            history_url(1, 2, Some("30m"), Some(Compare::Day), None),
+            "/api/v1/windows?from=1&to=2&limit=10000&step=30m&compare=1d"
+        );
+        assert_eq!(
+            annotations_url(1, 2, Some("t")),
+            "/api/v1/annotations?from=1&to=2&limit=1000&token=t"
+        );
         assert_eq!(status_url(Some("t")), "/api/v1/status?token=t");
         assert_eq!(status_url(None), "/api/v1/status");
         let de = Filter::parse("type:sign up").expect("filter");
         assert_eq!(
-            with_filter(summary_url(Range::M5, None), Some(&de)),
+            with_filter(summary_url(Range::M5, None, None), Some(&de)),
             "/api/v1/summary?range=5m&filter=type%3Asign%20up"
         );
         assert_eq!(
@@ -801,6 +991,20 @@ mod tests {
         assert_eq!(
             with_filter(socket_url("http:", "h:1", None, None), Some(&de)),
             "ws://h:1/ws?filter=type%3Asign%20up"
+        );
+    }
+
+    #[test]
+    fn the_address_bar_keeps_other_parameters_when_one_changes() {
+        assert_eq!(with_query_param("", "compare", Some("1d")), "?compare=1d");
+        assert_eq!(
+            with_query_param("?token=a%20b&compare=7d", "compare", Some("1d")),
+            "?token=a%20b&compare=1d"
+        );
+        assert_eq!(with_query_param("?compare=7d", "compare", None), "");
+        assert_eq!(
+            with_query_param("?kiosk&range=1h", "range", Some("7d")),
+            "?kiosk&range=7d"
         );
     }
 

@@ -7,14 +7,18 @@
 
 use leptos::prelude::*;
 
+use pulseboard_model::proto::Compare;
+
 use crate::{
     chrome::{
-        Brand, Card, ConnectionDot, ConnectionState, FilterBar, LastUpdate, RangePicker,
-        StatusStrip,
+        AlertBanner, Brand, Card, ComparePicker, ConnectionDot, ConnectionState, FilterBar,
+        LastUpdate, RangePicker, StatusStrip,
     },
     figures, format,
     live::{self, use_live, ConnState, Live},
-    panels::{EventsChart, Kpi, ListKind, NowKpi, PanelBody, TopList, TotalsPanel},
+    panels::{
+        change_of, ChangeBadge, EventsChart, Kpi, ListKind, NowKpi, PanelBody, TopList, TotalsPanel,
+    },
     route::{filter_of, query_param, route, search_with_filter, Panel, Range, Route},
     zone,
 };
@@ -47,7 +51,8 @@ pub fn App() -> impl IntoView {
             .and_then(|r| Range::from_label(&r))
             .unwrap_or_default(),
     };
-    let live = Live::new(range, token, filter_of(&search));
+    let compare = query_param(&search, "compare").and_then(|c| Compare::from_label(&c));
+    let live = Live::new(range, token, filter_of(&search), compare);
     provide_context(live);
     live::use_clock(live);
     live::use_socket(live);
@@ -56,6 +61,8 @@ pub fn App() -> impl IntoView {
     live::use_now(live);
     live::use_segments_info(live);
     live::use_filter_history(live);
+    live::use_compare(live);
+    live::use_annotations(live);
     live::use_ready_marker(Signal::derive(move || {
         live.state.with(|s| s.last_seq.is_some())
     }));
@@ -91,11 +98,13 @@ pub fn Dashboard() -> impl IntoView {
             <header class="topbar">
                 <Brand/>
                 <RangePicker/>
+                <ComparePicker/>
                 <div class="conn">
                     <ConnectionState/>
                     <LastUpdate/>
                 </div>
             </header>
+            <AlertBanner/>
             <StatusStrip/>
             <FilterBar interactive=true/>
             <main class="grid">
@@ -172,11 +181,13 @@ pub fn Kiosk() -> impl IntoView {
                 .map(|g| (g.name.clone(), format::percent(g.conversion_rate)))
         })
     };
+    let change = move |f| change_of(live, f);
     view! {
         <div class="kiosk" data-testid="kiosk" class:is-stale=move || stale.get()>
             <Show when=move || stale.get()>
                 <div class="stale-banner" data-testid="stale" role="alert">{stale_text}</div>
             </Show>
+            <AlertBanner/>
             <header class="k-head">
                 <Brand/>
                 <FilterBar/>
@@ -187,8 +198,14 @@ pub fn Kiosk() -> impl IntoView {
                 </div>
             </header>
             <section class="k-kpis">
-                <Kpi label="Events · 15 min" testid="total-events" value=Signal::derive(move || Some(live.total_events.get())) big=true/>
-                <Kpi label="Unique visitors" testid="unique-visitors" value=Signal::derive(move || live.summary.with(|s| s.as_ref().map(|s| s.figures.unique_visitors))) big=true/>
+                <div class="kpi-with-change">
+                    <Kpi label="Events · 15 min" testid="total-events" value=Signal::derive(move || Some(live.total_events.get())) big=true/>
+                    <ChangeBadge testid="change-events" pct=change(|c| c.events_pct)/>
+                </div>
+                <div class="kpi-with-change">
+                    <Kpi label="Unique visitors" testid="unique-visitors" value=Signal::derive(move || live.summary.with(|s| s.as_ref().map(|s| s.figures.unique_visitors))) big=true/>
+                    <ChangeBadge testid="change-visitors" pct=change(|c| c.unique_visitors_pct)/>
+                </div>
                 <NowKpi big=true/>
                 <div class="kpi" data-testid="kiosk-goal">
                     <div class="kpi-label">{move || goal().map(|(n, _)| format!("Conversion · {n}")).unwrap_or_else(|| "Conversion".into())}</div>

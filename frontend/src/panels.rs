@@ -58,6 +58,55 @@ pub fn Kpi(
     }
 }
 
+/// The percent change against the comparison period, when one is chosen and known.
+#[component]
+pub fn ChangeBadge(
+    /// `data-testid` of the badge.
+    testid: &'static str,
+    /// The change in percent (`None` while unknown, or when the earlier period had none).
+    #[prop(into)]
+    pct: Signal<Option<f64>>,
+) -> impl IntoView {
+    let live = use_live();
+    let shown = move || {
+        live.compare.get().is_some()
+            && live
+                .summary
+                .with(|s| s.as_ref().is_some_and(|s| s.compare.is_some()))
+    };
+    let text = move || {
+        let vs = live.compare.get().map(|c| c.label()).unwrap_or_default();
+        match pct.get() {
+            Some(p) => format!("{} vs {vs} ago", format::percent_change(p)),
+            None => format!("— vs {vs} ago"),
+        }
+    };
+    let class = move || match pct.get() {
+        Some(p) if p > 0.0 => "change up",
+        Some(p) if p < 0.0 => "change down",
+        _ => "change flat",
+    };
+    view! {
+        <Show when=shown>
+            <div class=class data-testid=testid data-value=move || pct.get().map(|p| p.to_string())>{text}</div>
+        </Show>
+    }
+}
+
+/// One percent change of the summary's comparison (`None` without one).
+pub fn change_of(
+    live: crate::live::Live,
+    f: fn(&pulseboard_model::proto::Change) -> Option<f64>,
+) -> Signal<Option<f64>> {
+    Signal::derive(move || {
+        live.summary.with(|s| {
+            s.as_ref()
+                .and_then(|s| s.compare.as_ref())
+                .and_then(|c| f(&c.change))
+        })
+    })
+}
+
 /// Totals for the range: events, unique visitors and sessions, late and dead-lettered.
 #[component]
 pub fn TotalsPanel() -> impl IntoView {
@@ -76,6 +125,7 @@ pub fn TotalsPanel() -> impl IntoView {
         let pts = chart::spark_points(&values, 200.0, 40.0);
         (chart::area_path(&pts, 40.0), chart::line_path(&pts))
     };
+    let change = move |f| change_of(live, f);
     view! {
         <div class="totals">
             <div class="kpi kpi-main">
@@ -84,6 +134,8 @@ pub fn TotalsPanel() -> impl IntoView {
                     class="kpi-value"
                     data-testid="total-events"
                     data-value=move || live.total_events.get().to_string()
+                    data-from=move || live.bounds.get().0.to_string()
+                    data-to=move || live.bounds.get().1.to_string()
                     title=move || format::grouped(live.total_events.get())
                 >
                     {move || {
@@ -95,10 +147,17 @@ pub fn TotalsPanel() -> impl IntoView {
                     <path class="spark-area" d=move || spark().0/>
                     <path class="spark-line" d=move || spark().1/>
                 </svg>
+                <ChangeBadge testid="change-events" pct=change(|c| c.events_pct)/>
+            </div>
+            <div class="kpi-with-change">
+                <Kpi label="Unique visitors" testid="unique-visitors" value=summary(|s| s.figures.unique_visitors)/>
+                <ChangeBadge testid="change-visitors" pct=change(|c| c.unique_visitors_pct)/>
+            </div>
+            <div class="kpi-with-change">
+                <Kpi label="Unique sessions" testid="unique-sessions" value=summary(|s| s.figures.unique_sessions)/>
+                <ChangeBadge testid="change-sessions" pct=change(|c| c.unique_sessions_pct)/>
             </div>
             <NowKpi/>
-            <Kpi label="Unique visitors" testid="unique-visitors" value=summary(|s| s.figures.unique_visitors)/>
-            <Kpi label="Unique sessions" testid="unique-sessions" value=summary(|s| s.figures.unique_sessions)/>
             <Kpi label="Late events" testid="late-events" value=status(|s| s.late_events_total) note="since start, all traffic"/>
             <Kpi label="Dead-lettered" testid="dead-letters" value=status(|s| s.dead_letters_total) note="since start, all traffic"/>
         </div>
@@ -274,11 +333,56 @@ pub fn EventsChart(
     let tz = zone::offset_ms();
     let model = Memo::new(move |_| {
         let bounds = live.bounds.get();
+        let earlier = live.earlier.with(|e| figures::bars(e.iter()));
+        let marks: Vec<i64> = live.annotations.with(|a| a.iter().map(|a| a.ts).collect());
         live.state.with(|s| {
             let windows = figures::bars(s.range(bounds.0, bounds.1));
-            chart::events_layout(&windows, bounds, s.window_ms, max_bars, tz)
+            chart::events_layout_with(
+                &windows,
+                bounds,
+                s.window_ms,
+                max_bars,
+                tz,
+                &earlier,
+                &marks,
+            )
         })
     });
+    let compare_path = move || model.with(|m| chart::line_path(&m.compare));
+    let compare_label = move || {
+        live.compare.get().map(|c| {
+            format!(
+                "{} earlier",
+                if c.label() == "1d" { "1 day" } else { "1 week" }
+            )
+        })
+    };
+    let markers = move || {
+        let notes = live.annotations.get();
+        model.with(|m| {
+            m.markers
+                .iter()
+                .filter_map(|(t, x)| {
+                    let a = notes.iter().find(|a| a.ts == *t)?;
+                    let tip = format!("{} · {}", zone::time_of_day(a.ts, true), a.text);
+                    let flip = *x > EVENTS_W * 0.8;
+                    Some(view! {
+                        <div
+                            class="annotation"
+                            class:flip=flip
+                            data-testid="annotation"
+                            data-ts=a.ts.to_string()
+                            data-id=a.id.to_string()
+                            style:left=format!("{:.3}%", x / EVENTS_W * 100.0)
+                            title=tip
+                        >
+                            <span class="annotation-label">{a.text.clone()}</span>
+                        </div>
+                    })
+                })
+                .collect_view()
+        })
+    };
     let pct = |v: f64, of: f64| format!("{:.3}%", v / of * 100.0);
     let bars = move || {
         model.with(|m| {
@@ -358,7 +462,16 @@ pub fn EventsChart(
                     {grid}
                     <path class="axis" d=chart::line_path(&[(0.0, EVENTS_H), (EVENTS_W, EVENTS_H)]) vector-effect="non-scaling-stroke"></path>
                     {bars}
+                    <Show when=move || model.with(|m| !m.compare.is_empty())>
+                        <path
+                            class="compare-line"
+                            data-testid="compare-line"
+                            d=compare_path
+                            vector-effect="non-scaling-stroke"
+                        ></path>
+                    </Show>
                 </svg>
+                {markers}
                 {y_labels}
                 <Show when=empty>
                     <div class="chart-empty">"Waiting for events…"</div>
@@ -369,6 +482,7 @@ pub fn EventsChart(
                 <span class="key final">"final"</span>
                 <span class="key live">"live"</span>
                 <span class="key revised">"revised"</span>
+                {move || compare_label().map(|l| view! { <span class="key compare">{l}</span> })}
                 <span class="legend-note">{legend_note}</span>
             </div>
         </div>

@@ -218,11 +218,26 @@ pub enum Range {
     H1,
     /// Last 24 hours.
     H24,
+    /// Last 7 days (history: 30-minute steps, then the last hour live).
+    D7,
+    /// Last 30 days (history: 2-hour steps, then the last hour live).
+    D30,
 }
+
+/// How much of a stepped range (7d, 30d) is loaded at full resolution: the rest comes in
+/// steps ([`Range::step`]).
+pub const FINE_MS: i64 = 3_600_000;
 
 impl Range {
     /// Every range, shortest first.
-    pub const ALL: [Range; 4] = [Range::M5, Range::M15, Range::H1, Range::H24];
+    pub const ALL: [Range; 6] = [
+        Range::M5,
+        Range::M15,
+        Range::H1,
+        Range::H24,
+        Range::D7,
+        Range::D30,
+    ];
 
     /// Its length, ms.
     pub fn ms(self) -> i64 {
@@ -231,6 +246,26 @@ impl Range {
             Range::M15 => 15 * 60_000,
             Range::H1 => 3_600_000,
             Range::H24 => 24 * 3_600_000,
+            Range::D7 => 7 * 24 * 3_600_000,
+            Range::D30 => 30 * 24 * 3_600_000,
+        }
+    }
+
+    /// The `step` its history is loaded in (`/api/v1/windows?step=`), for the long ranges.
+    pub fn step(self) -> Option<(&'static str, i64)> {
+        match self {
+            Range::D7 => Some(("30m", 1_800_000)),
+            Range::D30 => Some(("2h", 7_200_000)),
+            _ => None,
+        }
+    }
+
+    /// The `step` of its comparison period (drawn as one line: steps as wide as the
+    /// chart's bars at most).
+    pub fn compare_step(self) -> Option<&'static str> {
+        match self {
+            Range::H24 => Some("5m"),
+            r => r.step().map(|(s, _)| s),
         }
     }
 
@@ -241,6 +276,8 @@ impl Range {
             Range::M15 => "15m",
             Range::H1 => "1h",
             Range::H24 => "24h",
+            Range::D7 => "7d",
+            Range::D30 => "30d",
         }
     }
 
@@ -253,7 +290,10 @@ impl Range {
     /// plus a margin for open windows and the one being filled.
     pub fn keep(self, window_ms: i64) -> usize {
         let w = if window_ms > 0 { window_ms } else { 10_000 };
-        (self.ms() / w) as usize + 16
+        match self.step() {
+            Some((_, step)) => ((self.ms() / step) + (FINE_MS + step) / w) as usize + 16,
+            None => (self.ms() / w) as usize + 16,
+        }
     }
 }
 
@@ -354,5 +394,16 @@ mod tests {
             "24 h of 10 s windows fit"
         );
         assert_eq!(Range::M15.keep(0), 90 + 16, "unknown width assumes 10 s");
+        assert_eq!(
+            Range::D7.keep(10_000),
+            336 + 540 + 16,
+            "7 days of 30 min steps and the last hour (plus a step) of windows"
+        );
+        assert_eq!(
+            Range::from_label("30d").and_then(Range::step),
+            Some(("2h", 7_200_000))
+        );
+        assert_eq!(Range::H24.compare_step(), Some("5m"));
+        assert_eq!(Range::M15.compare_step(), None);
     }
 }

@@ -30,6 +30,8 @@
 //!   the resume rules.
 //! - [`now`] — "visitors now": the windows of the last minutes up to a wall-clock instant,
 //!   their merge and its definition.
+//! - [`rollup`] — history: windows rolled up into minute and hour buckets, the
+//!   cut-offs of a roll-up pass, percent change for comparisons.
 //! - [`gen`] — deterministic, realistic demo traffic.
 
 pub mod agg;
@@ -40,6 +42,7 @@ pub mod live_state;
 pub mod mapping;
 pub mod now;
 pub mod proto;
+pub mod rollup;
 pub mod time;
 pub mod window;
 

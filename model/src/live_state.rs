@@ -7,7 +7,9 @@
 //! - Any other message is applied only when its sequence is the last one plus one; an
 //!   older or equal one is [`Apply::Stale`] (ignored), a newer one or any message before
 //!   the first snapshot is an [`Apply::Gap`]: the client reconnects with `since`.
-//! - History from the API never overwrites a window the socket delivered.
+//! - History from the API never overwrites a window the socket delivered. A coarse item of
+//!   history (a step of a long range) replaces the windows inside it, and no window inside
+//!   one is added later: its events are in the item.
 //! - At most `keep` windows are held (0 = unbounded); the oldest go first.
 //! - Pure: no I/O, no clock, so the rules are tested on the host.
 
@@ -68,7 +70,7 @@ impl LiveState {
             self.window_ms = window_ms;
             // A snapshot replaces what it covers; older history (loaded from the API) stays.
             for w in windows {
-                self.windows.insert(w.start, w);
+                self.put(w);
             }
             self.status = Some(status);
             self.last_seq = Some(seq);
@@ -84,7 +86,7 @@ impl LiveState {
         match msg {
             ServerMsg::Windows { windows, .. } => {
                 for w in windows {
-                    self.windows.insert(w.start, w);
+                    self.put(w);
                 }
                 self.trim();
             }
@@ -95,12 +97,59 @@ impl LiveState {
         Apply::Applied
     }
 
-    /// Merge windows loaded from the JSON API (history) under the live ones.
+    /// Merge windows loaded from the JSON API (history) under the live ones. A coarse item
+    /// (a history step of a long range) replaces the windows inside it, and a window inside
+    /// a coarse item is not added: its events are counted in the item already.
     pub fn load_history(&mut self, windows: Vec<WindowView>) {
         for w in windows {
-            self.windows.entry(w.start).or_insert(w);
+            if self.is_coarse(&w) {
+                let inside: Vec<i64> = self
+                    .windows
+                    .range(w.start..w.end)
+                    .filter(|(_, x)| !self.is_coarse(x))
+                    .map(|(s, _)| *s)
+                    .collect();
+                for s in inside {
+                    self.windows.remove(&s);
+                }
+                self.windows.entry(w.start).or_insert(w);
+            } else if !self.covered(w.start) {
+                self.windows.entry(w.start).or_insert(w);
+            }
         }
         self.trim();
+    }
+
+    /// A window from the socket: replaces the window it updates, unless a coarse item of
+    /// history covers its start (the item counts it already).
+    fn put(&mut self, w: WindowView) {
+        if !self.covered(w.start) {
+            self.windows.insert(w.start, w);
+        }
+    }
+
+    /// An item wider than a window: a step or a roll-up bucket of history.
+    fn is_coarse(&self, w: &WindowView) -> bool {
+        w.resolution != crate::proto::Resolution::Window
+            || (self.window_ms > 0 && w.end - w.start > self.window_ms)
+    }
+
+    /// Whether a coarse item holds the time `start`.
+    fn covered(&self, start: i64) -> bool {
+        self.windows
+            .range(..=start)
+            .next_back()
+            .is_some_and(|(_, w)| w.end > start && self.is_coarse(w))
+    }
+
+    /// Drop the items that are not windows at full resolution (history steps and roll-up
+    /// buckets of a long range), so a shorter range shows no coarse item over its windows.
+    pub fn drop_coarse(&mut self) {
+        let width = self.window_ms;
+        self.windows.retain(|_, w| {
+            w.resolution == crate::proto::Resolution::Window
+                && (width <= 0 || w.end - w.start == width)
+        });
     }
 
     fn trim(&mut self) {
@@ -128,6 +177,7 @@ mod tests {
             start,
             end: start + 10_000,
             state: WindowState::Live,
+            resolution: Default::default(),
             figures: Figures {
                 events,
                 ..Figures::default()
@@ -210,6 +260,68 @@ mod tests {
         assert_eq!(
             st.windows[&20_000].figures.events, 1,
             "history never overwrites live windows"
+        );
+    }
+
+    #[test]
+    fn windows_inside_a_history_step_are_not_counted_twice() {
+        let mut st = LiveState::new(0);
+        let step = |start: i64, events: u64| {
+            let mut v = view(start, events);
+            v.end = start + 1_800_000;
+            v.resolution = crate::proto::Resolution::Minute;
+            v
+        };
+        // An old window arrives on the socket first (a hub seeded with old windows), then
+        // the step of history that holds it, then the window again.
+        let snap = ServerMsg::Snapshot {
+            protocol: PROTOCOL_VERSION,
+            seq: 1,
+            window_ms: 10_000,
+            windows: vec![view(20_000, 7), view(1_800_000, 3)],
+            status: status(),
+            filter: None,
+        };
+        assert_eq!(st.apply(snap), Apply::Applied);
+        st.load_history(vec![step(0, 100), view(1_810_000, 4), view(10_000, 9)]);
+        assert_eq!(
+            st.range(0, 2_000_000)
+                .map(|w| w.figures.events)
+                .sum::<u64>(),
+            100 + 3 + 4,
+            "the windows inside the step are its events"
+        );
+        let update = ServerMsg::Windows {
+            seq: 2,
+            windows: vec![view(20_000, 8), view(1_800_000, 5)],
+        };
+        assert_eq!(st.apply(update), Apply::Applied);
+        assert_eq!(
+            st.range(0, 2_000_000)
+                .map(|w| w.figures.events)
+                .sum::<u64>(),
+            109
+        );
+    }
+
+    #[test]
+    fn coarse_items_of_a_long_range_are_dropped_for_a_shorter_one() {
+        let mut st = LiveState::new(0);
+        st.window_ms = 10_000;
+        let mut step = view(0, 100);
+        step.end = 1_800_000;
+        step.resolution = crate::proto::Resolution::Minute;
+        st.load_history(vec![step, view(1_800_000, 3), view(1_810_000, 4)]);
+        assert_eq!(
+            st.range(0, 2_000_000)
+                .map(|w| w.figures.events)
+                .sum::<u64>(),
+            107
+        );
+        st.drop_coarse();
+        assert_eq!(
+            st.windows.keys().copied().collect::<Vec<_>>(),
+            vec![1_800_000, 1_810_000]
         );
     }
 }

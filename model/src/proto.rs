@@ -45,6 +45,17 @@ pub enum WindowState {
 }
 
 impl WindowState {
+    /// The state of a merge of windows in these states: live if either is, else revised if
+    /// either is, else final.
+    pub fn most_live(self, other: WindowState) -> WindowState {
+        use WindowState::*;
+        match (self, other) {
+            (Live, _) | (_, Live) => Live,
+            (Revised, _) | (_, Revised) => Revised,
+            _ => Final,
+        }
+    }
+
     /// The JSON name: `live`, `final` or `revised`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -207,6 +218,21 @@ impl SegmentNote {
     }
 }
 
+/// What an item of `GET /api/v1/windows` is made of: a window at full resolution, or a
+/// roll-up bucket of history (past `--retention`: minute buckets, then hour buckets).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Resolution {
+    /// A window of `--window`.
+    #[default]
+    Window,
+    /// Minute buckets.
+    Minute,
+    /// Hour buckets.
+    Hour,
+}
+
 /// One window's figures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -217,6 +243,10 @@ pub struct WindowView {
     pub end: i64,
     /// Lifecycle state.
     pub state: WindowState,
+    /// What the item is made of (its width is `end - start`): `window`, or the coarsest
+    /// roll-up bucket in it (`minute`, `hour`). Absent in messages of older servers.
+    #[serde(default)]
+    pub resolution: Resolution,
     /// What the window counted (flattened into this object).
     #[serde(flatten)]
     pub figures: Figures,
@@ -238,10 +268,115 @@ impl WindowView {
             start,
             end,
             state,
+            resolution: Resolution::Window,
             figures: Figures::from_aggregate(agg, top_n),
             segment: None,
         }
     }
+
+    /// The same view, made of `resolution`.
+    pub fn with_resolution(mut self, resolution: Resolution) -> Self {
+        self.resolution = resolution;
+        self
+    }
+}
+
+/// Percent change of the totals from an earlier period to the current one (`+25.0` for
+/// 80 → 100, rounded to 0.1); `null` when the earlier period counted 0.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Change {
+    pub events_pct: Option<f64>,
+    pub unique_visitors_pct: Option<f64>,
+    pub unique_sessions_pct: Option<f64>,
+}
+
+impl Change {
+    /// The change from `before` to `now`.
+    pub fn between(now: &Figures, before: &Figures) -> Change {
+        use crate::rollup::percent_change as pct;
+        Change {
+            events_pct: pct(now.events, before.events),
+            unique_visitors_pct: pct(now.unique_visitors, before.unique_visitors),
+            unique_sessions_pct: pct(now.unique_sessions, before.unique_sessions),
+        }
+    }
+}
+
+/// A comparison period: the range `offset_ms` earlier (`compare=1d|7d`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum Compare {
+    /// The same range one day earlier.
+    #[serde(rename = "1d")]
+    Day,
+    /// The same range one week earlier.
+    #[serde(rename = "7d")]
+    Week,
+}
+
+impl Compare {
+    /// How much earlier, ms.
+    pub fn offset_ms(self) -> i64 {
+        match self {
+            Compare::Day => 86_400_000,
+            Compare::Week => 7 * 86_400_000,
+        }
+    }
+
+    /// `1d` or `7d`, as in the API and the page URL.
+    pub fn label(self) -> &'static str {
+        match self {
+            Compare::Day => "1d",
+            Compare::Week => "7d",
+        }
+    }
+
+    /// The comparison called `label`.
+    pub fn from_label(label: &str) -> Option<Compare> {
+        [Compare::Day, Compare::Week]
+            .into_iter()
+            .find(|c| c.label() == label)
+    }
+}
+
+/// The earlier period of a summary (`compare=`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SummaryComparison {
+    /// How much earlier the period lies, ms (`from`/`to` below = the summary's minus this).
+    pub offset_ms: i64,
+    /// Earlier range start (inclusive), epoch ms.
+    pub from: i64,
+    /// Earlier range end (exclusive), epoch ms.
+    pub to: i64,
+    /// Items (windows or roll-up buckets) merged.
+    pub windows: u64,
+    /// What the earlier period counted.
+    pub figures: Figures,
+    /// Percent change from the earlier period to the summary's.
+    pub change: Change,
+}
+
+/// The earlier period of `GET /api/v1/windows` (`compare=`), aligned to the current one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WindowsComparison {
+    /// How much earlier the period lies, ms.
+    pub offset_ms: i64,
+    /// Earlier range start (inclusive), epoch ms (the response's `from` minus `offset_ms`).
+    pub from: i64,
+    /// Earlier range end (exclusive), epoch ms.
+    pub to: i64,
+    /// The earlier items, oldest first, with `start` and `end` moved forward by
+    /// `offset_ms` onto the current range (so they line up with `windows`); their own
+    /// times are `start - offset_ms`.
+    pub windows: Vec<WindowView>,
+    /// Events of the whole current range and of the whole earlier one.
+    pub events: u64,
+    pub events_before: u64,
+    /// Percent change of the range's totals (uniques from HyperLogLog merges).
+    pub change: Change,
 }
 
 /// Transitional: reads of `view.events` and the like keep compiling until they say
@@ -262,6 +397,9 @@ pub struct Summary {
     /// With a filter: how much of the value's events the figures hold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub segment: Option<SegmentNote>,
+    /// With `compare=1d|7d`: the same range one day or week earlier, and the change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare: Option<SummaryComparison>,
 }
 
 impl Summary {
@@ -273,6 +411,7 @@ impl Summary {
             windows,
             figures: Figures::from_aggregate(agg, top_n),
             segment: None,
+            compare: None,
         }
     }
 }
@@ -346,6 +485,9 @@ pub struct WindowsResponse {
     pub windows: Vec<WindowView>,
     /// `from` of the next page when `limit` cut the answer.
     pub next: Option<i64>,
+    /// With `compare=1d|7d`: the same range one day or week earlier, aligned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare: Option<WindowsComparison>,
 }
 
 /// Body of `GET /readyz`: `{"ready":true}` (200), or `{"ready":false,"reason":...}` (503).
@@ -546,6 +688,161 @@ pub struct Status {
     /// The instances alive in the consumer group (with a state topic).
     #[serde(default)]
     pub instances: Vec<InstanceStatus>,
+    /// Alert rules firing now (the banner of the dashboard and the kiosk); history and
+    /// every rule in `GET /api/v1/alerts`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<AlertNotice>,
+    /// Changes whenever an annotation is added or deleted (and at every server start): a
+    /// screen reloads `GET /api/v1/annotations` when it differs from the one it loaded.
+    #[serde(default)]
+    pub annotations_version: u64,
+}
+
+/// A firing alert as the status carries it (the banner).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AlertNotice {
+    /// The rule's name.
+    pub rule: String,
+    /// Its kind: `events_above`, `events_below`, `change`, `dead_letters` or `lag`.
+    pub kind: String,
+    /// What is wrong, for people.
+    pub message: String,
+    /// Since when it fires, epoch ms.
+    pub since: i64,
+    /// The value that made it fire, and the limit it crossed.
+    pub value: f64,
+    pub threshold: f64,
+}
+
+/// An alert rule as `GET /api/v1/alerts` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AlertRuleView {
+    pub name: String,
+    /// `events_above`, `events_below`, `drop`, `spike`, `dead_letters` or `lag`.
+    pub kind: String,
+    /// The limit: events (`events_*`), percent (`drop`, `spike`), dead letters, messages
+    /// of lag.
+    pub threshold: f64,
+    /// The span evaluated, ms (ending at the start of the current window).
+    pub over_ms: i64,
+    /// A firing rule resolves only once its condition has been false this long, ms.
+    pub suppress_ms: i64,
+    /// `drop`/`spike`: how much earlier the span compared with lies, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vs_ms: Option<i64>,
+    /// `firing`, `ok`, `pending` (not evaluated yet: just started, or no baseline) or
+    /// `error` (its figures could not be read).
+    pub state: String,
+    /// The last value evaluated.
+    pub value: Option<f64>,
+    /// Since when it fires, epoch ms.
+    pub since: Option<i64>,
+    /// Why it could not be evaluated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Whether a webhook is notified.
+    pub webhook: bool,
+}
+
+/// A rule starting or stopping to fire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AlertHistoryEntry {
+    pub rule: String,
+    pub kind: String,
+    /// `firing` or `resolved`.
+    pub state: String,
+    /// When, epoch ms.
+    pub at: i64,
+    pub value: f64,
+    pub threshold: f64,
+    pub message: String,
+}
+
+/// Webhook notifications of this run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WebhookStats {
+    /// Waiting to be sent.
+    pub queued: u64,
+    /// Delivered (a 2xx answer).
+    pub sent: u64,
+    /// Given up after every retry.
+    pub failed: u64,
+    /// Dropped because the queue was full.
+    pub dropped: u64,
+}
+
+/// Body of `GET /api/v1/alerts`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AlertsResponse {
+    /// Where the rules come from: the `--alerts` file, `built-in demo rules`, or empty.
+    pub source: String,
+    /// When the rules in force were loaded, epoch ms.
+    pub loaded_at: Option<i64>,
+    /// Why the file's latest content was refused (the last good rules stay in force).
+    pub error: Option<String>,
+    /// When the rules were last evaluated, epoch ms.
+    pub evaluated_at: Option<i64>,
+    pub rules: Vec<AlertRuleView>,
+    /// The rules firing now.
+    pub firing: Vec<AlertNotice>,
+    /// Firing and resolved transitions, newest first (the last 200).
+    pub history: Vec<AlertHistoryEntry>,
+    pub webhook: WebhookStats,
+}
+
+/// What the webhook of a rule receives (`POST`, `application/json`) when it starts firing
+/// and when it resolves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WebhookPayload {
+    /// Format version of this payload (1).
+    pub version: u32,
+    /// Always `pulseboard`.
+    pub source: String,
+    pub rule: String,
+    pub kind: String,
+    /// `firing` or `resolved`.
+    pub state: String,
+    pub message: String,
+    pub value: f64,
+    pub threshold: f64,
+    /// Since when it fires (epoch ms).
+    pub since: i64,
+    /// When this happened (epoch ms): the start of firing, or its resolution.
+    pub at: i64,
+}
+
+/// A marker on the time axis (a deploy, a campaign): `POST /api/v1/annotations`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Annotation {
+    /// Its id (for `DELETE /api/v1/annotations/{id}`).
+    pub id: u64,
+    /// The time it marks, epoch ms.
+    pub ts: i64,
+    /// What happened (1 to 280 characters).
+    pub text: String,
+    /// When it was stored, epoch ms.
+    pub created_at: i64,
+}
+
+/// Body of `GET /api/v1/annotations`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AnnotationsResponse {
+    /// Range start (inclusive), epoch ms.
+    pub from: i64,
+    /// Range end (exclusive), epoch ms.
+    pub to: i64,
+    /// The status's `annotations_version` when this was read.
+    pub version: u64,
+    /// Annotations with `ts` in `[from, to)`, oldest first.
+    pub annotations: Vec<Annotation>,
 }
 
 /// The Kafka cluster as Pulseboard's metadata probe last saw it.
@@ -764,7 +1061,9 @@ mod tests {
         let json = serde_json::to_string(&v).expect("window json");
         assert_eq!(
             json,
-            format!(r#"{{"start":10000,"end":20000,"state":"revised",{figures}}}"#)
+            format!(
+                r#"{{"start":10000,"end":20000,"state":"revised","resolution":"window",{figures}}}"#
+            )
         );
         assert_eq!(serde_json::from_str::<WindowView>(&json).ok(), Some(v));
         let s = Summary::from_aggregate(0, 30_000, 3, &agg, 10);
@@ -872,11 +1171,12 @@ mod tests {
                 10,
             )],
             next: Some(10_000),
+            compare: None,
         };
         let json = serde_json::to_string(&page).unwrap();
         assert_eq!(
             json,
-            r#"{"from":0,"to":20000,"window_ms":10000,"windows":[{"start":0,"end":10000,"state":"live","events":0,"by_type":{},"unique_visitors":0,"unique_sessions":0,"top_urls":[],"top_referrers":[],"countries":[],"devices":[],"approximate":false,"goals":[]}],"next":10000}"#
+            r#"{"from":0,"to":20000,"window_ms":10000,"windows":[{"start":0,"end":10000,"state":"live","resolution":"window","events":0,"by_type":{},"unique_visitors":0,"unique_sessions":0,"top_urls":[],"top_referrers":[],"countries":[],"devices":[],"approximate":false,"goals":[]}],"next":10000}"#
         );
         assert_eq!(
             serde_json::from_str::<WindowsResponse>(&json).ok(),

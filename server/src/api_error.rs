@@ -29,6 +29,14 @@ pub enum ApiError {
         why: &'static str,
         retry_after: Duration,
     },
+    /// A request refused with another client-error status (`404`, `409`, `413`), optionally
+    /// naming the parameter or body field at fault.
+    #[error("{message}")]
+    Refused {
+        status: StatusCode,
+        parameter: Option<&'static str>,
+        message: String,
+    },
     /// The task serving the request failed: `500`.
     #[error("the request's task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -41,6 +49,9 @@ impl IntoResponse for ApiError {
                 (StatusCode::BAD_REQUEST, Some((*parameter).to_owned()))
             }
             ApiError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, None),
+            ApiError::Refused {
+                status, parameter, ..
+            } => (*status, parameter.map(str::to_owned)),
             ApiError::Store(_) | ApiError::Task(_) => {
                 tracing::error!(error = error_chain(&self), "request failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, None)

@@ -161,6 +161,37 @@ pub async fn run(
     hub.seed(&store, now_ms())?;
 
     let committer = Arc::new(std::sync::OnceLock::new());
+    // Embedded: generated history a day and a week back, off the runtime, once; the
+    // shutdown waits for it (it stops between slices) before the store is closed.
+    let demo_history = match (
+        &embedded,
+        config.kafka.topics.first(),
+        config.demo.no_demo_history,
+        config.demo.demo_rate,
+    ) {
+        (Some(_), Some(topic), false, 1..) => {
+            let (store, topic) = (store.clone(), topic.clone());
+            let (parts, rate, width) = (
+                config.demo.embedded_partitions,
+                config.demo.demo_rate,
+                windows.width_ms,
+            );
+            let token = shutdown.child_token();
+            Some(tokio::task::spawn_blocking(move || {
+                let stop = || token.is_cancelled();
+                let seeded =
+                    crate::demo_history::seed(&store, &topic, parts, rate, width, now_ms(), &stop);
+                match seeded {
+                    Ok(n) => {
+                        tracing::info!(events = n, "demo history generated (a day and a week back)")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "demo history not generated"),
+                }
+            }))
+        }
+        _ => None,
+    };
+
     let mut tasks = Tasks::new();
     {
         let (hub, token) = (hub.clone(), shutdown.child_token());
@@ -214,7 +245,7 @@ pub async fn run(
             retention::Retention {
                 store: store.clone(),
                 live: live.clone(),
-                retention_ms: config.store.retention_ms(),
+                ages: config.store.ages(),
                 state: state_topic.map(|_| retention::StateTopicRetention {
                     committer: committer.clone(),
                 }),
@@ -223,6 +254,35 @@ pub async fn run(
             shutdown.child_token(),
         ),
     );
+    let alerts = crate::alerts::Alerts::new(windows.width_ms, now_ms());
+    {
+        let source = match (&config.alerts.file, &embedded) {
+            (Some(f), _) => crate::alerts::RuleSource::File(f.clone()),
+            (None, Some(_)) => crate::alerts::RuleSource::Builtin(crate::alerts::demo_rules(
+                config.demo.demo_rate,
+                windows.width_ms,
+            )),
+            (None, None) => crate::alerts::RuleSource::None,
+        };
+        let cfg = crate::alerts::AlertsConfig {
+            source,
+            interval: config.alerts.alerts_interval,
+            window_ms: windows.width_ms,
+            backoff: Duration::from_secs(1),
+        };
+        let run = crate::alerts::run(
+            alerts.clone(),
+            cfg,
+            store.clone(),
+            hub.clone(),
+            live.clone(),
+            shutdown.child_token(),
+        );
+        tasks.spawn("alerts", async move {
+            run.await;
+            Ok(())
+        });
+    }
     let collector = config.kafka.topics.first().and_then(|t| {
         collect::Collector::new(&brokers, t)
             .map_err(
@@ -230,14 +290,17 @@ pub async fn run(
             )
             .ok()
     });
-    let app = http::router(http::AppState::new(
-        &config,
-        store.clone(),
-        live.clone(),
-        hub.clone(),
-        collector,
-        shutdown.clone(),
-    ));
+    let app = http::router(
+        http::AppState::new(
+            &config,
+            store.clone(),
+            live.clone(),
+            hub.clone(),
+            collector,
+            shutdown.clone(),
+        )
+        .with_alerts(alerts),
+    );
     {
         let token = shutdown.clone();
         tasks.spawn("http", async move {
@@ -290,6 +353,14 @@ pub async fn run(
         tracing::error!(error = %e, "giving up on the tasks still running");
         if outcome.is_ok() {
             outcome = Err(e);
+        }
+    }
+    if let Some(seeding) = demo_history {
+        if tokio::time::timeout(SHUTDOWN_TIMEOUT, seeding)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the demo history did not stop within the shutdown bound");
         }
     }
     store.flush()?;

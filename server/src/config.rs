@@ -42,6 +42,33 @@ pub struct Config {
     pub demo: DemoArgs,
     #[command(flatten)]
     pub aggregate: AggregateArgs,
+    #[command(flatten)]
+    pub alerts: AlertArgs,
+}
+
+/// Alert rules.
+#[derive(Debug, Clone, Args)]
+pub struct AlertArgs {
+    /// Alert rules (TOML; see README), read again every --alerts-interval. Without it,
+    /// embedded mode runs built-in demo rules and a real cluster none.
+    #[arg(long = "alerts", env = "PULSEBOARD_ALERTS")]
+    pub file: Option<PathBuf>,
+    /// How often the rules are evaluated (and the file checked for changes).
+    #[arg(long, env = "PULSEBOARD_ALERTS_INTERVAL", default_value = "5s", value_parser = duration)]
+    pub alerts_interval: Duration,
+}
+
+impl AlertArgs {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.alerts_interval.is_zero() {
+            return Err(invalid(
+                "alerts-interval",
+                format!("{:?}", self.alerts_interval),
+                "must be longer than zero",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The Kafka side: where events come from, and how they are read.
@@ -143,10 +170,19 @@ pub struct StoreArgs {
     /// How often window state and offsets are written to the store.
     #[arg(long, env = "PULSEBOARD_CHECKPOINT_INTERVAL", default_value = "1s", value_parser = duration)]
     pub checkpoint_interval: Duration,
-    /// Windows older than this are deleted: older than the global watermark minus this, and
-    /// never newer than wall-clock now minus this, whatever a watermark says.
+    /// Windows older than this are rolled up into minute buckets (history): older than the
+    /// watermark minus this, and never newer than wall-clock now minus this, whatever a
+    /// watermark says.
     #[arg(long, env = "PULSEBOARD_RETENTION", default_value = "24h", value_parser = duration)]
     pub retention: Duration,
+    /// Roll-up buckets of a minute are kept this long (counted like --retention), then
+    /// merged per hour. The default keeps a comparison with one week earlier at minute
+    /// resolution for ranges up to a day.
+    #[arg(long, env = "PULSEBOARD_MINUTE_HISTORY", default_value = "8d", value_parser = duration)]
+    pub minute_history: Duration,
+    /// History (hour buckets) is kept this long, then deleted; so are annotations.
+    #[arg(long, env = "PULSEBOARD_HISTORY", default_value = "35d", value_parser = duration)]
+    pub history: Duration,
     /// How often the retention pass runs (the first runs at start).
     #[arg(long, env = "PULSEBOARD_RETENTION_INTERVAL", default_value = "1m", value_parser = duration)]
     pub retention_interval: Duration,
@@ -239,6 +275,10 @@ pub struct DemoArgs {
     /// Events per second of the built-in generator (embedded mode only; 0 = none).
     #[arg(long, env = "PULSEBOARD_DEMO_RATE", default_value_t = 200)]
     pub demo_rate: u32,
+    /// Do not fill the hour around the same time one day and one week earlier with
+    /// generated traffic (embedded mode fills it once, so comparisons show something).
+    #[arg(long, env = "PULSEBOARD_NO_DEMO_HISTORY")]
+    pub no_demo_history: bool,
     /// Partitions of each topic created by the embedded Kafka.
     #[arg(long, env = "PULSEBOARD_EMBEDDED_PARTITIONS", default_value_t = 4)]
     pub embedded_partitions: i32,
@@ -566,6 +606,26 @@ impl StoreArgs {
                 ),
             ));
         }
+        if self.minute_history < self.retention {
+            return Err(invalid(
+                "minute-history",
+                format!("{:?}", self.minute_history),
+                format!(
+                    "must be at least --retention ({:?}): minute buckets begin where windows end",
+                    self.retention
+                ),
+            ));
+        }
+        if self.history < self.minute_history {
+            return Err(invalid(
+                "history",
+                format!("{:?}", self.history),
+                format!(
+                    "must be at least --minute-history ({:?})",
+                    self.minute_history
+                ),
+            ));
+        }
         if self.retention < windows.width {
             return Err(invalid(
                 "retention",
@@ -578,6 +638,15 @@ impl StoreArgs {
 
     pub fn retention_ms(&self) -> i64 {
         millis(self.retention)
+    }
+
+    /// How long each resolution of history is kept.
+    pub fn ages(&self) -> pulseboard_model::rollup::Ages {
+        pulseboard_model::rollup::Ages {
+            retention_ms: millis(self.retention),
+            minutes_ms: millis(self.minute_history),
+            history_ms: millis(self.history),
+        }
     }
 }
 
@@ -656,6 +725,7 @@ impl Config {
         self.demo.validate()?;
         let embedded = self.embedded();
         self.aggregate.validate(&self.windows, embedded)?;
+        self.alerts.validate()?;
         Ok(self)
     }
 
@@ -688,6 +758,14 @@ mod tests {
         assert_eq!(c.windows.idle_timeout, Duration::from_secs(30));
         assert_eq!(c.store.checkpoint_interval, Duration::from_secs(1));
         assert_eq!(c.store.retention_ms(), 24 * 3600 * 1000);
+        assert_eq!(c.store.ages().minutes_ms, 8 * 24 * 3600 * 1000);
+        assert_eq!(c.store.ages().history_ms, 35 * 24 * 3600 * 1000);
+        let err = Config::try_parse_from(["pulseboard", "--history", "2d"])
+            .expect("parse")
+            .validate()
+            .expect_err("history below minute history")
+            .to_string();
+        assert!(err.contains("--history"), "{err}");
         assert_eq!(c.kafka.topics, vec!["clicks".to_owned()]);
         assert_eq!(c.kafka.dead_letter_topic_for("clicks"), "clicks-dlq");
         assert!(c.kafka.brokers.is_none() && c.embedded());

@@ -24,9 +24,11 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use pulseboard_model::proto::{self, Figures, Summary, WindowsResponse};
+use pulseboard_model::proto::{
+    self, Change, Compare, Figures, Summary, SummaryComparison, WindowsComparison, WindowsResponse,
+};
 use pulseboard_model::time::{parse_duration_ms, parse_time_param};
 use tokio_util::sync::CancellationToken;
 use tower_http::services::ServeDir;
@@ -35,15 +37,17 @@ pub use crate::api_error::ApiError;
 use crate::collect::Collector;
 use crate::config::Config;
 use crate::enrich::Salts;
+use crate::history;
 use crate::hub::Hub;
 use crate::live::Live;
 use crate::now_ms;
-use crate::segments::{self, Part, SegmentsState};
+use crate::segments::SegmentsState;
 use crate::store::Store;
 use crate::telemetry;
 use crate::ws::{ConnectPacer, SocketOptions, SocketState};
 use prometheus_client::encoding::prometheus_text;
 use prometheus_client::registry::Registry;
+use pulseboard_model::agg::Filter;
 
 /// Shared state of the HTTP handlers; each handler takes the part it needs (`FromRef`).
 #[derive(Clone)]
@@ -64,6 +68,8 @@ pub struct AppState {
     pub metrics: Arc<Registry>,
     /// Segments, goals and visitors now.
     pub segments: SegmentsState,
+    /// Alert rules and their state (`GET /api/v1/alerts`).
+    pub alerts: crate::alerts::Alerts,
 }
 
 impl AppState {
@@ -106,7 +112,20 @@ impl AppState {
                 token: config.http.token.as_deref().map(Arc::from),
                 frame_ancestors: Arc::from(config.http.frame_ancestors.as_str()),
             },
+            alerts: crate::alerts::Alerts::new(config.windows.config().width_ms, now_ms()),
         }
+    }
+
+    /// The same state serving `alerts`.
+    pub fn with_alerts(mut self, alerts: crate::alerts::Alerts) -> Self {
+        self.alerts = alerts;
+        self
+    }
+}
+
+impl FromRef<AppState> for crate::alerts::Alerts {
+    fn from_ref(st: &AppState) -> Self {
+        st.alerts.clone()
     }
 }
 
@@ -235,6 +254,16 @@ async fn guard(State(sec): State<Security>, req: Request, next: Next) -> Respons
     resp
 }
 
+impl FromRef<AppState> for crate::annotations::AnnotationsState {
+    fn from_ref(st: &AppState) -> Self {
+        crate::annotations::AnnotationsState {
+            store: st.store.clone(),
+            live: st.live.clone(),
+            hub: st.hub.clone(),
+        }
+    }
+}
+
 impl FromRef<AppState> for Option<Collector> {
     fn from_ref(st: &AppState) -> Self {
         st.collector.clone()
@@ -262,6 +291,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/readyz"),
     ("GET", "/metrics"),
     ("GET", "/api/v1/openapi.json"),
+    ("GET", "/api/v1/annotations"),
+    ("POST", "/api/v1/annotations"),
+    ("DELETE", "/api/v1/annotations/{id}"),
+    ("GET", "/api/v1/alerts"),
 ];
 
 /// The application's routes. The frontend's pages (`/`, `/kiosk`, `/embed/<panel>`) get
@@ -284,14 +317,23 @@ pub fn router(state: AppState) -> Router {
         .route("/pb.js", get(crate::tracker::script))
         .route("/api/v1/windows", get(windows))
         .route("/api/v1/summary", get(summary))
-        .route("/api/v1/now", get(segments::now))
-        .route("/api/v1/segments", get(segments::segments))
+        .route("/api/v1/now", get(crate::segments::now))
+        .route("/api/v1/segments", get(crate::segments::segments))
         .route("/api/v1/status", get(status))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/api/v1/dead-letters", get(dead_letters))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/v1/openapi.json", get(crate::openapi::handler))
+        .route(
+            "/api/v1/annotations",
+            get(crate::annotations::list).post(crate::annotations::create),
+        )
+        .route(
+            "/api/v1/annotations/{id}",
+            delete(crate::annotations::delete),
+        )
+        .route("/api/v1/alerts", get(alerts))
         .with_state(state);
     let app = match files {
         Some(files) => app.fallback_service(files),
@@ -312,6 +354,8 @@ pub struct RangeParams {
     pub(crate) range: Option<String>,
     pub(crate) filter: Option<String>,
     pub(crate) at: Option<String>,
+    pub(crate) compare: Option<String>,
+    pub(crate) step: Option<String>,
 }
 
 impl RangeParams {
@@ -328,6 +372,8 @@ impl RangeParams {
                 "range" => ("range", &mut p.range),
                 "filter" => ("filter", &mut p.filter),
                 "at" => ("at", &mut p.at),
+                "compare" => ("compare", &mut p.compare),
+                "step" => ("step", &mut p.step),
                 _ => continue,
             };
             if slot.is_some() {
@@ -379,7 +425,7 @@ pub(crate) fn int_param(
 }
 
 /// Resolve `[from, to)`: explicit bounds, or `range` back from `to`/now, or `default_span`.
-fn resolve_range(p: &RangeParams, default_span: i64) -> Result<(i64, i64), ApiError> {
+pub(crate) fn resolve_range(p: &RangeParams, default_span: i64) -> Result<(i64, i64), ApiError> {
     let to = time_param("to", &p.to)?.unwrap_or_else(now_ms);
     let span = match p.range.as_deref() {
         None | Some("") => default_span,
@@ -403,6 +449,72 @@ fn resolve_range(p: &RangeParams, default_span: i64) -> Result<(i64, i64), ApiEr
     Ok((from, to))
 }
 
+/// `compare=1d|7d`: the period one day or one week earlier.
+fn compare_param(v: &Option<String>) -> Result<Option<Compare>, ApiError> {
+    match v.as_deref() {
+        None | Some("") => Ok(None),
+        Some(s) => Compare::from_label(s)
+            .map(Some)
+            .ok_or_else(|| ApiError::BadParam {
+                parameter: "compare",
+                message: format!(
+                    "compare={s:?}: use 1d (the same range one day earlier) or 7d (one week earlier)"
+                ),
+            }),
+    }
+}
+
+/// `step=`: merge items narrower than this (one of [`history::STEPS`], at least a window).
+fn step_param(v: &Option<String>, window_ms: i64) -> Result<Option<i64>, ApiError> {
+    match v.as_deref() {
+        None | Some("") => Ok(None),
+        Some(s) => match history::STEPS.iter().find(|(name, _)| *name == s) {
+            Some((_, ms)) if *ms >= window_ms => Ok(Some(*ms)),
+            _ => Err(ApiError::BadParam {
+                parameter: "step",
+                message: format!(
+                    "step={s:?}: use one of {} (at least the window, {window_ms} ms)",
+                    history::STEPS.map(|(n, _)| n).join(", ")
+                ),
+            }),
+        },
+    }
+}
+
+/// The items of `[from, to)`, stepped when asked.
+fn range_items(
+    st: &RangeReader,
+    range: (i64, i64),
+    step: Option<i64>,
+    filter: Option<&Filter>,
+) -> Result<Vec<history::Item>, ApiError> {
+    let state_of = st.live.window_states();
+    let items = history::read((&st.store, &st.hub), st.window_ms, range, filter, state_of)?;
+    Ok(match step {
+        Some(ms) => history::step(items, ms),
+        None => items,
+    })
+}
+
+/// What reading a range takes (moved into a blocking task).
+struct RangeReader {
+    store: Store,
+    hub: Arc<Hub>,
+    live: Arc<Live>,
+    window_ms: i64,
+}
+
+impl RangeReader {
+    fn of(st: &AppState) -> Self {
+        RangeReader {
+            store: st.store.clone(),
+            hub: st.hub.clone(),
+            live: st.live.clone(),
+            window_ms: st.window_ms,
+        }
+    }
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -417,8 +529,12 @@ async fn blocking<T: Send + 'static>(
     description = "Windows whose start lies in `[from, to)`, merged across partitions, oldest \
                    first. Default range: the last hour. A window is `live` (open), `final` \
                    (closed under the watermark) or `revised` (changed by late events after it \
-                   was final). With `filter`, each window shows that segment and says in \
-                   `segment` whether its figures hold every event of the value.",
+                   was final). Past `--retention` the items are roll-up buckets of history \
+                   (`resolution`: `minute`, then `hour` past `--minute-history`; `final`), kept \
+                   for `--history`; `step` merges items into coarser steps. With `compare`, \
+                   the same range one day or week earlier comes along, aligned. With `filter`, \
+                   each item shows that segment (history's buckets too) and says in `segment` \
+                   whether its figures hold every event of the value.",
     params(crate::openapi::WindowsQuery),
     responses(
         (status = 200, description = "The windows of the range.", body = WindowsResponse),
@@ -436,29 +552,57 @@ pub(crate) async fn windows(
     let limit = int_param("limit", &p.limit, 1000, 10_000)?;
     let top = int_param("top", &p.top, 10, 1000)?;
     let filter = st.segments.filter(p.filter.as_deref())?;
-    let store = st.store.clone();
-    let hub = st.hub.clone();
-    let f = filter.clone();
-    let merged =
-        blocking(move || Ok(segments::merged(&hub, &store, from, to, f.as_ref())?)).await?;
-    let state_of = st.live.window_states();
+    let compare = compare_param(&p.compare)?;
     let width = st.window_ms;
-    let next = merged.keys().nth(limit).copied();
+    let step = step_param(&p.step, width)?;
+    let reader = RangeReader::of(&st);
+    let f = filter.clone();
+    let (items, before) = blocking(move || {
+        let items = range_items(&reader, (from, to), step, f.as_ref())?;
+        let before = match compare {
+            Some(c) => {
+                let off = c.offset_ms();
+                let range = (from.saturating_sub(off), to.saturating_sub(off));
+                Some((c, range_items(&reader, range, step, f.as_ref())?))
+            }
+            None => None,
+        };
+        Ok((items, before))
+    })
+    .await?;
     let goals = st.segments.goals();
-    let windows = merged
+    let f = filter.as_ref();
+    let next = items.get(limit).map(|i| i.start);
+    let compare = before.map(|(c, earlier)| {
+        let off = c.offset_ms();
+        let now = history::total(&items);
+        let then = history::total(&earlier);
+        WindowsComparison {
+            offset_ms: off,
+            from: from.saturating_sub(off),
+            to: to.saturating_sub(off),
+            windows: earlier
+                .iter()
+                .take(limit)
+                .map(|i| {
+                    let mut v = i.view(top, goals, f);
+                    v.start = v.start.saturating_add(off);
+                    v.end = v.end.saturating_add(off);
+                    v
+                })
+                .collect(),
+            events: now.agg.events,
+            events_before: then.agg.events,
+            change: Change::between(
+                &Figures::from_aggregate(&now.agg, 0),
+                &Figures::from_aggregate(&then.agg, 0),
+            ),
+        }
+    });
+    let windows = items
         .iter()
         .take(limit)
-        .map(|(start, part)| {
-            segments::window_view(
-                *start,
-                width,
-                state_of(*start),
-                part,
-                filter.as_ref(),
-                top,
-                goals,
-            )
-        })
+        .map(|i| i.view(top, goals, f))
         .collect();
     Ok(Json(WindowsResponse {
         from,
@@ -466,6 +610,7 @@ pub(crate) async fn windows(
         window_ms: width,
         windows,
         next,
+        compare,
     }))
 }
 
@@ -475,10 +620,11 @@ pub(crate) async fn windows(
     path = "/api/v1/summary",
     tag = "data",
     description = "One aggregate merged over the windows whose start lies in `[from, to)` \
-                   (default: the last 15 minutes). Uniques are a HyperLogLog merge, never a sum, \
-                   and so are the converting visitors of each goal. With `filter`, the \
-                   segment's figures, and in `segment` whether they hold every event of the \
-                   value or are a lower bound.",
+                   (default: the last 15 minutes), history's roll-up buckets included. Uniques \
+                   are a HyperLogLog merge, never a sum, and so are the converting visitors of \
+                   each goal. With `compare`, the same range one day or week earlier and the \
+                   percent change. With `filter`, the segment's figures, and in `segment` \
+                   whether they hold every event of the value or are a lower bound.",
     params(crate::openapi::SummaryQuery),
     responses(
         (status = 200, description = "The figures of the range.", body = Summary),
@@ -495,28 +641,49 @@ pub(crate) async fn summary(
     let (from, to) = resolve_range(&p, 15 * 60_000)?;
     let top = int_param("top", &p.top, 10, 1000)?;
     let filter = st.segments.filter(p.filter.as_deref())?;
-    let store = st.store.clone();
-    let hub = st.hub.clone();
+    let compare = compare_param(&p.compare)?;
+    let reader = RangeReader::of(&st);
     let f = filter.clone();
-    let (n, mut total) = blocking(move || {
-        let merged = segments::merged(&hub, &store, from, to, f.as_ref())?;
-        let mut total = Part::default();
-        for part in merged.values() {
-            total.merge(part);
-        }
-        Ok((merged.len() as u64, total))
+    let totals = blocking(move || {
+        let items = range_items(&reader, (from, to), None, f.as_ref())?;
+        let now = (items.len() as u64, history::total(&items));
+        let before = match compare {
+            Some(c) => {
+                let off = c.offset_ms();
+                let range = (from.saturating_sub(off), to.saturating_sub(off));
+                let items = range_items(&reader, range, None, f.as_ref())?;
+                Some((off, items.len() as u64, history::total(&items)))
+            }
+            None => None,
+        };
+        Ok((now, before))
     })
     .await?;
+    let ((n, mut total), before) = totals;
     if filter.is_some() && total.coverage.is_none() {
         total.coverage = Some(Default::default()); // no window: complete, and empty
     }
-    Ok(Json(Summary {
+    let goals = st.segments.goals();
+    let mut summary = Summary {
         from,
         to,
         windows: n,
-        figures: Figures::with_goals(&total.agg, top, st.segments.goals()),
+        figures: Figures::with_goals(&total.agg, top, goals),
         segment: total.note(filter.as_ref()),
-    }))
+        compare: None,
+    };
+    summary.compare = before.map(|(off, n, then)| {
+        let figures = Figures::with_goals(&then.agg, top, goals);
+        SummaryComparison {
+            offset_ms: off,
+            from: from.saturating_sub(off),
+            to: to.saturating_sub(off),
+            windows: n,
+            change: Change::between(&summary.figures, &figures),
+            figures,
+        }
+    });
+    Ok(Json(summary))
 }
 
 /// The pipeline's status.
@@ -608,6 +775,27 @@ pub(crate) async fn dead_letters(
             })
             .collect(),
     }))
+}
+
+/// Alert rules, what fires, and the history.
+#[utoipa::path(
+    get,
+    path = "/api/v1/alerts",
+    tag = "ops",
+    description = "The alert rules in force (from `--alerts`, or the built-in demo rules in \
+                   embedded mode) with their state, the rules firing now, the last 200 firing \
+                   and resolved transitions (newest first), the webhook's counts, and why the \
+                   rules file was refused if it was (the last good rules stay in force).",
+    responses(
+        (status = 200, description = "The alerts.", body = proto::AlertsResponse),
+        (status = 401, description = "With `--token`: the token is missing or wrong.", body = proto::ApiError,
+            headers(("www-authenticate" = String, description = "`Bearer`"))),
+    )
+)]
+pub(crate) async fn alerts(
+    State(alerts): State<crate::alerts::Alerts>,
+) -> Json<proto::AlertsResponse> {
+    Json(alerts.view())
 }
 
 /// Prometheus metrics.
@@ -719,6 +907,7 @@ mod tests {
                 token: Some(Arc::from("s3cret")),
                 frame_ancestors: Arc::from("'self' https://intranet.example"),
             },
+            alerts: crate::alerts::Alerts::new(10_000, 0),
         };
         (router(state), dir)
     }
@@ -848,11 +1037,28 @@ mod tests {
             ("/api/v1/now?filter=country:", "filter"),
             ("/api/v1/now?at=soon", "at"),
             ("/api/v1/now?top=0", "top"),
+            ("/api/v1/windows?compare=2d", "compare"),
+            ("/api/v1/summary?compare=week", "compare"),
+            ("/api/v1/windows?step=7s", "step"),
+            ("/api/v1/windows?step=1m&step=1m", "step"),
+            ("/api/v1/summary?compare=1w", "compare"),
         ] {
             let (status, body) = get(&app, uri).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
             assert_eq!(body["parameter"], param, "{uri}: {body}");
             assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_comparison_at_the_edge_of_time_does_not_overflow() {
+        let (app, _dir) = app();
+        for uri in [
+            "/api/v1/summary?from=-9223372036854775808&to=-9223372036854775808&compare=1d",
+            "/api/v1/windows?from=-9223372036854775808&to=-9223372036854775800&compare=7d&step=30m",
+        ] {
+            let (status, body) = get(&app, uri).await;
+            assert_eq!(status, StatusCode::OK, "{uri}: {body}");
         }
     }
 

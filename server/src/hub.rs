@@ -429,6 +429,7 @@ impl Hub {
             start,
             end: start + self.cfg.window_ms,
             state,
+            resolution: Default::default(),
             figures: Figures::with_goals(&merge_parts(parts), self.cfg.top_n, &self.cfg.goals),
             segment: None,
         }

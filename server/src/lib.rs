@@ -12,13 +12,18 @@
 //! - [`store`]: the sled layout, atomic checkpoints, range reads.
 //! - [`state_topic`]: the state topic's record format (the changelog several instances
 //!   share, and the output for other systems).
-//! - [`retention`]: old windows leave the store, bounded by wall-clock time.
+//! - [`retention`]: old windows roll up into history (minute, then hour buckets), bounded by
+//!   wall-clock time; history past `--history` leaves the store.
+//! - [`history`]: reading a range across windows and roll-up buckets; steps; comparisons.
 //! - [`live`]: published progress: offsets, lag, watermark, window states, throughput.
 //! - [`hub`]: recent windows merged across partitions; the sequenced stream of changes.
 //! - [`ws`]: the WebSocket `/ws`, one client fed from the hub.
 //! - [`feed`]: filtered sockets (`/ws?filter=`): the hub's stream as a segment sees it.
 //! - [`segments`]: segments, goals and visitors now in the API: the `filter` parameter,
 //!   `GET /api/v1/now`, `GET /api/v1/segments`.
+//! - [`alerts`]: alert rules (`--alerts`, TOML, reloaded), their evaluation with suppression,
+//!   the banner in the status, `GET /api/v1/alerts`, webhooks with retries.
+//! - [`annotations`]: `/api/v1/annotations`: markers on the time axis, validated, pushed.
 //! - [`api_error`]: the error an API client gets, and its JSON body.
 //! - [`http`]: routes: JSON API, health, readiness, metrics, the frontend's files.
 //! - [`openapi`]: the OpenAPI 3.1 description of those routes, served at `/api/v1/openapi.json`.
@@ -27,15 +32,21 @@
 //! - [`enrich`]: what the server adds to browser events: visitor id, country, device; robots.
 //! - [`tracker`]: `GET /pb.js`, the tracking script.
 //! - [`demo`]: embedded mode: the in-process Kafka and the demo traffic generator.
+//! - [`demo_history`]: embedded mode: generated history a day and a week back (to compare
+//!   with); the folding the benchmark measures history's disk bytes with.
 
+pub mod alerts;
+pub mod annotations;
 pub mod api_error;
 pub mod app;
 pub mod collect;
 pub mod config;
 pub mod demo;
+pub mod demo_history;
 pub mod engine;
 pub mod enrich;
 pub mod feed;
+pub mod history;
 pub mod http;
 pub mod hub;
 pub mod ingest;

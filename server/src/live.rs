@@ -133,10 +133,18 @@ pub struct Progress<'a> {
     pub last_read_ms: Option<i64>,
 }
 
+/// What the status carries for alerts and annotations (set by `alerts`, `annotations`).
+#[derive(Debug, Default)]
+struct Notices {
+    alerts: Vec<pulseboard_model::proto::AlertNotice>,
+    annotations_version: u64,
+}
+
 /// Shared published state. One per process.
 #[derive(Debug)]
 pub struct Live {
     inner: Mutex<Inner>,
+    notices: Mutex<Notices>,
     broker: String,
     demo: bool,
     window_ms: i64,
@@ -160,6 +168,11 @@ impl Live {
                 state_caught_up: false,
                 members: Vec::new(),
                 urls: BTreeMap::new(),
+            }),
+            notices: Mutex::new(Notices {
+                alerts: Vec::new(),
+                // A new run gets a new version: screens from before reload their markers.
+                annotations_version: crate::now_ms().max(1) as u64,
             }),
             broker,
             demo,
@@ -288,6 +301,28 @@ impl Live {
     /// The group has assigned this instance its partitions (possibly none).
     pub fn mark_joined(&self) {
         self.lock().ready = true;
+    }
+
+    fn notices(&self) -> std::sync::MutexGuard<'_, Notices> {
+        // Plain values only: a panic while holding it leaves nothing half-done that matters.
+        self.notices.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The alerts firing now, as the status shows them.
+    pub fn set_alerts(&self, alerts: Vec<pulseboard_model::proto::AlertNotice>) {
+        self.notices().alerts = alerts;
+    }
+
+    /// An annotation was added or deleted: the status's `annotations_version` moves on.
+    pub fn annotations_changed(&self) -> u64 {
+        let mut n = self.notices();
+        n.annotations_version = (n.annotations_version + 1).max(crate::now_ms().max(0) as u64);
+        n.annotations_version
+    }
+
+    /// The current `annotations_version`.
+    pub fn annotations_version(&self) -> u64 {
+        self.notices().annotations_version
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -590,6 +625,10 @@ impl Live {
             });
         }
         let instances = self.instances(&g, &partitions);
+        let (alerts, annotations_version) = {
+            let n = self.notices();
+            (n.alerts.clone(), n.annotations_version)
+        };
         Status {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             protocol: pulseboard_model::proto::PROTOCOL_VERSION,
@@ -613,6 +652,8 @@ impl Live {
             state_topic: self.state_topic().map(str::to_owned),
             state_caught_up: g.state_caught_up,
             instances,
+            alerts,
+            annotations_version,
         }
     }
 

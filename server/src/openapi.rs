@@ -82,7 +82,10 @@ pub fn spec(token: bool) -> Spec {
             if !crate::http::is_protected(path) {
                 continue;
             }
-            for op in [&mut item.get, &mut item.post].into_iter().flatten() {
+            for op in [&mut item.get, &mut item.post, &mut item.delete]
+                .into_iter()
+                .flatten()
+            {
                 op.security = Some(either.to_vec());
             }
         }
@@ -127,6 +130,10 @@ pub async fn handler(State(sec): State<Security>) -> Response {
         crate::segments::segments,
         crate::http::status,
         crate::http::dead_letters,
+        crate::annotations::list,
+        crate::annotations::create,
+        crate::annotations::delete,
+        crate::http::alerts,
         handler,
         collect,
         collect_preflight,
@@ -144,6 +151,8 @@ pub async fn handler(State(sec): State<Security>) -> Response {
         proto::ApiError,
         proto::ServerMsg,
         proto::ClientMsg,
+        proto::WebhookPayload,
+        proto::Compare,
     )),
     tags(
         (name = "data", description = "Window figures, summaries and dead letters."),
@@ -223,6 +232,17 @@ pub struct WindowsQuery {
     /// `segment` note saying whether they hold every event of the value.
     #[param(example = "country:DE")]
     filter: Option<String>,
+    /// Also return the same range one day (`1d`) or one week (`7d`) earlier, aligned to this
+    /// one, with the percent change of the totals (`compare` in the answer).
+    #[param(value_type = Option<proto::Compare>)]
+    compare: Option<String>,
+    /// Merge items narrower than this into epoch-aligned steps (for long ranges); at least
+    /// the window width. Wider items (hour buckets) stay as they are.
+    #[param(
+        pattern = "^(1m|2m|5m|10m|15m|30m|1h|2h|3h|4h|6h|12h|1d)$",
+        example = "30m"
+    )]
+    step: Option<String>,
 }
 
 /// Query of `GET /api/v1/summary`.
@@ -248,6 +268,10 @@ pub struct SummaryQuery {
     /// `segment` note saying whether they hold every event of the value.
     #[param(example = "country:DE")]
     filter: Option<String>,
+    /// Also return the same range one day (`1d`) or one week (`7d`) earlier with the
+    /// percent change of the totals (`compare` in the answer).
+    #[param(value_type = Option<proto::Compare>)]
+    compare: Option<String>,
 }
 
 /// Query of `GET /api/v1/now`.
@@ -267,6 +291,37 @@ pub struct NowQuery {
     /// `segment` note saying whether they hold every event of the value.
     #[param(example = "country:DE")]
     filter: Option<String>,
+}
+
+/// Query of `GET /api/v1/annotations`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct AnnotationsQuery {
+    /// Range start (inclusive). Default: `to` minus `range`.
+    #[param(value_type = Option<Instant>)]
+    from: Option<String>,
+    /// Range end (exclusive). Default: now.
+    #[param(value_type = Option<Instant>)]
+    to: Option<String>,
+    /// Length of the range when `from` is not given (default `7d`).
+    #[param(pattern = "^([0-9]{1,9}(ms|s|m|h|d)){1,8}$", example = "7d")]
+    range: Option<String>,
+    /// Most annotations in the answer (the newest of the range).
+    #[param(minimum = 1, maximum = 1000, default = 100)]
+    limit: Option<u32>,
+}
+
+/// Body of `POST /api/v1/annotations`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct NewAnnotation {
+    /// The time it marks (default: now), between 2000 and 2100.
+    #[schema(value_type = Option<Instant>)]
+    ts: Option<String>,
+    /// What happened: 1 to 280 characters, one line.
+    #[schema(min_length = 1, max_length = 280)]
+    text: String,
 }
 
 /// Query of `GET /api/v1/dead-letters`.

@@ -189,6 +189,7 @@ pub fn window_view(
         start,
         end: start + width,
         state,
+        resolution: Default::default(),
         figures: Figures::with_goals(&part.agg, top, goals),
         segment: part.note(filter),
     }

@@ -26,6 +26,20 @@
 //!   wrote the partition's last checkpoint, its URL, and what it saw then.
 //! - Tree `changelog`: key state-topic partition → the next offset of the state topic
 //!   this store has applied (see `ingest::changelog`).
+//! - Tree `rollups` (history, see [`pulseboard_model::rollup`]): key `(level, bucket start,
+//!   topic, partition)` → encoded aggregate, `level` one byte (1 = minute, 2 = hour) so a
+//!   level's time range is one range scan, and the partition kept so a bucket can be
+//!   replicated per partition like a window. Filled by [`Store::roll_up_windows`] (windows
+//!   before a cut-off → minute buckets) and [`Store::roll_up_minutes`] (minute buckets →
+//!   hour buckets); emptied by [`Store::delete_history_before`]. Each bucket is written in
+//!   ONE sled transaction that reads its sources, merges them into the bucket row (a
+//!   read-modify-write, so a bucket rolled up in several passes adds up) and deletes them:
+//!   a crash at any instant leaves the sources or the bucket, never both or neither, so
+//!   nothing is lost or counted twice. Readers of history take [`Store::history_read`]
+//!   while they read windows and buckets, and a bucket's transaction commits under the
+//!   matching write lock, so a reader never sees a row in both places or in neither.
+//! - Tree `annotations`: key `(ts, id)` → [`AnnotationRecord`] (a marker: a deploy, a
+//!   campaign), `id` from sled's monotonic id generator.
 //! - [`Store::write`] writes checkpoints of partitions in ONE sled transaction across the
 //!   trees: per partition its window rows as they now stand (open windows as they are,
 //!   closed ones already merged with their late events by [`Store::merged_rows`]), its
@@ -40,9 +54,12 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use pulseboard_model::agg::{AggError, Aggregate, Keep};
+use pulseboard_model::rollup::{self, Level};
 use serde::{Deserialize, Serialize};
+use sled::transaction::TransactionalTree;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
@@ -232,6 +249,38 @@ pub struct StoredWindow {
     pub agg: Aggregate,
 }
 
+/// A roll-up bucket as read back from the store.
+#[derive(Debug, Clone)]
+pub struct StoredBucket {
+    pub level: Level,
+    pub start: i64,
+    pub topic: String,
+    pub partition: i32,
+    pub agg: Aggregate,
+}
+
+/// What a roll-up call did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RollupStats {
+    /// Buckets written (one transaction each).
+    pub buckets: usize,
+    /// Source rows merged into them and deleted.
+    pub rows: usize,
+    /// True when the call stopped at its bucket limit with more to do.
+    pub more: bool,
+}
+
+/// An annotation (a marker on the time axis: a deploy, a campaign).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnnotationRecord {
+    pub id: u64,
+    /// The time it marks, epoch ms.
+    pub ts: i64,
+    pub text: String,
+    /// When it was stored, epoch ms.
+    pub created_at: i64,
+}
+
 /// The sled store. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -244,6 +293,10 @@ pub struct Store {
     changelog: sled::Tree,
     owners: sled::Tree,
     meta: sled::Tree,
+    rollups: sled::Tree,
+    annotations: sled::Tree,
+    /// Readers of history hold it shared; a roll-up commits a bucket holding it exclusively.
+    history_gate: Arc<RwLock<()>>,
 }
 
 impl From<PartitionCheckpointV2> for PartitionCheckpointV3 {
@@ -344,6 +397,72 @@ fn window_key(start: i64, topic: &str, partition: i32) -> Vec<u8> {
     k
 }
 
+fn bucket_key(level: Level, start: i64, topic: &str, partition: i32) -> Vec<u8> {
+    let mut k = vec![level.code()];
+    k.extend_from_slice(&window_key(start, topic, partition));
+    k
+}
+
+fn level_bound(level: Level, start: i64) -> Vec<u8> {
+    let mut k = vec![level.code()];
+    k.extend_from_slice(&enc_i64(start));
+    k
+}
+
+/// A source row of a roll-up: its key, start and partition.
+struct SourceRow {
+    key: sled::IVec,
+    start: i64,
+    topic: String,
+    partition: i32,
+}
+
+fn abort(e: impl Into<StoreError>) -> ConflictableTransactionError<StoreError> {
+    ConflictableTransactionError::Abort(e.into())
+}
+
+/// Inside a transaction: move the rows of one bucket from `src` into `dst` (merged per
+/// partition into the bucket rows of `level`), and drop the revised marks of their starts
+/// when `revised` is given. Reads every row inside the transaction, so a retried
+/// transaction starts again from what is stored.
+fn fold_bucket(
+    src: &TransactionalTree,
+    dst: &TransactionalTree,
+    revised: Option<&TransactionalTree>,
+    rows: &[SourceRow],
+    level: Level,
+    bucket: i64,
+) -> Result<usize, ConflictableTransactionError<StoreError>> {
+    let mut merged: BTreeMap<(String, i32), Aggregate> = BTreeMap::new();
+    let mut n = 0;
+    for row in rows {
+        let Some(v) = src.remove(&row.key)? else {
+            continue;
+        };
+        let agg = Aggregate::from_bytes(&v).map_err(abort)?;
+        rollup::fold_into(
+            merged
+                .entry((row.topic.clone(), row.partition))
+                .or_default(),
+            &agg,
+        );
+        if let Some(r) = revised {
+            r.remove(&enc_i64(row.start))?;
+        }
+        n += 1;
+    }
+    for ((topic, partition), agg) in merged {
+        let k = bucket_key(level, bucket, &topic, partition);
+        let mut total = match dst.get(&k)? {
+            Some(v) => Aggregate::from_bytes(&v).map_err(abort)?,
+            None => Aggregate::new(),
+        };
+        rollup::fold_into(&mut total, &agg);
+        dst.insert(k, total.to_bytes())?;
+    }
+    Ok(n)
+}
+
 impl Store {
     /// Open (or create) the store in `dir` for windows of `window_ms`.
     pub fn open(dir: &Path, window_ms: i64) -> Result<Self, StoreError> {
@@ -401,6 +520,8 @@ impl Store {
         let salts = db.open_tree("salts")?;
         let changelog = db.open_tree("changelog")?;
         let owners = db.open_tree("owners")?;
+        let rollups = db.open_tree("rollups")?;
+        let annotations = db.open_tree("annotations")?;
         db.flush()?;
         Ok(Store {
             db,
@@ -412,6 +533,9 @@ impl Store {
             changelog,
             owners,
             meta,
+            rollups,
+            annotations,
+            history_gate: Arc::new(RwLock::new(())),
         })
     }
 
@@ -618,28 +742,6 @@ impl Store {
             })
     }
 
-    /// Delete one window row (a tombstone read from the state topic), recording the
-    /// state-topic position in the same transaction.
-    pub fn delete_window(
-        &self,
-        topic: &str,
-        partition: i32,
-        start: i64,
-        position: (i32, i64),
-    ) -> Result<(), StoreError> {
-        let key = window_key(start, topic, partition);
-        (&self.windows, &self.changelog)
-            .transaction(|(windows, changelog)| {
-                windows.remove(key.as_slice())?;
-                changelog.insert(&enc_i32(position.0), &enc_i64(position.1))?;
-                Ok::<_, ConflictableTransactionError<StoreError>>(())
-            })
-            .map_err(|e| match e {
-                TransactionError::Abort(e) => e,
-                TransactionError::Storage(e) => StoreError::Io(e),
-            })
-    }
-
     /// Record the state-topic position of records that needed no write.
     pub fn set_changelog_position(
         &self,
@@ -814,6 +916,323 @@ impl Store {
         Ok(out)
     }
 
+    /// Hold this while reading windows and roll-up buckets of one range, so that no bucket
+    /// moves between them meanwhile (see the module docs).
+    pub fn history_read(&self) -> RwLockReadGuard<'_, ()> {
+        // The gate guards no data: a panic while it was held leaves nothing to repair.
+        self.history_gate.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Buckets of `level` whose start is in `[from, to)`, ordered by start.
+    pub fn buckets_in(
+        &self,
+        level: Level,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<StoredBucket>, StoreError> {
+        let mut out = Vec::new();
+        if from >= to {
+            return Ok(out);
+        }
+        for kv in self
+            .rollups
+            .range(level_bound(level, from)..level_bound(level, to))
+        {
+            let (k, v) = kv?;
+            let (Some(start), Some((topic, partition))) = (
+                k.get(1..).and_then(dec_i64),
+                k.get(9..).and_then(decode_partition_key),
+            ) else {
+                continue;
+            };
+            out.push(StoredBucket {
+                level,
+                start,
+                topic,
+                partition,
+                agg: Aggregate::from_bytes(&v)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The start of the oldest bucket of `level`, if any.
+    pub fn oldest_bucket(&self, level: Level) -> Result<Option<i64>, StoreError> {
+        let first = self
+            .rollups
+            .range(level_bound(level, i64::MIN)..=level_bound(level, i64::MAX))
+            .next()
+            .transpose()?;
+        Ok(first.and_then(|(k, _)| k.get(1..).and_then(dec_i64)))
+    }
+
+    /// Roll the windows of each partition that start before its cut-off (`before_of`,
+    /// never above `upper`, aligned down to a minute) up into minute buckets, one
+    /// transaction per bucket, at most `max_buckets` buckets. A partition has its own
+    /// cut-off because only the windows it has closed may move: an idle partition's open
+    /// window is rewritten whole by its next checkpoint.
+    pub fn roll_up_windows(
+        &self,
+        upper: i64,
+        before_of: impl Fn(&str, i32) -> i64,
+        max_buckets: usize,
+    ) -> Result<RollupStats, StoreError> {
+        let minute = Level::Minute.width_ms();
+        let upper = rollup::bucket_start(upper, minute);
+        let scan = self.windows.range(..enc_i64(upper).to_vec()).keys();
+        let rows = scan.map(|k| {
+            let k = k?;
+            let parsed = dec_i64(&k).zip(k.get(8..).and_then(decode_partition_key));
+            Ok(parsed
+                .filter(|(start, (topic, partition))| {
+                    *start < rollup::bucket_start(before_of(topic, *partition).min(upper), minute)
+                })
+                .map(|(start, (topic, partition))| SourceRow {
+                    key: k.clone(),
+                    start,
+                    topic,
+                    partition,
+                }))
+        });
+        self.roll_up_rows(rows, Level::Minute, max_buckets, |rows, bucket| {
+            (&self.windows, &self.rollups, &self.revised).transaction(
+                |(windows, rollups, revised)| {
+                    fold_bucket(windows, rollups, Some(revised), rows, Level::Minute, bucket)
+                },
+            )
+        })
+    }
+
+    /// Roll the minute buckets that start before `before` (aligned down to an hour) up
+    /// into hour buckets, one transaction per hour, at most `max_buckets` hours.
+    pub fn roll_up_minutes(
+        &self,
+        before: i64,
+        max_buckets: usize,
+    ) -> Result<RollupStats, StoreError> {
+        let before = rollup::bucket_start(before, Level::Hour.width_ms());
+        let scan = self
+            .rollups
+            .range(level_bound(Level::Minute, i64::MIN)..level_bound(Level::Minute, before))
+            .keys();
+        let rows = scan.map(|k| {
+            let k = k?;
+            let parsed = k
+                .get(1..)
+                .and_then(dec_i64)
+                .zip(k.get(9..).and_then(decode_partition_key));
+            Ok(parsed.map(|(start, (topic, partition))| SourceRow {
+                key: k.clone(),
+                start,
+                topic,
+                partition,
+            }))
+        });
+        self.roll_up_rows(rows, Level::Hour, max_buckets, |rows, bucket| {
+            self.rollups.transaction(|rollups| {
+                fold_bucket(rollups, rollups, None, rows, Level::Hour, bucket)
+            })
+        })
+    }
+
+    /// Group source rows (sorted by start) into buckets of `level` and commit each with
+    /// `commit`, under the history gate.
+    fn roll_up_rows(
+        &self,
+        rows: impl Iterator<Item = Result<Option<SourceRow>, StoreError>>,
+        level: Level,
+        max_buckets: usize,
+        commit: impl Fn(&[SourceRow], i64) -> Result<usize, TransactionError<StoreError>>,
+    ) -> Result<RollupStats, StoreError> {
+        let mut stats = RollupStats::default();
+        let mut group: Vec<SourceRow> = Vec::new();
+        let mut bucket = None;
+        let flush = |group: &mut Vec<SourceRow>, b: i64, stats: &mut RollupStats| {
+            let _gate = self.history_gate.write().unwrap_or_else(|e| e.into_inner());
+            let n = commit(group, b).map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => StoreError::Io(e),
+            })?;
+            stats.buckets += 1;
+            stats.rows += n;
+            group.clear();
+            Ok::<_, StoreError>(())
+        };
+        for row in rows {
+            let Some(row) = row? else { continue };
+            let b = rollup::bucket_start(row.start, level.width_ms());
+            if let Some(cur) = bucket.filter(|cur| *cur != b) {
+                flush(&mut group, cur, &mut stats)?;
+                if stats.buckets >= max_buckets.max(1) {
+                    stats.more = true;
+                    bucket = None;
+                    break;
+                }
+            }
+            bucket = Some(b);
+            group.push(row);
+        }
+        if let Some(cur) = bucket {
+            flush(&mut group, cur, &mut stats)?;
+        }
+        if stats.buckets > 0 {
+            self.db.flush()?;
+        }
+        Ok(stats)
+    }
+
+    /// Delete every bucket (of both levels) and every window that starts before `before`.
+    /// Returns how many rows went.
+    pub fn delete_history_before(&self, before: i64) -> Result<usize, StoreError> {
+        let mut n = 0;
+        {
+            let _gate = self.history_gate.write().unwrap_or_else(|e| e.into_inner());
+            for level in Level::ALL {
+                let mut batch = sled::Batch::default();
+                for k in self
+                    .rollups
+                    .range(level_bound(level, i64::MIN)..level_bound(level, before))
+                    .keys()
+                {
+                    batch.remove(k?);
+                    n += 1;
+                }
+                self.rollups.apply_batch(batch)?;
+            }
+        }
+        n += self.delete_windows_before(before)?;
+        let mut notes = sled::Batch::default();
+        for k in self.annotations.range(..enc_i64(before).to_vec()).keys() {
+            notes.remove(k?);
+        }
+        self.annotations.apply_batch(notes)?;
+        self.db.flush()?;
+        Ok(n)
+    }
+
+    /// Merge aggregates into the stored window rows of one partition (a row that does not
+    /// exist is created), in one transaction, then flush. For windows no partition task
+    /// owns: generated demo history, benchmarks.
+    pub fn merge_windows(
+        &self,
+        topic: &str,
+        partition: i32,
+        windows: &[(i64, Aggregate)],
+    ) -> Result<(), StoreError> {
+        self.windows
+            .transaction(|tree| {
+                for (start, agg) in windows {
+                    let k = window_key(*start, topic, partition);
+                    let mut total = match tree.get(&k)? {
+                        Some(v) => Aggregate::from_bytes(&v).map_err(abort)?,
+                        None => Aggregate::new(),
+                    };
+                    total.merge(agg);
+                    tree.insert(k, total.to_bytes())?;
+                }
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => StoreError::Io(e),
+            })?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Write buckets as they are given (history copied from another store, or replicated),
+    /// replacing rows with the same key, in one transaction; then flush.
+    pub fn put_buckets(&self, buckets: &[StoredBucket]) -> Result<(), StoreError> {
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = buckets
+            .iter()
+            .map(|b| {
+                (
+                    bucket_key(b.level, b.start, &b.topic, b.partition),
+                    b.agg.to_bytes(),
+                )
+            })
+            .collect();
+        {
+            let _gate = self.history_gate.write().unwrap_or_else(|e| e.into_inner());
+            let mut batch = sled::Batch::default();
+            for (k, v) in rows {
+                batch.insert(k, v);
+            }
+            self.rollups.apply_batch(batch)?;
+        }
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Bytes the store takes on disk (sled's own count).
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
+    }
+
+    /// Store an annotation at `ts`; returns it with its id.
+    pub fn add_annotation(
+        &self,
+        ts: i64,
+        text: &str,
+        now_ms: i64,
+    ) -> Result<AnnotationRecord, StoreError> {
+        let id = self.db.generate_id()?;
+        let rec = AnnotationRecord {
+            id,
+            ts,
+            text: text.to_owned(),
+            created_at: now_ms,
+        };
+        let mut k = enc_i64(ts).to_vec();
+        k.extend_from_slice(&id.to_be_bytes());
+        self.annotations.insert(k, postcard::to_allocvec(&rec)?)?;
+        self.annotations.flush()?;
+        Ok(rec)
+    }
+
+    /// Annotations with `ts` in `[from, to)`, oldest first, at most `limit` (the newest).
+    pub fn annotations_in(
+        &self,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> Result<Vec<AnnotationRecord>, StoreError> {
+        let mut out = Vec::new();
+        if from >= to {
+            return Ok(out);
+        }
+        for kv in self
+            .annotations
+            .range(enc_i64(from).to_vec()..enc_i64(to).to_vec())
+            .rev()
+            .take(limit)
+        {
+            let (_, v) = kv?;
+            out.push(postcard::from_bytes(&v)?);
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    /// Number of stored annotations.
+    pub fn annotation_count(&self) -> usize {
+        self.annotations.len()
+    }
+
+    /// Delete the annotation `id`; false when there is none.
+    pub fn delete_annotation(&self, id: u64) -> Result<bool, StoreError> {
+        for kv in self.annotations.iter() {
+            let (k, v) = kv?;
+            let rec: AnnotationRecord = postcard::from_bytes(&v)?;
+            if rec.id == id {
+                self.annotations.remove(k)?;
+                self.annotations.flush()?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Flush everything to disk.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
@@ -950,6 +1369,173 @@ mod tests {
         assert_eq!(store.recorded_dead_letters(10).expect("dead"), vec![dead]);
     }
 
+    /// Windows of `parts` partitions, `per` events each, every 10 s over `[from, to)`;
+    /// returns the truth per (hour, partition): events and visitors.
+    async fn fill(
+        store: &Store,
+        parts: i32,
+        from: i64,
+        to: i64,
+    ) -> BTreeMap<(i64, i32), Aggregate> {
+        let mut truth: BTreeMap<(i64, i32), Aggregate> = BTreeMap::new();
+        for p in 0..parts {
+            let mut windows = Vec::new();
+            let mut start = from;
+            while start < to {
+                let mut a = Aggregate::new();
+                for i in 0..((start / 10_000) % 7 + 1) {
+                    let e = pulseboard_model::event::Event {
+                        ts: start,
+                        kind: "pageview".into(),
+                        visitor: format!("v{}", (start / 10_000 + i) % 900),
+                        session: None,
+                        url: format!("/{}", i % 3),
+                        referrer: None,
+                        country: None,
+                        device: None,
+                    };
+                    a.add(&e);
+                    truth
+                        .entry((rollup::bucket_start(start, 3_600_000), p))
+                        .or_default()
+                        .add(&e);
+                }
+                windows.push((start, a));
+                start += 10_000;
+            }
+            let write = PartitionWrite {
+                topic: "t".into(),
+                partition: p,
+                rows: windows,
+                ..Default::default()
+            };
+            store.write(&[write]).await.expect("checkpoint");
+        }
+        truth
+    }
+
+    /// Everything stored in `[from, to)`, merged per (hour, partition).
+    fn by_hour(store: &Store, from: i64, to: i64) -> BTreeMap<(i64, i32), Aggregate> {
+        let _gate = store.history_read();
+        let mut out: BTreeMap<(i64, i32), Aggregate> = BTreeMap::new();
+        let mut add = |start: i64, p: i32, a: &Aggregate| {
+            out.entry((rollup::bucket_start(start, 3_600_000), p))
+                .or_default()
+                .merge(a)
+        };
+        for w in store.windows_in(from, to).expect("windows") {
+            add(w.start, w.partition, &w.agg);
+        }
+        for level in Level::ALL {
+            for b in store.buckets_in(level, from, to).expect("buckets") {
+                add(b.start, b.partition, &b.agg);
+            }
+        }
+        out
+    }
+
+    fn assert_same_counts(
+        got: &BTreeMap<(i64, i32), Aggregate>,
+        want: &BTreeMap<(i64, i32), Aggregate>,
+    ) {
+        assert_eq!(got.len(), want.len());
+        for (k, w) in want {
+            let g = &got[k];
+            assert_eq!((g.events, &g.visitors), (w.events, &w.visitors), "{k:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn rolling_up_in_interrupted_passes_loses_and_doubles_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), 10_000).expect("open");
+        let h = 3_600_000;
+        let truth = fill(&store, 3, 0, 3 * h).await;
+        store.mark_revised(&[20_000, 2 * h]).expect("marks");
+        // Windows before 2 h go to minutes, three buckets per call (a pass cut short, as a
+        // crash between two bucket transactions leaves it), then again until done.
+        let mut calls = 0;
+        loop {
+            let st = store
+                .roll_up_windows(2 * h, |_, _| 2 * h, 3)
+                .expect("roll up");
+            assert_same_counts(&by_hour(&store, 0, 3 * h), &truth);
+            calls += 1;
+            if !st.more {
+                break;
+            }
+        }
+        assert!(calls > 10, "{calls}");
+        assert!(store.windows_in(0, 2 * h).expect("w").is_empty());
+        assert_eq!(
+            store.buckets_in(Level::Minute, 0, 3 * h).expect("m").len(),
+            120 * 3
+        );
+        assert_eq!(store.revised_from(0).expect("marks"), vec![2 * h]);
+        // Nothing left to do: a second pass changes nothing.
+        let again = store
+            .roll_up_windows(2 * h, |_, _| 2 * h, 1000)
+            .expect("again");
+        assert_eq!((again.buckets, again.rows), (0, 0));
+        // Minutes before 1 h go to hours, one bucket per call.
+        while store.roll_up_minutes(h, 1).expect("hours").more {
+            assert_same_counts(&by_hour(&store, 0, 3 * h), &truth);
+        }
+        assert_same_counts(&by_hour(&store, 0, 3 * h), &truth);
+        assert_eq!(store.buckets_in(Level::Hour, 0, 3 * h).expect("h").len(), 3);
+        assert_eq!(store.oldest_bucket(Level::Minute).expect("m"), Some(h));
+        // Reopened, the same.
+        drop(store);
+        let store = Store::open(dir.path(), 10_000).expect("reopen");
+        assert_same_counts(&by_hour(&store, 0, 3 * h), &truth);
+        // History before 1 h goes: the three hour buckets of [0, 1 h).
+        let gone = store.delete_history_before(h).expect("delete");
+        assert_eq!(gone, 3);
+        assert!(store
+            .buckets_in(Level::Hour, 0, 3 * h)
+            .expect("h")
+            .is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_partition_rolls_up_only_before_its_own_cutoff() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), 10_000).expect("open");
+        fill(&store, 2, 0, 600_000).await;
+        store
+            .roll_up_windows(600_000, |_, p| if p == 0 { 600_000 } else { 120_000 }, 100)
+            .expect("roll up");
+        let left: Vec<(i64, i32)> = store
+            .windows_in(0, 600_000)
+            .expect("w")
+            .iter()
+            .map(|w| (w.start, w.partition))
+            .collect();
+        assert!(
+            left.iter().all(|(s, p)| *p == 1 && *s >= 120_000),
+            "{left:?}"
+        );
+        assert_eq!(left.len(), 48);
+    }
+
+    #[test]
+    fn annotations_are_listed_by_time_and_deleted_by_id() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), 10_000).expect("open");
+        let a = store.add_annotation(5_000, "deploy v2", 1).expect("add");
+        let b = store.add_annotation(1_000, "campaign", 2).expect("add");
+        assert_ne!(a.id, b.id);
+        let all = store.annotations_in(0, 10_000, 10).expect("list");
+        assert_eq!(all, vec![b.clone(), a.clone()]);
+        assert_eq!(
+            store.annotations_in(0, 10_000, 1).expect("list"),
+            vec![a.clone()]
+        );
+        assert!(store.delete_annotation(b.id).expect("delete"));
+        assert!(!store.delete_annotation(b.id).expect("delete"));
+        assert_eq!(store.annotation_count(), 1);
+    }
+
     #[tokio::test]
     async fn a_checkpoint_never_replaces_a_newer_one() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -988,10 +1574,6 @@ mod tests {
             store.changelog_positions().expect("positions"),
             BTreeMap::from([(2, 13)])
         );
-        // A tombstone deletes the row and moves the position in one write.
-        store.delete_window("t", 0, 0, (2, 14)).expect("delete");
-        assert!(store.windows_in(0, 1).expect("rows").is_empty());
-        assert_eq!(store.changelog_positions().expect("positions")[&2], 14);
     }
 
     /// A store of format `version` holding one partition checkpoint `old`.

@@ -1,7 +1,7 @@
-// What the browser tests share: the real `pulseboard` binary on its embedded Kafka, the
-// built frontend, and Debian's Chromium driven by Playwright, cleaned up after each test
-// file. `cargo xtask test` passes PULSEBOARD_BIN, PULSEBOARD_DIST, CHROMIUM and ARTIFACTS
-// (screenshots go there).
+// Shared harness of the browser tests: temporary directories and free ports removed and
+// stopped after the file's tests, polling, the real `pulseboard` binary with extra
+// arguments, Chromium. Started by `cargo xtask test` (PULSEBOARD_BIN, PULSEBOARD_DIST,
+// CHROMIUM, ARTIFACTS).
 
 import { after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,8 +23,8 @@ after(async () => {
   for (const c of cleanups.reverse()) await c();
 });
 
-// Run `f` (async) after the test file, before what was registered earlier.
-export function cleanup(f) {
+// Run `f` (async) after the file's tests, in reverse order of registration.
+export function registerCleanup(f) {
   cleanups.push(f);
 }
 
@@ -56,17 +56,22 @@ export async function until(what, f, ms = 30000) {
     } catch (e) {
       last = e;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last) ?? last})`);
+    if (Date.now() > deadline) {
+      const shown = last instanceof Error ? String(last) : (JSON.stringify(last) ?? String(last));
+      throw new Error(`timed out waiting for ${what} (last: ${shown})`);
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
 }
 
-// Start the binary (with `args` after the usual ones); resolves once it serves /healthz.
+// Start the binary on the embedded broker (`demoRate` events/s of demo traffic, when
+// given) with `args`; resolves once /healthz answers.
 export async function startServer({ port, dataDir, demoRate, args = [] }) {
   assert.ok(BIN && fs.existsSync(BIN), `PULSEBOARD_BIN (${BIN}) must be the built binary`);
+  const rate = demoRate === undefined ? [] : ['--demo-rate', String(demoRate)];
   const proc = spawn(
     BIN,
-    ['--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--static-dir', DIST, '--demo-rate', String(demoRate), ...args],
+    ['--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--static-dir', DIST, ...rate, ...args],
     { env: { ...process.env, RUST_LOG: 'warn' }, stdio: ['ignore', 'ignore', 'inherit'] },
   );
   const exited = new Promise((r) => proc.once('exit', r));
@@ -87,11 +92,22 @@ export async function json(url) {
   return r.json();
 }
 
+// POST `n` events to /collect (stamped with the server's receive time).
+export async function collect(base, n) {
+  const events = Array.from({ length: n }, (_, i) => ({
+    type: i % 5 === 0 ? 'click' : 'pageview',
+    visitor: `v-${i % 41}`,
+    url: ['/', '/pricing', '/docs'][i % 3],
+  }));
+  const r = await fetch(`${base}/collect`, { method: 'POST', body: JSON.stringify(events) });
+  assert.equal(r.status, 202, await r.text());
+}
+
 export async function browser() {
   const ctx = await chromium.launchPersistentContext(tmpDir('pb-chrome-'), {
     executablePath: CHROMIUM,
     headless: true,
-    viewport: { width: 1400, height: 900 },
+    viewport: { width: 1400, height: 1000 },
     args: [
       '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
@@ -101,8 +117,29 @@ export async function browser() {
   return ctx;
 }
 
-// The `data-value` of `[data-testid=<testid>]` as a number (null without one).
+// A page of the app at `url`, once its first snapshot is drawn; page errors are collected.
+export async function open(ctx, url) {
+  const page = await ctx.newPage();
+  page.errors = [];
+  page.on('pageerror', (e) => page.errors.push(String(e)));
+  await page.goto(url);
+  await page.waitForSelector('body[data-ready="1"]', { timeout: 30000 });
+  return page;
+}
+
 export async function value(page, testid) {
   const v = await page.getAttribute(`[data-testid="${testid}"]`, 'data-value');
   return v === null ? null : Number(v);
 }
+
+// Screenshots for people: also to SCREENS when set (the issue's closing note).
+export async function shot(page, name) {
+  await page.screenshot({ path: path.join(ARTIFACTS, name) });
+  if (process.env.SCREENS) {
+    fs.mkdirSync(process.env.SCREENS, { recursive: true });
+    await page.screenshot({ path: path.join(process.env.SCREENS, name) });
+  }
+}
+
+// The name some test files use for `registerCleanup`.
+export const cleanup = registerCleanup;

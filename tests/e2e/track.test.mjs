@@ -9,8 +9,9 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { BIN, CHROMIUM, cleanup, freePort, tmpDir, until } from './harness.mjs';
+import { BIN, CHROMIUM, freePort, registerCleanup, tmpDir, until } from './harness.mjs';
 
 // A person's browser: HeadlessChrome's own user agent is a robot's, and dropped.
 const USER_AGENT =
@@ -24,7 +25,7 @@ async function startPulseboard(port, siteOrigin) {
     { env: { ...process.env, RUST_LOG: 'warn' }, stdio: ['ignore', 'ignore', 'inherit'] },
   );
   const exited = new Promise((r) => proc.once('exit', r));
-  cleanup(async () => {
+  registerCleanup(async () => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
     await exited;
   });
@@ -47,7 +48,7 @@ window.pulseboard('queued');</script>
     res.end(html);
   });
   await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
-  cleanup(async () => new Promise((r) => server.close(r)));
+  registerCleanup(async () => new Promise((r) => server.close(r)));
   return `http://127.0.0.1:${port}`;
 }
 
@@ -63,7 +64,7 @@ async function browser() {
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
     ],
   });
-  cleanup(async () => ctx.close());
+  registerCleanup(async () => ctx.close());
   return ctx;
 }
 

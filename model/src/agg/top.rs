@@ -166,12 +166,29 @@ impl TopCounts {
         }
     }
 
-    /// Misra–Gries reduction: subtract the (cap+1)-th largest counter from
-    /// every counter and drop the ones that are no longer positive.
+    /// Misra–Gries reduction to its capacity.
     fn reduce(&mut self) {
+        self.reduce_to(self.cap);
+    }
+
+    /// Cuts the summary to at most `k` keys (Misra–Gries reduction with capacity `k`):
+    /// the `(k+1)`-th largest counter is subtracted from every counter, the ones no longer
+    /// positive go, and the error bound grows by that amount. [`TopCounts::total`] stays
+    /// exact and every reported count stays a lower bound within [`TopCounts::error_bound`]
+    /// of the truth. Used for roll-ups, whose top lists are kept shorter than a window's.
+    pub fn reduce_to(&mut self, k: usize) {
+        if self.counts.len() <= k {
+            return;
+        }
+        if k == 0 {
+            let max = self.counts.values().copied().max().unwrap_or(0);
+            self.counts.clear();
+            self.error = self.error.saturating_add(max);
+            return;
+        }
         let mut values: Vec<u64> = self.counts.values().copied().collect();
-        // Index `cap` in descending order = the (k+1)-th largest.
-        let (_, &mut delta, _) = values.select_nth_unstable_by(self.cap, |a, b| b.cmp(a));
+        // Index `k` in descending order = the (k+1)-th largest.
+        let (_, &mut delta, _) = values.select_nth_unstable_by(k, |a, b| b.cmp(a));
         self.counts.retain(|_, c| {
             if *c > delta {
                 *c -= delta;
@@ -348,6 +365,35 @@ mod tests {
         shrunk.set_cap(2);
         assert!(shrunk.len() <= 2);
         assert_eq!(shrunk.total(), merged.total());
+    }
+
+    #[test]
+    fn reduce_to_keeps_the_total_and_heavy_hitters_within_the_bound() {
+        let mut t = TopCounts::new();
+        let mut truth = HashMap::new();
+        for i in 0..500u64 {
+            let n = if i < 5 { 1_000 + i } else { 1 + i % 7 };
+            t.add(&format!("k{i}"), n);
+            truth.insert(format!("k{i}"), n);
+        }
+        let total = t.total();
+        t.reduce_to(20);
+        assert!(t.len() <= 20);
+        assert_eq!(t.total(), total);
+        assert!(!t.is_exact());
+        for (k, n) in &truth {
+            let c = t.get(k);
+            assert!(c <= *n && c + t.error_bound() >= *n, "{k}: {c} vs {n}");
+        }
+        let top: Vec<String> = t.top(5).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(top, vec!["k4", "k3", "k2", "k1", "k0"]);
+        let mut small = TopCounts::new();
+        small.add("a", 2);
+        small.reduce_to(5);
+        assert!(
+            small.is_exact() && small.get("a") == 2,
+            "under the cap: untouched"
+        );
     }
 
     #[test]

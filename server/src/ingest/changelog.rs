@@ -244,14 +244,15 @@ impl Reader {
                 start,
                 ..
             } => {
-                // A tombstone: retention removed the window.
+                // A tombstone: the owner's retention rolled the window up. This store's own
+                // retention pass rolls it up here (a window past retention cannot change),
+                // so the row stays until then: deleting it would lose it from this
+                // instance's history.
                 if let Some(h) = self.held.get_mut(&(topic.clone(), partition)) {
                     h.windows.remove(&start);
                 }
                 let at = self.safe_position(sp, offset);
-                self.p
-                    .store
-                    .delete_window(&topic, partition, start, (sp, at))
+                self.p.store.set_changelog_position(sp, at)
             }
             StateRecord::DeadLetter(Some(d)) => {
                 let (topic, partition) = (d.topic.clone(), d.partition);

@@ -1,0 +1,282 @@
+//! History: windows past retention are rolled up into per-minute, then per-hour buckets.
+//!
+//! Contract (pure: the store applies it, the retention pass decides when):
+//! - A bucket of a [`Level`] is `[start, start + width)` with `start` aligned to the Unix
+//!   epoch ([`bucket_start`]), like windows. A window (or a finer bucket) belongs to the
+//!   bucket holding its start; window widths that divide a minute never straddle one.
+//! - A bucket's aggregate is the [`Aggregate::merge`] of its sources: event counts and
+//!   counts by type exact, uniques the HyperLogLog union (never a sum), and top lists
+//!   capped to [`ROLLUP_TOP_KEYS`] keys per list by a Misra–Gries reduction
+//!   ([`crate::agg::TopCounts::reduce_to`]): totals stay exact and every reported count is
+//!   a lower bound within the list's error bound. [`fold_into`] is that step, so rolling
+//!   the same sources up in one pass or several gives the same events, types and uniques.
+//! - Roll-ups keep the dimension of their sources (topic and partition): [`roll_up`]
+//!   groups by the caller's key, never across keys.
+//! - [`plan`] turns the clock, the watermark and the three ages (`--retention`,
+//!   `--minute-history`, `--history`) into the cut-offs of one pass, each aligned to the
+//!   width of the level it feeds, so only whole buckets are ever rolled up.
+
+use std::collections::BTreeMap;
+
+use crate::agg::Aggregate;
+
+/// Keys kept per top list of a roll-up bucket (a window keeps up to [`crate::TOP_CAP`]).
+pub const ROLLUP_TOP_KEYS: usize = 100;
+
+/// The resolution of a roll-up bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    /// One minute.
+    Minute,
+    /// One hour.
+    Hour,
+}
+
+impl Level {
+    /// Both levels, finest first.
+    pub const ALL: [Level; 2] = [Level::Minute, Level::Hour];
+
+    /// Width of a bucket, ms.
+    pub fn width_ms(self) -> i64 {
+        match self {
+            Level::Minute => 60_000,
+            Level::Hour => 3_600_000,
+        }
+    }
+
+    /// The byte that leads its keys in the store.
+    pub fn code(self) -> u8 {
+        match self {
+            Level::Minute => 1,
+            Level::Hour => 2,
+        }
+    }
+
+    /// The level whose key byte is `b`.
+    pub fn from_code(b: u8) -> Option<Level> {
+        Level::ALL.into_iter().find(|l| l.code() == b)
+    }
+
+    /// `minute` or `hour`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Minute => "minute",
+            Level::Hour => "hour",
+        }
+    }
+}
+
+/// Start of the bucket of `width_ms` holding `ts` (aligned to the epoch; negative times
+/// included).
+pub fn bucket_start(ts: i64, width_ms: i64) -> i64 {
+    if width_ms <= 0 {
+        return ts;
+    }
+    ts - ts.rem_euclid(width_ms)
+}
+
+/// Folds `source` into the bucket aggregate `bucket` and caps its top lists.
+pub fn fold_into(bucket: &mut Aggregate, source: &Aggregate) {
+    bucket.merge(source);
+    cap(bucket);
+}
+
+/// Cuts every top list of `agg` to [`ROLLUP_TOP_KEYS`] keys.
+pub fn cap(agg: &mut Aggregate) {
+    for t in [
+        &mut agg.by_type,
+        &mut agg.urls,
+        &mut agg.referrers,
+        &mut agg.countries,
+        &mut agg.devices,
+    ] {
+        t.reduce_to(ROLLUP_TOP_KEYS);
+    }
+}
+
+/// Rolls rows `(start, key, aggregate)` up into buckets of `level`, one per
+/// `(bucket start, key)`.
+pub fn roll_up<'a, K: Ord + Clone + 'a>(
+    rows: impl IntoIterator<Item = (i64, K, &'a Aggregate)>,
+    level: Level,
+) -> BTreeMap<(i64, K), Aggregate> {
+    let mut out: BTreeMap<(i64, K), Aggregate> = BTreeMap::new();
+    for (start, key, agg) in rows {
+        let b = bucket_start(start, level.width_ms());
+        fold_into(out.entry((b, key)).or_default(), agg);
+    }
+    out
+}
+
+/// How long each resolution is kept, ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ages {
+    /// Windows at full resolution (`--retention`).
+    pub retention_ms: i64,
+    /// Minute buckets (`--minute-history`), counted from the same point as retention.
+    pub minutes_ms: i64,
+    /// Anything at all (`--history`): hour buckets older than this are deleted.
+    pub history_ms: i64,
+}
+
+/// The cut-offs of one roll-up pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// Windows starting before this are rolled up into minute buckets (minute-aligned).
+    pub windows_before: i64,
+    /// Minute buckets starting before this are rolled up into hour buckets (hour-aligned).
+    pub minutes_before: i64,
+    /// Hour buckets (and anything else) starting before this are deleted (hour-aligned).
+    pub delete_before: i64,
+}
+
+/// The cut-offs at wall-clock `now_ms` with the global `watermark`: each age is counted
+/// back from `min(watermark, now)` (never from a watermark ahead of the clock, so one
+/// event stamped in the future cannot make history disappear), then aligned down to the
+/// width of the level it feeds. Later levels never cut above earlier ones.
+pub fn plan(now_ms: i64, watermark: Option<i64>, ages: Ages) -> Plan {
+    let base = watermark.map_or(now_ms, |w| w.min(now_ms));
+    let windows_before = bucket_start(
+        base.saturating_sub(ages.retention_ms),
+        Level::Minute.width_ms(),
+    );
+    let minutes_before = bucket_start(
+        base.saturating_sub(ages.minutes_ms.max(ages.retention_ms)),
+        Level::Hour.width_ms(),
+    )
+    .min(windows_before);
+    let delete_before = bucket_start(
+        base.saturating_sub(ages.history_ms.max(ages.minutes_ms)),
+        Level::Hour.width_ms(),
+    )
+    .min(minutes_before);
+    Plan {
+        windows_before,
+        minutes_before,
+        delete_before,
+    }
+}
+
+/// Percent change from `before` to `now` (`+25.0` for 80 → 100); `None` when `before` is 0.
+pub fn percent_change(now: u64, before: u64) -> Option<f64> {
+    if before == 0 {
+        return None;
+    }
+    let pct = (now as f64 - before as f64) / before as f64 * 100.0;
+    // Rounded to 0.1 %: what is shown, and stable to compare in tests.
+    Some((pct * 10.0).round() / 10.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Event;
+
+    fn ev(i: u64, url: &str) -> Event {
+        Event {
+            ts: 0,
+            kind: if i % 10 == 0 { "click" } else { "pageview" }.into(),
+            visitor: format!("v{}", i % 700),
+            session: Some(format!("s{}", i % 300)),
+            url: url.into(),
+            referrer: None,
+            country: Some("DE".into()),
+            device: None,
+        }
+    }
+
+    #[test]
+    fn buckets_align_to_the_epoch() {
+        assert_eq!(bucket_start(119_999, 60_000), 60_000);
+        assert_eq!(bucket_start(-1, 60_000), -60_000);
+        assert_eq!(bucket_start(7_200_000, 3_600_000), 7_200_000);
+        assert_eq!(Level::from_code(Level::Hour.code()), Some(Level::Hour));
+        assert_eq!(Level::from_code(0), None);
+    }
+
+    #[test]
+    fn rolling_up_keeps_counts_types_and_uniques_of_one_pass_per_key() {
+        // Six 10 s windows per minute over three minutes, two partitions.
+        let mut windows = Vec::new();
+        let mut truth: BTreeMap<(i64, i32), Aggregate> = BTreeMap::new();
+        for w in 0..18i64 {
+            for p in 0..2i32 {
+                let mut a = Aggregate::new();
+                for i in 0..50u64 {
+                    let e = ev(
+                        w as u64 * 100 + i + p as u64,
+                        &format!("/p{}", i % 150 + w as u64),
+                    );
+                    a.add(&e);
+                    truth
+                        .entry((w * 10_000 / 60_000 * 60_000, p))
+                        .or_default()
+                        .add(&e);
+                }
+                windows.push((w * 10_000, p, a));
+            }
+        }
+        let rolled = roll_up(windows.iter().map(|(s, p, a)| (*s, *p, a)), Level::Minute);
+        assert_eq!(rolled.len(), 3 * 2);
+        for ((b, p), agg) in &rolled {
+            let t = &truth[&(*b, *p)];
+            assert_eq!(agg.events, t.events);
+            assert_eq!(agg.by_type, t.by_type);
+            assert_eq!(agg.visitors, t.visitors);
+            assert_eq!(agg.sessions, t.sessions);
+            assert!(agg.urls.len() <= ROLLUP_TOP_KEYS);
+            assert_eq!(agg.urls.total(), t.urls.total());
+        }
+        // Rolling the minutes up into an hour gives the same as rolling the windows.
+        let hour = roll_up(rolled.iter().map(|((b, p), a)| (*b, *p, a)), Level::Hour);
+        let direct = roll_up(windows.iter().map(|(s, p, a)| (*s, *p, a)), Level::Hour);
+        for (k, a) in &hour {
+            assert_eq!(a.events, direct[k].events);
+            assert_eq!(a.visitors, direct[k].visitors);
+            assert_eq!(a.by_type, direct[k].by_type);
+        }
+    }
+
+    #[test]
+    fn plan_aligns_cutoffs_and_never_trusts_a_watermark_ahead_of_the_clock() {
+        let h = 3_600_000;
+        let now = 1_800_000_000_000 + 1_234_567;
+        let ages = Ages {
+            retention_ms: 24 * h,
+            minutes_ms: 8 * 24 * h,
+            history_ms: 35 * 24 * h,
+        };
+        let p = plan(now, Some(now + 100 * 24 * h), ages);
+        assert_eq!(p, plan(now, None, ages));
+        assert_eq!(p.windows_before % 60_000, 0);
+        assert!(p.windows_before <= now - 24 * h && p.windows_before > now - 24 * h - 60_000);
+        assert_eq!(p.minutes_before % h, 0);
+        assert!(p.minutes_before <= now - 8 * 24 * h);
+        assert_eq!(p.delete_before % h, 0);
+        assert!(p.delete_before <= now - 35 * 24 * h);
+        // A watermark behind the clock moves everything back.
+        let behind = plan(now, Some(now - 5 * h), ages);
+        assert!(behind.windows_before <= now - 29 * h);
+        // Ages out of order never make a later level cut above an earlier one.
+        let odd = plan(
+            now,
+            None,
+            Ages {
+                retention_ms: 10 * h,
+                minutes_ms: h,
+                history_ms: 2 * h,
+            },
+        );
+        assert!(
+            odd.delete_before <= odd.minutes_before && odd.minutes_before <= odd.windows_before
+        );
+    }
+
+    #[test]
+    fn percent_change_is_rounded_and_undefined_from_zero() {
+        assert_eq!(percent_change(100, 80), Some(25.0));
+        assert_eq!(percent_change(50, 200), Some(-75.0));
+        assert_eq!(percent_change(1, 3), Some(-66.7));
+        assert_eq!(percent_change(5, 0), None);
+    }
+}

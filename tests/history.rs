@@ -1,0 +1,343 @@
+//! History against a real broker: windows past retention rolled up into minute and hour
+//! buckets, ranges and comparisons served from them, and roll-ups surviving SIGKILL —
+//! every number checked against an independent recomputation of the produced events.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use pulseboard_model::event::Event;
+use pulseboard_model::gen::{GenConfig, Generator};
+use serde_json::Value;
+
+use crate::util::*;
+
+const MIN: i64 = 60_000;
+const HOUR: i64 = 3_600_000;
+const DAY: i64 = 86_400_000;
+
+/// `n` events over `[from, from + span)`, exactly inside it (no out-of-order or late ones,
+/// which a one-minute revision horizon would dead-letter), round-robin over 4 partitions.
+fn span_events(seed: u64, n: usize, from: i64, span: i64) -> Vec<(i32, Event)> {
+    let cfg = GenConfig {
+        out_of_order: 0.0,
+        late: 0.0,
+        malformed: 0.0,
+        ..GenConfig::default()
+    };
+    let mut gen = Generator::new(seed, cfg);
+    (0..n)
+        .map(|i| {
+            let ev = gen.next_event(from + i as i64 * span / n as i64);
+            ((i % 4) as i32, ev)
+        })
+        .collect()
+}
+
+/// Events and uniques of the events with `ts` in `[from, to)`, recomputed with plain sets.
+fn truth(events: &[Event], from: i64, to: i64) -> (u64, u64) {
+    let inside: Vec<&Event> = events
+        .iter()
+        .filter(|e| (from..to).contains(&e.ts))
+        .collect();
+    let visitors: Vec<String> = inside.iter().map(|e| e.visitor.clone()).collect();
+    (inside.len() as u64, hll_of(&visitors))
+}
+
+/// The items of `/api/v1/windows` for `[from, to)`: `(start, end, resolution, events)`.
+fn items(v: &Value) -> Vec<(i64, i64, String, u64)> {
+    v["windows"]
+        .as_array()
+        .map(|ws| {
+            ws.iter()
+                .map(|w| {
+                    (
+                        w["start"].as_i64().unwrap_or_default(),
+                        w["end"].as_i64().unwrap_or_default(),
+                        w["resolution"].as_str().unwrap_or_default().to_owned(),
+                        w["events"].as_u64().unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Percent change rounded to 0.1, recomputed.
+fn pct(now: u64, before: u64) -> Option<f64> {
+    (before > 0).then(|| ((now as f64 - before as f64) / before as f64 * 1000.0).round() / 10.0)
+}
+
+fn history_args(brokers: &str, topic: &str, group: &str, dir: &std::path::Path) -> Vec<String> {
+    let mut args = broker_args(brokers, topic, group, dir);
+    for a in [
+        "--retention",
+        "10m",
+        "--revision-horizon",
+        "1m",
+        "--minute-history",
+        "3d",
+        "--retention-interval",
+        "200ms",
+    ] {
+        args.push(a.into());
+    }
+    args
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ranges_past_retention_and_comparisons_equal_the_recomputation() -> Result<()> {
+    let kafka = Kafka::start()?;
+    let brokers = kafka.bootstrap();
+    create_topic(&brokers, "history", 4).await?;
+    // The same 20 minutes of the clock today (an hour ago, hour-aligned), a day earlier and
+    // a week earlier; produced oldest first, as a backlog.
+    let r = now_ms() / HOUR * HOUR - HOUR;
+    let span = 20 * MIN;
+    let mut msgs = Vec::new();
+    msgs.extend(span_events(1, 2_400, r - 7 * DAY, span));
+    msgs.extend(span_events(2, 1_800, r - DAY, span));
+    msgs.extend(span_events(3, 3_000, r, span));
+    let payloads: Vec<(i32, Vec<u8>)> = msgs
+        .iter()
+        .map(|(p, e)| (*p, e.to_json().into_bytes()))
+        .collect();
+    produce(&producer(&brokers)?, "history", &payloads).await?;
+    let events: Vec<Event> = msgs.into_iter().map(|(_, e)| e).collect();
+
+    // A child process: its retention counters are its own.
+    let dir = data_dir();
+    let args = history_args(&brokers, "history", "history-test", dir.path());
+    let app = spawn_child(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
+    if let Err(e) =
+        wait_for_totals(app.addr, events.len() as u64, 0, Duration::from_secs(120)).await
+    {
+        bail!("{e}\n{}", app.log_tail(40));
+    }
+
+    // Retention rolls the week into hour buckets, the day into minute buckets, and today's
+    // windows older than 10 minutes (of the watermark) into minute buckets.
+    let all = format!(
+        "/api/v1/windows?from={}&to={}&limit=10000",
+        r - 8 * DAY,
+        r + HOUR
+    );
+    let listed = poll_until(Duration::from_secs(60), "history rolled up", || async {
+        let v = get_json(app.addr, &all).await?;
+        let it = items(&v);
+        let week = it
+            .iter()
+            .filter(|i| i.0 < r - 6 * DAY)
+            .all(|i| i.2 == "hour");
+        let day = it
+            .iter()
+            .filter(|i| (r - 2 * DAY..r - HOUR).contains(&i.0))
+            .all(|i| i.2 == "minute");
+        let today = it.iter().any(|i| i.0 >= r && i.2 == "minute")
+            && it.iter().any(|i| i.0 >= r && i.2 == "window");
+        (week && day && today).then_some(it)
+    })
+    .await;
+    let listed = match listed {
+        Ok(l) => l,
+        Err(e) => {
+            let v = get_json(app.addr, &all).await.unwrap_or_default();
+            let shape: Vec<(i64, String)> = items(&v)
+                .into_iter()
+                .map(|i| ((i.0 - r) / MIN, i.2))
+                .collect();
+            bail!(
+                "{e}: items (minutes from r, resolution): {shape:?}\n{}",
+                app.log_tail(20)
+            );
+        }
+    };
+    // Every item holds exactly the events whose time falls in it; nothing overlaps.
+    let mut last_end = i64::MIN;
+    for (start, end, res, n) in &listed {
+        assert!(*start >= last_end, "items overlap at {start}");
+        last_end = *end;
+        let width = end - start;
+        let expected_width = match res.as_str() {
+            "hour" => HOUR,
+            "minute" => MIN,
+            _ => 10_000,
+        };
+        assert_eq!(width, expected_width, "{res} item at {start}");
+        assert_eq!(*n, truth(&events, *start, *end).0, "{res} item at {start}");
+    }
+    assert_eq!(
+        listed.iter().map(|i| i.3).sum::<u64>(),
+        events.len() as u64,
+        "nothing lost or doubled by rolling up"
+    );
+
+    // Summaries over each span: events and HyperLogLog uniques of exactly its events.
+    for (from, label) in [(r - 7 * DAY, "week"), (r - DAY, "day"), (r, "today")] {
+        let s = get_json(
+            app.addr,
+            &format!("/api/v1/summary?from={from}&to={}", from + span),
+        )
+        .await
+        .unwrap_or_default();
+        let (n, uniques) = truth(&events, from, from + span);
+        assert_eq!(s["events"].as_u64(), Some(n), "{label}: {s}");
+        assert_eq!(s["unique_visitors"].as_u64(), Some(uniques), "{label}");
+    }
+
+    // Comparisons: today's span against the day and the week before.
+    let (now_n, now_u) = truth(&events, r, r + span);
+    for (c, off) in [("1d", DAY), ("7d", 7 * DAY)] {
+        let (before_n, before_u) = truth(&events, r - off, r - off + span);
+        let s = get_json(
+            app.addr,
+            &format!("/api/v1/summary?from={r}&to={}&compare={c}", r + span),
+        )
+        .await
+        .unwrap_or_default();
+        let cmp = &s["compare"];
+        assert_eq!(cmp["offset_ms"].as_i64(), Some(off), "{c}: {s}");
+        assert_eq!(cmp["figures"]["events"].as_u64(), Some(before_n), "{c}");
+        assert_eq!(
+            cmp["figures"]["unique_visitors"].as_u64(),
+            Some(before_u),
+            "{c}"
+        );
+        assert_eq!(
+            cmp["change"]["events_pct"].as_f64(),
+            pct(now_n, before_n),
+            "{c}"
+        );
+        assert_eq!(
+            cmp["change"]["unique_visitors_pct"].as_f64(),
+            pct(now_u, before_u),
+            "{c}"
+        );
+        // The windows' comparison: the earlier items moved onto today's span.
+        let w = get_json(
+            app.addr,
+            &format!(
+                "/api/v1/windows?from={r}&to={}&compare={c}&limit=10000",
+                r + span
+            ),
+        )
+        .await
+        .unwrap_or_default();
+        let cw = &w["compare"];
+        assert_eq!(cw["events"].as_u64(), Some(now_n), "{c}");
+        assert_eq!(cw["events_before"].as_u64(), Some(before_n), "{c}");
+        let moved = cw["windows"].as_array().cloned().unwrap_or_default();
+        let mut sum = 0;
+        for item in &moved {
+            let (start, end) = (
+                item["start"].as_i64().unwrap_or(0),
+                item["end"].as_i64().unwrap_or(0),
+            );
+            assert!(
+                start >= r && start < r + span,
+                "{c}: aligned onto today: {start}"
+            );
+            assert_eq!(
+                item["events"].as_u64(),
+                Some(truth(&events, start - off, end - off).0),
+                "{c}: earlier item at {start}"
+            );
+            sum += item["events"].as_u64().unwrap_or(0);
+        }
+        assert_eq!(sum, before_n, "{c}");
+    }
+
+    // Steps over a long range: 30-minute steps, hours kept whole, the same total.
+    let stepped = get_json(
+        app.addr,
+        &format!(
+            "/api/v1/windows?from={}&to={}&step=30m&limit=10000",
+            r - 8 * DAY,
+            r + HOUR
+        ),
+    )
+    .await
+    .unwrap_or_default();
+    let st = items(&stepped);
+    assert!(st.iter().all(|i| i.1 - i.0 >= 30 * MIN), "{st:?}");
+    assert_eq!(st.iter().map(|i| i.3).sum::<u64>(), events.len() as u64);
+    app.terminate()?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_while_rolling_up_loses_and_doubles_nothing() -> Result<()> {
+    let kafka = Kafka::start()?;
+    let brokers = kafka.bootstrap();
+    create_topic(&brokers, "rollkill", 4).await?;
+    // Six hours a week back and an hour today: thousands of windows to roll up.
+    let r = now_ms() / HOUR * HOUR - HOUR;
+    let mut msgs = span_events(11, 12_000, r - 7 * DAY - 6 * HOUR, 6 * HOUR);
+    msgs.extend(span_events(12, 3_000, r, 40 * MIN));
+    let payloads: Vec<(i32, Vec<u8>)> = msgs
+        .iter()
+        .map(|(p, e)| (*p, e.to_json().into_bytes()))
+        .collect();
+    produce(&producer(&brokers)?, "rollkill", &payloads).await?;
+    let events: Vec<Event> = msgs.into_iter().map(|(_, e)| e).collect();
+
+    let dir = data_dir();
+    let args = history_args(&brokers, "rollkill", "rollkill-test", dir.path());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut rng = fastrand::Rng::with_seed(3);
+    let mut rolled_seen = 0;
+    for kill in 0..6 {
+        let child = spawn_child(&args)?;
+        poll_until(Duration::from_secs(90), "the child to count", || async {
+            let s = get_json(child.addr, "/api/v1/status").await?;
+            (s["events_total"].as_u64()? > 0).then_some(())
+        })
+        .await?;
+        // Kill at an arbitrary instant while it ingests and rolls up.
+        tokio::time::sleep(Duration::from_millis(rng.u64(100..3_000))).await;
+        if let Some(m) = get_json(child.addr, "/api/v1/windows?from=0&limit=10000").await {
+            rolled_seen += items(&m).iter().filter(|i| i.2 != "window").count();
+        }
+        child.kill9()?;
+        eprintln!("kill {} of 6 ({rolled_seen} buckets seen so far)", kill + 1);
+    }
+    assert!(rolled_seen > 0, "the kills should land while buckets exist");
+    let child = spawn_child(&args)?;
+    let s = wait_for_totals(child.addr, events.len() as u64, 0, Duration::from_secs(120)).await;
+    if let Err(e) = s {
+        bail!("{e}\n{}", child.log_tail(40));
+    }
+    // Once everything past retention is rolled up, every hour holds exactly its events.
+    let path = format!(
+        "/api/v1/windows?from={}&to={}&limit=10000",
+        r - 8 * DAY,
+        r + 2 * HOUR
+    );
+    let listed = poll_until(
+        Duration::from_secs(90),
+        "the week rolled up into hours",
+        || async {
+            let it = items(&get_json(child.addr, &path).await?);
+            it.iter()
+                .filter(|i| i.0 < r - DAY)
+                .all(|i| i.2 == "hour")
+                .then_some(it)
+        },
+    )
+    .await?;
+    let mut per_hour: BTreeMap<i64, u64> = BTreeMap::new();
+    for (start, end, res, n) in &listed {
+        assert_eq!(*n, truth(&events, *start, *end).0, "{res} item at {start}");
+        *per_hour.entry(start / HOUR * HOUR).or_default() += n;
+    }
+    assert_eq!(per_hour.values().sum::<u64>(), events.len() as u64);
+    let week = get_json(
+        child.addr,
+        &format!("/api/v1/summary?from={}&to={}", r - 8 * DAY, r - DAY),
+    )
+    .await
+    .unwrap_or_default();
+    assert_eq!(week["events"].as_u64(), Some(12_000));
+    child.terminate()?;
+    Ok(())
+}
