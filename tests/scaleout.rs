@@ -604,3 +604,122 @@ async fn a_checkpoint_larger_than_the_state_topic_takes_stops_with_a_clear_error
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windows_past_retention_are_tombstoned_in_the_state_topic_and_stay_in_every_history(
+) -> Result<()> {
+    let kafka = Kafka::start()?;
+    let brokers = kafka.bootstrap();
+    create_topic(&brokers, TOPIC, 2).await?;
+    // Half an hour of events ending 5 minutes ago; retention 10 minutes: the older
+    // windows roll up into history while both instances run.
+    let end = now_ms() - 5 * 60_000;
+    let set = event_set(103, 6_000, 2, end - 30 * 60_000, 30 * 60_000);
+    let (folded, _) = expected_folded(&set.events, WIDTH, LATENESS);
+    produce(&producer(&brokers)?, TOPIC, &set.payloads).await?;
+    let retention = [
+        "--retention",
+        "10m",
+        "--revision-horizon",
+        "5m",
+        "--retention-interval",
+        "300ms",
+    ];
+    let mut group = Group::new(&brokers, "retention", 2, &retention);
+    group.start(0)?;
+    group.start(1)?;
+    group.wait_owns_some(0).await?;
+    group.wait_owns_some(1).await?;
+    // Every window that starts more than 16 minutes before the newest event is past
+    // retention (10 minutes before the watermark, a minute of margin for the buckets).
+    let old: std::collections::BTreeSet<(i32, i64)> = set
+        .events
+        .iter()
+        .map(|(p, e)| (*p, e.ts - e.ts.rem_euclid(WIDTH)))
+        .filter(|(_, start)| *start < end - 16 * 60_000)
+        .collect();
+    let topic = "retention-windows";
+    let tombstoned = poll_until(
+        Duration::from_secs(120),
+        "the owners to tombstone the windows past retention",
+        || async {
+            let t = tombstones(&brokers, topic).ok()?;
+            old.iter().all(|k| t.contains(k)).then_some(t.len())
+        },
+    )
+    .await?;
+    eprintln!(
+        "{tombstoned} windows tombstoned in the state topic ({} past retention)",
+        old.len()
+    );
+    // Rolled up, not lost: every instance's history still holds every event.
+    for i in 0..2 {
+        let addr = group.child(i)?.addr;
+        poll_until(
+            Duration::from_secs(60),
+            &format!("instance {i}'s history to hold every event"),
+            || async {
+                let s = get_json(addr, "/api/v1/summary?from=0").await?;
+                (s["events"].as_u64()? == folded.len() as u64).then_some(())
+            },
+        )
+        .await?;
+        let w = get_json(addr, "/api/v1/windows?from=0&limit=10000")
+            .await
+            .ok_or_else(|| anyhow!("no windows"))?;
+        let minutes = w["windows"]
+            .as_array()
+            .map(|ws| ws.iter().filter(|w| w["resolution"] == "minute").count())
+            .unwrap_or(0);
+        assert!(minutes > 0, "instance {i} has minute buckets: {w}");
+    }
+    group.stop(1)?;
+    group.stop(0)
+}
+
+/// The (partition, window start) of every window tombstone in the state topic.
+fn tombstones(brokers: &str, topic: &str) -> Result<std::collections::BTreeSet<(i32, i64)>> {
+    use pulseboard::state_topic::{decode_record, StateRecord};
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    let consumer: BaseConsumer = rdkafka::config::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "scaleout-tombstones")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .create()?;
+    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let n = md
+        .topics()
+        .first()
+        .map(|t| t.partitions().len())
+        .unwrap_or(0);
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..n as i32 {
+        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)?;
+    }
+    consumer.assign(&tpl)?;
+    let mut ended = std::collections::HashSet::new();
+    let mut out = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ended.len() < n && Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                if let Ok(StateRecord::Window {
+                    partition,
+                    start,
+                    value: None,
+                    ..
+                }) = decode_record(m.key().unwrap_or_default(), m.payload())
+                {
+                    out.insert((partition, start));
+                }
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                ended.insert(p);
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}

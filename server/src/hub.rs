@@ -337,6 +337,15 @@ impl Hub {
             }
             g.dirty.insert(start);
         }
+        // Windows the hub did not hold yet (written by an earlier run, or another instance).
+        for (start, row) in stored {
+            let parts = g
+                .windows
+                .entry(start)
+                .or_insert_with(|| Arc::new(self.stored_parts(start)));
+            Arc::make_mut(parts).insert(key.clone(), Arc::new(row));
+            g.dirty.insert(start);
+        }
         drop(g);
         self.changed.notify_one();
     }
@@ -861,6 +870,48 @@ pub(crate) mod tests {
             fresh.merged_range(&store, 0, 10_000).expect("range")[&0].events,
             1 + 2 + 3 + 4
         );
+    }
+
+    #[tokio::test]
+    async fn reloading_a_partition_shows_what_the_store_got_after_the_hub_loaded_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), 10_000).expect("open");
+        let write = |p: i32, rows: Vec<(i64, Aggregate)>| crate::store::PartitionWrite {
+            topic: "t".into(),
+            partition: p,
+            rows,
+            ..Default::default()
+        };
+        store
+            .write(&[write(0, vec![(0, agg(1))]), write(1, vec![(0, agg(2))])])
+            .await
+            .expect("checkpoint");
+        let live = Arc::new(Live::new(
+            "embedded".into(),
+            true,
+            10_000,
+            Duration::from_secs(30),
+        ));
+        let h = Hub::new(HubConfig::new(10_000), live, Some(store.clone()));
+        h.update("t", 1, vec![(0, agg(2))]);
+        // A checkpoint of partition 0 reaches the store behind the hub's back (an earlier
+        // run's, brought by the state topic): window 0 grew, window 10 s is new.
+        store
+            .write(&[write(0, vec![(0, agg(4)), (10_000, agg(3))])])
+            .await
+            .expect("checkpoint");
+        h.reload_partition("t", 0);
+        h.publish_windows();
+        match decode(&h.snapshot().1) {
+            ServerMsg::Snapshot { windows, .. } => assert_eq!(
+                windows
+                    .iter()
+                    .map(|w| (w.start, w.figures.events))
+                    .collect::<Vec<_>>(),
+                vec![(0, 4 + 2), (10_000, 3)]
+            ),
+            m => panic!("unexpected {m:?}"),
+        }
     }
 
     #[test]

@@ -80,15 +80,32 @@ impl Retention {
         let before = cutoff(now_ms, live.watermark(), ages.retention_ms);
         let plan = rollup::plan(now_ms, live.watermark(), ages);
         // Each partition's own cut-off, from its own watermark (bounded by the clock), at
-        // the start of its minute: the windows before it are rolled up.
+        // the start of its minute: the windows before it are rolled up. A partition whose
+        // watermark is not known yet (this instance just started, or it is restoring) is
+        // counted from its stored checkpoint's newest event; one with neither has no
+        // windows to roll up.
         let minute = rollup::Level::Minute.width_ms();
-        let own: HashMap<(String, i32), i64> = live
-            .status()
-            .partitions
+        let s = self.store.clone();
+        let stored = match tokio::task::spawn_blocking(move || s.partitions()).await {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => return telemetry::retention_failed(&e),
+            Err(e) => return telemetry::retention_failed(&e),
+        };
+        let mut marks: HashMap<(String, i32), Option<i64>> = stored
             .into_iter()
-            .map(|p| {
-                let cut = rollup::plan(now_ms, p.watermark, ages).windows_before;
-                ((p.topic, p.partition), cut)
+            .map(|(t, p, cp)| ((t, p), cp.max_event_ts))
+            .collect();
+        for p in live.status().partitions {
+            let mark = marks.entry((p.topic, p.partition)).or_default();
+            *mark = p.watermark.or(*mark);
+        }
+        let own: HashMap<(String, i32), i64> = marks
+            .into_iter()
+            .map(|(key, mark)| {
+                let cut = mark.map_or(i64::MIN, |w| {
+                    rollup::plan(now_ms, Some(w), ages).windows_before
+                });
+                (key, cut)
             })
             .collect();
         let upper = own

@@ -338,14 +338,18 @@ impl Reader {
         let Some(owner) = write.owner.clone() else {
             return;
         };
-        if owner.id == self.p.instance_id {
+        let local = self.p.live.is_local(topic, partition);
+        if owner.id == self.p.instance_id && local {
             // This instance's own checkpoint, read back before its committer stored it:
-            // its partition task publishes it.
+            // its partition task publishes it (and fresher open windows than these).
             return;
         }
+        // Another instance's checkpoint, or one of an earlier run of this instance that
+        // was committed but not stored before it stopped (a SIGKILL): the hub loaded the
+        // store before it came.
         let rows: Vec<(i64, Aggregate)> = write.rows.clone();
         self.p.hub.update(topic, partition, rows);
-        if self.p.live.is_local(topic, partition) {
+        if local {
             return;
         }
         let cp = &write.checkpoint;

@@ -348,6 +348,9 @@ async fn restore(
             engine.adopt_handover(offset, max_event_ts);
         }
     }
+    // The hub loaded the store when this instance started; the state topic's reader may
+    // have brought checkpoints since (one of them is this restore's).
+    shared.hub.reload_partition(topic, partition);
     telemetry::partition_restored(topic, partition, engine.stored_offset(), started.elapsed());
     Ok(Some(engine))
 }
