@@ -189,14 +189,19 @@ fn store_vs_truth(
     Ok(out.join("; "))
 }
 
-/// The state topic's records (committed ones), one line each, for a failure's message.
-fn state_topic_trace(brokers: &str, topic: &str) -> Result<String> {
-    use pulseboard::state_topic::{decode_record, StateRecord};
+/// Every committed record of the state topic `topic`, from its beginning to its end
+/// (bounded by `within`), each given to `visit` with its "partition@offset".
+fn read_state_topic(
+    brokers: &str,
+    topic: &str,
+    within: Duration,
+    mut visit: impl FnMut(String, Result<pulseboard::state_topic::StateRecord, String>),
+) -> Result<()> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::Message;
     let consumer: BaseConsumer = rdkafka::config::ClientConfig::new()
         .set("bootstrap.servers", brokers)
-        .set("group.id", "scaleout-trace")
+        .set("group.id", "scaleout-state-topic-reader")
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")
         .set("auto.offset.reset", "earliest")
@@ -213,34 +218,20 @@ fn state_topic_trace(brokers: &str, topic: &str) -> Result<String> {
     }
     consumer.assign(&tpl)?;
     let mut ended = std::collections::HashSet::new();
-    let mut lines = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while ended.len() < n && Instant::now() < deadline {
+    let deadline = Instant::now() + within;
+    while ended.len() < n {
+        if Instant::now() >= deadline {
+            bail!("the state topic {topic} was not read to its end within {within:?}");
+        }
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
                 let at = format!("{}@{}", m.partition(), m.offset());
-                let line = match decode_record(m.key().unwrap_or_default(), m.payload()) {
-                    Ok(StateRecord::Progress {
-                        topic,
-                        partition,
-                        value: Some(v),
-                    }) => format!(
-                        "{at} progress {topic}/{partition} seq {} next {} events {} by {}",
-                        v.checkpoint.seq, v.checkpoint.next_offset, v.checkpoint.events, v.owner.id
-                    ),
-                    Ok(StateRecord::Window {
-                        partition,
-                        start,
-                        value: Some(w),
-                        ..
-                    }) => format!(
-                        "{at} window p{partition} {start}: {} (seq {})",
-                        w.0.events, w.0.seq
-                    ),
-                    Ok(other) => format!("{at} {other:?}").chars().take(120).collect(),
-                    Err(e) => format!("{at} unreadable: {e}"),
-                };
-                lines.push(line);
+                let record = pulseboard::state_topic::decode_record(
+                    m.key().unwrap_or_default(),
+                    m.payload(),
+                )
+                .map_err(|e| e.to_string());
+                visit(at, record);
             }
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
                 ended.insert(p);
@@ -248,6 +239,36 @@ fn state_topic_trace(brokers: &str, topic: &str) -> Result<String> {
             _ => {}
         }
     }
+    Ok(())
+}
+
+/// The state topic's records (committed ones), one line each, for a failure's message.
+fn state_topic_trace(brokers: &str, topic: &str) -> Result<String> {
+    use pulseboard::state_topic::StateRecord;
+    let mut lines = Vec::new();
+    read_state_topic(brokers, topic, Duration::from_secs(30), |at, record| {
+        lines.push(match record {
+            Ok(StateRecord::Progress {
+                topic,
+                partition,
+                value: Some(v),
+            }) => format!(
+                "{at} progress {topic}/{partition} seq {} next {} events {} by {}",
+                v.checkpoint.seq, v.checkpoint.next_offset, v.checkpoint.events, v.owner.id
+            ),
+            Ok(StateRecord::Window {
+                partition,
+                start,
+                value: Some(w),
+                ..
+            }) => format!(
+                "{at} window p{partition} {start}: {} (seq {})",
+                w.0.events, w.0.seq
+            ),
+            Ok(other) => format!("{at} {other:?}").chars().take(120).collect(),
+            Err(e) => format!("{at} unreadable: {e}"),
+        });
+    })?;
     Ok(lines.join("\n"))
 }
 
@@ -679,47 +700,18 @@ async fn windows_past_retention_are_tombstoned_in_the_state_topic_and_stay_in_ev
 
 /// The (partition, window start) of every window tombstone in the state topic.
 fn tombstones(brokers: &str, topic: &str) -> Result<std::collections::BTreeSet<(i32, i64)>> {
-    use pulseboard::state_topic::{decode_record, StateRecord};
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::message::Message;
-    let consumer: BaseConsumer = rdkafka::config::ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "scaleout-tombstones")
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "true")
-        .create()?;
-    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-    let n = md
-        .topics()
-        .first()
-        .map(|t| t.partitions().len())
-        .unwrap_or(0);
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    for p in 0..n as i32 {
-        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)?;
-    }
-    consumer.assign(&tpl)?;
-    let mut ended = std::collections::HashSet::new();
+    use pulseboard::state_topic::StateRecord;
     let mut out = std::collections::BTreeSet::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while ended.len() < n && Instant::now() < deadline {
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => {
-                if let Ok(StateRecord::Window {
-                    partition,
-                    start,
-                    value: None,
-                    ..
-                }) = decode_record(m.key().unwrap_or_default(), m.payload())
-                {
-                    out.insert((partition, start));
-                }
-            }
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
-                ended.insert(p);
-            }
-            _ => {}
+    read_state_topic(brokers, topic, Duration::from_secs(20), |_, record| {
+        if let Ok(StateRecord::Window {
+            partition,
+            start,
+            value: None,
+            ..
+        }) = record
+        {
+            out.insert((partition, start));
         }
-    }
+    })?;
     Ok(out)
 }

@@ -761,6 +761,17 @@ pub(crate) mod tests {
         Hub::new(cfg, live, None)
     }
 
+    /// A hub with 10 s windows over `store`.
+    fn store_hub(store: &Store) -> Arc<Hub> {
+        let live = Arc::new(Live::new(
+            "embedded".into(),
+            true,
+            10_000,
+            Duration::from_secs(30),
+        ));
+        Hub::new(HubConfig::new(10_000), live, Some(store.clone()))
+    }
+
     fn hub(backlog: usize) -> Arc<Hub> {
         test_hub(|c| c.backlog = backlog)
     }
@@ -846,13 +857,7 @@ pub(crate) mod tests {
         }
         // After the restart the hub was not seeded (say the window was older than its
         // range); partition 0 alone hands over a fresher copy of window 0: 5 events.
-        let live = Arc::new(Live::new(
-            "embedded".into(),
-            true,
-            10_000,
-            Duration::from_secs(30),
-        ));
-        let h = Hub::new(HubConfig::new(10_000), live, Some(store.clone()));
+        let h = store_hub(&store);
         h.update("t", 0, vec![(0, agg(5))]);
         let merged = h.merged_range(&store, 0, 10_000).expect("range");
         assert_eq!(
@@ -886,13 +891,7 @@ pub(crate) mod tests {
             .write(&[write(0, vec![(0, agg(1))]), write(1, vec![(0, agg(2))])])
             .await
             .expect("checkpoint");
-        let live = Arc::new(Live::new(
-            "embedded".into(),
-            true,
-            10_000,
-            Duration::from_secs(30),
-        ));
-        let h = Hub::new(HubConfig::new(10_000), live, Some(store.clone()));
+        let h = store_hub(&store);
         h.update("t", 1, vec![(0, agg(2))]);
         // A checkpoint of partition 0 reaches the store behind the hub's back (an earlier
         // run's, brought by the state topic): window 0 grew, window 10 s is new.
