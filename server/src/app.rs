@@ -176,11 +176,18 @@ pub async fn run(
                 config.demo.demo_rate,
                 windows.width_ms,
             );
+            let spec = config.aggregate.spec();
             let token = shutdown.child_token();
             Some(tokio::task::spawn_blocking(move || {
                 let stop = || token.is_cancelled();
-                let seeded =
-                    crate::demo_history::seed(&store, &topic, parts, rate, width, now_ms(), &stop);
+                let demo = crate::demo_history::DemoTraffic {
+                    topic: &topic,
+                    partitions: parts,
+                    rate,
+                    window_ms: width,
+                    spec: &spec,
+                };
+                let seeded = crate::demo_history::seed(&store, &demo, now_ms(), &stop);
                 match seeded {
                     Ok(n) => {
                         tracing::info!(events = n, "demo history generated (a day and a week back)")

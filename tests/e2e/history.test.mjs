@@ -19,7 +19,11 @@ async function quietServerWithHistory() {
   await until('demo history a day and a week back', async () => {
     const d = await json(`${server.base}/api/v1/summary?range=15m&compare=1d`);
     const w = await json(`${server.base}/api/v1/summary?range=15m&compare=7d`);
-    return d.compare.figures.events > 0 && w.compare.figures.events > 0;
+    // The demo history is counted like live traffic: a segment and the goals have it too.
+    const us = await json(`${server.base}/api/v1/summary?range=15m&compare=7d&filter=country:US`);
+    return d.compare.figures.events > 0 && w.compare.figures.events > 0
+      && us.compare.figures.events > 0
+      && w.compare.figures.goals.some((g) => g.completions > 0);
   }, 120000);
   await stopServer(server);
   server = await startServer({ port, dataDir, args: ['--demo-rate', '0', '--no-demo-history'] });
