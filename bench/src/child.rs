@@ -63,6 +63,35 @@ pub fn measure_pipeline(
     Ok(())
 }
 
+/// Step 4d: the same run without segment tables (`--segment-dimensions none`): the job the
+/// peers run (counts, uniques, top lists by window), so `vs_*_same_job` compare like with
+/// like: `pipeline_eps_same_job`.
+pub fn measure_pipeline_same_job(
+    rt: &tokio::runtime::Runtime,
+    plan: &Plan,
+    brokers: &str,
+    broker_pid: Option<u32>,
+    target: i64,
+    report: &mut Report,
+) -> Result<()> {
+    step(&format!(
+        "pipeline: pulseboard child consuming `{TOPIC}` (--no-state-topic --segment-dimensions none)"
+    ));
+    let (run, [pulseboard, broker]) = pipeline_run(
+        rt,
+        plan,
+        brokers,
+        broker_pid,
+        target,
+        &["--no-state-topic", "--segment-dimensions", "none"],
+    )?;
+    report.cpu.same_job_us_per_event = pulseboard * 1e6 / plan.events as f64;
+    report.cpu.same_job_broker_us_per_event = broker * 1e6 / plan.events as f64;
+    report.pipeline_eps_same_job = run.eps(plan.events);
+    report.rss_peak_mb_same_job = run.hwm_mb;
+    Ok(())
+}
+
 /// Step 4c: the same run with the state topic (Pulseboard's default with a broker): every
 /// checkpoint is one Kafka transaction (state records + the group's offset commit), and the
 /// state topic's reader runs beside: `pipeline_eps_transactional`.
@@ -230,23 +259,48 @@ pub fn measure_high_cardinality(
     report: &mut Report,
 ) -> Result<()> {
     let n = plan.events;
+    prefill_high_cardinality(rt, brokers, n)?;
+    step("high cardinality: pulseboard child consuming it");
+    let run = high_cardinality_run(rt, plan, brokers, n, &[])?;
+    report.pipeline_eps_high_cardinality = run.eps(n);
+    report.rss_peak_mb_high_cardinality = run.hwm_mb;
+    report.rss_hc_samples = run.rss_at_progress;
+    step("high cardinality: pulseboard child consuming it (--segment-dimensions none)");
+    let run = high_cardinality_run(rt, plan, brokers, n, &["--segment-dimensions", "none"])?;
+    report.rss_peak_mb_high_cardinality_same_job = run.hwm_mb;
+    Ok(())
+}
+
+/// Topic `TOPIC_HC` with `n` events whose URLs are all distinct.
+pub fn prefill_high_cardinality(rt: &tokio::runtime::Runtime, brokers: &str, n: u64) -> Result<()> {
     step(&format!(
         "high cardinality: prefilling `{TOPIC_HC}` with {n} distinct URLs"
     ));
     rt.block_on(create_topic(brokers, TOPIC_HC, PARTITIONS, 1))?;
-    load::prefill_high_cardinality(brokers, TOPIC_HC, n)?;
-    step("high cardinality: pulseboard child consuming it");
-    let mut child = Child::spawn(plan, brokers, TOPIC_HC, &["--checkpoint-interval", "200ms"])?;
+    load::prefill_high_cardinality(brokers, TOPIC_HC, n)
+}
+
+/// A fresh child consuming the `n` events of `TOPIC_HC` with `extra` arguments.
+fn high_cardinality_run(
+    rt: &tokio::runtime::Runtime,
+    plan: &Plan,
+    brokers: &str,
+    n: u64,
+    extra: &[&str],
+) -> Result<IngestRun> {
+    let args: Vec<&str> = ["--checkpoint-interval", "200ms"]
+        .iter()
+        .chain(extra)
+        .copied()
+        .collect();
+    let mut child = Child::spawn(plan, brokers, TOPIC_HC, &args)?;
     let run = rt
         .block_on(child.watch_ingest(TOPIC_HC, n as i64, ingest_timeout(n)))
         .with_context(|| child.log_tail())?;
     rt.block_on(child.verify_totals(n))
         .with_context(|| child.log_tail())?;
-    report.pipeline_eps_high_cardinality = run.eps(n);
-    report.rss_peak_mb_high_cardinality = run.hwm_mb;
-    report.rss_hc_samples = run.rss_at_progress;
     child.stop();
-    Ok(())
+    Ok(run)
 }
 
 fn ingest_timeout(n: u64) -> Duration {

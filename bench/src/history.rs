@@ -1,7 +1,9 @@
 //! Disk bytes per day of history at a given event rate (1,000 events/s by default).
 //!
 //! Real events from the demo generator over a measured span of event time are folded into
-//! real 10 s windows of 4 partitions (`pulseboard::demo_history::fold_period`), written into
+//! real 10 s windows of 4 partitions (`pulseboard::demo_history::fold_period`), counted as a
+//! broker's default counts them (segment tables of the four default dimensions; and again
+//! without segments, `history_no_segments`), written into
 //! a real sled store on disk, rolled up into minute buckets and those into hour buckets by
 //! the store's own roll-up (`Store::roll_up_windows`, `Store::roll_up_minutes`). Each
 //! resolution is then written alone into a fresh store (so that no deleted rows or another
@@ -14,7 +16,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use pulseboard::store::{Store, StoredBucket};
-use pulseboard_model::agg::Aggregate;
+use pulseboard_model::agg::segment::DEFAULT_SEGMENT_TOP;
+use pulseboard_model::agg::{AggSpec, Aggregate, Dimension, SegmentSpec};
 use pulseboard_model::rollup::Level;
 use serde::Serialize;
 
@@ -91,15 +94,33 @@ fn logical(rows: &[StoredBucket]) -> u64 {
         .sum()
 }
 
-/// Measure `span_minutes` of event time at `rate` events/s.
-pub fn measure(span_minutes: i64, rate: u32) -> Result<HistoryFigures> {
+/// What a window counts by default with a broker: the default `--segment-dimensions`
+/// (country, device, type, referrer) and `--segment-top` (10), no goals.
+pub fn default_spec() -> AggSpec {
+    AggSpec {
+        segments: SegmentSpec {
+            dimensions: Dimension::ALL.to_vec(),
+            top_n: DEFAULT_SEGMENT_TOP,
+        },
+        goals: Vec::new(),
+    }
+}
+
+/// Measure `span_minutes` of event time at `rate` events/s, windows counted as `spec` says
+/// (`label` names it in the output).
+pub fn measure(
+    span_minutes: i64,
+    rate: u32,
+    spec: &AggSpec,
+    label: &str,
+) -> Result<HistoryFigures> {
     step(&format!(
-        "history: {span_minutes} min of generated traffic at {rate} events/s, 4 partitions, 10 s windows"
+        "history ({label}): {span_minutes} min of generated traffic at {rate} events/s, 4 partitions, 10 s windows"
     ));
     let from = (now_ms() - 3 * DAY) / HOUR * HOUR;
     let to = from + span_minutes * 60_000;
     let (parts, events) =
-        pulseboard::demo_history::fold_period(42, rate, from, to, WINDOW_MS, PARTITIONS);
+        pulseboard::demo_history::fold_period(42, rate, (from, to), WINDOW_MS, PARTITIONS, spec);
 
     let empty = {
         let dir = tempfile::tempdir()?;
@@ -157,7 +178,7 @@ pub fn measure(span_minutes: i64, rate: u32) -> Result<HistoryFigures> {
         ..f
     };
     step(&format!(
-        "history per day at {rate}/s: windows {:.1} MB, minute buckets {:.1} MB, hour buckets {:.2} MB (on disk); default ages in all: {:.2} GB",
+        "history ({label}) per day at {rate}/s: windows {:.1} MB, minute buckets {:.1} MB, hour buckets {:.2} MB (on disk); default ages in all: {:.2} GB",
         f.windows_bytes_per_day as f64 / 1e6,
         f.minute_bytes_per_day as f64 / 1e6,
         f.hour_bytes_per_day as f64 / 1e6,

@@ -8,6 +8,8 @@
 //! 4. `pipeline_eps`: the release `pulseboard` binary as a child process, consuming `bench`
 //!    without a state topic; 4c. `pipeline_eps_transactional`: the same with the state topic
 //!    (a Kafka transaction per checkpoint), its ratio `transactional_vs_pipeline`;
+//!    4d. `pipeline_eps_same_job`: the same without segment tables
+//!    (`--segment-dimensions none`), the job the peers run (`vs_*_same_job`);
 //!    4b. `pipeline_eps_reconnect_storm`: the pipeline on `bench_storm` (the same events, 4×
 //!    as many) while 1,000 WebSocket clients connect, read their snapshot and leave in a
 //!    loop, with the server's default session pacing, then without it; in 3 rounds, each
@@ -224,9 +226,26 @@ fn run(plan: &Plan) -> Result<ExitCode> {
         .build()
         .context("starting the tokio runtime")?;
     let mut report = Report::new(plan);
-    report.history = history::measure(plan.history_minutes, HISTORY_RATE)?;
+    report.history = history::measure(
+        plan.history_minutes,
+        HISTORY_RATE,
+        &history::default_spec(),
+        "default segments",
+    )?;
+    report.history_no_segments = history::measure(
+        plan.history_minutes,
+        HISTORY_RATE,
+        &pulseboard_model::agg::AggSpec::NONE,
+        "--segment-dimensions none",
+    )?;
     if plan.history_only {
-        println!("{}", serde_json::to_string_pretty(&report.history)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "history": &report.history,
+                "history_no_segments": &report.history_no_segments,
+            }))?
+        );
         return Ok(ExitCode::SUCCESS);
     }
     step(&format!(
@@ -248,7 +267,8 @@ fn run(plan: &Plan) -> Result<ExitCode> {
 
     let payloads = load::prefill_canonical(&rt, &brokers, plan.events, &mut report)?;
     if plan.hold {
-        println!("holding: Apache Kafka at {brokers}, topic `bench` prefilled with {} events; press Enter to stop", plan.events);
+        child::prefill_high_cardinality(&rt, &brokers, plan.events)?;
+        println!("holding: Apache Kafka at {brokers}, topics `bench` and `bench_hc` prefilled with {} events each; press Enter to stop", plan.events);
         let mut line = String::new();
         let _ = std::io::stdin().read_line(&mut line);
         return Ok(ExitCode::SUCCESS);
@@ -259,6 +279,7 @@ fn run(plan: &Plan) -> Result<ExitCode> {
     drop(payloads);
     child::measure_pipeline(&rt, plan, &brokers, broker_pid, ends, &mut report)?;
     child::measure_pipeline_transactional(&rt, plan, &brokers, broker_pid, ends, &mut report)?;
+    child::measure_pipeline_same_job(&rt, plan, &brokers, broker_pid, ends, &mut report)?;
     ws::measure_reconnect_storm(&rt, plan, &brokers, &mut report)?;
     child::measure_high_cardinality(&rt, plan, &brokers, &mut report)?;
     ws::measure_websockets(&rt, plan, &brokers, &mut report)?;

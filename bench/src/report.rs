@@ -88,6 +88,9 @@ pub struct CpuBudget {
     /// The same two with the state topic (`pipeline_eps_transactional`).
     pub transactional_us_per_event: f64,
     pub transactional_broker_us_per_event: f64,
+    /// The same two without segment tables (`pipeline_eps_same_job`).
+    pub same_job_us_per_event: f64,
+    pub same_job_broker_us_per_event: f64,
     /// The fastest the pipeline can run on `cores` cores at the CPU it spends per event
     /// (pulseboard + broker): cores / (pipeline + its broker µs per event).
     pub pipeline_eps_cpu_bound: f64,
@@ -119,6 +122,10 @@ pub struct Report {
     /// `pipeline_eps_transactional / pipeline_eps` (target >= 0.9).
     pub transactional_vs_pipeline: f64,
     pub rss_peak_mb_transactional: f64,
+    /// `pipeline_eps` with `--segment-dimensions none`: the job the peers run (counts,
+    /// uniques and top lists by window, no segment tables); same topic, same measurement.
+    pub pipeline_eps_same_job: f64,
+    pub rss_peak_mb_same_job: f64,
     /// One hour of history read by one instance; an instance with an empty data dir joins
     /// its group: milliseconds from its start until it serves every window and event.
     pub restore_empty_instance_ms: f64,
@@ -148,6 +155,8 @@ pub struct Report {
     pub rss_sampled_max_mb: f64,
     pub pipeline_eps_high_cardinality: f64,
     pub rss_peak_mb_high_cardinality: f64,
+    /// The same without segment tables (`--segment-dimensions none`).
+    pub rss_peak_mb_high_cardinality_same_job: f64,
     pub rss_hc_samples: Vec<RssSample>,
     pub ws_clients: usize,
     pub ws_clients_dropped: usize,
@@ -165,9 +174,15 @@ pub struct Report {
     pub vs_spark: Option<f64>,
     pub vs_kafka_streams: Option<f64>,
     pub vs_quix: Option<f64>,
+    /// `pipeline_eps_same_job` / the peer's `eps`: like with like (the peers keep no
+    /// segment tables).
+    pub vs_spark_same_job: Option<f64>,
+    pub vs_kafka_streams_same_job: Option<f64>,
     pub targets: Vec<Target>,
     /// Disk bytes per day of history at 1,000 events/s (`history`).
     pub history: crate::history::HistoryFigures,
+    /// The same without segment tables (`--segment-dimensions none`).
+    pub history_no_segments: crate::history::HistoryFigures,
 }
 
 /// One reconnect-storm run.
@@ -230,6 +245,13 @@ impl Report {
         self.vs_spark = vs(&self.peers.spark);
         self.vs_kafka_streams = vs(&self.peers.kafka_streams);
         self.vs_quix = vs(&self.peers.quix);
+        let same = |p: &PeerReport| {
+            p.eps
+                .filter(|e| *e > 0.0 && self.pipeline_eps_same_job > 0.0)
+                .map(|e| self.pipeline_eps_same_job / e)
+        };
+        self.vs_spark_same_job = same(&self.peers.spark);
+        self.vs_kafka_streams_same_job = same(&self.peers.kafka_streams);
         self.targets = targets(self);
     }
 }
@@ -381,6 +403,18 @@ fn rows(r: &Report) -> Vec<(String, String)> {
             ),
         ),
         (
+            "pipeline_eps_same_job (--segment-dimensions none)",
+            int(r.pipeline_eps_same_job),
+        ),
+        (
+            "cpu µs/event same job: pipeline + broker",
+            format!(
+                "{:.2} + {:.2}",
+                r.cpu.same_job_us_per_event, r.cpu.same_job_broker_us_per_event
+            ),
+        ),
+        ("rss_peak_mb_same_job", one_decimal(r.rss_peak_mb_same_job)),
+        (
             "restore_empty_instance_ms",
             format!(
                 "{} ({} windows, {} events of history)",
@@ -464,6 +498,10 @@ fn rows(r: &Report) -> Vec<(String, String)> {
             "rss_peak_mb_high_cardinality",
             one_decimal(r.rss_peak_mb_high_cardinality),
         ),
+        (
+            "rss_peak_mb_high_cardinality_same_job",
+            one_decimal(r.rss_peak_mb_high_cardinality_same_job),
+        ),
         ("rss_hc_samples (MB)", hc.join(" ")),
         ("ws_clients", r.ws_clients.to_string()),
         ("ws_clients_dropped", r.ws_clients_dropped.to_string()),
@@ -486,6 +524,16 @@ fn rows(r: &Report) -> Vec<(String, String)> {
         r.vs_kafka_streams,
     ));
     rows.extend(peer_rows("quix", &r.peers.quix, r.vs_quix));
+    rows.extend([
+        (
+            "vs_spark_same_job".to_owned(),
+            opt(r.vs_spark_same_job, |v| format!("{v:.1}")),
+        ),
+        (
+            "vs_kafka_streams_same_job".to_owned(),
+            opt(r.vs_kafka_streams_same_job, |v| format!("{v:.1}")),
+        ),
+    ]);
     rows
 }
 
