@@ -36,105 +36,88 @@ const POLL_EVERY: Duration = Duration::from_millis(50);
 /// The arguments of every pipeline run on `bench` (steps 4 and 4b).
 const PIPELINE_ARGS: &[&str] = &["--checkpoint-interval", "200ms"];
 
-/// Step 4 and 5a: the child consuming `bench` without a state topic (sled alone, as a
-/// single instance ran before the state topic existed), with its memory: `pipeline_eps`.
-pub fn measure_pipeline(
-    rt: &tokio::runtime::Runtime,
-    plan: &Plan,
-    brokers: &str,
-    broker_pid: Option<u32>,
-    target: i64,
-    report: &mut Report,
-) -> Result<()> {
-    step(&format!(
-        "pipeline: pulseboard child consuming `{TOPIC}` (--no-state-topic)"
-    ));
-    let (run, [pulseboard, broker]) =
-        pipeline_run(rt, plan, brokers, broker_pid, target, &["--no-state-topic"])?;
-    report.cpu.pipeline_us_per_event = pulseboard * 1e6 / plan.events as f64;
-    report.cpu.pipeline_broker_us_per_event = broker * 1e6 / plan.events as f64;
-    let n = plan.events as f64;
-    report.pipeline_eps = run.eps(plan.events);
-    report.pipeline_eps_wall = n / (run.last - run.spawned).as_secs_f64();
-    report.pipeline_startup_secs = (run.first - run.spawned).as_secs_f64();
-    report.pipeline_vs_raw = report.pipeline_eps / report.raw_consume_eps;
-    report.rss_peak_mb = run.hwm_mb;
-    report.rss_sampled_max_mb = run.rss_max_mb;
-    Ok(())
+/// What every pipeline run on `bench` shares: the runtime, the plan, the broker (and its
+/// pid, for its CPU), and the sum of end offsets at which the topic is consumed.
+pub struct PipelineRuns<'a> {
+    pub rt: &'a tokio::runtime::Runtime,
+    pub plan: &'a Plan,
+    pub brokers: &'a str,
+    pub broker_pid: Option<u32>,
+    pub target: i64,
 }
 
-/// Step 4d: the same run without segment tables (`--segment-dimensions none`): the job the
-/// peers run (counts, uniques, top lists by window), so `vs_*_same_job` compare like with
-/// like: `pipeline_eps_same_job`.
-pub fn measure_pipeline_same_job(
-    rt: &tokio::runtime::Runtime,
-    plan: &Plan,
-    brokers: &str,
-    broker_pid: Option<u32>,
-    target: i64,
-    report: &mut Report,
-) -> Result<()> {
-    step(&format!(
-        "pipeline: pulseboard child consuming `{TOPIC}` (--no-state-topic --segment-dimensions none)"
-    ));
-    let (run, [pulseboard, broker]) = pipeline_run(
-        rt,
-        plan,
-        brokers,
-        broker_pid,
-        target,
-        &["--no-state-topic", "--segment-dimensions", "none"],
-    )?;
-    report.cpu.same_job_us_per_event = pulseboard * 1e6 / plan.events as f64;
-    report.cpu.same_job_broker_us_per_event = broker * 1e6 / plan.events as f64;
-    report.pipeline_eps_same_job = run.eps(plan.events);
-    report.rss_peak_mb_same_job = run.hwm_mb;
-    Ok(())
+/// A pipeline run: how it went, and the CPU µs per event of the child and of the broker.
+struct PipelineRun {
+    run: IngestRun,
+    child_us: f64,
+    broker_us: f64,
 }
 
-/// Step 4c: the same run with the state topic (Pulseboard's default with a broker): every
-/// checkpoint is one Kafka transaction (state records + the group's offset commit), and the
-/// state topic's reader runs beside: `pipeline_eps_transactional`.
-pub fn measure_pipeline_transactional(
-    rt: &tokio::runtime::Runtime,
-    plan: &Plan,
-    brokers: &str,
-    broker_pid: Option<u32>,
-    target: i64,
-    report: &mut Report,
-) -> Result<()> {
-    step(&format!(
-        "pipeline: pulseboard child consuming `{TOPIC}` (state topic, transactions)"
-    ));
-    let (run, [pulseboard, broker]) = pipeline_run(rt, plan, brokers, broker_pid, target, &[])?;
-    report.cpu.transactional_us_per_event = pulseboard * 1e6 / plan.events as f64;
-    report.cpu.transactional_broker_us_per_event = broker * 1e6 / plan.events as f64;
-    report.pipeline_eps_transactional = run.eps(plan.events);
-    report.rss_peak_mb_transactional = run.hwm_mb;
-    Ok(())
-}
+impl PipelineRuns<'_> {
+    /// Step 4 and 5a: the child consuming `bench` without a state topic (sled alone, as a
+    /// single instance ran before the state topic existed), with its memory: `pipeline_eps`.
+    pub fn measure_pipeline(&self, report: &mut Report) -> Result<()> {
+        let r = self.run("--no-state-topic", &["--no-state-topic"])?;
+        report.cpu.pipeline_us_per_event = r.child_us;
+        report.cpu.pipeline_broker_us_per_event = r.broker_us;
+        let n = self.plan.events as f64;
+        report.pipeline_eps = r.run.eps(self.plan.events);
+        report.pipeline_eps_wall = n / (r.run.last - r.run.spawned).as_secs_f64();
+        report.pipeline_startup_secs = (r.run.first - r.run.spawned).as_secs_f64();
+        report.pipeline_vs_raw = report.pipeline_eps / report.raw_consume_eps;
+        report.rss_peak_mb = r.run.hwm_mb;
+        report.rss_sampled_max_mb = r.run.rss_max_mb;
+        Ok(())
+    }
 
-/// One child consuming `bench` with `PIPELINE_ARGS` and `extra`; the run and the CPU
-/// seconds of the child and of the broker meanwhile.
-fn pipeline_run(
-    rt: &tokio::runtime::Runtime,
-    plan: &Plan,
-    brokers: &str,
-    broker_pid: Option<u32>,
-    target: i64,
-    extra: &[&str],
-) -> Result<(IngestRun, [f64; 2])> {
-    let args: Vec<&str> = PIPELINE_ARGS.iter().chain(extra).copied().collect();
-    let mut child = Child::spawn(plan, brokers, TOPIC, &args)?;
-    let cpu = load::CpuMeter::start(&[Some(child.pid()), broker_pid]);
-    let run = rt
-        .block_on(child.watch_ingest(TOPIC, target, ingest_timeout(plan.events)))
-        .with_context(|| child.log_tail())?;
-    let spent = cpu.stop();
-    rt.block_on(child.verify_totals(plan.events))
-        .with_context(|| child.log_tail())?;
-    child.stop();
-    Ok((run, spent))
+    /// Step 4c: the same run with the state topic (Pulseboard's default with a broker):
+    /// every checkpoint is one Kafka transaction (state records + the group's offset
+    /// commit), and the state topic's reader runs beside: `pipeline_eps_transactional`.
+    pub fn measure_transactional(&self, report: &mut Report) -> Result<()> {
+        let r = self.run("state topic, transactions", &[])?;
+        report.cpu.transactional_us_per_event = r.child_us;
+        report.cpu.transactional_broker_us_per_event = r.broker_us;
+        report.pipeline_eps_transactional = r.run.eps(self.plan.events);
+        report.rss_peak_mb_transactional = r.run.hwm_mb;
+        Ok(())
+    }
+
+    /// Step 4d: the same run as step 4 without segment tables (`--segment-dimensions
+    /// none`): the job the peers run (counts, uniques, top lists by window), so
+    /// `vs_*_same_job` compare like with like: `pipeline_eps_same_job`.
+    pub fn measure_same_job(&self, report: &mut Report) -> Result<()> {
+        let extra = ["--no-state-topic", "--segment-dimensions", "none"];
+        let r = self.run("--no-state-topic --segment-dimensions none", &extra)?;
+        report.cpu.same_job_us_per_event = r.child_us;
+        report.cpu.same_job_broker_us_per_event = r.broker_us;
+        report.pipeline_eps_same_job = r.run.eps(self.plan.events);
+        report.rss_peak_mb_same_job = r.run.hwm_mb;
+        Ok(())
+    }
+
+    /// One child consuming `bench` with `PIPELINE_ARGS` and `extra` (`what` names them).
+    fn run(&self, what: &str, extra: &[&str]) -> Result<PipelineRun> {
+        step(&format!(
+            "pipeline: pulseboard child consuming `{TOPIC}` ({what})"
+        ));
+        let (rt, plan) = (self.rt, self.plan);
+        let args: Vec<&str> = PIPELINE_ARGS.iter().chain(extra).copied().collect();
+        let mut child = Child::spawn(plan, self.brokers, TOPIC, &args)?;
+        let cpu = load::CpuMeter::start(&[Some(child.pid()), self.broker_pid]);
+        let run = rt
+            .block_on(child.watch_ingest(TOPIC, self.target, ingest_timeout(plan.events)))
+            .with_context(|| child.log_tail())?;
+        let [child_s, broker_s] = cpu.stop();
+        rt.block_on(child.verify_totals(plan.events))
+            .with_context(|| child.log_tail())?;
+        child.stop();
+        let per_event = |s: f64| s * 1e6 / plan.events as f64;
+        Ok(PipelineRun {
+            run,
+            child_us: per_event(child_s),
+            broker_us: per_event(broker_s),
+        })
+    }
 }
 
 /// Step 8: one hour of history (`restore_events` events over an hour of event time) read

@@ -277,9 +277,16 @@ fn run(plan: &Plan) -> Result<ExitCode> {
     let ends = load::measure_raw_consume(&brokers, broker_pid, plan.events, &mut report)?;
     load::measure_decode(&payloads, &mut report)?;
     drop(payloads);
-    child::measure_pipeline(&rt, plan, &brokers, broker_pid, ends, &mut report)?;
-    child::measure_pipeline_transactional(&rt, plan, &brokers, broker_pid, ends, &mut report)?;
-    child::measure_pipeline_same_job(&rt, plan, &brokers, broker_pid, ends, &mut report)?;
+    let pipeline = child::PipelineRuns {
+        rt: &rt,
+        plan,
+        brokers: &brokers,
+        broker_pid,
+        target: ends,
+    };
+    pipeline.measure_pipeline(&mut report)?;
+    pipeline.measure_transactional(&mut report)?;
+    pipeline.measure_same_job(&mut report)?;
     ws::measure_reconnect_storm(&rt, plan, &brokers, &mut report)?;
     child::measure_high_cardinality(&rt, plan, &brokers, &mut report)?;
     ws::measure_websockets(&rt, plan, &brokers, &mut report)?;
