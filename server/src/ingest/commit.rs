@@ -517,10 +517,7 @@ impl Txn {
             Err(TxnError::Reset(why)) => {
                 self.producer = None;
                 // Each call left behind keeps a thread and a producer: a few are tolerated.
-                let now = Instant::now();
-                self.stuck
-                    .retain(|t| now.duration_since(*t) <= FATAL_WINDOW);
-                if self.stuck.len() > STUCK_LIMIT {
+                if recent(&mut self.stuck, Instant::now()) > STUCK_LIMIT {
                     return Err(IngestError::Transactions {
                         transactional_id: self.cfg.transactional_id.clone(),
                         why: format!(
@@ -536,15 +533,8 @@ impl Txn {
                 self.producer = None;
                 let now = Instant::now();
                 self.fatal.push_back(now);
-                while self
-                    .fatal
-                    .front()
-                    .is_some_and(|t| now.duration_since(*t) > FATAL_WINDOW)
-                {
-                    self.fatal.pop_front();
-                }
                 telemetry::transactional_producer_fatal(&why);
-                if self.fatal.len() > FATAL_LIMIT {
+                if recent(&mut self.fatal, now) > FATAL_LIMIT {
                     return Err(IngestError::Transactions {
                         transactional_id: self.cfg.transactional_id.clone(),
                         why: format!(
@@ -589,6 +579,18 @@ impl Txn {
             Ok(Err(e)) => Err(format!("cannot initialise transactions: {e}")),
         }
     }
+}
+
+/// Forgets the instants of `times` (oldest first) more than [`FATAL_WINDOW`] before `now`;
+/// how many are left.
+fn recent(times: &mut VecDeque<Instant>, now: Instant) -> usize {
+    while times
+        .front()
+        .is_some_and(|t| now.duration_since(*t) > FATAL_WINDOW)
+    {
+        times.pop_front();
+    }
+    times.len()
 }
 
 /// Transaction calls left behind (stuck in the client) tolerated within [`FATAL_WINDOW`].
