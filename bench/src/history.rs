@@ -16,8 +16,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use pulseboard::store::{Store, StoredBucket};
-use pulseboard_model::agg::segment::DEFAULT_SEGMENT_TOP;
-use pulseboard_model::agg::{AggSpec, Aggregate, Dimension, SegmentSpec};
+use pulseboard_model::agg::{AggSpec, Aggregate};
 use pulseboard_model::rollup::Level;
 use serde::Serialize;
 
@@ -94,16 +93,14 @@ fn logical(rows: &[StoredBucket]) -> u64 {
         .sum()
 }
 
-/// What a window counts by default with a broker: the default `--segment-dimensions`
-/// (country, device, type, referrer) and `--segment-top` (10), no goals.
-pub fn default_spec() -> AggSpec {
-    AggSpec {
-        segments: SegmentSpec {
-            dimensions: Dimension::ALL.to_vec(),
-            top_n: DEFAULT_SEGMENT_TOP,
-        },
-        goals: Vec::new(),
-    }
+/// What a window counts by default with a broker (the server's own defaults of
+/// `--segment-dimensions`, `--segment-top` and `--goal`, as its command line parses them).
+pub fn default_spec() -> Result<AggSpec> {
+    use clap::Parser;
+    let config =
+        pulseboard::config::Config::try_parse_from(["pulseboard", "--brokers", "kafka:9092"])
+            .context("the server's default configuration")?;
+    Ok(config.aggregate.spec())
 }
 
 /// Measure `span_minutes` of event time at `rate` events/s, windows counted as `spec` says

@@ -229,7 +229,7 @@ fn run(plan: &Plan) -> Result<ExitCode> {
     report.history = history::measure(
         plan.history_minutes,
         HISTORY_RATE,
-        &history::default_spec(),
+        &history::default_spec()?,
         "default segments",
     )?;
     report.history_no_segments = history::measure(
