@@ -238,7 +238,7 @@ mod tests {
             let store = Store::open(dir.path(), 10_000).expect("store");
             Salts::new(Some(store)).salt(T0)
         };
-        let store = Store::open(dir.path(), 10_000).expect("reopen");
+        let store = crate::store::open_when_released(dir.path(), 10_000).expect("reopen");
         assert_eq!(store.salt_days().expect("days"), vec![day]);
         let salts = Salts::new(Some(store.clone()));
         assert_eq!(

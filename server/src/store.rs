@@ -1240,21 +1240,34 @@ impl Store {
     }
 }
 
+/// [`Store::open`] of a directory this process used a moment ago: sled's I/O threads may
+/// hold the directory's lock for a while after the last handle went, so a lock refused is
+/// asked again (bounded, 10 s); any other outcome is returned as it is. For tests that
+/// reopen a store in-process (a real restart is a new process, whose lock is free).
+#[cfg(test)]
+pub(crate) fn open_when_released(dir: &Path, window_ms: i64) -> Result<Store, StoreError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match Store::open(dir, window_ms) {
+            Err(StoreError::Open {
+                source: sled::Error::Io(ref e),
+                ..
+            }) if e.to_string().contains("could not acquire lock")
+                && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The store in `dir` opened again after a `drop`: sled's I/O threads may hold the
-    /// directory's lock for a moment after the last handle went, so this polls (bounded).
     fn reopen(dir: &Path) -> Store {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            match Store::open(dir, 10_000) {
-                Ok(store) => return store,
-                Err(e) if std::time::Instant::now() >= deadline => panic!("reopen: {e}"),
-                Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
-            }
-        }
+        open_when_released(dir, 10_000).expect("reopen")
     }
 
     #[test]
@@ -1276,7 +1289,9 @@ mod tests {
     fn store_with_other_window_size_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         drop(Store::open(dir.path(), 10_000).expect("open"));
-        let err = Store::open(dir.path(), 60_000).err().expect("must refuse");
+        let err = open_when_released(dir.path(), 60_000)
+            .err()
+            .expect("must refuse");
         let msg = err.to_string();
         assert!(
             msg.contains("10000 ms") && msg.contains("60000 ms"),
@@ -1633,7 +1648,7 @@ mod tests {
             } else {
                 old_store(dir.path(), 3, &v3);
             }
-            let store = Store::open(dir.path(), 10_000).expect("migrates");
+            let store = open_when_released(dir.path(), 10_000).expect("migrates");
             let cp = store.partition("t", 0).expect("read").expect("kept");
             assert_eq!((cp.next_offset, cp.events, cp.late, cp.seq), (9, 8, 1, 0));
             let counters = (cp.revised_events, cp.dead_letters_recorded);
