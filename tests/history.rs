@@ -287,19 +287,30 @@ async fn sigkill_while_rolling_up_loses_and_doubles_nothing() -> Result<()> {
     let mut rng = fastrand::Rng::with_seed(3);
     let mut rolled_seen = 0;
     for kill in 0..6 {
+        let started = std::time::Instant::now();
         let child = spawn_child(&args)?;
-        poll_until(Duration::from_secs(90), "the child to count", || async {
+        let counting = poll_until(Duration::from_secs(90), "the child to count", || async {
             let s = get_json(child.addr, "/api/v1/status").await?;
             (s["events_total"].as_u64()? > 0).then_some(())
         })
-        .await?;
+        .await;
+        if let Err(e) = counting {
+            bail!("start {} of 6: {e}\n{}", kill + 1, child.log_tail(60));
+        }
+        let counted = started.elapsed();
         // Kill at an arbitrary instant while it ingests and rolls up.
         tokio::time::sleep(Duration::from_millis(rng.u64(100..3_000))).await;
         if let Some(m) = get_json(child.addr, "/api/v1/windows?from=0&limit=10000").await {
             rolled_seen += items(&m).iter().filter(|i| i.2 != "window").count();
         }
+        let panics = child.panics();
+        assert!(panics.is_empty(), "start {}: {panics:?}", kill + 1);
         child.kill9()?;
-        eprintln!("kill {} of 6 ({rolled_seen} buckets seen so far)", kill + 1);
+        eprintln!(
+            "kill {} of 6 (counting {:?} after the start; {rolled_seen} buckets seen so far)",
+            kill + 1,
+            counted
+        );
     }
     assert!(rolled_seen > 0, "the kills should land while buckets exist");
     let child = spawn_child(&args)?;
@@ -338,6 +349,8 @@ async fn sigkill_while_rolling_up_loses_and_doubles_nothing() -> Result<()> {
     .await
     .unwrap_or_default();
     assert_eq!(week["events"].as_u64(), Some(12_000));
+    let panics = child.panics();
+    assert!(panics.is_empty(), "the last start: {panics:?}");
     child.terminate()?;
     Ok(())
 }

@@ -67,12 +67,12 @@ impl Level {
 }
 
 /// Start of the bucket of `width_ms` holding `ts` (aligned to the epoch; negative times
-/// included).
+/// included). Near `i64::MIN` (a cut-off meaning "nothing") it saturates at `i64::MIN`.
 pub fn bucket_start(ts: i64, width_ms: i64) -> i64 {
     if width_ms <= 0 {
         return ts;
     }
-    ts - ts.rem_euclid(width_ms)
+    ts.saturating_sub(ts.rem_euclid(width_ms))
 }
 
 /// Folds `source` into the bucket aggregate `bucket` and caps its top lists.
@@ -190,6 +190,9 @@ mod tests {
         assert_eq!(bucket_start(119_999, 60_000), 60_000);
         assert_eq!(bucket_start(-1, 60_000), -60_000);
         assert_eq!(bucket_start(7_200_000, 3_600_000), 7_200_000);
+        // "No cut-off" stays the lowest time: nothing starts before it.
+        assert_eq!(bucket_start(i64::MIN, 60_000), i64::MIN);
+        assert_eq!(bucket_start(i64::MIN + 1, 3_600_000), i64::MIN);
         assert_eq!(Level::from_code(Level::Hour.code()), Some(Level::Hour));
         assert_eq!(Level::from_code(0), None);
     }

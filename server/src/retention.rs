@@ -82,8 +82,9 @@ impl Retention {
         // Each partition's own cut-off, from its own watermark (bounded by the clock), at
         // the start of its minute: the windows before it are rolled up. A partition whose
         // watermark is not known yet (this instance just started, or it is restoring) is
-        // counted from its stored checkpoint's newest event; one with neither has no
-        // windows to roll up.
+        // counted from its stored checkpoint's newest event; one with neither, or one the
+        // pass did not know when it began (its first checkpoint landed meanwhile), has no
+        // windows rolled up in this pass: they may still be open.
         let minute = rollup::Level::Minute.width_ms();
         let s = self.store.clone();
         let stored = match tokio::task::spawn_blocking(move || s.partitions()).await {
@@ -120,18 +121,12 @@ impl Retention {
             move |topic: &str, partition: i32| -> i64 {
                 own.get(&(topic.to_owned(), partition))
                     .copied()
-                    .unwrap_or(plan.windows_before)
+                    .unwrap_or(i64::MIN)
                     .min(upper)
             }
         };
-        let rolled_before = |topic: &str, partition: i32| {
-            let before = own
-                .get(&(topic.to_owned(), partition))
-                .copied()
-                .unwrap_or(plan.windows_before)
-                .min(upper);
-            rollup::bucket_start(before, minute)
-        };
+        let rolled_before =
+            |topic: &str, partition: i32| rollup::bucket_start(before_of(topic, partition), minute);
         if !self
             .tombstone(rollup::bucket_start(upper, minute), &rolled_before)
             .await

@@ -1546,6 +1546,25 @@ mod tests {
         assert_eq!(left.len(), 48);
     }
 
+    #[tokio::test]
+    async fn a_partition_without_a_cutoff_keeps_every_window() {
+        // Retention's cut-off for a partition it knew nothing of when its pass began.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), 10_000).expect("open");
+        fill(&store, 2, 0, 600_000).await;
+        store
+            .roll_up_windows(600_000, |_, p| if p == 0 { 600_000 } else { i64::MIN }, 100)
+            .expect("roll up");
+        let left: Vec<(i64, i32)> = store
+            .windows_in(0, 600_000)
+            .expect("w")
+            .iter()
+            .map(|w| (w.start, w.partition))
+            .collect();
+        assert!(left.iter().all(|(_, p)| *p == 1), "{left:?}");
+        assert_eq!(left.len(), 60);
+    }
+
     #[test]
     fn annotations_are_listed_by_time_and_deleted_by_id() {
         let dir = tempfile::tempdir().expect("tempdir");

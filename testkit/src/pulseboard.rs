@@ -124,6 +124,27 @@ impl PulseboardProcess {
             .unwrap_or_default()
     }
 
+    /// The panics the child's log reports so far (each `panicked at PLACE:` line with the
+    /// message after it): a panic that the process survived (a task that failed and was
+    /// retried) is still a bug a test should see.
+    pub fn panics(&self) -> Vec<String> {
+        let Some(text) = self
+            .log
+            .as_deref()
+            .and_then(|l| std::fs::read(l).ok())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+        else {
+            return Vec::new();
+        };
+        let lines: Vec<&str> = text.lines().collect();
+        lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.contains(" panicked at "))
+            .map(|(i, l)| format!("{l} {}", lines.get(i + 1).copied().unwrap_or_default()))
+            .collect()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
