@@ -19,6 +19,9 @@ pub struct PulseboardProcess {
     pub log: Option<PathBuf>,
     /// Holds the log of a child started without a log path of its own.
     _log_dir: Option<tempfile::TempDir>,
+    /// The child was asked to panic (`PULSEBOARD_TEST_PANIC_AT`): panics in its log are
+    /// expected, not a failure of [`kill9`](Self::kill9) or [`terminate`](Self::terminate).
+    panics_expected: bool,
 }
 
 impl PulseboardProcess {
@@ -112,6 +115,7 @@ impl PulseboardProcess {
             addr,
             log,
             _log_dir: None,
+            panics_expected: env.iter().any(|(k, _)| *k == "PULSEBOARD_TEST_PANIC_AT"),
         })
     }
 
@@ -149,20 +153,35 @@ impl PulseboardProcess {
         self.child.id()
     }
 
-    /// SIGKILL, and reap.
+    /// SIGKILL, and reap; an error if its log reports a panic (see [`panics`](Self::panics)).
     pub fn kill9(mut self) -> Result<()> {
         process::signal(self.child.id(), libc::SIGKILL)?;
         self.child.wait()?;
-        Ok(())
+        self.no_panics()
     }
 
-    /// SIGTERM and wait at most `timeout` for the exit; an error if it does not stop.
+    /// SIGTERM and wait at most `timeout` for the exit; an error if it does not stop, or if
+    /// its log reports a panic.
     pub fn terminate_within(mut self, timeout: Duration) -> Result<ExitStatus> {
         process::signal(self.child.id(), libc::SIGTERM)?;
         match process::wait_timeout(&mut self.child, timeout)? {
-            Some(s) => Ok(s),
+            Some(s) => self.no_panics().map(|()| s),
             None => bail!("pulseboard did not exit within {timeout:?} of SIGTERM"),
         }
+    }
+
+    /// An error listing the panics of the log, unless the child was asked to panic.
+    fn no_panics(&self) -> Result<()> {
+        let panics = self.panics();
+        if self.panics_expected || panics.is_empty() {
+            return Ok(());
+        }
+        bail!(
+            "pulseboard (pid {}) panicked: {}{}",
+            self.child.id(),
+            panics.join("; "),
+            self.log_tail(40)
+        )
     }
 
     /// SIGTERM and wait (at most 60 s) for the exit status.
