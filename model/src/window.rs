@@ -255,6 +255,11 @@ impl PartitionWindows {
     pub fn is_dirty(&self) -> bool {
         !self.dirty.is_empty()
     }
+
+    /// How many windows changed since the last [`Self::take_dirty`].
+    pub fn dirty_len(&self) -> usize {
+        self.dirty.len()
+    }
 }
 
 #[cfg(test)]

@@ -295,6 +295,12 @@ impl PartitionEngine {
         self.changed
     }
 
+    /// How many window rows the next checkpoint writes at most: the windows changed since
+    /// the last one and the closed ones that took late events.
+    pub fn changed_windows(&self) -> usize {
+        self.windows.dirty_len() + self.revisions.len()
+    }
+
     /// Record a dead letter its topic did not take: it is written to the store with the next
     /// checkpoint, so the offset never passes it unrecorded.
     pub fn record_undelivered(&mut self, record: DeadLetterRecord) {

@@ -48,6 +48,11 @@ use crate::telemetry;
 /// Requests taken into one batch at most.
 const MAX_BATCH: usize = 256;
 
+/// Window rows after which a batch takes no further checkpoint (each checkpoint holds at
+/// most [`super::partition::MAX_CHECKPOINT_WINDOWS`]): a transaction stays small enough to
+/// commit within its budget however many partitions have a backlog.
+const MAX_BATCH_WINDOWS: usize = 4_000;
+
 /// Fatal producer errors tolerated within [`FATAL_WINDOW`] (each makes a new producer).
 pub(super) const FATAL_LIMIT: usize = 3;
 pub(super) const FATAL_WINDOW: Duration = Duration::from_secs(600);
@@ -78,6 +83,17 @@ pub(super) enum CommitMsg {
     },
     /// Answered once everything handed over before it is settled (committed or not).
     Barrier(oneshot::Sender<()>),
+}
+
+impl CommitMsg {
+    /// The window rows it adds to a transaction.
+    fn windows(&self) -> usize {
+        match self {
+            CommitMsg::Checkpoint { write, .. } => write.rows.len(),
+            CommitMsg::Records { records, .. } => records.len(),
+            CommitMsg::Barrier(_) => 0,
+        }
+    }
 }
 
 /// The sending side, as partition tasks and retention hold it.
@@ -239,10 +255,14 @@ impl Committer {
                     Err(_) => break,
                 },
             };
+            let mut windows = first.windows();
             let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
+            while batch.len() < MAX_BATCH && windows < MAX_BATCH_WINDOWS {
                 match self.rx.try_recv() {
-                    Ok(m) => batch.push(m),
+                    Ok(m) => {
+                        windows += m.windows();
+                        batch.push(m);
+                    }
                     Err(_) => break,
                 }
             }

@@ -9,7 +9,11 @@
 //!   restores the engine from the store and seeks to the stored offset. Without one, the
 //!   store is the truth (or the group's offset, when another instance read further).
 //! - Every checkpoint interval it prepares a checkpoint and hands it to the committer, then
-//!   goes on reading; it never has two in flight. When the answer is `Committed` the
+//!   goes on reading; it never has two in flight. A checkpoint stays bounded: once
+//!   [`MAX_CHECKPOINT_WINDOWS`] windows changed (a backlog spread over much event time), it
+//!   hands one over at once, and while that one is in flight it reads no further, so one
+//!   transaction never grows past what commits within its budget (a checkpoint that could
+//!   never commit would be read, aborted and read again for ever). When the answer is `Committed` the
 //!   checkpoint is published (status, hub); when it is `Aborted` the engine is thrown away
 //!   and restored from the store, and reading restarts at the stored offset: what was
 //!   folded and not committed is read again, never lost, never counted twice.
@@ -79,6 +83,11 @@ pub(super) enum Commit {
 
 /// Messages handled in one go before the partition task looks at its timers again.
 pub(super) const MAX_BATCH: usize = 1024;
+
+/// Changed windows at which a partition checkpoints without waiting for its interval (and
+/// stops reading while that checkpoint is in flight): each window is a record of the
+/// checkpoint's transaction.
+pub(super) const MAX_CHECKPOINT_WINDOWS: usize = 1_000;
 
 /// How long one request for a committed offset may take.
 const COMMITTED_TIMEOUT: Duration = Duration::from_secs(10);
@@ -150,6 +159,12 @@ pub(super) async fn partition_task(
                 if let Err(e) = task.settled(outcome).await {
                     break Err(e);
                 }
+                // Reading waited for this answer: the next checkpoint goes at once.
+                if task.full() {
+                    if let Err(e) = task.checkpoint(false).await {
+                        break Err(e);
+                    }
+                }
             }
             _ = tick.tick() => {
                 if let Err(e) = task.checkpoint(false).await {
@@ -163,7 +178,7 @@ pub(super) async fn partition_task(
                     shared.hub.update(&topic, partition, windows);
                 }
             }
-            msg = queue.recv() => {
+            msg = queue.recv(), if !task.full() => {
                 task.saw_messages = true;
                 // Drain what is already fetched before going back to the select: one round
                 // of timer and channel polling per batch, not per message.
@@ -191,11 +206,16 @@ pub(super) async fn partition_task(
                         return;
                     }
                     batch += 1;
-                    if batch < MAX_BATCH {
+                    if batch < MAX_BATCH && !task.full() {
                         next = queue.recv().now_or_never();
                     }
                 }
                 task.reads.batch_done();
+                if task.full() {
+                    if let Err(e) = task.checkpoint(false).await {
+                        break Err(e);
+                    }
+                }
                 if task.engine.has_live_changes() && !live_pending {
                     live_pending = true;
                     live_due.as_mut().reset(last_live + live_gap);
@@ -425,6 +445,11 @@ struct Task {
 impl Task {
     fn topic(&self) -> &str {
         self.engine.topic()
+    }
+
+    /// The next checkpoint has reached its size: hand it over now, read on after.
+    fn full(&self) -> bool {
+        self.engine.changed_windows() >= MAX_CHECKPOINT_WINDOWS
     }
 
     /// A checkpoint tick: hand a checkpoint to the committer when something changed and
