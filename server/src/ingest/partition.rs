@@ -13,10 +13,10 @@
 //!   [`MAX_CHECKPOINT_WINDOWS`] windows changed (a backlog spread over much event time), it
 //!   hands one over at once, and while that one is in flight it reads no further, so one
 //!   transaction never grows past what commits within its budget (a checkpoint that could
-//!   never commit would be read, aborted and read again for ever). When the answer is `Committed` the
-//!   checkpoint is published (status, hub); when it is `Aborted` the engine is thrown away
-//!   and restored from the store, and reading restarts at the stored offset: what was
-//!   folded and not committed is read again, never lost, never counted twice.
+//!   never commit would be read, aborted and read again for ever). When the answer is
+//!   `Committed` the checkpoint is published (status, hub); when it is `Aborted` the engine
+//!   is thrown away and restored from the store, and reading restarts at the stored offset:
+//!   what was folded and not committed is read again, never lost, never counted twice.
 //! - On stop it waits for the checkpoint in flight and, unless the partition was lost,
 //!   commits a last one (synchronously) before it returns.
 
