@@ -34,6 +34,15 @@ fn span_events(seed: u64, n: usize, from: i64, span: i64) -> Vec<(i32, Event)> {
         .collect()
 }
 
+/// Produce `msgs` (partition, event) to `topic`, as JSON.
+async fn produce_events(brokers: &str, topic: &str, msgs: &[(i32, Event)]) -> Result<()> {
+    let payloads: Vec<(i32, Vec<u8>)> = msgs
+        .iter()
+        .map(|(p, e)| (*p, e.to_json().into_bytes()))
+        .collect();
+    produce(&producer(brokers)?, topic, &payloads).await
+}
+
 /// Events and uniques of the events with `ts` in `[from, to)`, recomputed with plain sets.
 fn truth(events: &[Event], from: i64, to: i64) -> (u64, u64) {
     let inside: Vec<&Event> = events
@@ -98,11 +107,7 @@ async fn ranges_past_retention_and_comparisons_equal_the_recomputation() -> Resu
     msgs.extend(span_events(1, 2_400, r - 7 * DAY, span));
     msgs.extend(span_events(2, 1_800, r - DAY, span));
     msgs.extend(span_events(3, 3_000, r, span));
-    let payloads: Vec<(i32, Vec<u8>)> = msgs
-        .iter()
-        .map(|(p, e)| (*p, e.to_json().into_bytes()))
-        .collect();
-    produce(&producer(&brokers)?, "history", &payloads).await?;
+    produce_events(&brokers, "history", &msgs).await?;
     let events: Vec<Event> = msgs.into_iter().map(|(_, e)| e).collect();
 
     // A child process: its retention counters are its own.
@@ -274,11 +279,7 @@ async fn sigkill_while_rolling_up_loses_and_doubles_nothing() -> Result<()> {
     let r = now_ms() / HOUR * HOUR - HOUR;
     let mut msgs = span_events(11, 12_000, r - 7 * DAY - 6 * HOUR, 6 * HOUR);
     msgs.extend(span_events(12, 3_000, r, 40 * MIN));
-    let payloads: Vec<(i32, Vec<u8>)> = msgs
-        .iter()
-        .map(|(p, e)| (*p, e.to_json().into_bytes()))
-        .collect();
-    produce(&producer(&brokers)?, "rollkill", &payloads).await?;
+    produce_events(&brokers, "rollkill", &msgs).await?;
     let events: Vec<Event> = msgs.into_iter().map(|(_, e)| e).collect();
 
     let dir = data_dir();
@@ -387,11 +388,7 @@ async fn a_backlog_over_much_event_time_commits_in_bounded_transactions() -> Res
         .into_iter()
         .map(|(_, e)| (0, e))
         .collect();
-    let payloads: Vec<(i32, Vec<u8>)> = msgs
-        .iter()
-        .map(|(p, e)| (*p, e.to_json().into_bytes()))
-        .collect();
-    produce(&producer(&brokers)?, "wide", &payloads).await?;
+    produce_events(&brokers, "wide", &msgs).await?;
 
     let dir = data_dir();
     let mut args = broker_args(&brokers, "wide", "wide-test", dir.path());

@@ -1525,20 +1525,27 @@ mod tests {
             .is_empty());
     }
 
-    #[tokio::test]
-    async fn a_partition_rolls_up_only_before_its_own_cutoff() {
+    /// Ten minutes of windows of partitions 0 and 1, rolled up before 10 min with partition
+    /// 0's cut-off at 10 min and partition 1's at `cutoff_1`: the windows left, (start,
+    /// partition).
+    async fn left_after_roll_up(cutoff_1: i64) -> Vec<(i64, i32)> {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path(), 10_000).expect("open");
         fill(&store, 2, 0, 600_000).await;
         store
-            .roll_up_windows(600_000, |_, p| if p == 0 { 600_000 } else { 120_000 }, 100)
+            .roll_up_windows(600_000, |_, p| if p == 0 { 600_000 } else { cutoff_1 }, 100)
             .expect("roll up");
-        let left: Vec<(i64, i32)> = store
+        store
             .windows_in(0, 600_000)
             .expect("w")
             .iter()
             .map(|w| (w.start, w.partition))
-            .collect();
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_partition_rolls_up_only_before_its_own_cutoff() {
+        let left = left_after_roll_up(120_000).await;
         assert!(
             left.iter().all(|(s, p)| *p == 1 && *s >= 120_000),
             "{left:?}"
@@ -1549,18 +1556,7 @@ mod tests {
     #[tokio::test]
     async fn a_partition_without_a_cutoff_keeps_every_window() {
         // Retention's cut-off for a partition it knew nothing of when its pass began.
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path(), 10_000).expect("open");
-        fill(&store, 2, 0, 600_000).await;
-        store
-            .roll_up_windows(600_000, |_, p| if p == 0 { 600_000 } else { i64::MIN }, 100)
-            .expect("roll up");
-        let left: Vec<(i64, i32)> = store
-            .windows_in(0, 600_000)
-            .expect("w")
-            .iter()
-            .map(|w| (w.start, w.partition))
-            .collect();
+        let left = left_after_roll_up(i64::MIN).await;
         assert!(left.iter().all(|(_, p)| *p == 1), "{left:?}");
         assert_eq!(left.len(), 60);
     }
