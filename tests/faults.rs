@@ -200,27 +200,36 @@ async fn one_broker_of_three_killed_mid_ingest_loses_nothing_and_status_shows_de
     let brokers = kafka.bootstrap();
     pulseboard_testkit::kafka::create_topic(&brokers, "clicks", 4, 3).await?;
     let set = event_set(43, 8_000, 4, now_ms() - 20 * 60_000, 80_000);
-    let writer = paced_writer(
-        producer(&brokers)?,
-        "clicks",
-        set.payloads.clone(),
-        Duration::from_millis(50),
-    );
+    // Three parts: the first is written before Pulseboard starts; the second is being
+    // written (and read) when the broker dies; the third is written only once the status
+    // shows the cluster on two brokers, so "ingest goes on" is measured on events that exist
+    // only then.
+    let (first, rest) = set.payloads.split_at(1_000);
+    let (second, third) = rest.split_at(3_000);
+    produce(&producer(&brokers)?, "clicks", first).await?;
     let dir = data_dir();
     let args = broker_args(&brokers, "clicks", "one-of-three", dir.path());
     let app = spawn_child(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
     let s = poll_until(Duration::from_secs(90), "ingest under way", || async {
         let s = get_json(app.addr, "/api/v1/status").await?;
-        (sum_next_offsets(&s) > 1_000).then_some(s)
+        (sum_next_offsets(&s) > 0).then_some(s)
     })
     .await?;
     assert_eq!(s["cluster"]["degraded"], false, "{s}");
     assert_eq!(s["cluster"]["brokers"].as_array().map(Vec::len), Some(3));
+    let writer = paced_writer(
+        producer(&brokers)?,
+        "clicks",
+        second.to_vec(),
+        Duration::from_millis(50),
+    );
 
-    // Node 2 dies mid-ingest; the writer keeps writing (acks=all, min.insync.replicas=2).
+    // Node 2 dies while the second part is written (30 chunks, one every 50 ms) and read;
+    // the writer keeps writing (acks=all, min.insync.replicas=2).
     let victim = 1;
     let victim_id = kafka.node_id(victim) as i64;
     kafka.kill(victim)?;
+    let killed = Instant::now();
     let s = poll_until(
         Duration::from_secs(60),
         "status to show the degraded cluster",
@@ -233,21 +242,41 @@ async fn one_broker_of_three_killed_mid_ingest_loses_nothing_and_status_shows_de
             .then_some(s)
         },
     )
-    .await?;
+    .await
+    .map_err(|e| anyhow!("{e}\n{}", app.log_tail(40)))?;
+    let degraded = killed.elapsed();
     assert!(
         s["cluster"]["under_replicated_partitions"].as_u64() > Some(0),
         "{s}"
     );
-    let before = sum_next_offsets(&s);
-    poll_until(
+    // The second part is delivered on two brokers (its writer waits for every ack), then
+    // the third is written to the degraded cluster and must be read.
+    tokio::time::timeout(Duration::from_secs(150), writer)
+        .await
+        .context("the second part's writer did not finish within 150 s")???;
+    let delivered = killed.elapsed();
+    let writer = paced_writer(
+        producer(&brokers)?,
+        "clicks",
+        third.to_vec(),
+        Duration::from_millis(50),
+    );
+    let s = poll_until(
         Duration::from_secs(60),
         "ingest to go on with two brokers",
         || async {
             let s = get_json(app.addr, "/api/v1/status").await?;
-            (sum_next_offsets(&s) > before + 500).then_some(())
+            (sum_next_offsets(&s) >= (first.len() + second.len() + 500) as i64).then_some(s)
         },
     )
-    .await?;
+    .await
+    .map_err(|e| anyhow!("{e}\n{}", app.log_tail(60)))?;
+    assert_eq!(s["cluster"]["degraded"], true, "still on two brokers: {s}");
+    eprintln!(
+        "one broker of three killed: degraded in the status after {degraded:?}, second part \
+         delivered after {delivered:?}, 500 of the third read after {:?}",
+        killed.elapsed()
+    );
 
     kafka.restart(victim)?;
     poll_until(Duration::from_secs(120), "the cluster to heal", || async {
