@@ -594,8 +594,15 @@ async fn rebalance_without_a_state_topic_moves_partitions_without_loss_or_double
         malformed,
     } = event_set(61, 12_000, 4, now_ms() - 40 * 60_000, 120_000);
     let (folded, late) = expected_folded(&events, WIDTH, LATENESS);
-    let p = producer(&brokers)?;
-    let writer = paced_writer(p, "clicks", payloads.clone(), Duration::from_millis(100));
+    // The first third is written while A reads alone; the rest only once B owns
+    // partitions, so B has events to read whenever it joins.
+    let (first, rest) = payloads.split_at(payloads.len() / 3);
+    let writer = paced_writer(
+        producer(&brokers)?,
+        "clicks",
+        first.to_vec(),
+        Duration::from_millis(100),
+    );
     let (dir_a, dir_b) = (data_dir(), data_dir());
     // Pulseboard's own session timeout (10 s), not the tests' short one: with 3 s, a member
     // starved of CPU by the other tests in this binary can be expelled from the group, and
@@ -614,16 +621,23 @@ async fn rebalance_without_a_state_topic_moves_partitions_without_loss_or_double
     .await?;
     // B joins: the partitions are split between A and B.
     let b = App::start(&args_b.iter().map(String::as_str).collect::<Vec<_>>()).await?;
-    poll_until(
-        Duration::from_secs(60),
-        "B to own partitions and read",
-        || async {
-            let s = get_json(b.addr, "/api/v1/status").await?;
-            let parts = s["partitions"].as_array()?;
-            (!parts.is_empty() && parts.len() < 4 && s["events_total"].as_u64()? > 300)
-                .then_some(())
-        },
-    )
+    poll_until(Duration::from_secs(60), "B to own partitions", || async {
+        let s = get_json(b.addr, "/api/v1/status").await?;
+        let parts = s["partitions"].as_array()?;
+        (!parts.is_empty() && parts.len() < 4).then_some(())
+    })
+    .await?;
+    writer.await??;
+    let writer = paced_writer(
+        producer(&brokers)?,
+        "clicks",
+        rest.to_vec(),
+        Duration::from_millis(100),
+    );
+    poll_until(Duration::from_secs(60), "B to read", || async {
+        let s = get_json(b.addr, "/api/v1/status").await?;
+        (s["events_total"].as_u64()? > 300).then_some(())
+    })
     .await?;
     poll_until(
         Duration::from_secs(60),

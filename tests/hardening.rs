@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
 use pulseboard_model::event::Event;
@@ -235,13 +235,14 @@ async fn late_events_under_sigkill_are_counted_exactly_once_and_stay_revised() -
         producer(&brokers)?,
         "clicks",
         batch.payloads.clone(),
-        Duration::from_millis(400),
+        Duration::from_millis(600),
     );
     let mut child = child;
     let mut last = live.len() as i64;
     let total = (live.len() + batch.payloads.len()) as i64;
     let mut rng = fastrand::Rng::with_seed(11);
-    for _ in 0..3 {
+    let t0 = Instant::now();
+    for kill in 0..3 {
         let addr = child.addr;
         last = poll_until(Duration::from_secs(60), "progress", || async {
             let s = get_json(addr, "/api/v1/status").await?;
@@ -255,6 +256,11 @@ async fn late_events_under_sigkill_are_counted_exactly_once_and_stay_revised() -
             "the kill lands while the batch arrives"
         );
         child.kill9()?;
+        eprintln!(
+            "kill {} of 3 after offset sum {last} of {total} at {:?}",
+            kill + 1,
+            t0.elapsed()
+        );
         child = spawn_child(&args)?;
     }
     writer.await??;
