@@ -242,8 +242,8 @@ async fn one_broker_of_three_killed_mid_ingest_loses_nothing_and_status_shows_de
             .then_some(s)
         },
     )
-    .await
-    .map_err(|e| anyhow!("{e}\n{}", app.log_tail(40)))?;
+    .await;
+    let s = app.with_log(s, 40)?;
     let degraded = killed.elapsed();
     assert!(
         s["cluster"]["under_replicated_partitions"].as_u64() > Some(0),
@@ -269,8 +269,8 @@ async fn one_broker_of_three_killed_mid_ingest_loses_nothing_and_status_shows_de
             (sum_next_offsets(&s) >= (first.len() + second.len() + 500) as i64).then_some(s)
         },
     )
-    .await
-    .map_err(|e| anyhow!("{e}\n{}", app.log_tail(60)))?;
+    .await;
+    let s = app.with_log(s, 60)?;
     assert_eq!(s["cluster"]["degraded"], true, "still on two brokers: {s}");
     eprintln!(
         "one broker of three killed: degraded in the status after {degraded:?}, second part \

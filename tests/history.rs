@@ -114,11 +114,10 @@ async fn ranges_past_retention_and_comparisons_equal_the_recomputation() -> Resu
     let dir = data_dir();
     let args = history_args(&brokers, "history", "history-test", dir.path());
     let app = spawn_child(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
-    if let Err(e) =
-        wait_for_totals(app.addr, events.len() as u64, 0, Duration::from_secs(120)).await
-    {
-        bail!("{e}\n{}", app.log_tail(40));
-    }
+    app.with_log(
+        wait_for_totals(app.addr, events.len() as u64, 0, Duration::from_secs(120)).await,
+        40,
+    )?;
 
     // Retention rolls the week into hour buckets, the day into minute buckets, and today's
     // windows older than 10 minutes (of the watermark) into minute buckets.
@@ -294,10 +293,9 @@ async fn sigkill_while_rolling_up_loses_and_doubles_nothing() -> Result<()> {
             let s = get_json(child.addr, "/api/v1/status").await?;
             (s["events_total"].as_u64()? > 0).then_some(())
         })
-        .await;
-        if let Err(e) = counting {
-            bail!("start {} of 6: {e}\n{}", kill + 1, child.log_tail(60));
-        }
+        .await
+        .map_err(|e| anyhow::anyhow!("start {} of 6: {e}", kill + 1));
+        child.with_log(counting, 60)?;
         let counted = started.elapsed();
         // Kill at an arbitrary instant while it ingests and rolls up.
         tokio::time::sleep(Duration::from_millis(rng.u64(100..3_000))).await;
@@ -313,10 +311,10 @@ async fn sigkill_while_rolling_up_loses_and_doubles_nothing() -> Result<()> {
     }
     assert!(rolled_seen > 0, "the kills should land while buckets exist");
     let child = spawn_child(&args)?;
-    let s = wait_for_totals(child.addr, events.len() as u64, 0, Duration::from_secs(120)).await;
-    if let Err(e) = s {
-        bail!("{e}\n{}", child.log_tail(40));
-    }
+    child.with_log(
+        wait_for_totals(child.addr, events.len() as u64, 0, Duration::from_secs(120)).await,
+        40,
+    )?;
     // Once everything past retention is rolled up, every hour holds exactly its events.
     let path = format!(
         "/api/v1/windows?from={}&to={}&limit=10000",
@@ -395,10 +393,10 @@ async fn a_backlog_over_much_event_time_commits_in_bounded_transactions() -> Res
     args.extend(["--window", "1s"].map(String::from));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let child = spawn_child(&args)?;
-    let totals = wait_for_totals(child.addr, WINDOWS as u64, 0, Duration::from_secs(240)).await;
-    if let Err(e) = totals {
-        bail!("{e}\n{}", child.log_tail(40));
-    }
+    child.with_log(
+        wait_for_totals(child.addr, WINDOWS as u64, 0, Duration::from_secs(240)).await,
+        40,
+    )?;
     // At most MAX_CHECKPOINT_WINDOWS (1,000) windows a checkpoint: 50 checkpoints at least.
     let seq = committed_seq(&brokers, "wide-test", "wide", 0)?;
     assert!(seq >= 50, "checkpoints of at most 1,000 windows: seq {seq}");

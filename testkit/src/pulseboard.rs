@@ -128,6 +128,12 @@ impl PulseboardProcess {
             .unwrap_or_default()
     }
 
+    /// `r`, its error followed by the last `lines` lines of the child's log: a test's
+    /// failure then says what the child was doing.
+    pub fn with_log<T>(&self, r: Result<T>, lines: usize) -> Result<T> {
+        r.map_err(|e| anyhow!("{e}\n{}", self.log_tail(lines)))
+    }
+
     /// The panics the child's log reports so far (each `panicked at PLACE:` line with the
     /// message after it): a panic that the process survived (a task that failed and was
     /// retried) is still a bug a test should see.

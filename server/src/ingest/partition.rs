@@ -160,10 +160,8 @@ pub(super) async fn partition_task(
                     break Err(e);
                 }
                 // Reading waited for this answer: the next checkpoint goes at once.
-                if task.full() {
-                    if let Err(e) = task.checkpoint(false).await {
-                        break Err(e);
-                    }
+                if let Err(e) = task.checkpoint_if_full().await {
+                    break Err(e);
                 }
             }
             _ = tick.tick() => {
@@ -211,10 +209,8 @@ pub(super) async fn partition_task(
                     }
                 }
                 task.reads.batch_done();
-                if task.full() {
-                    if let Err(e) = task.checkpoint(false).await {
-                        break Err(e);
-                    }
+                if let Err(e) = task.checkpoint_if_full().await {
+                    break Err(e);
                 }
                 if task.engine.has_live_changes() && !live_pending {
                     live_pending = true;
@@ -450,6 +446,16 @@ impl Task {
     /// The next checkpoint has reached its size: hand it over now, read on after.
     fn full(&self) -> bool {
         self.engine.changed_windows() >= MAX_CHECKPOINT_WINDOWS
+    }
+
+    /// Hand the next checkpoint over at once if it is [`full`](Self::full) (and none is in
+    /// flight).
+    async fn checkpoint_if_full(&mut self) -> Result<(), IngestError> {
+        if self.full() {
+            self.checkpoint(false).await
+        } else {
+            Ok(())
+        }
     }
 
     /// A checkpoint tick: hand a checkpoint to the committer when something changed and
