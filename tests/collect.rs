@@ -181,9 +181,9 @@ async fn an_oversized_body_is_refused_and_nothing_of_it_is_counted() -> Result<(
     let (app, _dir) = start_app(&brokers, "oversized", &[]).await?;
     // Valid events, just too many bytes of them.
     let event = r#"{"visitor":"big","url":"/a-rather-long-path-to-make-the-body-large"}"#;
-    let n = pulseboard::collect::MAX_BODY / event.len() + 100;
+    let n = pulseboard::site::collect::MAX_BODY / event.len() + 100;
     let big = format!("[{}]", vec![event; n].join(","));
-    assert!(big.len() > pulseboard::collect::MAX_BODY);
+    assert!(big.len() > pulseboard::site::collect::MAX_BODY);
     let r = request(app.addr, "POST", "/collect", &[], big.as_bytes()).await?;
     assert_eq!(r.status, 413, "{}", r.body);
     let err: Value = serde_json::from_str(&r.body)?;

@@ -363,7 +363,7 @@ fn committed_seq(brokers: &str, group: &str, topic: &str, partition: i32) -> Res
     let committed = consumer.committed_offsets(tpl, Duration::from_secs(10))?;
     committed
         .find_partition(topic, partition)
-        .and_then(|e| pulseboard::state_topic::parse_commit_seq(e.metadata()))
+        .and_then(|e| pulseboard::store::record::parse_commit_seq(e.metadata()))
         .ok_or_else(|| anyhow::anyhow!("no checkpoint committed for {topic}/{partition}"))
 }
 

@@ -195,7 +195,7 @@ fn read_state_topic(
     brokers: &str,
     topic: &str,
     within: Duration,
-    mut visit: impl FnMut(String, Result<pulseboard::state_topic::StateRecord, String>),
+    mut visit: impl FnMut(String, Result<pulseboard::store::record::StateRecord, String>),
 ) -> Result<()> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::Message;
@@ -226,7 +226,7 @@ fn read_state_topic(
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
                 let at = format!("{}@{}", m.partition(), m.offset());
-                let record = pulseboard::state_topic::decode_record(
+                let record = pulseboard::store::record::decode_record(
                     m.key().unwrap_or_default(),
                     m.payload(),
                 )
@@ -244,7 +244,7 @@ fn read_state_topic(
 
 /// The state topic's records (committed ones), one line each, for a failure's message.
 fn state_topic_trace(brokers: &str, topic: &str) -> Result<String> {
-    use pulseboard::state_topic::StateRecord;
+    use pulseboard::store::record::StateRecord;
     let mut lines = Vec::new();
     read_state_topic(brokers, topic, Duration::from_secs(30), |at, record| {
         lines.push(match record {
@@ -700,7 +700,7 @@ async fn windows_past_retention_are_tombstoned_in_the_state_topic_and_stay_in_ev
 
 /// The (partition, window start) of every window tombstone in the state topic.
 fn tombstones(brokers: &str, topic: &str) -> Result<std::collections::BTreeSet<(i32, i64)>> {
-    use pulseboard::state_topic::StateRecord;
+    use pulseboard::store::record::StateRecord;
     let mut out = std::collections::BTreeSet::new();
     read_state_topic(brokers, topic, Duration::from_secs(20), |_, record| {
         if let Ok(StateRecord::Window {

@@ -1,7 +1,7 @@
 //! Disk bytes per day of history at a given event rate (1,000 events/s by default).
 //!
 //! Real events from the demo generator over a measured span of event time are folded into
-//! real 10 s windows of 4 partitions (`pulseboard::demo_history::fold_period`), counted as a
+//! real 10 s windows of 4 partitions (`pulseboard::demo::history::fold_period`), counted as a
 //! broker's default counts them (segment tables of the four default dimensions; and again
 //! without segments, `history_no_segments`), written into
 //! a real sled store on disk, rolled up into minute buckets and those into hour buckets by
@@ -117,7 +117,7 @@ pub fn measure(
     let from = (now_ms() - 3 * DAY) / HOUR * HOUR;
     let to = from + span_minutes * 60_000;
     let (parts, events) =
-        pulseboard::demo_history::fold_period(42, rate, (from, to), WINDOW_MS, PARTITIONS, spec);
+        pulseboard::demo::history::fold_period(42, rate, (from, to), WINDOW_MS, PARTITIONS, spec);
 
     let empty = {
         let dir = tempfile::tempdir()?;

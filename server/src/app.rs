@@ -20,9 +20,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::hub::{Hub, HubConfig};
-use crate::live::Live;
+use crate::progress::Progress;
+use crate::query::retention;
+use crate::site::collect;
 use crate::store::{OwnerRecord, Store, StoreError};
-use crate::{collect, demo, http, ingest, now_ms, retention};
+use crate::{api as http, demo, ingest, now_ms};
 use pulseboard_model::proto::InstanceRef;
 
 /// How long the tasks have to stop once shutdown begins.
@@ -117,7 +119,7 @@ pub async fn run(
         brokers.clone()
     };
 
-    let live = Arc::new(Live::new(
+    let live = Arc::new(Progress::new(
         broker_label,
         embedded.is_some(),
         windows.width_ms,
@@ -180,14 +182,14 @@ pub async fn run(
             let token = shutdown.child_token();
             Some(tokio::task::spawn_blocking(move || {
                 let stop = || token.is_cancelled();
-                let demo = crate::demo_history::DemoTraffic {
+                let demo = crate::demo::history::DemoTraffic {
                     topic: &topic,
                     partitions: parts,
                     rate,
                     window_ms: width,
                     spec: &spec,
                 };
-                let seeded = crate::demo_history::seed(&store, &demo, now_ms(), &stop);
+                let seeded = crate::demo::history::seed(&store, &demo, now_ms(), &stop);
                 match seeded {
                     Ok(n) => {
                         tracing::info!(events = n, "demo history generated (a day and a week back)")
@@ -261,23 +263,22 @@ pub async fn run(
             shutdown.child_token(),
         ),
     );
-    let alerts = crate::alerts::Alerts::new(windows.width_ms, now_ms());
+    let alerts = crate::insight::alerts::Alerts::new(windows.width_ms, now_ms());
     {
         let source = match (&config.alerts.file, &embedded) {
-            (Some(f), _) => crate::alerts::RuleSource::File(f.clone()),
-            (None, Some(_)) => crate::alerts::RuleSource::Builtin(crate::alerts::demo_rules(
-                config.demo.demo_rate,
-                windows.width_ms,
-            )),
-            (None, None) => crate::alerts::RuleSource::None,
+            (Some(f), _) => crate::insight::alerts::RuleSource::File(f.clone()),
+            (None, Some(_)) => crate::insight::alerts::RuleSource::Builtin(
+                crate::insight::alerts::demo_rules(config.demo.demo_rate, windows.width_ms),
+            ),
+            (None, None) => crate::insight::alerts::RuleSource::None,
         };
-        let cfg = crate::alerts::AlertsConfig {
+        let cfg = crate::insight::alerts::AlertsConfig {
             source,
             interval: config.alerts.alerts_interval,
             window_ms: windows.width_ms,
             backoff: Duration::from_secs(1),
         };
-        let run = crate::alerts::run(
+        let run = crate::insight::alerts::run(
             alerts.clone(),
             cfg,
             store.clone(),

@@ -17,9 +17,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
+use crate::api::ws::ConnectPacer;
 use crate::hub::Hub;
-use crate::live::Live;
-use crate::ws::ConnectPacer;
+use crate::progress::Progress;
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -291,7 +291,7 @@ pub fn state_topic_caught_up(records: u64, took: Duration) {
     );
 }
 
-pub fn metrics_registry(live: Arc<Live>, hub: Arc<Hub>, pacer: Arc<ConnectPacer>) -> Registry {
+pub fn metrics_registry(live: Arc<Progress>, hub: Arc<Hub>, pacer: Arc<ConnectPacer>) -> Registry {
     let mut r = Registry::with_prefix("pulseboard");
     let k = c();
     r.register(
@@ -411,7 +411,7 @@ pub fn metrics_registry(live: Arc<Live>, hub: Arc<Hub>, pacer: Arc<ConnectPacer>
 
 /// The figures of the status and the hub, read at each scrape.
 struct StatusCollector {
-    live: Arc<Live>,
+    live: Arc<Progress>,
     hub: Arc<Hub>,
     pacer: Arc<ConnectPacer>,
 }

@@ -10,7 +10,7 @@
 //!   are committed to the group (advisory, for lag tools and the next owner; synchronous
 //!   and bounded when a partition is being released, fire-and-forget otherwise).
 //! - With a state topic: ONE Kafka transaction for the batch, holding each partition's
-//!   window, dead-letter and progress records ([`crate::state_topic::records_of`]) and the
+//!   window, dead-letter and progress records ([`crate::store::record::records_of`]) and the
 //!   consumer offset commit of those partitions with the consumer's group metadata
 //!   (`send_offsets_to_transaction`, KIP-447: a member that left the group's generation is
 //!   refused by the broker); then, committed, the same writes to sled. A transaction that
@@ -39,9 +39,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Consumer_, IngestError, COMMIT_TIMEOUT};
 use crate::hub::Hub;
-use crate::kafka;
-use crate::live::Live;
-use crate::state_topic::{self, OutRecord};
+use crate::ingest::client;
+use crate::progress::Progress;
+use crate::store::record::{self, OutRecord};
 use crate::store::{PartitionWrite, Store};
 use crate::telemetry;
 
@@ -142,7 +142,7 @@ impl CommitHandle {
         };
         let records = windows
             .iter()
-            .map(|(t, p, s)| state_topic::window_tombstone(t, *p, *s, n))
+            .map(|(t, p, s)| record::window_tombstone(t, *p, *s, n))
             .collect();
         self.records(records).await
     }
@@ -188,7 +188,7 @@ pub(super) struct Committer {
     store: Store,
     /// After a checkpoint of a partition this instance no longer reads is written, the
     /// hub's copy of it is reloaded from the store (its task, gone, published nothing).
-    live: Arc<Live>,
+    live: Arc<Progress>,
     hub: Arc<Hub>,
     consumer: Weak<Consumer_>,
     rx: mpsc::Receiver<CommitMsg>,
@@ -209,7 +209,7 @@ struct Txn {
 impl Committer {
     /// A committer writing to the state topic when `sink` is given, to sled alone otherwise.
     pub(super) fn new(
-        (store, live, hub): (Store, Arc<Live>, Arc<Hub>),
+        (store, live, hub): (Store, Arc<Progress>, Arc<Hub>),
         consumer: Weak<Consumer_>,
         sink: Option<StateTopicSink>,
     ) -> (Self, CommitHandle) {
@@ -395,9 +395,9 @@ fn offsets_of(writes: &[PartitionWrite], with_seq: bool) -> TopicPartitionList {
         }
         if let Some(mut e) = tpl.find_partition(&w.topic, w.partition) {
             let meta = if with_seq {
-                state_topic::commit_metadata(cp.seq, cp.max_event_ts)
+                record::commit_metadata(cp.seq, cp.max_event_ts)
             } else {
-                kafka::commit_metadata(cp.max_event_ts)
+                client::commit_metadata(cp.max_event_ts)
             };
             e.set_metadata(meta);
         }
@@ -491,7 +491,7 @@ impl Txn {
             records.push(self.cfg.instance.clone());
         }
         for w in writes {
-            records.extend(state_topic::records_of(
+            records.extend(record::records_of(
                 w,
                 self.cfg.width_ms,
                 self.cfg.partitions,
@@ -570,7 +570,7 @@ impl Txn {
 
     /// Make the transactional producer and initialise its transactions (bounded).
     async fn start_producer(&mut self, deadline: Instant) -> Result<Arc<FutureProducer>, String> {
-        let cfg = kafka::transactional_producer_config(
+        let cfg = client::transactional_producer_config(
             &self.cfg.brokers,
             &self.cfg.transactional_id,
             self.cfg.txn_timeout,
@@ -721,7 +721,7 @@ fn enqueue(
                 return Err(TxnError::TooLarge(format!(
                     "a record of {} bytes is larger than the producer takes ({} bytes)",
                     value.map_or(0, <[u8]>::len),
-                    kafka::STATE_RECORD_MAX_BYTES
+                    client::STATE_RECORD_MAX_BYTES
                 )))
             }
             Err((e, _)) => return Err(classify(e)),

@@ -19,7 +19,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 
-use crate::engine::{Outcome, PartitionEngine, Record};
+use crate::ingest::engine::{Outcome, PartitionEngine, Record};
 use crate::store::{DeadLetterRecord, DEAD_LETTER_HEAD};
 use crate::telemetry;
 

@@ -32,13 +32,15 @@
 //! - `dead_letter`: producing what cannot be counted to the dead-letter topic.
 //! - `probe`: the cluster probe, the one source of broker reachability.
 
-pub mod changelog;
+pub mod client;
 mod commit;
 mod dead_letter;
+pub mod engine;
 mod partition;
 mod probe;
 mod rebalance;
 mod start;
+pub mod state_reader;
 
 pub use commit::{CommitHandle, CommitOutcome};
 pub use probe::{ClusterView, PROBE_INTERVAL, PROBE_TIMEOUT};
@@ -58,10 +60,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::KafkaArgs;
-use crate::engine::EngineConfig;
 use crate::hub::Hub;
-use crate::kafka;
-use crate::live::Live;
+use crate::ingest::engine::EngineConfig;
+use crate::progress::Progress;
 use crate::store::{Store, StoreError};
 use commit::{Committer, StateTopicSink};
 use partition::{partition_task, Commit, RestoreFrom, TaskShared};
@@ -123,7 +124,7 @@ pub enum IngestError {
     #[error("a checkpoint does not fit the state topic {topic}: {why} (raise the topic's max.message.bytes, or keep windows smaller: fewer --segment-dimensions, a lower --segment-top)")]
     CheckpointTooLarge { topic: String, why: String },
     #[error(transparent)]
-    StateTopic(#[from] kafka::StateTopicError),
+    StateTopic(#[from] client::StateTopicError),
     #[error("the state topic's reader: {0}")]
     Changelog(String),
     #[error("the committer stopped without being asked to")]
@@ -137,12 +138,12 @@ pub struct IngestParams {
     /// The bootstrap servers to use: `--brokers`, or the embedded broker's address.
     pub brokers: String,
     /// Running on the embedded (in-process mock) broker: its topics exist already, and its
-    /// fetches need a short wait (see [`kafka::consumer_config`]).
+    /// fetches need a short wait (see [`client::consumer_config`]).
     pub embedded: bool,
     pub engine: EngineConfig,
     pub checkpoint_interval: Duration,
     pub store: Store,
-    pub live: Arc<Live>,
+    pub live: Arc<Progress>,
     pub hub: Arc<Hub>,
     /// This instance: its id (kept in the store) and its dashboard's URL.
     pub me: InstanceRef,
@@ -178,7 +179,7 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
         v
     };
     if !params.embedded {
-        let ensure = kafka::ensure_topics(&params.brokers, &dlq_topics);
+        let ensure = client::ensure_topics(&params.brokers, &dlq_topics);
         if tokio::time::timeout(Duration::from_secs(15), ensure)
             .await
             .is_err()
@@ -188,7 +189,7 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
     }
 
     let producer: FutureProducer = {
-        kafka::dead_letter_producer_config(&params.brokers)
+        client::dead_letter_producer_config(&params.brokers)
             .create()
             .map_err(IngestError::Client)?
     };
@@ -200,7 +201,7 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
                 Some(n) => n,
                 None => input_partitions(&params.brokers, &params.kafka.topics).await,
             };
-            let partitions = kafka::ensure_state_topic(&params.brokers, &topic, want).await?;
+            let partitions = client::ensure_state_topic(&params.brokers, &topic, want).await?;
             tracing::info!(topic, partitions, "state topic");
             Some((topic, partitions))
         }
@@ -215,7 +216,7 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
         consumer: OnceLock::new(),
         transactional: state.is_some(),
     };
-    let mut cfg = kafka::consumer_config(
+    let mut cfg = client::consumer_config(
         &params.brokers,
         &params.kafka.group,
         params.embedded,
@@ -224,7 +225,7 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
     // The group lists its members by client id: the instances alive (see `changelog`).
     cfg.set(
         "client.id",
-        format!("{}{}", changelog::CLIENT_ID_PREFIX, params.me.id),
+        format!("{}{}", state_reader::CLIENT_ID_PREFIX, params.me.id),
     );
     let consumer: Arc<Consumer_> = Arc::new(
         cfg.create_with_context(context)
@@ -237,8 +238,8 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
     // for it to bring the store up to the group's committed checkpoint.
     let reader_stop = CancellationToken::new();
     let reader = match &state {
-        Some((topic, partitions)) => Some(changelog::spawn(
-            changelog::ReaderParams {
+        Some((topic, partitions)) => Some(state_reader::spawn(
+            state_reader::ReaderParams {
                 brokers: params.brokers.clone(),
                 topic: topic.clone(),
                 partitions: *partitions,
@@ -254,10 +255,10 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
         None => None,
     };
     let sink = state.as_ref().map(|(topic, partitions)| {
-        let key = crate::state_topic::Key::Instance {
+        let key = crate::store::record::Key::Instance {
             id: params.me.id.clone(),
         };
-        let value = crate::state_topic::instance_value(&crate::state_topic::InstanceValue {
+        let value = crate::store::record::instance_value(&crate::store::record::InstanceValue {
             url: params.me.url.clone(),
             started_ms: crate::now_ms(),
         });
@@ -413,7 +414,7 @@ async fn input_partitions(brokers: &str, topics: &[String]) -> i32 {
     for t in topics {
         if let Ok(p) = tokio::time::timeout(
             Duration::from_secs(10),
-            kafka::topic_partition_count(brokers, t),
+            client::topic_partition_count(brokers, t),
         )
         .await
         {
@@ -435,7 +436,7 @@ async fn input_partitions(brokers: &str, topics: &[String]) -> i32 {
 async fn supervised(
     (topic, partition): (String, i32),
     task: impl std::future::Future<Output = ()> + Send,
-    live: Arc<Live>,
+    live: Arc<Progress>,
     fatal: mpsc::UnboundedSender<IngestError>,
 ) {
     use futures::FutureExt;

@@ -37,10 +37,10 @@ use super::commit::{CommitHandle, CommitOutcome};
 use super::dead_letter::{on_message, Pending};
 use super::start::StartPoint;
 use super::{Consumer_, IngestError, Queue};
-use crate::engine::{EngineConfig, PartitionEngine};
 use crate::hub::Hub;
-use crate::kafka::{committed_position, Committed, OffsetReset};
-use crate::live::{Live, Progress};
+use crate::ingest::client::{committed_position, Committed, OffsetReset};
+use crate::ingest::engine::{EngineConfig, PartitionEngine};
+use crate::progress::{PartitionReport, Progress};
 use crate::store::{OwnerRecord, PartitionCheckpoint, PartitionWrite, Store, StoreError};
 use crate::telemetry;
 
@@ -54,7 +54,7 @@ pub(super) struct RestoreFrom {
 
 pub(super) struct TaskShared {
     pub(super) store: Store,
-    pub(super) live: Arc<Live>,
+    pub(super) live: Arc<Progress>,
     pub(super) hub: Arc<Hub>,
     pub(super) consumer: Weak<Consumer_>,
     pub(super) producer: FutureProducer,
@@ -553,7 +553,7 @@ impl Task {
 
     fn publish(&mut self, cp: &PartitionCheckpoint, written: &[i64]) -> Vec<i64> {
         let lateness = self.engine_lateness();
-        let progress = Progress {
+        let progress = PartitionReport {
             topic: self.engine.topic(),
             partition: self.engine.partition(),
             counts: cp.into(),

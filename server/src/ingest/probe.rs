@@ -9,7 +9,7 @@ use rdkafka::error::KafkaError;
 use tokio_util::sync::CancellationToken;
 
 use super::Consumer_;
-use crate::live::Live;
+use crate::progress::Progress;
 
 /// How often the cluster probe asks for metadata, and how long it waits for an answer.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
@@ -22,7 +22,7 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 pub(super) async fn cluster_probe(
     consumer: Weak<Consumer_>,
     topics: Vec<String>,
-    live: Arc<Live>,
+    live: Arc<Progress>,
     shutdown: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(PROBE_INTERVAL);

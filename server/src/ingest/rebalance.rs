@@ -15,8 +15,8 @@ use tokio::sync::mpsc;
 
 use super::start::StartPoint;
 use super::{Consumer_, Queue, REVOKE_TIMEOUT};
-use crate::kafka::committed_position;
-use crate::live::Live;
+use crate::ingest::client::committed_position;
+use crate::progress::Progress;
 use crate::store::Store;
 use crate::telemetry;
 
@@ -35,7 +35,7 @@ pub(super) enum Control {
 /// Client context: rebalance handling and client-level telemetry.
 pub struct IngestContext {
     pub(super) store: Store,
-    pub(super) live: Arc<Live>,
+    pub(super) live: Arc<Progress>,
     pub(super) control: mpsc::UnboundedSender<Control>,
     pub(super) consumer: OnceLock<Weak<Consumer_>>,
     /// With a state topic the partition task finds its start itself (the group's

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
 /// The script, as served.
-pub const SCRIPT: &str = include_str!("../assets/pb.js");
+pub const SCRIPT: &str = include_str!("../../assets/pb.js");
 /// The most the script may weigh gzipped.
 pub const MAX_GZIP_BYTES: usize = 2048;
 

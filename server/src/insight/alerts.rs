@@ -45,7 +45,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::Hub;
-use crate::live::Live;
+use crate::progress::Progress;
 use crate::store::Store;
 use crate::telemetry;
 
@@ -732,7 +732,7 @@ struct LiveInputs {
 
 impl Inputs for LiveInputs {
     fn events(&self, from: i64, to: i64) -> Result<u64, String> {
-        crate::history::read(
+        crate::query::history::read(
             (&self.store, &self.hub),
             self.window_ms,
             (from, to),
@@ -764,7 +764,7 @@ pub async fn run(
     cfg: AlertsConfig,
     store: Store,
     hub: Arc<Hub>,
-    live: Arc<Live>,
+    live: Arc<Progress>,
     shutdown: CancellationToken,
 ) {
     if matches!(cfg.source, RuleSource::None) {

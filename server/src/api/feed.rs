@@ -21,7 +21,7 @@ use pulseboard_model::agg::Filter;
 use pulseboard_model::proto::{ServerMsg, WindowState, WindowView, PROTOCOL_VERSION};
 
 use crate::hub::{Frame, Hub, Parts, Published, Start, Subscription};
-use crate::segments::{self, Part, SegmentsState};
+use crate::query::segments::{self, Part, SegmentsState};
 
 /// Filtered frames kept per filter (sockets of one filter are seldom further apart; one
 /// that is gets its frame rendered again).

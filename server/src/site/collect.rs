@@ -32,7 +32,7 @@
 //!   price of counting those twice).
 //! - Browser events: an event with no visitor (at none of the pointers the field mapping
 //!   reads `visitor` from), as the tracking script `pb.js` sends them, is enriched by
-//!   [`crate::enrich`]: its visitor is the day's cookieless id of (its `site` field, the
+//!   [`crate::site::enrich`]: its visitor is the day's cookieless id of (its `site` field, the
 //!   client's IP address, the `User-Agent`), its country (when it has none) the one of the
 //!   client's address, its device (when it has none) the class of the user agent refined
 //!   by its `screen` field. The address is the one the rate limit uses (the peer, or with
@@ -70,8 +70,8 @@ use serde_json::{Map, Value};
 use tokio::time::Instant;
 
 use crate::config::HttpArgs;
-use crate::enrich::{self, Salts};
-use crate::kafka::client_config;
+use crate::ingest::client::client_config;
+use crate::site::enrich::{self, Salts};
 
 /// Largest accepted body.
 pub const MAX_BODY: usize = 1024 * 1024;

@@ -11,6 +11,8 @@
 //!   every 10 minutes, a minute swelling to 5× the rate), so that a newcomer sees alerts and
 //!   conversions (the signups the demo goal counts) on the first run.
 
+pub mod history;
+
 use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
 

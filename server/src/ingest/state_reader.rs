@@ -13,13 +13,13 @@
 //!   own checkpoints (already written by its committer) and older ones are skipped, without
 //!   decoding their windows.
 //! - Another instance's checkpoint goes to the hub ([`Hub::update`]) and, for partitions
-//!   this instance does not read, to the status ([`Live::publish_remote`]), so any instance
+//!   this instance does not read, to the status ([`Progress::publish_remote`]), so any instance
 //!   shows every partition within moments of its owner's checkpoint. This instance's own
 //!   checkpoints are published by its partition tasks.
 //! - After every applied checkpoint the `applied` watch is bumped: a partition task waiting
 //!   for its committed checkpoint ([`super::partition`]) looks again.
 //! - Once every partition of the state topic reported its end, the reader has caught up
-//!   ([`Live::set_state_caught_up`]; `/readyz` waits for it).
+//!   ([`Progress::set_state_caught_up`]; `/readyz` waits for it).
 //! - Every [`MEMBERS_INTERVAL`] it lists the consumer group's members: the instances alive.
 //! - Held records are bounded by one checkpoint per input partition, and, while reading a
 //!   compacted log from its start, by the windows within retention of one partition.
@@ -38,9 +38,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::IngestError;
 use crate::hub::Hub;
-use crate::kafka;
-use crate::live::{Live, PartitionCounts};
-use crate::state_topic::{self, StateRecord};
+use crate::ingest::client;
+use crate::progress::{PartitionCounts, Progress};
+use crate::store::record::{self, StateRecord};
 use crate::store::{DeadLetterRecord, PartitionWrite, Store};
 use crate::telemetry;
 
@@ -59,7 +59,7 @@ pub struct ReaderParams {
     pub instance_id: String,
     pub lateness_ms: i64,
     pub store: Store,
-    pub live: Arc<Live>,
+    pub live: Arc<Progress>,
     pub hub: Arc<Hub>,
 }
 
@@ -69,7 +69,7 @@ pub fn spawn(
     params: ReaderParams,
     shutdown: CancellationToken,
 ) -> Result<(std::thread::JoinHandle<()>, watch::Receiver<u64>), IngestError> {
-    let consumer: BaseConsumer = kafka::changelog_consumer_config(
+    let consumer: BaseConsumer = client::changelog_consumer_config(
         &params.brokers,
         &format!("{CLIENT_ID_PREFIX}{}-state", params.instance_id),
     )
@@ -202,8 +202,8 @@ impl Reader {
             return self.p.store.set_changelog_position(sp, at);
         };
         // Window values are decoded only when their checkpoint is applied.
-        let record = match state_topic::Key::decode(key) {
-            Ok(state_topic::Key::Window {
+        let record = match record::Key::decode(key) {
+            Ok(record::Key::Window {
                 topic,
                 partition,
                 start,
@@ -221,7 +221,7 @@ impl Reader {
                     value: None,
                 },
             },
-            Ok(_) => match state_topic::decode_record(key, value) {
+            Ok(_) => match record::decode_record(key, value) {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::warn!(partition = sp, offset, error = %e, "unreadable state record skipped");
@@ -285,7 +285,7 @@ impl Reader {
         offset: i64,
         topic: String,
         partition: i32,
-        progress: state_topic::ProgressValue,
+        progress: record::ProgressValue,
     ) -> Result<(), crate::store::StoreError> {
         let held = self.held.remove(&(topic.clone(), partition));
         let at = self.safe_position(sp, offset);
@@ -306,7 +306,7 @@ impl Reader {
             if let Some(h) = held {
                 write.undelivered = h.dead;
                 for (start, raw) in h.windows {
-                    match state_topic::decode_window(&raw) {
+                    match record::decode_window(&raw) {
                         Ok((v, agg)) => {
                             if v.revised {
                                 write.revised.push(start);

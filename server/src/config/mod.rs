@@ -21,8 +21,8 @@ use pulseboard_model::mapping::{FieldMapping, MapRule, Schema};
 use pulseboard_model::time::parse_duration_ms;
 use pulseboard_model::window::WindowConfig;
 
-use crate::engine::EngineConfig;
-use crate::kafka::OffsetReset;
+use crate::ingest::client::OffsetReset;
+use crate::ingest::engine::EngineConfig;
 
 /// Live clickstream dashboard on Kafka.
 #[derive(Debug, Clone, Parser)]

@@ -2,10 +2,10 @@
 //! throughput, the global watermark and the state of each window (live, final, revised).
 //!
 //! Contract:
-//! - Partition tasks call [`Live::publish_partition`] after each checkpoint; the Kafka client
+//! - Partition tasks call [`Progress::publish_partition`] after each checkpoint; the Kafka client
 //!   reports high watermarks, the cluster probe the cluster's health; the HTTP layer only
 //!   reads. With a state topic, its reader publishes the partitions other instances own
-//!   ([`Live::publish_remote`]): the status, the totals and the global watermark then cover
+//!   ([`Progress::publish_remote`]): the status, the totals and the global watermark then cover
 //!   every partition of the group, whichever instance reads it.
 //! - Global watermark = min over the watermarks of active partitions. A partition with no
 //!   message for `idle_timeout` is idle and does not hold the global watermark back; when
@@ -118,7 +118,7 @@ struct RateMeter {
 
 /// A partition's progress, as published after a checkpoint.
 #[derive(Debug, Clone)]
-pub struct Progress<'a> {
+pub struct PartitionReport<'a> {
     pub topic: &'a str,
     pub partition: i32,
     /// What the last checkpoint stored.
@@ -142,7 +142,7 @@ struct Notices {
 
 /// Shared published state. One per process.
 #[derive(Debug)]
-pub struct Live {
+pub struct Progress {
     inner: Mutex<Inner>,
     notices: Mutex<Notices>,
     broker: String,
@@ -154,9 +154,9 @@ pub struct Live {
     identity: std::sync::OnceLock<(InstanceRef, Option<String>)>,
 }
 
-impl Live {
+impl Progress {
     pub fn new(broker: String, demo: bool, window_ms: i64, idle_timeout: Duration) -> Self {
-        Live {
+        Progress {
             inner: Mutex::new(Inner {
                 partitions: BTreeMap::new(),
                 cluster: ClusterHealth::default(),
@@ -226,7 +226,7 @@ impl Live {
 
     /// Publish a checkpoint another instance wrote to the state topic (the reader calls
     /// this only for partitions this instance does not read). `written` are the window
-    /// starts it wrote; returns those that became revised (as [`Live::publish_partition`]).
+    /// starts it wrote; returns those that became revised (as [`Progress::publish_partition`]).
     pub fn publish_remote(
         &self,
         topic: &str,
@@ -369,8 +369,8 @@ impl Live {
     /// Publish a partition's durable progress after a checkpoint. `written` are the window
     /// starts just written; a write to a window already final marks it revised. Returns the
     /// windows that became revised.
-    pub fn publish_partition(&self, progress: Progress<'_>, written: &[i64]) -> Vec<i64> {
-        let Progress {
+    pub fn publish_partition(&self, progress: PartitionReport<'_>, written: &[i64]) -> Vec<i64> {
+        let PartitionReport {
             topic,
             partition,
             counts,
@@ -715,8 +715,8 @@ mod tests {
         partition: i32,
         checkpoint: &PartitionCheckpoint,
         watermark: Option<i64>,
-    ) -> Progress<'_> {
-        Progress {
+    ) -> PartitionReport<'_> {
+        PartitionReport {
             topic: "t",
             partition,
             counts: PartitionCounts::from(checkpoint),
@@ -737,7 +737,7 @@ mod tests {
 
     #[test]
     fn a_failed_partition_is_listed_with_why_and_makes_the_server_unready() {
-        let live = Live::new("embedded".into(), true, 10_000, Duration::from_secs(30));
+        let live = Progress::new("embedded".into(), true, 10_000, Duration::from_secs(30));
         live.set_assigned("t", 0, true);
         live.set_assigned("t", 1, true);
         assert!(live.ready());
@@ -756,7 +756,7 @@ mod tests {
 
     #[test]
     fn window_is_final_only_when_every_active_partition_passed_it() {
-        let live = Live::new("embedded".into(), true, 10_000, Duration::from_secs(30));
+        let live = Progress::new("embedded".into(), true, 10_000, Duration::from_secs(30));
         live.set_assigned("t", 0, true);
         live.set_assigned("t", 1, true);
         live.publish_partition(progress(0, &cp(1), Some(25_000)), &[]);
@@ -772,7 +772,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_idle_partition_stops_holding_the_watermark_back_beside_an_active_one() {
-        let live = Live::new("embedded".into(), true, 10_000, Duration::from_secs(30));
+        let live = Progress::new("embedded".into(), true, 10_000, Duration::from_secs(30));
         live.set_assigned("t", 0, true);
         live.set_assigned("t", 1, true);
         live.publish_partition(progress(0, &cp(5), Some(50_000)), &[]);
@@ -813,7 +813,7 @@ mod tests {
 
     #[test]
     fn idle_partition_does_not_hold_watermark_back() {
-        let live = Live::new("embedded".into(), true, 10_000, Duration::ZERO);
+        let live = Progress::new("embedded".into(), true, 10_000, Duration::ZERO);
         live.set_assigned("t", 0, true);
         live.set_assigned("t", 1, true);
         live.publish_partition(progress(0, &cp(1), Some(50_000)), &[]);

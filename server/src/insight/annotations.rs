@@ -25,10 +25,10 @@ use axum::Json;
 use pulseboard_model::proto::{self, Annotation, AnnotationsResponse};
 use pulseboard_model::time::parse_time_param;
 
-use crate::api_error::ApiError;
-use crate::http::{int_param, resolve_range, RangeParams};
+use crate::api::error::ApiError;
+use crate::api::{int_param, resolve_range, RangeParams};
 use crate::hub::Hub;
-use crate::live::Live;
+use crate::progress::Progress;
 use crate::store::{AnnotationRecord, Store};
 use crate::telemetry;
 
@@ -46,7 +46,7 @@ const TS_BOUNDS: (i64, i64) = (946_684_800_000, 4_102_444_800_000);
 #[derive(Clone)]
 pub struct AnnotationsState {
     pub store: Store,
-    pub live: Arc<Live>,
+    pub live: Arc<Progress>,
     pub hub: Arc<Hub>,
 }
 
@@ -149,7 +149,7 @@ fn changed(st: &AnnotationsState, action: &'static str, id: u64) {
     tag = "data",
     description = "Annotations (markers: a deploy, a campaign) whose `ts` lies in `[from, to)` \
                    (default: the last 7 days), oldest first; the newest `limit` of them.",
-    params(crate::openapi::AnnotationsQuery),
+    params(crate::api::openapi::AnnotationsQuery),
     responses(
         (status = 200, description = "The annotations of the range.", body = AnnotationsResponse),
         (status = 400, description = "A bad parameter, named in `parameter`.", body = proto::ApiError),
@@ -184,7 +184,7 @@ pub async fn list(
     description = "Store an annotation: `{\"ts\": <epoch ms or RFC 3339; default now>, \"text\": \
                    \"deploy v2\"}` (text 1–280 characters, one line). Pushed to every screen at \
                    once (the status's `annotations_version` moves on).",
-    request_body(content = crate::openapi::NewAnnotation, content_type = "application/json"),
+    request_body(content = crate::api::openapi::NewAnnotation, content_type = "application/json"),
     responses(
         (status = 201, description = "Stored.", body = Annotation),
         (status = 400, description = "A bad field, named in `parameter` (`body`, `ts`, `text`).", body = proto::ApiError),

@@ -16,7 +16,7 @@
 //! - [`serve`] is generic over `Sink`/`Stream`, so it is tested without a network; send and
 //!   receive run as two tasks and the survivor is stopped.
 //! - `GET /ws?filter=DIMENSION:VALUE` follows the stream as that segment sees it (see
-//!   [`crate::feed`]); a bad filter is a `400` naming `filter`, as in the API.
+//!   [`crate::api::feed`]); a bad filter is a `400` naming `filter`, as in the API.
 //! - New sessions are paced ([`ConnectPacer`]): at most `--ws-connect-rate` a second on
 //!   average and `--ws-connect-burst` at once, the rest waiting their turn in order of
 //!   arrival before the handshake is answered; one whose turn is more than
@@ -38,9 +38,9 @@ use tokio::sync::{broadcast, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::api_error::ApiError;
+use crate::api::error::ApiError;
+use crate::api::feed::{Feeds, Segment};
 use crate::config::LiveArgs;
-use crate::feed::{Feeds, Segment};
 use crate::hub::{Frame, Hub, Start, Subscription};
 use crate::telemetry;
 

@@ -78,7 +78,7 @@ pub fn committed_position(
     Some(Committed {
         offset: o,
         max_event_ts: parse_commit_metadata(&meta),
-        seq: crate::state_topic::parse_commit_seq(&meta),
+        seq: crate::store::record::parse_commit_seq(&meta),
     })
 }
 

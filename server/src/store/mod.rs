@@ -52,6 +52,8 @@
 //! Keys are big-endian with the sign bit flipped, so byte order equals numeric order
 //! (negative window starts included).
 
+pub mod record;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, RwLock, RwLockReadGuard};

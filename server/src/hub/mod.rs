@@ -41,7 +41,7 @@ use pulseboard_model::proto::{Figures, ServerMsg, WindowState, WindowView, PROTO
 use tokio::sync::{broadcast, Notify};
 use tokio_util::sync::CancellationToken;
 
-use crate::live::Live;
+use crate::progress::Progress;
 use crate::store::{Store, StoreError};
 
 /// Tuning of the hub.
@@ -181,7 +181,7 @@ pub struct Hub {
     cfg: HubConfig,
     inner: Mutex<Inner>,
     tx: broadcast::Sender<(u64, Frame)>,
-    live: Arc<Live>,
+    live: Arc<Progress>,
     /// Where windows the hub does not hold come from.
     store: Option<Store>,
     /// Wakes the publisher when a partition hands over a change.
@@ -209,7 +209,7 @@ pub struct Subscription {
 }
 
 impl Hub {
-    pub fn new(cfg: HubConfig, live: Arc<Live>, store: Option<Store>) -> Arc<Self> {
+    pub fn new(cfg: HubConfig, live: Arc<Progress>, store: Option<Store>) -> Arc<Self> {
         let (tx, _) = broadcast::channel(cfg.client_queue.max(1));
         Arc::new(Hub {
             cfg,
@@ -445,7 +445,7 @@ impl Hub {
     }
 
     /// The live state the hub reads window states and the status from.
-    pub(crate) fn live(&self) -> &Live {
+    pub(crate) fn live(&self) -> &Progress {
         &self.live
     }
 
@@ -748,9 +748,9 @@ pub(crate) mod tests {
         a
     }
 
-    /// A hub over a fresh embedded-mode `Live`, with 10 s windows, tuned by `tune`.
+    /// A hub over a fresh embedded-mode `Progress`, with 10 s windows, tuned by `tune`.
     pub(crate) fn test_hub(tune: impl FnOnce(&mut HubConfig)) -> Arc<Hub> {
-        let live = Arc::new(Live::new(
+        let live = Arc::new(Progress::new(
             "embedded".into(),
             true,
             10_000,
@@ -763,7 +763,7 @@ pub(crate) mod tests {
 
     /// A hub with 10 s windows over `store`.
     fn store_hub(store: &Store) -> Arc<Hub> {
-        let live = Arc::new(Live::new(
+        let live = Arc::new(Progress::new(
             "embedded".into(),
             true,
             10_000,

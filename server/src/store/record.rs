@@ -552,7 +552,7 @@ mod tests {
         assert_eq!(parse_commit_seq(&commit_metadata(8, None)), Some(8));
         assert_eq!(parse_commit_seq("max_event_ts=5"), None);
         assert_eq!(
-            crate::kafka::parse_commit_metadata(&commit_metadata(7, Some(-3))),
+            crate::ingest::client::parse_commit_metadata(&commit_metadata(7, Some(-3))),
             Some(-3)
         );
     }

@@ -3,7 +3,7 @@
 //! `pulseboard_model::proto` (their `openapi` feature).
 //!
 //! Contract:
-//! - Every route of [`crate::http::router`] is described: [`crate::http::ROUTES`] lists them
+//! - Every route of [`crate::api::router`] is described: [`crate::api::ROUTES`] lists them
 //!   next to the router, and a test fails when the router, that list and this description
 //!   disagree.
 //! - Query parameters are described as the handlers parse them (by hand, so that errors
@@ -11,7 +11,7 @@
 //!   `15m`, counts have their bounds. Every error body is a [`proto::ApiError`].
 //! - The description is served behind the token like the rest of `/api/*`. With `--token`
 //!   it declares the two ways to present it (`Authorization: Bearer` or `?token=`) on the
-//!   paths the token guards ([`crate::http::is_protected`]); without it, no security at all.
+//!   paths the token guards ([`crate::api::is_protected`]); without it, no security at all.
 //! - `/ws` is described as the `GET` that upgrades to a WebSocket; its messages are the
 //!   `ServerMsg` and `ClientMsg` schemas. `POST /collect` and the `/healthz` closure are
 //!   described here, beside their code, so that their modules stay as they are.
@@ -31,7 +31,7 @@ use utoipa::openapi::security::{SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{OpenApi as Spec, RefOr};
 use utoipa::{IntoParams, OpenApi, PartialSchema, ToSchema};
 
-use crate::http::Security;
+use crate::api::Security;
 
 /// The description as served: JSON, with or without the token's security schemes.
 pub fn spec_json(token: bool) -> &'static str {
@@ -50,7 +50,7 @@ pub fn spec(token: bool) -> Spec {
     let mut spec = ApiDoc::openapi();
     // The state topic's records: Pulseboard's output for other systems, described here too.
     let components = spec.components.get_or_insert_with(Default::default);
-    for (name, schema) in crate::state_topic::schemas() {
+    for (name, schema) in crate::store::record::schemas() {
         components.schemas.insert(name, schema);
     }
     if token {
@@ -79,7 +79,7 @@ pub fn spec(token: bool) -> Spec {
             SecurityRequirement::new("token", Vec::<String>::new()),
         ];
         for (path, item) in spec.paths.paths.iter_mut() {
-            if !crate::http::is_protected(path) {
+            if !crate::api::is_protected(path) {
                 continue;
             }
             for op in [&mut item.get, &mut item.post, &mut item.delete]
@@ -124,24 +124,24 @@ pub async fn handler(State(sec): State<Security>) -> Response {
         license(name = "MIT", identifier = "MIT"),
     ),
     paths(
-        crate::http::windows,
-        crate::http::summary,
-        crate::segments::now,
-        crate::segments::segments,
-        crate::http::status,
-        crate::http::dead_letters,
-        crate::annotations::list,
-        crate::annotations::create,
-        crate::annotations::delete,
-        crate::http::alerts,
+        crate::api::windows,
+        crate::api::summary,
+        crate::query::segments::now,
+        crate::query::segments::segments,
+        crate::api::status,
+        crate::api::dead_letters,
+        crate::insight::annotations::list,
+        crate::insight::annotations::create,
+        crate::insight::annotations::delete,
+        crate::api::alerts,
         handler,
         collect,
         collect_preflight,
         tracking_script,
         websocket,
         healthz,
-        crate::http::readyz,
-        crate::http::metrics,
+        crate::api::readyz,
+        crate::api::metrics,
         page_root,
         page_kiosk,
         page_embed,
@@ -382,7 +382,7 @@ impl PartialSchema for CollectBody {
                 ArrayBuilder::new()
                     .items(event())
                     .min_items(Some(1))
-                    .max_items(Some(crate::collect::MAX_EVENTS)),
+                    .max_items(Some(crate::site::collect::MAX_EVENTS)),
             )
             .into()
     }
@@ -394,7 +394,7 @@ impl ToSchema for CollectBody {
     }
 }
 
-/// Events over HTTP (handled by [`crate::collect::handler`]).
+/// Events over HTTP (handled by [`crate::site::collect::handler`]).
 #[utoipa::path(
     post,
     path = "/collect",
@@ -428,7 +428,7 @@ impl ToSchema for CollectBody {
 #[allow(dead_code)]
 fn collect() {}
 
-/// The CORS preflight of `/collect` (handled by [`crate::collect::preflight`]).
+/// The CORS preflight of `/collect` (handled by [`crate::site::collect::preflight`]).
 #[utoipa::path(
     options,
     path = "/collect",
@@ -444,7 +444,7 @@ fn collect() {}
 #[allow(dead_code)]
 fn collect_preflight() {}
 
-/// The tracking script (handled by [`crate::tracker::script`]).
+/// The tracking script (handled by [`crate::site::tracker::script`]).
 #[utoipa::path(
     get,
     path = "/pb.js",
@@ -461,7 +461,7 @@ fn collect_preflight() {}
 #[allow(dead_code)]
 fn tracking_script() {}
 
-/// The live WebSocket (handled by [`crate::ws::handler`]).
+/// The live WebSocket (handled by [`crate::api::ws::handler`]).
 #[utoipa::path(
     get,
     path = "/ws",
@@ -500,7 +500,7 @@ fn websocket() {}
 #[allow(dead_code)]
 fn healthz() {}
 
-/// The dashboard (the frontend's pages are served by [`crate::http`]'s `page`).
+/// The dashboard (the frontend's pages are served by [`crate::api`]'s `page`).
 #[utoipa::path(
     get,
     path = "/",
@@ -544,7 +544,7 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::http::ROUTES;
+    use crate::api::ROUTES;
 
     fn described(spec: &Value) -> BTreeSet<(String, String)> {
         let mut out = BTreeSet::new();
@@ -563,7 +563,7 @@ mod tests {
     /// The paths given to `.route(` in the router's source, so that a route added there
     /// without being listed in [`ROUTES`] (and so described) fails this test.
     fn routed_paths() -> BTreeSet<String> {
-        let src = include_str!("http.rs");
+        let src = include_str!("mod.rs");
         let router = &src[src.find("pub fn router(").expect("router")..];
         let router = &router[..router.find("\n}\n").expect("end of router")];
         router
@@ -595,7 +595,7 @@ mod tests {
 
     #[test]
     fn the_state_topic_records_are_described_with_the_fields_they_carry() {
-        use crate::state_topic::{self, Key};
+        use crate::store::record::{self, Key};
         let spec: Value = serde_json::from_str(spec_json(false)).expect("valid JSON");
         let schemas = &spec["components"]["schemas"];
         // Every property a real record has is in its schema (or in `v`).
@@ -618,7 +618,7 @@ mod tests {
             let v: Value = serde_json::from_slice(bytes).expect("json");
             v.as_object().expect("object").keys().cloned().collect()
         };
-        let window = state_topic::window_value(&Default::default(), 10_000, 1, false);
+        let window = record::window_value(&Default::default(), 10_000, 1, false);
         let mut want = props("StateTopicWindowFields");
         want.insert("v".into());
         assert_eq!(keys_of(&window), want, "window value");
@@ -665,7 +665,7 @@ mod tests {
         let spec: Value = serde_json::from_str(spec_json(true)).expect("valid JSON");
         for (path, item) in spec["paths"].as_object().expect("paths") {
             for (method, op) in item.as_object().expect("item") {
-                let protected = crate::http::is_protected(path);
+                let protected = crate::api::is_protected(path);
                 let responses = op["responses"].as_object().expect("responses");
                 assert_eq!(
                     responses.contains_key("401"),

@@ -28,7 +28,7 @@ use pulseboard_model::proto::{Figures, Resolution, WindowState, WindowView};
 use pulseboard_model::rollup::{bucket_start, Level};
 
 use crate::hub::Hub;
-use crate::segments::{self, Part};
+use crate::query::segments::{self, Part};
 use crate::store::{Store, StoreError};
 
 /// The steps `GET /api/v1/windows?step=` accepts (each divides the next coarser unit).

@@ -7,13 +7,18 @@
 //!   at most `limit` (default 1000, max 10000), with `next` giving the `from` of the next page.
 //! - `GET /api/v1/summary?range=15m` (or `from`/`to`): one aggregate merged over the range;
 //!   uniques are an HLL merge, never a sum.
-//! - Both take `filter=DIMENSION:VALUE` (a segment: see [`crate::segments`], which also
+//! - Both take `filter=DIMENSION:VALUE` (a segment: see [`crate::query::segments`], which also
 //!   serves `GET /api/v1/now` and `GET /api/v1/segments`).
 //! - `GET /api/v1/status`, `/healthz`, `/readyz`, `/metrics`.
-//! - `GET /api/v1/openapi.json`: the OpenAPI description of all of it ([`crate::openapi`]);
+//! - `GET /api/v1/openapi.json`: the OpenAPI description of all of it ([`crate::api::openapi`]);
 //!   [`ROUTES`] lists the routes next to the router, and a test holds the three together.
 //! - A bad parameter gets `400` with `{"error": ..., "parameter": ...}`; a store failure gets
 //!   `500` with a message, and the cause is logged.
+
+pub mod error;
+pub mod feed;
+pub mod openapi;
+pub mod ws;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -33,18 +38,18 @@ use pulseboard_model::time::{parse_duration_ms, parse_time_param};
 use tokio_util::sync::CancellationToken;
 use tower_http::services::ServeDir;
 
-pub use crate::api_error::ApiError;
-use crate::collect::Collector;
+pub use crate::api::error::ApiError;
+use crate::api::ws::{ConnectPacer, SocketOptions, SocketState};
 use crate::config::Config;
-use crate::enrich::Salts;
-use crate::history;
 use crate::hub::Hub;
-use crate::live::Live;
 use crate::now_ms;
-use crate::segments::SegmentsState;
+use crate::progress::Progress;
+use crate::query::history;
+use crate::query::segments::SegmentsState;
+use crate::site::collect::Collector;
+use crate::site::enrich::Salts;
 use crate::store::Store;
 use crate::telemetry;
-use crate::ws::{ConnectPacer, SocketOptions, SocketState};
 use prometheus_client::encoding::prometheus_text;
 use prometheus_client::registry::Registry;
 use pulseboard_model::agg::Filter;
@@ -53,7 +58,7 @@ use pulseboard_model::agg::Filter;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
-    pub live: Arc<Live>,
+    pub live: Arc<Progress>,
     pub hub: Arc<Hub>,
     pub window_ms: i64,
     /// The built frontend (Trunk's output), if any.
@@ -69,7 +74,7 @@ pub struct AppState {
     /// Segments, goals and visitors now.
     pub segments: SegmentsState,
     /// Alert rules and their state (`GET /api/v1/alerts`).
-    pub alerts: crate::alerts::Alerts,
+    pub alerts: crate::insight::alerts::Alerts,
 }
 
 impl AppState {
@@ -77,7 +82,7 @@ impl AppState {
     pub fn new(
         config: &Config,
         store: Store,
-        live: Arc<Live>,
+        live: Arc<Progress>,
         hub: Arc<Hub>,
         collector: Option<Collector>,
         shutdown: CancellationToken,
@@ -98,7 +103,7 @@ impl AppState {
                 shutdown,
                 options: SocketOptions::from_args(&config.live),
                 pacer,
-                feeds: Arc::new(crate::feed::Feeds::new(segments.clone())),
+                feeds: Arc::new(crate::api::feed::Feeds::new(segments.clone())),
             },
             segments,
             hub,
@@ -112,18 +117,18 @@ impl AppState {
                 token: config.http.token.as_deref().map(Arc::from),
                 frame_ancestors: Arc::from(config.http.frame_ancestors.as_str()),
             },
-            alerts: crate::alerts::Alerts::new(config.windows.config().width_ms, now_ms()),
+            alerts: crate::insight::alerts::Alerts::new(config.windows.config().width_ms, now_ms()),
         }
     }
 
     /// The same state serving `alerts`.
-    pub fn with_alerts(mut self, alerts: crate::alerts::Alerts) -> Self {
+    pub fn with_alerts(mut self, alerts: crate::insight::alerts::Alerts) -> Self {
         self.alerts = alerts;
         self
     }
 }
 
-impl FromRef<AppState> for crate::alerts::Alerts {
+impl FromRef<AppState> for crate::insight::alerts::Alerts {
     fn from_ref(st: &AppState) -> Self {
         st.alerts.clone()
     }
@@ -254,9 +259,9 @@ async fn guard(State(sec): State<Security>, req: Request, next: Next) -> Respons
     resp
 }
 
-impl FromRef<AppState> for crate::annotations::AnnotationsState {
+impl FromRef<AppState> for crate::insight::annotations::AnnotationsState {
     fn from_ref(st: &AppState) -> Self {
-        crate::annotations::AnnotationsState {
+        crate::insight::annotations::AnnotationsState {
             store: st.store.clone(),
             live: st.live.clone(),
             hub: st.hub.clone(),
@@ -271,7 +276,7 @@ impl FromRef<AppState> for Option<Collector> {
 }
 
 /// Every route of [`router`], as `(method, path)`: keep it in step with the router. The
-/// OpenAPI description must describe exactly these (a test in [`crate::openapi`] checks the
+/// OpenAPI description must describe exactly these (a test in [`crate::api::openapi`] checks the
 /// router's `.route(` calls, this list and the description against each other).
 pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/"),
@@ -307,31 +312,31 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(page))
         .route("/kiosk", get(page))
         .route("/embed/{panel}", get(page))
-        .route("/ws", get(crate::ws::handler))
+        .route("/ws", get(crate::api::ws::handler))
         .route(
             "/collect",
-            post(crate::collect::handler)
-                .options(crate::collect::preflight)
-                .layer(DefaultBodyLimit::max(crate::collect::MAX_BODY)),
+            post(crate::site::collect::handler)
+                .options(crate::site::collect::preflight)
+                .layer(DefaultBodyLimit::max(crate::site::collect::MAX_BODY)),
         )
-        .route("/pb.js", get(crate::tracker::script))
+        .route("/pb.js", get(crate::site::tracker::script))
         .route("/api/v1/windows", get(windows))
         .route("/api/v1/summary", get(summary))
-        .route("/api/v1/now", get(crate::segments::now))
-        .route("/api/v1/segments", get(crate::segments::segments))
+        .route("/api/v1/now", get(crate::query::segments::now))
+        .route("/api/v1/segments", get(crate::query::segments::segments))
         .route("/api/v1/status", get(status))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/api/v1/dead-letters", get(dead_letters))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/api/v1/openapi.json", get(crate::openapi::handler))
+        .route("/api/v1/openapi.json", get(crate::api::openapi::handler))
         .route(
             "/api/v1/annotations",
-            get(crate::annotations::list).post(crate::annotations::create),
+            get(crate::insight::annotations::list).post(crate::insight::annotations::create),
         )
         .route(
             "/api/v1/annotations/{id}",
-            delete(crate::annotations::delete),
+            delete(crate::insight::annotations::delete),
         )
         .route("/api/v1/alerts", get(alerts))
         .with_state(state);
@@ -500,7 +505,7 @@ fn range_items(
 struct RangeReader {
     store: Store,
     hub: Arc<Hub>,
-    live: Arc<Live>,
+    live: Arc<Progress>,
     window_ms: i64,
 }
 
@@ -535,7 +540,7 @@ async fn blocking<T: Send + 'static>(
                    the same range one day or week earlier comes along, aligned. With `filter`, \
                    each item shows that segment (history's buckets too) and says in `segment` \
                    whether its figures hold every event of the value.",
-    params(crate::openapi::WindowsQuery),
+    params(crate::api::openapi::WindowsQuery),
     responses(
         (status = 200, description = "The windows of the range.", body = WindowsResponse),
         (status = 400, description = "A bad parameter, named in `parameter`.", body = proto::ApiError),
@@ -625,7 +630,7 @@ pub(crate) async fn windows(
                    each goal. With `compare`, the same range one day or week earlier and the \
                    percent change. With `filter`, the segment's figures, and in `segment` \
                    whether they hold every event of the value or are a lower bound.",
-    params(crate::openapi::SummaryQuery),
+    params(crate::api::openapi::SummaryQuery),
     responses(
         (status = 200, description = "The figures of the range.", body = Summary),
         (status = 400, description = "A bad parameter, named in `parameter`.", body = proto::ApiError),
@@ -742,7 +747,7 @@ pub(crate) async fn readyz(State(st): State<AppState>) -> Response {
     get,
     path = "/api/v1/dead-letters",
     tag = "data",
-    params(crate::openapi::DeadLettersQuery),
+    params(crate::api::openapi::DeadLettersQuery),
     responses(
         (status = 200, description = "The most recent recorded dead letters, newest first.", body = proto::DeadLettersResponse),
         (status = 400, description = "A bad parameter, named in `parameter`.", body = proto::ApiError),
@@ -793,7 +798,7 @@ pub(crate) async fn dead_letters(
     )
 )]
 pub(crate) async fn alerts(
-    State(alerts): State<crate::alerts::Alerts>,
+    State(alerts): State<crate::insight::alerts::Alerts>,
 ) -> Json<proto::AlertsResponse> {
     Json(alerts.view())
 }
@@ -864,7 +869,7 @@ mod tests {
     fn app() -> (Router, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("store"), 10_000).expect("store");
-        let live = Arc::new(Live::new(
+        let live = Arc::new(Progress::new(
             "embedded".into(),
             true,
             10_000,
@@ -900,14 +905,14 @@ mod tests {
                 shutdown: CancellationToken::new(),
                 options: SocketOptions::default(),
                 pacer,
-                feeds: Arc::new(crate::feed::Feeds::new(segments.clone())),
+                feeds: Arc::new(crate::api::feed::Feeds::new(segments.clone())),
             },
             segments,
             security: Security {
                 token: Some(Arc::from("s3cret")),
                 frame_ancestors: Arc::from("'self' https://intranet.example"),
             },
-            alerts: crate::alerts::Alerts::new(10_000, 0),
+            alerts: crate::insight::alerts::Alerts::new(10_000, 0),
         };
         (router(state), dir)
     }

@@ -30,9 +30,9 @@ use pulseboard_model::proto::{
     self, Figures, GoalInfo, SegmentNote, SegmentsInfo, VisitorsNow, WindowState, WindowView,
 };
 
-use crate::api_error::ApiError;
+use crate::api::error::ApiError;
+use crate::api::{int_param, time_param, AppState, RangeParams};
 use crate::config::Config;
-use crate::http::{int_param, time_param, AppState, RangeParams};
 use crate::hub::Hub;
 use crate::now_ms;
 use crate::store::{Store, StoreError};
@@ -206,7 +206,7 @@ pub fn window_view(
                    the sources (events by referrer domain) of the same windows. With no event \
                    for that long plus one window, everything is 0 and the lists are empty. \
                    `definition` says so for people.",
-    params(crate::openapi::NowQuery),
+    params(crate::api::openapi::NowQuery),
     responses(
         (status = 200, description = "Visitors now.", body = VisitorsNow),
         (status = 400, description = "A bad parameter, named in `parameter`.", body = proto::ApiError),

@@ -31,7 +31,7 @@ use pulseboard_model::rollup::{self, Ages};
 use tokio_util::sync::CancellationToken;
 
 use crate::ingest::{CommitHandle, CommitOutcome};
-use crate::live::Live;
+use crate::progress::Progress;
 use crate::store::{Store, StoreError};
 use crate::telemetry;
 
@@ -55,7 +55,7 @@ pub struct StateTopicRetention {
 /// The retention passes.
 pub struct Retention {
     pub store: Store,
-    pub live: Arc<Live>,
+    pub live: Arc<Progress>,
     pub ages: Ages,
     pub state: Option<StateTopicRetention>,
 }
@@ -134,7 +134,7 @@ impl Retention {
             return;
         }
         let s = self.store.clone();
-        let today = crate::enrich::day_of(now_ms);
+        let today = crate::site::enrich::day_of(now_ms);
         let done = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
             s.discard_salts_before(today)?;
             let windows = s.roll_up_windows(upper, before_of, MAX_BUCKETS_PER_PASS)?;

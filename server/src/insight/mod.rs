@@ -1,0 +1,4 @@
+//! What people add to the numbers: alert rules and their evaluation, annotations.
+
+pub mod alerts;
+pub mod annotations;

@@ -1,0 +1,6 @@
+//! The tracking path: `POST /collect` into Kafka, what the server adds to browser events
+//! (visitor id, country, device), and the tracking script `GET /pb.js`.
+
+pub mod collect;
+pub mod enrich;
+pub mod tracker;
