@@ -155,7 +155,7 @@ pub async fn run(
     let hub = Hub::new(
         HubConfig {
             goals: config.aggregate.goals.clone().into(),
-            ..HubConfig::from_args(windows.width_ms, &config.live)
+            ..HubConfig::from_args(windows.width_ms, &config.hub)
         },
         live.clone(),
         Some(store.clone()),
@@ -214,7 +214,7 @@ pub async fn run(
             kafka: config.kafka.clone(),
             brokers: brokers.clone(),
             embedded: embedded.is_some(),
-            engine: config.engine(),
+            engine: ingest::engine::EngineConfig::of(&config),
             checkpoint_interval: config.store.checkpoint_interval,
             store: store.clone(),
             live: live.clone(),

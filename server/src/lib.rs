@@ -10,7 +10,8 @@
 //! it (a unit test, `layers_point_one_way`, holds the code to this list).
 //!
 //! 1. [`config`]: the command line, one argument struct per component. [`telemetry`]: one
-//!    function per recurring event (log and count).
+//!    function per recurring event (log and count). [`input`]: bad input, naming the
+//!    parameter at fault.
 //! 2. [`store`]: the sled layout (one file per tree or family) and the state topic's record
 //!    format.
 //! 3. [`progress`]: what the partitions published (offsets, lag, watermark, window states,
@@ -32,6 +33,7 @@ pub mod config;
 pub mod demo;
 pub mod hub;
 pub mod ingest;
+pub mod input;
 pub mod insight;
 pub mod progress;
 pub mod query;
@@ -40,6 +42,9 @@ pub mod store;
 pub mod telemetry;
 
 pub use app::{run, RunError};
+
+#[cfg(test)]
+mod layers;
 
 /// Wall-clock time in epoch milliseconds (0 if the clock is before 1970).
 pub fn now_ms() -> i64 {

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use pulseboard_model::proto;
 
+use crate::input::BadInput;
 use crate::store::StoreError;
 
 /// An error answered to an API client.
@@ -40,6 +41,15 @@ pub enum ApiError {
     /// The task serving the request failed: `500`.
     #[error("the request's task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+}
+
+impl From<BadInput> for ApiError {
+    fn from(e: BadInput) -> Self {
+        ApiError::BadParam {
+            parameter: e.parameter,
+            message: e.message,
+        }
+    }
 }
 
 impl IntoResponse for ApiError {

@@ -15,9 +15,12 @@
 //! - A bad parameter gets `400` with `{"error": ..., "parameter": ...}`; a store failure gets
 //!   `500` with a message, and the cause is logged.
 
+pub mod annotations;
 pub mod error;
 pub mod feed;
+pub mod metrics;
 pub mod openapi;
+pub mod segments;
 pub mod ws;
 
 use std::path::PathBuf;
@@ -49,8 +52,6 @@ use crate::query::segments::SegmentsState;
 use crate::site::collect::Collector;
 use crate::site::enrich::Salts;
 use crate::store::Store;
-use crate::telemetry;
-use prometheus_client::encoding::prometheus_text;
 use prometheus_client::registry::Registry;
 use pulseboard_model::agg::Filter;
 
@@ -88,10 +89,10 @@ impl AppState {
         shutdown: CancellationToken,
     ) -> Self {
         let salts = Salts::new(Some(store.clone()));
-        let pacer = Arc::new(ConnectPacer::from_args(&config.live));
+        let pacer = Arc::new(ConnectPacer::from_args(&config.hub));
         let segments = SegmentsState::from_config(config);
         AppState {
-            metrics: Arc::new(telemetry::metrics_registry(
+            metrics: Arc::new(metrics::metrics_registry(
                 live.clone(),
                 hub.clone(),
                 pacer.clone(),
@@ -101,7 +102,7 @@ impl AppState {
             socket: SocketState {
                 hub: hub.clone(),
                 shutdown,
-                options: SocketOptions::from_args(&config.live),
+                options: SocketOptions::from_args(&config.hub),
                 pacer,
                 feeds: Arc::new(crate::api::feed::Feeds::new(segments.clone())),
             },
@@ -259,11 +260,11 @@ async fn guard(State(sec): State<Security>, req: Request, next: Next) -> Respons
     resp
 }
 
-impl FromRef<AppState> for crate::insight::annotations::AnnotationsState {
+impl FromRef<AppState> for crate::insight::annotations::Annotations {
     fn from_ref(st: &AppState) -> Self {
-        crate::insight::annotations::AnnotationsState {
+        crate::insight::annotations::Annotations {
             store: st.store.clone(),
-            live: st.live.clone(),
+            progress: st.live.clone(),
             hub: st.hub.clone(),
         }
     }
@@ -322,22 +323,19 @@ pub fn router(state: AppState) -> Router {
         .route("/pb.js", get(crate::site::tracker::script))
         .route("/api/v1/windows", get(windows))
         .route("/api/v1/summary", get(summary))
-        .route("/api/v1/now", get(crate::query::segments::now))
-        .route("/api/v1/segments", get(crate::query::segments::segments))
+        .route("/api/v1/now", get(segments::now))
+        .route("/api/v1/segments", get(segments::segments))
         .route("/api/v1/status", get(status))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/api/v1/dead-letters", get(dead_letters))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(metrics::metrics))
         .route("/api/v1/openapi.json", get(crate::api::openapi::handler))
         .route(
             "/api/v1/annotations",
-            get(crate::insight::annotations::list).post(crate::insight::annotations::create),
+            get(annotations::list).post(annotations::create),
         )
-        .route(
-            "/api/v1/annotations/{id}",
-            delete(crate::insight::annotations::delete),
-        )
+        .route("/api/v1/annotations/{id}", delete(annotations::delete))
         .route("/api/v1/alerts", get(alerts))
         .with_state(state);
     let app = match files {
@@ -803,30 +801,6 @@ pub(crate) async fn alerts(
     Json(alerts.view())
 }
 
-/// Prometheus metrics.
-#[utoipa::path(
-    get,
-    path = "/metrics",
-    tag = "ops",
-    description = "Prometheus text format (0.0.4).",
-    responses(
-        (status = 200, description = "The metrics.", body = String, content_type = "text/plain; version=0.0.4"),
-        (status = 401, description = "With `--token`: the token is missing or wrong.", body = proto::ApiError,
-            headers(("www-authenticate" = String, description = "`Bearer`"))),
-        (status = 500, description = "Encoding the metrics failed (logged); no body."),
-    )
-)]
-pub(crate) async fn metrics(State(registry): State<Arc<Registry>>) -> Response {
-    let mut out = String::new();
-    match prometheus_text::encode(&mut out, &registry) {
-        Ok(()) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "encoding the metrics failed");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-    }
-}
-
 /// A page of the frontend: its `index.html`, or a plain page when it is not built.
 async fn page(State(st): State<AppState>) -> Response {
     if let Some(dir) = &st.static_dir {
@@ -889,7 +863,7 @@ mod tests {
             .expect("valid");
         let segments = SegmentsState::from_config(&config);
         let state = AppState {
-            metrics: Arc::new(telemetry::metrics_registry(
+            metrics: Arc::new(metrics::metrics_registry(
                 live.clone(),
                 hub.clone(),
                 pacer.clone(),

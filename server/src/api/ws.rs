@@ -40,7 +40,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::error::ApiError;
 use crate::api::feed::{Feeds, Segment};
-use crate::config::LiveArgs;
+use crate::config::HubArgs;
 use crate::hub::{Frame, Hub, Start, Subscription};
 use crate::telemetry;
 
@@ -75,7 +75,7 @@ pub struct SocketOptions {
 
 impl SocketOptions {
     /// `--ws-ping-interval`, `--ws-idle-timeout`, `--ws-send-timeout`.
-    pub fn from_args(args: &LiveArgs) -> Self {
+    pub fn from_args(args: &HubArgs) -> Self {
         SocketOptions {
             ping_interval: args.ws_ping_interval,
             idle_timeout: args.ws_idle_timeout,
@@ -156,7 +156,7 @@ impl ConnectPacer {
     }
 
     /// `--ws-connect-rate`, `--ws-connect-burst`, `--ws-connect-max-wait`.
-    pub fn from_args(args: &LiveArgs) -> Self {
+    pub fn from_args(args: &HubArgs) -> Self {
         Self::new(
             args.ws_connect_rate,
             args.ws_connect_burst,

@@ -71,7 +71,7 @@ pub struct HubConfig {
 impl HubConfig {
     /// The defaults with the intervals and queue sizes of `--publish-interval`,
     /// `--live-interval`, `--ws-backlog` and `--ws-client-queue`.
-    pub fn from_args(window_ms: i64, args: &crate::config::LiveArgs) -> Self {
+    pub fn from_args(window_ms: i64, args: &crate::config::HubArgs) -> Self {
         HubConfig {
             publish_interval: args.publish_interval,
             live_interval: args.live_interval,

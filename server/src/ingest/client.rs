@@ -11,29 +11,6 @@ use rdkafka::consumer::Consumer;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
-/// What to do when a stored offset is outside the log (the topic was recreated, or
-/// retention deleted what was not read yet).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum OffsetReset {
-    /// Read from the log start (logged, and listed in the status).
-    Earliest,
-    /// Skip to the log end (logged, and listed in the status).
-    Latest,
-    /// Stop with an error.
-    Fail,
-}
-
-impl OffsetReset {
-    /// The flag value, as shown in the status.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OffsetReset::Earliest => "earliest",
-            OffsetReset::Latest => "latest",
-            OffsetReset::Fail => "fail",
-        }
-    }
-}
-
 /// Commit metadata carrying the max event time, so the next owner keeps the watermark.
 pub fn commit_metadata(max_event_ts: Option<i64>) -> String {
     max_event_ts

@@ -58,6 +58,19 @@ pub struct EngineConfig {
     pub spec: Arc<AggSpec>,
 }
 
+impl EngineConfig {
+    /// How a partition judges time and what its windows count, from the command line.
+    pub fn of(config: &crate::config::Config) -> Self {
+        let w = &config.windows;
+        EngineConfig {
+            windows: w.config(),
+            max_clock_skew_ms: w.max_clock_skew_ms(),
+            revision_horizon_ms: w.revision_horizon_ms(),
+            spec: Arc::new(config.aggregate.spec()),
+        }
+    }
+}
+
 /// What happened to a record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {

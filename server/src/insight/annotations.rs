@@ -1,5 +1,5 @@
 //! Annotations: markers on the time axis (a deploy, a campaign), drawn on the events chart
-//! of every screen.
+//! of every screen. Their HTTP routes are `api::annotations`.
 //!
 //! Contract:
 //! - `POST /api/v1/annotations` with `{"ts": <epoch ms or RFC 3339>, "text": "..."}` stores
@@ -18,16 +18,11 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::Json;
-use pulseboard_model::proto::{self, Annotation, AnnotationsResponse};
+use pulseboard_model::proto::Annotation;
 use pulseboard_model::time::parse_time_param;
 
-use crate::api::error::ApiError;
-use crate::api::{int_param, resolve_range, RangeParams};
 use crate::hub::Hub;
+use crate::input::{bad, BadInput};
 use crate::progress::Progress;
 use crate::store::{AnnotationRecord, Store};
 use crate::telemetry;
@@ -42,23 +37,30 @@ pub const MAX_ANNOTATIONS: usize = 10_000;
 /// Earliest and latest time an annotation may mark (2000-01-01 and 2100-01-01).
 const TS_BOUNDS: (i64, i64) = (946_684_800_000, 4_102_444_800_000);
 
-/// What the annotation handlers need.
+/// The annotations of a run: where they are stored, and whom a change is told.
 #[derive(Clone)]
-pub struct AnnotationsState {
+pub struct Annotations {
     pub store: Store,
-    pub live: Arc<Progress>,
+    pub progress: Arc<Progress>,
     pub hub: Arc<Hub>,
 }
 
-fn bad(parameter: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::BadParam {
-        parameter,
-        message: message.into(),
+impl Annotations {
+    /// Tells every screen that the annotations changed (`action`: `added`, `deleted`).
+    pub fn changed(&self, action: &'static str, id: u64) {
+        self.progress.annotations_changed();
+        self.hub.publish_status();
+        telemetry::annotation_changed(action, id);
+    }
+
+    /// The version of the annotations the status carries.
+    pub fn version(&self) -> u64 {
+        self.progress.annotations_version()
     }
 }
 
 /// The `(ts, text)` of a request body, validated (`now_ms` when `ts` is absent).
-pub fn parse_new(body: &[u8], now_ms: i64) -> Result<(i64, String), ApiError> {
+pub fn parse_new(body: &[u8], now_ms: i64) -> Result<(i64, String), BadInput> {
     let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
         bad(
             "body",
@@ -127,7 +129,8 @@ pub fn parse_new(body: &[u8], now_ms: i64) -> Result<(i64, String), ApiError> {
     Ok((ts, text))
 }
 
-fn wire(r: AnnotationRecord) -> Annotation {
+/// An annotation as the API and the sockets show it.
+pub fn wire(r: AnnotationRecord) -> Annotation {
     Annotation {
         id: r.id,
         ts: r.ts,
@@ -136,138 +139,13 @@ fn wire(r: AnnotationRecord) -> Annotation {
     }
 }
 
-fn changed(st: &AnnotationsState, action: &'static str, id: u64) {
-    st.live.annotations_changed();
-    st.hub.publish_status();
-    telemetry::annotation_changed(action, id);
-}
-
-/// `GET /api/v1/annotations`.
-#[utoipa::path(
-    get,
-    path = "/api/v1/annotations",
-    tag = "data",
-    description = "Annotations (markers: a deploy, a campaign) whose `ts` lies in `[from, to)` \
-                   (default: the last 7 days), oldest first; the newest `limit` of them.",
-    params(crate::api::openapi::AnnotationsQuery),
-    responses(
-        (status = 200, description = "The annotations of the range.", body = AnnotationsResponse),
-        (status = 400, description = "A bad parameter, named in `parameter`.", body = proto::ApiError),
-        (status = 401, description = "With `--token`: the token is missing or wrong.", body = proto::ApiError,
-            headers(("www-authenticate" = String, description = "`Bearer`"))),
-        (status = 500, description = "Reading the store failed (the cause is logged).", body = proto::ApiError),
-    )
-)]
-pub async fn list(
-    State(st): State<AnnotationsState>,
-    p: RangeParams,
-) -> Result<Json<AnnotationsResponse>, ApiError> {
-    let (from, to) = resolve_range(&p, 7 * 86_400_000)?;
-    let limit = int_param("limit", &p.limit, 100, 1000)?;
-    let version = st.live.annotations_version();
-    let store = st.store.clone();
-    let records =
-        tokio::task::spawn_blocking(move || store.annotations_in(from, to, limit)).await??;
-    Ok(Json(AnnotationsResponse {
-        from,
-        to,
-        version,
-        annotations: records.into_iter().map(wire).collect(),
-    }))
-}
-
-/// `POST /api/v1/annotations`.
-#[utoipa::path(
-    post,
-    path = "/api/v1/annotations",
-    tag = "data",
-    description = "Store an annotation: `{\"ts\": <epoch ms or RFC 3339; default now>, \"text\": \
-                   \"deploy v2\"}` (text 1–280 characters, one line). Pushed to every screen at \
-                   once (the status's `annotations_version` moves on).",
-    request_body(content = crate::api::openapi::NewAnnotation, content_type = "application/json"),
-    responses(
-        (status = 201, description = "Stored.", body = Annotation),
-        (status = 400, description = "A bad field, named in `parameter` (`body`, `ts`, `text`).", body = proto::ApiError),
-        (status = 401, description = "With `--token`: the token is missing or wrong.", body = proto::ApiError,
-            headers(("www-authenticate" = String, description = "`Bearer`"))),
-        (status = 409, description = "10,000 annotations are stored: delete some first.", body = proto::ApiError),
-        (status = 413, description = "The body is over 4 KiB.", body = proto::ApiError),
-        (status = 500, description = "Writing the store failed (the cause is logged).", body = proto::ApiError),
-    )
-)]
-pub async fn create(
-    State(st): State<AnnotationsState>,
-    body: Body,
-) -> Result<(StatusCode, Json<Annotation>), ApiError> {
-    let bytes = axum::body::to_bytes(body, MAX_BODY)
-        .await
-        .map_err(|_| ApiError::Refused {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            parameter: Some("body"),
-            message: format!("the body is over {MAX_BODY} bytes"),
-        })?;
-    let (ts, text) = parse_new(&bytes, crate::now_ms())?;
-    if st.store.annotation_count() >= MAX_ANNOTATIONS {
-        return Err(ApiError::Refused {
-            status: StatusCode::CONFLICT,
-            parameter: None,
-            message: format!(
-                "{MAX_ANNOTATIONS} annotations are stored: delete some (DELETE /api/v1/annotations/{{id}}) first"
-            ),
-        });
-    }
-    let store = st.store.clone();
-    let rec = tokio::task::spawn_blocking(move || store.add_annotation(ts, &text, crate::now_ms()))
-        .await??;
-    changed(&st, "added", rec.id);
-    Ok((StatusCode::CREATED, Json(wire(rec))))
-}
-
-/// `DELETE /api/v1/annotations/{id}`.
-#[utoipa::path(
-    delete,
-    path = "/api/v1/annotations/{id}",
-    tag = "data",
-    params(("id" = u64, Path, description = "The annotation's id.")),
-    responses(
-        (status = 204, description = "Deleted."),
-        (status = 400, description = "The id is not a number.", body = proto::ApiError),
-        (status = 401, description = "With `--token`: the token is missing or wrong.", body = proto::ApiError,
-            headers(("www-authenticate" = String, description = "`Bearer`"))),
-        (status = 404, description = "No annotation has that id.", body = proto::ApiError),
-        (status = 500, description = "Writing the store failed (the cause is logged).", body = proto::ApiError),
-    )
-)]
-pub async fn delete(
-    State(st): State<AnnotationsState>,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    let id: u64 = id.parse().map_err(|_| {
-        bad(
-            "id",
-            format!("id={id:?} is not an annotation id (a whole number)"),
-        )
-    })?;
-    let store = st.store.clone();
-    let found = tokio::task::spawn_blocking(move || store.delete_annotation(id)).await??;
-    if !found {
-        return Err(ApiError::Refused {
-            status: StatusCode::NOT_FOUND,
-            parameter: Some("id"),
-            message: format!("no annotation has id {id}"),
-        });
-    }
-    changed(&st, "deleted", id);
-    Ok(StatusCode::NO_CONTENT)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn field(r: Result<(i64, String), ApiError>) -> &'static str {
+    fn field(r: Result<(i64, String), BadInput>) -> &'static str {
         match r {
-            Err(ApiError::BadParam { parameter, .. }) => parameter,
+            Err(BadInput { parameter, .. }) => parameter,
             other => panic!("expected a bad field, got {other:?}"),
         }
     }

@@ -134,7 +134,7 @@ impl Retention {
             return;
         }
         let s = self.store.clone();
-        let today = crate::site::enrich::day_of(now_ms);
+        let today = crate::store::day_of(now_ms);
         let done = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
             s.discard_salts_before(today)?;
             let windows = s.roll_up_windows(upper, before_of, MAX_BUCKETS_PER_PASS)?;

@@ -1,5 +1,6 @@
-//! Segments, goals and visitors now in the HTTP API: the `filter` parameter, filtered
-//! windows and summaries, `GET /api/v1/now` and `GET /api/v1/segments`.
+//! Segments, goals and visitors now over a range: the `filter` parameter, filtered windows
+//! and summaries. Their routes (`GET /api/v1/now`, `GET /api/v1/segments`) are
+//! `api::segments`.
 //!
 //! Contract:
 //! - `filter=DIMENSION:VALUE` (`country:DE`, `device:mobile`, `type:signup`,
@@ -22,19 +23,15 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{FromRef, State};
-use axum::Json;
 use pulseboard_model::agg::{AggSpec, Aggregate, Coverage, Filter, Goal, Keep};
-use pulseboard_model::now::{definition, now_range, visitors_now};
+use pulseboard_model::now::definition;
 use pulseboard_model::proto::{
-    self, Figures, GoalInfo, SegmentNote, SegmentsInfo, VisitorsNow, WindowState, WindowView,
+    Figures, GoalInfo, SegmentNote, SegmentsInfo, WindowState, WindowView,
 };
 
-use crate::api::error::ApiError;
-use crate::api::{int_param, time_param, AppState, RangeParams};
 use crate::config::Config;
 use crate::hub::Hub;
-use crate::now_ms;
+use crate::input::{bad, BadInput};
 use crate::store::{Store, StoreError};
 
 /// What the segment, goal and visitors-now routes need (taken from the app's state).
@@ -65,7 +62,7 @@ impl SegmentsState {
 
     /// The filter of a `filter` parameter: `None` when not given (or empty), a `400` naming
     /// `filter` when it is not `DIMENSION:VALUE` of a segmented dimension.
-    pub fn filter(&self, raw: Option<&str>) -> Result<Option<Filter>, ApiError> {
+    pub fn filter(&self, raw: Option<&str>) -> Result<Option<Filter>, BadInput> {
         let raw = match raw {
             None | Some("") => return Ok(None),
             Some(r) => r,
@@ -76,18 +73,20 @@ impl SegmentsState {
         } else {
             dims.iter().map(|d| d.name()).collect::<Vec<_>>().join(", ")
         };
-        let f = Filter::parse(raw).map_err(|e| ApiError::BadParam {
-            parameter: "filter",
-            message: format!("filter={raw:?}: {e}; the segmented dimensions are {names}"),
+        let f = Filter::parse(raw).map_err(|e| {
+            bad(
+                "filter",
+                format!("filter={raw:?}: {e}; the segmented dimensions are {names}"),
+            )
         })?;
         if !dims.contains(&f.dimension) {
-            return Err(ApiError::BadParam {
-                parameter: "filter",
-                message: format!(
+            return Err(bad(
+                "filter",
+                format!(
                     "filter={raw:?}: {} is not segmented on this server (--segment-dimensions); the segmented dimensions are {names}",
                     f.dimension
                 ),
-            });
+            ));
         }
         Ok(Some(f))
     }
@@ -114,12 +113,6 @@ impl SegmentsState {
             now_window_ms: self.now_span_ms,
             now_definition: definition(self.now_span_ms, self.window_ms),
         }
-    }
-}
-
-impl FromRef<AppState> for SegmentsState {
-    fn from_ref(st: &AppState) -> Self {
-        st.segments.clone()
     }
 }
 
@@ -195,75 +188,6 @@ pub fn window_view(
     }
 }
 
-/// Visitors now.
-#[utoipa::path(
-    get,
-    path = "/api/v1/now",
-    tag = "data",
-    description = "Visitors now: distinct visitors (a HyperLogLog merge) with an event in the \
-                   windows overlapping the last `--now-window` (default 5 min) up to `at` \
-                   (default: wall-clock now), with the active pages (page views by URL) and \
-                   the sources (events by referrer domain) of the same windows. With no event \
-                   for that long plus one window, everything is 0 and the lists are empty. \
-                   `definition` says so for people.",
-    params(crate::api::openapi::NowQuery),
-    responses(
-        (status = 200, description = "Visitors now.", body = VisitorsNow),
-        (status = 400, description = "A bad parameter, named in `parameter`.", body = proto::ApiError),
-        (status = 401, description = "With `--token`: the token is missing or wrong.", body = proto::ApiError,
-            headers(("www-authenticate" = String, description = "`Bearer`"))),
-        (status = 500, description = "Reading the store failed (the cause is logged).", body = proto::ApiError),
-    )
-)]
-pub(crate) async fn now(
-    State(st): State<AppState>,
-    p: RangeParams,
-) -> Result<Json<VisitorsNow>, ApiError> {
-    let seg = st.segments.clone();
-    let filter = seg.filter(p.filter.as_deref())?;
-    let top = int_param("top", &p.top, 10, 1000)?;
-    let at = time_param("at", &p.at)?.unwrap_or_else(now_ms);
-    let (from, to) = now_range(at, seg.now_span_ms, seg.window_ms);
-    let (store, hub) = (st.store.clone(), st.hub.clone());
-    let f = filter.clone();
-    let total = tokio::task::spawn_blocking(move || -> Result<Part, ApiError> {
-        let mut total = Part::default();
-        for part in merged(&hub, &store, from, to, f.as_ref())?.values() {
-            total.merge(part);
-        }
-        Ok(total)
-    })
-    .await??;
-    let mut out = visitors_now(&total.agg, at, seg.now_span_ms, seg.window_ms, top);
-    out.segment = total.note(filter.as_ref()).or_else(|| {
-        // A filtered view of windows that hold nothing: complete, and empty.
-        filter
-            .as_ref()
-            .map(|f| SegmentNote::new(f, &Coverage::default()))
-    });
-    Ok(Json(out))
-}
-
-/// What a filter may name, the goals, and visitors now.
-#[utoipa::path(
-    get,
-    path = "/api/v1/segments",
-    tag = "data",
-    description = "The dimensions `filter=DIMENSION:VALUE` may name (`--segment-dimensions`), \
-                   how many values per window and dimension have their own sub-aggregate \
-                   (`--segment-top`; the rest share the window's \"other\" bucket, \
-                   `filter=DIMENSION:(other)`), the goals (`--goal`) and what \"visitors \
-                   now\" means (`--now-window`).",
-    responses(
-        (status = 200, description = "The segments, goals and visitors-now definition.", body = SegmentsInfo),
-        (status = 401, description = "With `--token`: the token is missing or wrong.", body = proto::ApiError,
-            headers(("www-authenticate" = String, description = "`Bearer`"))),
-    )
-)]
-pub(crate) async fn segments(State(seg): State<SegmentsState>) -> Json<SegmentsInfo> {
-    Json(seg.info())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,7 +209,7 @@ mod tests {
 
     fn bad(st: &SegmentsState, raw: &str) -> String {
         match st.filter(Some(raw)) {
-            Err(ApiError::BadParam { parameter, message }) => {
+            Err(BadInput { parameter, message }) => {
                 assert_eq!(parameter, "filter");
                 message
             }

@@ -28,7 +28,7 @@ use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
-use crate::store::{Store, StoreError};
+use crate::store::{day_of, Store, StoreError};
 
 /// One UTC day in milliseconds.
 pub const DAY_MS: i64 = 86_400_000;
@@ -128,11 +128,6 @@ pub fn visitor_id(salt: &[u8; 32], site: &str, ip: Option<IpAddr>, user_agent: &
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-/// The UTC day (days since the epoch) of `now_ms`.
-pub fn day_of(now_ms: i64) -> i64 {
-    now_ms.div_euclid(DAY_MS)
 }
 
 /// The daily salts: the current day's in memory, read through to the store (when there is

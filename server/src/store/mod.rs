@@ -465,6 +465,11 @@ fn fold_bucket(
     Ok(n)
 }
 
+/// The UTC day (days since the epoch) of `now_ms`: the key of the `salts` tree.
+pub fn day_of(now_ms: i64) -> i64 {
+    now_ms.div_euclid(86_400_000)
+}
+
 impl Store {
     /// Open (or create) the store in `dir` for windows of `window_ms`.
     pub fn open(dir: &Path, window_ms: i64) -> Result<Self, StoreError> {
