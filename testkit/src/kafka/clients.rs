@@ -8,6 +8,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::metadata::Metadata;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 
@@ -29,90 +30,98 @@ pub async fn create_topic_with(
     replication: i32,
     config: &[(&str, &str)],
 ) -> Result<()> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("log_level", "3")
-        .create()?;
     let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(replication));
     for (k, v) in config {
         topic = topic.set(k, v);
     }
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let res = admin
-        .create_topics([&topic], &opts)
-        .await
-        .context("create_topics")?;
-    for r in res {
-        r.map_err(|(t, e)| anyhow!("creating topic {t}: {e}"))?;
-    }
-    wait_for_leaders(brokers, name, partitions).await
+    create(brokers, &topic).await
 }
 
 /// Create a topic whose partitions live on the given brokers: `replicas[p]` lists the node
 /// ids of partition `p`'s replicas (for tests that take one broker's topics away).
 pub async fn create_topic_assigned(brokers: &str, name: &str, replicas: &[&[i32]]) -> Result<()> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("log_level", "3")
-        .create()?;
     let topic = NewTopic::new(
         name,
         replicas.len() as i32,
         TopicReplication::Variable(replicas),
     );
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    for r in admin
-        .create_topics([&topic], &opts)
-        .await
-        .context("create_topics")?
-    {
-        r.map_err(|(t, e)| anyhow!("creating topic {t}: {e}"))?;
-    }
-    wait_for_leaders(brokers, name, replicas.len() as i32).await
+    create(brokers, &topic).await
 }
 
 /// Delete a topic (and wait until the cluster no longer lists it).
 pub async fn delete_topic(brokers: &str, name: &str) -> Result<()> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("log_level", "3")
-        .create()?;
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let (admin, opts) = admin(brokers)?;
     for r in admin.delete_topics(&[name], &opts).await? {
         match r {
             Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
             Err((t, e)) => bail!("deleting topic {t}: {e}"),
         }
     }
-    let brokers = brokers.to_owned();
-    let name = name.to_owned();
-    tokio::task::spawn_blocking(move || -> Result<()> {
-        let client: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &brokers)
-            .set("log_level", "0")
-            .create()?;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let gone = client
-                .fetch_metadata(None, Duration::from_secs(2))
-                .map(|m| m.topics().iter().all(|t| t.name() != name))
-                .unwrap_or(false);
-            if gone {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("topic {name} still listed 60 s after its deletion");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    })
-    .await?
+    let deleted = name.to_owned();
+    poll_metadata(
+        brokers,
+        None,
+        Duration::from_millis(100),
+        move |m| m.topics().iter().all(|t| t.name() != deleted),
+        format!("topic {name} still listed 60 s after its deletion"),
+    )
+    .await
+}
+
+/// An admin client of `brokers`, and the options of its calls (30 s per operation).
+fn admin(brokers: &str) -> Result<(AdminClient<DefaultClientContext>, AdminOptions)> {
+    let admin = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("log_level", "3")
+        .create()?;
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    Ok((admin, opts))
+}
+
+/// Create `topic`, then wait until each of its partitions has a leader.
+async fn create(brokers: &str, topic: &NewTopic<'_>) -> Result<()> {
+    let (admin, opts) = admin(brokers)?;
+    for r in admin
+        .create_topics([topic], &opts)
+        .await
+        .context("create_topics")?
+    {
+        r.map_err(|(t, e)| anyhow!("creating topic {t}: {e}"))?;
+    }
+    wait_for_leaders(brokers, topic.name, topic.num_partitions).await
 }
 
 /// Wait until every partition of `topic` has a leader.
 async fn wait_for_leaders(brokers: &str, topic: &str, partitions: i32) -> Result<()> {
+    let name = topic.to_owned();
+    poll_metadata(
+        brokers,
+        Some(topic),
+        Duration::from_millis(50),
+        move |m| {
+            m.topics().iter().any(|t| {
+                t.name() == name
+                    && t.error().is_none()
+                    && t.partitions().len() == partitions as usize
+                    && t.partitions().iter().all(|p| p.leader() >= 0)
+            })
+        },
+        format!("topic {topic} has no leader for every partition after 60 s"),
+    )
+    .await
+}
+
+/// Fetch the metadata of `topic` (of every topic with `None`) every `every` until `done`
+/// says yes, for at most 60 s; then fail with `late`.
+async fn poll_metadata(
+    brokers: &str,
+    topic: Option<&str>,
+    every: Duration,
+    done: impl Fn(&Metadata) -> bool + Send + 'static,
+    late: String,
+) -> Result<()> {
     let brokers = brokers.to_owned();
-    let topic = topic.to_owned();
+    let topic = topic.map(str::to_owned);
     tokio::task::spawn_blocking(move || -> Result<()> {
         let client: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &brokers)
@@ -121,23 +130,16 @@ async fn wait_for_leaders(brokers: &str, topic: &str, partitions: i32) -> Result
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let ready = client
-                .fetch_metadata(Some(&topic), Duration::from_secs(2))
-                .map(|m| {
-                    m.topics().iter().any(|t| {
-                        t.name() == topic
-                            && t.error().is_none()
-                            && t.partitions().len() == partitions as usize
-                            && t.partitions().iter().all(|p| p.leader() >= 0)
-                    })
-                })
+                .fetch_metadata(topic.as_deref(), Duration::from_secs(2))
+                .map(|m| done(&m))
                 .unwrap_or(false);
             if ready {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("topic {topic} has no leader for every partition after 60 s");
+                bail!("{late}");
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(every);
         }
     })
     .await?
