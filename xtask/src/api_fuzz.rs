@@ -16,7 +16,7 @@ const API_FUZZ_TIMEOUT: Duration = Duration::from_secs(600);
 /// `cargo xtask api-fuzz`: the debug `pulseboard` built, then [`api_fuzz`] with
 /// `--max-examples N` cases per operation and phase.
 pub fn command(timer: &mut Timer, tools: &Tools, args: &[String]) -> Result<(), String> {
-    let examples = flag_value(args, "--max-examples", API_FUZZ_EXAMPLES)?;
+    let examples = flag_value(args, "--max-examples", API_FUZZ_EXAMPLES, "a whole number")?;
     timer.step("build pulseboard (debug)", || {
         let mut c = cargo();
         c.args(["build", "-p", "pulseboard", "--bin", "pulseboard"]);

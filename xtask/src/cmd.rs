@@ -5,6 +5,7 @@
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::str::FromStr;
 
 /// The clone: the parent of this crate's folder.
 pub fn workspace_root() -> PathBuf {
@@ -73,13 +74,55 @@ pub fn runs(program: &str, args: &[&str]) -> bool {
         .unwrap_or(false)
 }
 
-/// The value after `flag` in `args`, parsed, or `default`.
-pub fn flag_value(args: &[String], flag: &str, default: u64) -> Result<u64, String> {
+/// The value after `flag` in `args`, parsed, or `default`; an error says it `needs` (e.g.
+/// "a whole number") when the value is missing or does not parse.
+pub fn flag_value<T: FromStr>(
+    args: &[String],
+    flag: &str,
+    default: T,
+    needs: &str,
+) -> Result<T, String> {
     match args.iter().position(|a| a == flag) {
         None => Ok(default),
         Some(i) => args
             .get(i + 1)
             .and_then(|v| v.parse().ok())
-            .ok_or_else(|| format!("{flag} needs a whole number")),
+            .ok_or_else(|| format!("{flag} needs {needs}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_flag_value_is_parsed_or_defaults() {
+        let a = args(&["--kills", "7", "--out", "x.json"]);
+        assert_eq!(flag_value(&a, "--kills", 100, "a whole number"), Ok(7));
+        assert_eq!(
+            flag_value(&a, "--fuzz-seconds", 300, "a whole number"),
+            Ok(300)
+        );
+        assert_eq!(
+            flag_value(&a, "--out", PathBuf::from("d"), "a path"),
+            Ok(PathBuf::from("x.json"))
+        );
+        assert_eq!(
+            flag_value(&args(&["--kills"]), "--kills", 1u64, "a whole number"),
+            Err("--kills needs a whole number".to_owned())
+        );
+        assert_eq!(
+            flag_value(
+                &args(&["--kills", "many"]),
+                "--kills",
+                1u64,
+                "a whole number"
+            ),
+            Err("--kills needs a whole number".to_owned())
+        );
     }
 }

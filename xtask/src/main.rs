@@ -23,6 +23,9 @@
 //!   in a venv); prints a table and writes `target/bench/results.json`.
 //! - `cargo xtask soak [--kills N] [--fuzz-seconds S]`: the crash-loop test with N SIGKILLs
 //!   (default 100), then the decoder fuzzer (cargo fuzz) for S seconds (default 300).
+//! - `cargo xtask openapi [--out PATH]`: the server's OpenAPI description (`pulseboard
+//!   openapi`, debug build: pretty JSON with the token's security schemes) written to PATH
+//!   (default `target/openapi.json`; a relative PATH is from the workspace root); prints PATH.
 //!
 //! Builds go to `$CARGO_TARGET_DIR`, by default `~/.cache/pulseboard/target`, so a fresh
 //! clone on a machine that built before reuses the compiled dependencies.
@@ -34,11 +37,12 @@
 //!   `setup/`: `rust_tools.rs` (wasm32 target, Trunk, wasm-bindgen-cli, `cargo install`),
 //!   `npm.rs`, `apt.rs` (Chromium, JDK, Maven), `kafka_jars.rs`, `venv.rs`.
 //! - One file per command beyond setup: `run.rs` (`run`, `kafka`), `test.rs`, `api_fuzz.rs`,
-//!   `bench.rs`, `soak.rs`.
+//!   `bench.rs`, `soak.rs`, `openapi.rs`.
 
 mod api_fuzz;
 mod bench;
 mod cmd;
+mod openapi;
 mod run;
 mod setup;
 mod soak;
@@ -49,11 +53,16 @@ use std::env;
 use std::process::ExitCode;
 
 use crate::bench::bench;
+use crate::openapi::openapi;
 use crate::run::{kafka, run};
 use crate::setup::{setup, Need};
 use crate::soak::soak;
 use crate::test::test;
 use crate::timer::Timer;
+
+/// What an unknown (or no) command prints, before exiting with 2.
+const USAGE: &str =
+    "usage: cargo xtask <setup|run|kafka|test|api-fuzz|soak|bench|openapi> [-- ARGS]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -74,8 +83,9 @@ fn main() -> ExitCode {
         "bench" => {
             setup(&mut timer, Need::KAFKA).and_then(|tools| bench(&mut timer, &tools, &rest))
         }
+        "openapi" => openapi(&mut timer, &rest),
         _ => {
-            eprintln!("usage: cargo xtask <setup|run|kafka|test|api-fuzz|soak|bench> [-- ARGS]");
+            eprintln!("{USAGE}");
             return ExitCode::from(2);
         }
     };

@@ -12,8 +12,8 @@ const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
 /// The long versions of the fault tests: many SIGKILLs, then the decoder fuzzer.
 pub fn soak(tools: &Tools, args: &[String]) -> Result<(), String> {
-    let kills = flag_value(args, "--kills", 100)?;
-    let fuzz_seconds = flag_value(args, "--fuzz-seconds", 300)?;
+    let kills = flag_value(args, "--kills", 100u64, "a whole number")?;
+    let fuzz_seconds = flag_value(args, "--fuzz-seconds", 300u64, "a whole number")?;
     let t = Instant::now();
     if kills > 0 {
         let mut c = cargo();
