@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use pulseboard::config::Config;
+use pulseboard::config::{Command, Config};
 use tokio_util::sync::CancellationToken;
 
 /// How long the runtime waits, once `run` has returned, for blocking calls still running
@@ -10,25 +10,33 @@ use tokio_util::sync::CancellationToken;
 const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    if let Some(Command::Openapi) = config.command {
+        let json = pulseboard::api::openapi::spec(true)
+            .to_pretty_json()
+            .context("cannot encode the OpenAPI description")?;
+        println!("{json}");
+        return Ok(());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let result = runtime.block_on(serve());
+    let result = runtime.block_on(serve(config));
     // Dropping the runtime would wait for every blocking task; a client call stuck on an
     // unreachable broker must not keep the process alive after its work is done.
     runtime.shutdown_timeout(EXIT_GRACE);
     result
 }
 
-async fn serve() -> anyhow::Result<()> {
+async fn serve(config: Config) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,librdkafka=warn".into()),
         )
         .init();
-    let config = Config::parse().validate()?;
+    let config = config.validate()?;
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .with_context(|| {

@@ -703,16 +703,6 @@ mod tests {
         assert!(plain["components"]["securitySchemes"].is_null());
     }
 
-    /// `PULSEBOARD_WRITE_OPENAPI=path cargo test -p pulseboard --lib openapi` writes the
-    /// description (with the token's schemes) to `path`, to read it without a server.
-    #[test]
-    fn write_the_description_when_asked() {
-        if let Some(path) = std::env::var_os("PULSEBOARD_WRITE_OPENAPI") {
-            let pretty = spec(true).to_pretty_json().expect("json");
-            std::fs::write(path, pretty).expect("write");
-        }
-    }
-
     #[test]
     fn parameters_carry_their_formats_and_bounds() {
         let spec: Value = serde_json::from_str(spec_json(false)).expect("valid JSON");

@@ -52,6 +52,17 @@ pub struct Config {
     pub aggregate: AggregateArgs,
     #[command(flatten)]
     pub alerts: AlertArgs,
+    /// What to do instead of serving (nothing: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The commands `pulseboard` runs instead of serving.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Print the OpenAPI description of the HTTP API (with the token's security scheme) and
+    /// exit; `cargo xtask openapi` writes it to a file.
+    Openapi,
 }
 
 /// Errors in the configuration.
@@ -138,6 +149,15 @@ mod tests {
         assert_eq!(c.hub.ws_client_queue, 256);
         assert_eq!(c.hub.ws_connect_rate, 200);
         assert_eq!(c.hub.ws_connect_burst, 200);
+    }
+
+    #[test]
+    fn openapi_is_a_command_and_serving_is_the_default() {
+        let c = Config::try_parse_from(["pulseboard", "openapi"]).expect("parse");
+        assert!(matches!(c.command, Some(Command::Openapi)));
+        let c = Config::try_parse_from(["pulseboard", "--window", "1m"]).expect("parse");
+        assert!(c.command.is_none());
+        assert!(Config::try_parse_from(["pulseboard", "nonsense"]).is_err());
     }
 
     #[test]
