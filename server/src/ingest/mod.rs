@@ -64,7 +64,7 @@ use crate::hub::Hub;
 use crate::ingest::engine::EngineConfig;
 use crate::progress::Progress;
 use crate::store::{Store, StoreError};
-use commit::{Committer, StateTopicSink};
+use commit::{Committer, GroupCommit, StateTopicSink, Txn};
 use partition::{partition_task, Commit, RestoreFrom, TaskShared};
 use pulseboard_model::proto::InstanceRef;
 use rebalance::{Control, IngestContext};
@@ -272,19 +272,27 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
             instance: (0, key.encode(), Some(value)),
         }
     });
-    let (committer, commit_handle) = Committer::new(
-        (
-            params.store.clone(),
-            params.live.clone(),
-            params.hub.clone(),
-        ),
-        Arc::downgrade(&consumer),
-        sink,
+    let committer_stop = CancellationToken::new();
+    let parts = (
+        params.store.clone(),
+        params.live.clone(),
+        params.hub.clone(),
     );
+    let (mut committer_task, commit_handle) = match sink {
+        Some(cfg) => {
+            let (c, h) = Committer::new(parts, Txn::new(cfg, Arc::downgrade(&consumer)));
+            (tokio::spawn(c.run(committer_stop.clone())), h)
+        }
+        None => {
+            let sink = GroupCommit {
+                consumer: Arc::downgrade(&consumer),
+            };
+            let (c, h) = Committer::new(parts, sink);
+            (tokio::spawn(c.run(committer_stop.clone())), h)
+        }
+    };
     // Set once per run; a second run in the same process keeps the first handle's slot.
     let _ = params.committer.set(commit_handle.clone());
-    let committer_stop = CancellationToken::new();
-    let mut committer_task = tokio::spawn(committer.run(committer_stop.clone()));
 
     let topic_refs: Vec<&str> = params.kafka.topics.iter().map(String::as_str).collect();
     consumer
