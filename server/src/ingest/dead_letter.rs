@@ -16,7 +16,7 @@
 use std::time::Duration;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
+use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 
 use crate::ingest::engine::{Outcome, PartitionEngine, Record};
@@ -68,7 +68,7 @@ pub(super) fn is_permanent(e: &KafkaError) -> bool {
 /// Fold one message; publish it as a dead letter when it cannot be counted.
 pub(super) async fn on_message(
     engine: &mut PartitionEngine,
-    m: &BorrowedMessage<'_>,
+    m: &impl Message,
     now_ms: i64,
     dlq: &str,
     producer: &FutureProducer,

@@ -40,6 +40,9 @@ mod partition;
 mod probe;
 mod rebalance;
 mod start;
+
+#[cfg(test)]
+mod fakes;
 pub mod state_reader;
 
 pub use commit::{CommitHandle, CommitOutcome};
@@ -313,7 +316,7 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
 
     let shared = Arc::new(TaskShared {
         store: params.store.clone(),
-        live: params.live.clone(),
+        progress: params.live.clone(),
         hub: params.hub.clone(),
         consumer: Arc::downgrade(&consumer),
         producer,

@@ -2,79 +2,13 @@
 //! answers, superseded and orphaned checkpoints, barriers, aborts, and that the store is
 //! written only after the sink committed.
 
-use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use super::*;
 use crate::hub::HubConfig;
+use crate::ingest::fakes::{Call, FakeSink};
 use crate::store::PartitionCheckpoint;
-
-/// What the committer asked of the sink.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Call {
-    /// A transaction of these checkpoints (`topic/partition@seq`) and this many records.
-    Transact(Vec<String>, usize),
-    /// The store holds these checkpoints; `sync` when a partition was being released.
-    Stored(Vec<String>, bool),
-    Close,
-}
-
-/// A sink that answers transactions as scripted (committed when the script is empty) and
-/// logs every call, with what the store held of each checkpoint at that moment.
-struct FakeSink {
-    partitions: Option<i32>,
-    script: VecDeque<Result<(), String>>,
-    calls: Arc<Mutex<Vec<Call>>>,
-    store: Store,
-    /// For each transaction: whether the store already held its checkpoints.
-    stored_before: Arc<Mutex<Vec<bool>>>,
-}
-
-fn names(writes: &[PartitionWrite]) -> Vec<String> {
-    writes
-        .iter()
-        .map(|w| format!("{}/{}@{}", w.topic, w.partition, w.checkpoint.seq))
-        .collect()
-}
-
-impl Sink for FakeSink {
-    fn state_partitions(&self) -> Option<i32> {
-        self.partitions
-    }
-
-    async fn transact(
-        &mut self,
-        writes: &[PartitionWrite],
-        records: Vec<OutRecord>,
-    ) -> Result<Result<(), String>, IngestError> {
-        let held = writes.iter().any(|w| {
-            self.store
-                .partition(&w.topic, w.partition)
-                .ok()
-                .flatten()
-                .is_some_and(|cp| cp.seq >= w.checkpoint.seq)
-        });
-        self.stored_before.lock().expect("lock").push(held);
-        self.calls
-            .lock()
-            .expect("lock")
-            .push(Call::Transact(names(writes), records.len()));
-        Ok(self.script.pop_front().unwrap_or(Ok(())))
-    }
-
-    async fn stored(&mut self, writes: &[PartitionWrite], sync: bool) {
-        self.calls
-            .lock()
-            .expect("lock")
-            .push(Call::Stored(names(writes), sync));
-    }
-
-    async fn close(&mut self) -> Result<(), IngestError> {
-        self.calls.lock().expect("lock").push(Call::Close);
-        Ok(())
-    }
-}
 
 struct Rig {
     _dir: tempfile::TempDir,
@@ -103,7 +37,7 @@ fn rig(partitions: Option<i32>, script: Vec<Result<(), String>>) -> Rig {
     let stored_before = Arc::new(Mutex::new(Vec::new()));
     let sink = FakeSink {
         partitions,
-        script: script.into(),
+        script: Arc::new(Mutex::new(script.into())),
         calls: calls.clone(),
         store: store.clone(),
         stored_before: stored_before.clone(),
