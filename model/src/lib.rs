@@ -25,7 +25,10 @@
 //!   [`global_watermark`], how far windows are final ([`final_up_to`]) and a window's
 //!   state ([`window_state`]).
 //! - [`proto`] — the wire: JSON bodies of the HTTP API and WebSocket messages,
-//!   with the [`Figures`] a window and a summary share.
+//!   with the [`Figures`] a window and a summary share. One file per subject, every type
+//!   re-exported as `proto::Name`: `windows` (window views, [`WindowState`]), `figures`,
+//!   `summary` (ranges and `compare=`), `status`, `alerts`, `api` (the other HTTP bodies and
+//!   [`ApiError`]), `socket` (WebSocket messages).
 //! - [`live_state`] — the client's [`LiveState`] built from WebSocket messages, with
 //!   the resume rules.
 //! - [`now`] — "visitors now": the windows of the last minutes up to a wall-clock instant,
