@@ -15,7 +15,8 @@
 //!   canonical and Segment [`Schema`] presets, the resulting [`FieldMapping`].
 //! - [`decode`] — the payload [`Decoder`]: a borrowed fast path for the canonical
 //!   schema, a `serde_json::Value` + JSON-pointer path for every other mapping.
-//! - [`agg`] — the per-window [`Aggregate`], its merge and storage encoding; its
+//! - [`agg`] — the per-window [`Aggregate`] (counting an event in `agg/add.rs`, its merge
+//!   in `agg/merge.rs`, its storage encoding in `agg/storage.rs`); its
 //!   sketches in [`agg::hll`] ([`Hll`], distinct counts) and [`agg::top`]
 //!   ([`TopCounts`], bounded counts by key); goals ([`agg::goal`]: [`Goal`], conversions)
 //!   and segments ([`agg::segment`]: sub-aggregates by country, device, type, referrer
@@ -25,10 +26,10 @@
 //!   [`global_watermark`], how far windows are final ([`final_up_to`]) and a window's
 //!   state ([`window_state`]).
 //! - [`proto`] — the wire: JSON bodies of the HTTP API and WebSocket messages,
-//!   with the [`Figures`] a window and a summary share. One file per subject, every type
-//!   re-exported as `proto::Name`: `windows` (window views, [`WindowState`]), `figures`,
-//!   `summary` (ranges and `compare=`), `status`, `alerts`, `api` (the other HTTP bodies and
-//!   [`ApiError`]), `socket` (WebSocket messages).
+//!   with the [`Figures`] a window and a summary share. One file per subject under `proto/`,
+//!   every type re-exported as `proto::Name`: `windows.rs` (window views, [`WindowState`]),
+//!   `figures.rs`, `summary.rs` (ranges and `compare=`), `status.rs`, `alerts.rs`, `api.rs`
+//!   (the other HTTP bodies and [`ApiError`]), `socket.rs` (WebSocket messages).
 //! - [`live_state`] — the client's [`LiveState`] built from WebSocket messages, with
 //!   the resume rules.
 //! - [`now`] — "visitors now": the windows of the last minutes up to a wall-clock instant,
