@@ -14,7 +14,8 @@
 //! - [`mapping`] — where fields live in a payload: [`Field`], [`MapRule`], the
 //!   canonical and Segment [`Schema`] presets, the resulting [`FieldMapping`].
 //! - [`decode`] — the payload [`Decoder`]: a borrowed fast path for the canonical
-//!   schema, a `serde_json::Value` + JSON-pointer path for every other mapping.
+//!   schema (`decode/fast.rs`), a `serde_json::Value` + JSON-pointer path for every other
+//!   mapping (`decode/mapped.rs`), and the checks both share (`decode/validate.rs`).
 //! - [`agg`] — the per-window [`Aggregate`] (counting an event in `agg/add.rs`, its merge
 //!   in `agg/merge.rs`, its storage encoding in `agg/storage.rs`); its
 //!   sketches in [`agg::hll`] ([`Hll`], distinct counts) and [`agg::top`]
