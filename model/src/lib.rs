@@ -37,7 +37,9 @@
 //!   their merge and its definition.
 //! - [`rollup`] — history: windows rolled up into minute and hour buckets, the
 //!   cut-offs of a roll-up pass, percent change for comparisons.
-//! - [`gen`] — deterministic, realistic demo traffic.
+//! - [`gen`] — deterministic, realistic demo traffic: the generator and its config, the
+//!   simulated site (`gen/site.rs`), traffic spikes (`gen/spike.rs`) and malformed
+//!   payloads (`gen/malformed.rs`).
 
 pub mod agg;
 pub mod decode;
