@@ -5,10 +5,9 @@
 //!
 //! Contract: [`Aggregate::add_with`] counts every event by type, visitor, session, referrer,
 //! referrer domain (`sources`), country and device, page views (type `pageview`) by URL,
-//! the completions and converting visitors of each goal of its [`AggSpec`] (the first 32),
-//! and the event into the segment tables of the spec's dimensions. [`Aggregate::add`] is
-//! the same without goals and segments. A segment's sub-aggregate does not count its own
-//! dimension.
+//! the completions and converting visitors of each goal of its [`AggSpec`], and the event
+//! into the segment tables of the spec's dimensions. [`Aggregate::add`] is the same without
+//! goals and segments. A segment's sub-aggregate does not count its own dimension.
 
 use std::borrow::Cow;
 

@@ -2,11 +2,12 @@
 //! through the JSON pointers of the [`FieldMapping`], with the Segment schema's rules for
 //! the event type.
 //!
-//! Contract: checks UTF-8 and JSON syntax ([`DeadReason::NotJson`]), a top-level object
-//! ([`DeadReason::NotObject`]) and the type of every field ([`DeadReason::WrongType`], in
-//! field order) before the shared validation. The first pointer whose value is present
-//! and not null (for string fields: and not the empty string) wins. With the Segment
-//! schema, type `page` is `pageview` and type `track` takes its name from `/event`.
+//! Contract: checks JSON syntax ([`DeadReason::NotJson`]; UTF-8 is checked before either
+//! path), a top-level object ([`DeadReason::NotObject`]) and the type of every field
+//! ([`DeadReason::WrongType`], in field order) before the shared validation. The first
+//! pointer whose value is present and not null (for string fields: and not the empty
+//! string) wins. With the Segment schema, type `page` is `pageview` and type `track` takes
+//! its name from `/event`.
 
 use std::borrow::Cow;
 

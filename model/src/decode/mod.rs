@@ -7,10 +7,10 @@
 //! - Checks happen in this order: size ([`DeadReason::Oversized`] above
 //!   [`MAX_VALUE_BYTES`]), UTF-8 and JSON syntax ([`DeadReason::NotJson`]), top
 //!   level object ([`DeadReason::NotObject`]), field types
-//!   ([`DeadReason::WrongType`], in [`Field`](crate::mapping::Field) order), then per field in the order
-//!   type, visitor, session, url, referrer, country, device (missing required
-//!   field, field longer than [`MAX_FIELD_BYTES`](crate::event::MAX_FIELD_BYTES)) and finally the timestamp
-//!   ([`DeadReason::BadTimestamp`]).
+//!   ([`DeadReason::WrongType`], in [`Field`](crate::mapping::Field) order), then per
+//!   field in the order type, visitor, session, url, referrer, country, device (missing
+//!   required field, field longer than [`MAX_FIELD_BYTES`](crate::event::MAX_FIELD_BYTES))
+//!   and finally the timestamp ([`DeadReason::BadTimestamp`]).
 //! - The canonical schema without mapping rules uses a borrowed, allocation-light
 //!   fast path; every other mapping (and any input the fast path rejects) goes
 //!   through `serde_json::Value` and JSON pointers. Both paths give identical

@@ -5,9 +5,9 @@
 //! a required field (visitor, url) missing, null or empty is
 //! [`DeadReason::MissingField`]; a field longer than [`MAX_FIELD_BYTES`] is
 //! [`DeadReason::Oversized`]; an empty optional field is absent and an empty type is
-//! `pageview`. Then the timestamp: epoch ms (a whole number) or RFC 3339 within
-//! 2000-01-01..2100-01-01, else the message timestamp when there is none, else
-//! [`DeadReason::BadTimestamp`].
+//! `pageview`. Then the timestamp: epoch ms (a whole number) or RFC 3339, or the message
+//! timestamp when the payload has none; one outside 2000-01-01..2100-01-01, unreadable or
+//! missing altogether is [`DeadReason::BadTimestamp`].
 
 use std::borrow::Cow;
 

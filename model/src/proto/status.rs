@@ -3,8 +3,8 @@
 //! consumer group ([`InstanceRef`], [`InstanceStatus`]), stored offsets that were reset
 //! ([`OffsetResetNote`]) and the cluster as the metadata probe saw it ([`ClusterHealth`]).
 //!
-//! Contract: fields added after the first protocol version are `#[serde(default)]`, so a
-//! status of an older server still reads.
+//! Contract: field names are the JSON names; fields marked `#[serde(default)]` may be absent
+//! (a status from an older server still reads).
 
 use std::collections::BTreeMap;
 
