@@ -14,8 +14,10 @@
 //! - [`mapping`] — where fields live in a payload: [`Field`], [`MapRule`], the
 //!   canonical and Segment [`Schema`] presets, the resulting [`FieldMapping`].
 //! - [`decode`] — the payload [`Decoder`]: a borrowed fast path for the canonical
-//!   schema, a `serde_json::Value` + JSON-pointer path for every other mapping.
-//! - [`agg`] — the per-window [`Aggregate`], its merge and storage encoding; its
+//!   schema (`decode/fast.rs`), a `serde_json::Value` + JSON-pointer path for every other
+//!   mapping (`decode/mapped.rs`), and the checks both share (`decode/validate.rs`).
+//! - [`agg`] — the per-window [`Aggregate`] (counting an event in `agg/add.rs`, its merge
+//!   in `agg/merge.rs`, its storage encoding in `agg/storage.rs`); its
 //!   sketches in [`agg::hll`] ([`Hll`], distinct counts) and [`agg::top`]
 //!   ([`TopCounts`], bounded counts by key); goals ([`agg::goal`]: [`Goal`], conversions)
 //!   and segments ([`agg::segment`]: sub-aggregates by country, device, type, referrer
@@ -25,14 +27,19 @@
 //!   [`global_watermark`], how far windows are final ([`final_up_to`]) and a window's
 //!   state ([`window_state`]).
 //! - [`proto`] — the wire: JSON bodies of the HTTP API and WebSocket messages,
-//!   with the [`Figures`] a window and a summary share.
+//!   with the [`Figures`] a window and a summary share. One file per subject under `proto/`,
+//!   every type re-exported as `proto::Name`: `windows.rs` (window views, [`WindowState`]),
+//!   `figures.rs`, `summary.rs` (ranges and `compare=`), `status.rs`, `alerts.rs`, `api.rs`
+//!   (the other HTTP bodies and [`ApiError`]), `socket.rs` (WebSocket messages).
 //! - [`live_state`] — the client's [`LiveState`] built from WebSocket messages, with
 //!   the resume rules.
 //! - [`now`] — "visitors now": the windows of the last minutes up to a wall-clock instant,
 //!   their merge and its definition.
 //! - [`rollup`] — history: windows rolled up into minute and hour buckets, the
 //!   cut-offs of a roll-up pass, percent change for comparisons.
-//! - [`gen`] — deterministic, realistic demo traffic.
+//! - [`gen`] — deterministic, realistic demo traffic: the generator and its config, the
+//!   simulated site (`gen/site.rs`), traffic spikes (`gen/spike.rs`) and malformed
+//!   payloads (`gen/malformed.rs`).
 
 pub mod agg;
 pub mod decode;

@@ -17,8 +17,19 @@
 //!   `news.ycombinator.com`, landing on the post). Its schedule counts from the first `now`
 //!   the generator sees. Without a spike, the generator draws exactly the random numbers it
 //!   always did.
+//!
+//! Files: the configuration and the generator's sessions and events here; `site` (the
+//! simulated site: pages, referrers, countries, devices and their weights), `spike` (the
+//! spike's schedule and its crowd) and `malformed` (the payloads the decoder must reject).
+
+mod malformed;
+mod site;
+mod spike;
+
+pub use spike::{Spike, SPIKE_PAGE, SPIKE_REFERRER};
 
 use crate::event::Event;
+use site::{page_paths, total_weight, weighted, COUNTRIES, DEVICES, REFERRERS};
 
 /// Generator parameters.
 #[derive(Debug, Clone)]
@@ -63,58 +74,6 @@ impl GenConfig {
     }
 }
 
-/// A recurring traffic spike, shaped as a trapezoid: the rate climbs from 1× to `peak`× in
-/// the first fifth of `duration_ms`, holds, and falls back in the last fifth.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Spike {
-    /// When the first spike starts, after the first event.
-    pub first_after_ms: i64,
-    /// Time from the start of one spike to the start of the next.
-    pub every_ms: i64,
-    /// How long a spike lasts.
-    pub duration_ms: i64,
-    /// Traffic at its height, as a multiple of the base rate.
-    pub peak: f64,
-}
-
-impl Spike {
-    /// The demo's: 90 s after start, then every 10 minutes, 60 s long, up to 5× the rate.
-    /// At the default 200 events/s, a 10 s window at the peak holds about 10,000 events
-    /// instead of 2,000: enough for a rule on events per window to fire.
-    pub const DEMO: Spike = Spike {
-        first_after_ms: 90_000,
-        every_ms: 600_000,
-        duration_ms: 60_000,
-        peak: 5.0,
-    };
-
-    /// The rate multiplier `elapsed_ms` after the first event (1.0 outside spikes).
-    pub fn factor(&self, elapsed_ms: i64) -> f64 {
-        let since = elapsed_ms - self.first_after_ms;
-        if since < 0 || self.duration_ms <= 0 || !self.peak.is_finite() {
-            return 1.0;
-        }
-        let t = since % self.every_ms.max(self.duration_ms);
-        if t >= self.duration_ms {
-            return 1.0;
-        }
-        let x = t as f64 / self.duration_ms as f64;
-        let ramp = if x < 0.2 {
-            x / 0.2
-        } else if x > 0.8 {
-            (1.0 - x) / 0.2
-        } else {
-            1.0
-        };
-        1.0 + (self.peak.max(1.0) - 1.0) * ramp
-    }
-}
-
-/// The page a spike's crowd lands on, and where it comes from.
-pub const SPIKE_PAGE: &str = "/blog/launching-real-time-analytics";
-/// The referrer of a spike's crowd.
-pub const SPIKE_REFERRER: &str = "https://news.ycombinator.com/";
-
 /// One generated message: a good event or a malformed payload.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Generated {
@@ -142,162 +101,6 @@ pub struct Generator {
     visitor_salt: u64,
     /// The first `now` seen: a spike's schedule counts from it.
     origin: Option<i64>,
-}
-
-const FIXED_PAGES: &[&str] = &[
-    "/",
-    "/pricing",
-    "/docs/getting-started",
-    "/features",
-    "/blog",
-    "/signup",
-    "/login",
-    "/docs",
-    "/about",
-    "/integrations",
-    "/changelog",
-    "/contact",
-    "/careers",
-    "/security",
-    "/customers",
-    "/docs/api",
-    "/status",
-    "/legal/privacy",
-    "/legal/terms",
-    "/enterprise",
-];
-
-const DOC_SECTIONS: &[&str] = &[
-    "guides",
-    "api",
-    "sdk",
-    "deploy",
-    "reference",
-    "tutorials",
-    "concepts",
-    "faq",
-];
-const DOC_TOPICS: &[&str] = &[
-    "authentication",
-    "webhooks",
-    "rate-limits",
-    "pagination",
-    "errors",
-    "dashboards",
-    "alerts",
-    "exports",
-    "kafka",
-    "retention",
-    "sampling",
-    "teams",
-];
-const BLOG_WORDS_A: &[&str] = &[
-    "why",
-    "how",
-    "scaling",
-    "building",
-    "shipping",
-    "measuring",
-    "debugging",
-    "rethinking",
-    "understanding",
-    "launching",
-];
-const BLOG_WORDS_B: &[&str] = &[
-    "real-time-analytics",
-    "event-pipelines",
-    "hyperloglog",
-    "watermarks",
-    "rust-services",
-    "dashboards",
-    "kafka-consumers",
-    "privacy-first-tracking",
-    "product-metrics",
-    "streaming-joins",
-];
-
-const REFERRERS: &[(Option<&str>, u32)] = &[
-    (None, 40),
-    (Some("https://www.google.com/"), 28),
-    (Some("https://news.ycombinator.com/"), 8),
-    (Some("https://twitter.com/"), 6),
-    (Some("https://github.com/"), 6),
-    (Some("https://www.reddit.com/"), 4),
-    (Some("https://www.bing.com/"), 3),
-    (Some("https://duckduckgo.com/"), 2),
-    (Some("https://www.linkedin.com/"), 2),
-    (Some("https://t.co/"), 1),
-];
-
-const COUNTRIES: &[(&str, u32)] = &[
-    ("US", 32),
-    ("DE", 10),
-    ("GB", 9),
-    ("FR", 6),
-    ("IN", 8),
-    ("BR", 5),
-    ("JP", 4),
-    ("CA", 5),
-    ("NL", 3),
-    ("ES", 3),
-    ("AU", 3),
-    ("SE", 2),
-    ("PL", 2),
-    ("IT", 3),
-    ("KR", 2),
-    ("MX", 3),
-];
-
-const DEVICES: &[(&str, u32)] = &[("desktop", 55), ("mobile", 40), ("tablet", 5)];
-
-fn weighted<T: Copy>(items: &[(T, u32)], mut r: u32) -> T {
-    for &(item, w) in items {
-        if r < w {
-            return item;
-        }
-        r -= w;
-    }
-    items[items.len() - 1].0
-}
-
-fn total_weight<T>(items: &[(T, u32)]) -> u32 {
-    items.iter().map(|(_, w)| w).sum()
-}
-
-/// Deterministic page list: fixed top pages, then docs pages, then blog posts.
-fn page_paths(n: usize) -> Vec<String> {
-    let mut out: Vec<String> = FIXED_PAGES
-        .iter()
-        .take(n)
-        .map(|s| (*s).to_owned())
-        .collect();
-    let mut i = 0usize;
-    while out.len() < n {
-        let path = if i % 3 == 2 {
-            let j = i / 3;
-            let a = BLOG_WORDS_A[j % BLOG_WORDS_A.len()];
-            let b = BLOG_WORDS_B[(j / BLOG_WORDS_A.len()) % BLOG_WORDS_B.len()];
-            let round = j / (BLOG_WORDS_A.len() * BLOG_WORDS_B.len());
-            if round == 0 {
-                format!("/blog/{a}-{b}")
-            } else {
-                format!("/blog/{a}-{b}-{round}")
-            }
-        } else {
-            let j = i - i / 3;
-            let s = DOC_SECTIONS[j % DOC_SECTIONS.len()];
-            let t = DOC_TOPICS[(j / DOC_SECTIONS.len()) % DOC_TOPICS.len()];
-            let round = j / (DOC_SECTIONS.len() * DOC_TOPICS.len());
-            if round == 0 {
-                format!("/docs/{s}/{t}")
-            } else {
-                format!("/docs/{s}/{t}-v{round}")
-            }
-        };
-        out.push(path);
-        i += 1;
-    }
-    out
 }
 
 fn mix(mut x: u64) -> u64 {
@@ -395,31 +198,6 @@ impl Generator {
         }
     }
 
-    /// How many times the base rate to send at `now_ms`: 1.0, or more during a spike.
-    pub fn rate_factor(&mut self, now_ms: i64) -> f64 {
-        let origin = *self.origin.get_or_insert(now_ms);
-        self.cfg
-            .spike
-            .map_or(1.0, |s| s.factor(now_ms.saturating_sub(origin)))
-    }
-
-    /// A page view of a spike's crowd: a visitor from the spike's referrer on its page, who
-    /// leaves again (a session of one page view: such crowds mostly bounce).
-    fn crowd_event(&mut self, now_ms: i64) -> Event {
-        let visitor = self.rng.usize(0..self.cfg.visitors);
-        let (country, device) = self.visitor_attrs(visitor);
-        Event {
-            ts: now_ms,
-            kind: "pageview".to_owned(),
-            visitor: self.visitor_id(visitor),
-            session: Some(format!("s-{:016x}", self.rng.u64(..))),
-            url: SPIKE_PAGE.to_owned(),
-            referrer: Some(SPIKE_REFERRER.to_owned()),
-            country: Some(country.to_owned()),
-            device: Some(device.to_owned()),
-        }
-    }
-
     /// The next well-formed event at (about) `now_ms`.
     pub fn next_event(&mut self, now_ms: i64) -> Event {
         if self.cfg.spike.is_some() {
@@ -484,55 +262,15 @@ impl Generator {
             (bytes, None) => Generated::Malformed(bytes),
         }
     }
-
-    fn malformed(&mut self, now_ms: i64) -> Vec<u8> {
-        let ev = self.next_event(now_ms);
-        let json = ev.to_json();
-        let text = match self.rng.u8(0..5) {
-            0 => match self.rng.u8(0..3) {
-                0 => "GET /index.html HTTP/1.1".to_owned(),
-                1 => json[..json.len() / 2].to_owned(),
-                _ => format!("visitor={}&url={}", ev.visitor, ev.url),
-            },
-            1 => format!("[{json}]"),
-            2 => {
-                let mut v: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
-                if let Some(o) = v.as_object_mut() {
-                    o.remove("url");
-                }
-                v.to_string()
-            }
-            3 => {
-                let mut v: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
-                if let Some(o) = v.as_object_mut() {
-                    if self.rng.bool() {
-                        o.insert("url".into(), serde_json::Value::from(404));
-                    } else {
-                        o.insert("visitor".into(), serde_json::Value::from(true));
-                    }
-                }
-                v.to_string()
-            }
-            _ => {
-                let mut v: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
-                if let Some(o) = v.as_object_mut() {
-                    o.insert("ts".into(), serde_json::Value::from("yesterday at noon"));
-                }
-                v.to_string()
-            }
-        };
-        text.into_bytes()
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::decode::Decoder;
-    use crate::event::DeadReason;
     use std::collections::{HashMap, HashSet};
 
-    const NOW: i64 = 1_795_515_330_123;
+    pub(super) const NOW: i64 = 1_795_515_330_123;
 
     /// xxh3 of the first 2,000 payloads of seed 7 (at `NOW + 3·i`), newline-separated.
     /// Update it when the generator's output changes on purpose (new traffic shape, a
@@ -562,34 +300,6 @@ mod tests {
             SEED_7_FINGERPRINT,
             "the generator's output for seed 7 changed"
         );
-    }
-
-    #[test]
-    fn malformed_payloads_all_fail_decoding() {
-        let cfg = GenConfig {
-            malformed: 1.0,
-            ..GenConfig::default()
-        };
-        let mut g = Generator::new(1, cfg);
-        let d = Decoder::default();
-        let mut reasons = HashSet::new();
-        for i in 0..500 {
-            let (bytes, ev) = g.next_payload(NOW + i);
-            assert!(ev.is_none());
-            let err = d
-                .decode(&bytes, Some(NOW + i))
-                .expect_err(&String::from_utf8_lossy(&bytes));
-            reasons.insert(err.reason);
-        }
-        for r in [
-            DeadReason::NotJson,
-            DeadReason::NotObject,
-            DeadReason::MissingField,
-            DeadReason::WrongType,
-            DeadReason::BadTimestamp,
-        ] {
-            assert!(reasons.contains(&r), "{r} never generated");
-        }
     }
 
     #[test]
@@ -661,58 +371,5 @@ mod tests {
         assert!(evs
             .iter()
             .all(|e| e.visitor.starts_with("v-") && e.url.starts_with('/')));
-    }
-
-    #[test]
-    fn a_spike_rises_holds_and_falls_on_its_schedule() {
-        let s = Spike::DEMO;
-        assert_eq!(s.factor(0), 1.0);
-        assert_eq!(s.factor(89_999), 1.0);
-        assert_eq!(s.factor(90_000), 1.0, "the ramp starts at 1x");
-        assert!((s.factor(90_000 + 6_000) - 3.0).abs() < 1e-9, "half way up");
-        assert_eq!(s.factor(90_000 + 30_000), 5.0);
-        assert!(
-            (s.factor(90_000 + 57_000) - 2.0).abs() < 1e-9,
-            "coming down"
-        );
-        assert_eq!(s.factor(90_000 + 60_000), 1.0);
-        assert_eq!(
-            s.factor(90_000 + 600_000 + 30_000),
-            5.0,
-            "and again 10 min later"
-        );
-        assert_eq!(GenConfig::default().spike, None);
-    }
-
-    #[test]
-    fn the_demo_sends_a_crowd_from_one_referrer_during_a_spike() {
-        let mut g = Generator::new(5, GenConfig::demo());
-        // Before the spike: 1x, and few events from the spike's referrer to its page.
-        let from_crowd = |evs: &[Event]| {
-            evs.iter()
-                .filter(|e| e.referrer.as_deref() == Some(SPIKE_REFERRER) && e.url == SPIKE_PAGE)
-                .count() as f64
-                / evs.len() as f64
-        };
-        let calm: Vec<Event> = (0..5_000).map(|i| g.next_event(NOW + i * 10)).collect();
-        assert_eq!(g.rate_factor(NOW + 50_000), 1.0);
-        let peak_at = NOW + 90_000 + 30_000;
-        assert_eq!(g.rate_factor(peak_at), 5.0);
-        let spike: Vec<Event> = (0..5_000).map(|_| g.next_event(peak_at)).collect();
-        assert!(from_crowd(&calm) < 0.01, "{}", from_crowd(&calm));
-        // At 5x, 4/5 of the events are the crowd's.
-        let share = from_crowd(&spike);
-        assert!((0.77..0.83).contains(&share), "{share}");
-        // The site's own traffic goes on, signups included.
-        let signups = spike.iter().filter(|e| e.kind == "signup").count();
-        assert!(signups > 5, "{signups}");
-    }
-
-    #[test]
-    fn page_paths_are_unique() {
-        let p = page_paths(2_000);
-        let set: HashSet<&String> = p.iter().collect();
-        assert_eq!(set.len(), p.len());
-        assert_eq!(p[0], "/");
     }
 }

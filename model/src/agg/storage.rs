@@ -1,0 +1,289 @@
+//! The storage format of an [`Aggregate`]: [`Aggregate::to_bytes`],
+//! [`Aggregate::from_bytes`] and [`Aggregate::decode`], which may skip the segment tables.
+//!
+//! Contract:
+//! - A version byte ([`AGG_FORMAT_VERSION`]) followed by postcard; the segment tables come
+//!   last, each as its own length-prefixed bytes, so [`Aggregate::decode`] can skip them or
+//!   all but one ([`Keep`]).
+//! - Version 3 is written; version 2 (before sources, goals and segments) is still read.
+//! - Corrupt input yields [`AggError`], never a panic.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::{Aggregate, Dimension, GoalCounts, Hll, Segments, TopCounts};
+
+/// Errors loading a stored [`Aggregate`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AggError {
+    /// The bytes do not decode.
+    #[error("stored aggregate is corrupt or from an incompatible version: {0}")]
+    Corrupt(String),
+    /// The format version byte is unknown.
+    #[error(
+        "stored aggregate is corrupt or from an incompatible version: format version {found}, expected {expected}"
+    )]
+    Version {
+        /// Version byte found.
+        found: u8,
+        /// Version this build writes.
+        expected: u8,
+    },
+}
+
+/// Storage format version written by [`Aggregate::to_bytes`] (3: referrer domains, goals
+/// and segment tables). Version 2 is still read.
+pub const AGG_FORMAT_VERSION: u8 = 3;
+
+/// What [`Aggregate::decode`] decodes of the segment tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Everything.
+    All,
+    /// No segment table (the figures of the whole traffic only).
+    Figures,
+    /// The table of one dimension.
+    Dimension(Dimension),
+}
+
+impl Aggregate {
+    /// Storage encoding: [`AGG_FORMAT_VERSION`] followed by postcard.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let out = vec![AGG_FORMAT_VERSION];
+        // Serialising into a Vec only fails on allocation failure.
+        postcard::to_extend(self, out).expect("postcard serialisation into a Vec cannot fail")
+    }
+
+    /// Decodes [`Aggregate::to_bytes`] output (of this version or version 2).
+    pub fn from_bytes(b: &[u8]) -> Result<Self, AggError> {
+        Aggregate::decode(b, Keep::All)
+    }
+
+    /// Decodes [`Aggregate::to_bytes`] output, with only the segment tables `keep` says
+    /// (the bytes of the others are skipped, not checked).
+    pub fn decode(b: &[u8], keep: Keep) -> Result<Self, AggError> {
+        let corrupt = |e: postcard::Error| AggError::Corrupt(e.to_string());
+        let (&version, rest) = b
+            .split_first()
+            .ok_or_else(|| AggError::Corrupt("empty input".into()))?;
+        match version {
+            AGG_FORMAT_VERSION => {
+                let (figures, tail) =
+                    postcard::take_from_bytes::<FiguresWire>(rest).map_err(corrupt)?;
+                let segments = match keep {
+                    Keep::All => {
+                        let (s, tail) =
+                            postcard::take_from_bytes::<Segments>(tail).map_err(corrupt)?;
+                        if !tail.is_empty() {
+                            return Err(AggError::Corrupt(format!(
+                                "{} trailing bytes",
+                                tail.len()
+                            )));
+                        }
+                        s
+                    }
+                    Keep::Figures => Segments::default(),
+                    Keep::Dimension(d) => Segments::decode_one(tail, d).map_err(corrupt)?,
+                };
+                Ok(figures.with_segments(segments))
+            }
+            2 => {
+                let (v2, tail) = postcard::take_from_bytes::<AggregateV2>(rest).map_err(corrupt)?;
+                if !tail.is_empty() {
+                    return Err(AggError::Corrupt(format!("{} trailing bytes", tail.len())));
+                }
+                Ok(v2.into())
+            }
+            found => Err(AggError::Version {
+                found,
+                expected: AGG_FORMAT_VERSION,
+            }),
+        }
+    }
+}
+
+/// An [`Aggregate`] of the current version without its segment tables (decoded alone when
+/// they are skipped): version 2's fields, then the ones version 3 added (postcard writes a
+/// nested struct's fields in line, so this is the same layout as the flat one).
+#[derive(Deserialize)]
+struct FiguresWire {
+    v2: AggregateV2,
+    sources: TopCounts,
+    goals: BTreeMap<String, GoalCounts>,
+}
+
+/// An [`Aggregate`] as format version 2 stored it.
+#[derive(Deserialize)]
+struct AggregateV2 {
+    events: u64,
+    by_type: TopCounts,
+    visitors: Hll,
+    sessions: Hll,
+    urls: TopCounts,
+    referrers: TopCounts,
+    countries: TopCounts,
+    devices: TopCounts,
+}
+
+impl FiguresWire {
+    fn with_segments(self, segments: Segments) -> Aggregate {
+        let v = self.v2;
+        Aggregate {
+            events: v.events,
+            by_type: v.by_type,
+            visitors: v.visitors,
+            sessions: v.sessions,
+            urls: v.urls,
+            referrers: v.referrers,
+            countries: v.countries,
+            devices: v.devices,
+            sources: self.sources,
+            goals: self.goals,
+            segments,
+        }
+    }
+}
+
+impl From<AggregateV2> for Aggregate {
+    fn from(v2: AggregateV2) -> Self {
+        FiguresWire {
+            v2,
+            sources: TopCounts::new(),
+            goals: BTreeMap::new(),
+        }
+        .with_segments(Segments::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agg::tests::{aggregate, ev, spec, wide_events};
+    use crate::agg::{Coverage, Filter};
+
+    #[test]
+    fn aggregate_bytes_round_trip_and_reject_corruption() {
+        let events = wide_events(5, 3_000);
+        let a = aggregate(&events);
+        let bytes = a.to_bytes();
+        assert_eq!(Aggregate::from_bytes(&bytes), Ok(a.clone()));
+        assert_eq!(
+            Aggregate::from_bytes(&Aggregate::new().to_bytes()),
+            Ok(Aggregate::new())
+        );
+        assert!(matches!(
+            Aggregate::from_bytes(&[]),
+            Err(AggError::Corrupt(_))
+        ));
+        let mut wrong_version = bytes.clone();
+        wrong_version[0] = 99;
+        let err = Aggregate::from_bytes(&wrong_version).unwrap_err();
+        assert!(err
+            .to_string()
+            .starts_with("stored aggregate is corrupt or from an incompatible version"));
+        assert!(Aggregate::from_bytes(&bytes[..bytes.len() / 2]).is_err());
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(Aggregate::from_bytes(&trailing).is_err());
+        // arbitrary garbage never panics
+        let mut rng = fastrand::Rng::with_seed(9);
+        for _ in 0..2_000 {
+            let mut b = bytes.clone();
+            for _ in 0..rng.usize(1..8) {
+                let i = rng.usize(0..b.len());
+                b[i] = rng.u8(..);
+            }
+            let _ = Aggregate::from_bytes(&b);
+            let len = rng.usize(0..64);
+            let junk: Vec<u8> = std::iter::once(AGG_FORMAT_VERSION)
+                .chain((0..len).map(|_| rng.u8(..)))
+                .collect();
+            let _ = Aggregate::from_bytes(&junk);
+        }
+    }
+
+    /// A version-2 aggregate as this project stored it before goals and segments (written by
+    /// the previous release: four events, three visitors).
+    const V2_BYTES: &str = "02040305636c69636b0108706167657669657702067369676e75700104000003f3c6c3a801b9be979102a9adeacc060004b8e3a48d048cfde8a709bfbc9dd1099197acba0c02012f01082f70726963696e67010200022668747470733a2f2f6e6577732e79636f6d62696e61746f722e636f6d2f6974656d3f69643d31011768747470733a2f2f7777772e676f6f676c652e636f6d2f01020003024445020246520102555301040002076465736b746f7002066d6f62696c65020400";
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+            .collect()
+    }
+
+    #[test]
+    fn a_version_2_aggregate_is_still_read() {
+        let a = Aggregate::from_bytes(&hex(V2_BYTES)).expect("version 2 reads");
+        assert_eq!(a.events, 4);
+        assert_eq!(a.visitors.estimate(), 3);
+        assert_eq!(a.sessions.estimate(), 4);
+        assert_eq!(a.countries.get("DE"), 2);
+        assert_eq!(a.by_type.get("signup"), 1);
+        assert_eq!(a.urls.get("/pricing"), 1);
+        assert!(a.sources.is_empty() && a.goals.is_empty() && a.segments.is_empty());
+        // Written again, it is version 3, and reads back the same.
+        let again = a.to_bytes();
+        assert_eq!(again[0], AGG_FORMAT_VERSION);
+        assert_eq!(Aggregate::from_bytes(&again), Ok(a.clone()));
+        // Merged with a version-3 aggregate of the same kind of events, nothing is lost.
+        let mut b = Aggregate::new();
+        b.add_with(&ev("signup", "v9", None, "/signup", None), &spec(10));
+        b.merge(&a);
+        assert_eq!(b.events, 5);
+        let mut wrong = hex(V2_BYTES);
+        wrong.push(7);
+        assert!(Aggregate::from_bytes(&wrong).is_err(), "trailing bytes");
+    }
+
+    #[test]
+    fn decode_can_skip_the_segment_tables_or_keep_one() {
+        let mut rng = fastrand::Rng::with_seed(3);
+        let countries = ["DE", "US", "FR", "JP"];
+        let mut a = Aggregate::new();
+        for i in 0..500 {
+            let mut e = ev(
+                if i % 7 == 0 { "signup" } else { "pageview" },
+                &format!("v{}", rng.u32(0..200)),
+                Some(&format!("s{}", rng.u32(0..300))),
+                &format!("/p{}", rng.u32(0..40)),
+                Some(["https://a.example/", "https://b.example/x"][i % 2]),
+            );
+            e.country = Some(countries[rng.usize(0..4)].into());
+            e.device = Some(["mobile", "desktop"][i % 2].into());
+            a.add_with(&e, &spec(10));
+        }
+        let bytes = a.to_bytes();
+        let all = Aggregate::from_bytes(&bytes).expect("all");
+        assert_eq!(all, a);
+        let figures = Aggregate::decode(&bytes, Keep::Figures).expect("figures");
+        let mut want = Aggregate::new();
+        want.merge_figures(&a);
+        assert_eq!(figures, want);
+        let one = Aggregate::decode(&bytes, Keep::Dimension(Dimension::Country)).expect("one");
+        assert!(one.segments.table(Dimension::Device).is_none());
+        assert_eq!(
+            one.segments.table(Dimension::Country),
+            a.segments.table(Dimension::Country)
+        );
+        let f = Filter::parse("country:JP").expect("filter");
+        let (mut x, mut cx, mut y, mut cy) = (
+            Aggregate::new(),
+            Coverage::default(),
+            Aggregate::new(),
+            Coverage::default(),
+        );
+        one.fold_segment(&f, &mut x, &mut cx);
+        a.fold_segment(&f, &mut y, &mut cy);
+        assert_eq!((x, cx), (y, cy));
+        assert!(cy.complete() && cy.events > 0);
+        // Corruption in a table is found when that table is decoded.
+        let mut bad = bytes.clone();
+        let n = bad.len();
+        bad[n - 3] ^= 0xff;
+        bad.truncate(n - 1);
+        assert!(Aggregate::from_bytes(&bad).is_err());
+    }
+}

@@ -1,0 +1,154 @@
+//! The WebSocket `/ws`: what the server sends ([`ServerMsg`]) and what a client may send
+//! ([`ClientMsg`]).
+//!
+//! Contract:
+//! - Messages are JSON text frames tagged by `type` (`snapshot`, `windows`, `status`;
+//!   `ping` from the client).
+//! - Every server message carries a sequence number, increasing by one per message the
+//!   server publishes; a resume (`/ws?since=SEQ`) that cannot be served gets a fresh
+//!   snapshot.
+//! - A client frame larger than [`MAX_CLIENT_FRAME`], or anything but a [`ClientMsg`],
+//!   closes the socket.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Status, WindowView};
+
+/// Largest frame a client may send on the socket; a larger one closes that socket.
+pub const MAX_CLIENT_FRAME: usize = 4096;
+
+/// A message the server sends on the WebSocket `/ws`: JSON, tagged by `type`.
+///
+/// Every message carries a sequence number, increasing by one per message the server
+/// publishes. A client that reconnects with `/ws?since=SEQ` gets the messages after `SEQ`
+/// when the server still holds them, otherwise a fresh [`ServerMsg::Snapshot`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    /// The full picture: recent and open windows and the status. Sent on connect, after a
+    /// resume that cannot be served, and to a client that fell behind.
+    Snapshot {
+        /// [`PROTOCOL_VERSION`](super::PROTOCOL_VERSION) of the server.
+        protocol: u32,
+        /// Sequence of the last message this snapshot includes.
+        seq: u64,
+        /// Window width, ms.
+        window_ms: i64,
+        /// Recent windows, oldest first.
+        windows: Vec<WindowView>,
+        /// Pipeline status.
+        status: Status,
+        /// On a filtered socket (`/ws?filter=`): the filter the windows show.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        filter: Option<String>,
+    },
+    /// Windows whose figures or state changed since the previous message.
+    Windows {
+        /// Sequence number.
+        seq: u64,
+        /// The changed windows, whole, oldest first.
+        windows: Vec<WindowView>,
+    },
+    /// Pipeline status: offsets, lag, watermark, throughput, broker reachability.
+    Status {
+        /// Sequence number.
+        seq: u64,
+        /// Pipeline status.
+        status: Status,
+    },
+}
+
+impl ServerMsg {
+    /// The message's sequence number.
+    pub fn seq(&self) -> u64 {
+        match self {
+            ServerMsg::Snapshot { seq, .. }
+            | ServerMsg::Windows { seq, .. }
+            | ServerMsg::Status { seq, .. } => *seq,
+        }
+    }
+}
+
+/// A message a client may send on the socket (text frame, JSON). Anything else closes the
+/// socket with a reason.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMsg {
+    /// Application-level keepalive (browsers cannot send WebSocket pings).
+    Ping,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agg::Aggregate;
+    use crate::proto::tests::ev;
+    use crate::proto::{WindowState, PROTOCOL_VERSION};
+
+    fn view(start: i64, events: u64) -> WindowView {
+        let mut agg = Aggregate::new();
+        for i in 0..events {
+            agg.add(&ev("pageview", &format!("/{i}"), None));
+        }
+        WindowView::from_aggregate(start, start + 10_000, WindowState::Live, &agg, 10)
+    }
+
+    fn status() -> Status {
+        Status {
+            version: "0".into(),
+            protocol: PROTOCOL_VERSION,
+            broker: "embedded".into(),
+            broker_reachable: true,
+            demo: true,
+            window_ms: 10_000,
+            ..Status::default()
+        }
+    }
+
+    #[test]
+    fn server_messages_round_trip_as_tagged_json() {
+        let msgs = vec![
+            ServerMsg::Snapshot {
+                protocol: PROTOCOL_VERSION,
+                seq: 7,
+                window_ms: 10_000,
+                windows: vec![view(0, 2)],
+                status: status(),
+                filter: None,
+            },
+            ServerMsg::Windows {
+                seq: 8,
+                windows: vec![view(10_000, 1)],
+            },
+            ServerMsg::Status {
+                seq: 9,
+                status: status(),
+            },
+        ];
+        for m in msgs {
+            let json = serde_json::to_string(&m).expect("serialize");
+            let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+            assert!(v["type"].is_string(), "{json}");
+            let back: ServerMsg = serde_json::from_str(&json).expect("deserialize");
+            assert_eq!(back, m);
+        }
+        let snap: serde_json::Value = serde_json::to_value(ServerMsg::Snapshot {
+            protocol: PROTOCOL_VERSION,
+            seq: 1,
+            window_ms: 10_000,
+            windows: vec![],
+            status: status(),
+            filter: None,
+        })
+        .expect("value");
+        assert_eq!(snap["type"], "snapshot");
+        assert_eq!(snap["protocol"], PROTOCOL_VERSION);
+    }
+
+    #[test]
+    fn unknown_message_type_is_an_error_not_a_panic() {
+        assert!(serde_json::from_str::<ServerMsg>(r#"{"type":"bogus","seq":1}"#).is_err());
+    }
+}
