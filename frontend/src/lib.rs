@@ -1,7 +1,7 @@
 //! Pulseboard's browser app: a Leptos (CSR, wasm) dashboard fed by the server's WebSocket
 //! and JSON API, a kiosk wall display and embeddable panels.
 //!
-//! The app knows only `pulseboard-model` (wire types, the pure [`LiveState`] resume
+//! The app knows only `pulseboard-model` (wire types, the pure [`StreamState`] resume
 //! rules) and the server's HTTP/WebSocket surface. Everything that can be pure is, and is
 //! tested on the host with `cargo test -p pulseboard-frontend`; browser-only code sits
 //! behind web-sys/leptos APIs that compile natively but only run in the browser.
@@ -45,7 +45,7 @@
 //! miss events); top-list rows `li[data-key]` that filter when clicked have the class
 //! `clickable`; and `<body data-ready="1">` once the first snapshot is applied and drawn.
 //!
-//! [`LiveState`]: pulseboard_model::live_state::LiveState
+//! [`StreamState`]: pulseboard_model::stream::StreamState
 
 pub mod chart;
 pub mod chrome;

@@ -1,7 +1,7 @@
 //! Live data: the shared reactive state, and the hooks that fill it from the server.
 //!
 //! Contract:
-//! - [`Live`] is the one shared state (provided by context): a [`LiveState`] fed by the
+//! - [`Live`] is the one shared state (provided by context): a [`StreamState`] fed by the
 //!   WebSocket and the history API, the connection state, the time of the last message,
 //!   a clock ticking every second, the selected range and the range's [`Summary`].
 //! - [`use_socket`] keeps one WebSocket to `/ws` open forever: it resumes with
@@ -27,11 +27,11 @@ use std::{cell::RefCell, rc::Rc, time::Duration};
 use leptos::prelude::*;
 use pulseboard_model::{
     agg::Filter,
-    live_state::{Apply, LiveState},
     proto::{
         Annotation, AnnotationsResponse, Compare, SegmentsInfo, ServerMsg, Summary, VisitorsNow,
         WindowView, WindowsResponse, PROTOCOL_VERSION,
     },
+    stream::{Apply, StreamState},
 };
 use serde::de::DeserializeOwned;
 use wasm_bindgen::{prelude::*, JsCast};
@@ -226,7 +226,7 @@ impl ConnState {
 #[derive(Clone, Copy)]
 pub struct Live {
     /// Windows, status and last sequence.
-    pub state: RwSignal<LiveState>,
+    pub state: RwSignal<StreamState>,
     /// Socket state.
     pub conn: RwSignal<ConnState>,
     /// `Date.now()` of the last message received on the socket.
@@ -269,7 +269,7 @@ impl Live {
         compare: Option<Compare>,
     ) -> Self {
         let now = now_ms();
-        let state = RwSignal::new(LiveState::new(range.keep(0)));
+        let state = RwSignal::new(StreamState::new(range.keep(0)));
         let clock = RwSignal::new(now);
         let range = RwSignal::new(range);
         let bounds = Memo::new(move |_| {
@@ -707,7 +707,7 @@ pub fn use_socket(live: Live) {
     Effect::new(move |prev: Option<Option<Filter>>| {
         let filter = live.filter.get();
         if prev.is_some_and(|p| p != filter) {
-            live.state.update(|s| *s = LiveState::new(s.keep));
+            live.state.update(|s| *s = StreamState::new(s.keep));
             if let Some(shared) = weak.upgrade() {
                 restart(&shared, true);
             }
