@@ -1,7 +1,7 @@
 //! The chrome around the panels: cards, the brand with its demo badge, the range picker,
 //! the connection state, the last-update line, the status strip and the segment bar.
 //!
-//! Contract: components only lay out; they read the shared [`Live`](crate::live::Live)
+//! Contract: components only lay out; they read the shared [`Live`](crate::state::Live)
 //! state from context, take figures from `figures` and text from `format` and `zone`.
 //! The `data-testid` hooks listed in the crate docs stay as they are.
 
@@ -11,8 +11,8 @@ use pulseboard_model::proto::Compare;
 
 use crate::{
     figures, format,
-    live::{set_filter, use_live},
     route::Range,
+    state::{set_filter, use_live},
     zone,
 };
 
@@ -24,7 +24,7 @@ fn set_url_param(name: &str, value: Option<&str>) {
     let path = location.pathname().unwrap_or_default();
     let next = format!(
         "{path}{}",
-        crate::live::with_query_param(&search, name, value)
+        crate::feeds::urls::with_query_param(&search, name, value)
     );
     if let Ok(history) = window().history() {
         let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&next));

@@ -16,9 +16,12 @@
 //!   staleness. Pure.
 //! - [`route`] — page, range and segment from the URL (`/`, `/kiosk`, `/embed/<panel>`,
 //!   `?filter=`). Pure.
-//! - [`live`] — the shared reactive state and the hooks that fill it: WebSocket with
-//!   resume and backoff, history (in steps for long ranges), summary, comparison and
-//!   annotation fetches, the clock.
+//! - [`state`] — the app's shared reactive state ([`state::Live`]), provided by context:
+//!   the stream state, connection, clock, range, segment, comparison and what the API said.
+//! - [`feeds`] — the hooks that fill that state: [`feeds::socket`] (the WebSocket, with
+//!   resume and backoff), [`feeds::fetch`] (history in steps for long ranges, summary,
+//!   visitors now, segments, comparison, annotations), the clock and the browser's back
+//!   and forward buttons; [`feeds::urls`] builds every server URL. URLs and backoff are pure.
 //! - [`pages`] — the app root and its pages: dashboard, kiosk, embeds.
 //! - [`panels`] — the panel components: totals, visitors now, goals, events chart, top
 //!   lists (whose rows set the segment), pipeline status.
@@ -49,12 +52,13 @@
 
 pub mod chart;
 pub mod chrome;
+pub mod feeds;
 pub mod figures;
 pub mod format;
-pub mod live;
 pub mod pages;
 pub mod panels;
 pub mod route;
+pub mod state;
 pub mod zone;
 
 /// Mounts the app on `<body>`.

@@ -14,12 +14,12 @@ use crate::{
         AlertBanner, Brand, Card, ComparePicker, ConnectionDot, ConnectionState, FilterBar,
         LastUpdate, RangePicker, StatusStrip,
     },
-    figures, format,
-    live::{self, use_live, ConnState, Live},
+    feeds, figures, format,
     panels::{
         change_of, ChangeBadge, EventsChart, Kpi, ListKind, NowKpi, PanelBody, TopList, TotalsPanel,
     },
     route::{filter_of, query_param, route, search_with_filter, Panel, Range, Route},
+    state::{use_live, ConnState, Live},
     zone,
 };
 
@@ -54,16 +54,16 @@ pub fn App() -> impl IntoView {
     let compare = query_param(&search, "compare").and_then(|c| Compare::from_label(&c));
     let live = Live::new(range, token, filter_of(&search), compare);
     provide_context(live);
-    live::use_clock(live);
-    live::use_socket(live);
-    live::use_history(live);
-    live::use_summary(live);
-    live::use_now(live);
-    live::use_segments_info(live);
-    live::use_filter_history(live);
-    live::use_compare(live);
-    live::use_annotations(live);
-    live::use_ready_marker(Signal::derive(move || {
+    feeds::use_clock(live);
+    feeds::use_socket(live);
+    feeds::use_history(live);
+    feeds::use_summary(live);
+    feeds::use_now(live);
+    feeds::use_segments_info(live);
+    feeds::use_filter_history(live);
+    feeds::use_compare(live);
+    feeds::use_annotations(live);
+    use_ready_marker(Signal::derive(move || {
         live.state.with(|s| s.last_seq.is_some())
     }));
 
@@ -72,6 +72,25 @@ pub fn App() -> impl IntoView {
         Route::Embed(panel) => view! { <Embed panel=panel/> }.into_any(),
         _ => view! { <Dashboard/> }.into_any(),
     }
+}
+
+/// Sets `data-ready="1"` on `<body>` once `ready` is true, after the browser has laid out
+/// what that render produced.
+fn use_ready_marker(ready: Signal<bool>) {
+    Effect::new(move |done: Option<bool>| {
+        if done == Some(true) {
+            return true;
+        }
+        if !ready.get() {
+            return false;
+        }
+        request_animation_frame(|| {
+            if let Some(body) = document().body() {
+                let _ = body.set_attribute("data-ready", "1");
+            }
+        });
+        true
+    });
 }
 
 /// The dashboard's cards under the totals, in order: panel, extra classes (grid spans),

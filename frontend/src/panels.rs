@@ -3,7 +3,7 @@
 //! Every panel shows the page's segment when it has one; the rows of the country, device,
 //! type and referrer lists set it when clicked (when the server segments that dimension).
 //!
-//! Contract: components only lay out; they read the shared [`Live`](crate::live::Live)
+//! Contract: components only lay out; they read the shared [`Live`](crate::state::Live)
 //! state from context and take every figure from `figures`, the chart's whole layout from
 //! [`chart::events_layout`] and every text from `format` and `zone`. The `data-testid`
 //! hooks listed in the crate docs stay as they are.
@@ -15,8 +15,8 @@ use pulseboard_model::proto::{Count, Status, Summary};
 use crate::{
     chart::{self, EVENTS_H, EVENTS_W},
     figures, format,
-    live::{set_filter, use_live},
     route::Panel,
+    state::{set_filter, use_live},
     zone,
 };
 
@@ -95,7 +95,7 @@ pub fn ChangeBadge(
 
 /// One percent change of the summary's comparison (`None` without one).
 pub fn change_of(
-    live: crate::live::Live,
+    live: crate::state::Live,
     f: fn(&pulseboard_model::proto::Change) -> Option<f64>,
 ) -> Signal<Option<f64>> {
     Signal::derive(move || {
