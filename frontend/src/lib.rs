@@ -16,7 +16,7 @@
 //!   staleness. Pure.
 //! - [`route`] — page, range and segment from the URL (`/`, `/kiosk`, `/embed/<panel>`,
 //!   `?filter=`). Pure.
-//! - [`state`] — the app's shared reactive state ([`state::Live`]), provided by context:
+//! - [`state`] — the app's shared reactive state ([`state::AppState`]), provided by context:
 //!   the stream state, connection, clock, range, segment, comparison and what the API said.
 //! - [`feeds`] — the hooks that fill that state: [`feeds::socket`] (the WebSocket, with
 //!   resume and backoff), [`feeds::fetch`] (history in steps for long ranges, summary,

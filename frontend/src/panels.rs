@@ -3,10 +3,10 @@
 //! Every panel shows the page's segment when it has one; the rows of the country, device,
 //! type and referrer lists set it when clicked (when the server segments that dimension).
 //!
-//! Contract: components only lay out; they read the shared [`Live`](crate::state::Live)
-//! state from context and take every figure from `figures`, the chart's whole layout from
-//! [`chart::events_layout`] and every text from `format` and `zone`. The `data-testid`
-//! hooks listed in the crate docs stay as they are.
+//! Contract: components only lay out; they read the shared
+//! [`AppState`](crate::state::AppState) from context and take every figure from `figures`,
+//! the chart's whole layout from [`chart::events_layout`] and every text from `format` and
+//! `zone`. The `data-testid` hooks listed in the crate docs stay as they are.
 
 use leptos::prelude::*;
 use pulseboard_model::agg::Dimension;
@@ -16,7 +16,7 @@ use crate::{
     chart::{self, EVENTS_H, EVENTS_W},
     figures, format,
     route::Panel,
-    state::{set_filter, use_live},
+    state::{set_filter, use_app_state},
     zone,
 };
 
@@ -67,15 +67,15 @@ pub fn ChangeBadge(
     #[prop(into)]
     pct: Signal<Option<f64>>,
 ) -> impl IntoView {
-    let live = use_live();
+    let app = use_app_state();
     let shown = move || {
-        live.compare.get().is_some()
-            && live
+        app.compare.get().is_some()
+            && app
                 .summary
                 .with(|s| s.as_ref().is_some_and(|s| s.compare.is_some()))
     };
     let text = move || {
-        let vs = live.compare.get().map(|c| c.label()).unwrap_or_default();
+        let vs = app.compare.get().map(|c| c.label()).unwrap_or_default();
         match pct.get() {
             Some(p) => format!("{} vs {vs} ago", format::percent_change(p)),
             None => format!("— vs {vs} ago"),
@@ -95,11 +95,11 @@ pub fn ChangeBadge(
 
 /// One percent change of the summary's comparison (`None` without one).
 pub fn change_of(
-    live: crate::state::Live,
+    app: crate::state::AppState,
     f: fn(&pulseboard_model::proto::Change) -> Option<f64>,
 ) -> Signal<Option<f64>> {
     Signal::derive(move || {
-        live.summary.with(|s| {
+        app.summary.with(|s| {
             s.as_ref()
                 .and_then(|s| s.compare.as_ref())
                 .and_then(|c| f(&c.change))
@@ -110,36 +110,36 @@ pub fn change_of(
 /// Totals for the range: events, unique visitors and sessions, late and dead-lettered.
 #[component]
 pub fn TotalsPanel() -> impl IntoView {
-    let live = use_live();
+    let app = use_app_state();
     let summary = move |f: fn(&Summary) -> u64| {
-        Signal::derive(move || live.summary.with(|s| s.as_ref().map(f)))
+        Signal::derive(move || app.summary.with(|s| s.as_ref().map(f)))
     };
     let status = move |f: fn(&Status) -> u64| {
-        Signal::derive(move || live.state.with(|s| s.status.as_ref().map(f)))
+        Signal::derive(move || app.stream.with(|s| s.status.as_ref().map(f)))
     };
     let spark = move || {
-        let (from, to) = live.bounds.get();
-        let values: Vec<u64> = live
-            .state
+        let (from, to) = app.bounds.get();
+        let values: Vec<u64> = app
+            .stream
             .with(|s| s.range(from, to).map(|w| w.figures.events).collect());
         let pts = chart::spark_points(&values, 200.0, 40.0);
         (chart::area_path(&pts, 40.0), chart::line_path(&pts))
     };
-    let change = move |f| change_of(live, f);
+    let change = move |f| change_of(app, f);
     view! {
         <div class="totals">
             <div class="kpi kpi-main">
-                <div class="kpi-label">{move || format!("Events · last {}", live.range.get().label())}</div>
+                <div class="kpi-label">{move || format!("Events · last {}", app.range.get().label())}</div>
                 <div
                     class="kpi-value"
                     data-testid="total-events"
-                    data-value=move || live.total_events.get().to_string()
-                    data-from=move || live.bounds.get().0.to_string()
-                    data-to=move || live.bounds.get().1.to_string()
-                    title=move || format::grouped(live.total_events.get())
+                    data-value=move || app.total_events.get().to_string()
+                    data-from=move || app.bounds.get().0.to_string()
+                    data-to=move || app.bounds.get().1.to_string()
+                    title=move || format::grouped(app.total_events.get())
                 >
                     {move || {
-                        let n = live.total_events.get();
+                        let n = app.total_events.get();
                         if n >= 1_000_000 { format::compact(n) } else { format::grouped(n) }
                     }}
                 </div>
@@ -174,15 +174,15 @@ pub fn NowKpi(
     #[prop(optional)]
     big: bool,
 ) -> impl IntoView {
-    let live = use_live();
-    let value = move || live.now.with(|n| n.as_ref().map(|n| n.visitors));
+    let app = use_app_state();
+    let value = move || app.now.with(|n| n.as_ref().map(|n| n.visitors));
     let span = move || {
-        live.now
+        app.now
             .with(|n| n.as_ref().map(|n| format::span(n.span_ms)))
             .unwrap_or_else(|| "5 min".into())
     };
     let definition = move || {
-        live.now
+        app.now
             .with(|n| n.as_ref().map(|n| n.definition.clone()))
             .unwrap_or_default()
     };
@@ -215,9 +215,9 @@ pub fn NowPanel(
     #[prop(default = 8)]
     rows: usize,
 ) -> impl IntoView {
-    let live = use_live();
+    let app = use_app_state();
     let list = move |pages: bool| {
-        live.now.with(|n| {
+        app.now.with(|n| {
             n.as_ref()
                 .map(|n| {
                     let l = if pages { &n.pages } else { &n.sources };
@@ -266,14 +266,14 @@ pub fn NowPanel(
 /// The goals over the range: completions, converting visitors, conversion rate.
 #[component]
 pub fn GoalsPanel() -> impl IntoView {
-    let live = use_live();
+    let app = use_app_state();
     let rows = Memo::new(move |_| {
-        let (from, to) = live.bounds.get();
-        let info = live
+        let (from, to) = app.bounds.get();
+        let info = app
             .info
             .with(|i| i.as_ref().map(|i| i.goals.clone()).unwrap_or_default());
-        live.summary.with(|sum| {
-            live.state
+        app.summary.with(|sum| {
+            app.stream
                 .with(|s| figures::goal_rows(&info, s.range(from, to), sum.as_ref()))
         })
     });
@@ -322,20 +322,20 @@ pub fn GoalsPanel() -> impl IntoView {
 }
 
 /// Events per window over the range, as SVG bars colored by window state; the current
-/// window grows live. Long ranges merge windows so at most `max_bars` bars are drawn.
+/// window grows app. Long ranges merge windows so at most `max_bars` bars are drawn.
 #[component]
 pub fn EventsChart(
     /// Most bars to draw; windows are merged into wider bars above it.
     #[prop(default = 360)]
     max_bars: usize,
 ) -> impl IntoView {
-    let live = use_live();
+    let app = use_app_state();
     let tz = zone::offset_ms();
     let model = Memo::new(move |_| {
-        let bounds = live.bounds.get();
-        let earlier = live.earlier.with(|e| figures::bars(e.iter()));
-        let marks: Vec<i64> = live.annotations.with(|a| a.iter().map(|a| a.ts).collect());
-        live.state.with(|s| {
+        let bounds = app.bounds.get();
+        let earlier = app.earlier.with(|e| figures::bars(e.iter()));
+        let marks: Vec<i64> = app.annotations.with(|a| a.iter().map(|a| a.ts).collect());
+        app.stream.with(|s| {
             let windows = figures::bars(s.range(bounds.0, bounds.1));
             chart::events_layout_with(
                 &windows,
@@ -350,7 +350,7 @@ pub fn EventsChart(
     });
     let compare_path = move || model.with(|m| chart::line_path(&m.compare));
     let compare_label = move || {
-        live.compare.get().map(|c| {
+        app.compare.get().map(|c| {
             format!(
                 "{} earlier",
                 if c.label() == "1d" { "1 day" } else { "1 week" }
@@ -358,7 +358,7 @@ pub fn EventsChart(
         })
     };
     let markers = move || {
-        let notes = live.annotations.get();
+        let notes = app.annotations.get();
         model.with(|m| {
             m.markers
                 .iter()
@@ -563,15 +563,15 @@ pub fn TopList(
     #[prop(default = 10)]
     rows: usize,
 ) -> impl IntoView {
-    let live = use_live();
+    let app = use_app_state();
     let items = Memo::new(move |_| {
-        let (from, to) = live.bounds.get();
+        let (from, to) = app.bounds.get();
         if kind == ListKind::Types {
-            return live
-                .state
+            return app
+                .stream
                 .with(|s| figures::type_counts(s.range(from, to), rows));
         }
-        let from_summary = live.summary.with(|s| {
+        let from_summary = app.summary.with(|s| {
             s.as_ref().map(|s| {
                 let f = &s.figures;
                 let list = match kind {
@@ -584,7 +584,7 @@ pub fn TopList(
             })
         });
         from_summary.unwrap_or_else(|| {
-            live.state.with(|s| {
+            app.stream.with(|s| {
                 figures::merge_counts(
                     s.range(from, to).map(|w| match kind {
                         ListKind::Pages => w.figures.top_urls.as_slice(),
@@ -600,7 +600,7 @@ pub fn TopList(
     // Rows filter by their value when the server segments this list's dimension.
     let dim = Memo::new(move |_| {
         kind.dimension().filter(|d| {
-            live.info.with(|i| {
+            app.info.with(|i| {
                 i.as_ref()
                     .is_some_and(|i| i.dimensions.iter().any(|n| n == d.name()))
             })
@@ -608,7 +608,7 @@ pub fn TopList(
     });
     let rows_view = move || {
         let dim = dim.get();
-        let current = live.filter.get();
+        let current = app.filter.get();
         items.with(|items| {
             let max = items.first().map(|c| c.count).unwrap_or(0);
             if items.is_empty() {
@@ -630,7 +630,7 @@ pub fn TopList(
                     });
                     let on_click = move |_| {
                         if let Some(f) = target.clone() {
-                            set_filter(live, if active { None } else { Some(f) });
+                            set_filter(app, if active { None } else { Some(f) });
                         }
                     };
                     view! {
@@ -674,8 +674,8 @@ fn display_key(kind: ListKind, key: &str) -> String {
 /// The pipeline: broker, watermark, throughput, per-partition offsets and lag, dead letters.
 #[component]
 pub fn StatusPanel() -> impl IntoView {
-    let live = use_live();
-    let status = Memo::new(move |_| live.state.with(|s| s.status.clone()));
+    let app = use_app_state();
+    let status = Memo::new(move |_| app.stream.with(|s| s.status.clone()));
     move || match status.get() {
         None => view! { <p class="empty">"Waiting for the server…"</p> }.into_any(),
         Some(s) => {

@@ -1,7 +1,8 @@
-//! The app's shared reactive state, provided by context ([`Live`], see [`use_live`]): the
-//! stream state (windows, status, last sequence) that the socket and the history fill, the
-//! connection state, the clock, the selected range, segment and comparison, and what the
-//! API says about them. The feeds (`crate::feeds`) fill it; components only read it.
+//! The app's shared reactive state, [`AppState`], provided by context (see
+//! [`use_app_state`]): the stream state (windows, status, last sequence) that the socket
+//! and the history fill, the connection state, the clock, the selected range, segment and
+//! comparison, and what the API says about them. The feeds (`crate::feeds`) fill it;
+//! components only read it.
 //!
 //! Contract: changing the segment ([`set_filter`]) also writes it into the page's URL (a
 //! new history entry), so the view can be bookmarked, pinned in a kiosk or embedded.
@@ -41,11 +42,11 @@ impl ConnState {
     }
 }
 
-/// The app's shared live state; `Copy`, provided by context (see [`use_live`]).
+/// The app's shared state; `Copy`, provided by context (see [`use_app_state`]).
 #[derive(Clone, Copy)]
-pub struct Live {
-    /// Windows, status and last sequence.
-    pub state: RwSignal<StreamState>,
+pub struct AppState {
+    /// Windows, status and last sequence, from the socket and the history.
+    pub stream: RwSignal<StreamState>,
     /// Socket state.
     pub conn: RwSignal<ConnState>,
     /// `Date.now()` of the last message received on the socket.
@@ -78,7 +79,7 @@ pub struct Live {
     pub annotations: RwSignal<Vec<Annotation>>,
 }
 
-impl Live {
+impl AppState {
     /// Fresh state for `range`, the segment `filter` and the comparison `compare`, keeping
     /// enough windows for the range.
     pub fn new(
@@ -88,14 +89,14 @@ impl Live {
         compare: Option<Compare>,
     ) -> Self {
         let now = now_ms();
-        let state = RwSignal::new(StreamState::new(range.keep(0)));
+        let stream = RwSignal::new(StreamState::new(range.keep(0)));
         let clock = RwSignal::new(now);
         let range = RwSignal::new(range);
         let bounds = Memo::new(move |_| {
             let now = clock.get() as i64;
             let range_ms = range.get().ms();
             let step = range.get().step().map(|(_, ms)| ms);
-            state.with(|s| {
+            stream.with(|s| {
                 let newest = s.windows.last_key_value().map(|(_, w)| w.end);
                 figures::align_start(
                     figures::range_bounds(now, s.window_ms, newest, range_ms),
@@ -105,10 +106,10 @@ impl Live {
         });
         let total_events = Memo::new(move |_| {
             let (from, to) = bounds.get();
-            state.with(|s| figures::total_events(s.range(from, to)))
+            stream.with(|s| figures::total_events(s.range(from, to)))
         });
-        Live {
-            state,
+        AppState {
+            stream,
             conn: RwSignal::new(ConnState::Connecting),
             last_message: RwSignal::new(None),
             clock,
@@ -140,8 +141,8 @@ impl Live {
 
 /// Shows the segment `filter` (or all traffic) on every panel, and puts it in the page's
 /// URL (a new history entry), so the page can be bookmarked, pinned in a kiosk or embedded.
-pub fn set_filter(live: Live, filter: Option<Filter>) {
-    if live.filter.get_untracked() == filter {
+pub fn set_filter(app: AppState, filter: Option<Filter>) {
+    if app.filter.get_untracked() == filter {
         return;
     }
     let location = window().location();
@@ -150,12 +151,12 @@ pub fn set_filter(live: Live, filter: Option<Filter>) {
     if let Ok(h) = window().history() {
         let _ = h.push_state_with_url(&JsValue::NULL, "", Some(&url));
     }
-    live.filter.set(filter);
+    app.filter.set(filter);
 }
 
-/// The [`Live`] provided by an ancestor.
-pub fn use_live() -> Live {
-    expect_context::<Live>()
+/// The [`AppState`] provided by an ancestor.
+pub fn use_app_state() -> AppState {
+    expect_context::<AppState>()
 }
 
 /// `Date.now()` in the browser; 0 elsewhere (host tests never reach it).

@@ -25,7 +25,7 @@ use super::{
 };
 use crate::{
     route::Range,
-    state::{now_ms, ConnState, Live},
+    state::{now_ms, AppState, ConnState},
 };
 
 /// Fetches `url` and decodes its JSON body.
@@ -46,38 +46,38 @@ pub async fn get_json<T: DeserializeOwned>(url: &str) -> Result<T, String> {
     serde_json::from_str(&text).map_err(|e| format!("{url}: {e}"))
 }
 
-/// Loads the history of the selected range into `live.state`, on every range change and
+/// Loads the history of the selected range into `app.stream`, on every range change and
 /// every (re)connection, and sets how many windows the state keeps.
-pub fn use_history(live: Live) {
-    let connected = Memo::new(move |_| live.conn.get() == ConnState::Live);
+pub fn use_history(app: AppState) {
+    let connected = Memo::new(move |_| app.conn.get() == ConnState::Live);
     Effect::new(move |prev: Option<(Range, bool, Option<Filter>)>| {
-        let range = live.range.get();
+        let range = app.range.get();
         let up = connected.get();
-        let filter = live.filter.get();
+        let filter = app.filter.get();
         let changed = prev
             .as_ref()
             .map(|(r, _, f)| *r != range || *f != filter)
             .unwrap_or(true);
         if changed || up {
-            let width = live.state.with_untracked(|s| s.window_ms);
+            let width = app.stream.with_untracked(|s| s.window_ms);
             let range_changed = prev.as_ref().map(|(r, _, _)| *r != range).unwrap_or(true);
-            live.state.update(|s| {
+            app.stream.update(|s| {
                 if range_changed {
                     s.drop_coarse();
                 }
                 s.keep = range.keep(width);
             });
-            leptos::task::spawn_local(load_history(live, range, filter.clone()));
+            leptos::task::spawn_local(load_history(app, range, filter.clone()));
         }
         (range, up, filter)
     });
 }
 
-async fn load_history(live: Live, range: Range, filter: Option<Filter>) {
-    let token = live.token();
+async fn load_history(app: AppState, range: Range, filter: Option<Filter>) {
+    let token = app.token();
     let now = now_ms() as i64;
     // The displayed range's start (aligned to the step of a long range).
-    let mut from = live.bounds.get_untracked().0;
+    let mut from = app.bounds.get_untracked().0;
     // A long range: its history in steps, then its last hour at full resolution.
     if let Some((step, step_ms)) = range.step() {
         let split = (now - crate::route::FINE_MS).div_euclid(step_ms) * step_ms;
@@ -86,8 +86,8 @@ async fn load_history(live: Live, range: Range, filter: Option<Filter>) {
             filter.as_ref(),
         );
         match get_json::<WindowsResponse>(&url).await {
-            Ok(page) if live.range.get_untracked() == range => {
-                live.state.update(|s| s.load_history(page.windows));
+            Ok(page) if app.range.get_untracked() == range => {
+                app.stream.update(|s| s.load_history(page.windows));
             }
             Ok(_) => return,
             Err(e) => leptos::logging::warn!("history: {e}"),
@@ -105,12 +105,12 @@ async fn load_history(live: Live, range: Range, filter: Option<Filter>) {
                 return;
             }
         };
-        if live.range.get_untracked() != range || live.filter() != filter {
+        if app.range.get_untracked() != range || app.filter() != filter {
             return; // the viewer picked another range or segment meanwhile
         }
         let next = page.next;
         let width = page.window_ms;
-        live.state.update(|s| {
+        app.stream.update(|s| {
             s.keep = range.keep(if width > 0 { width } else { s.window_ms });
             s.load_history(page.windows);
         });
@@ -121,35 +121,35 @@ async fn load_history(live: Live, range: Range, filter: Option<Filter>) {
     }
 }
 
-/// Keeps `live.earlier` to the comparison period of the selected range (when a comparison
+/// Keeps `app.earlier` to the comparison period of the selected range (when a comparison
 /// is chosen): reloaded when the range or the comparison changes, and every minute.
-pub fn use_compare(live: Live) {
+pub fn use_compare(app: AppState) {
     let load = move || {
-        let (range, compare) = (live.range.get_untracked(), live.compare.get_untracked());
+        let (range, compare) = (app.range.get_untracked(), app.compare.get_untracked());
         let Some(c) = compare else {
-            live.earlier.set(Vec::new());
+            app.earlier.set(Vec::new());
             return;
         };
         let now = now_ms() as i64;
-        let filter = live.filter();
+        let filter = app.filter();
         let url = with_filter(
             history_url(
                 now - range.ms(),
                 now + 60_000,
                 range.compare_step(),
                 Some(c),
-                live.token().as_deref(),
+                app.token().as_deref(),
             ),
             filter.as_ref(),
         );
         leptos::task::spawn_local(async move {
             match get_json::<WindowsResponse>(&url).await {
                 Ok(page)
-                    if live.range.get_untracked() == range
-                        && live.compare.get_untracked() == compare
-                        && live.filter() == filter =>
+                    if app.range.get_untracked() == range
+                        && app.compare.get_untracked() == compare
+                        && app.filter() == filter =>
                 {
-                    live.earlier
+                    app.earlier
                         .set(page.compare.map(|c| c.windows).unwrap_or_default());
                 }
                 Ok(_) => {}
@@ -158,10 +158,10 @@ pub fn use_compare(live: Live) {
         });
     };
     Effect::new(move |_| {
-        live.range.track();
-        live.compare.track();
-        live.filter.track();
-        live.earlier.set(Vec::new());
+        app.range.track();
+        app.compare.track();
+        app.filter.track();
+        app.earlier.set(Vec::new());
         load();
     });
     let handle = set_interval_with_handle(load, Duration::from_secs(60)).ok();
@@ -172,24 +172,24 @@ pub fn use_compare(live: Live) {
     });
 }
 
-/// Keeps `live.annotations` to the annotations of the selected range: reloaded when the
+/// Keeps `app.annotations` to the annotations of the selected range: reloaded when the
 /// range changes and whenever the status's `annotations_version` moves (an annotation was
 /// added or deleted anywhere: the server pushes the status at once).
-pub fn use_annotations(live: Live) {
+pub fn use_annotations(app: AppState) {
     let version = Memo::new(move |_| {
-        live.state
+        app.stream
             .with(|s| s.status.as_ref().map(|st| st.annotations_version))
     });
     Effect::new(move |_| {
-        let range = live.range.get();
+        let range = app.range.get();
         if version.get().is_none() {
             return;
         }
         let now = now_ms() as i64;
-        let url = annotations_url(now - range.ms(), now + 3_600_000, live.token().as_deref());
+        let url = annotations_url(now - range.ms(), now + 3_600_000, app.token().as_deref());
         leptos::task::spawn_local(async move {
             match get_json::<AnnotationsResponse>(&url).await {
-                Ok(a) if live.range.get_untracked() == range => live.annotations.set(a.annotations),
+                Ok(a) if app.range.get_untracked() == range => app.annotations.set(a.annotations),
                 Ok(_) => {}
                 Err(e) => leptos::logging::warn!("annotations: {e}"),
             }
@@ -197,20 +197,20 @@ pub fn use_annotations(live: Live) {
     });
 }
 
-/// Keeps `live.summary` to the server's summary of the selected range: cleared and
+/// Keeps `app.summary` to the server's summary of the selected range: cleared and
 /// reloaded when the range changes, reloaded every 5 s.
-pub fn use_summary(live: Live) {
+pub fn use_summary(app: AppState) {
     let load = move || {
-        let range = live.range.get_untracked();
-        let filter = live.filter();
+        let range = app.range.get_untracked();
+        let filter = app.filter();
         let url = with_filter(
-            summary_url(range, live.compare.get_untracked(), live.token().as_deref()),
+            summary_url(range, app.compare.get_untracked(), app.token().as_deref()),
             filter.as_ref(),
         );
         leptos::task::spawn_local(async move {
             match get_json::<Summary>(&url).await {
-                Ok(s) if live.range.get_untracked() == range && live.filter() == filter => {
-                    live.summary.set(Some(s))
+                Ok(s) if app.range.get_untracked() == range && app.filter() == filter => {
+                    app.summary.set(Some(s))
                 }
                 Ok(_) => {}
                 Err(e) => leptos::logging::warn!("summary: {e}"),
@@ -219,10 +219,10 @@ pub fn use_summary(live: Live) {
     };
     reload_every_5s(
         move || {
-            live.range.track();
-            live.filter.track();
-            live.compare.track();
-            live.summary.set(None);
+            app.range.track();
+            app.filter.track();
+            app.compare.track();
+            app.summary.set(None);
         },
         load,
     );
@@ -244,15 +244,15 @@ fn reload_every_5s(reset: impl Fn() + 'static, load: impl Fn() + Clone + 'static
     });
 }
 
-/// Keeps `live.now` to the server's visitors now for the page's segment: cleared and
+/// Keeps `app.now` to the server's visitors now for the page's segment: cleared and
 /// reloaded when the filter changes, reloaded every 5 s.
-pub fn use_now(live: Live) {
+pub fn use_now(app: AppState) {
     let load = move || {
-        let filter = live.filter();
-        let url = now_url(live.token().as_deref(), filter.as_ref());
+        let filter = app.filter();
+        let url = now_url(app.token().as_deref(), filter.as_ref());
         leptos::task::spawn_local(async move {
             match get_json::<VisitorsNow>(&url).await {
-                Ok(n) if live.filter() == filter => live.now.set(Some(n)),
+                Ok(n) if app.filter() == filter => app.now.set(Some(n)),
                 Ok(_) => {}
                 Err(e) => leptos::logging::warn!("visitors now: {e}"),
             }
@@ -260,19 +260,19 @@ pub fn use_now(live: Live) {
     };
     reload_every_5s(
         move || {
-            live.filter.track();
-            live.now.set(None);
+            app.filter.track();
+            app.now.set(None);
         },
         load,
     );
 }
 
 /// Loads what the server segments and counts (`/api/v1/segments`) once.
-pub fn use_segments_info(live: Live) {
-    let url = segments_url(live.token().as_deref());
+pub fn use_segments_info(app: AppState) {
+    let url = segments_url(app.token().as_deref());
     leptos::task::spawn_local(async move {
         match get_json::<SegmentsInfo>(&url).await {
-            Ok(i) => live.info.set(Some(i)),
+            Ok(i) => app.info.set(Some(i)),
             Err(e) => leptos::logging::warn!("segments: {e}"),
         }
     });

@@ -1,5 +1,5 @@
-//! The feeds: the hooks that fill the shared [`Live`] state from the server, the clock and
-//! the browser's history.
+//! The feeds: the hooks that fill the shared [`AppState`] from the server, the clock and the
+//! browser's history.
 //!
 //! Contract:
 //! - [`use_socket`] keeps one WebSocket to `/ws` open forever: it resumes with
@@ -7,8 +7,8 @@
 //!   waits 0.5 s doubling to 15 s (with jitter, reset by the first message of a new
 //!   connection). It pings every 20 s and treats 30 s of silence as a dead socket.
 //! - [`use_history`] loads `/api/v1/windows` for the range whenever the range changes and
-//!   whenever the socket (re)connects, merging under the live windows; [`use_summary`]
-//!   reloads `/api/v1/summary` every 5 s and when the range changes.
+//!   whenever the socket (re)connects, merging under the windows the socket delivered;
+//!   [`use_summary`] reloads `/api/v1/summary` every 5 s and when the range changes.
 //! - Every hook clears its timers and closes its socket when its owner is cleaned up.
 //! - A `token` from the page URL is appended to every API and socket URL, and so is the
 //!   page's segment (`filter`, see [`set_filter`]): the socket, the history, the summary and
@@ -42,13 +42,13 @@ use web_sys::Event;
 
 use crate::{
     route::filter_of,
-    state::{now_ms, Live},
+    state::{now_ms, AppState},
 };
 
-/// Ticks `live.clock` every second.
-pub fn use_clock(live: Live) {
+/// Ticks `app.clock` every second.
+pub fn use_clock(app: AppState) {
     let handle =
-        set_interval_with_handle(move || live.clock.set(now_ms()), Duration::from_secs(1)).ok();
+        set_interval_with_handle(move || app.clock.set(now_ms()), Duration::from_secs(1)).ok();
     on_cleanup(move || {
         if let Some(h) = handle {
             h.clear();
@@ -57,12 +57,12 @@ pub fn use_clock(live: Live) {
 }
 
 /// Follows the browser's back and forward buttons: the filter of the URL they lead to.
-pub fn use_filter_history(live: Live) {
+pub fn use_filter_history(app: AppState) {
     let on_pop = Closure::<dyn FnMut(Event)>::new(move |_: Event| {
         let search = window().location().search().unwrap_or_default();
         let f = filter_of(&search);
-        if live.filter.get_untracked() != f {
-            live.filter.set(f);
+        if app.filter.get_untracked() != f {
+            app.filter.set(f);
         }
     });
     let _ = window().add_event_listener_with_callback("popstate", on_pop.as_ref().unchecked_ref());

@@ -28,7 +28,7 @@ use super::{
     js_err,
     urls::{socket_url, with_filter},
 };
-use crate::state::{now_ms, ConnState, Live};
+use crate::state::{now_ms, AppState, ConnState};
 
 /// First reconnect delay, ms.
 pub const BACKOFF_START_MS: f64 = 500.0;
@@ -67,7 +67,7 @@ impl Conn {
 
 /// The socket manager behind [`use_socket`].
 struct Socket {
-    live: Live,
+    app: AppState,
     conn: Option<Conn>,
     retry: Option<TimeoutHandle>,
     attempt: u32,
@@ -79,10 +79,10 @@ struct Socket {
 type Shared = Rc<RefCell<Socket>>;
 
 /// Keeps a WebSocket to the server open for as long as the calling owner lives, applying
-/// every message to `live.state` (see the module doc for the rules).
-pub fn use_socket(live: Live) {
+/// every message to `app.stream` (see the module doc for the rules).
+pub fn use_socket(app: AppState) {
     let shared: Shared = Rc::new(RefCell::new(Socket {
-        live,
+        app,
         conn: None,
         retry: None,
         attempt: 0,
@@ -95,9 +95,9 @@ pub fn use_socket(live: Live) {
     // snapshot on a new socket.
     let weak = Rc::downgrade(&shared);
     Effect::new(move |prev: Option<Option<Filter>>| {
-        let filter = live.filter.get();
+        let filter = app.filter.get();
         if prev.is_some_and(|p| p != filter) {
-            live.state.update(|s| *s = StreamState::new(s.keep));
+            app.stream.update(|s| *s = StreamState::new(s.keep));
             if let Some(shared) = weak.upgrade() {
                 restart(&shared, true);
             }
@@ -114,12 +114,12 @@ pub fn use_socket(live: Live) {
             let Some(shared) = weak.upgrade() else { return };
             let mut t = ticks.borrow_mut();
             *t += 1;
-            let silent = live
+            let silent = app
                 .last_message
                 .get_untracked()
                 .map(|at| now_ms() - at > 30_000.0)
                 .unwrap_or(false);
-            if live.conn.get_untracked() == ConnState::Live && silent {
+            if app.conn.get_untracked() == ConnState::Live && silent {
                 leptos::logging::warn!("socket silent for 30 s; reconnecting");
                 restart(&shared, false);
                 return;
@@ -156,19 +156,19 @@ pub fn use_socket(live: Live) {
 
 /// Opens a new socket, resuming after the last applied sequence.
 fn connect(shared: &Shared) {
-    let live = shared.borrow().live;
+    let app = shared.borrow().app;
     if shared.borrow().stopped {
         return;
     }
-    let since = live.state.with_untracked(|s| s.last_seq);
+    let since = app.stream.with_untracked(|s| s.last_seq);
     let location = window().location();
     let url = socket_url(
         &location.protocol().unwrap_or_default(),
         &location.host().unwrap_or_default(),
         since,
-        live.token().as_deref(),
+        app.token().as_deref(),
     );
-    let url = with_filter(url, live.filter().as_ref());
+    let url = with_filter(url, app.filter().as_ref());
     let ws = match WebSocket::new(&url) {
         Ok(ws) => ws,
         Err(e) => {
@@ -179,7 +179,7 @@ fn connect(shared: &Shared) {
     };
 
     let on_open = Closure::<dyn FnMut(Event)>::new(move |_: Event| {
-        live.conn.set(ConnState::Live);
+        app.conn.set(ConnState::Live);
     });
 
     let weak = Rc::downgrade(shared);
@@ -189,8 +189,8 @@ fn connect(shared: &Shared) {
             return;
         };
         let now = now_ms();
-        live.last_message.set(Some(now));
-        live.clock.set(now);
+        app.last_message.set(Some(now));
+        app.clock.set(now);
         {
             let mut s = shared.borrow_mut();
             s.received += 1;
@@ -214,15 +214,15 @@ fn connect(shared: &Shared) {
                     "server speaks protocol {protocol}, this page {PROTOCOL_VERSION}; reload the page after an upgrade"
                 );
             }
-            let want = live.filter().map(|f| f.to_string());
+            let want = app.filter().map(|f| f.to_string());
             if *filter != want {
                 // Another segment's (a socket being replaced), or a server that cannot filter.
                 leptos::logging::warn!("socket: ignoring a snapshot of {filter:?}, not {want:?}");
                 return;
             }
         }
-        match live.state.try_update_untracked(|s| s.apply(msg)) {
-            Some(Apply::Applied) => live.state.notify(),
+        match app.stream.try_update_untracked(|s| s.apply(msg)) {
+            Some(Apply::Applied) => app.stream.notify(),
             Some(Apply::Stale) | None => {}
             Some(Apply::Gap { last_seq }) => {
                 leptos::logging::log!("socket: gap after seq {last_seq}; resuming");
@@ -246,7 +246,7 @@ fn connect(shared: &Shared) {
         if shared.borrow().stopped {
             return;
         }
-        live.conn.set(ConnState::Reconnecting);
+        app.conn.set(ConnState::Reconnecting);
         schedule_reconnect(&shared);
     });
 
@@ -276,7 +276,7 @@ fn restart(shared: &Shared, immediate: bool) {
     if immediate {
         connect(shared);
     } else {
-        shared.borrow().live.conn.set(ConnState::Reconnecting);
+        shared.borrow().app.conn.set(ConnState::Reconnecting);
         schedule_reconnect(shared);
     }
 }
