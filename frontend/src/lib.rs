@@ -10,8 +10,10 @@
 //!
 //! - [`format`](mod@format) — numbers and durations for people (`12.3k`, `3 s ago`, `5 min`). Pure.
 //! - [`zone`] — times of day in the viewer's zone and locale (the browser's `Intl`).
-//! - [`chart`] — linear scales, nice ticks, time ticks, bucketing, SVG bar and path
-//!   geometry, and the whole events-chart layout ([`chart::events_layout`]). Pure.
+//! - [`chart`] — chart maths, pure: [`chart::scale`] (linear scales, nice ticks),
+//!   [`chart::time_ticks`], [`chart::bars`] (bars and bucketing), [`chart::geometry`] (SVG
+//!   rectangles and paths) and [`chart::events`], the whole events-chart layout
+//!   ([`chart::events_layout`]).
 //! - [`figures`] — what each panel shows: range bounds, totals, merged top lists, lag,
 //!   staleness. Pure.
 //! - [`route`] — page, range and segment from the URL (`/`, `/kiosk`, `/embed/<panel>`,
