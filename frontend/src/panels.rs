@@ -322,7 +322,7 @@ pub fn GoalsPanel() -> impl IntoView {
 }
 
 /// Events per window over the range, as SVG bars colored by window state; the current
-/// window grows app. Long ranges merge windows so at most `max_bars` bars are drawn.
+/// window grows live. Long ranges merge windows so at most `max_bars` bars are drawn.
 #[component]
 pub fn EventsChart(
     /// Most bars to draw; windows are merged into wider bars above it.
