@@ -25,8 +25,9 @@
 //!   visitors now, segments, comparison, annotations), the clock and the browser's back
 //!   and forward buttons; [`feeds::urls`] builds every server URL. URLs and backoff are pure.
 //! - [`pages`] — the app root and its pages: dashboard, kiosk, embeds.
-//! - [`panels`] — the panel components: totals, visitors now, goals, events chart, top
-//!   lists (whose rows set the segment), pipeline status.
+//! - [`panels`] — the panel components: [`panels::totals`] (totals, visitors now, goals),
+//!   [`panels::events_chart`], [`panels::top_list`] (whose rows set the segment) and
+//!   [`panels::status`] (the pipeline).
 //! - [`chrome`] — what frames the panels: cards, brand and demo badge, range picker,
 //!   compare toggle, alert banner, connection state, last update, status strip, the
 //!   segment bar.
