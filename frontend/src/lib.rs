@@ -9,7 +9,8 @@
 //! # Layout
 //!
 //! - [`format`](mod@format) — numbers and durations for people (`12.3k`, `3 s ago`, `5 min`). Pure.
-//! - [`zone`] — times of day in the viewer's zone and locale (the browser's `Intl`).
+//! - [`zone`] — times of day in the viewer's zone and locale (the browser's `Intl`); the
+//!   zone offset; [`zone::clock_time`], a time of day at a given offset (pure).
 //! - [`chart`] — chart maths, pure: [`chart::scale`] (linear scales, nice ticks),
 //!   [`chart::time_ticks`], [`chart::bars`] (bars and bucketing), [`chart::geometry`] (SVG
 //!   rectangles and paths) and [`chart::events`], the whole events-chart layout
