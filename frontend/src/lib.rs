@@ -12,20 +12,21 @@
 //! - [`zone`] — times of day in the viewer's zone and locale (the browser's `Intl`); the
 //!   zone offset; [`zone::clock_time`], a time of day at a given offset (pure).
 //! - [`chart`] — chart maths, pure: [`chart::scale`] (linear scales, nice ticks),
-//!   [`chart::time_ticks`], [`chart::bars`] (bars and bucketing), [`chart::geometry`] (SVG
+//!   [`chart::time_axis`], [`chart::bars`] (bars and bucketing), [`chart::geometry`] (SVG
 //!   rectangles and paths) and [`chart::events`], the whole events-chart layout
 //!   ([`chart::events_layout`]).
 //! - [`figures`] — what each panel shows: range bounds, totals, merged top lists, lag,
 //!   staleness. Pure.
 //! - [`route`] — page, range and segment from the URL (`/`, `/kiosk`, `/embed/<panel>`,
 //!   `?filter=`). Pure.
-//! - [`state`] — the app's shared reactive state ([`state::AppState`]), provided by context:
-//!   the stream state, connection, clock, range, segment, comparison and what the API said.
+//! - [`state`] — the app's shared reactive state ([`state::AppState`], by context): the
+//!   stream state, connection, clock, range, segment, comparison and what the API said.
 //! - [`feeds`] — the hooks that fill that state: [`feeds::socket`] (the WebSocket, with
 //!   resume and backoff), [`feeds::fetch`] (history in steps for long ranges, summary,
-//!   visitors now, segments, comparison, annotations), the clock and the browser's back
-//!   and forward buttons; [`feeds::urls`] builds every server URL. URLs and backoff are pure.
-//! - [`pages`] — the app root and its pages: dashboard, kiosk, embeds.
+//!   visitors now, segments, comparison, annotations), the clock and the browser's back and
+//!   forward buttons; [`feeds::urls`] builds every server URL. URLs and backoff are pure.
+//! - [`pages`] — the app root (which provides the state, starts the feeds and marks the
+//!   page ready) and its pages: dashboard, kiosk, embeds.
 //! - [`panels`] — the panel components: [`panels::totals`] (totals, visitors now, goals),
 //!   [`panels::events_chart`], [`panels::top_list`] (whose rows set the segment) and
 //!   [`panels::status`] (the pipeline).

@@ -9,7 +9,7 @@ use super::{
     bars::{bucket, bucket_factor, per_bucket, Bar, BUCKET_FACTORS},
     geometry::{bar_rects, Rect},
     scale::{nice_ticks, Linear},
-    time_ticks::time_ticks,
+    time_axis::time_ticks,
 };
 
 /// Width of the events chart's SVG coordinate system (it is stretched to its box).

@@ -7,7 +7,7 @@
 //! the origin at the top left; `y` grows downwards.
 //!
 //! - [`scale`] — the linear map and "nice" count ticks.
-//! - [`time_ticks`] — time axis steps and ticks on the viewer's clock.
+//! - [`time_axis`] — time axis steps and ticks on the viewer's clock.
 //! - [`bars`] — a bar of the events chart, and windows merged into wider bars.
 //! - [`geometry`] — bar rectangles, SVG paths and sparklines.
 //! - [`events`] — the whole layout of the events chart.
@@ -16,13 +16,13 @@ pub mod bars;
 pub mod events;
 pub mod geometry;
 pub mod scale;
-pub mod time_ticks;
+pub mod time_axis;
 
 pub use bars::{bucket, bucket_factor, per_bucket, Bar};
 pub use events::{events_layout, events_layout_with, EventsLayout, EVENTS_H, EVENTS_W};
 pub use geometry::{area_path, bar_rects, line_path, spark_points, Rect};
 pub use scale::{nice_step, nice_ticks, Linear};
-pub use time_ticks::{time_step, time_ticks};
+pub use time_axis::{time_step, time_ticks};
 
 /// Helpers the chart's tests share.
 #[cfg(test)]
