@@ -157,19 +157,16 @@ pub fn use_compare(app: AppState) {
             }
         });
     };
-    Effect::new(move |_| {
-        app.range.track();
-        app.compare.track();
-        app.filter.track();
-        app.earlier.set(Vec::new());
-        load();
-    });
-    let handle = set_interval_with_handle(load, Duration::from_secs(60)).ok();
-    on_cleanup(move || {
-        if let Some(h) = handle {
-            h.clear();
-        }
-    });
+    reload_every(
+        Duration::from_secs(60),
+        move || {
+            app.range.track();
+            app.compare.track();
+            app.filter.track();
+            app.earlier.set(Vec::new());
+        },
+        load,
+    );
 }
 
 /// Keeps `app.annotations` to the annotations of the selected range: reloaded when the
@@ -217,7 +214,8 @@ pub fn use_summary(app: AppState) {
             }
         });
     };
-    reload_every_5s(
+    reload_every(
+        Duration::from_secs(5),
         move || {
             app.range.track();
             app.filter.track();
@@ -228,15 +226,15 @@ pub fn use_summary(app: AppState) {
     );
 }
 
-/// Runs `load` now, whenever what `reset` tracks changes (after `reset` ran), and every 5 s;
-/// stops when the owner is cleaned up.
-fn reload_every_5s(reset: impl Fn() + 'static, load: impl Fn() + Clone + 'static) {
+/// Runs `load` now, whenever what `reset` tracks changes (after `reset` ran), and every
+/// `period`; stops when the owner is cleaned up.
+fn reload_every(period: Duration, reset: impl Fn() + 'static, load: impl Fn() + Clone + 'static) {
     let first = load.clone();
     Effect::new(move |_| {
         reset();
         first();
     });
-    let handle = set_interval_with_handle(load, Duration::from_secs(5)).ok();
+    let handle = set_interval_with_handle(load, period).ok();
     on_cleanup(move || {
         if let Some(h) = handle {
             h.clear();
@@ -258,7 +256,8 @@ pub fn use_now(app: AppState) {
             }
         });
     };
-    reload_every_5s(
+    reload_every(
+        Duration::from_secs(5),
         move || {
             app.filter.track();
             app.now.set(None);
