@@ -1,9 +1,10 @@
 //! The chrome around the panels: cards, the brand with its demo badge, the range picker,
 //! the connection state, the last-update line, the status strip and the segment bar.
 //!
-//! Contract: components only lay out; they read the shared [`Live`](crate::live::Live)
-//! state from context, take figures from `figures` and text from `format` and `zone`.
-//! The `data-testid` hooks listed in the crate docs stay as they are.
+//! Contract: components only lay out; they read the shared
+//! [`AppState`](crate::state::AppState) from context, take figures from `figures` and text
+//! from `format` and `zone`. The `data-testid` hooks listed in the crate docs stay as they
+//! are.
 
 use leptos::prelude::*;
 
@@ -11,8 +12,8 @@ use pulseboard_model::proto::Compare;
 
 use crate::{
     figures, format,
-    live::{set_filter, use_live},
     route::Range,
+    state::{set_filter, use_app_state},
     zone,
 };
 
@@ -24,7 +25,7 @@ fn set_url_param(name: &str, value: Option<&str>) {
     let path = location.pathname().unwrap_or_default();
     let next = format!(
         "{path}{}",
-        crate::live::with_query_param(&search, name, value)
+        crate::feeds::urls::with_query_param(&search, name, value)
     );
     if let Ok(history) = window().history() {
         let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&next));
@@ -53,9 +54,9 @@ pub fn Card(
 /// Logo, name and the demo badge.
 #[component]
 pub fn Brand() -> impl IntoView {
-    let live = use_live();
+    let app = use_app_state();
     let demo = move || {
-        live.state
+        app.stream
             .with(|s| s.status.as_ref().is_some_and(|st| st.demo))
     };
     view! {
@@ -74,13 +75,13 @@ pub fn Brand() -> impl IntoView {
 /// The range buttons (5m / 15m / 1h / 24h).
 #[component]
 pub fn RangePicker() -> impl IntoView {
-    let live = use_live();
+    let app = use_app_state();
     view! {
         <div class="ranges" role="group" aria-label="Time range">
             {Range::ALL
                 .into_iter()
                 .map(|r| {
-                    let active = move || live.range.get() == r;
+                    let active = move || app.range.get() == r;
                     view! {
                         <button
                             type="button"
@@ -88,7 +89,7 @@ pub fn RangePicker() -> impl IntoView {
                             class:active=active
                             aria-pressed=move || if active() { "true" } else { "false" }
                             on:click=move |_| {
-                                live.range.set(r);
+                                app.range.set(r);
                                 set_url_param("range", Some(r.label()));
                             }
                         >
@@ -106,7 +107,7 @@ pub fn RangePicker() -> impl IntoView {
 /// (`?compare=1d|7d`), so a kiosk or an embed can be pinned to it.
 #[component]
 pub fn ComparePicker() -> impl IntoView {
-    let live = use_live();
+    let app = use_app_state();
     let choices: [(Option<Compare>, &'static str, &'static str); 3] = [
         (None, "off", "no comparison"),
         (Some(Compare::Day), "1d", "vs 1 day ago"),
@@ -118,7 +119,7 @@ pub fn ComparePicker() -> impl IntoView {
             {choices
                 .into_iter()
                 .map(|(c, id, title)| {
-                    let active = move || live.compare.get() == c;
+                    let active = move || app.compare.get() == c;
                     view! {
                         <button
                             type="button"
@@ -127,7 +128,7 @@ pub fn ComparePicker() -> impl IntoView {
                             class:active=active
                             aria-pressed=move || if active() { "true" } else { "false" }
                             on:click=move |_| {
-                                live.compare.set(c);
+                                app.compare.set(c);
                                 set_url_param("compare", c.map(|c| c.label()));
                             }
                         >
@@ -143,9 +144,9 @@ pub fn ComparePicker() -> impl IntoView {
 /// The banner of the alert rules firing now (from the status, pushed over the socket).
 #[component]
 pub fn AlertBanner() -> impl IntoView {
-    let live = use_live();
+    let app = use_app_state();
     let alerts = Memo::new(move |_| {
-        live.state.with(|s| {
+        app.stream.with(|s| {
             s.status
                 .as_ref()
                 .map(|st| st.alerts.clone())
@@ -180,8 +181,8 @@ pub fn AlertBanner() -> impl IntoView {
 /// The socket state: exactly `connecting`, `live` or `reconnecting`.
 #[component]
 pub fn ConnectionState() -> impl IntoView {
-    let live = use_live();
-    let state = move || live.conn.get().as_str();
+    let app = use_app_state();
+    let state = move || app.conn.get().as_str();
     view! {
         <span class=move || format!("conn-state {}", state()) data-testid="connection-state" role="status">
             {state}
@@ -192,17 +193,17 @@ pub fn ConnectionState() -> impl IntoView {
 /// A small dot for the socket state (embeds), with the state as its tooltip.
 #[component]
 pub fn ConnectionDot() -> impl IntoView {
-    let live = use_live();
-    let state = move || live.conn.get().as_str();
+    let app = use_app_state();
+    let state = move || app.conn.get().as_str();
     view! { <span class=move || format!("conn-dot {}", state()) title=state aria-label=state></span> }
 }
 
 /// "updated N s ago", ticking every second.
 #[component]
 pub fn LastUpdate() -> impl IntoView {
-    let live = use_live();
-    let text = move || match live.last_message.get() {
-        Some(at) => format!("updated {}", format::ago(live.clock.get() - at)),
+    let app = use_app_state();
+    let text = move || match app.last_message.get() {
+        Some(at) => format!("updated {}", format::ago(app.clock.get() - at)),
         None => "waiting for data".to_owned(),
     };
     view! { <span class="last-update" data-testid="last-update">{text}</span> }
@@ -211,8 +212,8 @@ pub fn LastUpdate() -> impl IntoView {
 /// Broker, lag, watermark and throughput under the dashboard header.
 #[component]
 pub fn StatusStrip() -> impl IntoView {
-    let live = use_live();
-    let status = Memo::new(move |_| live.state.with(|s| s.status.clone()));
+    let app = use_app_state();
+    let status = Memo::new(move |_| app.stream.with(|s| s.status.clone()));
     let broker = move || match status.get() {
         Some(s) => figures::broker_health(&s),
         None => ("", "—".to_owned()),
@@ -268,16 +269,16 @@ pub fn FilterBar(
     #[prop(optional)]
     interactive: bool,
 ) -> impl IntoView {
-    let live = use_live();
+    let app = use_app_state();
     let note = move || {
-        live.summary.with(|s| {
+        app.summary.with(|s| {
             s.as_ref()
                 .and_then(|s| s.segment.as_ref())
                 .and_then(figures::segment_note)
         })
     };
     move || {
-        match live.filter.get() {
+        match app.filter.get() {
         None if interactive => view! {
             <div class="filter-bar hint" data-testid="filter-hint">
                 "Click a country, device, event type or referrer to see only that segment."
@@ -291,7 +292,7 @@ pub fn FilterBar(
                     <span class="filter-label">"Segment"</span>
                     <b>{figures::filter_label(&f)}</b>
                     {interactive.then(|| view! {
-                        <button type="button" class="filter-clear" data-testid="filter-clear" title="Show all traffic" on:click=move |_| set_filter(live, None)>"✕"</button>
+                        <button type="button" class="filter-clear" data-testid="filter-clear" title="Show all traffic" on:click=move |_| set_filter(app, None)>"✕"</button>
                     })}
                 </span>
                 {move || note().map(|n| view! { <span class="segment-note" data-testid="segment-note" role="note">{n}</span> })}

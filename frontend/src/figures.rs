@@ -1,4 +1,4 @@
-//! What the panels show, computed from the live state, the range summary and the clock.
+//! What the panels show, computed from the stream state, the range summary and the clock.
 //!
 //! Contract: pure functions (tested on the host) so every number on screen has one
 //! definition:

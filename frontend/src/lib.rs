@@ -1,7 +1,7 @@
 //! Pulseboard's browser app: a Leptos (CSR, wasm) dashboard fed by the server's WebSocket
 //! and JSON API, a kiosk wall display and embeddable panels.
 //!
-//! The app knows only `pulseboard-model` (wire types, the pure [`LiveState`] resume
+//! The app knows only `pulseboard-model` (wire types, the pure [`StreamState`] resume
 //! rules) and the server's HTTP/WebSocket surface. Everything that can be pure is, and is
 //! tested on the host with `cargo test -p pulseboard-frontend`; browser-only code sits
 //! behind web-sys/leptos APIs that compile natively but only run in the browser.
@@ -9,19 +9,27 @@
 //! # Layout
 //!
 //! - [`format`](mod@format) — numbers and durations for people (`12.3k`, `3 s ago`, `5 min`). Pure.
-//! - [`zone`] — times of day in the viewer's zone and locale (the browser's `Intl`).
-//! - [`chart`] — linear scales, nice ticks, time ticks, bucketing, SVG bar and path
-//!   geometry, and the whole events-chart layout ([`chart::events_layout`]). Pure.
+//! - [`zone`] — times of day in the viewer's zone and locale (the browser's `Intl`); the
+//!   zone offset; [`zone::clock_time`], a time of day at a given offset (pure).
+//! - [`chart`] — chart maths, pure: [`chart::scale`] (linear scales, nice ticks),
+//!   [`chart::time_axis`], [`chart::bars`] (bars and bucketing), [`chart::geometry`] (SVG
+//!   rectangles and paths) and [`chart::events`], the whole events-chart layout
+//!   ([`chart::events_layout`]).
 //! - [`figures`] — what each panel shows: range bounds, totals, merged top lists, lag,
 //!   staleness. Pure.
 //! - [`route`] — page, range and segment from the URL (`/`, `/kiosk`, `/embed/<panel>`,
 //!   `?filter=`). Pure.
-//! - [`live`] — the shared reactive state and the hooks that fill it: WebSocket with
-//!   resume and backoff, history (in steps for long ranges), summary, comparison and
-//!   annotation fetches, the clock.
-//! - [`pages`] — the app root and its pages: dashboard, kiosk, embeds.
-//! - [`panels`] — the panel components: totals, visitors now, goals, events chart, top
-//!   lists (whose rows set the segment), pipeline status.
+//! - [`state`] — the app's shared reactive state ([`state::AppState`], by context): the
+//!   stream state, connection, clock, range, segment, comparison and what the API said.
+//! - [`feeds`] — the hooks that fill that state: [`feeds::socket`] (the WebSocket, with
+//!   resume and backoff), [`feeds::fetch`] (history in steps for long ranges, summary,
+//!   visitors now, segments, comparison, annotations), the clock and the browser's back and
+//!   forward buttons; [`feeds::urls`] builds every server URL. URLs and backoff are pure.
+//! - [`pages`] — the app root (which provides the state, starts the feeds and marks the
+//!   page ready) and its pages: dashboard, kiosk, embeds.
+//! - [`panels`] — the panel components: [`panels::totals`] (totals, visitors now, goals),
+//!   [`panels::events_chart`], [`panels::top_list`] (whose rows set the segment) and
+//!   [`panels::status`] (the pipeline).
 //! - [`chrome`] — what frames the panels: cards, brand and demo badge, range picker,
 //!   compare toggle, alert banner, connection state, last update, status strip, the
 //!   segment bar.
@@ -45,16 +53,17 @@
 //! miss events); top-list rows `li[data-key]` that filter when clicked have the class
 //! `clickable`; and `<body data-ready="1">` once the first snapshot is applied and drawn.
 //!
-//! [`LiveState`]: pulseboard_model::live_state::LiveState
+//! [`StreamState`]: pulseboard_model::stream::StreamState
 
 pub mod chart;
 pub mod chrome;
+pub mod feeds;
 pub mod figures;
 pub mod format;
-pub mod live;
 pub mod pages;
 pub mod panels;
 pub mod route;
+pub mod state;
 pub mod zone;
 
 /// Mounts the app on `<body>`.

@@ -1,8 +1,8 @@
 //! The pages: the app root that picks a page from the URL, the dashboard (`/`), the kiosk
 //! wall display (`/kiosk`) and the embeds (`/embed/<panel>`).
 //!
-//! Contract: [`App`] reads the route once, provides the shared [`Live`] state and starts
-//! its hooks; the pages only arrange chrome and panels. The `data-testid` hooks listed in
+//! Contract: [`App`] reads the route once, provides the shared [`AppState`] and starts the
+//! feeds that fill it; the pages only arrange chrome and panels. The `data-testid` hooks listed in
 //! the crate docs stay as they are.
 
 use leptos::prelude::*;
@@ -14,16 +14,16 @@ use crate::{
         AlertBanner, Brand, Card, ComparePicker, ConnectionDot, ConnectionState, FilterBar,
         LastUpdate, RangePicker, StatusStrip,
     },
-    figures, format,
-    live::{self, use_live, ConnState, Live},
+    feeds, figures, format,
     panels::{
         change_of, ChangeBadge, EventsChart, Kpi, ListKind, NowKpi, PanelBody, TopList, TotalsPanel,
     },
     route::{filter_of, query_param, route, search_with_filter, Panel, Range, Route},
+    state::{use_app_state, AppState, ConnState},
     zone,
 };
 
-/// The app: picks the page from the URL, sets up the shared live state and its hooks.
+/// The app: picks the page from the URL, sets up the shared state and the feeds that fill it.
 #[component]
 pub fn App() -> impl IntoView {
     let location = window().location();
@@ -52,19 +52,19 @@ pub fn App() -> impl IntoView {
             .unwrap_or_default(),
     };
     let compare = query_param(&search, "compare").and_then(|c| Compare::from_label(&c));
-    let live = Live::new(range, token, filter_of(&search), compare);
-    provide_context(live);
-    live::use_clock(live);
-    live::use_socket(live);
-    live::use_history(live);
-    live::use_summary(live);
-    live::use_now(live);
-    live::use_segments_info(live);
-    live::use_filter_history(live);
-    live::use_compare(live);
-    live::use_annotations(live);
-    live::use_ready_marker(Signal::derive(move || {
-        live.state.with(|s| s.last_seq.is_some())
+    let app = AppState::new(range, token, filter_of(&search), compare);
+    provide_context(app);
+    feeds::use_clock(app);
+    feeds::use_socket(app);
+    feeds::use_history(app);
+    feeds::use_summary(app);
+    feeds::use_now(app);
+    feeds::use_segments_info(app);
+    feeds::use_filter_history(app);
+    feeds::use_compare(app);
+    feeds::use_annotations(app);
+    use_ready_marker(Signal::derive(move || {
+        app.stream.with(|s| s.last_seq.is_some())
     }));
 
     match page {
@@ -72,6 +72,25 @@ pub fn App() -> impl IntoView {
         Route::Embed(panel) => view! { <Embed panel=panel/> }.into_any(),
         _ => view! { <Dashboard/> }.into_any(),
     }
+}
+
+/// Sets `data-ready="1"` on `<body>` once `ready` is true, after the browser has laid out
+/// what that render produced.
+fn use_ready_marker(ready: Signal<bool>) {
+    Effect::new(move |done: Option<bool>| {
+        if done == Some(true) {
+            return true;
+        }
+        if !ready.get() {
+            return false;
+        }
+        request_animation_frame(|| {
+            if let Some(body) = document().body() {
+                let _ = body.set_attribute("data-ready", "1");
+            }
+        });
+        true
+    });
 }
 
 /// The dashboard's cards under the totals, in order: panel, extra classes (grid spans),
@@ -91,8 +110,8 @@ const DASHBOARD_CARDS: [(Panel, &str, usize); 9] = [
 /// The interactive dashboard at `/`.
 #[component]
 pub fn Dashboard() -> impl IntoView {
-    let live = use_live();
-    let range_label = move || live.range.get().label();
+    let app = use_app_state();
+    let range_label = move || app.range.get().label();
     view! {
         <div class="dash">
             <header class="topbar">
@@ -125,11 +144,11 @@ pub fn Dashboard() -> impl IntoView {
             <footer class="foot">
                 <span>"Range: last " {range_label} " · times in your time zone"</span>
                 <span class="links">
-                    <a href=move || format!("/kiosk{}", search_with_filter("", live.filter.get().as_ref()))>"Wall display"</a>
+                    <a href=move || format!("/kiosk{}", search_with_filter("", app.filter.get().as_ref()))>"Wall display"</a>
                     " · embed: "
                     {move || {
                         // The embeds (and the wall display) of the segment shown.
-                        let q = search_with_filter("", live.filter.get().as_ref());
+                        let q = search_with_filter("", app.filter.get().as_ref());
                         Panel::ALL
                             .into_iter()
                             .map(|p| {
@@ -146,21 +165,21 @@ pub fn Dashboard() -> impl IntoView {
 /// The wall display at `/kiosk`: dark, full screen, large type, no controls, fixed 15 min.
 #[component]
 pub fn Kiosk() -> impl IntoView {
-    let live = use_live();
+    let app = use_app_state();
     let stale = Memo::new(move |_| {
         figures::is_stale(
-            live.conn.get() == ConnState::Live,
-            live.clock.get(),
-            live.last_message.get(),
-            live.opened,
+            app.conn.get() == ConnState::Live,
+            app.clock.get(),
+            app.last_message.get(),
+            app.opened,
             10_000.0,
         )
     });
-    let stale_text = move || match live.last_message.get() {
-        Some(at) => format!("STALE — last update {}", format::ago(live.clock.get() - at)),
+    let stale_text = move || match app.last_message.get() {
+        Some(at) => format!("STALE — last update {}", format::ago(app.clock.get() - at)),
         None => "STALE — no update yet".to_owned(),
     };
-    let status = move || live.state.with(|s| s.status.clone());
+    let status = move || app.stream.with(|s| s.status.clone());
     let rate = move || {
         status()
             .map(|s| format::rate(s.events_per_sec))
@@ -172,16 +191,16 @@ pub fn Kiosk() -> impl IntoView {
             .map(|l| format::compact(l as u64))
             .unwrap_or_else(|| "—".into())
     };
-    let clock = move || zone::time_of_day(live.clock.get() as i64, false);
+    let clock = move || zone::time_of_day(app.clock.get() as i64, false);
     // The first goal's conversion rate over the range (from the summary).
     let goal = move || {
-        live.summary.with(|s| {
+        app.summary.with(|s| {
             s.as_ref()
                 .and_then(|s| s.figures.goals.first())
                 .map(|g| (g.name.clone(), format::percent(g.conversion_rate)))
         })
     };
-    let change = move |f| change_of(live, f);
+    let change = move |f| change_of(app, f);
     view! {
         <div class="kiosk" data-testid="kiosk" class:is-stale=move || stale.get()>
             <Show when=move || stale.get()>
@@ -199,11 +218,11 @@ pub fn Kiosk() -> impl IntoView {
             </header>
             <section class="k-kpis">
                 <div class="kpi-with-change">
-                    <Kpi label="Events · 15 min" testid="total-events" value=Signal::derive(move || Some(live.total_events.get())) big=true/>
+                    <Kpi label="Events · 15 min" testid="total-events" value=Signal::derive(move || Some(app.total_events.get())) big=true/>
                     <ChangeBadge testid="change-events" pct=change(|c| c.events_pct)/>
                 </div>
                 <div class="kpi-with-change">
-                    <Kpi label="Unique visitors" testid="unique-visitors" value=Signal::derive(move || live.summary.with(|s| s.as_ref().map(|s| s.figures.unique_visitors))) big=true/>
+                    <Kpi label="Unique visitors" testid="unique-visitors" value=Signal::derive(move || app.summary.with(|s| s.as_ref().map(|s| s.figures.unique_visitors))) big=true/>
                     <ChangeBadge testid="change-visitors" pct=change(|c| c.unique_visitors_pct)/>
                 </div>
                 <NowKpi big=true/>

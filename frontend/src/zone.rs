@@ -1,9 +1,25 @@
 //! Times of day in the viewer's time zone and locale.
 //!
 //! Contract: in the browser, times are formatted by `Intl.DateTimeFormat` (the viewer's
-//! locale and zone) and the zone offset comes from `Date`; on the host (tests) times are
-//! UTC and the offset is 0. Pure maths that needs the zone (time ticks) takes the offset
-//! as an argument (see `chart`), so only this module asks the browser.
+//! locale and zone) and the zone offset comes from `Date`; on the host (tests) the offset
+//! is 0 and times are [`clock_time`] at that offset (24-hour `HH:MM[:SS]`). Pure maths that
+//! needs the zone (time ticks, [`clock_time`]) takes the offset as an argument (see
+//! `chart`), so only this module asks the browser.
+
+/// One day, ms.
+const DAY_MS: i64 = 86_400_000;
+
+/// `ms` (epoch ms) as a 24-hour time of day (`14:05` or `14:05:30`) on a clock
+/// `offset_ms` ahead of UTC (+3 600 000 for UTC+1, negative west of Greenwich). Pure:
+/// what [`time_of_day`] shows off the browser; any `ms` and offset, without overflow.
+pub fn clock_time(ms: i64, offset_ms: i64, seconds: bool) -> String {
+    let s = (ms.rem_euclid(DAY_MS) + offset_ms.rem_euclid(DAY_MS)).rem_euclid(DAY_MS) / 1000;
+    if seconds {
+        format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    } else {
+        format!("{:02}:{:02}", s / 3600, s / 60 % 60)
+    }
+}
 
 /// `ms` as a local time of day (`14:05` or `14:05:30`), in the viewer's locale.
 pub fn time_of_day(ms: i64, seconds: bool) -> String {
@@ -41,12 +57,7 @@ pub fn time_of_day(ms: i64, seconds: bool) -> String {
     }
     #[cfg(not(target_arch = "wasm32"))]
     {
-        let s = ms.rem_euclid(86_400_000) / 1000;
-        if seconds {
-            format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
-        } else {
-            format!("{:02}:{:02}", s / 3600, s / 60 % 60)
-        }
+        clock_time(ms, offset_ms(), seconds)
     }
 }
 
@@ -66,12 +77,48 @@ pub fn offset_ms() -> i64 {
 mod tests {
     use super::*;
 
+    const H: i64 = 3_600_000;
+    const M: i64 = 60_000;
+
     #[test]
-    fn host_times_of_day_are_utc() {
+    fn clock_time_shifts_by_the_offset() {
         let t = 1_795_515_330_123; // 2026-11-24T10:15:30.123Z
-        assert_eq!(time_of_day(t, false), "10:15");
-        assert_eq!(time_of_day(t, true), "10:15:30");
-        assert_eq!(time_of_day(-1_000, true), "23:59:59");
-        assert_eq!(offset_ms(), 0);
+        assert_eq!(clock_time(t, 0, false), "10:15");
+        assert_eq!(
+            clock_time(t, 0, true),
+            "10:15:30",
+            "milliseconds are cut, not rounded"
+        );
+        assert_eq!(clock_time(t, H, true), "11:15:30", "UTC+1");
+        assert_eq!(clock_time(t, -5 * H, true), "05:15:30", "UTC-5");
+        assert_eq!(clock_time(t, 5 * H + 30 * M, true), "15:45:30", "UTC+5:30");
+        assert_eq!(clock_time(t, 5 * H + 45 * M, false), "16:00", "UTC+5:45");
+        assert_eq!(
+            clock_time(t, -(3 * H + 30 * M), true),
+            "06:45:30",
+            "UTC-3:30"
+        );
+    }
+
+    #[test]
+    fn clock_time_wraps_across_midnight() {
+        let late = 1_795_563_000_000; // 2026-11-24T23:30:00Z
+        assert_eq!(clock_time(late, H, true), "00:30:00");
+        assert_eq!(clock_time(late, 14 * H, false), "13:30", "UTC+14");
+        let early = 1_795_478_400_000 + 20 * M; // 2026-11-24T00:20:00Z
+        assert_eq!(clock_time(early, -H, true), "23:20:00");
+        assert_eq!(
+            clock_time(early, -(9 * H + 30 * M), false),
+            "14:50",
+            "UTC-9:30"
+        );
+        assert_eq!(clock_time(-1_000, 0, true), "23:59:59", "before the epoch");
+        assert_eq!(clock_time(-1_000, 2 * H, true), "01:59:59");
+        assert_eq!(
+            clock_time(i64::MAX, 14 * H, true),
+            "21:12:55",
+            "no overflow"
+        );
+        assert_eq!(clock_time(i64::MIN, -12 * H, true), "04:47:04");
     }
 }

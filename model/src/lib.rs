@@ -31,8 +31,8 @@
 //!   every type re-exported as `proto::Name`: `windows.rs` (window views, [`WindowState`]),
 //!   `figures.rs`, `summary.rs` (ranges and `compare=`), `status.rs`, `alerts.rs`, `api.rs`
 //!   (the other HTTP bodies and [`ApiError`]), `socket.rs` (WebSocket messages).
-//! - [`live_state`] — the client's [`LiveState`] built from WebSocket messages, with
-//!   the resume rules.
+//! - [`stream`] — the client's [`StreamState`] (windows and status) built from WebSocket
+//!   messages, with the resume rules.
 //! - [`now`] — "visitors now": the windows of the last minutes up to a wall-clock instant,
 //!   their merge and its definition.
 //! - [`rollup`] — history: windows rolled up into minute and hour buckets, the
@@ -45,11 +45,11 @@ pub mod agg;
 pub mod decode;
 pub mod event;
 pub mod gen;
-pub mod live_state;
 pub mod mapping;
 pub mod now;
 pub mod proto;
 pub mod rollup;
+pub mod stream;
 pub mod time;
 pub mod window;
 
@@ -59,12 +59,12 @@ pub use agg::{
 pub use decode::{DecodeError, Decoder};
 pub use event::{DeadReason, Event, MAX_FIELD_BYTES, MAX_VALUE_BYTES};
 pub use gen::{GenConfig, Generated, Generator};
-pub use live_state::{Apply, LiveState};
 pub use mapping::{Field, FieldMapping, MapRule, MappingError, Schema};
 pub use proto::{
     Accepted, ApiError, Count, Figures, PartitionStatus, Readiness, Status, Summary, WindowState,
     WindowView, WindowsResponse, PROTOCOL_VERSION,
 };
+pub use stream::{Apply, StreamState};
 pub use time::{format_rfc3339_ms, parse_duration_ms, parse_rfc3339_ms, parse_time_param};
 pub use window::{
     final_up_to, global_watermark, is_closed, window_start, window_state, Late, PartitionWindows,

@@ -1,5 +1,6 @@
-//! The client's live state: what a dashboard knows, built from the server's
-//! [`ServerMsg`]s and the history API, with the resume rules of the WebSocket.
+//! The client's stream state: what a dashboard knows of the server's windows and status,
+//! built from the server's [`ServerMsg`]s and the history API, with the resume rules of the
+//! WebSocket.
 //!
 //! Contract:
 //! - A snapshot is always applied: it replaces the windows it carries and the status, and
@@ -32,10 +33,10 @@ pub enum Apply {
     },
 }
 
-/// Client-side live state built from [`ServerMsg`]s: windows by start, the status, and the
+/// Client-side state built from [`ServerMsg`]s: windows by start, the status, and the
 /// last sequence applied. Pure, so the resume rules are tested on the host.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct LiveState {
+pub struct StreamState {
     /// Window width, ms (0 before the first snapshot).
     pub window_ms: i64,
     /// Windows by start.
@@ -48,12 +49,12 @@ pub struct LiveState {
     pub keep: usize,
 }
 
-impl LiveState {
+impl StreamState {
     /// An empty state keeping at most `keep` windows.
     pub fn new(keep: usize) -> Self {
-        LiveState {
+        StreamState {
             keep,
-            ..LiveState::default()
+            ..StreamState::default()
         }
     }
 
@@ -195,8 +196,8 @@ mod tests {
     }
 
     #[test]
-    fn live_state_applies_in_order_and_detects_gaps() {
-        let mut st = LiveState::new(3);
+    fn stream_state_applies_in_order_and_detects_gaps() {
+        let mut st = StreamState::new(3);
         assert_eq!(
             st.apply(ServerMsg::Windows {
                 seq: 1,
@@ -265,7 +266,7 @@ mod tests {
 
     #[test]
     fn windows_inside_a_history_step_are_not_counted_twice() {
-        let mut st = LiveState::new(0);
+        let mut st = StreamState::new(0);
         let step = |start: i64, events: u64| {
             let mut v = view(start, events);
             v.end = start + 1_800_000;
@@ -306,7 +307,7 @@ mod tests {
 
     #[test]
     fn coarse_items_of_a_long_range_are_dropped_for_a_shorter_one() {
-        let mut st = LiveState::new(0);
+        let mut st = StreamState::new(0);
         st.window_ms = 10_000;
         let mut step = view(0, 100);
         step.end = 1_800_000;

@@ -1,0 +1,278 @@
+//! The API feeds: the range's history (`/api/v1/windows`, in steps for a long range), the
+//! comparison period, the annotations, the range's summary, visitors now and what the
+//! server segments; and [`get_json`], the one fetch they share.
+//!
+//! Contract: each hook loads when what it depends on changes (range, segment, comparison,
+//! a (re)connection, the annotations version) and, for some, on a timer; an answer that
+//! arrives after the viewer picked another range or segment is dropped. Timers are cleared
+//! when the owner is cleaned up.
+
+use std::time::Duration;
+
+use leptos::prelude::*;
+use pulseboard_model::{
+    agg::Filter,
+    proto::{AnnotationsResponse, SegmentsInfo, Summary, VisitorsNow, WindowsResponse},
+};
+use serde::de::DeserializeOwned;
+use wasm_bindgen::JsCast;
+
+use super::{
+    js_err,
+    urls::{
+        annotations_url, history_url, now_url, segments_url, summary_url, windows_url, with_filter,
+    },
+};
+use crate::{
+    route::Range,
+    state::{now_ms, AppState, ConnState},
+};
+
+/// Fetches `url` and decodes its JSON body.
+pub async fn get_json<T: DeserializeOwned>(url: &str) -> Result<T, String> {
+    use wasm_bindgen_futures::JsFuture;
+    let window = web_sys::window().ok_or("no window")?;
+    let resp = JsFuture::from(window.fetch_with_str(url))
+        .await
+        .map_err(js_err)?;
+    let resp: web_sys::Response = resp.dyn_into().map_err(js_err)?;
+    let text = JsFuture::from(resp.text().map_err(js_err)?)
+        .await
+        .map_err(js_err)?;
+    let text = text.as_string().unwrap_or_default();
+    if !resp.ok() {
+        return Err(format!("{url}: HTTP {}: {text}", resp.status()));
+    }
+    serde_json::from_str(&text).map_err(|e| format!("{url}: {e}"))
+}
+
+/// Loads the history of the selected range into `app.stream`, on every range change and
+/// every (re)connection, and sets how many windows the state keeps.
+pub fn use_history(app: AppState) {
+    let connected = Memo::new(move |_| app.conn.get() == ConnState::Live);
+    Effect::new(move |prev: Option<(Range, bool, Option<Filter>)>| {
+        let range = app.range.get();
+        let up = connected.get();
+        let filter = app.filter.get();
+        let changed = prev
+            .as_ref()
+            .map(|(r, _, f)| *r != range || *f != filter)
+            .unwrap_or(true);
+        if changed || up {
+            let width = app.stream.with_untracked(|s| s.window_ms);
+            let range_changed = prev.as_ref().map(|(r, _, _)| *r != range).unwrap_or(true);
+            app.stream.update(|s| {
+                if range_changed {
+                    s.drop_coarse();
+                }
+                s.keep = range.keep(width);
+            });
+            leptos::task::spawn_local(load_history(app, range, filter.clone()));
+        }
+        (range, up, filter)
+    });
+}
+
+async fn load_history(app: AppState, range: Range, filter: Option<Filter>) {
+    let token = app.token();
+    let now = now_ms() as i64;
+    // The displayed range's start (aligned to the step of a long range).
+    let mut from = app.bounds.get_untracked().0;
+    // A long range: its history in steps, then its last hour at full resolution.
+    if let Some((step, step_ms)) = range.step() {
+        let split = (now - crate::route::FINE_MS).div_euclid(step_ms) * step_ms;
+        let url = with_filter(
+            history_url(from, split, Some(step), None, token.as_deref()),
+            filter.as_ref(),
+        );
+        match get_json::<WindowsResponse>(&url).await {
+            Ok(page) if app.range.get_untracked() == range => {
+                app.stream.update(|s| s.load_history(page.windows));
+            }
+            Ok(_) => return,
+            Err(e) => leptos::logging::warn!("history: {e}"),
+        }
+        from = split;
+    }
+    let to = now + 60_000;
+    // Follow `next` for a few pages at most; 24 h of 10 s windows fits in one.
+    for _ in 0..8 {
+        let url = with_filter(windows_url(from, to, token.as_deref()), filter.as_ref());
+        let page: WindowsResponse = match get_json(&url).await {
+            Ok(p) => p,
+            Err(e) => {
+                leptos::logging::warn!("history: {e}");
+                return;
+            }
+        };
+        if app.range.get_untracked() != range || app.filter() != filter {
+            return; // the viewer picked another range or segment meanwhile
+        }
+        let next = page.next;
+        let width = page.window_ms;
+        app.stream.update(|s| {
+            s.keep = range.keep(if width > 0 { width } else { s.window_ms });
+            s.load_history(page.windows);
+        });
+        match next {
+            Some(n) if n > from && n < to => from = n,
+            _ => return,
+        }
+    }
+}
+
+/// Keeps `app.earlier` to the comparison period of the selected range (when a comparison
+/// is chosen): reloaded when the range or the comparison changes, and every minute.
+pub fn use_compare(app: AppState) {
+    let load = move || {
+        let (range, compare) = (app.range.get_untracked(), app.compare.get_untracked());
+        let Some(c) = compare else {
+            app.earlier.set(Vec::new());
+            return;
+        };
+        let now = now_ms() as i64;
+        let filter = app.filter();
+        let url = with_filter(
+            history_url(
+                now - range.ms(),
+                now + 60_000,
+                range.compare_step(),
+                Some(c),
+                app.token().as_deref(),
+            ),
+            filter.as_ref(),
+        );
+        leptos::task::spawn_local(async move {
+            match get_json::<WindowsResponse>(&url).await {
+                Ok(page)
+                    if app.range.get_untracked() == range
+                        && app.compare.get_untracked() == compare
+                        && app.filter() == filter =>
+                {
+                    app.earlier
+                        .set(page.compare.map(|c| c.windows).unwrap_or_default());
+                }
+                Ok(_) => {}
+                Err(e) => leptos::logging::warn!("compare: {e}"),
+            }
+        });
+    };
+    reload_every(
+        Duration::from_secs(60),
+        move || {
+            app.range.track();
+            app.compare.track();
+            app.filter.track();
+            app.earlier.set(Vec::new());
+        },
+        load,
+    );
+}
+
+/// Keeps `app.annotations` to the annotations of the selected range: reloaded when the
+/// range changes and whenever the status's `annotations_version` moves (an annotation was
+/// added or deleted anywhere: the server pushes the status at once).
+pub fn use_annotations(app: AppState) {
+    let version = Memo::new(move |_| {
+        app.stream
+            .with(|s| s.status.as_ref().map(|st| st.annotations_version))
+    });
+    Effect::new(move |_| {
+        let range = app.range.get();
+        if version.get().is_none() {
+            return;
+        }
+        let now = now_ms() as i64;
+        let url = annotations_url(now - range.ms(), now + 3_600_000, app.token().as_deref());
+        leptos::task::spawn_local(async move {
+            match get_json::<AnnotationsResponse>(&url).await {
+                Ok(a) if app.range.get_untracked() == range => app.annotations.set(a.annotations),
+                Ok(_) => {}
+                Err(e) => leptos::logging::warn!("annotations: {e}"),
+            }
+        });
+    });
+}
+
+/// Keeps `app.summary` to the server's summary of the selected range: cleared and
+/// reloaded when the range changes, reloaded every 5 s.
+pub fn use_summary(app: AppState) {
+    let load = move || {
+        let range = app.range.get_untracked();
+        let filter = app.filter();
+        let url = with_filter(
+            summary_url(range, app.compare.get_untracked(), app.token().as_deref()),
+            filter.as_ref(),
+        );
+        leptos::task::spawn_local(async move {
+            match get_json::<Summary>(&url).await {
+                Ok(s) if app.range.get_untracked() == range && app.filter() == filter => {
+                    app.summary.set(Some(s))
+                }
+                Ok(_) => {}
+                Err(e) => leptos::logging::warn!("summary: {e}"),
+            }
+        });
+    };
+    reload_every(
+        Duration::from_secs(5),
+        move || {
+            app.range.track();
+            app.filter.track();
+            app.compare.track();
+            app.summary.set(None);
+        },
+        load,
+    );
+}
+
+/// Runs `load` now, whenever what `reset` tracks changes (after `reset` ran), and every
+/// `period`; stops when the owner is cleaned up.
+fn reload_every(period: Duration, reset: impl Fn() + 'static, load: impl Fn() + Clone + 'static) {
+    let first = load.clone();
+    Effect::new(move |_| {
+        reset();
+        first();
+    });
+    let handle = set_interval_with_handle(load, period).ok();
+    on_cleanup(move || {
+        if let Some(h) = handle {
+            h.clear();
+        }
+    });
+}
+
+/// Keeps `app.now` to the server's visitors now for the page's segment: cleared and
+/// reloaded when the filter changes, reloaded every 5 s.
+pub fn use_now(app: AppState) {
+    let load = move || {
+        let filter = app.filter();
+        let url = now_url(app.token().as_deref(), filter.as_ref());
+        leptos::task::spawn_local(async move {
+            match get_json::<VisitorsNow>(&url).await {
+                Ok(n) if app.filter() == filter => app.now.set(Some(n)),
+                Ok(_) => {}
+                Err(e) => leptos::logging::warn!("visitors now: {e}"),
+            }
+        });
+    };
+    reload_every(
+        Duration::from_secs(5),
+        move || {
+            app.filter.track();
+            app.now.set(None);
+        },
+        load,
+    );
+}
+
+/// Loads what the server segments and counts (`/api/v1/segments`) once.
+pub fn use_segments_info(app: AppState) {
+    let url = segments_url(app.token().as_deref());
+    leptos::task::spawn_local(async move {
+        match get_json::<SegmentsInfo>(&url).await {
+            Ok(i) => app.info.set(Some(i)),
+            Err(e) => leptos::logging::warn!("segments: {e}"),
+        }
+    });
+}

@@ -1,0 +1,232 @@
+//! The server's URLs as the app calls them: the JSON API (`/api/v1/…`) and the socket
+//! (`/ws`), each with the page's `token` ([`with_token`]) and segment ([`with_filter`]);
+//! and the page's own query string as the address bar shows it ([`with_query_param`]).
+//!
+//! Contract: pure string functions, tested on the host. Values are percent-encoded but for
+//! the RFC 3986 unreserved characters ([`encode`]).
+
+use pulseboard_model::{agg::Filter, proto::Compare};
+
+use crate::route::Range;
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `url` with `token=<token>` appended as a query parameter, when there is a token.
+pub fn with_token(url: String, token: Option<&str>) -> String {
+    match token {
+        Some(t) => {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{sep}token={}", encode(t))
+        }
+        None => url,
+    }
+}
+
+/// `url` with `filter=<filter>` appended as a query parameter, when there is a filter.
+pub fn with_filter(url: String, filter: Option<&Filter>) -> String {
+    match filter {
+        Some(f) => {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{sep}filter={}", encode(&f.to_string()))
+        }
+        None => url,
+    }
+}
+
+/// `/api/v1/now`.
+pub fn now_url(token: Option<&str>, filter: Option<&Filter>) -> String {
+    with_token(with_filter("/api/v1/now".to_owned(), filter), token)
+}
+
+/// `/api/v1/segments`.
+pub fn segments_url(token: Option<&str>) -> String {
+    with_token("/api/v1/segments".to_owned(), token)
+}
+
+/// The socket URL for a page served over `page_protocol` (`http:`/`https:`) from `host`
+/// (`name:port`), resuming after `since` when given.
+pub fn socket_url(
+    page_protocol: &str,
+    host: &str,
+    since: Option<u64>,
+    token: Option<&str>,
+) -> String {
+    let scheme = if page_protocol == "https:" {
+        "wss"
+    } else {
+        "ws"
+    };
+    let mut url = format!("{scheme}://{host}/ws");
+    if let Some(s) = since {
+        url.push_str(&format!("?since={s}"));
+    }
+    with_token(url, token)
+}
+
+/// `/api/v1/windows` for `[from, to)`.
+pub fn windows_url(from: i64, to: i64, token: Option<&str>) -> String {
+    with_token(
+        format!("/api/v1/windows?from={from}&to={to}&limit=10000"),
+        token,
+    )
+}
+
+/// `/api/v1/windows` for `[from, to)` in steps of `step`, with the period `compare` earlier.
+pub fn history_url(
+    from: i64,
+    to: i64,
+    step: Option<&str>,
+    compare: Option<Compare>,
+    token: Option<&str>,
+) -> String {
+    let mut url = format!("/api/v1/windows?from={from}&to={to}&limit=10000");
+    if let Some(s) = step {
+        url.push_str(&format!("&step={s}"));
+    }
+    if let Some(c) = compare {
+        url.push_str(&format!("&compare={}", c.label()));
+    }
+    with_token(url, token)
+}
+
+/// `/api/v1/summary` for a range, with its comparison when one is chosen.
+pub fn summary_url(range: Range, compare: Option<Compare>, token: Option<&str>) -> String {
+    let mut url = format!("/api/v1/summary?range={}", range.label());
+    if let Some(c) = compare {
+        url.push_str(&format!("&compare={}", c.label()));
+    }
+    with_token(url, token)
+}
+
+/// `/api/v1/annotations` for `[from, to)`.
+pub fn annotations_url(from: i64, to: i64, token: Option<&str>) -> String {
+    with_token(
+        format!("/api/v1/annotations?from={from}&to={to}&limit=1000"),
+        token,
+    )
+}
+
+/// The page's query string with `name` set to `value` (or removed for `None`), keeping
+/// every other parameter: what the address bar shows so the view can be bookmarked.
+pub fn with_query_param(search: &str, name: &str, value: Option<&str>) -> String {
+    let q = search.strip_prefix('?').unwrap_or(search);
+    let mut parts: Vec<String> = q
+        .split('&')
+        .filter(|p| !p.is_empty() && p.split('=').next() != Some(name))
+        .map(str::to_owned)
+        .collect();
+    if let Some(v) = value {
+        parts.push(format!("{name}={}", encode(v)));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", parts.join("&"))
+    }
+}
+
+/// `/api/v1/status`.
+pub fn status_url(token: Option<&str>) -> String {
+    with_token("/api/v1/status".to_owned(), token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_url_follows_the_page_scheme_and_resumes() {
+        assert_eq!(
+            socket_url("http:", "localhost:8080", None, None),
+            "ws://localhost:8080/ws"
+        );
+        assert_eq!(
+            socket_url("https:", "dash.example", Some(42), None),
+            "wss://dash.example/ws?since=42"
+        );
+        assert_eq!(
+            socket_url("http:", "h:1", Some(7), Some("a b&c")),
+            "ws://h:1/ws?since=7&token=a%20b%26c"
+        );
+        assert_eq!(
+            socket_url("http:", "h:1", None, Some("xyz")),
+            "ws://h:1/ws?token=xyz"
+        );
+    }
+
+    #[test]
+    fn api_urls_carry_the_token() {
+        assert_eq!(
+            windows_url(1, 2, None),
+            "/api/v1/windows?from=1&to=2&limit=10000"
+        );
+        assert_eq!(
+            windows_url(1, 2, Some("t")),
+            "/api/v1/windows?from=1&to=2&limit=10000&token=t"
+        );
+        assert_eq!(
+            summary_url(Range::H24, None, None),
+            "/api/v1/summary?range=24h"
+        );
+        assert_eq!(
+            summary_url(Range::M15, Some(Compare::Week), Some("t")),
+            "/api/v1/summary?range=15m&compare=7d&token=t"
+        );
+        assert_eq!(
+            history_url(1, 2, Some("30m"), Some(Compare::Day), None),
+            "/api/v1/windows?from=1&to=2&limit=10000&step=30m&compare=1d"
+        );
+        assert_eq!(
+            annotations_url(1, 2, Some("t")),
+            "/api/v1/annotations?from=1&to=2&limit=1000&token=t"
+        );
+        assert_eq!(status_url(Some("t")), "/api/v1/status?token=t");
+        assert_eq!(status_url(None), "/api/v1/status");
+        let de = Filter::parse("type:sign up").expect("filter");
+        assert_eq!(
+            with_filter(summary_url(Range::M5, None, None), Some(&de)),
+            "/api/v1/summary?range=5m&filter=type%3Asign%20up"
+        );
+        assert_eq!(
+            now_url(Some("t"), Some(&de)),
+            "/api/v1/now?filter=type%3Asign%20up&token=t"
+        );
+        assert_eq!(now_url(None, None), "/api/v1/now");
+        assert_eq!(segments_url(None), "/api/v1/segments");
+        assert_eq!(
+            with_filter(socket_url("http:", "h:1", None, None), Some(&de)),
+            "ws://h:1/ws?filter=type%3Asign%20up"
+        );
+    }
+
+    #[test]
+    fn the_address_bar_keeps_other_parameters_when_one_changes() {
+        assert_eq!(with_query_param("", "compare", Some("1d")), "?compare=1d");
+        assert_eq!(
+            with_query_param("?token=a%20b&compare=7d", "compare", Some("1d")),
+            "?token=a%20b&compare=1d"
+        );
+        assert_eq!(with_query_param("?compare=7d", "compare", None), "");
+        assert_eq!(
+            with_query_param("?kiosk&range=1h", "range", Some("7d")),
+            "?kiosk&range=7d"
+        );
+    }
+
+    #[test]
+    fn encode_keeps_unreserved_characters_only() {
+        assert_eq!(encode("aZ0-_.~"), "aZ0-_.~");
+        assert_eq!(encode("a/b?c=d é"), "a%2Fb%3Fc%3Dd%20%C3%A9");
+    }
+}

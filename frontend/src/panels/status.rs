@@ -1,0 +1,92 @@
+//! The pipeline status panel ([`StatusPanel`]): broker, watermark, throughput, lag, totals,
+//! dead letters by reason, and each partition's offsets, lag, watermark and reader.
+//!
+//! Contract: everything comes from the status the server pushes over the socket.
+
+use leptos::prelude::*;
+
+use crate::{figures, format, state::use_app_state, zone};
+
+/// The pipeline: broker, watermark, throughput, per-partition offsets and lag, dead letters.
+#[component]
+pub fn StatusPanel() -> impl IntoView {
+    let app = use_app_state();
+    let status = Memo::new(move |_| app.stream.with(|s| s.status.clone()));
+    move || match status.get() {
+        None => view! { <p class="empty">"Waiting for the server…"</p> }.into_any(),
+        Some(s) => {
+            let lag = figures::total_lag(&s)
+                .map(|l| format::grouped(l as u64))
+                .unwrap_or_else(|| "—".into());
+            let reasons = s
+                .dead_letters_by_reason
+                .iter()
+                .map(|(r, n)| view! { <span class="chip">{r.clone()} " " <b>{format::grouped(*n)}</b></span> })
+                .collect_view();
+            let parts = s
+                .partitions
+                .iter()
+                .map(|p| {
+                    let opt = |v: Option<i64>| v.map(|v| format::grouped(v.max(0) as u64)).unwrap_or_else(|| "—".into());
+                    view! {
+                        <tr class:idle=p.idle>
+                            <td>{format!("{}/{}", p.topic, p.partition)}</td>
+                            <td class="num">{format::grouped(p.next_offset.max(0) as u64)}</td>
+                            <td class="num">{opt(p.high_watermark)}</td>
+                            <td class="num">{opt(p.lag)}</td>
+                            <td class="num">{p.watermark.map(|w| zone::time_of_day(w, true)).unwrap_or_else(|| "—".into())}</td>
+                            <td class="num">{format::grouped(p.events)}</td>
+                            <td class="num">{format::grouped(p.dead_letters)}</td>
+                            <td>{if p.idle { "idle" } else { "active" }}</td>
+                            {
+                                let (label, url) = figures::owner_label(p);
+                                match url {
+                                    Some(u) => view! { <td class="owner"><a href=u target="_top">{label}</a></td> }.into_any(),
+                                    None => view! { <td class="owner">{label}</td> }.into_any(),
+                                }
+                            }
+                        </tr>
+                    }
+                })
+                .collect_view();
+            view! {
+                <div class="status">
+                    <dl class="facts">
+                        {
+                            let (class, text) = figures::broker_health(&s);
+                            view! { <div><dt>"Broker"</dt><dd class=class>{text}</dd></div> }
+                        }
+                        <div><dt>"Watermark"</dt><dd>{s.watermark.map(|w| zone::time_of_day(w, true)).unwrap_or_else(|| "—".into())}</dd></div>
+                        <div><dt>"Throughput"</dt><dd>{format::rate(s.events_per_sec)}</dd></div>
+                        <div><dt>"Lag"</dt><dd>{lag}</dd></div>
+                        <div><dt>"Events"</dt><dd>{format::grouped(s.events_total)}</dd></div>
+                        <div><dt>"Late"</dt><dd>{format::grouped(s.late_events_total)}</dd></div>
+                        <div><dt>"Dead-lettered"</dt><dd>{format::grouped(s.dead_letters_total)}</dd></div>
+                        <div><dt>"Window"</dt><dd>{format::span(s.window_ms)}</dd></div>
+                        {figures::instances_line(&s).map(|line| view! { <div><dt>"Instances"</dt><dd class="instances">{line}</dd></div> })}
+                    </dl>
+                    <div class="reasons">{reasons}</div>
+                    <div class="table-wrap">
+                        <table class="partitions">
+                            <thead>
+                                <tr>
+                                    <th>"Partition"</th>
+                                    <th class="num">"Next offset"</th>
+                                    <th class="num">"High wm"</th>
+                                    <th class="num">"Lag"</th>
+                                    <th class="num">"Watermark"</th>
+                                    <th class="num">"Events"</th>
+                                    <th class="num">"Dead"</th>
+                                    <th>""</th>
+                                    <th>"Read by"</th>
+                                </tr>
+                            </thead>
+                            <tbody>{parts}</tbody>
+                        </table>
+                    </div>
+                </div>
+            }
+            .into_any()
+        }
+    }
+}
