@@ -10,7 +10,7 @@
 //!   advisory); with one, it is a local copy of what the state topic holds (see `record`).
 //! - Tree `owners`: key `(topic, partition)` → [`OwnerRecord`] (JSON): the instance that
 //!   wrote the partition's last checkpoint, its URL, and what it saw then.
-//! - The state-topic positions, tree `changelog`:
+//! - The state-topic positions, tree [`STATE_POSITIONS_TREE`] (named `changelog` on disk):
 //!   key state-topic partition → the next offset of the state topic this store has applied
 //!   (see `ingest::state_reader`).
 //! - [`Store::write`] writes checkpoints of partitions in ONE sled transaction across the
@@ -34,6 +34,10 @@ use super::keys::{
     window_key,
 };
 use super::{abort, committed, DeadLetterRecord, Store, StoreError};
+
+/// The sled tree of the state-topic positions. Its name on disk is older than the name
+/// "state topic" and stays: the store's format does not change.
+pub(super) const STATE_POSITIONS_TREE: &str = "changelog";
 
 /// What is stored per partition, written atomically with the windows it covers.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -214,7 +218,7 @@ impl Store {
             &self.dead_letters,
             &self.revised,
             &self.owners,
-            &self.changelog,
+            &self.state_positions,
         );
         let result = trees.transaction(
             |(offsets, windows, dead_letters, marks, owners, positions)| {
@@ -257,20 +261,20 @@ impl Store {
     }
 
     /// Record the state-topic position of records that needed no write.
-    pub fn set_changelog_position(
+    pub fn set_state_topic_position(
         &self,
         state_partition: i32,
         next: i64,
     ) -> Result<(), StoreError> {
-        self.changelog
+        self.state_positions
             .insert(enc_i32(state_partition), &enc_i64(next))?;
         Ok(())
     }
 
     /// The state-topic positions this store has applied, by state partition.
-    pub fn changelog_positions(&self) -> Result<BTreeMap<i32, i64>, StoreError> {
+    pub fn state_topic_positions(&self) -> Result<BTreeMap<i32, i64>, StoreError> {
         let mut out = BTreeMap::new();
-        for kv in self.changelog.iter() {
+        for kv in self.state_positions.iter() {
             let (k, v) = kv?;
             if let (Some(p), Some(o)) = (dec_i32(&k), dec_i64(&v)) {
                 out.insert(p, o);

@@ -60,6 +60,7 @@ pub use history::{RollupStats, StoredBucket};
 pub use salts::day_of;
 pub use windows::StoredWindow;
 
+use checkpoint::STATE_POSITIONS_TREE;
 use keys::{dec_i64, enc_i64};
 
 /// Version of the on-disk layout described above (2: exact sparse HyperLogLogs; 3: revised
@@ -100,7 +101,7 @@ pub struct Store {
     revised: sled::Tree,
     salts: sled::Tree,
     /// The state-topic positions (see `checkpoint`).
-    changelog: sled::Tree,
+    state_positions: sled::Tree,
     owners: sled::Tree,
     meta: sled::Tree,
     rollups: sled::Tree,
@@ -173,7 +174,7 @@ impl Store {
         let dead_letters = db.open_tree("dead_letters")?;
         let revised = db.open_tree("revised")?;
         let salts = db.open_tree("salts")?;
-        let changelog = db.open_tree("changelog")?;
+        let state_positions = db.open_tree(STATE_POSITIONS_TREE)?;
         let owners = db.open_tree("owners")?;
         let rollups = db.open_tree("rollups")?;
         let annotations = db.open_tree("annotations")?;
@@ -185,7 +186,7 @@ impl Store {
             dead_letters,
             revised,
             salts,
-            changelog,
+            state_positions,
             owners,
             meta,
             rollups,

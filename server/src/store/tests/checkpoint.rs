@@ -92,7 +92,7 @@ async fn a_checkpoint_never_replaces_a_newer_one() {
     );
     assert_eq!(store.windows_in(0, 1).expect("rows")[0].agg.events, 50);
     assert_eq!(
-        store.changelog_positions().expect("positions"),
+        store.state_topic_positions().expect("positions"),
         BTreeMap::from([(2, 13)])
     );
 }
