@@ -77,7 +77,7 @@ pub fn spawn(
     .map_err(IngestError::Client)?;
     let positions = params
         .store
-        .changelog_positions()
+        .state_topic_positions()
         .map_err(|source| IngestError::Changelog(source.to_string()))?;
     let mut tpl = TopicPartitionList::new();
     for p in 0..params.partitions {
@@ -199,7 +199,7 @@ impl Reader {
         let Some(key) = key else {
             telemetry::state_record_unreadable("no key");
             let at = self.safe_position(sp, offset);
-            return self.p.store.set_changelog_position(sp, at);
+            return self.p.store.set_state_topic_position(sp, at);
         };
         // Window values are decoded only when their checkpoint is applied.
         let record = match record::Key::decode(key) {
@@ -227,14 +227,14 @@ impl Reader {
                     tracing::warn!(partition = sp, offset, error = %e, "unreadable state record skipped");
                     telemetry::state_record_unreadable("value");
                     let at = self.safe_position(sp, offset);
-                    return self.p.store.set_changelog_position(sp, at);
+                    return self.p.store.set_state_topic_position(sp, at);
                 }
             },
             Err(e) => {
                 tracing::warn!(partition = sp, offset, error = %e, "unreadable state record skipped");
                 telemetry::state_record_unreadable("key");
                 let at = self.safe_position(sp, offset);
-                return self.p.store.set_changelog_position(sp, at);
+                return self.p.store.set_state_topic_position(sp, at);
             }
         };
         match record {
@@ -252,7 +252,7 @@ impl Reader {
                     h.windows.remove(&start);
                 }
                 let at = self.safe_position(sp, offset);
-                self.p.store.set_changelog_position(sp, at)
+                self.p.store.set_state_topic_position(sp, at)
             }
             StateRecord::DeadLetter(Some(d)) => {
                 let (topic, partition) = (d.topic.clone(), d.partition);
@@ -261,14 +261,14 @@ impl Reader {
             }
             StateRecord::DeadLetter(None) | StateRecord::Progress { value: None, .. } => {
                 let at = self.safe_position(sp, offset);
-                self.p.store.set_changelog_position(sp, at)
+                self.p.store.set_state_topic_position(sp, at)
             }
             StateRecord::Instance { id, value } => {
                 self.p
                     .live
                     .set_instance_url(&id, value.as_ref().map(|v| v.url.as_str()));
                 let at = self.safe_position(sp, offset);
-                self.p.store.set_changelog_position(sp, at)
+                self.p.store.set_state_topic_position(sp, at)
             }
             StateRecord::Progress {
                 topic,
