@@ -292,7 +292,7 @@ pub async fn run(
         });
     }
     let collector = config.kafka.topics.first().and_then(|t| {
-        collect::Collector::new(&brokers, t)
+        collect::CollectProducer::new(&brokers, t)
             .map_err(
                 |e| tracing::warn!(error = %e, "POST /collect disabled: cannot create a producer"),
             )

@@ -49,7 +49,7 @@ use crate::now_ms;
 use crate::progress::Progress;
 use crate::query::history;
 use crate::query::segments::SegmentsState;
-use crate::site::collect::Collector;
+use crate::site::collect::CollectProducer;
 use crate::site::enrich::Salts;
 use crate::store::Store;
 use prometheus_client::registry::Registry;
@@ -65,7 +65,7 @@ pub struct AppState {
     /// The built frontend (Trunk's output), if any.
     pub static_dir: Option<PathBuf>,
     /// `POST /collect` into Kafka, when a producer could be made.
-    pub collector: Option<Collector>,
+    pub collector: Option<CollectProducer>,
     /// Access control and response headers.
     pub security: Security,
     /// What the socket handler needs.
@@ -85,7 +85,7 @@ impl AppState {
         store: Store,
         live: Arc<Progress>,
         hub: Arc<Hub>,
-        collector: Option<Collector>,
+        collector: Option<CollectProducer>,
         shutdown: CancellationToken,
     ) -> Self {
         let salts = Salts::new(Some(store.clone()));
@@ -270,7 +270,7 @@ impl FromRef<AppState> for crate::insight::annotations::Annotations {
     }
 }
 
-impl FromRef<AppState> for Option<Collector> {
+impl FromRef<AppState> for Option<CollectProducer> {
     fn from_ref(st: &AppState) -> Self {
         st.collector.clone()
     }

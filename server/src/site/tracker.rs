@@ -3,8 +3,8 @@
 //!
 //! Contract:
 //! - Served as `application/javascript`, with `Cache-Control: public, max-age=3600` (a new
-//!   version reaches browsers within an hour) and a strong `ETag` (the script's SHA-256):
-//!   `If-None-Match` with it gets `304` and no body.
+//!   version reaches browsers within an hour) and a strong `ETag` (the first 12 bytes of
+//!   the script's SHA-256, in hex): `If-None-Match` with it (or `*`) gets `304` and no body.
 //! - The script stays small: at most [`MAX_GZIP_BYTES`] gzipped (a unit test measures it).
 //! - What the script sends and when is documented in its own header and in the README.
 
