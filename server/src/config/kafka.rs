@@ -74,7 +74,7 @@ pub struct KafkaArgs {
     )]
     pub kafka_options: Vec<(String, String)>,
     /// Compacted topic holding every partition's windows and progress, written in Kafka
-    /// transactions: the changelog several instances share, and Pulseboard's output for
+    /// transactions: the state several instances share, and Pulseboard's output for
     /// other systems. Default: `<group>-windows`. Created (compacted) when missing.
     #[arg(long, env = "PULSEBOARD_STATE_TOPIC")]
     pub state_topic: Option<String>,

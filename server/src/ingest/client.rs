@@ -156,7 +156,7 @@ pub fn transactional_producer_config(
 
 /// The reader of the state topic: no group (it assigns every partition itself), only
 /// committed transactions, an end-of-partition event when it has caught up.
-pub fn changelog_consumer_config(brokers: &str, client_id: &str) -> ClientConfig {
+pub fn state_reader_consumer_config(brokers: &str, client_id: &str) -> ClientConfig {
     let mut cfg = client_config(brokers);
     cfg.set("client.id", client_id)
         // librdkafka wants a group for `assign`; this one never joins nor commits.

@@ -9,7 +9,7 @@
 //!   checkpoint is one Kafka transaction (state records + the group's offset commit) and
 //!   the store is written after it commits; a newly assigned partition starts from the
 //!   group's committed checkpoint, restored from the state topic when the store is behind
-//!   (see `partition`, `commit`, `changelog`).
+//!   (see `partition`, `commit`, `state_reader`).
 //! - Each assigned partition gets its own queue (`split_partition_queue`) and its own task,
 //!   which owns that partition's [`PartitionEngine`].
 //! - The rebalance callback is synchronous and tiny: on revoke it asks the supervisor to
@@ -27,7 +27,7 @@
 //! - `partition`: one partition's task: restore, read, fold, checkpoint, offset resets.
 //! - `commit`: the committer: checkpoints made durable in batches (sled, or a Kafka
 //!   transaction to the state topic, then sled).
-//! - `changelog`: the state topic's reader: every instance's checkpoints into this store,
+//! - `state_reader`: the state topic's reader: every instance's checkpoints into this store,
 //!   hub and status (the global view).
 //! - `dead_letter`: producing what cannot be counted to the dead-letter topic.
 //! - `probe`: the cluster probe, the one source of broker reachability.
@@ -129,7 +129,7 @@ pub enum IngestError {
     #[error(transparent)]
     StateTopic(#[from] client::StateTopicError),
     #[error("the state topic's reader: {0}")]
-    Changelog(String),
+    StateReader(String),
     #[error("the committer stopped without being asked to")]
     CommitterStopped,
 }
@@ -225,7 +225,7 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
         params.embedded,
         &params.kafka.kafka_options,
     );
-    // The group lists its members by client id: the instances alive (see `changelog`).
+    // The group lists its members by client id: the instances alive (see `state_reader`).
     cfg.set(
         "client.id",
         format!("{}{}", state_reader::CLIENT_ID_PREFIX, params.me.id),

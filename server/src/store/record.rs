@@ -1,5 +1,5 @@
-//! The state topic's record format, in one place: Pulseboard's changelog and its output
-//! for other systems.
+//! The state topic's record format, in one place: the state every instance shares and
+//! Pulseboard's output for other systems.
 //!
 //! Contract (format version 1; keys and values are JSON objects, UTF-8; every one carries
 //! `"v":1`, and a reader refuses another version with a clear error):

@@ -1,99 +1,31 @@
-//! The state topic's reader: the global view. Every instance reads the whole state topic
-//! (`read_committed`, every partition assigned, outside the consumer group) and applies what
-//! any instance checkpointed to its store, its hub and its status.
-//!
-//! Contract:
-//! - A checkpoint is applied whole: the window and dead-letter records of an input
-//!   partition are held until that partition's progress record arrives, then written with
-//!   it in one sled transaction ([`Store::apply_remote`]), together with the state-topic
-//!   position. The position recorded is never past a record still held, so a restart reads
-//!   a held checkpoint again from its start. After compaction a partition's records are its
-//!   latest window values followed by its latest progress record: still a whole state.
-//! - A checkpoint is applied only when its `seq` is above the stored one: this instance's
-//!   own checkpoints (already written by its committer) and older ones are skipped, without
-//!   decoding their windows.
-//! - Another instance's checkpoint goes to the hub ([`Hub::update`]) and, for partitions
-//!   this instance does not read, to the status ([`Progress::publish_remote`]), so any instance
-//!   shows every partition within moments of its owner's checkpoint. This instance's own
-//!   checkpoints are published by its partition tasks.
-//! - After every applied checkpoint the `applied` watch is bumped: a partition task waiting
-//!   for its committed checkpoint ([`super::partition`]) looks again.
-//! - Once every partition of the state topic reported its end, the reader has caught up
-//!   ([`Progress::set_state_caught_up`]; `/readyz` waits for it).
-//! - Every [`MEMBERS_INTERVAL`] it lists the consumer group's members: the instances alive.
-//! - Held records are bounded by one checkpoint per input partition, and, while reading a
-//!   compacted log from its start, by the windows within retention of one partition.
+//! Applying the state topic to this instance: records held per input partition until its
+//! progress record, then its whole checkpoint written to the store in one transaction and
+//! shown (hub, status). No Kafka here: the reader's loop ([`super`]) hands records over as
+//! bytes, so the rules are tested without a broker (see the contract in `state_reader`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use pulseboard_model::agg::Aggregate;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 
-use super::IngestError;
 use crate::hub::Hub;
-use crate::ingest::client;
 use crate::progress::{PartitionCounts, Progress};
 use crate::store::record::{self, StateRecord};
-use crate::store::{DeadLetterRecord, PartitionWrite, Store};
+use crate::store::{DeadLetterRecord, PartitionWrite, Store, StoreError};
 use crate::telemetry;
 
-/// How often the consumer group's members are listed.
-pub const MEMBERS_INTERVAL: Duration = Duration::from_secs(2);
-
-/// Prefix of the `client.id` of an instance's group consumer; the rest is its id.
-pub const CLIENT_ID_PREFIX: &str = "pulseboard-";
-
-/// What the reader needs.
-pub struct ReaderParams {
-    pub brokers: String,
-    pub topic: String,
+/// What applying needs.
+pub struct ApplyTo {
+    /// The state topic's partition count (caught up once every one reported its end).
     pub partitions: i32,
-    pub group: String,
+    /// This instance's id (its own checkpoints are published by its partition tasks).
     pub instance_id: String,
     pub lateness_ms: i64,
     pub store: Store,
-    pub live: Arc<Progress>,
+    pub progress: Arc<Progress>,
     pub hub: Arc<Hub>,
-}
-
-/// Start the reader on a thread of its own (its sled writes and client calls block).
-/// Returns the thread and the `applied` watch.
-pub fn spawn(
-    params: ReaderParams,
-    shutdown: CancellationToken,
-) -> Result<(std::thread::JoinHandle<()>, watch::Receiver<u64>), IngestError> {
-    let consumer: BaseConsumer = client::changelog_consumer_config(
-        &params.brokers,
-        &format!("{CLIENT_ID_PREFIX}{}-state", params.instance_id),
-    )
-    .create()
-    .map_err(IngestError::Client)?;
-    let positions = params
-        .store
-        .state_topic_positions()
-        .map_err(|source| IngestError::Changelog(source.to_string()))?;
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..params.partitions {
-        let at = positions
-            .get(&p)
-            .map_or(Offset::Beginning, |o| Offset::Offset(*o));
-        tpl.add_partition_offset(&params.topic, p, at)
-            .map_err(IngestError::Client)?;
-    }
-    consumer.assign(&tpl).map_err(IngestError::Client)?;
-    let (tx, rx) = watch::channel(0u64);
-    let thread = std::thread::Builder::new()
-        .name("state-topic-reader".into())
-        .spawn(move || Reader::new(params, consumer, tx).run(shutdown))
-        .map_err(|e| IngestError::Changelog(format!("cannot start its thread: {e}")))?;
-    Ok((thread, rx))
 }
 
 /// Records of one input partition held until its progress record.
@@ -106,66 +38,37 @@ struct Held {
     dead: Vec<DeadLetterRecord>,
 }
 
-struct Reader {
-    p: ReaderParams,
-    consumer: BaseConsumer,
+/// The state topic applied to this instance, record by record.
+pub struct Applier {
+    p: ApplyTo,
     applied: watch::Sender<u64>,
     held: HashMap<(String, i32), Held>,
     at_end: HashSet<i32>,
     caught_up: bool,
     started: Instant,
     records: u64,
-    members_at: Option<Instant>,
 }
 
-impl Reader {
-    fn new(p: ReaderParams, consumer: BaseConsumer, applied: watch::Sender<u64>) -> Self {
-        Reader {
+impl Applier {
+    /// Bumps `applied` after every checkpoint it applies.
+    pub fn new(p: ApplyTo, applied: watch::Sender<u64>) -> Self {
+        Applier {
             p,
-            consumer,
             applied,
             held: HashMap::new(),
             at_end: HashSet::new(),
             caught_up: false,
             started: Instant::now(),
             records: 0,
-            members_at: None,
         }
     }
 
-    fn run(mut self, shutdown: CancellationToken) {
-        while !shutdown.is_cancelled() {
-            if self
-                .members_at
-                .is_none_or(|t| t.elapsed() >= MEMBERS_INTERVAL)
-            {
-                self.members_at = Some(Instant::now());
-                self.list_members();
-            }
-            match self.consumer.poll(Duration::from_millis(100)) {
-                None => {}
-                Some(Ok(m)) => {
-                    self.records += 1;
-                    let m = m.detach();
-                    let (sp, offset) = (m.partition(), m.offset());
-                    if let Err(e) = self.on_record(sp, offset, m.key(), m.payload()) {
-                        // The store failing is fatal for ingest too; say it and stop reading.
-                        tracing::error!(error = %e, "cannot apply the state topic to the store; the global view stops here");
-                        telemetry::state_record_unreadable("store");
-                        return;
-                    }
-                }
-                Some(Err(KafkaError::PartitionEOF(p))) => self.at_end(p),
-                Some(Err(e)) => tracing::debug!(error = %e, "state topic reader"),
-            }
-        }
-    }
-
-    fn at_end(&mut self, p: i32) {
+    /// State partition `p` reported its end.
+    pub fn at_end(&mut self, p: i32) {
         self.at_end.insert(p);
         if !self.caught_up && self.at_end.len() as i32 >= self.p.partitions {
             self.caught_up = true;
-            self.p.live.set_state_caught_up();
+            self.p.progress.set_state_caught_up();
             telemetry::state_topic_caught_up(self.records, self.started.elapsed());
         }
     }
@@ -189,13 +92,15 @@ impl Reader {
         })
     }
 
-    fn on_record(
+    /// One record of state partition `sp` at `offset`.
+    pub fn on_record(
         &mut self,
         sp: i32,
         offset: i64,
         key: Option<&[u8]>,
         value: Option<&[u8]>,
-    ) -> Result<(), crate::store::StoreError> {
+    ) -> Result<(), StoreError> {
+        self.records += 1;
         let Some(key) = key else {
             telemetry::state_record_unreadable("no key");
             let at = self.safe_position(sp, offset);
@@ -265,7 +170,7 @@ impl Reader {
             }
             StateRecord::Instance { id, value } => {
                 self.p
-                    .live
+                    .progress
                     .set_instance_url(&id, value.as_ref().map(|v| v.url.as_str()));
                 let at = self.safe_position(sp, offset);
                 self.p.store.set_state_topic_position(sp, at)
@@ -286,7 +191,7 @@ impl Reader {
         topic: String,
         partition: i32,
         progress: record::ProgressValue,
-    ) -> Result<(), crate::store::StoreError> {
+    ) -> Result<(), StoreError> {
         let held = self.held.remove(&(topic.clone(), partition));
         let at = self.safe_position(sp, offset);
         let stored_seq = self
@@ -338,7 +243,7 @@ impl Reader {
         let Some(owner) = write.owner.clone() else {
             return;
         };
-        let local = self.p.live.is_local(topic, partition);
+        let local = self.p.progress.is_local(topic, partition);
         if owner.id == self.p.instance_id && local {
             // This instance's own checkpoint, read back before its committer stored it:
             // its partition task publishes it (and fresher open windows than these).
@@ -354,8 +259,8 @@ impl Reader {
         }
         let cp = &write.checkpoint;
         let written: Vec<i64> = write.rows.iter().map(|(s, _)| *s).collect();
-        self.p.live.mark_revised(write.revised.iter().copied());
-        let newly = self.p.live.publish_remote(
+        self.p.progress.mark_revised(write.revised.iter().copied());
+        let newly = self.p.progress.publish_remote(
             topic,
             partition,
             PartitionCounts::from(cp),
@@ -370,25 +275,7 @@ impl Reader {
             }
         }
     }
-
-    /// The consumer group's members, by instance id.
-    fn list_members(&self) {
-        match self
-            .consumer
-            .fetch_group_list(Some(&self.p.group), Duration::from_secs(1))
-        {
-            Ok(list) => {
-                let ids: Vec<String> = list
-                    .groups()
-                    .iter()
-                    .filter(|g| g.name() == self.p.group)
-                    .flat_map(|g| g.members())
-                    .filter_map(|m| m.client_id().strip_prefix(CLIENT_ID_PREFIX))
-                    .map(str::to_owned)
-                    .collect();
-                self.p.live.set_members(ids);
-            }
-            Err(e) => tracing::debug!(error = %e, "cannot list the group's members"),
-        }
-    }
 }
+
+#[cfg(test)]
+mod tests;
