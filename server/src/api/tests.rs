@@ -10,12 +10,10 @@ use axum::Router;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-use super::ws::{ConnectPacer, SocketOptions, SocketState};
-use super::{metrics, router, AppState, Security};
+use super::{router, AppState};
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::progress::Progress;
-use crate::query::segments::SegmentsState;
 use crate::store::Store;
 
 pub(crate) fn app() -> (Router, tempfile::TempDir) {
@@ -33,38 +31,26 @@ pub(crate) fn app() -> (Router, tempfile::TempDir) {
     std::fs::write(dist.join("index.html"), "<!doctype html><title>app</title>").expect("index");
     std::fs::write(dist.join("app.css"), "body{}").expect("css");
     std::fs::write(dir.path().join("secret.txt"), "secret").expect("secret");
-    let pacer = Arc::new(ConnectPacer::unlimited());
-    let config = <Config as clap::Parser>::try_parse_from(["pulseboard"])
-        .expect("parse")
-        .validate()
-        .expect("valid");
-    let segments = SegmentsState::from_config(&config);
-    let state = AppState {
-        metrics: Arc::new(metrics::metrics_registry(
-            progress.clone(),
-            hub.clone(),
-            pacer.clone(),
-        )),
+    let config = <Config as clap::Parser>::try_parse_from([
+        "pulseboard".as_ref(),
+        "--static-dir".as_ref(),
+        dist.as_os_str(),
+        "--token".as_ref(),
+        "s3cret".as_ref(),
+        "--frame-ancestors".as_ref(),
+        "'self' https://intranet.example".as_ref(),
+    ])
+    .expect("parse")
+    .validate()
+    .expect("valid");
+    let state = AppState::new(
+        &config,
         store,
         progress,
-        hub: hub.clone(),
-        window_ms: 10_000,
-        static_dir: Some(dist),
-        collector: None,
-        socket: SocketState {
-            hub: hub.clone(),
-            shutdown: CancellationToken::new(),
-            options: SocketOptions::default(),
-            pacer,
-            feeds: Arc::new(crate::api::feed::Feeds::new(segments.clone())),
-        },
-        segments,
-        security: Security {
-            token: Some(Arc::from("s3cret")),
-            frame_ancestors: Arc::from("'self' https://intranet.example"),
-        },
-        alerts: crate::insight::alerts::Alerts::new(10_000, 0),
-    };
+        hub,
+        None,
+        CancellationToken::new(),
+    );
     (router(state), dir)
 }
 

@@ -117,7 +117,7 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hub::tests::{agg, decode, hub};
+    use crate::hub::tests::{agg, decode, events_by_start, hub};
     use crate::hub::Start;
 
     #[test]
@@ -134,13 +134,7 @@ mod tests {
         match decode(&msgs[0]) {
             ServerMsg::Windows { seq, windows } => {
                 assert_eq!(seq, 1);
-                assert_eq!(
-                    windows
-                        .iter()
-                        .map(|w| (w.start, w.figures.events))
-                        .collect::<Vec<_>>(),
-                    vec![(0, 5), (10_000, 1)]
-                );
+                assert_eq!(events_by_start(&windows), vec![(0, 5), (10_000, 1)]);
             }
             m => panic!("unexpected {m:?}"),
         }

@@ -147,7 +147,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::hub::tests::{agg, decode, hub};
+    use crate::hub::tests::{agg, decode, events_by_start, hub};
     use crate::hub::Start;
 
     /// The same encoded bytes (not only equal ones).
@@ -188,13 +188,7 @@ mod tests {
         match decode(&first) {
             ServerMsg::Snapshot { seq, windows, .. } => {
                 assert_eq!(seq, 2);
-                assert_eq!(
-                    windows
-                        .iter()
-                        .map(|w| (w.start, w.figures.events))
-                        .collect::<Vec<_>>(),
-                    vec![(0, 2), (10_000, 1)]
-                );
+                assert_eq!(events_by_start(&windows), vec![(0, 2), (10_000, 1)]);
             }
             m => panic!("unexpected {m:?}"),
         }
@@ -233,10 +227,7 @@ mod tests {
             panic!("a snapshot")
         };
         assert_eq!(
-            windows
-                .iter()
-                .map(|w| (w.start, w.figures.events))
-                .collect::<Vec<_>>(),
+            events_by_start(&windows),
             vec![(0, 5), (10_000, 1), (20_000, 9)]
         );
         // The same figures as a hub that merges everything.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use pulseboard_model::agg::Aggregate;
 use pulseboard_model::event::Event;
-use pulseboard_model::proto::ServerMsg;
+use pulseboard_model::proto::{ServerMsg, WindowView};
 
 use super::{Hub, HubConfig};
 use crate::progress::Progress;
@@ -60,4 +60,12 @@ pub(crate) fn hub(backlog: usize) -> Arc<Hub> {
 
 pub(crate) fn decode(s: &str) -> ServerMsg {
     serde_json::from_str(s).expect("server message")
+}
+
+/// Each window's start and events, in order.
+pub(crate) fn events_by_start(windows: &[WindowView]) -> Vec<(i64, u64)> {
+    windows
+        .iter()
+        .map(|w| (w.start, w.figures.events))
+        .collect()
 }

@@ -159,7 +159,7 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hub::tests::{agg, decode, hub, store_hub};
+    use crate::hub::tests::{agg, decode, events_by_start, hub, store_hub};
     use pulseboard_model::proto::ServerMsg;
 
     #[tokio::test]
@@ -187,13 +187,9 @@ mod tests {
         h.reload_partition("t", 0);
         h.publish_windows();
         match decode(&h.snapshot().1) {
-            ServerMsg::Snapshot { windows, .. } => assert_eq!(
-                windows
-                    .iter()
-                    .map(|w| (w.start, w.figures.events))
-                    .collect::<Vec<_>>(),
-                vec![(0, 4 + 2), (10_000, 3)]
-            ),
+            ServerMsg::Snapshot { windows, .. } => {
+                assert_eq!(events_by_start(&windows), vec![(0, 4 + 2), (10_000, 3)])
+            }
             m => panic!("unexpected {m:?}"),
         }
     }
