@@ -8,7 +8,7 @@ use axum::Json;
 use pulseboard_model::proto::{self, Annotation, AnnotationsResponse};
 
 use crate::api::error::ApiError;
-use crate::api::{int_param, resolve_range, RangeParams};
+use crate::api::params::{int_param, resolve_range, RangeParams};
 use crate::input::bad;
 use crate::insight::annotations::{parse_new, wire, Annotations, MAX_ANNOTATIONS, MAX_BODY};
 

@@ -177,7 +177,7 @@ impl Segment {
                 seq,
                 window_ms: self.feeds.segments.window_ms,
                 windows: self.feeds.render(hub, &self.filter, &windows),
-                status: hub.live().status(),
+                status: hub.progress().status(),
                 filter: Some(self.filter.to_string()),
             })
         });

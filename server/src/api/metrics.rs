@@ -22,16 +22,24 @@ use crate::progress::Progress;
 use crate::telemetry;
 
 /// The registry `/metrics` renders.
-pub fn metrics_registry(live: Arc<Progress>, hub: Arc<Hub>, pacer: Arc<ConnectPacer>) -> Registry {
+pub fn metrics_registry(
+    progress: Arc<Progress>,
+    hub: Arc<Hub>,
+    pacer: Arc<ConnectPacer>,
+) -> Registry {
     let mut r = Registry::with_prefix("pulseboard");
     telemetry::register(&mut r);
-    r.register_collector(Box::new(StatusCollector { live, hub, pacer }));
+    r.register_collector(Box::new(StatusCollector {
+        progress,
+        hub,
+        pacer,
+    }));
     r
 }
 
 /// The figures of the status and the hub, read at each scrape.
 struct StatusCollector {
-    live: Arc<Progress>,
+    progress: Arc<Progress>,
     hub: Arc<Hub>,
     pacer: Arc<ConnectPacer>,
 }
@@ -67,7 +75,7 @@ where
 
 impl Collector for StatusCollector {
     fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let s = self.live.status();
+        let s = self.progress.status();
         counter(
             &mut e,
             "events",

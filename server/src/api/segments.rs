@@ -8,7 +8,8 @@ use pulseboard_model::now::{now_range, visitors_now};
 use pulseboard_model::proto::{self, SegmentNote, SegmentsInfo, VisitorsNow};
 
 use crate::api::error::ApiError;
-use crate::api::{int_param, time_param, AppState, RangeParams};
+use crate::api::params::{int_param, time_param, RangeParams};
+use crate::api::AppState;
 use crate::now_ms;
 use crate::query::segments::{merged, Part, SegmentsState};
 

@@ -1,0 +1,145 @@
+//! The publisher: changes into sequenced messages.
+//!
+//! Contract:
+//! - The publisher ([`Hub::run_publisher`]) turns changes into [`ServerMsg`]s: the windows
+//!   whose figures or state changed, and a status message every second. A change is pushed
+//!   at once when the hub is idle; under load changes are coalesced, so window messages
+//!   are at least `publish_interval` apart (at most 20 a second by default). Every message
+//!   gets the next sequence number, is serialised once, kept in a bounded backlog for
+//!   resumes, and broadcast.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pulseboard_model::proto::{ServerMsg, WindowView};
+use tokio_util::sync::CancellationToken;
+
+use super::{encode, Hub, Inner};
+
+impl Hub {
+    fn publish_locked(&self, g: &mut Inner, make: impl FnOnce(u64) -> ServerMsg) {
+        g.seq += 1;
+        let seq = g.seq;
+        // The cached snapshot is of the previous sequence; clients building it keep theirs.
+        g.snapshot = None;
+        let text = encode(&make(seq));
+        g.backlog.push_back((seq, text.clone()));
+        while g.backlog.len() > self.cfg.backlog {
+            g.backlog.pop_front();
+        }
+        self.stats.messages_total.fetch_add(1, Ordering::Relaxed);
+        // No receiver is fine: nobody is watching.
+        let _ = self.tx.send((seq, text));
+    }
+
+    /// Publish the windows that changed (figures or state) since the last call.
+    pub fn publish_windows(&self) {
+        let state_of = self.progress.window_states();
+        let mut guard = self.lock();
+        let g = &mut *guard;
+        let mut changed: BTreeSet<i64> = std::mem::take(&mut g.dirty);
+        for &s in g.windows.keys() {
+            let st = state_of(s);
+            if g.states.insert(s, st) != Some(st) {
+                changed.insert(s);
+            }
+        }
+        if changed.is_empty() {
+            return;
+        }
+        let windows: Vec<WindowView> = changed
+            .iter()
+            .filter_map(|s| {
+                g.windows
+                    .get(s)
+                    .map(|parts| self.view(*s, parts, state_of(*s)))
+            })
+            .collect();
+        if windows.is_empty() {
+            return;
+        }
+        for w in &windows {
+            g.views.insert(w.start, Arc::new(w.clone()));
+        }
+        let starts: Arc<[i64]> = windows.iter().map(|w| w.start).collect();
+        self.publish_locked(g, |seq| ServerMsg::Windows { seq, windows });
+        g.published.push_back((g.seq, starts));
+        let first = g.backlog.front().map_or(u64::MAX, |(s, _)| *s);
+        while g.published.front().is_some_and(|(s, _)| *s < first) {
+            g.published.pop_front();
+        }
+    }
+
+    /// Publish the status.
+    pub fn publish_status(&self) {
+        let status = self.progress.status();
+        let mut g = self.lock();
+        self.publish_locked(&mut g, |seq| ServerMsg::Status { seq, status });
+    }
+
+    /// Publish changes as they come (coalesced to one window message per
+    /// `publish_interval`) and the status every second, until shutdown. The status tick
+    /// also publishes window state changes that no partition reported (a window turning
+    /// final as an idle partition stops holding the watermark back).
+    pub async fn run_publisher(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut status = tokio::time::interval(Duration::from_secs(1));
+        status.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_windows = tokio::time::Instant::now() - self.cfg.publish_interval;
+        loop {
+            tokio::select! {
+                // Shutdown first; then changes before status so a burst of changes is not
+                // delayed behind the slower status tick.
+                biased;
+                _ = shutdown.cancelled() => break,
+                _ = self.changed.notified() => {
+                    let due = last_windows + self.cfg.publish_interval;
+                    if tokio::time::Instant::now() < due {
+                        // Under load: let more changes gather until our turn.
+                        tokio::select! {
+                            _ = shutdown.cancelled() => break,
+                            _ = tokio::time::sleep_until(due) => {}
+                        }
+                    }
+                    self.publish_windows();
+                    last_windows = tokio::time::Instant::now();
+                }
+                _ = status.tick() => {
+                    self.publish_windows();
+                    self.publish_status();
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::tests::{agg, decode, events_by_start, hub};
+    use crate::hub::Start;
+
+    #[test]
+    fn windows_merge_across_partitions_and_publish_once_per_change() {
+        let h = hub(16);
+        h.update("t", 0, vec![(0, agg(2))]);
+        h.update("t", 1, vec![(0, agg(3)), (10_000, agg(1))]);
+        h.publish_windows();
+        let sub = h.subscribe(Some(0));
+        let Start::Replay(msgs) = sub.start else {
+            panic!("resume from 0 must replay")
+        };
+        assert_eq!(msgs.len(), 1);
+        match decode(&msgs[0]) {
+            ServerMsg::Windows { seq, windows } => {
+                assert_eq!(seq, 1);
+                assert_eq!(events_by_start(&windows), vec![(0, 5), (10_000, 1)]);
+            }
+            m => panic!("unexpected {m:?}"),
+        }
+        // Nothing changed: nothing published.
+        h.publish_windows();
+        assert_eq!(h.subscribe(None).last_seq, 1);
+    }
+}

@@ -1,0 +1,71 @@
+//! Fixtures of the hub's tests (and of the sockets' tests, which run over a hub).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pulseboard_model::agg::Aggregate;
+use pulseboard_model::event::Event;
+use pulseboard_model::proto::{ServerMsg, WindowView};
+
+use super::{Hub, HubConfig};
+use crate::progress::Progress;
+use crate::store::Store;
+
+pub(crate) fn agg(n: u64) -> Aggregate {
+    let mut a = Aggregate::new();
+    for i in 0..n {
+        a.add(&Event {
+            ts: 0,
+            kind: "pageview".into(),
+            visitor: format!("v{i}"),
+            session: None,
+            url: "/".into(),
+            referrer: None,
+            country: None,
+            device: None,
+        });
+    }
+    a
+}
+
+/// A hub over a fresh embedded-mode `Progress`, with 10 s windows, tuned by `tune`.
+pub(crate) fn test_hub(tune: impl FnOnce(&mut HubConfig)) -> Arc<Hub> {
+    let mut cfg = HubConfig::new(10_000);
+    tune(&mut cfg);
+    Hub::new(cfg, embedded_progress(), None)
+}
+
+/// A hub with 10 s windows over `store`.
+pub(crate) fn store_hub(store: &Store) -> Arc<Hub> {
+    Hub::new(
+        HubConfig::new(10_000),
+        embedded_progress(),
+        Some(store.clone()),
+    )
+}
+
+/// A fresh embedded-mode `Progress` with 10 s windows.
+fn embedded_progress() -> Arc<Progress> {
+    Arc::new(Progress::new(
+        "embedded".into(),
+        true,
+        10_000,
+        Duration::from_secs(30),
+    ))
+}
+
+pub(crate) fn hub(backlog: usize) -> Arc<Hub> {
+    test_hub(|c| c.backlog = backlog)
+}
+
+pub(crate) fn decode(s: &str) -> ServerMsg {
+    serde_json::from_str(s).expect("server message")
+}
+
+/// Each window's start and events, in order.
+pub(crate) fn events_by_start(windows: &[WindowView]) -> Vec<(i64, u64)> {
+    windows
+        .iter()
+        .map(|w| (w.start, w.figures.events))
+        .collect()
+}
