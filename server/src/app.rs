@@ -119,7 +119,7 @@ pub async fn run(
         brokers.clone()
     };
 
-    let live = Arc::new(Progress::new(
+    let progress = Arc::new(Progress::new(
         broker_label,
         embedded.is_some(),
         windows.width_ms,
@@ -135,7 +135,7 @@ pub async fn run(
                 .unwrap_or_default()
         }),
     };
-    live.set_identity(me.clone(), state_topic.clone());
+    progress.set_identity(me.clone(), state_topic.clone());
     let owners: HashMap<(String, i32), OwnerRecord> = store
         .owners()?
         .into_iter()
@@ -146,18 +146,18 @@ pub async fn run(
         if state_topic.is_some() {
             // Every partition the store knows is in view, whoever reads it now.
             let owner = owners.get(&(topic.clone(), partition)).cloned();
-            live.restore_remote(&topic, partition, (&cp).into(), wm, owner);
+            progress.restore_remote(&topic, partition, (&cp).into(), wm, owner);
         } else {
-            live.restore_partition(&topic, partition, (&cp).into(), wm);
+            progress.restore_partition(&topic, partition, (&cp).into(), wm);
         }
     }
-    live.mark_revised(store.revised_from(i64::MIN)?);
+    progress.mark_revised(store.revised_from(i64::MIN)?);
     let hub = Hub::new(
         HubConfig {
             goals: config.aggregate.goals.clone().into(),
             ..HubConfig::from_args(windows.width_ms, &config.hub)
         },
-        live.clone(),
+        progress.clone(),
         Some(store.clone()),
     );
     hub.seed(&store, now_ms())?;
@@ -217,7 +217,7 @@ pub async fn run(
             engine: ingest::engine::EngineConfig::of(&config),
             checkpoint_interval: config.store.checkpoint_interval,
             store: store.clone(),
-            live: live.clone(),
+            progress: progress.clone(),
             hub: hub.clone(),
             me,
             committer: committer.clone(),
@@ -242,9 +242,9 @@ pub async fn run(
         tasks.spawn("demo generator", async move { Ok(generator.await?) });
     }
     {
-        let (live, token) = (live.clone(), shutdown.child_token());
+        let (progress, token) = (progress.clone(), shutdown.child_token());
         tasks.spawn("throughput meter", async move {
-            live.run_rate_meter(token).await;
+            progress.run_rate_meter(token).await;
             Ok(())
         });
     }
@@ -253,7 +253,7 @@ pub async fn run(
         retention_task(
             retention::Retention {
                 store: store.clone(),
-                live: live.clone(),
+                progress: progress.clone(),
                 ages: config.store.ages(),
                 state: state_topic.map(|_| retention::StateTopicRetention {
                     committer: committer.clone(),
@@ -283,7 +283,7 @@ pub async fn run(
             cfg,
             store.clone(),
             hub.clone(),
-            live.clone(),
+            progress.clone(),
             shutdown.child_token(),
         );
         tasks.spawn("alerts", async move {
@@ -291,7 +291,7 @@ pub async fn run(
             Ok(())
         });
     }
-    let collector = config.kafka.topics.first().and_then(|t| {
+    let collect = config.kafka.topics.first().and_then(|t| {
         collect::CollectProducer::new(&brokers, t)
             .map_err(
                 |e| tracing::warn!(error = %e, "POST /collect disabled: cannot create a producer"),
@@ -302,9 +302,9 @@ pub async fn run(
         http::AppState::new(
             &config,
             store.clone(),
-            live.clone(),
+            progress.clone(),
             hub.clone(),
-            collector,
+            collect,
             shutdown.clone(),
         )
         .with_alerts(alerts),

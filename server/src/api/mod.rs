@@ -64,7 +64,7 @@ pub struct AppState {
     /// The built frontend (Trunk's output), if any.
     pub static_dir: Option<PathBuf>,
     /// `POST /collect` into Kafka, when a producer could be made.
-    pub collector: Option<CollectProducer>,
+    pub collect: Option<CollectProducer>,
     /// Access control and response headers.
     pub security: Security,
     /// What the socket handler needs.
@@ -84,7 +84,7 @@ impl AppState {
         store: Store,
         progress: Arc<Progress>,
         hub: Arc<Hub>,
-        collector: Option<CollectProducer>,
+        collect: Option<CollectProducer>,
         shutdown: CancellationToken,
     ) -> Self {
         let salts = Salts::new(Some(store.clone()));
@@ -109,7 +109,7 @@ impl AppState {
             hub,
             window_ms: config.windows.config().width_ms,
             static_dir: config.http.static_dir(),
-            collector: collector.map(|c| {
+            collect: collect.map(|c| {
                 c.configured(&config.http, &config.kafka.mapping())
                     .with_salts(salts)
             }),
@@ -164,7 +164,7 @@ impl FromRef<AppState> for crate::insight::annotations::Annotations {
 
 impl FromRef<AppState> for Option<CollectProducer> {
     fn from_ref(st: &AppState) -> Self {
-        st.collector.clone()
+        st.collect.clone()
     }
 }
 

@@ -220,3 +220,149 @@ impl Group for Arc<FakeGroup> {
         Ok(())
     }
 }
+
+/// The topic of the tests' partitions.
+pub(crate) const TOPIC: &str = "clicks";
+/// How long a test waits for what it expects before it fails.
+pub(crate) const PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// A valid event (visitor `v{i}`), stamped ten seconds ago: on time, never late, never in
+/// the future.
+pub(crate) fn event(i: i64) -> String {
+    let ts = crate::now_ms() - 10_000;
+    format!(
+        r#"{{"ts":{ts},"type":"pageview","visitor":"v{i}","session":"s{i}","url":"/p{}"}}"#,
+        i % 3
+    )
+}
+
+/// What partition tasks share, over a store in a temporary directory, a hub, a status and
+/// a running committer whose sink commits (or aborts, as `script` says).
+pub(crate) struct TestIngest {
+    _dir: tempfile::TempDir,
+    pub(crate) store: Store,
+    pub(crate) progress: Arc<crate::progress::Progress>,
+    pub(crate) hub: Arc<crate::hub::Hub>,
+    pub(crate) script: Arc<Mutex<VecDeque<Result<(), String>>>>,
+    handle: super::CommitHandle,
+    done: tokio_util::sync::CancellationToken,
+    committer: tokio::task::JoinHandle<Result<(), IngestError>>,
+}
+
+impl TestIngest {
+    /// Windows of 10 s; `state_topic`: checkpoints go through (fake) transactions.
+    pub(crate) fn new(state_topic: bool) -> Self {
+        use std::time::Duration;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), 10_000).expect("store");
+        let progress = Arc::new(crate::progress::Progress::new(
+            "test".into(),
+            false,
+            10_000,
+            Duration::from_secs(30),
+        ));
+        let hub = crate::hub::Hub::new(
+            crate::hub::HubConfig::new(10_000),
+            progress.clone(),
+            Some(store.clone()),
+        );
+        let script = Arc::new(Mutex::new(VecDeque::new()));
+        let sink = FakeSink {
+            partitions: state_topic.then_some(4),
+            script: script.clone(),
+            calls: Arc::default(),
+            store: store.clone(),
+            stored_before: Arc::default(),
+        };
+        let (committer, handle) =
+            super::commit::Committer::new((store.clone(), progress.clone(), hub.clone()), sink);
+        let done = tokio_util::sync::CancellationToken::new();
+        let committer = tokio::spawn(committer.run(done.clone()));
+        TestIngest {
+            _dir: dir,
+            store,
+            progress,
+            hub,
+            script,
+            handle,
+            done,
+            committer,
+        }
+    }
+
+    /// What a partition task of this rig shares, asking `group` for its partition.
+    pub(crate) fn shared<G>(
+        &self,
+        group: G,
+        offset_reset: crate::config::OffsetReset,
+        restore: Option<super::partition::RestoreFrom>,
+    ) -> Arc<super::partition::TaskShared<G>> {
+        use pulseboard_model::mapping::FieldMapping;
+        use pulseboard_model::window::WindowConfig;
+        use std::time::Duration;
+        Arc::new(super::partition::TaskShared {
+            store: self.store.clone(),
+            progress: self.progress.clone(),
+            hub: self.hub.clone(),
+            consumer: group,
+            // Never used by the tests' events (all valid): no dead letter is produced.
+            producer: super::client::dead_letter_producer_config("127.0.0.1:9")
+                .create()
+                .expect("producer"),
+            dead_letter_topics: Default::default(),
+            checkpoint_interval: Duration::from_millis(20),
+            offset_reset,
+            committer: self.handle.clone(),
+            engine: super::engine::EngineConfig {
+                windows: WindowConfig {
+                    width_ms: 10_000,
+                    lateness_ms: 5_000,
+                },
+                max_clock_skew_ms: 300_000,
+                revision_horizon_ms: 86_400_000,
+                spec: Arc::default(),
+            },
+            decoder: Arc::new(pulseboard_model::decode::Decoder::new(FieldMapping::new(
+                Default::default(),
+                &[],
+            ))),
+            restore,
+            me: ("me".into(), "http://me".into()),
+        })
+    }
+
+    /// The store's checkpoint of `TOPIC`/`partition`.
+    pub(crate) fn stored(&self, partition: i32) -> Option<crate::store::PartitionCheckpoint> {
+        self.store.partition(TOPIC, partition).expect("read")
+    }
+
+    /// Waits (bounded by [`PATIENCE`]) until the stored checkpoint of `partition`
+    /// satisfies `ok`.
+    pub(crate) async fn until_stored(
+        &self,
+        partition: i32,
+        what: &str,
+        ok: impl Fn(&crate::store::PartitionCheckpoint) -> bool,
+    ) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            if self.stored(partition).as_ref().is_some_and(&ok) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{what}: the store holds {:?}",
+                self.stored(partition)
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Stops the committer (once every task has handed its last checkpoint over).
+    pub(crate) async fn stop(self) -> Store {
+        self.done.cancel();
+        drop(self.handle);
+        self.committer.await.expect("join").expect("committer");
+        self.store
+    }
+}

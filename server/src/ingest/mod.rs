@@ -22,15 +22,23 @@
 //!
 //! # Layout
 //! - this module: the supervisor ([`run`]), its errors and parameters.
+//! - `client`: Kafka client configuration in one place; commit metadata.
+//! - `engine`: one partition's decode, windows, counters and checkpoints (no Kafka types).
 //! - `rebalance`: the client context; assignment and revocation in the rebalance callback.
 //! - `start`: where a newly assigned partition starts ([`StartPoint`]).
-//! - `partition`: one partition's task: restore, read, fold, checkpoint, offset resets.
-//! - `commit`: the committer: checkpoints made durable in batches (sled, or a Kafka
-//!   transaction to the state topic, then sled).
-//! - `state_reader`: the state topic's reader: every instance's checkpoints into this store,
-//!   hub and status (the global view).
+//! - `tasks`: the partition tasks the supervisor keeps: started on assignment, stopped on
+//!   revocation (with a last checkpoint unless lost), panics reported at once.
+//! - `partition/`: one partition's task: restore, read, fold, checkpoint, offset resets;
+//!   its seam to Kafka (`io`: the partition's messages and the group's consumer).
+//! - `commit/`: the committer: checkpoints made durable in batches through a sink (`group`:
+//!   sled, then the advisory offset commit; `txn`: a Kafka transaction to the state topic,
+//!   then sled).
+//! - `state_reader/`: the state topic's reader: every instance's checkpoints into this
+//!   store, hub and status (the global view); `apply` holds the rules, the loop the Kafka.
 //! - `dead_letter`: producing what cannot be counted to the dead-letter topic.
 //! - `probe`: the cluster probe, the one source of broker reachability.
+//! - `fakes` (tests only): the seams' test doubles, so these state machines run without a
+//!   broker.
 
 pub mod client;
 mod commit;
@@ -40,6 +48,7 @@ mod partition;
 mod probe;
 mod rebalance;
 mod start;
+mod tasks;
 
 #[cfg(test)]
 mod fakes;
@@ -68,9 +77,10 @@ use crate::ingest::engine::EngineConfig;
 use crate::progress::Progress;
 use crate::store::{Store, StoreError};
 use commit::{Committer, GroupCommit, StateTopicSink, Txn};
-use partition::{partition_task, Commit, RestoreFrom, TaskShared};
+use partition::{RestoreFrom, TaskShared};
 use pulseboard_model::proto::InstanceRef;
 use rebalance::{Control, IngestContext};
+use tasks::PartitionTasks;
 
 pub(crate) type Consumer_ = StreamConsumer<IngestContext>;
 pub(crate) type Queue = StreamPartitionQueue<IngestContext>;
@@ -146,7 +156,7 @@ pub struct IngestParams {
     pub engine: EngineConfig,
     pub checkpoint_interval: Duration,
     pub store: Store,
-    pub live: Arc<Progress>,
+    pub progress: Arc<Progress>,
     pub hub: Arc<Hub>,
     /// This instance: its id (kept in the store) and its dashboard's URL.
     pub me: InstanceRef,
@@ -214,7 +224,7 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
     let (control_tx, mut control_rx) = mpsc::unbounded_channel();
     let context = IngestContext {
         store: params.store.clone(),
-        live: params.live.clone(),
+        progress: params.progress.clone(),
         control: control_tx,
         consumer: OnceLock::new(),
         transactional: state.is_some(),
@@ -250,7 +260,7 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
                 instance_id: params.me.id.clone(),
                 lateness_ms: params.engine.windows.lateness_ms,
                 store: params.store.clone(),
-                live: params.live.clone(),
+                progress: params.progress.clone(),
                 hub: params.hub.clone(),
             },
             reader_stop.clone(),
@@ -278,7 +288,7 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
     let committer_stop = CancellationToken::new();
     let parts = (
         params.store.clone(),
-        params.live.clone(),
+        params.progress.clone(),
         params.hub.clone(),
     );
     let (mut committer_task, commit_handle) = match sink {
@@ -310,13 +320,13 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
     let probe = tokio::spawn(probe::cluster_probe(
         Arc::downgrade(&consumer),
         params.kafka.topics.clone(),
-        params.live.clone(),
+        params.progress.clone(),
         shutdown.clone(),
     ));
 
     let shared = Arc::new(TaskShared {
         store: params.store.clone(),
-        progress: params.live.clone(),
+        progress: params.progress.clone(),
         hub: params.hub.clone(),
         consumer: Arc::downgrade(&consumer),
         producer,
@@ -333,7 +343,7 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
         me: (params.me.id.clone(), params.me.url.clone()),
     });
     let (fatal_tx, mut fatal_rx) = mpsc::unbounded_channel::<IngestError>();
-    let mut tasks: HashMap<(String, i32), PartitionHandle> = HashMap::new();
+    let mut tasks = PartitionTasks::new(shared.clone(), fatal_tx);
 
     let mut result = loop {
         tokio::select! {
@@ -351,37 +361,15 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
                 }),
             },
             Some(ctl) = control_rx.recv() => match ctl {
-                Control::Assigned(queues) => {
-                    params.live.mark_joined();
-                    for (topic, partition, queue, start) in queues {
-                        params.live.set_assigned(&topic, partition, true);
-                        let (stop_tx, stop_rx) = mpsc::channel(1);
-                        let cancel = CancellationToken::new();
-                        let task = tokio::spawn(supervised(
-                            (topic.clone(), partition),
-                            partition_task((topic.clone(), partition), start, queue, (stop_rx, cancel.clone()), shared.clone(), fatal_tx.clone()),
-                            params.live.clone(),
-                            fatal_tx.clone(),
-                        ));
-                        tasks.insert((topic, partition), PartitionHandle { stop: stop_tx, cancel, task });
-                    }
-                }
+                Control::Assigned(queues) => tasks.assigned(queues),
                 Control::Revoke { partitions, lost, done } => {
-                    let commit = if lost { Commit::Skip } else { Commit::Sync };
-                    // All at once: their last checkpoints go in one transaction.
-                    let stopping = partitions.iter().filter_map(|key| tasks.remove(key));
-                    futures::future::join_all(stopping.map(|h| h.stop_and_wait(commit))).await;
-                    for key in partitions {
-                        params.live.set_assigned(&key.0, key.1, false);
-                        // What the hub showed of it may not have been committed.
-                        params.hub.reload_partition(&key.0, key.1);
-                    }
+                    tasks.revoke(&partitions, lost).await;
                     let _ = done.send(());
                 }
             },
         }
     };
-    futures::future::join_all(tasks.drain().map(|(_, h)| h.stop_and_wait(Commit::Sync))).await;
+    tasks.stop_all().await;
     // Unblock a rebalance callback that may be waiting on us while the consumer closes.
     control_rx.close();
     while let Ok(ctl) = control_rx.try_recv() {
@@ -436,60 +424,6 @@ async fn input_partitions(brokers: &str, topics: &[String]) -> i32 {
         4
     } else {
         n.clamp(1, 64)
-    }
-}
-
-/// Run a partition task; a panic in it is caught here, at once: the partition is marked
-/// failed in status and `/readyz`, counted, and reported to the supervisor, which stops
-/// ingest with an error (the process exits non-zero). The partition's state since its last
-/// checkpoint is dropped and read again from Kafka on the next start, so nothing is lost or
-/// counted twice.
-async fn supervised(
-    (topic, partition): (String, i32),
-    task: impl std::future::Future<Output = ()> + Send,
-    live: Arc<Progress>,
-    fatal: mpsc::UnboundedSender<IngestError>,
-) {
-    use futures::FutureExt;
-    if let Err(panic) = std::panic::AssertUnwindSafe(task).catch_unwind().await {
-        let message = crate::telemetry::panic_message(panic.as_ref());
-        crate::telemetry::partition_task_panicked(&topic, partition, &message);
-        live.mark_failed(&topic, partition, &message);
-        let _ = fatal.send(IngestError::PartitionPanicked {
-            topic,
-            partition,
-            message,
-        });
-    }
-}
-
-struct PartitionHandle {
-    stop: mpsc::Sender<Commit>,
-    /// Cancelled with the stop: ends a task still restoring.
-    cancel: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl PartitionHandle {
-    /// Ask the task to checkpoint (and commit as `commit` says) and wait for it.
-    /// A task that does not stop within [`STOP_TIMEOUT`] is aborted, and reaped before
-    /// this returns: its partition queue is gone before the partition can be assigned
-    /// again (a late drop of an old queue would silence the new one).
-    async fn stop_and_wait(mut self, commit: Commit) {
-        let _ = self.stop.send(commit).await;
-        self.cancel.cancel();
-        let joined = match tokio::time::timeout(STOP_TIMEOUT, &mut self.task).await {
-            Ok(r) => r,
-            Err(_) => {
-                crate::telemetry::partition_task_aborted(STOP_TIMEOUT);
-                self.task.abort();
-                (&mut self.task).await
-            }
-        };
-        match joined {
-            Err(e) if e.is_panic() => tracing::error!(error = %e, "partition task panicked"),
-            _ => {}
-        }
     }
 }
 

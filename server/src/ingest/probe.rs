@@ -22,7 +22,7 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 pub(super) async fn cluster_probe(
     consumer: Weak<Consumer_>,
     topics: Vec<String>,
-    live: Arc<Progress>,
+    progress: Arc<Progress>,
     shutdown: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(PROBE_INTERVAL);
@@ -50,7 +50,7 @@ pub(super) async fn cluster_probe(
                 continue;
             }
         };
-        live.set_cluster(health);
+        progress.set_cluster(health);
     }
 }
 

@@ -13,9 +13,8 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, TopicPartitionList};
 use tokio::sync::mpsc;
 
-use super::start::StartPoint;
+use super::start::{start_points, StartPoint};
 use super::{Consumer_, Queue, REVOKE_TIMEOUT};
-use crate::ingest::client::committed_position;
 use crate::progress::Progress;
 use crate::store::Store;
 use crate::telemetry;
@@ -35,7 +34,7 @@ pub(super) enum Control {
 /// Client context: rebalance handling and client-level telemetry.
 pub struct IngestContext {
     pub(super) store: Store,
-    pub(super) live: Arc<Progress>,
+    pub(super) progress: Arc<Progress>,
     pub(super) control: mpsc::UnboundedSender<Control>,
     pub(super) consumer: OnceLock<Weak<Consumer_>>,
     /// With a state topic the partition task finds its start itself (the group's
@@ -65,7 +64,7 @@ impl ClientContext for IngestContext {
         for (topic, t) in &stats.topics {
             for (p, part) in &t.partitions {
                 if *p >= 0 {
-                    self.live.set_high_watermark(topic, *p, part.hi_offset);
+                    self.progress.set_high_watermark(topic, *p, part.hi_offset);
                 }
             }
         }
@@ -125,26 +124,16 @@ impl IngestContext {
                 }
             }
         };
-        let mut starts = HashMap::new();
-        for (topic, partition) in &parts {
-            let stored = match self.store.partition(topic, *partition) {
-                Ok(cp) => cp.map(|cp| cp.next_offset),
-                Err(e) => {
-                    // The partition task will hit the same error on restore and stop ingest.
-                    tracing::error!(topic, partition, error = %e, "cannot read stored offset");
-                    None
-                }
-            };
-            let group = committed
-                .as_ref()
-                .and_then(|c| committed_position(c, topic, *partition))
-                .map(|c| (c.offset, c.max_event_ts));
-            let start = StartPoint::choose(stored, group);
+        let mut starts: HashMap<(String, i32), StartPoint> = parts
+            .iter()
+            .cloned()
+            .zip(start_points(&self.store, &parts, committed.as_ref()))
+            .collect();
+        for ((topic, partition), start) in &starts {
             if let Err(e) = tpl.set_partition_offset(topic, *partition, start.offset()) {
                 tracing::error!(topic, partition, error = %e, "cannot set start offset");
             }
-            telemetry::partition_assigned(topic, *partition, &start);
-            starts.insert((topic.clone(), *partition), start);
+            telemetry::partition_assigned(topic, *partition, start);
         }
         // Split the partition queues BEFORE assigning: librdkafka then never forwards a
         // fetched message of these partitions to the main queue (the split marks the queue

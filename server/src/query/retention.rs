@@ -55,7 +55,7 @@ pub struct StateTopicRetention {
 /// The retention passes.
 pub struct Retention {
     pub store: Store,
-    pub live: Arc<Progress>,
+    pub progress: Arc<Progress>,
     pub ages: Ages,
     pub state: Option<StateTopicRetention>,
 }
@@ -76,9 +76,9 @@ impl Retention {
 
     /// One pass at wall-clock time `now_ms`.
     pub async fn pass(&self, now_ms: i64) {
-        let (ages, live) = (self.ages, &self.live);
-        let before = cutoff(now_ms, live.watermark(), ages.retention_ms);
-        let plan = rollup::plan(now_ms, live.watermark(), ages);
+        let (ages, progress) = (self.ages, &self.progress);
+        let before = cutoff(now_ms, progress.watermark(), ages.retention_ms);
+        let plan = rollup::plan(now_ms, progress.watermark(), ages);
         // Each partition's own cut-off, from its own watermark (bounded by the clock), at
         // the start of its minute: the windows before it are rolled up. A partition whose
         // watermark is not known yet (this instance just started, or it is restoring) is
@@ -96,7 +96,7 @@ impl Retention {
             .into_iter()
             .map(|(t, p, cp)| ((t, p), cp.max_event_ts))
             .collect();
-        for p in live.status().partitions {
+        for p in progress.status().partitions {
             let mark = marks.entry((p.topic, p.partition)).or_default();
             *mark = p.watermark.or(*mark);
         }
@@ -160,7 +160,7 @@ impl Retention {
             Ok(Err(e)) => telemetry::retention_failed(&e),
             Err(e) => telemetry::retention_failed(&e),
         }
-        live.forget_before(before);
+        progress.forget_before(before);
     }
 
     /// Tombstone, in the state topic, the windows of this instance's partitions that the
@@ -178,7 +178,7 @@ impl Retention {
         let Some(committer) = state.committer.get() else {
             return true;
         };
-        let local: HashSet<(String, i32)> = self.live.local_partitions().into_iter().collect();
+        let local: HashSet<(String, i32)> = self.progress.local_partitions().into_iter().collect();
         if local.is_empty() {
             return true;
         }

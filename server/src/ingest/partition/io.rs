@@ -20,7 +20,7 @@ const COMMITTED_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One partition's messages, in offset order (a seek starts them again elsewhere).
 pub(in crate::ingest) trait Feed: Send + Sync + 'static {
-    type Message<'a>: Message + Send
+    type Message<'a>: Message + Send + Sync
     where
         Self: 'a;
 

@@ -6,33 +6,16 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use pulseboard_model::mapping::FieldMapping;
-use pulseboard_model::window::WindowConfig;
 use rdkafka::Offset;
 
 use super::*;
-use crate::hub::HubConfig;
-use crate::ingest::client::{self, Committed};
-use crate::ingest::commit::Committer;
-use crate::ingest::fakes::{FakeFeed, FakeGroup, FakeSink, FeedTx};
+use crate::ingest::client::Committed;
+use crate::ingest::fakes::{event, FakeFeed, FakeGroup, FeedTx, TestIngest, PATIENCE, TOPIC};
 use crate::ingest::partition::Feed;
 use crate::store::PartitionCheckpoint;
 
-const TOPIC: &str = "clicks";
-/// How long a test waits for what it expects before it fails.
-const PATIENCE: Duration = Duration::from_secs(20);
-
-fn event(i: i64) -> String {
-    // Ten seconds ago, one window: every event on time, none late, none in the future.
-    let ts = crate::now_ms() - 10_000;
-    format!(
-        r#"{{"ts":{ts},"type":"pageview","visitor":"v{i}","session":"s{i}","url":"/p{}"}}"#,
-        i % 3
-    )
-}
-
 struct Rig {
-    _dir: tempfile::TempDir,
+    ingest: TestIngest,
     store: Store,
     group: Arc<FakeGroup>,
     feed: FeedTx,
@@ -40,8 +23,6 @@ struct Rig {
     stop: mpsc::Sender<Commit>,
     fatal: mpsc::UnboundedReceiver<IngestError>,
     task: tokio::task::JoinHandle<()>,
-    committer_done: CancellationToken,
-    committer: tokio::task::JoinHandle<Result<(), IngestError>>,
     applied: Option<watch::Sender<u64>>,
 }
 
@@ -68,64 +49,20 @@ impl Default for Setup {
 }
 
 async fn start(setup: Setup) -> Rig {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path(), 10_000).expect("store");
+    let ingest = TestIngest::new(setup.state_topic.is_some());
     if let Some(w) = &setup.stored {
-        store.write(std::slice::from_ref(w)).await.expect("write");
+        ingest
+            .store
+            .write(std::slice::from_ref(w))
+            .await
+            .expect("write");
     }
-    let progress = Arc::new(Progress::new(
-        "test".into(),
-        false,
-        10_000,
-        Duration::from_secs(30),
-    ));
-    let hub = Hub::new(
-        HubConfig::new(10_000),
-        progress.clone(),
-        Some(store.clone()),
-    );
-    let script = Arc::new(Mutex::new(VecDeque::new()));
-    let sink = FakeSink {
-        partitions: setup.state_topic.map(|_| 4),
-        script: script.clone(),
-        calls: Arc::default(),
-        store: store.clone(),
-        stored_before: Arc::default(),
-    };
-    let (committer, handle) = Committer::new((store.clone(), progress.clone(), hub.clone()), sink);
-    let committer_done = CancellationToken::new();
-    let committer = tokio::spawn(committer.run(committer_done.clone()));
     let (applied_tx, applied_rx) = watch::channel(0u64);
     let restore = setup.state_topic.map(|timeout| RestoreFrom {
         timeout,
         applied: applied_rx,
     });
-    let shared = Arc::new(TaskShared {
-        store: store.clone(),
-        progress,
-        hub,
-        consumer: setup.group.clone(),
-        // Never used by these tests' events (all valid): no dead letter is produced.
-        producer: client::dead_letter_producer_config("127.0.0.1:9")
-            .create()
-            .expect("producer"),
-        dead_letter_topics: HashMap::new(),
-        checkpoint_interval: Duration::from_millis(20),
-        offset_reset: setup.offset_reset,
-        committer: handle,
-        engine: EngineConfig {
-            windows: WindowConfig {
-                width_ms: 10_000,
-                lateness_ms: 5_000,
-            },
-            max_clock_skew_ms: 300_000,
-            revision_horizon_ms: 86_400_000,
-            spec: Arc::default(),
-        },
-        decoder: Arc::new(Decoder::new(FieldMapping::new(Default::default(), &[]))),
-        restore,
-        me: ("me".into(), "http://me".into()),
-    });
+    let shared = ingest.shared(setup.group.clone(), setup.offset_reset, restore);
     let (feed, feed_tx) = FakeFeed::new(TOPIC, 0);
     let (stop, stop_rx) = mpsc::channel(1);
     let (fatal_tx, fatal) = mpsc::unbounded_channel();
@@ -138,39 +75,25 @@ async fn start(setup: Setup) -> Rig {
         fatal_tx,
     ));
     Rig {
-        _dir: dir,
-        store,
+        store: ingest.store.clone(),
+        script: ingest.script.clone(),
+        ingest,
         group: setup.group,
         feed: feed_tx,
-        script,
         stop,
         fatal,
         task,
-        committer_done,
-        committer,
         applied: setup.state_topic.map(|_| applied_tx),
     }
 }
 
 impl Rig {
     fn stored(&self) -> Option<PartitionCheckpoint> {
-        self.store.partition(TOPIC, 0).expect("read")
+        self.ingest.stored(0)
     }
 
-    /// Waits (bounded) until the store's checkpoint satisfies `ok`.
     async fn until_stored(&self, what: &str, ok: impl Fn(&PartitionCheckpoint) -> bool) {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            if self.stored().as_ref().is_some_and(&ok) {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{what}: the store holds {:?}",
-                self.stored()
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        self.ingest.until_stored(0, what, ok).await
     }
 
     /// Stops the task as a revoke (`Sync`) or a lost partition (`Skip`) does, and the
@@ -181,9 +104,7 @@ impl Rig {
             .await
             .expect("the task stops")
             .expect("join");
-        self.committer_done.cancel();
-        self.committer.await.expect("join").expect("committer");
-        self.store
+        self.ingest.stop().await
     }
 }
 

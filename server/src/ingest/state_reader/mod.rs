@@ -60,7 +60,7 @@ pub struct ReaderParams {
     pub instance_id: String,
     pub lateness_ms: i64,
     pub store: Store,
-    pub live: Arc<Progress>,
+    pub progress: Arc<Progress>,
     pub hub: Arc<Hub>,
 }
 
@@ -96,14 +96,14 @@ pub fn spawn(
             let reader = Reader {
                 consumer,
                 group: params.group.clone(),
-                progress: params.live.clone(),
+                progress: params.progress.clone(),
                 applier: Applier::new(
                     ApplyTo {
                         partitions: params.partitions,
                         instance_id: params.instance_id,
                         lateness_ms: params.lateness_ms,
                         store: params.store,
-                        progress: params.live,
+                        progress: params.progress,
                         hub: params.hub,
                     },
                     tx,

@@ -215,7 +215,7 @@ pub async fn run(
     cfg: AlertsConfig,
     store: Store,
     hub: Arc<Hub>,
-    live: Arc<Progress>,
+    progress: Arc<Progress>,
     shutdown: CancellationToken,
 ) {
     if matches!(cfg.source, RuleSource::None) {
@@ -232,7 +232,7 @@ pub async fn run(
             _ = tick.tick() => {}
         }
         let now = crate::now_ms();
-        let status = live.status();
+        let status = progress.status();
         let lag = status
             .partitions
             .iter()
@@ -265,7 +265,7 @@ pub async fn run(
         if transitions.is_empty() {
             continue;
         }
-        live.set_alerts(firing);
+        progress.set_alerts(firing);
         hub.publish_status();
         for t in transitions {
             if t.firing {
