@@ -28,18 +28,18 @@
 //! 10. [`app`]: the composition root: opens the store, starts and supervises the tasks.
 
 pub mod api;
-pub mod app;
+pub(crate) mod app;
 pub mod config;
 pub mod demo;
-pub mod hub;
-pub mod ingest;
-pub mod input;
-pub mod insight;
-pub mod progress;
-pub mod query;
+pub(crate) mod hub;
+pub(crate) mod ingest;
+pub(crate) mod input;
+pub(crate) mod insight;
+pub(crate) mod progress;
+pub(crate) mod query;
 pub mod site;
 pub mod store;
-pub mod telemetry;
+pub(crate) mod telemetry;
 
 pub use app::{run, RunError};
 

@@ -16,19 +16,19 @@
 //! - A bad parameter gets `400` with `{"error": ..., "parameter": ...}` ([`params`]); a store
 //!   failure gets `500` with a message, and the cause is logged ([`error`]).
 
-pub mod alerts;
-pub mod annotations;
-pub mod auth;
-pub mod error;
-pub mod feed;
-pub mod metrics;
+pub(crate) mod alerts;
+pub(crate) mod annotations;
+pub(crate) mod auth;
+pub(crate) mod error;
+pub(crate) mod feed;
+pub(crate) mod metrics;
 pub mod openapi;
-pub mod pages;
-pub mod params;
-pub mod segments;
-pub mod status;
-pub mod windows;
-pub mod ws;
+pub(crate) mod pages;
+pub(crate) mod params;
+pub(crate) mod segments;
+pub(crate) mod status;
+pub(crate) mod windows;
+pub(crate) mod ws;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -164,12 +164,14 @@ impl PartitionEngine {
         self.has_offset.then_some(self.cp.next_offset)
     }
 
-    pub fn checkpoint_state(&self) -> &PartitionCheckpoint {
-        &self.cp
-    }
-
+    /// The partition's watermark (its max event time less the allowed lateness).
+    #[cfg(test)]
     pub fn watermark(&self) -> Option<i64> {
         self.windows.watermark()
+    }
+
+    pub fn checkpoint_state(&self) -> &PartitionCheckpoint {
+        &self.cp
     }
 
     /// Fold one record.

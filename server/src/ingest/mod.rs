@@ -55,8 +55,6 @@ mod fakes;
 pub mod state_reader;
 
 pub use commit::{CommitHandle, CommitOutcome};
-pub use probe::{ClusterView, PROBE_INTERVAL, PROBE_TIMEOUT};
-pub use start::StartPoint;
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};

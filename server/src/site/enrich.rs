@@ -31,7 +31,8 @@ use sha2::{Digest, Sha256};
 use crate::store::{day_of, Store, StoreError};
 
 /// One UTC day in milliseconds.
-pub const DAY_MS: i64 = 86_400_000;
+#[cfg(test)]
+const DAY_MS: i64 = 86_400_000;
 
 /// Lower-case pieces of user agents that no person's browser sends: automation, HTTP
 /// libraries, link previews and the crawlers woothee does not know by name.

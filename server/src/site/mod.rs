@@ -2,5 +2,5 @@
 //! (visitor id, country, device), and the tracking script `GET /pb.js`.
 
 pub mod collect;
-pub mod enrich;
-pub mod tracker;
+pub(crate) mod enrich;
+pub(crate) mod tracker;

@@ -16,7 +16,7 @@ mod pacer;
 mod session;
 
 pub use pacer::{Admission, ConnectPacer};
-pub use session::{close, serve};
+pub use session::serve;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -161,11 +161,6 @@ impl CommitHandle {
         rx.await
             .unwrap_or(CommitOutcome::Aborted("the committer has stopped".into()))
     }
-
-    /// Whether checkpoints go through a state topic.
-    pub fn transactional(&self) -> bool {
-        self.state_partitions.is_some()
-    }
 }
 
 /// Where a batch becomes durable besides the store: the seam between the committer's rules

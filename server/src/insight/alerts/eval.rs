@@ -161,11 +161,6 @@ impl Evaluator {
         self.rules = rules;
     }
 
-    /// The rules in force.
-    pub fn rules(&self) -> &[Rule] {
-        &self.rules
-    }
-
     /// Dead letters counted during `[now - over, now]`: the total now minus the latest
     /// sample at or before the span's start (or the oldest sample).
     fn dead_in(&self, now: i64, over: i64, total: u64) -> u64 {

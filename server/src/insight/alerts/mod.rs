@@ -38,9 +38,8 @@ mod rules;
 mod webhook;
 
 pub use demo::demo_rules;
-pub use eval::{Evaluator, Inputs, Transition, HISTORY};
-pub use rules::{parse_rules, Kind, Rule, RulesError};
-pub use webhook::{backoff, ATTEMPTS, ATTEMPT_TIMEOUT, QUEUE};
+pub use eval::{Evaluator, Inputs, Transition};
+pub use rules::{parse_rules, RulesError};
 
 use webhook::{WebhookCounters, Webhooks};
 
