@@ -3,7 +3,7 @@
 //! traffic spike, and in the worst case, which stays bounded however many events come.
 //!
 //! `cargo test -p pulseboard-model --release --test segment_memory -- --nocapture` prints
-//! the table the README quotes.
+//! the table docs/segments.md quotes.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};

@@ -1,4 +1,4 @@
-// The README's screenshots (docs/screenshots), not part of the suite (no .test.mjs):
+// The screenshots of docs/dashboard.md and the README (docs/screenshots), not part of the suite (no .test.mjs):
 //   cd tests/e2e && SCREENS=../../docs/screenshots PULSEBOARD_BIN=... PULSEBOARD_DIST=../../dist \
 //     CHROMIUM=/usr/bin/chromium node --test screenshots.mjs
 // The embedded demo at 200 events/s, an alert rule, an annotation.

@@ -371,7 +371,7 @@ impl PartialSchema for CollectBody {
             ObjectBuilder::new()
                 .schema_type(Type::Object)
                 .description(Some(
-                    "An event (see the README's Events): `url` and `visitor` are needed to be \
+                    "An event (see docs/events.md): `url` and `visitor` are needed to be \
                      counted; `ts` is replaced by the receive time. An event that cannot be \
                      counted is dead-lettered by the pipeline, not refused here.",
                 ))

@@ -10,7 +10,7 @@ use super::{duration, invalid, ConfigError};
 /// Alert rules.
 #[derive(Debug, Clone, Args)]
 pub struct AlertArgs {
-    /// Alert rules (TOML; see README), read again every --alerts-interval. Without it,
+    /// Alert rules (TOML; see docs/alerts.md), read again every --alerts-interval. Without it,
     /// embedded mode runs built-in demo rules and a real cluster none.
     #[arg(long = "alerts", env = "PULSEBOARD_ALERTS")]
     pub file: Option<PathBuf>,

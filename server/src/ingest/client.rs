@@ -97,7 +97,7 @@ pub fn consumer_config(
         // while at most 8 MB of messages wait per partition, and fetch again 10 ms after
         // that queue drained below its bound (librdkafka's default waits a full second,
         // which made a bounded queue stall). Memory stays bounded while catching up on a
-        // backlog at full speed (see README, Performance).
+        // backlog at full speed (see docs/performance.md).
         .set("max.partition.fetch.bytes", "4194304")
         .set("queued.min.messages", "1000000")
         .set("queued.max.messages.kbytes", "8192")

@@ -6,7 +6,7 @@
 //!   version reaches browsers within an hour) and a strong `ETag` (the first 12 bytes of
 //!   the script's SHA-256, in hex): `If-None-Match` with it (or `*`) gets `304` and no body.
 //! - The script stays small: at most 2 KiB gzipped (a unit test measures it).
-//! - What the script sends and when is documented in its own header and in the README.
+//! - What the script sends and when is documented in its own header and in docs/collect.md.
 
 use std::sync::LazyLock;
 
