@@ -1,7 +1,8 @@
-//! Wiring and supervision: [`run`] opens the store, starts the embedded broker when no
-//! `--brokers` is given, and runs the parts as tasks of one `JoinSet`: ingest, the live hub's
-//! publisher, the HTTP server, the throughput meter, retention and (embedded) the demo
-//! generator.
+//! The composition root, wiring and supervision: [`run`] opens the store, starts the
+//! embedded broker when no `--brokers` is given, loads what the store knows into the
+//! published progress and the hub, and runs the parts as tasks of one `JoinSet`: ingest,
+//! the hub's publisher, the HTTP server, the throughput meter, retention, alerts and
+//! (embedded) the demo generator; the demo history is generated off the runtime.
 //!
 //! Contract:
 //! - A task that fails or panics is noticed at once (the set is polled in the supervisor's

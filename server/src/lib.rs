@@ -9,23 +9,27 @@
 //! Folders are layers: a module may use the layers listed before its own, never one after
 //! it (a unit test, `layers_point_one_way`, holds the code to this list).
 //!
-//! 1. [`config`]: the command line, one argument struct per component. [`telemetry`]: one
-//!    function per recurring event (log and count). [`input`]: bad input, naming the
+//! 1. [`config`]: the command line, one argument struct per component. `telemetry`: one
+//!    function per recurring event (log and count). `input`: bad input, naming the
 //!    parameter at fault.
 //! 2. [`store`]: the sled layout (one file per tree or family) and the state topic's record
 //!    format.
-//! 3. [`progress`]: what the partitions published (offsets, lag, watermark, window states,
-//!    throughput). [`hub`]: recent windows merged across partitions, and the sequenced
+//! 3. `progress`: what the partitions published (offsets, lag, watermark, window states,
+//!    throughput). `hub`: recent windows merged across partitions, and the sequenced
 //!    stream of changes the sockets follow.
-//! 4. [`ingest`]: the Kafka client configuration, the consumer group, partition tasks and
+//! 4. `ingest`: the Kafka client configuration, the consumer group, partition tasks and
 //!    their engine (decode, windows, checkpoints), dead letters, the committer, the state
 //!    topic's reader.
-//! 5. [`query`]: ranges across windows and history, segments, retention.
-//! 6. [`insight`]: alert rules, annotations.
+//! 5. `query`: ranges across windows and history, segments, retention.
+//! 6. `insight`: alert rules, annotations.
 //! 7. [`site`]: `POST /collect`, enrichment of browser events, the tracking script.
 //! 8. [`api`]: the router, parameters, handlers, errors, OpenAPI, metrics, the WebSocket.
 //! 9. [`demo`]: embedded mode (the in-process Kafka, demo traffic and demo history).
-//! 10. [`app`]: the composition root: opens the store, starts and supervises the tasks.
+//! 10. `app`: the composition root: opens the store, starts and supervises the tasks.
+
+// The docs are for the people who work on it (`cargo doc --document-private-items`): they
+// link the crate-private layers freely.
+#![allow(rustdoc::private_intra_doc_links)]
 
 pub mod api;
 pub(crate) mod app;

@@ -1,5 +1,6 @@
-//! Configuration: the command line of DESIGN.md, one clap argument struct per component,
-//! every flag also read from `PULSEBOARD_*`.
+//! Configuration: `pulseboard`'s command line (docs/cli.md), one clap argument struct per
+//! component in a file of its own, every flag also read from `PULSEBOARD_*`; and the
+//! commands it runs instead of serving ([`Command`]).
 //!
 //! Contract: [`Config::parse`] (clap) parses each value at its flag (durations, mappings,
 //! `key=value` options), so a bad value is refused with the flag's name; each component's

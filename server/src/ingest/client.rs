@@ -1,6 +1,7 @@
-//! Kafka client configuration in one place: the settings every client shares, the
-//! consumer's, the dead-letter topics' creation, `--offset-reset`, and the metadata
-//! Pulseboard writes with its offset commits.
+//! Kafka client configuration in one place: the settings every client shares, the group
+//! consumer's, the dead-letter producer's, the state topic's transactional producer and
+//! reader; creating the dead-letter topics and the state topic; and the metadata Pulseboard
+//! writes with its offset commits (read back by [`committed_position`]).
 
 use std::time::Duration;
 

@@ -11,7 +11,7 @@
 //!   group's committed checkpoint, restored from the state topic when the store is behind
 //!   (see `partition`, `commit`, `state_reader`).
 //! - Each assigned partition gets its own queue (`split_partition_queue`) and its own task,
-//!   which owns that partition's [`PartitionEngine`].
+//!   which owns that partition's [`engine::PartitionEngine`].
 //! - The rebalance callback is synchronous and tiny: on revoke it asks the supervisor to
 //!   flush and stop the revoked partitions' tasks and waits for that before the partitions
 //!   are released, so the next owner resumes from exactly where this one stopped.
@@ -25,7 +25,7 @@
 //! - `client`: Kafka client configuration in one place; commit metadata.
 //! - `engine`: one partition's decode, windows, counters and checkpoints (no Kafka types).
 //! - `rebalance`: the client context; assignment and revocation in the rebalance callback.
-//! - `start`: where a newly assigned partition starts ([`StartPoint`]).
+//! - `start`: where a newly assigned partition starts (`StartPoint`).
 //! - `tasks`: the partition tasks the supervisor keeps: started on assignment, stopped on
 //!   revocation (with a last checkpoint unless lost), panics reported at once.
 //! - `partition/`: one partition's task: restore, read, fold, checkpoint, offset resets;

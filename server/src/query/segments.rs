@@ -14,11 +14,10 @@
 //!   bucket (see `pulseboard_model::agg::segment`). A summary adds the coverage of its
 //!   windows up.
 //! - Figures list the configured goals, in their order (`--goal`).
-//! - `GET /api/v1/now?filter=&top=&at=`: visitors now at `at` (default: wall-clock now):
-//!   the merge of the windows overlapping `[at - --now-window, at]`
-//!   (`pulseboard_model::now`), from the hub's windows and the store like every range.
-//! - `GET /api/v1/segments`: what a filter may name, N, the goals, and what visitors now
-//!   means.
+//! - Visitors now at an instant is the merge of the windows overlapping
+//!   `[at - --now-window, at]` (`pulseboard_model::now`), read through [`merged`] like every
+//!   range; [`SegmentsState::info`] says what a filter may name, N, the goals, and what
+//!   visitors now means.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

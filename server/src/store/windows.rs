@@ -3,7 +3,7 @@
 //!
 //! Contract:
 //! - Tree `windows`: key `(window start, topic, partition)` → encoded
-//!   [`Aggregate`](pulseboard_model::agg::Aggregate). Keys sort by window start first, so a
+//!   [`Aggregate`]. Keys sort by window start first, so a
 //!   time range is one range scan. A partition's rows are written by its checkpoint, in its
 //!   transaction (see `checkpoint`): open windows as they are, closed ones merged with
 //!   their late events ([`Store::merged_rows`]). Windows no partition task owns (demo

@@ -21,7 +21,7 @@
 //!   transaction; when the channel closes (ingest stopping) a last transaction tombstones
 //!   the instance record.
 //! - A fatal producer error makes the producer anew (its `init_transactions` fences the old
-//!   one and aborts what it left open); more than [`FATAL_LIMIT`] within [`FATAL_WINDOW`]
+//!   one and aborts what it left open); more than [`txn::FATAL_LIMIT`] within [`txn::FATAL_WINDOW`]
 //!   stop ingest with an error. A store write that fails stops ingest with an error.
 
 use std::future::Future;

@@ -9,7 +9,7 @@
 //!   `GET /api/v1/alerts` and the log ([`telemetry::alert_rules_failed`]).
 //! - The figures are the running server's: events from the store and the hub (history
 //!   included), dead letters and lag from the status.
-//! - Each transition goes to the history (the last [`HISTORY`]), the log and `/metrics`,
+//! - Each transition goes to the history (the last [`eval::HISTORY`]), the log and `/metrics`,
 //!   and to the rule's webhook (queued, retried, in no one's way: see `webhook`).
 //!
 //! # Layout
