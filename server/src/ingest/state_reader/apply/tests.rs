@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use pulseboard_model::agg::{Aggregate, Keep};
-use pulseboard_model::event::Event;
+use pulseboard_model::agg::Keep;
 
 use super::*;
+use crate::hub::tests::agg;
 use crate::hub::HubConfig;
 use crate::store::{OwnerRecord, PartitionCheckpoint};
 
@@ -56,23 +56,6 @@ fn rig() -> Rig {
         applier,
         offsets: HashMap::new(),
     }
-}
-
-fn agg(events: u64) -> Aggregate {
-    let mut a = Aggregate::default();
-    for i in 0..events {
-        a.add(&Event {
-            ts: 1,
-            kind: "pageview".into(),
-            visitor: format!("v{i}"),
-            session: None,
-            url: "/".into(),
-            referrer: None,
-            country: None,
-            device: None,
-        });
-    }
-    a
 }
 
 /// Partition 0 of `clicks`'s checkpoint `seq`, by `owner`, with windows of `events` each.
