@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::*;
 use crate::api::ROUTES;
@@ -55,71 +55,224 @@ fn description_is_openapi_3_1_and_covers_every_route() {
     assert_eq!(routed_paths(), listed, "router vs ROUTES");
 }
 
+/// Whether `value` is what `schema` describes (`$ref`s resolved in `schemas`): types, enums,
+/// bounds, required properties, maps, items, `allOf` and `oneOf`; and strictly, that every
+/// property of an object is described by its schema. What does not fit is pushed to
+/// `errors` with its path.
+fn conforms(schemas: &Value, schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
+    let known = check(schemas, schema, value, path, errors);
+    if let Some(obj) = value.as_object() {
+        for key in obj.keys() {
+            if !known.contains(key) {
+                errors.push(format!("{path}.{key}: not in the schema"));
+            }
+        }
+    }
+}
+
+/// Checks `value` against `schema` (its properties strictly, itself not) and returns the
+/// properties of `value` the schema describes.
+fn check(
+    schemas: &Value,
+    schema: &Value,
+    value: &Value,
+    path: &str,
+    errors: &mut Vec<String>,
+) -> BTreeSet<String> {
+    let schema = resolve(schemas, schema);
+    let mut known = BTreeSet::new();
+    for part in schema["allOf"].as_array().into_iter().flatten() {
+        known.extend(check(schemas, part, value, path, errors));
+    }
+    if let Some(branches) = schema["oneOf"].as_array() {
+        let fitting: Vec<BTreeSet<String>> = branches
+            .iter()
+            .filter_map(|b| {
+                let mut e = Vec::new();
+                let k = check(schemas, b, value, path, &mut e);
+                e.is_empty().then_some(k)
+            })
+            .collect();
+        match &fitting[..] {
+            [one] => known.extend(one.iter().cloned()),
+            _ => errors.push(format!(
+                "{path}: fits {} of the oneOf branches, not one",
+                fitting.len()
+            )),
+        }
+    }
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let is = |t: &str| match t {
+        "integer" => value.is_i64() || value.is_u64(),
+        "number" => value.is_number(),
+        "string" => value.is_string(),
+        "boolean" => value.is_boolean(),
+        "object" => value.is_object(),
+        "array" => value.is_array(),
+        "null" => value.is_null(),
+        _ => false,
+    };
+    if !types.is_empty() && !types.iter().any(|t| is(t)) {
+        errors.push(format!("{path}: {value} is not {types:?}"));
+        return known;
+    }
+    if let Some(allowed) = schema["enum"].as_array() {
+        if !allowed.contains(value) {
+            errors.push(format!("{path}: {value} is not one of {allowed:?}"));
+        }
+    }
+    if let Some(n) = value.as_f64() {
+        if schema["minimum"].as_f64().is_some_and(|m| n < m) {
+            errors.push(format!("{path}: {n} is below its minimum"));
+        }
+        if schema["maximum"].as_f64().is_some_and(|m| n > m) {
+            errors.push(format!("{path}: {n} is above its maximum"));
+        }
+    }
+    if let Some(obj) = value.as_object() {
+        for req in schema["required"].as_array().into_iter().flatten() {
+            if let Some(name) = req.as_str() {
+                if !obj.contains_key(name) {
+                    errors.push(format!("{path}.{name}: required, missing"));
+                }
+            }
+        }
+        for (key, v) in obj {
+            let inner = format!("{path}.{key}");
+            if let Some(ps) = schema["properties"].get(key) {
+                conforms(schemas, ps, v, &inner, errors);
+                known.insert(key.clone());
+            } else if schema["additionalProperties"].is_object() {
+                conforms(schemas, &schema["additionalProperties"], v, &inner, errors);
+                known.insert(key.clone());
+            }
+        }
+    }
+    if let (Some(items), Some(arr)) = (schema.get("items"), value.as_array()) {
+        for (n, v) in arr.iter().enumerate() {
+            conforms(schemas, items, v, &format!("{path}[{n}]"), errors);
+        }
+    }
+    known
+}
+
+fn resolve<'a>(schemas: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema["$ref"].as_str() {
+        Some(r) => resolve(
+            schemas,
+            &schemas[r.trim_start_matches("#/components/schemas/")],
+        ),
+        None => schema,
+    }
+}
+
 #[test]
-fn the_state_topic_records_are_described_with_the_fields_they_carry() {
+fn every_state_topic_record_matches_its_schema_field_by_field() {
     use crate::store::record::{self, Key};
+    use crate::store::{DeadLetterRecord, OwnerRecord, PartitionCheckpoint, PartitionWrite};
     let spec: Value = serde_json::from_str(spec_json(false)).expect("valid JSON");
     let schemas = &spec["components"]["schemas"];
-    // Every property a real record has is in its schema (or in `v`).
-    let props = |name: &str| -> BTreeSet<String> {
-        let mut out: BTreeSet<String> = schemas[name]["properties"]
-            .as_object()
-            .map(|o| o.keys().cloned().collect())
-            .unwrap_or_default();
-        for all in schemas[name]["allOf"].as_array().into_iter().flatten() {
-            out.extend(
-                all["properties"]
-                    .as_object()
-                    .into_iter()
-                    .flat_map(|o| o.keys().cloned()),
-            );
-        }
-        out
+    let check = |schema: &str, bytes: &[u8]| -> Vec<String> {
+        let value: Value = serde_json::from_slice(bytes).expect("a JSON record");
+        let mut errors = Vec::new();
+        conforms(
+            schemas,
+            &json!({ "$ref": format!("#/components/schemas/{schema}") }),
+            &value,
+            schema,
+            &mut errors,
+        );
+        errors
     };
-    let keys_of = |bytes: &[u8]| -> BTreeSet<String> {
-        let v: Value = serde_json::from_slice(bytes).expect("json");
-        v.as_object().expect("object").keys().cloned().collect()
+    let mut agg = pulseboard_model::agg::Aggregate::new();
+    agg.events = 3;
+    agg.by_type.add("pageview", 3);
+    let full = PartitionWrite {
+        topic: "clicks".into(),
+        partition: 2,
+        checkpoint: PartitionCheckpoint {
+            next_offset: 99,
+            max_event_ts: Some(25_000),
+            events: 3,
+            dead_letters: [("not_json".to_owned(), 1)].into(),
+            seq: 3,
+            ..Default::default()
+        },
+        rows: vec![(0, agg)],
+        revised: vec![0],
+        undelivered: vec![DeadLetterRecord {
+            topic: "clicks".into(),
+            partition: 2,
+            offset: 5,
+            reason: "not_json".into(),
+            error: "too large".into(),
+            at_ms: 1,
+            value_bytes: 9,
+            value_head: b"x".to_vec(),
+        }],
+        owner: Some(OwnerRecord {
+            id: "i1".into(),
+            url: "http://127.0.0.1:8080".into(),
+            high_watermark: Some(120),
+            last_read_ms: None,
+            at_ms: 11,
+        }),
     };
-    let window = record::window_value(&Default::default(), 10_000, 1, false);
-    let mut want = props("StateTopicWindowFields");
-    want.insert("v".into());
-    assert_eq!(keys_of(&window), want, "window value");
-    for name in [
-        "StateTopicKey",
-        "StateTopicWindow",
-        "StateTopicProgress",
-        "StateTopicDeadLetter",
-        "StateTopicInstance",
+    let records = record::records_of(&full, 10_000, 4);
+    let [(_, wk, Some(wv)), (_, dk, Some(dv)), (_, pk, Some(pv))] = &records[..] else {
+        panic!(
+            "a window, a dead letter, a progress record: {}",
+            records.len()
+        );
+    };
+    let instance = Key::Instance { id: "i1".into() }.encode();
+    let instance_value = record::instance_value(&record::InstanceValue {
+        url: "http://x".into(),
+        started_ms: 1,
+    });
+    for (schema, bytes) in [
+        ("StateTopicKey", wk),
+        ("StateTopicKey", dk),
+        ("StateTopicKey", pk),
+        ("StateTopicKey", &instance),
+        ("StateTopicWindow", wv),
+        ("StateTopicDeadLetter", dv),
+        ("StateTopicProgress", pv),
+        ("StateTopicInstance", &instance_value),
     ] {
-        let all = schemas[name]["allOf"].as_array().expect("allOf");
-        assert_eq!(all[0]["required"][0], "v", "{name}");
-        let target = all[1]["$ref"].as_str().expect("ref");
-        let target = target.trim_start_matches("#/components/schemas/");
-        assert!(schemas[target].is_object(), "{name} refers to {target}");
-    }
-    let progress = props("StateTopicProgressFields");
-    for field in ["seq", "next_offset", "owner", "at_ms"] {
+        let errors = check(schema, bytes);
         assert!(
-            progress.contains(field)
-                || schemas["PartitionCheckpoint"]["properties"][field].is_object(),
-            "progress field {field}"
+            errors.is_empty(),
+            "{schema} {}: {errors:?}",
+            String::from_utf8_lossy(bytes)
         );
     }
-    let key = String::from_utf8(
-        Key::Window {
-            topic: "t".into(),
-            partition: 0,
-            start: 0,
-        }
-        .encode(),
-    )
-    .expect("utf8");
-    assert!(
-        schemas["StateTopicKeyFields"]
-            .to_string()
-            .contains("window"),
-        "{key}"
-    );
+    // The check itself can fail: an undescribed field, a wrong type, a missing field.
+    for (schema, bad) in [
+        (
+            "StateTopicKey",
+            r#"{"v":1,"kind":"window","topic":"t","partition":0,"start":0,"x":1}"#,
+        ),
+        (
+            "StateTopicKey",
+            r#"{"v":1,"kind":"window","topic":"t","partition":"0","start":0}"#,
+        ),
+        ("StateTopicKey", r#"{"v":2,"kind":"instance","id":"a"}"#),
+        ("StateTopicInstance", r#"{"v":1,"url":"http://x"}"#),
+        (
+            "StateTopicProgress",
+            &String::from_utf8_lossy(pv).replace(r#""at_ms":11"#, r#""at_ms":"11""#),
+        ),
+    ] {
+        assert!(
+            !check(schema, bad.as_bytes()).is_empty(),
+            "{schema} takes {bad}"
+        );
+    }
 }
 
 #[test]
