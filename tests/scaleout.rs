@@ -281,15 +281,17 @@ fn local_partitions(status: &Value) -> usize {
 }
 
 /// `n` instances of group `name` (with `extra` arguments), started and each reading
-/// partitions; then a producer writing `set`, 100 messages every `every`.
+/// partitions; then a producer writing `set` in `slices` slices (100 messages every
+/// `every`), the first one started.
 async fn started(
     brokers: &str,
     name: &str,
     n: usize,
     extra: &[&str],
     set: &EventSet,
+    slices: usize,
     every: Duration,
-) -> Result<(Group, tokio::task::JoinHandle<Result<()>>)> {
+) -> Result<(Group, SlicedWriter, std::ops::Range<i64>)> {
     let mut group = Group::new(brokers, name, n, extra);
     for i in 0..n {
         group.start(i)?;
@@ -297,8 +299,9 @@ async fn started(
     for i in 0..n {
         group.wait_owns_some(i).await?;
     }
-    let writer = paced_writer(producer(brokers)?, TOPIC, set.payloads.clone(), every);
-    Ok((group, writer))
+    let mut writer = SlicedWriter::new(producer(brokers)?, TOPIC, &set.payloads, slices, every, 0);
+    let first = writer.next_slice().await?;
+    Ok((group, writer, first))
 }
 
 /// A 3-broker cluster with a `partitions`-partition input topic (replication 3).
@@ -335,42 +338,44 @@ async fn random_kills(instances: usize, kills: usize, seed: u64) -> Result<()> {
         kills as i64 * 20_000,
     );
     let total = set.payloads.len() as i64;
-    // About 300 messages/s, so the kills land while it writes.
-    let (mut group, writer) = started(
+    // About 300 messages/s, in a slice per kill and the last after them: every kill lands
+    // before the stream ends.
+    let (mut group, mut writer, mut slice) = started(
         &brokers,
         &format!("kills-{instances}"),
         instances,
         &[],
         &set,
+        kills + 1,
         Duration::from_millis(330),
     )
     .await?;
     let mut rng = fastrand::Rng::with_seed(seed);
-    let mut seen = 0;
-    let mut mid_stream = 0;
     let t0 = Instant::now();
     for kill in 0..kills {
+        if kill > 0 {
+            slice = writer.next_slice().await?;
+        }
         let watcher = rng.usize(0..instances);
-        seen = progress_past(&group, watcher, seen + 300, total).await?;
+        // The group reads into the slice being written.
+        let seen = progress_past(&group, watcher, slice.start + 300, total).await?;
+        assert!(
+            seen < total && writer.slices_left() > 0,
+            "kill {} lands mid-stream: offsets {seen} of {total}",
+            kill + 1
+        );
         // Land the kill at an arbitrary instant relative to the checkpoint interval.
         tokio::time::sleep(Duration::from_millis(rng.u64(0..1_000))).await;
         let victim = rng.usize(0..instances);
-        if !writer.is_finished() {
-            mid_stream += 1;
-        }
         group.kill(victim)?;
         group.start(victim)?;
         eprintln!(
-            "kill {} of {kills}: instance {victim} of {instances} after offset sum {seen} at {:?}",
+            "kill {} of {kills}: instance {victim} of {instances} after offset sum {seen} (slice {slice:?}) at {:?}",
             kill + 1,
             t0.elapsed()
         );
     }
-    assert!(
-        mid_stream >= kills - 1,
-        "only {mid_stream} kills landed while the producer was writing"
-    );
-    writer.await??;
+    writer.finish().await?;
     group.assert_all_exact(&set).await?;
     // Every instance lists every partition, with its owner among the live instances.
     for i in group.running() {
@@ -413,9 +418,18 @@ async fn scaling_one_to_three_to_one_mid_stream_gracefully_and_by_sigkill_is_exa
     let (_kafka, brokers) = cluster(6).await?;
     let set = event_set(79, 30_000, 6, now_ms() - 40 * 60_000, 300_000);
     let total = set.payloads.len() as i64;
-    // Three instances' data dirs; one runs at first.
-    let (mut group, writer) =
-        started(&brokers, "scale", 1, &[], &set, Duration::from_millis(200)).await?;
+    // Three instances' data dirs; one runs at first. The set is written in six slices: the
+    // first now, one after each of the four scaling steps, the last after both rounds.
+    let (mut group, mut writer, _) = started(
+        &brokers,
+        "scale",
+        1,
+        &[],
+        &set,
+        6,
+        Duration::from_millis(200),
+    )
+    .await?;
     group.add();
     group.add();
     let mut seen = progress_past(&group, 0, 0, total).await?;
@@ -437,7 +451,9 @@ async fn scaling_one_to_three_to_one_mid_stream_gracefully_and_by_sigkill_is_exa
         )
         .await?;
         assert_eq!(s["partitions"].as_array().map(Vec::len), Some(6), "{s}");
-        seen = progress_past(&group, 1, seen + 500, total).await?;
+        // The three read on: the group's offsets pass into a slice written after the step.
+        let slice = writer.next_slice().await?;
+        seen = progress_past(&group, 1, slice.start + 500, total).await?;
         // 3 → 1.
         if by_sigkill {
             group.kill(1)?;
@@ -453,13 +469,14 @@ async fn scaling_one_to_three_to_one_mid_stream_gracefully_and_by_sigkill_is_exa
         )
         .await?;
         eprintln!("round {round} (1 → 3 → 1, by SIGKILL: {by_sigkill}) done at offset sum {seen}");
-        seen = progress_past(&group, 0, seen + 500, total).await?;
+        let slice = writer.next_slice().await?;
+        seen = progress_past(&group, 0, slice.start + 500, total).await?;
     }
     assert!(
-        !writer.is_finished(),
-        "the producer was still writing through both rounds"
+        seen < total && writer.slices_left() > 0,
+        "both rounds ran mid-stream: offsets {seen} of {total}, the last slice still to write"
     );
-    writer.await??;
+    writer.finish().await?;
     group.assert_all_exact(&set).await?;
     group.stop(0)
 }
@@ -509,12 +526,13 @@ async fn a_member_paused_past_its_session_is_fenced_and_nothing_is_counted_twice
     let total = set.payloads.len() as i64;
     // Frequent checkpoints: once resumed, the frozen member most likely tries to commit
     // before it hears that it was expelled (the test holds either way).
-    let (mut group, writer) = started(
+    let (mut group, writer, _) = started(
         &brokers,
         "expelled",
         2,
         &["--checkpoint-interval", "100ms"],
         &set,
+        1,
         Duration::from_millis(200),
     )
     .await?;
@@ -551,7 +569,7 @@ async fn a_member_paused_past_its_session_is_fenced_and_nothing_is_counted_twice
         fenced.0, fenced.1
     );
     group.wait_owns_some(1).await?;
-    writer.await??;
+    writer.finish().await?;
     group.assert_all_exact(&set).await?;
     group.stop(1)?;
     group.stop(0)
@@ -562,12 +580,13 @@ async fn each_broker_of_three_killed_during_transactions_loses_nothing() -> Resu
     let (mut kafka, brokers) = cluster(4).await?;
     let set = event_set(97, 30_000, 4, now_ms() - 40 * 60_000, 300_000);
     let total = set.payloads.len() as i64;
-    let (mut group, writer) = started(
+    let (mut group, writer, _) = started(
         &brokers,
         "broker-death",
         2,
         &[],
         &set,
+        1,
         Duration::from_millis(150),
     )
     .await?;
@@ -582,7 +601,7 @@ async fn each_broker_of_three_killed_during_transactions_loses_nothing() -> Resu
         kafka.restart(node)?;
         seen = progress_past(&group, 1, seen + 200, total).await?;
     }
-    writer.await??;
+    writer.finish().await?;
     group.assert_all_exact(&set).await?;
     group.stop(1)?;
     group.stop(0)
