@@ -90,10 +90,7 @@ async fn offset_outside_the_log_is_reset_by_policy_and_reported() -> Result<()> 
     assert_eq!(s["partitions"][0]["offset_resets"], 1);
     let mut all = old_folded.clone();
     all.extend(new_folded);
-    let windows = get_json(app.addr, ALL_WINDOWS)
-        .await
-        .ok_or_else(|| anyhow!("windows failed"))?;
-    assert_windows_match(&windows, &recompute(&all, WIDTH))?;
+    assert_api_matches(app.addr, &all, WIDTH).await?;
     app.stop().await
 }
 
@@ -155,10 +152,7 @@ async fn topic_recreated_under_a_running_pulseboard_applies_the_offset_reset_pol
     assert!(resets.iter().all(|r| r["policy"] == "earliest"), "{s}");
     let mut all = old_folded.clone();
     all.extend(new_folded);
-    let windows = get_json(app.addr, ALL_WINDOWS)
-        .await
-        .ok_or_else(|| anyhow!("windows failed"))?;
-    assert_windows_match(&windows, &recompute(&all, WIDTH))?;
+    assert_api_matches(app.addr, &all, WIDTH).await?;
     app.stop().await?;
 
     // The instance with --offset-reset fail stops by itself, non-zero, saying why.
