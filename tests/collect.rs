@@ -1,10 +1,12 @@
-//! `POST /collect` against a real broker: the server's receive time decides the window,
-//! a client over its rate is refused without costing anyone else an event, and an
-//! oversized body is refused whole.
+//! `POST /collect`: what it accepts is counted and a bad body is refused (on the embedded
+//! demo's broker); against a real broker, the server's receive time decides the window, a
+//! client over its rate is refused without costing anyone else an event, and an oversized
+//! body is refused whole.
 
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
+use pulseboard_model::event::Event;
 use pulseboard_model::time::format_rfc3339_ms;
 use pulseboard_testkit::net::request;
 use rdkafka::config::ClientConfig;
@@ -61,6 +63,47 @@ pub(crate) async fn start_app(
     args.extend(extra.iter().map(|s| s.to_string()));
     let app = App::start(&args.iter().map(String::as_str).collect::<Vec<_>>()).await?;
     Ok((app, dir))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collected_events_are_counted_and_bad_bodies_rejected() -> Result<()> {
+    let dir = data_dir();
+    let data = path_str(dir.path());
+    let app = App::start(&["--data-dir", &data, "--demo-rate", "0"]).await?;
+    let now = now_ms();
+    let events: Vec<Event> = (0..50)
+        .map(|i| Event {
+            ts: now,
+            kind: "pageview".into(),
+            visitor: format!("v{}", i % 7),
+            session: Some(format!("s{}", i % 11)),
+            url: format!("/p{}", i % 3),
+            referrer: None,
+            country: None,
+            device: None,
+        })
+        .collect();
+    let body: Vec<String> = events.iter().map(Event::to_json).collect();
+    let (code, body) = http_post(app.addr, "/collect", &format!("[{}]", body.join(","))).await?;
+    assert_eq!(code, 202, "{body}");
+    assert!(body.contains("\"accepted\":50"), "{body}");
+    // One bad event in a separate request is dead-lettered by the pipeline, not lost silently.
+    assert_eq!(
+        http_post(app.addr, "/collect", r#"{"visitor":"x"}"#)
+            .await?
+            .0,
+        202
+    );
+    let (code, body) = http_post(app.addr, "/collect", "[1,2]").await?;
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("\"parameter\":\"body\""), "{body}");
+    wait_for_totals(app.addr, 50, 1, Duration::from_secs(30)).await?;
+    // Counted as sent (in the windows of their receive time, all within the range).
+    let summary = get_json(app.addr, "/api/v1/summary?range=5m&top=1000")
+        .await
+        .unwrap_or_default();
+    assert_figures_match("summary", &summary, &Truth::of(&events), ALL_TOP, WHOLE)?;
+    app.stop().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -230,40 +230,45 @@ async fn late_events_under_sigkill_are_counted_exactly_once_and_stay_revised() -
 
     let child = spawn_child(&args)?;
     wait_for_totals(child.addr, live.len() as u64, 0, Duration::from_secs(60)).await?;
-    // The late batch arrives in paced chunks while Pulseboard is killed three times.
-    let writer = paced_writer(
+    // The late batch arrives in paced slices while Pulseboard is killed three times: a
+    // slice per kill and the last after them, so every kill lands while the batch arrives.
+    let mut writer = SlicedWriter::new(
         producer(&brokers)?,
         "clicks",
-        batch.payloads.clone(),
+        &batch.payloads,
+        4,
         Duration::from_millis(600),
+        live.len() as i64,
     );
     let mut child = child;
-    let mut last = live.len() as i64;
     let total = (live.len() + batch.payloads.len()) as i64;
     let mut rng = fastrand::Rng::with_seed(11);
     let t0 = Instant::now();
     for kill in 0..3 {
+        let slice = writer.next_slice().await?;
+        let into = slice.start + 200;
         let addr = child.addr;
-        last = poll_until(Duration::from_secs(60), "progress", || async {
+        // This incarnation reads into the slice being written.
+        let seen = poll_until(Duration::from_secs(60), "progress", || async {
             let s = get_json(addr, "/api/v1/status").await?;
             let next = sum_next_offsets(&s);
-            (next > last + 200 || next == total).then_some(next)
+            (next > into).then_some(next)
         })
         .await?;
-        tokio::time::sleep(Duration::from_millis(rng.u64(0..1_000))).await;
         assert!(
-            !writer.is_finished(),
-            "the kill lands while the batch arrives"
+            seen < total && writer.slices_left() > 0,
+            "the kill lands while the batch arrives: offsets {seen} of {total}"
         );
+        tokio::time::sleep(Duration::from_millis(rng.u64(0..1_000))).await;
         child.kill9()?;
         eprintln!(
-            "kill {} of 3 after offset sum {last} of {total} at {:?}",
+            "kill {} of 3 after offset sum {seen} of {total} (slice {slice:?}) at {:?}",
             kill + 1,
             t0.elapsed()
         );
         child = spawn_child(&args)?;
     }
-    writer.await??;
+    writer.finish().await?;
     let all: Vec<(i32, Event)> = live.iter().chain(&batch.events).cloned().collect();
     let (folded, late) = expected_folded(&all, WIDTH, LATENESS);
     let s = wait_for_totals(

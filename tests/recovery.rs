@@ -75,49 +75,54 @@ async fn sigkill_mid_stream_loses_nothing_and_counts_nothing_twice() -> Result<(
     } = event_set(23, kills * 1_600, 4, start, kills as i64 * 16_000);
     let (folded, late) = expected_folded(&events, WIDTH, LATENESS);
 
-    // A producer writes the known set in paced batches while Pulseboard is killed and restarted.
-    let p = producer(&brokers)?;
-    // About 300 messages/s, so the kills below land while it writes.
-    let writer = paced_writer(p, "clicks", payloads.clone(), Duration::from_millis(330));
+    // A producer writes the known set in paced slices, about 300 messages/s, one slice per
+    // kill and the last after them: every kill lands before the stream ends.
+    let mut writer = SlicedWriter::new(
+        producer(&brokers)?,
+        "clicks",
+        &payloads,
+        kills + 1,
+        Duration::from_millis(330),
+        0,
+    );
 
     let dir = data_dir();
     let args = broker_args(&brokers, "clicks", "crash-test", dir.path());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut last_seen = 0i64;
-    let mut kills_mid_stream = 0;
+    let total = payloads.len() as i64;
     let t0 = std::time::Instant::now();
     let mut rng = fastrand::Rng::with_seed(5);
     for kill in 0..kills {
+        let slice = writer.next_slice().await?;
+        let into = slice.start + 500.min(slice.end - slice.start - 1);
         let child = spawn_child(&args)?;
-        // Kill only once this incarnation has made progress of its own.
+        // Kill once this incarnation has read into the slice being written: progress of its
+        // own (the last kill saw at most the slice before), with more of the stream to come.
         let seen = poll_until(
             Duration::from_secs(90),
-            "progress before the kill",
+            "progress into the slice being written",
             || async {
                 let s = get_json(child.addr, "/api/v1/status").await?;
                 let next = sum_next_offsets(&s);
-                (next > last_seen + 500 || next as usize == payloads.len()).then_some(next)
+                (next > into).then_some(next)
             },
         )
         .await?;
-        last_seen = seen;
+        assert!(
+            seen < total && writer.slices_left() > 0,
+            "kill {} lands mid-stream: offsets {seen} of {total}",
+            kill + 1
+        );
         // Land the kill at an arbitrary instant relative to the checkpoint interval.
         tokio::time::sleep(Duration::from_millis(rng.u64(0..1_000))).await;
-        if !writer.is_finished() {
-            kills_mid_stream += 1;
-        }
         child.kill9()?;
         eprintln!(
-            "kill {} of {kills} after offset sum {seen} at {:?}",
+            "kill {} of {kills} after offset sum {seen} (slice {slice:?}) at {:?}",
             kill + 1,
             t0.elapsed()
         );
     }
-    assert!(
-        kills_mid_stream >= kills - 1,
-        "only {kills_mid_stream} kills landed while the producer was writing"
-    );
-    writer.await??;
+    writer.finish().await?;
     let child = spawn_child(&args)?;
     let s = wait_for_totals(
         child.addr,

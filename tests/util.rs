@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
 use pulseboard::config::Config;
-use pulseboard_model::agg::Hll;
+use pulseboard_model::agg::{SEGMENT_TOP_CAP, TOP_CAP};
 use pulseboard_model::event::Event;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -76,17 +76,118 @@ pub fn spawn_child(args: &[&str]) -> Result<ChildApp> {
     ChildApp::spawn(Path::new(env!("CARGO_BIN_EXE_pulseboard")), args)
 }
 
-/// The expected numbers of one window, recomputed independently of Pulseboard's code.
+/// Documented standard error of the top-level HyperLogLog sketches (the unique visitors
+/// and sessions of a window or range): p = 14, 1.04 / √16,384 ≈ 0.81 %.
+pub const TOP_HLL_SIGMA: f64 = 0.0081;
+
+/// Documented standard error of the sub-sketches of segments and goals (a filtered view's
+/// uniques, a goal's converting visitors): p = 14 today, as the top level. Every segment
+/// and goal comparison uses this constant, so a lower segment precision (p = 12,
+/// σ ≈ 0.0163) changes only this line.
+pub const SEGMENT_HLL_SIGMA: f64 = 0.0081;
+
+/// The largest |estimate − exact| accepted for a distinct count of `exact` items from a
+/// sketch of standard error `sigma`: four standard errors, at least 1. A correct sketch is
+/// further off with a probability below 1e-4 per comparison (≈ 6·10⁻⁵ for a normal error),
+/// so a failure points at the product, not at bad luck; and the sketch being exact for
+/// small sets today is nothing these tests rely on.
+pub fn distinct_tolerance(exact: u64, sigma: f64) -> u64 {
+    ((4.0 * sigma * exact as f64).ceil() as u64).max(1)
+}
+
+/// Whether `got` estimates a distinct count of `exact` within [`distinct_tolerance`].
+pub fn distinct_ok(exact: u64, got: u64, sigma: f64) -> bool {
+    got.abs_diff(exact) <= distinct_tolerance(exact, sigma)
+}
+
+/// `got` (the API's figure `what`) estimates the exact distinct count `exact` within
+/// [`distinct_tolerance`].
+pub fn assert_distinct(what: &str, exact: usize, got: Option<u64>, sigma: f64) -> Result<()> {
+    let exact = exact as u64;
+    let got = got.ok_or_else(|| anyhow!("{what}: no figure (expected about {exact})"))?;
+    if !distinct_ok(exact, got, sigma) {
+        bail!(
+            "{what}: {got} is not within ±{} of the exact {exact} (4σ, σ = {sigma})",
+            distinct_tolerance(exact, sigma)
+        );
+    }
+    Ok(())
+}
+
+/// The sketches a view's figures come from: how far its distinct counts may be off, and
+/// how many keys its top lists hold exactly.
+#[derive(Debug, Clone, Copy)]
+pub struct Sketches {
+    /// Standard error of its distinct counts.
+    pub sigma: f64,
+    /// Keys a top list holds before it becomes a Misra–Gries summary.
+    pub top_cap: usize,
+}
+
+/// The figures of the whole traffic (windows, ranges, visitors now).
+pub const WHOLE: Sketches = Sketches {
+    sigma: TOP_HLL_SIGMA,
+    top_cap: TOP_CAP,
+};
+
+/// The figures of a segment (a filtered view): its sub-aggregates' sketches. (A view merges
+/// sub-aggregates of each partition into a larger list, so a list of up to this many keys
+/// is exact, and beyond the Misra–Gries bounds of this capacity hold.)
+pub const SEGMENT: Sketches = Sketches {
+    sigma: SEGMENT_HLL_SIGMA,
+    top_cap: SEGMENT_TOP_CAP,
+};
+
+/// The largest `top=` the API takes: asked for, a window's top lists come whole.
+pub const ALL_TOP: usize = 1000;
+
+/// Every window, top lists whole.
+pub const ALL_WINDOWS: &str = "/api/v1/windows?from=0&limit=10000&top=1000";
+
+/// The expected numbers of one window (or range), recomputed independently of Pulseboard's
+/// code: counts in plain maps, distinct visitors and sessions in plain sets.
 #[derive(Debug, Default, Clone)]
 pub struct Truth {
     pub events: u64,
     pub by_type: BTreeMap<String, u64>,
     pub visitors: HashSet<String>,
     pub sessions: HashSet<String>,
-    pub urls: HashMap<String, u64>,
-    pub referrers: HashMap<String, u64>,
-    pub countries: HashMap<String, u64>,
-    pub devices: HashMap<String, u64>,
+    pub urls: BTreeMap<String, u64>,
+    pub referrers: BTreeMap<String, u64>,
+    pub countries: BTreeMap<String, u64>,
+    pub devices: BTreeMap<String, u64>,
+}
+
+impl Truth {
+    /// The numbers of `events`, all in one window or range.
+    pub fn of<'a>(events: impl IntoIterator<Item = &'a Event>) -> Truth {
+        let mut t = Truth::default();
+        for e in events {
+            t.add(e);
+        }
+        t
+    }
+
+    fn add(&mut self, e: &Event) {
+        self.events += 1;
+        *self.by_type.entry(e.kind.clone()).or_default() += 1;
+        self.visitors.insert(e.visitor.clone());
+        if let Some(s) = &e.session {
+            self.sessions.insert(s.clone());
+        }
+        if e.kind == "pageview" {
+            *self.urls.entry(e.url.clone()).or_default() += 1;
+        }
+        for (map, v) in [
+            (&mut self.referrers, &e.referrer),
+            (&mut self.countries, &e.country),
+            (&mut self.devices, &e.device),
+        ] {
+            if let Some(v) = v {
+                *map.entry(v.clone()).or_default() += 1;
+            }
+        }
+    }
 }
 
 /// Group events by `ts - ts mod width` with plain maps.
@@ -94,48 +195,32 @@ pub fn recompute(events: &[Event], width: i64) -> BTreeMap<i64, Truth> {
     let mut out: BTreeMap<i64, Truth> = BTreeMap::new();
     for e in events {
         let start = e.ts - e.ts.rem_euclid(width);
-        let t = out.entry(start).or_default();
-        t.events += 1;
-        *t.by_type.entry(e.kind.clone()).or_default() += 1;
-        t.visitors.insert(e.visitor.clone());
-        if let Some(s) = &e.session {
-            t.sessions.insert(s.clone());
-        }
-        if e.kind == "pageview" {
-            *t.urls.entry(e.url.clone()).or_default() += 1;
-        }
-        for (map, v) in [
-            (&mut t.referrers, &e.referrer),
-            (&mut t.countries, &e.country),
-            (&mut t.devices, &e.device),
-        ] {
-            if let Some(v) = v {
-                *map.entry(v.clone()).or_default() += 1;
-            }
-        }
+        out.entry(start).or_default().add(e);
     }
     out
 }
 
-/// HLL estimate of a set of strings (the "HLL of the same inputs").
-pub fn hll_of<'a>(items: impl IntoIterator<Item = &'a String>) -> u64 {
-    let mut h = Hll::new();
-    for i in items {
-        h.insert(i);
-    }
-    h.estimate()
-}
-
-/// Compare the API's windows (`/api/v1/windows` JSON) with the recomputation.
 /// The API's windows (all of them, top lists whole) equal the recomputation of `events`.
 pub async fn assert_api_matches(addr: SocketAddr, events: &[Event], width: i64) -> Result<()> {
-    let windows = get_json(addr, "/api/v1/windows?from=0&limit=10000&top=1000")
+    let windows = get_json(addr, ALL_WINDOWS)
         .await
         .ok_or_else(|| anyhow!("windows endpoint failed"))?;
     assert_windows_match(&windows, &recompute(events, width))
 }
 
+/// The API's windows of the whole traffic (`/api/v1/windows` JSON, asked with
+/// `top=`[`ALL_TOP`]) are exactly the windows of `truth`, each equal to its recomputation
+/// ([`assert_figures_match`]).
 pub fn assert_windows_match(api: &Value, truth: &BTreeMap<i64, Truth>) -> Result<()> {
+    assert_windows_match_of(api, truth, WHOLE)
+}
+
+/// [`assert_windows_match`] for figures from `sketches` (a segment's, for a filtered view).
+pub fn assert_windows_match_of(
+    api: &Value,
+    truth: &BTreeMap<i64, Truth>,
+    sketches: Sketches,
+) -> Result<()> {
     let windows = api["windows"]
         .as_array()
         .ok_or_else(|| anyhow!("no windows in {api}"))?;
@@ -149,65 +234,160 @@ pub fn assert_windows_match(api: &Value, truth: &BTreeMap<i64, Truth>) -> Result
         bail!("window starts differ: expected {want:?}, API has {have:?}");
     }
     for (start, t) in truth {
-        let w = got[start];
-        let ctx = || format!("window {start}");
-        if w["events"].as_u64() != Some(t.events) {
-            bail!("{}: events {} != expected {}", ctx(), w["events"], t.events);
-        }
-        let by_type: BTreeMap<String, u64> = serde_json::from_value(w["by_type"].clone())?;
-        if by_type != t.by_type {
-            bail!("{}: by_type {by_type:?} != expected {:?}", ctx(), t.by_type);
-        }
-        let uv = w["unique_visitors"].as_u64().unwrap_or(u64::MAX);
-        if uv != hll_of(&t.visitors) {
+        assert_figures_match(&format!("window {start}"), got[start], t, ALL_TOP, sketches)?;
+    }
+    Ok(())
+}
+
+/// The figures `api` (a window, a summary: events, by_type, uniques, top lists asked with
+/// `top=asked`) equal the recomputation `t`: events and by_type exactly, unique visitors
+/// and sessions within the sketches' error of the exact counts, every top list whole
+/// ([`assert_top_list`]), and `approximate` false while every list is exact.
+pub fn assert_figures_match(
+    what: &str,
+    api: &Value,
+    t: &Truth,
+    asked: usize,
+    sketches: Sketches,
+) -> Result<()> {
+    if api["events"].as_u64() != Some(t.events) {
+        bail!("{what}: events {} != expected {}", api["events"], t.events);
+    }
+    let by_type: BTreeMap<String, u64> = serde_json::from_value(api["by_type"].clone())
+        .map_err(|e| anyhow!("{what}: by_type {}: {e}", api["by_type"]))?;
+    let mut by_type: Vec<(String, u64)> = by_type.into_iter().collect();
+    by_type.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    check_top(
+        &format!("{what}: by_type"),
+        &by_type,
+        &t.by_type,
+        usize::MAX,
+        sketches.top_cap,
+    )?;
+    let ctx = |field: &str| format!("{what}: {field}");
+    for (field, exact) in [
+        ("unique_visitors", &t.visitors),
+        ("unique_sessions", &t.sessions),
+    ] {
+        assert_distinct(
+            &ctx(field),
+            exact.len(),
+            api[field].as_u64(),
+            sketches.sigma,
+        )?;
+    }
+    let lists = [
+        ("top_urls", &t.urls),
+        ("top_referrers", &t.referrers),
+        ("countries", &t.countries),
+        ("devices", &t.devices),
+    ];
+    for (field, exact) in lists {
+        assert_top_list(&ctx(field), &api[field], exact, asked, sketches.top_cap)?;
+    }
+    let all_exact = lists
+        .iter()
+        .chain([("by_type", &t.by_type)].iter())
+        .all(|(_, m)| m.len() <= sketches.top_cap);
+    if all_exact && api["approximate"] != false {
+        bail!(
+            "{what}: every list is under {} keys, yet approximate is {}",
+            sketches.top_cap,
+            api["approximate"]
+        );
+    }
+    Ok(())
+}
+
+/// A top list of the API (`[{"key", "count"}]`, asked with `top=asked`, from a summary
+/// holding `cap` keys) against the exact counts, compared whole: nothing missing, nothing
+/// extra. It is ordered by count descending, then key ascending, and holds no key twice.
+/// - While `exact` has at most `cap` keys the summary is exact (model/src/agg/top.rs): the
+///   list is the first `asked` entries of `exact` in that order, key for key, count for
+///   count (all of them when fewer).
+/// - Above, it is a mergeable Misra–Gries summary: a listed count `c` of a key with exact
+///   count `t` lies in `[t − e, t]`, with `e = total / (cap + 1)` (total: the sum of the
+///   exact counts); every key with `t > e` is listed, or, when the list is full (`asked`
+///   entries), every key with `t − e` above the last listed count.
+pub fn assert_top_list(
+    what: &str,
+    api: &Value,
+    exact: &BTreeMap<String, u64>,
+    asked: usize,
+    cap: usize,
+) -> Result<()> {
+    let list = api
+        .as_array()
+        .ok_or_else(|| anyhow!("{what}: not a list: {api}"))?
+        .iter()
+        .map(|c| match (c["key"].as_str(), c["count"].as_u64()) {
+            (Some(k), Some(n)) => Ok((k.to_owned(), n)),
+            _ => Err(anyhow!("{what}: not a count: {c}")),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    check_top(what, &list, exact, asked, cap)
+}
+
+fn check_top(
+    what: &str,
+    list: &[(String, u64)],
+    exact: &BTreeMap<String, u64>,
+    asked: usize,
+    cap: usize,
+) -> Result<()> {
+    let order = |a: &(String, u64), b: &(String, u64)| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0));
+    if let Some(p) = list.windows(2).find(|p| order(&p[0], &p[1]).is_ge()) {
+        bail!(
+            "{what}: {:?} before {:?}: not in order, or twice",
+            p[0],
+            p[1]
+        );
+    }
+    if list.len() > asked {
+        bail!("{what}: {} entries, {asked} asked", list.len());
+    }
+    if exact.len() <= cap {
+        let mut want: Vec<(String, u64)> = exact.iter().map(|(k, n)| (k.clone(), *n)).collect();
+        want.sort_by(order);
+        want.truncate(asked);
+        if list != want.as_slice() {
+            let listed: BTreeMap<&str, u64> = list.iter().map(|(k, n)| (k.as_str(), *n)).collect();
+            let wrong: Vec<String> = want
+                .iter()
+                .filter(|(k, n)| listed.get(k.as_str()) != Some(n))
+                .map(|(k, n)| format!("{k}: {:?} instead of {n}", listed.get(k.as_str())))
+                .collect();
+            let wanted: HashSet<&str> = want.iter().map(|(k, _)| k.as_str()).collect();
+            let extra: Vec<&(String, u64)> = list
+                .iter()
+                .filter(|(k, _)| !wanted.contains(k.as_str()))
+                .collect();
             bail!(
-                "{}: unique_visitors {uv} != HLL of the inputs {}",
-                ctx(),
-                hll_of(&t.visitors)
+                "{what}: not the exact counts ({} keys, {asked} asked): wrong or missing {wrong:?}, extra {extra:?}",
+                exact.len()
             );
         }
-        let exact = t.visitors.len() as f64;
-        if (uv as f64 - exact).abs() > 0.02 * exact.max(1.0) {
-            bail!(
-                "{}: unique_visitors {uv} not within 2% of exact {exact}",
-                ctx()
-            );
+        return Ok(());
+    }
+    let total: u64 = exact.values().sum();
+    let e = total / (cap as u64 + 1);
+    for (k, c) in list {
+        let t = exact.get(k).copied().unwrap_or(0);
+        if *c > t || *c + e < t {
+            bail!("{what}: {k} = {c}, not within [{t} − {e}, {t}]");
         }
-        let us = w["unique_sessions"].as_u64().unwrap_or(u64::MAX);
-        if us != hll_of(&t.sessions) {
-            bail!(
-                "{}: unique_sessions {us} != HLL of the inputs {}",
-                ctx(),
-                hll_of(&t.sessions)
-            );
-        }
-        for (field, map) in [
-            ("top_urls", &t.urls),
-            ("top_referrers", &t.referrers),
-            ("countries", &t.countries),
-            ("devices", &t.devices),
-        ] {
-            for c in w[field].as_array().into_iter().flatten() {
-                let key = c["key"].as_str().unwrap_or_default();
-                let count = c["count"].as_u64().unwrap_or(u64::MAX);
-                if map.get(key).copied() != Some(count) {
-                    bail!(
-                        "{}: {field}[{key}] = {count}, expected {:?}",
-                        ctx(),
-                        map.get(key)
-                    );
-                }
-            }
-            // The list is the top of the map: its first count is the map's max.
-            let max = map.values().max().copied();
-            let first = w[field].get(0).and_then(|c| c["count"].as_u64());
-            if first != max {
-                bail!(
-                    "{}: {field} starts with {first:?}, expected max {max:?}",
-                    ctx()
-                );
-            }
-        }
+    }
+    let floor = if list.len() >= asked {
+        list.last().map_or(0, |(_, c)| *c)
+    } else {
+        0
+    };
+    let listed: HashSet<&str> = list.iter().map(|(k, _)| k.as_str()).collect();
+    if let Some((k, t)) = exact
+        .iter()
+        .find(|(k, t)| t.saturating_sub(e) > floor && !listed.contains(k.as_str()))
+    {
+        bail!("{what}: {k} (exact {t}, error bound {e}) is missing");
     }
     Ok(())
 }
@@ -266,6 +446,84 @@ pub fn paced_writer(
         }
         Ok(())
     })
+}
+
+/// A known stream written in slices, one at a time as the test asks, each paced like
+/// [`paced_writer`]: a test that kills or scales Pulseboard at each step holds the slices
+/// after it back, so every step lands before the stream ends whatever the machine's speed,
+/// and the test waits on what the product reports (its offsets passing into the slice
+/// being written), never on the writer's progress.
+pub struct SlicedWriter {
+    producer: FutureProducer,
+    topic: &'static str,
+    slices: std::collections::VecDeque<Vec<(i32, Vec<u8>)>>,
+    every: Duration,
+    /// Messages in the topic before the slice being written (offsets sum to this there).
+    written: i64,
+    writing: Option<tokio::task::JoinHandle<Result<()>>>,
+}
+
+impl SlicedWriter {
+    /// `payloads` in `slices` slices of about equal size, for a topic that already holds
+    /// `before` messages; nothing is written yet.
+    pub fn new(
+        producer: FutureProducer,
+        topic: &'static str,
+        payloads: &[(i32, Vec<u8>)],
+        slices: usize,
+        every: Duration,
+        before: i64,
+    ) -> Self {
+        let size = payloads.len().div_ceil(slices.max(1)).max(1);
+        SlicedWriter {
+            producer,
+            topic,
+            slices: payloads.chunks(size).map(<[_]>::to_vec).collect(),
+            every,
+            written: before,
+            writing: None,
+        }
+    }
+
+    /// Waits for the slice being written to be written whole, then starts writing the next
+    /// one; returns the range of offset sums it covers (the product's offsets pass into it
+    /// only while or after it is written). Fails when no slice is left.
+    pub async fn next_slice(&mut self) -> Result<std::ops::Range<i64>> {
+        self.finish_slice().await?;
+        let slice = self
+            .slices
+            .pop_front()
+            .ok_or_else(|| anyhow!("no slice left to write"))?;
+        let range = self.written..self.written + slice.len() as i64;
+        self.written = range.end;
+        self.writing = Some(paced_writer(
+            self.producer.clone(),
+            self.topic,
+            slice,
+            self.every,
+        ));
+        Ok(range)
+    }
+
+    /// Slices not yet started.
+    pub fn slices_left(&self) -> usize {
+        self.slices.len()
+    }
+
+    /// Writes every slice left, one after the other, and waits for the last.
+    pub async fn finish(mut self) -> Result<()> {
+        while !self.slices.is_empty() {
+            self.next_slice().await?;
+        }
+        self.finish_slice().await
+    }
+
+    async fn finish_slice(&mut self) -> Result<()> {
+        if let Some(w) = self.writing.take() {
+            w.await??;
+        }
+        Ok(())
+    }
 }
 
 /// Pulseboard arguments for a broker, with the fast group settings.
