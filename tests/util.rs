@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
 use pulseboard::config::Config;
-use pulseboard_model::agg::Hll;
+use pulseboard_model::agg::{Hll, HLL_PRECISION, HLL_SUB_PRECISION};
 use pulseboard_model::event::Event;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -117,9 +117,20 @@ pub fn recompute(events: &[Event], width: i64) -> BTreeMap<i64, Truth> {
     out
 }
 
-/// HLL estimate of a set of strings (the "HLL of the same inputs").
+/// HLL estimate of a set of strings (the "HLL of the same inputs") at the window's
+/// precision: visitors and sessions of the whole traffic.
 pub fn hll_of<'a>(items: impl IntoIterator<Item = &'a String>) -> u64 {
-    let mut h = Hll::new();
+    hll_at(HLL_PRECISION, items)
+}
+
+/// HLL estimate of a set of strings at the precision of segments and goals: a segment's
+/// figures and converting visitors.
+pub fn sub_hll_of<'a>(items: impl IntoIterator<Item = &'a String>) -> u64 {
+    hll_at(HLL_SUB_PRECISION, items)
+}
+
+fn hll_at<'a>(p: u8, items: impl IntoIterator<Item = &'a String>) -> u64 {
+    let mut h = Hll::with_precision(p);
     for i in items {
         h.insert(i);
     }

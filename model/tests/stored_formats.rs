@@ -1,11 +1,12 @@
 //! Aggregates stored by earlier releases still decode to the figures they held.
 //!
-//! `fixtures/v3-*.bin` are [`Aggregate::to_bytes`] output of format version 3 (written by
-//! the code before HyperLogLog sketches got their own codec), each with a
+//! `fixtures/v3-*.bin` are [`Aggregate::to_bytes`] output of format version 3, each with a
 //! `fixtures/v3-*.json` of the figures that code read from it: totals, top lists, distinct
 //! counts and which sketches were sparse, for the whole traffic, every goal and every
-//! segment's sub-aggregate. The events are made again here from their seeds, for exact
-//! distinct counts to compare with.
+//! segment's sub-aggregate. They were written by the code before HyperLogLog sketches got
+//! their own codec (commit e33ac2f, by its ignored test `write_fixtures`, from the same
+//! `fixtures()` and `figures()` as here). The events are made again here from their seeds,
+//! for exact distinct counts and for this code's own aggregate of them.
 //!
 //! - `v3-small`: 80 events of 30 visitors, every dimension segmented (top 10), two goals:
 //!   every sketch sparse (the exact 32-bit hash lists).
@@ -171,51 +172,179 @@ fn figures(a: &Aggregate, deep: bool) -> Value {
     v
 }
 
-/// Writes the fixtures (run once, by the code of format version 3:
-/// `cargo test -p pulseboard-model --test stored_formats -- --ignored`).
-#[test]
-#[ignore = "writes the fixtures"]
-fn write_fixtures() {
-    std::fs::create_dir_all(dir()).expect("fixtures dir");
-    for f in fixtures() {
-        let a = aggregate(&f);
-        let bytes = a.to_bytes();
-        assert_eq!(bytes[0], 3, "format version 3");
-        std::fs::write(dir().join(format!("{}.bin", f.name)), &bytes).expect("write");
-        let json = serde_json::to_string_pretty(&figures(&a, true)).expect("json");
-        std::fs::write(dir().join(format!("{}.json", f.name)), json + "\n").expect("write");
-    }
-}
-
 fn read(name: &str) -> (Vec<u8>, Value) {
     let bytes = std::fs::read(dir().join(format!("{name}.bin"))).expect("fixture");
     let json = std::fs::read_to_string(dir().join(format!("{name}.json"))).expect("figures");
     (bytes, serde_json::from_str(&json).expect("figures json"))
 }
 
+/// Relative standard error of the sketches at precision `p` (see `agg::hll`).
+fn sigma(p: u8) -> f64 {
+    1.04 / f64::from(1u32 << p).sqrt()
+}
+
+/// Compares figures `got` with `want` (as [`figures`] makes them): everything exactly but
+/// the distinct counts, which may differ by `tolerance(path, want)`. Differences go to
+/// `errs`.
+fn compare(
+    path: &str,
+    got: &Value,
+    want: &Value,
+    tolerance: &dyn Fn(&str, &Value) -> f64,
+    errs: &mut Vec<String>,
+) {
+    match (got, want) {
+        (Value::Object(g), Value::Object(w)) if w.contains_key("estimate") => {
+            let (e, o) = (g["estimate"].as_f64(), w["estimate"].as_f64());
+            let (Some(e), Some(o)) = (e, o) else {
+                return errs.push(format!("{path}: {got} for {want}"));
+            };
+            if (e - o).abs() > tolerance(path, want) {
+                errs.push(format!("{path}: estimate {e}, was {o} ({want})"));
+            }
+        }
+        (Value::Object(g), Value::Object(w)) => {
+            let keys: BTreeMap<&String, ()> = g.keys().chain(w.keys()).map(|k| (k, ())).collect();
+            for k in keys.keys() {
+                let (g, w) = (g.get(*k), w.get(*k));
+                match (g, w) {
+                    (Some(g), Some(w)) => compare(&format!("{path}/{k}"), g, w, tolerance, errs),
+                    _ => errs.push(format!("{path}/{k}: {g:?} for {w:?}")),
+                }
+            }
+        }
+        _ if got != want => errs.push(format!("{path}: {got} for {want}")),
+        _ => {}
+    }
+}
+
+/// How far a version-4 estimate may be from the version-3 one (`was`): an old sparse
+/// sketch (exact hashes) counts the same; the window's old dense registers map one to one
+/// (the same estimate, up to rounding); the dense sketches of goals and segments, folded to
+/// p = 12, move within 4σ of that precision.
+fn migrated(path: &str, was: &Value) -> f64 {
+    let old = was["estimate"].as_f64().unwrap_or(0.0);
+    let top_level = path == "/visitors" || path == "/sessions";
+    match was["sparse"].as_bool() {
+        Some(true) => 0.0,
+        _ if top_level => 1.0,
+        _ => 4.0 * sigma(12) * old,
+    }
+}
+
+/// How far the estimates of two aggregates of the same events may be apart: 4σ of the
+/// precision (14 for the window, 12 for goals and segments), at least 1.
+fn same_events(path: &str, was: &Value) -> f64 {
+    let old = was["estimate"].as_f64().unwrap_or(0.0);
+    let p = if path == "/visitors" || path == "/sessions" {
+        14
+    } else {
+        12
+    };
+    (4.0 * sigma(p) * old).max(1.0)
+}
+
+fn check(got: &Value, want: &Value, tolerance: &dyn Fn(&str, &Value) -> f64, ctx: &str) {
+    let mut errs = Vec::new();
+    compare("", got, want, tolerance, &mut errs);
+    assert!(errs.is_empty(), "{ctx}:\n{}", errs.join("\n"));
+}
+
 #[test]
-fn stored_aggregates_decode_to_their_figures() {
+fn version_3_aggregates_decode_to_their_figures() {
     for f in fixtures() {
         let (bytes, want) = read(f.name);
+        assert_eq!(bytes[0], 3, "{}: a version-3 fixture", f.name);
         let a = Aggregate::from_bytes(&bytes).expect("decodes");
-        assert_eq!(figures(&a, true), want, "{}", f.name);
-        assert_eq!(
-            a,
-            aggregate(&f),
-            "{}: the same events aggregate the same",
+        check(&figures(&a, true), &want, &migrated, f.name);
+        // The same events aggregated by this code give the same figures.
+        let again = aggregate(&f);
+        check(&figures(&again, true), &want, &same_events, f.name);
+        // Against the exact count of a set.
+        let exact = f
+            .events
+            .iter()
+            .map(|e| &e.visitor)
+            .collect::<HashSet<_>>()
+            .len() as f64;
+        let est = a.visitors.estimate() as f64;
+        assert!(
+            (est - exact).abs() <= 4.0 * sigma(14) * exact,
+            "{}: {est} for {exact}",
             f.name
         );
-        let exact: HashSet<&String> = f.events.iter().map(|e| &e.visitor).collect();
-        let est = a.visitors.estimate() as f64;
-        assert!((est - exact.len() as f64).abs() <= 0.02 * exact.len() as f64);
-        let figures_only = Aggregate::decode(&bytes, Keep::Figures).expect("figures");
-        assert!(figures_only.segments.is_empty());
-        assert_eq!(figures(&figures_only, false), figures(&a, false));
-        let one = Aggregate::decode(&bytes, Keep::Dimension(Dimension::Country)).expect("one");
-        assert_eq!(
-            one.segments.table(Dimension::Country),
-            a.segments.table(Dimension::Country)
+        // Goals and segments: the new precision.
+        let sub = |h: &Hll| assert_eq!(h.precision(), 12, "{}", f.name);
+        a.goals.values().for_each(|g| sub(&g.visitors));
+        for t in Dimension::ALL.iter().filter_map(|&d| a.segments.table(d)) {
+            for (_, s) in t.values().chain([("", t.other())]) {
+                sub(&s.visitors);
+                sub(&s.sessions);
+            }
+        }
+        // Written again, version 4, smaller, and read back the same.
+        let v4 = a.to_bytes();
+        assert_eq!(v4[0], 4);
+        assert!(
+            v4.len() < bytes.len(),
+            "{}: {} → {}",
+            f.name,
+            bytes.len(),
+            v4.len()
         );
-        assert!(one.segments.table(Dimension::Type).is_none());
+        assert_eq!(Aggregate::from_bytes(&v4).as_ref(), Ok(&a));
+        // Merged with new events, nothing is lost.
+        let mut more = aggregate(&Fixture {
+            events: events(9, 50, 20, 20),
+            ..f
+        });
+        more.merge(&a);
+        assert_eq!(more.events, a.events + 50);
+        assert!(
+            more.visitors
+                .estimate()
+                .abs_diff(a.visitors.estimate() + 20)
+                <= 20 / 10 + 8
+        );
+    }
+}
+
+#[test]
+fn version_3_and_4_decode_figures_or_one_table() {
+    for f in fixtures() {
+        let (v3, _) = read(f.name);
+        let a = Aggregate::from_bytes(&v3).expect("decodes");
+        for bytes in [v3.clone(), a.to_bytes()] {
+            let figures_only = Aggregate::decode(&bytes, Keep::Figures).expect("figures");
+            assert!(figures_only.segments.is_empty());
+            assert_eq!(figures(&figures_only, false), figures(&a, false));
+            let one = Aggregate::decode(&bytes, Keep::Dimension(Dimension::Country)).expect("one");
+            assert!(one.segments.table(Dimension::Country).is_some());
+            assert_eq!(
+                one.segments.table(Dimension::Country),
+                a.segments.table(Dimension::Country)
+            );
+            assert!(one.segments.table(Dimension::Device).is_none());
+            let none = Aggregate::decode(&bytes, Keep::Dimension(Dimension::Type)).expect("none");
+            assert_eq!(
+                none.segments.table(Dimension::Type).is_some(),
+                f.name == "v3-small"
+            );
+        }
+        let mut trailing = v3.clone();
+        trailing.push(0);
+        assert!(Aggregate::from_bytes(&trailing).is_err());
+        // Damaged version-3 bytes never panic.
+        let mut rng = fastrand::Rng::with_seed(3);
+        for _ in 0..300 {
+            let mut b = v3.clone();
+            for _ in 0..rng.usize(1..6) {
+                let i = rng.usize(1..b.len());
+                b[i] = rng.u8(..);
+            }
+            b.truncate(rng.usize(1..=b.len()));
+            let _ = Aggregate::from_bytes(&b);
+            let _ = Aggregate::decode(&b, Keep::Dimension(Dimension::Referrer));
+        }
     }
 }
