@@ -81,10 +81,9 @@ pub fn spawn_child(args: &[&str]) -> Result<ChildApp> {
 pub const TOP_HLL_SIGMA: f64 = 0.0081;
 
 /// Documented standard error of the sub-sketches of segments and goals (a filtered view's
-/// uniques, a goal's converting visitors): p = 14 today, as the top level. Every segment
-/// and goal comparison uses this constant, so a lower segment precision (p = 12,
-/// σ ≈ 0.0163) changes only this line.
-pub const SEGMENT_HLL_SIGMA: f64 = 0.0081;
+/// uniques, a goal's converting visitors): p = 12, 1.04 / √4,096 ≈ 1.63 %. Every segment
+/// and goal comparison uses this constant.
+pub const SEGMENT_HLL_SIGMA: f64 = 0.0163;
 
 /// The largest |estimate − exact| accepted for a distinct count of `exact` items from a
 /// sketch of standard error `sigma`: four standard errors, at least 1. A correct sketch is

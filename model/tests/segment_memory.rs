@@ -197,7 +197,9 @@ fn segment_memory_per_window_is_measured_and_bounded() {
         base,
         add,
     );
-    // Bounded: twice the events hold no more (the sketches and lists are full already).
+    // Bounded: twice the events hold no more (the sketches and lists are full already; the
+    // top lists' hash maps may still grow a little: 54 KiB here, before HyperLogLogs shrank
+    // as after).
     let (base2, add2) = added(1, 28_000, &|i| worst(i, 40), &demo_goals, 10);
     row(
         "worst case, 40-byte keys, 2 goals, twice the events",
@@ -206,12 +208,13 @@ fn segment_memory_per_window_is_measured_and_bounded() {
         add2,
     );
     assert!(
-        (add2.0 as f64) < add.0 as f64 * 1.05,
+        (add2.0 as f64) < add.0 as f64 * 1.1,
         "memory grows with the events: {add:?} → {add2:?}"
     );
     // The bound: 4 dimensions × (N + 1) sub-aggregates, each at most 2 dense HLLs
-    // (16 KiB) + one per goal, and 6 top lists of 64 keys (key + ~64 bytes of map entry).
-    let bound = |goals: usize, key: usize| 4 * 11 * ((2 + goals) * 16_384 + 6 * 64 * (key + 64));
+    // (3 KiB at p = 12) + one per goal, and 6 top lists of 64 keys (key + ~64 bytes of map
+    // entry).
+    let bound = |goals: usize, key: usize| 4 * 11 * ((2 + goals) * 3_072 + 6 * 64 * (key + 64));
     assert!(add.0 <= bound(2, 40), "{} > {}", add.0, bound(2, 40));
     // The very worst: 2 KiB keys (the longest field accepted), 16 goals every page view
     // completes.

@@ -12,16 +12,17 @@
 //!   (`/pricing*`, `/docs/*/install`). Without a `?` the pattern is matched against the URL's
 //!   path (query string and `#fragment` cut off), with one against the whole URL.
 //! - Per window and goal, [`GoalCounts`] holds the completions (matching events, exact) and
-//!   the converting visitors (a [`Hll`] of their visitors). The conversion rate over a window
-//!   or a range is converting visitors ÷ unique visitors, both HyperLogLog estimates of the
-//!   same range ([`conversion_rate`]). [`GoalCounts::merge`] is a commutative monoid, so over
-//!   a range converting visitors are a merge, never a sum.
+//!   the converting visitors (a [`Hll`] of their visitors, at [`HLL_SUB_PRECISION`]: σ ≈
+//!   1.6 %, see [`super::hll`]). The conversion rate over a window or a range is converting
+//!   visitors ÷ unique visitors, both HyperLogLog estimates of the same range
+//!   ([`conversion_rate`]). [`GoalCounts::merge`] is a commutative monoid, so over a range
+//!   converting visitors are a merge, never a sum.
 //! - At most [`MAX_GOALS`] goals; names are 1 to [`MAX_GOAL_NAME`] characters of letters,
 //!   digits, `-`, `_` and `.`. Parse errors say what is wrong and how to write it.
 
 use serde::{Deserialize, Serialize};
 
-use super::hll::Hll;
+use super::hll::{Hll, HLL_SUB_PRECISION};
 use crate::event::Event;
 
 /// Most goals a server counts (each adds a [`Hll`] to every window that has completions).
@@ -214,12 +215,21 @@ pub fn check_goals(goals: &[Goal]) -> Result<(), GoalError> {
 }
 
 /// One goal's counts in a window (or a merge of windows).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GoalCounts {
     /// Events that completed the goal.
     pub completions: u64,
-    /// Distinct visitors among them.
+    /// Distinct visitors among them (at [`HLL_SUB_PRECISION`]).
     pub visitors: Hll,
+}
+
+impl Default for GoalCounts {
+    fn default() -> Self {
+        GoalCounts {
+            completions: 0,
+            visitors: Hll::with_precision(HLL_SUB_PRECISION),
+        }
+    }
 }
 
 impl GoalCounts {

@@ -8,6 +8,10 @@
 //!   event stream gives the same [`Hll`] registers, event totals, goal counts and (while
 //!   exact) the same [`TopCounts`] and segment tables as aggregating the whole stream in one
 //!   pass. Uniques over a range are therefore a merge, never a sum.
+//! - Distinct counts (visitors, sessions) are [`Hll`]s of precision [`HLL_PRECISION`]
+//!   (σ ≈ 0.81 %); goals' converting visitors and every figure of a segment's
+//!   sub-aggregate, of [`HLL_SUB_PRECISION`] (σ ≈ 1.6 %, see [`hll`] for the measurements).
+//!   A merge keeps the lower precision, so a segment's figures over a range stay at it.
 //! - [`Aggregate::add_with`] counts every event by type, visitor, session, referrer,
 //!   referrer domain (`sources`), country and device, page views (type `pageview`) by URL,
 //!   the completions and converting visitors of each goal of its [`AggSpec`], and the
@@ -20,13 +24,14 @@
 //! - [`Aggregate::to_bytes`] / [`Aggregate::from_bytes`] are the storage format
 //!   (a version byte followed by postcard; the segment tables come last, each as its own
 //!   length-prefixed bytes, so [`Aggregate::decode`] can skip them or all but one).
-//!   Version 3 is written; version 2 (before sources, goals and segments) is still read.
-//!   Corrupt input yields [`AggError`], never a panic.
+//!   Version 4 is written; versions 3 (HyperLogLogs in their old form) and 2 (before
+//!   sources, goals and segments) are still read. Corrupt input yields [`AggError`], never a
+//!   panic.
 //!
 //! Files: the type, its [`AggSpec`] and accessors here; `add` (counting one event, with what
-//! is worked out once per event), `merge` (merging aggregates, reading a segment) and
-//! `storage` (the storage format and its versions: [`AggError`], [`Keep`]). Their items
-//! are re-exported here.
+//! is worked out once per event), `merge` (merging aggregates, reading a segment),
+//! `storage` (the storage format and its versions: [`AggError`], [`Keep`]) and `legacy`
+//! (the mirror types of versions 2 and 3). Their items are re-exported here.
 
 pub mod goal;
 pub mod hll;
@@ -34,6 +39,7 @@ pub mod segment;
 pub mod top;
 
 mod add;
+mod legacy;
 mod merge;
 mod storage;
 
@@ -42,7 +48,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use goal::{check_goals, conversion_rate, Goal, GoalCounts, GoalError, UrlPattern, MAX_GOALS};
-pub use hll::{Hll, HLL_PRECISION, HLL_REGISTERS};
+pub use hll::{Hll, HllError, HLL_PRECISION, HLL_SUB_PRECISION};
 pub use segment::{
     referrer_domain, Coverage, Dimension, Filter, FilterError, SegmentSpec, SegmentTable, Segments,
     OTHER,
@@ -107,6 +113,24 @@ impl Aggregate {
         let mut a = Aggregate::new();
         a.set_top_cap(cap);
         a
+    }
+
+    /// An empty sub-aggregate of a segment: top lists of [`SEGMENT_TOP_CAP`] keys, distinct
+    /// counts at [`HLL_SUB_PRECISION`].
+    pub(crate) fn segment_sub() -> Self {
+        let mut a = Aggregate::with_top_cap(SEGMENT_TOP_CAP);
+        a.fold_hll_to(HLL_SUB_PRECISION);
+        a
+    }
+
+    /// Lowers the precision of every distinct count (visitors, sessions, goals' visitors) to
+    /// `p`, if it is higher ([`Hll::fold_to`]).
+    pub fn fold_hll_to(&mut self, p: u8) {
+        self.visitors.fold_to(p);
+        self.sessions.fold_to(p);
+        for g in self.goals.values_mut() {
+            g.visitors.fold_to(p);
+        }
     }
 
     fn tops_mut(&mut self) -> [&mut TopCounts; 6] {

@@ -31,6 +31,8 @@
 //!   for the dimension, exact up to its capacity, bounded above by `count + error` beyond).
 //!   A filtered figure whose coverage is incomplete is a lower bound, and the API says so
 //!   instead of silently undercounting.
+//! - A sub-aggregate counts distinct values (visitors, sessions, goals' converting visitors)
+//!   at [`super::HLL_SUB_PRECISION`] (σ ≈ 1.6 %, 3 KiB once dense; see [`super::hll`]).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -258,7 +260,7 @@ impl SegmentTable {
         SegmentTable {
             top_n: top_n.clamp(1, MAX_SEGMENT_TOP),
             values: BTreeMap::new(),
-            other: Aggregate::with_top_cap(SEGMENT_TOP_CAP),
+            other: Aggregate::segment_sub(),
         }
     }
 
@@ -302,7 +304,7 @@ impl SegmentTable {
                 }
             }
         }
-        let mut sub = Aggregate::with_top_cap(SEGMENT_TOP_CAP);
+        let mut sub = Aggregate::segment_sub();
         sub.add_facts_skipping(ev, facts, goals, Some(dim));
         self.values.insert(value.to_owned(), sub);
     }

@@ -5,13 +5,16 @@
 //! - A version byte ([`AGG_FORMAT_VERSION`]) followed by postcard; the segment tables come
 //!   last, each as its own length-prefixed bytes, so [`Aggregate::decode`] can skip them or
 //!   all but one ([`Keep`]).
-//! - Version 3 is written; version 2 (before sources, goals and segments) is still read.
+//! - Version 4 is written; versions 3 (HyperLogLogs in their old form) and 2 (before
+//!   sources, goals and segments) are still read, through the mirror types of `legacy`,
+//!   [`Keep`] included.
 //! - Corrupt input yields [`AggError`], never a panic.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::legacy::{segments_v3, AggregateV2, FiguresV3};
 use super::{Aggregate, Dimension, GoalCounts, Hll, Segments, TopCounts};
 
 /// Errors loading a stored [`Aggregate`].
@@ -32,9 +35,10 @@ pub enum AggError {
     },
 }
 
-/// Storage format version written by [`Aggregate::to_bytes`] (3: referrer domains, goals
-/// and segment tables). Version 2 is still read.
-pub const AGG_FORMAT_VERSION: u8 = 3;
+/// Storage format version written by [`Aggregate::to_bytes`] (4: HyperLogLogs in their own
+/// codec, see [`Hll::encode`]; 3 added referrer domains, goals and segment tables).
+/// Versions 3 and 2 are still read.
+pub const AGG_FORMAT_VERSION: u8 = 4;
 
 /// What [`Aggregate::decode`] decodes of the segment tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +59,7 @@ impl Aggregate {
         postcard::to_extend(self, out).expect("postcard serialisation into a Vec cannot fail")
     }
 
-    /// Decodes [`Aggregate::to_bytes`] output (of this version or version 2).
+    /// Decodes [`Aggregate::to_bytes`] output (of this version, or versions 3 and 2).
     pub fn from_bytes(b: &[u8]) -> Result<Self, AggError> {
         Aggregate::decode(b, Keep::All)
     }
@@ -67,6 +71,10 @@ impl Aggregate {
         let (&version, rest) = b
             .split_first()
             .ok_or_else(|| AggError::Corrupt("empty input".into()))?;
+        let no_trailing = |tail: &[u8]| match tail.len() {
+            0 => Ok(()),
+            n => Err(AggError::Corrupt(format!("{n} trailing bytes"))),
+        };
         match version {
             AGG_FORMAT_VERSION => {
                 let (figures, tail) =
@@ -75,12 +83,7 @@ impl Aggregate {
                     Keep::All => {
                         let (s, tail) =
                             postcard::take_from_bytes::<Segments>(tail).map_err(corrupt)?;
-                        if !tail.is_empty() {
-                            return Err(AggError::Corrupt(format!(
-                                "{} trailing bytes",
-                                tail.len()
-                            )));
-                        }
+                        no_trailing(tail)?;
                         s
                     }
                     Keep::Figures => Segments::default(),
@@ -88,11 +91,22 @@ impl Aggregate {
                 };
                 Ok(figures.with_segments(segments))
             }
+            3 => {
+                let (figures, tail) =
+                    postcard::take_from_bytes::<FiguresV3>(rest).map_err(corrupt)?;
+                let mut a = figures.into_aggregate();
+                if keep != Keep::Figures {
+                    let (segments, tail) = segments_v3(tail, keep).map_err(corrupt)?;
+                    if keep == Keep::All {
+                        no_trailing(tail)?;
+                    }
+                    a.segments = segments;
+                }
+                Ok(a)
+            }
             2 => {
                 let (v2, tail) = postcard::take_from_bytes::<AggregateV2>(rest).map_err(corrupt)?;
-                if !tail.is_empty() {
-                    return Err(AggError::Corrupt(format!("{} trailing bytes", tail.len())));
-                }
+                no_trailing(tail)?;
                 Ok(v2.into())
             }
             found => Err(AggError::Version {
@@ -104,18 +118,9 @@ impl Aggregate {
 }
 
 /// An [`Aggregate`] of the current version without its segment tables (decoded alone when
-/// they are skipped): version 2's fields, then the ones version 3 added (postcard writes a
-/// nested struct's fields in line, so this is the same layout as the flat one).
+/// they are skipped): its fields in order, but the last.
 #[derive(Deserialize)]
 struct FiguresWire {
-    v2: AggregateV2,
-    sources: TopCounts,
-    goals: BTreeMap<String, GoalCounts>,
-}
-
-/// An [`Aggregate`] as format version 2 stored it.
-#[derive(Deserialize)]
-struct AggregateV2 {
     events: u64,
     by_type: TopCounts,
     visitors: Hll,
@@ -124,35 +129,25 @@ struct AggregateV2 {
     referrers: TopCounts,
     countries: TopCounts,
     devices: TopCounts,
+    sources: TopCounts,
+    goals: BTreeMap<String, GoalCounts>,
 }
 
 impl FiguresWire {
     fn with_segments(self, segments: Segments) -> Aggregate {
-        let v = self.v2;
         Aggregate {
-            events: v.events,
-            by_type: v.by_type,
-            visitors: v.visitors,
-            sessions: v.sessions,
-            urls: v.urls,
-            referrers: v.referrers,
-            countries: v.countries,
-            devices: v.devices,
+            events: self.events,
+            by_type: self.by_type,
+            visitors: self.visitors,
+            sessions: self.sessions,
+            urls: self.urls,
+            referrers: self.referrers,
+            countries: self.countries,
+            devices: self.devices,
             sources: self.sources,
             goals: self.goals,
             segments,
         }
-    }
-}
-
-impl From<AggregateV2> for Aggregate {
-    fn from(v2: AggregateV2) -> Self {
-        FiguresWire {
-            v2,
-            sources: TopCounts::new(),
-            goals: BTreeMap::new(),
-        }
-        .with_segments(Segments::default())
     }
 }
 
@@ -224,11 +219,11 @@ mod tests {
         assert_eq!(a.by_type.get("signup"), 1);
         assert_eq!(a.urls.get("/pricing"), 1);
         assert!(a.sources.is_empty() && a.goals.is_empty() && a.segments.is_empty());
-        // Written again, it is version 3, and reads back the same.
+        // Written again, it is the current version, and reads back the same.
         let again = a.to_bytes();
         assert_eq!(again[0], AGG_FORMAT_VERSION);
         assert_eq!(Aggregate::from_bytes(&again), Ok(a.clone()));
-        // Merged with a version-3 aggregate of the same kind of events, nothing is lost.
+        // Merged with a new aggregate of the same kind of events, nothing is lost.
         let mut b = Aggregate::new();
         b.add_with(&ev("signup", "v9", None, "/signup", None), &spec(10));
         b.merge(&a);

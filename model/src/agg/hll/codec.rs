@@ -1,0 +1,213 @@
+//! The binary codec of a [`Hll`]: [`Hll::encode`], [`Hll::decode`], and serde through them.
+//!
+//! Contract:
+//! - Self-delimiting: one tag byte, bits 0–4 the precision (4..=18), bits 5–6 the form:
+//!   - `0` empty: nothing follows;
+//!   - `1` sparse: a LEB128 varint count (≥ 1, at most what the precision keeps sparse),
+//!     then the sorted entries as LEB128 varints, the first whole and each other as its
+//!     difference from the one before;
+//!   - `2` dense: the 2^p registers packed 6 bits each (`3 · 2^(p−2)` bytes).
+//! - [`Hll::encode`] is canonical: equal sketches of the same form encode to the same
+//!   bytes (an empty sketch is always the one-byte form).
+//! - [`Hll::decode`] validates and returns the bytes it used: a bad tag, a precision out of
+//!   range, a truncated input, a sparse list that is too long, unsorted, has duplicate
+//!   indices or invalid ranks, and a register above the largest rank are each an
+//!   [`HllError`], never a panic; it allocates no more than the sketch's bounded size.
+//! - serde: [`Hll`] serialises as the bytes of [`Hll::encode`] (`serialize_bytes`) and
+//!   deserialises through [`Hll::decode`], which must use all of them.
+
+use std::fmt;
+
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::dense::{dense_bytes, max_rank, Registers};
+use super::sparse::{index, is_valid};
+use super::{max_sparse, Hll, Repr, MAX_PRECISION, MIN_PRECISION};
+
+const FORM_EMPTY: u8 = 0;
+const FORM_SPARSE: u8 = 1;
+const FORM_DENSE: u8 = 2;
+
+/// Why bytes are not a [`Hll`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HllError {
+    /// The input ends inside the sketch.
+    #[error("HyperLogLog sketch truncated")]
+    Truncated,
+    /// The tag byte names no form.
+    #[error("HyperLogLog tag byte {0:#04x} is unknown")]
+    Tag(u8),
+    /// The precision is out of 4..=18.
+    #[error("HyperLogLog precision {0} is out of 4..=18")]
+    Precision(u8),
+    /// A sparse list of no entry, or of more than its precision keeps sparse.
+    #[error("sparse HyperLogLog of {count} entries (1 to {max} at this precision)")]
+    Size {
+        /// Entries announced.
+        count: u64,
+        /// Most entries kept sparse at the sketch's precision.
+        max: usize,
+    },
+    /// A sparse entry that is invalid, or not after the one before.
+    #[error("sparse HyperLogLog entry {0:#x} is invalid or out of order")]
+    Entry(u64),
+    /// A dense register above the largest rank of the precision.
+    #[error("HyperLogLog register {index} is {value}, above the largest rank")]
+    Register {
+        /// Register index.
+        index: usize,
+        /// Its value.
+        value: u8,
+    },
+    /// A varint longer than a `u32`'s.
+    #[error("HyperLogLog varint overflows")]
+    Varint,
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u32) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// A LEB128 varint of at most 32 bits, and the bytes it used.
+fn take_varint(b: &[u8]) -> Result<(u32, usize), HllError> {
+    let mut v = 0u64;
+    for (i, &byte) in b.iter().enumerate().take(5) {
+        v |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return u32::try_from(v)
+                .map(|v| (v, i + 1))
+                .map_err(|_| HllError::Varint);
+        }
+    }
+    Err(if b.len() < 5 {
+        HllError::Truncated
+    } else {
+        HllError::Varint
+    })
+}
+
+impl Hll {
+    /// Appends the sketch's encoding (see the module docs) to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        match &self.repr {
+            Repr::Sparse(list) if list.is_empty() => out.push(self.p | FORM_EMPTY << 5),
+            Repr::Sparse(list) => {
+                out.push(self.p | FORM_SPARSE << 5);
+                put_varint(out, list.len() as u32);
+                let mut prev = 0;
+                for &e in list {
+                    put_varint(out, e - prev);
+                    prev = e;
+                }
+            }
+            Repr::Dense(regs) => {
+                out.push(self.p | FORM_DENSE << 5);
+                out.extend_from_slice(regs.packed());
+            }
+        }
+    }
+
+    /// Decodes a sketch from the start of `bytes`: the sketch and the bytes it used.
+    pub fn decode(bytes: &[u8]) -> Result<(Hll, usize), HllError> {
+        let (&tag, rest) = bytes.split_first().ok_or(HllError::Truncated)?;
+        let p = tag & 0x1f;
+        if tag >> 5 > FORM_DENSE {
+            return Err(HllError::Tag(tag));
+        }
+        if !(MIN_PRECISION..=MAX_PRECISION).contains(&p) {
+            return Err(HllError::Precision(p));
+        }
+        match tag >> 5 {
+            FORM_EMPTY => Ok((Hll::with_precision(p), 1)),
+            FORM_SPARSE => {
+                let (count, mut used) = take_varint(rest)?;
+                let max = max_sparse(p);
+                if count == 0 || count as usize > max {
+                    let count = u64::from(count);
+                    return Err(HllError::Size { count, max });
+                }
+                let mut list = Vec::with_capacity(count as usize);
+                let mut prev: Option<u32> = None;
+                for _ in 0..count {
+                    let (delta, n) = take_varint(&rest[used..])?;
+                    used += n;
+                    let base = prev.unwrap_or(0);
+                    let e = base
+                        .checked_add(delta)
+                        .filter(|&e| is_valid(e) && prev.is_none_or(|q| index(q) < index(e)));
+                    let e = e.ok_or(HllError::Entry(u64::from(base) + u64::from(delta)))?;
+                    list.push(e);
+                    prev = Some(e);
+                }
+                let repr = Repr::Sparse(list);
+                Ok((Hll { p, repr }, 1 + used))
+            }
+            _ => {
+                let packed = rest.get(..dense_bytes(p)).ok_or(HllError::Truncated)?;
+                let regs = Registers::from_packed(p, packed).map_err(|bad| match bad {
+                    Some((index, value)) => HllError::Register { index, value },
+                    None => HllError::Truncated,
+                })?;
+                debug_assert!(regs.iter().all(|r| r <= max_rank(p)));
+                Ok((
+                    Hll {
+                        p,
+                        repr: Repr::Dense(regs),
+                    },
+                    1 + dense_bytes(p),
+                ))
+            }
+        }
+    }
+}
+
+impl Serialize for Hll {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut out = Vec::new();
+        self.encode(&mut out);
+        s.serialize_bytes(&out)
+    }
+}
+
+/// Bytes that must hold one whole sketch.
+fn whole<E: serde::de::Error>(bytes: &[u8]) -> Result<Hll, E> {
+    match Hll::decode(bytes).map_err(E::custom)? {
+        (h, used) if used == bytes.len() => Ok(h),
+        (_, used) => Err(E::custom(format!(
+            "{} bytes after a HyperLogLog sketch",
+            bytes.len() - used
+        ))),
+    }
+}
+
+impl<'de> Deserialize<'de> for Hll {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Hll;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("the bytes of a HyperLogLog sketch")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Hll, E> {
+                whole(v)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Hll, A::Error> {
+                // Self-describing formats (JSON) may give the bytes as a sequence.
+                let mut bytes = Vec::new();
+                while let Some(b) = seq.next_element::<u8>()? {
+                    if bytes.len() > 1 + dense_bytes(MAX_PRECISION) {
+                        return Err(A::Error::custom("HyperLogLog sketch too long"));
+                    }
+                    bytes.push(b);
+                }
+                whole(&bytes)
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
