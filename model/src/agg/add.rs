@@ -58,8 +58,8 @@ impl Aggregate {
                 _ => dim.value_of(ev),
             };
             if let Some(v) = value {
-                // Disjoint fields: the table is changed while the count is read.
-                let counts = match dim {
+                // Disjoint fields: the table is changed while the window's counts are read.
+                let window = match dim {
                     Dimension::Country => &self.countries,
                     Dimension::Device => &self.devices,
                     Dimension::Type => &self.by_type,
@@ -67,7 +67,7 @@ impl Aggregate {
                 };
                 self.segments.table_mut(dim, spec.segments.top_n).add(
                     (dim, &v),
-                    || counts.get(&v),
+                    window,
                     ev,
                     &facts,
                     &spec.goals,
