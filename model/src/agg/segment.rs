@@ -297,7 +297,7 @@ impl SegmentTable {
             // than twice as many. Window counts only grow, so the member's count remembered
             // from the last look is a lower bound: most events of other values are settled
             // against it without a lookup.
-            let challenger = window.get(value);
+            let challenger = window.get_hashed(value, facts.key_of(dim));
             if challenger <= self.smallest.saturating_mul(2) {
                 self.other.add_facts(ev, facts, goals);
                 return;
