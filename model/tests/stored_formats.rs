@@ -259,7 +259,38 @@ fn version_3_aggregates_decode_to_their_figures() {
         check(&figures(&a, true), &want, &migrated, f.name);
         // The same events aggregated by this code give the same figures.
         let again = aggregate(&f);
-        check(&figures(&again, true), &want, &same_events, f.name);
+        // The same events aggregated by this code give the same figures; which values keep
+        // a segment's sub-aggregate follows this code's replacement rule (members and
+        // challengers judged alike by their window counts since version 3 was written), so
+        // the tables are compared by what every rule keeps: their events, whole.
+        let without_segments = |v: &Value| {
+            let mut v = v.clone();
+            if let Some(o) = v.as_object_mut() {
+                o.remove("segments");
+            }
+            v
+        };
+        check(
+            &without_segments(&figures(&again, true)),
+            &without_segments(&want),
+            &same_events,
+            f.name,
+        );
+        for d in Dimension::ALL {
+            let (Some(t), Some(old)) = (again.segments.table(d), a.segments.table(d)) else {
+                assert_eq!(
+                    again.segments.table(d).is_some(),
+                    a.segments.table(d).is_some(),
+                    "{}: {d}",
+                    f.name
+                );
+                continue;
+            };
+            let held = |t: &pulseboard_model::agg::SegmentTable| {
+                t.values().map(|(_, s)| s.events).sum::<u64>() + t.other().events
+            };
+            assert_eq!(held(t), held(old), "{}: {d} holds every event", f.name);
+        }
         // Against the exact count of a set.
         let exact = f
             .events

@@ -11,10 +11,14 @@
 
 use std::borrow::Cow;
 
+use super::top::key_hash;
 use super::{referrer_domain, AggSpec, Aggregate, Dimension, Goal};
 use crate::event::Event;
 
-/// What is worked out once per event and used by the aggregate and its sub-aggregates.
+/// What is worked out once per event and used by the aggregate and its sub-aggregates:
+/// the hashes of the visitor and the session (for the sketches), the referrer's domain, the
+/// goals completed, and the [`key_hash`] of every field a top list counts, so the top-level
+/// lists and those of every segment's sub-aggregate share one hashing of each field.
 pub(crate) struct Facts<'e> {
     visitor: u64,
     session: Option<u64>,
@@ -22,6 +26,12 @@ pub(crate) struct Facts<'e> {
     pub(crate) domain: Option<Cow<'e, str>>,
     /// Bit `i`: the event completes goal `i` of the spec.
     goals: u32,
+    kind_key: u64,
+    url_key: u64,
+    referrer_key: u64,
+    country_key: u64,
+    device_key: u64,
+    domain_key: u64,
 }
 
 impl<'e> Facts<'e> {
@@ -33,11 +43,33 @@ impl<'e> Facts<'e> {
                 mask |= 1 << i;
             }
         }
+        let domain = ev.referrer.as_deref().and_then(referrer_domain);
+        let key = |s: Option<&str>| s.map_or(0, key_hash);
         Facts {
             visitor: hash(&ev.visitor),
             session: ev.session.as_deref().map(hash),
-            domain: ev.referrer.as_deref().and_then(referrer_domain),
             goals: mask,
+            kind_key: key_hash(&ev.kind),
+            url_key: if ev.kind == "pageview" {
+                key_hash(&ev.url)
+            } else {
+                0
+            },
+            referrer_key: key(ev.referrer.as_deref()),
+            country_key: key(ev.country.as_deref()),
+            device_key: key(ev.device.as_deref()),
+            domain_key: key(domain.as_deref()),
+            domain,
+        }
+    }
+
+    /// The [`key_hash`] of the event's value of `dim`.
+    pub(crate) fn key_of(&self, dim: Dimension) -> u64 {
+        match dim {
+            Dimension::Country => self.country_key,
+            Dimension::Device => self.device_key,
+            Dimension::Type => self.kind_key,
+            Dimension::Referrer => self.domain_key,
         }
     }
 }
@@ -58,8 +90,8 @@ impl Aggregate {
                 _ => dim.value_of(ev),
             };
             if let Some(v) = value {
-                // Disjoint fields: the table is changed while the count is read.
-                let counts = match dim {
+                // Disjoint fields: the table is changed while the window's counts are read.
+                let window = match dim {
                     Dimension::Country => &self.countries,
                     Dimension::Device => &self.devices,
                     Dimension::Type => &self.by_type,
@@ -67,7 +99,7 @@ impl Aggregate {
                 };
                 self.segments.table_mut(dim, spec.segments.top_n).add(
                     (dim, &v),
-                    || counts.get(&v),
+                    window,
                     ev,
                     &facts,
                     &spec.goals,
@@ -91,38 +123,38 @@ impl Aggregate {
     ) {
         self.events += 1;
         if skip != Some(Dimension::Type) {
-            self.by_type.add(&ev.kind, 1);
+            self.by_type.add_hashed(&ev.kind, facts.kind_key, 1);
         }
         self.visitors.insert_hash(facts.visitor);
         if let Some(s) = facts.session {
             self.sessions.insert_hash(s);
         }
         if ev.kind == "pageview" {
-            self.urls.add(&ev.url, 1);
+            self.urls.add_hashed(&ev.url, facts.url_key, 1);
         }
         if let Some(r) = &ev.referrer {
-            self.referrers.add(r, 1);
+            self.referrers.add_hashed(r, facts.referrer_key, 1);
         }
         if let Some(c) = ev
             .country
             .as_ref()
             .filter(|_| skip != Some(Dimension::Country))
         {
-            self.countries.add(c, 1);
+            self.countries.add_hashed(c, facts.country_key, 1);
         }
         if let Some(d) = ev
             .device
             .as_ref()
             .filter(|_| skip != Some(Dimension::Device))
         {
-            self.devices.add(d, 1);
+            self.devices.add_hashed(d, facts.device_key, 1);
         }
         if let Some(d) = facts
             .domain
             .as_ref()
             .filter(|_| skip != Some(Dimension::Referrer))
         {
-            self.sources.add(d, 1);
+            self.sources.add_hashed(d, facts.domain_key, 1);
         }
         if facts.goals != 0 {
             for (i, g) in goals.iter().take(32).enumerate() {

@@ -54,7 +54,7 @@ pub use segment::{
     OTHER,
 };
 pub use storage::{AggError, Keep, AGG_FORMAT_VERSION};
-pub use top::{KeyHasher, TopCounts, SEGMENT_TOP_CAP, TOP_CAP};
+pub use top::{key_hash, KeyHasher, TopCounts, SEGMENT_TOP_CAP, TOP_CAP};
 
 pub(crate) use add::Facts;
 

@@ -12,10 +12,11 @@
 //!   other value. While adding events, the first N distinct values of the window get their
 //!   own sub-aggregate (the values of most traffic come first with high probability); a
 //!   later value goes to "other", until the window's own count of it (its top list for the
-//!   dimension) exceeds twice the events of the smallest sub-aggregate: then that one is
-//!   folded into "other" and the value takes its place (as in Space-Saving, so that a value
-//!   of much traffic is not left in "other" for a whole window because it came late; the
-//!   factor two keeps values from trading places back and forth). An event without a value
+//!   dimension) exceeds twice the window's count of the member with the fewest events:
+//!   then that member is folded into "other" and the value takes its place (as in
+//!   Space-Saving, members and challengers judged alike by their whole-window counts, so
+//!   that a value of much traffic is not left in "other" for a whole window because it came
+//!   late; the factor two keeps values from trading places back and forth). An event without a value
 //!   for the dimension (no country) is in neither. So a window holds at most
 //!   dimensions × (N + 1) sub-aggregates, whatever the cardinality.
 //! - Merging tables (partitions of one window, a revision into a stored row) adds the
@@ -41,7 +42,7 @@ use std::fmt;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::top::SEGMENT_TOP_CAP;
+use super::top::{TopCounts, SEGMENT_TOP_CAP};
 use super::{Aggregate, Facts};
 use crate::event::{Event, MAX_FIELD_BYTES};
 
@@ -247,12 +248,21 @@ impl Coverage {
     }
 }
 
-/// One dimension's sub-aggregates in a window.
-#[derive(Debug, Clone, PartialEq, Default)]
+/// One dimension's sub-aggregates in a window. Equality compares what it holds (N, the
+/// members and "other"), not what it remembers to save lookups.
+#[derive(Debug, Clone, Default)]
 pub struct SegmentTable {
     top_n: usize,
     values: BTreeMap<String, Aggregate>,
     other: Aggregate,
+    /// A lower bound of the window's count of the member with the fewest events (0: look).
+    smallest: u64,
+}
+
+impl PartialEq for SegmentTable {
+    fn eq(&self, other: &Self) -> bool {
+        self.top_n == other.top_n && self.values == other.values && self.other == other.other
+    }
 }
 
 impl SegmentTable {
@@ -261,12 +271,13 @@ impl SegmentTable {
             top_n: top_n.clamp(1, MAX_SEGMENT_TOP),
             values: BTreeMap::new(),
             other: Aggregate::segment_sub(),
+            smallest: 0,
         }
     }
 
-    /// Accounts an event of `value` of dimension `dim` (this table's), whose count in the
-    /// window (this event included) is `seen()` (asked only when the value has no
-    /// sub-aggregate and the table is full).
+    /// Accounts an event of `value` of dimension `dim` (this table's). `window` is the
+    /// window's own count of events by the values of `dim` (this event included): members
+    /// and challengers are judged by it alike, as Space-Saving judges them.
     ///
     /// A value's sub-aggregate does not count its own dimension (a country's would list
     /// one country with all its events): [`SegmentTable::own_list`] puts that entry back
@@ -274,7 +285,7 @@ impl SegmentTable {
     pub(crate) fn add(
         &mut self,
         (dim, value): (Dimension, &str),
-        seen: impl FnOnce() -> u64,
+        window: &TopCounts,
         ev: &Event,
         facts: &Facts<'_>,
         goals: &[super::Goal],
@@ -284,25 +295,36 @@ impl SegmentTable {
             return;
         }
         if self.values.len() >= self.top_n {
-            // The smallest sub-aggregate (the larger key among equals) gives way to a value
-            // of more than twice its traffic.
+            // The member with the fewest events in the window gives way to a value of more
+            // than twice as many. Window counts only grow, so the member's count remembered
+            // from the last look is a lower bound: most events of other values are settled
+            // against it without a lookup.
+            let challenger = window.get_hashed(value, facts.key_of(dim));
+            if challenger <= self.smallest.saturating_mul(2) {
+                self.other.add_facts(ev, facts, goals);
+                return;
+            }
             let smallest = self
                 .values
-                .iter()
-                .min_by(|a, b| a.1.events.cmp(&b.1.events).then_with(|| b.0.cmp(a.0)))
-                .map(|(k, a)| (k.clone(), a.events));
+                .keys()
+                .map(|k| (window.get(k), k))
+                .min_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.cmp(a.1)))
+                .map(|(n, k)| (n, k.clone()));
             match smallest {
-                Some((k, n)) if seen() > n.saturating_mul(2) => {
+                Some((n, k)) if challenger > n.saturating_mul(2) => {
                     if let Some(mut sub) = self.values.remove(&k) {
                         Self::own_list(&mut sub, dim, &k);
                         self.other.merge(&sub);
                     }
                 }
-                _ => {
+                other => {
+                    self.smallest = other.map_or(0, |(n, _)| n);
                     self.other.add_facts(ev, facts, goals);
                     return;
                 }
             }
+            // The new member may be the smallest now: look again next time.
+            self.smallest = 0;
         }
         let mut sub = Aggregate::segment_sub();
         sub.add_facts_skipping(ev, facts, goals, Some(dim));
@@ -318,6 +340,7 @@ impl SegmentTable {
 
     fn merge(&mut self, dim: Dimension, other: &SegmentTable) {
         self.top_n = self.top_n.max(other.top_n);
+        self.smallest = 0;
         for (v, sub) in &other.values {
             match self.values.get_mut(v) {
                 Some(mine) => mine.merge(sub),
@@ -531,61 +554,4 @@ impl<'de> Deserialize<'de> for ByteBuf {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn referrer_domains_are_hosts_without_www_port_or_case() {
-        for (r, want) in [
-            ("https://www.Google.com/search?q=x", Some("google.com")),
-            (
-                "https://news.ycombinator.com/item?id=1",
-                Some("news.ycombinator.com"),
-            ),
-            ("http://user:pw@example.org:8080/a", Some("example.org")),
-            (
-                "android-app://com.google.android.gm/",
-                Some("com.google.android.gm"),
-            ),
-            ("news.example/path", Some("news.example")),
-            ("//cdn.example/x", Some("cdn.example")),
-            ("https://[::1]:8443/", Some("[::1]")),
-            ("https://[::1/", None),
-            ("https://www./", Some("www")),
-            ("https://example.com./", Some("example.com")),
-            ("", None),
-            ("https:///nohost", None),
-        ] {
-            assert_eq!(referrer_domain(r).as_deref(), want, "{r}");
-        }
-        assert!(matches!(
-            referrer_domain("https://t.co/x"),
-            Some(Cow::Borrowed("t.co"))
-        ));
-    }
-
-    #[test]
-    fn filters_parse_and_print() {
-        let f = Filter::parse("country:DE").expect("filter");
-        assert_eq!((f.dimension, f.value.as_str()), (Dimension::Country, "DE"));
-        assert_eq!(f.to_string(), "country:DE");
-        let f = Filter::parse("referrer:https://www.reddit.com/r/rust").expect("url");
-        assert_eq!(f.to_string(), "referrer:reddit.com");
-        let f = Filter::parse("type:a:b").expect("colons in the value");
-        assert_eq!(f.value, "a:b");
-        assert!(Filter::parse("device:(other)").expect("other").is_other());
-        assert_eq!(Filter::parse("DE"), Err(FilterError::Syntax("DE".into())));
-        assert_eq!(
-            Filter::parse("city:Berlin"),
-            Err(FilterError::Dimension("city".into()))
-        );
-        assert_eq!(
-            Filter::parse("country:"),
-            Err(FilterError::EmptyValue(Dimension::Country))
-        );
-        assert!(Filter::parse(&format!("type:{}", "x".repeat(3000))).is_err());
-        for d in Dimension::ALL {
-            assert_eq!(Dimension::from_name(d.name()), Some(d));
-        }
-    }
-}
+mod tests;

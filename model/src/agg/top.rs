@@ -16,8 +16,9 @@
 //! - Deserialising validates: more than [`TOP_CAP`] keys, zero or duplicate counters, or
 //!   counters above the total are an error, never a panic.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::Hasher;
+
+use hashbrown::HashTable;
 
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -71,16 +72,39 @@ impl Hasher for KeyHasher {
     }
 }
 
-type KeyMap = HashMap<String, u64, BuildHasherDefault<KeyHasher>>;
+/// The hash a [`TopCounts`] files `key` under ([`KeyHasher`] over its bytes): worked out
+/// once per event field, it serves every list the field is counted in
+/// ([`TopCounts::add_hashed`]).
+pub fn key_hash(key: &str) -> u64 {
+    let mut h = KeyHasher::default();
+    h.write(key.as_bytes());
+    h.finish()
+}
+
+/// One tracked key: where its bytes are in the arena, its hash and its count.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    hash: u64,
+    off: u32,
+    len: u32,
+    count: u64,
+}
 
 /// Counts by key with bounded memory: exact while at most its capacity ([`TOP_CAP`] by
 /// default) of distinct keys were seen, a mergeable Misra–Gries summary of that capacity
 /// afterwards (see the module docs for the guarantees).
 ///
+/// The keys live end to end in one string (an arena) and the table holds their places:
+/// adding a key already known allocates nothing, and a copy is two allocations whatever
+/// the number of keys.
+///
 /// Equality compares counters, `total` and `error_bound` (not the capacity).
 #[derive(Debug, Clone)]
 pub struct TopCounts {
-    counts: KeyMap,
+    arena: String,
+    slots: HashTable<Slot>,
+    /// Bytes of the arena whose keys were dropped (reclaimed once they are half of it).
+    dead: usize,
     total: u64,
     /// Sum of all Misra–Gries decrements applied (max undercount of any key).
     error: u64,
@@ -96,7 +120,10 @@ impl Default for TopCounts {
 
 impl PartialEq for TopCounts {
     fn eq(&self, other: &Self) -> bool {
-        self.total == other.total && self.error == other.error && self.counts == other.counts
+        self.total == other.total
+            && self.error == other.error
+            && self.len() == other.len()
+            && self.entries().all(|(k, c)| other.get(k) == c)
     }
 }
 
@@ -111,11 +138,27 @@ impl TopCounts {
     /// An empty counter that tracks at most `cap` keys (at least 1).
     pub fn with_cap(cap: usize) -> Self {
         TopCounts {
-            counts: KeyMap::default(),
+            arena: String::new(),
+            slots: HashTable::new(),
+            dead: 0,
             total: 0,
             error: 0,
             cap: cap.max(1),
         }
+    }
+
+    fn key_of<'a>(arena: &'a str, slot: &Slot) -> &'a str {
+        let start = slot.off as usize;
+        arena
+            .get(start..start + slot.len as usize)
+            .unwrap_or_default()
+    }
+
+    /// The tracked `(key, count)` pairs, in no order.
+    fn entries(&self) -> impl Iterator<Item = (&str, u64)> + '_ {
+        self.slots
+            .iter()
+            .map(|s| (Self::key_of(&self.arena, s), s.count))
     }
 
     /// Most keys tracked.
@@ -126,25 +169,45 @@ impl TopCounts {
     /// Sets the capacity to `cap` (at least 1), reducing the counters when they hold more.
     pub fn set_cap(&mut self, cap: usize) {
         self.cap = cap.max(1);
-        if self.counts.len() > self.cap {
+        if self.len() > self.cap {
             self.reduce();
         }
     }
 
     /// Adds `n` occurrences of `key`.
     pub fn add(&mut self, key: &str, n: u64) {
+        self.add_hashed(key, key_hash(key), n);
+    }
+
+    /// [`TopCounts::add`] with the key's [`key_hash`] already worked out.
+    pub fn add_hashed(&mut self, key: &str, hash: u64, n: u64) {
         if n == 0 {
             return;
         }
         self.total = self.total.saturating_add(n);
-        if let Some(c) = self.counts.get_mut(key) {
-            *c = c.saturating_add(n);
+        let arena = &self.arena;
+        if let Some(s) = self.slots.find_mut(hash, |s| Self::key_of(arena, s) == key) {
+            s.count = s.count.saturating_add(n);
             return;
         }
-        self.counts.insert(key.to_owned(), n);
-        if self.counts.len() > self.cap {
+        self.insert_new(key, hash, n);
+        if self.len() > self.cap {
             self.reduce();
         }
+    }
+
+    /// Files a key that is not tracked yet.
+    fn insert_new(&mut self, key: &str, hash: u64, count: u64) {
+        // Keys are at most a few KiB (events cap their fields); an arena past 4 GiB cannot
+        // happen under the capacity, and would only make the key unreadable, not unsafe.
+        let slot = Slot {
+            hash,
+            off: u32::try_from(self.arena.len()).unwrap_or(u32::MAX),
+            len: u32::try_from(key.len()).unwrap_or(0),
+            count,
+        };
+        self.arena.push_str(key);
+        self.slots.insert_unique(hash, slot, |s| s.hash);
     }
 
     /// Folds `other` into `self`: counters are added, then reduced back to the larger
@@ -153,15 +216,18 @@ impl TopCounts {
         self.cap = self.cap.max(other.cap);
         self.total = self.total.saturating_add(other.total);
         self.error = self.error.saturating_add(other.error);
-        for (k, &n) in &other.counts {
-            match self.counts.get_mut(k.as_str()) {
-                Some(c) => *c = c.saturating_add(n),
-                None => {
-                    self.counts.insert(k.clone(), n);
-                }
+        for theirs in other.slots.iter() {
+            let key = Self::key_of(&other.arena, theirs);
+            let arena = &self.arena;
+            match self
+                .slots
+                .find_mut(theirs.hash, |s| Self::key_of(arena, s) == key)
+            {
+                Some(mine) => mine.count = mine.count.saturating_add(theirs.count),
+                None => self.insert_new(key, theirs.hash, theirs.count),
             }
         }
-        if self.counts.len() > self.cap {
+        if self.len() > self.cap {
             self.reduce();
         }
     }
@@ -177,55 +243,78 @@ impl TopCounts {
     /// exact and every reported count stays a lower bound within [`TopCounts::error_bound`]
     /// of the truth. Used for roll-ups, whose top lists are kept shorter than a window's.
     pub fn reduce_to(&mut self, k: usize) {
-        if self.counts.len() <= k {
+        if self.len() <= k {
             return;
         }
-        if k == 0 {
-            let max = self.counts.values().copied().max().unwrap_or(0);
-            self.counts.clear();
-            self.error = self.error.saturating_add(max);
-            return;
-        }
-        let mut values: Vec<u64> = self.counts.values().copied().collect();
-        // Index `k` in descending order = the (k+1)-th largest.
-        let (_, &mut delta, _) = values.select_nth_unstable_by(k, |a, b| b.cmp(a));
-        self.counts.retain(|_, c| {
-            if *c > delta {
-                *c -= delta;
+        let delta = if k == 0 {
+            self.slots.iter().map(|s| s.count).max().unwrap_or(0)
+        } else {
+            let mut values: Vec<u64> = self.slots.iter().map(|s| s.count).collect();
+            // Index `k` in descending order = the (k+1)-th largest.
+            let (_, &mut delta, _) = values.select_nth_unstable_by(k, |a, b| b.cmp(a));
+            delta
+        };
+        let mut dropped = 0usize;
+        self.slots.retain(|s| {
+            if s.count > delta {
+                s.count -= delta;
                 true
             } else {
+                dropped += s.len as usize;
                 false
             }
         });
         self.error = self.error.saturating_add(delta);
+        self.dead += dropped;
+        if self.dead * 2 > self.arena.len() {
+            self.compact();
+        }
+    }
+
+    /// Rewrites the arena with the live keys only.
+    fn compact(&mut self) {
+        let mut arena = String::with_capacity(self.arena.len() - self.dead);
+        for s in self.slots.iter_mut() {
+            let key = Self::key_of(&self.arena, s);
+            s.off = u32::try_from(arena.len()).unwrap_or(u32::MAX);
+            arena.push_str(key);
+        }
+        self.arena = arena;
+        self.dead = 0;
     }
 
     /// The `n` largest counters, count descending then key ascending.
     pub fn top(&self, n: usize) -> Vec<(String, u64)> {
-        let mut all: Vec<(&String, u64)> = self.counts.iter().map(|(k, &c)| (k, c)).collect();
-        let order =
-            |a: &(&String, u64), b: &(&String, u64)| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0));
+        let mut all: Vec<(&str, u64)> = self.entries().collect();
+        let order = |a: &(&str, u64), b: &(&str, u64)| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0));
         if n < all.len() {
             all.select_nth_unstable_by(n, order);
             all.truncate(n);
         }
         all.sort_unstable_by(order);
-        all.into_iter().map(|(k, c)| (k.clone(), c)).collect()
+        all.into_iter().map(|(k, c)| (k.to_owned(), c)).collect()
     }
 
     /// The (possibly under-)count of `key`; 0 when not tracked.
     pub fn get(&self, key: &str) -> u64 {
-        self.counts.get(key).copied().unwrap_or(0)
+        self.get_hashed(key, key_hash(key))
+    }
+
+    /// [`TopCounts::get`] with the key's [`key_hash`] already worked out.
+    pub fn get_hashed(&self, key: &str, hash: u64) -> u64 {
+        self.slots
+            .find(hash, |s| Self::key_of(&self.arena, s) == key)
+            .map_or(0, |s| s.count)
     }
 
     /// Number of tracked keys (at most the capacity).
     pub fn len(&self) -> usize {
-        self.counts.len()
+        self.slots.len()
     }
 
     /// True when no key is tracked.
     pub fn is_empty(&self) -> bool {
-        self.counts.is_empty()
+        self.slots.is_empty()
     }
 
     /// Exact sum of every count ever added.
@@ -246,9 +335,14 @@ impl TopCounts {
 
     /// All tracked `(key, count)` pairs in key order.
     pub fn sorted_entries(&self) -> Vec<(&str, u64)> {
-        let mut v: Vec<(&str, u64)> = self.counts.iter().map(|(k, &c)| (k.as_str(), c)).collect();
+        let mut v: Vec<(&str, u64)> = self.entries().collect();
         v.sort_unstable();
         v
+    }
+
+    /// Heap bytes held (the arena and the table).
+    pub fn heap_bytes(&self) -> usize {
+        self.arena.capacity() + self.slots.capacity() * (std::mem::size_of::<Slot>() + 1)
     }
 }
 
@@ -283,32 +377,31 @@ impl<'de> Deserialize<'de> for TopCounts {
         if w.entries.len() > TOP_CAP {
             return Err(D::Error::custom("top counts exceed capacity"));
         }
-        let mut counts = KeyMap::with_capacity_and_hasher(w.entries.len(), Default::default());
+        let mut t = TopCounts::new();
         let mut sum = 0u64;
-        for (k, c) in w.entries {
-            if c == 0 {
+        for (k, c) in &w.entries {
+            if *c == 0 {
                 return Err(D::Error::custom("zero counter in top counts"));
             }
-            sum = sum.saturating_add(c);
-            if counts.insert(k, c).is_some() {
+            sum = sum.saturating_add(*c);
+            if t.get(k) != 0 {
                 return Err(D::Error::custom("duplicate key in top counts"));
             }
+            t.insert_new(k, key_hash(k), *c);
         }
         if sum > w.total {
             return Err(D::Error::custom("top counts exceed their total"));
         }
-        Ok(TopCounts {
-            counts,
-            total: w.total,
-            error: w.error,
-            cap: TOP_CAP,
-        })
+        t.total = w.total;
+        t.error = w.error;
+        Ok(t)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     #[test]
     fn top_counts_memory_stays_bounded_with_unbounded_keys() {
