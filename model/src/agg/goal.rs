@@ -20,8 +20,6 @@
 //! - At most [`MAX_GOALS`] goals; names are 1 to [`MAX_GOAL_NAME`] characters of letters,
 //!   digits, `-`, `_` and `.`. Parse errors say what is wrong and how to write it.
 
-use serde::{Deserialize, Serialize};
-
 use super::hll::{Hll, HLL_SUB_PRECISION};
 use crate::event::Event;
 
@@ -215,7 +213,7 @@ pub fn check_goals(goals: &[Goal]) -> Result<(), GoalError> {
 }
 
 /// One goal's counts in a window (or a merge of windows).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GoalCounts {
     /// Events that completed the goal.
     pub completions: u64,

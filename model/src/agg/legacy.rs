@@ -10,15 +10,16 @@
 //!   dense registers map one to one); the sketches of goals and of segment sub-aggregates
 //!   are folded down to [`HLL_SUB_PRECISION`], as version 4 keeps them (their estimates
 //!   move within that precision's error).
-//! - A version-3 table is converted into the current layout and decoded by
-//!   [`super::SegmentTable`]'s own deserialiser, so it passes the same checks as a new one.
+//! - A version-3 table is converted into today's and built by
+//!   `SegmentTable::from_parts`, so it passes the same checks as a new one.
 //! - Corrupt input is a postcard error, never a panic.
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::hll::LegacyHll;
+use super::segment::SegmentTable;
 use super::{Aggregate, Dimension, GoalCounts, Keep, Segments, TopCounts, HLL_SUB_PRECISION};
 
 /// An [`Aggregate`] as format version 2 stored it.
@@ -66,14 +67,6 @@ struct TableV3<'a> {
     #[serde(borrow)]
     values: Vec<(String, SubV3<'a>)>,
     other: SubV3<'a>,
-}
-
-/// A segment table in the current layout (`segment::TableWire`'s).
-#[derive(Serialize)]
-struct TableV4 {
-    top_n: u32,
-    values: Vec<(String, Aggregate)>,
-    other: Aggregate,
 }
 
 impl From<AggregateV2> for Aggregate {
@@ -128,32 +121,29 @@ impl SubV3<'_> {
     }
 }
 
-/// A version-3 table's bytes, converted into a version-4 table's.
-fn table_v3_to_v4(blob: &[u8]) -> Result<Vec<u8>, postcard::Error> {
+/// A version-3 table's bytes, converted into a table of today (checked as any is).
+fn table_v3(blob: &[u8]) -> Result<SegmentTable, postcard::Error> {
     let t: TableV3<'_> = postcard::from_bytes(blob)?;
     let values = t
         .values
         .into_iter()
         .map(|(k, sub)| Ok((k, sub.into_sub()?)))
         .collect::<Result<_, postcard::Error>>()?;
-    postcard::to_allocvec(&TableV4 {
-        top_n: t.top_n,
-        values,
-        other: t.other.into_sub()?,
-    })
+    SegmentTable::from_parts(t.top_n as usize, values, t.other.into_sub()?)
+        .map_err(|_| postcard::Error::DeserializeBadEncoding)
 }
 
 /// The segment tables `keep` says of a version-3 aggregate, from the bytes after its
 /// figures: the tables and the bytes after them.
 pub(super) fn segments_v3(tail: &[u8], keep: Keep) -> Result<(Segments, &[u8]), postcard::Error> {
     let (blobs, rest) = postcard::take_from_bytes::<Vec<(Dimension, &[u8])>>(tail)?;
-    let mut tables = Vec::new();
+    let mut segments = Segments::default();
     for (dim, blob) in blobs {
-        if keep == Keep::All || keep == Keep::Dimension(dim) {
-            tables.push((dim, table_v3_to_v4(blob)?));
+        if (keep == Keep::All || keep == Keep::Dimension(dim))
+            && !segments.insert(dim, table_v3(blob)?)
+        {
+            return Err(postcard::Error::DeserializeBadEncoding); // a dimension twice
         }
     }
-    // Postcard writes a Vec<u8> as it writes bytes: the version-4 tables' encoding.
-    let segments = postcard::from_bytes(&postcard::to_allocvec(&tables)?)?;
     Ok((segments, rest))
 }

@@ -39,13 +39,12 @@ pub mod segment;
 pub mod top;
 
 mod add;
+mod codec;
 mod legacy;
 mod merge;
 mod storage;
 
 use std::collections::BTreeMap;
-
-use serde::{Deserialize, Serialize};
 
 pub use goal::{check_goals, conversion_rate, Goal, GoalCounts, GoalError, UrlPattern, MAX_GOALS};
 pub use hll::{Hll, HllError, HLL_PRECISION, HLL_SUB_PRECISION};
@@ -76,7 +75,7 @@ impl AggSpec {
 }
 
 /// Everything the dashboard shows for one window (or a merge of windows).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Aggregate {
     /// Number of events.
     pub events: u64,

@@ -39,8 +39,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::de::Error as _;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use super::top::{TopCounts, SEGMENT_TOP_CAP};
 use super::{Aggregate, Facts};
@@ -395,47 +394,32 @@ impl SegmentTable {
     }
 }
 
-/// Wire form of a [`SegmentTable`].
-#[derive(Serialize, Deserialize)]
-struct TableWire<K, A> {
-    top_n: u32,
-    values: Vec<(K, A)>,
-    other: A,
-}
-
-impl Serialize for SegmentTable {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        TableWire {
-            top_n: self.top_n as u32,
-            values: self.values.iter().collect(),
-            other: &self.other,
-        }
-        .serialize(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for SegmentTable {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let w = TableWire::<String, Aggregate>::deserialize(d)?;
-        let top_n = w.top_n as usize;
-        if !(1..=MAX_SEGMENT_TOP).contains(&top_n) || w.values.len() > top_n {
-            return Err(D::Error::custom("segment table exceeds its size"));
+impl SegmentTable {
+    /// A table of N = `top_n` made of stored parts, checked: N in range, no more values
+    /// than N, none twice, no nested tables; the sub-aggregates' top lists get their cap.
+    pub(crate) fn from_parts(
+        top_n: usize,
+        values: Vec<(String, Aggregate)>,
+        mut other: Aggregate,
+    ) -> Result<SegmentTable, &'static str> {
+        if !(1..=MAX_SEGMENT_TOP).contains(&top_n) || values.len() > top_n {
+            return Err("segment table exceeds its size");
         }
         let mut t = SegmentTable::new(top_n);
-        for (k, mut sub) in w.values {
+        for (k, mut sub) in values {
             if !sub.segments.is_empty() {
-                return Err(D::Error::custom("nested segments"));
+                return Err("nested segments");
             }
             sub.set_top_cap(SEGMENT_TOP_CAP);
             if t.values.insert(k, sub).is_some() {
-                return Err(D::Error::custom("duplicate segment value"));
+                return Err("duplicate segment value");
             }
         }
-        t.other = w.other;
-        if !t.other.segments.is_empty() {
-            return Err(D::Error::custom("nested segments"));
+        if !other.segments.is_empty() {
+            return Err("nested segments");
         }
-        t.other.set_top_cap(SEGMENT_TOP_CAP);
+        other.set_top_cap(SEGMENT_TOP_CAP);
+        t.other = other;
         Ok(t)
     }
 }
@@ -457,6 +441,16 @@ impl Segments {
         self.tables.get(&dim)
     }
 
+    /// Every table, by dimension.
+    pub(crate) fn tables(&self) -> impl Iterator<Item = (Dimension, &SegmentTable)> {
+        self.tables.iter().map(|(d, t)| (*d, t))
+    }
+
+    /// Sets the table of `dim`; false when it had one already.
+    pub(crate) fn insert(&mut self, dim: Dimension, table: SegmentTable) -> bool {
+        self.tables.insert(dim, table).is_none()
+    }
+
     /// The table of `dim`, made with `top_n` if there is none yet.
     pub(crate) fn table_mut(&mut self, dim: Dimension, top_n: usize) -> &mut SegmentTable {
         self.tables
@@ -474,82 +468,6 @@ impl Segments {
                 }
             }
         }
-    }
-}
-
-/// A table's encoding, kept as bytes inside the aggregate's, so that a reader can skip the
-/// tables it does not need without decoding them.
-struct Blob<'a>(&'a [u8]);
-
-impl Serialize for Blob<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(self.0)
-    }
-}
-
-impl Serialize for Segments {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let encoded: Vec<(Dimension, Vec<u8>)> = self
-            .tables
-            .iter()
-            .map(|(d, t)| {
-                // Serialising into a Vec only fails on allocation failure.
-                let bytes = postcard::to_allocvec(t).expect("postcard into a Vec cannot fail");
-                (*d, bytes)
-            })
-            .collect();
-        let blobs: Vec<(Dimension, Blob<'_>)> =
-            encoded.iter().map(|(d, b)| (*d, Blob(b))).collect();
-        blobs.serialize(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for Segments {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let blobs = Vec::<(Dimension, ByteBuf)>::deserialize(d)?;
-        let mut tables = BTreeMap::new();
-        for (dim, ByteBuf(bytes)) in blobs {
-            let t: SegmentTable = postcard::from_bytes(&bytes).map_err(D::Error::custom)?;
-            if tables.insert(dim, t).is_some() {
-                return Err(D::Error::custom("duplicate segment dimension"));
-            }
-        }
-        Ok(Segments { tables })
-    }
-}
-
-impl Segments {
-    /// Decodes only the table of `dim` from the encoding of a [`Segments`] (the tail of an
-    /// aggregate's encoding): the others are skipped without being decoded.
-    pub(crate) fn decode_one(bytes: &[u8], dim: Dimension) -> Result<Segments, postcard::Error> {
-        let (blobs, _) = postcard::take_from_bytes::<Vec<(Dimension, &[u8])>>(bytes)?;
-        let mut tables = BTreeMap::new();
-        if let Some((_, b)) = blobs.into_iter().find(|(d, _)| *d == dim) {
-            tables.insert(dim, postcard::from_bytes::<SegmentTable>(b)?);
-        }
-        Ok(Segments { tables })
-    }
-}
-
-/// Owned bytes, deserialised from serde's bytes (postcard's length-prefixed raw bytes).
-struct ByteBuf(Vec<u8>);
-
-impl<'de> Deserialize<'de> for ByteBuf {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = ByteBuf;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("bytes")
-            }
-            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<ByteBuf, E> {
-                Ok(ByteBuf(v.to_vec()))
-            }
-            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<ByteBuf, E> {
-                Ok(ByteBuf(v))
-            }
-        }
-        d.deserialize_bytes(V)
     }
 }
 

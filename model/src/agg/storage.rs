@@ -2,20 +2,15 @@
 //! [`Aggregate::from_bytes`] and [`Aggregate::decode`], which may skip the segment tables.
 //!
 //! Contract:
-//! - A version byte ([`AGG_FORMAT_VERSION`]) followed by postcard; the segment tables come
-//!   last, each as its own length-prefixed bytes, so [`Aggregate::decode`] can skip them or
-//!   all but one ([`Keep`]).
-//! - Version 4 is written; versions 3 (HyperLogLogs in their old form) and 2 (before
-//!   sources, goals and segments) are still read, through the mirror types of `legacy`,
-//!   [`Keep`] included.
+//! - Version 5, the row format of `codec` (a dictionary of the row's keys, varints, the
+//!   segment tables last, each skippable: [`Keep`]), is written. Versions 3 (postcard,
+//!   HyperLogLogs in their old form) and 2 (before sources, goals and segments) are still
+//!   read, through the mirror types of `legacy`, [`Keep`] included. (Version 4, postcard
+//!   with the new sketches, was never released: it is not read.)
 //! - Corrupt input yields [`AggError`], never a panic.
 
-use std::collections::BTreeMap;
-
-use serde::Deserialize;
-
 use super::legacy::{segments_v3, AggregateV2, FiguresV3};
-use super::{Aggregate, Dimension, GoalCounts, Hll, Segments, TopCounts};
+use super::{Aggregate, Dimension};
 
 /// Errors loading a stored [`Aggregate`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,7 +33,7 @@ pub enum AggError {
 /// Storage format version written by [`Aggregate::to_bytes`] (4: HyperLogLogs in their own
 /// codec, see [`Hll::encode`]; 3 added referrer domains, goals and segment tables).
 /// Versions 3 and 2 are still read.
-pub const AGG_FORMAT_VERSION: u8 = 4;
+pub const AGG_FORMAT_VERSION: u8 = super::codec::ROW_FORMAT_VERSION;
 
 /// What [`Aggregate::decode`] decodes of the segment tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,11 +47,9 @@ pub enum Keep {
 }
 
 impl Aggregate {
-    /// Storage encoding: [`AGG_FORMAT_VERSION`] followed by postcard.
+    /// Storage encoding: the row format of [`super::codec`] (version [`AGG_FORMAT_VERSION`]).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let out = vec![AGG_FORMAT_VERSION];
-        // Serialising into a Vec only fails on allocation failure.
-        postcard::to_extend(self, out).expect("postcard serialisation into a Vec cannot fail")
+        super::codec::encode(self)
     }
 
     /// Decodes [`Aggregate::to_bytes`] output (of this version, or versions 3 and 2).
@@ -76,21 +69,7 @@ impl Aggregate {
             n => Err(AggError::Corrupt(format!("{n} trailing bytes"))),
         };
         match version {
-            AGG_FORMAT_VERSION => {
-                let (figures, tail) =
-                    postcard::take_from_bytes::<FiguresWire>(rest).map_err(corrupt)?;
-                let segments = match keep {
-                    Keep::All => {
-                        let (s, tail) =
-                            postcard::take_from_bytes::<Segments>(tail).map_err(corrupt)?;
-                        no_trailing(tail)?;
-                        s
-                    }
-                    Keep::Figures => Segments::default(),
-                    Keep::Dimension(d) => Segments::decode_one(tail, d).map_err(corrupt)?,
-                };
-                Ok(figures.with_segments(segments))
-            }
+            AGG_FORMAT_VERSION => super::codec::decode(b, keep),
             3 => {
                 let (figures, tail) =
                     postcard::take_from_bytes::<FiguresV3>(rest).map_err(corrupt)?;
@@ -113,40 +92,6 @@ impl Aggregate {
                 found,
                 expected: AGG_FORMAT_VERSION,
             }),
-        }
-    }
-}
-
-/// An [`Aggregate`] of the current version without its segment tables (decoded alone when
-/// they are skipped): its fields in order, but the last.
-#[derive(Deserialize)]
-struct FiguresWire {
-    events: u64,
-    by_type: TopCounts,
-    visitors: Hll,
-    sessions: Hll,
-    urls: TopCounts,
-    referrers: TopCounts,
-    countries: TopCounts,
-    devices: TopCounts,
-    sources: TopCounts,
-    goals: BTreeMap<String, GoalCounts>,
-}
-
-impl FiguresWire {
-    fn with_segments(self, segments: Segments) -> Aggregate {
-        Aggregate {
-            events: self.events,
-            by_type: self.by_type,
-            visitors: self.visitors,
-            sessions: self.sessions,
-            urls: self.urls,
-            referrers: self.referrers,
-            countries: self.countries,
-            devices: self.devices,
-            sources: self.sources,
-            goals: self.goals,
-            segments,
         }
     }
 }

@@ -340,6 +340,47 @@ impl TopCounts {
         v
     }
 
+    /// The tracked `(key, count)` pairs, count descending then key ascending (all of them:
+    /// [`TopCounts::top`] without the copies).
+    pub fn ranked(&self) -> Vec<(&str, u64)> {
+        let mut v: Vec<(&str, u64)> = self.entries().collect();
+        v.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        v
+    }
+
+    /// A counter of capacity `cap` made of stored parts, checked as a stored one must be:
+    /// at most `cap` keys, none twice, no zero counter, counters adding up to at most
+    /// `total`.
+    pub(crate) fn from_parts<'k>(
+        cap: usize,
+        entries: impl IntoIterator<Item = (&'k str, u64)>,
+        total: u64,
+        error: u64,
+    ) -> Result<TopCounts, &'static str> {
+        let mut t = TopCounts::with_cap(cap);
+        let mut sum = 0u64;
+        for (k, c) in entries {
+            if t.len() >= t.cap {
+                return Err("top counts exceed capacity");
+            }
+            if c == 0 {
+                return Err("zero counter in top counts");
+            }
+            let hash = key_hash(k);
+            if t.get_hashed(k, hash) != 0 {
+                return Err("duplicate key in top counts");
+            }
+            sum = sum.saturating_add(c);
+            t.insert_new(k, hash, c);
+        }
+        if sum > total {
+            return Err("top counts exceed their total");
+        }
+        t.total = total;
+        t.error = error;
+        Ok(t)
+    }
+
     /// Heap bytes held (the arena and the table).
     pub fn heap_bytes(&self) -> usize {
         self.arena.capacity() + self.slots.capacity() * (std::mem::size_of::<Slot>() + 1)
@@ -374,27 +415,13 @@ impl Serialize for TopCounts {
 impl<'de> Deserialize<'de> for TopCounts {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let w = TopWire::deserialize(d)?;
-        if w.entries.len() > TOP_CAP {
-            return Err(D::Error::custom("top counts exceed capacity"));
-        }
-        let mut t = TopCounts::new();
-        let mut sum = 0u64;
-        for (k, c) in &w.entries {
-            if *c == 0 {
-                return Err(D::Error::custom("zero counter in top counts"));
-            }
-            sum = sum.saturating_add(*c);
-            if t.get(k) != 0 {
-                return Err(D::Error::custom("duplicate key in top counts"));
-            }
-            t.insert_new(k, key_hash(k), *c);
-        }
-        if sum > w.total {
-            return Err(D::Error::custom("top counts exceed their total"));
-        }
-        t.total = w.total;
-        t.error = w.error;
-        Ok(t)
+        TopCounts::from_parts(
+            TOP_CAP,
+            w.entries.iter().map(|(k, c)| (k.as_str(), *c)),
+            w.total,
+            w.error,
+        )
+        .map_err(D::Error::custom)
     }
 }
 

@@ -6,7 +6,11 @@
 //!   - `1` sparse: a LEB128 varint count (≥ 1, at most what the precision keeps sparse),
 //!     then the sorted entries as LEB128 varints, the first whole and each other as its
 //!     difference from the one before;
-//!   - `2` dense: the 2^p registers packed 6 bits each (`3 · 2^(p−2)` bytes).
+//!   - `2` dense: the 2^p registers packed 6 bits each (`3 · 2^(p−2)` bytes);
+//!   - with bit 7 set, the forms as [`Hll::encode`] writes them: sparse `1` by index (each
+//!     index as its step from the one before, its rank only where it counts at `p`: see
+//!     `sparse::normalized`), dense `2` a byte a register (what is stored is compressed,
+//!     and small ranks compress far better a byte each). Both layouts are read.
 //! - [`Hll::encode`] is canonical: equal sketches of the same form encode to the same
 //!   bytes (an empty sketch is always the one-byte form).
 //! - [`Hll::decode`] validates and returns the bytes it used: a bad tag, a precision out of
@@ -22,12 +26,20 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::dense::{dense_bytes, max_rank, Registers};
-use super::sparse::{index, is_valid};
+use super::sparse::{index, is_valid, keeps_rank, normalized, rank, SPARSE_MAX_RANK};
 use super::{max_sparse, Hll, Repr, MAX_PRECISION, MIN_PRECISION};
 
 const FORM_EMPTY: u8 = 0;
 const FORM_SPARSE: u8 = 1;
 const FORM_DENSE: u8 = 2;
+/// The form `relative` reads the sketch against (see `relative`).
+pub(super) const FORM_RELATIVE: u8 = 3;
+/// Tag bit of the sparse form written by index (the ranks that count only): what
+/// [`Hll::encode`] writes; the form without it (every entry whole) is still read.
+const BY_INDEX: u8 = 0x80;
+/// Tag bit of the dense form written a byte a register: what [`Hll::encode`] writes; the
+/// packed form without it is still read.
+const BY_BYTE: u8 = 0x80;
 
 /// Why bytes are not a [`Hll`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -65,7 +77,7 @@ pub enum HllError {
     Varint,
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u32) {
+pub(super) fn put_varint(out: &mut Vec<u8>, mut v: u32) {
     while v >= 0x80 {
         out.push(v as u8 | 0x80);
         v >>= 7;
@@ -74,7 +86,7 @@ fn put_varint(out: &mut Vec<u8>, mut v: u32) {
 }
 
 /// A LEB128 varint of at most 32 bits, and the bytes it used.
-fn take_varint(b: &[u8]) -> Result<(u32, usize), HllError> {
+pub(super) fn take_varint(b: &[u8]) -> Result<(u32, usize), HllError> {
     let mut v = 0u64;
     for (i, &byte) in b.iter().enumerate().take(5) {
         v |= u64::from(byte & 0x7f) << (7 * i);
@@ -97,17 +109,23 @@ impl Hll {
         match &self.repr {
             Repr::Sparse(list) if list.is_empty() => out.push(self.p | FORM_EMPTY << 5),
             Repr::Sparse(list) => {
-                out.push(self.p | FORM_SPARSE << 5);
+                out.push(self.p | FORM_SPARSE << 5 | BY_INDEX);
                 put_varint(out, list.len() as u32);
                 let mut prev = 0;
                 for &e in list {
-                    put_varint(out, e - prev);
-                    prev = e;
+                    put_varint(out, index(e) - prev);
+                    prev = index(e);
+                    if keeps_rank(prev, self.p) {
+                        out.push(rank(e) as u8);
+                    }
                 }
             }
             Repr::Dense(regs) => {
-                out.push(self.p | FORM_DENSE << 5);
-                out.extend_from_slice(regs.packed());
+                // A byte a register: a third more than packed, but what is stored is
+                // compressed, and registers of mostly small ranks compress far better one
+                // to a byte than six bits each across byte borders.
+                out.push(self.p | FORM_DENSE << 5 | BY_BYTE);
+                out.extend(regs.iter());
             }
         }
     }
@@ -116,8 +134,35 @@ impl Hll {
     pub fn decode(bytes: &[u8]) -> Result<(Hll, usize), HllError> {
         let (&tag, rest) = bytes.split_first().ok_or(HllError::Truncated)?;
         let p = tag & 0x1f;
-        if tag >> 5 > FORM_DENSE {
+        let (sparse_by_index, dense_by_byte) = (
+            p | FORM_SPARSE << 5 | BY_INDEX,
+            p | FORM_DENSE << 5 | BY_BYTE,
+        );
+        if tag >> 5 > FORM_DENSE && tag != sparse_by_index && tag != dense_by_byte {
             return Err(HllError::Tag(tag));
+        }
+        if tag == sparse_by_index {
+            return by_index(p, rest);
+        }
+        if tag == dense_by_byte {
+            if !(MIN_PRECISION..=MAX_PRECISION).contains(&p) {
+                return Err(HllError::Precision(p));
+            }
+            let bytes = rest.get(..1 << p).ok_or(HllError::Truncated)?;
+            let mut regs = Registers::new(p);
+            for (index, &value) in bytes.iter().enumerate() {
+                if value > max_rank(p) {
+                    return Err(HllError::Register { index, value });
+                }
+                regs.set_max(index, value);
+            }
+            return Ok((
+                Hll {
+                    p,
+                    repr: Repr::Dense(regs),
+                },
+                1 + (1 << p),
+            ));
         }
         if !(MIN_PRECISION..=MAX_PRECISION).contains(&p) {
             return Err(HllError::Precision(p));
@@ -141,8 +186,8 @@ impl Hll {
                         .checked_add(delta)
                         .filter(|&e| is_valid(e) && prev.is_none_or(|q| index(q) < index(e)));
                     let e = e.ok_or(HllError::Entry(u64::from(base) + u64::from(delta)))?;
-                    list.push(e);
                     prev = Some(e);
+                    list.push(normalized(e, p));
                 }
                 let repr = Repr::Sparse(list);
                 Ok((Hll { p, repr }, 1 + used))
@@ -164,6 +209,48 @@ impl Hll {
             }
         }
     }
+}
+
+/// The sparse form by index ([`BY_INDEX`]): after the tag, the count, then each entry's
+/// index as its step from the one before (the first whole), followed by its rank only
+/// where the rank counts at `p` (see `sparse::normalized`).
+fn by_index(p: u8, rest: &[u8]) -> Result<(Hll, usize), HllError> {
+    if !(MIN_PRECISION..=MAX_PRECISION).contains(&p) {
+        return Err(HllError::Precision(p));
+    }
+    let (count, mut used) = take_varint(rest)?;
+    let max = max_sparse(p);
+    if count == 0 || count as usize > max {
+        let count = u64::from(count);
+        return Err(HllError::Size { count, max });
+    }
+    let mut list = Vec::with_capacity(count as usize);
+    let mut prev: Option<u32> = None;
+    for _ in 0..count {
+        let (step, n) = take_varint(&rest[used..])?;
+        used += n;
+        let idx = match prev {
+            None => Some(step),
+            Some(q) if step > 0 => q.checked_add(step),
+            Some(_) => None,
+        }
+        .filter(|&i| i < 1 << 25)
+        .ok_or(HllError::Entry(u64::from(step)))?;
+        let rank = if keeps_rank(idx, p) {
+            let &r = rest.get(used).ok_or(HllError::Truncated)?;
+            used += 1;
+            if r == 0 || u32::from(r) > SPARSE_MAX_RANK {
+                return Err(HllError::Entry(u64::from(r)));
+            }
+            u32::from(r)
+        } else {
+            1
+        };
+        list.push((idx << 6) | rank);
+        prev = Some(idx);
+    }
+    let repr = Repr::Sparse(list);
+    Ok((Hll { p, repr }, 1 + used))
 }
 
 impl Serialize for Hll {

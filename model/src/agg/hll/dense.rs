@@ -84,11 +84,6 @@ impl Registers {
         }
     }
 
-    /// The packed bytes.
-    pub(super) fn packed(&self) -> &[u8] {
-        &self.packed
-    }
-
     /// Heap bytes held.
     pub(super) fn heap_bytes(&self) -> usize {
         self.packed.len()
@@ -170,7 +165,7 @@ mod tests {
             assert_eq!(r.iter().collect::<Vec<_>>(), plain, "p={p}");
             assert_eq!(r.heap_bytes(), (1 << p) * 6 / 8);
             assert_eq!(r.precision(), p);
-            assert_eq!(Registers::from_packed(p, r.packed()), Ok(r.clone()));
+            assert_eq!(Registers::from_packed(p, &r.packed), Ok(r.clone()));
             for q in 4..=p {
                 let mut direct = Registers::new(q);
                 hashes.iter().for_each(|&h| direct.insert_hash(h));
@@ -181,7 +176,7 @@ mod tests {
         top.set_max(15, max_rank(4));
         top.set_max(0, 1);
         assert_eq!(top.iter().collect::<Vec<_>>()[15], 61);
-        let mut bad = top.packed().to_vec();
+        let mut bad = top.packed.to_vec();
         bad[11] |= 0xfc; // register 15 = 63
         assert_eq!(Registers::from_packed(4, &bad), Err(Some((15, 63))));
         assert_eq!(Registers::from_packed(4, &bad[1..]), Err(None));

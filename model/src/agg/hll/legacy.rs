@@ -70,7 +70,7 @@ impl LegacyHll {
                         } else {
                             low.leading_zeros() - 24
                         };
-                        (h32 >> 7) << 6 | rank
+                        super::sparse::normalized((h32 >> 7) << 6 | rank, HLL_PRECISION)
                     })
                     .collect();
                 // Sorted hashes give sorted indices; keep the largest rank of each.

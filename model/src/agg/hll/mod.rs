@@ -66,6 +66,7 @@ mod codec;
 mod dense;
 mod estimate;
 mod legacy;
+mod relative;
 mod sparse;
 #[cfg(test)]
 mod tests;
@@ -175,7 +176,7 @@ impl Hll {
             Repr::Dense(regs) => regs.insert_hash(h),
             Repr::Sparse(list) => {
                 let limit = max_sparse(self.p);
-                sparse::insert(list, sparse::entry(h), limit);
+                sparse::insert(list, sparse::normalized(sparse::entry(h), self.p), limit);
                 if list.len() > limit {
                     self.densify();
                 }
@@ -199,7 +200,7 @@ impl Hll {
         self.p = p;
         match &mut self.repr {
             Repr::Sparse(list) if list.len() > max_sparse(p) => self.densify(),
-            Repr::Sparse(_) => {}
+            Repr::Sparse(list) => list.iter_mut().for_each(|e| *e = sparse::normalized(*e, p)),
             Repr::Dense(regs) => *regs = regs.fold_to(p),
         }
     }
@@ -214,6 +215,8 @@ impl Hll {
                     *mine = sparse::union(mine, theirs);
                     if mine.len() > max_sparse(p) {
                         self.densify();
+                    } else if other.p != p {
+                        mine.iter_mut().for_each(|e| *e = sparse::normalized(*e, p));
                     }
                 }
             }

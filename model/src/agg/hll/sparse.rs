@@ -53,6 +53,25 @@ pub(super) fn project(e: u32, p: u8) -> (usize, u8) {
     ((idx >> shift) as usize, rank as u8)
 }
 
+/// The entry as a sketch of precision `p` keeps it: when the index bits below the top `p`
+/// are not all zero they make the register's rank and the entry's own rank never counts,
+/// so it is set to 1 (one form per index at a precision: fewer bytes to write, and lists
+/// of the same items are equal).
+pub(super) fn normalized(e: u32, p: u8) -> u32 {
+    let shift = SPARSE_BITS - u32::from(p);
+    if index(e) & ((1 << shift) - 1) != 0 {
+        (index(e) << 6) | 1
+    } else {
+        e
+    }
+}
+
+/// Whether an entry of precision `p` carries a rank that counts (its low index bits are 0).
+pub(super) fn keeps_rank(idx: u32, p: u8) -> bool {
+    let shift = SPARSE_BITS - u32::from(p);
+    idx & ((1 << shift) - 1) == 0
+}
+
 /// Adds entry `e` to the sorted list (keeping the larger rank of an index already there).
 /// Grows the capacity by doubling, but not past `limit` entries (one more only for the
 /// entry that takes the list past `limit`, when the sketch turns dense).

@@ -1,0 +1,310 @@
+//! The row format of an [`Aggregate`] (version 5): what the store, the state topic and the
+//! roll-ups keep of a window or a bucket. Compact: every string of the row once, in a
+//! dictionary, and numbers as varints; the server compresses the whole row when it pays.
+//!
+//! Contract (all integers are LEB128 varints unless said otherwise):
+//! ```text
+//! row      := 5u8 dict figures segments
+//! dict     := n, n × (len, UTF-8 bytes)               every key of the row, once
+//! figures  := events, top × 6, visitors: hll, sessions: hll, goals
+//!             (top lists in this order: by_type, urls, referrers, countries, devices,
+//!             sources)
+//! top      := total, error, n, n × (key id, count step)
+//!             entries by count descending then key; the first count whole, each other as
+//!             the step down from the one before
+//! hll      := the sketch's own encoding (`Hll::encode`); in a segment's figures, its
+//!             visitors and sessions are written against the window's (`Hll::encode_against`:
+//!             the positions of its entries in the window's list), and a goal's converting
+//!             visitors against the visitors of the figures they belong to (the window's)
+//! goals    := n, n × (name id, completions, converting visitors: hll)
+//! segments := n, n × (dimension: u8, len, table)      a table can be skipped whole
+//! table    := top_n, n, n × (value id, figures), other: figures
+//! ```
+//! - Canonical: equal aggregates encode to equal bytes (lists in count order, maps in key
+//!   order, the dictionary in the order keys are first written).
+//! - [`decode`] validates: an id outside the dictionary, a count larger than the input
+//!   could hold, a top list that is not one (see [`TopCounts`]), a corrupt sketch, a bad
+//!   dimension, a table too large: each is an [`AggError`], never a panic. With
+//!   [`Keep::Figures`] the tables are skipped unread; with [`Keep::Dimension`] all but one.
+//! - A segment's sub-aggregate keeps [`SEGMENT_TOP_CAP`] keys per list; the window's
+//!   lists [`TOP_CAP`].
+
+mod wire;
+
+use std::collections::{BTreeMap, HashMap};
+
+use self::wire::{put, put_bytes, Reader};
+use super::segment::SegmentTable;
+use super::{
+    AggError, Aggregate, Dimension, GoalCounts, Hll, Keep, Segments, TopCounts, SEGMENT_TOP_CAP,
+    TOP_CAP,
+};
+
+/// The version byte of the row format.
+pub const ROW_FORMAT_VERSION: u8 = 5;
+
+/// The row of `agg` (see the module docs).
+pub(crate) fn encode(agg: &Aggregate) -> Vec<u8> {
+    // Pass 1 writes the body with dictionary ids; the dictionary goes before it.
+    let mut dict = Dict::default();
+    let mut body = Vec::with_capacity(1024);
+    figures(&mut body, &mut dict, agg, None);
+    let refs = (&agg.visitors, &agg.sessions);
+    let tables: Vec<(Dimension, &SegmentTable)> = agg.segments.tables().collect();
+    put(&mut body, tables.len() as u64);
+    let mut blob = Vec::new();
+    for (dim, t) in tables {
+        blob.clear();
+        put(&mut blob, t.top_n() as u64);
+        let values: Vec<(&str, &Aggregate)> = t.values().collect();
+        put(&mut blob, values.len() as u64);
+        for (v, sub) in values {
+            put(&mut blob, dict.id(v));
+            figures(&mut blob, &mut dict, sub, Some(refs));
+        }
+        figures(&mut blob, &mut dict, t.other(), Some(refs));
+        body.push(dim_code(dim));
+        put_bytes(&mut body, &blob);
+    }
+    let mut out = Vec::with_capacity(body.len() + dict.bytes + dict.keys.len() + 8);
+    out.push(ROW_FORMAT_VERSION);
+    put(&mut out, dict.keys.len() as u64);
+    for k in &dict.keys {
+        put_bytes(&mut out, k.as_bytes());
+    }
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Decodes a row of this version (the version byte included), with the segment tables
+/// `keep` says.
+pub(crate) fn decode(row: &[u8], keep: Keep) -> Result<Aggregate, AggError> {
+    let mut r = Reader::new(row);
+    if r.u8()? != ROW_FORMAT_VERSION {
+        return Err(corrupt("not a version-5 row"));
+    }
+    let n = r.count(1)?;
+    let mut keys = Vec::with_capacity(n);
+    for _ in 0..n {
+        let b = r.bytes()?;
+        keys.push(std::str::from_utf8(b).map_err(|_| corrupt("a key is not UTF-8"))?);
+    }
+    let mut agg = read_figures(&mut r, &keys, TOP_CAP, None)?;
+    let (visitors, sessions) = (agg.visitors.clone(), agg.sessions.clone());
+    let refs = Some((&visitors, &sessions));
+    let tables = r.count(2)?;
+    for _ in 0..tables {
+        let dim = dim_of(r.u8()?)?;
+        let blob = r.bytes()?;
+        let wanted = match keep {
+            Keep::All => true,
+            Keep::Figures => false,
+            Keep::Dimension(d) => d == dim,
+        };
+        if !wanted {
+            continue;
+        }
+        let mut t = Reader::new(blob);
+        let top_n = t.var()?;
+        let n = t.count(1)?;
+        let mut values = Vec::with_capacity(n);
+        for _ in 0..n {
+            let v = key(&keys, t.var()?)?;
+            values.push((
+                v.to_owned(),
+                read_figures(&mut t, &keys, SEGMENT_TOP_CAP, refs)?,
+            ));
+        }
+        let other = read_figures(&mut t, &keys, SEGMENT_TOP_CAP, refs)?;
+        if !t.is_empty() {
+            return Err(corrupt("trailing bytes in a segment table"));
+        }
+        let top_n = usize::try_from(top_n).map_err(|_| corrupt("segment table size"))?;
+        let table = SegmentTable::from_parts(top_n, values, other).map_err(corrupt)?;
+        if !agg.segments.insert(dim, table) {
+            return Err(corrupt("duplicate segment dimension"));
+        }
+    }
+    if !r.is_empty() {
+        return Err(corrupt("trailing bytes"));
+    }
+    Ok(agg)
+}
+
+fn corrupt(what: &str) -> AggError {
+    AggError::Corrupt(what.to_owned())
+}
+
+/// The keys of a row, numbered in the order they are first written.
+#[derive(Default)]
+struct Dict<'a> {
+    ids: HashMap<&'a str, u64>,
+    keys: Vec<&'a str>,
+    bytes: usize,
+}
+
+impl<'a> Dict<'a> {
+    fn id(&mut self, k: &'a str) -> u64 {
+        if let Some(&id) = self.ids.get(k) {
+            return id;
+        }
+        let id = self.keys.len() as u64;
+        self.ids.insert(k, id);
+        self.keys.push(k);
+        self.bytes += k.len();
+        id
+    }
+}
+
+fn key<'a>(keys: &[&'a str], id: u64) -> Result<&'a str, AggError> {
+    usize::try_from(id)
+        .ok()
+        .and_then(|i| keys.get(i).copied())
+        .ok_or_else(|| corrupt("a key id outside the dictionary"))
+}
+
+const DIMS: [Dimension; 4] = Dimension::ALL;
+
+fn dim_code(d: Dimension) -> u8 {
+    DIMS.iter().position(|x| *x == d).unwrap_or(0) as u8
+}
+
+fn dim_of(code: u8) -> Result<Dimension, AggError> {
+    DIMS.get(usize::from(code))
+        .copied()
+        .ok_or_else(|| corrupt("unknown segment dimension"))
+}
+
+/// The window's visitors and sessions, that a segment's sketches are written against.
+type Refs<'r> = Option<(&'r Hll, &'r Hll)>;
+
+/// `h` against `reference` when there is one (see `Hll::encode_against`).
+fn put_sketch(out: &mut Vec<u8>, h: &Hll, reference: Option<&Hll>) {
+    match reference {
+        Some(r) => h.encode_against(r, out),
+        None => h.encode(out),
+    }
+}
+
+fn figures<'a>(out: &mut Vec<u8>, dict: &mut Dict<'a>, a: &'a Aggregate, refs: Refs<'_>) {
+    put(out, a.events);
+    for t in [
+        &a.by_type,
+        &a.urls,
+        &a.referrers,
+        &a.countries,
+        &a.devices,
+        &a.sources,
+    ] {
+        top(out, dict, t);
+    }
+    put_sketch(out, &a.visitors, refs.map(|r| r.0));
+    put_sketch(out, &a.sessions, refs.map(|r| r.1));
+    // A goal's converting visitors are visitors of the window (or of the segment's).
+    let visitors = refs.map_or(&a.visitors, |r| r.0);
+    put(out, a.goals.len() as u64);
+    for (name, g) in &a.goals {
+        put(out, dict.id(name));
+        put(out, g.completions);
+        g.visitors.encode_against(visitors, out);
+    }
+}
+
+fn top<'a>(out: &mut Vec<u8>, dict: &mut Dict<'a>, t: &'a TopCounts) {
+    put(out, t.total());
+    put(out, t.error_bound());
+    let ranked = t.ranked();
+    put(out, ranked.len() as u64);
+    let mut before = None;
+    for (k, c) in ranked {
+        put(out, dict.id(k));
+        put(out, before.map_or(c, |b: u64| b - c));
+        before = Some(c);
+    }
+}
+
+fn read_figures(
+    r: &mut Reader<'_>,
+    keys: &[&str],
+    cap: usize,
+    refs: Refs<'_>,
+) -> Result<Aggregate, AggError> {
+    let events = r.var()?;
+    let mut tops: Vec<TopCounts> = Vec::with_capacity(6);
+    for _ in 0..6 {
+        tops.push(read_top(r, keys, cap)?);
+    }
+    let visitors = read_hll(r, refs.map(|r| r.0))?;
+    let sessions = read_hll(r, refs.map(|r| r.1))?;
+    let n = r.count(3)?;
+    let mut goals = BTreeMap::new();
+    for _ in 0..n {
+        let name = key(keys, r.var()?)?;
+        let completions = r.var()?;
+        let visitors = read_hll(r, Some(refs.map_or(&visitors, |r| r.0)))?;
+        if goals
+            .insert(
+                name.to_owned(),
+                GoalCounts {
+                    completions,
+                    visitors,
+                },
+            )
+            .is_some()
+        {
+            return Err(corrupt("duplicate goal"));
+        }
+    }
+    let mut tops = tops.into_iter();
+    let mut next = || tops.next().unwrap_or_default();
+    Ok(Aggregate {
+        events,
+        by_type: next(),
+        urls: next(),
+        referrers: next(),
+        countries: next(),
+        devices: next(),
+        sources: next(),
+        visitors,
+        sessions,
+        goals,
+        segments: Segments::default(),
+    })
+}
+
+fn read_top(r: &mut Reader<'_>, keys: &[&str], cap: usize) -> Result<TopCounts, AggError> {
+    let total = r.var()?;
+    let error = r.var()?;
+    let n = r.count(2)?;
+    if n > cap {
+        return Err(corrupt("top counts exceed capacity"));
+    }
+    let mut entries = Vec::with_capacity(n);
+    let mut before: Option<u64> = None;
+    for _ in 0..n {
+        let k = key(keys, r.var()?)?;
+        let step = r.var()?;
+        let c = match before {
+            None => step,
+            Some(b) => b
+                .checked_sub(step)
+                .ok_or_else(|| corrupt("a count step below zero"))?,
+        };
+        before = Some(c);
+        entries.push((k, c));
+    }
+    TopCounts::from_parts(cap, entries, total, error).map_err(corrupt)
+}
+
+fn read_hll(r: &mut Reader<'_>, reference: Option<&Hll>) -> Result<Hll, AggError> {
+    let read = match reference {
+        Some(reference) => Hll::decode_against(r.rest(), reference),
+        None => Hll::decode(r.rest()),
+    };
+    let (h, used) = read.map_err(|e| AggError::Corrupt(e.to_string()))?;
+    r.advance(used)?;
+    Ok(h)
+}
+
+#[cfg(test)]
+mod tests;
