@@ -10,6 +10,7 @@
 //! goals and segments. A segment's sub-aggregate does not count its own dimension.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use super::top::key_hash;
 use super::{referrer_domain, AggSpec, Aggregate, Dimension, Goal};
@@ -97,13 +98,9 @@ impl Aggregate {
                     Dimension::Type => &self.by_type,
                     Dimension::Referrer => &self.sources,
                 };
-                self.segments.table_mut(dim, spec.segments.top_n).add(
-                    (dim, &v),
-                    window,
-                    ev,
-                    &facts,
-                    &spec.goals,
-                );
+                Arc::make_mut(&mut self.segments)
+                    .table_mut(dim, spec.segments.top_n)
+                    .add((dim, &v), window, ev, &facts, &spec.goals);
             }
         }
     }

@@ -11,13 +11,17 @@
 //! - [`Aggregate::fold_segment`] adds what a filter selects, and what it covers of the
 //!   value's events ([`Coverage`]): never more than the value's events.
 
+use std::sync::Arc;
+
 use super::{Aggregate, Coverage, Filter};
 
 impl Aggregate {
     /// Folds `other` into `self`, segment tables included.
     pub fn merge(&mut self, other: &Aggregate) {
         self.merge_figures(other);
-        self.segments.merge(&other.segments);
+        if !other.segments.is_empty() {
+            Arc::make_mut(&mut self.segments).merge(&other.segments);
+        }
     }
 
     /// Folds everything of `other` but its segment tables into `self`.

@@ -45,6 +45,7 @@ mod merge;
 mod storage;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 pub use goal::{check_goals, conversion_rate, Goal, GoalCounts, GoalError, UrlPattern, MAX_GOALS};
 pub use hll::{Hll, HllError, HLL_PRECISION, HLL_SUB_PRECISION};
@@ -97,8 +98,10 @@ pub struct Aggregate {
     pub sources: TopCounts,
     /// Completions and converting visitors, by goal name.
     pub goals: BTreeMap<String, GoalCounts>,
-    /// Sub-aggregates by segment (last: readers may skip it).
-    pub segments: Segments,
+    /// Sub-aggregates by segment (last: readers may skip it). Shared, not copied, when the
+    /// aggregate is cloned: a copy that only reads them (the hub's, the store's) costs a
+    /// reference; the first change after such a copy copies them once.
+    pub segments: Arc<Segments>,
 }
 
 impl Aggregate {
@@ -141,6 +144,24 @@ impl Aggregate {
             &mut self.devices,
             &mut self.sources,
         ]
+    }
+
+    /// A copy without the segment tables: what a view of the whole traffic needs (the
+    /// hub's live figures), a fraction of the whole to copy.
+    pub fn figures_only(&self) -> Aggregate {
+        Aggregate {
+            events: self.events,
+            by_type: self.by_type.clone(),
+            visitors: self.visitors.clone(),
+            sessions: self.sessions.clone(),
+            urls: self.urls.clone(),
+            referrers: self.referrers.clone(),
+            countries: self.countries.clone(),
+            devices: self.devices.clone(),
+            sources: self.sources.clone(),
+            goals: self.goals.clone(),
+            segments: Arc::default(),
+        }
     }
 
     /// Sets the capacity of every top list (reducing those that hold more keys).

@@ -79,7 +79,7 @@ impl Aggregate {
                     if keep == Keep::All {
                         no_trailing(tail)?;
                     }
-                    a.segments = segments;
+                    a.segments = std::sync::Arc::new(segments);
                 }
                 Ok(a)
             }

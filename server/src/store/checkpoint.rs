@@ -33,6 +33,7 @@ use super::keys::{
     dead_letter_key, dec_i32, dec_i64, decode_partition_key, enc_i32, enc_i64, partition_key,
     window_key,
 };
+use super::row;
 use super::{abort, committed, DeadLetterRecord, Store, StoreError};
 
 /// The sled tree of the state-topic positions. Its name on disk is older than the name
@@ -130,7 +131,7 @@ impl EncodedWrite {
             rows: w
                 .rows
                 .iter()
-                .map(|(s, a)| (window_key(*s, &w.topic, w.partition), a.to_bytes()))
+                .map(|(s, a)| (window_key(*s, &w.topic, w.partition), row::encode(a)))
                 .collect(),
             revised: w.revised.clone(),
             dead,

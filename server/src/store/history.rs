@@ -24,6 +24,7 @@ use sled::Transactional;
 use super::keys::{
     bucket_key, dec_i64, decode_bucket_key, decode_window_key, enc_i64, level_bound, RowKey,
 };
+use super::row;
 use super::{abort, committed, Store, StoreError};
 
 /// A roll-up bucket as read back from the store.
@@ -86,7 +87,7 @@ fn fold_bucket(
         let Some(v) = src.remove(&row.key)? else {
             continue;
         };
-        let agg = Aggregate::from_bytes(&v).map_err(abort)?;
+        let agg = row::decode_all(&v).map_err(abort)?;
         rollup::fold_into(
             merged
                 .entry((row.topic.clone(), row.partition))
@@ -101,11 +102,11 @@ fn fold_bucket(
     for ((topic, partition), agg) in merged {
         let k = bucket_key(level, bucket, &topic, partition);
         let mut total = match dst.get(&k)? {
-            Some(v) => Aggregate::from_bytes(&v).map_err(abort)?,
+            Some(v) => row::decode_all(&v).map_err(abort)?,
             None => Aggregate::new(),
         };
         rollup::fold_into(&mut total, &agg);
-        dst.insert(k, total.to_bytes())?;
+        dst.insert(k, row::encode(&total))?;
     }
     Ok(n)
 }
@@ -135,7 +136,7 @@ impl Store {
                 start,
                 topic,
                 partition,
-                agg: Aggregate::from_bytes(&v)?,
+                agg: row::decode_all(&v)?,
             });
         }
         Ok(out)
@@ -276,7 +277,7 @@ impl Store {
             .map(|b| {
                 (
                     bucket_key(b.level, b.start, &b.topic, b.partition),
-                    b.agg.to_bytes(),
+                    row::encode(&b.agg),
                 )
             })
             .collect();

@@ -5,7 +5,8 @@
 //! rewriting every partition checkpoint of tree `offsets` in the current format
 //! ([`PartitionCheckpoint`]); the counters an older version did not have start at zero.
 //! The other trees need no rewrite: the trees a version added start empty. Version 2 → 3:
-//! `revised_events` and `dead_letters_recorded`; 3 → 4: `seq`.
+//! `revised_events` and `dead_letters_recorded`; 3 → 4: `seq`; 4 → 5: nothing to rewrite
+//! (rows of windows and buckets are read in every format the model reads: see `row`).
 
 use std::collections::BTreeMap;
 
@@ -88,6 +89,8 @@ pub(super) fn from_version(db: &sled::Db, found: u32) -> Result<bool, StoreError
     match found {
         2 => rewrite_checkpoints::<PartitionCheckpointV2>(db)?,
         3 => rewrite_checkpoints::<PartitionCheckpointV3>(db)?,
+        // Rows of format 4 stores are the model's version-3 rows, which it still reads.
+        4 => {}
         _ => return Ok(false),
     }
     Ok(true)

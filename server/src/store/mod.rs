@@ -21,8 +21,8 @@
 //! - `annotations` (`annotations.rs`): `(ts, id)` → [`AnnotationRecord`].
 //! - `salts` (`salts.rs`): UTC day → that day's 32-byte salt of cookieless visitor ids;
 //!   the salts of days that are over are deleted.
-//! - `meta` (this file): `format_version` ([`FORMAT_VERSION`]; version-2 and -3 stores are
-//!   migrated in place when opened, `migrate.rs`), `window_ms` and `instance_id` (this
+//! - `meta` (this file): `format_version` ([`FORMAT_VERSION`]; version-2, -3 and -4 stores
+//!   are migrated in place when opened, `migrate.rs`), `window_ms` and `instance_id` (this
 //!   store's instance in the consumer group, random, made on first use:
 //!   [`Store::instance_id`]). A store written with another window size is refused with a
 //!   message that says what to do.
@@ -44,6 +44,7 @@ mod history;
 mod keys;
 mod migrate;
 pub mod record;
+pub mod row;
 mod salts;
 mod windows;
 
@@ -66,9 +67,11 @@ use keys::{dec_i64, enc_i64};
 /// Version of the on-disk layout described above (2: exact sparse HyperLogLogs; 3: revised
 /// events and recorded dead letters in the partition checkpoint, trees `dead_letters` and
 /// `revised`; 4: the checkpoint sequence `seq`, the trees of the state-topic positions
-/// (`changelog` on disk) and `owners`, the `instance_id` in `meta`). Version-2 and -3
-/// stores are migrated in place when opened (see `migrate`).
-pub const FORMAT_VERSION: u32 = 4;
+/// (`changelog` on disk) and `owners`, the `instance_id` in `meta`; 5: rows of windows
+/// and buckets in the model's row format 5, compressed (`row`)). Version-2, -3 and -4
+/// stores are migrated in place when opened (see `migrate`); their rows are read as they
+/// are and rewritten as they change or roll up.
+pub const FORMAT_VERSION: u32 = 5;
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]

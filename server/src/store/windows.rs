@@ -17,6 +17,7 @@ use pulseboard_model::agg::{Aggregate, Keep};
 use sled::transaction::ConflictableTransactionError;
 
 use super::keys::{dec_i64, decode_window_key, enc_i64, partition_key, window_key};
+use super::row;
 use super::{abort, committed, Store, StoreError};
 
 /// A window row as read back from the store.
@@ -42,7 +43,7 @@ impl Store {
             let (k, v) = kv?;
             if k.get(8..) == Some(&suffix[..]) {
                 if let Some(start) = dec_i64(&k) {
-                    out.push((start, Aggregate::from_bytes(&v)?));
+                    out.push((start, row::decode_all(&v)?));
                 }
             }
         }
@@ -78,7 +79,7 @@ impl Store {
                 start,
                 topic,
                 partition,
-                agg: Aggregate::decode(&v, keep)?,
+                agg: row::decode(&v, keep)?,
             });
         }
         Ok(out)
@@ -112,7 +113,7 @@ impl Store {
         let mut out = Vec::with_capacity(late.len());
         for (start, l) in late {
             let mut agg = match self.windows.get(window_key(*start, topic, partition))? {
-                Some(v) => Aggregate::from_bytes(&v)?,
+                Some(v) => row::decode_all(&v)?,
                 None => Aggregate::new(),
             };
             agg.merge(l);
@@ -134,11 +135,11 @@ impl Store {
             for (start, agg) in windows {
                 let k = window_key(*start, topic, partition);
                 let mut total = match tree.get(&k)? {
-                    Some(v) => Aggregate::from_bytes(&v).map_err(abort)?,
+                    Some(v) => row::decode_all(&v).map_err(abort)?,
                     None => Aggregate::new(),
                 };
                 total.merge(agg);
-                tree.insert(k, total.to_bytes())?;
+                tree.insert(k, row::encode(&total))?;
             }
             Ok::<_, ConflictableTransactionError<StoreError>>(())
         }))?;

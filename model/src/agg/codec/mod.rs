@@ -32,12 +32,12 @@
 mod wire;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use self::wire::{put, put_bytes, Reader};
 use super::segment::SegmentTable;
 use super::{
-    AggError, Aggregate, Dimension, GoalCounts, Hll, Keep, Segments, TopCounts, SEGMENT_TOP_CAP,
-    TOP_CAP,
+    AggError, Aggregate, Dimension, GoalCounts, Hll, Keep, TopCounts, SEGMENT_TOP_CAP, TOP_CAP,
 };
 
 /// The version byte of the row format.
@@ -121,7 +121,7 @@ pub(crate) fn decode(row: &[u8], keep: Keep) -> Result<Aggregate, AggError> {
         }
         let top_n = usize::try_from(top_n).map_err(|_| corrupt("segment table size"))?;
         let table = SegmentTable::from_parts(top_n, values, other).map_err(corrupt)?;
-        if !agg.segments.insert(dim, table) {
+        if !Arc::make_mut(&mut agg.segments).insert(dim, table) {
             return Err(corrupt("duplicate segment dimension"));
         }
     }
@@ -268,7 +268,7 @@ fn read_figures(
         visitors,
         sessions,
         goals,
-        segments: Segments::default(),
+        segments: Arc::default(),
     })
 }
 

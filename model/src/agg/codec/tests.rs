@@ -57,7 +57,7 @@ fn tables_are_read_only_when_asked_for() {
     let figures = decode(&row, Keep::Figures).expect("figures");
     assert!(figures.segments.is_empty());
     let mut whole = a.clone();
-    whole.segments = Segments::default();
+    whole.segments = Default::default();
     assert_eq!(figures, whole);
     for d in Dimension::ALL {
         let one = decode(&row, Keep::Dimension(d)).expect("one table");

@@ -1,0 +1,140 @@
+//! The stored bytes of an aggregate (a window, a roll-up bucket, a state-topic value): the
+//! model's row format, compressed with zstd when that makes it smaller.
+//!
+//! Contract:
+//! - [`encode`] gives either the model's row as it is (its first byte is the row format's
+//!   version, below 0x80) or [`ZSTD`] followed by a zstd frame of it. Rows of the earlier
+//!   formats the model still reads (versions 2 and 3, stored uncompressed by earlier
+//!   releases) are read as they are.
+//! - [`decode`] decompresses into at most [`MAX_ROW_BYTES`] (a frame that claims more is
+//!   an error, not an allocation), then decodes with the segment tables `keep` says.
+//! - Encoding is deterministic: equal aggregates give equal bytes.
+
+use pulseboard_model::agg::{AggError, Aggregate, Keep};
+
+/// The byte that leads a zstd-compressed row.
+pub const ZSTD: u8 = 0x81;
+
+/// The largest row, compressed or not: what a Kafka record of the state topic may carry.
+pub const MAX_ROW_BYTES: usize = 32 * 1024 * 1024;
+
+/// zstd's level: the fastest; higher levels buy a few percent on these rows.
+const LEVEL: i32 = 1;
+
+/// Rows shorter than this are kept as they are (a frame's header costs more than it saves).
+const COMPRESS_FROM: usize = 64;
+
+/// The stored bytes of `agg`.
+pub fn encode(agg: &Aggregate) -> Vec<u8> {
+    compress(agg.to_bytes())
+}
+
+/// `row` (the model's encoding) as it is stored.
+pub fn compress(row: Vec<u8>) -> Vec<u8> {
+    if row.len() < COMPRESS_FROM {
+        return row;
+    }
+    let mut out = Vec::with_capacity(row.len() / 2 + 16);
+    out.push(ZSTD);
+    match zstd::stream::copy_encode(&row[..], &mut out, LEVEL) {
+        Ok(()) if out.len() < row.len() => out,
+        // Compression failing (it cannot on a Vec) or not paying: the row as it is.
+        _ => row,
+    }
+}
+
+/// An aggregate from its stored bytes, with the segment tables `keep` says.
+pub fn decode(bytes: &[u8], keep: Keep) -> Result<Aggregate, AggError> {
+    match bytes.first() {
+        Some(&ZSTD) => {
+            let row = decompress(&bytes[1..])?;
+            Aggregate::decode(&row, keep)
+        }
+        _ => Aggregate::decode(bytes, keep),
+    }
+}
+
+/// [`decode`], every table.
+pub fn decode_all(bytes: &[u8]) -> Result<Aggregate, AggError> {
+    decode(bytes, Keep::All)
+}
+
+fn decompress(frame: &[u8]) -> Result<Vec<u8>, AggError> {
+    let corrupt = |e: std::io::Error| AggError::Corrupt(format!("compressed row: {e}"));
+    let mut out = Vec::new();
+    let mut reader = zstd::stream::Decoder::new(frame).map_err(corrupt)?;
+    let read = std::io::copy(
+        &mut std::io::Read::take(&mut reader, MAX_ROW_BYTES as u64 + 1),
+        &mut out,
+    )
+    .map_err(corrupt)?;
+    if read > MAX_ROW_BYTES as u64 {
+        return Err(AggError::Corrupt(format!(
+            "compressed row larger than {MAX_ROW_BYTES} bytes"
+        )));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pulseboard_model::agg::{AggSpec, Dimension, Goal, SegmentSpec};
+    use pulseboard_model::gen::{GenConfig, Generator};
+
+    fn window(n: usize) -> Aggregate {
+        let spec = AggSpec {
+            segments: SegmentSpec {
+                dimensions: Dimension::ALL.to_vec(),
+                top_n: 10,
+            },
+            goals: vec![Goal::parse("signup").expect("goal")],
+        };
+        let mut g = Generator::new(9, GenConfig::default());
+        let mut a = Aggregate::new();
+        for i in 0..n {
+            a.add_with(&g.next_event(1_800_000_000_000 + i as i64 * 5), &spec);
+        }
+        a
+    }
+
+    #[test]
+    fn rows_are_stored_compressed_and_read_back_whole_or_in_part() {
+        for n in [0, 3, 2_000] {
+            let a = window(n);
+            let stored = encode(&a);
+            let row = a.to_bytes();
+            if n == 2_000 {
+                assert_eq!(stored[0], ZSTD);
+                assert!(
+                    stored.len() * 10 < row.len() * 7,
+                    "{} of {}",
+                    stored.len(),
+                    row.len()
+                );
+            }
+            assert_eq!(decode_all(&stored).as_ref(), Ok(&a), "{n}");
+            assert_eq!(encode(&a), stored, "deterministic");
+            let figures = decode(&stored, Keep::Figures).expect("figures");
+            assert!(figures.segments.is_empty());
+            assert_eq!(figures.events, a.events);
+            // The model's own bytes (uncompressed, as earlier releases stored rows) too.
+            assert_eq!(decode_all(&row).as_ref(), Ok(&a));
+        }
+    }
+
+    #[test]
+    fn a_corrupt_or_oversized_frame_is_an_error() {
+        let stored = encode(&window(500));
+        assert!(decode_all(&stored[..stored.len() / 2]).is_err());
+        let mut bad = stored.clone();
+        bad[10] ^= 0xff;
+        assert!(decode_all(&bad).is_err());
+        // A frame of 40 MiB of zeros: more than a row may be.
+        let mut bomb = vec![ZSTD];
+        zstd::stream::copy_encode(&vec![0u8; 40 << 20][..], &mut bomb, 1).expect("encode");
+        assert!(bomb.len() < 10_000);
+        let err = decode_all(&bomb).expect_err("too large");
+        assert!(err.to_string().contains("larger than"), "{err}");
+    }
+}
