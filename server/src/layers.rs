@@ -90,6 +90,13 @@ fn layers_point_one_way() {
         let Some(mine) = layer_of(&top) else {
             continue;
         };
+        // Test modules in files of their own (`tests.rs`, `tests/`) may reach anywhere.
+        if rel
+            .components()
+            .any(|c| c.as_os_str() == "tests" || c.as_os_str() == "tests.rs")
+        {
+            continue;
+        }
         seen += 1;
         let text = std::fs::read_to_string(file).expect("read file");
         for (line, used) in crate_uses(product_code(&text)) {

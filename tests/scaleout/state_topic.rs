@@ -85,7 +85,7 @@ pub(super) fn state_topic_trace(brokers: &str, topic: &str) -> Result<String> {
                 ..
             }) => format!(
                 "{at} window p{partition} {start}: {} (seq {})",
-                w.0.events, w.0.seq
+                w.value.events, w.value.seq
             ),
             Ok(other) => format!("{at} {other:?}").chars().take(120).collect(),
             Err(e) => format!("{at} unreadable: {e}"),

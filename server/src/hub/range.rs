@@ -89,7 +89,7 @@ mod tests {
             let write = crate::store::PartitionWrite {
                 topic: "t".into(),
                 partition: p,
-                rows: vec![(0, agg(p as u64 + 1))],
+                rows: vec![crate::store::row::Row::new(0, agg(p as u64 + 1))],
                 ..Default::default()
             };
             store.write(&[write]).await.expect("checkpoint");

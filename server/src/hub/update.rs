@@ -2,7 +2,8 @@
 //!
 //! Contract:
 //! - Partition tasks [`Hub::update`] the windows they changed (whole per-partition
-//!   aggregates). The hub keeps the windows of the last [`HubConfig::horizon_ms`] in memory,
+//!   aggregates, shared by handle: a committed row is the checkpoint's own, an open
+//!   window's is its live figures with the segment tables of its last checkpoint). The hub keeps the windows of the last [`HubConfig::horizon_ms`] in memory,
 //!   seeded from the store at start, so it can merge any recent window across partitions.
 //!   A window the hub does not hold yet is completed from the store when a partition first
 //!   updates it, so a merged window never lacks a partition that has data for it.
@@ -34,18 +35,24 @@ impl Hub {
         Ok(())
     }
 
-    /// A partition's current aggregates of the windows it changed.
-    pub fn update(&self, topic: &str, partition: i32, windows: Vec<(i64, Aggregate)>) {
+    /// A partition's current aggregates of the windows it changed (shared: the hub keeps
+    /// the handles it is given, it copies nothing).
+    pub fn update<A: Into<Arc<Aggregate>>>(
+        &self,
+        topic: &str,
+        partition: i32,
+        windows: Vec<(i64, A)>,
+    ) {
         self.update_at(topic, partition, windows, crate::now_ms());
     }
 
     /// [`Hub::update`] at wall-clock time `now_ms`: the horizon is counted back from the
     /// newest window, or from `now_ms` when the newest window lies in the future.
-    pub fn update_at(
+    pub fn update_at<A: Into<Arc<Aggregate>>>(
         &self,
         topic: &str,
         partition: i32,
-        windows: Vec<(i64, Aggregate)>,
+        windows: Vec<(i64, A)>,
         now_ms: i64,
     ) {
         if windows.is_empty() {
@@ -64,7 +71,7 @@ impl Hub {
                 .entry(start)
                 .or_insert_with(|| Arc::new(self.stored_parts(start)));
             // Copies the map of handles only when a snapshot being built still holds it.
-            Arc::make_mut(parts).insert((topic.to_owned(), partition), Arc::new(agg));
+            Arc::make_mut(parts).insert((topic.to_owned(), partition), agg.into());
             g.dirty.insert(start);
         }
         // Keep memory bounded: drop what fell out of the horizon.
@@ -169,7 +176,7 @@ mod tests {
         let write = |p: i32, rows: Vec<(i64, Aggregate)>| crate::store::PartitionWrite {
             topic: "t".into(),
             partition: p,
-            rows,
+            rows: crate::store::row::rows_of(rows),
             ..Default::default()
         };
         store

@@ -33,6 +33,7 @@ use std::collections::BTreeMap;
 
 use pulseboard_model::window::{PartitionWindows, WindowConfig};
 
+use crate::store::row::Row;
 use crate::store::{DeadLetterRecord, PartitionCheckpoint, PartitionWrite, Store, StoreError};
 
 /// A message of the partition, stripped of client types.
@@ -349,7 +350,8 @@ impl PartitionEngine {
             topic: self.topic.clone(),
             partition: self.partition,
             checkpoint: self.cp.clone(),
-            rows,
+            // Encoded once, here: the store and the state topic write these bytes.
+            rows: rows.into_iter().map(|(s, a)| Row::new(s, a)).collect(),
             revised: revisions.keys().copied().collect(),
             undelivered: std::mem::take(&mut self.undelivered),
             owner: None,
@@ -366,7 +368,8 @@ impl PartitionEngine {
         self.changed_live
     }
 
-    /// Copies of the open windows if any changed since the last call (for live display).
+    /// The figures of the open windows (without their segment tables: a fraction of the
+    /// whole to copy) if any changed since the last call, for live display.
     pub fn take_live_windows(&mut self) -> Option<Vec<(i64, Aggregate)>> {
         if !std::mem::take(&mut self.changed_live) {
             return None;
@@ -374,9 +377,17 @@ impl PartitionEngine {
         Some(
             self.windows
                 .open_windows()
-                .map(|(s, a)| (s, a.clone()))
+                .map(|(s, a)| (s, a.figures_only()))
                 .collect(),
         )
+    }
+
+    /// The figures of an open window (see [`Self::take_live_windows`]).
+    pub fn live_window(&self, start: i64) -> Option<Aggregate> {
+        self.windows
+            .open_windows()
+            .find(|(s, _)| *s == start)
+            .map(|(_, a)| a.figures_only())
     }
 }
 

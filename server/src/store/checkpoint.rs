@@ -23,8 +23,8 @@
 //!   Neither ever replaces a checkpoint by one with a lower `seq`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use pulseboard_model::agg::Aggregate;
 use serde::{Deserialize, Serialize};
 use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
@@ -33,7 +33,7 @@ use super::keys::{
     dead_letter_key, dec_i32, dec_i64, decode_partition_key, enc_i32, enc_i64, partition_key,
     window_key,
 };
-use super::row;
+use super::row::Row;
 use super::{abort, committed, DeadLetterRecord, Store, StoreError};
 
 /// The sled tree of the state-topic positions. Its name on disk is older than the name
@@ -94,8 +94,8 @@ pub struct PartitionWrite {
     pub partition: i32,
     pub checkpoint: PartitionCheckpoint,
     /// Window rows as they now stand: open windows as they are, closed ones merged with
-    /// their late events ([`Store::merged_rows`]).
-    pub rows: Vec<(i64, Aggregate)>,
+    /// their late events ([`Store::merged_rows`]); each encoded once.
+    pub rows: Vec<Row>,
     /// Starts of the windows this checkpoint marks revised (they took late events).
     pub revised: Vec<i64>,
     /// Dead letters their topic did not take.
@@ -109,7 +109,7 @@ struct EncodedWrite {
     key: Vec<u8>,
     seq: u64,
     checkpoint: Vec<u8>,
-    rows: Vec<(Vec<u8>, Vec<u8>)>,
+    rows: Vec<(Vec<u8>, Arc<[u8]>)>,
     revised: Vec<i64>,
     dead: Vec<(Vec<u8>, Vec<u8>)>,
     owner: Option<Vec<u8>>,
@@ -131,7 +131,7 @@ impl EncodedWrite {
             rows: w
                 .rows
                 .iter()
-                .map(|(s, a)| (window_key(*s, &w.topic, w.partition), row::encode(a)))
+                .map(|r| (window_key(r.start, &w.topic, w.partition), r.stored.clone()))
                 .collect(),
             revised: w.revised.clone(),
             dead,
@@ -238,7 +238,7 @@ impl Store {
                         continue;
                     }
                     for (k, v) in &w.rows {
-                        windows.insert(k.as_slice(), v.as_slice())?;
+                        windows.insert(k.as_slice(), &v[..])?;
                     }
                     for s in &w.revised {
                         marks.insert(&enc_i64(*s), &[])?;

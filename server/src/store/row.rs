@@ -10,7 +10,46 @@
 //!   an error, not an allocation), then decodes with the segment tables `keep` says.
 //! - Encoding is deterministic: equal aggregates give equal bytes.
 
+use std::sync::Arc;
+
 use pulseboard_model::agg::{AggError, Aggregate, Keep};
+
+/// A window's row as a checkpoint writes it: the aggregate, shared (the hub keeps the same
+/// one), and its stored bytes, encoded once (the store and the state topic write these).
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// The window's start.
+    pub start: i64,
+    pub agg: Arc<Aggregate>,
+    /// [`encode`] of `agg`.
+    pub stored: Arc<[u8]>,
+}
+
+/// The rows of `(start, aggregate)` pairs, each encoded.
+pub fn rows_of(windows: Vec<(i64, Aggregate)>) -> Vec<Row> {
+    windows.into_iter().map(|(s, a)| Row::new(s, a)).collect()
+}
+
+impl Row {
+    /// The row of `agg`, encoded.
+    pub fn new(start: i64, agg: Aggregate) -> Row {
+        let stored = encode(&agg).into();
+        Row {
+            start,
+            agg: Arc::new(agg),
+            stored,
+        }
+    }
+
+    /// A row whose stored bytes are known already (read from the state topic).
+    pub fn from_stored(start: i64, agg: Aggregate, stored: Vec<u8>) -> Row {
+        Row {
+            start,
+            agg: Arc::new(agg),
+            stored: stored.into(),
+        }
+    }
+}
 
 /// The byte that leads a zstd-compressed row.
 pub const ZSTD: u8 = 0x81;

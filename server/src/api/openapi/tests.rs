@@ -202,7 +202,7 @@ fn every_state_topic_record_matches_its_schema_field_by_field() {
             seq: 3,
             ..Default::default()
         },
-        rows: vec![(0, agg)],
+        rows: vec![crate::store::row::Row::new(0, agg)],
         revised: vec![0],
         undelivered: vec![DeadLetterRecord {
             topic: "clicks".into(),
@@ -229,6 +229,16 @@ fn every_state_topic_record_matches_its_schema_field_by_field() {
             records.len()
         );
     };
+    // A window value is binary: its header's fields are what `StateTopicWindowFields`
+    // describes, and `StateTopicWindow` says it is bytes.
+    let header = record::Window::decode(wv).expect("a window value").value;
+    let header = serde_json::to_vec(&header).expect("json");
+    assert_eq!(wv[0], record::WINDOW_FORMAT);
+    assert_eq!(schemas["StateTopicWindow"]["type"], "string");
+    assert_eq!(
+        schemas["StateTopicWindow"]["contentMediaType"],
+        "application/octet-stream"
+    );
     let instance = Key::Instance { id: "i1".into() }.encode();
     let instance_value = record::instance_value(&record::InstanceValue {
         url: "http://x".into(),
@@ -239,7 +249,7 @@ fn every_state_topic_record_matches_its_schema_field_by_field() {
         ("StateTopicKey", dk),
         ("StateTopicKey", pk),
         ("StateTopicKey", &instance),
-        ("StateTopicWindow", wv),
+        ("StateTopicWindowFields", &header),
         ("StateTopicDeadLetter", dv),
         ("StateTopicProgress", pv),
         ("StateTopicInstance", &instance_value),

@@ -228,7 +228,7 @@ async fn on_time_and_late_events_of_one_window_between_two_checkpoints_are_all_w
     );
     assert_eq!(out[2], Outcome::Revised(T0));
     let w = e.checkpoint(&store).await.expect("checkpoint");
-    let starts: Vec<i64> = w.rows.iter().map(|(s, _)| *s).collect();
+    let starts: Vec<i64> = w.rows.iter().map(|r| r.start).collect();
     assert_eq!(starts.iter().filter(|s| **s == T0).count(), 1, "{starts:?}");
     assert_eq!(store.windows_in(T0, T0 + 1).expect("row")[0].agg.events, 2);
     assert_eq!(stored_events(&store), 3);

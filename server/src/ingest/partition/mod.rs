@@ -139,6 +139,7 @@ pub(super) async fn partition_task<F: Feed, G: Group>(
         in_flight: None,
         saw_messages: false,
         reads: ReadTimes::default(),
+        segments: Default::default(),
     };
     let mut tick = tokio::time::interval(shared.checkpoint_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -175,7 +176,7 @@ pub(super) async fn partition_task<F: Feed, G: Group>(
             _ = &mut live_due, if live_pending => {
                 live_pending = false;
                 last_live = tokio::time::Instant::now();
-                if let Some(windows) = task.engine.take_live_windows() {
+                if let Some(windows) = task.live_windows() {
                     shared.hub.update(&topic, partition, windows);
                 }
             }

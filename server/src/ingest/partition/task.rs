@@ -2,7 +2,10 @@
 //! their answers, publishing what was committed, the rebuild after an abort, the last
 //! checkpoint on stop, and `--offset-reset`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+
+use pulseboard_model::agg::{Aggregate, Segments};
 
 use rdkafka::Offset;
 use tokio::sync::oneshot;
@@ -33,6 +36,8 @@ pub(super) struct Task<G> {
     /// Messages arrived since the last publish (the partition is not idle).
     pub(super) saw_messages: bool,
     pub(super) reads: ReadTimes,
+    /// The segment tables of the open windows as the last committed checkpoint has them.
+    pub(super) segments: BTreeMap<i64, Arc<Segments>>,
 }
 
 impl<G: Group> Task<G> {
@@ -120,7 +125,7 @@ impl<G: Group> Task<G> {
     /// Publish a committed checkpoint: status, revised marks, the hub.
     fn committed(&mut self, write: &PartitionWrite) -> Result<(), IngestError> {
         let (topic, partition) = (write.topic.as_str(), write.partition);
-        let written: Vec<i64> = write.rows.iter().map(|(s, _)| *s).collect();
+        let written: Vec<i64> = write.rows.iter().map(|r| r.start).collect();
         // Windows that took late events were marked revised in the checkpoint itself.
         self.shared
             .progress
@@ -139,15 +144,36 @@ impl<G: Group> Task<G> {
                     source,
                 })?;
         }
-        // Open windows reach the hub through the live path, fresher than this copy.
-        let closed: Vec<_> = write
-            .rows
-            .iter()
-            .filter(|(s, _)| !self.engine.is_open(*s))
-            .cloned()
-            .collect();
-        self.shared.hub.update(topic, partition, closed);
+        // The hub shares the checkpoint's rows: a closed window's whole; an open window's
+        // segment tables, with its live figures (fresher than this copy's), which the live
+        // path keeps handing over with these tables until the next checkpoint.
+        let mut shown: Vec<(i64, Arc<Aggregate>)> = Vec::with_capacity(write.rows.len());
+        for row in &write.rows {
+            match self.engine.live_window(row.start) {
+                Some(mut figures) => {
+                    figures.segments = row.agg.segments.clone();
+                    self.segments.insert(row.start, row.agg.segments.clone());
+                    shown.push((row.start, Arc::new(figures)));
+                }
+                None => shown.push((row.start, row.agg.clone())),
+            }
+        }
+        let engine = &self.engine;
+        self.segments.retain(|s, _| engine.is_open(*s));
+        self.shared.hub.update(topic, partition, shown);
         Ok(())
+    }
+
+    /// The live figures of the open windows that changed since the last call, each with
+    /// the segment tables of its last checkpoint (see [`Self::committed`]).
+    pub(super) fn live_windows(&mut self) -> Option<Vec<(i64, Aggregate)>> {
+        let mut windows = self.engine.take_live_windows()?;
+        for (s, a) in &mut windows {
+            if let Some(tables) = self.segments.get(s) {
+                a.segments = tables.clone();
+            }
+        }
+        Some(windows)
     }
 
     fn publish(&mut self, cp: &PartitionCheckpoint, written: &[i64]) -> Vec<i64> {

@@ -211,12 +211,13 @@ impl Applier {
             if let Some(h) = held {
                 write.undelivered = h.dead;
                 for (start, raw) in h.windows {
-                    match record::decode_window(&raw) {
-                        Ok((v, agg)) => {
-                            if v.revised {
+                    match record::Window::decode(&raw) {
+                        Ok(w) => {
+                            if w.value.revised {
                                 write.revised.push(start);
                             }
-                            write.rows.push((start, agg));
+                            // The value carries the stored row: written as it came.
+                            write.rows.push(w.into_row(start));
                         }
                         Err(e) => {
                             tracing::warn!(topic, partition, start, error = %e, "unreadable window record skipped");
@@ -252,13 +253,17 @@ impl Applier {
         // Another instance's checkpoint, or one of an earlier run of this instance that
         // was committed but not stored before it stopped (a SIGKILL): the hub loaded the
         // store before it came.
-        let rows: Vec<(i64, Aggregate)> = write.rows.clone();
+        let rows: Vec<(i64, Arc<Aggregate>)> = write
+            .rows
+            .iter()
+            .map(|r| (r.start, r.agg.clone()))
+            .collect();
         self.p.hub.update(topic, partition, rows);
         if local {
             return;
         }
         let cp = &write.checkpoint;
-        let written: Vec<i64> = write.rows.iter().map(|(s, _)| *s).collect();
+        let written: Vec<i64> = write.rows.iter().map(|r| r.start).collect();
         self.p.progress.mark_revised(write.revised.iter().copied());
         let newly = self.p.progress.publish_remote(
             topic,

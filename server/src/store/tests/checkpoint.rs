@@ -29,7 +29,7 @@ async fn checkpoint_round_trips_windows_and_offsets() {
         at_ms: 8,
     };
     let w = PartitionWrite {
-        rows: vec![(-10_000, agg.clone()), (20_000, agg.clone())],
+        rows: crate::store::row::rows_of(vec![(-10_000, agg.clone()), (20_000, agg.clone())]),
         owner: Some(owner.clone()),
         ..write_of("clicks", 1, cp.clone())
     };
@@ -73,14 +73,14 @@ async fn a_checkpoint_never_replaces_a_newer_one() {
     };
     // Another instance's checkpoint 5, read from the state topic.
     let remote = PartitionWrite {
-        rows: row(50),
+        rows: crate::store::row::rows_of(row(50)),
         ..write_of("t", 0, cp(5, 500))
     };
     assert!(store.apply_remote(&remote, (2, 11)).expect("apply"));
     // The same record read again, and an older one: nothing changes but the position.
     assert!(!store.apply_remote(&remote, (2, 12)).expect("again"));
     let older = PartitionWrite {
-        rows: row(40),
+        rows: crate::store::row::rows_of(row(40)),
         ..write_of("t", 0, cp(4, 400))
     };
     assert!(!store.apply_remote(&older, (2, 13)).expect("older"));

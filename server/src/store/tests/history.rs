@@ -40,7 +40,7 @@ async fn fill(store: &Store, parts: i32, from: i64, to: i64) -> BTreeMap<(i64, i
         let write = PartitionWrite {
             topic: "t".into(),
             partition: p,
-            rows: windows,
+            rows: crate::store::row::rows_of(windows),
             ..Default::default()
         };
         store.write(&[write]).await.expect("checkpoint");

@@ -12,7 +12,7 @@ async fn late_events_merge_into_the_stored_row_and_the_mark_comes_in_the_same_wr
     let mut on_time = Aggregate::new();
     on_time.events = 3;
     let first = PartitionWrite {
-        rows: vec![(0, on_time)],
+        rows: crate::store::row::rows_of(vec![(0, on_time)]),
         ..write_of("t", 0, PartitionCheckpoint::default())
     };
     store.write(&[first]).await.expect("write");
@@ -32,7 +32,7 @@ async fn late_events_merge_into_the_stored_row_and_the_mark_comes_in_the_same_wr
         value_head: b"{".to_vec(),
     };
     let second = PartitionWrite {
-        rows: merged,
+        rows: crate::store::row::rows_of(merged),
         revised: vec![0],
         undelivered: vec![dead.clone()],
         ..write_of("t", 0, PartitionCheckpoint::default())

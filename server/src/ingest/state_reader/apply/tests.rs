@@ -9,6 +9,7 @@ use pulseboard_model::agg::Keep;
 use super::*;
 use crate::hub::tests::agg;
 use crate::hub::HubConfig;
+use crate::store::row::Row;
 use crate::store::{OwnerRecord, PartitionCheckpoint};
 
 const PARTITIONS: i32 = 2;
@@ -70,7 +71,7 @@ fn checkpoint(seq: u64, owner: &str, windows: &[(i64, u64)]) -> PartitionWrite {
             max_event_ts: Some(100_000),
             ..Default::default()
         },
-        rows: windows.iter().map(|(s, n)| (*s, agg(*n))).collect(),
+        rows: windows.iter().map(|(s, n)| Row::new(*s, agg(*n))).collect(),
         owner: Some(OwnerRecord {
             id: owner.into(),
             url: format!("http://{owner}"),

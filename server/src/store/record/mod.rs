@@ -30,14 +30,14 @@
 //!   compaction (which keeps the last record of each key, in order). Instance records go to
 //!   partition 0.
 
-use std::collections::BTreeMap;
-
-use base64::Engine as _;
-use pulseboard_model::agg::Aggregate;
 use serde::{Deserialize, Serialize};
 
 use crate::store::{DeadLetterRecord, OwnerRecord, PartitionCheckpoint, PartitionWrite};
 use utoipa::openapi::{Ref, RefOr, Schema};
+
+mod window;
+
+pub use window::{window_value, Window, WindowValue, WINDOW_FORMAT};
 
 /// Version of the record format above.
 pub const VERSION: u32 = 1;
@@ -82,29 +82,6 @@ pub struct Owner {
     pub url: String,
 }
 
-/// A window record's value: one partition's aggregate of the window `[start, end)`.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-#[schema(as = StateTopicWindowFields)]
-pub struct WindowValue {
-    /// End of the window (exclusive), epoch ms.
-    pub end: i64,
-    /// The partition's checkpoint this value belongs to.
-    pub seq: u64,
-    /// The window took late events (it changed after it closed).
-    pub revised: bool,
-    /// Events of this partition in the window.
-    pub events: u64,
-    /// HyperLogLog estimates of this partition alone (merge `aggregate`s across partitions;
-    /// never sum these).
-    pub unique_visitors: u64,
-    pub unique_sessions: u64,
-    /// Events by type.
-    pub by_type: BTreeMap<String, u64>,
-    /// base64 of Pulseboard's versioned binary encoding of the whole aggregate (the
-    /// mergeable HyperLogLogs and top lists).
-    pub aggregate: String,
-}
-
 /// A progress record's value: a partition's checkpoint and who wrote it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[schema(as = StateTopicProgressFields)]
@@ -147,6 +124,8 @@ pub enum FormatError {
     Version(u32),
     #[error("window aggregate is unreadable: {0}")]
     Aggregate(String),
+    #[error("window value is truncated or malformed: {0}")]
+    Window(&'static str),
 }
 
 fn encode<T: Serialize>(inner: &T) -> Vec<u8> {
@@ -170,35 +149,6 @@ impl Key {
     pub fn decode(b: &[u8]) -> Result<Self, FormatError> {
         decode(b)
     }
-}
-
-/// The value of a window record.
-pub fn window_value(agg: &Aggregate, end: i64, seq: u64, revised: bool) -> Vec<u8> {
-    encode(&WindowValue {
-        end,
-        seq,
-        revised,
-        events: agg.events,
-        unique_visitors: agg.visitors.estimate(),
-        unique_sessions: agg.sessions.estimate(),
-        by_type: agg
-            .by_type
-            .sorted_entries()
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect(),
-        aggregate: base64::engine::general_purpose::STANDARD.encode(agg.to_bytes()),
-    })
-}
-
-/// A window record's value, decoded, with its aggregate.
-pub fn decode_window(b: &[u8]) -> Result<(WindowValue, Aggregate), FormatError> {
-    let v: WindowValue = decode(b)?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(&v.aggregate)
-        .map_err(|e| FormatError::Aggregate(e.to_string()))?;
-    let agg = Aggregate::from_bytes(&bytes).map_err(|e| FormatError::Aggregate(e.to_string()))?;
-    Ok((v, agg))
 }
 
 pub fn progress_value(p: &ProgressValue) -> Vec<u8> {
@@ -226,17 +176,17 @@ pub fn records_of(write: &PartitionWrite, width_ms: i64, partitions: i32) -> Vec
     let sp = partition_for(&write.topic, write.partition, partitions);
     let cp = &write.checkpoint;
     let mut out = Vec::with_capacity(write.rows.len() + write.undelivered.len() + 1);
-    for (start, agg) in &write.rows {
+    for row in &write.rows {
         let key = Key::Window {
             topic: write.topic.clone(),
             partition: write.partition,
-            start: *start,
+            start: row.start,
         };
-        let revised = write.revised.contains(start);
+        let revised = write.revised.contains(&row.start);
         out.push((
             sp,
             key.encode(),
-            Some(window_value(agg, start + width_ms, cp.seq, revised)),
+            Some(window_value(row, row.start + width_ms, cp.seq, revised)),
         ));
     }
     for d in &write.undelivered {
@@ -294,7 +244,7 @@ pub enum StateRecord {
         partition: i32,
         start: i64,
         /// `None`: a tombstone.
-        value: Option<Box<(WindowValue, Aggregate)>>,
+        value: Option<Box<Window>>,
     },
     Progress {
         topic: String,
@@ -320,7 +270,7 @@ pub fn decode_record(key: &[u8], value: Option<&[u8]>) -> Result<StateRecord, Fo
             topic,
             partition,
             start,
-            value: value.map(decode_window).transpose()?.map(Box::new),
+            value: value.map(Window::decode).transpose()?.map(Box::new),
         },
         Key::Progress { topic, partition } => StateRecord::Progress {
             topic,
@@ -383,10 +333,11 @@ pub fn schemas() -> Vec<(String, RefOr<Schema>)> {
         ),
         (
             "StateTopicWindow".to_owned(),
-            versioned(
-                "StateTopicWindowFields",
-                "Value of a `window` record; a null value (tombstone) when retention removed the window.",
-            ),
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .content_media_type("application/octet-stream")
+                .description(Some(WINDOW_VALUE_LAYOUT))
+                .into(),
         ),
         (
             "StateTopicProgress".to_owned(),
@@ -426,6 +377,19 @@ pub fn schemas() -> Vec<(String, RefOr<Schema>)> {
     out
 }
 
+/// What the OpenAPI description says of a window record's value (see `window`).
+const WINDOW_VALUE_LAYOUT: &str =
+    "Value of a `window` record (a null value, a tombstone, when retention \
+removed the window): binary, window format 2. Byte 0x02; then, as LEB128 varints, `end` \
+(epoch ms, zigzag), `seq`, a flags byte (bit 0: revised), `events`, `unique_visitors`, \
+`unique_sessions` (this partition's estimates: never sum them across partitions), the number \
+of event types and for each its name (varint length, UTF-8) and count (the fields of \
+`StateTopicWindowFields`); then the rest of the value is the window's stored row, the \
+mergeable state (HyperLogLogs, top lists, segment tables): 0x81 and a zstd frame of the row, \
+or the row itself (row format 5, led by its version byte). docs/state_topic_window.py in \
+the repository decodes it. Values of window format 1 (a JSON object carrying the row as base64) \
+are still read.";
+
 /// The state partition that holds an input partition's records.
 pub fn partition_for(topic: &str, partition: i32, partitions: i32) -> i32 {
     let mut h: u32 = 0x811c_9dc5;
@@ -438,133 +402,4 @@ pub fn partition_for(topic: &str, partition: i32, partitions: i32) -> i32 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn records_round_trip_and_other_versions_are_refused() {
-        let k = Key::Window {
-            topic: "clicks".into(),
-            partition: 3,
-            start: -10_000,
-        };
-        let text = String::from_utf8(k.encode()).expect("utf8");
-        assert_eq!(
-            text,
-            r#"{"v":1,"kind":"window","topic":"clicks","partition":3,"start":-10000}"#
-        );
-        assert_eq!(Key::decode(text.as_bytes()).expect("decode"), k);
-        let mut agg = Aggregate::new();
-        agg.events = 7;
-        let (v, back) = decode_window(&window_value(&agg, 0, 9, true)).expect("window");
-        assert_eq!((v.seq, v.revised, v.events, back.events), (9, true, 7, 7));
-        let p = ProgressValue {
-            checkpoint: PartitionCheckpoint {
-                seq: 4,
-                next_offset: 12,
-                ..Default::default()
-            },
-            high_watermark: Some(20),
-            owner: Owner {
-                id: "a".into(),
-                url: "http://x".into(),
-            },
-            last_read_ms: Some(3),
-            at_ms: 1,
-        };
-        assert_eq!(decode_progress(&progress_value(&p)).expect("progress"), p);
-        let err = Key::decode(br#"{"v":2,"kind":"instance","id":"a"}"#).expect_err("v2");
-        assert!(err.to_string().contains("version 2"), "{err}");
-        assert!(Key::decode(b"not json").is_err());
-    }
-
-    #[test]
-    fn a_checkpoint_is_windows_and_dead_letters_then_progress_in_one_state_partition() {
-        let mut agg = Aggregate::new();
-        agg.events = 2;
-        let write = PartitionWrite {
-            topic: "clicks".into(),
-            partition: 2,
-            checkpoint: PartitionCheckpoint {
-                seq: 3,
-                next_offset: 99,
-                max_event_ts: Some(25_000),
-                ..Default::default()
-            },
-            rows: vec![(0, agg.clone()), (10_000, agg)],
-            revised: vec![0],
-            undelivered: vec![DeadLetterRecord {
-                topic: "clicks".into(),
-                partition: 2,
-                offset: 5,
-                reason: "not_json".into(),
-                error: "too large".into(),
-                at_ms: 1,
-                value_bytes: 9,
-                value_head: b"x".to_vec(),
-            }],
-            owner: Some(OwnerRecord {
-                id: "i1".into(),
-                url: "http://127.0.0.1:8080".into(),
-                high_watermark: Some(120),
-                last_read_ms: Some(10),
-                at_ms: 11,
-            }),
-        };
-        let records = records_of(&write, 10_000, 6);
-        let sp = partition_for("clicks", 2, 6);
-        assert!(records.iter().all(|(p, _, _)| *p == sp));
-        let decoded: Vec<StateRecord> = records
-            .iter()
-            .map(|(_, k, v)| decode_record(k, v.as_deref()).expect("decode"))
-            .collect();
-        let [StateRecord::Window {
-            start: 0,
-            value: Some(w0),
-            ..
-        }, StateRecord::Window {
-            start: 10_000,
-            value: Some(w1),
-            ..
-        }, StateRecord::DeadLetter(Some(d)), StateRecord::Progress { value: Some(p), .. }] =
-            &decoded[..]
-        else {
-            panic!("unexpected records: {decoded:?}");
-        };
-        assert!(w0.0.revised && !w1.0.revised);
-        assert_eq!(
-            (w1.0.end, w1.0.seq, w1.0.events, w1.1.events),
-            (20_000, 3, 2, 2)
-        );
-        assert_eq!(d.offset, 5);
-        assert_eq!(p.checkpoint, write.checkpoint);
-        assert_eq!(Some(p.owner_record()), write.owner);
-        let (_, k, v) = window_tombstone("clicks", 2, 0, 6);
-        assert!(matches!(
-            decode_record(&k, v.as_deref()).expect("decode"),
-            StateRecord::Window { value: None, .. }
-        ));
-    }
-
-    #[test]
-    fn commit_metadata_carries_the_checkpoint_sequence() {
-        assert_eq!(parse_commit_seq(&commit_metadata(7, Some(-3))), Some(7));
-        assert_eq!(parse_commit_seq(&commit_metadata(8, None)), Some(8));
-        assert_eq!(parse_commit_seq("max_event_ts=5"), None);
-        assert_eq!(
-            crate::ingest::client::parse_commit_metadata(&commit_metadata(7, Some(-3))),
-            Some(-3)
-        );
-    }
-
-    #[test]
-    fn an_input_partition_always_maps_to_the_same_state_partition() {
-        let p = partition_for("clicks", 5, 4);
-        assert!((0..4).contains(&p));
-        assert_eq!(p, partition_for("clicks", 5, 4));
-        assert_eq!(partition_for("clicks", 5, 1), 0);
-        let spread: std::collections::HashSet<i32> =
-            (0..8).map(|i| partition_for("clicks", i, 4)).collect();
-        assert_eq!(spread.len(), 4);
-    }
-}
+mod tests;
