@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pulseboard_model::proto::{ServerMsg, WindowView};
+use pulseboard_model::proto::{ServerMsg, WindowState, WindowView};
 use tokio_util::sync::CancellationToken;
 
 use super::{encode, Hub, Inner};
@@ -34,34 +34,44 @@ impl Hub {
         let _ = self.tx.send((seq, text));
     }
 
-    /// Publish the windows that changed (figures or state) since the last call.
+    /// Publish the windows that changed (figures or state) since the last call. The views
+    /// are merged outside the lock the partitions hand their windows over through: under
+    /// it only the handles of the changed windows are taken, and the message published.
     pub fn publish_windows(&self) {
         let state_of = self.progress.window_states();
-        let mut guard = self.lock();
-        let g = &mut *guard;
-        let mut changed: BTreeSet<i64> = std::mem::take(&mut g.dirty);
-        for &s in g.windows.keys() {
-            let st = state_of(s);
-            if g.states.insert(s, st) != Some(st) {
-                changed.insert(s);
+        let changed: Vec<(i64, super::Parts, WindowState)> = {
+            let mut guard = self.lock();
+            let g = &mut *guard;
+            let mut changed: BTreeSet<i64> = std::mem::take(&mut g.dirty);
+            for &s in g.windows.keys() {
+                let st = state_of(s);
+                if g.states.insert(s, st) != Some(st) {
+                    changed.insert(s);
+                }
             }
-        }
+            changed
+                .iter()
+                .filter_map(|s| {
+                    g.windows
+                        .get(s)
+                        .map(|parts| (*s, parts.clone(), state_of(*s)))
+                })
+                .collect()
+        };
         if changed.is_empty() {
             return;
         }
         let windows: Vec<WindowView> = changed
             .iter()
-            .filter_map(|s| {
-                g.windows
-                    .get(s)
-                    .map(|parts| self.view(*s, parts, state_of(*s)))
-            })
+            .map(|(s, parts, state)| self.view(*s, parts, *state))
             .collect();
-        if windows.is_empty() {
-            return;
-        }
+        let mut guard = self.lock();
+        let g = &mut *guard;
         for w in &windows {
-            g.views.insert(w.start, Arc::new(w.clone()));
+            // A window that left the horizon meanwhile is not kept.
+            if g.windows.contains_key(&w.start) {
+                g.views.insert(w.start, Arc::new(w.clone()));
+            }
         }
         let starts: Arc<[i64]> = windows.iter().map(|w| w.start).collect();
         self.publish_locked(g, |seq| ServerMsg::Windows { seq, windows });
