@@ -63,3 +63,77 @@ fn version_2_and_3_stores_are_migrated_in_place() {
         drop(reopen(dir.path()));
     }
 }
+
+/// The store of a release of format 4 (windows and a minute bucket of the embedded demo's
+/// traffic, written by that release's binary: `server/tests/fixtures/store-format-4.tar.gz`)
+/// opens, keeps every event, and takes new checkpoints in today's row format beside its
+/// old rows.
+#[tokio::test]
+async fn a_real_store_of_format_4_opens_and_keeps_every_event() {
+    use pulseboard_model::rollup::Level;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-format-4.tar.gz");
+    let untar = std::process::Command::new("tar")
+        .arg("xzf")
+        .arg(&fixture)
+        .arg("-C")
+        .arg(dir.path())
+        .status()
+        .expect("tar runs");
+    assert!(untar.success());
+    let path = dir.path().join("v4store");
+    let store = open_when_released(&path, 10_000).expect("migrates");
+    let parts = store.partitions().expect("partitions");
+    assert_eq!(parts.len(), 4, "the demo's four partitions");
+    let windows = store
+        .windows_in(i64::MIN, i64::MAX)
+        .expect("windows decode");
+    let minutes = store
+        .buckets_in(Level::Minute, i64::MIN, i64::MAX)
+        .expect("buckets decode");
+    assert!(!windows.is_empty() && !minutes.is_empty());
+    for (topic, p, cp) in &parts {
+        let held: u64 = windows
+            .iter()
+            .filter(|w| (&w.topic, w.partition) == (topic, *p))
+            .map(|w| w.agg.events)
+            .chain(
+                minutes
+                    .iter()
+                    .filter(|b| (&b.topic, b.partition) == (topic, *p))
+                    .map(|b| b.agg.events),
+            )
+            .sum();
+        assert_eq!(
+            held, cp.events,
+            "{topic}/{p}: every event folded is in a row"
+        );
+        assert!(cp.seq > 0);
+    }
+    // A new checkpoint beside the old rows, in today's format; both read back.
+    let (topic, p, cp) = parts[0].clone();
+    let newest = windows.iter().map(|w| w.start).max().unwrap_or(0) + 10_000;
+    let mut agg = pulseboard_model::agg::Aggregate::new();
+    agg.events = 5;
+    let write = crate::store::PartitionWrite {
+        topic: topic.clone(),
+        partition: p,
+        checkpoint: crate::store::PartitionCheckpoint {
+            seq: cp.seq + 1,
+            events: cp.events + 5,
+            ..cp.clone()
+        },
+        rows: crate::store::row::rows_of(vec![(newest, agg)]),
+        ..Default::default()
+    };
+    store.write(&[write]).await.expect("write");
+    let all = store.windows_in(i64::MIN, i64::MAX).expect("windows");
+    assert_eq!(all.len(), windows.len() + 1);
+    drop(store);
+    let again = reopen(&path);
+    assert_eq!(
+        again.partition(&topic, p).expect("read").map(|c| c.events),
+        Some(cp.events + 5)
+    );
+}
