@@ -8,7 +8,9 @@
 //!   counts by type exact, uniques the HyperLogLog union (never a sum), and top lists
 //!   capped to [`ROLLUP_TOP_KEYS`] keys per list by a Misra–Gries reduction
 //!   ([`crate::agg::TopCounts::reduce_to`]): totals stay exact and every reported count is
-//!   a lower bound within the list's error bound. [`fold_into`] is that step, so rolling
+//!   a lower bound within the list's error bound. A segment's sub-aggregate keeps what a
+//!   filtered history view shows: [`ROLLUP_SEGMENT_TOP_KEYS`] keys a list and sketches of
+//!   [`ROLLUP_SEGMENT_PRECISION`] (see there for the trade-off). [`fold_into`] is that step, so rolling
 //!   the same sources up in one pass or several gives the same events, types and uniques.
 //! - Roll-ups keep the dimension of their sources (topic and partition): [`roll_up`]
 //!   groups by the caller's key, never across keys.
@@ -22,6 +24,18 @@ use crate::agg::Aggregate;
 
 /// Keys kept per top list of a roll-up bucket (a window keeps up to [`crate::TOP_CAP`]).
 pub const ROLLUP_TOP_KEYS: usize = 100;
+
+/// Keys kept per top list of a segment's sub-aggregate in a roll-up bucket: what a panel
+/// of a filtered view shows (a window's keep [`crate::agg::SEGMENT_TOP_CAP`]).
+pub const ROLLUP_SEGMENT_TOP_KEYS: usize = 10;
+
+/// Precision of a segment's sketches in a roll-up bucket (visitors, sessions and goals'
+/// converting visitors of one value): p = 8, a standard error of 1.04 / √256 ≈ 6.5 %, and
+/// at most 256 bytes a sketch. A window keeps them at p = 12 (1.6 %); the bucket's own
+/// figures (the whole traffic's) keep the window's precision. Filtered uniques over a range
+/// of history are the coarser for it, at a fraction of the bytes: a bucket holds a sketch
+/// of each kind for every segment value it kept, which at p = 12 would be most of its size.
+pub const ROLLUP_SEGMENT_PRECISION: u8 = 8;
 
 /// The resolution of a roll-up bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -81,16 +95,18 @@ pub fn fold_into(bucket: &mut Aggregate, source: &Aggregate) {
     cap(bucket);
 }
 
-/// Cuts every top list of `agg` to [`ROLLUP_TOP_KEYS`] keys.
+/// Keeps what history views need of `agg`: every top list cut to [`ROLLUP_TOP_KEYS`] keys,
+/// and each segment's sub-aggregate to [`ROLLUP_SEGMENT_TOP_KEYS`] keys a list and
+/// sketches of [`ROLLUP_SEGMENT_PRECISION`]. Counts stay exact; every cut list stays a
+/// Misra–Gries summary (lower bounds within its error bound).
 pub fn cap(agg: &mut Aggregate) {
-    for t in [
-        &mut agg.by_type,
-        &mut agg.urls,
-        &mut agg.referrers,
-        &mut agg.countries,
-        &mut agg.devices,
-    ] {
-        t.reduce_to(ROLLUP_TOP_KEYS);
+    agg.reduce_tops_to(ROLLUP_TOP_KEYS);
+    if agg.segments.is_empty() {
+        return;
+    }
+    for sub in std::sync::Arc::make_mut(&mut agg.segments).subs_mut() {
+        sub.reduce_tops_to(ROLLUP_SEGMENT_TOP_KEYS);
+        sub.fold_hll_to(ROLLUP_SEGMENT_PRECISION);
     }
 }
 
@@ -238,6 +254,53 @@ mod tests {
             assert_eq!(a.visitors, direct[k].visitors);
             assert_eq!(a.by_type, direct[k].by_type);
         }
+    }
+
+    #[test]
+    fn a_bucket_keeps_what_history_views_show_of_segments() {
+        use crate::agg::{AggSpec, Dimension, SegmentSpec, HLL_PRECISION};
+        use crate::gen::{GenConfig, Generator};
+        let spec = AggSpec {
+            segments: SegmentSpec {
+                dimensions: Dimension::ALL.to_vec(),
+                top_n: 10,
+            },
+            goals: vec![crate::agg::Goal::parse("signup").expect("goal")],
+        };
+        let mut g = Generator::new(3, GenConfig::default());
+        let windows: Vec<(i64, i32, Aggregate)> = (0..6)
+            .map(|w| {
+                let mut a = Aggregate::new();
+                for i in 0..2_000 {
+                    a.add_with(&g.next_event(w * 10_000 + i * 5), &spec);
+                }
+                (w * 10_000, 0, a)
+            })
+            .collect();
+        let rolled = roll_up(windows.iter().map(|(s, p, a)| (*s, *p, a)), Level::Minute);
+        let bucket = &rolled[&(0, 0)];
+        let events: u64 = windows.iter().map(|w| w.2.events).sum();
+        assert_eq!(bucket.events, events);
+        assert_eq!(bucket.visitors.precision(), HLL_PRECISION, "the whole traffic's");
+        for t in [&bucket.urls, &bucket.sources, &bucket.referrers] {
+            assert!(t.len() <= ROLLUP_TOP_KEYS);
+        }
+        let mut subs = 0;
+        for d in Dimension::ALL {
+            let t = bucket.segments.table(d).expect("table");
+            let held: u64 = t.values().map(|(_, s)| s.events).sum::<u64>() + t.other().events;
+            assert!(held <= events && held > 0, "{d}: counts stay exact");
+            for s in t.values().map(|(_, s)| s).chain([t.other()]) {
+                subs += 1;
+                assert_eq!(s.visitors.precision(), ROLLUP_SEGMENT_PRECISION);
+                assert_eq!(s.sessions.precision(), ROLLUP_SEGMENT_PRECISION);
+                assert!(s.urls.len() <= ROLLUP_SEGMENT_TOP_KEYS);
+                for g in s.goals.values() {
+                    assert_eq!(g.visitors.precision(), ROLLUP_SEGMENT_PRECISION);
+                }
+            }
+        }
+        assert!(subs > 4);
     }
 
     #[test]

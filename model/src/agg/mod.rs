@@ -135,6 +135,13 @@ impl Aggregate {
         }
     }
 
+    /// Cuts every top list to `k` keys (Misra–Gries: see [`TopCounts::reduce_to`]).
+    pub fn reduce_tops_to(&mut self, k: usize) {
+        for t in self.tops_mut() {
+            t.reduce_to(k);
+        }
+    }
+
     fn tops_mut(&mut self) -> [&mut TopCounts; 6] {
         [
             &mut self.by_type,

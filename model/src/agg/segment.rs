@@ -441,6 +441,13 @@ impl Segments {
         self.tables.get(&dim)
     }
 
+    /// Every sub-aggregate of every table (the values' and "other").
+    pub(crate) fn subs_mut(&mut self) -> impl Iterator<Item = &mut Aggregate> {
+        self.tables
+            .values_mut()
+            .flat_map(|t| t.values.values_mut().chain(std::iter::once(&mut t.other)))
+    }
+
     /// Every table, by dimension.
     pub(crate) fn tables(&self) -> impl Iterator<Item = (Dimension, &SegmentTable)> {
         self.tables.iter().map(|(d, t)| (*d, t))
