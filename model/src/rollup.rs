@@ -281,7 +281,11 @@ mod tests {
         let bucket = &rolled[&(0, 0)];
         let events: u64 = windows.iter().map(|w| w.2.events).sum();
         assert_eq!(bucket.events, events);
-        assert_eq!(bucket.visitors.precision(), HLL_PRECISION, "the whole traffic's");
+        assert_eq!(
+            bucket.visitors.precision(),
+            HLL_PRECISION,
+            "the whole traffic's"
+        );
         for t in [&bucket.urls, &bucket.sources, &bucket.referrers] {
             assert!(t.len() <= ROLLUP_TOP_KEYS);
         }

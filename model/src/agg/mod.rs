@@ -171,6 +171,14 @@ impl Aggregate {
         }
     }
 
+    /// Sets the capacity of every top list, or keeps what a list holds when it is more
+    /// ([`TopCounts::set_cap_keeping`]).
+    pub fn set_top_cap_keeping(&mut self, cap: usize) {
+        for t in self.tops_mut() {
+            t.set_cap_keeping(cap);
+        }
+    }
+
     /// Sets the capacity of every top list (reducing those that hold more keys).
     pub fn set_top_cap(&mut self, cap: usize) {
         for t in self.tops_mut() {

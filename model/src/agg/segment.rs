@@ -396,7 +396,8 @@ impl SegmentTable {
 
 impl SegmentTable {
     /// A table of N = `top_n` made of stored parts, checked: N in range, no more values
-    /// than N, none twice, no nested tables; the sub-aggregates' top lists get their cap.
+    /// than N, none twice, no nested tables; the sub-aggregates' top lists get their cap
+    /// (or keep what they hold, stored under a larger one by an earlier release).
     pub(crate) fn from_parts(
         top_n: usize,
         values: Vec<(String, Aggregate)>,
@@ -410,7 +411,7 @@ impl SegmentTable {
             if !sub.segments.is_empty() {
                 return Err("nested segments");
             }
-            sub.set_top_cap(SEGMENT_TOP_CAP);
+            sub.set_top_cap_keeping(SEGMENT_TOP_CAP);
             if t.values.insert(k, sub).is_some() {
                 return Err("duplicate segment value");
             }
@@ -418,7 +419,7 @@ impl SegmentTable {
         if !other.segments.is_empty() {
             return Err("nested segments");
         }
-        other.set_top_cap(SEGMENT_TOP_CAP);
+        other.set_top_cap_keeping(SEGMENT_TOP_CAP);
         t.other = other;
         Ok(t)
     }

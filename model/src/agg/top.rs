@@ -26,9 +26,12 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// Maximum number of keys a [`TopCounts`] tracks (by default).
 pub const TOP_CAP: usize = 1000;
 
-/// Keys a top list of a segment's sub-aggregate tracks: smaller than [`TOP_CAP`], since a
-/// window keeps up to (dimensions × (N + 1)) sub-aggregates (see [`crate::agg::segment`]).
-pub const SEGMENT_TOP_CAP: usize = 64;
+/// Keys a top list of a segment's sub-aggregate tracks: twice what a panel of a filtered
+/// view shows (10), so that what leads a range of windows is in each window's list, and
+/// far smaller than [`TOP_CAP`], since a window keeps up to (dimensions × (N + 1))
+/// sub-aggregates (see [`crate::agg::segment`]). Above it a list is a Misra–Gries summary
+/// (counts are lower bounds within `events / 21` of the truth).
+pub const SEGMENT_TOP_CAP: usize = 20;
 
 /// A fast hasher for the short keys of [`TopCounts`] (SipHash showed in profiles): 8 bytes
 /// at a time, multiply-rotate, and a final avalanche. Maps are capped at [`TOP_CAP`] keys
@@ -172,6 +175,12 @@ impl TopCounts {
         if self.len() > self.cap {
             self.reduce();
         }
+    }
+
+    /// Sets the capacity to `cap`, or to the keys held when they are more (a list stored by
+    /// a release whose cap was larger keeps what it holds, exactly).
+    pub fn set_cap_keeping(&mut self, cap: usize) {
+        self.cap = cap.max(self.len()).max(1);
     }
 
     /// Adds `n` occurrences of `key`.

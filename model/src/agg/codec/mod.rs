@@ -276,7 +276,9 @@ fn read_top(r: &mut Reader<'_>, keys: &[&str], cap: usize) -> Result<TopCounts, 
     let total = r.var()?;
     let error = r.var()?;
     let n = r.count(2)?;
-    if n > cap {
+    // A segment's list may hold more than today's cap when it was merged with a row of an
+    // earlier release (which kept more): never more than any list may.
+    if n > TOP_CAP {
         return Err(corrupt("top counts exceed capacity"));
     }
     let mut entries = Vec::with_capacity(n);
@@ -293,7 +295,7 @@ fn read_top(r: &mut Reader<'_>, keys: &[&str], cap: usize) -> Result<TopCounts, 
         before = Some(c);
         entries.push((k, c));
     }
-    TopCounts::from_parts(cap, entries, total, error).map_err(corrupt)
+    TopCounts::from_parts(cap.max(n), entries, total, error).map_err(corrupt)
 }
 
 fn read_hll(r: &mut Reader<'_>, reference: Option<&Hll>) -> Result<Hll, AggError> {
