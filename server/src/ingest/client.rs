@@ -174,9 +174,21 @@ pub fn state_reader_consumer_config(brokers: &str, client_id: &str) -> ClientCon
             "receive.message.max.bytes",
             (2 * STATE_RECORD_MAX_BYTES).to_string(),
         )
+        // Bounded read-ahead: what the client fetches ahead of the reader (one queue for
+        // every partition) is at most this (librdkafka's default is 64 MiB, soon filled
+        // when a new instance reads the topic from its start), and one record more.
+        .set(
+            "queued.max.messages.kbytes",
+            STATE_READER_QUEUE_KBYTES.to_string(),
+        )
+        .set("fetch.max.bytes", (4 * 1024 * 1024).to_string())
+        .set("max.partition.fetch.bytes", (1024 * 1024).to_string())
         .set("topic.metadata.refresh.interval.ms", "10000");
     cfg
 }
+
+/// What the state topic's reader's client may hold fetched and not yet read, KiB.
+pub const STATE_READER_QUEUE_KBYTES: u32 = 4 * 1024;
 
 /// Errors setting up the state topic.
 #[derive(Debug, thiserror::Error)]

@@ -141,8 +141,12 @@ pub(super) async fn partition_task<F: Feed, G: Group>(
         reads: ReadTimes::default(),
         segments: Default::default(),
     };
-    let mut tick = tokio::time::interval(shared.checkpoint_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Every partition of this instance checkpoints at the same instants (multiples of the
+    // interval on the wall clock): their checkpoints reach the committer together and go
+    // in one transaction, not one each. A tick missed while busy is skipped, so the phase
+    // stays.
+    let mut tick = aligned_interval(shared.checkpoint_interval, crate::now_ms());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     // Changed open windows go to the hub at once when the last hand-over is older than
     // `live_interval`, else when that much time has passed (coalescing under load).
     let live_gap = shared.hub.config().live_interval;
@@ -230,6 +234,15 @@ pub(super) async fn partition_task<F: Feed, G: Group>(
     if let Err(e) = result {
         let _ = fatal.send(e);
     }
+}
+
+/// An interval of `period` whose ticks fall on the multiples of `period` since the epoch
+/// (of the wall clock, read as `now_ms`), the first at the next one.
+fn aligned_interval(period: Duration, now_ms: i64) -> tokio::time::Interval {
+    let period_ms = i64::try_from(period.as_millis()).unwrap_or(i64::MAX).max(1);
+    let wait = period_ms - now_ms.rem_euclid(period_ms);
+    let first = tokio::time::Instant::now() + Duration::from_millis(wait as u64);
+    tokio::time::interval_at(first, period.max(Duration::from_millis(1)))
 }
 
 /// The answer to the checkpoint in flight (never ready without one).

@@ -373,3 +373,17 @@ fn the_fake_feed_waits_for_ever_once_its_sender_is_gone() {
         assert!(next.is_err(), "no message, no error: a caught-up partition");
     });
 }
+
+#[tokio::test(start_paused = true)]
+async fn partitions_checkpoint_at_the_same_instants_of_the_wall_clock() {
+    let period = Duration::from_secs(1);
+    // Two partitions started 300 ms apart tick together, on the second.
+    let t0 = tokio::time::Instant::now();
+    let mut a = aligned_interval(period, 1_800_000_000_700);
+    tokio::time::advance(Duration::from_millis(300)).await;
+    let mut b = aligned_interval(period, 1_800_000_001_000);
+    let (ta, tb) = (a.tick().await, b.tick().await);
+    assert_eq!(ta - t0, Duration::from_millis(300));
+    assert_eq!(tb, ta + period, "b's first tick is the next second");
+    assert_eq!(a.tick().await, tb, "then together");
+}
