@@ -109,7 +109,7 @@ Relative paths given to --out are resolved against the workspace root.";
 #[command(name = "pulseboard-bench", after_help = SETUP)]
 struct Args {
     /// Small sizes (200,000 events, 20,000 Quix events, 8 s of probes, 100 reconnecting
-    /// clients), JVM peers off.
+    /// clients, a 5-minute day and 20 s of live traffic for history), JVM peers off.
     #[arg(long)]
     quick: bool,
     /// Events prefilled and consumed by Pulseboard and the JVM peers (default 2,000,000;
