@@ -4,7 +4,8 @@
 //! same arguments, same measurement) while a load runs against the child's HTTP address.
 //!
 //! Contract: a [`Child`] runs with its own consumer group and a temporary data dir, its
-//! stdout and stderr in a log file there (shown on failure); progress is read from
+//! stdout and stderr in a log file there (shown on failure), and the server's defaults but
+//! for what its step passes (no step overrides `--checkpoint-interval`); progress is read from
 //! `/api/v1/status` (the sum of the partitions' `next_offset`), memory from /proc. The rate
 //! is counted from the first to the last message read, as Pulseboard's status reports them
 //! (`first_read_ms`, `last_read_ms`), the way the peers report theirs (see
@@ -106,7 +107,7 @@ impl PipelineRuns<'_> {
         Ok(())
     }
 
-    /// One child consuming `bench` with `PIPELINE_ARGS` and `extra` (`what` names them).
+    /// One child consuming `bench` with the defaults and `extra` (`what` names them).
     fn run(&self, what: &str, extra: &[&str]) -> Result<PipelineRun> {
         step(&format!(
             "pipeline: pulseboard child consuming `{TOPIC}` ({what})"
@@ -143,7 +144,7 @@ pub struct Workload<'a> {
     pub target: i64,
 }
 
-/// Step 4b: a fresh child (with `extra_args` after step 4's) consumes `work` as step 4
+/// Step 4b: a fresh child (the defaults and `extra_args`) consumes `work` as step 4
 /// consumes `bench`, while `load` (started as soon as the child listens, given its address)
 /// runs; `load` is told to stop when the topic is consumed. Returns the run's events/s,
 /// measured as `pipeline_eps` is, and what `load` returned.
