@@ -9,11 +9,11 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use pulseboard_testkit::kafka::create_topic;
 use pulseboard_testkit::net::{get_json, poll_until};
 
-use crate::child::{ingest_timeout, Child};
+use crate::child::{ingest_timeout, Child, STATUS};
 use crate::load;
 use crate::report::Report;
 use crate::{step, Plan, PARTITIONS};
@@ -43,9 +43,20 @@ pub fn measure_restore(
         .with_context(|| first.log_tail())?;
     rt.block_on(first.verify_totals(n))
         .with_context(|| first.log_tail())?;
+    // Its status counts an event before its windows API serves it (the checkpoint that
+    // publishes it comes up to a --checkpoint-interval later): wait until it serves them all.
+    let addr = first.addr();
     let want = rt
-        .block_on(history(first.addr()))
-        .ok_or_else(|| anyhow!("no windows from the first instance"))?;
+        .block_on(poll_until(
+            Duration::from_secs(30),
+            "the first instance to serve every event it counted",
+            || async {
+                let counted = get_json(addr, STATUS).await?["events_total"].as_u64()?;
+                let served = history(addr).await?;
+                (served.1 == counted).then_some(served)
+            },
+        ))
+        .with_context(|| first.log_tail())?;
     step(&format!(
         "restore: an instance with an empty data dir joins ({} windows, {} events of history)",
         want.0, want.1
