@@ -4,7 +4,8 @@
 //! same arguments, same measurement) while a load runs against the child's HTTP address.
 //!
 //! Contract: a [`Child`] runs with its own consumer group and a temporary data dir, its
-//! stdout and stderr in a log file there (shown on failure); progress is read from
+//! stdout and stderr in a log file there (shown on failure), and the server's defaults but
+//! for what its step passes (no step overrides `--checkpoint-interval`); progress is read from
 //! `/api/v1/status` (the sum of the partitions' `next_offset`), memory from /proc. The rate
 //! is counted from the first to the last message read, as Pulseboard's status reports them
 //! (`first_read_ms`, `last_read_ms`), the way the peers report theirs (see
@@ -29,12 +30,8 @@ use crate::{step, Plan, PARTITIONS};
 
 /// The topic of the high-cardinality run: every URL distinct.
 const TOPIC_HC: &str = "bench_hc";
-/// The topic of the restore run: one hour of history.
-const TOPIC_HISTORY: &str = "bench_history";
-const STATUS: &str = "/api/v1/status";
+pub const STATUS: &str = "/api/v1/status";
 const POLL_EVERY: Duration = Duration::from_millis(50);
-/// The arguments of every pipeline run on `bench` (steps 4 and 4b).
-const PIPELINE_ARGS: &[&str] = &["--checkpoint-interval", "200ms"];
 
 /// What every pipeline run on `bench` shares: the runtime, the plan, the broker (and its
 /// pid, for its CPU), and the sum of end offsets at which the topic is consumed.
@@ -46,11 +43,15 @@ pub struct PipelineRuns<'a> {
     pub target: i64,
 }
 
-/// A pipeline run: how it went, and the CPU µs per event of the child and of the broker.
+/// A pipeline run: how it went, the CPU µs per event of the child and of the broker, the
+/// bytes the child wrote to disk (`/proc/<pid>/io` `write_bytes`, read before it stops) and
+/// its state topic (none with `--no-state-topic`).
 struct PipelineRun {
     run: IngestRun,
     child_us: f64,
     broker_us: f64,
+    disk_write_bytes: u64,
+    state_topic: String,
 }
 
 impl PipelineRuns<'_> {
@@ -72,13 +73,24 @@ impl PipelineRuns<'_> {
 
     /// Step 4c: the same run with the state topic (Pulseboard's default with a broker):
     /// every checkpoint is one Kafka transaction (state records + the group's offset
-    /// commit), and the state topic's reader runs beside: `pipeline_eps_transactional`.
+    /// commit), and the state topic's reader runs beside: `pipeline_eps_transactional`, and
+    /// what it wrote: `bytes_written_per_event` (the child's disk writes plus the bytes of
+    /// the records of its state topic, read back).
     pub fn measure_transactional(&self, report: &mut Report) -> Result<()> {
         let r = self.run("state topic, transactions", &[])?;
         report.cpu.transactional_us_per_event = r.child_us;
         report.cpu.transactional_broker_us_per_event = r.broker_us;
         report.pipeline_eps_transactional = r.run.eps(self.plan.events);
         report.rss_peak_mb_transactional = r.run.hwm_mb;
+        let topic = crate::state_topic::read(self.brokers, &r.state_topic)?;
+        let written = crate::state_topic::Written {
+            events: self.plan.events,
+            disk_write_bytes: r.disk_write_bytes,
+            state_topic_bytes: topic.bytes(|_| true),
+            state_topic_records: topic.records.len() as u64,
+        };
+        report.bytes_written_per_event = Some(written.per_event());
+        report.bytes_written = Some(written);
         Ok(())
     }
 
@@ -95,14 +107,13 @@ impl PipelineRuns<'_> {
         Ok(())
     }
 
-    /// One child consuming `bench` with `PIPELINE_ARGS` and `extra` (`what` names them).
+    /// One child consuming `bench` with the defaults and `extra` (`what` names them).
     fn run(&self, what: &str, extra: &[&str]) -> Result<PipelineRun> {
         step(&format!(
             "pipeline: pulseboard child consuming `{TOPIC}` ({what})"
         ));
         let (rt, plan) = (self.rt, self.plan);
-        let args: Vec<&str> = PIPELINE_ARGS.iter().chain(extra).copied().collect();
-        let mut child = Child::spawn(plan, self.brokers, TOPIC, &args)?;
+        let mut child = Child::spawn(plan, self.brokers, TOPIC, extra)?;
         let cpu = load::CpuMeter::start(&[Some(child.pid()), self.broker_pid]);
         let run = rt
             .block_on(child.watch_ingest(TOPIC, self.target, ingest_timeout(plan.events)))
@@ -110,68 +121,18 @@ impl PipelineRuns<'_> {
         let [child_s, broker_s] = cpu.stop();
         rt.block_on(child.verify_totals(plan.events))
             .with_context(|| child.log_tail())?;
+        let disk_write_bytes = disk_write_bytes(child.pid()).unwrap_or(0);
+        let state_topic = child.state_topic();
         child.stop();
         let per_event = |s: f64| s * 1e6 / plan.events as f64;
         Ok(PipelineRun {
             run,
             child_us: per_event(child_s),
             broker_us: per_event(broker_s),
+            disk_write_bytes,
+            state_topic,
         })
     }
-}
-
-/// Step 8: one hour of history (`restore_events` events over an hour of event time) read
-/// by one instance of a group; then a second instance with an empty data dir joins the
-/// group: how long until it serves the whole history (every window, every event), restored
-/// from the state topic, not from a shared disk: `restore_empty_instance_ms`.
-pub fn measure_restore(
-    rt: &tokio::runtime::Runtime,
-    plan: &Plan,
-    brokers: &str,
-    report: &mut Report,
-) -> Result<()> {
-    let n = plan.restore_events;
-    step(&format!(
-        "restore: prefilling `{TOPIC_HISTORY}` with {n} events over one hour"
-    ));
-    rt.block_on(create_topic(brokers, TOPIC_HISTORY, PARTITIONS, 1))?;
-    load::prefill_history(brokers, TOPIC_HISTORY, n, 3_600_000)?;
-    let group = format!("bench-restore-{:08x}", fastrand::u32(..));
-    let mut first = Child::spawn_in(plan, brokers, TOPIC_HISTORY, &group, PIPELINE_ARGS)?;
-    rt.block_on(first.watch_ingest(TOPIC_HISTORY, n as i64, ingest_timeout(n)))
-        .with_context(|| first.log_tail())?;
-    rt.block_on(first.verify_totals(n))
-        .with_context(|| first.log_tail())?;
-    let want = rt
-        .block_on(history(first.addr()))
-        .ok_or_else(|| anyhow!("no windows from the first instance"))?;
-    step(&format!(
-        "restore: an instance with an empty data dir joins ({} windows, {} events of history)",
-        want.0, want.1
-    ));
-    let second = Child::spawn_in(plan, brokers, TOPIC_HISTORY, &group, PIPELINE_ARGS)?;
-    let spawned = second.spawned;
-    let addr = second.addr();
-    let served = rt.block_on(poll_until(
-        Duration::from_secs(120),
-        "the new instance to serve the whole history",
-        || async { (history(addr).await? == want).then(Instant::now) },
-    ));
-    let served = served.with_context(|| second.log_tail())?;
-    report.restore_history_windows = want.0;
-    report.restore_history_events = want.1;
-    report.restore_empty_instance_ms = (served - spawned).as_secs_f64() * 1000.0;
-    second.stop();
-    first.stop();
-    Ok(())
-}
-
-/// The windows an instance serves, all of them: how many, and their events.
-async fn history(addr: SocketAddr) -> Option<(u64, u64)> {
-    let w = get_json(addr, "/api/v1/windows?from=0&limit=10000&top=1").await?;
-    let windows = w["windows"].as_array()?;
-    let events = windows.iter().filter_map(|w| w["events"].as_u64()).sum();
-    Some((windows.len() as u64, events))
 }
 
 /// What a pipeline run consumes: a prefilled topic, its events, and the sum of its
@@ -183,7 +144,7 @@ pub struct Workload<'a> {
     pub target: i64,
 }
 
-/// Step 4b: a fresh child (with `extra_args` after step 4's) consumes `work` as step 4
+/// Step 4b: a fresh child (the defaults and `extra_args`) consumes `work` as step 4
 /// consumes `bench`, while `load` (started as soon as the child listens, given its address)
 /// runs; `load` is told to stop when the topic is consumed. Returns the run's events/s,
 /// measured as `pipeline_eps` is, and what `load` returned.
@@ -199,8 +160,7 @@ where
     F: Future<Output = Result<T>> + Send + 'static,
     T: Send + 'static,
 {
-    let args: Vec<&str> = PIPELINE_ARGS.iter().chain(extra_args).copied().collect();
-    let mut child = Child::spawn(plan, brokers, work.topic, &args)?;
+    let mut child = Child::spawn(plan, brokers, work.topic, extra_args)?;
     let own_before = cpu_time(std::process::id()).unwrap_or_default();
     let stop = CancellationToken::new();
     let load = rt.spawn(load(child.addr(), stop.clone()));
@@ -271,12 +231,7 @@ fn high_cardinality_run(
     n: u64,
     extra: &[&str],
 ) -> Result<IngestRun> {
-    let args: Vec<&str> = ["--checkpoint-interval", "200ms"]
-        .iter()
-        .chain(extra)
-        .copied()
-        .collect();
-    let mut child = Child::spawn(plan, brokers, TOPIC_HC, &args)?;
+    let mut child = Child::spawn(plan, brokers, TOPIC_HC, extra)?;
     let run = rt
         .block_on(child.watch_ingest(TOPIC_HC, n as i64, ingest_timeout(n)))
         .with_context(|| child.log_tail())?;
@@ -286,15 +241,27 @@ fn high_cardinality_run(
     Ok(run)
 }
 
-fn ingest_timeout(n: u64) -> Duration {
+pub fn ingest_timeout(n: u64) -> Duration {
     Duration::from_secs(120 + n / 5_000)
 }
 
 /// The release binary on port 0 with a temporary data dir; its output goes to a log there.
 pub struct Child {
     process: PulseboardProcess,
-    spawned: Instant,
-    _dir: tempfile::TempDir,
+    pub spawned: Instant,
+    group: String,
+    dir: tempfile::TempDir,
+}
+
+/// Bytes a process caused to be written to storage so far (`write_bytes` of
+/// `/proc/<pid>/io`: the pages it dirtied, its data dir's files and its log).
+pub fn disk_write_bytes(pid: u32) -> Option<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// What one ingest run looked like from outside.
@@ -388,8 +355,20 @@ impl Child {
         Ok(Child {
             process,
             spawned,
-            _dir: dir,
+            group: group.to_owned(),
+            dir,
         })
+    }
+
+    /// Its state topic (the server's default name, `<group>-windows`), unless it runs with
+    /// `--no-state-topic`.
+    pub fn state_topic(&self) -> String {
+        format!("{}-windows", self.group)
+    }
+
+    /// Its `--data-dir`.
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -412,7 +391,7 @@ impl Child {
     /// Each observation is stamped when its answer arrived: under full load the status
     /// API was seen to answer seconds late, and the answer can show progress made at any
     /// point until then.
-    async fn watch_ingest(
+    pub async fn watch_ingest(
         &mut self,
         topic: &str,
         target: i64,
@@ -463,7 +442,7 @@ impl Child {
     }
 
     /// Every message is either folded into a window or a dead letter.
-    async fn verify_totals(&self, n: u64) -> Result<()> {
+    pub async fn verify_totals(&self, n: u64) -> Result<()> {
         let addr = self.addr();
         let totals = |s: &Value| {
             let events = s["events_total"].as_u64().unwrap_or(0);
@@ -489,6 +468,17 @@ impl Child {
     /// SIGTERM, then SIGKILL (on drop) if it has not stopped within 10 s.
     pub fn stop(self) {
         let _ = self.process.terminate_within(Duration::from_secs(10));
+    }
+
+    /// [`Child::stop`], keeping its directory (the data dir in `data/`, its log) until the
+    /// returned handle is dropped. An error if it did not stop cleanly.
+    pub fn stop_keeping_dir(self) -> Result<tempfile::TempDir> {
+        let tail = self.log_tail();
+        let status = self.process.terminate_within(Duration::from_secs(10))?;
+        if !status.success() {
+            bail!("pulseboard exited with {status} when stopped{tail}");
+        }
+        Ok(self.dir)
     }
 }
 

@@ -1,8 +1,9 @@
-//! Steps 1–3: fill a topic fast, read it back with a bare consumer, decode it in memory.
+//! Steps 1 and 3: fill a topic fast, decode its payloads in memory (step 2, reading it back,
+//! is `raw`); the producers of the other steps' topics.
 //!
 //! Contract: [`produce_all`] returns only when every message is acknowledged by the broker
-//! (any failed delivery is an error); [`raw_consume`] reads a topic from the beginning with
-//! manual assignment (no group join) and times it from its first message to its N-th.
+//! (any failed delivery is an error). [`measure_decode`] decodes as the pipeline's engine
+//! does: into one reused event.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -10,32 +11,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use pulseboard_model::decode::Decoder;
+use pulseboard_model::event::Event;
 use pulseboard_model::gen::{GenConfig, Generator};
 use pulseboard_testkit::kafka::create_topic;
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::Message as _;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
-use rdkafka::{Offset, TopicPartitionList};
 
 use crate::report::Report;
 use crate::{now_ms, step, PARTITIONS};
 
 /// The topic every throughput measurement reads: Pulseboard, the raw consumer and the peers.
 pub const TOPIC: &str = "bench";
-
-/// `fetch.wait.max.ms` of the raw consumer.
-const RAW_FETCH_WAIT_MS: u32 = 10;
-/// librdkafka's default `fetch.wait.max.ms`, which Pulseboard keeps on a real broker.
-///
-/// On Tansu this mattered tenfold: it held a fetch for much of the wait even with data
-/// waiting. Apache Kafka answers a fetch as soon as `fetch.min.bytes` (1) are there, so on a
-/// prefilled topic both settings read at the same speed (seen: 1.05–1.41M/s with 500 ms
-/// against 1.12–1.18M/s with 10 ms, alternating, three rounds each). The number stays as the
-/// measured fact that Pulseboard's default costs nothing in throughput here.
-const DEFAULT_FETCH_WAIT_MS: u32 = 500;
 
 /// Step 1: topic `bench`, N canonical events keyed by visitor. Returns the payloads.
 pub fn prefill_canonical(
@@ -54,40 +42,6 @@ pub fn prefill_canonical(
     report.payload_bytes_avg = stats.bytes as f64 / n as f64;
     report.prefill_eps = n as f64 / stats.seconds;
     Ok(payloads)
-}
-
-/// Step 2: a bare consumer, manual assignment, from the beginning, until N messages; then
-/// the same with librdkafka's default `fetch.wait.max.ms`. Returns the sum of the
-/// partitions' next offsets (the pipeline's target).
-pub fn measure_raw_consume(
-    brokers: &str,
-    broker_pid: Option<u32>,
-    n: u64,
-    report: &mut Report,
-) -> Result<i64> {
-    // The broker's fetch path is cold after the prefill (JIT): the first read of a fresh
-    // topic was seen ~2x slower than the next. Pulseboard and the peers read a warm broker,
-    // so the limit they are compared with is measured on one too.
-    step("raw consume: warm-up read (not timed)");
-    raw_consume(brokers, TOPIC, n, RAW_FETCH_WAIT_MS)?;
-    step("raw consume");
-    let cpu = CpuMeter::start(&[Some(std::process::id()), broker_pid]);
-    let raw = raw_consume(brokers, TOPIC, n, RAW_FETCH_WAIT_MS)?;
-    report.raw_consume_eps = n as f64 / raw.seconds;
-    let [consumer, broker] = cpu.stop();
-    report.cpu.raw_consumer_us_per_event = consumer * 1e6 / n as f64;
-    report.cpu.raw_broker_us_per_event = broker * 1e6 / n as f64;
-    step("raw consume with the default fetch.wait.max.ms");
-    let default_wait = raw_consume(brokers, TOPIC, n, DEFAULT_FETCH_WAIT_MS)?;
-    report.raw_consume_eps_default_fetch_wait = n as f64 / default_wait.seconds;
-    let ends: i64 = raw.next_offsets.iter().sum();
-    if ends != n as i64 {
-        bail!(
-            "offsets of `{TOPIC}` are not dense: next offsets {:?} add up to {ends}, not {n}; progress by offset would be wrong",
-            raw.next_offsets
-        );
-    }
-    Ok(ends)
 }
 
 /// CPU time (user + system, seconds) two processes use between `start` and `stop`.
@@ -115,17 +69,20 @@ fn cpu_secs(pid: Option<u32>) -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// Step 3: decode the payloads in memory on one thread.
+/// Step 3: decode the payloads in memory on one thread, into one reused event (as the
+/// pipeline's engine does: `Decoder::decode_into` with a scratch event).
 pub fn measure_decode(payloads: &[Vec<u8>], report: &mut Report) -> Result<()> {
     step("decode");
     let decoder = Decoder::default();
     let msg_ts = Some(now_ms());
+    let mut scratch = Event::default();
     let start = Instant::now();
     let mut failed = 0u64;
     for p in payloads {
-        if std::hint::black_box(decoder.decode(p, msg_ts)).is_err() {
+        if decoder.decode_into(p, msg_ts, &mut scratch).is_err() {
             failed += 1;
         }
+        std::hint::black_box(&scratch);
     }
     let secs = start.elapsed().as_secs_f64();
     if failed > 0 {
@@ -274,55 +231,4 @@ fn send_with_backpressure(
             Err((e, _)) => return Err(e).with_context(|| format!("producing to {topic}")),
         }
     }
-}
-
-pub struct RawConsume {
-    pub seconds: f64,
-    pub next_offsets: Vec<i64>,
-}
-
-/// Read `n` messages of every partition of `topic` from the beginning, without a group.
-pub fn raw_consume(brokers: &str, topic: &str, n: u64, fetch_wait_ms: u32) -> Result<RawConsume> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", format!("bench-raw-{:08x}", fastrand::u32(..)))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
-        .set("queued.min.messages", "1000000")
-        .set("queued.max.messages.kbytes", "1048576")
-        .set("fetch.max.bytes", "52428800")
-        .set("max.partition.fetch.bytes", "10485760")
-        .set("fetch.wait.max.ms", fetch_wait_ms.to_string())
-        .create()
-        .context("creating the raw consumer")?;
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)?;
-    }
-    consumer.assign(&tpl).context("assigning partitions")?;
-    let deadline = Instant::now() + Duration::from_secs(60 + n / 20_000);
-    let mut next_offsets = vec![0i64; PARTITIONS as usize];
-    let (mut read, mut touched) = (0u64, 0u64);
-    let mut first: Option<Instant> = None;
-    while read < n {
-        if Instant::now() > deadline {
-            bail!("raw consumer read only {read} of {n} messages before its deadline");
-        }
-        let Some(msg) = consumer.poll(Duration::from_millis(100)) else {
-            continue;
-        };
-        let msg = msg.context("raw consumer")?;
-        first.get_or_insert_with(Instant::now);
-        touched += msg.payload().map_or(0, |p| p.len() as u64);
-        if let Some(slot) = next_offsets.get_mut(msg.partition() as usize) {
-            *slot = (*slot).max(msg.offset() + 1);
-        }
-        read += 1;
-    }
-    let seconds = first.map_or(0.0, |f| f.elapsed().as_secs_f64());
-    std::hint::black_box(touched);
-    Ok(RawConsume {
-        seconds,
-        next_offsets,
-    })
 }

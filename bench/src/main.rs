@@ -3,11 +3,16 @@
 //!
 //! 1. prefill topic `bench` (4 partitions) of a one-node Apache Kafka with N realistic
 //!    canonical events;
-//! 2. `raw_consume_eps`: a bare rdkafka consumer reading them back (the physical limit);
-//! 3. `decode_eps`: the canonical decoder on the same payloads, in memory, one thread;
-//! 4. `pipeline_eps`: the release `pulseboard` binary as a child process, consuming `bench`
-//!    without a state topic; 4c. `pipeline_eps_transactional`: the same with the state topic
-//!    (a Kafka transaction per checkpoint), its ratio `transactional_vs_pipeline`;
+//! 2. `raw_consume_eps`: a consumer with the pipeline's own client configuration reading
+//!    them back, every payload byte read (the limit); `raw_consume_eps_bare`: the bench's
+//!    bare loop of before;
+//! 3. `decode_eps`: the canonical decoder on the same payloads, in memory, one thread, into
+//!    one reused event as the pipeline decodes;
+//! 4. `pipeline_eps`: the release `pulseboard` binary as a child process (default flags,
+//!    so the default `--checkpoint-interval`), consuming `bench` without a state topic;
+//!    4c. `pipeline_eps_transactional`: the same with the state topic (a Kafka transaction
+//!    per checkpoint), as users run it with a broker, its ratio
+//!    `transactional_vs_pipeline` and `bytes_written_per_event`;
 //!    4d. `pipeline_eps_same_job`: the same without segment tables
 //!    (`--segment-dimensions none`), the job the peers run (`vs_*_same_job`);
 //!    4b. `pipeline_eps_reconnect_storm`: the pipeline on `bench_storm` (the same events, 4×
@@ -17,11 +22,17 @@
 //! 5. `rss_peak_mb` of that child, and of a child fed N events with distinct URLs;
 //! 6. `ws_latency_p50_ms`/`p99`: 1,000 WebSocket clients watching paced probe events;
 //! 7. `peers`: the same windowed job in Spark Structured Streaming and Kafka Streams
-//!    (`bench/peers/`, on the whole of `bench`) and in Quix Streams (`bench/peer_quix.py`, on
-//!    its first messages): events/s from first to last message with start-up apart, peak RSS,
-//!    then each peer's end-to-end latency on paced probes (see [`peers`]);
+//!    (`bench/peers/`, on the whole of `bench`, each JVM with the smallest heap that keeps
+//!    its rate) and in Quix Streams (`bench/peer_quix.py`, on its first messages, its share
+//!    stated): events/s from first to last message with start-up apart, peak RSS, then each
+//!    peer's end-to-end latency on paced probes (see [`peers`]); `vs_*` divide
+//!    `pipeline_eps_transactional` by their eps;
 //! 8. `restore_empty_instance_ms`: one hour of history read by one instance of a group; an
-//!    instance with an empty data dir joins: until it serves the whole history.
+//!    instance with an empty data dir joins: until it serves the whole history;
+//! 9. history through the real server ([`history`]): a child with the defaults and two goals
+//!    fed a compressed simulated day of realistic traffic, then live traffic with one kiosk
+//!    watching: the bytes of a window, minute and hour row, `history_bytes_per_day`, the
+//!    state topic's bytes per window, `ws_bytes_per_s_kiosk`.
 //!
 //! Prints one table and writes the numbers as JSON (see `--help`). It is a measurement: it
 //! exits 0 when targets are missed and non-zero only when something broke (a step failed, or
@@ -29,8 +40,11 @@
 //!
 //! # Layout
 //! - `main`: arguments, the plan, the order of the steps.
-//! - [`load`]: the bulk producer, the raw consumer, the decoder (steps 1–3).
-//! - [`child`]: the pulseboard child watched through its status API (steps 4–5).
+//! - [`load`]: the bulk producer and the decoder (steps 1, 3); [`raw`]: the raw consumers
+//!   (step 2).
+//! - [`child`]: the pulseboard child watched through its status API (steps 4–5);
+//!   [`restore`] (step 8); [`history`] and [`kiosk`] (step 9); [`state_topic`]: a child's
+//!   state topic read back (steps 4c, 9).
 //! - [`ws`]: the reconnect storm (step 4b) and the 1,000-client WebSocket probe (step 6).
 //! - [`probe`]: paced probe events and when their counts became visible (steps 6–7).
 //! - [`peers`]: Spark, Kafka Streams and Quix Streams as child processes (step 7).
@@ -38,10 +52,14 @@
 
 mod child;
 mod history;
+mod kiosk;
 mod load;
 mod peers;
 mod probe;
+mod raw;
 mod report;
+mod restore;
+mod state_topic;
 mod ws;
 
 use std::path::{Path, PathBuf};
@@ -91,7 +109,7 @@ Relative paths given to --out are resolved against the workspace root.";
 #[command(name = "pulseboard-bench", after_help = SETUP)]
 struct Args {
     /// Small sizes (200,000 events, 20,000 Quix events, 8 s of probes, 100 reconnecting
-    /// clients), JVM peers off.
+    /// clients, a 5-minute day and 20 s of live traffic for history), JVM peers off.
     #[arg(long)]
     quick: bool,
     /// Events prefilled and consumed by Pulseboard and the JVM peers (default 2,000,000;
@@ -119,8 +137,8 @@ struct Args {
     /// read on stdin (for profiling a pulseboard by hand); then stop without measuring.
     #[arg(long)]
     hold: bool,
-    /// Measure only the disk bytes per day of history (no broker, no pulseboard binary) and
-    /// print them.
+    /// Run only step 9, history through the server (Apache Kafka and a pulseboard child,
+    /// the compressed day and the live traffic with a kiosk), and print its figures.
     #[arg(long)]
     history_only: bool,
 }
@@ -142,13 +160,10 @@ pub(crate) struct Plan {
     pub peers_dir: PathBuf,
     pub child_kafka_options: Vec<String>,
     pub hold: bool,
-    /// Minutes of event time the history step measures (60; --quick 15).
-    pub history_minutes: i64,
+    /// The sizes of step 9.
+    pub day: history::DayPlan,
     pub history_only: bool,
 }
-
-/// Events per second of the history step.
-const HISTORY_RATE: u32 = 1_000;
 
 /// The workspace this bench was built in (its scripts and peer poms are read from there).
 pub(crate) fn workspace_root() -> PathBuf {
@@ -165,7 +180,7 @@ impl Plan {
                 .map_or_else(|| root.join("target"), |t| root.join(t))
                 .join("release/pulseboard"),
         };
-        if !pulseboard.is_file() && !args.history_only {
+        if !pulseboard.is_file() {
             bail!(
                 "no pulseboard binary at {} (build it with `cargo build --release -p pulseboard`, or set PULSEBOARD_BIN)",
                 pulseboard.display()
@@ -198,7 +213,7 @@ impl Plan {
             peers_dir,
             child_kafka_options: args.child_kafka_options,
             hold: args.hold,
-            history_minutes: if args.quick { 15 } else { 60 },
+            day: history::DayPlan::new(args.quick),
             history_only: args.history_only,
         })
     }
@@ -226,28 +241,6 @@ fn run(plan: &Plan) -> Result<ExitCode> {
         .build()
         .context("starting the tokio runtime")?;
     let mut report = Report::new(plan);
-    report.history = history::measure(
-        plan.history_minutes,
-        HISTORY_RATE,
-        &history::default_spec()?,
-        "default segments",
-    )?;
-    report.history_no_segments = history::measure(
-        plan.history_minutes,
-        HISTORY_RATE,
-        &pulseboard_model::agg::AggSpec::NONE,
-        "--segment-dimensions none",
-    )?;
-    if plan.history_only {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "history": &report.history,
-                "history_no_segments": &report.history_no_segments,
-            }))?
-        );
-        return Ok(ExitCode::SUCCESS);
-    }
     step(&format!(
         "{} mode: {} events, pulseboard {}",
         plan.mode,
@@ -264,6 +257,11 @@ fn run(plan: &Plan) -> Result<ExitCode> {
     })
     .context("starting Apache Kafka")?;
     let brokers = broker.bootstrap();
+    if plan.history_only {
+        history::measure(&rt, plan, &brokers, &mut report)?;
+        println!("{}", serde_json::to_string_pretty(&report.history)?);
+        return Ok(ExitCode::SUCCESS);
+    }
 
     let payloads = load::prefill_canonical(&rt, &brokers, plan.events, &mut report)?;
     if plan.hold {
@@ -274,7 +272,7 @@ fn run(plan: &Plan) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let broker_pid = broker.pid(0);
-    let ends = load::measure_raw_consume(&brokers, broker_pid, plan.events, &mut report)?;
+    let ends = raw::measure_raw_consume(plan, &brokers, broker_pid, &mut report)?;
     load::measure_decode(&payloads, &mut report)?;
     drop(payloads);
     let pipeline = child::PipelineRuns {
@@ -290,7 +288,8 @@ fn run(plan: &Plan) -> Result<ExitCode> {
     ws::measure_reconnect_storm(&rt, plan, &brokers, &mut report)?;
     child::measure_high_cardinality(&rt, plan, &brokers, &mut report)?;
     ws::measure_websockets(&rt, plan, &brokers, &mut report)?;
-    child::measure_restore(&rt, plan, &brokers, &mut report)?;
+    restore::measure_restore(&rt, plan, &brokers, &mut report)?;
+    history::measure(&rt, plan, &brokers, &mut report)?;
     let peers_failed = peers::measure(&rt, plan, &brokers, &mut report);
     drop(broker);
 

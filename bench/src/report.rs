@@ -44,8 +44,15 @@ pub struct Target {
 pub struct PeerReport {
     /// What ran: framework, version, how.
     pub version: String,
+    /// The job it ran, in words (beside Pulseboard's in the table).
+    pub job: String,
+    /// The JVM's flags (`-Xms`/`-Xmx`: the smallest heap at which it keeps its rate, see
+    /// docs/performance.md); `None` for a peer that is not a JVM.
+    pub jvm_flags: Option<Vec<String>>,
     /// Messages of the topic it processed, the malformed ones among them.
     pub events: Option<u64>,
+    /// `events` ÷ the messages of the topic (Quix reads only the first ones).
+    pub share: Option<f64>,
     pub malformed: Option<u64>,
     /// `events / seconds`, first to last message.
     pub eps: Option<f64>,
@@ -115,7 +122,10 @@ pub struct Report {
     pub machine: Machine,
     pub payload_bytes_avg: f64,
     pub prefill_eps: f64,
+    /// A consumer with the pipeline's configuration, reading every payload (`raw`).
     pub raw_consume_eps: f64,
+    /// The bench's own bare consumer loop (the previous `raw_consume_eps`).
+    pub raw_consume_eps_bare: f64,
     pub raw_consume_eps_default_fetch_wait: f64,
     pub decode_eps: f64,
     pub pipeline_eps: f64,
@@ -128,6 +138,10 @@ pub struct Report {
     /// `pipeline_eps_transactional / pipeline_eps` (target >= 0.9).
     pub transactional_vs_pipeline: f64,
     pub rss_peak_mb_transactional: f64,
+    /// (The child's disk writes + its state topic's record bytes) ÷ events, over the
+    /// `pipeline_eps_transactional` run; `bytes_written` has the parts.
+    pub bytes_written_per_event: Option<f64>,
+    pub bytes_written: Option<crate::state_topic::Written>,
     /// `pipeline_eps` with `--segment-dimensions none`: the job the peers run (counts,
     /// uniques and top lists by window, no segment tables); same topic, same measurement.
     pub pipeline_eps_same_job: f64,
@@ -176,19 +190,39 @@ pub struct Report {
     /// Where the CPU goes: what bounds `pipeline_vs_raw` on this machine.
     pub cpu: CpuBudget,
     pub peers: Peers,
-    /// `pipeline_eps` / the peer's `eps`.
+    /// `pipeline_eps_transactional` (state topic and transactions on, as users run it with
+    /// a broker) / the peer's `eps`.
     pub vs_spark: Option<f64>,
     pub vs_kafka_streams: Option<f64>,
     pub vs_quix: Option<f64>,
+    /// `pipeline_eps` (`--no-state-topic`) / the peer's `eps`.
+    pub vs_spark_no_state_topic: Option<f64>,
+    pub vs_kafka_streams_no_state_topic: Option<f64>,
+    pub vs_quix_no_state_topic: Option<f64>,
     /// `pipeline_eps_same_job` / the peer's `eps`: like with like (the peers keep no
     /// segment tables).
     pub vs_spark_same_job: Option<f64>,
     pub vs_kafka_streams_same_job: Option<f64>,
     pub targets: Vec<Target>,
-    /// Disk bytes per day of history at 1,000 events/s (`history`).
-    pub history: crate::history::HistoryFigures,
-    /// The same without segment tables (`--segment-dimensions none`).
-    pub history_no_segments: crate::history::HistoryFigures,
+    /// History through the real server at 1,000 events/s of realistic traffic (step 9,
+    /// `history`): the medians of the encoded rows of each resolution, bytes.
+    pub window_row_bytes: Option<f64>,
+    pub minute_row_bytes: Option<f64>,
+    pub hour_row_bytes: Option<f64>,
+    /// The store at the default ages at that rate, on disk (the formula: `history`).
+    pub history_bytes_per_day: Option<f64>,
+    /// The state topic's window records per window, every rewrite included, and one
+    /// window's last record; over the windows of the live traffic.
+    pub state_topic_bytes_per_window: Option<f64>,
+    pub state_topic_record_bytes: Option<f64>,
+    /// `bytes_written_per_event` of the live traffic (1,000 events/s in real time).
+    pub bytes_written_per_event_live: Option<f64>,
+    /// What one kiosk's WebSocket receives per second meanwhile (after its snapshot).
+    pub ws_bytes_per_s_kiosk: Option<f64>,
+    pub ws_frames_per_s_kiosk: Option<f64>,
+    pub rss_peak_mb_history: Option<f64>,
+    /// Everything step 9 measured.
+    pub history: Option<crate::history::HistoryFigures>,
 }
 
 /// One reconnect-storm run.
@@ -215,6 +249,23 @@ pub struct StormFigures {
 }
 
 impl Report {
+    /// Step 9's figures, and the keys taken from them.
+    pub fn set_history(&mut self, f: crate::history::HistoryFigures) {
+        let some = |v: f64| Some(v).filter(|v| v.is_finite());
+        self.window_row_bytes = some(f.windows.bytes_p50);
+        self.minute_row_bytes = some(f.minutes.bytes_p50);
+        self.hour_row_bytes = some(f.hours.bytes_p50);
+        self.history_bytes_per_day = some(f.history_bytes_per_day);
+        let w = &f.state_topic_live_windows;
+        self.state_topic_bytes_per_window = some(w.bytes_per_window).filter(|_| w.windows > 0);
+        self.state_topic_record_bytes = some(w.last_record_bytes_p50);
+        self.bytes_written_per_event_live = some(f.written_live.per_event());
+        self.ws_bytes_per_s_kiosk = some(f.kiosk.bytes_per_s);
+        self.ws_frames_per_s_kiosk = some(f.kiosk.frames_per_s);
+        self.rss_peak_mb_history = some(f.rss_peak_mb);
+        self.history = Some(f);
+    }
+
     pub fn new(plan: &Plan) -> Report {
         Report {
             mode: plan.mode,

@@ -46,6 +46,9 @@ pub mod store;
 pub(crate) mod telemetry;
 
 pub use app::{run, RunError};
+/// The input consumer's librdkafka configuration (group, fetch and queue sizes): public so
+/// the benchmark's raw loop reads with what the pipeline reads with.
+pub use ingest::client::consumer_config;
 
 #[cfg(test)]
 mod layers;

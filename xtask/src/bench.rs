@@ -12,8 +12,12 @@ use crate::timer::Timer;
 const JVM_PEERS: [&str; 2] = ["spark", "kafka-streams"];
 
 /// Whether the benchmark runs its JVM peers: as `pulseboard-bench` decides it (the last of
-/// `--jvm-peers`/`--no-jvm-peers` wins; without either, on except with `--quick`).
+/// `--jvm-peers`/`--no-jvm-peers` wins; without either, on except with `--quick`), and
+/// never with `--history-only`, which runs no peer.
 fn bench_wants_jvm_peers(args: &[String]) -> bool {
+    if args.iter().any(|a| a == "--history-only") {
+        return false;
+    }
     match args
         .iter()
         .rev()

@@ -21,7 +21,9 @@ struct Spec {
     /// Its folder under bench/peers/ and under the peers dir.
     dir: &'static str,
     main_class: &'static str,
-    /// JVM flags (bench/peers/README.md).
+    /// `-Xms` and `-Xmx`: the smallest heap at which it keeps its rate (see [`SPARK_HEAP`]).
+    heap: [&'static str; 2],
+    /// Its other JVM flags (bench/peers/README.md).
     flags: &'static [&'static str],
     /// Environment of the JVM.
     env: &'static [(&'static str, &'static str)],
@@ -31,16 +33,24 @@ struct Spec {
     /// The slowest rate that is still waited for (events/s), for the run's timeout.
     min_eps: u64,
     remark: &'static str,
+    job: &'static str,
 }
 
-const HEAP: [&str; 2] = ["-Xms1g", "-Xmx2g"];
+/// The heaps, found by runs on the bench's machine (docs/performance.md, "The JVM peers'
+/// heaps"): the smallest at which a peer's throughput run on the default topic (2,000,000
+/// events) keeps its rate with the heap it had before (`-Xms1g -Xmx2g`), within ~5 % (the
+/// median of interleaved runs), `-Xms` = `-Xmx` (a heap sized once), so that its peak RSS
+/// is what the job needs, not what a generous heap lets it take. Spark refuses a heap whose
+/// usable size is under 450 MB (1.5 × its 300 MB reserve); 480m keeps its rate.
+const SPARK_HEAP: [&str; 2] = ["-Xms480m", "-Xmx480m"];
+/// Kafka Streams keeps its rate down to 128m (96m: −5 %, 64m: −15 %); its RocksDB stores
+/// live outside the heap.
+const KAFKA_STREAMS_HEAP: [&str; 2] = ["-Xms128m", "-Xmx128m"];
 
 /// Spark 4 on Java 17 needs the module options of Spark's own launcher
 /// (`JavaModuleOptions`); `-XX:+IgnoreUnrecognizedVMOptions` lets Java 17 skip the two that
 /// only newer JVMs know (bench/peers/README.md, "Run").
 const SPARK_FLAGS: &[&str] = &[
-    HEAP[0],
-    HEAP[1],
     "-XX:+IgnoreUnrecognizedVMOptions",
     "--add-modules=jdk.incubator.vector",
     "--add-opens=java.base/java.lang=ALL-UNNAMED",
@@ -65,12 +75,11 @@ const SPARK_FLAGS: &[&str] = &[
     "--enable-native-access=ALL-UNNAMED",
 ];
 
-const KAFKA_STREAMS_FLAGS: &[&str] = &[HEAP[0], HEAP[1]];
-
 const SPARK: Spec = Spec {
     key: "spark",
     dir: "spark",
     main_class: "dev.pulseboard.peers.spark.SparkPeer",
+    heap: SPARK_HEAP,
     flags: SPARK_FLAGS,
     // Silences Spark's warning that the host name resolves to a loopback address.
     env: &[("SPARK_LOCAL_IP", "127.0.0.1")],
@@ -79,19 +88,30 @@ const SPARK: Spec = Spec {
     min_eps: 5_000,
     remark: "its first micro-batch takes the whole topic and includes Spark's warm-up \
              (code generation, JIT); latency is bounded by its micro-batches",
+    job: "the same windows (10 s tumbling, 5 s watermark) over all partitions: events, \
+          counts by type, distinct visitors (approx_count_distinct, 1 %); lenient JSON \
+          decoding, no dead letters; micro-batches on local[2] with 4 shuffle partitions, \
+          state and offsets checkpointed to its state dir each batch, updated windows to an \
+          output topic",
 };
 
 const KAFKA_STREAMS: Spec = Spec {
     key: "kafka_streams",
     dir: "kafka-streams",
     main_class: "dev.pulseboard.peers.kstreams.KafkaStreamsPeer",
-    flags: KAFKA_STREAMS_FLAGS,
+    heap: KAFKA_STREAMS_HEAP,
+    flags: &[],
     env: &[],
     version_property: "kafka.version",
     label: "Kafka Streams (DSL, 2 stream threads)",
     min_eps: 5_000,
     remark: "window updates leave its record cache at each commit (commit.interval.ms = 1000), \
              which bounds its latency",
+    job: "the same windows (10 s tumbling, 5 s grace) over all partitions: events, counts by \
+          type, distinct visitors (DataSketches HLL, per input partition's bucket, summed); \
+          lenient JSON decoding, no dead letters; a repartition by bucket, a RocksDB window \
+          store with its record cache, 2 stream threads, at-least-once commits every 1 s, \
+          updated windows to an output topic",
 };
 
 pub fn spark(plan: &Plan) -> Peer {
@@ -121,6 +141,8 @@ fn peer(spec: &Spec, plan: &Plan) -> Peer {
         events: plan.events,
         min_eps: spec.min_eps,
         remark: spec.remark,
+        job: spec.job,
+        jvm_flags: Some(jvm_flags(spec)),
     }
 }
 
@@ -140,7 +162,7 @@ fn launch(spec: &Spec, plan: &Plan) -> Result<Launch, String> {
             libs.display()
         ));
     }
-    let mut args: Vec<OsString> = spec.flags.iter().map(OsString::from).collect();
+    let mut args: Vec<OsString> = jvm_flags(spec).into_iter().map(OsString::from).collect();
     args.push("-cp".into());
     args.push(format!("{}/*:{}", libs.display(), jar.display()).into());
     args.push(spec.main_class.into());
@@ -149,6 +171,15 @@ fn launch(spec: &Spec, plan: &Plan) -> Result<Launch, String> {
         args,
         env: spec.env.to_vec(),
     })
+}
+
+/// Its heap, then its other flags.
+fn jvm_flags(spec: &Spec) -> Vec<String> {
+    spec.heap
+        .iter()
+        .chain(spec.flags)
+        .map(|f| (*f).to_owned())
+        .collect()
 }
 
 /// `<name>VALUE</name>` of a pom.

@@ -14,7 +14,8 @@
 //!   (see [`latency`]).
 //!
 //! The JVM peers read the whole of `bench`, the same N events Pulseboard read; Quix Streams,
-//! at a few thousand events/s, its first `--quix-events`. Start-up (process start to first
+//! at a few thousand events/s, its first `--quix-events` (its `share` of the topic is in
+//! the report). Start-up (process start to first
 //! message) is reported beside eps, never folded into it. Peak RSS is the VmHWM of the peer's
 //! process (the JVM, Spark's local executors included; python), sampled every 100 ms while
 //! it runs. A peer that is not built or not wanted is skipped with a note; a peer that fails
@@ -53,6 +54,10 @@ pub struct Peer {
     min_eps: u64,
     /// What to know when reading its numbers (added to its note).
     remark: &'static str,
+    /// Its job, in words (the table shows it beside Pulseboard's).
+    job: &'static str,
+    /// The JVM's flags, for a JVM peer.
+    jvm_flags: Option<Vec<String>>,
 }
 
 /// A command line that takes the contract's flags after `args`.
@@ -82,6 +87,8 @@ pub fn measure(
     for peer in peers {
         let slot = report.peers.get_mut(peer.key);
         slot.version = peer.version.clone();
+        slot.job = peer.job.to_owned();
+        slot.jvm_flags = peer.jvm_flags.clone();
         let launch = match &peer.launch {
             Ok(launch) => launch,
             Err(skipped) => {
@@ -204,6 +211,7 @@ fn throughput(
         bail!("it processed {} messages, not {}", line.events, peer.events);
     }
     slot.events = Some(line.events);
+    slot.share = Some(line.events as f64 / in_topic.max(1) as f64);
     slot.malformed = line.malformed;
     slot.eps = Some(line.eps);
     slot.seconds = Some(line.seconds);

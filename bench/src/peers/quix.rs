@@ -6,6 +6,13 @@
 //! topic would take many minutes.
 
 use super::{Launch, Peer};
+
+/// Its job, beside Pulseboard's in the table.
+const JOB: &str = "the same windows (10 s tumbling, 5 s grace) over all partitions: events, \
+counts by type, distinct visitors (exact, a set per window); lenient JSON decoding, no dead \
+letters; group_by one key (a repartition topic), RocksDB state, at-least-once commits, \
+closed windows (.final()) to an output topic; one Python process; only the first \
+--quix-events messages of the topic (its share is in the results)";
 use crate::{workspace_root, Plan};
 
 pub fn peer(plan: &Plan) -> Peer {
@@ -31,5 +38,7 @@ pub fn peer(plan: &Plan) -> Peer {
         min_eps: 1_000,
         remark: "latency mode emits every window update (`.current()`); throughput mode \
                  emits closed windows (`.final()`)",
+        job: JOB,
+        jvm_flags: None,
     }
 }

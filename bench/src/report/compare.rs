@@ -1,5 +1,6 @@
 //! What is computed once everything is measured: the CPU bound, the ratios (transactional
-//! and storm runs to the pipeline, the pipeline to each peer), and the targets.
+//! and storm runs to the pipeline; to each peer, Pulseboard with the state topic, without
+//! it, and without segment tables), and the targets.
 
 use super::{PeerReport, Report, Target};
 
@@ -21,15 +22,19 @@ impl Report {
         self.reconnect_storm_ratio = self.reconnect_storm.ratio;
         self.pipeline_eps_reconnect_storm_unpaced = self.reconnect_storm_unpaced.pipeline_eps;
         self.reconnect_storm_ratio_unpaced = self.reconnect_storm_unpaced.ratio;
-        let vs = |p: &PeerReport| p.eps.filter(|e| *e > 0.0).map(|e| self.pipeline_eps / e);
+        // Pulseboard as users run it with a broker (state topic, transactions), and without
+        // the state topic.
+        let ratio =
+            |ours: f64, p: &PeerReport| p.eps.filter(|e| *e > 0.0 && ours > 0.0).map(|e| ours / e);
+        let vs = |p: &PeerReport| ratio(self.pipeline_eps_transactional, p);
         self.vs_spark = vs(&self.peers.spark);
         self.vs_kafka_streams = vs(&self.peers.kafka_streams);
         self.vs_quix = vs(&self.peers.quix);
-        let same = |p: &PeerReport| {
-            p.eps
-                .filter(|e| *e > 0.0 && self.pipeline_eps_same_job > 0.0)
-                .map(|e| self.pipeline_eps_same_job / e)
-        };
+        let vs = |p: &PeerReport| ratio(self.pipeline_eps, p);
+        self.vs_spark_no_state_topic = vs(&self.peers.spark);
+        self.vs_kafka_streams_no_state_topic = vs(&self.peers.kafka_streams);
+        self.vs_quix_no_state_topic = vs(&self.peers.quix);
+        let same = |p: &PeerReport| ratio(self.pipeline_eps_same_job, p);
         self.vs_spark_same_job = same(&self.peers.spark);
         self.vs_kafka_streams_same_job = same(&self.peers.kafka_streams);
         self.targets = targets(self);
@@ -77,6 +82,14 @@ fn targets(r: &Report) -> Vec<Target> {
             300.0,
             Some(r.rss_peak_mb_high_cardinality),
         ),
+        // A 10 s window row at realistic cardinality, ≤ 10 KB (10,000 bytes).
+        t("window_row_bytes", "<=", 10_000.0, r.window_row_bytes),
+        t(
+            "restore_empty_instance_ms",
+            "<=",
+            1_000.0,
+            Some(r.restore_empty_instance_ms).filter(|ms| *ms > 0.0),
+        ),
     ]
 }
 
@@ -89,12 +102,17 @@ mod tests {
     fn a_missing_peer_has_no_ratio_and_its_target_is_open() {
         let mut r = Report {
             pipeline_eps: 100.0,
+            pipeline_eps_transactional: 80.0,
             ..Report::default()
         };
         r.peers.spark.eps = Some(10.0);
         r.finish();
-        assert_eq!(r.vs_spark, Some(10.0));
+        // The targets are judged on the run with the state topic.
+        assert_eq!(r.vs_spark, Some(8.0));
+        assert_eq!(r.vs_spark_no_state_topic, Some(10.0));
         assert_eq!(r.vs_kafka_streams, None);
+        let spark = r.targets.iter().find(|t| t.metric == "vs_spark");
+        assert_eq!(spark.and_then(|t| t.value), Some(8.0));
         let ks = r.targets.iter().find(|t| t.metric == "vs_kafka_streams");
         assert_eq!(ks.and_then(|t| t.met), None);
     }

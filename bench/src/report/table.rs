@@ -6,6 +6,14 @@ use std::collections::HashMap;
 
 use super::{PeerReport, Report, StormFigures, Target};
 
+/// Pulseboard's job in `pipeline_eps_transactional`, beside the peers' (`PeerReport::job`).
+const PULSEBOARD_JOB: &str = "10 s tumbling event-time windows, 5 s lateness, per partition: \
+events, counts by type, distinct visitors and sessions (HyperLogLog), top URLs, referrers, \
+countries and devices, segment tables (country, device, type, referrer); strict decoding with \
+dead letters; every 1 s a checkpoint in one Kafka transaction (window and progress records to \
+the state topic, the group's offsets) and in sled; the state topic's reader, the live hub and \
+the HTTP server beside";
+
 fn int(v: f64) -> String {
     group_thousands(v.round() as i64)
 }
@@ -25,10 +33,27 @@ fn one_decimal(v: f64) -> String {
     format!("{v:.1}")
 }
 
-fn peer_rows(key: &str, p: &PeerReport, vs: Option<f64>) -> Vec<(String, String)> {
+/// A peer's rows; `vs` is its ratio with the state topic and without it.
+fn peer_rows(key: &str, p: &PeerReport, vs: [Option<f64>; 2]) -> Vec<(String, String)> {
     let count = |v: Option<u64>| v.map_or("n/a".into(), |v| group_thousands(v as i64));
+    let heap = p.jvm_flags.as_ref().map_or_else(
+        || "n/a".to_owned(),
+        |f| {
+            let heap: Vec<&str> = f
+                .iter()
+                .map(String::as_str)
+                .filter(|f| f.starts_with("-Xm"))
+                .collect();
+            heap.join(" ")
+        },
+    );
     vec![
         (format!("{key}.events"), count(p.events)),
+        (
+            format!("{key}.share (of the topic)"),
+            opt(p.share, |v| format!("{:.0} %", v * 100.0)),
+        ),
+        (format!("{key}.jvm_flags (heap)"), heap),
         (format!("{key}.eps"), opt(p.eps, int)),
         (format!("{key}.startup_ms"), opt(p.startup_ms, int)),
         (
@@ -43,7 +68,67 @@ fn peer_rows(key: &str, p: &PeerReport, vs: Option<f64>) -> Vec<(String, String)
             format!("{key}.latency_p99_ms"),
             opt(p.latency_p99_ms, one_decimal),
         ),
-        (format!("vs_{key}"), opt(vs, one_decimal)),
+        (format!("vs_{key}"), opt(vs[0], one_decimal)),
+        (format!("vs_{key}_no_state_topic"), opt(vs[1], one_decimal)),
+    ]
+}
+
+/// Step 9's rows (history through the server, the live traffic and its kiosk).
+fn history_rows(r: &Report) -> Vec<(String, String)> {
+    let bytes = |v: Option<f64>| opt(v, int);
+    let h = r.history.as_ref();
+    let rows_of = |f: fn(&crate::history::HistoryFigures) -> &crate::history::Rows| {
+        h.map_or("n/a".into(), |h| {
+            let rows = f(h);
+            format!("{} rows, {:.1} MB/day", rows.rows, rows.bytes_per_day / 1e6)
+        })
+    };
+    vec![
+        ("window_row_bytes".to_owned(), bytes(r.window_row_bytes)),
+        ("  windows".to_owned(), rows_of(|h| &h.windows)),
+        ("minute_row_bytes".to_owned(), bytes(r.minute_row_bytes)),
+        ("  minute buckets".to_owned(), rows_of(|h| &h.minutes)),
+        ("hour_row_bytes".to_owned(), bytes(r.hour_row_bytes)),
+        ("  hour buckets".to_owned(), rows_of(|h| &h.hours)),
+        (
+            "history: on disk ÷ encoded rows".to_owned(),
+            opt(h.map(|h| h.overhead), |v| format!("{v:.2}")),
+        ),
+        (
+            "history_bytes_per_day (GB)".to_owned(),
+            opt(r.history_bytes_per_day, |v| format!("{:.2}", v / 1e9)),
+        ),
+        (
+            "state_topic_bytes_per_window".to_owned(),
+            bytes(r.state_topic_bytes_per_window),
+        ),
+        (
+            "  records per window".to_owned(),
+            opt(
+                h.map(|h| h.state_topic_live_windows.records_per_window),
+                one_decimal,
+            ),
+        ),
+        (
+            "state_topic_record_bytes".to_owned(),
+            bytes(r.state_topic_record_bytes),
+        ),
+        (
+            "bytes_written_per_event_live".to_owned(),
+            opt(r.bytes_written_per_event_live, one_decimal),
+        ),
+        (
+            "ws_bytes_per_s_kiosk".to_owned(),
+            bytes(r.ws_bytes_per_s_kiosk),
+        ),
+        (
+            "ws_frames_per_s_kiosk".to_owned(),
+            opt(r.ws_frames_per_s_kiosk, one_decimal),
+        ),
+        (
+            "rss_peak_mb_history".to_owned(),
+            opt(r.rss_peak_mb_history, one_decimal),
+        ),
     ]
 }
 
@@ -81,6 +166,7 @@ fn rows(r: &Report) -> Vec<(String, String)> {
         ("payload_bytes_avg", format!("{:.1}", r.payload_bytes_avg)),
         ("prefill_eps", int(r.prefill_eps)),
         ("raw_consume_eps", int(r.raw_consume_eps)),
+        ("raw_consume_eps_bare", int(r.raw_consume_eps_bare)),
         (
             "raw_consume_eps_default_fetch_wait",
             int(r.raw_consume_eps_default_fetch_wait),
@@ -120,6 +206,10 @@ fn rows(r: &Report) -> Vec<(String, String)> {
             ),
         ),
         ("rss_peak_mb_same_job", one_decimal(r.rss_peak_mb_same_job)),
+        (
+            "bytes_written_per_event",
+            opt(r.bytes_written_per_event, one_decimal),
+        ),
         (
             "restore_empty_instance_ms",
             format!(
@@ -223,13 +313,22 @@ fn rows(r: &Report) -> Vec<(String, String)> {
         ),
     ];
     rows.extend(tail.into_iter().map(|(k, v)| (k.to_owned(), v)));
-    rows.extend(peer_rows("spark", &r.peers.spark, r.vs_spark));
+    rows.extend(history_rows(r));
+    rows.extend(peer_rows(
+        "spark",
+        &r.peers.spark,
+        [r.vs_spark, r.vs_spark_no_state_topic],
+    ));
     rows.extend(peer_rows(
         "kafka_streams",
         &r.peers.kafka_streams,
-        r.vs_kafka_streams,
+        [r.vs_kafka_streams, r.vs_kafka_streams_no_state_topic],
     ));
-    rows.extend(peer_rows("quix", &r.peers.quix, r.vs_quix));
+    rows.extend(peer_rows(
+        "quix",
+        &r.peers.quix,
+        [r.vs_quix, r.vs_quix_no_state_topic],
+    ));
     rows.extend([
         (
             "vs_spark_same_job".to_owned(),
@@ -267,6 +366,18 @@ pub fn print_table(r: &Report) {
             None => (String::new(), ""),
         };
         println!("{k:<width$}  {v:>vwidth$}  {target:<10}  {met}");
+    }
+    println!();
+    println!(
+        "The jobs compared (vs_* = Pulseboard's pipeline_eps_transactional ÷ the peer's eps):"
+    );
+    println!("  pulseboard: {PULSEBOARD_JOB}");
+    for (key, p) in [
+        ("spark", &r.peers.spark),
+        ("kafka_streams", &r.peers.kafka_streams),
+        ("quix", &r.peers.quix),
+    ] {
+        println!("  {key}: {}", p.job);
     }
     println!();
     for (key, p) in [

@@ -6,9 +6,11 @@
 //! - [`Generator::next_event`] always yields an event the canonical decoder
 //!   accepts; [`Generator::next_payload`] yields its canonical JSON, or (with
 //!   probability `malformed`) a payload the canonical decoder rejects.
-//! - Traffic shape: Zipf page popularity, visitors with sticky country/device,
+//! - Traffic shape: Zipf page popularity over `pages` URLs, visitors with sticky
+//!   country/device (`countries` of them, the site's 16 weighted ones by default),
 //!   multi-event sessions, ~85/13/2 % pageview/click/signup (the signups, on `/signup`,
-//!   are what the demo's `signup` goal counts), weighted referrers, a fraction of
+//!   are what the demo's `signup` goal counts), `referrers` weighted referrers (no referrer
+//!   among them; 10 by default), a fraction of
 //!   out-of-order and of late events.
 //! - With a [`Spike`] (the demo's, [`GenConfig::demo`]), traffic now and then swells: a link
 //!   on a busy site sends a crowd of new visitors to one blog post. [`Generator::rate_factor`]
@@ -29,13 +31,19 @@ mod spike;
 pub use spike::{Spike, SPIKE_PAGE, SPIKE_REFERRER};
 
 use crate::event::Event;
-use site::{page_paths, total_weight, weighted, COUNTRIES, DEVICES, REFERRERS};
+use site::{countries, page_paths, referrers, total_weight, weighted, DEVICES};
 
 /// Generator parameters.
 #[derive(Debug, Clone)]
 pub struct GenConfig {
     /// Number of distinct page URLs.
     pub pages: usize,
+    /// Number of distinct countries: the site's 16 weighted ones, then (with more) a tail of
+    /// weight 1 each.
+    pub countries: usize,
+    /// Number of distinct referrers, "none" included: the site's 10 weighted ones, then
+    /// (with more) other sites of weight 1 each.
+    pub referrers: usize,
     /// Number of distinct visitors.
     pub visitors: usize,
     /// Zipf exponent of page popularity.
@@ -54,6 +62,8 @@ impl Default for GenConfig {
     fn default() -> Self {
         GenConfig {
             pages: 300,
+            countries: 16,
+            referrers: 10,
             visitors: 20_000,
             zipf_s: 1.1,
             out_of_order: 0.02,
@@ -87,7 +97,8 @@ struct Session {
     visitor: usize,
     id: String,
     remaining: u32,
-    referrer: Option<&'static str>,
+    /// Index into [`Generator::referrers`].
+    referrer: usize,
 }
 
 /// Deterministic traffic generator.
@@ -96,6 +107,8 @@ pub struct Generator {
     cfg: GenConfig,
     pages: Vec<String>,
     zipf_cdf: Vec<f64>,
+    countries: Vec<(String, u32)>,
+    referrers: Vec<(Option<String>, u32)>,
     sessions: Vec<Session>,
     max_sessions: usize,
     visitor_salt: u64,
@@ -143,6 +156,8 @@ impl Generator {
             rng: fastrand::Rng::with_seed(seed),
             pages: page_paths(cfg.pages),
             zipf_cdf,
+            countries: countries(cfg.countries),
+            referrers: referrers(cfg.referrers),
             sessions: Vec::new(),
             max_sessions: (cfg.visitors / 20).clamp(1, 400),
             visitor_salt: mix(seed),
@@ -166,10 +181,11 @@ impl Generator {
     }
 
     /// Sticky per-visitor attributes derived from the visitor number.
-    fn visitor_attrs(&self, v: usize) -> (&'static str, &'static str) {
+    fn visitor_attrs(&self, v: usize) -> (String, &'static str) {
         let h = mix(self.visitor_salt.wrapping_add(v as u64).rotate_left(17));
-        let c = weighted(COUNTRIES, (h % u64::from(total_weight(COUNTRIES))) as u32);
-        let d = weighted(
+        let all = u64::from(total_weight(&self.countries));
+        let c = weighted(&self.countries, (h % all) as u32).clone();
+        let d = *weighted(
             DEVICES,
             ((h >> 32) % u64::from(total_weight(DEVICES))) as u32,
         );
@@ -183,7 +199,8 @@ impl Generator {
         if start_new {
             let visitor = self.rng.usize(0..self.cfg.visitors);
             let id = format!("s-{:016x}", self.rng.u64(..));
-            let referrer = weighted(REFERRERS, self.rng.u32(0..total_weight(REFERRERS)));
+            let r = self.rng.u32(0..total_weight(&self.referrers));
+            let referrer = self.referrer_index(r);
             // geometric-ish session length, mean about 5 events
             let remaining = 1 + (0..20).take_while(|_| self.rng.f64() < 0.8).count() as u32;
             self.sessions.push(Session {
@@ -196,6 +213,17 @@ impl Generator {
         } else {
             self.rng.usize(0..self.sessions.len())
         }
+    }
+
+    /// The referrer of weighted draw `r` (below the referrers' total weight), as an index.
+    fn referrer_index(&self, mut r: u32) -> usize {
+        for (i, (_, w)) in self.referrers.iter().enumerate() {
+            if r < *w {
+                return i;
+            }
+            r -= w;
+        }
+        self.referrers.len() - 1
     }
 
     /// The next well-formed event at (about) `now_ms`.
@@ -233,14 +261,15 @@ impl Generator {
             self.sessions.swap_remove(si);
         }
         let (country, device) = self.visitor_attrs(visitor);
+        let referrer = self.referrers.get(referrer).and_then(|r| r.0.clone());
         Event {
             ts,
             kind: kind.to_owned(),
             visitor: self.visitor_id(visitor),
             session: Some(session),
             url,
-            referrer: referrer.map(str::to_owned),
-            country: Some(country.to_owned()),
+            referrer,
+            country: Some(country),
             device: Some(device.to_owned()),
         }
     }

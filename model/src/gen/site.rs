@@ -3,7 +3,9 @@
 //!
 //! Contract: everything here is fixed data or a pure function of its arguments; the
 //! generator draws from it with its own seeded RNG. [`page_paths`] lists distinct paths,
-//! `/` first.
+//! `/` first; [`countries`] and [`referrers`] list the weighted ones below, cut or
+//! lengthened to the number asked (more countries and referrers come with weight 1 each, a
+//! long tail; the defaults, the lists' own lengths, give the lists unchanged).
 
 const FIXED_PAGES: &[&str] = &[
     "/",
@@ -109,16 +111,51 @@ pub(super) const COUNTRIES: &[(&str, u32)] = &[
     ("MX", 3),
 ];
 
+/// Real country codes the list above lacks: the long tail of [`countries`].
+const MORE_COUNTRIES: &[&str] = &[
+    "AR", "AT", "BE", "CH", "CL", "CN", "CO", "CZ", "DK", "EG", "FI", "GR", "HK", "HU", "ID", "IE",
+    "IL", "KE", "MY", "NG", "NO", "NZ", "PE", "PH", "PK", "PT", "RO", "SA", "SG", "TH", "TR", "TW",
+    "UA", "VN", "ZA", "AE", "BG", "HR", "LT", "LV", "EE", "SK", "SI", "RS", "IS", "LU", "MA", "TN",
+    "UY", "EC", "BD", "LK", "NP", "KZ", "GE", "AM", "CR", "PA", "DO", "GT",
+];
+
+/// The first `n` of [`COUNTRIES`], then (beyond its length) the codes of `MORE_COUNTRIES`,
+/// then numbered ones (`Q0`, `Q1`, ...), weight 1 each.
+pub(super) fn countries(n: usize) -> Vec<(String, u32)> {
+    let more = MORE_COUNTRIES
+        .iter()
+        .map(|c| (*c).to_owned())
+        .chain((0..).map(|i| format!("Q{i}")));
+    COUNTRIES
+        .iter()
+        .map(|(c, w)| ((*c).to_owned(), *w))
+        .chain(more.map(|c| (c, 1)))
+        .take(n.max(1))
+        .collect()
+}
+
+/// The first `n` of [`REFERRERS`] (no referrer first), then more sites
+/// (`https://www.site-<i>.example/`), weight 1 each.
+pub(super) fn referrers(n: usize) -> Vec<(Option<String>, u32)> {
+    let more = (0..).map(|i| (Some(format!("https://www.site-{i}.example/")), 1));
+    REFERRERS
+        .iter()
+        .map(|(r, w)| (r.map(str::to_owned), *w))
+        .chain(more)
+        .take(n.max(1))
+        .collect()
+}
+
 pub(super) const DEVICES: &[(&str, u32)] = &[("desktop", 55), ("mobile", 40), ("tablet", 5)];
 
-pub(super) fn weighted<T: Copy>(items: &[(T, u32)], mut r: u32) -> T {
-    for &(item, w) in items {
-        if r < w {
+pub(super) fn weighted<T>(items: &[(T, u32)], mut r: u32) -> &T {
+    for (item, w) in items {
+        if r < *w {
             return item;
         }
         r -= w;
     }
-    items[items.len() - 1].0
+    &items[items.len() - 1].0
 }
 
 pub(super) fn total_weight<T>(items: &[(T, u32)]) -> u32 {
@@ -172,5 +209,25 @@ mod tests {
         let set: HashSet<&String> = p.iter().collect();
         assert_eq!(set.len(), p.len());
         assert_eq!(p[0], "/");
+    }
+
+    #[test]
+    fn the_default_lists_are_the_weighted_ones_and_more_are_distinct() {
+        let c = countries(COUNTRIES.len());
+        assert!(c
+            .iter()
+            .zip(COUNTRIES)
+            .all(|(a, b)| a.0 == b.0 && a.1 == b.1));
+        let r = referrers(REFERRERS.len());
+        assert!(r
+            .iter()
+            .zip(REFERRERS)
+            .all(|(a, b)| a.0.as_deref() == b.0 && a.1 == b.1));
+        for n in [60, 200] {
+            let set: HashSet<String> = countries(n).into_iter().map(|c| c.0).collect();
+            assert_eq!(set.len(), n);
+        }
+        let set: HashSet<Option<String>> = referrers(40).into_iter().map(|r| r.0).collect();
+        assert_eq!(set.len(), 40);
     }
 }

@@ -82,7 +82,7 @@ impl Generator {
             session: Some(format!("s-{:016x}", self.rng.u64(..))),
             url: SPIKE_PAGE.to_owned(),
             referrer: Some(SPIKE_REFERRER.to_owned()),
-            country: Some(country.to_owned()),
+            country: Some(country),
             device: Some(device.to_owned()),
         }
     }

@@ -34,7 +34,8 @@
 //! reader of windows and buckets from seeing a row in both places or in neither while a
 //! roll-up moves it (`history.rs`).
 //!
-//! The state topic's record format is [`record`] (`record.rs`); the unit tests are in
+//! The state topic's record format is [`record`] (`record.rs`); what the rows weigh by
+//! kind, for the benchmark, is `sizes.rs` ([`Store::row_sizes`]); the unit tests are in
 //! `tests/`, one file per file.
 
 mod annotations;
@@ -46,6 +47,7 @@ mod migrate;
 pub mod record;
 pub mod row;
 mod salts;
+mod sizes;
 mod windows;
 
 use std::path::Path;
@@ -59,6 +61,7 @@ pub use checkpoint::{OwnerRecord, PartitionCheckpoint, PartitionWrite};
 pub use dead_letters::{DeadLetterRecord, DEAD_LETTER_HEAD};
 pub use history::{RollupStats, StoredBucket};
 pub use salts::day_of;
+pub use sizes::{RowSize, RowSizes};
 pub use windows::StoredWindow;
 
 use checkpoint::STATE_POSITIONS_TREE;

@@ -6,6 +6,7 @@ mod checkpoint;
 mod history;
 mod keys;
 mod migrate;
+mod sizes;
 mod windows;
 
 use std::path::Path;
