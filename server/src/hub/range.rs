@@ -3,13 +3,13 @@
 //! Contract:
 //! - Readers of a range ([`Hub::merged_range`]) get the store's rows with each partition's
 //!   row replaced by the hub's fresher copy where it holds one: per partition, never one
-//!   source instead of the other.
+//!   source instead of the other. The work is done outside the hub's lock.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use pulseboard_model::agg::{Aggregate, Keep};
 
-use super::{Hub, PartKey};
+use super::{Hub, PartKey, Parts};
 use crate::store::{Store, StoreError};
 
 impl Hub {
@@ -30,6 +30,9 @@ impl Hub {
     /// [`Hub::merged_range`] folding each partition's row of a window into a `T` with
     /// `fold`, in partition order; rows read from the store are decoded with the segment
     /// tables `keep` says.
+    ///
+    /// The hub's handles are taken under its lock and folded outside it; the store's rows
+    /// of the partitions the hub holds are not decoded.
     pub fn merged_range_with<T: Default>(
         &self,
         store: &Store,
@@ -38,35 +41,44 @@ impl Hub {
         keep: Keep,
         mut fold: impl FnMut(&mut T, &Aggregate),
     ) -> Result<BTreeMap<i64, T>, StoreError> {
-        let mut parts: BTreeMap<i64, HashMap<PartKey, Aggregate>> = BTreeMap::new();
-        for row in store.windows_in_with(from, to, keep)? {
-            parts
+        let held: BTreeMap<i64, Parts> = {
+            let g = self.lock();
+            g.windows
+                .range(from..to)
+                .map(|(s, p)| (*s, p.clone()))
+                .collect()
+        };
+        let is_held = |start: i64, topic: &str, partition: i32| {
+            held.get(&start).is_some_and(|h| {
+                h.keys().any(|(t, p)| t.as_str() == topic && *p == partition)
+            })
+        };
+        let mut stored: BTreeMap<i64, Vec<(PartKey, Aggregate)>> = BTreeMap::new();
+        for row in store.windows_in_where(from, to, keep, |s, t, p| !is_held(s, t, p))? {
+            stored
                 .entry(row.start)
                 .or_default()
-                .insert((row.topic, row.partition), row.agg);
+                .push(((row.topic, row.partition), row.agg));
         }
-        let g = self.lock();
+        let starts: BTreeSet<i64> = stored.keys().chain(held.keys()).copied().collect();
         let mut out = BTreeMap::new();
-        let starts: BTreeSet<i64> = parts
-            .keys()
-            .chain(g.windows.range(from..to).map(|(s, _)| s))
-            .copied()
-            .collect();
         for start in starts {
-            let stored = parts.remove(&start).unwrap_or_default();
-            let held = g.windows.get(&start).map(|h| &**h);
-            let mut keys: Vec<&PartKey> = stored
-                .keys()
-                .filter(|k| held.is_none_or(|h| !h.contains_key(*k)))
-                .chain(held.into_iter().flat_map(|h| h.keys()))
+            let mut rows: Vec<(&PartKey, &Aggregate)> = stored
+                .get(&start)
+                .into_iter()
+                .flatten()
+                .map(|(k, a)| (k, a))
+                .chain(
+                    held.get(&start)
+                        .into_iter()
+                        .flat_map(|h| h.iter().map(|(k, a)| (k, &**a))),
+                )
                 .collect();
-            keys.sort();
+            // Partition order, whatever the source.
+            rows.sort_by(|a, b| a.0.cmp(b.0));
             let mut total = T::default();
-            for k in keys {
-                match held.and_then(|h| h.get(k)) {
-                    Some(a) => fold(&mut total, a),
-                    None => fold(&mut total, &stored[k]),
-                }
+            for (_, a) in rows {
+                fold(&mut total, a);
             }
             out.insert(start, total);
         }

@@ -63,6 +63,18 @@ impl Store {
         to: i64,
         keep: Keep,
     ) -> Result<Vec<StoredWindow>, StoreError> {
+        self.windows_in_where(from, to, keep, |_, _, _| true)
+    }
+
+    /// [`Store::windows_in_with`], only the rows `wanted(start, topic, partition)` says:
+    /// the others are not decoded.
+    pub fn windows_in_where(
+        &self,
+        from: i64,
+        to: i64,
+        keep: Keep,
+        wanted: impl Fn(i64, &str, i32) -> bool,
+    ) -> Result<Vec<StoredWindow>, StoreError> {
         let mut out = Vec::new();
         if from >= to {
             return Ok(out);
@@ -75,6 +87,9 @@ impl Store {
             let Some((start, topic, partition)) = decode_window_key(&k) else {
                 continue;
             };
+            if !wanted(start, &topic, partition) {
+                continue;
+            }
             out.push(StoredWindow {
                 start,
                 topic,
