@@ -2,8 +2,13 @@
 //! (see [`pulseboard_model::rollup`]).
 //!
 //! Contract: key `(level, bucket start, topic, partition)` → encoded aggregate, `level` one
-//! byte (1 = minute, 2 = hour) so a level's time range is one range scan, and the
-//! partition kept so a bucket can be replicated per partition like a window. Filled by
+//! byte (1 = minute, 2 = hour) so a level's time range is one range scan. A bucket holds
+//! every partition of its topic: its partition is [`ALL_PARTITIONS`] (buckets of earlier
+//! releases were one per partition; they are read, and rolled up, alike: readers merge the
+//! buckets of a start whatever their partition). One row per topic instead of one per
+//! partition is most of what history saves over windows: a partition's minute holds a
+//! quarter of the events of a 4-partition topic but nearly the bytes of the whole (its
+//! sketches and top lists do not shrink with the traffic). Filled by
 //! [`Store::roll_up_windows`] (windows before a cut-off → minute buckets) and
 //! [`Store::roll_up_minutes`] (minute buckets → hour buckets); emptied by
 //! [`Store::delete_history_before`]. Each bucket is written in ONE sled transaction that
@@ -26,6 +31,9 @@ use super::keys::{
 };
 use super::row;
 use super::{abort, committed, Store, StoreError};
+
+/// The partition of a bucket that holds every partition of its topic.
+pub const ALL_PARTITIONS: i32 = -1;
 
 /// A roll-up bucket as read back from the store.
 #[derive(Debug, Clone)]
@@ -70,9 +78,9 @@ impl SourceRow {
 }
 
 /// Inside a transaction: move the rows of one bucket from `src` into `dst` (merged per
-/// partition into the bucket rows of `level`), and drop the revised marks of their starts
-/// when `revised` is given. Reads every row inside the transaction, so a retried
-/// transaction starts again from what is stored.
+/// topic into the bucket rows of `level`, partition [`ALL_PARTITIONS`]), and drop the
+/// revised marks of their starts when `revised` is given. Reads every row inside the
+/// transaction, so a retried transaction starts again from what is stored.
 fn fold_bucket(
     src: &TransactionalTree,
     dst: &TransactionalTree,
@@ -81,26 +89,21 @@ fn fold_bucket(
     level: Level,
     bucket: i64,
 ) -> Result<usize, ConflictableTransactionError<StoreError>> {
-    let mut merged: BTreeMap<(String, i32), Aggregate> = BTreeMap::new();
+    let mut merged: BTreeMap<String, Aggregate> = BTreeMap::new();
     let mut n = 0;
     for row in rows {
         let Some(v) = src.remove(&row.key)? else {
             continue;
         };
         let agg = row::decode_all(&v).map_err(abort)?;
-        rollup::fold_into(
-            merged
-                .entry((row.topic.clone(), row.partition))
-                .or_default(),
-            &agg,
-        );
+        rollup::fold_into(merged.entry(row.topic.clone()).or_default(), &agg);
         if let Some(r) = revised {
             r.remove(&enc_i64(row.start))?;
         }
         n += 1;
     }
-    for ((topic, partition), agg) in merged {
-        let k = bucket_key(level, bucket, &topic, partition);
+    for (topic, agg) in merged {
+        let k = bucket_key(level, bucket, &topic, ALL_PARTITIONS);
         let mut total = match dst.get(&k)? {
             Some(v) => row::decode_all(&v).map_err(abort)?,
             None => Aggregate::new(),
