@@ -9,6 +9,10 @@ use tokio_util::sync::CancellationToken;
 /// (a Kafka client call bounded by its own timeout): the process exits after that anyway.
 const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// mimalloc, which also serves librdkafka's `malloc` and `free` (feature `override`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     if let Some(Command::Openapi) = config.command {
