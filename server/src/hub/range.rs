@@ -50,7 +50,8 @@ impl Hub {
         };
         let is_held = |start: i64, topic: &str, partition: i32| {
             held.get(&start).is_some_and(|h| {
-                h.keys().any(|(t, p)| t.as_str() == topic && *p == partition)
+                h.keys()
+                    .any(|(t, p)| t.as_str() == topic && *p == partition)
             })
         };
         let mut stored: BTreeMap<i64, Vec<(PartKey, Aggregate)>> = BTreeMap::new();
