@@ -2,11 +2,13 @@
 //! [`Aggregate::from_bytes`] and [`Aggregate::decode`], which may skip the segment tables.
 //!
 //! Contract:
-//! - Version 5, the row format of `codec` (a dictionary of the row's keys, varints, the
-//!   segment tables last, each skippable: [`Keep`]), is written. Versions 3 (postcard,
-//!   HyperLogLogs in their old form) and 2 (before sources, goals and segments) are still
-//!   read, through the mirror types of `legacy`, [`Keep`] included. (Version 4, postcard
-//!   with the new sketches, was never released: it is not read.)
+//! - Version 6, the row format of `codec` (a sorted, front-coded dictionary of the row's
+//!   keys, varints, Rice-coded sketches, the segment tables last, each skippable: [`Keep`]),
+//!   is written. Version 5 (the same row format with a plain dictionary, top lists by count
+//!   and sketches by varints) is read by `codec` too; versions 3 (postcard, HyperLogLogs in
+//!   their old form) and 2 (before sources, goals and segments) through the mirror types
+//!   of `legacy`, [`Keep`] included. (Version 4, postcard with the new sketches, was never
+//!   released: it is not read.)
 //! - Corrupt input yields [`AggError`], never a panic.
 
 use super::legacy::{segments_v3, AggregateV2, FiguresV3};
@@ -30,9 +32,10 @@ pub enum AggError {
     },
 }
 
-/// Storage format version written by [`Aggregate::to_bytes`] (4: HyperLogLogs in their own
-/// codec, see [`Hll::encode`]; 3 added referrer domains, goals and segment tables).
-/// Versions 3 and 2 are still read.
+/// Storage format version written by [`Aggregate::to_bytes`]: the row format of `codec`
+/// (6: a sorted, front-coded dictionary and Rice-coded sketches; 5: the row format; 4:
+/// HyperLogLogs in their own codec, see [`Hll::encode`]; 3 added referrer domains, goals
+/// and segment tables). Versions 5, 3 and 2 are still read.
 pub const AGG_FORMAT_VERSION: u8 = super::codec::ROW_FORMAT_VERSION;
 
 /// What [`Aggregate::decode`] decodes of the segment tables.
@@ -52,7 +55,7 @@ impl Aggregate {
         super::codec::encode(self)
     }
 
-    /// Decodes [`Aggregate::to_bytes`] output (of this version, or versions 3 and 2).
+    /// Decodes [`Aggregate::to_bytes`] output (of this version, or versions 5, 3 and 2).
     pub fn from_bytes(b: &[u8]) -> Result<Self, AggError> {
         Aggregate::decode(b, Keep::All)
     }
@@ -69,7 +72,7 @@ impl Aggregate {
             n => Err(AggError::Corrupt(format!("{n} trailing bytes"))),
         };
         match version {
-            AGG_FORMAT_VERSION => super::codec::decode(b, keep),
+            AGG_FORMAT_VERSION | 5 => super::codec::decode(b, keep),
             3 => {
                 let (figures, tail) =
                     postcard::take_from_bytes::<FiguresV3>(rest).map_err(corrupt)?;

@@ -158,7 +158,7 @@ impl TopCounts {
     }
 
     /// The tracked `(key, count)` pairs, in no order.
-    fn entries(&self) -> impl Iterator<Item = (&str, u64)> + '_ {
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&str, u64)> + '_ {
         self.slots
             .iter()
             .map(|s| (Self::key_of(&self.arena, s), s.count))

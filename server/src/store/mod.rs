@@ -71,7 +71,8 @@ use keys::{dec_i64, enc_i64};
 /// events and recorded dead letters in the partition checkpoint, trees `dead_letters` and
 /// `revised`; 4: the checkpoint sequence `seq`, the trees of the state-topic positions
 /// (`changelog` on disk) and `owners`, the `instance_id` in `meta`; 5: rows of windows
-/// and buckets in the model's row format 5, compressed (`row`)). Version-2, -3 and -4
+/// and buckets in the model's row format, compressed (`row`): row format 5, or 6 since,
+/// with no migration, as a row carries its version). Version-2, -3 and -4
 /// stores are migrated in place when opened (see `migrate`); their rows are read as they
 /// are and rewritten as they change or roll up.
 pub const FORMAT_VERSION: u32 = 5;

@@ -4,8 +4,8 @@
 //! Contract:
 //! - [`encode`] gives either the model's row as it is (its first byte is the row format's
 //!   version, below 0x80) or [`ZSTD`] followed by a zstd frame of it. Rows of the earlier
-//!   formats the model still reads (versions 2 and 3, stored uncompressed by earlier
-//!   releases) are read as they are.
+//!   formats the model still reads (version 5, compressed the same way, and versions 2 and
+//!   3, stored uncompressed by earlier releases) are read as they are.
 //! - [`decode`] decompresses into at most [`MAX_ROW_BYTES`] (a frame that claims more is
 //!   an error, not an allocation), then decodes with the segment tables `keep` says.
 //! - Encoding is deterministic: equal aggregates give equal bytes.
@@ -144,9 +144,11 @@ mod tests {
             let stored = encode(&a);
             let row = a.to_bytes();
             if n == 2_000 {
+                // zstd takes a quarter off (row format 5 left it a third: its sketches were
+                // not Rice-coded, its dictionary not front-coded).
                 assert_eq!(stored[0], ZSTD);
                 assert!(
-                    stored.len() * 10 < row.len() * 7,
+                    stored.len() * 20 < row.len() * 17,
                     "{} of {}",
                     stored.len(),
                     row.len()

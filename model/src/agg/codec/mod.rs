@@ -1,39 +1,52 @@
-//! The row format of an [`Aggregate`] (version 5): what the store, the state topic and the
+//! The row format of an [`Aggregate`] (version 6): what the store, the state topic and the
 //! roll-ups keep of a window or a bucket. Compact: every string of the row once, in a
-//! dictionary, and numbers as varints; the server compresses the whole row when it pays.
+//! sorted, front-coded dictionary, numbers as varints, the sketches of segments and goals
+//! as Rice-coded positions in the window's; the server compresses the whole row when it
+//! pays.
 //!
 //! Contract (all integers are LEB128 varints unless said otherwise):
 //! ```text
-//! row      := 5u8 dict figures segments
-//! dict     := n, n × (len, UTF-8 bytes)               every key of the row, once
+//! row      := 6u8 dict figures segments
+//! dict     := n, n × (shared, suffix len, suffix bytes)
+//!             every key of the row, once, sorted bytewise ascending, each as the bytes it
+//!             shares with the key before and the rest (see `dict`); a key's id is its
+//!             position
 //! figures  := events, top × 6, visitors: hll, sessions: hll, goals
 //!             (top lists in this order: by_type, urls, referrers, countries, devices,
 //!             sources)
-//! top      := total, error, n, n × (key id, count step)
-//!             entries by count descending then key; the first count whole, each other as
-//!             the step down from the one before
-//! hll      := the sketch's own encoding (`Hll::encode`); in a segment's figures, its
-//!             visitors and sessions are written against the window's (`Hll::encode_against`:
-//!             the positions of its entries in the window's list), and a goal's converting
-//!             visitors against the visitors of the figures they belong to (the window's)
-//! goals    := n, n × (name id, completions, converting visitors: hll)
+//! top      := total, error, n, n × (key id step, count)
+//!             entries by key id ascending (so by key); the first id whole, each other as
+//!             its step (≥ 1) from the one before; counts whole
+//! hll      := the sketch's own encoding (`Hll::encode`: sparse sketches Rice-coded); in a
+//!             segment's figures, its visitors and sessions are written against the
+//!             window's (`Hll::encode_against`: Rice-coded positions in the window's list),
+//!             and a goal's converting visitors against the visitors of the figures they
+//!             belong to (the window's)
+//! goals    := n, n × (name id, completions, converting visitors: hll)   by name
 //! segments := n, n × (dimension: u8, len, table)      a table can be skipped whole
-//! table    := top_n, n, n × (value id, figures), other: figures
+//! table    := top_n, n, n × (value id, figures), other: figures         values by key
 //! ```
-//! - Canonical: equal aggregates encode to equal bytes (lists in count order, maps in key
-//!   order, the dictionary in the order keys are first written).
-//! - [`decode`] validates: an id outside the dictionary, a count larger than the input
-//!   could hold, a top list that is not one (see [`TopCounts`]), a corrupt sketch, a bad
-//!   dimension, a table too large: each is an [`AggError`], never a panic. With
-//!   [`Keep::Figures`] the tables are skipped unread; with [`Keep::Dimension`] all but one.
+//! - Canonical: equal aggregates encode to equal bytes (the dictionary sorted, lists and
+//!   maps in key order, sketches canonical).
+//! - [`decode`] validates: a bad dictionary, an id outside it, an id step of 0, a count
+//!   larger than the input could hold, a top list that is not one (see [`TopCounts`]), a
+//!   corrupt sketch, a bad dimension, a table too large: each is an [`AggError`], never a
+//!   panic. With [`Keep::Figures`] the tables are skipped unread; with [`Keep::Dimension`]
+//!   all but one. A top list is ranked (count descending, then key) as it is read.
+//! - Rows of version 5 (earlier releases) are read too: the same layout but for the
+//!   dictionary (keys whole, in the order first written) and the top lists (by count, see
+//!   `v5`).
 //! - A segment's sub-aggregate keeps [`SEGMENT_TOP_CAP`] keys per list; the window's
 //!   lists [`TOP_CAP`].
 
+mod dict;
+mod v5;
 mod wire;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use self::dict::Dict;
 use self::wire::{put, put_bytes, Reader};
 use super::segment::SegmentTable;
 use super::{
@@ -41,17 +54,18 @@ use super::{
 };
 
 /// The version byte of the row format.
-pub const ROW_FORMAT_VERSION: u8 = 5;
+pub const ROW_FORMAT_VERSION: u8 = 6;
 
 /// The row of `agg` (see the module docs).
 pub(crate) fn encode(agg: &Aggregate) -> Vec<u8> {
-    // Pass 1 writes the body with dictionary ids; the dictionary goes before it.
-    let mut dict = Dict::default();
-    let mut body = Vec::with_capacity(1024);
-    figures(&mut body, &mut dict, agg, None);
+    let dict = Dict::of(keys_of(agg));
+    let mut out = Vec::with_capacity(4096);
+    out.push(ROW_FORMAT_VERSION);
+    dict.write(&mut out);
+    figures(&mut out, &dict, agg, None);
     let refs = (&agg.visitors, &agg.sessions);
     let tables: Vec<(Dimension, &SegmentTable)> = agg.segments.tables().collect();
-    put(&mut body, tables.len() as u64);
+    put(&mut out, tables.len() as u64);
     let mut blob = Vec::new();
     for (dim, t) in tables {
         blob.clear();
@@ -60,36 +74,55 @@ pub(crate) fn encode(agg: &Aggregate) -> Vec<u8> {
         put(&mut blob, values.len() as u64);
         for (v, sub) in values {
             put(&mut blob, dict.id(v));
-            figures(&mut blob, &mut dict, sub, Some(refs));
+            figures(&mut blob, &dict, sub, Some(refs));
         }
-        figures(&mut blob, &mut dict, t.other(), Some(refs));
-        body.push(dim_code(dim));
-        put_bytes(&mut body, &blob);
+        figures(&mut blob, &dict, t.other(), Some(refs));
+        out.push(dim_code(dim));
+        put_bytes(&mut out, &blob);
     }
-    let mut out = Vec::with_capacity(body.len() + dict.bytes + dict.keys.len() + 8);
-    out.push(ROW_FORMAT_VERSION);
-    put(&mut out, dict.keys.len() as u64);
-    for k in &dict.keys {
-        put_bytes(&mut out, k.as_bytes());
-    }
-    out.extend_from_slice(&body);
     out
 }
 
-/// Decodes a row of this version (the version byte included), with the segment tables
+/// Every key of `agg`'s row: its lists' and goals', its tables' values and theirs.
+fn keys_of(agg: &Aggregate) -> impl Iterator<Item = &str> {
+    fn of_figures(a: &Aggregate) -> impl Iterator<Item = &str> {
+        let lists = [
+            &a.by_type,
+            &a.urls,
+            &a.referrers,
+            &a.countries,
+            &a.devices,
+            &a.sources,
+        ];
+        lists
+            .into_iter()
+            .flat_map(|t| t.entries().map(|(k, _)| k))
+            .chain(a.goals.keys().map(String::as_str))
+    }
+    let tables = agg.segments.tables().flat_map(|(_, t)| {
+        t.values()
+            .flat_map(|(v, sub)| std::iter::once(v).chain(of_figures(sub)))
+            .chain(of_figures(t.other()))
+    });
+    of_figures(agg).chain(tables)
+}
+
+/// Decodes a row of version 6 or 5 (the version byte included), with the segment tables
 /// `keep` says.
 pub(crate) fn decode(row: &[u8], keep: Keep) -> Result<Aggregate, AggError> {
     let mut r = Reader::new(row);
-    if r.u8()? != ROW_FORMAT_VERSION {
-        return Err(corrupt("not a version-5 row"));
-    }
-    let n = r.count(1)?;
-    let mut keys = Vec::with_capacity(n);
-    for _ in 0..n {
-        let b = r.bytes()?;
-        keys.push(std::str::from_utf8(b).map_err(|_| corrupt("a key is not UTF-8"))?);
-    }
-    let mut agg = read_figures(&mut r, &keys, TOP_CAP, None)?;
+    let version = r.u8()?;
+    let front_coded;
+    let (keys, top): (Vec<&str>, TopReader) = match version {
+        ROW_FORMAT_VERSION => {
+            front_coded = dict::read(&mut r)?;
+            (front_coded.all()?, read_top)
+        }
+        5 => (v5::dict(&mut r)?, v5::top),
+        _ => return Err(corrupt("not a row of version 5 or 6")),
+    };
+    let read_figures = |r: &mut Reader<'_>, cap, refs| read_figures(r, &keys, top, cap, refs);
+    let mut agg = read_figures(&mut r, TOP_CAP, None)?;
     let (visitors, sessions) = (agg.visitors.clone(), agg.sessions.clone());
     let refs = Some((&visitors, &sessions));
     let tables = r.count(2)?;
@@ -110,12 +143,9 @@ pub(crate) fn decode(row: &[u8], keep: Keep) -> Result<Aggregate, AggError> {
         let mut values = Vec::with_capacity(n);
         for _ in 0..n {
             let v = key(&keys, t.var()?)?;
-            values.push((
-                v.to_owned(),
-                read_figures(&mut t, &keys, SEGMENT_TOP_CAP, refs)?,
-            ));
+            values.push((v.to_owned(), read_figures(&mut t, SEGMENT_TOP_CAP, refs)?));
         }
-        let other = read_figures(&mut t, &keys, SEGMENT_TOP_CAP, refs)?;
+        let other = read_figures(&mut t, SEGMENT_TOP_CAP, refs)?;
         if !t.is_empty() {
             return Err(corrupt("trailing bytes in a segment table"));
         }
@@ -133,27 +163,6 @@ pub(crate) fn decode(row: &[u8], keep: Keep) -> Result<Aggregate, AggError> {
 
 fn corrupt(what: &str) -> AggError {
     AggError::Corrupt(what.to_owned())
-}
-
-/// The keys of a row, numbered in the order they are first written.
-#[derive(Default)]
-struct Dict<'a> {
-    ids: HashMap<&'a str, u64>,
-    keys: Vec<&'a str>,
-    bytes: usize,
-}
-
-impl<'a> Dict<'a> {
-    fn id(&mut self, k: &'a str) -> u64 {
-        if let Some(&id) = self.ids.get(k) {
-            return id;
-        }
-        let id = self.keys.len() as u64;
-        self.ids.insert(k, id);
-        self.keys.push(k);
-        self.bytes += k.len();
-        id
-    }
 }
 
 fn key<'a>(keys: &[&'a str], id: u64) -> Result<&'a str, AggError> {
@@ -186,7 +195,7 @@ fn put_sketch(out: &mut Vec<u8>, h: &Hll, reference: Option<&Hll>) {
     }
 }
 
-fn figures<'a>(out: &mut Vec<u8>, dict: &mut Dict<'a>, a: &'a Aggregate, refs: Refs<'_>) {
+fn figures(out: &mut Vec<u8>, dict: &Dict<'_>, a: &Aggregate, refs: Refs<'_>) {
     put(out, a.events);
     for t in [
         &a.by_type,
@@ -210,22 +219,27 @@ fn figures<'a>(out: &mut Vec<u8>, dict: &mut Dict<'a>, a: &'a Aggregate, refs: R
     }
 }
 
-fn top<'a>(out: &mut Vec<u8>, dict: &mut Dict<'a>, t: &'a TopCounts) {
+fn top(out: &mut Vec<u8>, dict: &Dict<'_>, t: &TopCounts) {
     put(out, t.total());
     put(out, t.error_bound());
-    let ranked = t.ranked();
-    put(out, ranked.len() as u64);
+    let entries = t.sorted_entries();
+    put(out, entries.len() as u64);
     let mut before = None;
-    for (k, c) in ranked {
-        put(out, dict.id(k));
-        put(out, before.map_or(c, |b: u64| b - c));
-        before = Some(c);
+    for (k, c) in entries {
+        let id = dict.id(k);
+        put(out, before.map_or(id, |b| id - b));
+        put(out, c);
+        before = Some(id);
     }
 }
+
+/// Reads a top list of the row's version.
+type TopReader = fn(&mut Reader<'_>, &[&str], usize) -> Result<TopCounts, AggError>;
 
 fn read_figures(
     r: &mut Reader<'_>,
     keys: &[&str],
+    read_top: TopReader,
     cap: usize,
     refs: Refs<'_>,
 ) -> Result<Aggregate, AggError> {
@@ -272,6 +286,7 @@ fn read_figures(
     })
 }
 
+/// A top list: ranked (count descending, then key) as it is read, as it was counted.
 fn read_top(r: &mut Reader<'_>, keys: &[&str], cap: usize) -> Result<TopCounts, AggError> {
     let total = r.var()?;
     let error = r.var()?;
@@ -284,17 +299,17 @@ fn read_top(r: &mut Reader<'_>, keys: &[&str], cap: usize) -> Result<TopCounts, 
     let mut entries = Vec::with_capacity(n);
     let mut before: Option<u64> = None;
     for _ in 0..n {
-        let k = key(keys, r.var()?)?;
         let step = r.var()?;
-        let c = match before {
-            None => step,
-            Some(b) => b
-                .checked_sub(step)
-                .ok_or_else(|| corrupt("a count step below zero"))?,
-        };
-        before = Some(c);
-        entries.push((k, c));
+        let id = match before {
+            None => Some(step),
+            Some(b) if step > 0 => b.checked_add(step),
+            Some(_) => None,
+        }
+        .ok_or_else(|| corrupt("a key id step of zero"))?;
+        entries.push((key(keys, id)?, r.var()?));
+        before = Some(id);
     }
+    entries.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
     TopCounts::from_parts(cap.max(n), entries, total, error).map_err(corrupt)
 }
 

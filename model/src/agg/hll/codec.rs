@@ -1,22 +1,32 @@
 //! The binary codec of a [`Hll`]: [`Hll::encode`], [`Hll::decode`], and serde through them.
 //!
 //! Contract:
-//! - Self-delimiting: one tag byte, bits 0–4 the precision (4..=18), bits 5–6 the form:
+//! - Self-delimiting: one tag byte, bits 0–4 the precision (4..=18), bits 5–6 the form,
+//!   bit 7 a variant of it:
 //!   - `0` empty: nothing follows;
-//!   - `1` sparse: a LEB128 varint count (≥ 1, at most what the precision keeps sparse),
-//!     then the sorted entries as LEB128 varints, the first whole and each other as its
-//!     difference from the one before;
+//!   - `0` with bit 7: sparse, Rice-coded: a LEB128 varint count (≥ 1, at most what the
+//!     precision keeps sparse), the Rice parameter (a byte), then a bitstream of each
+//!     index's step from the one before and its rank only where it counts at `p` (see
+//!     `rice`);
+//!   - `1` sparse: a LEB128 varint count (same bounds), then the sorted entries as LEB128
+//!     varints, the first whole and each other as its difference from the one before;
+//!   - `1` with bit 7, sparse by index: the count, then each index as its step from the one
+//!     before (a varint), its rank byte only where it counts at `p` (see
+//!     `sparse::normalized`);
 //!   - `2` dense: the 2^p registers packed 6 bits each (`3 · 2^(p−2)` bytes);
-//!   - with bit 7 set, the forms as [`Hll::encode`] writes them: sparse `1` by index (each
-//!     index as its step from the one before, its rank only where it counts at `p`: see
-//!     `sparse::normalized`), dense `2` a byte a register (what is stored is compressed,
-//!     and small ranks compress far better a byte each). Both layouts are read.
-//! - [`Hll::encode`] is canonical: equal sketches of the same form encode to the same
-//!   bytes (an empty sketch is always the one-byte form).
+//!   - `2` with bit 7, dense a byte a register (what is stored is compressed, and small
+//!     ranks compress far better a byte each than six bits across byte borders);
+//!   - `3` (with or without bit 7): written against a reference sketch, read only by
+//!     [`Hll::decode_against`] (see `relative`).
+//! - [`Hll::encode`] writes a sparse sketch Rice-coded, or by index when that is shorter
+//!   (a sketch of one or two entries), and a dense one a byte a register: canonical, equal
+//!   sketches of the same form encode to the same bytes (an empty sketch is always the
+//!   one-byte form). Every form above is read.
 //! - [`Hll::decode`] validates and returns the bytes it used: a bad tag, a precision out of
 //!   range, a truncated input, a sparse list that is too long, unsorted, has duplicate
-//!   indices or invalid ranks, and a register above the largest rank are each an
-//!   [`HllError`], never a panic; it allocates no more than the sketch's bounded size.
+//!   indices, an index of 2^25 or more or invalid ranks, a bad Rice stream (see `rice`),
+//!   and a register above the largest rank are each an [`HllError`], never a panic; it
+//!   allocates no more than the sketch's bounded size.
 //! - serde: [`Hll`] serialises as the bytes of [`Hll::encode`] (`serialize_bytes`) and
 //!   deserialises through [`Hll::decode`], which must use all of them.
 
@@ -26,6 +36,7 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::dense::{dense_bytes, max_rank, Registers};
+use super::rice;
 use super::sparse::{index, is_valid, keeps_rank, normalized, rank, SPARSE_MAX_RANK};
 use super::{max_sparse, Hll, Repr, MAX_PRECISION, MIN_PRECISION};
 
@@ -34,12 +45,16 @@ const FORM_SPARSE: u8 = 1;
 const FORM_DENSE: u8 = 2;
 /// The form `relative` reads the sketch against (see `relative`).
 pub(super) const FORM_RELATIVE: u8 = 3;
-/// Tag bit of the sparse form written by index (the ranks that count only): what
-/// [`Hll::encode`] writes; the form without it (every entry whole) is still read.
-const BY_INDEX: u8 = 0x80;
-/// Tag bit of the dense form written a byte a register: what [`Hll::encode`] writes; the
-/// packed form without it is still read.
-const BY_BYTE: u8 = 0x80;
+/// Tag bit 7: the variant of a form.
+pub(super) const VARIANT: u8 = 0x80;
+/// The sparse form Rice-coded: the empty form's variant.
+const RICE: u8 = FORM_EMPTY << 5 | VARIANT;
+/// The sparse form by index (the ranks that count only); the form without the variant
+/// (every entry whole) is still read.
+const BY_INDEX: u8 = FORM_SPARSE << 5 | VARIANT;
+/// The dense form a byte a register: what [`Hll::encode`] writes; the packed form without
+/// the variant is still read.
+const BY_BYTE: u8 = FORM_DENSE << 5 | VARIANT;
 
 /// Why bytes are not a [`Hll`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -75,6 +90,15 @@ pub enum HllError {
     /// A varint longer than a `u32`'s.
     #[error("HyperLogLog varint overflows")]
     Varint,
+    /// A Rice parameter above 24.
+    #[error("HyperLogLog Rice parameter {0} is above 24")]
+    Rice(u8),
+    /// Bits after the last value of a Rice-coded stream that are not zero.
+    #[error("HyperLogLog bitstream has nonzero padding")]
+    Padding,
+    /// A flags byte with unknown bits.
+    #[error("HyperLogLog flags {0:#04x} are unknown")]
+    Flags(u8),
 }
 
 pub(super) fn put_varint(out: &mut Vec<u8>, mut v: u32) {
@@ -109,14 +133,19 @@ impl Hll {
         match &self.repr {
             Repr::Sparse(list) if list.is_empty() => out.push(self.p | FORM_EMPTY << 5),
             Repr::Sparse(list) => {
-                out.push(self.p | FORM_SPARSE << 5 | BY_INDEX);
-                put_varint(out, list.len() as u32);
-                let mut prev = 0;
-                for &e in list {
-                    put_varint(out, index(e) - prev);
-                    prev = index(e);
-                    if keeps_rank(prev, self.p) {
-                        out.push(rank(e) as u8);
+                let rice = rice::encode(self.p | RICE, self.p, list);
+                if rice.len() <= by_index_len(self.p, list) {
+                    out.extend_from_slice(&rice);
+                } else {
+                    out.push(self.p | BY_INDEX);
+                    put_varint(out, list.len() as u32);
+                    let mut prev = 0;
+                    for &e in list {
+                        put_varint(out, index(e) - prev);
+                        prev = index(e);
+                        if keeps_rank(prev, self.p) {
+                            out.push(rank(e) as u8);
+                        }
                     }
                 }
             }
@@ -124,7 +153,7 @@ impl Hll {
                 // A byte a register: a third more than packed, but what is stored is
                 // compressed, and registers of mostly small ranks compress far better one
                 // to a byte than six bits each across byte borders.
-                out.push(self.p | FORM_DENSE << 5 | BY_BYTE);
+                out.push(self.p | BY_BYTE);
                 out.extend(regs.iter());
             }
         }
@@ -134,90 +163,91 @@ impl Hll {
     pub fn decode(bytes: &[u8]) -> Result<(Hll, usize), HllError> {
         let (&tag, rest) = bytes.split_first().ok_or(HllError::Truncated)?;
         let p = tag & 0x1f;
-        let (sparse_by_index, dense_by_byte) = (
-            p | FORM_SPARSE << 5 | BY_INDEX,
-            p | FORM_DENSE << 5 | BY_BYTE,
-        );
-        if tag >> 5 > FORM_DENSE && tag != sparse_by_index && tag != dense_by_byte {
+        let form = tag & !0x1f;
+        if form & !VARIANT == FORM_RELATIVE << 5 {
+            // Written against a reference: `decode_against` reads it.
             return Err(HllError::Tag(tag));
-        }
-        if tag == sparse_by_index {
-            return by_index(p, rest);
-        }
-        if tag == dense_by_byte {
-            if !(MIN_PRECISION..=MAX_PRECISION).contains(&p) {
-                return Err(HllError::Precision(p));
-            }
-            let bytes = rest.get(..1 << p).ok_or(HllError::Truncated)?;
-            let mut regs = Registers::new(p);
-            for (index, &value) in bytes.iter().enumerate() {
-                if value > max_rank(p) {
-                    return Err(HllError::Register { index, value });
-                }
-                regs.set_max(index, value);
-            }
-            return Ok((
-                Hll {
-                    p,
-                    repr: Repr::Dense(regs),
-                },
-                1 + (1 << p),
-            ));
         }
         if !(MIN_PRECISION..=MAX_PRECISION).contains(&p) {
             return Err(HllError::Precision(p));
         }
-        match tag >> 5 {
-            FORM_EMPTY => Ok((Hll::with_precision(p), 1)),
-            FORM_SPARSE => {
-                let (count, mut used) = take_varint(rest)?;
-                let max = max_sparse(p);
-                if count == 0 || count as usize > max {
-                    let count = u64::from(count);
-                    return Err(HllError::Size { count, max });
+        match form {
+            RICE => rice::decode(p, rest),
+            BY_INDEX => by_index(p, rest),
+            BY_BYTE => {
+                let bytes = rest.get(..1 << p).ok_or(HllError::Truncated)?;
+                let mut regs = Registers::new(p);
+                for (index, &value) in bytes.iter().enumerate() {
+                    if value > max_rank(p) {
+                        return Err(HllError::Register { index, value });
+                    }
+                    regs.set_max(index, value);
                 }
-                let mut list = Vec::with_capacity(count as usize);
-                let mut prev: Option<u32> = None;
-                for _ in 0..count {
-                    let (delta, n) = take_varint(&rest[used..])?;
-                    used += n;
-                    let base = prev.unwrap_or(0);
-                    let e = base
-                        .checked_add(delta)
-                        .filter(|&e| is_valid(e) && prev.is_none_or(|q| index(q) < index(e)));
-                    let e = e.ok_or(HllError::Entry(u64::from(base) + u64::from(delta)))?;
-                    prev = Some(e);
-                    list.push(normalized(e, p));
-                }
-                let repr = Repr::Sparse(list);
-                Ok((Hll { p, repr }, 1 + used))
+                let repr = Repr::Dense(regs);
+                Ok((Hll { p, repr }, 1 + (1 << p)))
             }
-            _ => {
+            f if f == FORM_EMPTY << 5 => Ok((Hll::with_precision(p), 1)),
+            f if f == FORM_SPARSE << 5 => whole_entries(p, rest),
+            f if f == FORM_DENSE << 5 => {
                 let packed = rest.get(..dense_bytes(p)).ok_or(HllError::Truncated)?;
                 let regs = Registers::from_packed(p, packed).map_err(|bad| match bad {
                     Some((index, value)) => HllError::Register { index, value },
                     None => HllError::Truncated,
                 })?;
                 debug_assert!(regs.iter().all(|r| r <= max_rank(p)));
-                Ok((
-                    Hll {
-                        p,
-                        repr: Repr::Dense(regs),
-                    },
-                    1 + dense_bytes(p),
-                ))
+                let repr = Repr::Dense(regs);
+                Ok((Hll { p, repr }, 1 + dense_bytes(p)))
             }
+            _ => Err(HllError::Tag(tag)),
         }
     }
+}
+
+/// Bytes of the sparse form by index of `list` at precision `p` (tag included).
+pub(super) fn by_index_len(p: u8, list: &[u32]) -> usize {
+    let varint = |v: u32| (32 - (v | 1).leading_zeros()).div_ceil(7) as usize;
+    let mut prev = 0;
+    let entries: usize = list
+        .iter()
+        .map(|&e| {
+            let step = index(e) - prev;
+            prev = index(e);
+            varint(step) + usize::from(keeps_rank(prev, p))
+        })
+        .sum();
+    1 + varint(list.len() as u32) + entries
+}
+
+/// The sparse form of whole entries (earlier releases): after the tag, the count, then
+/// each entry as its difference from the one before (the first whole).
+fn whole_entries(p: u8, rest: &[u8]) -> Result<(Hll, usize), HllError> {
+    let (count, mut used) = take_varint(rest)?;
+    let max = max_sparse(p);
+    if count == 0 || count as usize > max {
+        let count = u64::from(count);
+        return Err(HllError::Size { count, max });
+    }
+    let mut list = Vec::with_capacity(count as usize);
+    let mut prev: Option<u32> = None;
+    for _ in 0..count {
+        let (delta, n) = take_varint(&rest[used..])?;
+        used += n;
+        let base = prev.unwrap_or(0);
+        let e = base
+            .checked_add(delta)
+            .filter(|&e| is_valid(e) && prev.is_none_or(|q| index(q) < index(e)));
+        let e = e.ok_or(HllError::Entry(u64::from(base) + u64::from(delta)))?;
+        prev = Some(e);
+        list.push(normalized(e, p));
+    }
+    let repr = Repr::Sparse(list);
+    Ok((Hll { p, repr }, 1 + used))
 }
 
 /// The sparse form by index ([`BY_INDEX`]): after the tag, the count, then each entry's
 /// index as its step from the one before (the first whole), followed by its rank only
 /// where the rank counts at `p` (see `sparse::normalized`).
 fn by_index(p: u8, rest: &[u8]) -> Result<(Hll, usize), HllError> {
-    if !(MIN_PRECISION..=MAX_PRECISION).contains(&p) {
-        return Err(HllError::Precision(p));
-    }
     let (count, mut used) = take_varint(rest)?;
     let max = max_sparse(p);
     if count == 0 || count as usize > max {

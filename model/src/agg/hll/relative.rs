@@ -1,23 +1,56 @@
 //! A sketch written against a reference sketch of the same row: a segment's or a goal's
 //! visitors against the window's, a segment's sessions against the window's. Their items
 //! are a subset of the reference's, so while both are sparse the sketch is the positions
-//! of its entries in the reference's list: about a byte an entry instead of three or four.
+//! of its entries in the reference's list (or of the reference's entries it lacks, when
+//! those are fewer), Rice-coded: a few bits an entry instead of two or three bytes.
 //!
 //! Contract:
-//! - [`Hll::encode_against`] writes the form `relative` (tag `3 << 5 | p`) when both
-//!   sketches are sparse and every 25-bit index of `self` is in `reference`; otherwise it
-//!   writes [`Hll::encode`]'s form, so any sketch can be written against any reference.
-//! - The form: a varint count (≥ 1, at most what `p` keeps sparse), then for each entry in
-//!   order a varint `(gap << 1) | own_rank`, `gap` the positions skipped in the reference's
-//!   list since the last entry, and when `own_rank` is set a rank byte (the entry's rank
-//!   differs from the reference's at that index: another item of the same index).
-//! - [`Hll::decode_against`] reads either form, given the same reference, and validates as
-//!   [`Hll::decode`] does: a position past the reference, a bad rank, a count out of range
-//!   are each an [`HllError`].
+//! - [`Hll::encode_against`] writes the Rice-coded relative form when both sketches are
+//!   sparse, `self` is not empty and every 25-bit index of `self` is in `reference`;
+//!   otherwise it writes [`Hll::encode`]'s form, so any sketch can be written against any
+//!   reference.
+//! - The form (tag `p | 3 << 5 | 0x80`): a varint count (the sketch's entries: ≥ 1, at most
+//!   what `p` keeps sparse and the reference holds), a flags byte (bit 0: the positions
+//!   listed are those of the reference's entries *not* in the sketch; the other bits 0),
+//!   the Rice parameter `k` (a byte, ≤ 24), then the listed positions (ascending; count of
+//!   them, or the reference's entries less count with bit 0) as a bitstream of Rice codes
+//!   (see `rice`) of the gaps, each the positions skipped since the one listed before, to
+//!   a byte boundary. Then the own ranks: a varint count, and for each, ascending, the
+//!   entry's ordinal in the sketch's list as its step from the one before (the first
+//!   whole, every other ≥ 1) and its rank byte (the entry's rank differs from the
+//!   reference's at that index: another item of the same index, or a rank that does not
+//!   count at one of the two precisions). The encoder lists whichever of the positions
+//!   takes fewer bytes (the sketch's own when equal), each with the `k` that takes the
+//!   fewest bits (the smallest of equals): equal sketches against equal references encode
+//!   to equal bytes.
+//! - The form of earlier releases (tag `p | 3 << 5`) is still read: a varint count, then
+//!   for each entry in order a varint `(gap << 1) | own_rank`, `gap` the positions skipped
+//!   in the reference's list since the last entry, and when `own_rank` is set a rank byte.
+//! - [`Hll::decode_against`] reads every form, given the same reference, and validates as
+//!   [`Hll::decode`] does: a position past the reference, a bad flag or `k`, a bad Rice
+//!   stream, an own rank that is invalid, equal to the reference's or out of order, an
+//!   entry whose rank does not count at `p` but is not 1, a count out of range are each
+//!   an [`HllError`].
 
-use super::codec::{put_varint, take_varint, HllError, FORM_RELATIVE};
-use super::sparse::{index, is_valid, rank};
+use super::codec::{put_varint, take_varint, HllError, FORM_RELATIVE, VARIANT};
+use super::rice::{best_k, BitReader, BitWriter, MAX_K};
+use super::sparse::{index, is_valid, normalized, rank, SPARSE_MAX_RANK};
 use super::{max_sparse, Hll, Repr, MAX_PRECISION, MIN_PRECISION};
+
+/// Flag: the positions listed are those of the reference's entries not in the sketch.
+const COMPLEMENT: u8 = 1;
+
+/// The gaps between ascending positions: the positions skipped since the one before.
+fn gaps(positions: impl Iterator<Item = usize>) -> Vec<u32> {
+    let mut next = 0;
+    positions
+        .map(|pos| {
+            let gap = (pos - next) as u32;
+            next = pos + 1;
+            gap
+        })
+        .collect()
+}
 
 impl Hll {
     /// Appends the sketch's encoding against `reference` (see the module docs) to `out`.
@@ -28,27 +61,56 @@ impl Hll {
         if mine.is_empty() {
             return self.encode(out);
         }
-        // Positions of my entries in the reference's list (both sorted by index).
+        // Positions of my entries in the reference's list (both sorted by index), and the
+        // ordinals of those whose rank is not the reference's.
         let mut at = Vec::with_capacity(mine.len());
+        let mut own = Vec::new();
         let mut j = 0;
-        for &e in mine {
+        for (i, &e) in mine.iter().enumerate() {
             while j < theirs.len() && index(theirs[j]) < index(e) {
                 j += 1;
             }
             match theirs.get(j) {
-                Some(&t) if index(t) == index(e) => at.push((j, t != e)),
+                Some(&t) if index(t) == index(e) => {
+                    at.push(j);
+                    if t != e {
+                        own.push(i);
+                    }
+                }
                 _ => return self.encode(out),
             }
         }
-        out.push(self.p | FORM_RELATIVE << 5);
-        put_varint(out, mine.len() as u32);
-        let mut next = 0;
-        for (&e, &(pos, own)) in mine.iter().zip(&at) {
-            put_varint(out, ((pos - next) as u32) << 1 | u32::from(own));
-            if own {
-                out.push(rank(e) as u8);
+        let listed = gaps(at.iter().copied());
+        let (k, bits) = best_k(&listed);
+        let mut missing = Vec::with_capacity(theirs.len() - at.len());
+        let mut mine_at = at.iter().peekable();
+        for pos in 0..theirs.len() {
+            if mine_at.next_if_eq(&&pos).is_none() {
+                missing.push(pos);
             }
-            next = pos + 1;
+        }
+        let unlisted = gaps(missing.into_iter());
+        let (uk, ubits) = best_k(&unlisted);
+        let (flags, k, gaps) = if ubits.div_ceil(8) < bits.div_ceil(8) {
+            (COMPLEMENT, uk, unlisted)
+        } else {
+            (0, k, listed)
+        };
+        out.push(self.p | FORM_RELATIVE << 5 | VARIANT);
+        put_varint(out, mine.len() as u32);
+        out.push(flags);
+        out.push(k);
+        let mut w = BitWriter::new(out);
+        for gap in gaps {
+            w.rice(gap, k);
+        }
+        w.finish();
+        put_varint(out, own.len() as u32);
+        let mut before = 0;
+        for (n, &i) in own.iter().enumerate() {
+            put_varint(out, (if n == 0 { i } else { i - before }) as u32);
+            out.push(rank(mine[i]) as u8);
+            before = i;
         }
     }
 
@@ -58,9 +120,11 @@ impl Hll {
         let Some(&tag) = bytes.first() else {
             return Err(HllError::Truncated);
         };
-        if tag >> 5 != FORM_RELATIVE {
-            return Hll::decode(bytes);
-        }
+        let rice = match tag >> 5 {
+            f if f == FORM_RELATIVE => false,
+            f if f == FORM_RELATIVE | VARIANT >> 5 => true,
+            _ => return Hll::decode(bytes),
+        };
         let p = tag & 0x1f;
         if !(MIN_PRECISION..=MAX_PRECISION).contains(&p) {
             return Err(HllError::Precision(p));
@@ -69,7 +133,7 @@ impl Hll {
             return Err(HllError::Tag(tag));
         };
         let rest = &bytes[1..];
-        let (count, mut used) = take_varint(rest)?;
+        let (count, used) = take_varint(rest)?;
         let max = max_sparse(p);
         if count == 0 || count as usize > max || count as usize > theirs.len() {
             return Err(HllError::Size {
@@ -77,27 +141,11 @@ impl Hll {
                 max: max.min(theirs.len()),
             });
         }
-        let mut list = Vec::with_capacity(count as usize);
-        let mut next = 0usize;
-        for _ in 0..count {
-            let (v, n) = take_varint(&rest[used..])?;
-            used += n;
-            let pos = next + (v >> 1) as usize;
-            let &t = theirs.get(pos).ok_or(HllError::Entry(u64::from(v)))?;
-            let e = if v & 1 == 1 {
-                let &r = rest.get(used).ok_or(HllError::Truncated)?;
-                used += 1;
-                let e = (index(t) << 6) | u32::from(r);
-                if !is_valid(e) || e == t {
-                    return Err(HllError::Entry(u64::from(e)));
-                }
-                e
-            } else {
-                t
-            };
-            list.push(e);
-            next = pos + 1;
-        }
+        let (list, used) = if rice {
+            by_rice(p, count as usize, theirs, rest, used)?
+        } else {
+            by_varint(count as usize, theirs, rest, used)?
+        };
         Ok((
             Hll {
                 p,
@@ -106,6 +154,130 @@ impl Hll {
             1 + used,
         ))
     }
+}
+
+/// The Rice-coded relative form after its count (`rest[..used]`): the sketch's list of
+/// `count` entries and the bytes used after the tag.
+fn by_rice(
+    p: u8,
+    count: usize,
+    theirs: &[u32],
+    rest: &[u8],
+    mut used: usize,
+) -> Result<(Vec<u32>, usize), HllError> {
+    let flags = *rest.get(used).ok_or(HllError::Truncated)?;
+    let k = *rest.get(used + 1).ok_or(HllError::Truncated)?;
+    used += 2;
+    if flags & !COMPLEMENT != 0 {
+        return Err(HllError::Flags(flags));
+    }
+    if k > MAX_K {
+        return Err(HllError::Rice(k));
+    }
+    let complement = flags & COMPLEMENT != 0;
+    let n = if complement {
+        theirs.len() - count
+    } else {
+        count
+    };
+    let mut r = BitReader::new(&rest[used..]);
+    if !r.can_hold(n, 1 + u32::from(k)) {
+        return Err(HllError::Truncated);
+    }
+    let mut listed = Vec::with_capacity(n);
+    let mut next = 0usize;
+    for _ in 0..n {
+        // The largest gap that stays inside the reference.
+        let most = theirs
+            .len()
+            .checked_sub(next + 1)
+            .ok_or(HllError::Entry(next as u64))?;
+        let gap = r
+            .rice(k, u32::try_from(most).unwrap_or(u32::MAX))?
+            .ok_or(HllError::Entry(next as u64))?;
+        let pos = next + gap as usize;
+        listed.push(pos);
+        next = pos + 1;
+    }
+    used += r.finish()?;
+    let mut list: Vec<u32> = if complement {
+        let mut skip = listed.iter().peekable();
+        theirs
+            .iter()
+            .enumerate()
+            .filter(|(pos, _)| skip.next_if_eq(&pos).is_none())
+            .map(|(_, &t)| t)
+            .collect()
+    } else {
+        listed.iter().map(|&pos| theirs[pos]).collect()
+    };
+    debug_assert_eq!(list.len(), count);
+    let (owns, n) = take_varint(&rest[used..])?;
+    used += n;
+    if owns as usize > count {
+        return Err(HllError::Size {
+            count: u64::from(owns),
+            max: count,
+        });
+    }
+    let mut before: Option<usize> = None;
+    for _ in 0..owns {
+        let (step, n) = take_varint(&rest[used..])?;
+        used += n;
+        let &r = rest.get(used).ok_or(HllError::Truncated)?;
+        used += 1;
+        let i = match before {
+            None => Some(step as usize),
+            Some(b) if step > 0 => b.checked_add(step as usize),
+            Some(_) => None,
+        }
+        .filter(|&i| i < count)
+        .ok_or(HllError::Entry(u64::from(step)))?;
+        let t = list[i];
+        let e = (index(t) << 6) | u32::from(r);
+        if u32::from(r) > SPARSE_MAX_RANK || !is_valid(e) || e == t {
+            return Err(HllError::Entry(u64::from(e)));
+        }
+        list[i] = e;
+        before = Some(i);
+    }
+    if let Some(&e) = list.iter().find(|&&e| normalized(e, p) != e) {
+        return Err(HllError::Entry(u64::from(e)));
+    }
+    Ok((list, used))
+}
+
+/// The relative form of earlier releases after its count (`rest[..used]`): the sketch's
+/// list of `count` entries and the bytes used after the tag.
+fn by_varint(
+    count: usize,
+    theirs: &[u32],
+    rest: &[u8],
+    mut used: usize,
+) -> Result<(Vec<u32>, usize), HllError> {
+    let mut list = Vec::with_capacity(count);
+    let mut next = 0usize;
+    for _ in 0..count {
+        let (v, n) = take_varint(&rest[used..])?;
+        used += n;
+        let pos = next + (v >> 1) as usize;
+        let &t = theirs.get(pos).ok_or(HllError::Entry(u64::from(v)))?;
+        let e = if v & 1 == 1 {
+            let &r = rest.get(used).ok_or(HllError::Truncated)?;
+            used += 1;
+            let e = (index(t) << 6) | u32::from(r);
+            // (A rank byte above 63 would spill into the index.)
+            if u32::from(r) > SPARSE_MAX_RANK || !is_valid(e) || e == t {
+                return Err(HllError::Entry(u64::from(e)));
+            }
+            e
+        } else {
+            t
+        };
+        list.push(e);
+        next = pos + 1;
+    }
+    Ok((list, used))
 }
 
 #[cfg(test)]
@@ -139,7 +311,7 @@ mod tests {
             assert_eq!(back, sub);
             let mut own = Vec::new();
             sub.encode(&mut own);
-            if sub.estimate() >= 10 && out.first().is_some_and(|t| t >> 5 == 3) {
+            if sub.estimate() >= 10 && out.first().is_some_and(|t| t >> 5 == 7) {
                 assert!(
                     out.len() * 2 < own.len(),
                     "{} against {}",
@@ -148,18 +320,20 @@ mod tests {
                 );
             }
         }
-        // Another item of an index the reference has: its own rank is written.
-        let mut sub = Hll::with_precision(12);
-        let mut list = match &window.repr {
-            Repr::Sparse(l) => l[..3].to_vec(),
-            Repr::Dense(_) => panic!("sparse"),
+        // Another item of an index the reference has, or a rank that counts at the
+        // reference's precision only: its own rank is written.
+        let reference = Hll {
+            p: 14,
+            repr: Repr::Sparse(vec![5, 2048 << 6 | 6, 8192 << 6 | 7, 8193 << 6 | 1]),
         };
-        list[1] = (index(list[1]) << 6) | (rank(list[1]) % 40 + 1);
-        sub.repr = Repr::Sparse(list);
+        let sub = Hll {
+            p: 12,
+            repr: Repr::Sparse(vec![9, 2048 << 6 | 1, 8193 << 6 | 1]),
+        };
         let mut out = Vec::new();
-        sub.encode_against(&window, &mut out);
-        assert_eq!(out[0] >> 5, 3);
-        assert_eq!(Hll::decode_against(&out, &window).expect("decodes").0, sub);
+        sub.encode_against(&reference, &mut out);
+        assert_eq!(out[0] >> 5, 7);
+        assert_eq!(Hll::decode_against(&out, &reference), Ok((sub, out.len())));
     }
 
     #[test]

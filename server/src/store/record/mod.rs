@@ -386,7 +386,8 @@ removed the window): binary, window format 2. Byte 0x02; then, as LEB128 varints
 of event types and for each its name (varint length, UTF-8) and count (the fields of \
 `StateTopicWindowFields`); then the rest of the value is the window's stored row, the \
 mergeable state (HyperLogLogs, top lists, segment tables): 0x81 and a zstd frame of the row, \
-or the row itself (row format 5, led by its version byte). docs/state_topic_window.py in \
+or the row itself (row format 6, led by its version byte; rows of format 5, written by \
+earlier releases, are still read). docs/state_topic_window.py in \
 the repository decodes it. Values of window format 1 (a JSON object carrying the row as base64) \
 are still read.";
 

@@ -142,7 +142,8 @@ fn an_input_partition_always_maps_to_the_same_state_partition() {
     assert_eq!(spread.len(), 4);
 }
 
-/// A window of generated traffic, with every segment and two goals.
+/// A window of generated traffic, with every segment and three goals (one that nearly every
+/// visitor converts to: its sketch lists the window's visitors it lacks).
 fn generated_window() -> Aggregate {
     use pulseboard_model::agg::{AggSpec, Dimension, Goal, SegmentSpec};
     use pulseboard_model::gen::{GenConfig, Generator};
@@ -154,6 +155,7 @@ fn generated_window() -> Aggregate {
         goals: vec![
             Goal::parse("signup").expect("goal"),
             Goal::parse("pricing=url:/pricing").expect("goal"),
+            Goal::parse("pageview").expect("goal"),
         ],
     };
     let mut g = Generator::new(11, GenConfig::default());
@@ -170,9 +172,23 @@ fn the_reference_decoder_reads_a_window_value_as_pulseboard_wrote_it() {
     let compressed = Row::new(20_000, agg.clone());
     assert_eq!(compressed.stored[0], crate::store::row::ZSTD);
     let raw = Row::from_stored(20_000, agg.clone(), agg.to_bytes());
+    // A row of format 5, as earlier releases wrote it (the model's fixture).
+    let v5_bytes = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../model/tests/fixtures/v5-window.bin"),
+    )
+    .expect("the model's fixture");
+    assert_eq!(v5_bytes[0], 5);
+    let v5_agg = Aggregate::from_bytes(&v5_bytes).expect("a format-5 row");
+    let v5 = Row::from_stored(20_000, v5_agg.clone(), v5_bytes);
     let dir = tempfile::tempdir().expect("tempdir");
     let mut files = Vec::new();
-    for (name, row) in [("raw", &raw), ("zstd", &compressed)] {
+    let cases = [
+        ("raw", &raw, &agg),
+        ("zstd", &compressed, &agg),
+        ("v5", &v5, &v5_agg),
+    ];
+    for (name, row, _) in cases {
         let path = dir.path().join(name);
         std::fs::write(&path, window_value(row, 30_000, 7, true)).expect("write");
         files.push(path);
@@ -194,12 +210,12 @@ fn the_reference_decoder_reads_a_window_value_as_pulseboard_wrote_it() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("json"))
         .collect();
-    assert_eq!(decoded.len(), 2);
-    let header = Window::decode(&window_value(&raw, 30_000, 7, true))
-        .expect("window")
-        .value;
-    let want_header = serde_json::to_value(&header).expect("json");
-    for (i, d) in decoded.iter().enumerate() {
+    assert_eq!(decoded.len(), cases.len());
+    for (d, (name, row, agg)) in decoded.iter().zip(cases) {
+        let header = Window::decode(&window_value(row, 30_000, 7, true))
+            .expect("window")
+            .value;
+        let want_header = serde_json::to_value(&header).expect("json");
         for field in [
             "end",
             "seq",
@@ -209,15 +225,15 @@ fn the_reference_decoder_reads_a_window_value_as_pulseboard_wrote_it() {
             "unique_sessions",
             "by_type",
         ] {
-            assert_eq!(d[field], want_header[field], "file {i}: {field}");
+            assert_eq!(d[field], want_header[field], "{name}: {field}");
         }
         let row = &d["row"];
-        if i == 1 && row == "zstd" {
+        if name == "zstd" && row == "zstd" {
             // No zstd decompressor on this machine: the header is what another system needs.
             continue;
         }
-        assert_eq!(row["events"], agg.events, "file {i}");
-        for (name, list) in [
+        assert_eq!(row["events"], agg.events, "{name}");
+        for (list_name, list) in [
             ("by_type", &agg.by_type),
             ("urls", &agg.urls),
             ("referrers", &agg.referrers),
@@ -231,16 +247,21 @@ fn the_reference_decoder_reads_a_window_value_as_pulseboard_wrote_it() {
                 .map(|(k, c)| serde_json::json!([k, c]))
                 .collect();
             assert_eq!(
-                row[name]["top"],
+                row[list_name]["top"],
                 serde_json::Value::from(want),
-                "file {i}: {name}"
+                "{name}: {list_name}"
             );
-            assert_eq!(row[name]["total"], list.total(), "file {i}: {name}");
+            assert_eq!(row[list_name]["total"], list.total(), "{name}: {list_name}");
         }
-        for (name, g) in &agg.goals {
+        assert_eq!(
+            row["goal_completions"].as_object().map(|g| g.len()),
+            Some(agg.goals.len()),
+            "{name}"
+        );
+        for (goal, g) in &agg.goals {
             assert_eq!(
-                row["goal_completions"][name], g.completions,
-                "file {i}: {name}"
+                row["goal_completions"][goal], g.completions,
+                "{name}: {goal}"
             );
         }
     }

@@ -11,7 +11,8 @@
 //!          row                           the rest: the stored row (see below)
 //! flags := bit 0: the window took late events (revised)
 //! row   := 0x81 zstd-frame               the row, compressed (zstd)
-//!        | 0x05 …                        or as it is: row format 5 (`pulseboard_model::agg`)
+//!        | 0x06 …                        or as it is: row format 6 (`pulseboard_model::agg`;
+//!                                        0x05: format 5, written by earlier releases)
 //! ```
 //! `unique_visitors` and `unique_sessions` are this partition's HyperLogLog estimates:
 //! merge the rows across partitions, never sum these. `docs/state_topic_window.py` is a
