@@ -449,7 +449,7 @@ fn version_5_rows_decode_exactly() {
     assert!(figures_only.segments.is_empty());
     assert_eq!(figures(&figures_only, false), figures(&a, false));
     // Written again in today's format, it reads back the same, in under half the bytes
-    // (compressed as the server does, zstd -1: 14,840 → 10,274).
+    // (compressed with zstd -1: 14,840 → 10,274; the server uses level 3).
     let row = a.to_bytes();
     assert_eq!(row[0], pulseboard_model::agg::AGG_FORMAT_VERSION);
     assert_eq!(Aggregate::from_bytes(&row).as_ref(), Ok(&a));

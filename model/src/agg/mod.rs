@@ -21,17 +21,17 @@
 //!   the whole traffic needs, without the cost of the sub-aggregates.
 //! - Memory is bounded whatever the input (see [`hll`], [`top`] and [`segment`] for the
 //!   bounds and the error guarantees above their capacities).
-//! - [`Aggregate::to_bytes`] / [`Aggregate::from_bytes`] are the storage format
-//!   (a version byte followed by postcard; the segment tables come last, each as its own
-//!   length-prefixed bytes, so [`Aggregate::decode`] can skip them or all but one).
-//!   Version 4 is written; versions 3 (HyperLogLogs in their old form) and 2 (before
-//!   sources, goals and segments) are still read. Corrupt input yields [`AggError`], never a
-//!   panic.
+//! - [`Aggregate::to_bytes`] / [`Aggregate::from_bytes`] are the storage format: the row
+//!   format of `codec` (version 6: a dictionary of the row's keys, varints, Rice-coded
+//!   sketches; the segment tables come last, each length-prefixed, so
+//!   [`Aggregate::decode`] can skip them or all but one). Versions 5, 3 (HyperLogLogs in
+//!   their old form) and 2 (before sources, goals and segments) are still read. Corrupt
+//!   input yields [`AggError`], never a panic.
 //!
 //! Files: the type, its [`AggSpec`] and accessors here; `add` (counting one event, with what
 //! is worked out once per event), `merge` (merging aggregates, reading a segment),
-//! `storage` (the storage format and its versions: [`AggError`], [`Keep`]) and `legacy`
-//! (the mirror types of versions 2 and 3). Their items are re-exported here.
+//! `storage` (the storage format and its versions: [`AggError`], [`Keep`]), `codec` (row
+//! formats 6 and 5) and `legacy` (the mirror types of versions 2 and 3). Their items are re-exported here.
 
 pub mod goal;
 pub mod hll;

@@ -34,7 +34,7 @@ pub enum AggError {
 
 /// Storage format version written by [`Aggregate::to_bytes`]: the row format of `codec`
 /// (6: a sorted, front-coded dictionary and Rice-coded sketches; 5: the row format; 4:
-/// HyperLogLogs in their own codec, see [`Hll::encode`]; 3 added referrer domains, goals
+/// HyperLogLogs in their own codec, see [`super::Hll::encode`]; 3 added referrer domains, goals
 /// and segment tables). Versions 5, 3 and 2 are still read.
 pub const AGG_FORMAT_VERSION: u8 = super::codec::ROW_FORMAT_VERSION;
 
@@ -50,7 +50,7 @@ pub enum Keep {
 }
 
 impl Aggregate {
-    /// Storage encoding: the row format of [`super::codec`] (version [`AGG_FORMAT_VERSION`]).
+    /// Storage encoding: the row format of `codec` (version [`AGG_FORMAT_VERSION`]).
     pub fn to_bytes(&self) -> Vec<u8> {
         super::codec::encode(self)
     }

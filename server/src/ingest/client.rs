@@ -124,10 +124,10 @@ pub fn dead_letter_producer_config(brokers: &str) -> ClientConfig {
     cfg
 }
 
-/// The largest record of the state topic (a window's aggregate, with its segment tables and
-/// goals, as base64 in JSON): the producer's `message.max.bytes` and the topic's
-/// `max.message.bytes` when Pulseboard creates it. The largest aggregate measured, with
-/// 2 KiB keys and 16 goals, encodes to 15 MB (20 MB as base64).
+/// The largest record of the state topic (a window's stored row, with its segment tables and
+/// goals, behind its header): the producer's `message.max.bytes` and the topic's
+/// `max.message.bytes` when Pulseboard creates it, as large as the largest row the store
+/// reads (`store::row::MAX_ROW_BYTES`).
 pub const STATE_RECORD_MAX_BYTES: usize = 32 * 1024 * 1024;
 
 /// The transactional producer of the state topic: one per instance, fenced by its

@@ -148,7 +148,7 @@ fn a_realistic_window_takes_about_half_the_bytes_of_format_5() {
         "realistic window: format 5 {REALISTIC_V5_BYTES} bytes, format 6 {} bytes",
         row.len()
     );
-    // Compressed (zstd -1): 10,274 bytes, from 14,840.
+    // Compressed (zstd -1): 10,274 bytes, from 14,840 (the server uses level 3).
     assert!(row.len() < REALISTIC_BOUND, "{} bytes", row.len());
     const { assert!(REALISTIC_V5_BYTES >= REALISTIC_BOUND) };
     assert_eq!(decode(&row, Keep::All).as_ref(), Ok(&a));

@@ -1,15 +1,17 @@
 //! The state topic's record format, in one place: the state every instance shares and
 //! Pulseboard's output for other systems.
 //!
-//! Contract (format version 1; keys and values are JSON objects, UTF-8; every one carries
-//! `"v":1`, and a reader refuses another version with a clear error):
+//! Contract (format version 1; keys are JSON objects, UTF-8, every one carrying `"v":1`;
+//! values are JSON objects with `"v":1` too, but for windows; a reader refuses another
+//! version with a clear error):
 //! - Window record. Key `{"v":1,"kind":"window","topic":T,"partition":P,"start":S}`; value
-//!   `{"v":1,"end":E,"seq":N,"revised":bool,"events":..,"unique_visitors":..,
-//!   "unique_sessions":..,"by_type":{..},"aggregate":"<base64>"}`: partition P's aggregate
-//!   of the window [S, E) as it stands after the partition's checkpoint `seq`; readable
-//!   figures for other systems, and `aggregate`, the mergeable state (HyperLogLogs, top
-//!   lists) as base64 of Pulseboard's versioned binary encoding. A null value (tombstone)
-//!   deletes the window (retention).
+//!   binary, window format 2 (`window.rs` has the layout): partition P's figures of the
+//!   window [S, E) as they stand after the partition's checkpoint `seq` (end, seq, revised,
+//!   events, unique visitors and sessions, events by type), then its stored row, the
+//!   mergeable state (HyperLogLogs, top lists, segment tables) in Pulseboard's versioned
+//!   row format, zstd-compressed: the bytes the store keeps. Values of window format 1
+//!   (JSON, the row as base64) are still read. A null value (tombstone) deletes the window
+//!   (retention).
 //! - Progress record. Key `{"v":1,"kind":"progress","topic":T,"partition":P}`; value
 //!   `{"v":1,"seq":N,"next_offset":O,"max_event_ts":M,"events":..,"late":..,
 //!   "dead_letters":{reason:n},"offset_resets":..,"revised_events":..,
