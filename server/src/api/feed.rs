@@ -17,7 +17,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use pulseboard_model::agg::Filter;
+use pulseboard_model::agg::{Filter, Keep};
 use pulseboard_model::proto::{ServerMsg, WindowState, WindowView, PROTOCOL_VERSION};
 
 use crate::hub::{Frame, Hub, Parts, Published, Start, Subscription};
@@ -115,8 +115,9 @@ impl Feeds {
                 let mut keys: Vec<_> = parts.keys().collect();
                 keys.sort();
                 let mut part = Part::default();
+                let keep = Keep::Dimension(filter.dimension);
                 for k in keys {
-                    fold(&mut part, &parts[k]);
+                    fold(&mut part, &parts[k].with(keep));
                 }
                 segments::window_view(
                     *start,

@@ -13,12 +13,14 @@
 //! - `snapshot.rs`: a snapshot is built and serialised at most once per sequence number,
 //!   never under the lock the partitions publish through.
 
+mod held;
 mod publisher;
 mod range;
 mod snapshot;
 mod subscribe;
 mod update;
 
+pub(crate) use held::Held;
 pub(crate) use subscribe::Published;
 pub use subscribe::{Start, Subscription};
 
@@ -92,10 +94,11 @@ impl HubConfig {
 
 type PartKey = (String, i32);
 
-/// One window's aggregates by partition. Both levels are shared (`Arc`) so a snapshot can
-/// take the windows it shows under the lock for the price of a reference count; an update
-/// that meets a window a snapshot still holds copies the map of handles, not the aggregates.
-pub(crate) type Parts = Arc<HashMap<PartKey, Arc<Aggregate>>>;
+/// One window's aggregates by partition ([`Held`]: a closed row's figures and stored
+/// bytes, an open window whole). Both levels are shared so a snapshot can take the windows
+/// it shows under the lock for the price of a reference count; an update that meets a
+/// window a snapshot still holds copies the map of handles, not the aggregates.
+pub(crate) type Parts = Arc<HashMap<PartKey, Held>>;
 
 /// An encoded server message as the sockets send it: cloning it shares the bytes, so a
 /// message goes to 1,000 clients without 1,000 copies.
@@ -179,12 +182,7 @@ impl Hub {
         &self.progress
     }
 
-    fn view(
-        &self,
-        start: i64,
-        parts: &HashMap<PartKey, Arc<Aggregate>>,
-        state: WindowState,
-    ) -> WindowView {
+    fn view(&self, start: i64, parts: &HashMap<PartKey, Held>, state: WindowState) -> WindowView {
         WindowView {
             start,
             end: start + self.cfg.window_ms,
@@ -196,13 +194,13 @@ impl Hub {
     }
 }
 
-fn merge_parts(parts: &HashMap<PartKey, Arc<Aggregate>>) -> Aggregate {
+fn merge_parts(parts: &HashMap<PartKey, Held>) -> Aggregate {
     let mut keys: Vec<&PartKey> = parts.keys().collect();
     // Merge in a fixed order so the result does not depend on hash order.
     keys.sort();
     let mut total = Aggregate::new();
     for k in keys {
-        total.merge_figures(&parts[k]);
+        total.merge_figures(parts[k].figures());
     }
     total
 }

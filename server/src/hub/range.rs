@@ -5,6 +5,7 @@
 //!   row replaced by the hub's fresher copy where it holds one: per partition, never one
 //!   source instead of the other. The work is done outside the hub's lock.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use pulseboard_model::agg::{Aggregate, Keep};
@@ -32,7 +33,8 @@ impl Hub {
     /// tables `keep` says.
     ///
     /// The hub's handles are taken under its lock and folded outside it; the store's rows
-    /// of the partitions the hub holds are not decoded.
+    /// of the partitions the hub holds are not decoded (a closed row the hub holds decodes
+    /// the table `keep` asks for from its stored bytes).
     pub fn merged_range_with<T: Default>(
         &self,
         store: &Store,
@@ -64,21 +66,21 @@ impl Hub {
         let starts: BTreeSet<i64> = stored.keys().chain(held.keys()).copied().collect();
         let mut out = BTreeMap::new();
         for start in starts {
-            let mut rows: Vec<(&PartKey, &Aggregate)> = stored
+            let mut rows: Vec<(&PartKey, Cow<'_, Aggregate>)> = stored
                 .get(&start)
                 .into_iter()
                 .flatten()
-                .map(|(k, a)| (k, a))
+                .map(|(k, a)| (k, Cow::Borrowed(a)))
                 .chain(
                     held.get(&start)
                         .into_iter()
-                        .flat_map(|h| h.iter().map(|(k, a)| (k, &**a))),
+                        .flat_map(|h| h.iter().map(|(k, a)| (k, a.with(keep)))),
                 )
                 .collect();
             // Partition order, whatever the source.
             rows.sort_by(|a, b| a.0.cmp(b.0));
             let mut total = T::default();
-            for (_, a) in rows {
+            for (_, a) in &rows {
                 fold(&mut total, a);
             }
             out.insert(start, total);

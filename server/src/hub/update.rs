@@ -1,10 +1,11 @@
 //! What the partitions hand over, and what the hub holds of it.
 //!
 //! Contract:
-//! - Partition tasks [`Hub::update`] the windows they changed (whole per-partition
-//!   aggregates, shared by handle: a committed row is the checkpoint's own, an open
-//!   window's is its live figures with the segment tables of its last checkpoint). The hub keeps the windows of the last [`HubConfig::horizon_ms`] in memory,
-//!   seeded from the store at start, so it can merge any recent window across partitions.
+//! - Partition tasks [`Hub::update`] the windows they changed (per-partition [`Held`]s: a
+//!   committed row's figures and the checkpoint's own stored bytes, an open window's live
+//!   figures with the segment tables of its last checkpoint). The hub keeps the windows of
+//!   the last [`HubConfig::horizon_ms`] in memory, seeded from the store at start (as
+//!   figures and stored bytes), so it can merge any recent window across partitions.
 //!   A window the hub does not hold yet is completed from the store when a partition first
 //!   updates it, so a merged window never lacks a partition that has data for it.
 //! - The windows held in memory are those of the last `horizon_ms` before the newest window,
@@ -16,9 +17,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use pulseboard_model::agg::Aggregate;
-
-use super::{Hub, PartKey};
+use super::{Held, Hub, PartKey};
 use crate::store::{Store, StoreError};
 
 impl Hub {
@@ -26,18 +25,19 @@ impl Hub {
     /// newest stored window when the data is older than that.
     pub fn seed(&self, store: &Store, now_ms: i64) -> Result<(), StoreError> {
         let newest = store.newest_window()?.unwrap_or(now_ms).min(now_ms);
-        let rows = store.windows_in(newest - self.cfg.horizon_ms, i64::MAX)?;
+        let rows = store.window_rows_in(newest - self.cfg.horizon_ms, i64::MAX)?;
         let mut g = self.lock();
-        for row in rows {
-            Arc::make_mut(g.windows.entry(row.start).or_default())
-                .insert((row.topic, row.partition), Arc::new(row.agg));
+        for (start, topic, partition, stored) in rows {
+            let held = Held::from_stored(stored).map_err(StoreError::from)?;
+            Arc::make_mut(g.windows.entry(start).or_default()).insert((topic, partition), held);
         }
         Ok(())
     }
 
-    /// A partition's current aggregates of the windows it changed (shared: the hub keeps
-    /// the handles it is given, it copies nothing).
-    pub fn update<A: Into<Arc<Aggregate>>>(
+    /// A partition's current aggregates of the windows it changed (see [`Held`]: an open
+    /// window's handle is kept as given; a closed row's figures are copied, its stored bytes
+    /// shared).
+    pub(crate) fn update<A: Into<Held>>(
         &self,
         topic: &str,
         partition: i32,
@@ -48,7 +48,7 @@ impl Hub {
 
     /// [`Hub::update`] at wall-clock time `now_ms`: the horizon is counted back from the
     /// newest window, or from `now_ms` when the newest window lies in the future.
-    pub fn update_at<A: Into<Arc<Aggregate>>>(
+    pub(crate) fn update_at<A: Into<Held>>(
         &self,
         topic: &str,
         partition: i32,
@@ -97,14 +97,25 @@ impl Hub {
         let Some(from) = g.windows.keys().next().copied() else {
             return;
         };
-        let rows = match store.partition_windows_from(topic, partition, from) {
+        let rows = match store.partition_window_rows_from(topic, partition, from) {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::error!(topic, partition, error = %e, "cannot reload a partition's windows from the store");
                 return;
             }
         };
-        let mut stored: HashMap<i64, Aggregate> = rows.into_iter().collect();
+        let mut stored: HashMap<i64, Held> = HashMap::new();
+        for (start, bytes) in rows {
+            match Held::from_stored(bytes) {
+                Ok(h) => {
+                    stored.insert(start, h);
+                }
+                Err(e) => {
+                    tracing::error!(topic, partition, start, error = %e, "cannot decode a stored window");
+                    return;
+                }
+            }
+        }
         let starts: Vec<i64> = g.windows.keys().copied().collect();
         for start in starts {
             let row = stored.remove(&start);
@@ -113,7 +124,7 @@ impl Hub {
             };
             let held = parts.get(&key).cloned();
             let changed = match (&held, &row) {
-                (Some(h), Some(r)) => **h != *r,
+                (Some(h), Some(r)) => !h.same_as(r),
                 (None, None) => false,
                 _ => true,
             };
@@ -123,7 +134,7 @@ impl Hub {
             let parts = Arc::make_mut(parts);
             match row {
                 Some(r) => {
-                    parts.insert(key.clone(), Arc::new(r));
+                    parts.insert(key.clone(), r);
                 }
                 None => {
                     parts.remove(&key);
@@ -137,7 +148,7 @@ impl Hub {
                 .windows
                 .entry(start)
                 .or_insert_with(|| Arc::new(self.stored_parts(start)));
-            Arc::make_mut(parts).insert(key.clone(), Arc::new(row));
+            Arc::make_mut(parts).insert(key.clone(), row);
             g.dirty.insert(start);
         }
         drop(g);
@@ -146,15 +157,17 @@ impl Hub {
 
     /// The stored rows of one window, by partition (empty without a store or on error: the
     /// partitions then fill it in as they update it).
-    fn stored_parts(&self, start: i64) -> HashMap<PartKey, Arc<Aggregate>> {
+    fn stored_parts(&self, start: i64) -> HashMap<PartKey, Held> {
         let Some(store) = &self.store else {
             return HashMap::new();
         };
-        match store.windows_in(start, start + 1) {
-            Ok(rows) => rows
-                .into_iter()
-                .map(|r| ((r.topic, r.partition), Arc::new(r.agg)))
-                .collect(),
+        let rows = store.window_rows_in(start, start + 1).and_then(|rows| {
+            rows.into_iter()
+                .map(|(_, t, p, bytes)| Ok(((t, p), Held::from_stored(bytes)?)))
+                .collect::<Result<HashMap<_, _>, StoreError>>()
+        });
+        match rows {
+            Ok(parts) => parts,
             Err(e) => {
                 tracing::error!(start, error = %e, "cannot read a window from the store");
                 HashMap::new()
@@ -167,6 +180,7 @@ impl Hub {
 mod tests {
     use super::*;
     use crate::hub::tests::{agg, decode, events_by_start, hub, store_hub};
+    use pulseboard_model::agg::Aggregate;
     use pulseboard_model::proto::ServerMsg;
 
     #[tokio::test]

@@ -13,12 +13,20 @@
 //!   the checkpoint that folds them), or changed after they were shown final. A mark goes
 //!   with its window (deleted, or rolled up).
 
+use std::sync::Arc;
+
 use pulseboard_model::agg::{Aggregate, Keep};
 use sled::transaction::ConflictableTransactionError;
 
 use super::keys::{dec_i64, decode_window_key, enc_i64, partition_key, window_key};
 use super::row;
 use super::{abort, committed, Store, StoreError};
+
+/// A row's stored bytes, shared.
+pub type RowBytes = Arc<[u8]>;
+
+/// A window row as stored: `(start, topic, partition, bytes)`.
+pub type RawWindow = (i64, String, i32, RowBytes);
 
 /// A window row as read back from the store.
 #[derive(Debug, Clone)]
@@ -45,6 +53,45 @@ impl Store {
                 if let Some(start) = dec_i64(&k) {
                     out.push((start, row::decode_all(&v)?));
                 }
+            }
+        }
+        Ok(out)
+    }
+
+    /// [`Store::partition_windows_from`], the rows as stored (undecoded).
+    pub fn partition_window_rows_from(
+        &self,
+        topic: &str,
+        partition: i32,
+        from: i64,
+    ) -> Result<Vec<(i64, RowBytes)>, StoreError> {
+        let suffix = partition_key(topic, partition);
+        let mut out = Vec::new();
+        for kv in self.windows.range(enc_i64(from).to_vec()..) {
+            let (k, v) = kv?;
+            if k.get(8..) == Some(&suffix[..]) {
+                if let Some(start) = dec_i64(&k) {
+                    out.push((start, Arc::from(&v[..])));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The window rows with start in `[from, to)` as stored (undecoded), ordered by start:
+    /// `(start, topic, partition, bytes)`.
+    pub fn window_rows_in(&self, from: i64, to: i64) -> Result<Vec<RawWindow>, StoreError> {
+        let mut out = Vec::new();
+        if from >= to {
+            return Ok(out);
+        }
+        for kv in self
+            .windows
+            .range(enc_i64(from).to_vec()..enc_i64(to).to_vec())
+        {
+            let (k, v) = kv?;
+            if let Some((start, topic, partition)) = decode_window_key(&k) {
+                out.push((start, topic, partition, Arc::from(&v[..])));
             }
         }
         Ok(out)

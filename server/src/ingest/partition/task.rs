@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{answer, restore, Commit, Group, ReadTimes, TaskShared, MAX_CHECKPOINT_WINDOWS};
 use crate::config::OffsetReset;
+use crate::hub::Held;
 use crate::ingest::commit::CommitOutcome;
 use crate::ingest::dead_letter::Pending;
 use crate::ingest::engine::PartitionEngine;
@@ -147,15 +148,15 @@ impl<G: Group> Task<G> {
         // The hub shares the checkpoint's rows: a closed window's whole; an open window's
         // segment tables, with its live figures (fresher than this copy's), which the live
         // path keeps handing over with these tables until the next checkpoint.
-        let mut shown: Vec<(i64, Arc<Aggregate>)> = Vec::with_capacity(write.rows.len());
+        let mut shown: Vec<(i64, Held)> = Vec::with_capacity(write.rows.len());
         for row in &write.rows {
             match self.engine.live_window(row.start) {
                 Some(mut figures) => {
                     figures.segments = row.agg.segments.clone();
                     self.segments.insert(row.start, row.agg.segments.clone());
-                    shown.push((row.start, Arc::new(figures)));
+                    shown.push((row.start, Held::from(figures)));
                 }
-                None => shown.push((row.start, row.agg.clone())),
+                None => shown.push((row.start, Held::from(row))),
             }
         }
         let engine = &self.engine;

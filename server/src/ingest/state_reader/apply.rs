@@ -7,10 +7,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use pulseboard_model::agg::Aggregate;
 use tokio::sync::watch;
 
-use crate::hub::Hub;
+use crate::hub::{self, Hub};
 use crate::progress::{PartitionCounts, Progress};
 use crate::store::record::{self, StateRecord};
 use crate::store::{DeadLetterRecord, PartitionWrite, Store, StoreError};
@@ -253,10 +252,10 @@ impl Applier {
         // Another instance's checkpoint, or one of an earlier run of this instance that
         // was committed but not stored before it stopped (a SIGKILL): the hub loaded the
         // store before it came.
-        let rows: Vec<(i64, Arc<Aggregate>)> = write
+        let rows: Vec<(i64, hub::Held)> = write
             .rows
             .iter()
-            .map(|r| (r.start, r.agg.clone()))
+            .map(|r| (r.start, hub::Held::from(r)))
             .collect();
         self.p.hub.update(topic, partition, rows);
         if local {
