@@ -27,9 +27,15 @@ pub(crate) struct Held {
 
 impl Held {
     /// A row held by its figures and stored bytes.
-    pub(crate) fn closed(agg: &Aggregate, stored: Arc<[u8]>) -> Held {
+    pub(crate) fn closed(agg: &Arc<Aggregate>, stored: Arc<[u8]>) -> Held {
+        let agg = if agg.segments.is_empty() {
+            // Figures only already ([`Row::closed`]): shared.
+            agg.clone()
+        } else {
+            Arc::new(agg.figures_only())
+        };
         Held {
-            agg: Arc::new(agg.figures_only()),
+            agg,
             stored: Some(stored),
         }
     }

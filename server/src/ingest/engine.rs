@@ -14,9 +14,14 @@
 //!   window ended within `revision_horizon` of the partition's watermark: it is kept as a
 //!   revision of that window and merged into the stored row at the next checkpoint (the
 //!   window becomes `revised`). Older ones are dead-lettered (`too_late`).
-//! - [`PartitionEngine::prepare`] takes what the next checkpoint writes: the dirty windows
-//!   as they are, the closed windows that took late events merged with their stored rows
-//!   (or with their dirty copy), the dead letters their topic did not take and the
+//! - A window the watermark closes leaves memory as it closes: encoded into its row at
+//!   once, holding on to its figures only (the row's bytes have the rest), so a backlog
+//!   read far faster than checkpoints come holds its open windows and small rows, not
+//!   whole aggregates.
+//! - [`PartitionEngine::prepare`] takes what the next checkpoint writes: the rows of the
+//!   windows closed since the last one, the dirty open windows as they are, the closed
+//!   windows that took late events merged with their stored rows (or with their row or
+//!   dirty copy here), the dead letters their topic did not take and the
 //!   partition's checkpoint (offset, watermark state, counters, `seq` + 1), as one
 //!   [`PartitionWrite`]. The caller makes it durable (sled, and with a state topic first a
 //!   Kafka transaction) before it prepares the next one. When a prepared checkpoint cannot
@@ -95,6 +100,10 @@ pub struct PartitionEngine {
     windows: PartitionWindows,
     /// Late events of closed windows since the last checkpoint, by window start.
     revisions: BTreeMap<i64, Aggregate>,
+    /// Rows of the windows closed since the last checkpoint, encoded as they closed.
+    closed: Vec<Row>,
+    /// How many of `closed` the live path has handed over.
+    closed_shown: usize,
     /// Dead letters their topic did not take, to record at the next checkpoint.
     undelivered: Vec<DeadLetterRecord>,
     cp: PartitionCheckpoint,
@@ -142,6 +151,8 @@ impl PartitionEngine {
             cfg: engine_cfg,
             windows,
             revisions: BTreeMap::new(),
+            closed: Vec::new(),
+            closed_shown: 0,
             undelivered: Vec::new(),
             cp,
             has_offset,
@@ -210,6 +221,11 @@ impl PartitionEngine {
                 self.changed_live = true;
                 self.cp.events += 1;
                 self.cp.max_event_ts = self.windows.max_event_ts();
+                while let Some((s, agg, changed)) = self.windows.pop_closed() {
+                    if changed {
+                        self.closed.push(Row::closed(s, agg));
+                    }
+                }
                 Outcome::Folded(start)
             }
             Err(late) => {
@@ -314,7 +330,7 @@ impl PartitionEngine {
     /// How many window rows the next checkpoint writes at most: the windows changed since
     /// the last one and the closed ones that took late events.
     pub fn changed_windows(&self) -> usize {
-        self.windows.dirty_len() + self.revisions.len()
+        self.closed.len() + self.windows.dirty_len() + self.revisions.len()
     }
 
     /// Record a dead letter its topic did not take: it is written to the store with the next
@@ -332,26 +348,36 @@ impl PartitionEngine {
         if !self.changed {
             return Ok(None);
         }
+        let mut closed = std::mem::take(&mut self.closed);
+        self.closed_shown = 0;
         let mut rows = self.windows.take_dirty();
         let revisions = std::mem::take(&mut self.revisions);
         let mut from_store = Vec::new();
         for (start, late) in &revisions {
             // A window can take on-time events and then, once closed, late ones between two
-            // checkpoints: its late events go into the dirty copy, which the store lacks.
-            match rows.iter_mut().find(|(s, _)| s == start) {
-                Some((_, row)) => row.merge(late),
-                None => from_store.push((*start, late.clone())),
+            // checkpoints: its late events go into its row or dirty copy, which the store
+            // lacks.
+            if let Some((_, row)) = rows.iter_mut().find(|(s, _)| s == start) {
+                row.merge(late);
+            } else if let Some(row) = closed.iter_mut().find(|r| r.start == *start) {
+                let mut whole = crate::store::row::decode_all(&row.stored)?;
+                whole.merge(late);
+                *row = Row::closed(*start, whole);
+            } else {
+                from_store.push((*start, late.clone()));
             }
         }
         rows.extend(store.merged_rows(&self.topic, self.partition, &from_store)?);
+        // Encoded once, here or as they closed: the store and the state topic write these.
+        closed.extend(rows.into_iter().map(|(s, a)| Row::new(s, a)));
+        closed.sort_by_key(|r| r.start);
         self.cp.seq += 1;
         self.changed = false;
         Ok(Some(PartitionWrite {
             topic: self.topic.clone(),
             partition: self.partition,
             checkpoint: self.cp.clone(),
-            // Encoded once, here: the store and the state topic write these bytes.
-            rows: rows.into_iter().map(|(s, a)| Row::new(s, a)).collect(),
+            rows: closed,
             revised: revisions.keys().copied().collect(),
             undelivered: std::mem::take(&mut self.undelivered),
             owner: None,
@@ -369,17 +395,23 @@ impl PartitionEngine {
     }
 
     /// The figures of the open windows (without their segment tables: a fraction of the
-    /// whole to copy) if any changed since the last call, for live display.
+    /// whole to copy) if any changed since the last call, for live display, after those of
+    /// the windows that closed since the last call (their final figures, before their
+    /// checkpoint brings their rows).
     pub fn take_live_windows(&mut self) -> Option<Vec<(i64, Aggregate)>> {
         if !std::mem::take(&mut self.changed_live) {
             return None;
         }
-        Some(
-            self.windows
-                .open_windows()
-                .map(|(s, a)| (s, a.figures_only()))
-                .collect(),
-        )
+        let closed = self.closed[self.closed_shown..]
+            .iter()
+            .map(|r| (r.start, r.agg.figures_only()));
+        let open = self
+            .windows
+            .open_windows()
+            .map(|(s, a)| (s, a.figures_only()));
+        let windows = closed.chain(open).collect();
+        self.closed_shown = self.closed.len();
+        Some(windows)
     }
 
     /// The figures of an open window (see [`Self::take_live_windows`]).

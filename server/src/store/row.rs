@@ -10,16 +10,19 @@
 //!   an error, not an allocation), then decodes with the segment tables `keep` says.
 //! - Encoding is deterministic: equal aggregates give equal bytes.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use pulseboard_model::agg::{AggError, Aggregate, Keep};
 
-/// A window's row as a checkpoint writes it: the aggregate, shared (the hub keeps the same
-/// one), and its stored bytes, encoded once (the store and the state topic write these).
+/// A window's row as a checkpoint writes it: the aggregate, shared, and its stored bytes,
+/// encoded once (the store and the state topic write these).
 #[derive(Debug, Clone)]
 pub struct Row {
     /// The window's start.
     pub start: i64,
+    /// The aggregate: its figures always; its segment tables unless the row was made
+    /// [`Row::closed`] (the stored bytes always have them).
     pub agg: Arc<Aggregate>,
     /// [`encode`] of `agg`.
     pub stored: Arc<[u8]>,
@@ -37,6 +40,21 @@ impl Row {
         Row {
             start,
             agg: Arc::new(agg),
+            stored,
+        }
+    }
+
+    /// The row of a closed window, encoded, keeping only the aggregate's figures in memory
+    /// (its segment tables, most of its memory, are in the stored bytes).
+    pub fn closed(start: i64, agg: Aggregate) -> Row {
+        let stored = encode(&agg).into();
+        let figures = Aggregate {
+            segments: Arc::default(),
+            ..agg
+        };
+        Row {
+            start,
+            agg: Arc::new(figures),
             stored,
         }
     }
@@ -75,10 +93,26 @@ pub fn compress(row: Vec<u8>) -> Vec<u8> {
     if row.len() < COMPRESS_FROM {
         return row;
     }
-    let mut out = Vec::with_capacity(row.len() / 2 + 16);
-    out.push(ZSTD);
-    match zstd::stream::copy_encode(&row[..], &mut out, LEVEL) {
-        Ok(()) if out.len() < row.len() => out,
+    // One compression context per thread, kept: making one per row (its tables allocated
+    // and cleared) cost more than compressing a small row.
+    thread_local! {
+        static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> =
+            const { RefCell::new(None) };
+    }
+    let frame = COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.is_none() {
+            *c = zstd::bulk::Compressor::new(LEVEL).ok();
+        }
+        c.as_mut()?.compress(&row).ok()
+    });
+    match frame {
+        Some(frame) if frame.len() + 1 < row.len() => {
+            let mut out = Vec::with_capacity(frame.len() + 1);
+            out.push(ZSTD);
+            out.extend_from_slice(&frame);
+            out
+        }
         // Compression failing (it cannot on a Vec) or not paying: the row as it is.
         _ => row,
     }
@@ -102,6 +136,35 @@ pub fn decode_all(bytes: &[u8]) -> Result<Aggregate, AggError> {
 
 fn decompress(frame: &[u8]) -> Result<Vec<u8>, AggError> {
     let corrupt = |e: std::io::Error| AggError::Corrupt(format!("compressed row: {e}"));
+    // A frame that says its size (every one written since the context is kept) is
+    // decompressed in one call into a buffer of that size, with a context kept per thread.
+    if let Ok(Some(size)) = zstd::zstd_safe::get_frame_content_size(frame) {
+        if size > MAX_ROW_BYTES as u64 {
+            return Err(AggError::Corrupt(format!(
+                "compressed row larger than {MAX_ROW_BYTES} bytes"
+            )));
+        }
+        thread_local! {
+            static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+                const { RefCell::new(None) };
+        }
+        return DECOMPRESSOR.with(|d| {
+            let mut d = d.borrow_mut();
+            if d.is_none() {
+                *d = Some(zstd::bulk::Decompressor::new().map_err(corrupt)?);
+            }
+            let d = d
+                .as_mut()
+                .ok_or_else(|| AggError::Corrupt("no zstd context".into()))?;
+            let out = d.decompress(frame, size as usize).map_err(corrupt)?;
+            if out.len() as u64 != size {
+                return Err(AggError::Corrupt(
+                    "compressed row shorter than its frame says".into(),
+                ));
+            }
+            Ok(out)
+        });
+    }
     let mut out = Vec::new();
     let mut reader = zstd::stream::Decoder::new(frame).map_err(corrupt)?;
     let read = std::io::copy(
@@ -179,5 +242,28 @@ mod tests {
         assert!(bomb.len() < 10_000);
         let err = decode_all(&bomb).expect_err("too large");
         assert!(err.to_string().contains("larger than"), "{err}");
+        // The same saying its size in its header (as rows are written): refused before
+        // anything is allocated for it.
+        let mut sized = vec![ZSTD];
+        sized.extend(zstd::bulk::compress(&vec![0u8; 40 << 20], 1).expect("encode"));
+        let err = decode_all(&sized).expect_err("too large");
+        assert!(err.to_string().contains("larger than"), "{err}");
+        // A frame whose header says less than it holds.
+        let row = window(500).to_bytes();
+        let mut short = zstd::bulk::compress(&row, 3).expect("encode");
+        assert_eq!(short[4] & 0xc0, 0x40, "a 2-byte content size field");
+        // After the magic number and the descriptor, and the window byte unless the frame is
+        // a single segment: the size, less 256.
+        let field = 5 + usize::from(short[4] & 0x20 == 0);
+        let size = u16::from_le_bytes([short[field], short[field + 1]]);
+        short[field..field + 2].copy_from_slice(&(size - 10).to_le_bytes());
+        let mut bad = vec![ZSTD];
+        bad.extend(short);
+        let err = decode_all(&bad).expect_err("short");
+        assert!(err.to_string().contains("compressed row"), "{err}");
+        assert_eq!(
+            zstd::zstd_safe::get_frame_content_size(&bad[1..]).ok(),
+            Some(Some(row.len() as u64 - 10))
+        );
     }
 }

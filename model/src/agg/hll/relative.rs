@@ -67,9 +67,8 @@ impl Hll {
         let mut own = Vec::new();
         let mut j = 0;
         for (i, &e) in mine.iter().enumerate() {
-            while j < theirs.len() && index(theirs[j]) < index(e) {
-                j += 1;
-            }
+            // A search, not a walk: a segment's sketch holds a few of the window's entries.
+            j += theirs[j..].partition_point(|&t| index(t) < index(e));
             match theirs.get(j) {
                 Some(&t) if index(t) == index(e) => {
                     at.push(j);
@@ -82,17 +81,19 @@ impl Hll {
         }
         let listed = gaps(at.iter().copied());
         let (k, bits) = best_k(&listed);
-        let mut missing = Vec::with_capacity(theirs.len() - at.len());
-        let mut mine_at = at.iter().peekable();
-        for pos in 0..theirs.len() {
-            if mine_at.next_if_eq(&&pos).is_none() {
-                missing.push(pos);
+        // The entries it lacks are listed instead when that is shorter, which takes fewer
+        // of them than it holds: only a sketch of most of the reference's entries is
+        // worth the try.
+        let (flags, k, gaps) = if at.len() * 2 > theirs.len() {
+            let mut mine_at = at.iter().peekable();
+            let missing = (0..theirs.len()).filter(|pos| mine_at.next_if_eq(&pos).is_none());
+            let unlisted = gaps(missing);
+            let (uk, ubits) = best_k(&unlisted);
+            if ubits.div_ceil(8) < bits.div_ceil(8) {
+                (COMPLEMENT, uk, unlisted)
+            } else {
+                (0, k, listed)
             }
-        }
-        let unlisted = gaps(missing.into_iter());
-        let (uk, ubits) = best_k(&unlisted);
-        let (flags, k, gaps) = if ubits.div_ceil(8) < bits.div_ceil(8) {
-            (COMPLEMENT, uk, unlisted)
         } else {
             (0, k, listed)
         };

@@ -237,3 +237,45 @@ async fn on_time_and_late_events_of_one_window_between_two_checkpoints_are_all_w
         None
     );
 }
+
+#[tokio::test]
+async fn a_window_leaves_memory_as_it_closes_and_its_row_keeps_everything() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path(), 10_000).expect("open");
+    let mut e = engine(&store);
+    e.cfg.spec = Arc::new(AggSpec {
+        segments: pulseboard_model::agg::SegmentSpec {
+            dimensions: vec![pulseboard_model::agg::Dimension::Type],
+            top_n: 10,
+        },
+        goals: Vec::new(),
+    });
+    e.windows = PartitionWindows::new(e.cfg.windows).with_spec(e.cfg.spec.clone());
+    // A backlog over six windows, read before any checkpoint.
+    let events: Vec<String> = (0..60)
+        .map(|i| ev(T0 + i * 1_000, &format!("v{i}")))
+        .collect();
+    feed(&mut e, 0, T0 + HOUR, &events);
+    // The watermark (T0 + 54 s) closed the first five: rows, figures only in memory.
+    assert_eq!(e.windows.open_windows().count(), 1);
+    let starts: Vec<i64> = e.closed.iter().map(|r| r.start).collect();
+    assert_eq!(starts, (0..5).map(|i| T0 + i * 10_000).collect::<Vec<_>>());
+    assert!(e.closed.iter().all(|r| r.agg.segments.is_empty()));
+    // The live path shows their final figures, then the open windows'.
+    let live = e.take_live_windows().expect("changed");
+    let shown: Vec<(i64, u64)> = live.iter().map(|(s, a)| (*s, a.events)).collect();
+    assert_eq!(
+        shown,
+        (0..6).map(|i| (T0 + i * 10_000, 10)).collect::<Vec<_>>()
+    );
+    // The checkpoint writes all six; the closed rows' bytes have their segment tables.
+    let w = e.checkpoint(&store).await.expect("checkpoint");
+    assert_eq!(w.rows.len(), 6);
+    let first = &store.windows_in(T0, T0 + 1).expect("row")[0].agg;
+    let table = first
+        .segments
+        .table(pulseboard_model::agg::Dimension::Type)
+        .expect("table");
+    assert_eq!(table.get("pageview").map(|a| a.events), Some(10));
+    assert_eq!(stored_events(&store), 60);
+}
