@@ -135,16 +135,26 @@ impl FeedTx {
     }
 }
 
-impl Feed for FakeFeed {
-    type Message<'a> = OwnedMessage;
-
-    async fn recv(&self) -> KafkaResult<OwnedMessage> {
+impl FakeFeed {
+    pub(crate) async fn recv(&self) -> KafkaResult<OwnedMessage> {
         let next = self.rx.lock().await.recv().await;
         match next {
             Some(m) => m,
             // Nothing more will come: like a caught-up partition, wait for ever.
             None => std::future::pending().await,
         }
+    }
+}
+
+impl Feed for FakeFeed {
+    type Message<'a> = OwnedMessage;
+    type Messages<'a> =
+        std::pin::Pin<Box<dyn futures::Stream<Item = KafkaResult<OwnedMessage>> + Send + 'a>>;
+
+    fn messages(&self) -> Self::Messages<'_> {
+        Box::pin(futures::stream::unfold(self, |feed| async move {
+            Some((feed.recv().await, feed))
+        }))
     }
 }
 

@@ -7,12 +7,15 @@ use std::future::Future;
 use std::sync::Weak;
 use std::time::Duration;
 
+use futures::Stream;
+use rdkafka::consumer::stream_consumer::MessageStream;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaResult;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::ingest::client::{committed_position, Committed};
+use crate::ingest::rebalance::IngestContext;
 use crate::ingest::{Consumer_, IngestError, Queue};
 
 /// How long one request for a committed offset may take.
@@ -24,15 +27,22 @@ pub(in crate::ingest) trait Feed: Send + Sync + 'static {
     where
         Self: 'a;
 
-    /// The next message, or the error the client reports in its place.
-    fn recv(&self) -> impl Future<Output = KafkaResult<Self::Message<'_>>> + Send;
+    /// The messages, each or the error the client reports in its place; it never ends.
+    type Messages<'a>: Stream<Item = KafkaResult<Self::Message<'a>>> + Send + Unpin
+    where
+        Self: 'a;
+
+    /// The stream of messages, made once per task: one waker registered for the task's
+    /// life, not one per message as `recv` registers.
+    fn messages(&self) -> Self::Messages<'_>;
 }
 
 impl Feed for Queue {
     type Message<'a> = BorrowedMessage<'a>;
+    type Messages<'a> = MessageStream<'a, IngestContext>;
 
-    fn recv(&self) -> impl Future<Output = KafkaResult<BorrowedMessage<'_>>> + Send {
-        Queue::recv(self)
+    fn messages(&self) -> MessageStream<'_, IngestContext> {
+        self.stream()
     }
 }
 

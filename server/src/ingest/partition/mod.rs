@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::FutureExt;
+use futures::{FutureExt, StreamExt};
 use pulseboard_model::decode::Decoder;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::FutureProducer;
@@ -154,6 +154,7 @@ pub(super) async fn partition_task<F: Feed, G: Group>(
     let live_due = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(live_due);
     let mut live_pending = false;
+    let mut messages = queue.messages();
     let result: Result<(), IngestError> = loop {
         tokio::select! {
             // Stop first so a revoke is served promptly; then the committer's answer (the
@@ -184,7 +185,7 @@ pub(super) async fn partition_task<F: Feed, G: Group>(
                     shared.hub.update(&topic, partition, windows);
                 }
             }
-            msg = queue.recv(), if !task.full() => {
+            Some(msg) = messages.next(), if !task.full() => {
                 task.saw_messages = true;
                 // Drain what is already fetched before going back to the select: one round
                 // of timer and channel polling per batch, not per message.
@@ -213,7 +214,7 @@ pub(super) async fn partition_task<F: Feed, G: Group>(
                     }
                     batch += 1;
                     if batch < MAX_BATCH && !task.full() {
-                        next = queue.recv().now_or_never();
+                        next = messages.next().now_or_never().flatten();
                     }
                 }
                 task.reads.batch_done();

@@ -11,7 +11,6 @@ use rdkafka::Offset;
 use super::*;
 use crate::ingest::client::Committed;
 use crate::ingest::fakes::{event, FakeFeed, FakeGroup, FeedTx, TestIngest, PATIENCE, TOPIC};
-use crate::ingest::partition::Feed;
 use crate::store::PartitionCheckpoint;
 
 struct Rig {
