@@ -94,12 +94,15 @@ pub fn consumer_config(
         // `ingest::partition`). The configuration refuses another strategy.
         .set("partition.assignment.strategy", "cooperative-sticky")
         .set("topic.metadata.refresh.interval.ms", "10000")
-        // Read ahead in larger fetches (up to 4 MB per partition; Kafka's default is 1 MB)
+        // Read ahead in larger fetches (up to 2 MB per partition; Kafka's default is 1 MB)
         // while at most 8 MB of messages wait per partition, and fetch again 10 ms after
         // that queue drained below its bound (librdkafka's default waits a full second,
         // which made a bounded queue stall). Memory stays bounded while catching up on a
-        // backlog at full speed (see docs/performance.md).
-        .set("max.partition.fetch.bytes", "4194304")
+        // backlog at full speed: librdkafka keeps a few hundred bytes per queued message
+        // beside its payload, and a fetch's buffer until its last message is gone, about
+        // 25 MB per partition at that bound (4 MB fetches kept 15 MB more in all for no
+        // gain in rate; 4 MB queues cost a tenth of it; see docs/performance.md).
+        .set("max.partition.fetch.bytes", "2097152")
         .set("queued.min.messages", "1000000")
         .set("queued.max.messages.kbytes", "8192")
         .set("fetch.queue.backoff.ms", "10");
