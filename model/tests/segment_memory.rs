@@ -227,3 +227,43 @@ fn segment_memory_per_window_is_measured_and_bounded() {
     );
     assert!(add.0 <= bound(16, 2048), "{} > {}", add.0, bound(16, 2048));
 }
+
+/// What one partition's 10 s window of a realistic site (3,000 pages, 60 countries, 40
+/// referrers, 200,000 visitors; 1,000 events/s over 4 partitions: 2,500 events) takes
+/// whole in memory (an open window), as the figures the hub and the global view keep of a
+/// closed one, and encoded (before compression).
+#[test]
+fn a_realistic_window_whole_as_figures_and_encoded() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let cfg = GenConfig {
+        pages: 3_000,
+        countries: 60,
+        referrers: 40,
+        visitors: 200_000,
+        ..GenConfig::default()
+    };
+    let mut g = Generator::new(11, cfg);
+    let events: Vec<Event> = (0..2_500)
+        .map(|i| g.next_event(1_800_000_000_000 + i * 4))
+        .collect();
+    let spec = spec(true, &["signup", "pricing=url:/pricing"], 10);
+    let before = LIVE.load(Ordering::SeqCst);
+    let mut whole = Aggregate::new();
+    for e in &events {
+        whole.add_with(e, &spec);
+    }
+    let whole_heap = (LIVE.load(Ordering::SeqCst) - before) as usize;
+    let before = LIVE.load(Ordering::SeqCst);
+    let figures = whole.figures_only();
+    let figures_heap = (LIVE.load(Ordering::SeqCst) - before) as usize;
+    let encoded = whole.to_bytes().len();
+    println!(
+        "realistic window, one partition, 2,500 events: whole {}, figures {}, encoded {}",
+        kib(whole_heap),
+        kib(figures_heap),
+        kib(encoded)
+    );
+    assert_eq!(figures.events, 2_500);
+    // The figures are a fraction of the whole: what holding closed windows this way saves.
+    assert!(figures_heap * 3 < whole_heap, "{figures_heap} of {whole_heap}");
+}
