@@ -265,5 +265,8 @@ fn a_realistic_window_whole_as_figures_and_encoded() {
     );
     assert_eq!(figures.events, 2_500);
     // The figures are a fraction of the whole: what holding closed windows this way saves.
-    assert!(figures_heap * 3 < whole_heap, "{figures_heap} of {whole_heap}");
+    assert!(
+        figures_heap * 3 < whole_heap,
+        "{figures_heap} of {whole_heap}"
+    );
 }

@@ -1,80 +1,62 @@
 //! What the hub holds of one partition's window.
 //!
 //! Contract:
-//! - A closed window's row is held as its figures (no segment tables) beside its stored
-//!   bytes (the checkpoint's own, shared): the segment tables, most of an aggregate's
-//!   memory, are decoded from those bytes when a filtered view asks ([`Held::with`]).
+//! - A closed window's row is held as its stored bytes (the checkpoint's own, shared; or
+//!   the store's, or the state topic's): its figures and segment tables are decoded from
+//!   them when a view, a range or a filtered view asks ([`Held::figures`], [`Held::with`]).
+//!   A closed window changes rarely (its row comes once, its state twice), and its bytes
+//!   are a twentieth of its decoded aggregate.
 //! - An open window (a partition's live figures, with the segment tables of its last
 //!   checkpoint) is held whole: it changes every few milliseconds and has no row yet.
-//! - Figures, and a table decoded on demand, are those of the whole aggregate: what a
-//!   reader gets is what it would have got from the aggregate itself.
+//! - What a reader gets is what it would have got from the aggregate itself.
 
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use pulseboard_model::agg::{Aggregate, Keep};
+use pulseboard_model::agg::{AggError, Aggregate, Keep};
 
 use crate::store::row::{self, Row};
 
-/// One partition's window in the hub (cheap to clone: two handles).
+/// One partition's window in the hub (cheap to clone: a handle).
 #[derive(Debug, Clone)]
-pub(crate) struct Held {
-    /// The figures; for an open window, its segment tables too.
-    agg: Arc<Aggregate>,
-    /// A closed row's stored bytes, its segment tables' source; `None` for an open window.
-    stored: Option<Arc<[u8]>>,
+pub(crate) enum Held {
+    /// An open window's aggregate: its live figures, and segment tables.
+    Open(Arc<Aggregate>),
+    /// A closed window's stored row.
+    Closed(Arc<[u8]>),
 }
 
 impl Held {
-    /// A row held by its figures and stored bytes.
-    pub(crate) fn closed(agg: &Arc<Aggregate>, stored: Arc<[u8]>) -> Held {
-        let agg = if agg.segments.is_empty() {
-            // Figures only already ([`Row::closed`]): shared.
-            agg.clone()
-        } else {
-            Arc::new(agg.figures_only())
-        };
-        Held {
-            agg,
-            stored: Some(stored),
-        }
+    /// A row read back as stored bytes (the store, the state topic), checked to decode.
+    pub(crate) fn from_stored(stored: Arc<[u8]>) -> Result<Held, AggError> {
+        row::decode(&stored, Keep::Figures)?;
+        Ok(Held::Closed(stored))
     }
 
-    /// A row read back as stored bytes (the store, the state topic): only its figures are
-    /// decoded. An error when the bytes are not a row.
-    pub(crate) fn from_stored(stored: Arc<[u8]>) -> Result<Held, pulseboard_model::agg::AggError> {
-        let agg = row::decode(&stored, Keep::Figures)?;
-        Ok(Held {
-            agg: Arc::new(agg),
-            stored: Some(stored),
-        })
+    /// The figures (with an open window's segment tables).
+    pub(crate) fn figures(&self) -> Cow<'_, Aggregate> {
+        self.with(Keep::Figures)
     }
 
-    /// The figures (and an open window's segment tables).
-    pub(crate) fn figures(&self) -> &Aggregate {
-        &self.agg
-    }
-
-    /// The aggregate with the segment tables `keep` says, decoded from the stored bytes for a
-    /// closed row (an undecodable row, which the store would have refused, is logged and
-    /// read as its figures).
+    /// The aggregate with the segment tables `keep` says (an open window's has them all). A
+    /// row that does not decode, which was checked when it came, is logged and read empty.
     pub(crate) fn with(&self, keep: Keep) -> Cow<'_, Aggregate> {
-        match (&self.stored, keep) {
-            (Some(bytes), Keep::All | Keep::Dimension(_)) => match row::decode(bytes, keep) {
+        match self {
+            Held::Open(agg) => Cow::Borrowed(agg),
+            Held::Closed(bytes) => match row::decode(bytes, keep) {
                 Ok(agg) => Cow::Owned(agg),
                 Err(e) => {
-                    tracing::error!(error = %e, "cannot decode a held window's segment tables");
-                    Cow::Borrowed(&self.agg)
+                    tracing::error!(error = %e, "cannot decode a held window");
+                    Cow::Owned(Aggregate::new())
                 }
             },
-            _ => Cow::Borrowed(&self.agg),
         }
     }
 
     /// Whether `other` holds the same aggregate (by stored bytes when both have them).
     pub(crate) fn same_as(&self, other: &Held) -> bool {
-        match (&self.stored, &other.stored) {
-            (Some(a), Some(b)) => a == b,
+        match (self, other) {
+            (Held::Closed(a), Held::Closed(b)) => a == b,
             _ => *self.with(Keep::All) == *other.with(Keep::All),
         }
     }
@@ -83,19 +65,20 @@ impl Held {
 impl From<Arc<Aggregate>> for Held {
     /// An open window's aggregate, held whole.
     fn from(agg: Arc<Aggregate>) -> Held {
-        Held { agg, stored: None }
+        Held::Open(agg)
     }
 }
 
 impl From<Aggregate> for Held {
     fn from(agg: Aggregate) -> Held {
-        Held::from(Arc::new(agg))
+        Held::Open(Arc::new(agg))
     }
 }
 
 impl From<&Row> for Held {
+    /// A checkpoint's row: its bytes, shared.
     fn from(r: &Row) -> Held {
-        Held::closed(&r.agg, r.stored.clone())
+        Held::Closed(r.stored.clone())
     }
 }
 
@@ -112,7 +95,7 @@ mod tests {
     use pulseboard_model::gen::{GenConfig, Generator};
 
     #[test]
-    fn a_closed_row_holds_its_figures_and_decodes_a_table_as_the_aggregate_had_it() {
+    fn a_closed_row_is_held_as_bytes_and_decodes_as_the_aggregate_was() {
         let spec = AggSpec {
             segments: SegmentSpec {
                 dimensions: Dimension::ALL.to_vec(),
@@ -126,7 +109,11 @@ mod tests {
             a.add_with(&g.next_event(1_800_000_000_000 + i), &spec);
         }
         let held = Held::from(Row::new(0, a.clone()));
-        assert!(held.figures().segments.is_empty(), "no tables held decoded");
+        assert!(matches!(held, Held::Closed(_)), "bytes only");
+        assert!(
+            held.figures().segments.is_empty(),
+            "no tables decoded for figures"
+        );
         assert_eq!(*held.figures(), a.figures_only());
         for d in Dimension::ALL {
             let got = held.with(Keep::Dimension(d));

@@ -94,7 +94,7 @@ impl HubConfig {
 
 type PartKey = (String, i32);
 
-/// One window's aggregates by partition ([`Held`]: a closed row's figures and stored
+/// One window's aggregates by partition ([`Held`]: a closed row's stored
 /// bytes, an open window whole). Both levels are shared so a snapshot can take the windows
 /// it shows under the lock for the price of a reference count; an update that meets a
 /// window a snapshot still holds copies the map of handles, not the aggregates.
@@ -200,7 +200,7 @@ fn merge_parts(parts: &HashMap<PartKey, Held>) -> Aggregate {
     keys.sort();
     let mut total = Aggregate::new();
     for k in keys {
-        total.merge_figures(parts[k].figures());
+        total.merge_figures(&parts[k].figures());
     }
     total
 }

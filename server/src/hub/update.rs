@@ -2,10 +2,10 @@
 //!
 //! Contract:
 //! - Partition tasks [`Hub::update`] the windows they changed (per-partition [`Held`]s: a
-//!   committed row's figures and the checkpoint's own stored bytes, an open window's live
-//!   figures with the segment tables of its last checkpoint). The hub keeps the windows of
-//!   the last [`HubConfig::horizon_ms`] in memory, seeded from the store at start (as
-//!   figures and stored bytes), so it can merge any recent window across partitions.
+//!   committed row as the checkpoint's own stored bytes, an open window's live figures
+//!   with the segment tables of its last checkpoint). The hub keeps the windows of the last
+//!   [`HubConfig::horizon_ms`] in memory, seeded from the store at start (as stored
+//!   bytes), so it can merge any recent window across partitions.
 //!   A window the hub does not hold yet is completed from the store when a partition first
 //!   updates it, so a merged window never lacks a partition that has data for it.
 //! - The windows held in memory are those of the last `horizon_ms` before the newest window,
@@ -34,9 +34,8 @@ impl Hub {
         Ok(())
     }
 
-    /// A partition's current aggregates of the windows it changed (see [`Held`]: an open
-    /// window's handle is kept as given; a closed row's figures are copied, its stored bytes
-    /// shared).
+    /// A partition's current aggregates of the windows it changed (see [`Held`]: handles,
+    /// kept as given; nothing is copied).
     pub(crate) fn update<A: Into<Held>>(
         &self,
         topic: &str,
