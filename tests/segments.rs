@@ -136,7 +136,9 @@ fn check_filtered(api: &Value, events: &[Event], dim: &str, value: &str) -> Resu
             ensure!(got == want, "window {start}: complete but {got} != {want}");
             if want > 0 {
                 complete += 1;
-                ensure!(w["approximate"] == false, "window {start} approximate");
+                // `approximate` is checked against the lists' sizes by
+                // assert_figures_match: a list of more keys than a segment keeps is a
+                // Misra–Gries summary, and says so.
                 complete_windows.push(w.clone());
                 complete_truth.insert(start, truth[&start].clone());
             }
@@ -488,10 +490,13 @@ async fn the_embedded_demo_shows_conversions_segments_and_visitors_now_on_first_
         now["sources"].as_array().is_some_and(|p| !p.is_empty()),
         "{now}"
     );
-    let us = get_json(child.addr, "/api/v1/summary?range=5m&filter=country:US")
-        .await
-        .ok_or_else(|| anyhow!("filtered summary failed"))?;
-    assert!(us["events"].as_u64() > Some(0), "{us}");
+    // An open window's segment tables come with its checkpoints (every second): the first
+    // window's come with its first one.
+    let us = poll_until(Duration::from_secs(10), "US's figures", || async {
+        let us = get_json(child.addr, "/api/v1/summary?range=5m&filter=country:US").await?;
+        (us["events"].as_u64() > Some(0)).then_some(us)
+    })
+    .await?;
     assert_eq!(us["countries"][0]["key"], "US", "{us}");
     // Counts only grow: the unfiltered summary read after the filtered one holds more.
     let all = get_json(child.addr, "/api/v1/summary?range=5m")
