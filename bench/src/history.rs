@@ -30,7 +30,8 @@
 //!   row left: sled's own overhead, the space rewritten checkpoints and rolled-up rows
 //!   left behind included;
 //! - a resolution's bytes per day = its mean encoded row × its rows per day (8,640
-//!   windows, 1,440 minutes or 24 hours, per partition) × partitions × `overhead`;
+//!   windows, 1,440 minutes or 24 hours, each × the rows a bucket has in the stretch:
+//!   one per partition for windows, one per topic for the roll-ups) × `overhead`;
 //! - `history_bytes_per_day`, the store at the default ages at this rate: 1 day of
 //!   windows + 7 days of minute buckets (8 d − 1 d) + 27 days of hour buckets (35 d − 8 d).
 
@@ -200,20 +201,9 @@ pub fn measure(
     f.overhead = f.data_dir_bytes_end.saturating_sub(f.empty_store_bytes) as f64
         / f.live_row_bytes.max(1) as f64;
     let (hours, minutes, windows) = spans;
-    let p = f64::from(PARTITIONS);
-    f.windows = rows(
-        &sizes.windows,
-        windows,
-        (DAY / WINDOW_MS) as f64 * p,
-        f.overhead,
-    );
-    f.minutes = rows(
-        &sizes.minutes,
-        minutes,
-        (DAY / MINUTE) as f64 * p,
-        f.overhead,
-    );
-    f.hours = rows(&sizes.hours, hours, (DAY / HOUR) as f64 * p, f.overhead);
+    f.windows = rows(&sizes.windows, windows, DAY / WINDOW_MS, f.overhead);
+    f.minutes = rows(&sizes.minutes, minutes, DAY / MINUTE, f.overhead);
+    f.hours = rows(&sizes.hours, hours, DAY / HOUR, f.overhead);
     f.history_bytes_per_day = DAYS_OF_WINDOWS * f.windows.bytes_per_day
         + DAYS_OF_MINUTES * f.minutes.bytes_per_day
         + DAYS_OF_HOURS * f.hours.bytes_per_day;
@@ -258,20 +248,24 @@ fn stretches(day: DayPlan, now: i64) -> Stretches {
     )
 }
 
-/// The rows of `sizes` starting in `span`; `per_day` of them make a day.
-fn rows(sizes: &[RowSize], span: (i64, i64), per_day: f64, overhead: f64) -> Rows {
-    let mut bytes: Vec<f64> = sizes
+/// The rows of `sizes` starting in `span`, of buckets of which `buckets_per_day` make a
+/// day: a day holds that many × the rows a bucket has in the span (one per partition for
+/// windows, one per topic for roll-ups: whatever the store wrote).
+fn rows(sizes: &[RowSize], span: (i64, i64), buckets_per_day: i64, overhead: f64) -> Rows {
+    let inside: Vec<&RowSize> = sizes
         .iter()
         .filter(|(start, _)| (span.0..span.1).contains(start))
-        .map(|(_, b)| *b as f64)
         .collect();
+    let buckets: std::collections::BTreeSet<i64> = inside.iter().map(|(s, _)| *s).collect();
+    let mut bytes: Vec<f64> = inside.iter().map(|(_, b)| *b as f64).collect();
     bytes.sort_by(f64::total_cmp);
     let mean = bytes.iter().sum::<f64>() / bytes.len().max(1) as f64;
+    let rows_per_bucket = bytes.len() as f64 / buckets.len().max(1) as f64;
     Rows {
         rows: bytes.len(),
         bytes_p50: percentile(&bytes, 50.0),
         bytes_mean: mean,
-        bytes_per_day: mean * per_day * overhead,
+        bytes_per_day: mean * rows_per_bucket * buckets_per_day as f64 * overhead,
     }
 }
 
@@ -474,10 +468,14 @@ mod tests {
     #[test]
     fn a_kind_of_rows_counts_its_stretch_only_and_scales_to_a_day() {
         let sizes = [(0, 100), (10_000, 300), (20_000, 200), (90_000, 9_999)];
-        let r = rows(&sizes, (0, 60_000), 10.0, 2.0);
+        let r = rows(&sizes, (0, 60_000), 10, 2.0);
         assert_eq!(r.rows, 3);
         assert_eq!(r.bytes_p50, 200.0);
         assert_eq!(r.bytes_mean, 200.0);
         assert_eq!(r.bytes_per_day, 4_000.0);
+        // Two rows a bucket (two partitions): a day holds twice as many.
+        let two = [(0, 100), (0, 300), (10_000, 200), (10_000, 200)];
+        let r = rows(&two, (0, 60_000), 10, 1.0);
+        assert_eq!((r.rows, r.bytes_per_day), (4, 4_000.0));
     }
 }
