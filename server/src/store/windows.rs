@@ -45,17 +45,10 @@ impl Store {
         partition: i32,
         from: i64,
     ) -> Result<Vec<(i64, Aggregate)>, StoreError> {
-        let suffix = partition_key(topic, partition);
-        let mut out = Vec::new();
-        for kv in self.windows.range(enc_i64(from).to_vec()..) {
-            let (k, v) = kv?;
-            if k.get(8..) == Some(&suffix[..]) {
-                if let Some(start) = dec_i64(&k) {
-                    out.push((start, row::decode_all(&v)?));
-                }
-            }
-        }
-        Ok(out)
+        self.partition_window_rows_from(topic, partition, from)?
+            .into_iter()
+            .map(|(start, v)| Ok((start, row::decode_all(&v)?)))
+            .collect()
     }
 
     /// [`Store::partition_windows_from`], the rows as stored (undecoded).
