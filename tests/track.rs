@@ -1,6 +1,6 @@
 //! The tracking script's path on a real broker: `GET /pb.js`, then events posted as the
 //! script posts them (`text/plain`, from a site's origin, with a browser's user agent) are
-//! produced enriched (visitor id, country, device), robots' are dropped, and no client
+//! produced enriched (visitor id, session, country, device), robots' are dropped, and no client
 //! address appears in any produced message.
 
 use std::time::Duration;
@@ -122,16 +122,33 @@ async fn browser_events_are_enriched_and_no_address_is_produced() -> Result<()> 
         assert_eq!(v["device"], "desktop");
     }
     assert_eq!(by_url("/pricing", "signup")?["props"]["plan"], "pro");
+    // One visit of the desktop browser (three requests within the session timeout).
+    let desk_session = first["session"]
+        .as_str()
+        .ok_or_else(|| anyhow!("no session in {first}"))?;
+    assert_eq!(desk_session.len(), 16, "{first}");
+    for v in [
+        by_url("/pricing", "pageview")?,
+        by_url("/pricing", "signup")?,
+    ] {
+        assert_eq!(v["session"], desk_session, "one visit: {v}");
+    }
     let phone_ev = produced
         .iter()
         .find(|v| v["device"] == "mobile")
         .ok_or_else(|| anyhow!("no phone event in {produced:?}"))?;
     assert_eq!(phone_ev["country"], "JP", "{phone_ev}");
     assert_ne!(phone_ev["visitor"], desk_id);
+    assert!(
+        phone_ev["session"]
+            .as_str()
+            .is_some_and(|s| s != desk_session),
+        "{phone_ev}"
+    );
     let sdk = by_url("/api", "pageview")?;
     assert_eq!(sdk["visitor"], "sdk-7");
     assert!(
-        sdk.get("country").is_none() && sdk.get("device").is_none(),
+        sdk.get("country").is_none() && sdk.get("device").is_none() && sdk.get("session").is_none(),
         "{sdk}"
     );
 
@@ -142,6 +159,7 @@ async fn browser_events_are_enriched_and_no_address_is_produced() -> Result<()> 
         .collect::<Result<Vec<_>, _>>()?;
     let truth = Truth::of(&events);
     assert_eq!(truth.visitors.len(), 3);
+    assert_eq!(truth.sessions.len(), 2, "the two browsers' visits");
     assert_eq!(truth.by_type.get("pageview"), Some(&4));
     assert_eq!(truth.by_type.get("signup"), Some(&1));
     wait_for_totals(app.addr, 5, 0, Duration::from_secs(60)).await?;

@@ -35,6 +35,7 @@ use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::middleware;
+use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
 use axum::Router;
 use prometheus_client::registry::Registry;
@@ -230,11 +231,33 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/annotations/{id}", delete(annotations::delete))
         .route("/api/v1/alerts", get(alerts::alerts))
         .with_state(state);
-    let app = match files {
-        Some(files) => app.fallback_service(files),
-        None => app,
-    };
+    // An unknown API path answers in JSON, as the API does; any other path is a file of
+    // the frontend (or a plain 404 without one).
+    let app = app.fallback(move |req: axum::extract::Request| async move {
+        let path = req.uri().path();
+        if path == "/api" || path.starts_with("/api/") {
+            return not_found(path);
+        }
+        match files {
+            Some(files) => match tower::ServiceExt::oneshot(files, req).await {
+                Ok(r) => r.into_response(),
+                Err(e) => match e {},
+            },
+            None => axum::http::StatusCode::NOT_FOUND.into_response(),
+        }
+    });
     app.layer(middleware::from_fn_with_state(security, auth::guard))
+}
+
+/// `404` for an API path there is none of, naming where the API is described.
+fn not_found(path: &str) -> axum::response::Response {
+    let message =
+        format!("no such API path: {path}; the API's paths are listed in /api/v1/openapi.json");
+    (
+        axum::http::StatusCode::NOT_FOUND,
+        axum::Json(pulseboard_model::proto::ApiError::new(message)),
+    )
+        .into_response()
 }
 
 #[cfg(test)]

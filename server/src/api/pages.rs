@@ -63,4 +63,25 @@ mod tests {
             assert!(!body.contains("secret"), "{escape}");
         }
     }
+
+    #[tokio::test]
+    async fn an_unknown_api_path_answers_404_in_json_naming_the_description() {
+        let (app, _dir) = app();
+        for path in [
+            "/api/v1/nope",
+            "/api/v2/windows",
+            "/api",
+            "/api/v1/windows/extra",
+        ] {
+            let (status, body) = get_raw(&app, path).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+            let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+            let error = json["error"].as_str().unwrap_or_default();
+            assert!(error.contains(path), "{path}: {body}");
+            assert!(error.contains("/api/v1/openapi.json"), "{body}");
+        }
+        // The API's own paths, and files, are as they were.
+        assert_eq!(get_raw(&app, "/api/v1/status").await.0, StatusCode::OK);
+        assert_eq!(get_raw(&app, "/app.css").await.0, StatusCode::OK);
+    }
 }

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{invalid, ConfigError};
+use std::time::Duration;
+
+use super::{duration, invalid, ConfigError};
 
 /// The HTTP surface.
 #[derive(Debug, Clone, Args)]
@@ -45,6 +47,15 @@ pub struct HttpArgs {
         value_parser = site_origin
     )]
     pub site_origins: Vec<String>,
+    /// A browser visitor's visit (session) on `POST /collect` ends after this long without
+    /// an event, as web analytics count visits; its next event starts a new session.
+    #[arg(long, env = "PULSEBOARD_SESSION_TIMEOUT", default_value = "30m", value_parser = duration)]
+    pub session_timeout: Duration,
+    /// Browser visitors whose sessions `/collect` holds in a generation (of two; about 130
+    /// bytes each); past it the visitors idle longest lose their open session (counted in
+    /// `pulseboard_collect_sessions_evicted_total`).
+    #[arg(long, env = "PULSEBOARD_SESSION_CAP", default_value_t = 100_000)]
+    pub session_cap: usize,
     /// The URL other instances (and the status) give for this instance's dashboard.
     /// Default: `http://` and the address the server listens on.
     #[arg(long, env = "PULSEBOARD_ADVERTISED_URL")]
@@ -69,6 +80,20 @@ fn site_origin(s: &str) -> Result<String, String> {
 
 impl HttpArgs {
     pub fn validate(&mut self) -> Result<(), ConfigError> {
+        if self.session_timeout < Duration::from_secs(1) {
+            return Err(invalid(
+                "session-timeout",
+                format!("{:?}", self.session_timeout),
+                "must be at least 1s (web analytics use 30m)",
+            ));
+        }
+        if self.session_cap == 0 {
+            return Err(invalid(
+                "session-cap",
+                self.session_cap.to_string(),
+                "must be at least 1",
+            ));
+        }
         if self.frame_ancestors.contains([';', '\n', '\r']) {
             return Err(invalid(
                 "frame-ancestors",

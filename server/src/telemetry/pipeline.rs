@@ -26,6 +26,7 @@ struct Counters {
     retention_passes: Counter,
     collect_refused: Family<Labels, Counter>,
     collect_dropped: Family<Labels, Counter>,
+    collect_sessions_evicted: Counter,
     retention_windows_deleted: Counter,
     retention_failures: Counter,
     socket_clients_dropped: Family<Labels, Counter>,
@@ -51,6 +52,7 @@ static COUNTERS: LazyLock<Counters> = LazyLock::new(|| Counters {
     retention_passes: Counter::default(),
     collect_refused: Family::default(),
     collect_dropped: Family::default(),
+    collect_sessions_evicted: Counter::default(),
     retention_windows_deleted: Counter::default(),
     retention_failures: Counter::default(),
     socket_clients_dropped: Family::default(),
@@ -172,6 +174,18 @@ pub fn collect_dropped(why: &'static str, events: usize) {
     c().collect_dropped
         .get_or_create(&vec![("why", why.to_owned())])
         .inc_by(events as u64);
+}
+
+/// `visitors` open sessions of browser visitors were forgotten to keep `/collect`'s sessions
+/// within `--session-cap`: their next events start new sessions.
+pub fn collect_sessions_evicted(visitors: u64) {
+    if visitors > 0 {
+        tracing::warn!(
+            visitors,
+            "open sessions forgotten to stay within --session-cap; raise it if this repeats"
+        );
+        c().collect_sessions_evicted.inc_by(visitors);
+    }
 }
 
 /// A retention pass moved `deleted` stored windows starting before `before` out of the
@@ -327,6 +341,11 @@ pub(super) fn register(r: &mut Registry) {
         "collect_dropped",
         "Browser events of POST /collect dropped because the user agent is a robot's, by why",
         k.collect_dropped.clone(),
+    );
+    r.register(
+        "collect_sessions_evicted",
+        "Open sessions of POST /collect's browser visitors forgotten to stay within --session-cap",
+        k.collect_sessions_evicted.clone(),
     );
     r.register(
         "retention_passes",

@@ -162,6 +162,14 @@ fn get_at<'a>(obj: &'a Map<String, Value>, pointer: &str) -> Option<&'a Value> {
 }
 
 /// Whether any of `pointers` holds a value, as the decoder takes one (not null, not "").
+/// The first non-empty string at one of `pointers`.
+pub(super) fn str_at<'a>(obj: &'a Map<String, Value>, pointers: &[String]) -> Option<&'a str> {
+    pointers
+        .iter()
+        .filter_map(|p| get_at(obj, p).and_then(Value::as_str))
+        .find(|v| !v.is_empty())
+}
+
 pub(super) fn has_any(obj: &Map<String, Value>, pointers: &[String]) -> bool {
     pointers
         .iter()

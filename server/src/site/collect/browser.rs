@@ -7,7 +7,8 @@
 //!   [`crate::site::enrich`]: its visitor is the day's cookieless id of (its `site` field, the
 //!   client's IP address, the `User-Agent`), its country (when it has none) the one of the
 //!   client's address, its device (when it has none) the class of the user agent refined
-//!   by its `screen` field. The address is the one the rate limit uses (the peer, or with
+//!   by its `screen` field, its session (when it has none) the visitor's current visit
+//!   (`sessions`: a new one after `--session-timeout` without an event). The address is the one the rate limit uses (the peer, or with
 //!   `--trust-forwarded-for` the last `X-Forwarded-For` entry) and is never produced.
 //!   Events that carry a visitor (server-side senders) are left as they are.
 //! - Robots: when the user agent is a robot's (or missing), the request's browser events
@@ -42,7 +43,7 @@ pub struct Client<'a> {
 pub fn enrich_events(
     events: &mut Vec<Map<String, Value>>,
     client: Client<'_>,
-    salt: &[u8; 32],
+    (salt, now): (&[u8; 32], i64),
     c: &CollectProducer,
 ) -> Option<(usize, &'static str)> {
     let anonymous = |ev: &Map<String, Value>| !has_any(ev, &c.visitor_at);
@@ -58,6 +59,9 @@ pub fn enrich_events(
         let site = ev.get("site").and_then(Value::as_str).unwrap_or("");
         let visitor = enrich::visitor_id(salt, site, client.ip, ua);
         let device = enrich::device(ua, ev.get("screen").and_then(Value::as_str));
+        if let (Some(p), false) = (c.session_at.first(), has_any(ev, &c.session_at)) {
+            put_at(ev, p, c.sessions.session(&visitor, now));
+        }
         if let Some(p) = c.visitor_at.first() {
             put_at(ev, p, visitor);
         }
@@ -92,7 +96,7 @@ pub(super) async fn enrich_browser_events(
             }
         }
     };
-    if let Some((n, why)) = enrich_events(events, client, &salt, c) {
+    if let Some((n, why)) = enrich_events(events, client, (&salt, now), c) {
         crate::telemetry::collect_dropped(why, n);
     }
     Ok(())
@@ -116,6 +120,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    const T0: i64 = 1_800_000_000_000;
     const FIREFOX: &str =
         "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:125.0) Gecko/20100101 Firefox/125.0";
 
@@ -134,7 +139,7 @@ mod tests {
             ip: "8.8.8.8".parse().ok(),
             user_agent: Some(FIREFOX),
         };
-        assert_eq!(enrich_events(&mut events, client, &salt, &c), None);
+        assert_eq!(enrich_events(&mut events, client, (&salt, T0), &c), None);
         let v = events[0]["visitor"].as_str().expect("a visitor").to_owned();
         assert_eq!(
             events[1]["visitor"],
@@ -157,8 +162,43 @@ mod tests {
         assert!(!text.contains("8.8.8.8"), "{text}");
         // Another site: another visitor.
         let mut other = parse_body(br#"{"site":"example.org","url":"/"}"#).expect("body");
-        enrich_events(&mut other, client, &salt, &c);
+        enrich_events(&mut other, client, (&salt, T0), &c);
         assert_ne!(other[0]["visitor"], json!(v));
+    }
+
+    #[test]
+    fn browser_events_get_the_visitors_session_and_keep_one_they_carry() {
+        let c = producer(&[]);
+        let salt = [5u8; 32];
+        let client = Client {
+            ip: "8.8.8.8".parse().ok(),
+            user_agent: Some(FIREFOX),
+        };
+        let at = |now: i64, body: &[u8]| {
+            let mut events = parse_body(body).expect("body");
+            enrich_events(&mut events, client, (&salt, now), &c);
+            events
+        };
+        let first = at(
+            T0,
+            br#"[{"site":"s","url":"/"},{"site":"s","url":"/pricing"}]"#,
+        );
+        let session = first[0]["session"].as_str().expect("a session").to_owned();
+        assert_eq!(
+            first[1]["session"],
+            json!(session),
+            "one request, one visit"
+        );
+        assert_ne!(session, first[0]["visitor"].as_str().unwrap_or(""));
+        // 29 minutes later: the same visit; 30 minutes after that: a new one.
+        let later = at(T0 + 29 * 60_000, br#"{"site":"s","url":"/signup"}"#);
+        assert_eq!(later[0]["session"], json!(session));
+        let next = at(T0 + 59 * 60_000, br#"{"site":"s","url":"/"}"#);
+        assert_ne!(next[0]["session"], json!(session));
+        // A session the page sends is kept; a server-side event gets none.
+        let own = at(T0, br#"[{"site":"s","session":"mine"},{"visitor":"sdk"}]"#);
+        assert_eq!(own[0]["session"], json!("mine"));
+        assert_eq!(Value::Object(own[1].clone()), json!({"visitor": "sdk"}));
     }
 
     #[test]
@@ -179,7 +219,7 @@ mod tests {
                 user_agent: ua,
             };
             assert_eq!(
-                enrich_events(&mut events, client, &[0; 32], &c),
+                enrich_events(&mut events, client, (&[0; 32], T0), &c),
                 Some((2, why))
             );
             assert_eq!(events.len(), 1);

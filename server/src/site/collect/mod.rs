@@ -21,6 +21,7 @@
 //!   ([`client_ip`]).
 //! - `browser`: enrichment of browser events, robots ([`enrich_events`]).
 //! - `producer`: the route's state and the Kafka side ([`CollectProducer`]).
+//! - `sessions`: the visits of browser visitors ([`Sessions`]).
 
 use std::net::SocketAddr;
 
@@ -36,6 +37,7 @@ mod browser;
 mod limit;
 mod origin;
 mod producer;
+mod sessions;
 
 pub use body::{parse_body, stamp, CLIENT_TS, MAX_BODY, MAX_EVENTS};
 pub use browser::{enrich_events, Client};
@@ -45,6 +47,7 @@ pub use limit::{
 };
 pub use origin::{check_origin, preflight, OriginCheck};
 pub use producer::CollectProducer;
+pub use sessions::Sessions;
 
 /// `POST /collect`.
 pub async fn handler(State(c): State<Option<CollectProducer>>, req: Request) -> Response {

@@ -3,8 +3,8 @@
 //! request's events.
 //!
 //! Contract:
-//! - Each object is produced to the first input topic, keyed by its `visitor` when it has
-//!   one, with the request's receive time as the record's timestamp; decoding and
+//! - Each object is produced to the first input topic, keyed by its visitor (where the
+//!   field mapping reads `visitor`) when it has one, with the request's receive time as the record's timestamp; decoding and
 //!   validation happen in the pipeline as for any Kafka message, so a bad event is
 //!   dead-lettered there with its reason.
 //! - [`CollectProducer::send`] returns once every event is delivered to Kafka, or with the
@@ -22,10 +22,17 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Map, Value};
 
+use super::body::str_at;
 use super::limit::{RateLimiter, MAX_CLIENTS};
+use super::sessions::Sessions;
 use crate::config::HttpArgs;
 use crate::ingest::client::client_config;
 use crate::site::enrich::Salts;
+
+/// A browser visit ends after this long without an event (`--session-timeout`'s default).
+const SESSION_TIMEOUT_MS: i64 = 30 * 60 * 1000;
+/// Browser visitors held (`--session-cap`'s default).
+const SESSION_CAP: usize = 100_000;
 
 /// Produces collected events to Kafka: the state of `POST /collect` (the producer, and
 /// the rate limit, origins, pointers and salts the route applies before producing).
@@ -44,6 +51,11 @@ pub struct CollectProducer {
     pub(super) visitor_at: Arc<[String]>,
     pub(super) country_at: Arc<[String]>,
     pub(super) device_at: Arc<[String]>,
+    /// Where the mapping reads `session` from (the first pointer is where a derived
+    /// session is written).
+    pub(super) session_at: Arc<[String]>,
+    /// The open sessions of browser visitors.
+    pub(super) sessions: Arc<Sessions>,
     /// The daily salts of the cookieless visitor ids.
     pub(super) salts: Arc<Salts>,
 }
@@ -64,6 +76,8 @@ impl CollectProducer {
             visitor_at: Arc::from(vec!["/visitor".to_owned()]),
             country_at: Arc::from(vec!["/country".to_owned()]),
             device_at: Arc::from(vec!["/device".to_owned()]),
+            session_at: Arc::from(vec!["/session".to_owned()]),
+            sessions: Arc::new(Sessions::new(SESSION_TIMEOUT_MS, SESSION_CAP)),
             salts: Arc::new(Salts::new(None)),
         })
     }
@@ -83,6 +97,7 @@ impl CollectProducer {
             (Field::Visitor, &mut self.visitor_at),
             (Field::Country, &mut self.country_at),
             (Field::Device, &mut self.device_at),
+            (Field::Session, &mut self.session_at),
         ] {
             if !mapping.pointers(field).is_empty() {
                 *at = Arc::from(mapping.pointers(field).to_vec());
@@ -98,6 +113,8 @@ impl CollectProducer {
             ))
         });
         self.trust_forwarded_for = args.trust_forwarded_for;
+        let timeout_ms = i64::try_from(args.session_timeout.as_millis()).unwrap_or(i64::MAX);
+        self.sessions = Arc::new(Sessions::new(timeout_ms, args.session_cap));
         self
     }
 
@@ -116,13 +133,11 @@ impl CollectProducer {
         let mut pending = Vec::with_capacity(events.len());
         for ev in events {
             let payload = serde_json::to_vec(ev).unwrap_or_default();
-            let key = ev
-                .get("visitor")
-                .and_then(|v| v.as_str())
-                .unwrap_or("")
-                .to_owned();
+            // Keyed by visitor (where the mapping reads it), so a visitor's events, and
+            // its sessions, stay in one partition.
+            let key = str_at(ev, &self.visitor_at).unwrap_or("");
             let record = FutureRecord::to(&self.topic)
-                .key(&key)
+                .key(key)
                 .payload(&payload)
                 .timestamp(now);
             match self.producer.send_result(record) {
