@@ -7,6 +7,7 @@ mod util;
 
 mod alerts;
 mod backbone;
+mod catchup;
 mod collect;
 mod embedded;
 mod faults;

@@ -84,7 +84,8 @@ pub fn consumer_config(
         .set("enable.auto.offset.store", "false")
         // Out-of-range offsets surface as errors so --offset-reset decides, never silently.
         .set("auto.offset.reset", "error")
-        .set("enable.partition.eof", "false")
+        // A partition read to its end says so: only then may it be idle (progress::watermark).
+        .set("enable.partition.eof", "true")
         .set("statistics.interval.ms", "1000")
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000")

@@ -76,6 +76,8 @@ struct PartitionProgress {
     watermark: Option<i64>,
     high_watermark: Option<i64>,
     last_message: Option<Instant>,
+    /// This instance read it to its end and nothing came since (see `watermark::is_idle`).
+    at_end: bool,
     assigned: bool,
     /// Why the partition's task failed, once it has.
     failed: Option<String>,
@@ -115,6 +117,9 @@ pub struct PartitionReport<'a> {
     pub watermark: Option<i64>,
     /// Whether messages arrived since the last publish (the partition is not idle).
     pub saw_messages: bool,
+    /// Whether the partition was read to its end with no message since: only such a
+    /// partition may be idle.
+    pub at_end: bool,
     /// Messages read by this process.
     pub read_since_start: u64,
     /// Wall-clock times (epoch ms) of the first and the last message this process read.
@@ -348,6 +353,7 @@ impl Progress {
         p.assigned = assigned;
         if assigned {
             p.last_message = Some(Instant::now());
+            p.at_end = false;
         } else if self.state_topic().is_some() {
             // Another instance reads it now; the state topic keeps it in view.
             p.remote = true;
@@ -365,6 +371,7 @@ impl Progress {
             counts,
             watermark,
             saw_messages,
+            at_end,
             read_since_start,
             first_read_ms,
             last_read_ms,
@@ -393,6 +400,7 @@ impl Progress {
         if saw_messages {
             p.last_message = Some(Instant::now());
         }
+        p.at_end = at_end;
         if owner.is_some() {
             p.owner = owner;
         }

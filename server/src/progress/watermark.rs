@@ -1,10 +1,17 @@
 //! The global watermark and the state of each window.
 //!
 //! Contract:
-//! - Global watermark = min over the watermarks of active partitions. A partition with no
-//!   message for `idle_timeout` is idle and does not hold the global watermark back; when
-//!   every partition is idle the max is used. A partition of another instance is idle when
-//!   its owner's last read (wall clock, from its checkpoint) is that old.
+//! - Global watermark = min over the watermarks of active partitions. A partition is idle,
+//!   and does not hold the global watermark back, when it has nothing to read (this
+//!   instance read it to its end: Kafka's partition EOF, with no message since) and no
+//!   message came for `idle_timeout`; never while it has a backlog, however slow its
+//!   reading (start-up, restore, a slow fetch), and not while its leader cannot be reached
+//!   (it holds the watermark until it is read again). So an idle partition stops holding
+//!   the watermark `idle_timeout` after its last message, or after its assignment when it
+//!   is empty, and at most a checkpoint interval later (its state is published at
+//!   checkpoints). When every partition is idle the max is used. A partition of another
+//!   instance is idle when its owner's last read (wall clock, from its checkpoint) is that
+//!   old.
 //! - A window is `final` once its end is at or below the highest global watermark seen; it
 //!   never goes back to `live` (a partition waking up may pull the watermark back). A final
 //!   window that a partition writes to afterwards becomes `revised`.
@@ -90,7 +97,7 @@ pub(super) fn is_idle(p: &PartitionProgress, idle_timeout: Duration) -> bool {
         let last = p.owner.as_ref().and_then(|o| o.last_read_ms);
         return last.is_none_or(|t| crate::now_ms().saturating_sub(t) >= idle_ms);
     }
-    p.last_message.is_none_or(|t| t.elapsed() >= idle_timeout)
+    p.at_end && p.last_message.is_none_or(|t| t.elapsed() >= idle_timeout)
 }
 
 pub(super) fn global_watermark(
@@ -122,6 +129,7 @@ mod tests {
             counts: PartitionCounts::from(checkpoint),
             watermark,
             saw_messages: true,
+            at_end: true,
             read_since_start: 0,
             first_read_ms: None,
             last_read_ms: None,
@@ -206,10 +214,62 @@ mod tests {
         progress.set_assigned("t", 0, true);
         progress.set_assigned("t", 1, true);
         progress.publish_partition(report(0, &cp(1), Some(50_000)), &[]);
-        // With a zero idle timeout every partition is idle: the max watermark is used.
+        // Partition 1 has not said it was read to its end: it may have a backlog, and has
+        // no watermark yet.
+        assert_eq!(progress.watermark(), None);
+        assert!(!progress.status().partitions[1].idle);
+        // Read to its end, empty: with a zero idle timeout every partition is idle, and
+        // the max watermark is used.
+        progress.publish_partition(report(1, &cp(0), None), &[]);
         assert_eq!(progress.watermark(), Some(50_000));
         let s = progress.status();
         assert_eq!(s.events_total, 1);
         assert!(s.partitions.iter().all(|p| p.idle));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_partition_with_a_backlog_is_never_idle_however_long_it_is_silent() {
+        let progress = Progress::new("embedded".into(), true, 10_000, Duration::from_secs(5));
+        progress.set_assigned("t", 0, true);
+        progress.set_assigned("t", 1, true);
+        progress.publish_partition(report(0, &cp(5), Some(50_000)), &[]);
+        // Partition 1 is being caught up (restore, a slow fetch): read, not at its end.
+        let one = cp(1);
+        let behind = PartitionReport {
+            at_end: false,
+            ..report(1, &one, Some(10_000))
+        };
+        progress.publish_partition(behind.clone(), &[]);
+        for _ in 0..60 {
+            tokio::time::advance(Duration::from_secs(1)).await;
+            progress.publish_partition(
+                PartitionReport {
+                    saw_messages: false,
+                    ..behind.clone()
+                },
+                &[],
+            );
+            progress.publish_partition(report(0, &cp(6), Some(55_000)), &[]);
+            assert_eq!(progress.watermark(), Some(10_000), "it holds the watermark");
+        }
+        assert_eq!(progress.window_state(20_000), WindowState::Live);
+        // Read to its end: idle once silent for the timeout.
+        progress.publish_partition(
+            PartitionReport {
+                saw_messages: false,
+                at_end: true,
+                ..behind.clone()
+            },
+            &[],
+        );
+        assert_eq!(
+            progress.watermark(),
+            Some(55_000),
+            "at its end and silent for 60 s: idle"
+        );
+        // Reassigned (a rebalance): not idle until read to its end again.
+        progress.set_assigned("t", 1, true);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(progress.watermark(), Some(10_000));
     }
 }

@@ -138,6 +138,7 @@ pub(super) async fn partition_task<F: Feed, G: Group>(
         pending: Pending::default(),
         in_flight: None,
         saw_messages: false,
+        at_end: false,
         reads: ReadTimes::default(),
         segments: Default::default(),
     };
@@ -186,7 +187,6 @@ pub(super) async fn partition_task<F: Feed, G: Group>(
                 }
             }
             Some(msg) = messages.next(), if !task.full() => {
-                task.saw_messages = true;
                 // Drain what is already fetched before going back to the select: one round
                 // of timer and channel polling per batch, not per message.
                 let mut next = Some(msg);
@@ -195,6 +195,8 @@ pub(super) async fn partition_task<F: Feed, G: Group>(
                 while let Some(msg) = next.take() {
                     let handled = match msg {
                         Ok(m) => {
+                            task.saw_messages = true;
+                            task.at_end = false;
                             #[cfg(debug_assertions)]
                             test_hook::panic_if_asked(&topic, partition, rdkafka::Message::offset(&m));
                             on_message(&mut task.engine, &m, now_ms, &dlq, &shared.producer, &mut task.pending).await;
@@ -202,6 +204,10 @@ pub(super) async fn partition_task<F: Feed, G: Group>(
                         }
                         Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset)) => {
                             task.offset_out_of_range().await
+                        }
+                        Err(KafkaError::PartitionEOF(_)) => {
+                            task.at_end = true;
+                            Ok(())
                         }
                         Err(e) => {
                             tracing::warn!(topic, partition, error = %e, "consume error");

@@ -36,6 +36,9 @@ pub(super) struct Task<G> {
     pub(super) in_flight: Option<(PartitionWrite, oneshot::Receiver<CommitOutcome>)>,
     /// Messages arrived since the last publish (the partition is not idle).
     pub(super) saw_messages: bool,
+    /// The partition was read to its end, and no message came after (Kafka's partition
+    /// EOF): it has nothing to read.
+    pub(super) at_end: bool,
     pub(super) reads: ReadTimes,
     /// The segment tables of the open windows as the last committed checkpoint has them.
     pub(super) segments: BTreeMap<i64, Arc<Segments>>,
@@ -185,6 +188,7 @@ impl<G: Group> Task<G> {
             counts: cp.into(),
             watermark: cp.max_event_ts.map(|m| m.saturating_sub(lateness)),
             saw_messages: std::mem::take(&mut self.saw_messages),
+            at_end: self.at_end,
             read_since_start: self.engine.read_since_start(),
             first_read_ms: self.reads.first,
             last_read_ms: self.reads.last,
