@@ -24,7 +24,7 @@ use crate::hub::{Hub, HubConfig};
 use crate::progress::Progress;
 use crate::query::retention;
 use crate::site::collect;
-use crate::store::{OwnerRecord, Store, StoreError};
+use crate::store::{OwnerRecord, Source, Store, StoreError};
 use crate::{api as http, demo, ingest, now_ms};
 use pulseboard_model::proto::InstanceRef;
 
@@ -93,6 +93,41 @@ impl Tasks {
     }
 }
 
+/// Check that the store was filled from what this run reads (see `store::source`): the
+/// embedded demo, or the cluster (its id, asked of the brokers for up to 10 s) and topics.
+/// A cluster that does not answer in time leaves the check to the next start (logged).
+async fn claim_source(config: &Config, store: &Store, dir: &str) -> Result<(), StoreError> {
+    let source = match &config.kafka.brokers {
+        None => Source::EmbeddedDemo,
+        Some(brokers) => {
+            let brokers = brokers.clone();
+            let id = tokio::task::spawn_blocking(move || {
+                use rdkafka::consumer::Consumer;
+                let consumer: rdkafka::consumer::BaseConsumer =
+                    crate::ingest::client::client_config(&brokers)
+                        .create()
+                        .ok()?;
+                consumer
+                    .client()
+                    .fetch_cluster_id(std::time::Duration::from_secs(10))
+            })
+            .await
+            .ok()
+            .flatten();
+            match id {
+                Some(id) => Source::cluster(&id, &config.kafka.topics),
+                None => {
+                    tracing::warn!(
+                        "the cluster did not say its id within 10 s: which source this store holds is checked at the next start"
+                    );
+                    return Ok(());
+                }
+            }
+        }
+    };
+    store.claim_source(&source, dir)
+}
+
 /// Run Pulseboard until `shutdown` is cancelled or a part fails. Every task checkpoints and
 /// returns (or is given up on after [`SHUTDOWN_TIMEOUT`]) before this does.
 pub async fn run(
@@ -101,7 +136,9 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     let windows = config.windows.config();
-    let store = Store::open(&config.store.data_dir, windows.width_ms)?;
+    let data_dir = config.store.data_dir(config.embedded());
+    let store = Store::open(&data_dir, windows.width_ms)?;
+    claim_source(&config, &store, &data_dir.display().to_string()).await?;
 
     // Embedded default: an in-process Kafka with demo traffic.
     let embedded = if config.embedded() {

@@ -123,6 +123,7 @@ impl Config {
 mod tests {
     use super::*;
     use pulseboard_model::agg::{Dimension, SegmentSpec};
+    use std::path::PathBuf;
 
     #[test]
     fn defaults_match_design() {
@@ -146,6 +147,23 @@ mod tests {
         assert_eq!(c.kafka.topics, vec!["clicks".to_owned()]);
         assert_eq!(c.kafka.dead_letter_topic_for("clicks"), "clicks-dlq");
         assert!(c.kafka.brokers.is_none() && c.embedded());
+        // The demo keeps its own store; a cluster's is another; --data-dir names either.
+        let dir = |args: &[&str]| {
+            let c = Config::try_parse_from(args).expect("parse");
+            c.store.data_dir(c.embedded())
+        };
+        assert_eq!(
+            dir(&["pulseboard"]),
+            PathBuf::from("./pulseboard-demo-data")
+        );
+        assert_eq!(
+            dir(&["pulseboard", "--brokers", "k:9092"]),
+            PathBuf::from("./pulseboard-data")
+        );
+        assert_eq!(
+            dir(&["pulseboard", "--data-dir", "/x"]),
+            PathBuf::from("/x")
+        );
         assert_eq!(c.hub.publish_interval, Duration::from_millis(50));
         assert_eq!(c.hub.ws_client_queue, 256);
         assert_eq!(c.hub.ws_connect_rate, 200);

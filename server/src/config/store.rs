@@ -13,9 +13,11 @@ use super::{duration, invalid, millis, ConfigError};
 /// The sled store.
 #[derive(Debug, Clone, Args)]
 pub struct StoreArgs {
-    /// Directory of the sled store.
-    #[arg(long, env = "PULSEBOARD_DATA_DIR", default_value = "./pulseboard-data")]
-    pub data_dir: PathBuf,
+    /// Directory of the sled store. Default: `./pulseboard-data` with `--brokers`,
+    /// `./pulseboard-demo-data` for the embedded demo (a store holds one source's data and
+    /// refuses another's).
+    #[arg(long, env = "PULSEBOARD_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
     /// How often window state and offsets are written to the store.
     #[arg(long, env = "PULSEBOARD_CHECKPOINT_INTERVAL", default_value = "1s", value_parser = duration)]
     pub checkpoint_interval: Duration,
@@ -37,7 +39,20 @@ pub struct StoreArgs {
     pub retention_interval: Duration,
 }
 
+/// The store's directory with `--brokers` when `--data-dir` is not given.
+pub const DATA_DIR: &str = "./pulseboard-data";
+/// The embedded demo's, when `--data-dir` is not given.
+pub const DEMO_DATA_DIR: &str = "./pulseboard-demo-data";
+
 impl StoreArgs {
+    /// The store's directory: `--data-dir`, else the default of the mode (`embedded`: the
+    /// demo's own, so its data never lands in a real cluster's store).
+    pub fn data_dir(&self, embedded: bool) -> PathBuf {
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(if embedded { DEMO_DATA_DIR } else { DATA_DIR }))
+    }
+
     pub fn validate(&self, windows: &WindowArgs) -> Result<(), ConfigError> {
         for (flag, d) in [
             ("checkpoint-interval", self.checkpoint_interval),

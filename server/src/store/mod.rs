@@ -24,8 +24,9 @@
 //! - `meta` (this file): `format_version` ([`FORMAT_VERSION`]; version-2, -3 and -4 stores
 //!   are migrated in place when opened, `migrate.rs`), `window_ms` and `instance_id` (this
 //!   store's instance in the consumer group, random, made on first use:
-//!   [`Store::instance_id`]). A store written with another window size is refused with a
-//!   message that says what to do.
+//!   [`Store::instance_id`]), `source` (what the store was filled from: the embedded demo,
+//!   or a cluster id and topics; `source.rs`). A store written with another window size,
+//!   or filled from another source, is refused with a message that says what to do.
 //!
 //! A partition's checkpoint is written in ONE sled transaction across `offsets`,
 //! `windows`, `revised`, `dead_letters`, `owners` and the state-topic positions
@@ -48,6 +49,7 @@ pub mod record;
 pub mod row;
 mod salts;
 mod sizes;
+mod source;
 mod windows;
 
 use std::path::Path;
@@ -62,6 +64,7 @@ pub use dead_letters::{DeadLetterRecord, DEAD_LETTER_HEAD};
 pub use history::{RollupStats, StoredBucket};
 pub use salts::day_of;
 pub use sizes::{RowSize, RowSizes};
+pub use source::Source;
 pub use windows::StoredWindow;
 
 use checkpoint::STATE_POSITIONS_TREE;
@@ -90,6 +93,12 @@ pub enum StoreError {
     },
     #[error("the store in {dir} has format version {found}, this pulseboard reads version {FORMAT_VERSION}; use a matching pulseboard or a new --data-dir")]
     Format { dir: String, found: u32 },
+    #[error("the store in {dir} holds the data of {stored}, but this run reads {wanted}; give this source its own --data-dir (a new directory), or run against {stored} again")]
+    SourceMismatch {
+        dir: String,
+        stored: String,
+        wanted: String,
+    },
     #[error("store I/O failed: {0} (is the disk full or the data directory unwritable?)")]
     Io(#[from] sled::Error),
     #[error("stored window is unreadable: {0}")]
