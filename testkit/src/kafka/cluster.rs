@@ -69,7 +69,23 @@ impl Kafka {
         })
     }
 
+    /// Start a cluster of `cfg`. Ports are picked free, but another process may take one
+    /// before its node binds it: a node that exits during start-up (its log says why) makes
+    /// the whole cluster start again on fresh ports, at most [`START_ATTEMPTS`] times.
     pub fn start_with(cfg: KafkaConfig) -> Result<Self> {
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(cfg.clone()) {
+                Err(e) if attempt < START_ATTEMPTS && e.to_string().contains(EXITED) => {
+                    eprintln!("kafka: start attempt {attempt} failed, again on fresh ports: {e}");
+                    attempt += 1;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn start_once(cfg: KafkaConfig) -> Result<Self> {
         if cfg.nodes == 0 {
             bail!("a Kafka cluster needs at least one node");
         }
@@ -332,14 +348,17 @@ impl Kafka {
                 .set("reconnect.backoff.max.ms", "200")
                 .create()?;
             loop {
-                if let Some(child) = self.nodes[i].child.as_mut() {
-                    if let Some(status) = child.try_wait()? {
-                        self.nodes[i].child = None;
-                        bail!(
-                            "Kafka node {} exited during start-up ({status}); its log ends with:\n{}",
-                            i + 1,
-                            tail(&self.log_path(i), 4000)
-                        );
+                // Any node of the start that died fails it at once (not after the timeout).
+                for &j in which {
+                    if let Some(child) = self.nodes[j].child.as_mut() {
+                        if let Some(status) = child.try_wait()? {
+                            self.nodes[j].child = None;
+                            bail!(
+                                "Kafka node {} {EXITED} ({status}); its log ends with:\n{}",
+                                j + 1,
+                                tail(&self.log_path(j), 4000)
+                            );
+                        }
                     }
                 }
                 let listed = client
@@ -368,6 +387,12 @@ impl Kafka {
         tail(&self.log_path(i), bytes)
     }
 }
+
+/// How many times a cluster is started on fresh ports when a node exits during start-up.
+const START_ATTEMPTS: u32 = 3;
+
+/// What the error of a node that exited during start-up says.
+const EXITED: &str = "exited during start-up";
 
 impl Drop for Kafka {
     fn drop(&mut self) {
