@@ -62,7 +62,7 @@ use crate::timer::Timer;
 
 /// What an unknown (or no) command prints, before exiting with 2.
 const USAGE: &str =
-    "usage: cargo xtask <setup|run|kafka|test|api-fuzz|soak|bench|openapi> [-- ARGS]";
+    "usage: cargo xtask <setup|run|install|kafka|test|api-fuzz|soak|bench|openapi> [-- ARGS]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -75,6 +75,8 @@ fn main() -> ExitCode {
     let result = match cmd {
         "setup" => setup(&mut timer, Need::ALL).map(|_| ()),
         "run" => setup(&mut timer, Need::FRONTEND).and_then(|tools| run(&mut timer, &tools, &rest)),
+        "install" => setup(&mut timer, Need::FRONTEND)
+            .and_then(|tools| run::install(&mut timer, &tools, &rest)),
         "kafka" => setup(&mut timer, Need::KAFKA).and_then(|tools| kafka(&tools, &rest)),
         "test" => setup(&mut timer, Need::ALL).and_then(|tools| test(&mut timer, &tools, &rest)),
         "api-fuzz" => setup(&mut timer, Need::API_FUZZ)

@@ -109,6 +109,57 @@ pub fn run(timer: &mut Timer, tools: &Tools, args: &[String]) -> Result<(), Stri
     status(c, "pulseboard")
 }
 
+/// `cargo xtask install [-- --root DIR]`: the frontend, then `pulseboard` (release) into
+/// `DIR/bin` (default `~/.cargo`, whose `bin` rustup puts on PATH) with the frontend in
+/// `DIR/share/pulseboard/dist`, where the installed binary finds it.
+pub fn install(timer: &mut Timer, tools: &Tools, args: &[String]) -> Result<(), String> {
+    let root = match args {
+        [] => std::env::var_os("CARGO_HOME")
+            .map(std::path::PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cargo")))
+            .ok_or_else(|| "neither CARGO_HOME nor HOME is set: give --root DIR".to_owned())?,
+        [flag, dir] if flag == "--root" => std::path::PathBuf::from(dir),
+        _ => return Err("usage: cargo xtask install [-- --root DIR]".to_owned()),
+    };
+    build_frontend(timer, tools)?;
+    timer.step("install pulseboard (cargo install --locked)", || {
+        let mut c = cargo();
+        c.args(["install", "--locked", "--force", "--path"])
+            .arg(workspace_root().join("server"))
+            .args(["--bin", "pulseboard", "--root"])
+            .arg(&root);
+        status(c, "cargo install")
+    })?;
+    let share = root.join("share/pulseboard/dist");
+    timer.step("install the frontend", || {
+        let _ = std::fs::remove_dir_all(&share);
+        copy_dir(&workspace_root().join("dist"), &share)
+    })?;
+    eprintln!(
+        "xtask: installed {} (the frontend in {}); run `pulseboard` (with {} on PATH)",
+        root.join("bin/pulseboard").display(),
+        share.display(),
+        root.join("bin").display()
+    );
+    Ok(())
+}
+
+/// Copy the directory `from` to `to`, files and folders.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> Result<(), String> {
+    std::fs::create_dir_all(to).map_err(|e| format!("creating {}: {e}", to.display()))?;
+    let entries = std::fs::read_dir(from).map_err(|e| format!("{}: {e}", from.display()))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("{}: {e}", from.display()))?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if src.is_dir() {
+            copy_dir(&src, &dst)?;
+        } else {
+            std::fs::copy(&src, &dst).map_err(|e| format!("copying {}: {e}", src.display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// `cargo xtask kafka`: the test kit's `local-kafka`.
 pub fn kafka(tools: &Tools, args: &[String]) -> Result<(), String> {
     let mut c = cargo();

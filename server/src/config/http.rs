@@ -112,8 +112,18 @@ impl HttpArgs {
         Ok(())
     }
 
-    /// The frontend's files, when the directory exists.
+    /// The frontend's files, when the directory exists: `--static-dir`, or for the default
+    /// (`dist`, relative) when there is none here, the one `cargo xtask install` put beside
+    /// the binary (`<prefix>/share/pulseboard/dist` for `<prefix>/bin/pulseboard`).
     pub fn static_dir(&self) -> Option<PathBuf> {
-        Some(self.static_dir.clone()).filter(|d| d.is_dir())
+        if self.static_dir.is_dir() {
+            return Some(self.static_dir.clone());
+        }
+        if self.static_dir != std::path::Path::new("dist") {
+            return None;
+        }
+        let exe = std::env::current_exe().ok()?;
+        let installed = exe.parent()?.parent()?.join("share/pulseboard/dist");
+        installed.is_dir().then_some(installed)
     }
 }
