@@ -88,6 +88,11 @@ struct PartitionProgress {
     owner: Option<OwnerRecord>,
     /// Known through the state topic: another instance's partition, shown here too.
     remote: bool,
+    /// Last checkpointed by this instance before a restart (restored at start, or read back
+    /// from the state topic): whoever reads it next has its backlog to read, so it is not
+    /// idle until read to its end or checkpointed by another instance (see
+    /// `watermark::is_idle`).
+    held_back: bool,
 }
 
 #[derive(Debug)]
@@ -201,6 +206,10 @@ impl Progress {
         watermark: Option<i64>,
         owner: Option<OwnerRecord>,
     ) {
+        let held_back = match (&owner, self.me()) {
+            (Some(o), Some(me)) => o.id == me.id,
+            _ => false,
+        };
         let mut g = self.lock();
         if let Some(o) = &owner {
             g.urls.entry(o.id.clone()).or_insert_with(|| o.url.clone());
@@ -213,6 +222,7 @@ impl Progress {
                 high_watermark: owner.as_ref().and_then(|o| o.high_watermark),
                 owner,
                 remote: true,
+                held_back,
                 ..PartitionProgress::default()
             },
         );
@@ -230,6 +240,9 @@ impl Progress {
         owner: OwnerRecord,
         written: &[i64],
     ) -> Vec<i64> {
+        // A checkpoint of this instance's own (written before a restart, read back from
+        // the state topic) does not say the partition was read since.
+        let ours = self.me().is_some_and(|me| me.id == owner.id);
         let mut g = self.lock();
         let newly = self.newly_revised(&mut g, written);
         g.urls.insert(owner.id.clone(), owner.url.clone());
@@ -242,6 +255,7 @@ impl Progress {
         p.high_watermark = owner.high_watermark.or(p.high_watermark);
         p.owner = Some(owner);
         p.remote = true;
+        p.held_back = ours;
         self.advance_finalized(&mut g);
         newly
     }

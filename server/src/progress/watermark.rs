@@ -11,7 +11,9 @@
 //!   is empty, and at most a checkpoint interval later (its state is published at
 //!   checkpoints). When every partition is idle the max is used. A partition of another
 //!   instance is idle when its owner's last read (wall clock, from its checkpoint) is that
-//!   old.
+//!   old; one this instance read before a restart is not idle until it is read to its end
+//!   again, or another instance checkpoints it (after downtime its backlog is still there,
+//!   however old its last read).
 //! - A window is `final` once its end is at or below the highest global watermark seen; it
 //!   never goes back to `live` (a partition waking up may pull the watermark back). A final
 //!   window that a partition writes to afterwards becomes `revised`.
@@ -92,6 +94,10 @@ impl Progress {
 
 pub(super) fn is_idle(p: &PartitionProgress, idle_timeout: Duration) -> bool {
     if !p.assigned && p.remote {
+        if p.held_back {
+            // Ours before a restart, not read since: its backlog is still to read.
+            return false;
+        }
         // Another instance's partition: idle when its owner read nothing for that long.
         let idle_ms = i64::try_from(idle_timeout.as_millis()).unwrap_or(i64::MAX);
         let last = p.owner.as_ref().and_then(|o| o.last_read_ms);
@@ -271,5 +277,42 @@ mod tests {
         progress.set_assigned("t", 1, true);
         tokio::time::advance(Duration::from_secs(10)).await;
         assert_eq!(progress.watermark(), Some(10_000));
+    }
+    #[tokio::test(start_paused = true)]
+    async fn a_partition_this_instance_read_before_a_restart_holds_the_watermark_until_read() {
+        use crate::store::OwnerRecord;
+        use pulseboard_model::proto::InstanceRef;
+        let progress = Progress::new("k".into(), false, 10_000, Duration::from_secs(5));
+        let me = InstanceRef {
+            id: "me".into(),
+            url: "http://me".into(),
+        };
+        progress.set_identity(me, Some("state".into()));
+        // Both last read hours ago (a restart after downtime): p0 by this instance.
+        let owner = |id: &str| OwnerRecord {
+            id: id.into(),
+            url: String::new(),
+            high_watermark: None,
+            last_read_ms: Some(crate::now_ms() - 3_600_000),
+            at_ms: 0,
+        };
+        let (c0, c1) = (cp(1), cp(1));
+        progress.restore_remote("t", 0, (&c0).into(), Some(10_000), Some(owner("me")));
+        progress.restore_remote("t", 1, (&c1).into(), Some(90_000), Some(owner("other")));
+        assert_eq!(
+            progress.watermark(),
+            Some(10_000),
+            "p0's backlog holds it; p1's owner is idle"
+        );
+        // Its own checkpoint read back from the state topic changes nothing.
+        progress.publish_remote("t", 0, (&c0).into(), Some(10_000), owner("me"), &[]);
+        assert_eq!(progress.watermark(), Some(10_000));
+        // Another instance checkpoints p0: its owner's reads decide again.
+        progress.publish_remote("t", 0, (&c0).into(), Some(10_000), owner("other"), &[]);
+        assert_eq!(
+            progress.watermark(),
+            Some(90_000),
+            "every partition idle: the max"
+        );
     }
 }
