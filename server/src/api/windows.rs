@@ -104,12 +104,18 @@ pub(crate) async fn windows(
     let step = step_param(&p.step, width)?;
     let reader = RangeReader::of(&st);
     let f = filter.clone();
+    let cut = compared_span(
+        (from, to),
+        st.store.counting_since(),
+        (crate::now_ms(), width),
+    );
+    let (cut_from, cut_to) = cut;
     let (items, before) = blocking(move || {
         let items = range_items(&reader, (from, to), step, f.as_ref())?;
         let before = match compare {
             Some(c) => {
                 let off = c.offset_ms();
-                let range = (from.saturating_sub(off), to.saturating_sub(off));
+                let range = (cut_from.saturating_sub(off), cut_to.saturating_sub(off));
                 Some((c, range_items(&reader, range, step, f.as_ref())?))
             }
             None => None,
@@ -122,12 +128,12 @@ pub(crate) async fn windows(
     let next = items.get(limit).map(|i| i.start);
     let compare = before.map(|(c, earlier)| {
         let off = c.offset_ms();
-        let now = history::total(&items);
+        let now = total_in(&items, cut);
         let then = history::total(&earlier);
         WindowsComparison {
             offset_ms: off,
-            from: from.saturating_sub(off),
-            to: to.saturating_sub(off),
+            from: cut_from.saturating_sub(off),
+            to: cut_to.saturating_sub(off),
             windows: earlier
                 .iter()
                 .take(limit)
@@ -161,6 +167,42 @@ pub(crate) async fn windows(
     }))
 }
 
+/// The part of `[from, to)` a comparison compares, the same on both sides: what the store
+/// counted of it (from [`Store::counting_since`](crate::store::Store::counting_since), the
+/// first counted window left out as it may be partial: a store that began counting a
+/// minute ago compares that minute, not the whole range, with the earlier period) and what
+/// has elapsed (whole windows of `width` up to `now`: the window in progress is left out on
+/// both sides). Empty (`from == to`) when none of it was counted or has elapsed.
+pub(crate) fn compared_span(
+    (from, to): (i64, i64),
+    since: Option<i64>,
+    (now, width): (i64, i64),
+) -> (i64, i64) {
+    let counted = since.map_or(from, |s| {
+        if s > from {
+            s.saturating_add(width)
+        } else {
+            from
+        }
+    });
+    let start = counted.min(to);
+    let end = if to > now {
+        now - now.rem_euclid(width.max(1))
+    } else {
+        to
+    };
+    (start, end.max(start))
+}
+
+/// The figures of the `items` starting in `[span.0, span.1)`.
+fn total_in(items: &[history::Item], span: (i64, i64)) -> crate::query::segments::Part {
+    let mut t = crate::query::segments::Part::default();
+    for i in items.iter().filter(|i| (span.0..span.1).contains(&i.start)) {
+        t.merge(&i.part);
+    }
+    t
+}
+
 /// One aggregate over a time range.
 #[utoipa::path(
     get,
@@ -191,13 +233,23 @@ pub(crate) async fn summary(
     let compare = compare_param(&p.compare)?;
     let reader = RangeReader::of(&st);
     let f = filter.clone();
+    let cut = compared_span(
+        (from, to),
+        st.store.counting_since(),
+        (crate::now_ms(), st.window_ms),
+    );
+    let (cut_from, cut_to) = cut;
     let totals = blocking(move || {
         let items = range_items(&reader, (from, to), None, f.as_ref())?;
-        let now = (items.len() as u64, history::total(&items));
+        let now = (
+            items.len() as u64,
+            history::total(&items),
+            total_in(&items, cut),
+        );
         let before = match compare {
             Some(c) => {
                 let off = c.offset_ms();
-                let range = (from.saturating_sub(off), to.saturating_sub(off));
+                let range = (cut_from.saturating_sub(off), cut_to.saturating_sub(off));
                 let items = range_items(&reader, range, None, f.as_ref())?;
                 Some((off, items.len() as u64, history::total(&items)))
             }
@@ -206,7 +258,7 @@ pub(crate) async fn summary(
         Ok((now, before))
     })
     .await?;
-    let ((n, mut total), before) = totals;
+    let ((n, mut total, counted), before) = totals;
     if filter.is_some() && total.coverage.is_none() {
         total.coverage = Some(Default::default()); // no window: complete, and empty
     }
@@ -223,10 +275,10 @@ pub(crate) async fn summary(
         let figures = Figures::with_goals(&then.agg, top, goals);
         SummaryComparison {
             offset_ms: off,
-            from: from.saturating_sub(off),
-            to: to.saturating_sub(off),
+            from: cut_from.saturating_sub(off),
+            to: cut_to.saturating_sub(off),
             windows: n,
-            change: Change::between(&summary.figures, &figures),
+            change: Change::between(&Figures::from_aggregate(&counted.agg, 0), &figures),
             figures,
         }
     });
@@ -238,6 +290,23 @@ mod tests {
     use axum::http::StatusCode;
 
     use crate::api::tests::{app, get};
+
+    #[test]
+    fn a_comparison_compares_what_was_counted_and_has_elapsed() {
+        use super::compared_span;
+        let w = 10;
+        // Counted long before, a range that is over: all of it.
+        assert_eq!(compared_span((100, 200), Some(0), (500, w)), (100, 200));
+        // A store that began counting in the window at 150 compares from the next one.
+        assert_eq!(compared_span((100, 200), Some(150), (500, w)), (160, 200));
+        // A range that runs into the future compares the whole windows that have elapsed.
+        assert_eq!(compared_span((100, 200), Some(0), (157, w)), (100, 150));
+        // Not known (a store that counted nothing yet): the range.
+        assert_eq!(compared_span((100, 200), None, (500, w)), (100, 200));
+        // Counted only after the range, or a range not begun: nothing compared.
+        assert_eq!(compared_span((100, 200), Some(300), (500, w)), (200, 200));
+        assert_eq!(compared_span((100, 200), Some(0), (50, w)), (100, 100));
+    }
 
     #[tokio::test]
     async fn a_comparison_at_the_edge_of_time_does_not_overflow() {

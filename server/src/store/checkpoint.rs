@@ -115,6 +115,15 @@ struct EncodedWrite {
     owner: Option<Vec<u8>>,
 }
 
+/// The window starts of the rows of the `applied` writes.
+fn counted<'a>(writes: &'a [EncodedWrite], applied: &'a [bool]) -> impl Iterator<Item = i64> + 'a {
+    writes
+        .iter()
+        .zip(applied)
+        .filter(|(_, a)| **a)
+        .flat_map(|(w, _)| w.rows.iter().filter_map(|(k, _)| dec_i64(k)))
+}
+
 impl EncodedWrite {
     fn new(w: &PartitionWrite) -> Result<Self, StoreError> {
         let mut dead = Vec::with_capacity(w.undelivered.len());
@@ -186,6 +195,7 @@ impl Store {
             .map(EncodedWrite::new)
             .collect::<Result<Vec<_>, _>>()?;
         let applied = self.transact(&encoded, None, |stored, seq| seq >= stored)?;
+        self.note_counted(counted(&encoded, &applied))?;
         self.db.flush_async().await?;
         Ok(applied)
     }
@@ -202,6 +212,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let encoded = [EncodedWrite::new(write)?];
         let applied = self.transact(&encoded, Some(position), |stored, seq| seq > stored)?;
+        self.note_counted(counted(&encoded, &applied))?;
         Ok(applied.first().copied().unwrap_or(false))
     }
 

@@ -24,7 +24,8 @@
 //! - `meta` (this file): `format_version` ([`FORMAT_VERSION`]; version-2, -3 and -4 stores
 //!   are migrated in place when opened, `migrate.rs`), `window_ms` and `instance_id` (this
 //!   store's instance in the consumer group, random, made on first use:
-//!   [`Store::instance_id`]), `source` (what the store was filled from: the embedded demo,
+//!   [`Store::instance_id`]), `counting_since` (the earliest window a checkpoint wrote:
+//!   `since.rs`), `source` (what the store was filled from: the embedded demo,
 //!   or a cluster id and topics; `source.rs`). A store written with another window size,
 //!   or filled from another source, is refused with a message that says what to do.
 //!
@@ -48,6 +49,7 @@ mod migrate;
 pub mod record;
 pub mod row;
 mod salts;
+mod since;
 mod sizes;
 mod source;
 mod windows;
@@ -124,6 +126,8 @@ pub struct Store {
     annotations: sled::Tree,
     /// Readers of history hold it shared; a roll-up commits a bucket holding it exclusively.
     history_gate: Arc<RwLock<()>>,
+    /// The earliest window start counted (`since`; `i64::MAX`: none yet).
+    counting_since: Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// A transaction's error as the store's: its own abort, or sled's I/O error.
@@ -195,7 +199,7 @@ impl Store {
         let rollups = db.open_tree("rollups")?;
         let annotations = db.open_tree("annotations")?;
         db.flush()?;
-        Ok(Store {
+        let store = Store {
             db,
             offsets,
             windows,
@@ -208,7 +212,10 @@ impl Store {
             rollups,
             annotations,
             history_gate: Arc::new(RwLock::new(())),
-        })
+            counting_since: Arc::new(std::sync::atomic::AtomicI64::new(since::NONE)),
+        };
+        store.load_counting_since()?;
+        Ok(store)
     }
 
     /// This store's instance id: created (random) on first use and kept.

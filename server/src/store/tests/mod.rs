@@ -39,3 +39,38 @@ fn store_with_other_window_size_is_refused() {
         "{msg}"
     );
 }
+
+#[tokio::test]
+async fn the_store_counts_since_the_earliest_window_a_checkpoint_wrote() {
+    use pulseboard_model::agg::Aggregate;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path(), 10_000).expect("open");
+    assert_eq!(
+        store.counting_since(),
+        None,
+        "a new store counts nothing yet"
+    );
+    let write = |starts: &[i64], seq: u64| PartitionWrite {
+        rows: crate::store::row::rows_of(starts.iter().map(|s| (*s, Aggregate::new())).collect()),
+        ..write_of(
+            "t",
+            0,
+            PartitionCheckpoint {
+                seq,
+                ..Default::default()
+            },
+        )
+    };
+    store
+        .write(&[write(&[50_000, 40_000], 1)])
+        .await
+        .expect("write");
+    assert_eq!(store.counting_since(), Some(40_000));
+    // A later window changes nothing; an earlier one (a late event's) moves it back.
+    store.write(&[write(&[60_000], 2)]).await.expect("write");
+    assert_eq!(store.counting_since(), Some(40_000));
+    store.write(&[write(&[30_000], 3)]).await.expect("write");
+    assert_eq!(store.counting_since(), Some(30_000));
+    drop(store);
+    assert_eq!(reopen(dir.path()).counting_since(), Some(30_000), "kept");
+}
