@@ -184,9 +184,16 @@ async fn a_rule_fires_notifies_a_failing_webhook_with_retries_and_resolves() -> 
         resolved.1
     );
     assert_eq!(resolved.1["since"], p["since"]);
-    let v = get_json(app.addr, "/api/v1/alerts")
-        .await
-        .unwrap_or_default();
+    // The receiver has the POST before the server has its answer and counts it sent.
+    let v = poll_until(
+        Duration::from_secs(10),
+        "the resolved webhook counted",
+        || async {
+            let v = get_json(app.addr, "/api/v1/alerts").await?;
+            (v["webhook"]["queued"].as_u64() == Some(0)).then_some(v)
+        },
+    )
+    .await?;
     let states: Vec<&str> = v["history"]
         .as_array()
         .map(|h| h.iter().filter_map(|e| e["state"].as_str()).collect())

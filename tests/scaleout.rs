@@ -142,13 +142,15 @@ async fn scaling_one_to_three_to_one_mid_stream_gracefully_and_by_sigkill_is_exa
         for i in 0..3 {
             group.wait_owns_some(i).await?;
         }
-        // Any instance shows the whole group: every partition, three instances.
+        // Any instance shows the whole group: every partition (the others' once it read
+        // the state topic), three instances.
         let s = poll_until(
             Duration::from_secs(30),
-            "instance 2 to list the three instances",
+            "instance 2 to list the three instances and every partition",
             || async {
                 let s = group.status(2).await?;
-                (s["instances"].as_array()?.len() == 3).then_some(s)
+                (s["instances"].as_array()?.len() == 3 && s["partitions"].as_array()?.len() == 6)
+                    .then_some(s)
             },
         )
         .await?;
