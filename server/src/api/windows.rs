@@ -114,8 +114,10 @@ pub(crate) async fn windows(
         let items = range_items(&reader, (from, to), step, f.as_ref())?;
         let before = match compare {
             Some(c) => {
+                // The chart's line: the earlier range up to the elapsed point (what came
+                // before the counted part too); the change: the counted part alone.
                 let off = c.offset_ms();
-                let range = (cut_from.saturating_sub(off), cut_to.saturating_sub(off));
+                let range = (from.saturating_sub(off), cut_to.saturating_sub(off));
                 Some((c, range_items(&reader, range, step, f.as_ref())?))
             }
             None => None,
@@ -129,7 +131,10 @@ pub(crate) async fn windows(
     let compare = before.map(|(c, earlier)| {
         let off = c.offset_ms();
         let now = total_in(&items, cut);
-        let then = history::total(&earlier);
+        let then = total_in(
+            &earlier,
+            (cut_from.saturating_sub(off), cut_to.saturating_sub(off)),
+        );
         WindowsComparison {
             offset_ms: off,
             from: cut_from.saturating_sub(off),
