@@ -152,7 +152,12 @@ fn read_n(
         let Some(msg) = consumer.poll(Duration::from_millis(100)) else {
             continue;
         };
-        let msg = msg.context("raw consumer")?;
+        let msg = match msg {
+            // The pipeline's consumer says when a partition is read to its end (its idle
+            // rule); the pipeline takes that as information, and so does this loop.
+            Err(rdkafka::error::KafkaError::PartitionEOF(_)) => continue,
+            other => other.context("raw consumer")?,
+        };
         first.get_or_insert_with(Instant::now);
         touched = touched.wrapping_add(msg.payload().map_or(0, &touch));
         if let Some(slot) = next_offsets.get_mut(msg.partition() as usize) {
