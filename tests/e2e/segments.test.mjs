@@ -155,7 +155,13 @@ test('the kiosk and the embeds are pinned to a segment by their URL', async () =
 
   await page.goto(`${server.base}/kiosk?filter=country:DE`);
   await page.waitForSelector('body[data-ready="1"]', { timeout: 30000 });
-  const de = await json(`${server.base}/api/v1/summary?range=15m&filter=country:DE`);
+  // The segment's figures once settled: an open window's segment tables come with its
+  // checkpoint, a second after its headline figures (100 of the 300 events are DE's).
+  let de;
+  await until('the API to hold the segment whole', async () => {
+    de = await json(`${server.base}/api/v1/summary?range=15m&filter=country:DE`);
+    return de.events === 100 && de.segment.complete === true;
+  });
   await until('the kiosk shows the segment', async () => (await value(page, 'total-events')) === de.events);
   await until('its visitors now', async () =>
     (await value(page, 'visitors-now')) === (await json(`${server.base}/api/v1/now?filter=country:DE`)).visitors);
