@@ -19,7 +19,8 @@
 //! bench waits until the API serves the first stretch as hour buckets and the second as
 //! minute buckets (the retention pass ran); then [`crate::kiosk::live`]: live events at the
 //! same rate in real time (40 s; `--quick` 20 s), event time now, with no roll-up of the
-//! day left to do; then it stops the child.
+//! day left to do, then as long at the demo's rate ([`DEMO_RATE`], where a kiosk's budget
+//! is set), one kiosk watching throughout; then it stops the child.
 //!
 //! Measured: the data dir's size on disk (blocks used) sampled every 250 ms (its peak) and
 //! after the child stopped; every row's encoded bytes, read through the store
@@ -59,6 +60,9 @@ use crate::{now_ms, step, Plan, PARTITIONS};
 const TOPIC_DAY: &str = "bench_day";
 /// Events per second of event time, in the day and in the live traffic.
 pub const RATE: u64 = 1_000;
+
+/// The demo's rate, at which a kiosk's socket is also measured (its budget is set there).
+pub const DEMO_RATE: u64 = 200;
 const WINDOW_MS: i64 = 10_000;
 const MINUTE: i64 = 60_000;
 const HOUR: i64 = 60 * MINUTE;
@@ -157,7 +161,10 @@ pub struct HistoryFigures {
     /// (disk, and the state-topic records produced meanwhile), and when that was (epoch ms).
     pub written_live: Written,
     pub written_live_ms: (i64, i64),
+    /// One kiosk at the demo's rate ([`DEMO_RATE`]), and during the live traffic at
+    /// [`RATE`].
     pub kiosk: KioskFigures,
+    pub kiosk_busy: KioskFigures,
     pub rss_peak_mb: f64,
     /// Seconds the whole step took.
     pub seconds: f64,
@@ -343,6 +350,10 @@ fn feed_and_watch(
             .saturating_sub(io_before),
         ..Written::default()
     };
+    f.kiosk_busy = kiosk;
+    step("history: the demo's rate with a kiosk");
+    let (kiosk, _) = kiosk::live(rt, brokers, TOPIC_DAY, addr, &mut gen, DEMO_RATE, span)?;
+    wait_consumed(rt, addr, f.day_events + f.kiosk_busy.events + kiosk.events)?;
     f.kiosk = kiosk;
     Ok((f, live_span))
 }

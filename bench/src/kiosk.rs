@@ -3,28 +3,39 @@
 //!
 //! Contract: [`live`] produces realistic events at a steady rate of wall-clock time (event
 //! time = now) for a given span, while one WebSocket client opened as the kiosk opens it
-//! (`/ws`, no filter, no `since` on its first connection, a `{"type":"ping"}` every 20 s as
-//! `frontend/src/feeds/socket.rs` does) reads everything the server sends. Bytes are text
-//! payload bytes (the server does not compress frames; WebSocket framing adds 2–10 bytes a
-//! frame). The first frame (the snapshot) is counted apart; the rate is over what follows
-//! it, until the traffic stops.
+//! (`/ws?every=500`, no filter, no `since` on its first connection, offering
+//! permessage-deflate as Chromium does, a `{"type":"ping"}` every 20 s as
+//! `frontend/src/feeds/socket.rs` does) reads everything the server sends. Bytes are what
+//! the server sent on the wire (every byte read from the TCP socket: frames, headers,
+//! compression, pings); the text the frames decompress to is counted apart. The first
+//! frame (the snapshot) is counted apart; the rates are over what follows it, until the
+//! traffic stops.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use futures::{SinkExt, StreamExt};
 use pulseboard_model::gen::Generator;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde::Serialize;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
+use yawc::frame::{Frame, OpCode};
 
 use crate::now_ms;
 
 /// How often the kiosk pings (`frontend/src/feeds/socket.rs`: every 4th 5 s tick).
 const KIOSK_PING_EVERY: Duration = Duration::from_secs(20);
+
+/// What the kiosk asks of the socket (`frontend/src/feeds/socket.rs`: `DISPLAY_EVERY_MS`).
+const KIOSK_EVERY_MS: u64 = 500;
 
 /// What the kiosk received while the live traffic ran.
 #[derive(Debug, Default, Clone, Serialize)]
@@ -33,13 +44,71 @@ pub struct KioskFigures {
     pub rate: u64,
     pub seconds: f64,
     pub events: u64,
-    /// Its first frame (the snapshot), bytes.
+    /// Its first frame (the snapshot): bytes on the wire, and its text.
     pub snapshot_bytes: u64,
-    /// After the snapshot: text frames and their bytes, and per second.
+    pub snapshot_text_bytes: u64,
+    /// After the snapshot: text frames, bytes on the wire, the frames' text, and per
+    /// second.
     pub frames: u64,
     pub bytes: u64,
+    pub text_bytes: u64,
     pub frames_per_s: f64,
     pub bytes_per_s: f64,
+    pub text_bytes_per_s: f64,
+}
+
+/// A TCP stream that counts the bytes read from it.
+struct Counted {
+    inner: TcpStream,
+    read: Arc<AtomicU64>,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = buf.filled().len() - before;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        r
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+type KioskSocket = yawc::WebSocket<Counted>;
+
+/// Open the socket as the kiosk does; with the counter of the bytes read from it.
+async fn open_kiosk(addr: SocketAddr) -> Result<(KioskSocket, Arc<AtomicU64>)> {
+    let read = Arc::new(AtomicU64::new(0));
+    let io = Counted {
+        inner: TcpStream::connect(addr).await?,
+        read: read.clone(),
+    };
+    let url = format!("ws://{addr}/ws?every={KIOSK_EVERY_MS}").parse()?;
+    let options = yawc::Options::default().with_low_latency_compression();
+    let ws = yawc::WebSocket::handshake(url, io, options).await?;
+    Ok((ws, read))
 }
 
 /// Send `rate` realistic events/s of wall-clock time to `topic` for `span`, event time
@@ -55,53 +124,57 @@ pub fn live(
     span: Duration,
 ) -> Result<(KioskFigures, (i64, i64))> {
     let stop = CancellationToken::new();
-    let (mut ws, _) = rt
-        .block_on(tokio_tungstenite::connect_async(format!("ws://{addr}/ws")))
+    let (mut ws, wire) = rt
+        .block_on(open_kiosk(addr))
         .context("the kiosk's WebSocket")?;
-    let snapshot = rt
+    let snapshot_text = rt
         .block_on(async {
             loop {
                 match tokio::time::timeout(Duration::from_secs(20), ws.next()).await {
-                    Ok(Some(Ok(WsMessage::Text(t)))) => return Ok(t.len() as u64),
-                    Ok(Some(Ok(_))) => continue,
-                    Ok(other) => bail!("the kiosk's socket ended before its snapshot: {other:?}"),
+                    Ok(Some(f)) if f.opcode() == OpCode::Text => {
+                        return Ok(f.payload().len() as u64)
+                    }
+                    Ok(Some(_)) => continue,
+                    Ok(None) => bail!("the kiosk's socket ended before its snapshot"),
                     Err(_) => bail!("no snapshot within 20 s"),
                 }
             }
         })
         .context("the kiosk's snapshot")?;
+    let snapshot = wire.swap(0, Ordering::Relaxed);
     let reader = rt.spawn(read_kiosk(ws, stop.clone()));
     let from = now_ms();
     let sent = send_paced(brokers, topic, gen, rate, span);
     let to = now_ms();
     stop.cancel();
-    let (frames, bytes, secs) = rt
+    let (frames, text_bytes, secs) = rt
         .block_on(reader)
         .context("the kiosk task panicked")?
         .context("the kiosk's socket")?;
+    let bytes = wire.load(Ordering::Relaxed);
     let events = sent?;
+    let per_s = |n: u64| n as f64 / secs.max(1e-3);
     Ok((
         KioskFigures {
             rate,
             seconds: (to - from) as f64 / 1000.0,
             events,
             snapshot_bytes: snapshot,
+            snapshot_text_bytes: snapshot_text,
             frames,
             bytes,
-            frames_per_s: frames as f64 / secs.max(1e-3),
-            bytes_per_s: bytes as f64 / secs.max(1e-3),
+            text_bytes,
+            frames_per_s: per_s(frames),
+            bytes_per_s: per_s(bytes),
+            text_bytes_per_s: per_s(text_bytes),
         },
         (from, to),
     ))
 }
 
-/// Read text frames until `stop`, pinging as the kiosk does: (frames, bytes, seconds).
-async fn read_kiosk(
-    mut ws: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-    stop: CancellationToken,
-) -> Result<(u64, u64, f64)> {
+/// Read text frames until `stop`, pinging as the kiosk does: (frames, their text bytes,
+/// seconds).
+async fn read_kiosk(mut ws: KioskSocket, stop: CancellationToken) -> Result<(u64, u64, f64)> {
     let started = Instant::now();
     let (mut frames, mut bytes) = (0u64, 0u64);
     let mut ping = tokio::time::interval_at(
@@ -111,21 +184,23 @@ async fn read_kiosk(
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
-            _ = ping.tick() => ws.send(WsMessage::text(r#"{"type":"ping"}"#)).await?,
-            m = ws.next() => match m {
-                Some(Ok(WsMessage::Text(t))) => {
+            _ = ping.tick() => ws.send(Frame::text(r#"{"type":"ping"}"#)).await?,
+            f = ws.next() => match f {
+                Some(f) if f.opcode() == OpCode::Text => {
                     frames += 1;
-                    bytes += t.len() as u64;
+                    bytes += f.payload().len() as u64;
                 }
-                Some(Ok(WsMessage::Close(f))) => bail!("the server closed the kiosk's socket: {f:?}"),
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(anyhow!(e)),
+                Some(f) if f.opcode() == OpCode::Close => {
+                    bail!("the server closed the kiosk's socket: {:?}", f.close_reason().ok().flatten())
+                }
+                Some(_) => {}
                 None => bail!("the kiosk's socket ended"),
             },
         }
     }
-    let _ = ws.close(None).await;
-    Ok((frames, bytes, started.elapsed().as_secs_f64()))
+    let secs = started.elapsed().as_secs_f64();
+    let _ = ws.close().await;
+    Ok((frames, bytes, secs))
 }
 
 /// `rate` events/s of wall-clock time for `span`, sent as they fall due (every 10 ms),

@@ -345,14 +345,15 @@ pub fn measure_websockets(
 type WsStream =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// The two fields of a window a client needs; everything else is skipped.
+/// The two fields of a window a client needs; everything else is skipped. A change carries
+/// `events` only when the count changed.
 #[derive(Deserialize)]
 struct WindowCount {
     start: i64,
-    events: u64,
+    events: Option<u64>,
 }
 
-/// `snapshot` and `windows` messages carry `windows`; `status` has none.
+/// `snapshot` and `changes` messages carry `windows` (a status change has none).
 #[derive(Deserialize)]
 struct Frame {
     #[serde(default)]
@@ -374,7 +375,9 @@ impl ClientLog {
             return;
         };
         for w in frame.windows {
-            self.steps.observe(w.start, w.events, at);
+            if let Some(events) = w.events {
+                self.steps.observe(w.start, events, at);
+            }
         }
     }
 }
@@ -528,9 +531,11 @@ mod tests {
             status: Status::default(),
             filter: None,
         };
-        let windows = ServerMsg::Windows {
+        let windows = ServerMsg::Changes {
             seq: 4,
+            after: 3,
             windows: Vec::new(),
+            status: None,
         };
         let json = |m: &ServerMsg| serde_json::to_string(m).expect("json");
         assert!(is_snapshot(&json(&snapshot)));

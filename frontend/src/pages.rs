@@ -55,7 +55,13 @@ pub fn App() -> impl IntoView {
     let app = AppState::new(range, token, filter_of(&search), compare);
     provide_context(app);
     feeds::use_clock(app);
-    feeds::use_socket(app);
+    feeds::use_socket(
+        app,
+        match page {
+            Route::Dashboard => 0,
+            _ => feeds::DISPLAY_EVERY_MS,
+        },
+    );
     feeds::use_history(app);
     feeds::use_summary(app);
     feeds::use_now(app);

@@ -5,9 +5,13 @@
 //! Contract:
 //! - A snapshot is always applied: it replaces the windows it carries and the status, and
 //!   sets the last sequence; older windows (loaded from the API) stay.
-//! - Any other message is applied only when its sequence is the last one plus one; an
-//!   older or equal one is [`Apply::Stale`] (ignored), a newer one or any message before
-//!   the first snapshot is an [`Apply::Gap`]: the client reconnects with `since`.
+//! - A `changes` message is applied when the client holds the message it follows (`after`)
+//!   or a later one, and not the message itself: an older or equal one is [`Apply::Stale`]
+//!   (ignored); one that follows a message the client never got, or any before the first
+//!   snapshot, is an [`Apply::Gap`]: the client reconnects with `since`. A change of a
+//!   window the client does not hold makes one only when it is whole (the server sends a
+//!   window whole when the client may not hold it; a change of a window dropped as older
+//!   than `keep` is ignored).
 //! - History from the API never overwrites a window the socket delivered. A coarse item of
 //!   history (a step of a long range) replaces the windows inside it, and no window inside
 //!   one is added later: its events are in the item.
@@ -16,7 +20,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::proto::{ServerMsg, Status, WindowView};
+use crate::proto::{patch, ServerMsg, Status, WindowView};
 
 /// What a client does when a message arrives out of order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,21 +82,37 @@ impl StreamState {
             self.trim();
             return Apply::Applied;
         }
+        let ServerMsg::Changes {
+            after,
+            windows,
+            status,
+            ..
+        } = msg
+        else {
+            return Apply::Stale;
+        };
         match self.last_seq {
             None => return Apply::Gap { last_seq: 0 },
             Some(last) if seq <= last => return Apply::Stale,
-            Some(last) if seq > last + 1 => return Apply::Gap { last_seq: last },
+            // What changed after `after` brings any state from `after` on to `seq`.
+            Some(last) if after > last => return Apply::Gap { last_seq: last },
             Some(_) => {}
         }
-        match msg {
-            ServerMsg::Windows { windows, .. } => {
-                for w in windows {
-                    self.put(w);
-                }
-                self.trim();
+        for change in &windows {
+            let Some(start) = patch::window_start(change) else {
+                continue;
+            };
+            // A window the client does not hold comes whole; a change of one it dropped
+            // (older than it keeps) does not make one.
+            if let Ok(w) = patch::apply_window(self.windows.get(&start), change) {
+                self.put(w);
             }
-            ServerMsg::Status { status, .. } => self.status = Some(status),
-            ServerMsg::Snapshot { .. } => {}
+        }
+        self.trim();
+        if let Some(change) = status {
+            if let Ok(s) = patch::apply_status(self.status.as_ref(), &change) {
+                self.status = Some(s);
+            }
         }
         self.last_seq = Some(seq);
         Apply::Applied
@@ -187,6 +207,15 @@ mod tests {
         }
     }
 
+    fn changes(seq: u64, windows: Vec<WindowView>) -> ServerMsg {
+        ServerMsg::Changes {
+            seq,
+            after: seq - 1,
+            windows: windows.iter().map(patch::fields).collect(),
+            status: None,
+        }
+    }
+
     fn status() -> Status {
         Status {
             broker: "embedded".into(),
@@ -199,10 +228,7 @@ mod tests {
     fn stream_state_applies_in_order_and_detects_gaps() {
         let mut st = StreamState::new(3);
         assert_eq!(
-            st.apply(ServerMsg::Windows {
-                seq: 1,
-                windows: vec![]
-            }),
+            st.apply(changes(1, vec![])),
             Apply::Gap { last_seq: 0 },
             "deltas before a snapshot are a gap"
         );
@@ -215,26 +241,14 @@ mod tests {
             filter: None,
         };
         assert_eq!(st.apply(snap), Apply::Applied);
+        assert_eq!(st.apply(changes(10, vec![])), Apply::Stale);
         assert_eq!(
-            st.apply(ServerMsg::Windows {
-                seq: 10,
-                windows: vec![]
-            }),
-            Apply::Stale
-        );
-        assert_eq!(
-            st.apply(ServerMsg::Windows {
-                seq: 11,
-                windows: vec![view(10_000, 5), view(20_000, 1)]
-            }),
+            st.apply(changes(11, vec![view(10_000, 5), view(20_000, 1)])),
             Apply::Applied
         );
         assert_eq!(st.windows[&10_000].figures.events, 5);
         assert_eq!(
-            st.apply(ServerMsg::Windows {
-                seq: 13,
-                windows: vec![view(30_000, 1)]
-            }),
+            st.apply(changes(13, vec![view(30_000, 1)])),
             Apply::Gap { last_seq: 11 }
         );
         assert!(
@@ -242,19 +256,15 @@ mod tests {
             "a message after a gap is not applied"
         );
         assert_eq!(
-            st.apply(ServerMsg::Status {
+            st.apply(ServerMsg::Changes {
                 seq: 12,
-                status: status()
+                after: 12 - 1,
+                windows: Vec::new(),
+                status: Some(patch::fields(&status()))
             }),
             Apply::Applied
         );
-        assert_eq!(
-            st.apply(ServerMsg::Windows {
-                seq: 13,
-                windows: vec![view(30_000, 1)]
-            }),
-            Apply::Applied
-        );
+        assert_eq!(st.apply(changes(13, vec![view(30_000, 1)])), Apply::Applied);
         assert_eq!(st.windows.len(), 3, "keeps at most 3 windows");
         assert_eq!(st.windows.keys().next(), Some(&10_000));
         st.load_history(vec![view(20_000, 99)]);
@@ -292,10 +302,7 @@ mod tests {
             100 + 3 + 4,
             "the windows inside the step are its events"
         );
-        let update = ServerMsg::Windows {
-            seq: 2,
-            windows: vec![view(20_000, 8), view(1_800_000, 5)],
-        };
+        let update = changes(2, vec![view(20_000, 8), view(1_800_000, 5)]);
         assert_eq!(st.apply(update), Apply::Applied);
         assert_eq!(
             st.range(0, 2_000_000)
@@ -323,6 +330,68 @@ mod tests {
         assert_eq!(
             st.windows.keys().copied().collect::<Vec<_>>(),
             vec![1_800_000, 1_810_000]
+        );
+    }
+
+    #[test]
+    fn changes_patch_what_the_client_holds_and_a_paced_message_covers_several() {
+        let mut st = StreamState::new(0);
+        st.apply(ServerMsg::Snapshot {
+            protocol: PROTOCOL_VERSION,
+            seq: 5,
+            window_ms: 10_000,
+            windows: vec![view(0, 1)],
+            status: status(),
+            filter: None,
+        });
+        // Only the count changed: the change is the count and the start.
+        let change = patch::window_change(
+            Some(&patch::fields(&view(0, 1))),
+            &patch::fields(&view(0, 4)),
+        )
+        .expect("changed");
+        assert_eq!(change.len(), 2);
+        let status_change = patch::diff(
+            &patch::fields(&status()),
+            &patch::fields(&Status {
+                events_total: 9,
+                ..status()
+            }),
+            &[],
+        );
+        // A paced socket: one message for 6..=8, after 5.
+        let paced = ServerMsg::Changes {
+            seq: 8,
+            after: 5,
+            windows: vec![change.clone()],
+            status: status_change,
+        };
+        assert_eq!(st.apply(paced.clone()), Apply::Applied);
+        assert_eq!(st.windows[&0].figures.events, 4);
+        assert_eq!(st.status.as_ref().map(|s| s.events_total), Some(9));
+        assert_eq!(st.apply(paced), Apply::Stale);
+        // A change of a window the client does not hold (dropped as too old) makes none.
+        let mut other = change.clone();
+        other.insert("start".into(), serde_json::json!(-10_000));
+        assert_eq!(
+            st.apply(ServerMsg::Changes {
+                seq: 9,
+                after: 8,
+                windows: vec![other],
+                status: None
+            }),
+            Apply::Applied
+        );
+        assert!(!st.windows.contains_key(&-10_000));
+        // After a message the client never got: a gap.
+        assert_eq!(
+            st.apply(ServerMsg::Changes {
+                seq: 12,
+                after: 10,
+                windows: vec![],
+                status: None
+            }),
+            Apply::Gap { last_seq: 9 }
         );
     }
 }

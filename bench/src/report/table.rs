@@ -126,6 +126,10 @@ fn history_rows(r: &Report) -> Vec<(String, String)> {
             opt(r.ws_frames_per_s_kiosk, one_decimal),
         ),
         (
+            "ws_bytes_per_s_kiosk_1000".to_owned(),
+            bytes(r.ws_bytes_per_s_kiosk_1000),
+        ),
+        (
             "rss_peak_mb_history".to_owned(),
             opt(r.rss_peak_mb_history, one_decimal),
         ),

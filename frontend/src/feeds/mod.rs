@@ -32,7 +32,7 @@ pub mod urls;
 pub use fetch::{
     use_annotations, use_compare, use_history, use_now, use_segments_info, use_summary,
 };
-pub use socket::use_socket;
+pub use socket::{use_socket, DISPLAY_EVERY_MS};
 
 use std::time::Duration;
 

@@ -3,7 +3,8 @@
 //!
 //! Contract:
 //! - it resumes with `since=<last seq>` and reconnects at once with `since` on a sequence
-//!   gap;
+//!   gap; a wall display or an embed asks the server for one message per
+//!   [`DISPLAY_EVERY_MS`] (`every=`), the dashboard for every message;
 //! - after a close it waits [`backoff_ms`]: 0.5 s doubling to 15 s (with jitter, reset by
 //!   the first message of a new connection);
 //! - it pings every 20 s and treats 30 s of silence as a dead socket;
@@ -29,6 +30,11 @@ use super::{
     urls::{socket_url, with_filter},
 };
 use crate::state::{now_ms, AppState, ConnState};
+
+/// What a wall display or an embed asks of the socket: one message per half second at most
+/// (each holds everything that changed meanwhile), a few frames a second being all such a
+/// display needs; the dashboard takes every message (an event on screen within 100 ms).
+pub const DISPLAY_EVERY_MS: u64 = 500;
 
 /// First reconnect delay, ms.
 pub const BACKOFF_START_MS: f64 = 500.0;
@@ -68,6 +74,8 @@ impl Conn {
 /// The socket manager behind [`use_socket`].
 struct Socket {
     app: AppState,
+    /// One message per this many ms at most (0: every message as published).
+    every_ms: u64,
     conn: Option<Conn>,
     retry: Option<TimeoutHandle>,
     attempt: u32,
@@ -79,10 +87,12 @@ struct Socket {
 type Shared = Rc<RefCell<Socket>>;
 
 /// Keeps a WebSocket to the server open for as long as the calling owner lives, applying
-/// every message to `app.stream` (see the module doc for the rules).
-pub fn use_socket(app: AppState) {
+/// every message to `app.stream` (see the module doc for the rules); paced by the server
+/// to one message per `every_ms` when not 0 (a wall display or an embed).
+pub fn use_socket(app: AppState, every_ms: u64) {
     let shared: Shared = Rc::new(RefCell::new(Socket {
         app,
+        every_ms,
         conn: None,
         retry: None,
         attempt: 0,
@@ -156,7 +166,10 @@ pub fn use_socket(app: AppState) {
 
 /// Opens a new socket, resuming after the last applied sequence.
 fn connect(shared: &Shared) {
-    let app = shared.borrow().app;
+    let (app, every_ms) = {
+        let s = shared.borrow();
+        (s.app, s.every_ms)
+    };
     if shared.borrow().stopped {
         return;
     }
@@ -166,6 +179,7 @@ fn connect(shared: &Shared) {
         &location.protocol().unwrap_or_default(),
         &location.host().unwrap_or_default(),
         since,
+        every_ms,
         app.token().as_deref(),
     );
     let url = with_filter(url, app.filter().as_ref());

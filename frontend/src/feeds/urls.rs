@@ -55,11 +55,13 @@ pub fn segments_url(token: Option<&str>) -> String {
 }
 
 /// The socket URL for a page served over `page_protocol` (`http:`/`https:`) from `host`
-/// (`name:port`), resuming after `since` when given.
+/// (`name:port`), resuming after `since` when given, paced to one message per `every_ms`
+/// when not 0.
 pub fn socket_url(
     page_protocol: &str,
     host: &str,
     since: Option<u64>,
+    every_ms: u64,
     token: Option<&str>,
 ) -> String {
     let scheme = if page_protocol == "https:" {
@@ -67,9 +69,17 @@ pub fn socket_url(
     } else {
         "ws"
     };
-    let mut url = format!("{scheme}://{host}/ws");
+    let mut params = Vec::new();
     if let Some(s) = since {
-        url.push_str(&format!("?since={s}"));
+        params.push(format!("since={s}"));
+    }
+    if every_ms > 0 {
+        params.push(format!("every={every_ms}"));
+    }
+    let mut url = format!("{scheme}://{host}/ws");
+    if !params.is_empty() {
+        url.push('?');
+        url.push_str(&params.join("&"));
     }
     with_token(url, token)
 }
@@ -148,20 +158,28 @@ mod tests {
     #[test]
     fn socket_url_follows_the_page_scheme_and_resumes() {
         assert_eq!(
-            socket_url("http:", "localhost:8080", None, None),
+            socket_url("http:", "localhost:8080", None, 0, None),
             "ws://localhost:8080/ws"
         );
         assert_eq!(
-            socket_url("https:", "dash.example", Some(42), None),
+            socket_url("https:", "dash.example", Some(42), 0, None),
             "wss://dash.example/ws?since=42"
         );
         assert_eq!(
-            socket_url("http:", "h:1", Some(7), Some("a b&c")),
+            socket_url("http:", "h:1", Some(7), 0, Some("a b&c")),
             "ws://h:1/ws?since=7&token=a%20b%26c"
         );
         assert_eq!(
-            socket_url("http:", "h:1", None, Some("xyz")),
+            socket_url("http:", "h:1", None, 0, Some("xyz")),
             "ws://h:1/ws?token=xyz"
+        );
+        assert_eq!(
+            socket_url("http:", "h:1", Some(3), 500, None),
+            "ws://h:1/ws?since=3&every=500"
+        );
+        assert_eq!(
+            socket_url("http:", "h:1", None, 500, None),
+            "ws://h:1/ws?every=500"
         );
     }
 
@@ -205,7 +223,7 @@ mod tests {
         assert_eq!(now_url(None, None), "/api/v1/now");
         assert_eq!(segments_url(None), "/api/v1/segments");
         assert_eq!(
-            with_filter(socket_url("http:", "h:1", None, None), Some(&de)),
+            with_filter(socket_url("http:", "h:1", None, 0, None), Some(&de)),
             "ws://h:1/ws?filter=type%3Asign%20up"
         );
     }

@@ -20,7 +20,8 @@
 //!
 //! Protocol versions: 1, the first; 2 adds goals to the figures, the segment note and the
 //! filter echoed in the snapshot of a filtered socket (`/ws?filter=`). Both additions are
-//! fields a version-1 client ignores.
+//! fields a version-1 client ignores. 3: after the snapshot the socket sends only what
+//! changed (`changes`, replacing `windows` and `status`; see `patch`).
 //!
 //! The types live in child modules by subject; every one is re-exported here, so its path
 //! is `proto::Name`:
@@ -35,10 +36,13 @@
 //! - `api`: the other HTTP bodies (`/readyz`, `POST /collect`, `/now`, `/segments`, dead
 //!   letters, annotations) and the error body [`ApiError`].
 //! - `socket`: the WebSocket messages ([`ServerMsg`], [`ClientMsg`]).
+//! - `patch`: what changed, as the socket sends it (a window or the status as the fields
+//!   that differ from what the client holds), and how a client applies and composes it.
 
 mod alerts;
 mod api;
 mod figures;
+pub mod patch;
 mod socket;
 mod status;
 mod summary;
@@ -61,7 +65,7 @@ pub use summary::{Change, Compare, Summary, SummaryComparison, WindowsComparison
 pub use windows::{Resolution, WindowState, WindowView, WindowsResponse};
 
 /// Version of the JSON protocol described here (see the module docs for the changes).
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Fixtures shared by the tests of the child modules.
 #[cfg(test)]

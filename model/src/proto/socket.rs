@@ -2,16 +2,22 @@
 //! ([`ClientMsg`]).
 //!
 //! Contract:
-//! - Messages are JSON text frames tagged by `type` (`snapshot`, `windows`, `status`;
-//!   `ping` from the client).
+//! - Messages are JSON text frames tagged by `type` (`snapshot`, `changes`; `ping` from the
+//!   client).
 //! - Every server message carries a sequence number, increasing by one per message the
 //!   server publishes; a resume (`/ws?since=SEQ`) that cannot be served gets a fresh
 //!   snapshot.
+//! - After the snapshot, a client gets only what changed ([`ServerMsg::Changes`], see
+//!   [`super::patch`]): the windows whose figures or state changed, as the fields that
+//!   changed, and the status fields that changed. A `changes` message names the message it
+//!   follows (`after`): one per published message, or, on a socket paced to a display
+//!   (`/ws?every=MS`), one for all the messages of the interval.
 //! - A client frame larger than [`MAX_CLIENT_FRAME`], or anything but a [`ClientMsg`],
 //!   closes the socket.
 
 use serde::{Deserialize, Serialize};
 
+use super::patch::Fields;
 use super::{Status, WindowView};
 
 /// Largest frame a client may send on the socket; a larger one closes that socket.
@@ -43,19 +49,25 @@ pub enum ServerMsg {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         filter: Option<String>,
     },
-    /// Windows whose figures or state changed since the previous message.
-    Windows {
-        /// Sequence number.
+    /// What changed since message `after`: the client applies it when it holds `after`
+    /// or a later message (not `seq` yet); when it holds an earlier one, messages are
+    /// missing and it resumes with `since`.
+    Changes {
+        /// Sequence number of the last message this one includes.
         seq: u64,
-        /// The changed windows, whole, oldest first.
-        windows: Vec<WindowView>,
-    },
-    /// Pipeline status: offsets, lag, watermark, throughput, broker reachability.
-    Status {
-        /// Sequence number.
-        seq: u64,
-        /// Pipeline status.
-        status: Status,
+        /// The message this one follows (`seq - 1`, or earlier on a paced socket).
+        after: u64,
+        /// The windows that changed, oldest first: each the fields that changed with its
+        /// `start` (a shallow JSON merge patch of the [`WindowView`]); a window the client
+        /// may not hold is sent whole.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
+        windows: Vec<Fields>,
+        /// The status fields that changed (a shallow JSON merge patch of the
+        /// [`Status`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+        status: Option<Fields>,
     },
 }
 
@@ -63,9 +75,7 @@ impl ServerMsg {
     /// The message's sequence number.
     pub fn seq(&self) -> u64 {
         match self {
-            ServerMsg::Snapshot { seq, .. }
-            | ServerMsg::Windows { seq, .. }
-            | ServerMsg::Status { seq, .. } => *seq,
+            ServerMsg::Snapshot { seq, .. } | ServerMsg::Changes { seq, .. } => *seq,
         }
     }
 }
@@ -118,13 +128,17 @@ mod tests {
                 status: status(),
                 filter: None,
             },
-            ServerMsg::Windows {
+            ServerMsg::Changes {
                 seq: 8,
-                windows: vec![view(10_000, 1)],
+                after: 7,
+                windows: vec![crate::proto::patch::fields(&view(10_000, 1))],
+                status: None,
             },
-            ServerMsg::Status {
+            ServerMsg::Changes {
                 seq: 9,
-                status: status(),
+                after: 8,
+                windows: Vec::new(),
+                status: Some(crate::proto::patch::fields(&status())),
             },
         ];
         for m in msgs {

@@ -5,7 +5,7 @@
 //! - A filtered socket gets the same sequence numbers as every socket (so the client's resume
 //!   and gap rules are the same): each window message carries the windows it named, rendered
 //!   for the segment (the value's sub-aggregates merged across partitions, with their
-//!   `segment` note), and a status message is passed on as it is. It starts with a snapshot
+//!   `segment` note) whole, and a status change is passed on as it is. It starts with a snapshot
 //!   of the segment (the newest windows, the status, and the filter echoed), and gets a
 //!   fresh one when it falls behind or asks to resume (`since` is not replayed).
 //! - Nothing is added to the pipeline's path: the hub publishes exactly what it did, and a
@@ -18,9 +18,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use pulseboard_model::agg::{Filter, Keep};
-use pulseboard_model::proto::{ServerMsg, WindowState, WindowView, PROTOCOL_VERSION};
+use pulseboard_model::proto::{patch, ServerMsg, WindowState, WindowView, PROTOCOL_VERSION};
 
-use crate::hub::{Frame, Hub, Parts, Published, Start, Subscription};
+use crate::hub::{Changed, Frame, Hub, Parts, Published, Start, Subscription};
 use crate::query::segments::{self, Part, SegmentsState};
 
 /// Filtered frames kept per filter (sockets of one filter are seldom further apart; one
@@ -28,13 +28,14 @@ use crate::query::segments::{self, Part, SegmentsState};
 const FRAMES_KEPT: usize = 4;
 
 type Cell = Arc<OnceLock<Frame>>;
+type FrameCell = Arc<OnceLock<(Frame, Arc<Changed>)>>;
 
 #[derive(Default)]
 struct Cached {
     /// Sockets showing this filter.
     sockets: usize,
     snapshot: Option<(u64, Cell)>,
-    frames: VecDeque<(u64, Cell)>,
+    frames: VecDeque<(u64, FrameCell)>,
 }
 
 /// The filtered frames of the sockets pinned to a segment.
@@ -76,28 +77,31 @@ impl Feeds {
         self.lock().len()
     }
 
-    fn cell(&self, filter: &Filter, seq: u64, snapshot: bool) -> Cell {
+    fn snapshot_cell(&self, filter: &Filter, seq: u64) -> Cell {
         let mut g = self.lock();
         let c = g.entry(filter.clone()).or_default();
-        if snapshot {
-            match &c.snapshot {
-                Some((s, cell)) if *s == seq => cell.clone(),
-                _ => {
-                    let cell = Cell::default();
-                    c.snapshot = Some((seq, cell.clone()));
-                    cell
-                }
+        match &c.snapshot {
+            Some((s, cell)) if *s == seq => cell.clone(),
+            _ => {
+                let cell = Cell::default();
+                c.snapshot = Some((seq, cell.clone()));
+                cell
             }
-        } else if let Some((_, cell)) = c.frames.iter().find(|(s, _)| *s == seq) {
-            cell.clone()
-        } else {
-            let cell = Cell::default();
-            c.frames.push_back((seq, cell.clone()));
-            while c.frames.len() > FRAMES_KEPT {
-                c.frames.pop_front();
-            }
-            cell
         }
+    }
+
+    fn frame_cell(&self, filter: &Filter, seq: u64) -> FrameCell {
+        let mut g = self.lock();
+        let c = g.entry(filter.clone()).or_default();
+        if let Some((_, cell)) = c.frames.iter().find(|(s, _)| *s == seq) {
+            return cell.clone();
+        }
+        let cell = FrameCell::default();
+        c.frames.push_back((seq, cell.clone()));
+        while c.frames.len() > FRAMES_KEPT {
+            c.frames.pop_front();
+        }
+        cell
     }
 
     fn render(
@@ -170,37 +174,51 @@ impl Segment {
 
     /// A snapshot of the segment at the hub's current sequence (built once per sequence).
     pub fn snapshot(&self, hub: &Hub) -> (u64, Frame) {
-        let (seq, windows) = hub.newest_windows();
-        let cell = self.feeds.cell(&self.filter, seq, true);
+        let (seq, windows, status) = hub.newest_windows();
+        let cell = self.feeds.snapshot_cell(&self.filter, seq);
         let text = cell.get_or_init(|| {
             encode(&ServerMsg::Snapshot {
                 protocol: PROTOCOL_VERSION,
                 seq,
                 window_ms: self.feeds.segments.window_ms,
                 windows: self.feeds.render(hub, &self.filter, &windows),
-                status: hub.progress().status(),
+                status,
                 filter: Some(self.filter.to_string()),
             })
         });
         (seq, text.clone())
     }
 
-    /// The frame of message `seq` (its text `text`) for this segment; `None` when the hub no
-    /// longer knows what it carried (the socket then takes a snapshot).
-    pub fn frame(&self, hub: &Hub, seq: u64, text: &Frame) -> Option<Frame> {
+    /// The frame of message `seq` (its text `text`, its changes `changed`) for this
+    /// segment, and what it changes: the windows it named, whole, as the segment sees them
+    /// now, or the status as it is; `None` when the hub no longer knows what it carried
+    /// (the socket then takes a snapshot).
+    pub fn frame(
+        &self,
+        hub: &Hub,
+        seq: u64,
+        text: &Frame,
+        changed: &Arc<Changed>,
+    ) -> Option<(Frame, Arc<Changed>)> {
         let windows = match hub.published(seq) {
-            Published::Other => return Some(text.clone()),
+            Published::Other => return Some((text.clone(), changed.clone())),
             Published::Gone => return None,
             Published::Windows(w) => w,
         };
-        let cell = self.feeds.cell(&self.filter, seq, false);
-        let text = cell.get_or_init(|| {
-            encode(&ServerMsg::Windows {
-                seq,
-                windows: self.feeds.render(hub, &self.filter, &windows),
-            })
+        let cell = self.feeds.frame_cell(&self.filter, seq);
+        let sent = cell.get_or_init(|| {
+            let changed = Changed {
+                windows: self
+                    .feeds
+                    .render(hub, &self.filter, &windows)
+                    .iter()
+                    .map(patch::fields)
+                    .collect(),
+                status: None,
+            };
+            (changed.clone().encode(seq, seq - 1), Arc::new(changed))
         });
-        Some(text.clone())
+        Some(sent.clone())
     }
 }
 
@@ -292,25 +310,33 @@ mod tests {
         // The hub publishes a change: the socket gets it under the same sequence, filtered.
         hub.update("t", 0, vec![(0, agg(&["DE", "US", "DE", "DE", "FR"]))]);
         hub.publish_windows();
-        let (s, text) = sub.rx.try_recv().expect("a message");
-        let frame = de.frame(&hub, s, &text).expect("still known");
+        let (s, text, changed) = sub.rx.try_recv().expect("a message");
+        let (frame, _) = de.frame(&hub, s, &text, &changed).expect("still known");
         match decode(&frame) {
-            ServerMsg::Windows { seq, windows } => {
-                assert_eq!(seq, 1);
-                assert_eq!(windows[0].figures.events, 4);
+            ServerMsg::Changes {
+                seq,
+                after,
+                windows,
+                ..
+            } => {
+                assert_eq!((seq, after), (1, 0));
+                // Whole, as the segment sees it.
+                let w = patch::apply_window(None, &windows[0]).expect("a whole window");
+                assert_eq!(w.figures.events, 4);
+                assert!(w.segment.is_some());
             }
             m => panic!("{m:?}"),
         }
         // Rendered once, shared by another socket of the same filter.
-        let again = feeds
+        let (again, _) = feeds
             .join(Filter::parse("country:DE").expect("filter"))
-            .frame(&hub, s, &text)
+            .frame(&hub, s, &text, &changed)
             .expect("known");
         assert_eq!(again.as_str().as_ptr(), frame.as_str().as_ptr());
-        // A status message goes through as it is.
+        // A status change goes through as it is.
         hub.publish_status();
-        let (s, text) = sub.rx.try_recv().expect("status");
-        assert_eq!(de.frame(&hub, s, &text), Some(text));
+        let (s, text, changed) = sub.rx.try_recv().expect("status");
+        assert_eq!(de.frame(&hub, s, &text, &changed).map(|f| f.0), Some(text));
         // The cache keeps only filters some socket shows.
         assert_eq!(feeds.filters(), 1);
         drop(de);
@@ -322,11 +348,12 @@ mod tests {
         let hub = test_hub(|c| c.backlog = 2);
         let feeds = feeds();
         let de = feeds.join(Filter::parse("country:DE").expect("filter"));
-        for _ in 0..4 {
-            hub.update("t", 0, vec![(0, agg(&["DE"]))]);
+        for i in 1..=4 {
+            hub.update("t", 0, vec![(0, agg(&vec!["DE"; i]))]);
             hub.publish_windows();
         }
-        assert!(de.frame(&hub, 1, &Frame::from("x")).is_none());
-        assert!(de.frame(&hub, 4, &Frame::from("x")).is_some());
+        let none = Arc::new(Changed::default());
+        assert!(de.frame(&hub, 1, &Frame::from("x"), &none).is_none());
+        assert!(de.frame(&hub, 4, &Frame::from("x"), &none).is_some());
     }
 }

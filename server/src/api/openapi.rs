@@ -343,11 +343,15 @@ pub struct WsQuery {
     /// when the server still holds them, else a fresh snapshot.
     #[param(minimum = 0)]
     since: Option<u64>,
-    /// Follow a segment, `DIMENSION:VALUE` as in the API's `filter`: every window message
-    /// carries the segment's figures (same sequence numbers), the snapshot echoes the
-    /// filter. A filtered socket starts with a snapshot (`since` is not replayed).
+    /// Follow a segment, `DIMENSION:VALUE` as in the API's `filter`: every window change
+    /// carries the segment's windows whole (same sequence numbers), the snapshot echoes
+    /// the filter. A filtered socket starts with a snapshot (`since` is not replayed).
     #[param(example = "country:DE")]
     filter: Option<String>,
+    /// Pace the socket to a display: at most one message per this many milliseconds, each
+    /// holding everything the interval changed (0: every message, the default).
+    #[param(minimum = 0, maximum = 10000, example = 500)]
+    every: Option<u64>,
 }
 
 /// Path of `GET /embed/{panel}`.
@@ -469,7 +473,9 @@ fn tracking_script() {}
     operation_id = "websocket",
     description = "The live push: a WebSocket (`Connection: Upgrade`, `Upgrade: websocket`). \
                    The server sends text frames, each a JSON `ServerMsg`: a `snapshot`, then \
-                   `windows` and `status` updates, every one with a `seq` increasing by one. \
+                   `changes` (the window and status fields that changed since message `after`), \
+                   every one with a `seq` increasing by one. Frames are compressed \
+                   (permessage-deflate, no context takeover) when the client offers it. \
                    A client may send only `ClientMsg` (`{\"type\":\"ping\"}`, at most 4 KiB). \
                    New sessions are paced (`--ws-connect-rate` a second, `--ws-connect-burst` \
                    at once): a session over the rate waits for its turn before the handshake \
@@ -478,7 +484,7 @@ fn tracking_script() {}
     params(WsQuery),
     responses(
         (status = 101, description = "Switched to the WebSocket protocol; frames are `ServerMsg` (JSON)."),
-        (status = 400, description = "A bad `since` (JSON `ApiError`), or a request that is not a WebSocket upgrade (plain text).",
+        (status = 400, description = "A bad `since`, `every` or `filter` (JSON `ApiError`), or a request that is not a WebSocket upgrade (plain text).",
             content((proto::ApiError = "application/json"), (String = "text/plain"))),
         (status = 401, description = "With `--token`: the token is missing or wrong.", body = proto::ApiError,
             headers(("www-authenticate" = String, description = "`Bearer`"))),

@@ -7,12 +7,14 @@
 //! - `range.rs`: readers of a range ([`Hub::merged_range`]) get the store's rows with the
 //!   hub's fresher copies, per partition.
 //! - `publisher.rs`: the publisher ([`Hub::run_publisher`]) turns changes into sequenced,
-//!   coalesced [`ServerMsg`]s, each serialised once, kept in a bounded backlog and broadcast.
+//!   coalesced [`ServerMsg`]s of what changed, each serialised once, kept in a bounded
+//!   backlog and broadcast with its [`Changed`] (`changes.rs`).
 //! - `subscribe.rs`: a client subscribes with the last sequence it saw and gets what it
 //!   missed from the backlog, or a snapshot.
 //! - `snapshot.rs`: a snapshot is built and serialised at most once per sequence number,
 //!   never under the lock the partitions publish through.
 
+mod changes;
 mod held;
 mod publisher;
 mod range;
@@ -20,6 +22,7 @@ mod snapshot;
 mod subscribe;
 mod update;
 
+pub use changes::Changed;
 pub(crate) use held::Held;
 pub(crate) use subscribe::Published;
 pub use subscribe::{Start, Subscription};
@@ -30,7 +33,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pulseboard_model::agg::{Aggregate, Goal};
-use pulseboard_model::proto::{Figures, ServerMsg, WindowState, WindowView};
+use pulseboard_model::proto::patch::Fields;
+use pulseboard_model::proto::{Figures, ServerMsg, Status, WindowState, WindowView};
 use tokio::sync::{broadcast, Notify};
 
 use crate::progress::Progress;
@@ -43,7 +47,8 @@ pub struct HubConfig {
     /// How far back (from the newest window, or from now when that is in the future)
     /// windows stay in memory.
     pub horizon_ms: i64,
-    /// How many windows a snapshot carries (the newest ones).
+    /// How many windows a snapshot carries (the newest ones): by default every window the
+    /// hub holds, so every window a later change names was in the snapshot or comes whole.
     pub snapshot_windows: usize,
     /// Entries of top lists in pushed windows.
     pub top_n: usize,
@@ -79,7 +84,7 @@ impl HubConfig {
             // What a snapshot shows (90 windows) plus a margin; older windows come from the
             // store. Memory is bounded by this, not by how long the run is.
             horizon_ms: 100 * window_ms,
-            snapshot_windows: 90,
+            snapshot_windows: 101,
             top_n: 10,
             // An event reaches idle clients at once; under a steady stream at most 20 window
             // messages a second go out, and an event waits at most 20 + 50 ms for its turn.
@@ -104,6 +109,10 @@ pub(crate) type Parts = Arc<HashMap<PartKey, Held>>;
 /// message goes to 1,000 clients without 1,000 copies.
 pub type Frame = axum::extract::ws::Utf8Bytes;
 
+/// A published message as the feed carries it: its sequence number, its text, and what it
+/// changed (for a socket that folds messages into one).
+pub type Sent = (u64, Frame, Arc<Changed>);
+
 #[derive(Default)]
 struct Inner {
     seq: u64,
@@ -111,9 +120,11 @@ struct Inner {
     windows: BTreeMap<i64, Parts>,
     dirty: BTreeSet<i64>,
     states: BTreeMap<i64, WindowState>,
-    /// Each window's view as last published: a snapshot reuses it while the window is not
-    /// dirty and its state has not moved, instead of merging its partitions again.
+    /// Each window's view as last published: what the next message's change of it is taken
+    /// from, and what a snapshot shows of it (a snapshot is of its sequence number).
     views: BTreeMap<i64, Arc<WindowView>>,
+    /// The status as last published (its fields, for the next change).
+    status: Option<(Arc<Status>, Fields)>,
     /// The snapshot of `seq`, from the first time someone asked for it until `seq` moves on.
     snapshot: Option<(u64, snapshot::SnapshotCell)>,
     /// The window starts each window message of the backlog carried, by sequence (what a
@@ -139,7 +150,7 @@ pub struct HubStats {
 pub struct Hub {
     cfg: HubConfig,
     inner: Mutex<Inner>,
-    tx: broadcast::Sender<(u64, Frame)>,
+    tx: broadcast::Sender<Sent>,
     progress: Arc<Progress>,
     /// Where windows the hub does not hold come from.
     store: Option<Store>,
@@ -175,11 +186,6 @@ impl Hub {
 
     pub fn config(&self) -> &HubConfig {
         &self.cfg
-    }
-
-    /// The published progress the hub reads window states and the status from.
-    pub(crate) fn progress(&self) -> &Progress {
-        &self.progress
     }
 
     fn view(&self, start: i64, parts: &HashMap<PartKey, Held>, state: WindowState) -> WindowView {

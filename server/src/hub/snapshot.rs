@@ -6,15 +6,16 @@
 //!   the lock the partitions publish through: under it the hub only takes shared handles
 //!   (`Arc`s) of the windows a snapshot shows; merging, rendering and encoding happen after
 //!   it is released. Every client that asks at the same sequence, at once or later, gets the
-//!   same encoded text; one that asks while it is being built waits for that build. A
-//!   window published since its last change (same figures, same state) is not merged
-//!   again: the snapshot reuses the view the publisher rendered, so under a steady stream a
-//!   snapshot merges only the few windows still changing.
+//!   same encoded text; one that asks while it is being built waits for that build.
+//! - A snapshot is of its sequence number: it shows each window and the status as last
+//!   published (the view the publisher rendered, not merged again), so the changes that
+//!   follow it apply to exactly what it showed; a window never published is merged from
+//!   its partitions (its first change goes whole).
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
-use pulseboard_model::proto::{ServerMsg, WindowState, WindowView, PROTOCOL_VERSION};
+use pulseboard_model::proto::{ServerMsg, Status, WindowState, WindowView, PROTOCOL_VERSION};
 
 use super::{encode, Frame, Hub, Inner, Parts};
 
@@ -31,21 +32,24 @@ pub(super) enum SnapshotTicket {
         seq: u64,
         cell: SnapshotCell,
         windows: Vec<SnapshotWindow>,
+        /// The status as published at `seq` (`None`: none yet, the current one).
+        status: Option<Arc<Status>>,
     },
 }
 
 /// One window of a snapshot to build.
 pub(super) enum SnapshotWindow {
-    /// As last published, still current.
+    /// As last published.
     Published(Arc<WindowView>),
-    /// To be merged from its partitions, in this state.
+    /// Never published: to be merged from its partitions, in this state.
     Merge(i64, WindowState, Parts),
 }
 
 impl Hub {
-    /// The current sequence and the newest windows a snapshot shows (start, state, parts),
-    /// oldest first, taken together under the lock.
-    pub(crate) fn newest_windows(&self) -> (u64, Vec<(i64, WindowState, Parts)>) {
+    /// The current sequence, the newest windows a snapshot shows (start, state, parts),
+    /// oldest first, and the status as published at that sequence, taken together under
+    /// the lock.
+    pub(crate) fn newest_windows(&self) -> (u64, Vec<(i64, WindowState, Parts)>, Status) {
         let state_of = self.progress.window_states();
         let g = self.lock();
         let mut windows: Vec<(i64, WindowState, Parts)> = g
@@ -56,7 +60,11 @@ impl Hub {
             .map(|(s, p)| (*s, state_of(*s), p.clone()))
             .collect();
         windows.reverse();
-        (g.seq, windows)
+        let status = g.status.as_ref().map(|(s, _)| s.clone());
+        let seq = g.seq;
+        drop(g);
+        let status = status.map_or_else(|| self.progress.status(), |s| Status::clone(&s));
+        (seq, windows, status)
     }
 
     /// The snapshot of the current sequence as far as it can be had under the lock: the
@@ -82,17 +90,21 @@ impl Hub {
             .rev()
             .take(self.cfg.snapshot_windows)
             .map(|(s, parts)| {
-                let state = state_of(*s);
+                // As of `seq`: a window's changes since are in the messages after it.
                 match g.views.get(s) {
-                    Some(v) if v.state == state && !g.dirty.contains(s) => {
-                        SnapshotWindow::Published(v.clone())
-                    }
-                    _ => SnapshotWindow::Merge(*s, state, parts.clone()),
+                    Some(v) => SnapshotWindow::Published(v.clone()),
+                    None => SnapshotWindow::Merge(*s, state_of(*s), parts.clone()),
                 }
             })
             .collect();
         windows.reverse();
-        SnapshotTicket::Build { seq, cell, windows }
+        let status = g.status.as_ref().map(|(s, _)| s.clone());
+        SnapshotTicket::Build {
+            seq,
+            cell,
+            windows,
+            status,
+        }
     }
 
     /// The encoded snapshot of a ticket. Call it without the lock: this is where the windows
@@ -101,7 +113,12 @@ impl Hub {
     pub(super) fn redeem(&self, ticket: SnapshotTicket) -> (u64, Frame) {
         match ticket {
             SnapshotTicket::Ready(seq, text) => (seq, text),
-            SnapshotTicket::Build { seq, cell, windows } => {
+            SnapshotTicket::Build {
+                seq,
+                cell,
+                windows,
+                status,
+            } => {
                 let text = cell.get_or_init(|| {
                     #[cfg(test)]
                     if let Some(hook) = self.build_hook.get() {
@@ -125,7 +142,8 @@ impl Hub {
                         seq,
                         window_ms: self.cfg.window_ms,
                         windows,
-                        status: self.progress.status(),
+                        status: status
+                            .map_or_else(|| self.progress.status(), |s| Status::clone(&s)),
                         filter: None,
                     })
                 });
@@ -147,8 +165,9 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::hub::tests::{agg, decode, events_by_start, hub};
+    use crate::hub::tests::{agg, decode, events_by_start, hub, snapshot_windows, touch_status};
     use crate::hub::Start;
+    use pulseboard_model::stream::{Apply, StreamState};
 
     /// The same encoded bytes (not only equal ones).
     fn same(a: &Frame, b: &Frame) -> bool {
@@ -185,14 +204,13 @@ mod tests {
             assert!(same(text, &first), "one shared encoding");
         }
         assert_eq!(h.stats.snapshots_encoded.load(Ordering::Relaxed), 1);
-        match decode(&first) {
-            ServerMsg::Snapshot { seq, windows, .. } => {
-                assert_eq!(seq, 2);
-                assert_eq!(events_by_start(&windows), vec![(0, 2), (10_000, 1)]);
-            }
-            m => panic!("unexpected {m:?}"),
-        }
+        assert_eq!(decode(&first).seq(), 2);
+        assert_eq!(
+            events_by_start(snapshot_windows(&decode(&first))),
+            vec![(0, 2), (10_000, 1)]
+        );
         // The next sequence gets its own snapshot, once.
+        touch_status(&h);
         h.publish_status();
         let (seq, next) = h.snapshot();
         assert_eq!(seq, 3);
@@ -202,7 +220,7 @@ mod tests {
     }
 
     #[test]
-    fn a_snapshot_reuses_published_windows_and_merges_only_those_changed_since() {
+    fn a_snapshot_shows_windows_and_status_as_published_at_its_sequence() {
         let h = hub(16);
         let merged = |h: &Hub| h.stats.snapshot_windows_merged.load(Ordering::Relaxed);
         h.update(
@@ -215,22 +233,29 @@ mod tests {
         h.snapshot();
         assert_eq!(merged(&h), 3);
         h.publish_windows();
+        h.publish_status();
         h.snapshot();
         assert_eq!(merged(&h), 3, "all three reused as published");
-        // One window changes (not yet published, but the sequence moves on): only it is
-        // merged, and the snapshot shows its new figures.
+        // One window changes, not yet published: the snapshot is of its sequence, so it
+        // shows the window as published (the change comes in the next message).
         h.update("t", 1, vec![(20_000, agg(5))]);
-        h.publish_status();
-        let (_, text) = h.snapshot();
-        assert_eq!(merged(&h), 4);
-        let ServerMsg::Snapshot { windows, .. } = decode(&text) else {
-            panic!("a snapshot")
-        };
+        let (seq, text) = h.snapshot();
+        assert_eq!(merged(&h), 3);
         assert_eq!(
-            events_by_start(&windows),
-            vec![(0, 5), (10_000, 1), (20_000, 9)]
+            events_by_start(snapshot_windows(&decode(&text))),
+            vec![(0, 5), (10_000, 1), (20_000, 4)]
         );
-        // The same figures as a hub that merges everything.
+        // The snapshot and the changes after it make what a hub that merges everything
+        // shows.
+        h.publish_windows();
+        let mut client = StreamState::new(0);
+        client.apply(decode(&text));
+        let Start::Replay(after) = h.subscribe(Some(seq)).start else {
+            panic!("replay")
+        };
+        for m in after {
+            assert_eq!(client.apply(decode(&m)), Apply::Applied);
+        }
         let fresh = hub(16);
         fresh.update(
             "t",
@@ -238,10 +263,12 @@ mod tests {
             vec![(0, agg(2)), (10_000, agg(1)), (20_000, agg(4))],
         );
         fresh.update("t", 1, vec![(0, agg(3)), (20_000, agg(5))]);
-        let ServerMsg::Snapshot { windows: all, .. } = decode(&fresh.snapshot().1) else {
-            panic!("a snapshot")
-        };
-        assert_eq!(windows, all);
+        let all = snapshot_windows(&decode(&fresh.snapshot().1)).to_vec();
+        assert_eq!(client.windows.into_values().collect::<Vec<_>>(), all);
+        assert_eq!(
+            events_by_start(snapshot_windows(&decode(&h.snapshot().1))),
+            vec![(0, 5), (10_000, 1), (20_000, 9)]
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use pulseboard_model::proto::WindowState;
 use tokio::sync::broadcast;
 
-use super::{Frame, Hub, Parts};
+use super::{Frame, Hub, Parts, Sent};
 
 /// What a published message was, as a filtered socket needs to know it.
 pub(crate) enum Published {
@@ -34,7 +34,7 @@ pub struct Subscription {
     pub start: Start,
     /// Sequence of the last message included in `start`.
     pub last_seq: u64,
-    pub rx: broadcast::Receiver<(u64, Frame)>,
+    pub rx: broadcast::Receiver<Sent>,
 }
 
 impl Hub {
@@ -59,7 +59,7 @@ impl Hub {
 
     /// The live feed alone, from the current sequence on (a filtered socket builds its own
     /// first message).
-    pub(crate) fn subscribe_feed(&self) -> (u64, broadcast::Receiver<(u64, Frame)>) {
+    pub(crate) fn subscribe_feed(&self) -> (u64, broadcast::Receiver<Sent>) {
         let g = self.lock();
         (g.seq, self.tx.subscribe())
     }

@@ -62,10 +62,28 @@ pub(crate) fn decode(s: &str) -> ServerMsg {
     serde_json::from_str(s).expect("server message")
 }
 
-/// Each window's start and events, in order.
-pub(crate) fn events_by_start(windows: &[WindowView]) -> Vec<(i64, u64)> {
+/// Each window's start and events, in order (of whole windows, or of changes that carry
+/// the count).
+pub(crate) fn events_by_start<W: serde::Serialize>(windows: &[W]) -> Vec<(i64, u64)> {
     windows
         .iter()
-        .map(|w| (w.start, w.figures.events))
+        .map(|w| {
+            let f = pulseboard_model::proto::patch::fields(w);
+            let n = |k: &str| f.get(k).and_then(serde_json::Value::as_i64).unwrap_or(-1);
+            (n("start"), n("events") as u64)
+        })
         .collect()
+}
+
+/// The windows a snapshot carries.
+pub(crate) fn snapshot_windows(msg: &ServerMsg) -> &[WindowView] {
+    match msg {
+        ServerMsg::Snapshot { windows, .. } => windows,
+        m => panic!("expected a snapshot, got {m:?}"),
+    }
+}
+
+/// Change the status (its `annotations_version`), so the next status publish has a change.
+pub(crate) fn touch_status(h: &Hub) {
+    h.progress.annotations_changed();
 }

@@ -6,6 +6,12 @@
 //!   session: `session.rs`).
 //! - `GET /ws?filter=DIMENSION:VALUE` follows the stream as that segment sees it (see
 //!   [`crate::api::feed`]); a bad filter is a `400` naming `filter`, as in the API.
+//! - `GET /ws?every=MS` paces the socket to a display: at most one message per `MS`
+//!   milliseconds (up to [`MAX_EVERY_MS`]), each holding everything the interval changed.
+//! - Frames are compressed (permessage-deflate, RFC 7692) when the client offers it, as
+//!   browsers do: without context takeover in either direction, so a socket holds no
+//!   deflate state between messages (a few KB a socket, not a few hundred), with the state
+//!   shared in one pool; frames under [`COMPRESS_FROM`] bytes go as they are.
 //! - New sessions are paced ([`ConnectPacer`]): at most `--ws-connect-rate` a second on
 //!   average and `--ws-connect-burst` at once, the rest waiting their turn in order of
 //!   arrival before the handshake is answered; one whose turn is more than
@@ -14,18 +20,17 @@
 
 mod pacer;
 mod session;
+mod wire;
 
 pub use pacer::{Admission, ConnectPacer};
-pub use session::serve;
+pub use session::{serve, Ask};
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures::StreamExt;
-use pulseboard_model::proto::MAX_CLIENT_FRAME;
 use serde::Deserialize;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -77,18 +82,51 @@ impl Default for SocketOptions {
     }
 }
 
+/// The longest interval `every` may ask for, ms.
+pub const MAX_EVERY_MS: u64 = 10_000;
+
+/// Frames shorter than this go uncompressed (deflate's own framing would eat the gain).
+pub const COMPRESS_FROM: usize = 128;
+
 #[derive(Debug, Default, Deserialize)]
 pub struct WsParams {
     since: Option<String>,
     filter: Option<String>,
+    every: Option<String>,
 }
 
 /// `GET /ws`.
 pub async fn handler(
-    ws: WebSocketUpgrade,
+    upgrade: Result<yawc::IncomingUpgrade, StatusCode>,
+    headers: HeaderMap,
     State(st): State<SocketState>,
     Query(p): Query<WsParams>,
 ) -> Result<Response, ApiError> {
+    let upgrade = match upgrade {
+        Ok(u) if wire::asks_for_websocket(&headers) => u,
+        _ => {
+            return Ok((
+                StatusCode::BAD_REQUEST,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                "this is a WebSocket endpoint: connect with `Connection: Upgrade`, `Upgrade: websocket`, `Sec-WebSocket-Version: 13` and a `Sec-WebSocket-Key`",
+            )
+                .into_response())
+        }
+    };
+    let every = match p.every.as_deref() {
+        None | Some("") => Duration::ZERO,
+        Some(s) => match s.parse::<u64>() {
+            Ok(ms) if ms <= MAX_EVERY_MS => Duration::from_millis(ms),
+            _ => {
+                return Err(ApiError::BadParam {
+                    parameter: "every",
+                    message: format!(
+                        "every={s:?} must be the milliseconds between two messages, from 0 (every message) to {MAX_EVERY_MS}"
+                    ),
+                })
+            }
+        },
+    };
     let since = match p.since.as_deref() {
         None | Some("") => None,
         Some(s) => Some(s.parse::<u64>().map_err(|_| ApiError::BadParam {
@@ -124,15 +162,31 @@ pub async fn handler(
     let hub = st.hub.clone();
     let shutdown = st.shutdown.clone();
     let options = st.options;
-    Ok(ws
-        .max_message_size(MAX_CLIENT_FRAME)
-        .max_frame_size(MAX_CLIENT_FRAME)
-        // Clients send tiny frames: a small read buffer keeps a socket at a few KB
-        // instead of the default 128 KiB, which matters with a thousand wall displays.
-        .read_buffer_size(2 * MAX_CLIENT_FRAME)
-        .on_upgrade(move |socket| async move {
-            let (sink, stream) = socket.split();
-            serve(sink, stream, hub, segment, since, options, shutdown).await;
-        })
-        .into_response())
+    let (response, socket) = upgrade
+        .upgrade(wire::options())
+        .map_err(|e| ApiError::BadParam {
+            parameter: "sec-websocket-extensions",
+            message: format!("cannot agree on the WebSocket extensions offered: {e}"),
+        })?;
+    tokio::spawn(async move {
+        let socket = match socket.await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(error = %e, "WebSocket upgrade did not complete");
+                return;
+            }
+        };
+        let (sink, stream) = wire::split(socket);
+        serve(
+            sink,
+            stream,
+            hub,
+            segment,
+            Ask { since, every },
+            options,
+            shutdown,
+        )
+        .await;
+    });
+    Ok(response.map(axum::body::Body::new))
 }

@@ -11,12 +11,17 @@
 //!   [`SocketOptions::idle_timeout`] is closed. Client frames may only be
 //!   `{"type":"ping"}` text of at most `MAX_CLIENT_FRAME` bytes; anything else closes that
 //!   socket with a code and reason, and touches nothing else.
+//! - Paced (`every` > 0, a display asking for a few frames a second): the messages of an
+//!   interval are folded into one `changes` message ([`Changed::compose`]), sent when the
+//!   interval since the last one has passed (at once when the stream was quiet), so a
+//!   display gets at most one message per `every` and loses nothing.
 //! - [`serve`] is generic over `Sink`/`Stream`, so it is tested without a network; send and
 //!   receive run as two tasks and the survivor is stopped.
 
 use std::fmt::Display;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message};
 use futures::{Sink, SinkExt, Stream, StreamExt};
@@ -26,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::SocketOptions;
 use crate::api::feed::Segment;
-use crate::hub::{Frame, Hub, Start, Subscription};
+use crate::hub::{Changed, Frame, Hub, Start, Subscription};
 use crate::telemetry;
 
 /// Close codes (RFC 6455).
@@ -37,6 +42,14 @@ pub mod close {
     pub const TOO_BIG: u16 = 1009;
 }
 
+/// What a client asked for: to resume after `since`, and at most one message per `every`
+/// (zero: every message as published).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ask {
+    pub since: Option<u64>,
+    pub every: Duration,
+}
+
 /// Serve one client until it leaves, is dropped, or the server shuts down; with a segment,
 /// the stream as that segment sees it.
 pub async fn serve<S, R, E>(
@@ -44,7 +57,7 @@ pub async fn serve<S, R, E>(
     stream: R,
     hub: Arc<Hub>,
     segment: Option<Segment>,
-    since: Option<u64>,
+    ask: Ask,
     opts: SocketOptions,
     shutdown: CancellationToken,
 ) where
@@ -57,14 +70,17 @@ pub async fn serve<S, R, E>(
     let (close_tx, close_rx) = oneshot::channel();
     // Subscribe now, at connect time, so nothing published from here on is missed.
     let sub = match &segment {
-        None => hub.subscribe(since),
+        None => hub.subscribe(ask.since),
         Some(s) => s.subscribe(&hub),
     };
     let mut send = tokio::spawn(send_loop(
         sink,
-        hub.clone(),
-        segment,
-        sub,
+        Feed {
+            hub: hub.clone(),
+            segment,
+            sub,
+            every: ask.every,
+        },
         opts,
         close_rx,
         shutdown,
@@ -101,11 +117,25 @@ where
     }
 }
 
-async fn send_loop<S, E>(
-    mut sink: S,
+/// What a socket sends from: the hub's feed, as a segment sees it, paced.
+struct Feed {
     hub: Arc<Hub>,
     segment: Option<Segment>,
     sub: Subscription,
+    every: Duration,
+}
+
+/// The messages of a paced socket's interval, folded: they follow message `after`, up to
+/// message `seq`.
+struct Pending {
+    after: u64,
+    seq: u64,
+    changed: Changed,
+}
+
+async fn send_loop<S, E>(
+    mut sink: S,
+    feed: Feed,
     opts: SocketOptions,
     mut close_rx: oneshot::Receiver<(u16, String)>,
     shutdown: CancellationToken,
@@ -113,6 +143,12 @@ async fn send_loop<S, E>(
     S: Sink<Message, Error = E> + Unpin,
     E: Display,
 {
+    let Feed {
+        hub,
+        segment,
+        sub,
+        every,
+    } = feed;
     let mut rx = sub.rx;
     let mut last_seq = sub.last_seq;
     let first: Vec<Frame> = match sub.start {
@@ -128,6 +164,9 @@ async fn send_loop<S, E>(
         tokio::time::Instant::now() + opts.ping_interval,
         opts.ping_interval,
     );
+    let mut pending: Option<Pending> = None;
+    // When a paced socket may send next.
+    let mut due = tokio::time::Instant::now();
     let close = loop {
         tokio::select! {
             // A close request from the receiver or the server first, so a misbehaving client
@@ -140,24 +179,49 @@ async fn send_loop<S, E>(
                     return;
                 }
             }
+            _ = tokio::time::sleep_until(due), if pending.is_some() => {
+                if !flush(&mut sink, &mut pending, opts).await {
+                    return;
+                }
+                due = tokio::time::Instant::now() + every;
+            }
             msg = rx.recv() => match msg {
-                Ok((seq, text)) => {
+                Ok((seq, text, changed)) => {
                     if seq > last_seq {
-                        let frame = match &segment {
-                            None => Some(text),
-                            Some(s) => s.frame(&hub, seq, &text),
+                        let sent = match &segment {
+                            None => Some((text, changed)),
+                            Some(s) => s.frame(&hub, seq, &text, &changed),
                         };
-                        let (seq, frame) = match frame {
-                            Some(f) => (seq, f),
+                        let Some((frame, changed)) = sent else {
                             // The hub no longer knows what that message carried: resync.
-                            None => {
-                                hub.stats.resyncs_total.fetch_add(1, Ordering::Relaxed);
-                                telemetry::socket_client_resynced(seq - last_seq);
-                                snapshot(&hub, segment.as_ref())
+                            hub.stats.resyncs_total.fetch_add(1, Ordering::Relaxed);
+                            telemetry::socket_client_resynced(seq - last_seq);
+                            pending = None;
+                            let (seq, snap) = snapshot(&hub, segment.as_ref());
+                            if !send_text(&mut sink, &snap, opts).await {
+                                return;
                             }
+                            last_seq = seq;
+                            continue;
                         };
-                        if !send_text(&mut sink, &frame, opts).await {
-                            return;
+                        if every.is_zero() {
+                            if !send_text(&mut sink, &frame, opts).await {
+                                return;
+                            }
+                        } else {
+                            let p = pending.get_or_insert_with(|| Pending {
+                                after: last_seq,
+                                seq,
+                                changed: Changed::default(),
+                            });
+                            p.seq = seq;
+                            p.changed.compose(&changed);
+                            if tokio::time::Instant::now() >= due {
+                                if !flush(&mut sink, &mut pending, opts).await {
+                                    return;
+                                }
+                                due = tokio::time::Instant::now() + every;
+                            }
                         }
                         last_seq = seq;
                     }
@@ -165,6 +229,7 @@ async fn send_loop<S, E>(
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     hub.stats.resyncs_total.fetch_add(1, Ordering::Relaxed);
                     telemetry::socket_client_resynced(missed);
+                    pending = None;
                     let (seq, snap) = snapshot(&hub, segment.as_ref());
                     if !send_text(&mut sink, &snap, opts).await {
                         return;
@@ -184,6 +249,23 @@ async fn send_loop<S, E>(
             tokio::time::timeout(opts.send_timeout, sink.send(Message::Close(Some(frame)))).await;
     }
     let _ = tokio::time::timeout(opts.send_timeout, sink.close()).await;
+}
+
+/// Send what a paced socket folded, if anything.
+async fn flush<S, E>(sink: &mut S, pending: &mut Option<Pending>, opts: SocketOptions) -> bool
+where
+    S: Sink<Message, Error = E> + Unpin,
+    E: Display,
+{
+    // Nothing changed yet (messages that only announced a window to filtered sockets):
+    // keep folding, from the same `after`.
+    if pending.as_ref().is_none_or(|p| p.changed.is_empty()) {
+        return true;
+    }
+    match pending.take() {
+        Some(p) => send_text(sink, &p.changed.encode(p.seq, p.after), opts).await,
+        None => true,
+    }
 }
 
 /// A snapshot of the whole traffic, or of a segment.
@@ -247,9 +329,11 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::hub::tests::{agg, touch_status};
     use futures::channel::mpsc;
     use pulseboard_model::agg::Aggregate;
     use pulseboard_model::proto::ServerMsg;
+    use pulseboard_model::stream::{Apply, StreamState};
 
     fn hub(queue: usize) -> Arc<Hub> {
         crate::hub::tests::test_hub(|c| c.client_queue = queue)
@@ -262,6 +346,17 @@ mod tests {
     }
 
     fn connect(hub: &Arc<Hub>, since: Option<u64>, buffer: usize) -> Client {
+        connect_asking(
+            hub,
+            Ask {
+                since,
+                every: Duration::ZERO,
+            },
+            buffer,
+        )
+    }
+
+    fn connect_asking(hub: &Arc<Hub>, ask: Ask, buffer: usize) -> Client {
         let (to_server, server_in) = mpsc::unbounded();
         let (server_out, from_server) = mpsc::channel(buffer);
         let opts = SocketOptions {
@@ -274,7 +369,7 @@ mod tests {
             server_in,
             hub.clone(),
             None,
-            since,
+            ask,
             opts,
             CancellationToken::new(),
         ));
@@ -305,20 +400,74 @@ mod tests {
         h.publish_status();
         assert!(matches!(
             next_msg(&mut c).await,
-            ServerMsg::Windows { seq: 1, .. }
+            ServerMsg::Changes { seq: 1, after: 0, ref windows, status: None } if windows.len() == 1
         ));
         assert!(matches!(
             next_msg(&mut c).await,
-            ServerMsg::Status { seq: 2, .. }
+            ServerMsg::Changes { seq: 2, after: 1, ref windows, status: Some(_) } if windows.is_empty()
         ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_paced_client_gets_one_message_per_interval_that_holds_everything() {
+        let h = hub(64);
+        let every = Duration::from_millis(500);
+        let mut c = connect_asking(&h, Ask { since: None, every }, 64);
+        let mut client = StreamState::new(0);
+        assert_eq!(client.apply(next_msg(&mut c).await), Apply::Applied);
+        // Ten window changes (and status changes) within 100 ms: the first goes at once (the
+        // stream was quiet), the others in one message at the end of the interval.
+        for i in 1..=10u64 {
+            h.update("t", 0, vec![(0, agg(i))]);
+            h.publish_windows();
+            h.publish_status();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let first = next_msg(&mut c).await;
+        assert!(
+            matches!(
+                first,
+                ServerMsg::Changes {
+                    seq: 1,
+                    after: 0,
+                    ..
+                }
+            ),
+            "{first:?}"
+        );
+        assert_eq!(client.apply(first), Apply::Applied);
+        let started = tokio::time::Instant::now();
+        let folded = next_msg(&mut c).await;
+        let published = h.subscribe(None).last_seq;
+        assert!(published >= 11);
+        assert!(
+            matches!(folded, ServerMsg::Changes { seq, after: 1, .. } if seq == published),
+            "{folded:?}"
+        );
+        assert!(
+            started.elapsed() >= Duration::from_millis(350),
+            "not before its turn"
+        );
+        assert_eq!(client.apply(folded), Apply::Applied);
+        // It holds what a client of every message holds.
+        let mut every_msg = StreamState::new(0);
+        let Start::Snapshot(_, snap) = h.subscribe(None).start else {
+            panic!("snapshot")
+        };
+        every_msg.apply(serde_json::from_str(snap.as_str()).expect("json"));
+        assert_eq!(client.windows, every_msg.windows);
+        assert_eq!(client.windows[&0].figures.events, 10);
+        assert_eq!(client.status, every_msg.status);
+        assert_eq!(client.last_seq, Some(published));
     }
 
     #[tokio::test]
     async fn reconnect_with_since_gets_what_it_missed() {
         let h = hub(16);
-        h.publish_status();
-        h.publish_status();
-        h.publish_status();
+        for i in 1..=3 {
+            h.update("t", 0, vec![(0, agg(i))]);
+            h.publish_windows();
+        }
         let mut c = connect(&h, Some(1), 16);
         assert_eq!(next_msg(&mut c).await.seq(), 2);
         assert_eq!(next_msg(&mut c).await.seq(), 3);
@@ -331,6 +480,7 @@ mod tests {
         let mut c = connect(&h, None, 1);
         assert!(matches!(next_msg(&mut c).await, ServerMsg::Snapshot { .. }));
         for _ in 0..100 {
+            touch_status(&h);
             h.publish_status();
         }
         // The hub published everything without waiting. The client either catches up with a
@@ -343,8 +493,8 @@ mod tests {
                 .expect("socket open");
             let Message::Text(t) = m else { continue };
             let msg: ServerMsg = serde_json::from_str(t.as_str()).expect("json");
-            if let (Some(l), ServerMsg::Status { seq, .. }) = (last, &msg) {
-                assert_eq!(*seq, l + 1, "deltas arrive without gaps");
+            if let (Some(l), ServerMsg::Changes { after, .. }) = (last, &msg) {
+                assert_eq!(*after, l, "changes arrive without gaps");
             }
             last = Some(msg.seq());
         }
