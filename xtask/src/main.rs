@@ -21,8 +21,10 @@
 //! - `cargo xtask bench [--quick] [ARGS]`: the benchmark (`bench/`) on Apache Kafka against
 //!   its peers (Spark and Kafka Streams built with Maven, except with `--quick`; Quix Streams
 //!   in a venv); prints a table and writes `target/bench/results.json`.
-//! - `cargo xtask soak [--kills N] [--fuzz-seconds S]`: the crash-loop test with N SIGKILLs
-//!   (default 100), then the decoder fuzzer (cargo fuzz) for S seconds (default 300).
+//! - `cargo xtask soak [--kills N] [--fuzz-seconds S] [--kiosk-seconds K]`: the crash-loop
+//!   test with N SIGKILLs (default 100), the decoder fuzzer (cargo fuzz) for S seconds
+//!   (default 300), then a kiosk left running in Chromium for K seconds (default 600; heap
+//!   and DOM must stay flat). 0 skips a part.
 //! - `cargo xtask openapi [--out PATH]`: the server's OpenAPI description (`pulseboard
 //!   openapi`, debug build: pretty JSON with the token's security schemes) written to PATH
 //!   (default `target/openapi.json`; a relative PATH is from the workspace root); prints PATH.
@@ -81,7 +83,7 @@ fn main() -> ExitCode {
         "test" => setup(&mut timer, Need::ALL).and_then(|tools| test(&mut timer, &tools, &rest)),
         "api-fuzz" => setup(&mut timer, Need::API_FUZZ)
             .and_then(|tools| api_fuzz::command(&mut timer, &tools, &rest)),
-        "soak" => setup(&mut timer, Need::KAFKA).and_then(|tools| soak(&tools, &rest)),
+        "soak" => setup(&mut timer, Need::ALL).and_then(|tools| soak(&tools, &rest)),
         "bench" => {
             setup(&mut timer, Need::KAFKA).and_then(|tools| bench(&mut timer, &tools, &rest))
         }

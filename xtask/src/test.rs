@@ -25,7 +25,7 @@ pub fn test(timer: &mut Timer, tools: &Tools, args: &[String]) -> Result<(), Str
         kafka_env(&mut c, tools);
         status(c, "cargo test")
     })?;
-    timer.step("browser tests (Chromium)", || e2e(tools))?;
+    timer.step("browser tests (Chromium)", || e2e(tools, &[], &[]))?;
     // The debug `pulseboard` that `cargo test` built.
     api_fuzz(timer, tools, API_FUZZ_EXAMPLES)?;
     // The benchmark's smoke run: it runs and writes its JSON (no timing is asserted).
@@ -43,8 +43,9 @@ pub fn test(timer: &mut Timer, tools: &Tools, args: &[String]) -> Result<(), Str
 }
 
 /// Browser end-to-end tests: node's test runner with Playwright driving headless Chromium
-/// against the real binary (built by `cargo test` above) and the built frontend.
-fn e2e(tools: &Tools) -> Result<(), String> {
+/// against the real binary (built by `cargo test` above) and the built frontend; `files`
+/// (all when empty), with `envs` set.
+pub fn e2e(tools: &Tools, files: &[&str], envs: &[(&str, String)]) -> Result<(), String> {
     let root = workspace_root();
     let bin = target_dir().join("debug").join("pulseboard");
     let chromium = tools
@@ -57,6 +58,10 @@ fn e2e(tools: &Tools) -> Result<(), String> {
         .env("PULSEBOARD_BIN", &bin)
         .env("PULSEBOARD_DIST", root.join("dist"))
         .env("CHROMIUM", chromium)
-        .env("ARTIFACTS", target_dir().join("e2e-artifacts"));
+        .env("ARTIFACTS", target_dir().join("e2e-artifacts"))
+        .args(files);
+    for (k, v) in envs {
+        c.env(k, v);
+    }
     status(c, "browser tests")
 }
