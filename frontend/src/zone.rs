@@ -21,6 +21,33 @@ pub fn clock_time(ms: i64, offset_ms: i64, seconds: bool) -> String {
     }
 }
 
+/// `ms` (epoch ms) as a date on a clock `offset_ms` ahead of UTC: `Mon 7` (weekday and day
+/// of the month) when `with_weekday`, else `7 Dec` (day and month). Pure (English names),
+/// so the axis of a week or a month reads the same on the host and in every browser.
+pub fn calendar_day(ms: i64, offset_ms: i64, with_weekday: bool) -> String {
+    const WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = ms.saturating_add(offset_ms).div_euclid(DAY_MS);
+    // 1970-01-01 was a Thursday (index 3 from Monday).
+    let weekday = WEEKDAYS[(days + 3).rem_euclid(7) as usize];
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    if with_weekday {
+        format!("{weekday} {day}")
+    } else {
+        format!("{day} {}", MONTHS[(month - 1) as usize])
+    }
+}
+
 /// `ms` as a local time of day (`14:05` or `14:05:30`), in the viewer's locale.
 pub fn time_of_day(ms: i64, seconds: bool) -> String {
     #[cfg(target_arch = "wasm32")]
@@ -98,6 +125,30 @@ mod tests {
             "06:45:30",
             "UTC-3:30"
         );
+    }
+
+    #[test]
+    fn calendar_days_name_the_weekday_and_the_date_in_the_zone() {
+        let t = 1_796_212_800_000; // 2026-12-02T12:00:00Z, a Wednesday
+        assert_eq!(calendar_day(t, 0, true), "Wed 2");
+        assert_eq!(calendar_day(t, 0, false), "2 Dec");
+        assert_eq!(
+            calendar_day(t, 13 * H, true),
+            "Thu 3",
+            "UTC+13 is past midnight"
+        );
+        assert_eq!(
+            calendar_day(t, -13 * H, false),
+            "1 Dec",
+            "UTC-13 is the day before"
+        );
+        assert_eq!(calendar_day(0, 0, true), "Thu 1");
+        assert_eq!(
+            calendar_day(951_782_400_000, 0, false),
+            "29 Feb",
+            "2000 was a leap year"
+        );
+        assert_eq!(calendar_day(-1, 0, false), "31 Dec");
     }
 
     #[test]

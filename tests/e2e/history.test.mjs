@@ -98,10 +98,28 @@ test('long ranges come from history and their totals equal the summary', async (
   // Bars of 30 minutes at least (history steps), drawn where the history is.
   const widths = await page.$$eval('[data-testid="events-chart"] [data-testid="bar"]', (bars) => bars.length);
   assert.ok(widths > 2, `bars: ${widths}`);
+  // An axis a person can read: a week is labelled by weekday and date, a label each day,
+  // none over another; the caption names the bar's width, the API's step.
+  const axis = async () => page.$$eval('.x-axis .x-label', (ls) => ls.map((l) => {
+    const r = l.getBoundingClientRect();
+    return { text: l.textContent, left: r.left, right: r.right };
+  }));
+  const readable = (labels, pattern) => {
+    assert.ok(labels.length >= 4, JSON.stringify(labels));
+    assert.ok(labels.every((l) => pattern.test(l.text)), JSON.stringify(labels));
+    assert.equal(new Set(labels.map((l) => l.text)).size, labels.length, 'no label twice');
+    for (let i = 1; i < labels.length; i += 1) {
+      assert.ok(labels[i].left >= labels[i - 1].right, `labels overlap: ${JSON.stringify(labels)}`);
+    }
+  };
+  readable(await axis(), /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun) \d{1,2}$/);
+  assert.equal(await page.textContent('.legend-note'), 'one bar = 30 min');
   await page.click('[data-testid="range-30d"]');
   assert.ok(page.url().includes('range=30d'));
   await until('the 30d total to equal the summary', async () =>
     (await value(page, 'total-events')) === (await shownSummary()).events, 60000);
+  readable(await axis(), /^\d{1,2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)$/);
+  assert.equal(await page.textContent('.legend-note'), 'one bar = 2 h');
   // Back to 15 minutes: no coarse item left over the windows.
   await page.click('[data-testid="range-15m"]');
   await until('the 15m total to equal the summary', async () =>

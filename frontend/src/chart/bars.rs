@@ -22,13 +22,15 @@ pub struct Bar {
 /// Multiples of the window width a bar may span.
 pub(super) const BUCKET_FACTORS: [i64; 12] = [1, 2, 3, 6, 12, 30, 60, 90, 180, 360, 720, 1440];
 
-/// How many windows one bar spans so that `span_ms` needs at most `max_bars` bars.
+/// How many windows one bar spans so that `span_ms` needs at most `max_bars` bars, and one
+/// more: a range whose start is aligned to its step (a 30-day range on 2-hour steps) holds
+/// one partial bucket more than its length, which must not double every bar.
 pub fn bucket_factor(span_ms: i64, window_ms: i64, max_bars: usize) -> i64 {
     if window_ms <= 0 {
         return 1;
     }
     let windows = (span_ms + window_ms - 1) / window_ms;
-    let max = max_bars.max(1) as i64;
+    let max = max_bars.max(1) as i64 + 1;
     BUCKET_FACTORS
         .iter()
         .copied()
@@ -102,6 +104,13 @@ mod tests {
             "24 h → 288 bars of 5 min"
         );
         assert_eq!(bucket_factor(3_600_000, 10_000, 100), 6);
+        // 30 days aligned to 2-hour steps: bars of 2 h (the API's step), not 4.
+        let d30 = 30 * 24 * 3_600_000 + 7_000_000;
+        assert_eq!(bucket_factor(d30, 10_000, 360), 720);
+        assert_eq!(
+            bucket_factor(7 * 24 * 3_600_000 + 1_700_000, 10_000, 360),
+            180
+        );
         assert_eq!(bucket_factor(3_600_000, 0, 100), 1);
     }
 

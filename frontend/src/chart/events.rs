@@ -9,7 +9,7 @@ use super::{
     bars::{bucket, bucket_factor, per_bucket, Bar, BUCKET_FACTORS},
     geometry::{bar_rects, Rect},
     scale::{nice_ticks, Linear},
-    time_axis::time_ticks,
+    time_axis::{time_step, time_ticks, DAY_MS},
 };
 
 /// Width of the events chart's SVG coordinate system (it is stretched to its box).
@@ -29,6 +29,8 @@ pub struct EventsLayout {
     /// The time axis: `(time, x)` of each tick, leaving out ticks so close to the right
     /// edge that their label would stick out of the box.
     pub x_ticks: Vec<(i64, f64)>,
+    /// Time between two ticks of the time axis, ms (a day or more: label them by date).
+    pub x_step: i64,
     /// Width of one bar, ms.
     pub bucket_ms: i64,
     /// Width of one window, ms.
@@ -99,6 +101,8 @@ pub fn events_layout_with(
     let rects = bar_rects(&bars, from, to, y_max, EVENTS_W, EVENTS_H);
     let ys = Linear::new((0.0, y_max), (EVENTS_H, 0.0));
     let xs = Linear::new((from as f64, to as f64), (0.0, EVENTS_W));
+    // Days and weeks: a tick a day on a week (7 labels), weekly on a month.
+    let x_target = if to - from > DAY_MS * 3 / 2 { 7 } else { 6 };
     EventsLayout {
         bars: bars.into_iter().zip(rects).collect(),
         y_ticks: ticks
@@ -106,7 +110,8 @@ pub fn events_layout_with(
             .skip(1)
             .map(|t| (*t as u64, ys.map(*t)))
             .collect(),
-        x_ticks: time_ticks(from, to, 6, tz_offset_ms)
+        x_step: time_step(to - from, x_target),
+        x_ticks: time_ticks(from, to, x_target, tz_offset_ms)
             .into_iter()
             .map(|t| (t, xs.map(t as f64)))
             .filter(|(_, x)| *x <= EVENTS_W * 0.96)

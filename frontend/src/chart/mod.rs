@@ -22,7 +22,7 @@ pub use bars::{bucket, bucket_factor, per_bucket, Bar};
 pub use events::{events_layout, events_layout_with, EventsLayout, EVENTS_H, EVENTS_W};
 pub use geometry::{area_path, bar_rects, line_path, spark_points, Rect};
 pub use scale::{nice_step, nice_ticks, Linear};
-pub use time_axis::{time_step, time_ticks};
+pub use time_axis::{time_step, time_ticks, DAY_MS};
 
 /// Helpers the chart's tests share.
 #[cfg(test)]

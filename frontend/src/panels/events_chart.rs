@@ -5,6 +5,7 @@
 //! clock (`zone`).
 
 use leptos::prelude::*;
+use pulseboard_model::proto::WindowState;
 
 use crate::{
     chart::{self, EVENTS_H, EVENTS_W},
@@ -130,7 +131,15 @@ pub fn EventsChart(
         model.with(|m| {
             m.x_ticks
                 .iter()
-                .map(|(t, x)| view! { <span class="x-label" style:left=pct(*x, EVENTS_W)>{zone::time_of_day(*t, false)}</span> })
+                .map(|(t, x)| {
+                    // A week: weekdays; a month: dates; shorter: times of day.
+                    let label = if m.x_step >= chart::DAY_MS {
+                        zone::calendar_day(*t, zone::offset_ms(), m.x_step == chart::DAY_MS)
+                    } else {
+                        zone::time_of_day(*t, false)
+                    };
+                    view! { <span class="x-label" style:left=pct(*x, EVENTS_W)>{label}</span> }
+                })
                 .collect_view()
         })
     };
@@ -173,7 +182,16 @@ pub fn EventsChart(
             <div class="legend">
                 <span class="key final">"final"</span>
                 <span class="key live">"live"</span>
-                <span class="key revised">"revised"</span>
+                <span
+                    class="key revised"
+                    data-testid="legend-revised"
+                    title="Outlined: a window that counted late events after it was shown final (its count is exact; the late share is in the status's revised events)"
+                >
+                    {move || {
+                        let n = model.with(|m| m.bars.iter().filter(|(b, _)| b.state == WindowState::Revised).count());
+                        if n == 0 { "revised".to_owned() } else { format!("revised · {n}") }
+                    }}
+                </span>
                 {move || compare_label().map(|l| view! { <span class="key compare">{l}</span> })}
                 <span class="legend-note">{legend_note}</span>
             </div>

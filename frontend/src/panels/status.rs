@@ -18,10 +18,18 @@ pub fn StatusPanel() -> impl IntoView {
             let lag = figures::total_lag(&s)
                 .map(|l| format::grouped(l as u64))
                 .unwrap_or_else(|| "—".into());
+            // The demo sends malformed events on purpose, to show the dead letters: there
+            // they are information, not faults.
+            let chip = if s.demo { "chip info" } else { "chip" };
+            let chip_title = if s.demo {
+                "The demo sends some malformed events on purpose: they go to the dead letters with this reason"
+            } else {
+                "Messages that could not be counted, by reason (GET /api/v1/dead-letters lists them)"
+            };
             let reasons = s
                 .dead_letters_by_reason
                 .iter()
-                .map(|(r, n)| view! { <span class="chip">{r.clone()} " " <b>{format::grouped(*n)}</b></span> })
+                .map(|(r, n)| view! { <span class=chip title=chip_title>{r.clone()} " " <b>{format::grouped(*n)}</b></span> })
                 .collect_view();
             let parts = s
                 .partitions

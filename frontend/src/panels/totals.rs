@@ -34,7 +34,7 @@ pub fn Kpi(
     };
     view! {
         <div class="kpi">
-            <div class="kpi-label">{label}</div>
+            <div class="kpi-label" title=label>{label}</div>
             <div
                 class="kpi-value"
                 data-testid=testid
