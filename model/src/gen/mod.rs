@@ -56,6 +56,10 @@ pub struct GenConfig {
     pub malformed: f64,
     /// An occasional traffic spike (none by default).
     pub spike: Option<Spike>,
+    /// No event is stamped before this time (epoch ms): traffic that starts now has no late
+    /// or out-of-order event before it (the demo's first two minutes would otherwise sprinkle
+    /// a few events over the windows before it started).
+    pub not_before: Option<i64>,
 }
 
 impl Default for GenConfig {
@@ -70,6 +74,7 @@ impl Default for GenConfig {
             late: 0.002,
             malformed: 0.003,
             spike: None,
+            not_before: None,
         }
     }
 }
@@ -254,6 +259,7 @@ impl Generator {
         } else {
             now_ms
         };
+        let ts = self.cfg.not_before.map_or(ts, |t| ts.max(t.min(now_ms)));
         let s = &mut self.sessions[si];
         s.remaining = s.remaining.saturating_sub(1);
         let (visitor, session, referrer) = (s.visitor, s.id.clone(), s.referrer);
@@ -371,6 +377,15 @@ mod tests {
         assert!((0.3..0.5).contains(&mobile), "{mobile}");
         let late = lag.iter().filter(|&&l| l >= 20_000).count();
         assert!((10..=100).contains(&late), "{late}");
+        // Traffic that starts at NOW has none of its events before NOW.
+        let mut from_now = Generator::new(
+            7,
+            GenConfig {
+                not_before: Some(NOW),
+                ..GenConfig::default()
+            },
+        );
+        assert!((0..n).all(|i| from_now.next_event(NOW + i).ts >= NOW));
         let ooo = lag.iter().filter(|&&l| (100..4_000).contains(&l)).count();
         assert!((200..=700).contains(&ooo), "{ooo}");
         assert!(lag

@@ -194,7 +194,15 @@ pub async fn run_generator(
         .set("log_level", "4")
         .create()
         .map_err(DemoError::Producer)?;
-    let mut gen = Generator::new(now_ms() as u64, GenConfig::demo());
+    // The traffic starts now: none of it before (see `GenConfig::not_before`).
+    let started = now_ms();
+    let mut gen = Generator::new(
+        started as u64,
+        GenConfig {
+            not_before: Some(started),
+            ..GenConfig::demo()
+        },
+    );
     let tick = Duration::from_millis(50);
     let mut interval = tokio::time::interval(tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
