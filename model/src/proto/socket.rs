@@ -31,6 +31,9 @@ pub const MAX_CLIENT_FRAME: usize = 4096;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
+// A snapshot (with its status) is far larger than a change; messages are built once per
+// sequence number and serialised, never kept in bulk, so the size of the enum is moot.
+#[allow(clippy::large_enum_variant)]
 pub enum ServerMsg {
     /// The full picture: recent and open windows and the status. Sent on connect, after a
     /// resume that cannot be served, and to a client that fell behind.
