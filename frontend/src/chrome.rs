@@ -244,15 +244,15 @@ pub fn StatusStrip() -> impl IntoView {
                 <span class="fact-label">"Broker"</span>
                 <span class=move || format!("fact-value broker {}", broker().0) data-testid="broker">{move || broker().1}</span>
             </div>
-            <div class="fact">
+            <div class="fact" title=crate::definitions::LAG>
                 <span class="fact-label">"Lag"</span>
                 <span class="fact-value" data-testid="lag">{lag}</span>
             </div>
-            <div class="fact">
+            <div class="fact" title=crate::definitions::WATERMARK>
                 <span class="fact-label">"Watermark"</span>
                 <span class="fact-value" data-testid="watermark">{watermark}</span>
             </div>
-            <div class="fact">
+            <div class="fact" title=crate::definitions::THROUGHPUT>
                 <span class="fact-label">"Throughput"</span>
                 <span class="fact-value" data-testid="events-per-sec">{rate}</span>
             </div>

@@ -57,6 +57,7 @@
 
 pub mod chart;
 pub mod chrome;
+pub mod definitions;
 pub mod feeds;
 pub mod figures;
 pub mod format;

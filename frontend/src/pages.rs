@@ -14,7 +14,7 @@ use crate::{
         AlertBanner, Brand, Card, ComparePicker, ConnectionDot, ConnectionState, FilterBar,
         LastUpdate, RangePicker, StatusStrip,
     },
-    feeds, figures, format,
+    definitions, feeds, figures, format,
     panels::{
         change_of, ChangeBadge, EventsChart, Kpi, ListKind, NowKpi, PanelBody, TopList, TotalsPanel,
     },
@@ -224,23 +224,23 @@ pub fn Kiosk() -> impl IntoView {
             </header>
             <section class="k-kpis">
                 <div class="kpi-with-change">
-                    <Kpi label="Events · 15 min" testid="total-events" value=Signal::derive(move || Some(app.total_events.get())) big=true/>
+                    <Kpi label="Events · 15 min" testid="total-events" value=Signal::derive(move || Some(app.total_events.get())) big=true definition=definitions::RANGE_EVENTS/>
                     <ChangeBadge testid="change-events" pct=change(|c| c.events_pct)/>
                 </div>
                 <div class="kpi-with-change">
-                    <Kpi label="Unique visitors" testid="unique-visitors" value=Signal::derive(move || app.summary.with(|s| s.as_ref().map(|s| s.figures.unique_visitors))) big=true/>
+                    <Kpi label="Unique visitors" testid="unique-visitors" value=Signal::derive(move || app.summary.with(|s| s.as_ref().map(|s| s.figures.unique_visitors))) big=true definition=definitions::UNIQUE_VISITORS/>
                     <ChangeBadge testid="change-visitors" pct=change(|c| c.unique_visitors_pct)/>
                 </div>
                 <NowKpi big=true/>
-                <div class="kpi" data-testid="kiosk-goal">
+                <div class="kpi" data-testid="kiosk-goal" title=definitions::CONVERSION>
                     <div class="kpi-label">{move || goal().map(|(n, _)| format!("Conversion · {n}")).unwrap_or_else(|| "Conversion".into())}</div>
                     <div class="kpi-value">{move || goal().map(|(_, r)| r).unwrap_or_else(|| "—".into())}</div>
                 </div>
-                <div class="kpi kpi-ops">
+                <div class="kpi kpi-ops" title=definitions::THROUGHPUT>
                     <div class="kpi-label">"Events / s"</div>
                     <div class="kpi-value">{rate}</div>
                 </div>
-                <div class="kpi kpi-ops">
+                <div class="kpi kpi-ops" title=definitions::LAG>
                     <div class="kpi-label">"Lag"</div>
                     <div class="kpi-value">{lag}</div>
                 </div>

@@ -65,6 +65,11 @@ async function keys(page, testid) {
   return page.$$eval(`[data-testid="${testid}"] li[data-key]`, (rows) => rows.map((r) => r.dataset.key));
 }
 
+// A top list as the page shows it: [[key, count], ...].
+async function rows(page, testid) {
+  return page.$$eval(`[data-testid="${testid}"] li[data-key]`, (rs) => rs.map((r) => [r.dataset.key, Number(r.dataset.count)]));
+}
+
 async function barsTotal(page) {
   return page.$$eval('[data-testid="events-chart"] [data-testid="bar"]', (bars) => bars.reduce((n, b) => n + Number(b.dataset.events), 0));
 }
@@ -81,6 +86,24 @@ async function panelsEqualApi(page, base, query, what) {
     const s = await json(`${base}/api/v1/summary?range=15m${query}`);
     return sameGoals(await goals(page), apiGoals(s));
   }, 20000);
+  await until(`${what}: unique sessions`, async () => (await value(page, 'unique-sessions')) === summary.unique_sessions, 20000);
+  // Every top list, key and count, as far as the page shows it.
+  for (const [testid, field] of [['top-pages', 'top_urls'], ['top-referrers', 'top_referrers'], ['top-countries', 'countries'], ['top-devices', 'devices']]) {
+    await until(`${what}: ${testid}`, async () => {
+      const shown = await rows(page, testid);
+      const api = summary[field].slice(0, shown.length).map((c) => [c.key, c.count]);
+      return shown.length > 0 && JSON.stringify(shown) === JSON.stringify(api);
+    }, 20000);
+  }
+  // The pipeline's figures since start, of all traffic, whatever the filter.
+  await until(`${what}: late and dead-lettered`, async () => {
+    const st = await json(`${base}/api/v1/status`);
+    return (await value(page, 'late-events')) === st.late_events_total
+      && (await value(page, 'dead-letters')) === st.dead_letters_total;
+  }, 20000);
+  // Each headline figure says what it is on hover.
+  const definitions = await page.$$eval('.totals > .kpi, .totals .kpi-with-change > .kpi', (ks) => ks.map((k) => k.getAttribute('title') || ''));
+  assert.ok(definitions.length >= 6 && definitions.every((d) => d.length > 20), JSON.stringify(definitions));
   await until(`${what}: visitors now`, async () => {
     const now = await json(`${base}/api/v1/now?${query.slice(1)}`);
     return (await value(page, 'visitors-now')) === now.visitors

@@ -5,7 +5,7 @@
 
 use leptos::prelude::*;
 
-use crate::{figures, format, state::use_app_state, zone};
+use crate::{definitions, figures, format, state::use_app_state, zone};
 
 /// The pipeline: broker, watermark, throughput, per-partition offsets and lag, dead letters.
 #[component]
@@ -64,12 +64,12 @@ pub fn StatusPanel() -> impl IntoView {
                             let (class, text) = figures::broker_health(&s);
                             view! { <div><dt>"Broker"</dt><dd class=class>{text}</dd></div> }
                         }
-                        <div><dt>"Watermark"</dt><dd>{s.watermark.map(|w| zone::time_of_day(w, true)).unwrap_or_else(|| "—".into())}</dd></div>
-                        <div><dt>"Throughput"</dt><dd>{format::rate(s.events_per_sec)}</dd></div>
-                        <div><dt>"Lag"</dt><dd>{lag}</dd></div>
-                        <div><dt>"Events"</dt><dd>{format::grouped(s.events_total)}</dd></div>
-                        <div><dt>"Late"</dt><dd>{format::grouped(s.late_events_total)}</dd></div>
-                        <div><dt>"Dead-lettered"</dt><dd>{format::grouped(s.dead_letters_total)}</dd></div>
+                        <div title=definitions::WATERMARK><dt>"Watermark"</dt><dd>{s.watermark.map(|w| zone::time_of_day(w, true)).unwrap_or_else(|| "—".into())}</dd></div>
+                        <div title=definitions::THROUGHPUT><dt>"Throughput"</dt><dd>{format::rate(s.events_per_sec)}</dd></div>
+                        <div title=definitions::LAG><dt>"Lag"</dt><dd>{lag}</dd></div>
+                        <div title=definitions::EVENTS_TOTAL><dt>"Events since start"</dt><dd>{format::grouped(s.events_total)}</dd></div>
+                        <div title=definitions::LATE_EVENTS><dt>"Late"</dt><dd>{format::grouped(s.late_events_total)}</dd></div>
+                        <div title=definitions::DEAD_LETTERS><dt>"Dead-lettered"</dt><dd>{format::grouped(s.dead_letters_total)}</dd></div>
                         <div><dt>"Window"</dt><dd>{format::span(s.window_ms)}</dd></div>
                         {figures::instances_line(&s).map(|line| view! { <div><dt>"Instances"</dt><dd class="instances">{line}</dd></div> })}
                     </dl>

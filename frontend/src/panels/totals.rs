@@ -8,7 +8,7 @@
 use leptos::prelude::*;
 use pulseboard_model::proto::{Count, Status, Summary};
 
-use crate::{chart, figures, format, state::use_app_state};
+use crate::{chart, definitions, figures, format, state::use_app_state};
 
 /// One headline figure.
 #[component]
@@ -26,6 +26,9 @@ pub fn Kpi(
     /// A note under the figure.
     #[prop(optional)]
     note: &'static str,
+    /// What the figure means (on hover; see [`crate::definitions`]).
+    #[prop(optional)]
+    definition: &'static str,
 ) -> impl IntoView {
     let text = move || match value.get() {
         Some(v) if big || v >= 1_000_000 => format::compact(v),
@@ -33,8 +36,8 @@ pub fn Kpi(
         None => "—".to_owned(),
     };
     view! {
-        <div class="kpi">
-            <div class="kpi-label" title=label>{label}</div>
+        <div class="kpi" title=(!definition.is_empty()).then_some(definition)>
+            <div class="kpi-label">{label}</div>
             <div
                 class="kpi-value"
                 data-testid=testid
@@ -118,7 +121,7 @@ pub fn TotalsPanel() -> impl IntoView {
     let change = move |f| change_of(app, f);
     view! {
         <div class="totals">
-            <div class="kpi kpi-main">
+            <div class="kpi kpi-main" title=definitions::RANGE_EVENTS>
                 <div class="kpi-label">{move || format!("Events · last {}", app.range.get().label())}</div>
                 <div
                     class="kpi-value"
@@ -140,16 +143,16 @@ pub fn TotalsPanel() -> impl IntoView {
                 <ChangeBadge testid="change-events" pct=change(|c| c.events_pct)/>
             </div>
             <div class="kpi-with-change">
-                <Kpi label="Unique visitors" testid="unique-visitors" value=summary(|s| s.figures.unique_visitors)/>
+                <Kpi label="Unique visitors" testid="unique-visitors" value=summary(|s| s.figures.unique_visitors) definition=definitions::UNIQUE_VISITORS/>
                 <ChangeBadge testid="change-visitors" pct=change(|c| c.unique_visitors_pct)/>
             </div>
             <div class="kpi-with-change">
-                <Kpi label="Unique sessions" testid="unique-sessions" value=summary(|s| s.figures.unique_sessions)/>
+                <Kpi label="Unique sessions" testid="unique-sessions" value=summary(|s| s.figures.unique_sessions) definition=definitions::UNIQUE_SESSIONS/>
                 <ChangeBadge testid="change-sessions" pct=change(|c| c.unique_sessions_pct)/>
             </div>
             <NowKpi/>
-            <Kpi label="Late events" testid="late-events" value=status(|s| s.late_events_total) note="since start, all traffic"/>
-            <Kpi label="Dead-lettered" testid="dead-letters" value=status(|s| s.dead_letters_total) note="since start, all traffic"/>
+            <Kpi label="Late events" testid="late-events" value=status(|s| s.late_events_total) note="since start, all traffic" definition=definitions::LATE_EVENTS/>
+            <Kpi label="Dead-lettered" testid="dead-letters" value=status(|s| s.dead_letters_total) note="since start, all traffic" definition=definitions::DEAD_LETTERS/>
         </div>
     }
 }
