@@ -214,6 +214,32 @@ test('the kiosk and the embeds are pinned to a segment by their URL', async () =
   });
   await screenshot(page, 'segments-embed-now-device-mobile.png');
 
+  // Every list embed and the totals, at the smallest size an embed is made for (320×200),
+  // with and without a segment: each row shown equals the API's, nothing sticks out.
+  await page.setViewportSize({ width: 320, height: 200 });
+  for (const query of ['', '?filter=country:DE']) {
+    const sum = await json(`${server.base}/api/v1/summary?range=15m${query.replace('?', '&')}`);
+    const lists = [['pages', 'top-pages', sum.top_urls], ['referrers', 'top-referrers', sum.top_referrers],
+      ['countries', 'top-countries', sum.countries], ['devices', 'top-devices', sum.devices],
+      ['types', 'event-types', Object.entries(sum.by_type).map(([key, count]) => ({ key, count }))]];
+    for (const [panel, testid, api] of lists) {
+      await page.goto(`${server.base}/embed/${panel}${query}`);
+      await page.waitForSelector(`[data-testid="embed-${panel}"]`);
+      const want = new Map(api.map((c) => [c.key, c.count]));
+      await until(`the ${panel} embed${query} to equal the API`, async () => {
+        const shown = await rows(page, testid);
+        return shown.length > 0 && shown.every(([k, n]) => want.get(k) === n);
+      });
+      const fits = await page.evaluate(() => document.documentElement.scrollWidth <= innerWidth
+        && document.querySelector('.embed-head').getBoundingClientRect().top >= 0);
+      assert.ok(fits, `the ${panel} embed${query} fits 320×200`);
+    }
+    await page.goto(`${server.base}/embed/totals${query}`);
+    await page.waitForSelector('[data-testid="embed-totals"]');
+    await until(`the totals embed${query} to equal the API`, async () =>
+      (await value(page, 'total-events')) === sum.events && (await value(page, 'unique-visitors')) === sum.unique_visitors);
+  }
+
   await page.goto(`${server.base}/embed/events?filter=country:DE`);
   await until('the embedded chart shows the segment', async () =>
     (await barsTotal(page)) === (await json(`${server.base}/api/v1/summary?range=15m&filter=country:DE`)).events);

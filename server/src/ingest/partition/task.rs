@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use pulseboard_model::agg::{Aggregate, Segments};
+use pulseboard_model::agg::Segments;
 
 use rdkafka::Offset;
 use tokio::sync::oneshot;
@@ -40,8 +40,9 @@ pub(super) struct Task<G> {
     /// EOF): it has nothing to read.
     pub(super) at_end: bool,
     pub(super) reads: ReadTimes,
-    /// The segment tables of the open windows as the last committed checkpoint has them.
-    pub(super) segments: BTreeMap<i64, Arc<Segments>>,
+    /// The segment tables of the open windows as the last committed checkpoint has them,
+    /// and that checkpoint's row (stored bytes).
+    pub(super) segments: BTreeMap<i64, (Arc<Segments>, Arc<[u8]>)>,
 }
 
 impl<G: Group> Task<G> {
@@ -156,8 +157,9 @@ impl<G: Group> Task<G> {
             match self.engine.live_window(row.start) {
                 Some(mut figures) => {
                     figures.segments = row.agg.segments.clone();
-                    self.segments.insert(row.start, row.agg.segments.clone());
-                    shown.push((row.start, Held::from(figures)));
+                    self.segments
+                        .insert(row.start, (row.agg.segments.clone(), row.stored.clone()));
+                    shown.push((row.start, Held::open(figures, Some(row.stored.clone()))));
                 }
                 None => shown.push((row.start, Held::from(row))),
             }
@@ -170,14 +172,20 @@ impl<G: Group> Task<G> {
 
     /// The live figures of the open windows that changed since the last call, each with
     /// the segment tables of its last checkpoint (see [`Self::committed`]).
-    pub(super) fn live_windows(&mut self) -> Option<Vec<(i64, Aggregate)>> {
-        let mut windows = self.engine.take_live_windows()?;
-        for (s, a) in &mut windows {
-            if let Some(tables) = self.segments.get(s) {
-                a.segments = tables.clone();
-            }
-        }
-        Some(windows)
+    pub(super) fn live_windows(&mut self) -> Option<Vec<(i64, Held)>> {
+        let windows = self.engine.take_live_windows()?;
+        Some(
+            windows
+                .into_iter()
+                .map(|(s, mut a)| {
+                    let row = self.segments.get(&s).map(|(tables, row)| {
+                        a.segments = tables.clone();
+                        row.clone()
+                    });
+                    (s, Held::open(a, row))
+                })
+                .collect(),
+        )
     }
 
     fn publish(&mut self, cp: &PartitionCheckpoint, written: &[i64]) -> Vec<i64> {
