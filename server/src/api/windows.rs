@@ -191,12 +191,10 @@ pub(crate) fn compared_span(
         }
     });
     let start = counted.min(to);
-    let end = if to > now {
-        now - now.rem_euclid(width.max(1))
-    } else {
-        to
-    };
-    (start, end.max(start))
+    // `to` of "the last 15 minutes" is the moment the range was resolved, a few ms before
+    // `now`: still inside the window in progress, which is left out as for any later `to`.
+    let elapsed = now - now.rem_euclid(width.max(1));
+    (start, to.min(elapsed).max(start))
 }
 
 /// The figures of the `items` starting in `[span.0, span.1)`.
@@ -306,6 +304,9 @@ mod tests {
         assert_eq!(compared_span((100, 200), Some(150), (500, w)), (160, 200));
         // A range that runs into the future compares the whole windows that have elapsed.
         assert_eq!(compared_span((100, 200), Some(0), (157, w)), (100, 150));
+        // "The last minutes": `to` a moment before `now`, inside the window in progress.
+        assert_eq!(compared_span((100, 156), Some(0), (157, w)), (100, 150));
+        assert_eq!(compared_span((100, 150), Some(0), (157, w)), (100, 150));
         // Not known (a store that counted nothing yet): the range.
         assert_eq!(compared_span((100, 200), None, (500, w)), (100, 200));
         // Counted only after the range, or a range not begun: nothing compared.
