@@ -186,6 +186,10 @@ test('the kiosk and the embeds are pinned to a segment by their URL', async () =
     return de.events === 100 && de.segment.complete === true;
   });
   await until('the kiosk shows the segment', async () => (await value(page, 'total-events')) === de.events);
+  await until('its unique visitors', async () => (await value(page, 'unique-visitors')) === de.unique_visitors);
+  // Every headline figure of the kiosk says what it is on hover.
+  const kioskDefinitions = await page.$$eval('.k-kpis .kpi', (ks) => ks.map((k) => k.getAttribute('title') || ''));
+  assert.ok(kioskDefinitions.length === 6 && kioskDefinitions.every((d) => d.length > 20), JSON.stringify(kioskDefinitions));
   await until('its visitors now', async () =>
     (await value(page, 'visitors-now')) === (await json(`${server.base}/api/v1/now?filter=country:DE`)).visitors);
   assert.match(await page.textContent('[data-testid="filter-bar"]'), /country = DE/);
@@ -234,6 +238,15 @@ test('the kiosk and the embeds are pinned to a segment by their URL', async () =
         && document.querySelector('.embed-head').getBoundingClientRect().top >= 0);
       assert.ok(fits, `the ${panel} embed${query} fits 320×200`);
     }
+    // The pipeline: its counts since start, of all traffic, whatever the filter.
+    await page.goto(`${server.base}/embed/status${query}`);
+    await page.waitForSelector('[data-testid="embed-status"]');
+    await until(`the status embed${query} to equal the API`, async () => {
+      const st = await json(`${server.base}/api/v1/status`);
+      return (await value(page, 'status-events')) === st.events_total
+        && (await value(page, 'status-late')) === st.late_events_total
+        && (await value(page, 'status-dead')) === st.dead_letters_total;
+    });
     await page.goto(`${server.base}/embed/totals${query}`);
     await page.waitForSelector('[data-testid="embed-totals"]');
     await until(`the totals embed${query} to equal the API`, async () =>

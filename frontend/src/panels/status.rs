@@ -67,9 +67,9 @@ pub fn StatusPanel() -> impl IntoView {
                         <div title=definitions::WATERMARK><dt>"Watermark"</dt><dd>{s.watermark.map(|w| zone::time_of_day(w, true)).unwrap_or_else(|| "—".into())}</dd></div>
                         <div title=definitions::THROUGHPUT><dt>"Throughput"</dt><dd>{format::rate(s.events_per_sec)}</dd></div>
                         <div title=definitions::LAG><dt>"Lag"</dt><dd>{lag}</dd></div>
-                        <div title=definitions::EVENTS_TOTAL><dt>"Events since start"</dt><dd>{format::grouped(s.events_total)}</dd></div>
-                        <div title=definitions::LATE_EVENTS><dt>"Late"</dt><dd>{format::grouped(s.late_events_total)}</dd></div>
-                        <div title=definitions::DEAD_LETTERS><dt>"Dead-lettered"</dt><dd>{format::grouped(s.dead_letters_total)}</dd></div>
+                        <div title=definitions::EVENTS_TOTAL><dt>"Events since start"</dt><dd data-testid="status-events" data-value=s.events_total.to_string()>{format::grouped(s.events_total)}</dd></div>
+                        <div title=definitions::LATE_EVENTS><dt>"Late"</dt><dd data-testid="status-late" data-value=s.late_events_total.to_string()>{format::grouped(s.late_events_total)}</dd></div>
+                        <div title=definitions::DEAD_LETTERS><dt>"Dead-lettered"</dt><dd data-testid="status-dead" data-value=s.dead_letters_total.to_string()>{format::grouped(s.dead_letters_total)}</dd></div>
                         <div><dt>"Window"</dt><dd>{format::span(s.window_ms)}</dd></div>
                         {figures::instances_line(&s).map(|line| view! { <div><dt>"Instances"</dt><dd class="instances">{line}</dd></div> })}
                     </dl>
