@@ -272,6 +272,13 @@ test('on the demo traffic: visitors now, goals and a segment, for the screenshot
   await until('visitors now', async () => (await value(page, 'visitors-now')) > 0, 30000);
   await until('the summary to load', async () => (await value(page, 'unique-visitors')) > 0, 30000);
   await screenshot(page, 'segments-demo-dashboard.png', { fullPage: true });
+  // The demo's deliberately bad events are information, not faults.
+  await until('the dead letters of the demo', async () => (await page.locator('.reasons .chip').count()) > 0, 30000);
+  assert.equal(await page.locator('.reasons .chip:not(.info)').count(), 0, 'no fault chip on the demo');
+  // The legend counts the revised windows the chart outlines.
+  const revised = await page.locator('[data-testid="events-chart"] [data-testid="bar"].revised').count();
+  const legend = await page.textContent('[data-testid="legend-revised"]');
+  assert.equal(legend.trim(), revised ? `revised · ${revised}` : 'revised');
   await page.click('[data-testid="top-countries"] li[data-key="US"]');
   await until('the US segment', async () => new URL(page.url()).searchParams.get('filter') === 'country:US');
   const us = await json(`${server.base}/api/v1/summary?range=15m&filter=country:US`);
@@ -279,7 +286,27 @@ test('on the demo traffic: visitors now, goals and a segment, for the screenshot
   await screenshot(page, 'segments-demo-dashboard-filter-country-US.png', { fullPage: true });
   await page.goto(`${server.base}/kiosk`);
   await until('the kiosk with visitors now', async () => (await value(page, 'visitors-now')) > 0, 30000);
+  // Its KPI row: every value starts at the same height, whatever its label's length.
+  for (const size of [{ width: 1920, height: 1080 }, { width: 1280, height: 720 }, { width: 1024, height: 768 }]) {
+    await page.setViewportSize(size);
+    const tops = await page.$$eval('.k-kpis .kpi-value', (vs) => vs.map((v) => Math.round(v.getBoundingClientRect().top)));
+    assert.ok(tops.length === 6 && Math.max(...tops) - Math.min(...tops) <= 2, `${JSON.stringify(size)}: ${tops}`);
+  }
   await screenshot(page, 'segments-demo-kiosk.png');
+  // The events embed at 320×200: its top count label inside the embed.
+  await page.setViewportSize({ width: 320, height: 200 });
+  await page.goto(`${server.base}/embed/events`);
+  await until('the embedded chart', async () => (await page.locator('.y-label').count()) > 0, 30000);
+  const clipped = await page.evaluate(() => {
+    const body = document.querySelector('.embed-body').getBoundingClientRect();
+    const shown = (e) => getComputedStyle(e).display !== 'none' && e.offsetParent !== null;
+    return [...document.querySelectorAll('.y-label, .x-label, .legend')].filter(shown).filter((l) => {
+      const r = l.getBoundingClientRect();
+      return r.top < body.top || r.bottom > body.bottom || r.left < 0 || r.right > innerWidth;
+    }).map((l) => l.textContent);
+  });
+  assert.deepEqual(clipped, [], 'no axis label clipped (a legend with no room is left out)');
+  await page.setViewportSize({ width: 1400, height: 1000 });
   await page.goto(`${server.base}/kiosk?filter=device:mobile`);
   await until('the kiosk of mobile visitors', async () => (await value(page, 'total-events')) > 0, 30000);
   await screenshot(page, 'segments-demo-kiosk-filter-device-mobile.png');
