@@ -53,13 +53,11 @@ impl Held {
             (Held::Open(agg, _), _) => return Cow::Borrowed(agg),
             (Held::Closed(bytes), _) => bytes,
         };
-        {
-            match row::decode(bytes, keep) {
-                Ok(agg) => Cow::Owned(agg),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot decode a held window");
-                    Cow::Owned(Aggregate::new())
-                }
+        match row::decode(bytes, keep) {
+            Ok(agg) => Cow::Owned(agg),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot decode a held window");
+                Cow::Owned(Aggregate::new())
             }
         }
     }

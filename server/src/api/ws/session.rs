@@ -180,10 +180,9 @@ async fn send_loop<S, E>(
                 }
             }
             _ = tokio::time::sleep_until(due), if pending.is_some() => {
-                if !flush(&mut sink, &mut pending, opts).await {
+                if !flush(&mut sink, &mut pending, &mut due, every, opts).await {
                     return;
                 }
-                due = tokio::time::Instant::now() + every;
             }
             msg = rx.recv() => match msg {
                 Ok((seq, text, changed)) => {
@@ -194,14 +193,11 @@ async fn send_loop<S, E>(
                         };
                         let Some((frame, changed)) = sent else {
                             // The hub no longer knows what that message carried: resync.
-                            hub.stats.resyncs_total.fetch_add(1, Ordering::Relaxed);
-                            telemetry::socket_client_resynced(seq - last_seq);
                             pending = None;
-                            let (seq, snap) = snapshot(&hub, segment.as_ref());
-                            if !send_text(&mut sink, &snap, opts).await {
-                                return;
+                            match resync(&mut sink, &hub, segment.as_ref(), seq - last_seq, opts).await {
+                                Some(seq) => last_seq = seq,
+                                None => return,
                             }
-                            last_seq = seq;
                             continue;
                         };
                         if every.is_zero() {
@@ -216,25 +212,21 @@ async fn send_loop<S, E>(
                             });
                             p.seq = seq;
                             p.changed.compose(&changed);
-                            if tokio::time::Instant::now() >= due {
-                                if !flush(&mut sink, &mut pending, opts).await {
-                                    return;
-                                }
-                                due = tokio::time::Instant::now() + every;
+                            if tokio::time::Instant::now() >= due
+                                && !flush(&mut sink, &mut pending, &mut due, every, opts).await
+                            {
+                                return;
                             }
                         }
                         last_seq = seq;
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    hub.stats.resyncs_total.fetch_add(1, Ordering::Relaxed);
-                    telemetry::socket_client_resynced(missed);
                     pending = None;
-                    let (seq, snap) = snapshot(&hub, segment.as_ref());
-                    if !send_text(&mut sink, &snap, opts).await {
-                        return;
+                    match resync(&mut sink, &hub, segment.as_ref(), missed, opts).await {
+                        Some(seq) => last_seq = seq,
+                        None => return,
                     }
-                    last_seq = seq;
                 }
                 Err(broadcast::error::RecvError::Closed) => break Some((close::GOING_AWAY, "server shutting down".to_owned())),
             }
@@ -251,12 +243,19 @@ async fn send_loop<S, E>(
     let _ = tokio::time::timeout(opts.send_timeout, sink.close()).await;
 }
 
-/// Send what a paced socket folded, if anything.
-async fn flush<S, E>(sink: &mut S, pending: &mut Option<Pending>, opts: SocketOptions) -> bool
+/// Send what a paced socket folded, if anything; its next turn is `every` from now.
+async fn flush<S, E>(
+    sink: &mut S,
+    pending: &mut Option<Pending>,
+    due: &mut tokio::time::Instant,
+    every: Duration,
+    opts: SocketOptions,
+) -> bool
 where
     S: Sink<Message, Error = E> + Unpin,
     E: Display,
 {
+    *due = tokio::time::Instant::now() + every;
     // Nothing changed yet (messages that only announced a window to filtered sockets):
     // keep folding, from the same `after`.
     if pending.as_ref().is_none_or(|p| p.changed.is_empty()) {
@@ -266,6 +265,26 @@ where
         Some(p) => send_text(sink, &p.changed.encode(p.seq, p.after), opts).await,
         None => true,
     }
+}
+
+/// A client that fell `missed` messages behind (or whose message the hub no longer knows)
+/// gets a fresh snapshot: counted, logged, sent. Its sequence, or `None` when the client is
+/// gone.
+async fn resync<S, E>(
+    sink: &mut S,
+    hub: &Hub,
+    segment: Option<&Segment>,
+    missed: u64,
+    opts: SocketOptions,
+) -> Option<u64>
+where
+    S: Sink<Message, Error = E> + Unpin,
+    E: Display,
+{
+    hub.stats.resyncs_total.fetch_add(1, Ordering::Relaxed);
+    telemetry::socket_client_resynced(missed);
+    let (seq, snap) = snapshot(hub, segment);
+    send_text(sink, &snap, opts).await.then_some(seq)
 }
 
 /// A snapshot of the whole traffic, or of a segment.
