@@ -61,9 +61,65 @@ pub struct Config {
 /// The commands `pulseboard` runs instead of serving.
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum Command {
-    /// Print the OpenAPI description of the HTTP API (with the token's security scheme) and
-    /// exit; `cargo xtask openapi` writes it to a file.
+    /// Print the OpenAPI description of the HTTP API (with its security schemes) and exit;
+    /// `cargo xtask openapi` writes it to a file.
     Openapi,
+    /// API tokens in the store of `--data-dir` (stop the server first: the store is
+    /// locked while it runs; or use `/api/v1/tokens` with an admin token).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Share links in the store of `--data-dir` (as `token`; or `/api/v1/links`).
+    #[command(subcommand)]
+    Link(LinkCommand),
+}
+
+/// `pulseboard token …`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum TokenCommand {
+    /// Make a token and print it (once: only its hash is kept).
+    Create {
+        /// `admin` (reads, writes annotations, manages tokens and links) or `viewer` (reads).
+        #[arg(long, value_parser = ["admin", "viewer"])]
+        role: String,
+        /// Where it is used, e.g. `lobby-tv`.
+        #[arg(long)]
+        name: String,
+    },
+    /// List the tokens (key, role, name, created, revoked).
+    List,
+    /// Revoke the token of this key (from `list`).
+    Revoke { key: String },
+}
+
+/// `pulseboard link …`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum LinkCommand {
+    /// Make a share link and print its path `/s/<id>` (once: only its hash is kept).
+    Create {
+        /// The page it opens: `kiosk`, `dashboard` or `embed`.
+        #[arg(long, value_parser = ["kiosk", "dashboard", "embed"])]
+        view: String,
+        /// An embed's panel (events, totals, now, goals, pages, referrers, countries,
+        /// devices, types, status).
+        #[arg(long)]
+        panel: Option<String>,
+        /// The segment it shows, as the API's `filter` (`DIMENSION:VALUE`); none: all.
+        #[arg(long)]
+        filter: Option<String>,
+        /// How far back it may look, e.g. `1h`.
+        #[arg(long, default_value = "1h")]
+        range: String,
+        /// It expires this long after now, e.g. `30d` (none: until revoked).
+        #[arg(long)]
+        expires_in: Option<String>,
+        /// Where it is used, e.g. `lobby`.
+        #[arg(long)]
+        name: String,
+    },
+    /// List the links (key, name, scope, created, expires, revoked).
+    List,
+    /// Revoke the link of this key (from `list`): open pages show "revoked" within seconds.
+    Revoke { key: String },
 }
 
 /// Errors in the configuration.
@@ -111,6 +167,12 @@ impl Config {
         self.aggregate.validate(&self.windows, embedded)?;
         self.alerts.validate()?;
         Ok(self)
+    }
+
+    /// Whether anyone reads without a credential: `--public-dashboard`, or the embedded
+    /// demo without `--token` (its data is made up).
+    pub fn public_dashboard(&self) -> bool {
+        self.http.public_dashboard || (self.embedded() && self.http.token.is_none())
     }
 
     /// Embedded mode: no `--brokers` given.
