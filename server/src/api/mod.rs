@@ -13,6 +13,8 @@
 //!   [`ROUTES`] lists the routes next to the router, and a test holds the three together.
 //! - `--token` guards the API, the socket and the metrics, and every response carries the
 //!   security headers ([`auth`]).
+//! - With `--tls-cert` and `--tls-key` the router is served over HTTPS ([`tls`]: the
+//!   listener, and the certificate reloaded when its files change).
 //! - A bad parameter gets `400` with `{"error": ..., "parameter": ...}` ([`params`]); a store
 //!   failure gets `500` with a message, and the cause is logged ([`error`]).
 
@@ -27,6 +29,7 @@ pub(crate) mod pages;
 pub(crate) mod params;
 pub(crate) mod segments;
 pub(crate) mod status;
+pub mod tls;
 pub(crate) mod windows;
 pub(crate) mod ws;
 
