@@ -323,7 +323,7 @@ impl Listener for TlsListener {
     type Io = TlsStream<TcpStream>;
     type Addr = SocketAddr;
 
-    // Cancel-safe (axum drops it at shutdown): both branches are, and the pause lives in
+    // Cancel-safe (axum drops it at shutdown): every branch is, and the pause lives in
     // `self`.
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
