@@ -24,7 +24,8 @@
 //! 5. `query`: ranges across windows and history, segments, retention.
 //! 6. `insight`: alert rules, annotations.
 //! 7. [`site`]: `POST /collect`, enrichment of browser events, the tracking script.
-//! 8. [`api`]: the router, parameters, handlers, errors, OpenAPI, metrics, the WebSocket.
+//! 8. [`api`]: the router, parameters, handlers, errors, OpenAPI, metrics, the WebSocket,
+//!    HTTPS.
 //! 9. [`demo`]: embedded mode (the in-process Kafka, demo traffic and demo history).
 //! 10. `app`: the composition root: opens the store, starts and supervises the tasks.
 

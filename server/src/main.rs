@@ -67,7 +67,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         })?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "serving");
-    println!("Pulseboard on http://{addr}");
+    let scheme = if config.tls.enabled() {
+        "https"
+    } else {
+        "http"
+    };
+    println!("Pulseboard on {scheme}://{addr}");
 
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();

@@ -14,6 +14,9 @@
 //! - Who may call what ([`auth`]: roles, share links, sessions, CSRF; the table is
 //!   `auth::rights`), the access routes ([`access`]: `/s/<id>`, `/api/v1/session`,
 //!   `/api/v1/links`, `/api/v1/tokens`); every response carries the security headers.
+//! - With `--tls-cert` and `--tls-key` the router is served over HTTPS ([`tls`]: the
+//!   listener, and the certificate reloaded when its files change); the session cookie is
+//!   then `Secure`.
 //! - A bad parameter gets `400` with `{"error": ..., "parameter": ...}` ([`params`]); a store
 //!   failure gets `500` with a message, and the cause is logged ([`error`]).
 
@@ -29,6 +32,7 @@ pub(crate) mod pages;
 pub(crate) mod params;
 pub(crate) mod segments;
 pub(crate) mod status;
+pub mod tls;
 pub(crate) mod windows;
 pub(crate) mod ws;
 
@@ -122,7 +126,7 @@ impl AppState {
                     access_store,
                     config.http.token.as_deref(),
                     config.public_dashboard(),
-                    false,
+                    config.tls.enabled(),
                 ),
                 frame_ancestors: Arc::from(config.http.frame_ancestors.as_str()),
             },

@@ -8,7 +8,7 @@
 //! components. Each component receives its struct whole: [`KafkaArgs`] (ingest),
 //! [`WindowArgs`] (the engine), [`StoreArgs`] (sled, retention), [`HttpArgs`] (the HTTP
 //! surface), [`HubArgs`] (the hub and its sockets), [`DemoArgs`] (embedded mode),
-//! [`AggregateArgs`] (segments, goals, visitors now).
+//! [`AggregateArgs`] (segments, goals, visitors now), [`TlsArgs`] (HTTPS).
 
 use std::time::Duration;
 
@@ -22,6 +22,7 @@ mod http;
 mod hub;
 mod kafka;
 mod store;
+mod tls;
 mod windows;
 
 pub use aggregate::AggregateArgs;
@@ -31,6 +32,7 @@ pub use http::HttpArgs;
 pub use hub::HubArgs;
 pub use kafka::{KafkaArgs, OffsetReset};
 pub use store::StoreArgs;
+pub use tls::TlsArgs;
 pub use windows::WindowArgs;
 
 /// Live clickstream dashboard on Kafka.
@@ -45,6 +47,8 @@ pub struct Config {
     pub store: StoreArgs,
     #[command(flatten)]
     pub http: HttpArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     #[command(flatten)]
     pub hub: HubArgs,
     #[command(flatten)]
@@ -161,6 +165,7 @@ impl Config {
         self.windows.validate()?;
         self.store.validate(&self.windows)?;
         self.http.validate()?;
+        self.tls.validate()?;
         self.hub.validate()?;
         self.demo.validate()?;
         let embedded = self.embedded();
@@ -185,7 +190,7 @@ impl Config {
 mod tests {
     use super::*;
     use pulseboard_model::agg::{Dimension, SegmentSpec};
-    use std::path::PathBuf;
+    use std::path::{Path, PathBuf};
 
     #[test]
     fn defaults_match_design() {
@@ -406,5 +411,40 @@ mod tests {
             .expect_err("ping after idle")
             .to_string();
         assert!(err.contains("--ws-ping-interval"), "{err}");
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_names_the_missing_flag() {
+        let parse = |args: &[&str]| {
+            let argv: Vec<&str> = std::iter::once("pulseboard")
+                .chain(args.iter().copied())
+                .collect();
+            Config::try_parse_from(argv).expect("parse").validate()
+        };
+        let plain = parse(&[]).expect("valid");
+        assert!(!plain.tls.enabled());
+        let tls = parse(&["--tls-cert", "c.pem", "--tls-key", "k.pem"]).expect("valid");
+        assert!(tls.tls.enabled());
+        assert_eq!(
+            tls.tls.files(),
+            Some((Path::new("c.pem"), Path::new("k.pem")))
+        );
+        let err = parse(&["--tls-cert", "c.pem"])
+            .expect_err("no key")
+            .to_string();
+        assert!(
+            err.contains("--tls-cert") && err.contains("--tls-key"),
+            "{err}"
+        );
+        let err = parse(&["--tls-key", "k.pem"])
+            .expect_err("no cert")
+            .to_string();
+        assert!(
+            err.starts_with("--tls-key") && err.contains("--tls-cert"),
+            "{err}"
+        );
+        assert!(
+            Config::try_parse_from(["pulseboard", "--tls-cert", "", "--tls-key", "k"]).is_err()
+        );
     }
 }
