@@ -50,6 +50,84 @@ fn http_status(addr: &str, path: &str, token: &str) -> Option<u16> {
     std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
 }
 
+/// `method path` with `headers` and `body` on `addr` (plain HTTP/1.1, std only): the
+/// status, the response's head and its body.
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> Option<(u16, String, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.get(9..12)?.parse().ok()?;
+    Some((status, head.to_owned(), body.to_owned()))
+}
+
+/// The string after `"key":"` in a JSON text.
+fn json_string(text: &str, key: &str) -> Option<String> {
+    let at = text.find(&format!("\"{key}\":\""))? + key.len() + 4;
+    Some(text[at..].split('"').next()?.to_owned())
+}
+
+/// The credentials Schemathesis runs with, one run each: as an admin (every operation,
+/// writes included), as a viewer and as a share link (whose refusals, `403`, must be the
+/// documented ones), and with none (`401`s).
+fn credentials(addr: &str, admin: &str) -> Result<Vec<(&'static str, Option<String>)>, String> {
+    let bearer = format!("Authorization: Bearer {admin}\r\n");
+    let (status, _, body) = http(
+        addr,
+        "POST",
+        "/api/v1/tokens",
+        &bearer,
+        r#"{"name":"fuzz-viewer","role":"viewer"}"#,
+    )
+    .ok_or("creating a viewer token: no answer")?;
+    let viewer = json_string(&body, "id")
+        .filter(|_| status == 201)
+        .ok_or_else(|| format!("creating a viewer token: {status} {body}"))?;
+    let (status, _, body) = http(
+        addr,
+        "POST",
+        "/api/v1/links",
+        &bearer,
+        r#"{"name":"fuzz-link","view":"dashboard","range":"1h"}"#,
+    )
+    .ok_or("creating a share link: no answer")?;
+    let url = json_string(&body, "url")
+        .filter(|_| status == 201)
+        .ok_or_else(|| format!("creating a share link: {status} {body}"))?;
+    let (status, head, _) =
+        http(addr, "GET", &url, "", "").ok_or("opening the share link: no answer")?;
+    let cookie = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("set-cookie:")
+                .then(|| l["set-cookie:".len()..].trim().to_owned())
+        })
+        .and_then(|c| c.split(';').next().map(str::to_owned))
+        .filter(|_| status == 303)
+        .ok_or_else(|| format!("opening the share link: {status} without a cookie"))?;
+    Ok(vec![
+        ("none", None),
+        ("share link", Some(format!("Cookie: {cookie}"))),
+        ("viewer", Some(format!("Authorization: Bearer {viewer}"))),
+        ("admin", Some(format!("Authorization: Bearer {admin}"))),
+    ])
+}
+
 /// The number after `"key": ` in a JSON text (the report's counters; xtask has no JSON parser).
 fn json_number(text: &str, key: &str) -> Option<u64> {
     let at = text.find(&format!("\"{key}\""))? + key.len() + 2;
@@ -86,6 +164,9 @@ pub fn api_fuzz(timer: &mut Timer, tools: &Tools, examples: u64) -> Result<(), S
             .args(["--demo-rate", "50", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data)
             .args(["--token", &token])
+            // Schemathesis sends many wrong tokens and link ids: the limit on guesses would
+            // answer everything with 429 after the first twenty.
+            .args(["--guesses-per-minute", "1000000"])
             .env("NO_COLOR", "1")
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log);
@@ -113,14 +194,27 @@ pub fn api_fuzz(timer: &mut Timer, tools: &Tools, examples: u64) -> Result<(), S
             log_path.display()
         ))
     })?;
-    let result = timer.step(
-        &format!("API fuzzing (Schemathesis, {examples} cases per operation and phase)"),
+    let creds = credentials(&addr, &token);
+    let mut result = creds.as_ref().map(|_| ()).map_err(Clone::clone);
+    for (who, header) in creds.unwrap_or_default() {
+        if result.is_err() {
+            break;
+        }
+        let report = report.join(who.replace(' ', "-"));
+        // The admin run covers every operation fully; the others check the refusals.
+        let examples = if who == "admin" {
+            examples
+        } else {
+            examples.div_ceil(5)
+        };
+        result = timer.step(
+        &format!("API fuzzing as {who} (Schemathesis, {examples} cases per operation and phase)"),
         || {
             let mut c = Command::new(&st);
             c.current_dir(&out)
                 .arg("run")
                 .arg(format!("http://{addr}/api/v1/openapi.json"))
-                .args(["--header", &format!("Authorization: Bearer {token}")])
+                .args(header.iter().flat_map(|h| ["--header", h.as_str()]))
                 .args([
                     "--checks",
                     "not_a_server_error,status_code_conformance,content_type_conformance,\
@@ -166,7 +260,7 @@ pub fn api_fuzz(timer: &mut Timer, tools: &Tools, examples: u64) -> Result<(), S
                 .unwrap_or_default();
             let count = |k: &str| json_number(&json, k).map_or("?".into(), |n| n.to_string());
             eprintln!(
-                "xtask: schemathesis: {} cases, {} with failures ({} unique), {} errored; report in {}",
+                "xtask: schemathesis as {who}: {} cases, {} with failures ({} unique), {} errored; report in {}",
                 count("generated"),
                 count("with_failures"),
                 count("unique_failures"),
@@ -180,6 +274,7 @@ pub fn api_fuzz(timer: &mut Timer, tools: &Tools, examples: u64) -> Result<(), S
             }
         },
     );
+    }
     drop(server);
     let _ = std::fs::remove_dir_all(&data);
     result

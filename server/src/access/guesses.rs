@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
-/// Wrong guesses a client may make in a minute.
+/// Wrong guesses a client may make in a minute, by default (`--guesses-per-minute`).
 pub const PER_MINUTE: u32 = 20;
 
 /// Clients remembered at most; past it the table starts again (a flood of addresses costs
@@ -14,9 +14,16 @@ pub const PER_MINUTE: u32 = 20;
 const CLIENTS: usize = 100_000;
 
 /// Wrong guesses per client in the current minute.
-#[derive(Default)]
 pub struct Guesses {
     table: Mutex<(i64, HashMap<u128, u32>)>,
+    /// Allowed a client a minute.
+    limit: u32,
+}
+
+impl Default for Guesses {
+    fn default() -> Self {
+        Guesses::new(PER_MINUTE)
+    }
 }
 
 fn client(ip: IpAddr) -> u128 {
@@ -28,6 +35,14 @@ fn client(ip: IpAddr) -> u128 {
 }
 
 impl Guesses {
+    /// `limit` wrong guesses a minute allowed per client.
+    pub fn new(limit: u32) -> Self {
+        Guesses {
+            table: Mutex::default(),
+            limit,
+        }
+    }
+
     /// Seconds until `ip` may guess again, if it may not now.
     pub fn refused(&self, ip: IpAddr, now_ms: i64) -> Option<u64> {
         let mut t = self.table.lock().unwrap_or_else(|e| e.into_inner());
@@ -35,7 +50,7 @@ impl Guesses {
         if t.0 != minute {
             *t = (minute, HashMap::new());
         }
-        (t.1.get(&client(ip)).copied().unwrap_or(0) >= PER_MINUTE)
+        (t.1.get(&client(ip)).copied().unwrap_or(0) >= self.limit)
             .then(|| u64::try_from(60_000 - now_ms.rem_euclid(60_000)).unwrap_or(60_000) / 1000 + 1)
     }
 

@@ -205,6 +205,12 @@ impl Access {
         }
     }
 
+    /// The same, allowing `limit` wrong guesses a minute per client.
+    pub fn with_guess_limit(mut self, limit: u32) -> Self {
+        self.guesses = Arc::new(Guesses::new(limit));
+        self
+    }
+
     /// Who presents `token` (a bearer token, or `?token=`).
     pub fn token(&self, token: &str) -> Result<Principal, Refusal> {
         let h = secret::hash(token.as_bytes());

@@ -127,7 +127,8 @@ impl AppState {
                     config.http.token.as_deref(),
                     config.public_dashboard(),
                     config.tls.enabled(),
-                ),
+                )
+                .with_guess_limit(config.http.guesses_per_minute),
                 frame_ancestors: Arc::from(config.http.frame_ancestors.as_str()),
             },
             alerts: crate::insight::alerts::Alerts::new(config.windows.config().width_ms, now_ms()),

@@ -29,6 +29,11 @@ pub struct HttpArgs {
     /// admin). The embedded demo (no `--brokers`) is public unless `--token` is given.
     #[arg(long, env = "PULSEBOARD_PUBLIC_DASHBOARD")]
     pub public_dashboard: bool,
+    /// Wrong tokens, session cookies or share-link ids a client (IP address; IPv6: its
+    /// /64) may present in a minute; past it every request that needs a credential gets
+    /// `429` until the minute is over.
+    #[arg(long, env = "PULSEBOARD_GUESSES_PER_MINUTE", default_value_t = 20)]
+    pub guesses_per_minute: u32,
     /// Who may embed the pages in a frame (CSP `frame-ancestors`), e.g. `'self' https://intranet.example`.
     #[arg(long, env = "PULSEBOARD_FRAME_ANCESTORS", default_value = "'self'")]
     pub frame_ancestors: String,
