@@ -5,6 +5,7 @@
 
 mod util;
 
+mod access;
 mod alerts;
 mod backbone;
 mod catchup;

@@ -76,6 +76,11 @@ pub fn spawn_child(args: &[&str]) -> Result<ChildApp> {
     ChildApp::spawn(Path::new(env!("CARGO_BIN_EXE_pulseboard")), args)
 }
 
+/// Start the binary under test with `args` and the environment `env`.
+pub fn spawn_child_with_env(args: &[&str], env: &[(&str, &str)]) -> Result<ChildApp> {
+    ChildApp::spawn_with_env(Path::new(env!("CARGO_BIN_EXE_pulseboard")), args, env)
+}
+
 /// Documented standard error of the top-level HyperLogLog sketches (the unique visitors
 /// and sessions of a window or range): p = 14, 1.04 / √16,384 ≈ 0.81 %.
 pub const TOP_HLL_SIGMA: f64 = 0.0081;

@@ -36,6 +36,18 @@
 pub(crate) mod access;
 /// `pulseboard token …` and `pulseboard link …`.
 pub use access::cli as access_cli;
+
+/// `pulseboard link …`, a link's filter read as the API reads it.
+pub fn link_command(
+    config: &config::Config,
+    cmd: &config::LinkCommand,
+    now_ms: i64,
+) -> Result<String, access::cli::CliError> {
+    let segments = query::segments::SegmentsState::from_config(config);
+    access::cli::link(config, cmd, now_ms, |f| {
+        segments.filter(Some(f)).map(|_| ()).map_err(|e| e.message)
+    })
+}
 pub mod api;
 pub(crate) mod app;
 pub mod config;

@@ -28,7 +28,7 @@ fn main() -> anyhow::Result<()> {
             c,
             now,
         )?),
-        Some(Command::Link(c)) => Some(pulseboard::access_cli::link(
+        Some(Command::Link(c)) => Some(pulseboard::link_command(
             &config.clone().validate()?,
             c,
             now,

@@ -17,6 +17,8 @@ pub enum CliError {
     },
     #[error(transparent)]
     Access(#[from] AccessError),
+    #[error("--filter: {0}")]
+    Filter(String),
 }
 
 fn open(config: &Config) -> Result<Access, CliError> {
@@ -70,8 +72,20 @@ pub fn token(config: &Config, cmd: &TokenCommand, now_ms: i64) -> Result<String,
     })
 }
 
-/// Run a link command; returns what to print.
-pub fn link(config: &Config, cmd: &LinkCommand, now_ms: i64) -> Result<String, CliError> {
+/// Run a link command; returns what to print. `check_filter` reads a link's filter as the
+/// API will (so a link never opens on a segment every request would refuse).
+pub fn link(
+    config: &Config,
+    cmd: &LinkCommand,
+    now_ms: i64,
+    check_filter: impl Fn(&str) -> Result<(), String>,
+) -> Result<String, CliError> {
+    if let LinkCommand::Create {
+        filter: Some(f), ..
+    } = cmd
+    {
+        check_filter(f).map_err(CliError::Filter)?;
+    }
     let access = open(config)?;
     Ok(match cmd {
         LinkCommand::Create {

@@ -211,6 +211,30 @@ impl Access {
         self
     }
 
+    /// At start: the sessions that are over are deleted, and the log says who can read:
+    /// anyone (`--public-dashboard`), or who holds a credential, or, when none exists,
+    /// how to make one.
+    pub fn announce(&self, now_ms: i64) {
+        if let Err(e) = self.purge_sessions(now_ms) {
+            tracing::warn!(error = %e, "the sessions that are over could not be deleted");
+        }
+        let tokens = self
+            .list(AccessKind::Token)
+            .map(|l| l.iter().filter(|t| t.revoked_ms.is_none()).count())
+            .unwrap_or(0);
+        if self.public {
+            tracing::info!(tokens, "anyone who reaches this server reads the dashboard (--public-dashboard, or the embedded demo without --token); writes need an admin token");
+        } else if self.flag.is_none() && tokens == 0 {
+            tracing::warn!("no credential exists, so nobody can read the dashboard: stop the server and run `pulseboard --data-dir DIR token create --role admin --name me`, or start it with --token SECRET (or --public-dashboard); see docs/access.md");
+        } else {
+            tracing::info!(
+                tokens,
+                flag = self.flag.is_some(),
+                "the dashboard needs a token, a sign-in or a share link (docs/access.md)"
+            );
+        }
+    }
+
     /// Who presents `token` (a bearer token, or `?token=`).
     pub fn token(&self, token: &str) -> Result<Principal, Refusal> {
         let h = secret::hash(token.as_bytes());

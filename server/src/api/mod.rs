@@ -97,7 +97,14 @@ impl AppState {
         let salts = Salts::new(Some(store.clone()));
         let pacer = Arc::new(ConnectPacer::from_args(&config.hub));
         let segments = SegmentsState::from_config(config);
-        let access_store = store.clone();
+        let access = crate::access::Access::new(
+            store.clone(),
+            config.http.token.as_deref(),
+            config.public_dashboard(),
+            config.tls.enabled(),
+        )
+        .with_guess_limit(config.http.guesses_per_minute);
+        access.announce(now_ms());
         AppState {
             metrics: Arc::new(metrics::metrics_registry(
                 progress.clone(),
@@ -122,13 +129,7 @@ impl AppState {
                     .with_salts(salts)
             }),
             security: Security {
-                access: crate::access::Access::new(
-                    access_store,
-                    config.http.token.as_deref(),
-                    config.public_dashboard(),
-                    config.tls.enabled(),
-                )
-                .with_guess_limit(config.http.guesses_per_minute),
+                access,
                 frame_ancestors: Arc::from(config.http.frame_ancestors.as_str()),
             },
             alerts: crate::insight::alerts::Alerts::new(config.windows.config().width_ms, now_ms()),
