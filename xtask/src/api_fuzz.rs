@@ -194,7 +194,23 @@ pub fn api_fuzz(timer: &mut Timer, tools: &Tools, examples: u64) -> Result<(), S
             log_path.display()
         ))
     })?;
-    let creds = credentials(&addr, &token);
+    // The description needs a reader; the run without a credential reads it from a file.
+    let spec = out.join("openapi.json");
+    let creds = credentials(&addr, &token).and_then(|c| {
+        let (status, _, body) = http(
+            &addr,
+            "GET",
+            "/api/v1/openapi.json",
+            &format!("Authorization: Bearer {token}\r\n"),
+            "",
+        )
+        .ok_or("reading the description: no answer")?;
+        if status != 200 {
+            return Err(format!("reading the description: {status}"));
+        }
+        std::fs::write(&spec, body).map_err(|e| format!("writing {}: {e}", spec.display()))?;
+        Ok(c)
+    });
     let mut result = creds.as_ref().map(|_| ()).map_err(Clone::clone);
     for (who, header) in creds.unwrap_or_default() {
         if result.is_err() {
@@ -213,7 +229,8 @@ pub fn api_fuzz(timer: &mut Timer, tools: &Tools, examples: u64) -> Result<(), S
             let mut c = Command::new(&st);
             c.current_dir(&out)
                 .arg("run")
-                .arg(format!("http://{addr}/api/v1/openapi.json"))
+                .arg(&spec)
+                .args(["--url", &format!("http://{addr}")])
                 .args(header.iter().flat_map(|h| ["--header", h.as_str()]))
                 .args([
                     "--checks",
