@@ -48,6 +48,15 @@ fn line(l: &Listed) -> String {
     out
 }
 
+fn lines(access: &Access, kind: AccessKind) -> Result<String, CliError> {
+    Ok(access
+        .list(kind)?
+        .iter()
+        .map(line)
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
 /// Run a token command; returns what to print.
 pub fn token(config: &Config, cmd: &TokenCommand, now_ms: i64) -> Result<String, CliError> {
     let access = open(config)?;
@@ -62,12 +71,7 @@ pub fn token(config: &Config, cmd: &TokenCommand, now_ms: i64) -> Result<String,
                 l.key
             )
         }
-        TokenCommand::List => access
-            .list(AccessKind::Token)?
-            .iter()
-            .map(line)
-            .collect::<Vec<_>>()
-            .join("\n"),
+        TokenCommand::List => lines(&access, AccessKind::Token)?,
         TokenCommand::Revoke { key } => line(&access.revoke(AccessKind::Token, key, now_ms)?),
     })
 }
@@ -125,12 +129,7 @@ pub fn link(
                 scope.page()
             )
         }
-        LinkCommand::List => access
-            .list(AccessKind::Link)?
-            .iter()
-            .map(line)
-            .collect::<Vec<_>>()
-            .join("\n"),
+        LinkCommand::List => lines(&access, AccessKind::Link)?,
         LinkCommand::Revoke { key } => line(&access.revoke(AccessKind::Link, key, now_ms)?),
     })
 }

@@ -355,8 +355,16 @@ pub struct Created {
               (status = 401, description = "No credential.", body = pulseboard_model::proto::ApiError),
               (status = 403, description = "Not an admin.", body = pulseboard_model::proto::ApiError)))]
 pub(crate) async fn links(State(sec): State<Security>) -> Result<Json<Vec<Listed>>, ApiError> {
+    list(&sec, AccessKind::Link)
+}
+
+fn list(sec: &Security, kind: AccessKind) -> Result<Json<Vec<Listed>>, ApiError> {
+    sec.access.list(kind).map(Json).map_err(api_error)
+}
+
+fn revoke(sec: &Security, kind: AccessKind, key: &str) -> Result<Json<Listed>, ApiError> {
     sec.access
-        .list(AccessKind::Link)
+        .revoke(kind, key, now_ms())
         .map(Json)
         .map_err(api_error)
 }
@@ -419,10 +427,7 @@ pub(crate) async fn revoke_link(
     State(sec): State<Security>,
     Path(key): Path<String>,
 ) -> Result<Json<Listed>, ApiError> {
-    sec.access
-        .revoke(AccessKind::Link, &key, now_ms())
-        .map(Json)
-        .map_err(api_error)
+    revoke(&sec, AccessKind::Link, &key)
 }
 
 /// A new API token.
@@ -440,10 +445,7 @@ pub struct NewToken {
               (status = 401, description = "No credential.", body = pulseboard_model::proto::ApiError),
               (status = 403, description = "Not an admin.", body = pulseboard_model::proto::ApiError)))]
 pub(crate) async fn tokens(State(sec): State<Security>) -> Result<Json<Vec<Listed>>, ApiError> {
-    sec.access
-        .list(AccessKind::Token)
-        .map(Json)
-        .map_err(api_error)
+    list(&sec, AccessKind::Token)
 }
 
 /// Create an API token.
@@ -490,8 +492,5 @@ pub(crate) async fn revoke_token(
     State(sec): State<Security>,
     Path(key): Path<String>,
 ) -> Result<Json<Listed>, ApiError> {
-    sec.access
-        .revoke(AccessKind::Token, &key, now_ms())
-        .map(Json)
-        .map_err(api_error)
+    revoke(&sec, AccessKind::Token, &key)
 }
