@@ -134,6 +134,20 @@ pub enum Refusal {
     LinkExpired,
 }
 
+impl Refusal {
+    /// Its name in `pulseboard_access_refused_total`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Refusal::WrongToken => "wrong_token",
+            Refusal::TokenRevoked => "token_revoked",
+            Refusal::SessionOver => "session_over",
+            Refusal::UnknownLink => "unknown_link",
+            Refusal::LinkRevoked => "link_revoked",
+            Refusal::LinkExpired => "link_expired",
+        }
+    }
+}
+
 /// A session's token source: what `--token` sessions name.
 const FLAG: &str = "flag";
 
@@ -503,7 +517,7 @@ impl Access {
         {
             t.cancel();
         }
-        tracing::info!(kind = what, key, "revoked");
+        crate::telemetry::access_revoked(what, key);
         Ok(listed(&h, rec))
     }
 

@@ -8,10 +8,12 @@
 
 use prometheus_client::registry::Registry;
 
+mod access;
 mod history;
 mod pipeline;
 mod tls;
 
+pub use access::*;
 pub use history::*;
 pub use pipeline::*;
 pub use tls::*;
@@ -21,6 +23,7 @@ type Labels = Vec<(&'static str, String)>;
 /// Registers every counter of this process with `r`.
 pub fn register(r: &mut Registry) {
     pipeline::register(r);
+    access::register(r);
     history::register(r);
     tls::register(r);
 }

@@ -36,7 +36,7 @@ use pulseboard_model::proto;
 
 use crate::access::{Access, Principal, Refusal};
 use crate::api::params::percent_decode;
-use crate::now_ms;
+use crate::{now_ms, telemetry};
 use rights::Need;
 
 /// The session cookie's name.
@@ -181,6 +181,7 @@ pub(super) async fn authorize(
     let now = now_ms();
     let ip = client_ip(&req);
     if let Some(retry) = sec.access.guesses.refused(ip, now) {
+        telemetry::access_refused("throttled", &route);
         return too_many_guesses(retry);
     }
     let found = match presented(&req) {
@@ -197,7 +198,10 @@ pub(super) async fn authorize(
             session: None,
         }),
         // Nothing presented is no guess: the sign-in screen asks for it.
-        Presented::Nothing => return refused(Refusal::WrongToken),
+        Presented::Nothing => {
+            telemetry::access_refused("no_credential", &route);
+            return refused(Refusal::WrongToken);
+        }
     };
     let authed = match found {
         Ok(a) => a,
@@ -205,6 +209,7 @@ pub(super) async fn authorize(
             if is_guess(r) {
                 sec.access.guesses.wrong(ip, now);
             }
+            telemetry::access_refused(r.name(), &route);
             return refused(r);
         }
     };
@@ -220,18 +225,23 @@ pub(super) async fn authorize(
             Principal::Link { .. } => format!("a share link does not open {route}"),
             _ => format!("{} {route} needs an admin token", req.method()),
         };
+        telemetry::access_refused("forbidden", &route);
         return forbidden("token", why);
     }
     let writes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if let (true, Some((_, csrf))) = (writes, &authed.session) {
         if let Err((parameter, why)) = csrf_check(req.headers(), csrf) {
+            telemetry::access_refused("csrf", &route);
             return forbidden(parameter, why.into());
         }
     }
     if let Principal::Link { scope, .. } = p {
         match scope::confine(req.uri(), &route, scope, now) {
             Ok(uri) => *req.uri_mut() = uri,
-            Err(e) => return e.into_response(),
+            Err(e) => {
+                telemetry::access_refused("out_of_scope", &route);
+                return e.into_response();
+            }
         }
     }
     req.extensions_mut().insert(authed);
