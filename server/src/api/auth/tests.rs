@@ -365,9 +365,17 @@ async fn every_route_answers_every_credential_as_the_table_says() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // The refusals are counted by reason.
     let (_, text) = crate::api::tests::get_raw(&app, "/metrics").await;
-    for reason in ["no_credential", "forbidden", "link_revoked", "link_expired", "csrf"] {
+    for reason in [
+        "no_credential",
+        "forbidden",
+        "link_revoked",
+        "link_expired",
+        "csrf",
+    ] {
         assert!(
-            text.contains(&format!("pulseboard_access_refused_total{{reason=\"{reason}\"}}")),
+            text.contains(&format!(
+                "pulseboard_access_refused_total{{reason=\"{reason}\"}}"
+            )),
             "{reason} in\n{text}"
         );
     }
