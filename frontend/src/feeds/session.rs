@@ -102,11 +102,13 @@ pub async fn sign_in(token: &str) -> Result<(), String> {
         let _ = window().location().reload();
         return Ok(());
     }
+    // A wrong token is the common case: say it for people (the server's message is for
+    // API clients); anything else is the server's to explain.
     let e = ApiError::parse(&body);
-    Err(match (status, e.error.is_empty()) {
-        (401, true) => "That token is not valid.".to_owned(),
-        (_, true) => format!("Sign-in failed (HTTP {status})."),
-        (_, false) => e.error,
+    Err(match status {
+        401 => "That token was not accepted. Check it and try again.".to_owned(),
+        _ if e.error.is_empty() => format!("Sign-in failed (HTTP {status})."),
+        _ => e.error,
     })
 }
 
