@@ -18,4 +18,5 @@ mod live;
 mod recovery;
 mod scaleout;
 mod segments;
+mod tls;
 mod track;

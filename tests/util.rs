@@ -538,7 +538,9 @@ pub fn broker_args_with(
     dir: &Path,
     options: &[(&str, &str)],
 ) -> Vec<String> {
+    // These tests read the API without a credential (tests/access.rs holds the access).
     let mut v: Vec<String> = [
+        "--public-dashboard",
         "--brokers",
         brokers,
         "--topics",

@@ -331,7 +331,9 @@ impl Child {
             .context("creating a temp dir")?;
         let log = dir.path().join("pulseboard.log");
         let data = dir.path().join("data").display().to_string();
+        // The bench reads the API without a credential.
         let mut args = vec![
+            "--public-dashboard",
             "--brokers",
             brokers,
             "--topics",

@@ -1,8 +1,9 @@
 //! The composition root, wiring and supervision: [`run`] opens the store, starts the
 //! embedded broker when no `--brokers` is given, loads what the store knows into the
 //! published progress and the hub, and runs the parts as tasks of one `JoinSet`: ingest,
-//! the hub's publisher, the HTTP server, the throughput meter, retention, alerts and
-//! (embedded) the demo generator; the demo history is generated off the runtime.
+//! the hub's publisher, the HTTP server (HTTPS with `--tls-cert`, and then the task that
+//! reloads the certificate), the throughput meter, retention, alerts and (embedded) the
+//! demo generator; the demo history is generated off the runtime.
 //!
 //! Contract:
 //! - A task that fails or panics is noticed at once (the set is polled in the supervisor's
@@ -40,6 +41,8 @@ pub enum RunError {
     Demo(#[from] demo::DemoError),
     #[error(transparent)]
     Ingest(#[from] ingest::IngestError),
+    #[error(transparent)]
+    Tls(#[from] http::tls::TlsError),
     #[error("HTTP server failed: {0}")]
     Http(#[source] std::io::Error),
     #[error("the {task} task panicked: {message}")]
@@ -136,6 +139,11 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     let windows = config.windows.config();
+    // A certificate that cannot serve stops the start before anything else is opened.
+    let certificates = match config.tls.files() {
+        Some((cert, key)) => Some(http::tls::Certificates::load(cert, key)?),
+        None => None,
+    };
     let data_dir = config.store.data_dir(config.embedded());
     let store = Store::open(&data_dir, windows.width_ms)?;
     claim_source(&config, &store, &data_dir.display().to_string()).await?;
@@ -169,7 +177,14 @@ pub async fn run(
         url: config.http.advertised_url.clone().unwrap_or_else(|| {
             listener
                 .local_addr()
-                .map(|a| format!("http://{a}"))
+                .map(|a| {
+                    let scheme = if config.tls.enabled() {
+                        "https"
+                    } else {
+                        "http"
+                    };
+                    format!("{scheme}://{a}")
+                })
                 .unwrap_or_default()
         }),
     };
@@ -347,15 +362,33 @@ pub async fn run(
         )
         .with_alerts(alerts),
     );
+    if let Some(certificates) = &certificates {
+        let (certificates, token) = (certificates.clone(), shutdown.child_token());
+        tasks.spawn("tls reload", async move {
+            certificates.watch(http::tls::RELOAD_INTERVAL, token).await;
+            Ok(())
+        });
+    }
     {
         let token = shutdown.clone();
         tasks.spawn("http", async move {
             // The peer address reaches handlers (the per-client rate limit of `/collect`).
             let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { token.cancelled().await })
-                .await
-                .map_err(RunError::Http)
+            let stop = async move { token.cancelled().await };
+            match certificates {
+                None => {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(stop)
+                        .await
+                }
+                Some(certificates) => {
+                    let listener = http::tls::TlsListener::new(listener, certificates);
+                    axum::serve(listener.with_connect_info(), app)
+                        .with_graceful_shutdown(stop)
+                        .await
+                }
+            }
+            .map_err(RunError::Http)
         });
     }
 

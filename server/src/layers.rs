@@ -8,7 +8,7 @@ use std::path::Path;
 const LAYERS: &[&[&str]] = &[
     &["config", "telemetry", "input"],
     &["store"],
-    &["progress"],
+    &["progress", "access"],
     &["hub"],
     &["ingest"],
     &["query"],

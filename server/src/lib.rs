@@ -14,7 +14,8 @@
 //!    parameter at fault.
 //! 2. [`store`]: the sled layout (one file per tree or family) and the state topic's record
 //!    format.
-//! 3. `progress`: what the partitions published (offsets, lag, watermark, window states,
+//! 3. `access`: roles, API tokens, share links and browser sessions (stored as hashes).
+//!    `progress`: what the partitions published (offsets, lag, watermark, window states,
 //!    throughput). `hub`: recent windows merged across partitions, and the sequenced
 //!    stream of changes the sockets follow.
 //! 4. `ingest`: the Kafka client configuration, the consumer group, partition tasks and
@@ -23,7 +24,8 @@
 //! 5. `query`: ranges across windows and history, segments, retention.
 //! 6. `insight`: alert rules, annotations.
 //! 7. [`site`]: `POST /collect`, enrichment of browser events, the tracking script.
-//! 8. [`api`]: the router, parameters, handlers, errors, OpenAPI, metrics, the WebSocket.
+//! 8. [`api`]: the router, parameters, handlers, errors, OpenAPI, metrics, the WebSocket,
+//!    HTTPS.
 //! 9. [`demo`]: embedded mode (the in-process Kafka, demo traffic and demo history).
 //! 10. `app`: the composition root: opens the store, starts and supervises the tasks.
 
@@ -31,6 +33,9 @@
 // link the crate-private layers freely.
 #![allow(rustdoc::private_intra_doc_links)]
 
+pub(crate) mod access;
+/// `pulseboard token …` and `pulseboard link …`.
+pub use access::cli as access_cli;
 pub mod api;
 pub(crate) mod app;
 pub mod config;

@@ -15,11 +15,27 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    if let Some(Command::Openapi) = config.command {
-        let json = pulseboard::api::openapi::spec(true)
-            .to_pretty_json()
-            .context("cannot encode the OpenAPI description")?;
-        println!("{json}");
+    let now = pulseboard::now_ms();
+    let printed = match &config.command {
+        None => None,
+        Some(Command::Openapi) => Some(
+            pulseboard::api::openapi::spec()
+                .to_pretty_json()
+                .context("cannot encode the OpenAPI description")?,
+        ),
+        Some(Command::Token(c)) => Some(pulseboard::access_cli::token(
+            &config.clone().validate()?,
+            c,
+            now,
+        )?),
+        Some(Command::Link(c)) => Some(pulseboard::access_cli::link(
+            &config.clone().validate()?,
+            c,
+            now,
+        )?),
+    };
+    if let Some(out) = printed {
+        println!("{out}");
         return Ok(());
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -51,7 +67,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         })?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "serving");
-    println!("Pulseboard on http://{addr}");
+    let scheme = if config.tls.enabled() {
+        "https"
+    } else {
+        "http"
+    };
+    println!("Pulseboard on {scheme}://{addr}");
 
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();

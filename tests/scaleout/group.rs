@@ -26,10 +26,18 @@ pub(super) struct Group {
 impl Group {
     /// `n` instances (none started) of group `group` on `brokers`.
     pub(super) fn new(brokers: &str, group: &str, n: usize, extra: &[&str]) -> Self {
-        let mut args: Vec<String> = ["--brokers", brokers, "--topics", TOPIC, "--group", group]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut args: Vec<String> = [
+            "--public-dashboard",
+            "--brokers",
+            brokers,
+            "--topics",
+            TOPIC,
+            "--group",
+            group,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         // The data dir comes per instance, in `start`.
         args.extend(
             FAST_GROUP_OPTIONS

@@ -18,7 +18,7 @@ use crate::insight::alerts::Alerts;
                    rules file was refused if it was (the last good rules stay in force).",
     responses(
         (status = 200, description = "The alerts.", body = proto::AlertsResponse),
-        (status = 401, description = "With `--token`: the token is missing or wrong.", body = proto::ApiError,
+        (status = 401, description = "No credential, or a wrong, revoked or expired one.", body = proto::ApiError,
             headers(("www-authenticate" = String, description = "`Bearer`"))),
     )
 )]

@@ -23,7 +23,7 @@ use crate::insight::annotations::{parse_new, wire, Annotations, MAX_ANNOTATIONS,
     responses(
         (status = 200, description = "The annotations of the range.", body = AnnotationsResponse),
         (status = 400, description = "A bad parameter, named in `parameter`.", body = proto::ApiError),
-        (status = 401, description = "With `--token`: the token is missing or wrong.", body = proto::ApiError,
+        (status = 401, description = "No credential, or a wrong, revoked or expired one.", body = proto::ApiError,
             headers(("www-authenticate" = String, description = "`Bearer`"))),
         (status = 500, description = "Reading the store failed (the cause is logged).", body = proto::ApiError),
     )
@@ -58,7 +58,7 @@ pub async fn list(
     responses(
         (status = 201, description = "Stored.", body = Annotation),
         (status = 400, description = "A bad field, named in `parameter` (`body`, `ts`, `text`).", body = proto::ApiError),
-        (status = 401, description = "With `--token`: the token is missing or wrong.", body = proto::ApiError,
+        (status = 401, description = "No credential, or a wrong, revoked or expired one.", body = proto::ApiError,
             headers(("www-authenticate" = String, description = "`Bearer`"))),
         (status = 409, description = "10,000 annotations are stored: delete some first.", body = proto::ApiError),
         (status = 413, description = "The body is over 4 KiB.", body = proto::ApiError),
@@ -102,7 +102,7 @@ pub async fn create(
     responses(
         (status = 204, description = "Deleted."),
         (status = 400, description = "The id is not a number.", body = proto::ApiError),
-        (status = 401, description = "With `--token`: the token is missing or wrong.", body = proto::ApiError,
+        (status = 401, description = "No credential, or a wrong, revoked or expired one.", body = proto::ApiError,
             headers(("www-authenticate" = String, description = "`Bearer`"))),
         (status = 404, description = "No annotation has that id.", body = proto::ApiError),
         (status = 500, description = "Writing the store failed (the cause is logged).", body = proto::ApiError),

@@ -214,7 +214,7 @@ impl Collector for StatusCollector {
     description = "Prometheus text format (0.0.4).",
     responses(
         (status = 200, description = "The metrics.", body = String, content_type = "text/plain; version=0.0.4"),
-        (status = 401, description = "With `--token`: the token is missing or wrong.", body = proto::ApiError,
+        (status = 401, description = "No credential, or a wrong, revoked or expired one.", body = proto::ApiError,
             headers(("www-authenticate" = String, description = "`Bearer`"))),
         (status = 500, description = "Encoding the metrics failed (logged); no body."),
     )

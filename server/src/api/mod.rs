@@ -11,11 +11,16 @@
 //!   `/pb.js` are the site's ([`crate::site`]).
 //! - `GET /api/v1/openapi.json`: the OpenAPI description of all of it ([`crate::api::openapi`]);
 //!   [`ROUTES`] lists the routes next to the router, and a test holds the three together.
-//! - `--token` guards the API, the socket and the metrics, and every response carries the
-//!   security headers ([`auth`]).
+//! - Who may call what ([`auth`]: roles, share links, sessions, CSRF; the table is
+//!   `auth::rights`), the access routes ([`access`]: `/s/<id>`, `/api/v1/session`,
+//!   `/api/v1/links`, `/api/v1/tokens`); every response carries the security headers.
+//! - With `--tls-cert` and `--tls-key` the router is served over HTTPS ([`tls`]: the
+//!   listener, and the certificate reloaded when its files change); the session cookie is
+//!   then `Secure`.
 //! - A bad parameter gets `400` with `{"error": ..., "parameter": ...}` ([`params`]); a store
 //!   failure gets `500` with a message, and the cause is logged ([`error`]).
 
+pub(crate) mod access;
 pub(crate) mod alerts;
 pub(crate) mod annotations;
 pub(crate) mod auth;
@@ -27,6 +32,7 @@ pub(crate) mod pages;
 pub(crate) mod params;
 pub(crate) mod segments;
 pub(crate) mod status;
+pub mod tls;
 pub(crate) mod windows;
 pub(crate) mod ws;
 
@@ -42,7 +48,7 @@ use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 use tower_http::services::ServeDir;
 
-pub use crate::api::auth::{is_protected, Security};
+pub use crate::api::auth::Security;
 pub use crate::api::error::ApiError;
 pub use crate::api::params::RangeParams;
 use crate::api::ws::{ConnectPacer, SocketOptions, SocketState};
@@ -91,6 +97,7 @@ impl AppState {
         let salts = Salts::new(Some(store.clone()));
         let pacer = Arc::new(ConnectPacer::from_args(&config.hub));
         let segments = SegmentsState::from_config(config);
+        let access_store = store.clone();
         AppState {
             metrics: Arc::new(metrics::metrics_registry(
                 progress.clone(),
@@ -115,7 +122,12 @@ impl AppState {
                     .with_salts(salts)
             }),
             security: Security {
-                token: config.http.token.as_deref().map(Arc::from),
+                access: crate::access::Access::new(
+                    access_store,
+                    config.http.token.as_deref(),
+                    config.public_dashboard(),
+                    config.tls.enabled(),
+                ),
                 frame_ancestors: Arc::from(config.http.frame_ancestors.as_str()),
             },
             alerts: crate::insight::alerts::Alerts::new(config.windows.config().width_ms, now_ms()),
@@ -194,6 +206,16 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/annotations"),
     ("DELETE", "/api/v1/annotations/{id}"),
     ("GET", "/api/v1/alerts"),
+    ("GET", "/s/{id}"),
+    ("GET", "/api/v1/session"),
+    ("POST", "/api/v1/session"),
+    ("DELETE", "/api/v1/session"),
+    ("GET", "/api/v1/links"),
+    ("POST", "/api/v1/links"),
+    ("DELETE", "/api/v1/links/{key}"),
+    ("GET", "/api/v1/tokens"),
+    ("POST", "/api/v1/tokens"),
+    ("DELETE", "/api/v1/tokens/{key}"),
 ];
 
 /// The application's routes. The frontend's pages (`/`, `/kiosk`, `/embed/<panel>`) get
@@ -230,6 +252,27 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/annotations/{id}", delete(annotations::delete))
         .route("/api/v1/alerts", get(alerts::alerts))
+        .route("/s/{id}", get(access::share))
+        .route(
+            "/api/v1/session",
+            get(access::session)
+                .post(access::sign_in)
+                .delete(access::sign_out),
+        )
+        .route(
+            "/api/v1/links",
+            get(access::links).post(access::create_link),
+        )
+        .route("/api/v1/links/{key}", delete(access::revoke_link))
+        .route(
+            "/api/v1/tokens",
+            get(access::tokens).post(access::create_token),
+        )
+        .route("/api/v1/tokens/{key}", delete(access::revoke_token))
+        .route_layer(middleware::from_fn_with_state(
+            security.clone(),
+            auth::authorize,
+        ))
         .with_state(state);
     // An unknown API path answers in JSON, as the API does; any other path is a file of
     // the frontend (or a plain 404 without one).
@@ -246,7 +289,7 @@ pub fn router(state: AppState) -> Router {
             None => axum::http::StatusCode::NOT_FOUND.into_response(),
         }
     });
-    app.layer(middleware::from_fn_with_state(security, auth::guard))
+    app.layer(middleware::from_fn_with_state(security, auth::headers))
 }
 
 /// `404` for an API path there is none of, naming where the API is described.

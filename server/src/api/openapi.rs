@@ -9,9 +9,10 @@
 //! - Query parameters are described as the handlers parse them (by hand, so that errors
 //!   name the parameter): instants are epoch milliseconds or RFC 3339, durations are like
 //!   `15m`, counts have their bounds. Every error body is a [`proto::ApiError`].
-//! - The description is served behind the token like the rest of `/api/*`. With `--token`
-//!   it declares the two ways to present it (`Authorization: Bearer` or `?token=`) on the
-//!   paths the token guards ([`crate::api::is_protected`]); without it, no security at all.
+//! - The description is served to readers like the rest of `/api/*`. It declares the two
+//!   ways to present a credential (`Authorization: Bearer`, the `pb_session` cookie) on
+//!   every operation that needs one, says in its description who may call it (the table
+//!   of `crate::api::auth::rights`), and documents its `401`, `403` and `429`.
 //! - `/ws` is described as the `GET` that upgrades to a WebSocket; its messages are the
 //!   `ServerMsg` and `ClientMsg` schemas. `POST /collect` and the `/healthz` closure are
 //!   described here, beside their code, so that their modules stay as they are.
@@ -19,7 +20,6 @@
 use std::borrow::Cow;
 use std::sync::OnceLock;
 
-use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use pulseboard_model::proto;
@@ -31,63 +31,94 @@ use utoipa::openapi::security::{SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{OpenApi as Spec, RefOr};
 use utoipa::{IntoParams, OpenApi, PartialSchema, ToSchema};
 
-use crate::api::Security;
+use axum::http::Method;
 
-/// The description as served: JSON, with or without the token's security schemes.
-pub fn spec_json(token: bool) -> &'static str {
-    static WITH: OnceLock<String> = OnceLock::new();
-    static WITHOUT: OnceLock<String> = OnceLock::new();
-    let cell = if token { &WITH } else { &WITHOUT };
-    cell.get_or_init(|| {
-        spec(token)
+use crate::api::auth::rights::{need, Need};
+
+/// The description as served (JSON).
+pub fn spec_json() -> &'static str {
+    static JSON: OnceLock<String> = OnceLock::new();
+    JSON.get_or_init(|| {
+        spec()
             .to_json()
             .unwrap_or_else(|e| format!(r#"{{"error":"the description did not serialize: {e}"}}"#))
     })
 }
 
-/// The description; `token`: whether the server runs with `--token`.
-pub fn spec(token: bool) -> Spec {
+/// The description, with the security of every operation ([`crate::api::auth::rights`]).
+pub fn spec() -> Spec {
     let mut spec = ApiDoc::openapi();
     // The state topic's records: Pulseboard's output for other systems, described here too.
     let components = spec.components.get_or_insert_with(Default::default);
     for (name, schema) in crate::store::record::schemas() {
         components.schemas.insert(name, schema);
     }
-    if token {
-        let components = spec.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .description(Some(
-                        "The server's `--token`: `Authorization: Bearer <token>`.",
-                    ))
-                    .build(),
-            ),
-        );
-        components.add_security_scheme(
-            "token",
-            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
-                "token",
-                "The server's `--token` as the query parameter `token` (for links and kiosk \
-                 URLs; percent-encode it).",
-            ))),
-        );
-        let either = [
-            SecurityRequirement::new("bearer", Vec::<String>::new()),
-            SecurityRequirement::new("token", Vec::<String>::new()),
-        ];
-        for (path, item) in spec.paths.paths.iter_mut() {
-            if !crate::api::is_protected(path) {
-                continue;
-            }
-            for op in [&mut item.get, &mut item.post, &mut item.delete]
-                .into_iter()
-                .flatten()
-            {
-                op.security = Some(either.to_vec());
-            }
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some(
+                    "An admin or viewer token (`pulseboard token create`, or `--token`): \
+                     `Authorization: Bearer <token>`.",
+                ))
+                .build(),
+        ),
+    );
+    components.add_security_scheme(
+        "session",
+        SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+            crate::api::auth::COOKIE,
+            "The browser session a share link (`/s/<id>`), a sign-in (`POST /api/v1/session`) \
+             or a page opened with `?token=` gives. A write with it also sends \
+             `X-CSRF-Token`.",
+        ))),
+    );
+    let either = [
+        SecurityRequirement::new("bearer", Vec::<String>::new()),
+        SecurityRequirement::new("session", Vec::<String>::new()),
+    ];
+    for (path, item) in spec.paths.paths.iter_mut() {
+        for (method, op) in [
+            (Method::GET, &mut item.get),
+            (Method::POST, &mut item.post),
+            (Method::DELETE, &mut item.delete),
+            (Method::OPTIONS, &mut item.options),
+        ] {
+            let Some(op) = op else { continue };
+            let who = match need(&method, path) {
+                Need::Open => continue,
+                Need::Session => "any credential",
+                Need::LinkRead => "a reader: viewer, admin, a share link (within its scope), or anyone with `--public-dashboard`",
+                Need::Read => "a reader: viewer, admin, or anyone with `--public-dashboard` (not a share link)",
+                Need::Admin => "an admin",
+            };
+            op.security = Some(either.to_vec());
+            let d = op.description.get_or_insert_with(String::new);
+            d.push_str(&format!("\n\n**Access**: {who}."));
+            let error = |text: &str| {
+                utoipa::openapi::ResponseBuilder::new()
+                    .description(text)
+                    .content(
+                        "application/json",
+                        utoipa::openapi::ContentBuilder::new()
+                            .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                                "ApiError",
+                            ))))
+                            .build(),
+                    )
+                    .build()
+            };
+            let r = &mut op.responses.responses;
+            r.entry("401".into()).or_insert_with(|| {
+                error("No credential, or a wrong, revoked or expired one (`WWW-Authenticate: Bearer`).").into()
+            });
+            r.entry("403".into()).or_insert_with(|| {
+                error("The credential does not give this (a viewer writing, a share link outside its scope, a cookie's write without `X-CSRF-Token`).").into()
+            });
+            r.entry("429".into()).or_insert_with(|| {
+                error("Too many wrong credentials from this address: retry after `Retry-After` seconds.").into()
+            });
         }
     }
     spec
@@ -100,16 +131,12 @@ pub fn spec(token: bool) -> Spec {
     tag = "meta",
     responses(
         (status = 200, description = "This description (OpenAPI 3.1).", content_type = "application/json", body = Object),
-        (status = 401, description = "With `--token`: the token is missing or wrong.", body = proto::ApiError,
+        (status = 401, description = "No credential, or a wrong, revoked or expired one.", body = proto::ApiError,
             headers(("www-authenticate" = String, description = "`Bearer`"))),
     )
 )]
-pub async fn handler(State(sec): State<Security>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        spec_json(sec.token.is_some()),
-    )
-        .into_response()
+pub async fn handler() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], spec_json()).into_response()
 }
 
 #[derive(OpenApi)]
@@ -145,6 +172,16 @@ pub async fn handler(State(sec): State<Security>) -> Response {
         page_root,
         page_kiosk,
         page_embed,
+        crate::api::access::share,
+        crate::api::access::session,
+        crate::api::access::sign_in,
+        crate::api::access::sign_out,
+        crate::api::access::links,
+        crate::api::access::create_link,
+        crate::api::access::revoke_link,
+        crate::api::access::tokens,
+        crate::api::access::create_token,
+        crate::api::access::revoke_token,
     ),
     components(schemas(
         Instant,
@@ -161,6 +198,7 @@ pub async fn handler(State(sec): State<Security>) -> Response {
         (name = "live", description = "The WebSocket push."),
         (name = "pages", description = "The dashboard's pages (HTML)."),
         (name = "meta", description = "This description."),
+        (name = "access", description = "Share links, API tokens and the browser session."),
     )
 )]
 struct ApiDoc;
@@ -486,7 +524,7 @@ fn tracking_script() {}
         (status = 101, description = "Switched to the WebSocket protocol; frames are `ServerMsg` (JSON)."),
         (status = 400, description = "A bad `since`, `every` or `filter` (JSON `ApiError`), or a request that is not a WebSocket upgrade (plain text).",
             content((proto::ApiError = "application/json"), (String = "text/plain"))),
-        (status = 401, description = "With `--token`: the token is missing or wrong.", body = proto::ApiError,
+        (status = 401, description = "No credential, or a wrong, revoked or expired one.", body = proto::ApiError,
             headers(("www-authenticate" = String, description = "`Bearer`"))),
         (status = 503, description = "Too many sessions are opening at once (or the server is stopping): retry later.", body = proto::ApiError,
             headers(("retry-after" = u64, description = "Seconds to wait before retrying."))),

@@ -34,7 +34,7 @@ impl FromRef<AppState> for SegmentsState {
     responses(
         (status = 200, description = "Visitors now.", body = VisitorsNow),
         (status = 400, description = "A bad parameter, named in `parameter`.", body = proto::ApiError),
-        (status = 401, description = "With `--token`: the token is missing or wrong.", body = proto::ApiError,
+        (status = 401, description = "No credential, or a wrong, revoked or expired one.", body = proto::ApiError,
             headers(("www-authenticate" = String, description = "`Bearer`"))),
         (status = 500, description = "Reading the store failed (the cause is logged).", body = proto::ApiError),
     )
@@ -80,7 +80,7 @@ pub(crate) async fn now(
                    now\" means (`--now-window`).",
     responses(
         (status = 200, description = "The segments, goals and visitors-now definition.", body = SegmentsInfo),
-        (status = 401, description = "With `--token`: the token is missing or wrong.", body = proto::ApiError,
+        (status = 401, description = "No credential, or a wrong, revoked or expired one.", body = proto::ApiError,
             headers(("www-authenticate" = String, description = "`Bearer`"))),
     )
 )]

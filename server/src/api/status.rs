@@ -27,7 +27,7 @@ use crate::api::AppState;
                    the cluster as the last metadata probe saw it.",
     responses(
         (status = 200, description = "The status.", body = proto::Status),
-        (status = 401, description = "With `--token`: the token is missing or wrong.", body = proto::ApiError,
+        (status = 401, description = "No credential, or a wrong, revoked or expired one.", body = proto::ApiError,
             headers(("www-authenticate" = String, description = "`Bearer`"))),
     )
 )]
@@ -78,7 +78,7 @@ pub(crate) async fn readyz(State(st): State<AppState>) -> Response {
     responses(
         (status = 200, description = "The most recent recorded dead letters, newest first.", body = proto::DeadLettersResponse),
         (status = 400, description = "A bad parameter, named in `parameter`.", body = proto::ApiError),
-        (status = 401, description = "With `--token`: the token is missing or wrong.", body = proto::ApiError,
+        (status = 401, description = "No credential, or a wrong, revoked or expired one.", body = proto::ApiError,
             headers(("www-authenticate" = String, description = "`Bearer`"))),
         (status = 500, description = "Reading the store failed (the cause is logged).", body = proto::ApiError),
     )

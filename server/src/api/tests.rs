@@ -17,6 +17,12 @@ use crate::progress::Progress;
 use crate::store::Store;
 
 pub(crate) fn app() -> (Router, tempfile::TempDir) {
+    let (app, _, dir) = app_with(&[]);
+    (app, dir)
+}
+
+/// The app with `extra` arguments, and its store.
+pub(crate) fn app_with(extra: &[&str]) -> (Router, Store, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(&dir.path().join("store"), 10_000).expect("store");
     let progress = Arc::new(Progress::new(
@@ -31,27 +37,31 @@ pub(crate) fn app() -> (Router, tempfile::TempDir) {
     std::fs::write(dist.join("index.html"), "<!doctype html><title>app</title>").expect("index");
     std::fs::write(dist.join("app.css"), "body{}").expect("css");
     std::fs::write(dir.path().join("secret.txt"), "secret").expect("secret");
-    let config = <Config as clap::Parser>::try_parse_from([
-        "pulseboard".as_ref(),
-        "--static-dir".as_ref(),
-        dist.as_os_str(),
-        "--token".as_ref(),
-        "s3cret".as_ref(),
-        "--frame-ancestors".as_ref(),
-        "'self' https://intranet.example".as_ref(),
-    ])
+    let config = <Config as clap::Parser>::try_parse_from(
+        [
+            "pulseboard".as_ref(),
+            "--static-dir".as_ref(),
+            dist.as_os_str(),
+            "--token".as_ref(),
+            "s3cret".as_ref(),
+            "--frame-ancestors".as_ref(),
+            "'self' https://intranet.example".as_ref(),
+        ]
+        .into_iter()
+        .chain(extra.iter().map(std::ffi::OsStr::new)),
+    )
     .expect("parse")
     .validate()
     .expect("valid");
     let state = AppState::new(
         &config,
-        store,
+        store.clone(),
         progress,
         hub,
         None,
         CancellationToken::new(),
     );
-    (router(state), dir)
+    (router(state), store, dir)
 }
 
 pub(crate) async fn get_raw(app: &Router, uri: &str) -> (StatusCode, String) {

@@ -86,7 +86,7 @@ async fn blocking<T: Send + 'static>(
     responses(
         (status = 200, description = "The windows of the range.", body = WindowsResponse),
         (status = 400, description = "A bad parameter, named in `parameter`.", body = proto::ApiError),
-        (status = 401, description = "With `--token`: the token is missing or wrong.", body = proto::ApiError,
+        (status = 401, description = "No credential, or a wrong, revoked or expired one.", body = proto::ApiError,
             headers(("www-authenticate" = String, description = "`Bearer`"))),
         (status = 500, description = "Reading the store failed (the cause is logged).", body = proto::ApiError),
     )
@@ -221,7 +221,7 @@ fn total_in(items: &[history::Item], span: (i64, i64)) -> crate::query::segments
     responses(
         (status = 200, description = "The figures of the range.", body = Summary),
         (status = 400, description = "A bad parameter, named in `parameter`.", body = proto::ApiError),
-        (status = 401, description = "With `--token`: the token is missing or wrong.", body = proto::ApiError,
+        (status = 401, description = "No credential, or a wrong, revoked or expired one.", body = proto::ApiError,
             headers(("www-authenticate" = String, description = "`Bearer`"))),
         (status = 500, description = "Reading the store failed (the cause is logged).", body = proto::ApiError),
     )

@@ -19,9 +19,16 @@ pub struct HttpArgs {
     /// Directory of the built frontend (Trunk's output).
     #[arg(long, env = "PULSEBOARD_STATIC_DIR", default_value = "dist")]
     pub static_dir: PathBuf,
-    /// Require this bearer token (or `?token=`) for the API, the socket and the metrics.
+    /// An admin token (as `Authorization: Bearer`, or signing in on the dashboard), kept
+    /// for deployments that had one token; `pulseboard token create` makes more, of either
+    /// role.
     #[arg(long, env = "PULSEBOARD_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Anyone who reaches the server reads what a viewer reads, without a credential:
+    /// every figure, the status, the dead letters and the metrics (writes still need an
+    /// admin). The embedded demo (no `--brokers`) is public unless `--token` is given.
+    #[arg(long, env = "PULSEBOARD_PUBLIC_DASHBOARD")]
+    pub public_dashboard: bool,
     /// Who may embed the pages in a frame (CSP `frame-ancestors`), e.g. `'self' https://intranet.example`.
     #[arg(long, env = "PULSEBOARD_FRAME_ANCESTORS", default_value = "'self'")]
     pub frame_ancestors: String,

@@ -8,7 +8,7 @@
 //! components. Each component receives its struct whole: [`KafkaArgs`] (ingest),
 //! [`WindowArgs`] (the engine), [`StoreArgs`] (sled, retention), [`HttpArgs`] (the HTTP
 //! surface), [`HubArgs`] (the hub and its sockets), [`DemoArgs`] (embedded mode),
-//! [`AggregateArgs`] (segments, goals, visitors now).
+//! [`AggregateArgs`] (segments, goals, visitors now), [`TlsArgs`] (HTTPS).
 
 use std::time::Duration;
 
@@ -22,6 +22,7 @@ mod http;
 mod hub;
 mod kafka;
 mod store;
+mod tls;
 mod windows;
 
 pub use aggregate::AggregateArgs;
@@ -31,6 +32,7 @@ pub use http::HttpArgs;
 pub use hub::HubArgs;
 pub use kafka::{KafkaArgs, OffsetReset};
 pub use store::StoreArgs;
+pub use tls::TlsArgs;
 pub use windows::WindowArgs;
 
 /// Live clickstream dashboard on Kafka.
@@ -45,6 +47,8 @@ pub struct Config {
     pub store: StoreArgs,
     #[command(flatten)]
     pub http: HttpArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     #[command(flatten)]
     pub hub: HubArgs,
     #[command(flatten)]
@@ -61,9 +65,65 @@ pub struct Config {
 /// The commands `pulseboard` runs instead of serving.
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum Command {
-    /// Print the OpenAPI description of the HTTP API (with the token's security scheme) and
-    /// exit; `cargo xtask openapi` writes it to a file.
+    /// Print the OpenAPI description of the HTTP API (with its security schemes) and exit;
+    /// `cargo xtask openapi` writes it to a file.
     Openapi,
+    /// API tokens in the store of `--data-dir` (stop the server first: the store is
+    /// locked while it runs; or use `/api/v1/tokens` with an admin token).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Share links in the store of `--data-dir` (as `token`; or `/api/v1/links`).
+    #[command(subcommand)]
+    Link(LinkCommand),
+}
+
+/// `pulseboard token …`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum TokenCommand {
+    /// Make a token and print it (once: only its hash is kept).
+    Create {
+        /// `admin` (reads, writes annotations, manages tokens and links) or `viewer` (reads).
+        #[arg(long, value_parser = ["admin", "viewer"])]
+        role: String,
+        /// Where it is used, e.g. `lobby-tv`.
+        #[arg(long)]
+        name: String,
+    },
+    /// List the tokens (key, role, name, created, revoked).
+    List,
+    /// Revoke the token of this key (from `list`).
+    Revoke { key: String },
+}
+
+/// `pulseboard link …`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum LinkCommand {
+    /// Make a share link and print its path `/s/<id>` (once: only its hash is kept).
+    Create {
+        /// The page it opens: `kiosk`, `dashboard` or `embed`.
+        #[arg(long, value_parser = ["kiosk", "dashboard", "embed"])]
+        view: String,
+        /// An embed's panel (events, totals, now, goals, pages, referrers, countries,
+        /// devices, types, status).
+        #[arg(long)]
+        panel: Option<String>,
+        /// The segment it shows, as the API's `filter` (`DIMENSION:VALUE`); none: all.
+        #[arg(long)]
+        filter: Option<String>,
+        /// How far back it may look, e.g. `1h`.
+        #[arg(long, default_value = "1h")]
+        range: String,
+        /// It expires this long after now, e.g. `30d` (none: until revoked).
+        #[arg(long)]
+        expires_in: Option<String>,
+        /// Where it is used, e.g. `lobby`.
+        #[arg(long)]
+        name: String,
+    },
+    /// List the links (key, name, scope, created, expires, revoked).
+    List,
+    /// Revoke the link of this key (from `list`): open pages show "revoked" within seconds.
+    Revoke { key: String },
 }
 
 /// Errors in the configuration.
@@ -105,12 +165,19 @@ impl Config {
         self.windows.validate()?;
         self.store.validate(&self.windows)?;
         self.http.validate()?;
+        self.tls.validate()?;
         self.hub.validate()?;
         self.demo.validate()?;
         let embedded = self.embedded();
         self.aggregate.validate(&self.windows, embedded)?;
         self.alerts.validate()?;
         Ok(self)
+    }
+
+    /// Whether anyone reads without a credential: `--public-dashboard`, or the embedded
+    /// demo without `--token` (its data is made up).
+    pub fn public_dashboard(&self) -> bool {
+        self.http.public_dashboard || (self.embedded() && self.http.token.is_none())
     }
 
     /// Embedded mode: no `--brokers` given.
@@ -123,7 +190,7 @@ impl Config {
 mod tests {
     use super::*;
     use pulseboard_model::agg::{Dimension, SegmentSpec};
-    use std::path::PathBuf;
+    use std::path::{Path, PathBuf};
 
     #[test]
     fn defaults_match_design() {
@@ -344,5 +411,40 @@ mod tests {
             .expect_err("ping after idle")
             .to_string();
         assert!(err.contains("--ws-ping-interval"), "{err}");
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_names_the_missing_flag() {
+        let parse = |args: &[&str]| {
+            let argv: Vec<&str> = std::iter::once("pulseboard")
+                .chain(args.iter().copied())
+                .collect();
+            Config::try_parse_from(argv).expect("parse").validate()
+        };
+        let plain = parse(&[]).expect("valid");
+        assert!(!plain.tls.enabled());
+        let tls = parse(&["--tls-cert", "c.pem", "--tls-key", "k.pem"]).expect("valid");
+        assert!(tls.tls.enabled());
+        assert_eq!(
+            tls.tls.files(),
+            Some((Path::new("c.pem"), Path::new("k.pem")))
+        );
+        let err = parse(&["--tls-cert", "c.pem"])
+            .expect_err("no key")
+            .to_string();
+        assert!(
+            err.contains("--tls-cert") && err.contains("--tls-key"),
+            "{err}"
+        );
+        let err = parse(&["--tls-key", "k.pem"])
+            .expect_err("no cert")
+            .to_string();
+        assert!(
+            err.starts_with("--tls-key") && err.contains("--tls-cert"),
+            "{err}"
+        );
+        assert!(
+            Config::try_parse_from(["pulseboard", "--tls-cert", "", "--tls-key", "k"]).is_err()
+        );
     }
 }

@@ -19,6 +19,8 @@
 //!   aggregate: the minute and hour buckets old windows are rolled up into, one sled
 //!   transaction a bucket, so nothing is lost or counted twice.
 //! - `annotations` (`annotations.rs`): `(ts, id)` → [`AnnotationRecord`].
+//! - `access` (`access.rs`): kind ‖ SHA-256 of a secret → the token, share link or session
+//!   it names (JSON); secrets themselves are never stored.
 //! - `salts` (`salts.rs`): UTC day → that day's 32-byte salt of cookieless visitor ids;
 //!   the salts of days that are over are deleted.
 //! - `meta` (this file): `format_version` ([`FORMAT_VERSION`]; version-2, -3 and -4 stores
@@ -40,6 +42,7 @@
 //! kind, for the benchmark, is `sizes.rs` ([`Store::row_sizes`]); the unit tests are in
 //! `tests/`, one file per file.
 
+mod access;
 mod annotations;
 mod checkpoint;
 mod dead_letters;
@@ -60,6 +63,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use pulseboard_model::agg::AggError;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
+pub use access::{AccessKind, AccessRecord};
 pub use annotations::AnnotationRecord;
 pub use checkpoint::{OwnerRecord, PartitionCheckpoint, PartitionWrite};
 pub use dead_letters::{DeadLetterRecord, DEAD_LETTER_HEAD};
@@ -124,6 +128,7 @@ pub struct Store {
     meta: sled::Tree,
     rollups: sled::Tree,
     annotations: sled::Tree,
+    access: sled::Tree,
     /// Readers of history hold it shared; a roll-up commits a bucket holding it exclusively.
     history_gate: Arc<RwLock<()>>,
     /// The earliest window start counted (`since`; `i64::MAX`: none yet).
@@ -198,6 +203,7 @@ impl Store {
         let owners = db.open_tree("owners")?;
         let rollups = db.open_tree("rollups")?;
         let annotations = db.open_tree("annotations")?;
+        let access = db.open_tree("access")?;
         db.flush()?;
         let store = Store {
             db,
@@ -211,6 +217,7 @@ impl Store {
             meta,
             rollups,
             annotations,
+            access,
             history_gate: Arc::new(RwLock::new(())),
             counting_since: Arc::new(std::sync::atomic::AtomicI64::new(since::NONE)),
         };

@@ -10,9 +10,11 @@ use prometheus_client::registry::Registry;
 
 mod history;
 mod pipeline;
+mod tls;
 
 pub use history::*;
 pub use pipeline::*;
+pub use tls::*;
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -20,6 +22,7 @@ type Labels = Vec<(&'static str, String)>;
 pub fn register(r: &mut Registry) {
     pipeline::register(r);
     history::register(r);
+    tls::register(r);
 }
 
 /// The text of a panic's payload.

@@ -23,7 +23,7 @@ mod session;
 mod wire;
 
 pub use pacer::{Admission, ConnectPacer};
-pub use session::{serve, Ask};
+pub use session::{serve, Ask, Stop};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -100,8 +100,13 @@ pub async fn handler(
     upgrade: Result<yawc::IncomingUpgrade, StatusCode>,
     headers: HeaderMap,
     State(st): State<SocketState>,
+    State(sec): State<crate::api::Security>,
+    authed: Option<axum::Extension<crate::api::auth::Authed>>,
     Query(p): Query<WsParams>,
 ) -> Result<Response, ApiError> {
+    let ended = authed.map_or_else(crate::access::Ended::default, |a| {
+        sec.access.ended(&a.principal)
+    });
     let upgrade = match upgrade {
         Ok(u) if wire::asks_for_websocket(&headers) => u,
         _ => {
@@ -184,7 +189,7 @@ pub async fn handler(
             segment,
             Ask { since, every },
             options,
-            shutdown,
+            Stop { shutdown, ended },
         )
         .await;
     });

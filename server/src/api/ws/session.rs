@@ -30,6 +30,7 @@ use tokio::sync::{broadcast, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::SocketOptions;
+use crate::access::Ended;
 use crate::api::feed::Segment;
 use crate::hub::{Changed, Frame, Hub, Start, Subscription};
 use crate::telemetry;
@@ -50,6 +51,14 @@ pub struct Ask {
     pub every: Duration,
 }
 
+/// What ends a socket from outside: the server's shutdown ("going away"), and the end of
+/// the access it was opened with (a revoked token or link, an expired link: 1008).
+#[derive(Clone, Default)]
+pub struct Stop {
+    pub shutdown: CancellationToken,
+    pub ended: Ended,
+}
+
 /// Serve one client until it leaves, is dropped, or the server shuts down; with a segment,
 /// the stream as that segment sees it.
 pub async fn serve<S, R, E>(
@@ -59,12 +68,13 @@ pub async fn serve<S, R, E>(
     segment: Option<Segment>,
     ask: Ask,
     opts: SocketOptions,
-    shutdown: CancellationToken,
+    stop: Stop,
 ) where
     S: Sink<Message, Error = E> + Unpin + Send + 'static,
     E: Display + Send + 'static,
     R: Stream<Item = Result<Message, axum::Error>> + Unpin + Send + 'static,
 {
+    let Stop { shutdown, ended } = stop;
     hub.stats.clients.fetch_add(1, Ordering::Relaxed);
     hub.stats.connects_total.fetch_add(1, Ordering::Relaxed);
     let (close_tx, close_rx) = oneshot::channel();
@@ -80,6 +90,7 @@ pub async fn serve<S, R, E>(
             segment,
             sub,
             every: ask.every,
+            ended,
         },
         opts,
         close_rx,
@@ -123,6 +134,8 @@ struct Feed {
     segment: Option<Segment>,
     sub: Subscription,
     every: Duration,
+    /// Ends the socket when its token or link is revoked or the link expires.
+    ended: Ended,
 }
 
 /// The messages of a paced socket's interval, folded: they follow message `after`, up to
@@ -148,7 +161,19 @@ async fn send_loop<S, E>(
         segment,
         sub,
         every,
+        ended,
     } = feed;
+    let expiry = ended.expires_ms.map(|e| {
+        tokio::time::Instant::now()
+            + Duration::from_millis(u64::try_from(e - crate::now_ms()).unwrap_or(0))
+    });
+    let expired = async move {
+        match expiry {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(expired);
     let mut rx = sub.rx;
     let mut last_seq = sub.last_seq;
     let first: Vec<Frame> = match sub.start {
@@ -174,6 +199,8 @@ async fn send_loop<S, E>(
             biased;
             reason = &mut close_rx => break reason.ok(),
             _ = shutdown.cancelled() => break Some((close::GOING_AWAY, "server shutting down".to_owned())),
+            _ = ended.revoked.cancelled() => break Some((close::POLICY, ended.reason(crate::now_ms()).to_owned())),
+            _ = &mut expired => break Some((close::POLICY, "link expired".to_owned())),
             _ = ping.tick() => {
                 if tokio::time::timeout(opts.send_timeout, sink.send(Message::Ping(Default::default()))).await.map_or(true, |r| r.is_err()) {
                     return;
@@ -390,7 +417,7 @@ mod tests {
             None,
             ask,
             opts,
-            CancellationToken::new(),
+            Stop::default(),
         ));
         Client {
             to_server,
