@@ -7,8 +7,8 @@
 //! looking, and only then mounts the page with the feeds that fill it ([`Live`]); when the
 //! gate closes ([`crate::access::Gate`]), the page and its feeds are dropped for a
 //! full-page screen. The pages only arrange chrome and panels; a share link's page has no
-//! controls its scope would refuse (range, comparison, segment browser, links to other
-//! views). The `data-testid` hooks listed in the crate docs stay as they are.
+//! controls its scope would refuse (longer ranges, comparison, segment browser, links to
+//! other views). The `data-testid` hooks listed in the crate docs stay as they are.
 
 use leptos::prelude::*;
 
@@ -142,13 +142,9 @@ const DASHBOARD_CARDS: [(Panel, &str, usize); 9] = [
 pub fn Dashboard() -> impl IntoView {
     let app = use_app_state();
     let range_label = move || app.range.get().label();
-    // A share link's dashboard: only what its scope allows (its range and segment).
+    // A share link's dashboard: only what its scope allows (its segment, its range or a
+    // shorter one, no comparison).
     let link = app.is_link_untracked();
-    let pinned_range = app.session.with_untracked(|s| {
-        s.as_ref()
-            .and_then(|s| s.link.as_ref())
-            .is_some_and(|l| l.pinned_range().is_some())
-    });
     let can_sign_out = app
         .session
         .with_untracked(|s| s.as_ref().is_some_and(|s| s.can_sign_out()));
@@ -156,7 +152,7 @@ pub fn Dashboard() -> impl IntoView {
         <div class="dash">
             <header class="topbar">
                 <Brand/>
-                {(!pinned_range).then(|| view! { <RangePicker/> })}
+                <RangePicker/>
                 {(!link).then(|| view! { <ComparePicker/> })}
                 <div class="conn">
                     <ConnectionState/>

@@ -316,12 +316,10 @@ pub fn use_now(app: AppState) {
     );
 }
 
-/// Loads what the server segments and counts (`/api/v1/segments`) once; not for a share
-/// link's page (its scope has no segment browser: without it, rows do not filter).
+/// Loads what the server segments and counts (`/api/v1/segments`) once. A server that
+/// refuses it (a share link's page) leaves it unknown, quietly: the goals keep their figures
+/// without their rules.
 pub fn use_segments_info(app: AppState) {
-    if app.is_link_untracked() {
-        return;
-    }
     leptos::task::spawn_local(async move {
         match get_json::<SegmentsInfo>(app, &segments_url()).await {
             Ok(i) => app.info.set(Some(i)),

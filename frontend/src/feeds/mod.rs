@@ -23,7 +23,7 @@
 //! - [`use_now`] reloads `/api/v1/now` every 5 s and when the filter changes;
 //!   [`use_segments_info`] loads `/api/v1/segments` once; [`use_compare`] and
 //!   [`use_annotations`] keep the comparison period and the annotations of the range (a
-//!   share link's page asks for neither the segments nor a comparison: outside its scope);
+//!   share link's page asks for no comparison: outside its scope);
 //!   [`use_clock`] ticks the clock every second.
 //!
 //! [`urls`] (the URLs) and the socket's backoff rule are pure, tested on the host.

@@ -7,7 +7,8 @@
 //!   a `401` there shows the sign-in form or the link's end instead. A server that answers
 //!   anything else (an error, no session endpoint) or does not answer is not in the way:
 //!   the page opens and its feeds retry as they always do;
-//! - a share link's session pins the page to the link's segment and range, and compares
+//! - a share link's session pins the page to the link's segment, opens it at the link's
+//!   range (the dashboard may pick a shorter one: the server refuses longer), and compares
 //!   nothing;
 //! - any later `401` (a fetch, or the session asked after the socket failed to connect or
 //!   was closed by policy) closes the gate: the page and its feeds are dropped, so nothing
@@ -51,8 +52,8 @@ pub fn use_session(app: AppState) {
     });
 }
 
-/// A share link's page shows the link's segment and range, without a comparison: what the
-/// link's scope allows (anything else the server refuses with a `403`).
+/// A share link's page shows the link's segment, opens at its range, without a comparison:
+/// what the link's scope allows (anything else the server refuses with a `403`).
 fn pin_to_link(app: AppState, session: &Session) {
     if !session.is_link() {
         return;
