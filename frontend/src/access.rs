@@ -10,7 +10,10 @@
 //!
 //! - `401` with `"parameter":"link"`: the share link this page was opened with was revoked
 //!   or expired ([`Gate::Ended`]); nothing the viewer can do but ask for a new link.
-//! - any other `401`: no credential, or one that no longer counts ([`Gate::SignIn`]).
+//! - any other `401`: no credential, or one that no longer counts ([`Gate::SignIn`]); but
+//!   on a page opened through a share link it means the link's cookie ran out, which the
+//!   browser drops when the link expires (its `Max-Age` is the link's expiry, at most 30
+//!   days): the link has expired ([`Refusal::gate_on`]), not a sign-in form on a wall.
 //! - `403`: a request outside the credential's rights or the link's scope
 //!   ([`Refusal::Forbidden`], naming the parameter at fault); the page hides what it would
 //!   have shown, it does not end.
@@ -164,7 +167,15 @@ pub enum Refusal {
 impl Refusal {
     /// The gate this refusal leads to, if it ends the page.
     pub fn gate(&self) -> Option<Gate> {
+        self.gate_on(false)
+    }
+
+    /// The gate this refusal leads to on a page opened through a share link
+    /// (`link_page`) or not: on a link's page, a `401` without a credential is the link's
+    /// cookie run out with the link, so the link has expired.
+    pub fn gate_on(&self, link_page: bool) -> Option<Gate> {
         match self {
+            Refusal::SignIn if link_page => Some(Gate::Ended(Ended::Expired)),
             Refusal::SignIn => Some(Gate::SignIn),
             Refusal::Ended(e) => Some(Gate::Ended(*e)),
             Refusal::Forbidden { .. } => None,
@@ -318,6 +329,23 @@ mod tests {
         );
         assert_eq!(refusal(200, "{}"), None);
         assert_eq!(refusal(500, "{}"), None);
+    }
+
+    #[test]
+    fn no_credential_on_a_link_page_is_the_link_run_out() {
+        assert_eq!(
+            Refusal::SignIn.gate_on(true),
+            Some(Gate::Ended(Ended::Expired))
+        );
+        assert_eq!(Refusal::SignIn.gate_on(false), Some(Gate::SignIn));
+        assert_eq!(
+            Refusal::Ended(Ended::Revoked).gate_on(true),
+            Some(Gate::Ended(Ended::Revoked))
+        );
+        let forbidden = Refusal::Forbidden {
+            parameter: "range".into(),
+        };
+        assert_eq!(forbidden.gate_on(true), None);
     }
 
     #[test]

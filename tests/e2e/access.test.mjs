@@ -2,7 +2,8 @@
 // says so; the right one opens the dashboard, and signing out closes it again); a share
 // link opens its kiosk through the session cookie, with no secret left in the address bar;
 // revoking the link replaces the open kiosk with "This link was revoked" within seconds,
-// and the page stops calling the server.
+// and the page stops calling the server; a link's dashboard offers only what the link's
+// scope allows, and says when the link has expired (also after a reload).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,6 +22,15 @@ async function freshPage(url) {
   page.on('pageerror', (e) => page.errors.push(String(e)));
   await page.goto(url);
   return page;
+}
+
+async function makeLink(server, body) {
+  const made = await fetch(`${server.base}/api/v1/links`, { method: 'POST', headers: ADMIN, body: JSON.stringify(body) });
+  const text = await made.text();
+  assert.equal(made.status, 201, text);
+  const link = JSON.parse(text);
+  assert.ok(link.id && link.key && link.url, text);
+  return link;
 }
 
 async function serve() {
@@ -71,15 +81,7 @@ test('without a credential the page asks to sign in, and the token opens the das
 
 test('a share link opens its kiosk, and revoking it ends the kiosk within seconds', async () => {
   const server = await serve();
-  const made = await fetch(`${server.base}/api/v1/links`, {
-    method: 'POST',
-    headers: ADMIN,
-    body: JSON.stringify({ view: 'kiosk', filter: null, range: '1h', name: 'lobby' }),
-  });
-  const text = await made.text();
-  assert.equal(made.status, 201, text);
-  const link = JSON.parse(text);
-  assert.ok(link.id && link.key && link.url, text);
+  const link = await makeLink(server, { view: 'kiosk', filter: null, range: '1h', name: 'lobby' });
 
   const kiosk = await freshPage(`${server.base}${link.url}`);
   await kiosk.waitForSelector('body[data-ready="1"]', { timeout: 30000 });
@@ -108,5 +110,35 @@ test('a share link opens its kiosk, and revoking it ends the kiosk within second
   assert.deepEqual(calls, [], 'no request after the end');
   assert.deepEqual(kiosk.errors, [], 'no page errors');
 
+  await stopServer(server);
+});
+
+test("a share link's dashboard offers only its scope, and says when the link has expired", async () => {
+  const server = await serve();
+  const link = await makeLink(server, { view: 'dashboard', filter: 'country:DE', range: '1h', name: 'partner', expires_in: '12s' });
+  const page = await freshPage(`${server.base}${link.url}`);
+  await page.waitForSelector('body[data-ready="1"]', { timeout: 30000 });
+  assert.ok(!page.url().includes(link.id), page.url());
+  // Pinned to the link's segment, which cannot be left; no comparison; no range longer
+  // than the link's; rows that do not filter; no links to other views.
+  assert.equal(await page.getAttribute('[data-testid="filter-bar"]', 'data-filter'), 'country:DE');
+  const none = ['filter-clear', 'filter-hint', 'compare-off', 'compare-1d', 'range-24h', 'range-7d', 'sign-out'];
+  for (const id of none) assert.equal(await page.locator(`[data-testid="${id}"]`).count(), 0, id);
+  assert.equal(await page.locator('[data-testid="range-1h"]').count(), 1);
+  assert.equal(await page.locator('li.clickable').count(), 0);
+  assert.equal(await page.locator('a.embed-link').count(), 0);
+  await until('the segment to count events', async () => (await value(page, 'total-events')) > 0, 10000);
+  // A shorter range than the link's still works.
+  await page.click('[data-testid="range-15m"]');
+  await until('the 15m summary', async () => (await value(page, 'unique-visitors')) > 0, 10000);
+
+  await page.waitForSelector('[data-testid="access-ended"][data-reason="expired"]', { timeout: 30000 });
+  assert.match(await page.textContent('[data-testid="access-ended"]'), /This link has expired/);
+  await shot(page, 'access-link-expired.png');
+  // Reloaded, the page has no cookie any more (it lasted as long as the link): still the
+  // link's end, not a sign-in form.
+  await page.reload();
+  await page.waitForSelector('[data-testid="access-ended"][data-reason="expired"]', { timeout: 30000 });
+  assert.deepEqual(page.errors, [], 'no page errors');
   await stopServer(server);
 });

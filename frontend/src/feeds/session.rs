@@ -13,6 +13,9 @@
 //! - any later `401` (a fetch, or the session asked after the socket failed to connect or
 //!   was closed by policy) closes the gate: the page and its feeds are dropped, so nothing
 //!   reconnects or reloads any more; an ended link stays ended;
+//! - a page opened through a share link is remembered for the tab (`sessionStorage`, no
+//!   secret in it), so that after its cookie ran out, a `401` without a credential still
+//!   reads as the link's end, also after a reload ([`Refusal::gate_on`]);
 //! - signing in posts the token in a JSON body (never in a URL) and reloads the page; signing
 //!   out deletes the session with its CSRF token and reloads.
 
@@ -25,6 +28,37 @@ use crate::{
     state::AppState,
 };
 
+/// The `sessionStorage` key that holds the path (no secret) of the page this tab opened
+/// through a share link.
+const LINK_PAGE_KEY: &str = "pb_link_page";
+
+/// The page's path (`/kiosk`, `/embed/events`, `/`; its query changes with its range).
+fn this_page() -> String {
+    window().location().pathname().unwrap_or_default()
+}
+
+/// Whether this page was opened through a share link (this load, or an earlier load of the
+/// same page in this tab).
+fn link_page(app: AppState) -> bool {
+    app.is_link_untracked()
+        || storage().is_some_and(|s| s.get_item(LINK_PAGE_KEY).ok().flatten() == Some(this_page()))
+}
+
+/// Remembers (or forgets) for the tab that this page is a share link's.
+fn remember_link_page(yes: bool) {
+    if let Some(s) = storage() {
+        let _ = if yes {
+            s.set_item(LINK_PAGE_KEY, &this_page())
+        } else {
+            s.remove_item(LINK_PAGE_KEY)
+        };
+    }
+}
+
+fn storage() -> Option<web_sys::Storage> {
+    web_sys::window().and_then(|w| w.session_storage().ok().flatten())
+}
+
 /// Asks the server who is looking, then opens the gate (or shows the sign-in form or the
 /// link's end).
 pub fn use_session(app: AppState) {
@@ -32,13 +66,14 @@ pub fn use_session(app: AppState) {
         match send("GET", SESSION_URL, None, &[]).await {
             Ok((200, body)) => match serde_json::from_str::<Session>(&body) {
                 Ok(s) => {
+                    remember_link_page(s.is_link());
                     pin_to_link(app, &s);
                     app.session.set(Some(s));
                 }
                 Err(e) => leptos::logging::warn!("session: cannot read {body:?}: {e}"),
             },
             Ok((status, body)) => {
-                if let Some(gate) = refusal(status, &body).and_then(|r| r.gate()) {
+                if let Some(gate) = refusal(status, &body).and_then(|r| r.gate_on(link_page(app))) {
                     app.gate.set(gate);
                     return;
                 }
@@ -72,7 +107,9 @@ fn pin_to_link(app: AppState, session: &Session) {
 /// What a refused request means for the page: a `401` closes the gate (an ended link stays
 /// ended); a `403` changes nothing here.
 pub fn refuse(app: AppState, r: &Refusal) {
-    let Some(next) = r.gate() else { return };
+    let Some(next) = r.gate_on(link_page(app)) else {
+        return;
+    };
     let now = app.gate.get_untracked();
     let next = now.after(next);
     if next != now {
@@ -100,6 +137,7 @@ pub async fn sign_in(token: &str) -> Result<(), String> {
         .await
         .map_err(|e| format!("The server did not answer ({e}). Try again."))?;
     if (200..300).contains(&status) {
+        remember_link_page(false);
         let _ = window().location().reload();
         return Ok(());
     }
