@@ -3,7 +3,8 @@
 // link opens its kiosk through the session cookie, with no secret left in the address bar;
 // revoking the link replaces the open kiosk with "This link was revoked" within seconds,
 // and the page stops calling the server; a link's dashboard offers only what the link's
-// scope allows, and says when the link has expired (also after a reload).
+// scope allows, and says when the link has expired (also after a reload); a revoked viewer
+// token's dashboard asks to sign in again.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -139,6 +140,31 @@ test("a share link's dashboard offers only its scope, and says when the link has
   // link's end, not a sign-in form.
   await page.reload();
   await page.waitForSelector('[data-testid="access-ended"][data-reason="expired"]', { timeout: 30000 });
+  assert.deepEqual(page.errors, [], 'no page errors');
+  await stopServer(server);
+});
+
+test('revoking a signed-in viewer token brings back the sign-in form', async () => {
+  const server = await serve();
+  const made = await fetch(`${server.base}/api/v1/tokens`, { method: 'POST', headers: ADMIN, body: JSON.stringify({ name: 'ops', role: 'viewer' }) });
+  const text = await made.text();
+  assert.equal(made.status, 201, text);
+  const token = JSON.parse(text);
+  const page = await freshPage(`${server.base}/`);
+  await page.waitForSelector('[data-testid="sign-in"]', { timeout: 30000 });
+  await page.fill('[data-testid="sign-in-token"]', token.id);
+  await page.click('[data-testid="sign-in-submit"]');
+  await page.waitForSelector('body[data-ready="1"]', { timeout: 30000 });
+  await until('the dashboard to count events', async () => (await value(page, 'total-events')) > 0, 30000);
+  // A viewer's dashboard: everything to read, and a way out.
+  assert.equal(await page.locator('[data-testid="compare-1d"]').count(), 1);
+  assert.equal(await page.locator('[data-testid="sign-out"]').count(), 1);
+
+  const revoked = await fetch(`${server.base}/api/v1/tokens/${encodeURIComponent(token.key)}`, { method: 'DELETE', headers: ADMIN });
+  assert.ok(revoked.ok, `revoke: HTTP ${revoked.status} ${await revoked.text()}`);
+  // The socket is closed 1008 "access revoked"; the session then answers 401.
+  await page.waitForSelector('[data-testid="sign-in"]', { timeout: 10000 });
+  assert.equal(await page.locator('[data-testid="total-events"]').count(), 0);
   assert.deepEqual(page.errors, [], 'no page errors');
   await stopServer(server);
 });
