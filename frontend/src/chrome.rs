@@ -72,14 +72,21 @@ pub fn Brand() -> impl IntoView {
     }
 }
 
-/// The range buttons (5m / 15m / 1h / 24h).
+/// The range buttons (5m / 15m / 1h / 24h / 7d / 30d); on a share link's page, only those
+/// within the link's range (the server refuses the others).
 #[component]
 pub fn RangePicker() -> impl IntoView {
     let app = use_app_state();
+    let longest = app.session.with_untracked(|s| {
+        s.as_ref()
+            .and_then(|s| s.link.as_ref())
+            .and_then(|l| l.pinned_range())
+    });
     view! {
         <div class="ranges" role="group" aria-label="Time range">
             {Range::ALL
                 .into_iter()
+                .filter(|r| longest.is_none_or(|l| r.ms() <= l.ms()))
                 .map(|r| {
                     let active = move || app.range.get() == r;
                     view! {

@@ -8,6 +8,9 @@
 //!
 //! # Layout
 //!
+//! - [`access`] — who is looking and why the server may refuse: the session
+//!   (`GET /api/v1/session`), the gate (the page, the sign-in form, or the end of a share
+//!   link), how a `401`/`403` and a socket's policy close read. Pure.
 //! - [`format`](mod@format) — numbers and durations for people (`12.3k`, `3 s ago`, `5 min`). Pure.
 //! - [`zone`] — times of day in the viewer's zone and locale (the browser's `Intl`); the
 //!   zone offset; [`zone::clock_time`], a time of day at a given offset (pure).
@@ -21,12 +24,14 @@
 //!   `?filter=`). Pure.
 //! - [`state`] — the app's shared reactive state ([`state::AppState`], by context): the
 //!   stream state, connection, clock, range, segment, comparison and what the API said.
-//! - [`feeds`] — the hooks that fill that state: [`feeds::socket`] (the WebSocket, with
-//!   resume and backoff), [`feeds::fetch`] (history in steps for long ranges, summary,
+//! - [`feeds`] — the hooks that fill that state: [`feeds::session`] (who is looking, sign
+//!   in and out, what closes the gate), [`feeds::socket`] (the WebSocket, with resume and
+//!   backoff), [`feeds::fetch`] (history in steps for long ranges, summary,
 //!   visitors now, segments, comparison, annotations), the clock and the browser's back and
 //!   forward buttons; [`feeds::urls`] builds every server URL. URLs and backoff are pure.
-//! - [`pages`] — the app root (which provides the state, starts the feeds and marks the
-//!   page ready) and its pages: dashboard, kiosk, embeds.
+//! - [`pages`] — the app root (which provides the state, asks who is looking, starts the
+//!   feeds and marks the page ready) and its pages: dashboard, kiosk, embeds; the sign-in
+//!   form and the screen of a share link that was revoked or expired.
 //! - [`panels`] — the panel components: [`panels::totals`] (totals, visitors now, goals),
 //!   [`panels::events_chart`], [`panels::top_list`] (whose rows set the segment) and
 //!   [`panels::status`] (the pipeline).
@@ -51,10 +56,13 @@
 //! `data-converting`, `data-rate`), `kiosk-goal`, `filter-bar` (`data-filter` =
 //! `dimension:value`), `filter-clear`, `filter-hint`, `segment-note` (a segment's figures
 //! miss events); top-list rows `li[data-key]` that filter when clicked have the class
-//! `clickable`; and `<body data-ready="1">` once the first snapshot is applied and drawn.
+//! `clickable`; `<body data-ready="1">` once the first snapshot is applied and drawn;
+//! instead of the page, `sign-in` (with `sign-in-token`, `sign-in-submit`,
+//! `sign-in-error`) or `access-ended` (`data-reason` = `revoked`|`expired`); `sign-out`.
 //!
 //! [`StreamState`]: pulseboard_model::stream::StreamState
 
+pub mod access;
 pub mod chart;
 pub mod chrome;
 pub mod definitions;

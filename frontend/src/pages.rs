@@ -1,15 +1,21 @@
 //! The pages: the app root that picks a page from the URL, the dashboard (`/`), the kiosk
-//! wall display (`/kiosk`) and the embeds (`/embed/<panel>`).
+//! wall display (`/kiosk`) and the embeds (`/embed/<panel>`); and the screens shown instead
+//! of them when access is missing or has ended: the sign-in form and the end of a share
+//! link.
 //!
-//! Contract: [`App`] reads the route once, provides the shared [`AppState`] and starts the
-//! feeds that fill it; the pages only arrange chrome and panels. The `data-testid` hooks listed in
-//! the crate docs stay as they are.
+//! Contract: [`App`] reads the route once, provides the shared [`AppState`], asks who is
+//! looking, and only then mounts the page with the feeds that fill it ([`Live`]); when the
+//! gate closes ([`crate::access::Gate`]), the page and its feeds are dropped for a
+//! full-page screen. The pages only arrange chrome and panels; a share link's page has no
+//! controls its scope would refuse (longer ranges, comparison, segment browser, links to
+//! other views). The `data-testid` hooks listed in the crate docs stay as they are.
 
 use leptos::prelude::*;
 
 use pulseboard_model::proto::Compare;
 
 use crate::{
+    access::{Ended, Gate},
     chrome::{
         AlertBanner, Brand, Card, ComparePicker, ConnectionDot, ConnectionState, FilterBar,
         LastUpdate, RangePicker, StatusStrip,
@@ -44,7 +50,6 @@ pub fn App() -> impl IntoView {
         return view! { <UnknownEmbed name=name/> }.into_any();
     }
 
-    let token = query_param(&search, "token").filter(|t| !t.is_empty());
     let range = match page {
         Route::Kiosk => Range::M15,
         _ => query_param(&search, "range")
@@ -52,8 +57,27 @@ pub fn App() -> impl IntoView {
             .unwrap_or_default(),
     };
     let compare = query_param(&search, "compare").and_then(|c| Compare::from_label(&c));
-    let app = AppState::new(range, token, filter_of(&search), compare);
+    let app = AppState::new(range, filter_of(&search), compare);
     provide_context(app);
+    feeds::use_session(app);
+    let gate = Memo::new(move |_| app.gate.get());
+    (move || match gate.get() {
+        Gate::Checking => view! { <div class="access-checking" aria-busy="true"></div> }.into_any(),
+        Gate::Open => view! { <Live page=page.clone()/> }.into_any(),
+        Gate::SignIn => view! { <SignIn/> }.into_any(),
+        Gate::Ended(reason) => view! { <AccessEnded reason=reason/> }.into_any(),
+    })
+    .into_any()
+}
+
+/// The page and the feeds that fill it: mounted while the gate is open, dropped (timers
+/// cleared, socket closed) when it closes.
+#[component]
+fn Live(
+    /// The page to show.
+    page: Route,
+) -> impl IntoView {
+    let app = use_app_state();
     feeds::use_clock(app);
     feeds::use_socket(
         app,
@@ -118,20 +142,27 @@ const DASHBOARD_CARDS: [(Panel, &str, usize); 9] = [
 pub fn Dashboard() -> impl IntoView {
     let app = use_app_state();
     let range_label = move || app.range.get().label();
+    // A share link's dashboard: only what its scope allows (its segment, its range or a
+    // shorter one, no comparison).
+    let link = app.is_link_untracked();
+    let can_sign_out = app
+        .session
+        .with_untracked(|s| s.as_ref().is_some_and(|s| s.can_sign_out()));
     view! {
         <div class="dash">
             <header class="topbar">
                 <Brand/>
                 <RangePicker/>
-                <ComparePicker/>
+                {(!link).then(|| view! { <ComparePicker/> })}
                 <div class="conn">
                     <ConnectionState/>
                     <LastUpdate/>
+                    {can_sign_out.then(|| view! { <SignOut/> })}
                 </div>
             </header>
             <AlertBanner/>
             <StatusStrip/>
-            <FilterBar interactive=true/>
+            <FilterBar interactive=!link/>
             <main class="grid">
                 <section class="card span-all">
                     <TotalsPanel/>
@@ -149,26 +180,29 @@ pub fn Dashboard() -> impl IntoView {
             </main>
             <footer class="foot">
                 <span>"Range: last " {range_label} " · times in your time zone"</span>
-                <span class="links">
-                    <a href=move || format!("/kiosk{}", search_with_filter("", app.filter.get().as_ref()))>"Wall display"</a>
-                    " · embed: "
-                    {move || {
-                        // The embeds (and the wall display) of the segment shown.
-                        let q = search_with_filter("", app.filter.get().as_ref());
-                        Panel::ALL
-                            .into_iter()
-                            .map(|p| {
-                                view! { <a class="embed-link" href=format!("/embed/{}{q}", p.name())>{p.name()}</a> }
-                            })
-                            .collect_view()
-                    }}
-                </span>
+                {(!link).then(|| view! {
+                    <span class="links">
+                        <a href=move || format!("/kiosk{}", search_with_filter("", app.filter.get().as_ref()))>"Wall display"</a>
+                        " · embed: "
+                        {move || {
+                            // The embeds (and the wall display) of the segment shown.
+                            let q = search_with_filter("", app.filter.get().as_ref());
+                            Panel::ALL
+                                .into_iter()
+                                .map(|p| {
+                                    view! { <a class="embed-link" href=format!("/embed/{}{q}", p.name())>{p.name()}</a> }
+                                })
+                                .collect_view()
+                        }}
+                    </span>
+                })}
             </footer>
         </div>
     }
 }
 
-/// The wall display at `/kiosk`: dark, full screen, large type, no controls, fixed 15 min.
+/// The wall display at `/kiosk`: dark, full screen, large type, no controls, fixed 15 min
+/// (or the range of the share link it was opened with).
 #[component]
 pub fn Kiosk() -> impl IntoView {
     let app = use_app_state();
@@ -224,7 +258,7 @@ pub fn Kiosk() -> impl IntoView {
             </header>
             <section class="k-kpis">
                 <div class="kpi-with-change">
-                    <Kpi label="Events · 15 min" testid="total-events" value=Signal::derive(move || Some(app.total_events.get())) big=true definition=definitions::RANGE_EVENTS/>
+                    <Kpi label=format!("Events · {}", format::span(app.range.get_untracked().ms())) testid="total-events" value=Signal::derive(move || Some(app.total_events.get())) big=true definition=definitions::RANGE_EVENTS/>
                     <ChangeBadge testid="change-events" pct=change(|c| c.events_pct)/>
                 </div>
                 <div class="kpi-with-change">
@@ -298,5 +332,113 @@ pub fn UnknownEmbed(
                 " Valid panels: " {valid} "."
             </p>
         </div>
+    }
+}
+
+/// "Sign out" (a signed-in cookie session): deletes the session and reloads.
+#[component]
+fn SignOut() -> impl IntoView {
+    let app = use_app_state();
+    view! {
+        <button
+            type="button"
+            class="sign-out"
+            data-testid="sign-out"
+            title="Forget this browser's session"
+            on:click=move |_| leptos::task::spawn_local(feeds::session::sign_out(app))
+        >
+            "Sign out"
+        </button>
+    }
+}
+
+/// The sign-in form, instead of the page, when the server wants a credential: an admin or
+/// viewer token, posted in a JSON body (never put in a URL); the server answers with a
+/// session cookie and the page reloads.
+#[component]
+pub fn SignIn() -> impl IntoView {
+    let token = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if busy.get_untracked() {
+            return;
+        }
+        let t = token.get_untracked();
+        if t.trim().is_empty() {
+            error.set(Some("Enter an access token.".to_owned()));
+            return;
+        }
+        busy.set(true);
+        error.set(None);
+        leptos::task::spawn_local(async move {
+            if let Err(e) = feeds::session::sign_in(&t).await {
+                error.set(Some(e));
+                busy.set(false);
+            }
+        });
+    };
+    view! {
+        <main class="access-screen sign-in" data-testid="sign-in">
+            <form class="access-card" on:submit=submit>
+                <AccessLogo/>
+                <h1>"Sign in to Pulseboard"</h1>
+                <p>"This dashboard needs an access token. Ask its owner for one, or for a share link."</p>
+                <label for="pb-token">"Access token"</label>
+                <input
+                    id="pb-token"
+                    name="token"
+                    type="password"
+                    autocomplete="current-password"
+                    data-testid="sign-in-token"
+                    prop:value=token
+                    on:input=move |e| token.set(event_target_value(&e))
+                />
+                <button type="submit" data-testid="sign-in-submit" disabled=move || busy.get()>
+                    {move || if busy.get() { "Signing in…" } else { "Sign in" }}
+                </button>
+                {move || error.get().map(|e| view! { <p class="access-error" data-testid="sign-in-error" role="alert">{e}</p> })}
+            </form>
+        </main>
+    }
+}
+
+/// The screen of a share link whose access ended (revoked or expired), instead of the page:
+/// large enough to read across a room, and saying what to do.
+#[component]
+pub fn AccessEnded(
+    /// Why the link stopped working.
+    reason: Ended,
+) -> impl IntoView {
+    let (title, why) = match reason {
+        Ended::Revoked => (
+            "This link was revoked",
+            "Its owner withdrew it, so this screen no longer shows the dashboard.",
+        ),
+        Ended::Expired => (
+            "This link has expired",
+            "It was made to work for a limited time, and that time is over.",
+        ),
+    };
+    view! {
+        <main class="access-screen access-ended" data-testid="access-ended" data-reason=reason.as_str() role="alert">
+            <div class="access-card">
+                <AccessLogo/>
+                <h1>{title}</h1>
+                <p>{why}</p>
+                <p class="access-ask">"Ask the dashboard's owner for a new link."</p>
+            </div>
+        </main>
+    }
+}
+
+/// Pulseboard's mark, on the access screens.
+#[component]
+fn AccessLogo() -> impl IntoView {
+    view! {
+        <svg class="access-logo" viewBox="0 0 24 24" aria-hidden="true">
+            <path d="M2 13h4l3-8 4 14 3-9 2 3h4" fill="none" stroke="currentColor" stroke-width="2.4" stroke-linecap="round" stroke-linejoin="round"/>
+        </svg>
     }
 }

@@ -1,6 +1,7 @@
 //! The app's shared reactive state, [`AppState`], provided by context (see
-//! [`use_app_state`]): the stream state (windows, status, last sequence) that the socket
-//! and the history fill, the connection state, the clock, the selected range, segment and
+//! [`use_app_state`]): who is looking (the session, and the gate: the page or a screen
+//! instead of it), the stream state (windows, status, last sequence) that the socket and
+//! the history fill, the connection state, the clock, the selected range, segment and
 //! comparison, and what the API says about them. The feeds (`crate::feeds`) fill it;
 //! components only read it.
 //!
@@ -16,6 +17,7 @@ use pulseboard_model::{
 use wasm_bindgen::JsValue;
 
 use crate::{
+    access::{Gate, Session},
     figures,
     route::{search_with_filter, Range},
 };
@@ -65,8 +67,11 @@ pub struct AppState {
     pub now: RwSignal<Option<VisitorsNow>>,
     /// What the server segments and counts: dimensions, goals, visitors-now definition.
     pub info: RwSignal<Option<SegmentsInfo>>,
-    /// Access token from the page URL, appended to every request.
-    pub token: StoredValue<Option<String>>,
+    /// The page, or the screen shown instead of it (sign in, a link's access ended).
+    pub gate: RwSignal<Gate>,
+    /// Who is looking (`GET /api/v1/session`; `None` until known, or from a server without
+    /// sessions).
+    pub session: RwSignal<Option<Session>>,
     /// `[from, to)` of the selected range (see [`figures::range_bounds`]).
     pub bounds: Memo<(i64, i64)>,
     /// Events in the windows of the selected range.
@@ -82,12 +87,7 @@ pub struct AppState {
 impl AppState {
     /// Fresh state for `range`, the segment `filter` and the comparison `compare`, keeping
     /// enough windows for the range.
-    pub fn new(
-        range: Range,
-        token: Option<String>,
-        filter: Option<Filter>,
-        compare: Option<Compare>,
-    ) -> Self {
+    pub fn new(range: Range, filter: Option<Filter>, compare: Option<Compare>) -> Self {
         let now = now_ms();
         let stream = RwSignal::new(StreamState::new(range.keep(0)));
         let clock = RwSignal::new(now);
@@ -119,7 +119,8 @@ impl AppState {
             filter: RwSignal::new(filter),
             now: RwSignal::new(None),
             info: RwSignal::new(None),
-            token: StoredValue::new(token),
+            gate: RwSignal::new(Gate::Checking),
+            session: RwSignal::new(None),
             bounds,
             total_events,
             compare: RwSignal::new(compare),
@@ -128,9 +129,17 @@ impl AppState {
         }
     }
 
-    /// The token, if any (untracked).
-    pub fn token(&self) -> Option<String> {
-        self.token.get_value()
+    /// Whether the page was opened through a share link (tracked): one view, pinned to
+    /// the link's segment and range, no segment browser, no comparison.
+    pub fn is_link(&self) -> bool {
+        self.session
+            .with(|s| s.as_ref().is_some_and(Session::is_link))
+    }
+
+    /// [`AppState::is_link`], untracked.
+    pub fn is_link_untracked(&self) -> bool {
+        self.session
+            .with_untracked(|s| s.as_ref().is_some_and(Session::is_link))
     }
 
     /// The filter (untracked).

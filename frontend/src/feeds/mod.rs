@@ -2,6 +2,10 @@
 //! browser's history.
 //!
 //! Contract:
+//! - [`use_session`] asks the server who is looking before anything else, and the page's
+//!   other feeds run only while the gate is open ([`crate::access::Gate`]): a `401` from any
+//!   of them (or the socket closed because a share link was revoked or expired) closes it,
+//!   which drops the page and stops every feed, so nothing hammers the server any more.
 //! - [`use_socket`] keeps one WebSocket to `/ws` open forever: it resumes with
 //!   `since=<last seq>`, reconnects at once with `since` on a sequence gap, and after a close
 //!   waits 0.5 s doubling to 15 s (with jitter, reset by the first message of a new
@@ -10,15 +14,16 @@
 //!   whenever the socket (re)connects, merging under the windows the socket delivered;
 //!   [`use_summary`] reloads `/api/v1/summary` every 5 s and when the range changes.
 //! - Every hook clears its timers and closes its socket when its owner is cleaned up.
-//! - A `token` from the page URL is appended to every API and socket URL, and so is the
-//!   page's segment (`filter`, see [`set_filter`]): the socket, the history, the summary and
-//!   visitors now all show that segment. Changing it (a click on a row, or back and forward
+//! - No URL carries a credential (the session cookie goes by itself); the page's segment
+//!   (`filter`, see [`set_filter`]) is appended to every API and socket URL: the socket, the
+//!   history, the summary and visitors now all show that segment. Changing it (a click on a row, or back and forward
 //!   in the browser, [`use_filter_history`]) empties the windows, reconnects the socket with
 //!   the new filter and reloads the rest; a snapshot whose echoed filter is not the page's
 //!   is ignored.
 //! - [`use_now`] reloads `/api/v1/now` every 5 s and when the filter changes;
 //!   [`use_segments_info`] loads `/api/v1/segments` once; [`use_compare`] and
-//!   [`use_annotations`] keep the comparison period and the annotations of the range;
+//!   [`use_annotations`] keep the comparison period and the annotations of the range (a
+//!   share link's page asks for no comparison: outside its scope);
 //!   [`use_clock`] ticks the clock every second.
 //!
 //! [`urls`] (the URLs) and the socket's backoff rule are pure, tested on the host.
@@ -26,12 +31,14 @@
 //! [`set_filter`]: crate::state::set_filter
 
 pub mod fetch;
+pub mod session;
 pub mod socket;
 pub mod urls;
 
 pub use fetch::{
     use_annotations, use_compare, use_history, use_now, use_segments_info, use_summary,
 };
+pub use session::use_session;
 pub use socket::{use_socket, DISPLAY_EVERY_MS};
 
 use std::time::Duration;

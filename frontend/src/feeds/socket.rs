@@ -8,6 +8,11 @@
 //! - after a close it waits [`backoff_ms`]: 0.5 s doubling to 15 s (with jitter, reset by
 //!   the first message of a new connection);
 //! - it pings every 20 s and treats 30 s of silence as a dead socket;
+//! - a close with code 1008 `link revoked` or `link expired` ends the page's access at once
+//!   (no reconnect); after another policy close, or a socket that closed without opening
+//!   (refused at its handshake, or a server that is down: the browser cannot tell), it asks
+//!   `GET /api/v1/session` why, and reconnects as usual meanwhile: a `401` there ends the
+//!   page, and with it this socket (see [`crate::access`]);
 //! - another segment (`filter`) empties the windows and reconnects with the new filter; a
 //!   snapshot whose echoed filter is not the page's is ignored;
 //! - its timers are cleared and its socket closed when its owner is cleaned up.
@@ -26,10 +31,13 @@ use wasm_bindgen::{prelude::*, JsCast};
 use web_sys::{CloseEvent, Event, MessageEvent, WebSocket};
 
 use super::{
-    js_err,
+    js_err, session,
     urls::{socket_url, with_filter},
 };
-use crate::state::{now_ms, AppState, ConnState};
+use crate::{
+    access::{socket_close, Refusal, SocketClose},
+    state::{now_ms, AppState, ConnState},
+};
 
 /// What a wall display or an embed asks of the socket: one message per half second at most
 /// (each holds everything that changed meanwhile), a few frames a second being all such a
@@ -81,6 +89,8 @@ struct Socket {
     attempt: u32,
     /// Messages received on the current connection.
     received: u64,
+    /// Whether the current connection opened (a close before that: refused or unreachable).
+    opened: bool,
     stopped: bool,
 }
 
@@ -97,6 +107,7 @@ pub fn use_socket(app: AppState, every_ms: u64) {
         retry: None,
         attempt: 0,
         received: 0,
+        opened: false,
         stopped: false,
     }));
     connect(&shared);
@@ -180,7 +191,6 @@ fn connect(shared: &Shared) {
         &location.host().unwrap_or_default(),
         since,
         every_ms,
-        app.token().as_deref(),
     );
     let url = with_filter(url, app.filter().as_ref());
     let ws = match WebSocket::new(&url) {
@@ -192,7 +202,11 @@ fn connect(shared: &Shared) {
         }
     };
 
+    let weak = Rc::downgrade(shared);
     let on_open = Closure::<dyn FnMut(Event)>::new(move |_: Event| {
+        if let Some(shared) = weak.upgrade() {
+            shared.borrow_mut().opened = true;
+        }
         app.conn.set(ConnState::Live);
     });
 
@@ -255,10 +269,28 @@ fn connect(shared: &Shared) {
     });
 
     let weak = Rc::downgrade(shared);
-    let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |_: CloseEvent| {
+    let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |e: CloseEvent| {
         let Some(shared) = weak.upgrade() else { return };
-        if shared.borrow().stopped {
+        let (stopped, opened) = {
+            let s = shared.borrow();
+            (s.stopped, s.opened)
+        };
+        if stopped {
             return;
+        }
+        match socket_close(e.code(), &e.reason()) {
+            SocketClose::Ended(end) => {
+                leptos::logging::log!(
+                    "socket: closed by the server ({}); not reconnecting",
+                    e.reason()
+                );
+                shared.borrow_mut().stopped = true;
+                session::refuse(app, &Refusal::Ended(end));
+                return;
+            }
+            SocketClose::AskSession => session::ask_session(app),
+            SocketClose::Reconnect if !opened => session::ask_session(app),
+            SocketClose::Reconnect => {}
         }
         app.conn.set(ConnState::Reconnecting);
         schedule_reconnect(&shared);
@@ -270,6 +302,7 @@ fn connect(shared: &Shared) {
 
     let mut s = shared.borrow_mut();
     s.received = 0;
+    s.opened = false;
     if let Some(old) = s.conn.replace(Conn {
         ws,
         _on_open: on_open,

@@ -1,9 +1,11 @@
 //! The server's URLs as the app calls them: the JSON API (`/api/v1/…`) and the socket
-//! (`/ws`), each with the page's `token` ([`with_token`]) and segment ([`with_filter`]);
-//! and the page's own query string as the address bar shows it ([`with_query_param`]).
+//! (`/ws`), each with the page's segment ([`with_filter`]); and the page's own query string
+//! as the address bar shows it ([`with_query_param`]).
 //!
 //! Contract: pure string functions, tested on the host. Values are percent-encoded but for
-//! the RFC 3986 unreserved characters ([`encode`]).
+//! the RFC 3986 unreserved characters ([`encode`]). No URL carries a credential: the
+//! session cookie goes with every same-origin request and socket by itself (see
+//! [`crate::access`]).
 
 use pulseboard_model::{agg::Filter, proto::Compare};
 
@@ -22,17 +24,6 @@ pub fn encode(s: &str) -> String {
     out
 }
 
-/// `url` with `token=<token>` appended as a query parameter, when there is a token.
-pub fn with_token(url: String, token: Option<&str>) -> String {
-    match token {
-        Some(t) => {
-            let sep = if url.contains('?') { '&' } else { '?' };
-            format!("{url}{sep}token={}", encode(t))
-        }
-        None => url,
-    }
-}
-
 /// `url` with `filter=<filter>` appended as a query parameter, when there is a filter.
 pub fn with_filter(url: String, filter: Option<&Filter>) -> String {
     match filter {
@@ -45,25 +36,19 @@ pub fn with_filter(url: String, filter: Option<&Filter>) -> String {
 }
 
 /// `/api/v1/now`.
-pub fn now_url(token: Option<&str>, filter: Option<&Filter>) -> String {
-    with_token(with_filter("/api/v1/now".to_owned(), filter), token)
+pub fn now_url(filter: Option<&Filter>) -> String {
+    with_filter("/api/v1/now".to_owned(), filter)
 }
 
 /// `/api/v1/segments`.
-pub fn segments_url(token: Option<&str>) -> String {
-    with_token("/api/v1/segments".to_owned(), token)
+pub fn segments_url() -> String {
+    "/api/v1/segments".to_owned()
 }
 
 /// The socket URL for a page served over `page_protocol` (`http:`/`https:`) from `host`
 /// (`name:port`), resuming after `since` when given, paced to one message per `every_ms`
 /// when not 0.
-pub fn socket_url(
-    page_protocol: &str,
-    host: &str,
-    since: Option<u64>,
-    every_ms: u64,
-    token: Option<&str>,
-) -> String {
+pub fn socket_url(page_protocol: &str, host: &str, since: Option<u64>, every_ms: u64) -> String {
     let scheme = if page_protocol == "https:" {
         "wss"
     } else {
@@ -81,25 +66,16 @@ pub fn socket_url(
         url.push('?');
         url.push_str(&params.join("&"));
     }
-    with_token(url, token)
+    url
 }
 
 /// `/api/v1/windows` for `[from, to)`.
-pub fn windows_url(from: i64, to: i64, token: Option<&str>) -> String {
-    with_token(
-        format!("/api/v1/windows?from={from}&to={to}&limit=10000"),
-        token,
-    )
+pub fn windows_url(from: i64, to: i64) -> String {
+    format!("/api/v1/windows?from={from}&to={to}&limit=10000")
 }
 
 /// `/api/v1/windows` for `[from, to)` in steps of `step`, with the period `compare` earlier.
-pub fn history_url(
-    from: i64,
-    to: i64,
-    step: Option<&str>,
-    compare: Option<Compare>,
-    token: Option<&str>,
-) -> String {
+pub fn history_url(from: i64, to: i64, step: Option<&str>, compare: Option<Compare>) -> String {
     let mut url = format!("/api/v1/windows?from={from}&to={to}&limit=10000");
     if let Some(s) = step {
         url.push_str(&format!("&step={s}"));
@@ -107,24 +83,21 @@ pub fn history_url(
     if let Some(c) = compare {
         url.push_str(&format!("&compare={}", c.label()));
     }
-    with_token(url, token)
+    url
 }
 
 /// `/api/v1/summary` for a range, with its comparison when one is chosen.
-pub fn summary_url(range: Range, compare: Option<Compare>, token: Option<&str>) -> String {
+pub fn summary_url(range: Range, compare: Option<Compare>) -> String {
     let mut url = format!("/api/v1/summary?range={}", range.label());
     if let Some(c) = compare {
         url.push_str(&format!("&compare={}", c.label()));
     }
-    with_token(url, token)
+    url
 }
 
 /// `/api/v1/annotations` for `[from, to)`.
-pub fn annotations_url(from: i64, to: i64, token: Option<&str>) -> String {
-    with_token(
-        format!("/api/v1/annotations?from={from}&to={to}&limit=1000"),
-        token,
-    )
+pub fn annotations_url(from: i64, to: i64) -> String {
+    format!("/api/v1/annotations?from={from}&to={to}&limit=1000")
 }
 
 /// The page's query string with `name` set to `value` (or removed for `None`), keeping
@@ -147,8 +120,8 @@ pub fn with_query_param(search: &str, name: &str, value: Option<&str>) -> String
 }
 
 /// `/api/v1/status`.
-pub fn status_url(token: Option<&str>) -> String {
-    with_token("/api/v1/status".to_owned(), token)
+pub fn status_url() -> String {
+    "/api/v1/status".to_owned()
 }
 
 #[cfg(test)]
@@ -158,73 +131,59 @@ mod tests {
     #[test]
     fn socket_url_follows_the_page_scheme_and_resumes() {
         assert_eq!(
-            socket_url("http:", "localhost:8080", None, 0, None),
+            socket_url("http:", "localhost:8080", None, 0),
             "ws://localhost:8080/ws"
         );
         assert_eq!(
-            socket_url("https:", "dash.example", Some(42), 0, None),
+            socket_url("https:", "dash.example", Some(42), 0),
             "wss://dash.example/ws?since=42"
         );
         assert_eq!(
-            socket_url("http:", "h:1", Some(7), 0, Some("a b&c")),
-            "ws://h:1/ws?since=7&token=a%20b%26c"
-        );
-        assert_eq!(
-            socket_url("http:", "h:1", None, 0, Some("xyz")),
-            "ws://h:1/ws?token=xyz"
-        );
-        assert_eq!(
-            socket_url("http:", "h:1", Some(3), 500, None),
+            socket_url("http:", "h:1", Some(3), 500),
             "ws://h:1/ws?since=3&every=500"
         );
         assert_eq!(
-            socket_url("http:", "h:1", None, 500, None),
+            socket_url("http:", "h:1", None, 500),
             "ws://h:1/ws?every=500"
         );
     }
 
     #[test]
-    fn api_urls_carry_the_token() {
-        assert_eq!(
-            windows_url(1, 2, None),
-            "/api/v1/windows?from=1&to=2&limit=10000"
-        );
-        assert_eq!(
-            windows_url(1, 2, Some("t")),
-            "/api/v1/windows?from=1&to=2&limit=10000&token=t"
-        );
-        assert_eq!(
-            summary_url(Range::H24, None, None),
-            "/api/v1/summary?range=24h"
-        );
-        assert_eq!(
-            summary_url(Range::M15, Some(Compare::Week), Some("t")),
-            "/api/v1/summary?range=15m&compare=7d&token=t"
-        );
-        assert_eq!(
-            history_url(1, 2, Some("30m"), Some(Compare::Day), None),
-            "/api/v1/windows?from=1&to=2&limit=10000&step=30m&compare=1d"
-        );
-        assert_eq!(
-            annotations_url(1, 2, Some("t")),
-            "/api/v1/annotations?from=1&to=2&limit=1000&token=t"
-        );
-        assert_eq!(status_url(Some("t")), "/api/v1/status?token=t");
-        assert_eq!(status_url(None), "/api/v1/status");
+    fn api_urls_name_what_they_ask_and_never_a_credential() {
         let de = Filter::parse("type:sign up").expect("filter");
+        let all = [
+            windows_url(1, 2),
+            summary_url(Range::H24, None),
+            summary_url(Range::M15, Some(Compare::Week)),
+            history_url(1, 2, Some("30m"), Some(Compare::Day)),
+            annotations_url(1, 2),
+            status_url(),
+            now_url(Some(&de)),
+            now_url(None),
+            segments_url(),
+            with_filter(socket_url("http:", "h:1", Some(7), 500), Some(&de)),
+        ];
         assert_eq!(
-            with_filter(summary_url(Range::M5, None, None), Some(&de)),
+            all,
+            [
+                "/api/v1/windows?from=1&to=2&limit=10000",
+                "/api/v1/summary?range=24h",
+                "/api/v1/summary?range=15m&compare=7d",
+                "/api/v1/windows?from=1&to=2&limit=10000&step=30m&compare=1d",
+                "/api/v1/annotations?from=1&to=2&limit=1000",
+                "/api/v1/status",
+                "/api/v1/now?filter=type%3Asign%20up",
+                "/api/v1/now",
+                "/api/v1/segments",
+                "ws://h:1/ws?since=7&every=500&filter=type%3Asign%20up",
+            ]
+        );
+        for url in &all {
+            assert!(!url.contains("token"), "{url}");
+        }
+        assert_eq!(
+            with_filter(summary_url(Range::M5, None), Some(&de)),
             "/api/v1/summary?range=5m&filter=type%3Asign%20up"
-        );
-        assert_eq!(
-            now_url(Some("t"), Some(&de)),
-            "/api/v1/now?filter=type%3Asign%20up&token=t"
-        );
-        assert_eq!(now_url(None, None), "/api/v1/now");
-        assert_eq!(segments_url(None), "/api/v1/segments");
-        assert_eq!(
-            with_filter(socket_url("http:", "h:1", None, 0, None), Some(&de)),
-            "ws://h:1/ws?filter=type%3Asign%20up"
         );
     }
 
@@ -232,8 +191,8 @@ mod tests {
     fn the_address_bar_keeps_other_parameters_when_one_changes() {
         assert_eq!(with_query_param("", "compare", Some("1d")), "?compare=1d");
         assert_eq!(
-            with_query_param("?token=a%20b&compare=7d", "compare", Some("1d")),
-            "?token=a%20b&compare=1d"
+            with_query_param("?range=1h&compare=7d", "compare", Some("1d")),
+            "?range=1h&compare=1d"
         );
         assert_eq!(with_query_param("?compare=7d", "compare", None), "");
         assert_eq!(

@@ -95,13 +95,15 @@ pub fn TopList(
             })
         })
     });
-    // Rows filter by their value when the server segments this list's dimension.
+    // Rows filter by their value when the server segments this list's dimension (not on a
+    // share link's page: the link is pinned to its segment).
     let dim = Memo::new(move |_| {
         kind.dimension().filter(|d| {
-            app.info.with(|i| {
-                i.as_ref()
-                    .is_some_and(|i| i.dimensions.iter().any(|n| n == d.name()))
-            })
+            !app.is_link()
+                && app.info.with(|i| {
+                    i.as_ref()
+                        .is_some_and(|i| i.dimensions.iter().any(|n| n == d.name()))
+                })
         })
     });
     let rows_view = move || {

@@ -14,7 +14,8 @@ use crate::{chart, definitions, figures, format, state::use_app_state};
 #[component]
 pub fn Kpi(
     /// What the figure is.
-    label: &'static str,
+    #[prop(into)]
+    label: String,
     /// `data-testid` of the value element.
     testid: &'static str,
     /// The figure; `None` while unknown (shown as a dash, without `data-value`).
