@@ -20,11 +20,16 @@
 
 pub mod cli;
 pub mod guesses;
+mod listed;
 mod scope;
 pub mod secret;
+mod sessions;
 
 pub use guesses::Guesses;
+pub use listed::Listed;
 pub use scope::{Scope, View};
+
+use listed::listed;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -173,25 +178,6 @@ impl Ended {
     }
 }
 
-/// A token or link as an admin lists it (no secret).
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-pub struct Listed {
-    /// Names it in `DELETE` paths and in logs.
-    pub key: String,
-    pub name: String,
-    /// `admin` or `viewer` (tokens).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub role: Option<String>,
-    /// What it opens (links).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub scope: Option<Scope>,
-    pub created_ms: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expires_ms: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub revoked_ms: Option<i64>,
-}
-
 /// The access state of a run. Cheap to clone.
 #[derive(Clone)]
 pub struct Access {
@@ -321,109 +307,6 @@ impl Access {
                 Err(Refusal::UnknownLink)
             }
         }
-    }
-
-    /// Who holds the session cookie `cookie`, with the session's CSRF value.
-    pub fn session(&self, cookie: &str, now_ms: i64) -> Result<(Principal, String), Refusal> {
-        if !secret::plausible(cookie) {
-            return Err(Refusal::SessionOver);
-        }
-        let h = secret::hash(cookie.as_bytes());
-        let rec = match self.store.access_get(AccessKind::Session, &h) {
-            Ok(Some(r)) => r,
-            Ok(None) => return Err(Refusal::SessionOver),
-            Err(e) => {
-                tracing::error!(error = %e, "reading a session failed; refusing it");
-                return Err(Refusal::SessionOver);
-            }
-        };
-        let AccessRecord::Session {
-            of,
-            of_kind,
-            csrf,
-            expires_ms,
-            ..
-        } = rec
-        else {
-            return Err(Refusal::SessionOver);
-        };
-        if now_ms >= expires_ms {
-            let _ = self.store.access_remove(AccessKind::Session, &h);
-            return Err(Refusal::SessionOver);
-        }
-        let of_hash = unhex(&of).ok_or(Refusal::SessionOver)?;
-        let principal = match of_kind.as_str() {
-            FLAG if self.flag.is_some_and(|f| f == of_hash) => Principal::Token {
-                role: Role::Admin,
-                key: FLAG.into(),
-            },
-            "token" => self.stored_token(&of_hash)?,
-            "link" => self.stored_link(&of_hash, now_ms)?,
-            _ => return Err(Refusal::SessionOver),
-        };
-        Ok((principal, csrf))
-    }
-
-    /// Open a browser session for `principal` (a token's, or a link's of hash `link`):
-    /// returns the cookie's secret, the session's CSRF value and its end, epoch ms.
-    pub fn open_session(
-        &self,
-        principal: &Principal,
-        link: Option<&[u8; 32]>,
-        token: Option<&str>,
-        now_ms: i64,
-    ) -> Result<(String, String, i64), AccessError> {
-        let (of, of_kind, until) = match (principal, link, token) {
-            (Principal::Link { expires_ms, .. }, Some(h), _) => (
-                secret::hex(h),
-                "link",
-                expires_ms.unwrap_or(i64::MAX).min(now_ms + SESSION_TTL_MS),
-            ),
-            (Principal::Token { key, .. }, _, Some(t)) => (
-                secret::hex(&secret::hash(t.as_bytes())),
-                if key == FLAG { FLAG } else { "token" },
-                now_ms + SESSION_TTL_MS,
-            ),
-            _ => {
-                return Err(AccessError::Invalid(
-                    "session",
-                    "nothing to open it with".into(),
-                ))
-            }
-        };
-        let cookie = secret::fresh("")?;
-        let csrf = secret::fresh("")?;
-        self.store.access_put(
-            AccessKind::Session,
-            &secret::hash(cookie.as_bytes()),
-            &AccessRecord::Session {
-                of,
-                of_kind: of_kind.into(),
-                csrf: csrf.clone(),
-                created_ms: now_ms,
-                expires_ms: until,
-            },
-        )?;
-        Ok((cookie, csrf, until))
-    }
-
-    /// End the session of `cookie` (signing out).
-    pub fn close_session(&self, cookie: &str) -> Result<(), AccessError> {
-        self.store
-            .access_remove(AccessKind::Session, &secret::hash(cookie.as_bytes()))?;
-        Ok(())
-    }
-
-    /// Delete the sessions that are over (at start).
-    pub fn purge_sessions(&self, now_ms: i64) -> Result<usize, AccessError> {
-        let mut n = 0;
-        for (h, rec) in self.store.access_list(AccessKind::Session)? {
-            if matches!(rec, AccessRecord::Session { expires_ms, .. } if expires_ms <= now_ms) {
-                self.store.access_remove(AccessKind::Session, &h)?;
-                n += 1;
-            }
-        }
-        Ok(n)
     }
 
     /// A new token of `role`: returns the secret (shown once) and how it is listed.
@@ -558,54 +441,6 @@ fn check_name(name: &str) -> Result<String, AccessError> {
         ));
     }
     Ok(name.to_owned())
-}
-
-fn listed(h: &[u8; 32], rec: AccessRecord) -> Listed {
-    let key = secret::key_of(h);
-    match rec {
-        AccessRecord::Token {
-            name,
-            role,
-            created_ms,
-            revoked_ms,
-        } => Listed {
-            key,
-            name,
-            role: Some(role),
-            scope: None,
-            created_ms,
-            expires_ms: None,
-            revoked_ms,
-        },
-        AccessRecord::Link {
-            name,
-            scope,
-            created_ms,
-            expires_ms,
-            revoked_ms,
-        } => Listed {
-            key,
-            name,
-            role: None,
-            scope: serde_json::from_value(scope).ok(),
-            created_ms,
-            expires_ms,
-            revoked_ms,
-        },
-        AccessRecord::Session {
-            created_ms,
-            expires_ms,
-            ..
-        } => Listed {
-            key,
-            name: String::new(),
-            role: None,
-            scope: None,
-            created_ms,
-            expires_ms: Some(expires_ms),
-            revoked_ms: None,
-        },
-    }
 }
 
 fn unhex(s: &str) -> Option<[u8; 32]> {
