@@ -57,11 +57,11 @@ impl Access {
         now_ms: i64,
     ) -> Result<(String, String, i64), AccessError> {
         let (of, of_kind, until) = match (principal, link, token) {
-            (Principal::Link { expires_ms, .. }, Some(h), _) => (
-                secret::hex(h),
-                "link",
-                expires_ms.unwrap_or(i64::MAX).min(now_ms + SESSION_TTL_MS),
-            ),
+            // The cookie outlives the link's expiry, so that the page is told "expired"
+            // (every request checks the link) rather than "no credential".
+            (Principal::Link { .. }, Some(h), _) => {
+                (secret::hex(h), "link", now_ms + SESSION_TTL_MS)
+            }
             (Principal::Token { key, .. }, _, Some(t)) => (
                 secret::hex(&secret::hash(t.as_bytes())),
                 if key == FLAG { FLAG } else { "token" },

@@ -95,9 +95,13 @@ fn a_link_opens_its_scope_until_it_expires_or_is_revoked_and_so_do_its_sessions(
         Err(Refusal::UnknownLink)
     );
     let (cookie, csrf, until) = a.open_session(&p, Some(&h), None, T0).expect("session");
-    assert_eq!(until, T0 + 60_000, "a link's session ends with the link");
+    assert_eq!(
+        until,
+        T0 + SESSION_TTL_MS,
+        "the cookie outlives the link, to say so"
+    );
     assert_eq!(a.session(&cookie, T0), Ok((p.clone(), csrf)));
-    assert_eq!(a.session(&cookie, T0 + 60_000), Err(Refusal::SessionOver));
+    assert_eq!(a.session(&cookie, T0 + 60_000), Err(Refusal::LinkExpired));
     // A second session, then the link is revoked: the session says so.
     let (cookie, _, _) = a.open_session(&p, Some(&h), None, T0).expect("session");
     let ended = a.ended(&p);
