@@ -140,7 +140,7 @@ fn ShareDialog(
                     <input
                         id="share-name"
                         type="text"
-                        placeholder="lobby tv"
+                        placeholder="where it is shown, e.g. lobby tv"
                         maxlength="100"
                         required
                         data-testid="share-name"
@@ -255,8 +255,13 @@ fn ShareDialog(
                 {move || list_error.get().map(|e| view! { <p class="share-error" role="alert">{e}</p> })}
                 <LinkList links=links on_revoke=Callback::new(move |key: String| {
                     leptos::task::spawn_local(async move {
-                        if let Err(e) = revoke_link(app, &key).await {
-                            list_error.set(Some(e));
+                        match revoke_link(app, &key).await {
+                            // The address just shown no longer opens anything: take it away.
+                            Ok(()) if created.with_untracked(|c| c.as_ref().is_some_and(|c| c.key == key)) => {
+                                created.set(None)
+                            }
+                            Ok(()) => {}
+                            Err(e) => list_error.set(Some(e)),
                         }
                         reload(app, links, list_error);
                     });
