@@ -104,6 +104,11 @@ impl Session {
     pub fn can_sign_out(&self) -> bool {
         self.csrf.is_some() && !self.is_link() && self.role != Role::Public
     }
+
+    /// An admin (not a link): the dashboard offers to make and revoke share links.
+    pub fn can_share(&self) -> bool {
+        self.role == Role::Admin && !self.is_link()
+    }
 }
 
 /// Why a share link stopped working.
@@ -294,6 +299,18 @@ mod tests {
         assert!(!public.can_sign_out());
         let newer: Session = serde_json::from_str(r#"{"role":"auditor"}"#).expect("s");
         assert_eq!(newer.role, Role::Other);
+    }
+
+    #[test]
+    fn only_an_admin_shares() {
+        let admin: Session =
+            serde_json::from_str(r#"{"role":"admin","csrf":"c","link":null}"#).expect("s");
+        assert!(admin.can_share());
+        for role in ["viewer", "link", "public", "auditor"] {
+            let s: Session =
+                serde_json::from_str(&format!(r#"{{"role":"{role}","csrf":"c"}}"#)).expect("s");
+            assert!(!s.can_share(), "{role}");
+        }
     }
 
     #[test]

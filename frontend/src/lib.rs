@@ -20,6 +20,8 @@
 //!   ([`chart::events_layout`]).
 //! - [`figures`] — what each panel shows: range bounds, totals, merged top lists, lag,
 //!   staleness. Pure.
+//! - [`share`] — share links made from the dashboard: the Share form and the body it posts,
+//!   the link's full address, the listed links as the dialog describes them. Pure.
 //! - [`route`] — page, range and segment from the URL (`/`, `/kiosk`, `/embed/<panel>`,
 //!   `?filter=`). Pure.
 //! - [`state`] — the app's shared reactive state ([`state::AppState`], by context): the
@@ -34,7 +36,8 @@
 //!   form and the screen of a share link that was revoked or expired.
 //! - [`panels`] — the panel components: [`panels::totals`] (totals, visitors now, goals),
 //!   [`panels::events_chart`], [`panels::top_list`] (whose rows set the segment) and
-//!   [`panels::status`] (the pipeline).
+//!   [`panels::status`] (the pipeline); and [`panels::share`], the admin's Share button and
+//!   dialog.
 //! - [`chrome`] — what frames the panels: cards, brand and demo badge, range picker,
 //!   compare toggle, alert banner, connection state, last update, status strip, the
 //!   segment bar.
@@ -58,7 +61,8 @@
 //! miss events); top-list rows `li[data-key]` that filter when clicked have the class
 //! `clickable`; `<body data-ready="1">` once the first snapshot is applied and drawn;
 //! instead of the page, `sign-in` (with `sign-in-token`, `sign-in-submit`,
-//! `sign-in-error`) or `access-ended` (`data-reason` = `revoked`|`expired`); `sign-out`.
+//! `sign-in-error`) or `access-ended` (`data-reason` = `revoked`|`expired`); `sign-out`;
+//! for an admin, `share-open` and the Share dialog's hooks (listed in [`panels::share`]).
 //!
 //! [`StreamState`]: pulseboard_model::stream::StreamState
 
@@ -72,6 +76,7 @@ pub mod format;
 pub mod pages;
 pub mod panels;
 pub mod route;
+pub mod share;
 pub mod state;
 pub mod zone;
 

@@ -22,7 +22,8 @@ use crate::{
     },
     definitions, feeds, figures, format,
     panels::{
-        change_of, ChangeBadge, EventsChart, Kpi, ListKind, NowKpi, PanelBody, TopList, TotalsPanel,
+        change_of, ChangeBadge, EventsChart, Kpi, ListKind, NowKpi, PanelBody, ShareButton,
+        TopList, TotalsPanel,
     },
     route::{filter_of, query_param, route, search_with_filter, Panel, Range, Route},
     state::{use_app_state, AppState, ConnState},
@@ -145,9 +146,10 @@ pub fn Dashboard() -> impl IntoView {
     // A share link's dashboard: only what its scope allows (its segment, its range or a
     // shorter one, no comparison).
     let link = app.is_link_untracked();
-    let can_sign_out = app
-        .session
-        .with_untracked(|s| s.as_ref().is_some_and(|s| s.can_sign_out()));
+    let (can_sign_out, can_share) = app.session.with_untracked(|s| {
+        s.as_ref()
+            .map_or((false, false), |s| (s.can_sign_out(), s.can_share()))
+    });
     view! {
         <div class="dash">
             <header class="topbar">
@@ -157,6 +159,7 @@ pub fn Dashboard() -> impl IntoView {
                 <div class="conn">
                     <ConnectionState/>
                     <LastUpdate/>
+                    {can_share.then(|| view! { <ShareButton/> })}
                     {can_sign_out.then(|| view! { <SignOut/> })}
                 </div>
             </header>

@@ -25,12 +25,15 @@
 //!   [`use_annotations`] keep the comparison period and the annotations of the range (a
 //!   share link's page asks for no comparison: outside its scope);
 //!   [`use_clock`] ticks the clock every second.
+//! - [`links`] is no hook: the admin's Share dialog calls it to list, make and revoke share
+//!   links (its writes carry the session's CSRF token).
 //!
 //! [`urls`] (the URLs) and the socket's backoff rule are pure, tested on the host.
 //!
 //! [`set_filter`]: crate::state::set_filter
 
 pub mod fetch;
+pub mod links;
 pub mod session;
 pub mod socket;
 pub mod urls;

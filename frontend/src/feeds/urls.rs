@@ -124,6 +124,16 @@ pub fn status_url() -> String {
     "/api/v1/status".to_owned()
 }
 
+/// `/api/v1/links`: the share links (`GET` lists them, `POST` makes one; admins).
+pub fn links_url() -> String {
+    "/api/v1/links".to_owned()
+}
+
+/// `/api/v1/links/<key>`: one share link, by its key (`DELETE` revokes it).
+pub fn link_url(key: &str) -> String {
+    format!("/api/v1/links/{}", encode(key))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,6 +209,16 @@ mod tests {
             with_query_param("?kiosk&range=1h", "range", Some("7d")),
             "?kiosk&range=7d"
         );
+    }
+
+    #[test]
+    fn a_link_is_revoked_by_its_key_in_the_path() {
+        assert_eq!(links_url(), "/api/v1/links");
+        assert_eq!(
+            link_url("0123456789abcdef"),
+            "/api/v1/links/0123456789abcdef"
+        );
+        assert_eq!(link_url("a/b?c"), "/api/v1/links/a%2Fb%3Fc");
     }
 
     #[test]

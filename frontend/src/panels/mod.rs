@@ -14,13 +14,17 @@
 //! - [`events_chart`] — the events chart.
 //! - [`top_list`] — the ranked lists (pages, referrers, countries, devices, types).
 //! - [`status`] — the pipeline status.
+//! - [`share`] — not a panel of its own but the dashboard's Share button and dialog, for
+//!   admins: make a share link of the view, copy it, revoke links.
 
 pub mod events_chart;
+pub mod share;
 pub mod status;
 pub mod top_list;
 pub mod totals;
 
 pub use events_chart::EventsChart;
+pub use share::ShareButton;
 pub use status::StatusPanel;
 pub use top_list::{ListKind, TopList};
 pub use totals::{change_of, ChangeBadge, GoalsPanel, Kpi, NowKpi, NowPanel, TotalsPanel};
