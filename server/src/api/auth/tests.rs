@@ -746,3 +746,24 @@ async fn no_secret_reaches_the_log() {
         assert!(!text.contains(s.as_str()), "{s} is in the log:\n{text}");
     }
 }
+
+/// `?token=` (for scripts) works as the header does, percent-encoded too; a wrong one is a
+/// `401` naming `token`.
+#[tokio::test]
+async fn a_token_in_the_query_is_read_as_the_header_is() {
+    let (app, _dir) = app();
+    for (uri, want) in [
+        ("/api/v1/status?token=s3cret", StatusCode::OK),
+        ("/api/v1/status?token=s3%63ret", StatusCode::OK),
+        ("/metrics?token=s3cret", StatusCode::OK),
+        ("/api/v1/windows?token=wrong", StatusCode::UNAUTHORIZED),
+        ("/api/v1/status", StatusCode::UNAUTHORIZED),
+    ] {
+        let (status, body, headers) = call(&app, "GET", uri, &Cred::Nothing, "").await;
+        assert_eq!(status, want, "{uri}: {body}");
+        if status == StatusCode::UNAUTHORIZED {
+            assert_eq!(body["parameter"], "token", "{uri}");
+            assert_eq!(headers["www-authenticate"], "Bearer", "{uri}");
+        }
+    }
+}
