@@ -11,9 +11,10 @@
 //! - `401` with `"parameter":"link"`: the share link this page was opened with was revoked
 //!   or expired ([`Gate::Ended`]); nothing the viewer can do but ask for a new link.
 //! - any other `401`: no credential, or one that no longer counts ([`Gate::SignIn`]); but
-//!   on a page opened through a share link it means the link's cookie ran out, which the
-//!   browser drops when the link expires (its `Max-Age` is the link's expiry, at most 30
-//!   days): the link has expired ([`Refusal::gate_on`]), not a sign-in form on a wall.
+//!   on a page opened through a share link it means the link's cookie ran out (after the
+//!   server's 30 days; the server keeps a link's cookie past the link's expiry so that it
+//!   can say "expired" itself): the link has ended ([`Refusal::gate_on`]), not a sign-in
+//!   form on a wall.
 //! - `403`: a request outside the credential's rights or the link's scope
 //!   ([`Refusal::Forbidden`], naming the parameter at fault); the page hides what it would
 //!   have shown, it does not end.
