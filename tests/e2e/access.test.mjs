@@ -9,21 +9,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  browser, freePort, shot, startServer, stopServer, tmpDir, until, value,
+  freePort, openFresh, shot, startServer, stopServer, tmpDir, until, value,
 } from './harness.mjs';
 
 const ADMIN = { authorization: 'Bearer admintok', 'content-type': 'application/json' };
 
 // A fresh page (its own browser profile, so no cookie from another test) at `url`, without
 // waiting for data: it may show a screen instead of the page.
-async function freshPage(url) {
-  const ctx = await browser();
-  const page = await ctx.newPage();
-  page.errors = [];
-  page.on('pageerror', (e) => page.errors.push(String(e)));
-  await page.goto(url);
-  return page;
-}
+const freshPage = (url) => openFresh(url, { drawn: false });
 
 async function makeLink(server, body) {
   const made = await fetch(`${server.base}/api/v1/links`, { method: 'POST', headers: ADMIN, body: JSON.stringify(body) });

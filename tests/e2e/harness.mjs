@@ -127,6 +127,18 @@ export async function open(ctx, url) {
   return page;
 }
 
+// A page at `url` in a fresh browser profile (no cookie from another page); once drawn,
+// or, with `{ drawn: false }`, as soon as it loads (it may show a screen instead of the app).
+export async function openFresh(url, { drawn = true } = {}) {
+  const ctx = await browser();
+  if (drawn) return open(ctx, url);
+  const page = await ctx.newPage();
+  page.errors = [];
+  page.on('pageerror', (e) => page.errors.push(String(e)));
+  await page.goto(url);
+  return page;
+}
+
 export async function value(page, testid) {
   const v = await page.getAttribute(`[data-testid="${testid}"]`, 'data-value');
   return v === null ? null : Number(v);

@@ -6,21 +6,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  browser, freePort, shot, startServer, stopServer, tmpDir, until, value,
+  freePort, openFresh, shot, startServer, stopServer, tmpDir, until, value,
 } from './harness.mjs';
 
 const ADMIN = { authorization: 'Bearer admintok', 'content-type': 'application/json' };
 
 // A page in a fresh browser profile (no cookie from another page) at `url`, once drawn.
-async function freshPage(url) {
-  const ctx = await browser();
-  const page = await ctx.newPage();
-  page.errors = [];
-  page.on('pageerror', (e) => page.errors.push(String(e)));
-  await page.goto(url);
-  await page.waitForSelector('body[data-ready="1"]', { timeout: 30000 });
-  return page;
-}
+const freshPage = (url) => openFresh(url);
 
 async function serve() {
   const port = await freePort();

@@ -89,22 +89,35 @@ pub(crate) fn page_with_token(access: &Access, req: &Request) -> Response {
     if access.guesses.refused(ip, now).is_some() {
         return see_other(&location, None);
     }
-    let cookie = match access.token(&token) {
-        Ok(p) => match access.open_session(&p, None, Some(&token), now) {
-            Ok((c, _, until)) => session_cookie(&c, until, access.secure),
-            Err(e) => {
-                tracing::error!(error = %e, "a session could not be opened");
-                None
-            }
-        },
-        Err(r) => {
-            if auth::is_guess(r) {
-                access.guesses.wrong(ip, now);
-            }
+    let cookie = match signed_in(access, &token, ip, now) {
+        Ok(c) => c,
+        Err(Err(e)) => {
+            tracing::error!(error = %e, "a session could not be opened");
             None
         }
+        Err(Ok(_)) => None,
     };
     see_other(&location, cookie)
+}
+
+/// A session for `token`, presented by `ip`: its cookie, or why not (a refusal, a wrong
+/// guess counted; or the store's failure).
+fn signed_in(
+    access: &Access,
+    token: &str,
+    ip: std::net::IpAddr,
+    now: i64,
+) -> Result<Option<HeaderValue>, Result<Refusal, AccessError>> {
+    let p = access.token(token).map_err(|r| {
+        if auth::is_guess(r) {
+            access.guesses.wrong(ip, now);
+        }
+        Ok(r)
+    })?;
+    let (c, _, until) = access
+        .open_session(&p, None, Some(token), now)
+        .map_err(Err)?;
+    Ok(session_cookie(&c, until, access.secure))
 }
 
 fn ended_page(status: StatusCode, title: &str, text: &str) -> Response {
@@ -278,23 +291,16 @@ pub(crate) async fn sign_in(State(sec): State<Security>, req: Request) -> Respon
         }
         .into_response();
     };
-    match sec.access.token(&token) {
-        Ok(p) => match sec.access.open_session(&p, None, Some(&token), now) {
-            Ok((c, _, until)) => {
-                let mut resp = StatusCode::NO_CONTENT.into_response();
-                if let Some(v) = session_cookie(&c, until, sec.access.secure) {
-                    resp.headers_mut().insert(header::SET_COOKIE, v);
-                }
-                resp
+    match signed_in(&sec.access, &token, ip, now) {
+        Ok(cookie) => {
+            let mut resp = StatusCode::NO_CONTENT.into_response();
+            if let Some(v) = cookie {
+                resp.headers_mut().insert(header::SET_COOKIE, v);
             }
-            Err(e) => api_error(e).into_response(),
-        },
-        Err(r) => {
-            if auth::is_guess(r) {
-                sec.access.guesses.wrong(ip, now);
-            }
-            auth::refused(r)
+            resp
         }
+        Err(Ok(r)) => auth::refused(r),
+        Err(Err(e)) => api_error(e).into_response(),
     }
 }
 
