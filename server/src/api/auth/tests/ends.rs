@@ -117,6 +117,9 @@ async fn no_secret_reaches_the_log() {
         .with_writer(move || writer.clone())
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    // Tests run in parallel: a callsite another thread was registering while this
+    // subscriber was set may have cached "no subscriber wants this"; ask again.
+    tracing::callsite::rebuild_interest_cache();
 
     let (app, _store, _dir) = app_with(&[]);
     let viewer = create(&app, "tokens", json!({"name": "tv", "role": "viewer"})).await;
