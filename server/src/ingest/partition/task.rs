@@ -196,7 +196,11 @@ impl<G: Group> Task<G> {
             counts: cp.into(),
             watermark: cp.max_event_ts.map(|m| m.saturating_sub(lateness)),
             saw_messages: std::mem::take(&mut self.saw_messages),
-            at_end: self.at_end,
+            // At its end as far as this checkpoint goes: a checkpoint committed while the
+            // task read on to the end does not hold what was read after it (its watermark
+            // is behind), and an idle partition must not hold the watermark back with
+            // less than it has read.
+            at_end: self.at_end && cp.next_offset >= self.engine.checkpoint_state().next_offset,
             read_since_start: self.engine.read_since_start(),
             first_read_ms: self.reads.first,
             last_read_ms: self.reads.last,
