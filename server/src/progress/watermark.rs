@@ -16,9 +16,9 @@
 //!   however old its last read).
 //! - A window is `final` once its end is at or below the highest global watermark seen; it
 //!   never goes back to `live` (a partition waking up may pull the watermark back). A final
-//!   window that a partition writes to afterwards becomes `revised`. No window becomes final
-//!   before the group assigned this instance its partitions (possibly none): until then it
-//!   may not know them all.
+//!   window that a partition writes to afterwards becomes `revised`. (A partition killed
+//!   before its first checkpoint is known to no store until it is assigned again: the
+//!   windows it fills may be final by then, and become `revised`.)
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -43,14 +43,8 @@ impl Progress {
 
     /// How far windows are final: the highest global watermark seen so far. A partition
     /// that wakes up may pull the global watermark back, but a final window never goes
-    /// back to live (a later event for it revises it). Nothing is final before the group
-    /// assigned this instance its partitions: until then it may not know every partition
-    /// (one killed before its first checkpoint is in no store and no state-topic record),
-    /// and the watermark of those it knows would finalize windows the others still fill.
+    /// back to live (a later event for it revises it).
     fn finalized(&self, g: &Inner) -> Option<i64> {
-        if !g.ready {
-            return g.finalized_up_to;
-        }
         window::final_up_to(
             g.finalized_up_to,
             global_watermark(&g.partitions, self.idle_timeout),
@@ -88,10 +82,6 @@ impl Progress {
     }
 
     pub(super) fn advance_finalized(&self, g: &mut Inner) {
-        if !g.ready {
-            // Not yet assigned: see `finalized`.
-            return;
-        }
         if let Some(gw) = global_watermark(&g.partitions, self.idle_timeout) {
             g.finalized_up_to = Some(g.finalized_up_to.map_or(gw, |f| f.max(gw)));
         }
@@ -326,49 +316,5 @@ mod tests {
             Some(90_000),
             "every partition idle: the max"
         );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn nothing_is_final_before_the_group_assigns_this_instance_its_partitions() {
-        use crate::store::OwnerRecord;
-        use pulseboard_model::proto::InstanceRef;
-        let progress = Progress::new("k".into(), false, 10_000, Duration::from_secs(5));
-        let me = InstanceRef {
-            id: "me".into(),
-            url: "http://me".into(),
-        };
-        progress.set_identity(me, Some("state".into()));
-        let owner = OwnerRecord {
-            id: "me".into(),
-            url: String::new(),
-            high_watermark: None,
-            last_read_ms: Some(crate::now_ms()),
-            at_ms: 0,
-        };
-        // A SIGKILL came after p1's first checkpoint and before p0's: the store and the
-        // state topic know p1 only, far ahead in event time.
-        let c1 = cp(100);
-        progress.restore_remote("t", 1, (&c1).into(), Some(90_000), Some(owner.clone()));
-        progress.publish_remote("t", 1, (&c1).into(), Some(90_000), owner, &[80_000]);
-        assert_eq!(progress.watermark(), Some(90_000), "what is known");
-        assert_eq!(
-            progress.window_state(20_000),
-            WindowState::Live,
-            "not final while p0 may exist"
-        );
-        // The group assigns both; p0 reads its backlog from the start: nothing revised.
-        progress.set_assigned("t", 0, true);
-        progress.set_assigned("t", 1, true);
-        assert_eq!(progress.watermark(), None, "p0 has seen nothing yet");
-        let newly = progress.publish_partition(
-            PartitionReport {
-                at_end: false,
-                ..report(0, &cp(10), Some(25_000))
-            },
-            &[0, 10_000, 20_000],
-        );
-        assert!(newly.is_empty(), "{newly:?}");
-        assert_eq!(progress.window_state(10_000), WindowState::Final);
-        assert_eq!(progress.window_state(20_000), WindowState::Live);
     }
 }
