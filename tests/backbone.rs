@@ -28,8 +28,10 @@ pub struct EventSet {
 /// A known event set over `partitions`: realistic events across ~`span_ms`, with the
 /// generator's own share of out-of-order and late events, plus a few malformed messages.
 pub fn event_set(seed: u64, n: usize, partitions: i32, start: i64, span_ms: i64) -> EventSet {
+    // Two sites, as a shop and its blog sending to one topic.
     let cfg = GenConfig {
         malformed: 0.0,
+        sites: vec!["shop.example".into(), "blog.example".into()],
         ..GenConfig::default()
     };
     let mut gen = Generator::new(seed, cfg);
@@ -102,6 +104,7 @@ async fn api_numbers_equal_independent_recomputation() -> Result<()> {
         .await
         .ok_or_else(|| anyhow!("windows endpoint failed"))?;
     assert_windows_match(&windows, &truth)?;
+    assert_sites_match(app.addr, &folded, WIDTH).await?;
     // Windows are final (or revised, when late events reached them) up to the watermark,
     // and the one still open is live.
     let status = get_json(app.addr, "/api/v1/status")

@@ -73,6 +73,7 @@ async fn collected_events_are_counted_and_bad_bodies_rejected() -> Result<()> {
     let now = now_ms();
     let events: Vec<Event> = (0..50)
         .map(|i| Event {
+            site: None,
             ts: now,
             kind: "pageview".into(),
             visitor: format!("v{}", i % 7),

@@ -66,6 +66,7 @@ fn in_order(partitions: i32, per_partition: i64, from: i64, to: i64) -> Vec<(i32
             out.push((
                 p,
                 Event {
+                    site: None,
                     ts,
                     kind: "pageview".into(),
                     visitor: format!("v{}", (i * 7 + p as i64) % 50),

@@ -137,6 +137,8 @@ async fn sigkill_mid_stream_loses_nothing_and_counts_nothing_twice() -> Result<(
         "late events revise their windows, exactly once"
     );
     assert_api_matches(child.addr, &folded, WIDTH).await?;
+    // Each of the two sites, through the same kills.
+    assert_sites_match(child.addr, &folded, WIDTH).await?;
     let status = child.terminate()?;
     assert!(status.success(), "graceful stop exits 0: {status}");
     Ok(())

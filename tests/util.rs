@@ -212,6 +212,54 @@ pub async fn assert_api_matches(addr: SocketAddr, events: &[Event], width: i64) 
     assert_windows_match(&windows, &recompute(events, width))
 }
 
+/// Each site's view equals a recomputation of that site's events alone (they carry a
+/// `site`; the recomputation does not use Pulseboard's types): the windows of
+/// `/api/v1/windows?site=` where the site has events are exactly those of the recomputation,
+/// each equal to it ([`assert_figures_match`]); and the summary over every window lists
+/// each site with its events.
+pub async fn assert_sites_match(addr: SocketAddr, events: &[Event], width: i64) -> Result<()> {
+    let mut by_site: BTreeMap<&str, Vec<Event>> = BTreeMap::new();
+    for e in events {
+        if let Some(s) = &e.site {
+            by_site.entry(s).or_default().push(e.clone());
+        }
+    }
+    if by_site.len() < 2 {
+        bail!(
+            "the events carry {} sites: nothing to tell apart",
+            by_site.len()
+        );
+    }
+    for (site, evs) in &by_site {
+        let mut api = get_json(addr, &format!("{ALL_WINDOWS}&site={site}"))
+            .await
+            .ok_or_else(|| anyhow!("windows of site {site} failed"))?;
+        // A window where the site had no event shows it with zeros.
+        if let Some(ws) = api["windows"].as_array_mut() {
+            ws.retain(|w| w["events"].as_u64() != Some(0));
+        }
+        assert_windows_match(&api, &recompute(evs, width))
+            .map_err(|e| anyhow!("site {site}: {e}"))?;
+    }
+    let summary = get_json(addr, "/api/v1/summary?from=0&to=4102444800000")
+        .await
+        .ok_or_else(|| anyhow!("summary failed"))?;
+    let listed: BTreeMap<String, u64> = summary["sites"]
+        .as_array()
+        .ok_or_else(|| anyhow!("no sites in the summary: {summary}"))?
+        .iter()
+        .filter_map(|s| Some((s["site"].as_str()?.to_owned(), s["events"].as_u64()?)))
+        .collect();
+    let want: BTreeMap<String, u64> = by_site
+        .iter()
+        .map(|(s, evs)| ((*s).to_owned(), evs.len() as u64))
+        .collect();
+    if listed != want {
+        bail!("the summary lists sites {listed:?}, expected {want:?}");
+    }
+    Ok(())
+}
+
 /// The API's windows of the whole traffic (`/api/v1/windows` JSON, asked with
 /// `top=`[`ALL_TOP`]) are exactly the windows of `truth`, each equal to its recomputation
 /// ([`assert_figures_match`]).

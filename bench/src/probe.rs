@@ -34,6 +34,7 @@ pub fn producer(brokers: &str) -> Result<FutureProducer> {
 
 fn payload(k: u64, ts: i64) -> (String, String) {
     let ev = Event {
+        site: None,
         ts,
         kind: "pageview".into(),
         visitor: format!("v-probe-{}", k % 50),

@@ -524,6 +524,7 @@ mod tests {
     #[test]
     fn a_snapshot_is_told_from_other_messages_by_its_first_bytes() {
         let snapshot = ServerMsg::Snapshot {
+            site: None,
             protocol: PROTOCOL_VERSION,
             seq: 3,
             window_ms: 10_000,

@@ -307,6 +307,7 @@ mod tests {
 
     fn win(start: i64, events: u64, types: &[(&str, u64)]) -> WindowView {
         WindowView {
+            site: None,
             start,
             end: start + 10_000,
             state: WindowState::Final,
@@ -472,6 +473,8 @@ mod tests {
             },
         ];
         let summary = Summary {
+            site: None,
+            sites: Vec::new(),
             from: 0,
             to: 20_000,
             windows: 2,

@@ -55,6 +55,10 @@ pub struct Event {
     /// Device class, e.g. `desktop`, `mobile`, `tablet`.
     #[serde(default)]
     pub device: Option<String>,
+    /// The site the event belongs to (a host name such as `shop.example`): every figure can
+    /// be shown for one site ([`crate::agg::Sites`]).
+    #[serde(default)]
+    pub site: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -72,11 +76,13 @@ struct CanonicalOut<'a> {
     country: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     device: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    site: Option<&'a str>,
 }
 
 impl Event {
     /// Canonical JSON: `{"ts":"<rfc3339>","type":..,"visitor":..,"session":..,
-    /// "url":..,"referrer":..,"country":..,"device":..}` with `None` fields omitted.
+    /// "url":..,"referrer":..,"country":..,"device":..,"site":..}` with `None` fields omitted.
     pub fn to_json(&self) -> String {
         let out = CanonicalOut {
             ts: format_rfc3339_ms(self.ts),
@@ -87,6 +93,7 @@ impl Event {
             referrer: self.referrer.as_deref(),
             country: self.country.as_deref(),
             device: self.device.as_deref(),
+            site: self.site.as_deref(),
         };
         // Serialising a struct of plain strings to a String cannot fail.
         serde_json::to_string(&out).expect("serialising strings to JSON is infallible")
@@ -176,6 +183,7 @@ mod tests {
     #[test]
     fn to_json_is_canonical_and_decodes_back() {
         let ev = Event {
+            site: None,
             ts: NOW,
             kind: "pageview".into(),
             visitor: "v-1".into(),

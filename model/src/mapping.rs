@@ -41,11 +41,13 @@ pub enum Field {
     Country,
     /// `device`
     Device,
+    /// `site`
+    Site,
 }
 
 impl Field {
     /// Every field, in canonical order.
-    pub const ALL: [Field; 8] = [
+    pub const ALL: [Field; 9] = [
         Field::Ts,
         Field::Type,
         Field::Visitor,
@@ -54,6 +56,7 @@ impl Field {
         Field::Referrer,
         Field::Country,
         Field::Device,
+        Field::Site,
     ];
 
     /// The canonical JSON name of the field.
@@ -67,6 +70,7 @@ impl Field {
             Field::Referrer => "referrer",
             Field::Country => "country",
             Field::Device => "device",
+            Field::Site => "site",
         }
     }
 
@@ -91,7 +95,7 @@ impl FromStr for Field {
             .ok_or_else(|| {
                 MappingError(format!(
                     "unknown field {s:?}: expected one of ts, type, visitor, session, url, \
-                     referrer, country, device"
+                     referrer, country, device, site"
                 ))
             })
     }
@@ -181,6 +185,7 @@ fn default_pointers(schema: Schema, field: Field) -> &'static [&'static str] {
             Field::Referrer => &["/referrer"],
             Field::Country => &["/country"],
             Field::Device => &["/device"],
+            Field::Site => &["/site"],
         },
         Schema::Segment => match field {
             Field::Ts => &["/timestamp", "/sentAt", "/receivedAt"],
@@ -191,6 +196,9 @@ fn default_pointers(schema: Schema, field: Field) -> &'static [&'static str] {
             Field::Referrer => &["/properties/referrer", "/context/page/referrer"],
             Field::Country => &["/context/location/country"],
             Field::Device => &["/context/device/type"],
+            // Segment's spec has no site: a property of that name, as the tracking
+            // plans that send several sites to one source set it.
+            Field::Site => &["/properties/site", "/context/site"],
         },
     }
 }
@@ -201,7 +209,7 @@ fn default_pointers(schema: Schema, field: Field) -> &'static [&'static str] {
 /// the same field form a fallback list in the order given.
 #[derive(Debug, Clone)]
 pub struct FieldMapping {
-    pointers: [Vec<String>; 8],
+    pointers: [Vec<String>; 9],
     /// Segment `type` semantics (`page` → `pageview`, `track` → `/event`).
     segment_type: bool,
 }
@@ -209,13 +217,13 @@ pub struct FieldMapping {
 impl FieldMapping {
     /// Builds the mapping for `schema` with `rules` applied on top.
     pub fn new(schema: Schema, rules: &[MapRule]) -> Self {
-        let mut pointers: [Vec<String>; 8] = Field::ALL.map(|f| {
+        let mut pointers: [Vec<String>; 9] = Field::ALL.map(|f| {
             default_pointers(schema, f)
                 .iter()
                 .map(|p| (*p).to_owned())
                 .collect()
         });
-        let mut overridden = [false; 8];
+        let mut overridden = [false; 9];
         for rule in rules {
             let i = rule.field.index();
             if !overridden[i] {

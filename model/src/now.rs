@@ -55,6 +55,7 @@ pub fn visitors_now(
             .collect()
     };
     VisitorsNow {
+        site: None,
         at,
         span_ms,
         from,

@@ -101,12 +101,17 @@ pub fn fold_into(bucket: &mut Aggregate, source: &Aggregate) {
 /// Misra–Gries summary (lower bounds within its error bound).
 pub fn cap(agg: &mut Aggregate) {
     agg.reduce_tops_to(ROLLUP_TOP_KEYS);
-    if agg.segments.is_empty() {
-        return;
+    if !agg.segments.is_empty() {
+        for sub in std::sync::Arc::make_mut(&mut agg.segments).subs_mut() {
+            sub.reduce_tops_to(ROLLUP_SEGMENT_TOP_KEYS);
+            sub.fold_hll_to(ROLLUP_SEGMENT_PRECISION);
+        }
     }
-    for sub in std::sync::Arc::make_mut(&mut agg.segments).subs_mut() {
-        sub.reduce_tops_to(ROLLUP_SEGMENT_TOP_KEYS);
-        sub.fold_hll_to(ROLLUP_SEGMENT_PRECISION);
+    // Each site's own aggregate as the whole traffic's (a sole site's is this one).
+    if agg.sites.table().next().is_some() || agg.sites.overflow().is_some() {
+        for site in std::sync::Arc::make_mut(&mut agg.sites).subs_mut() {
+            cap(site);
+        }
     }
 }
 
@@ -186,10 +191,12 @@ pub fn percent_change(now: u64, before: u64) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agg::AggSpec;
     use crate::event::Event;
 
     fn ev(i: u64, url: &str) -> Event {
         Event {
+            site: None,
             ts: 0,
             kind: if i % 10 == 0 { "click" } else { "pageview" }.into(),
             visitor: format!("v{}", i % 700),
@@ -198,6 +205,43 @@ mod tests {
             referrer: None,
             country: Some("DE".into()),
             device: None,
+        }
+    }
+
+    #[test]
+    fn a_bucket_holds_each_sites_roll_up_as_if_it_were_alone() {
+        let spec = AggSpec {
+            max_sites: 10,
+            ..AggSpec::NONE
+        };
+        let site_of = |i: u64| ["a.example", "b.example"][(i % 700 % 2) as usize];
+        // Six windows, each of both sites, many URLs (the caps cut them).
+        let (mut bucket, mut alone) = (Aggregate::new(), BTreeMap::<&str, Aggregate>::new());
+        for w in 0..6u64 {
+            let mut window = Aggregate::new();
+            let mut per_site: BTreeMap<&str, Aggregate> = BTreeMap::new();
+            for i in w * 1_000..(w + 1) * 1_000 {
+                let mut e = ev(i, &format!("/p{}", i % 400));
+                e.site = Some(site_of(i).into());
+                window.add_with(&e, &spec);
+                per_site
+                    .entry(site_of(i))
+                    .or_default()
+                    .add_with(&e, &AggSpec::NONE);
+            }
+            fold_into(&mut bucket, &window);
+            for (s, a) in per_site {
+                fold_into(alone.entry(s).or_default(), &a);
+            }
+        }
+        for (s, want) in &alone {
+            let mut got = bucket.site(s).cloned().expect("the site's roll-up");
+            got.sites = Default::default();
+            assert_eq!(&got, want, "{s}");
+            assert!(
+                got.urls.len() <= ROLLUP_TOP_KEYS,
+                "capped as the whole traffic's"
+            );
         }
     }
 
@@ -261,6 +305,7 @@ mod tests {
         use crate::agg::{AggSpec, Dimension, SegmentSpec, HLL_PRECISION};
         use crate::gen::{GenConfig, Generator};
         let spec = AggSpec {
+            max_sites: 0,
             segments: SegmentSpec {
                 dimensions: Dimension::ALL.to_vec(),
                 top_n: 10,

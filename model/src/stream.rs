@@ -195,6 +195,7 @@ mod tests {
 
     fn view(start: i64, events: u64) -> WindowView {
         WindowView {
+            site: None,
             start,
             end: start + 10_000,
             state: WindowState::Live,
@@ -233,6 +234,7 @@ mod tests {
             "deltas before a snapshot are a gap"
         );
         let snap = ServerMsg::Snapshot {
+            site: None,
             protocol: PROTOCOL_VERSION,
             seq: 10,
             window_ms: 10_000,
@@ -286,6 +288,7 @@ mod tests {
         // An old window arrives on the socket first (a hub seeded with old windows), then
         // the step of history that holds it, then the window again.
         let snap = ServerMsg::Snapshot {
+            site: None,
             protocol: PROTOCOL_VERSION,
             seq: 1,
             window_ms: 10_000,
@@ -337,6 +340,7 @@ mod tests {
     fn changes_patch_what_the_client_holds_and_a_paced_message_covers_several() {
         let mut st = StreamState::new(0);
         st.apply(ServerMsg::Snapshot {
+            site: None,
             protocol: PROTOCOL_VERSION,
             seq: 5,
             window_ms: 10_000,

@@ -41,6 +41,7 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn spec(dims: bool, goals: &[&str], top_n: usize) -> AggSpec {
     AggSpec {
+        max_sites: 0,
         segments: SegmentSpec {
             dimensions: if dims {
                 Dimension::ALL.to_vec()
@@ -129,6 +130,7 @@ fn worst(i: usize, key_len: usize) -> Event {
     };
     let h = |k: u64| mix(i as u64 ^ (k << 56)) % 11;
     Event {
+        site: None,
         ts: 1_800_000_000_000,
         kind: if i % 2 == 0 {
             "pageview".to_owned()

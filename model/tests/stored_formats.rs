@@ -67,6 +67,7 @@ fn events(seed: u64, n: usize, visitors: u32, sessions: u32) -> Vec<Event> {
             };
             let session = (rng.u8(0..10) != 0).then(|| format!("s{seed}-{}", rng.u32(0..sessions)));
             Event {
+                site: None,
                 ts: 1_800_000_000_000 + i as i64,
                 kind: kind.to_owned(),
                 visitor,
@@ -82,6 +83,7 @@ fn events(seed: u64, n: usize, visitors: u32, sessions: u32) -> Vec<Event> {
 
 fn spec(dimensions: &[Dimension], top_n: usize) -> AggSpec {
     AggSpec {
+        max_sites: 0,
         segments: SegmentSpec {
             dimensions: dimensions.to_vec(),
             top_n,
@@ -412,6 +414,7 @@ fn realistic_events() -> Vec<Event> {
 /// Every dimension segmented (top 10), goals `signup` and `pricing=url:/pricing`.
 fn realistic_spec() -> AggSpec {
     AggSpec {
+        max_sites: 0,
         segments: SegmentSpec {
             dimensions: Dimension::ALL.to_vec(),
             top_n: 10,

@@ -133,7 +133,12 @@ impl Group {
             )
             .await
             .map_err(|e| anyhow!("instance {i}: {e:#}"))?;
-            if let Err(e) = assert_api_matches(addr, &folded, WIDTH).await {
+            let exact = match assert_api_matches(addr, &folded, WIDTH).await {
+                // Each site on each instance too.
+                Ok(()) => assert_sites_match(addr, &folded, WIDTH).await,
+                e => e,
+            };
+            if let Err(e) = exact {
                 let _ = self.stop(i);
                 let detail = store_vs_truth(self.dirs[i].path(), &set.events)
                     .unwrap_or_else(|e| format!("(store not readable: {e:#})"));

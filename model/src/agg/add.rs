@@ -84,7 +84,16 @@ impl Aggregate {
     /// Accounts one event, with the goals and segments of `spec`.
     pub fn add_with(&mut self, ev: &Event, spec: &AggSpec) {
         let facts = Facts::of(ev, &spec.goals);
-        self.add_facts(ev, &facts, &spec.goals);
+        if spec.max_sites > 0 && (ev.site.is_some() || !self.sites.is_empty()) {
+            self.add_site(ev, spec, |a| a.add_counted(ev, &facts, spec));
+        }
+        self.add_counted(ev, &facts, spec);
+    }
+
+    /// Counts one event whose [`Facts`] are known into the figures, goals and segments
+    /// (not into the sites).
+    fn add_counted(&mut self, ev: &Event, facts: &Facts<'_>, spec: &AggSpec) {
+        self.add_facts(ev, facts, &spec.goals);
         for &dim in &spec.segments.dimensions {
             let value = match dim {
                 Dimension::Referrer => facts.domain.clone(),
@@ -100,7 +109,7 @@ impl Aggregate {
                 };
                 Arc::make_mut(&mut self.segments)
                     .table_mut(dim, spec.segments.top_n)
-                    .add((dim, &v), window, ev, &facts, &spec.goals);
+                    .add((dim, &v), window, ev, facts, &spec.goals);
             }
         }
     }

@@ -139,9 +139,7 @@ pub(super) fn segments_v3(tail: &[u8], keep: Keep) -> Result<(Segments, &[u8]), 
     let (blobs, rest) = postcard::take_from_bytes::<Vec<(Dimension, &[u8])>>(tail)?;
     let mut segments = Segments::default();
     for (dim, blob) in blobs {
-        if (keep == Keep::All || keep == Keep::Dimension(dim))
-            && !segments.insert(dim, table_v3(blob)?)
-        {
+        if keep.table(dim) && !segments.insert(dim, table_v3(blob)?) {
             return Err(postcard::Error::DeserializeBadEncoding); // a dimension twice
         }
     }

@@ -18,6 +18,7 @@ use super::{Aggregate, Coverage, Filter};
 impl Aggregate {
     /// Folds `other` into `self`, segment tables included.
     pub fn merge(&mut self, other: &Aggregate) {
+        self.merge_sites(other);
         self.merge_figures(other);
         if !other.segments.is_empty() {
             Arc::make_mut(&mut self.segments).merge(&other.segments);

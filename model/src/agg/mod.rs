@@ -36,6 +36,7 @@
 pub mod goal;
 pub mod hll;
 pub mod segment;
+pub mod site;
 pub mod top;
 
 mod add;
@@ -53,6 +54,7 @@ pub use segment::{
     referrer_domain, Coverage, Dimension, Filter, FilterError, SegmentSpec, SegmentTable, Segments,
     OTHER,
 };
+pub use site::{Sites, DEFAULT_MAX_SITES, MAX_SITES, OTHER_SITES};
 pub use storage::{AggError, Keep, AGG_FORMAT_VERSION};
 pub use top::{key_hash, KeyHasher, TopCounts, SEGMENT_TOP_CAP, TOP_CAP};
 
@@ -65,6 +67,8 @@ pub struct AggSpec {
     pub segments: SegmentSpec,
     /// The goals counted.
     pub goals: Vec<Goal>,
+    /// How many sites per window get their own aggregate ([`site`]); 0: none.
+    pub max_sites: usize,
 }
 
 impl AggSpec {
@@ -72,6 +76,7 @@ impl AggSpec {
     pub const NONE: AggSpec = AggSpec {
         segments: SegmentSpec::NONE,
         goals: Vec::new(),
+        max_sites: 0,
     };
 }
 
@@ -102,6 +107,9 @@ pub struct Aggregate {
     /// aggregate is cloned: a copy that only reads them (the hub's, the store's) costs a
     /// reference; the first change after such a copy copies them once.
     pub segments: Arc<Segments>,
+    /// Each site's own aggregate ([`site`]; last in storage too). Shared when cloned, as
+    /// the segment tables are.
+    pub sites: Arc<Sites>,
 }
 
 impl Aggregate {
@@ -168,6 +176,7 @@ impl Aggregate {
             sources: self.sources.clone(),
             goals: self.goals.clone(),
             segments: Arc::default(),
+            sites: Arc::default(),
         }
     }
 
@@ -235,6 +244,7 @@ mod tests {
         referrer: Option<&str>,
     ) -> Event {
         Event {
+            site: None,
             ts: 1_795_515_330_123,
             kind: kind.into(),
             visitor: visitor.into(),
@@ -261,6 +271,7 @@ mod tests {
     /// Every dimension, N values each, and two goals (a type, a URL pattern).
     pub(super) fn spec(top_n: usize) -> AggSpec {
         AggSpec {
+            max_sites: 0,
             segments: SegmentSpec {
                 dimensions: Dimension::ALL.to_vec(),
                 top_n,

@@ -47,6 +47,32 @@ pub enum Keep {
     Figures,
     /// The table of one dimension.
     Dimension(Dimension),
+    /// No segment table, and each site's figures (see [`super::site`]).
+    Sites,
+    /// No segment table of the whole traffic, and each site's figures with its table of one
+    /// dimension.
+    SiteDimension(Dimension),
+}
+
+impl Keep {
+    /// Whether the segment table of `dim` of the whole traffic is decoded.
+    pub fn table(self, dim: Dimension) -> bool {
+        match self {
+            Keep::All => true,
+            Keep::Dimension(d) => d == dim,
+            Keep::Figures | Keep::Sites | Keep::SiteDimension(_) => false,
+        }
+    }
+
+    /// What of each site's own row is decoded, if the sites are.
+    pub fn of_sites(self) -> Option<Keep> {
+        match self {
+            Keep::All => Some(Keep::All),
+            Keep::Sites => Some(Keep::Figures),
+            Keep::SiteDimension(d) => Some(Keep::Dimension(d)),
+            Keep::Figures | Keep::Dimension(_) => None,
+        }
+    }
 }
 
 impl Aggregate {
@@ -72,12 +98,12 @@ impl Aggregate {
             n => Err(AggError::Corrupt(format!("{n} trailing bytes"))),
         };
         match version {
-            AGG_FORMAT_VERSION | 5 => super::codec::decode(b, keep),
+            AGG_FORMAT_VERSION | super::codec::ROW_WITH_SITES | 5 => super::codec::decode(b, keep),
             3 => {
                 let (figures, tail) =
                     postcard::take_from_bytes::<FiguresV3>(rest).map_err(corrupt)?;
                 let mut a = figures.into_aggregate();
-                if keep != Keep::Figures {
+                if matches!(keep, Keep::All | Keep::Dimension(_)) {
                     let (segments, tail) = segments_v3(tail, keep).map_err(corrupt)?;
                     if keep == Keep::All {
                         no_trailing(tail)?;

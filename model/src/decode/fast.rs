@@ -76,6 +76,8 @@ pub(super) struct Raw<'a> {
     country: Option<BStr<'a>>,
     #[serde(default, borrow)]
     device: Option<BStr<'a>>,
+    #[serde(default, borrow)]
+    site: Option<BStr<'a>>,
 }
 
 fn bstr<'r>(v: &'r Option<BStr<'_>>) -> Option<&'r str> {
@@ -104,6 +106,7 @@ impl Decoder {
                 referrer: bstr(&raw.referrer),
                 country: bstr(&raw.country),
                 device: bstr(&raw.device),
+                site: bstr(&raw.site),
             },
             msg_ts,
             out,
@@ -123,6 +126,7 @@ mod tests {
         assert_eq!(
             ev,
             Event {
+                site: None,
                 ts: NOW,
                 kind: "click".into(),
                 visitor: "v-1".into(),

@@ -130,6 +130,7 @@ impl Decoder {
             referrer: lookup_str(&root, m, Field::Referrer)?,
             country: lookup_str(&root, m, Field::Country)?,
             device: lookup_str(&root, m, Field::Device)?,
+            site: lookup_str(&root, m, Field::Site)?,
         };
         finish_into(fields, msg_ts, out)
     }

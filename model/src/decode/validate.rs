@@ -1,7 +1,7 @@
 //! The checks both decoding paths share: the fields as found ([`Fields`]) are validated
 //! and written into the event.
 //!
-//! Contract: per field in the order type, visitor, session, url, referrer, country, device:
+//! Contract: per field in the order type, visitor, session, url, referrer, country, device, site:
 //! a required field (visitor, url) missing, null or empty is
 //! [`DeadReason::MissingField`]; a field longer than [`MAX_FIELD_BYTES`] is
 //! [`DeadReason::Oversized`]; an empty optional field is absent and an empty type is
@@ -34,6 +34,7 @@ pub(super) struct Fields<'a> {
     pub(super) referrer: Option<&'a str>,
     pub(super) country: Option<&'a str>,
     pub(super) device: Option<&'a str>,
+    pub(super) site: Option<&'a str>,
 }
 
 fn snippet(s: &str) -> &str {
@@ -157,6 +158,7 @@ pub(super) fn finish_into(
     let referrer = optional(Field::Referrer, f.referrer)?;
     let country = optional(Field::Country, f.country)?;
     let device = optional(Field::Device, f.device)?;
+    let site = optional(Field::Site, f.site)?;
     out.ts = resolve_ts(f.ts, msg_ts)?;
     set(&mut out.kind, kind);
     set(&mut out.visitor, visitor);
@@ -165,6 +167,7 @@ pub(super) fn finish_into(
     set_opt(&mut out.referrer, referrer);
     set_opt(&mut out.country, country);
     set_opt(&mut out.device, device);
+    set_opt(&mut out.site, site);
     Ok(())
 }
 

@@ -56,6 +56,9 @@ pub struct GenConfig {
     pub malformed: f64,
     /// An occasional traffic spike (none by default).
     pub spike: Option<Spike>,
+    /// The sites the traffic is of, each visitor always on the same one (`visitor mod n`);
+    /// none by default (events without a site, and not one random number more drawn).
+    pub sites: Vec<String>,
     /// No event is stamped before this time (epoch ms): traffic that starts now has no late
     /// or out-of-order event before it (the demo's first two minutes would otherwise sprinkle
     /// a few events over the windows before it started).
@@ -74,6 +77,7 @@ impl Default for GenConfig {
             late: 0.002,
             malformed: 0.003,
             spike: None,
+            sites: Vec::new(),
             not_before: None,
         }
     }
@@ -84,10 +88,14 @@ impl GenConfig {
     pub fn demo() -> Self {
         GenConfig {
             spike: Some(Spike::DEMO),
+            sites: DEMO_SITES.iter().map(|s| (*s).to_owned()).collect(),
             ..GenConfig::default()
         }
     }
 }
+
+/// The demo's sites: a shop and its blog.
+pub const DEMO_SITES: [&str; 2] = ["shop.example", "blog.example"];
 
 /// One generated message: a good event or a malformed payload.
 #[derive(Debug, Clone, PartialEq)]
@@ -277,6 +285,15 @@ impl Generator {
             referrer,
             country: Some(country),
             device: Some(device.to_owned()),
+            site: self.site_of(visitor),
+        }
+    }
+
+    /// The site of visitor number `visitor` (see [`GenConfig::sites`]).
+    pub(super) fn site_of(&self, visitor: usize) -> Option<String> {
+        match self.cfg.sites.len() {
+            0 => None,
+            n => Some(self.cfg.sites[visitor % n].clone()),
         }
     }
 

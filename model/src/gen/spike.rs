@@ -84,6 +84,7 @@ impl Generator {
             referrer: Some(SPIKE_REFERRER.to_owned()),
             country: Some(country),
             device: Some(device.to_owned()),
+            site: self.site_of(visitor),
         }
     }
 }

@@ -53,6 +53,9 @@ pub struct VisitorsNow {
     /// With a filter: how much of the value's events the figures hold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub segment: Option<SegmentNote>,
+    /// With `site`: the site shown, and whether the figures hold all of its events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<super::SiteNote>,
 }
 
 /// A goal as the server counts it.

@@ -137,6 +137,48 @@ impl Figures {
     }
 }
 
+/// What a view of one site (`site=`) holds of its events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SiteNote {
+    /// The site shown (`(other sites)`: the sites beyond `--max-sites`).
+    pub site: String,
+    /// True unless some windows counted more sites than `--max-sites` and this one had no
+    /// figures of its own there: its events of those windows, if any, are then counted
+    /// under "(other sites)", and the figures are a lower bound.
+    pub complete: bool,
+    /// The events of "(other sites)" in those windows: at most this many of the site's are
+    /// missing.
+    pub missing_at_most: u64,
+}
+
+/// One site's figures over a range (see [`crate::agg::Sites`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SiteFigures {
+    /// The site's name (the events' `site`); `(other sites)` for the sites beyond
+    /// `--max-sites`.
+    pub site: String,
+    /// Its events.
+    pub events: u64,
+    /// Its distinct visitors (HyperLogLog, as the whole traffic's).
+    pub unique_visitors: u64,
+    /// Its distinct sessions.
+    pub unique_sessions: u64,
+}
+
+impl SiteFigures {
+    /// The figures of `site`'s aggregate.
+    pub fn of(site: &str, agg: &Aggregate) -> Self {
+        SiteFigures {
+            site: site.to_owned(),
+            events: agg.events,
+            unique_visitors: agg.visitors.estimate(),
+            unique_sessions: agg.sessions.estimate(),
+        }
+    }
+}
+
 /// What a view filtered by a segment holds of the value's events.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

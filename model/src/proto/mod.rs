@@ -55,7 +55,7 @@ pub use api::{
     Accepted, Annotation, AnnotationsResponse, ApiError, DeadLettersResponse, GoalInfo, Readiness,
     RecordedDeadLetter, SegmentsInfo, VisitorsNow,
 };
-pub use figures::{Count, Figures, GoalFigures, SegmentNote};
+pub use figures::{Count, Figures, GoalFigures, SegmentNote, SiteFigures, SiteNote};
 pub use socket::{ClientMsg, ServerMsg, MAX_CLIENT_FRAME};
 pub use status::{
     BrokerInfo, ClusterHealth, InstanceRef, InstanceStatus, OffsetResetNote, PartitionStatus,
@@ -74,6 +74,7 @@ mod tests {
 
     pub(super) fn ev(kind: &str, url: &str, referrer: Option<&str>) -> Event {
         Event {
+            site: None,
             ts: 1_795_515_330_123,
             kind: kind.into(),
             visitor: format!("v-{url}"),

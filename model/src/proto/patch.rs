@@ -117,6 +117,7 @@ mod tests {
 
     fn view(events: u64, urls: &[(&str, u64)]) -> WindowView {
         WindowView {
+            site: None,
             start: 10_000,
             end: 20_000,
             state: WindowState::Live,

@@ -51,6 +51,9 @@ pub enum ServerMsg {
         /// On a filtered socket (`/ws?filter=`): the filter the windows show.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         filter: Option<String>,
+        /// On a socket of one site (`/ws?site=`): the site the windows show.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        site: Option<String>,
     },
     /// What changed since message `after`: the client applies it when it holds `after`
     /// or a later message (not `seq` yet); when it holds an earlier one, messages are
@@ -124,6 +127,7 @@ mod tests {
     fn server_messages_round_trip_as_tagged_json() {
         let msgs = vec![
             ServerMsg::Snapshot {
+                site: None,
                 protocol: PROTOCOL_VERSION,
                 seq: 7,
                 window_ms: 10_000,
@@ -152,6 +156,7 @@ mod tests {
             assert_eq!(back, m);
         }
         let snap: serde_json::Value = serde_json::to_value(ServerMsg::Snapshot {
+            site: None,
             protocol: PROTOCOL_VERSION,
             seq: 1,
             window_ms: 10_000,

@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Figures, SegmentNote, WindowView};
+use super::{Figures, SegmentNote, SiteFigures, SiteNote, WindowView};
 use crate::agg::Aggregate;
 
 /// Percent change of the totals from an earlier period to the current one (`+25.0` for
@@ -130,6 +130,13 @@ pub struct Summary {
     /// With a filter: how much of the value's events the figures hold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub segment: Option<SegmentNote>,
+    /// With `site`: the site shown, and whether the figures hold all of its events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<SiteNote>,
+    /// Each site of the range with its figures, most events first, then `(other sites)`
+    /// when more sites came than `--max-sites` (absent when the events carry no site).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sites: Vec<SiteFigures>,
     /// With `compare=1d|7d`: the same range one day or week earlier, and the change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compare: Option<SummaryComparison>,
@@ -144,6 +151,8 @@ impl Summary {
             windows,
             figures: Figures::from_aggregate(agg, top_n),
             segment: None,
+            site: None,
+            sites: Vec::new(),
             compare: None,
         }
     }

@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Figures, SegmentNote, WindowsComparison};
+use super::{Figures, SegmentNote, SiteNote, WindowsComparison};
 use crate::agg::Aggregate;
 
 /// Lifecycle of a window as shown to clients.
@@ -83,6 +83,9 @@ pub struct WindowView {
     /// With a filter: how much of the value's events the figures hold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub segment: Option<SegmentNote>,
+    /// With `site`: the site shown, and whether the figures hold all of its events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<SiteNote>,
 }
 
 impl WindowView {
@@ -95,6 +98,7 @@ impl WindowView {
         top_n: usize,
     ) -> Self {
         WindowView {
+            site: None,
             start,
             end,
             state,

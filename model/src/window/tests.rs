@@ -14,6 +14,7 @@ fn cfg() -> WindowConfig {
 
 fn ev(ts: i64, visitor: &str) -> Event {
     Event {
+        site: None,
         ts,
         kind: "pageview".into(),
         visitor: visitor.into(),
@@ -68,6 +69,7 @@ fn window_start_never_panics_on_extremes() {
 fn windows_count_the_goals_and_segments_of_their_spec() {
     use crate::agg::{Dimension, Filter, Goal, SegmentSpec};
     let spec = Arc::new(AggSpec {
+        max_sites: 0,
         segments: SegmentSpec {
             dimensions: vec![Dimension::Type],
             top_n: 5,

@@ -1,5 +1,6 @@
-//! Filtered sockets: `/ws?filter=DIMENSION:VALUE` follows the hub's stream as a segment sees
-//! it, so a kiosk or an embed pinned to a segment stays live.
+//! Filtered sockets: `/ws?filter=DIMENSION:VALUE` (and `/ws?site=NAME`, alone or with a
+//! filter) follows the hub's stream as a segment (of a site) sees it, so a kiosk or an embed
+//! pinned to a segment or a site stays live.
 //!
 //! Contract:
 //! - A filtered socket gets the same sequence numbers as every socket (so the client's resume
@@ -17,11 +18,10 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use pulseboard_model::agg::{Filter, Keep};
 use pulseboard_model::proto::{patch, ServerMsg, WindowState, WindowView, PROTOCOL_VERSION};
 
 use crate::hub::{Changed, Frame, Hub, Parts, Published, Start, Subscription};
-use crate::query::segments::{self, Part, SegmentsState};
+use crate::query::segments::{self, Part, SegmentsState, View};
 
 /// Filtered frames kept per filter (sockets of one filter are seldom further apart; one
 /// that is gets its frame rendered again).
@@ -41,7 +41,7 @@ struct Cached {
 /// The filtered frames of the sockets pinned to a segment.
 pub struct Feeds {
     segments: SegmentsState,
-    cache: Mutex<HashMap<Filter, Cached>>,
+    cache: Mutex<HashMap<View, Cached>>,
 }
 
 impl Feeds {
@@ -57,18 +57,18 @@ impl Feeds {
         &self.segments
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Filter, Cached>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<View, Cached>> {
         // Plain maps of shared cells: a panic elsewhere cannot leave them inconsistent.
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A socket starts showing `filter`; the cache keeps its frames until the returned
+    /// A socket starts showing `view`; the cache keeps its frames until the returned
     /// [`Segment`] is dropped by the last socket showing it.
-    pub fn join(self: &Arc<Self>, filter: Filter) -> Segment {
-        self.lock().entry(filter.clone()).or_default().sockets += 1;
+    pub fn join(self: &Arc<Self>, view: View) -> Segment {
+        self.lock().entry(view.clone()).or_default().sockets += 1;
         Segment {
             feeds: self.clone(),
-            filter,
+            view,
         }
     }
 
@@ -77,9 +77,9 @@ impl Feeds {
         self.lock().len()
     }
 
-    fn snapshot_cell(&self, filter: &Filter, seq: u64) -> Cell {
+    fn snapshot_cell(&self, view: &View, seq: u64) -> Cell {
         let mut g = self.lock();
-        let c = g.entry(filter.clone()).or_default();
+        let c = g.entry(view.clone()).or_default();
         match &c.snapshot {
             Some((s, cell)) if *s == seq => cell.clone(),
             _ => {
@@ -90,9 +90,9 @@ impl Feeds {
         }
     }
 
-    fn frame_cell(&self, filter: &Filter, seq: u64) -> FrameCell {
+    fn frame_cell(&self, view: &View, seq: u64) -> FrameCell {
         let mut g = self.lock();
-        let c = g.entry(filter.clone()).or_default();
+        let c = g.entry(view.clone()).or_default();
         if let Some((_, cell)) = c.frames.iter().find(|(s, _)| *s == seq) {
             return cell.clone();
         }
@@ -107,19 +107,19 @@ impl Feeds {
     fn render(
         &self,
         hub: &Hub,
-        filter: &Filter,
+        view: &View,
         windows: &[(i64, WindowState, Parts)],
     ) -> Vec<WindowView> {
         let width = self.segments.window_ms;
         let top = hub.config().top_n;
-        let fold = segments::fold(Some(filter));
+        let fold = segments::fold(view);
+        let keep = view.keep();
         windows
             .iter()
             .map(|(start, state, parts)| {
                 let mut keys: Vec<_> = parts.keys().collect();
                 keys.sort();
                 let mut part = Part::default();
-                let keep = Keep::Dimension(filter.dimension);
                 for k in keys {
                     fold(&mut part, &parts[k].with(keep));
                 }
@@ -128,7 +128,7 @@ impl Feeds {
                     width,
                     *state,
                     &part,
-                    Some(filter),
+                    view,
                     top,
                     self.segments.goals(),
                 )
@@ -140,25 +140,25 @@ impl Feeds {
 /// One socket's segment: renders its frames; leaving the cache when dropped.
 pub struct Segment {
     feeds: Arc<Feeds>,
-    filter: Filter,
+    view: View,
 }
 
 impl Drop for Segment {
     fn drop(&mut self) {
         let mut g = self.feeds.lock();
-        if let Some(c) = g.get_mut(&self.filter) {
+        if let Some(c) = g.get_mut(&self.view) {
             c.sockets = c.sockets.saturating_sub(1);
             if c.sockets == 0 {
-                g.remove(&self.filter);
+                g.remove(&self.view);
             }
         }
     }
 }
 
 impl Segment {
-    /// The filter shown.
-    pub fn filter(&self) -> &Filter {
-        &self.filter
+    /// The view shown.
+    pub fn view(&self) -> &View {
+        &self.view
     }
 
     /// The live feed and a snapshot of the segment to start from.
@@ -175,15 +175,16 @@ impl Segment {
     /// A snapshot of the segment at the hub's current sequence (built once per sequence).
     pub fn snapshot(&self, hub: &Hub) -> (u64, Frame) {
         let (seq, windows, status) = hub.newest_windows();
-        let cell = self.feeds.snapshot_cell(&self.filter, seq);
+        let cell = self.feeds.snapshot_cell(&self.view, seq);
         let text = cell.get_or_init(|| {
             encode(&ServerMsg::Snapshot {
                 protocol: PROTOCOL_VERSION,
                 seq,
                 window_ms: self.feeds.segments.window_ms,
-                windows: self.feeds.render(hub, &self.filter, &windows),
+                windows: self.feeds.render(hub, &self.view, &windows),
                 status,
-                filter: Some(self.filter.to_string()),
+                filter: self.view.filter.as_ref().map(ToString::to_string),
+                site: self.view.site.clone(),
             })
         });
         (seq, text.clone())
@@ -205,12 +206,12 @@ impl Segment {
             Published::Gone => return None,
             Published::Windows(w) => w,
         };
-        let cell = self.feeds.frame_cell(&self.filter, seq);
+        let cell = self.feeds.frame_cell(&self.view, seq);
         let sent = cell.get_or_init(|| {
             let changed = Changed {
                 windows: self
                     .feeds
-                    .render(hub, &self.filter, &windows)
+                    .render(hub, &self.view, &windows)
                     .iter()
                     .map(patch::fields)
                     .collect(),
@@ -230,12 +231,19 @@ fn encode(msg: &ServerMsg) -> Frame {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn de_view() -> View {
+        View::of_filter(Some(
+            pulseboard_model::agg::Filter::parse("country:DE").expect("filter"),
+        ))
+    }
     use crate::hub::tests::test_hub;
     use pulseboard_model::agg::{AggSpec, Aggregate, Dimension, Goal, SegmentSpec};
     use pulseboard_model::event::Event;
 
     fn spec() -> AggSpec {
         AggSpec {
+            max_sites: 0,
             segments: SegmentSpec {
                 dimensions: vec![Dimension::Country],
                 top_n: 10,
@@ -280,7 +288,7 @@ mod tests {
         hub.update("t", 0, vec![(0, agg(&["DE", "US", "DE"]))]);
         hub.update("t", 1, vec![(0, agg(&["DE", "FR"]))]);
         let feeds = feeds();
-        let de = feeds.join(Filter::parse("country:DE").expect("filter"));
+        let de = feeds.join(de_view());
         let mut sub = de.subscribe(&hub);
         let Start::Snapshot(seq, snap) = &sub.start else {
             panic!("a filtered socket starts with a snapshot")
@@ -329,7 +337,7 @@ mod tests {
         }
         // Rendered once, shared by another socket of the same filter.
         let (again, _) = feeds
-            .join(Filter::parse("country:DE").expect("filter"))
+            .join(de_view())
             .frame(&hub, s, &text, &changed)
             .expect("known");
         assert_eq!(again.as_str().as_ptr(), frame.as_str().as_ptr());
@@ -347,7 +355,7 @@ mod tests {
     fn a_message_the_hub_no_longer_holds_means_a_snapshot() {
         let hub = test_hub(|c| c.backlog = 2);
         let feeds = feeds();
-        let de = feeds.join(Filter::parse("country:DE").expect("filter"));
+        let de = feeds.join(de_view());
         for i in 1..=4 {
             hub.update("t", 0, vec![(0, agg(&vec!["DE"; i]))]);
             hub.publish_windows();

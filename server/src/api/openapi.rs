@@ -270,6 +270,11 @@ pub struct WindowsQuery {
     /// `segment` note saying whether they hold every event of the value.
     #[param(example = "country:DE")]
     filter: Option<String>,
+    /// One site (the events' `site`; `(other sites)` for those beyond `--max-sites`): the
+    /// figures are that site's alone, exactly as a Pulseboard that only saw it counts them,
+    /// with a `site` note saying whether some windows counted it under "(other sites)".
+    #[param(max_length = 2048, example = "shop.example")]
+    site: Option<String>,
     /// Also return the same range one day (`1d`) or one week (`7d`) earlier, aligned to this
     /// one, with the percent change of the totals (`compare` in the answer).
     #[param(value_type = Option<proto::Compare>)]
@@ -306,6 +311,11 @@ pub struct SummaryQuery {
     /// `segment` note saying whether they hold every event of the value.
     #[param(example = "country:DE")]
     filter: Option<String>,
+    /// One site (the events' `site`; `(other sites)` for those beyond `--max-sites`): the
+    /// figures are that site's alone, exactly as a Pulseboard that only saw it counts them,
+    /// with a `site` note saying whether some windows counted it under "(other sites)".
+    #[param(max_length = 2048, example = "shop.example")]
+    site: Option<String>,
     /// Also return the same range one day (`1d`) or one week (`7d`) earlier with the
     /// percent change of the totals (`compare` in the answer).
     #[param(value_type = Option<proto::Compare>)]
@@ -329,6 +339,11 @@ pub struct NowQuery {
     /// `segment` note saying whether they hold every event of the value.
     #[param(example = "country:DE")]
     filter: Option<String>,
+    /// One site (the events' `site`; `(other sites)` for those beyond `--max-sites`): the
+    /// figures are that site's alone, exactly as a Pulseboard that only saw it counts them,
+    /// with a `site` note saying whether some windows counted it under "(other sites)".
+    #[param(max_length = 2048, example = "shop.example")]
+    site: Option<String>,
 }
 
 /// Query of `GET /api/v1/annotations`.
@@ -386,6 +401,11 @@ pub struct WsQuery {
     /// the filter. A filtered socket starts with a snapshot (`since` is not replayed).
     #[param(example = "country:DE")]
     filter: Option<String>,
+    /// One site (the events' `site`; `(other sites)` for those beyond `--max-sites`): the
+    /// figures are that site's alone, exactly as a Pulseboard that only saw it counts them,
+    /// with a `site` note saying whether some windows counted it under "(other sites)".
+    #[param(max_length = 2048, example = "shop.example")]
+    site: Option<String>,
     /// Pace the socket to a display: at most one message per this many milliseconds, each
     /// holding everything the interval changed (0: every message, the default).
     #[param(minimum = 0, maximum = 10000, example = 500)]
@@ -399,7 +419,8 @@ pub struct WsQuery {
 pub struct PanelPath {
     /// The panel: `events`, `totals`, `now`, `goals`, `pages`, `referrers`, `countries`,
     /// `devices`, `types` or `status` (the page is served for any name; the app shows the
-    /// panels it knows). `?filter=DIMENSION:VALUE` pins it to a segment.
+    /// panels it knows). `?filter=DIMENSION:VALUE` pins it to a segment, `?site=NAME` to a
+    /// site.
     #[param(example = "events")]
     panel: String,
 }
@@ -522,7 +543,7 @@ fn tracking_script() {}
     params(WsQuery),
     responses(
         (status = 101, description = "Switched to the WebSocket protocol; frames are `ServerMsg` (JSON)."),
-        (status = 400, description = "A bad `since`, `every` or `filter` (JSON `ApiError`), or a request that is not a WebSocket upgrade (plain text).",
+        (status = 400, description = "A bad `since`, `every`, `site` or `filter` (JSON `ApiError`), or a request that is not a WebSocket upgrade (plain text).",
             content((proto::ApiError = "application/json"), (String = "text/plain"))),
         (status = 401, description = "No credential, or a wrong, revoked or expired one.", body = proto::ApiError,
             headers(("www-authenticate" = String, description = "`Bearer`"))),

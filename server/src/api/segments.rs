@@ -44,15 +44,16 @@ pub(crate) async fn now(
     p: RangeParams,
 ) -> Result<Json<VisitorsNow>, ApiError> {
     let seg = st.segments.clone();
-    let filter = seg.filter(p.filter.as_deref())?;
+    let view = seg.view(p.site.as_deref(), p.filter.as_deref())?;
+    let filter = view.filter.clone();
     let top = int_param("top", &p.top, 10, 1000)?;
     let at = time_param("at", &p.at)?.unwrap_or_else(now_ms);
     let (from, to) = now_range(at, seg.now_span_ms, seg.window_ms);
     let (store, hub) = (st.store.clone(), st.hub.clone());
-    let f = filter.clone();
+    let v = view.clone();
     let total = tokio::task::spawn_blocking(move || -> Result<Part, ApiError> {
         let mut total = Part::default();
-        for part in merged(&hub, &store, from, to, f.as_ref())?.values() {
+        for part in merged(&hub, &store, from, to, &v)?.values() {
             total.merge(part);
         }
         Ok(total)
@@ -65,6 +66,7 @@ pub(crate) async fn now(
             .as_ref()
             .map(|f| SegmentNote::new(f, &Coverage::default()))
     });
+    out.site = total.site_note(&view);
     Ok(Json(out))
 }
 

@@ -15,7 +15,6 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::Json;
-use pulseboard_model::agg::Filter;
 use pulseboard_model::proto::{
     self, Change, Figures, Summary, SummaryComparison, WindowsComparison, WindowsResponse,
 };
@@ -26,6 +25,7 @@ use crate::api::AppState;
 use crate::hub::Hub;
 use crate::progress::Progress;
 use crate::query::history;
+use crate::query::segments::{site_figures, View};
 use crate::store::Store;
 
 /// The items of `[from, to)`, stepped when asked.
@@ -33,10 +33,10 @@ fn range_items(
     st: &RangeReader,
     range: (i64, i64),
     step: Option<i64>,
-    filter: Option<&Filter>,
+    view: &View,
 ) -> Result<Vec<history::Item>, ApiError> {
     let state_of = st.progress.window_states();
-    let items = history::read((&st.store, &st.hub), st.window_ms, range, filter, state_of)?;
+    let items = history::read((&st.store, &st.hub), st.window_ms, range, view, state_of)?;
     Ok(match step {
         Some(ms) => history::step(items, ms),
         None => items,
@@ -98,12 +98,12 @@ pub(crate) async fn windows(
     let (from, to) = resolve_range(&p, 3_600_000)?;
     let limit = int_param("limit", &p.limit, 1000, 10_000)?;
     let top = int_param("top", &p.top, 10, 1000)?;
-    let filter = st.segments.filter(p.filter.as_deref())?;
+    let view = st.segments.view(p.site.as_deref(), p.filter.as_deref())?;
     let compare = compare_param(&p.compare)?;
     let width = st.window_ms;
     let step = step_param(&p.step, width)?;
     let reader = RangeReader::of(&st);
-    let f = filter.clone();
+    let v = view.clone();
     let cut = compared_span(
         (from, to),
         st.store.counting_since(),
@@ -111,14 +111,14 @@ pub(crate) async fn windows(
     );
     let (cut_from, cut_to) = cut;
     let (items, before) = blocking(move || {
-        let items = range_items(&reader, (from, to), step, f.as_ref())?;
+        let items = range_items(&reader, (from, to), step, &v)?;
         let before = match compare {
             Some(c) => {
                 // The chart's line: the earlier range up to the elapsed point (what came
                 // before the counted part too); the change: the counted part alone.
                 let off = c.offset_ms();
                 let range = (from.saturating_sub(off), cut_to.saturating_sub(off));
-                Some((c, range_items(&reader, range, step, f.as_ref())?))
+                Some((c, range_items(&reader, range, step, &v)?))
             }
             None => None,
         };
@@ -126,7 +126,7 @@ pub(crate) async fn windows(
     })
     .await?;
     let goals = st.segments.goals();
-    let f = filter.as_ref();
+    let f = &view;
     let next = items.get(limit).map(|i| i.start);
     let compare = before.map(|(c, earlier)| {
         let off = c.offset_ms();
@@ -232,10 +232,11 @@ pub(crate) async fn summary(
 ) -> Result<Json<Summary>, ApiError> {
     let (from, to) = resolve_range(&p, 15 * 60_000)?;
     let top = int_param("top", &p.top, 10, 1000)?;
-    let filter = st.segments.filter(p.filter.as_deref())?;
+    let view = st.segments.view(p.site.as_deref(), p.filter.as_deref())?;
+    let filter = view.filter.clone();
     let compare = compare_param(&p.compare)?;
     let reader = RangeReader::of(&st);
-    let f = filter.clone();
+    let v = view.clone();
     let cut = compared_span(
         (from, to),
         st.store.counting_since(),
@@ -243,7 +244,11 @@ pub(crate) async fn summary(
     );
     let (cut_from, cut_to) = cut;
     let totals = blocking(move || {
-        let items = range_items(&reader, (from, to), None, f.as_ref())?;
+        let listing = View {
+            list_sites: true,
+            ..v.clone()
+        };
+        let items = range_items(&reader, (from, to), None, &listing)?;
         let now = (
             items.len() as u64,
             history::total(&items),
@@ -253,7 +258,7 @@ pub(crate) async fn summary(
             Some(c) => {
                 let off = c.offset_ms();
                 let range = (cut_from.saturating_sub(off), cut_to.saturating_sub(off));
-                let items = range_items(&reader, range, None, f.as_ref())?;
+                let items = range_items(&reader, range, None, &v)?;
                 Some((off, items.len() as u64, history::total(&items)))
             }
             None => None,
@@ -272,6 +277,8 @@ pub(crate) async fn summary(
         windows: n,
         figures: Figures::with_goals(&total.agg, top, goals),
         segment: total.note(filter.as_ref()),
+        site: total.site_note(&view),
+        sites: site_figures(&total),
         compare: None,
     };
     summary.compare = before.map(|(off, n, then)| {

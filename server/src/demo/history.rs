@@ -43,7 +43,13 @@ pub fn fold_period(
     partitions: i32,
     spec: &AggSpec,
 ) -> (BTreeMap<i32, BTreeMap<i64, Aggregate>>, u64) {
-    let mut gen = Generator::new(seed, GenConfig::default());
+    let mut gen = Generator::new(
+        seed,
+        GenConfig {
+            sites: GenConfig::demo().sites,
+            ..GenConfig::default()
+        },
+    );
     let mut out: BTreeMap<i32, BTreeMap<i64, Aggregate>> = BTreeMap::new();
     let rate = u64::from(rate.max(1));
     let span_ms = (to - from).max(0) as u64;
@@ -147,6 +153,7 @@ mod tests {
         let store = Store::open(dir.path(), 10_000).expect("open");
         let now = 1_800_000_000_000;
         let spec = AggSpec {
+            max_sites: 0,
             segments: SegmentSpec {
                 dimensions: vec![Dimension::Country],
                 top_n: 10,

@@ -13,7 +13,8 @@
 //!   dimension are of the same instant, so a filtered figure says "incomplete" only when
 //!   its value really fell into "other" (live counts against tables a checkpoint older
 //!   would say so of every value that grew since). It lags the live figures by at most a
-//!   checkpoint.
+//!   checkpoint. So does a read of its sites ([`Keep::Sites`], [`Keep::SiteDimension`]):
+//!   the live figures carry no sites, which would be copied at every hand-over.
 //! - What a reader gets is what it would have got from the aggregate itself.
 
 use std::borrow::Cow;
@@ -49,7 +50,11 @@ impl Held {
     /// row that does not decode, which was checked when it came, is logged and read empty.
     pub(crate) fn with(&self, keep: Keep) -> Cow<'_, Aggregate> {
         let bytes = match (self, keep) {
-            (Held::Open(_, Some(row)), Keep::Dimension(_)) => row,
+            // Segment tables and sites are the checkpoint's (see the module docs).
+            (
+                Held::Open(_, Some(row)),
+                Keep::Dimension(_) | Keep::Sites | Keep::SiteDimension(_),
+            ) => row,
             (Held::Open(agg, _), _) => return Cow::Borrowed(agg),
             (Held::Closed(bytes), _) => bytes,
         };
@@ -111,6 +116,7 @@ mod tests {
     #[test]
     fn a_closed_row_is_held_as_bytes_and_decodes_as_the_aggregate_was() {
         let spec = AggSpec {
+            max_sites: 0,
             segments: SegmentSpec {
                 dimensions: Dimension::ALL.to_vec(),
                 top_n: 10,
@@ -150,6 +156,7 @@ mod tests {
         use pulseboard_model::agg::{Coverage, Filter};
         use pulseboard_model::event::Event;
         let spec = AggSpec {
+            max_sites: 0,
             segments: SegmentSpec {
                 dimensions: vec![Dimension::Country],
                 top_n: 10,

@@ -196,6 +196,7 @@ impl Hub {
             resolution: Default::default(),
             figures: Figures::with_goals(&merge_parts(parts), self.cfg.top_n, &self.cfg.goals),
             segment: None,
+            site: None,
         }
     }
 }

@@ -138,6 +138,7 @@ impl Hub {
                         })
                         .collect();
                     encode(&ServerMsg::Snapshot {
+                        site: None,
                         protocol: PROTOCOL_VERSION,
                         seq,
                         window_ms: self.cfg.window_ms,

@@ -23,12 +23,12 @@
 
 use std::collections::BTreeMap;
 
-use pulseboard_model::agg::{Filter, Goal, Keep};
+use pulseboard_model::agg::Goal;
 use pulseboard_model::proto::{Figures, Resolution, WindowState, WindowView};
 use pulseboard_model::rollup::{bucket_start, Level};
 
 use crate::hub::Hub;
-use crate::query::segments::{self, Part};
+use crate::query::segments::{self, Part, View};
 use crate::store::{Store, StoreError};
 
 /// The steps `GET /api/v1/windows?step=` accepts (each divides the next coarser unit).
@@ -62,14 +62,15 @@ pub struct Item {
 impl Item {
     /// Its view with top lists of `top` entries, `goals` listed, and the segment note of
     /// `filter`.
-    pub fn view(&self, top: usize, goals: &[Goal], filter: Option<&Filter>) -> WindowView {
+    pub fn view(&self, top: usize, goals: &[Goal], view: &View) -> WindowView {
         WindowView {
             start: self.start,
             end: self.end,
             state: self.state,
             resolution: self.resolution,
             figures: Figures::with_goals(&self.part.agg, top, goals),
-            segment: self.part.note(filter),
+            segment: self.part.note(view.filter.as_ref()),
+            site: self.part.site_note(view),
         }
     }
 }
@@ -86,9 +87,9 @@ fn merged_buckets(
     store: &Store,
     level: Level,
     (from, to): (i64, i64),
-    filter: Option<&Filter>,
+    view: &View,
 ) -> Result<BTreeMap<i64, Part>, StoreError> {
-    let fold = segments::fold(filter);
+    let fold = segments::fold(view);
     let mut out: BTreeMap<i64, Part> = BTreeMap::new();
     for b in store.buckets_in(level, from, to)? {
         fold(out.entry(b.start).or_default(), &b.agg);
@@ -102,15 +103,15 @@ pub fn read(
     (store, hub): (&Store, &Hub),
     window_ms: i64,
     (from, to): (i64, i64),
-    filter: Option<&Filter>,
+    view: &View,
     state_of: impl Fn(i64) -> WindowState,
 ) -> Result<Vec<Item>, StoreError> {
-    let keep = filter.map_or(Keep::Figures, |f| Keep::Dimension(f.dimension));
-    let fold = segments::fold(filter);
+    let keep = view.keep();
+    let fold = segments::fold(view);
     let (windows, minutes, hours) = {
         let _gate = store.history_read();
-        let minutes = merged_buckets(store, Level::Minute, (from, to), filter)?;
-        let hours = merged_buckets(store, Level::Hour, (from, to), filter)?;
+        let minutes = merged_buckets(store, Level::Minute, (from, to), view)?;
+        let hours = merged_buckets(store, Level::Hour, (from, to), view)?;
         // Below the newest bucket, windows come from the store alone: the hub may still
         // hold copies of windows that were rolled up since (a short --retention, or a
         // backlog of old events), and those are counted in their bucket already.
@@ -228,6 +229,7 @@ mod tests {
         let mut a = Aggregate::new();
         for i in 0..n {
             a.add(&Event {
+                site: None,
                 ts: 0,
                 kind: "pageview".into(),
                 visitor: format!("v{}", visitor0 + i),
@@ -240,7 +242,7 @@ mod tests {
         }
         Part {
             agg: a,
-            coverage: None,
+            ..Part::default()
         }
     }
 

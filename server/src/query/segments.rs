@@ -22,10 +22,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use pulseboard_model::agg::{AggSpec, Aggregate, Coverage, Filter, Goal, Keep};
+use pulseboard_model::agg::{AggSpec, Aggregate, Coverage, Filter, Goal, Keep, OTHER_SITES};
+use pulseboard_model::event::MAX_FIELD_BYTES;
 use pulseboard_model::now::definition;
 use pulseboard_model::proto::{
-    Figures, GoalInfo, SegmentNote, SegmentsInfo, WindowState, WindowView,
+    Figures, GoalInfo, SegmentNote, SegmentsInfo, SiteFigures, SiteNote, WindowState, WindowView,
 };
 
 use crate::config::Config;
@@ -90,6 +91,27 @@ impl SegmentsState {
         Ok(Some(f))
     }
 
+    /// The view of a `site` and a `filter` parameter (see [`Self::filter`]): a site is any
+    /// name (an empty one: all sites) up to the longest field an event may carry; `(other
+    /// sites)` shows the sites beyond `--max-sites`.
+    pub fn view(&self, site: Option<&str>, filter: Option<&str>) -> Result<View, BadInput> {
+        let site = match site {
+            None | Some("") => None,
+            Some(s) if s.len() > MAX_FIELD_BYTES => {
+                return Err(bad(
+                    "site",
+                    format!("site is {} bytes, at most {MAX_FIELD_BYTES}", s.len()),
+                ))
+            }
+            Some(s) => Some(s.to_owned()),
+        };
+        Ok(View {
+            site,
+            filter: self.filter(filter)?,
+            list_sites: false,
+        })
+    }
+
     /// What [`SegmentsInfo`] says.
     pub fn info(&self) -> SegmentsInfo {
         SegmentsInfo {
@@ -115,16 +137,80 @@ impl SegmentsState {
     }
 }
 
-/// One window of a view: its figures, and with a filter what they cover of the value.
+/// What a view shows: one site's traffic or every site's, and of it one segment or all.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct View {
+    /// One site (`site=`), or every event.
+    pub site: Option<String>,
+    /// One segment (`filter=`), or all of it.
+    pub filter: Option<Filter>,
+    /// Each site's figures come along (of the whole site, whatever the filter).
+    pub list_sites: bool,
+}
+
+impl View {
+    /// Every event.
+    pub const WHOLE: View = View {
+        site: None,
+        filter: None,
+        list_sites: false,
+    };
+
+    /// A view of one segment of every site.
+    pub fn of_filter(filter: Option<Filter>) -> View {
+        View {
+            filter,
+            ..View::WHOLE
+        }
+    }
+
+    /// What of a stored row the view reads (see [`Keep`]).
+    pub fn keep(&self) -> Keep {
+        let sites = self.site.is_some() || self.list_sites;
+        match (sites, &self.filter) {
+            (false, None) => Keep::Figures,
+            (false, Some(f)) => Keep::Dimension(f.dimension),
+            (true, None) => Keep::Sites,
+            (true, Some(f)) if self.site.is_some() && !self.list_sites => {
+                Keep::SiteDimension(f.dimension)
+            }
+            (true, Some(_)) => Keep::All,
+        }
+    }
+}
+
+impl std::fmt::Display for View {
+    /// As query parameters: `site=shop.example&filter=country:DE` (empty: every event).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let site = self.site.as_ref().map(|s| format!("site={s}"));
+        let filter = self.filter.as_ref().map(|x| format!("filter={x}"));
+        let parts: Vec<String> = site.into_iter().chain(filter).collect();
+        f.write_str(&parts.join("&"))
+    }
+}
+
+/// One window of a view: its figures, with a filter what they cover of the value, and with
+/// a site how many events of sites beyond `--max-sites` it could be missing.
 #[derive(Debug, Default)]
 pub struct Part {
     pub agg: Aggregate,
     pub coverage: Option<Coverage>,
+    /// With a site: the events of "other sites" in the rows where the site has none of its
+    /// own (its events there, if any, are among them).
+    pub site_missing_at_most: u64,
+    /// When the view lists them: each site's figures (`(other sites)` too).
+    pub sites: BTreeMap<String, Aggregate>,
 }
 
 impl Part {
     /// Adds another part (windows of a range, partitions of a window).
     pub fn merge(&mut self, other: &Part) {
+        self.site_missing_at_most = self
+            .site_missing_at_most
+            .saturating_add(other.site_missing_at_most);
+        for (name, a) in &other.sites {
+            self.sites.entry(name.clone()).or_default().merge_figures(a);
+        }
         self.agg.merge_figures(&other.agg);
         match (&mut self.coverage, &other.coverage) {
             (Some(mine), Some(c)) => mine.merge(c),
@@ -139,32 +225,98 @@ impl Part {
             .zip(self.coverage.as_ref())
             .map(|(f, c)| SegmentNote::new(f, c))
     }
-}
 
-/// Folds one partition's row of a window into a [`Part`]: its figures, or with a filter the
-/// figures of the value's sub-aggregate and what they cover.
-pub fn fold(filter: Option<&Filter>) -> impl Fn(&mut Part, &Aggregate) + '_ {
-    move |part, row| match filter {
-        None => part.agg.merge_figures(row),
-        Some(f) => row.fold_segment(
-            f,
-            &mut part.agg,
-            part.coverage.get_or_insert_with(Coverage::default),
-        ),
+    /// The note of `view`'s site, if it shows one.
+    pub fn site_note(&self, view: &View) -> Option<SiteNote> {
+        view.site.as_ref().map(|s| SiteNote {
+            site: s.clone(),
+            complete: self.site_missing_at_most == 0,
+            missing_at_most: self.site_missing_at_most,
+        })
     }
 }
 
+/// Folds one partition's row of a window into a [`Part`]: its figures, or those of the
+/// view's site; with a filter the figures of the value's sub-aggregate and what they cover.
+pub fn fold(view: &View) -> impl Fn(&mut Part, &Aggregate) + '_ {
+    move |part, row| {
+        if view.list_sites {
+            list_sites(part, row);
+        }
+        let row = match &view.site {
+            None => row,
+            Some(site) => match row.site(site) {
+                Some(r) => r,
+                None => {
+                    let missing = row.sites.overflow().map_or(0, |o| o.events);
+                    part.site_missing_at_most = part.site_missing_at_most.saturating_add(missing);
+                    if view.filter.is_some() {
+                        part.coverage.get_or_insert_with(Coverage::default);
+                    }
+                    return;
+                }
+            },
+        };
+        match &view.filter {
+            None => part.agg.merge_figures(row),
+            Some(f) => row.fold_segment(
+                f,
+                &mut part.agg,
+                part.coverage.get_or_insert_with(Coverage::default),
+            ),
+        }
+    }
+}
+
+/// Adds the figures of each site of `row` to `part`'s list.
+fn list_sites(part: &mut Part, row: &Aggregate) {
+    let mut add = |name: &str, a: &Aggregate| match part.sites.get_mut(name) {
+        Some(mine) => mine.merge_figures(a),
+        None => {
+            part.sites.insert(name.to_owned(), a.figures_only());
+        }
+    };
+    match row.sites.sole() {
+        Some(s) => add(s, row),
+        None => {
+            for (name, a) in row.sites.table() {
+                add(name, a);
+            }
+            if let Some(o) = row.sites.overflow() {
+                add(OTHER_SITES, o);
+            }
+        }
+    }
+}
+
+/// The sites of `part`'s list with their figures: most events first (then by name), "other
+/// sites" last.
+pub fn site_figures(part: &Part) -> Vec<SiteFigures> {
+    let mut v: Vec<SiteFigures> = part
+        .sites
+        .iter()
+        .filter(|(name, _)| name.as_str() != OTHER_SITES)
+        .map(|(name, a)| SiteFigures::of(name, a))
+        .collect();
+    v.sort_by(|a, b| b.events.cmp(&a.events).then_with(|| a.site.cmp(&b.site)));
+    v.extend(
+        part.sites
+            .get(OTHER_SITES)
+            .map(|a| SiteFigures::of(OTHER_SITES, a)),
+    );
+    v
+}
+
 /// Windows with start in `[from, to)`, merged across partitions (see [`Hub::merged_range`]),
-/// as the whole traffic or, with a filter, as its segment.
+/// as `view` shows them.
 pub fn merged(
     hub: &Hub,
     store: &Store,
     from: i64,
     to: i64,
-    filter: Option<&Filter>,
+    view: &View,
 ) -> Result<BTreeMap<i64, Part>, StoreError> {
-    let keep = filter.map_or(Keep::Figures, |f| Keep::Dimension(f.dimension));
-    hub.merged_range_with(store, from, to, keep, fold(filter))
+    hub.merged_range_with(store, from, to, view.keep(), fold(view))
 }
 
 /// The view of one window.
@@ -173,7 +325,7 @@ pub fn window_view(
     width: i64,
     state: WindowState,
     part: &Part,
-    filter: Option<&Filter>,
+    view: &View,
     top: usize,
     goals: &[Goal],
 ) -> WindowView {
@@ -183,7 +335,8 @@ pub fn window_view(
         state,
         resolution: Default::default(),
         figures: Figures::with_goals(&part.agg, top, goals),
-        segment: part.note(filter),
+        segment: part.note(view.filter.as_ref()),
+        site: part.site_note(view),
     }
 }
 
@@ -195,6 +348,7 @@ mod tests {
     fn state(dims: Vec<Dimension>) -> SegmentsState {
         SegmentsState {
             spec: Arc::new(AggSpec {
+                max_sites: 0,
                 segments: SegmentSpec {
                     dimensions: dims,
                     top_n: 10,

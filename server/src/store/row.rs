@@ -188,6 +188,7 @@ mod tests {
 
     fn window(n: usize) -> Aggregate {
         let spec = AggSpec {
+            max_sites: 0,
             segments: SegmentSpec {
                 dimensions: Dimension::ALL.to_vec(),
                 top_n: 10,

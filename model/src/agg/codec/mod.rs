@@ -6,7 +6,8 @@
 //!
 //! Contract (all integers are LEB128 varints unless said otherwise):
 //! ```text
-//! row      := 6u8 dict figures segments
+//! row      := 6u8 dict figures segments              an aggregate without sites
+//!           | 7u8 dict figures segments sites        one with sites (see `super::site`)
 //! dict     := n, n × (shared, suffix len, suffix bytes)
 //!             every key of the row, once, sorted bytewise ascending, each as the bytes it
 //!             shares with the key before and the rest (see `dict`); a key's id is its
@@ -25,6 +26,10 @@
 //! goals    := n, n × (name id, completions, converting visitors: hll)   by name
 //! segments := n, n × (dimension: u8, len, table)      a table can be skipped whole
 //! table    := top_n, n, n × (value id, figures), other: figures         values by key
+//! sites    := 1, max, name: bytes                      every event of this one site
+//!           | 2, max, n, n × (name: bytes, row: bytes), 0 | 1 row: bytes
+//!             each site's own aggregate as a row of its own (without sites), by name,
+//!             then "other sites"' when some came
 //! ```
 //! - Canonical: equal aggregates encode to equal bytes (the dictionary sorted, lists and
 //!   maps in key order, sketches canonical).
@@ -32,7 +37,8 @@
 //!   larger than the input could hold, a top list that is not one (see [`TopCounts`]), a
 //!   corrupt sketch, a bad dimension, a table too large: each is an [`AggError`], never a
 //!   panic. With [`Keep::Figures`] the tables are skipped unread; with [`Keep::Dimension`]
-//!   all but one. A top list is ranked (count descending, then key) as it is read.
+//!   all but one; the sites are read only with [`Keep::All`], [`Keep::Sites`] (each
+//!   site's figures) and [`Keep::SiteDimension`] (each site's figures and one table). A top list is ranked (count descending, then key) as it is read.
 //! - Rows of version 5 (earlier releases) are read too: the same layout but for the
 //!   dictionary (keys whole, in the order first written) and the top lists (by count, see
 //!   `v5`).
@@ -49,18 +55,26 @@ use std::sync::Arc;
 use self::dict::Dict;
 use self::wire::{put, put_bytes, Reader};
 use super::segment::SegmentTable;
+use super::site::Sites;
 use super::{
     AggError, Aggregate, Dimension, GoalCounts, Hll, Keep, TopCounts, SEGMENT_TOP_CAP, TOP_CAP,
 };
 
-/// The version byte of the row format.
+/// The version byte of the row format (of a row with sites: [`ROW_WITH_SITES`]).
 pub const ROW_FORMAT_VERSION: u8 = 6;
+/// The version byte of a row with sites.
+pub const ROW_WITH_SITES: u8 = 7;
 
 /// The row of `agg` (see the module docs).
 pub(crate) fn encode(agg: &Aggregate) -> Vec<u8> {
     let dict = Dict::of(keys_of(agg));
     let mut out = Vec::with_capacity(4096);
-    out.push(ROW_FORMAT_VERSION);
+    let with_sites = !agg.sites.is_empty();
+    out.push(if with_sites {
+        ROW_WITH_SITES
+    } else {
+        ROW_FORMAT_VERSION
+    });
     dict.write(&mut out);
     figures(&mut out, &dict, agg, None);
     let refs = (&agg.visitors, &agg.sessions);
@@ -80,7 +94,68 @@ pub(crate) fn encode(agg: &Aggregate) -> Vec<u8> {
         out.push(dim_code(dim));
         put_bytes(&mut out, &blob);
     }
+    if with_sites {
+        sites(&mut out, &agg.sites);
+    }
     out
+}
+
+fn sites(out: &mut Vec<u8>, s: &Sites) {
+    if let Some(name) = s.sole() {
+        put(out, 1);
+        put(out, s.max() as u64);
+        put_bytes(out, name.as_bytes());
+        return;
+    }
+    put(out, 2);
+    put(out, s.max() as u64);
+    let table: Vec<(&str, &Aggregate)> = s.table().collect();
+    put(out, table.len() as u64);
+    for (name, a) in table {
+        put_bytes(out, name.as_bytes());
+        put_bytes(out, &encode(a));
+    }
+    match s.overflow() {
+        None => put(out, 0),
+        Some(a) => {
+            put(out, 1);
+            put_bytes(out, &encode(a));
+        }
+    }
+}
+
+fn read_sites(r: &mut Reader<'_>, keep: Keep) -> Result<Sites, AggError> {
+    let name = |r: &mut Reader<'_>| -> Result<String, AggError> {
+        std::str::from_utf8(r.bytes()?)
+            .map(str::to_owned)
+            .map_err(|_| corrupt("a site name that is not UTF-8"))
+    };
+    let row = |r: &mut Reader<'_>| -> Result<Aggregate, AggError> {
+        let b = r.bytes()?;
+        if b.first() != Some(&ROW_FORMAT_VERSION) {
+            return Err(corrupt("a site's row of another version"));
+        }
+        decode(b, keep)
+    };
+    let kind = r.var()?;
+    let max = usize::try_from(r.var()?).map_err(|_| corrupt("site bound"))?;
+    match kind {
+        1 => Sites::from_parts(Some(name(r)?), Vec::new(), None, max).map_err(corrupt),
+        2 => {
+            let n = r.count(2)?;
+            let mut table = Vec::with_capacity(n.min(super::MAX_SITES));
+            for _ in 0..n {
+                table.push((name(r)?, row(r)?));
+            }
+            let other = match r.var()? {
+                0 => None,
+                1 => Some(row(r)?),
+                _ => return Err(corrupt("bad other-sites flag")),
+            };
+            Sites::from_parts(None, table, other, max).map_err(corrupt)
+        }
+        _ => Err(corrupt("bad sites kind")),
+    }
 }
 
 /// Every key of `agg`'s row: its lists' and goals', its tables' values and theirs.
@@ -118,8 +193,12 @@ pub(crate) fn decode(row: &[u8], keep: Keep) -> Result<Aggregate, AggError> {
             front_coded = dict::read(&mut r)?;
             (front_coded.all()?, read_top)
         }
+        ROW_WITH_SITES => {
+            front_coded = dict::read(&mut r)?;
+            (front_coded.all()?, read_top)
+        }
         5 => (v5::dict(&mut r)?, v5::top),
-        _ => return Err(corrupt("not a row of version 5 or 6")),
+        _ => return Err(corrupt("not a row of version 5, 6 or 7")),
     };
     let read_figures = |r: &mut Reader<'_>, cap, refs| read_figures(r, &keys, top, cap, refs);
     let mut agg = read_figures(&mut r, TOP_CAP, None)?;
@@ -129,12 +208,7 @@ pub(crate) fn decode(row: &[u8], keep: Keep) -> Result<Aggregate, AggError> {
     for _ in 0..tables {
         let dim = dim_of(r.u8()?)?;
         let blob = r.bytes()?;
-        let wanted = match keep {
-            Keep::All => true,
-            Keep::Figures => false,
-            Keep::Dimension(d) => d == dim,
-        };
-        if !wanted {
+        if !keep.table(dim) {
             continue;
         }
         let mut t = Reader::new(blob);
@@ -154,6 +228,13 @@ pub(crate) fn decode(row: &[u8], keep: Keep) -> Result<Aggregate, AggError> {
         if !Arc::make_mut(&mut agg.segments).insert(dim, table) {
             return Err(corrupt("duplicate segment dimension"));
         }
+    }
+    if version == ROW_WITH_SITES {
+        let Some(of_sites) = keep.of_sites() else {
+            // Last in the row: a reader of the whole traffic or of one segment stops here.
+            return Ok(agg);
+        };
+        agg.sites = Arc::new(read_sites(&mut r, of_sites)?);
     }
     if !r.is_empty() {
         return Err(corrupt("trailing bytes"));
@@ -283,6 +364,7 @@ fn read_figures(
         sessions,
         goals,
         segments: Arc::default(),
+        sites: Arc::default(),
     })
 }
 

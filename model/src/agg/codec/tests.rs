@@ -109,6 +109,7 @@ fn realistic_window() -> Aggregate {
         ..GenConfig::default()
     };
     let spec = AggSpec {
+        max_sites: 0,
         segments: SegmentSpec {
             dimensions: Dimension::ALL.to_vec(),
             top_n: 10,

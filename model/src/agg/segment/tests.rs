@@ -81,6 +81,7 @@ fn members(a: &Aggregate) -> Vec<String> {
 #[test]
 fn members_and_challengers_are_judged_by_their_counts_in_the_window_alike() {
     let spec = AggSpec {
+        max_sites: 0,
         segments: SegmentSpec {
             dimensions: vec![Dimension::Country],
             top_n: 2,

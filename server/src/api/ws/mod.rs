@@ -39,6 +39,7 @@ use crate::api::error::ApiError;
 use crate::api::feed::Feeds;
 use crate::config::HubArgs;
 use crate::hub::Hub;
+use crate::query::segments::View;
 
 /// What the socket handler needs (taken from the app's state with `FromRef`).
 #[derive(Clone)]
@@ -92,6 +93,7 @@ pub const COMPRESS_FROM: usize = 128;
 pub struct WsParams {
     since: Option<String>,
     filter: Option<String>,
+    site: Option<String>,
     every: Option<String>,
 }
 
@@ -141,11 +143,11 @@ pub async fn handler(
             ),
         })?),
     };
-    let segment = st
+    let view = st
         .feeds
         .segments()
-        .filter(p.filter.as_deref())?
-        .map(|f| st.feeds.join(f));
+        .view(p.site.as_deref(), p.filter.as_deref())?;
+    let segment = (view != View::WHOLE).then(|| st.feeds.join(view));
     match st.pacer.admit(Instant::now()) {
         Admission::Now => {}
         Admission::After(wait) => {

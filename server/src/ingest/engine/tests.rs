@@ -244,6 +244,7 @@ async fn a_window_leaves_memory_as_it_closes_and_its_row_keeps_everything() {
     let store = Store::open(dir.path(), 10_000).expect("open");
     let mut e = engine(&store);
     e.cfg.spec = Arc::new(AggSpec {
+        max_sites: 0,
         segments: pulseboard_model::agg::SegmentSpec {
             dimensions: vec![pulseboard_model::agg::Dimension::Type],
             top_n: 10,

@@ -192,7 +192,7 @@ impl Inputs for LiveInputs {
             (&self.store, &self.hub),
             self.window_ms,
             (from, to),
-            None,
+            &crate::query::segments::View::WHOLE,
             |_| pulseboard_model::proto::WindowState::Final,
         )
         .map(|items| items.iter().map(|i| i.part.agg.events).sum())

@@ -7,7 +7,9 @@
 //!   [`crate::site::enrich`]: its visitor is the day's cookieless id of (its `site` field, the
 //!   client's IP address, the `User-Agent`), its country (when it has none) the one of the
 //!   client's address, its device (when it has none) the class of the user agent refined
-//!   by its `screen` field, its session (when it has none) the visitor's current visit
+//!   by its `screen` field, its site (when it has none: the script sends its `data-site`,
+//!   else its page's host name) the host of the request's `Origin` (else `Referer`), its
+//!   session (when it has none) the visitor's current visit
 //!   (`sessions`: a new one after `--session-timeout` without an event). The address is the one the rate limit uses (the peer, or with
 //!   `--trust-forwarded-for` the last `X-Forwarded-For` entry) and is never produced.
 //!   Events that carry a visitor (server-side senders) are left as they are.
@@ -35,6 +37,22 @@ pub struct Client<'a> {
     /// See [`super::client_ip`]; never produced.
     pub ip: Option<IpAddr>,
     pub user_agent: Option<&'a str>,
+    /// The host of the page that sent the request (its `Origin`, else its `Referer`).
+    pub page_host: Option<&'a str>,
+}
+
+/// The host name of an origin or a URL (`https://Shop.example:8443/x` → `shop.example`), if
+/// it has one.
+pub fn host_of(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host_port = authority.rsplit('@').next()?;
+    let host = if host_port.starts_with('[') {
+        &host_port[..=host_port.find(']')?]
+    } else {
+        host_port.split(':').next()?
+    };
+    (!host.is_empty() && host.len() <= 253).then(|| host.to_ascii_lowercase())
 }
 
 /// Enrich the browser events (those without a visitor) of `events` in place, or drop them
@@ -56,8 +74,21 @@ pub fn enrich_events(
     let ua = client.user_agent.unwrap_or("");
     let country = client.ip.and_then(enrich::country);
     for ev in events.iter_mut().filter(|ev| anonymous(ev)) {
-        let site = ev.get("site").and_then(Value::as_str).unwrap_or("");
-        let visitor = enrich::visitor_id(salt, site, client.ip, ua);
+        // The script's `data-site` (else its page's host name), else the page's host as
+        // the request says; written where the mapping reads `site` from.
+        let site = ev
+            .get("site")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .or_else(|| client.page_host.map(str::to_owned));
+        if let (Some(p), Some(s)) = (c.site_at.first(), &site) {
+            if !has_any(ev, &c.site_at) {
+                put_at(ev, p, s.clone());
+            }
+        }
+        let site = site.unwrap_or_default();
+        let visitor = enrich::visitor_id(salt, &site, client.ip, ua);
         let device = enrich::device(ua, ev.get("screen").and_then(Value::as_str));
         if let (Some(p), false) = (c.session_at.first(), has_any(ev, &c.session_at)) {
             put_at(ev, p, c.sessions.session(&visitor, now));
@@ -136,6 +167,7 @@ mod tests {
         )
         .expect("body");
         let client = Client {
+            page_host: None,
             ip: "8.8.8.8".parse().ok(),
             user_agent: Some(FIREFOX),
         };
@@ -167,10 +199,50 @@ mod tests {
     }
 
     #[test]
+    fn a_browser_event_without_a_site_gets_its_pages_host() {
+        let c = producer(&[]);
+        let salt = [3u8; 32];
+        let mut events = parse_body(
+            br#"[{"url":"/"},{"site":"blog.example","url":"/"},{"visitor":"sdk","url":"/"}]"#,
+        )
+        .expect("body");
+        let host = host_of("https://Shop.Example:8443");
+        let client = Client {
+            page_host: host.as_deref(),
+            ip: "8.8.8.8".parse().ok(),
+            user_agent: Some(FIREFOX),
+        };
+        enrich_events(&mut events, client, (&salt, T0), &c);
+        assert_eq!(events[0]["site"], json!("shop.example"));
+        assert_eq!(
+            events[1]["site"],
+            json!("blog.example"),
+            "the script's data-site"
+        );
+        assert_eq!(
+            events[2].get("site"),
+            None,
+            "a server-side sender's event is its own"
+        );
+        // The site salts the visitor: the same browser on two sites is two visitors.
+        assert_ne!(events[0]["visitor"], events[1]["visitor"]);
+        for (url, host) in [
+            ("https://a.example/x?y#z", Some("a.example")),
+            ("http://user@b.example:80/", Some("b.example")),
+            ("http://[::1]:8080/", Some("[::1]")),
+            ("null", None),
+            ("https:///", None),
+        ] {
+            assert_eq!(host_of(url).as_deref(), host, "{url}");
+        }
+    }
+
+    #[test]
     fn browser_events_get_the_visitors_session_and_keep_one_they_carry() {
         let c = producer(&[]);
         let salt = [5u8; 32];
         let client = Client {
+            page_host: None,
             ip: "8.8.8.8".parse().ok(),
             user_agent: Some(FIREFOX),
         };
@@ -215,6 +287,7 @@ mod tests {
         ] {
             let mut events = parse_body(body).expect("body");
             let client = Client {
+                page_host: None,
                 ip: None,
                 user_agent: ua,
             };

@@ -79,6 +79,11 @@ async fn collect(c: CollectProducer, req: Request) -> Response {
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    // The host of the page that sent it: a browser event's site when it names none.
+    let page_host = [header::ORIGIN, header::REFERER]
+        .iter()
+        .filter_map(|h| req.headers().get(h)?.to_str().ok())
+        .find_map(browser::host_of);
     // Refused before the body is read: a client over its rate costs no buffering.
     if let Some(limiter) = &c.limiter {
         let key = ip.map_or(ClientKey::Shared, ClientKey::of);
@@ -99,6 +104,7 @@ async fn collect(c: CollectProducer, req: Request) -> Response {
     let client = Client {
         ip,
         user_agent: user_agent.as_deref(),
+        page_host: page_host.as_deref(),
     };
     if let Err(resp) = browser::enrich_browser_events(&c, &mut events, client, now).await {
         return resp;

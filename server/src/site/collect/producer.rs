@@ -54,6 +54,9 @@ pub struct CollectProducer {
     /// Where the mapping reads `session` from (the first pointer is where a derived
     /// session is written).
     pub(super) session_at: Arc<[String]>,
+    /// Where the mapping reads `site` from (the first pointer is where a browser event's
+    /// site is written).
+    pub(super) site_at: Arc<[String]>,
     /// The open sessions of browser visitors.
     pub(super) sessions: Arc<Sessions>,
     /// The daily salts of the cookieless visitor ids.
@@ -77,6 +80,7 @@ impl CollectProducer {
             country_at: Arc::from(vec!["/country".to_owned()]),
             device_at: Arc::from(vec!["/device".to_owned()]),
             session_at: Arc::from(vec!["/session".to_owned()]),
+            site_at: Arc::from(vec!["/site".to_owned()]),
             sessions: Arc::new(Sessions::new(SESSION_TIMEOUT_MS, SESSION_CAP)),
             salts: Arc::new(Salts::new(None)),
         })
@@ -98,6 +102,7 @@ impl CollectProducer {
             (Field::Country, &mut self.country_at),
             (Field::Device, &mut self.device_at),
             (Field::Session, &mut self.session_at),
+            (Field::Site, &mut self.site_at),
         ] {
             if !mapping.pointers(field).is_empty() {
                 *at = Arc::from(mapping.pointers(field).to_vec());

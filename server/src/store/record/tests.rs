@@ -148,6 +148,7 @@ fn generated_window() -> Aggregate {
     use pulseboard_model::agg::{AggSpec, Dimension, Goal, SegmentSpec};
     use pulseboard_model::gen::{GenConfig, Generator};
     let spec = AggSpec {
+        max_sites: 0,
         segments: SegmentSpec {
             dimensions: Dimension::ALL.to_vec(),
             top_n: 10,
