@@ -8,12 +8,13 @@
 
 use leptos::prelude::*;
 
-use pulseboard_model::proto::Compare;
+use pulseboard_model::agg::OTHER_SITES;
+use pulseboard_model::proto::{Compare, SiteFigures};
 
 use crate::{
     figures, format,
     route::Range,
-    state::{set_filter, use_app_state},
+    state::{set_filter, set_site, use_app_state},
     zone,
 };
 
@@ -106,6 +107,99 @@ pub fn RangePicker() -> impl IntoView {
                 })
                 .collect_view()}
         </div>
+    }
+}
+
+/// The site shown: a switcher between every site the range's summary lists and "All
+/// sites" (`interactive`), or on a wall display or an embed the site it is pinned to. It
+/// says when sites beyond `--max-sites` are counted together under "(other sites)", and
+/// when the site shown may be among them.
+#[component]
+pub fn SiteSwitcher(
+    /// A select to switch with; else only the pinned site is named.
+    #[prop(optional)]
+    interactive: bool,
+) -> impl IntoView {
+    let app = use_app_state();
+    // The sites of the last summary (kept while the next one loads).
+    let known = RwSignal::new(Vec::<SiteFigures>::new());
+    Effect::new(move |_| {
+        if let Some(s) = app.summary.get() {
+            known.set(s.sites.clone());
+        }
+    });
+    let note = move || {
+        app.summary.with(|s| {
+            s.as_ref()
+                .and_then(|s| s.site.as_ref())
+                .filter(|n| !n.complete)
+                .map(|n| {
+                    format!(
+                        "Some windows had more sites than --max-sites: up to {} events of {} may be counted under “(other sites)”.",
+                        n.missing_at_most, n.site
+                    )
+                })
+        })
+    };
+    move || {
+        let sites = known.get();
+        let current = app.site.get();
+        if sites.is_empty() && current.is_none() {
+            return ().into_any();
+        }
+        if !interactive {
+            return match current {
+                Some(site) => view! {
+                    <span class="site-chip" data-testid="site-pinned"><span class="filter-label">"Site"</span><b>{site}</b></span>
+                }
+                .into_any(),
+                None => ().into_any(),
+            };
+        }
+        let overflow = sites
+            .iter()
+            .find(|s| s.site == OTHER_SITES)
+            .map(|s| s.events);
+        let mut names: Vec<String> = sites.iter().map(|s| s.site.clone()).collect();
+        if let Some(c) = current.clone().filter(|c| !names.contains(c)) {
+            names.push(c);
+        }
+        let events = move |name: &str| {
+            sites
+                .iter()
+                .find(|s| s.site == name)
+                .map_or(0, |s| s.events)
+        };
+        view! {
+            <div class="site-bar" data-testid="site-bar">
+                <label class="filter-label" for="site-switcher">"Site"</label>
+                <select
+                    id="site-switcher"
+                    data-testid="site-switcher"
+                    on:change=move |e| {
+                        let v = event_target_value(&e);
+                        set_site(app, (!v.is_empty()).then_some(v));
+                    }
+                >
+                    <option value="" selected=current.is_none()>"All sites"</option>
+                    {names
+                        .into_iter()
+                        .map(|name| {
+                            let label = format!("{name} ({})", format::grouped(events(&name)));
+                            let selected = current.as_deref() == Some(name.as_str());
+                            view! { <option value=name selected=selected>{label}</option> }
+                        })
+                        .collect_view()}
+                </select>
+                {overflow.map(|n| view! {
+                    <span class="segment-note" data-testid="other-sites-note" role="note">
+                        {format!("{} events of sites beyond --max-sites are counted together under “(other sites)”.", format::grouped(n))}
+                    </span>
+                })}
+                {move || note().map(|n| view! { <span class="segment-note" data-testid="site-note" role="note">{n}</span> })}
+            </div>
+        }
+        .into_any()
     }
 }
 

@@ -18,14 +18,14 @@ use crate::{
     access::{Ended, Gate},
     chrome::{
         AlertBanner, Brand, Card, ComparePicker, ConnectionDot, ConnectionState, FilterBar,
-        LastUpdate, RangePicker, StatusStrip,
+        LastUpdate, RangePicker, SiteSwitcher, StatusStrip,
     },
     definitions, feeds, figures, format,
     panels::{
         change_of, ChangeBadge, EventsChart, Kpi, ListKind, NowKpi, PanelBody, ShareButton,
         TopList, TotalsPanel,
     },
-    route::{filter_of, query_param, route, search_with_filter, Panel, Range, Route},
+    route::{filter_of, query_param, route, search_with_filter, site_of, Panel, Range, Route},
     state::{use_app_state, AppState, ConnState},
     zone,
 };
@@ -59,6 +59,7 @@ pub fn App() -> impl IntoView {
     };
     let compare = query_param(&search, "compare").and_then(|c| Compare::from_label(&c));
     let app = AppState::new(range, filter_of(&search), compare);
+    app.site.set(site_of(&search));
     provide_context(app);
     feeds::use_session(app);
     let gate = Memo::new(move |_| app.gate.get());
@@ -69,6 +70,13 @@ pub fn App() -> impl IntoView {
         Gate::Ended(reason) => view! { <AccessEnded reason=reason/> }.into_any(),
     })
     .into_any()
+}
+
+/// The query string of the view shown (its segment and its site), for the wall display
+/// and the embeds of it (tracked).
+fn view_query(app: AppState) -> String {
+    let q = search_with_filter("", app.filter.get().as_ref());
+    crate::route::search_with(&q, "site", app.site.get().as_deref())
 }
 
 /// The page and the feeds that fill it: mounted while the gate is open, dropped (timers
@@ -165,6 +173,7 @@ pub fn Dashboard() -> impl IntoView {
             </header>
             <AlertBanner/>
             <StatusStrip/>
+            <SiteSwitcher interactive=!link/>
             <FilterBar interactive=!link/>
             <main class="grid">
                 <section class="card span-all">
@@ -185,11 +194,11 @@ pub fn Dashboard() -> impl IntoView {
                 <span>"Range: last " {range_label} " · times in your time zone"</span>
                 {(!link).then(|| view! {
                     <span class="links">
-                        <a href=move || format!("/kiosk{}", search_with_filter("", app.filter.get().as_ref()))>"Wall display"</a>
+                        <a href=move || format!("/kiosk{}", view_query(app))>"Wall display"</a>
                         " · embed: "
                         {move || {
                             // The embeds (and the wall display) of the segment shown.
-                            let q = search_with_filter("", app.filter.get().as_ref());
+                            let q = view_query(app);
                             Panel::ALL
                                 .into_iter()
                                 .map(|p| {
@@ -252,6 +261,7 @@ pub fn Kiosk() -> impl IntoView {
             <AlertBanner/>
             <header class="k-head">
                 <Brand/>
+                <SiteSwitcher/>
                 <FilterBar/>
                 <div class="k-meta">
                     <ConnectionState/>
@@ -313,6 +323,7 @@ pub fn Embed(
         <div class=format!("embed embed-{}", panel.name()) data-testid=format!("embed-{}", panel.name())>
             <div class="embed-head">
                 <span class="embed-title">{panel.title()}</span>
+                <SiteSwitcher/>
                 <FilterBar/>
                 <ConnectionDot/>
             </div>

@@ -146,18 +146,29 @@ pub fn filter_of(search: &str) -> Option<Filter> {
         .and_then(|f| Filter::parse(&f).ok())
 }
 
+/// The site a page is pinned to: its `site` parameter, when not empty.
+pub fn site_of(search: &str) -> Option<String> {
+    query_param(search, "site").filter(|s| !s.is_empty())
+}
+
 /// `search` (with or without `?`) with its `filter` parameter set to `filter`, or removed;
 /// the other parameters stay as they are, in their order. Returns `""` or `?...`.
 pub fn search_with_filter(search: &str, filter: Option<&Filter>) -> String {
+    search_with(search, "filter", filter.map(ToString::to_string).as_deref())
+}
+
+/// `search` with its parameter `name` set to `value`, or removed (as
+/// [`search_with_filter`]).
+pub fn search_with(search: &str, name: &str, value: Option<&str>) -> String {
     let q = search.strip_prefix('?').unwrap_or(search);
     let mut parts: Vec<String> = q
         .split('&')
         .filter(|p| !p.is_empty())
-        .filter(|p| decode(p.split('=').next().unwrap_or_default()) != "filter")
+        .filter(|p| decode(p.split('=').next().unwrap_or_default()) != name)
         .map(str::to_owned)
         .collect();
-    if let Some(f) = filter {
-        parts.push(format!("filter={}", encode(&f.to_string())));
+    if let Some(v) = value {
+        parts.push(format!("{name}={}", encode(v)));
     }
     if parts.is_empty() {
         String::new()
@@ -369,6 +380,16 @@ mod tests {
             "?token=a%20b&kiosk&filter=country:DE"
         );
         assert_eq!(search_with_filter("?filter=country:DE", None), "");
+        assert_eq!(
+            site_of("?site=shop.example&kiosk").as_deref(),
+            Some("shop.example")
+        );
+        assert_eq!(site_of("?site="), None);
+        assert_eq!(
+            search_with("?kiosk&site=a.example", "site", Some("b.example")),
+            "?kiosk&site=b.example"
+        );
+        assert_eq!(search_with("?site=a.example", "site", None), "");
         assert_eq!(search_with_filter("", Some(&de)), "?filter=country:DE");
         let odd = Filter::parse("type:sign up&x").expect("filter");
         let s = search_with_filter("", Some(&odd));

@@ -19,7 +19,7 @@ use wasm_bindgen::JsValue;
 use crate::{
     access::{Gate, Session},
     figures,
-    route::{search_with_filter, Range},
+    route::{search_with, search_with_filter, Range},
 };
 
 /// State of the socket, as shown to the viewer.
@@ -63,6 +63,8 @@ pub struct AppState {
     pub summary: RwSignal<Option<Summary>>,
     /// The segment every panel shows (`None`: all traffic).
     pub filter: RwSignal<Option<Filter>>,
+    /// The site every panel shows (`None`: every site).
+    pub site: RwSignal<Option<String>>,
     /// Visitors now (`None` until loaded for this filter).
     pub now: RwSignal<Option<VisitorsNow>>,
     /// What the server segments and counts: dimensions, goals, visitors-now definition.
@@ -117,6 +119,7 @@ impl AppState {
             range,
             summary: RwSignal::new(None),
             filter: RwSignal::new(filter),
+            site: RwSignal::new(None),
             now: RwSignal::new(None),
             info: RwSignal::new(None),
             gate: RwSignal::new(Gate::Checking),
@@ -146,6 +149,38 @@ impl AppState {
     pub fn filter(&self) -> Option<Filter> {
         self.filter.get_untracked()
     }
+
+    /// The site and the segment shown (untracked).
+    pub fn view(&self) -> ViewKey {
+        (self.site.get_untracked(), self.filter.get_untracked())
+    }
+
+    /// The site and the segment shown (tracked).
+    pub fn view_tracked(&self) -> ViewKey {
+        (self.site.get(), self.filter.get())
+    }
+}
+
+/// What the panels show: a site (or every site) and a segment (or all of it).
+pub type ViewKey = (Option<String>, Option<Filter>);
+
+/// Shows the site `site` (or every site) on every panel, and puts it in the page's URL (a
+/// new history entry), as [`set_filter`] does the segment.
+pub fn set_site(app: AppState, site: Option<String>) {
+    if app.site.get_untracked() == site {
+        return;
+    }
+    let location = window().location();
+    let search = search_with(
+        &location.search().unwrap_or_default(),
+        "site",
+        site.as_deref(),
+    );
+    let url = format!("{}{search}", location.pathname().unwrap_or_default());
+    if let Ok(h) = window().history() {
+        let _ = h.push_state_with_url(&JsValue::NULL, "", Some(&url));
+    }
+    app.site.set(site);
 }
 
 /// Shows the segment `filter` (or all traffic) on every panel, and puts it in the page's

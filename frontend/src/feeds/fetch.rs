@@ -12,9 +12,8 @@
 use std::time::Duration;
 
 use leptos::prelude::*;
-use pulseboard_model::{
-    agg::Filter,
-    proto::{AnnotationsResponse, SegmentsInfo, Summary, VisitorsNow, WindowsResponse},
+use pulseboard_model::proto::{
+    AnnotationsResponse, SegmentsInfo, Summary, VisitorsNow, WindowsResponse,
 };
 use serde::de::DeserializeOwned;
 use wasm_bindgen::JsCast;
@@ -22,13 +21,13 @@ use wasm_bindgen::JsCast;
 use super::{
     js_err, session,
     urls::{
-        annotations_url, history_url, now_url, segments_url, summary_url, windows_url, with_filter,
+        annotations_url, history_url, now_url, segments_url, summary_url, windows_url, with_view,
     },
 };
 use crate::{
     access::{refusal, Refusal},
     route::Range,
-    state::{now_ms, AppState, ConnState},
+    state::{now_ms, AppState, ConnState, ViewKey},
 };
 
 /// Sends a same-origin request (the session cookie goes with it) and reads the answer's
@@ -100,10 +99,10 @@ pub async fn get_json<T: DeserializeOwned>(app: AppState, url: &str) -> Result<T
 /// every (re)connection, and sets how many windows the state keeps.
 pub fn use_history(app: AppState) {
     let connected = Memo::new(move |_| app.conn.get() == ConnState::Live);
-    Effect::new(move |prev: Option<(Range, bool, Option<Filter>)>| {
+    Effect::new(move |prev: Option<(Range, bool, ViewKey)>| {
         let range = app.range.get();
         let up = connected.get();
-        let filter = app.filter.get();
+        let filter = app.view_tracked();
         let changed = prev
             .as_ref()
             .map(|(r, _, f)| *r != range || *f != filter)
@@ -123,14 +122,14 @@ pub fn use_history(app: AppState) {
     });
 }
 
-async fn load_history(app: AppState, range: Range, filter: Option<Filter>) {
+async fn load_history(app: AppState, range: Range, filter: ViewKey) {
     let now = now_ms() as i64;
     // The displayed range's start (aligned to the step of a long range).
     let mut from = app.bounds.get_untracked().0;
     // A long range: its history in steps, then its last hour at full resolution.
     if let Some((step, step_ms)) = range.step() {
         let split = (now - crate::route::FINE_MS).div_euclid(step_ms) * step_ms;
-        let url = with_filter(history_url(from, split, Some(step), None), filter.as_ref());
+        let url = with_view(history_url(from, split, Some(step), None), &filter);
         match get_json::<WindowsResponse>(app, &url).await {
             Ok(page) if app.range.get_untracked() == range => {
                 app.stream.update(|s| s.load_history(page.windows));
@@ -143,7 +142,7 @@ async fn load_history(app: AppState, range: Range, filter: Option<Filter>) {
     let to = now + 60_000;
     // Follow `next` for a few pages at most; 24 h of 10 s windows fits in one.
     for _ in 0..8 {
-        let url = with_filter(windows_url(from, to), filter.as_ref());
+        let url = with_view(windows_url(from, to), &filter);
         let page: WindowsResponse = match get_json(app, &url).await {
             Ok(p) => p,
             Err(e) => {
@@ -151,7 +150,7 @@ async fn load_history(app: AppState, range: Range, filter: Option<Filter>) {
                 return;
             }
         };
-        if app.range.get_untracked() != range || app.filter() != filter {
+        if app.range.get_untracked() != range || app.view() != filter {
             return; // the viewer picked another range or segment meanwhile
         }
         let next = page.next;
@@ -179,22 +178,22 @@ pub fn use_compare(app: AppState) {
             return;
         };
         let now = now_ms() as i64;
-        let filter = app.filter();
-        let url = with_filter(
+        let filter = app.view();
+        let url = with_view(
             history_url(
                 now - range.ms(),
                 now + 60_000,
                 range.compare_step(),
                 Some(c),
             ),
-            filter.as_ref(),
+            &filter,
         );
         leptos::task::spawn_local(async move {
             match get_json::<WindowsResponse>(app, &url).await {
                 Ok(page)
                     if app.range.get_untracked() == range
                         && app.compare.get_untracked() == compare
-                        && app.filter() == filter =>
+                        && app.view() == filter =>
                 {
                     app.earlier
                         .set(page.compare.map(|c| c.windows).unwrap_or_default());
@@ -211,6 +210,7 @@ pub fn use_compare(app: AppState) {
             app.range.track();
             app.compare.track();
             app.filter.track();
+            app.site.track();
             app.earlier.set(Vec::new());
         },
         load,
@@ -248,15 +248,15 @@ pub fn use_annotations(app: AppState) {
 pub fn use_summary(app: AppState) {
     let load = move || {
         let range = app.range.get_untracked();
-        let filter = app.filter();
+        let filter = app.view();
         let compare = app
             .compare
             .get_untracked()
             .filter(|_| !app.is_link_untracked());
-        let url = with_filter(summary_url(range, compare), filter.as_ref());
+        let url = with_view(summary_url(range, compare), &filter);
         leptos::task::spawn_local(async move {
             match get_json::<Summary>(app, &url).await {
-                Ok(s) if app.range.get_untracked() == range && app.filter() == filter => {
+                Ok(s) if app.range.get_untracked() == range && app.view() == filter => {
                     app.summary.set(Some(s))
                 }
                 Ok(_) => {}
@@ -269,6 +269,7 @@ pub fn use_summary(app: AppState) {
         move || {
             app.range.track();
             app.filter.track();
+            app.site.track();
             app.compare.track();
             app.summary.set(None);
         },
@@ -296,11 +297,11 @@ fn reload_every(period: Duration, reset: impl Fn() + 'static, load: impl Fn() + 
 /// reloaded when the filter changes, reloaded every 5 s.
 pub fn use_now(app: AppState) {
     let load = move || {
-        let filter = app.filter();
-        let url = now_url(filter.as_ref());
+        let filter = app.view();
+        let url = with_view(now_url(None), &filter);
         leptos::task::spawn_local(async move {
             match get_json::<VisitorsNow>(app, &url).await {
-                Ok(n) if app.filter() == filter => app.now.set(Some(n)),
+                Ok(n) if app.view() == filter => app.now.set(Some(n)),
                 Ok(_) => {}
                 Err(e) => warn("visitors now", e),
             }
@@ -310,6 +311,7 @@ pub fn use_now(app: AppState) {
         Duration::from_secs(5),
         move || {
             app.filter.track();
+            app.site.track();
             app.now.set(None);
         },
         load,

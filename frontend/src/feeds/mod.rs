@@ -51,7 +51,7 @@ use wasm_bindgen::{prelude::*, JsCast};
 use web_sys::Event;
 
 use crate::{
-    route::filter_of,
+    route::{filter_of, site_of},
     state::{now_ms, AppState},
 };
 
@@ -73,6 +73,10 @@ pub fn use_filter_history(app: AppState) {
         let f = filter_of(&search);
         if app.filter.get_untracked() != f {
             app.filter.set(f);
+        }
+        let site = site_of(&search);
+        if app.site.get_untracked() != site {
+            app.site.set(site);
         }
     });
     let _ = window().add_event_listener_with_callback("popstate", on_pop.as_ref().unchecked_ref());

@@ -23,7 +23,6 @@ use std::{cell::RefCell, rc::Rc, time::Duration};
 
 use leptos::prelude::*;
 use pulseboard_model::{
-    agg::Filter,
     proto::{ServerMsg, PROTOCOL_VERSION},
     stream::{Apply, StreamState},
 };
@@ -32,11 +31,11 @@ use web_sys::{CloseEvent, Event, MessageEvent, WebSocket};
 
 use super::{
     js_err, session,
-    urls::{socket_url, with_filter},
+    urls::{socket_url, with_view},
 };
 use crate::{
     access::{socket_close, Refusal, SocketClose},
-    state::{now_ms, AppState, ConnState},
+    state::{now_ms, AppState, ConnState, ViewKey},
 };
 
 /// What a wall display or an embed asks of the socket: one message per half second at most
@@ -115,8 +114,8 @@ pub fn use_socket(app: AppState, every_ms: u64) {
     // Another segment: the windows shown so far are another segment's; start from its
     // snapshot on a new socket.
     let weak = Rc::downgrade(&shared);
-    Effect::new(move |prev: Option<Option<Filter>>| {
-        let filter = app.filter.get();
+    Effect::new(move |prev: Option<ViewKey>| {
+        let filter = app.view_tracked();
         if prev.is_some_and(|p| p != filter) {
             app.stream.update(|s| *s = StreamState::new(s.keep));
             if let Some(shared) = weak.upgrade() {
@@ -192,7 +191,7 @@ fn connect(shared: &Shared) {
         since,
         every_ms,
     );
-    let url = with_filter(url, app.filter().as_ref());
+    let url = with_view(url, &app.view());
     let ws = match WebSocket::new(&url) {
         Ok(ws) => ws,
         Err(e) => {

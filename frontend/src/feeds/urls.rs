@@ -10,6 +10,7 @@
 use pulseboard_model::{agg::Filter, proto::Compare};
 
 use crate::route::Range;
+use crate::state::ViewKey;
 
 /// Percent-encodes everything but RFC 3986 unreserved characters.
 pub fn encode(s: &str) -> String {
@@ -33,6 +34,19 @@ pub fn with_filter(url: String, filter: Option<&Filter>) -> String {
         }
         None => url,
     }
+}
+
+/// `url` with the page's view: `site=<site>` and `filter=<filter>` appended as query
+/// parameters, when there are.
+pub fn with_view(url: String, (site, filter): &ViewKey) -> String {
+    let url = match site {
+        Some(s) => {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{sep}site={}", encode(s))
+        }
+        None => url,
+    };
+    with_filter(url, filter.as_ref())
 }
 
 /// `/api/v1/now`.
@@ -195,6 +209,19 @@ mod tests {
             with_filter(summary_url(Range::M5, None), Some(&de)),
             "/api/v1/summary?range=5m&filter=type%3Asign%20up"
         );
+        // A site, alone or with a segment.
+        assert_eq!(
+            with_view(
+                summary_url(Range::M5, None),
+                &(Some("shop & co".into()), Some(de))
+            ),
+            "/api/v1/summary?range=5m&site=shop%20%26%20co&filter=type%3Asign%20up"
+        );
+        assert_eq!(
+            with_view(now_url(None), &(Some("blog.example".into()), None)),
+            "/api/v1/now?site=blog.example"
+        );
+        assert_eq!(with_view(now_url(None), &(None, None)), "/api/v1/now");
     }
 
     #[test]
