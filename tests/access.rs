@@ -50,6 +50,8 @@ async fn tokens_and_links_made_on_the_command_line_open_what_they_say() -> Resul
             "kiosk",
             "--filter",
             "type:pageview",
+            "--site",
+            "shop.example",
             "--range",
             "1h",
             "--name",
@@ -108,7 +110,7 @@ async fn tokens_and_links_made_on_the_command_line_open_what_they_say() -> Resul
     ensure!(opened.status == 303, "{}", opened.status);
     let head = opened.head.to_ascii_lowercase();
     ensure!(
-        head.contains("location: /kiosk?filter=type%3apageview&range=1h"),
+        head.contains("location: /kiosk?filter=type%3apageview&site=shop.example&range=1h"),
         "{head}"
     );
     let cookie = opened
@@ -136,6 +138,22 @@ async fn tokens_and_links_made_on_the_command_line_open_what_they_say() -> Resul
     )
     .await?;
     ensure!(other.status == 403, "another segment: {}", other.status);
+    // The demo's two sites: the link reads its own, and no other, nor all of them.
+    let own = request(addr, "GET", "/api/v1/summary", &[("cookie", &cookie)], b"").await?;
+    ensure!(
+        own.status == 200 && own.body.contains(r#""site":{"site":"shop.example""#),
+        "{}",
+        own.body
+    );
+    let blog = request(
+        addr,
+        "GET",
+        "/api/v1/summary?site=blog.example",
+        &[("cookie", &cookie)],
+        b"",
+    )
+    .await?;
+    ensure!(blog.status == 403, "another site: {}", blog.status);
 
     // The store is the server's while it runs.
     let locked = cli(

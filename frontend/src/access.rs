@@ -67,6 +67,8 @@ pub struct LinkScope {
     pub panel: Option<String>,
     /// The segment the link is pinned to (`country:DE`), if any.
     pub filter: Option<String>,
+    /// The site the link is pinned to, if any.
+    pub site: Option<String>,
     /// The range the link is pinned to (`1h`), if any.
     pub range: Option<String>,
     /// When the link stops working, ms since the epoch; `None`: never.

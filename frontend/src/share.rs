@@ -117,6 +117,8 @@ pub struct ShareForm {
     pub panel: Panel,
     /// The segment, as typed (`country:DE`); empty: all traffic.
     pub filter: String,
+    /// The site (`shop.example`); empty: every site.
+    pub site: String,
     /// How far back it may look (the page opens at this range).
     pub range: Range,
     /// When it stops working.
@@ -132,6 +134,7 @@ impl ShareForm {
             view: LinkView::default(),
             panel: Panel::Events,
             filter: filter.map(|f| f.to_string()).unwrap_or_default(),
+            site: String::new(),
             range,
             expiry: Expiry::default(),
         }
@@ -163,6 +166,9 @@ impl ShareForm {
         }
         if let Some(f) = filter {
             body["filter"] = f.into();
+        }
+        if !self.site.trim().is_empty() {
+            body["site"] = self.site.trim().into();
         }
         if let Some(e) = self.expiry.expires_in() {
             body["expires_in"] = e.into();
@@ -209,6 +215,8 @@ pub struct ListedScope {
     pub panel: Option<String>,
     /// The segment (`country:DE`); none: all traffic.
     pub filter: Option<String>,
+    /// The site; none: every site.
+    pub site: Option<String>,
     /// How far back it may look (`1h`).
     pub range: String,
 }
@@ -270,7 +278,10 @@ impl SharedLink {
                 .map(|f| crate::figures::filter_label(&f))
                 .unwrap_or_else(|_| f.to_owned()),
         };
-        format!("{view} · {segment} · {}", s.range)
+        match s.site.as_deref().filter(|x| !x.is_empty()) {
+            Some(site) => format!("{view} · {site} · {segment} · {}", s.range),
+            None => format!("{view} · {segment} · {}", s.range),
+        }
     }
 
     /// When it ends, for people, on a clock `offset_ms` ahead of UTC: `revoked`,
@@ -325,6 +336,11 @@ mod tests {
                 r#"{"name":"lobby tv","view":"kiosk","filter":"country:DE","range":"1h",
                     "expires_in":"7d"}"#
             )
+        );
+        f.site = " shop.example ".into();
+        assert_eq!(
+            json(&f.body().expect("body"))["site"],
+            serde_json::json!("shop.example")
         );
     }
 

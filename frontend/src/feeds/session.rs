@@ -101,6 +101,9 @@ fn pin_to_link(app: AppState, session: &Session) {
     if app.filter.get_untracked() != filter {
         app.filter.set(filter);
     }
+    if app.site.get_untracked() != link.site {
+        app.site.set(link.site.clone());
+    }
     app.compare.set(None);
 }
 

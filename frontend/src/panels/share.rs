@@ -69,10 +69,13 @@ fn ShareDialog(
 ) -> impl IntoView {
     let app = use_app_state();
     // What the admin is looking at, when the dialog opens.
-    let form = RwSignal::new(ShareForm::for_page(
-        app.filter.get_untracked().as_ref(),
-        app.range.get_untracked(),
-    ));
+    let form = RwSignal::new(ShareForm {
+        site: app.site.get_untracked().unwrap_or_default(),
+        ..ShareForm::for_page(
+            app.filter.get_untracked().as_ref(),
+            app.range.get_untracked(),
+        )
+    });
     let busy = RwSignal::new(false);
     let error = RwSignal::new(None::<String>);
     let created = RwSignal::new(None::<CreatedLink>);
@@ -186,6 +189,17 @@ fn ShareDialog(
                                     .collect_view()}
                             </select>
                         </Show>
+                    </div>
+                    <label for="share-site">"Site"</label>
+                    <div class="share-row">
+                        <input
+                            id="share-site"
+                            type="text"
+                            placeholder="every site (or shop.example…)"
+                            data-testid="share-site"
+                            prop:value=move || form.with(|f| f.site.clone())
+                            on:input=move |e| form.update(|f| f.site = event_target_value(&e))
+                        />
                     </div>
                     <label for="share-filter">"Segment"</label>
                     <div class="share-row">

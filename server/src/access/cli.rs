@@ -96,6 +96,7 @@ pub fn link(
             view,
             panel,
             filter,
+            site,
             range,
             expires_in,
             name,
@@ -119,6 +120,7 @@ pub fn link(
                 view,
                 panel: panel.clone(),
                 filter: filter.clone(),
+                site: site.clone(),
                 range: range.clone(),
             };
             let (id, l) = access.create_link(&scope, name, expires, now_ms)?;

@@ -36,7 +36,7 @@ pub const MAX_RANGE_MS: i64 = 35 * 86_400_000;
 
 /// A share link's view: the page it opens and what that page may read. The server holds
 /// every request made with the link to it: the segment `filter` (none: all traffic, and no
-/// other segment), windows no older than `range` before now, no comparison with an earlier
+/// other segment) of the `site` (none: every site, and no one of them), windows no older than `range` before now, no comparison with an earlier
 /// period, and only the API the page needs (windows, summary, visitors now, what is
 /// segmented, status, annotations, the socket).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -48,6 +48,9 @@ pub struct Scope {
     /// The segment, as the API's `filter` (`DIMENSION:VALUE`); none: all traffic.
     #[serde(default)]
     pub filter: Option<String>,
+    /// The site, as the API's `site`; none: every site (and no one site of them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
     /// How far back the link may look, e.g. `1h` (the page's range).
     pub range: String,
 }
@@ -56,6 +59,14 @@ impl Scope {
     /// Check a scope as an admin gave it; the range must parse and be at most 35 days,
     /// an embed must name one of [`PANELS`] and nothing else may.
     pub fn validate(&self) -> Result<(), AccessError> {
+        if let Some(s) = &self.site {
+            if s.is_empty() || s.len() > pulseboard_model::event::MAX_FIELD_BYTES {
+                return Err(AccessError::Invalid(
+                    "site",
+                    format!("{s:?}: a site's name, 1 to 2048 bytes"),
+                ));
+            }
+        }
         let ms = parse_duration_ms(&self.range)
             .map_err(|e| AccessError::Invalid("range", format!("{:?}: {e}", self.range)))?;
         if ms <= 0 || ms > MAX_RANGE_MS {
@@ -94,6 +105,9 @@ impl Scope {
         if let Some(f) = &self.filter {
             q.append_pair("filter", f);
         }
+        if let Some(s) = &self.site {
+            q.append_pair("site", s);
+        }
         q.append_pair("range", &self.range);
         format!("{path}?{}", q.finish())
     }
@@ -108,6 +122,7 @@ mod tests {
             view,
             panel: panel.map(str::to_owned),
             filter: Some("country:DE".into()),
+            site: None,
             range: range.into(),
         }
     }
@@ -134,5 +149,20 @@ mod tests {
             "/embed/status?filter=country%3ADE&range=24h"
         );
         assert_eq!(scope(View::Kiosk, None, "1h").range_ms(), 3_600_000);
+        let shop = Scope {
+            site: Some("shop.example".into()),
+            ..scope(View::Kiosk, None, "1h")
+        };
+        assert_eq!(
+            shop.page(),
+            "/kiosk?filter=country%3ADE&site=shop.example&range=1h"
+        );
+        for bad in ["", &"x".repeat(2049)] {
+            let s = Scope {
+                site: Some(bad.to_owned()),
+                ..shop.clone()
+            };
+            assert!(s.validate().is_err(), "{bad:?}");
+        }
     }
 }

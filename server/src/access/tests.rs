@@ -10,6 +10,7 @@ fn access(flag: Option<&str>) -> (Access, tempfile::TempDir) {
 
 fn kiosk(filter: Option<&str>) -> Scope {
     Scope {
+        site: None,
         view: View::Kiosk,
         panel: None,
         filter: filter.map(str::to_owned),

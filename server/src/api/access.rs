@@ -389,7 +389,7 @@ pub(crate) async fn create_link(
     let new: NewLink = serde_json::from_slice(&body).map_err(|e| ApiError::BadParam {
         parameter: "body",
         message: format!(
-            "the body must be {{\"name\", \"view\" (kiosk|dashboard|embed), \"panel\"?, \"filter\"?, \"range\", \"expires_in\"?}}: {e}"
+            "the body must be {{\"name\", \"view\" (kiosk|dashboard|embed), \"panel\"?, \"filter\"?, \"site\"?, \"range\", \"expires_in\"?}}: {e}"
         ),
     })?;
     // The filter must be one the API reads.

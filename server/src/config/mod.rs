@@ -110,6 +110,9 @@ pub enum LinkCommand {
         /// The segment it shows, as the API's `filter` (`DIMENSION:VALUE`); none: all.
         #[arg(long)]
         filter: Option<String>,
+        /// The site it shows, as the API's `site`; none: every site.
+        #[arg(long)]
+        site: Option<String>,
         /// How far back it may look, e.g. `1h`.
         #[arg(long, default_value = "1h")]
         range: String,

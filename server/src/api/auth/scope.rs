@@ -3,7 +3,7 @@
 //! handler reads nothing else (a parameter the check did not see cannot reach it).
 //!
 //! Rules: the segment is the link's (`filter` absent: the link's is put in; another:
-//! `403`); nothing before the link's range (`from`, `at`, `range` reaching further back
+//! `403`), and so is the site (`site`, the same way); nothing before the link's range (`from`, `at`, `range` reaching further back
 //! than `range` before now, give or take a tenth for the pages' alignment: `403`); no
 //! `compare` (`403`); on the socket, only `since` and `every` are kept beside the filter.
 
@@ -37,6 +37,7 @@ pub fn confine(uri: &Uri, route: &str, scope: &Scope, now_ms: i64) -> Result<Uri
                     out.append_pair(&k, &v);
                 }
                 "filter" if !v.is_empty() => check_filter(Some(&v), scope)?,
+                "site" if !v.is_empty() => check_site(Some(&v), scope)?,
                 _ => {}
             }
             seen.push(k);
@@ -44,11 +45,15 @@ pub fn confine(uri: &Uri, route: &str, scope: &Scope, now_ms: i64) -> Result<Uri
         if let Some(f) = &scope.filter {
             out.append_pair("filter", f);
         }
+        if let Some(s) = &scope.site {
+            out.append_pair("site", s);
+        }
         return with_query(uri, &out.finish());
     }
     let mut p = RangeParams::parse(query)?;
     let given = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
     check_filter(p.filter.as_deref().filter(|s| !s.is_empty()), scope)?;
+    check_site(p.site.as_deref().filter(|s| !s.is_empty()), scope)?;
     if given(&p.compare) {
         return Err(refuse(
             "compare",
@@ -87,6 +92,7 @@ pub fn confine(uri: &Uri, route: &str, scope: &Scope, now_ms: i64) -> Result<Uri
         ));
     }
     p.filter = scope.filter.clone();
+    p.site = scope.site.clone();
     for (k, v) in [
         ("from", &p.from),
         ("to", &p.to),
@@ -94,6 +100,7 @@ pub fn confine(uri: &Uri, route: &str, scope: &Scope, now_ms: i64) -> Result<Uri
         ("top", &p.top),
         ("range", &p.range),
         ("filter", &p.filter),
+        ("site", &p.site),
         ("at", &p.at),
         ("step", &p.step),
     ] {
@@ -111,6 +118,19 @@ fn check_filter(asked: Option<&str>, scope: &Scope) -> Result<(), ApiError> {
             match &scope.filter {
                 Some(own) => format!("this link shows the segment {own} only"),
                 None => "this link shows all traffic, not a segment of it".into(),
+            },
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn check_site(asked: Option<&str>, scope: &Scope) -> Result<(), ApiError> {
+    match asked {
+        Some(s) if Some(s) != scope.site.as_deref() => Err(refuse(
+            "site",
+            match &scope.site {
+                Some(own) => format!("this link shows the site {own} only"),
+                None => "this link shows every site, not one of them".into(),
             },
         )),
         _ => Ok(()),
@@ -146,6 +166,7 @@ mod tests {
             view: View::Kiosk,
             panel: None,
             filter: filter.map(str::to_owned),
+            site: None,
             range: "1h".into(),
         }
     }
@@ -194,6 +215,53 @@ mod tests {
             run("/api/v1/status?token=x&junk=1", "/api/v1/status", None).as_deref(),
             Ok("/api/v1/status")
         );
+    }
+
+    #[test]
+    fn the_links_site_is_put_in_and_no_other_gets_through() {
+        let shop = Scope {
+            site: Some("shop.example".into()),
+            ..scope(None)
+        };
+        let go = |uri: &str, route: &str, scope: &Scope| {
+            confine(&uri.parse().expect("uri"), route, scope, NOW).map(|u| u.to_string())
+        };
+        assert_eq!(
+            go("/api/v1/summary?range=15m", "/api/v1/summary", &shop)
+                .ok()
+                .as_deref(),
+            Some("/api/v1/summary?range=15m&site=shop.example")
+        );
+        assert_eq!(
+            go("/ws?since=4&site=shop.example", "/ws", &shop)
+                .ok()
+                .as_deref(),
+            Some("/ws?since=4&site=shop.example")
+        );
+        assert_eq!(
+            go("/ws", "/ws", &shop).ok().as_deref(),
+            Some("/ws?site=shop.example")
+        );
+        for escape in [
+            "/api/v1/summary?site=blog.example",
+            "/api/v1/summary?site=%62log.example",
+            "/api/v1/summary?site=shop.example&site=blog.example",
+            "/api/v1/summary?site=(other%20sites)",
+            "/api/v1/summary?site=Shop.example",
+        ] {
+            let r = go(escape, "/api/v1/summary", &shop);
+            assert!(r.is_err(), "{escape}: {r:?}");
+        }
+        assert!(go("/ws?site=blog.example", "/ws", &shop).is_err());
+        // A link of every site reads no one site (nor "(other sites)").
+        let all = scope(None);
+        for escape in [
+            "/api/v1/now?site=shop.example",
+            "/api/v1/now?site=(other%20sites)",
+        ] {
+            assert!(go(escape, "/api/v1/now", &all).is_err(), "{escape}");
+        }
+        assert!(go("/ws?site=shop.example", "/ws", &all).is_err());
     }
 
     #[test]
