@@ -5,9 +5,9 @@
 //!   reads the `--goal` syntax:
 //!   - `signup`: the events of type `signup` (the name is the type);
 //!   - `NAME=TYPE`: the events of type `TYPE`;
-//!   - `NAME=type:TYPE,url:PATTERN` (either part, or both, in any order): events of that
-//!     type on a URL the pattern matches; without `type:` a URL goal counts page views
-//!     (type `pageview`), as a pageview goal does in Plausible.
+//!   - `NAME=type:TYPE,url:PATTERN,site:SITE` (any of the parts, in any order): events of
+//!     that type on a URL the pattern matches, of that site; without `type:` a goal counts
+//!     page views (type `pageview`), as a pageview goal does in Plausible.
 //! - A [`UrlPattern`] matches the whole URL, `*` standing for any run of characters
 //!   (`/pricing*`, `/docs/*/install`). Without a `?` the pattern is matched against the URL's
 //!   path (query string and `#fragment` cut off), with one against the whole URL.
@@ -30,7 +30,7 @@ pub const MAX_GOAL_NAME: usize = 64;
 
 /// A `--goal` that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("goal {spec:?}: {reason}; write `signup` (an event type), `NAME=TYPE`, or `NAME=type:TYPE,url:/path*`")]
+#[error("goal {spec:?}: {reason}; write `signup` (an event type), `NAME=TYPE`, or `NAME=type:TYPE,url:/path*` (and `,site:SITE` for one site)")]
 pub struct GoalError {
     /// The goal as given.
     pub spec: String,
@@ -102,6 +102,8 @@ pub struct Goal {
     pub kind: String,
     /// The URLs it is completed on (any when `None`).
     pub url: Option<UrlPattern>,
+    /// The site it is completed on (any when `None`).
+    pub site: Option<String>,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -134,25 +136,32 @@ impl Goal {
                 name: name.to_owned(),
                 kind: name.to_owned(),
                 url: None,
+                site: None,
             });
         };
         if rule.is_empty() {
             return Err(err("nothing after '='"));
         }
-        if !rule.starts_with("type:") && !rule.starts_with("url:") {
+        if !["type:", "url:", "site:"]
+            .iter()
+            .any(|c| rule.starts_with(c))
+        {
             // `NAME=TYPE`: the whole rule is the type.
             return Ok(Goal {
                 name: name.to_owned(),
                 kind: rule.to_owned(),
                 url: None,
+                site: None,
             });
         }
-        let (mut kind, mut url) = (None, None);
+        let (mut kind, mut url, mut site) = (None, None, None);
         for part in rule.split(',') {
             let part = part.trim();
-            let (key, value) = part
-                .split_once(':')
-                .ok_or_else(|| err(&format!("{part:?} is not `type:...` or `url:...`")))?;
+            let (key, value) = part.split_once(':').ok_or_else(|| {
+                err(&format!(
+                    "{part:?} is not `type:...`, `url:...` or `site:...`"
+                ))
+            })?;
             let value = value.trim();
             if value.is_empty() {
                 return Err(err(&format!("`{key}:` has no value")));
@@ -160,10 +169,11 @@ impl Goal {
             match key.trim() {
                 "type" if kind.is_none() => kind = Some(value.to_owned()),
                 "url" if url.is_none() => url = Some(UrlPattern::new(value).map_err(|e| err(&e))?),
-                "type" | "url" => return Err(err(&format!("`{key}:` is given twice"))),
+                "site" if site.is_none() => site = Some(value.to_owned()),
+                "type" | "url" | "site" => return Err(err(&format!("`{key}:` is given twice"))),
                 other => {
                     return Err(err(&format!(
-                        "unknown condition `{other}:` (only `type:` and `url:`)"
+                        "unknown condition `{other}:` (only `type:`, `url:` and `site:`)"
                     )))
                 }
             }
@@ -172,20 +182,31 @@ impl Goal {
             name: name.to_owned(),
             kind: kind.unwrap_or_else(|| "pageview".to_owned()),
             url,
+            site,
         })
     }
 
     /// Whether `ev` completes this goal.
     pub fn matches(&self, ev: &Event) -> bool {
-        ev.kind == self.kind && self.url.as_ref().is_none_or(|p| p.matches(&ev.url))
+        ev.kind == self.kind
+            && self.url.as_ref().is_none_or(|p| p.matches(&ev.url))
+            && self
+                .site
+                .as_ref()
+                .is_none_or(|s| ev.site.as_deref() == Some(s.as_str()))
     }
 
-    /// The rule in the `--goal` syntax: `type:signup` or `type:pageview,url:/pricing*`.
+    /// The rule in the `--goal` syntax: `type:signup`, `type:pageview,url:/pricing*`,
+    /// `type:signup,site:shop.example`.
     pub fn rule(&self) -> String {
-        match &self.url {
-            Some(u) => format!("type:{},url:{}", self.kind, u.as_str()),
-            None => format!("type:{}", self.kind),
+        let mut r = format!("type:{}", self.kind);
+        if let Some(u) = &self.url {
+            r.push_str(&format!(",url:{}", u.as_str()));
         }
+        if let Some(s) = &self.site {
+            r.push_str(&format!(",site:{s}"));
+        }
+        r
     }
 }
 
@@ -274,6 +295,15 @@ mod tests {
         assert_eq!(g.rule(), "type:pageview,url:/pricing*");
         let g = Goal::parse(" buy = url:/checkout , type:click ").expect("both, any order");
         assert_eq!(g.rule(), "type:click,url:/checkout");
+        let g = Goal::parse("shop-signup=site:shop.example,type:signup").expect("a site's");
+        assert_eq!(g.rule(), "type:signup,site:shop.example");
+        let mut e = ev("signup", "/");
+        assert!(!g.matches(&e), "an event of no site");
+        e.site = Some("blog.example".into());
+        assert!(!g.matches(&e), "another site's");
+        e.site = Some("shop.example".into());
+        assert!(g.matches(&e));
+        assert!(Goal::parse("x=site:a,site:b").is_err());
         let g = Goal::parse("signed=type:Signed Up").expect("types may have spaces");
         assert_eq!(g.kind, "Signed Up");
     }

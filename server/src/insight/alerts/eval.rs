@@ -26,8 +26,9 @@ pub const HISTORY: usize = 200;
 
 /// The figures rules are evaluated on.
 pub trait Inputs {
-    /// Events in the windows (and history buckets) whose start lies in `[from, to)`.
-    fn events(&self, from: i64, to: i64) -> Result<u64, String>;
+    /// Events in the windows (and history buckets) whose start lies in `[from, to)`, of
+    /// `site` when given.
+    fn events(&self, from: i64, to: i64, site: Option<&str>) -> Result<u64, String>;
     /// Dead letters counted so far (the status total).
     fn dead_letters_total(&self) -> u64;
     /// Summed lag of the partitions, when known.
@@ -93,6 +94,14 @@ fn span(ms: i64) -> String {
 }
 
 fn message(rule: &Rule, value: f64) -> String {
+    let text = message_of(rule, value);
+    match &rule.site {
+        Some(site) => format!("{site}: {text}"),
+        None => text,
+    }
+}
+
+fn message_of(rule: &Rule, value: f64) -> String {
     let over = span(rule.over_ms);
     match rule.kind {
         Kind::EventsAbove => format!(
@@ -189,6 +198,7 @@ impl Evaluator {
         let end = bucket_start(now, self.window_ms);
         let mut out = Vec::new();
         for rule in self.rules.clone() {
+            let site = rule.site.as_deref();
             let grace =
                 rule.kind.needs_span() && now - self.started < rule.over_ms + self.window_ms;
             let measured: Result<Option<(f64, bool)>, String> = if grace {
@@ -196,7 +206,7 @@ impl Evaluator {
             } else {
                 match rule.kind {
                     Kind::EventsAbove | Kind::EventsBelow => {
-                        inputs.events(end - rule.over_ms, end).map(|n| {
+                        inputs.events(end - rule.over_ms, end, site).map(|n| {
                             let v = n as f64;
                             let cond = if rule.kind == Kind::EventsAbove {
                                 v > rule.threshold
@@ -207,9 +217,9 @@ impl Evaluator {
                         })
                     }
                     Kind::Drop | Kind::Spike => {
-                        let now_n = inputs.events(end - rule.over_ms, end);
+                        let now_n = inputs.events(end - rule.over_ms, end, site);
                         let before =
-                            inputs.events(end - rule.over_ms - rule.vs_ms, end - rule.vs_ms);
+                            inputs.events(end - rule.over_ms - rule.vs_ms, end - rule.vs_ms, site);
                         now_n.and_then(|n| {
                             before.map(|b| {
                                 if b < rule.min_baseline {
@@ -401,6 +411,43 @@ mod tests {
             h.iter().map(|x| x.state.as_str()).collect::<Vec<_>>(),
             vec!["resolved", "firing"]
         );
+    }
+
+    #[test]
+    fn a_rule_of_a_site_counts_that_sites_events_only() {
+        let mut e = evaluator(
+            "[[rule]]\nname='shop busy'\nkind='events_above'\nthreshold=100\nover='20s'\nsite='shop.example'",
+        );
+        let mut f = Fake::default();
+        // 500 events in all, 60 of them the shop's: quiet for the shop.
+        f.windows.insert(T0 + 10_000, 500);
+        f.sites
+            .entry("shop.example".into())
+            .or_default()
+            .insert(T0 + 10_000, 60);
+        assert!(e.evaluate(T0 + 35_000, &f).is_empty());
+        assert_eq!(e.rule_views()[0].state, "ok");
+        f.sites
+            .entry("shop.example".into())
+            .or_default()
+            .insert(T0 + 20_000, 60);
+        // The same span, [T0+10 s, T0+30 s), now holds 120 of the shop's.
+        let t = e.evaluate(T0 + 38_000, &f);
+        assert_eq!(t.len(), 1);
+        assert!(t[0].firing && t[0].value == 120.0, "{t:?}");
+        assert!(
+            e.firing()[0]
+                .message
+                .starts_with("shop.example: 120 events"),
+            "{:?}",
+            e.firing()
+        );
+        // Only rules on events name a site.
+        let lag = parse_rules(
+            "[[rule]]\nname='l'\nkind='lag'\nthreshold=1\nsite='x'",
+            10_000,
+        );
+        assert!(lag.is_err_and(|e| e.to_string().contains("site")));
     }
 
     #[test]

@@ -187,12 +187,16 @@ struct LiveInputs {
 }
 
 impl Inputs for LiveInputs {
-    fn events(&self, from: i64, to: i64) -> Result<u64, String> {
+    fn events(&self, from: i64, to: i64, site: Option<&str>) -> Result<u64, String> {
+        let view = crate::query::segments::View {
+            site: site.map(str::to_owned),
+            ..crate::query::segments::View::WHOLE
+        };
         crate::query::history::read(
             (&self.store, &self.hub),
             self.window_ms,
             (from, to),
-            &crate::query::segments::View::WHOLE,
+            &view,
             |_| pulseboard_model::proto::WindowState::Final,
         )
         .map(|items| items.iter().map(|i| i.part.agg.events).sum())
@@ -287,13 +291,22 @@ mod tests {
     #[derive(Default)]
     pub(super) struct Fake {
         pub(super) windows: BTreeMap<i64, u64>,
+        /// The same of each site.
+        pub(super) sites: BTreeMap<String, BTreeMap<i64, u64>>,
         pub(super) dead: u64,
         pub(super) lag: Option<i64>,
     }
 
     impl Inputs for Fake {
-        fn events(&self, from: i64, to: i64) -> Result<u64, String> {
-            Ok(self.windows.range(from..to).map(|(_, n)| n).sum())
+        fn events(&self, from: i64, to: i64, site: Option<&str>) -> Result<u64, String> {
+            let windows = match site {
+                None => &self.windows,
+                Some(s) => match self.sites.get(s) {
+                    Some(w) => w,
+                    None => return Ok(0),
+                },
+            };
+            Ok(windows.range(from..to).map(|(_, n)| n).sum())
         }
         fn dead_letters_total(&self) -> u64 {
             self.dead

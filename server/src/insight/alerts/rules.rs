@@ -6,7 +6,7 @@
 //!   `spike`, `dead_letters`, `lag`), `threshold`, and optionally `over` (the span
 //!   evaluated, default one window), `suppress` (default 5m), `vs` (`drop`/`spike`: how far
 //!   back, default 7d), `min_baseline` (`drop`/`spike`: events the earlier span must have,
-//!   default 100) and `webhook`. Unknown keys, duplicate names, bad durations or URLs are
+//!   default 100), `site` (the event rules: count that site's events only) and `webhook`. Unknown keys, duplicate names, bad durations or URLs are
 //!   refused with the reason.
 
 use pulseboard_model::time::parse_duration_ms;
@@ -56,6 +56,14 @@ impl Kind {
         }
     }
 
+    /// Whether it counts events (and may name a site).
+    pub(super) fn counts_events(self) -> bool {
+        matches!(
+            self,
+            Kind::EventsAbove | Kind::EventsBelow | Kind::Drop | Kind::Spike
+        )
+    }
+
     pub(super) fn needs_span(self) -> bool {
         !matches!(self, Kind::Lag)
     }
@@ -71,6 +79,8 @@ pub struct Rule {
     pub suppress_ms: i64,
     pub vs_ms: i64,
     pub min_baseline: u64,
+    /// The site whose events it counts (the event rules); none: every event.
+    pub site: Option<String>,
     pub webhook: Option<String>,
 }
 
@@ -92,6 +102,7 @@ struct RuleDoc {
     suppress: Option<String>,
     vs: Option<String>,
     min_baseline: Option<u64>,
+    site: Option<String>,
     webhook: Option<String>,
 }
 
@@ -145,6 +156,19 @@ pub fn parse_rules(text: &str, window_ms: i64) -> Result<Vec<Rule>, RulesError> 
         }
         let suppress_ms = dur("suppress", &r.suppress, 5 * 60_000)?;
         let vs_ms = dur("vs", &r.vs, 7 * 86_400_000)?;
+        let site = match r.site.as_deref() {
+            None => None,
+            Some(s) if s.is_empty() || s.len() > pulseboard_model::event::MAX_FIELD_BYTES => {
+                return Err(fail(format!("site {s:?} must be a site's name")))
+            }
+            Some(_) if !kind.counts_events() => {
+                return Err(fail(format!(
+                    "site applies to rules on events, not to {}",
+                    kind.name()
+                )))
+            }
+            Some(s) => Some(s.to_owned()),
+        };
         let webhook = r.webhook.clone().or_else(|| doc.webhook.clone());
         if let Some(url) = &webhook {
             if !(url.starts_with("http://") || url.starts_with("https://"))
@@ -163,6 +187,7 @@ pub fn parse_rules(text: &str, window_ms: i64) -> Result<Vec<Rule>, RulesError> 
             suppress_ms,
             vs_ms,
             min_baseline: r.min_baseline.unwrap_or(100),
+            site,
             webhook,
         });
     }
