@@ -506,6 +506,22 @@ async fn the_embedded_demo_shows_conversions_segments_and_visitors_now_on_first_
         us["events"].as_u64() < all["events"].as_u64(),
         "US is a part of all: {us} vs {all}"
     );
+    // The demo's two sites, each a part of all.
+    let mut sites: Vec<(String, u64)> = all["sites"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| Some((s["site"].as_str()?.to_owned(), s["events"].as_u64()?)))
+        .collect();
+    sites.sort();
+    let names: Vec<&str> = sites.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["blog.example", "shop.example"], "{all}");
+    let in_sites: u64 = sites.iter().map(|(_, n)| n).sum();
+    assert_eq!(
+        Some(in_sites),
+        all["events"].as_u64(),
+        "every demo event has a site"
+    );
     let status = child.terminate()?;
     assert!(status.success(), "graceful stop exits 0: {status}");
     Ok(())

@@ -93,6 +93,61 @@ pub fn measure_decode(payloads: &[Vec<u8>], report: &mut Report) -> Result<()> {
     Ok(())
 }
 
+/// Step 3b: what several sites cost ([`pulseboard_model::agg::site`]): the same realistic
+/// traffic (N events, at most 400,000; 2,000 a second: 20,000 a 10 s window) counted into windows with the
+/// server's default segments and the demo's goals, in memory on one thread, encoded as
+/// stored rows (before compression); of one site, then of two (each event is counted into
+/// its site too).
+pub fn measure_sites(n: u64, report: &mut Report) -> Result<()> {
+    use pulseboard_model::agg::{AggSpec, Aggregate, Dimension, Goal, SegmentSpec};
+    step("sites");
+    let n = n.min(400_000);
+    let goals = ["signup", "pricing=url:/pricing"]
+        .iter()
+        .map(|g| Goal::parse(g).context("goal"))
+        .collect::<Result<Vec<_>>>()?;
+    let spec = AggSpec {
+        segments: SegmentSpec {
+            dimensions: Dimension::ALL.to_vec(),
+            top_n: 10,
+        },
+        goals,
+        max_sites: 10,
+    };
+    let run = |sites: &[&str]| {
+        let cfg = GenConfig {
+            sites: sites.iter().map(|s| (*s).to_owned()).collect(),
+            ..GenConfig::default()
+        };
+        let mut gen = Generator::new(9, cfg);
+        let base = now_ms();
+        let events: Vec<Event> = (0..n)
+            .map(|k| gen.next_event(base + k as i64 / 2))
+            .collect();
+        let start = Instant::now();
+        let (mut bytes, mut rows) = (0usize, 0usize);
+        for window in events.chunks(20_000) {
+            let mut a = Aggregate::new();
+            for e in window {
+                a.add_with(e, &spec);
+            }
+            bytes += a.to_bytes().len();
+            rows += 1;
+        }
+        let us = start.elapsed().as_secs_f64() * 1e6 / n.max(1) as f64;
+        (us, bytes as f64 / rows.max(1) as f64)
+    };
+    let (one_us, one_bytes) = run(&["shop.example"]);
+    let (two_us, two_bytes) = run(&["shop.example", "blog.example"]);
+    report.sites = crate::report::SitesCost {
+        count_us_per_event_one_site: one_us,
+        count_us_per_event_two_sites: two_us,
+        row_bytes_one_site: one_bytes,
+        row_bytes_two_sites: two_bytes,
+    };
+    Ok(())
+}
+
 /// N canonical events, one per millisecond of event time, ending now: (keys, payloads).
 fn canonical_messages(n: u64) -> (Vec<String>, Vec<Vec<u8>>) {
     let mut gen = Generator::new(1, GenConfig::default());

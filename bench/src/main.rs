@@ -7,7 +7,8 @@
 //!    them back, every payload byte read (the limit); `raw_consume_eps_bare`: the bench's
 //!    bare loop of before;
 //! 3. `decode_eps`: the canonical decoder on the same payloads, in memory, one thread, into
-//!    one reused event as the pipeline decodes;
+//!    one reused event as the pipeline decodes; 3b. `sites`: counting and encoding windows of
+//!    one site, then two ([`load::measure_sites`]);
 //! 4. `pipeline_eps`: the release `pulseboard` binary as a child process (default flags,
 //!    so the default `--checkpoint-interval`), consuming `bench` without a state topic;
 //!    4c. `pipeline_eps_transactional`: the same with the state topic (a Kafka transaction
@@ -274,6 +275,7 @@ fn run(plan: &Plan) -> Result<ExitCode> {
     let broker_pid = broker.pid(0);
     let ends = raw::measure_raw_consume(plan, &brokers, broker_pid, &mut report)?;
     load::measure_decode(&payloads, &mut report)?;
+    load::measure_sites(payloads.len() as u64, &mut report)?;
     drop(payloads);
     let pipeline = child::PipelineRuns {
         rt: &rt,

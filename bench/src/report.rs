@@ -112,6 +112,20 @@ pub struct CpuBudget {
     pub cpu_bound_ratio: f64,
 }
 
+/// Step 3b: counting and encoding windows of one site, then of two (in memory).
+#[derive(Debug, Default, Serialize)]
+pub struct SitesCost {
+    /// µs per event to count it into its window (default segments, two goals) and encode
+    /// the rows, traffic of one site.
+    pub count_us_per_event_one_site: f64,
+    /// The same, traffic of two sites.
+    pub count_us_per_event_two_sites: f64,
+    /// Bytes of a window's row (20,000 events, before compression), one site.
+    pub row_bytes_one_site: f64,
+    /// The same, two sites.
+    pub row_bytes_two_sites: f64,
+}
+
 #[derive(Debug, Default, Serialize)]
 pub struct Report {
     pub mode: &'static str,
@@ -189,6 +203,8 @@ pub struct Report {
     pub rss_ws_before_clients_mb: f64,
     /// Where the CPU goes: what bounds `pipeline_vs_raw` on this machine.
     pub cpu: CpuBudget,
+    /// What several sites cost (step 3b).
+    pub sites: SitesCost,
     pub peers: Peers,
     /// `pipeline_eps_transactional` (state topic and transactions on, as users run it with
     /// a broker) / the peer's `eps`.

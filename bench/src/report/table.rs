@@ -280,6 +280,16 @@ fn rows(r: &Report) -> Vec<(String, String)> {
             format!("{:.2}", r.cpu.decode_us_per_event),
         ),
         (
+            "sites: count µs/event, row bytes (1 → 2 sites)",
+            format!(
+                "{:.2} → {:.2}, {} → {}",
+                r.sites.count_us_per_event_one_site,
+                r.sites.count_us_per_event_two_sites,
+                int(r.sites.row_bytes_one_site),
+                int(r.sites.row_bytes_two_sites)
+            ),
+        ),
+        (
             "cpu µs/event: pipeline + broker",
             format!(
                 "{:.2} + {:.2}",
