@@ -215,7 +215,8 @@ pub async fn assert_api_matches(addr: SocketAddr, events: &[Event], width: i64) 
 /// Each site's view equals a recomputation of that site's events alone (they carry a
 /// `site`; the recomputation does not use Pulseboard's types): the windows of
 /// `/api/v1/windows?site=` where the site has events are exactly those of the recomputation,
-/// each equal to it ([`assert_figures_match`]); and the summary over every window lists
+/// each equal to it ([`assert_figures_match`]), and so are those of its page views
+/// (`&filter=type:pageview`, a segment of the site); and the summary over every window lists
 /// each site with its events.
 pub async fn assert_sites_match(addr: SocketAddr, events: &[Event], width: i64) -> Result<()> {
     let mut by_site: BTreeMap<&str, Vec<Event>> = BTreeMap::new();
@@ -240,6 +241,26 @@ pub async fn assert_sites_match(addr: SocketAddr, events: &[Event], width: i64) 
         }
         assert_windows_match(&api, &recompute(evs, width))
             .map_err(|e| anyhow!("site {site}: {e}"))?;
+        // A segment of the site (event types are few: every window holds each whole).
+        let mut api = get_json(
+            addr,
+            &format!("{ALL_WINDOWS}&site={site}&filter=type:pageview"),
+        )
+        .await
+        .ok_or_else(|| anyhow!("pageviews of site {site} failed"))?;
+        if let Some(ws) = api["windows"].as_array_mut() {
+            ws.retain(|w| w["events"].as_u64() != Some(0));
+            if let Some(w) = ws.iter().find(|w| w["segment"]["complete"] != true) {
+                bail!("site {site}: a window's pageviews are incomplete: {w}");
+            }
+        }
+        let views: Vec<Event> = evs
+            .iter()
+            .filter(|e| e.kind == "pageview")
+            .cloned()
+            .collect();
+        assert_windows_match_of(&api, &recompute(&views, width), SEGMENT)
+            .map_err(|e| anyhow!("site {site}, type:pageview: {e}"))?;
     }
     let summary = get_json(addr, "/api/v1/summary?from=0&to=4102444800000")
         .await

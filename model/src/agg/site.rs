@@ -373,6 +373,17 @@ mod tests {
                 whole.segments.table(Dimension::Country)
             );
         }
+        // A row of one sole site: its own tables are the site's, read with the site's.
+        let mut only = events.clone();
+        only.retain(|e| e.site.as_deref() == Some("a.example"));
+        let sole = counted(&only, 10).to_bytes();
+        let read = Aggregate::decode(&sole, Keep::SiteDimension(Dimension::Country)).expect("sole");
+        let site = read.site("a.example").expect("the sole site");
+        assert_eq!(
+            site.segments.table(Dimension::Country),
+            counted(&only, 10).segments.table(Dimension::Country)
+        );
+        assert!(site.segments.table(Dimension::Country).is_some());
         // Cut anywhere: an error, never a panic.
         let step = (bytes.len() / 300).max(1);
         for cut in (0..bytes.len())

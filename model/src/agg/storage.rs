@@ -49,8 +49,8 @@ pub enum Keep {
     Dimension(Dimension),
     /// No segment table, and each site's figures (see [`super::site`]).
     Sites,
-    /// No segment table of the whole traffic, and each site's figures with its table of one
-    /// dimension.
+    /// Each site's figures with its table of one dimension, and that table of the whole
+    /// traffic (a row of one sole site is that site's: its own tables are the site's).
     SiteDimension(Dimension),
 }
 
@@ -59,8 +59,8 @@ impl Keep {
     pub fn table(self, dim: Dimension) -> bool {
         match self {
             Keep::All => true,
-            Keep::Dimension(d) => d == dim,
-            Keep::Figures | Keep::Sites | Keep::SiteDimension(_) => false,
+            Keep::Dimension(d) | Keep::SiteDimension(d) => d == dim,
+            Keep::Figures | Keep::Sites => false,
         }
     }
 
