@@ -112,25 +112,39 @@ pub fn confine(uri: &Uri, route: &str, scope: &Scope, now_ms: i64) -> Result<Uri
 }
 
 fn check_filter(asked: Option<&str>, scope: &Scope) -> Result<(), ApiError> {
-    match asked {
-        Some(f) if Some(f) != scope.filter.as_deref() => Err(refuse(
-            "filter",
-            match &scope.filter {
-                Some(own) => format!("this link shows the segment {own} only"),
-                None => "this link shows all traffic, not a segment of it".into(),
-            },
-        )),
-        _ => Ok(()),
-    }
+    let own = scope.filter.as_deref();
+    check_pinned(
+        "filter",
+        asked,
+        own,
+        ("the segment", "all traffic, not a segment of it"),
+    )
 }
 
 fn check_site(asked: Option<&str>, scope: &Scope) -> Result<(), ApiError> {
+    let own = scope.site.as_deref();
+    check_pinned(
+        "site",
+        asked,
+        own,
+        ("the site", "every site, not one of them"),
+    )
+}
+
+/// `asked` (the query's `parameter`) is the link's own value (`own`; none: none may be
+/// asked), or a `403` saying what the link shows: `{one} {own} only`, or `{all}`.
+fn check_pinned(
+    parameter: &'static str,
+    asked: Option<&str>,
+    own: Option<&str>,
+    (one, all): (&str, &str),
+) -> Result<(), ApiError> {
     match asked {
-        Some(s) if Some(s) != scope.site.as_deref() => Err(refuse(
-            "site",
-            match &scope.site {
-                Some(own) => format!("this link shows the site {own} only"),
-                None => "this link shows every site, not one of them".into(),
+        Some(a) if Some(a) != own => Err(refuse(
+            parameter,
+            match own {
+                Some(own) => format!("this link shows {one} {own} only"),
+                None => format!("this link shows {all}"),
             },
         )),
         _ => Ok(()),
