@@ -15,6 +15,8 @@ use crate::util::*;
 const MIN: i64 = 60_000;
 const HOUR: i64 = 3_600_000;
 const DAY: i64 = 86_400_000;
+/// The sites of the events.
+const SITES: [&str; 2] = ["shop.example", "blog.example"];
 
 /// `n` events over `[from, from + span)`, exactly inside it (no out-of-order or late ones,
 /// which a one-minute revision horizon would dead-letter), round-robin over 4 partitions.
@@ -23,6 +25,7 @@ fn span_events(seed: u64, n: usize, from: i64, span: i64) -> Vec<(i32, Event)> {
         out_of_order: 0.0,
         late: 0.0,
         malformed: 0.0,
+        sites: SITES.iter().map(|s| (*s).to_owned()).collect(),
         ..GenConfig::default()
     };
     let mut gen = Generator::new(seed, cfg);
@@ -209,6 +212,44 @@ async fn ranges_past_retention_and_comparisons_equal_the_recomputation() -> Resu
         .await
         .unwrap_or_default();
         check_summary(label, &s, &truth(&events, from, from + span))?;
+    }
+
+    // Each site alone over the same spans (history and roll-ups per site), and its
+    // comparison with the week before.
+    for site in SITES {
+        let of_site: Vec<Event> = events
+            .iter()
+            .filter(|e| e.site.as_deref() == Some(site))
+            .cloned()
+            .collect();
+        for (from, label) in [(r - 7 * DAY, "week"), (r - DAY, "day"), (r, "today")] {
+            let s = get_json(
+                app.addr,
+                &format!("/api/v1/summary?from={from}&to={}&site={site}", from + span),
+            )
+            .await
+            .unwrap_or_default();
+            check_summary(
+                &format!("{site} {label}"),
+                &s,
+                &truth(&of_site, from, from + span),
+            )?;
+        }
+        let s = get_json(
+            app.addr,
+            &format!(
+                "/api/v1/summary?from={r}&to={}&compare=7d&site={site}",
+                r + span
+            ),
+        )
+        .await
+        .unwrap_or_default();
+        let before = truth(&of_site, r - 7 * DAY, r - 7 * DAY + span);
+        check_summary(
+            &format!("{site} 7d before"),
+            &s["compare"]["figures"],
+            &before,
+        )?;
     }
 
     // Comparisons: today's span against the day and the week before.
