@@ -246,3 +246,81 @@ async fn an_oversized_body_is_refused_and_nothing_of_it_is_counted() -> Result<(
     );
     app.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sites_beyond_max_sites_are_counted_as_other_sites_and_said_so() -> Result<()> {
+    let dir = data_dir();
+    let data = path_str(dir.path());
+    let app = App::start(&["--data-dir", &data, "--demo-rate", "0", "--max-sites", "1"]).await?;
+    let now = now_ms();
+    // One request: one receive time, one window; the shop's events before the blog's.
+    let event = |site: &str, i: usize| Event {
+        site: Some(site.into()),
+        ts: now,
+        kind: "pageview".into(),
+        visitor: format!("{site}-v{}", i % 5),
+        session: None,
+        url: "/".into(),
+        referrer: None,
+        country: None,
+        device: None,
+    };
+    let events: Vec<Event> = (0..30)
+        .map(|i| event("shop.example", i))
+        .chain((0..12).map(|i| event("blog.example", i)))
+        .collect();
+    let body: Vec<String> = events.iter().map(Event::to_json).collect();
+    let (code, body) = http_post(app.addr, "/collect", &format!("[{}]", body.join(","))).await?;
+    assert_eq!(code, 202, "{body}");
+    wait_for_totals(app.addr, 42, 0, Duration::from_secs(30)).await?;
+    let summary = get_json(app.addr, "/api/v1/summary?range=5m")
+        .await
+        .ok_or_else(|| anyhow!("summary failed"))?;
+    let sites: Vec<(String, u64)> = summary["sites"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| Some((s["site"].as_str()?.to_owned(), s["events"].as_u64()?)))
+        .collect();
+    // The shop came first everywhere: its own, whole. The blog is beyond the bound where
+    // the shop took the one place (a partition's window that saw only the blog counted it
+    // as its own): every event is listed once, "(other sites)" last.
+    let listed = |name: &str| sites.iter().find(|(n, _)| n == name).map(|(_, e)| *e);
+    assert_eq!(listed("shop.example"), Some(30), "{summary}");
+    assert_eq!(
+        sites.last().map(|(n, _)| n.as_str()),
+        Some("(other sites)"),
+        "{summary}"
+    );
+    assert_eq!(sites.iter().map(|(_, e)| e).sum::<u64>(), 42, "{summary}");
+    let in_other = listed("(other sites)").unwrap_or_default();
+    // The blog's view holds what was counted as its own, and says how many more may be
+    // among "(other sites)".
+    let blog = get_json(app.addr, "/api/v1/summary?range=5m&site=blog.example")
+        .await
+        .ok_or_else(|| anyhow!("blog failed"))?;
+    assert_eq!(
+        blog["events"].as_u64(),
+        listed("blog.example").or(Some(0)),
+        "{blog}"
+    );
+    assert_eq!(blog["site"]["complete"], false, "{blog}");
+    assert_eq!(
+        blog["site"]["missing_at_most"].as_u64(),
+        Some(in_other),
+        "{blog}"
+    );
+    assert!(in_other > 0 && in_other + listed("blog.example").unwrap_or(0) == 12);
+    let other = get_json(app.addr, "/api/v1/summary?range=5m&site=(other%20sites)")
+        .await
+        .ok_or_else(|| anyhow!("other sites failed"))?;
+    assert_eq!(other["events"].as_u64(), Some(in_other), "{other}");
+    let shop = get_json(app.addr, "/api/v1/summary?range=5m&site=shop.example")
+        .await
+        .ok_or_else(|| anyhow!("shop failed"))?;
+    assert_eq!(
+        (shop["events"].as_u64(), &shop["site"]["complete"]),
+        (Some(30), &Value::Bool(true))
+    );
+    app.stop().await
+}
