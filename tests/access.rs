@@ -1,7 +1,8 @@
 //! Access through the real binary: a token and a share link made by `pulseboard token|link
 //! create` on a stopped store open what they say on the running server; the store is
-//! locked while it runs (the command says what to do); and the server's log, at debug
-//! level, never holds a token, a link id or a session cookie.
+//! locked while it runs (the command says what to do); and the server's log, at its most
+//! verbose (Pulseboard's and its HTTP stack's trace), never holds a token, a link id or a
+//! session cookie, however they were sent (header, query, cookie, sign-in) and when revoked.
 
 use std::process::Command;
 use std::time::Duration;
@@ -69,7 +70,11 @@ async fn tokens_and_links_made_on_the_command_line_open_what_they_say() -> Resul
     let admin = "admin-secret-0123456789";
     let app = spawn_child_with_env(
         &["--data-dir", &data, "--token", admin, "--demo-rate", "20"],
-        &[("RUST_LOG", "debug,librdkafka=warn,rdkafka=warn")],
+        // Everything Pulseboard and its HTTP stack say, at the most verbose level.
+        &[(
+            "RUST_LOG",
+            "debug,pulseboard=trace,tower_http=trace,axum=trace,librdkafka=warn,rdkafka=warn",
+        )],
     )?;
     let addr = app.addr;
     let bearer = format!("Bearer {viewer}");
@@ -167,6 +172,89 @@ async fn tokens_and_links_made_on_the_command_line_open_what_they_say() -> Resul
         "says what to do: {said}"
     );
 
+    // Secrets where a log would print them: in the query, wrong ones, a sign-in, revoked.
+    let admin_bearer = format!("Bearer {admin}");
+    for (method, path, headers, body) in [
+        (
+            "GET",
+            format!("/kiosk?token={viewer}"),
+            vec![],
+            String::new(),
+        ),
+        (
+            "GET",
+            format!("/api/v1/status?token={viewer}"),
+            vec![],
+            String::new(),
+        ),
+        (
+            "GET",
+            "/?token=wrong-token-0000000000".to_owned(),
+            vec![],
+            String::new(),
+        ),
+        (
+            "GET",
+            "/api/v1/status".to_owned(),
+            vec![(
+                "authorization",
+                "Bearer pbt_wrong-0000000000000000".to_owned(),
+            )],
+            String::new(),
+        ),
+        ("GET", format!("{link}x"), vec![], String::new()),
+    ] {
+        let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        request(addr, method, &path, &h, body.as_bytes()).await?;
+    }
+    let signed = request(
+        addr,
+        "POST",
+        "/api/v1/session",
+        &[],
+        format!(r#"{{"token": "{admin}"}}"#).as_bytes(),
+    )
+    .await?;
+    ensure!(signed.status == 204, "sign-in: {}", signed.status);
+    let admin_cookie = signed
+        .head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("set-cookie: pb_session=")
+                .or_else(|| l.strip_prefix("Set-Cookie: pb_session="))
+        })
+        .and_then(|c| c.split(';').next())
+        .context("the sign-in's cookie")?
+        .to_owned();
+    let listed = request(
+        addr,
+        "GET",
+        "/api/v1/links",
+        &[("authorization", &admin_bearer)],
+        b"",
+    )
+    .await?;
+    let links: serde_json::Value = serde_json::from_str(&listed.body)?;
+    let key = links[0]["key"]
+        .as_str()
+        .context("the link's key")?
+        .to_owned();
+    let revoked = request(
+        addr,
+        "DELETE",
+        &format!("/api/v1/links/{key}"),
+        &[("authorization", &admin_bearer)],
+        b"",
+    )
+    .await?;
+    ensure!(revoked.status == 200, "revoke: {}", revoked.status);
+    let after = request(addr, "GET", "/api/v1/status", &[("cookie", &cookie)], b"").await?;
+    ensure!(
+        after.status == 401,
+        "a revoked link's cookie: {}",
+        after.status
+    );
+
     // The log as written so far (it goes with the child's temporary directory).
     let log = std::fs::read_to_string(app.log.clone().context("a log")?)?;
     app.terminate()?;
@@ -174,9 +262,20 @@ async fn tokens_and_links_made_on_the_command_line_open_what_they_say() -> Resul
         log.contains("the dashboard needs a token"),
         "the start says who may read"
     );
+    ensure!(log.contains("revoked"), "the log says what happened");
+    ensure!(
+        log.contains("request refused"),
+        "the refusals' debug lines are in it"
+    );
     let id = link.trim_start_matches("/s/");
     let session_value = cookie.trim_start_matches("pb_session=");
-    for secret in [admin, viewer.as_str(), id, session_value] {
+    for secret in [
+        admin,
+        viewer.as_str(),
+        id,
+        session_value,
+        admin_cookie.as_str(),
+    ] {
         ensure!(!log.contains(secret), "{secret} is in the server's log");
     }
     Ok(())

@@ -60,15 +60,7 @@ async fn revoking_ends_the_sockets_open_on_it() {
             .expect("connect");
         let first = socket.next().await.expect("a message").expect("ok");
         assert!(matches!(first, Message::Text(_)), "{first:?}");
-        let (status, _, _) = call(
-            &app,
-            "DELETE",
-            &format!("/api/v1/{what}/{}", key.as_str().expect("key")),
-            &Cred::Bearer("admin", ADMIN.into()),
-            "",
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK);
+        revoke(&app, what, key).await;
         let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
             while let Some(m) = socket.next().await {
                 if let Ok(Message::Close(frame)) = m {
@@ -93,122 +85,6 @@ async fn revoking_ends_the_sockets_open_on_it() {
         assert!(refused.is_err(), "a revoked credential opens no socket");
     }
     server.abort();
-}
-
-/// The log, as the server writes it, never holds a token, a link id or a session cookie.
-#[tokio::test]
-async fn no_secret_reaches_the_log() {
-    #[derive(Clone, Default)]
-    struct Log(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-    impl std::io::Write for Log {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().expect("log").extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let log = Log::default();
-    let writer = log.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    // Tests run in parallel: a callsite another thread was registering while this
-    // subscriber was set may have cached "no subscriber wants this"; ask again.
-    tracing::callsite::rebuild_interest_cache();
-
-    let (app, _store, _dir) = app_with(&[]);
-    let viewer = create(&app, "tokens", json!({"name": "tv", "role": "viewer"})).await;
-    let link = create(
-        &app,
-        "links",
-        json!({"name": "tv", "view": "kiosk", "range": "1h"}),
-    )
-    .await;
-    let token = viewer["id"].as_str().expect("id").to_owned();
-    let id = link["id"].as_str().expect("id").to_owned();
-    let cookie = open_link(&app, &id).await;
-    let mut secrets = vec![ADMIN.to_owned(), token.clone(), id.clone(), cookie.clone()];
-    for (method, uri, cred) in [
-        ("GET", format!("/kiosk?token={token}"), Cred::Nothing),
-        (
-            "GET",
-            "/?token=wrong-token-0000000000".to_owned(),
-            Cred::Nothing,
-        ),
-        (
-            "GET",
-            "/api/v1/status".to_owned(),
-            Cred::Bearer("v", token.clone()),
-        ),
-        (
-            "GET",
-            format!("/api/v1/status?token={token}"),
-            Cred::Nothing,
-        ),
-        (
-            "GET",
-            "/api/v1/status".to_owned(),
-            Cred::Bearer("x", "pbt_wrong-0000000000000000".into()),
-        ),
-        (
-            "GET",
-            "/api/v1/summary?compare=1d".to_owned(),
-            Cred::Cookie("l", cookie.clone(), None),
-        ),
-        ("GET", format!("/s/{id}x"), Cred::Nothing),
-        (
-            "POST",
-            "/api/v1/annotations".to_owned(),
-            Cred::Cookie("l", cookie.clone(), None),
-        ),
-        (
-            "DELETE",
-            format!("/api/v1/links/{}", link["key"].as_str().expect("key")),
-            Cred::Bearer("a", ADMIN.into()),
-        ),
-        ("GET", format!("/s/{id}"), Cred::Nothing),
-        (
-            "GET",
-            "/api/v1/status".to_owned(),
-            Cred::Cookie("l", cookie.clone(), None),
-        ),
-        (
-            "DELETE",
-            format!("/api/v1/tokens/{}", viewer["key"].as_str().expect("key")),
-            Cred::Bearer("a", ADMIN.into()),
-        ),
-        (
-            "GET",
-            "/api/v1/status".to_owned(),
-            Cred::Bearer("v", token.clone()),
-        ),
-    ] {
-        call(&app, method, &uri, &cred, "{}").await;
-    }
-    let (_, v, headers) = call(
-        &app,
-        "POST",
-        "/api/v1/session",
-        &Cred::Nothing,
-        &json!({"token": ADMIN}).to_string(),
-    )
-    .await;
-    assert!(v.is_null());
-    let set = headers["set-cookie"].to_str().expect("cookie");
-    secrets.push(set["pb_session=".len()..set.find(';').expect(";")].to_owned());
-    let text = String::from_utf8_lossy(&log.0.lock().expect("log")).into_owned();
-    assert!(
-        text.contains("revoked"),
-        "the log says what happened:\n{text}"
-    );
-    for s in &secrets {
-        assert!(!text.contains(s.as_str()), "{s} is in the log:\n{text}");
-    }
 }
 
 /// `?token=` (for scripts) works as the header does, percent-encoded too; a wrong one is a

@@ -174,6 +174,29 @@ async fn create(app: &Router, what: &str, body: Value) -> Value {
     v
 }
 
+/// Revoke, as the admin, the link or the token (`what`: `links`, `tokens`) of `key`.
+async fn revoke(app: &Router, what: &str, key: &Value) {
+    let uri = format!("/api/v1/{what}/{}", key.as_str().expect("key"));
+    let (status, v, _) = call(
+        app,
+        "DELETE",
+        &uri,
+        &Cred::Bearer("admin", ADMIN.into()),
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{uri}: {v}");
+}
+
+/// The session cookie an answer sets (the value of `pb_session` in its `Set-Cookie`).
+fn cookie_of(headers: &axum::http::HeaderMap) -> String {
+    let set = headers
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("a cookie");
+    set["pb_session=".len()..set.find(';').expect("attributes")].to_owned()
+}
+
 /// Open a share link: its session cookie.
 async fn open_link(app: &Router, id: &str) -> String {
     let (status, _, headers) = call(app, "GET", &format!("/s/{id}"), &Cred::Nothing, "").await;
@@ -190,7 +213,7 @@ async fn open_link(app: &Router, id: &str) -> String {
         .and_then(|v| v.to_str().ok())
         .expect("location");
     assert!(!location.contains(id), "the page's URL holds no secret");
-    set["pb_session=".len()..set.find(';').expect("attributes")].to_owned()
+    cookie_of(&headers)
 }
 
 async fn csrf_of(app: &Router, cookie: &str) -> String {
@@ -261,21 +284,12 @@ async fn every_route_answers_every_credential_as_the_table_says() {
         )
         .await;
         assert_eq!(status, StatusCode::NO_CONTENT);
-        let set = headers["set-cookie"].to_str().expect("cookie");
-        let c = set["pb_session=".len()..set.find(';').expect(";")].to_owned();
+        let c = cookie_of(&headers);
         let csrf = csrf_of(&app, &c).await;
         (c, csrf)
     };
     for (what, key) in [("links", &revoked["key"]), ("tokens", &gone["key"])] {
-        let (status, _, _) = call(
-            &app,
-            "DELETE",
-            &format!("/api/v1/{what}/{}", key.as_str().expect("key")),
-            &Cred::Bearer("admin", ADMIN.into()),
-            "",
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK);
+        revoke(&app, what, key).await;
     }
     // A link that expired after its session was opened (written as the store keeps it).
     let expired_cookie = "e".repeat(43);
