@@ -33,6 +33,11 @@ pub const DEFAULT_MAX_SITES: usize = 10;
 /// Largest `--max-sites`.
 pub const MAX_SITES: usize = 200;
 
+/// What a reader of one site names it by ([`super::Keep::Site`]): a hash of its name.
+pub fn site_hash(name: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(name.as_bytes())
+}
+
 /// The sites of an aggregate (see the module docs).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Sites {
@@ -373,6 +378,30 @@ mod tests {
                 whole.segments.table(Dimension::Country)
             );
         }
+        // A segment of the whole traffic with the sites listed: that table and the sites'
+        // figures, nothing more.
+        let listing = Aggregate::decode(&bytes, Keep::DimensionAndSites(Dimension::Country))
+            .expect("listing");
+        assert_eq!(listing.segments.tables().count(), 1);
+        assert_eq!(
+            listing.segments.table(Dimension::Country),
+            a.segments.table(Dimension::Country)
+        );
+        assert_eq!(listing.sites, sites.sites);
+        // One site's read skips the others' rows unread.
+        let one = Aggregate::decode(
+            &bytes,
+            Keep::Site(site_hash("b.example"), Some(Dimension::Country)),
+        )
+        .expect("one site");
+        assert_eq!(one.site("a.example"), None, "skipped");
+        let b = one.site("b.example").expect("the site read");
+        let whole_b = a.site("b.example").expect("site");
+        assert_eq!(b.events, whole_b.events);
+        assert_eq!(
+            b.segments.table(Dimension::Country),
+            whole_b.segments.table(Dimension::Country)
+        );
         // A row of one sole site: its own tables are the site's, read with the site's.
         let mut only = events.clone();
         only.retain(|e| e.site.as_deref() == Some("a.example"));

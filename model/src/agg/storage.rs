@@ -52,6 +52,13 @@ pub enum Keep {
     /// Each site's figures with its table of one dimension, and that table of the whole
     /// traffic (a row of one sole site is that site's: its own tables are the site's).
     SiteDimension(Dimension),
+    /// The table of one dimension of the whole traffic, and each site's figures (a view of a
+    /// segment that lists the sites).
+    DimensionAndSites(Dimension),
+    /// One site (by [`super::site::site_hash`] of its name): its figures, with the table of
+    /// the dimension when given, and that table of the whole traffic; the other sites' rows
+    /// are skipped unread (a view of one site).
+    Site(u64, Option<Dimension>),
 }
 
 impl Keep {
@@ -59,8 +66,17 @@ impl Keep {
     pub fn table(self, dim: Dimension) -> bool {
         match self {
             Keep::All => true,
-            Keep::Dimension(d) | Keep::SiteDimension(d) => d == dim,
+            Keep::Dimension(d) | Keep::SiteDimension(d) | Keep::DimensionAndSites(d) => d == dim,
+            Keep::Site(_, d) => d == Some(dim),
             Keep::Figures | Keep::Sites => false,
+        }
+    }
+
+    /// The one site whose row is decoded (by its name's hash), when only one is.
+    pub fn only_site(self) -> Option<u64> {
+        match self {
+            Keep::Site(h, _) => Some(h),
+            _ => None,
         }
     }
 
@@ -68,7 +84,8 @@ impl Keep {
     pub fn of_sites(self) -> Option<Keep> {
         match self {
             Keep::All => Some(Keep::All),
-            Keep::Sites => Some(Keep::Figures),
+            Keep::Sites | Keep::DimensionAndSites(_) => Some(Keep::Figures),
+            Keep::Site(_, d) => Some(d.map_or(Keep::Figures, Keep::Dimension)),
             Keep::SiteDimension(d) => Some(Keep::Dimension(d)),
             Keep::Figures | Keep::Dimension(_) => None,
         }
@@ -103,7 +120,7 @@ impl Aggregate {
                 let (figures, tail) =
                     postcard::take_from_bytes::<FiguresV3>(rest).map_err(corrupt)?;
                 let mut a = figures.into_aggregate();
-                if matches!(keep, Keep::All | Keep::Dimension(_)) {
+                if Dimension::ALL.iter().any(|d| keep.table(*d)) {
                     let (segments, tail) = segments_v3(tail, keep).map_err(corrupt)?;
                     if keep == Keep::All {
                         no_trailing(tail)?;

@@ -53,7 +53,11 @@ impl Held {
             // Segment tables and sites are the checkpoint's (see the module docs).
             (
                 Held::Open(_, Some(row)),
-                Keep::Dimension(_) | Keep::Sites | Keep::SiteDimension(_),
+                Keep::Dimension(_)
+                | Keep::Sites
+                | Keep::SiteDimension(_)
+                | Keep::DimensionAndSites(_)
+                | Keep::Site(..),
             ) => row,
             (Held::Open(agg, _), _) => return Cow::Borrowed(agg),
             (Held::Closed(bytes), _) => bytes,

@@ -91,7 +91,7 @@ fn merged_buckets(
 ) -> Result<BTreeMap<i64, Part>, StoreError> {
     let fold = segments::fold(view);
     let mut out: BTreeMap<i64, Part> = BTreeMap::new();
-    for b in store.buckets_in(level, from, to)? {
+    for b in store.buckets_in_with(level, from, to, view.keep())? {
         fold(out.entry(b.start).or_default(), &b.agg);
     }
     Ok(out)

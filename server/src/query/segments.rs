@@ -22,6 +22,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use pulseboard_model::agg::site::site_hash;
 use pulseboard_model::agg::{AggSpec, Aggregate, Coverage, Filter, Goal, Keep, OTHER_SITES};
 use pulseboard_model::event::MAX_FIELD_BYTES;
 use pulseboard_model::now::definition;
@@ -164,17 +165,16 @@ impl View {
         }
     }
 
-    /// What of a stored row the view reads (see [`Keep`]).
+    /// What of a stored row the view reads (see [`Keep`]): never more than its figures, one
+    /// segment table (of the site, or of the whole traffic) and the sites' figures.
     pub fn keep(&self) -> Keep {
-        let sites = self.site.is_some() || self.list_sites;
-        match (sites, &self.filter) {
-            (false, None) => Keep::Figures,
-            (false, Some(f)) => Keep::Dimension(f.dimension),
-            (true, None) => Keep::Sites,
-            (true, Some(f)) if self.site.is_some() && !self.list_sites => {
-                Keep::SiteDimension(f.dimension)
-            }
-            (true, Some(_)) => Keep::All,
+        match (&self.site, &self.filter, self.list_sites) {
+            (None, None, false) => Keep::Figures,
+            (None, Some(f), false) => Keep::Dimension(f.dimension),
+            (None, None, true) | (Some(_), None, true) => Keep::Sites,
+            (None, Some(f), true) => Keep::DimensionAndSites(f.dimension),
+            (Some(s), f, false) => Keep::Site(site_hash(s), f.as_ref().map(|f| f.dimension)),
+            (Some(_), Some(f), true) => Keep::SiteDimension(f.dimension),
         }
     }
 }
@@ -368,6 +368,33 @@ mod tests {
             }
             other => panic!("{raw}: {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_view_reads_no_more_of_a_row_than_it_shows() {
+        let de = Filter::parse("country:DE").ok();
+        let site = Some("shop.example".to_owned());
+        let view = |site: &Option<String>, filter: &Option<Filter>, list_sites| View {
+            site: site.clone(),
+            filter: filter.clone(),
+            list_sites,
+        };
+        let country = pulseboard_model::agg::Dimension::Country;
+        assert_eq!(view(&None, &None, false).keep(), Keep::Figures);
+        assert_eq!(view(&None, &de, false).keep(), Keep::Dimension(country));
+        assert_eq!(view(&None, &None, true).keep(), Keep::Sites);
+        assert_eq!(view(&site, &None, true).keep(), Keep::Sites);
+        assert_eq!(
+            view(&None, &de, true).keep(),
+            Keep::DimensionAndSites(country)
+        );
+        assert_eq!(view(&site, &de, true).keep(), Keep::SiteDimension(country));
+        let shop = site_hash("shop.example");
+        assert_eq!(
+            view(&site, &de, false).keep(),
+            Keep::Site(shop, Some(country))
+        );
+        assert_eq!(view(&site, &None, false).keep(), Keep::Site(shop, None));
     }
 
     #[test]

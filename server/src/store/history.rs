@@ -21,7 +21,7 @@
 
 use std::collections::BTreeMap;
 
-use pulseboard_model::agg::Aggregate;
+use pulseboard_model::agg::{Aggregate, Keep};
 use pulseboard_model::rollup::{self, Level};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::Transactional;
@@ -122,6 +122,18 @@ impl Store {
         from: i64,
         to: i64,
     ) -> Result<Vec<StoredBucket>, StoreError> {
+        self.buckets_in_with(level, from, to, Keep::All)
+    }
+
+    /// [`Store::buckets_in`], decoding of each bucket what `keep` says (a view of the whole
+    /// traffic skips the segment tables and the sites).
+    pub fn buckets_in_with(
+        &self,
+        level: Level,
+        from: i64,
+        to: i64,
+        keep: Keep,
+    ) -> Result<Vec<StoredBucket>, StoreError> {
         let mut out = Vec::new();
         if from >= to {
             return Ok(out);
@@ -139,7 +151,7 @@ impl Store {
                 start,
                 topic,
                 partition,
-                agg: row::decode_all(&v)?,
+                agg: row::decode(&v, keep)?,
             });
         }
         Ok(out)

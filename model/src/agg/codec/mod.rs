@@ -55,7 +55,7 @@ use std::sync::Arc;
 use self::dict::Dict;
 use self::wire::{put, put_bytes, Reader};
 use super::segment::SegmentTable;
-use super::site::Sites;
+use super::site::{site_hash, Sites};
 use super::{
     AggError, Aggregate, Dimension, GoalCounts, Hll, Keep, TopCounts, SEGMENT_TOP_CAP, TOP_CAP,
 };
@@ -124,7 +124,10 @@ fn sites(out: &mut Vec<u8>, s: &Sites) {
     }
 }
 
-fn read_sites(r: &mut Reader<'_>, keep: Keep) -> Result<Sites, AggError> {
+/// The sites section, each site's row decoded as `keep` says; with `only` (a site's
+/// [`site_hash`]), the other sites' rows are skipped unread.
+fn read_sites(r: &mut Reader<'_>, keep: Keep, only: Option<u64>) -> Result<Sites, AggError> {
+    let wanted = |name: &str| only.is_none_or(|h| site_hash(name) == h);
     let name = |r: &mut Reader<'_>| -> Result<String, AggError> {
         std::str::from_utf8(r.bytes()?)
             .map(str::to_owned)
@@ -145,11 +148,20 @@ fn read_sites(r: &mut Reader<'_>, keep: Keep) -> Result<Sites, AggError> {
             let n = r.count(2)?;
             let mut table = Vec::with_capacity(n.min(super::MAX_SITES));
             for _ in 0..n {
-                table.push((name(r)?, row(r)?));
+                let site = name(r)?;
+                if wanted(&site) {
+                    table.push((site, row(r)?));
+                } else {
+                    r.bytes()?;
+                }
             }
             let other = match r.var()? {
                 0 => None,
-                1 => Some(row(r)?),
+                1 if wanted(super::OTHER_SITES) => Some(row(r)?),
+                1 => {
+                    r.bytes()?;
+                    None
+                }
                 _ => return Err(corrupt("bad other-sites flag")),
             };
             Sites::from_parts(None, table, other, max).map_err(corrupt)
@@ -234,7 +246,7 @@ pub(crate) fn decode(row: &[u8], keep: Keep) -> Result<Aggregate, AggError> {
             // Last in the row: a reader of the whole traffic or of one segment stops here.
             return Ok(agg);
         };
-        agg.sites = Arc::new(read_sites(&mut r, of_sites)?);
+        agg.sites = Arc::new(read_sites(&mut r, of_sites, keep.only_site())?);
     }
     if !r.is_empty() {
         return Err(corrupt("trailing bytes"));
