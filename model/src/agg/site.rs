@@ -143,6 +143,12 @@ impl Aggregate {
         }
     }
 
+    /// The sites in table form, as their own: a sole site's aggregate is a copy of this
+    /// one's (figures and tables). For putting this aggregate's sites beside fresher figures.
+    pub fn sites_detached(&self) -> Sites {
+        self.sites_as_table().into_owned()
+    }
+
     /// A copy without the sites: what a site's own aggregate is made of.
     fn without_sites(&self) -> Aggregate {
         let mut a = self.clone();

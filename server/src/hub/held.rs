@@ -13,8 +13,10 @@
 //!   dimension are of the same instant, so a filtered figure says "incomplete" only when
 //!   its value really fell into "other" (live counts against tables a checkpoint older
 //!   would say so of every value that grew since). It lags the live figures by at most a
-//!   checkpoint. So does a read of its sites ([`Keep::Sites`], [`Keep::SiteDimension`]):
-//!   the live figures carry no sites, which would be copied at every hand-over.
+//!   checkpoint. So does a read of its sites ([`Keep::Site`], [`Keep::SiteDimension`]):
+//!   the live figures carry no sites, which would be copied at every hand-over; a read of
+//!   the figures with the sites listed ([`Keep::Sites`]: a summary) gets the live figures and
+//!   the checkpoint's sites.
 //! - What a reader gets is what it would have got from the aggregate itself.
 
 use std::borrow::Cow;
@@ -49,12 +51,22 @@ impl Held {
     /// The aggregate with the segment tables `keep` says (an open window's has them all). A
     /// row that does not decode, which was checked when it came, is logged and read empty.
     pub(crate) fn with(&self, keep: Keep) -> Cow<'_, Aggregate> {
+        if let (Held::Open(live, Some(row)), Keep::Sites) = (self, keep) {
+            // The whole traffic's figures live, the sites as the last checkpoint has them (a
+            // sole site's as a copy of that checkpoint's figures: the live ones may hold
+            // another site's events since).
+            let mut agg = (**live).clone();
+            match row::decode(row, Keep::Sites) {
+                Ok(r) => agg.sites = Arc::new(r.sites_detached()),
+                Err(e) => tracing::error!(error = %e, "cannot decode a held window"),
+            }
+            return Cow::Owned(agg);
+        }
         let bytes = match (self, keep) {
             // Segment tables and sites are the checkpoint's (see the module docs).
             (
                 Held::Open(_, Some(row)),
                 Keep::Dimension(_)
-                | Keep::Sites
                 | Keep::SiteDimension(_)
                 | Keep::DimensionAndSites(_)
                 | Keep::Site(..),
@@ -204,5 +216,37 @@ mod tests {
         assert_eq!((events, cov.complete(), cov.incomplete_parts), (2, true, 0));
         // The figures are the live ones.
         assert_eq!(held.figures().events, 5);
+    }
+
+    #[test]
+    fn a_summary_of_an_open_window_has_live_figures_and_the_checkpoints_sites() {
+        use pulseboard_model::event::Event;
+        let spec = AggSpec {
+            max_sites: 10,
+            ..AggSpec::NONE
+        };
+        let ev = |i: u64, site: &str| Event {
+            ts: 0,
+            kind: "pageview".into(),
+            visitor: format!("v{i}"),
+            url: "/".into(),
+            site: Some(site.into()),
+            ..Event::default()
+        };
+        // The checkpoint saw 2 of the shop's; live, 3 of the blog's came since.
+        let mut checkpoint = Aggregate::new();
+        for i in 0..2 {
+            checkpoint.add_with(&ev(i, "shop.example"), &spec);
+        }
+        let mut live = checkpoint.clone();
+        for i in 2..5 {
+            live.add_with(&ev(i, "blog.example"), &spec);
+        }
+        let held = Held::open(live.figures_only(), Some(Row::new(0, checkpoint).stored));
+        let read = held.with(Keep::Sites);
+        assert_eq!(read.events, 5, "the whole traffic live");
+        // The shop as the checkpoint counted it, not the live figures of both sites.
+        assert_eq!(read.site("shop.example").map(|a| a.events), Some(2));
+        assert_eq!(read.site("blog.example"), None, "not yet checkpointed");
     }
 }
