@@ -73,9 +73,11 @@ test('two sites on two origins: the switcher shows each alone, exactly, and the 
   await visit(visitors, `${shop}/sale`, []);
 
   // The API: 6 events, 4 of the shop and 2 of the blog, each site's figures its own.
+  // The summary's sites are as of the last checkpoint (its total is live): wait for both.
   const sites = await until('both sites counted', async () => {
     const s = await json(`${server.base}/api/v1/summary?range=15m`);
-    return s.events === 6 && s.sites?.length === 2 ? s.sites : null;
+    const listed = (s.sites || []).reduce((n, x) => n + x.events, 0);
+    return s.events === 6 && listed === 6 && s.sites.length === 2 ? s.sites : null;
   });
   assert.deepEqual(sites.map((s) => [s.site, s.events]), [['shop.example', 4], ['localhost', 2]]);
   const shopOnly = await json(`${server.base}/api/v1/summary?range=15m&site=shop.example&top=10`);
