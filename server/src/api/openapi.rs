@@ -270,9 +270,7 @@ pub struct WindowsQuery {
     /// `segment` note saying whether they hold every event of the value.
     #[param(example = "country:DE")]
     filter: Option<String>,
-    /// One site (the events' `site`; `(other sites)` for those beyond `--max-sites`): the
-    /// figures are that site's alone, exactly as a Pulseboard that only saw it counts them,
-    /// with a `site` note saying whether some windows counted it under "(other sites)".
+    /// One site's figures alone (its events' `site`; `(other sites)`: beyond `--max-sites`).
     #[param(max_length = 2048, example = "shop.example")]
     site: Option<String>,
     /// Also return the same range one day (`1d`) or one week (`7d`) earlier, aligned to this
@@ -311,9 +309,7 @@ pub struct SummaryQuery {
     /// `segment` note saying whether they hold every event of the value.
     #[param(example = "country:DE")]
     filter: Option<String>,
-    /// One site (the events' `site`; `(other sites)` for those beyond `--max-sites`): the
-    /// figures are that site's alone, exactly as a Pulseboard that only saw it counts them,
-    /// with a `site` note saying whether some windows counted it under "(other sites)".
+    /// One site's figures alone (its events' `site`; `(other sites)`: beyond `--max-sites`).
     #[param(max_length = 2048, example = "shop.example")]
     site: Option<String>,
     /// Also return the same range one day (`1d`) or one week (`7d`) earlier with the
@@ -339,9 +335,7 @@ pub struct NowQuery {
     /// `segment` note saying whether they hold every event of the value.
     #[param(example = "country:DE")]
     filter: Option<String>,
-    /// One site (the events' `site`; `(other sites)` for those beyond `--max-sites`): the
-    /// figures are that site's alone, exactly as a Pulseboard that only saw it counts them,
-    /// with a `site` note saying whether some windows counted it under "(other sites)".
+    /// One site's figures alone (its events' `site`; `(other sites)`: beyond `--max-sites`).
     #[param(max_length = 2048, example = "shop.example")]
     site: Option<String>,
 }
@@ -401,9 +395,7 @@ pub struct WsQuery {
     /// the filter. A filtered socket starts with a snapshot (`since` is not replayed).
     #[param(example = "country:DE")]
     filter: Option<String>,
-    /// One site (the events' `site`; `(other sites)` for those beyond `--max-sites`): the
-    /// figures are that site's alone, exactly as a Pulseboard that only saw it counts them,
-    /// with a `site` note saying whether some windows counted it under "(other sites)".
+    /// One site's figures alone (its events' `site`; `(other sites)`: beyond `--max-sites`).
     #[param(max_length = 2048, example = "shop.example")]
     site: Option<String>,
     /// Pace the socket to a display: at most one message per this many milliseconds, each
