@@ -233,7 +233,10 @@ fn connect(shared: &Shared) {
             }
         };
         if let ServerMsg::Snapshot {
-            protocol, filter, ..
+            protocol,
+            filter,
+            site,
+            ..
         } = &msg
         {
             if *protocol != PROTOCOL_VERSION {
@@ -241,10 +244,14 @@ fn connect(shared: &Shared) {
                     "server speaks protocol {protocol}, this page {PROTOCOL_VERSION}; reload the page after an upgrade"
                 );
             }
-            let want = app.filter().map(|f| f.to_string());
-            if *filter != want {
-                // Another segment's (a socket being replaced), or a server that cannot filter.
-                leptos::logging::warn!("socket: ignoring a snapshot of {filter:?}, not {want:?}");
+            let (want_site, want) = app.view();
+            let want = want.map(|f| f.to_string());
+            if *filter != want || *site != want_site {
+                // Another segment's or site's (a socket being replaced), or a server that
+                // cannot filter.
+                leptos::logging::warn!(
+                    "socket: ignoring a snapshot of {site:?} {filter:?}, not {want_site:?} {want:?}"
+                );
                 return;
             }
         }
