@@ -32,6 +32,7 @@ pub fn event_set(seed: u64, n: usize, partitions: i32, start: i64, span_ms: i64)
     let cfg = GenConfig {
         malformed: 0.0,
         sites: vec!["shop.example".into(), "blog.example".into()],
+        props: true,
         ..GenConfig::default()
     };
     let mut gen = Generator::new(seed, cfg);
@@ -105,6 +106,7 @@ async fn api_numbers_equal_independent_recomputation() -> Result<()> {
         .ok_or_else(|| anyhow!("windows endpoint failed"))?;
     assert_windows_match(&windows, &truth)?;
     assert_sites_match(app.addr, &folded, WIDTH).await?;
+    assert_props_match(app.addr, &folded, WIDTH).await?;
     // Windows are final (or revised, when late events reached them) up to the watermark,
     // and the one still open is live.
     let status = get_json(app.addr, "/api/v1/status")

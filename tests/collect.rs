@@ -73,6 +73,7 @@ async fn collected_events_are_counted_and_bad_bodies_rejected() -> Result<()> {
     let now = now_ms();
     let events: Vec<Event> = (0..50)
         .map(|i| Event {
+            props: Vec::new(),
             site: None,
             ts: now,
             kind: "pageview".into(),
@@ -255,6 +256,7 @@ async fn sites_beyond_max_sites_are_counted_as_other_sites_and_said_so() -> Resu
     let now = now_ms();
     // One request: one receive time, one window; the shop's events before the blog's.
     let event = |site: &str, i: usize| Event {
+        props: Vec::new(),
         site: Some(site.into()),
         ts: now,
         kind: "pageview".into(),

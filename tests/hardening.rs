@@ -66,6 +66,7 @@ fn in_order(partitions: i32, per_partition: i64, from: i64, to: i64) -> Vec<(i32
             out.push((
                 p,
                 Event {
+                    props: Vec::new(),
                     site: None,
                     ts,
                     kind: "pageview".into(),

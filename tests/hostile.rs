@@ -120,6 +120,7 @@ async fn ten_thousand_bad_messages_are_dead_lettered_and_good_ones_all_counted()
     }
     let mut all = folded.clone();
     all.push(pulseboard_model::event::Event {
+        props: Vec::new(),
         site: None,
         ts: good_ts,
         kind: "pageview".into(),

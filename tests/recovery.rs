@@ -139,6 +139,7 @@ async fn sigkill_mid_stream_loses_nothing_and_counts_nothing_twice() -> Result<(
     assert_api_matches(child.addr, &folded, WIDTH).await?;
     // Each of the two sites, through the same kills.
     assert_sites_match(child.addr, &folded, WIDTH).await?;
+    assert_props_match(child.addr, &folded, WIDTH).await?;
     let status = child.terminate()?;
     assert!(status.success(), "graceful stop exits 0: {status}");
     Ok(())

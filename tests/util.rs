@@ -212,6 +212,100 @@ pub async fn assert_api_matches(addr: SocketAddr, events: &[Event], width: i64) 
     assert_windows_match(&windows, &recompute(events, width))
 }
 
+/// The property `plan` equals an independent recomputation from `events`: each value's
+/// windows (`filter=prop.plan:VALUE`, whole: the values are few) and the summary's
+/// `properties` (each value's events exactly, its visitors within the sub-sketches' error),
+/// of every site and of each one.
+pub async fn assert_props_match(addr: SocketAddr, events: &[Event], width: i64) -> Result<()> {
+    // The truth, from the events' own property list with plain maps and sets.
+    let plan_of = |e: &Event| {
+        e.props
+            .iter()
+            .find(|(k, _)| k == "plan")
+            .map(|(_, v)| v.clone())
+    };
+    let mut by_value: BTreeMap<String, Vec<Event>> = BTreeMap::new();
+    for e in events {
+        if let Some(v) = plan_of(e) {
+            by_value.entry(v).or_default().push(e.clone());
+        }
+    }
+    if by_value.len() < 2 {
+        bail!(
+            "the events carry {} values of plan: nothing to tell apart",
+            by_value.len()
+        );
+    }
+    for (value, evs) in &by_value {
+        let api = get_json(addr, &format!("{ALL_WINDOWS}&filter=prop.plan:{value}"))
+            .await
+            .ok_or_else(|| anyhow!("windows of plan {value} failed"))?;
+        if let Some(w) = api["windows"]
+            .as_array()
+            .and_then(|ws| ws.iter().find(|w| w["segment"]["complete"] != true))
+        {
+            bail!("plan {value}: a window is incomplete with 4 values under --segment-top: {w}");
+        }
+        let mut api = api;
+        if let Some(ws) = api["windows"].as_array_mut() {
+            ws.retain(|w| w["events"].as_u64() != Some(0));
+        }
+        assert_windows_match_of(&api, &recompute(evs, width), SEGMENT)
+            .map_err(|e| anyhow!("plan {value}: {e}"))?;
+    }
+    let mut sites: Vec<Option<&str>> = vec![None];
+    let mut names: Vec<&str> = events.iter().filter_map(|e| e.site.as_deref()).collect();
+    names.sort_unstable();
+    names.dedup();
+    sites.extend(names.into_iter().map(Some));
+    for site in sites {
+        let q = site.map_or(String::new(), |s| format!("&site={s}"));
+        let summary = get_json(addr, &format!("/api/v1/summary?from=0&to=4102444800000{q}"))
+            .await
+            .ok_or_else(|| anyhow!("summary{q} failed"))?;
+        let plan = summary["properties"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["key"] == "plan"))
+            .ok_or_else(|| anyhow!("summary{q} lists no property plan: {summary}"))?;
+        let of_site = |e: &&Event| site.is_none() || e.site.as_deref() == site;
+        let mut want: BTreeMap<String, (u64, HashSet<String>)> = BTreeMap::new();
+        for e in events.iter().filter(of_site) {
+            if let Some(v) = plan_of(e) {
+                let w = want.entry(v).or_default();
+                w.0 += 1;
+                w.1.insert(e.visitor.clone());
+            }
+        }
+        let total: u64 = want.values().map(|w| w.0).sum();
+        if plan["events"].as_u64() != Some(total) || plan["other_events"].as_u64() != Some(0) {
+            bail!("summary{q}: plan has {plan}, expected {total} events, none other");
+        }
+        let values = plan["values"].as_array().cloned().unwrap_or_default();
+        if values.len() != want.len() || plan["complete"] != true {
+            bail!(
+                "summary{q}: plan lists {plan}, expected {} values, complete",
+                want.len()
+            );
+        }
+        for v in values {
+            let name = v["value"].as_str().unwrap_or_default();
+            let (n, visitors) = want
+                .get(name)
+                .ok_or_else(|| anyhow!("summary{q}: plan value {name:?} never sent"))?;
+            if v["events"].as_u64() != Some(*n) {
+                bail!("summary{q}: plan {name} has {v}, expected {n} events");
+            }
+            assert_distinct(
+                &format!("summary{q}: plan {name}'s visitors"),
+                visitors.len(),
+                v["unique_visitors"].as_u64(),
+                SEGMENT_HLL_SIGMA,
+            )?;
+        }
+    }
+    Ok(())
+}
+
 /// Each site's view equals a recomputation of that site's events alone (they carry a
 /// `site`; the recomputation does not use Pulseboard's types): the windows of
 /// `/api/v1/windows?site=` where the site has events are exactly those of the recomputation,
@@ -615,6 +709,8 @@ pub fn broker_args_with(
     // These tests read the API without a credential (tests/access.rs holds the access).
     let mut v: Vec<String> = [
         "--public-dashboard",
+        "--property",
+        "plan",
         "--brokers",
         brokers,
         "--topics",

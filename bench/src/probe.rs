@@ -34,6 +34,7 @@ pub fn producer(brokers: &str) -> Result<FutureProducer> {
 
 fn payload(k: u64, ts: i64) -> (String, String) {
     let ev = Event {
+        props: Vec::new(),
         site: None,
         ts,
         kind: "pageview".into(),

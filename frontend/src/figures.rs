@@ -473,6 +473,7 @@ mod tests {
             },
         ];
         let summary = Summary {
+            properties: Vec::new(),
             site: None,
             sites: Vec::new(),
             from: 0,

@@ -134,7 +134,7 @@ fn use_ready_marker(ready: Signal<bool>) {
 
 /// The dashboard's cards under the totals, in order: panel, extra classes (grid spans),
 /// rows of a top list.
-const DASHBOARD_CARDS: [(Panel, &str, usize); 9] = [
+const DASHBOARD_CARDS: [(Panel, &str, usize); 10] = [
     (Panel::Events, "span-all chart-card", 10),
     (Panel::Now, "", 6),
     (Panel::Goals, "", 10),
@@ -143,6 +143,7 @@ const DASHBOARD_CARDS: [(Panel, &str, usize); 9] = [
     (Panel::Countries, "", 10),
     (Panel::Devices, "", 10),
     (Panel::Types, "", 10),
+    (Panel::Properties, "", 10),
     (Panel::Status, "span-all", 10),
 ];
 

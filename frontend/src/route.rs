@@ -52,13 +52,15 @@ pub enum Panel {
     Devices,
     /// Events by type.
     Types,
+    /// Custom properties: a key's top values.
+    Properties,
     /// Pipeline status: broker, partitions, lag, dead letters.
     Status,
 }
 
 impl Panel {
     /// Every panel, in the order the dashboard shows them.
-    pub const ALL: [Panel; 10] = [
+    pub const ALL: [Panel; 11] = [
         Panel::Events,
         Panel::Totals,
         Panel::Now,
@@ -68,6 +70,7 @@ impl Panel {
         Panel::Countries,
         Panel::Devices,
         Panel::Types,
+        Panel::Properties,
         Panel::Status,
     ];
 
@@ -83,6 +86,7 @@ impl Panel {
             Panel::Countries => "countries",
             Panel::Devices => "devices",
             Panel::Types => "types",
+            Panel::Properties => "properties",
             Panel::Status => "status",
         }
     }
@@ -104,6 +108,7 @@ impl Panel {
             Panel::Countries => "Countries",
             Panel::Devices => "Devices",
             Panel::Types => "Event types",
+            Panel::Properties => "Properties",
             Panel::Status => "Pipeline",
         }
     }
@@ -143,7 +148,7 @@ pub fn query_param(search: &str, name: &str) -> Option<String> {
 pub fn filter_of(search: &str) -> Option<Filter> {
     query_param(search, "filter")
         .filter(|f| !f.is_empty())
-        .and_then(|f| Filter::parse(&f).ok())
+        .and_then(|f| Filter::parse_registering(&f).ok())
 }
 
 /// The site a page is pinned to: its `site` parameter, when not empty.

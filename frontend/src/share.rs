@@ -151,7 +151,7 @@ impl ShareForm {
         let filter = match self.filter.trim() {
             "" => None,
             f => Some(
-                Filter::parse(f)
+                Filter::parse_registering(f)
                     .map_err(|e| format!("Segment: {e} (write DIMENSION:VALUE, or clear it)."))?
                     .to_string(),
             ),
@@ -274,7 +274,7 @@ impl SharedLink {
         };
         let segment = match s.filter.as_deref().filter(|f| !f.is_empty()) {
             None => "all traffic".to_owned(),
-            Some(f) => Filter::parse(f)
+            Some(f) => Filter::parse_registering(f)
                 .map(|f| crate::figures::filter_label(&f))
                 .unwrap_or_else(|_| f.to_owned()),
         };

@@ -59,6 +59,10 @@ pub struct Event {
     /// be shown for one site ([`crate::agg::Sites`]).
     #[serde(default)]
     pub site: Option<String>,
+    /// Custom properties: the values of the keys of `--property` the event carries (as
+    /// [`crate::agg::prop::prop_value`] keeps them), by key in the order configured.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub props: Vec<(String, String)>,
 }
 
 #[derive(Serialize)]
@@ -78,11 +82,29 @@ struct CanonicalOut<'a> {
     device: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     site: Option<&'a str>,
+    #[serde(skip_serializing_if = "Props::is_empty")]
+    props: Props<'a>,
+}
+
+/// Properties as a JSON object.
+struct Props<'a>(&'a [(String, String)]);
+
+impl Props<'_> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for Props<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
 }
 
 impl Event {
     /// Canonical JSON: `{"ts":"<rfc3339>","type":..,"visitor":..,"session":..,
-    /// "url":..,"referrer":..,"country":..,"device":..,"site":..}` with `None` fields omitted.
+    /// "url":..,"referrer":..,"country":..,"device":..,"site":..,"props":{..}}` with `None`
+    /// fields (and no properties) omitted.
     pub fn to_json(&self) -> String {
         let out = CanonicalOut {
             ts: format_rfc3339_ms(self.ts),
@@ -94,9 +116,20 @@ impl Event {
             country: self.country.as_deref(),
             device: self.device.as_deref(),
             site: self.site.as_deref(),
+            props: Props(&self.props),
         };
         // Serialising a struct of plain strings to a String cannot fail.
         serde_json::to_string(&out).expect("serialising strings to JSON is infallible")
+    }
+}
+
+impl Event {
+    /// The value of property `key`, if the event has one.
+    pub fn prop(&self, key: &str) -> Option<&str> {
+        self.props
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -183,6 +216,7 @@ mod tests {
     #[test]
     fn to_json_is_canonical_and_decodes_back() {
         let ev = Event {
+            props: Vec::new(),
             site: None,
             ts: NOW,
             kind: "pageview".into(),

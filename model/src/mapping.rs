@@ -43,11 +43,13 @@ pub enum Field {
     Device,
     /// `site`
     Site,
+    /// `props`: an object of custom properties (only the keys of `--property` are kept)
+    Props,
 }
 
 impl Field {
     /// Every field, in canonical order.
-    pub const ALL: [Field; 9] = [
+    pub const ALL: [Field; 10] = [
         Field::Ts,
         Field::Type,
         Field::Visitor,
@@ -57,6 +59,7 @@ impl Field {
         Field::Country,
         Field::Device,
         Field::Site,
+        Field::Props,
     ];
 
     /// The canonical JSON name of the field.
@@ -71,6 +74,7 @@ impl Field {
             Field::Country => "country",
             Field::Device => "device",
             Field::Site => "site",
+            Field::Props => "props",
         }
     }
 
@@ -95,7 +99,7 @@ impl FromStr for Field {
             .ok_or_else(|| {
                 MappingError(format!(
                     "unknown field {s:?}: expected one of ts, type, visitor, session, url, \
-                     referrer, country, device, site"
+                     referrer, country, device, site, props"
                 ))
             })
     }
@@ -186,6 +190,7 @@ fn default_pointers(schema: Schema, field: Field) -> &'static [&'static str] {
             Field::Country => &["/country"],
             Field::Device => &["/device"],
             Field::Site => &["/site"],
+            Field::Props => &["/props"],
         },
         Schema::Segment => match field {
             Field::Ts => &["/timestamp", "/sentAt", "/receivedAt"],
@@ -199,6 +204,8 @@ fn default_pointers(schema: Schema, field: Field) -> &'static [&'static str] {
             // Segment's spec has no site: a property of that name, as the tracking
             // plans that send several sites to one source set it.
             Field::Site => &["/properties/site", "/context/site"],
+            // A track or page call's properties are its custom properties.
+            Field::Props => &["/properties"],
         },
     }
 }
@@ -209,7 +216,7 @@ fn default_pointers(schema: Schema, field: Field) -> &'static [&'static str] {
 /// the same field form a fallback list in the order given.
 #[derive(Debug, Clone)]
 pub struct FieldMapping {
-    pointers: [Vec<String>; 9],
+    pointers: [Vec<String>; 10],
     /// Segment `type` semantics (`page` → `pageview`, `track` → `/event`).
     segment_type: bool,
 }
@@ -217,13 +224,13 @@ pub struct FieldMapping {
 impl FieldMapping {
     /// Builds the mapping for `schema` with `rules` applied on top.
     pub fn new(schema: Schema, rules: &[MapRule]) -> Self {
-        let mut pointers: [Vec<String>; 9] = Field::ALL.map(|f| {
+        let mut pointers: [Vec<String>; 10] = Field::ALL.map(|f| {
             default_pointers(schema, f)
                 .iter()
                 .map(|p| (*p).to_owned())
                 .collect()
         });
-        let mut overridden = [false; 9];
+        let mut overridden = [false; 10];
         for rule in rules {
             let i = rule.field.index();
             if !overridden[i] {

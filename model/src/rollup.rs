@@ -196,6 +196,7 @@ mod tests {
 
     fn ev(i: u64, url: &str) -> Event {
         Event {
+            props: Vec::new(),
             site: None,
             ts: 0,
             kind: if i % 10 == 0 { "click" } else { "pageview" }.into(),

@@ -130,6 +130,7 @@ fn worst(i: usize, key_len: usize) -> Event {
     };
     let h = |k: u64| mix(i as u64 ^ (k << 56)) % 11;
     Event {
+        props: Vec::new(),
         site: None,
         ts: 1_800_000_000_000,
         kind: if i % 2 == 0 {

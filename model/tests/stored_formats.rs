@@ -67,6 +67,7 @@ fn events(seed: u64, n: usize, visitors: u32, sessions: u32) -> Vec<Event> {
             };
             let session = (rng.u8(0..10) != 0).then(|| format!("s{seed}-{}", rng.u32(0..sessions)));
             Event {
+                props: Vec::new(),
                 site: None,
                 ts: 1_800_000_000_000 + i as i64,
                 kind: kind.to_owned(),

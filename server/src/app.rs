@@ -274,6 +274,7 @@ pub async fn run(
             hub: hub.clone(),
             me,
             committer: committer.clone(),
+            properties: config.aggregate.property_keys(),
         };
         let token = shutdown.child_token();
         tasks.spawn(

@@ -135,7 +135,10 @@ impl Group {
             .map_err(|e| anyhow!("instance {i}: {e:#}"))?;
             let exact = match assert_api_matches(addr, &folded, WIDTH).await {
                 // Each site on each instance too.
-                Ok(()) => assert_sites_match(addr, &folded, WIDTH).await,
+                Ok(()) => match assert_sites_match(addr, &folded, WIDTH).await {
+                    Ok(()) => assert_props_match(addr, &folded, WIDTH).await,
+                    e => e,
+                },
                 e => e,
             };
             if let Err(e) = exact {

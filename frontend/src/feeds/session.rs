@@ -97,7 +97,10 @@ fn pin_to_link(app: AppState, session: &Session) {
     if let Some(r) = link.pinned_range() {
         app.range.set(r);
     }
-    let filter = link.filter.as_deref().and_then(|f| Filter::parse(f).ok());
+    let filter = link
+        .filter
+        .as_deref()
+        .and_then(|f| Filter::parse_registering(f).ok());
     if app.filter.get_untracked() != filter {
         app.filter.set(filter);
     }

@@ -13,17 +13,20 @@
 //! - [`totals`] — headline figures: the totals with their changes, visitors now, goals.
 //! - [`events_chart`] — the events chart.
 //! - [`top_list`] — the ranked lists (pages, referrers, countries, devices, types).
+//! - [`properties`] — a custom property's top values.
 //! - [`status`] — the pipeline status.
 //! - [`share`] — not a panel of its own but the dashboard's Share button and dialog, for
 //!   admins: make a share link of the view, copy it, revoke links.
 
 pub mod events_chart;
+pub mod properties;
 pub mod share;
 pub mod status;
 pub mod top_list;
 pub mod totals;
 
 pub use events_chart::EventsChart;
+pub use properties::PropertiesPanel;
 pub use share::ShareButton;
 pub use status::StatusPanel;
 pub use top_list::{ListKind, TopList};
@@ -56,6 +59,7 @@ pub fn PanelBody(
         Panel::Countries => list(ListKind::Countries),
         Panel::Devices => list(ListKind::Devices),
         Panel::Types => list(ListKind::Types),
+        Panel::Properties => view! { <PropertiesPanel rows=rows/> }.into_any(),
         Panel::Status => view! { <StatusPanel/> }.into_any(),
     }
 }

@@ -64,13 +64,14 @@ impl<'e> Facts<'e> {
         }
     }
 
-    /// The [`key_hash`] of the event's value of `dim`.
-    pub(crate) fn key_of(&self, dim: Dimension) -> u64 {
+    /// The [`key_hash`] of the event's value of `dim` (not worked out for a property).
+    pub(crate) fn key_of(&self, dim: Dimension) -> Option<u64> {
         match dim {
-            Dimension::Country => self.country_key,
-            Dimension::Device => self.device_key,
-            Dimension::Type => self.kind_key,
-            Dimension::Referrer => self.domain_key,
+            Dimension::Country => Some(self.country_key),
+            Dimension::Device => Some(self.device_key),
+            Dimension::Type => Some(self.kind_key),
+            Dimension::Referrer => Some(self.domain_key),
+            Dimension::Prop(_) => None,
         }
     }
 }
@@ -106,6 +107,12 @@ impl Aggregate {
                     Dimension::Device => &self.devices,
                     Dimension::Type => &self.by_type,
                     Dimension::Referrer => &self.sources,
+                    Dimension::Prop(_) => {
+                        Arc::make_mut(&mut self.segments)
+                            .table_mut(dim, spec.segments.top_n)
+                            .add_prop((dim, &v), ev, facts, &spec.goals);
+                        continue;
+                    }
                 };
                 Arc::make_mut(&mut self.segments)
                     .table_mut(dim, spec.segments.top_n)

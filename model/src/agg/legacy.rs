@@ -52,12 +52,32 @@ pub(super) struct FiguresV3 {
     goals: BTreeMap<String, GoalCountsV3>,
 }
 
+/// A dimension as version 3 wrote it (the variant's index, before properties).
+#[derive(Deserialize, Clone, Copy)]
+enum DimensionV3 {
+    Country,
+    Device,
+    Type,
+    Referrer,
+}
+
+impl From<DimensionV3> for Dimension {
+    fn from(d: DimensionV3) -> Dimension {
+        match d {
+            DimensionV3::Country => Dimension::Country,
+            DimensionV3::Device => Dimension::Device,
+            DimensionV3::Type => Dimension::Type,
+            DimensionV3::Referrer => Dimension::Referrer,
+        }
+    }
+}
+
 /// A segment's sub-aggregate of format version 3: its figures and its (empty) tables.
 #[derive(Deserialize)]
 struct SubV3<'a> {
     figures: FiguresV3,
     #[serde(borrow)]
-    segments: Vec<(Dimension, &'a [u8])>,
+    segments: Vec<(DimensionV3, &'a [u8])>,
 }
 
 /// A segment table of format version 3.
@@ -129,16 +149,22 @@ fn table_v3(blob: &[u8]) -> Result<SegmentTable, postcard::Error> {
         .into_iter()
         .map(|(k, sub)| Ok((k, sub.into_sub()?)))
         .collect::<Result<_, postcard::Error>>()?;
-    SegmentTable::from_parts(t.top_n as usize, values, t.other.into_sub()?)
-        .map_err(|_| postcard::Error::DeserializeBadEncoding)
+    SegmentTable::from_parts(
+        t.top_n as usize,
+        values,
+        t.other.into_sub()?,
+        TopCounts::default(),
+    )
+    .map_err(|_| postcard::Error::DeserializeBadEncoding)
 }
 
 /// The segment tables `keep` says of a version-3 aggregate, from the bytes after its
 /// figures: the tables and the bytes after them.
 pub(super) fn segments_v3(tail: &[u8], keep: Keep) -> Result<(Segments, &[u8]), postcard::Error> {
-    let (blobs, rest) = postcard::take_from_bytes::<Vec<(Dimension, &[u8])>>(tail)?;
+    let (blobs, rest) = postcard::take_from_bytes::<Vec<(DimensionV3, &[u8])>>(tail)?;
     let mut segments = Segments::default();
     for (dim, blob) in blobs {
+        let dim = Dimension::from(dim);
         if keep.table(dim) && !segments.insert(dim, table_v3(blob)?) {
             return Err(postcard::Error::DeserializeBadEncoding); // a dimension twice
         }

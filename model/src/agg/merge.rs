@@ -64,20 +64,19 @@ impl Aggregate {
             into.merge_figures(s);
             if !filter.is_other() {
                 // A value's sub-aggregate does not keep its own dimension's counts.
-                into.counts_by_mut(filter.dimension)
-                    .add(&filter.value, s.events);
+                if let Some(list) = into.counts_by_mut(filter.dimension) {
+                    list.add(&filter.value, s.events);
+                }
             }
         }
         let covered = sub.map_or(0, |s| s.events);
         let (at_least, at_most) = if filter.is_other() {
             (covered, covered)
         } else {
-            let counts = self.counts_by(filter.dimension);
-            let c = counts.get(&filter.value);
-            (
-                c.max(covered),
-                c.saturating_add(counts.error_bound()).max(covered),
-            )
+            let (c, error) = self
+                .counts_by(filter.dimension)
+                .map_or((0, 0), |l| (l.get(&filter.value), l.error_bound()));
+            (c.max(covered), c.saturating_add(error).max(covered))
         };
         coverage.merge(&Coverage {
             events: covered,

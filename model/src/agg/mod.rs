@@ -35,6 +35,7 @@
 
 pub mod goal;
 pub mod hll;
+pub mod prop;
 pub mod segment;
 pub mod site;
 pub mod top;
@@ -209,23 +210,27 @@ impl Aggregate {
         .all(|t| t.is_exact())
     }
 
-    /// This aggregate's own count of events by the values of `dim` (what a segment's
-    /// coverage is judged by).
-    pub(crate) fn counts_by_mut(&mut self, dim: Dimension) -> &mut TopCounts {
-        match dim {
+    /// This aggregate's own list of events by the values of `dim` among its figures (a
+    /// property has none: its counts are its table's).
+    pub(crate) fn counts_by_mut(&mut self, dim: Dimension) -> Option<&mut TopCounts> {
+        Some(match dim {
             Dimension::Country => &mut self.countries,
             Dimension::Device => &mut self.devices,
             Dimension::Type => &mut self.by_type,
             Dimension::Referrer => &mut self.sources,
-        }
+            Dimension::Prop(_) => return None,
+        })
     }
 
-    pub fn counts_by(&self, dim: Dimension) -> &TopCounts {
+    /// This aggregate's own count of events by the values of `dim` (what a segment's
+    /// coverage is judged by): a property's is its table's; `None` when it has no table.
+    pub fn counts_by(&self, dim: Dimension) -> Option<&TopCounts> {
         match dim {
-            Dimension::Country => &self.countries,
-            Dimension::Device => &self.devices,
-            Dimension::Type => &self.by_type,
-            Dimension::Referrer => &self.sources,
+            Dimension::Country => Some(&self.countries),
+            Dimension::Device => Some(&self.devices),
+            Dimension::Type => Some(&self.by_type),
+            Dimension::Referrer => Some(&self.sources),
+            Dimension::Prop(_) => self.segments.table(dim).map(SegmentTable::counts),
         }
     }
 }
@@ -244,6 +249,7 @@ mod tests {
         referrer: Option<&str>,
     ) -> Event {
         Event {
+            props: Vec::new(),
             site: None,
             ts: 1_795_515_330_123,
             kind: kind.into(),

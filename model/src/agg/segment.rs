@@ -39,7 +39,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use super::prop::{PropKey, PROP_PREFIX};
 
 use super::top::{TopCounts, SEGMENT_TOP_CAP};
 use super::{Aggregate, Facts};
@@ -53,7 +53,7 @@ pub const DEFAULT_SEGMENT_TOP: usize = 10;
 pub const MAX_SEGMENT_TOP: usize = 100;
 
 /// What events are segmented by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Dimension {
     /// The event's country.
     Country,
@@ -63,6 +63,8 @@ pub enum Dimension {
     Type,
     /// The domain of the event's referrer ([`referrer_domain`]).
     Referrer,
+    /// A custom property of the event (`--property KEY`, see [`super::prop`]).
+    Prop(PropKey),
 }
 
 impl Dimension {
@@ -74,19 +76,33 @@ impl Dimension {
         Dimension::Referrer,
     ];
 
-    /// Its name in filters and flags: `country`, `device`, `type`, `referrer`.
+    /// Its name in filters and flags: `country`, `device`, `type`, `referrer`; a property's
+    /// is its key after `prop.` (`prop.plan`).
     pub fn name(self) -> &'static str {
         match self {
             Dimension::Country => "country",
             Dimension::Device => "device",
             Dimension::Type => "type",
             Dimension::Referrer => "referrer",
+            Dimension::Prop(k) => k.dimension_name(),
         }
     }
 
-    /// The dimension called `name`.
+    /// The dimension called `name` (`prop.KEY` for a property registered before: see
+    /// [`PropKey::known`]).
     pub fn from_name(name: &str) -> Option<Dimension> {
+        if let Some(key) = name.strip_prefix(PROP_PREFIX) {
+            return PropKey::known(key).map(Dimension::Prop);
+        }
         Dimension::ALL.into_iter().find(|d| d.name() == name)
+    }
+
+    /// The property's key, if it is one.
+    pub fn prop(self) -> Option<PropKey> {
+        match self {
+            Dimension::Prop(k) => Some(k),
+            _ => None,
+        }
     }
 
     /// The value of `ev` for this dimension, if it has one.
@@ -96,6 +112,7 @@ impl Dimension {
             Dimension::Device => ev.device.as_deref().map(Cow::Borrowed),
             Dimension::Type => Some(Cow::Borrowed(ev.kind.as_str())),
             Dimension::Referrer => ev.referrer.as_deref().and_then(referrer_domain),
+            Dimension::Prop(k) => ev.prop(k.as_str()).map(Cow::Borrowed),
         }
     }
 }
@@ -142,7 +159,7 @@ pub fn referrer_domain(referrer: &str) -> Option<Cow<'_, str>> {
 pub enum FilterError {
     #[error("{0:?} is not a filter: write DIMENSION:VALUE, e.g. country:DE")]
     Syntax(String),
-    #[error("{0:?} is not a dimension: use country, device, type or referrer")]
+    #[error("{0:?} is not a dimension: use country, device, type, referrer or prop.KEY for a property of --property")]
     Dimension(String),
     #[error("the value of a {0} filter is empty")]
     EmptyValue(Dimension),
@@ -181,6 +198,19 @@ impl Filter {
             _ => value.to_owned(),
         };
         Ok(Filter { dimension, value })
+    }
+
+    /// [`Filter::parse`] for a client (the browser) that learns the property keys from the
+    /// filters it is given: a `prop.KEY` filter registers its key ([`PropKey::register`]).
+    /// Never on the server, which knows its keys (`--property`) and refuses others.
+    pub fn parse_registering(s: &str) -> Result<Filter, FilterError> {
+        if let Some(key) = s
+            .split_once(':')
+            .and_then(|(d, _)| d.trim().strip_prefix(PROP_PREFIX))
+        {
+            PropKey::register(key).map_err(|_| FilterError::Dimension(s.to_owned()))?;
+        }
+        Filter::parse(s)
     }
 
     /// Whether it selects the "other" bucket.
@@ -248,19 +278,25 @@ impl Coverage {
 }
 
 /// One dimension's sub-aggregates in a window. Equality compares what it holds (N, the
-/// members and "other"), not what it remembers to save lookups.
+/// members and "other", a property's counts), not what it remembers to save lookups.
 #[derive(Debug, Clone, Default)]
 pub struct SegmentTable {
     top_n: usize,
     values: BTreeMap<String, Aggregate>,
     other: Aggregate,
+    /// A property's table only: the window's count of events by the property's values (the
+    /// figures count the other dimensions' values; a property's are counted here).
+    counts: TopCounts,
     /// A lower bound of the window's count of the member with the fewest events (0: look).
     smallest: u64,
 }
 
 impl PartialEq for SegmentTable {
     fn eq(&self, other: &Self) -> bool {
-        self.top_n == other.top_n && self.values == other.values && self.other == other.other
+        self.top_n == other.top_n
+            && self.values == other.values
+            && self.other == other.other
+            && self.counts == other.counts
     }
 }
 
@@ -270,8 +306,30 @@ impl SegmentTable {
             top_n: top_n.clamp(1, MAX_SEGMENT_TOP),
             values: BTreeMap::new(),
             other: Aggregate::segment_sub(),
+            counts: TopCounts::default(),
             smallest: 0,
         }
+    }
+
+    /// Accounts an event of `value` of property `dim`: into the table's own counts of the
+    /// property's values, then as [`SegmentTable::add`] does with those as the window's.
+    pub(crate) fn add_prop(
+        &mut self,
+        (dim, value): (Dimension, &str),
+        ev: &Event,
+        facts: &Facts<'_>,
+        goals: &[super::Goal],
+    ) {
+        let mut counts = std::mem::take(&mut self.counts);
+        counts.add(value, 1);
+        self.add((dim, value), &counts, ev, facts, goals);
+        self.counts = counts;
+    }
+
+    /// A property's table: the window's count of events by its values (empty for the
+    /// other dimensions, whose counts are the figures').
+    pub fn counts(&self) -> &TopCounts {
+        &self.counts
     }
 
     /// Accounts an event of `value` of dimension `dim` (this table's). `window` is the
@@ -298,7 +356,10 @@ impl SegmentTable {
             // than twice as many. Window counts only grow, so the member's count remembered
             // from the last look is a lower bound: most events of other values are settled
             // against it without a lookup.
-            let challenger = window.get_hashed(value, facts.key_of(dim));
+            let challenger = match facts.key_of(dim) {
+                Some(key) => window.get_hashed(value, key),
+                None => window.get(value),
+            };
             if challenger <= self.smallest.saturating_mul(2) {
                 self.other.add_facts(ev, facts, goals);
                 return;
@@ -332,14 +393,18 @@ impl SegmentTable {
 
     /// Puts back, into the sub-aggregate of `value`, the one entry of its own dimension it
     /// does not keep: `value` with all its events.
+    /// (A property's sub-aggregate has no list of the property's values: nothing to put.)
     pub(crate) fn own_list(sub: &mut Aggregate, dim: Dimension, value: &str) {
         let events = sub.events;
-        sub.counts_by_mut(dim).add(value, events);
+        if let Some(list) = sub.counts_by_mut(dim) {
+            list.add(value, events);
+        }
     }
 
     fn merge(&mut self, dim: Dimension, other: &SegmentTable) {
         self.top_n = self.top_n.max(other.top_n);
         self.smallest = 0;
+        self.counts.merge(&other.counts);
         for (v, sub) in &other.values {
             match self.values.get_mut(v) {
                 Some(mine) => mine.merge(sub),
@@ -398,15 +463,18 @@ impl SegmentTable {
     /// A table of N = `top_n` made of stored parts, checked: N in range, no more values
     /// than N, none twice, no nested tables; the sub-aggregates' top lists get their cap
     /// (or keep what they hold, stored under a larger one by an earlier release).
+    /// A property's table comes with its `counts`.
     pub(crate) fn from_parts(
         top_n: usize,
         values: Vec<(String, Aggregate)>,
         mut other: Aggregate,
+        counts: TopCounts,
     ) -> Result<SegmentTable, &'static str> {
         if !(1..=MAX_SEGMENT_TOP).contains(&top_n) || values.len() > top_n {
             return Err("segment table exceeds its size");
         }
         let mut t = SegmentTable::new(top_n);
+        t.counts = counts;
         for (k, mut sub) in values {
             if !sub.segments.is_empty() {
                 return Err("nested segments");

@@ -78,6 +78,9 @@ pub(super) struct Raw<'a> {
     device: Option<BStr<'a>>,
     #[serde(default, borrow)]
     site: Option<BStr<'a>>,
+    /// Read only when the decoder keeps properties.
+    #[serde(default, borrow)]
+    props: Option<&'a serde_json::value::RawValue>,
 }
 
 fn bstr<'r>(v: &'r Option<BStr<'_>>) -> Option<&'r str> {
@@ -86,6 +89,7 @@ fn bstr<'r>(v: &'r Option<BStr<'_>>) -> Option<&'r str> {
 
 impl Decoder {
     pub(super) fn finish_raw(
+        &self,
         raw: &Raw<'_>,
         msg_ts: Option<i64>,
         out: &mut Event,
@@ -110,7 +114,18 @@ impl Decoder {
             },
             msg_ts,
             out,
-        )
+        )?;
+        if self.properties.is_empty() {
+            out.props.clear();
+        } else {
+            // `null` is no properties, as in the mapped path.
+            let props = raw
+                .props
+                .map(|p| serde_json::from_str(p.get()).unwrap_or(serde_json::Value::Bool(false)))
+                .filter(|v| !v.is_null());
+            self.props_into(props.as_ref(), out);
+        }
+        Ok(())
     }
 }
 
@@ -126,6 +141,7 @@ mod tests {
         assert_eq!(
             ev,
             Event {
+                props: Vec::new(),
                 site: None,
                 ts: NOW,
                 kind: "click".into(),

@@ -132,7 +132,13 @@ impl Decoder {
             device: lookup_str(&root, m, Field::Device)?,
             site: lookup_str(&root, m, Field::Site)?,
         };
-        finish_into(fields, msg_ts, out)
+        finish_into(fields, msg_ts, out)?;
+        if self.properties.is_empty() {
+            out.props.clear();
+        } else {
+            self.props_into(lookup(&root, m.pointers(Field::Props), false), out);
+        }
+        Ok(())
     }
 }
 

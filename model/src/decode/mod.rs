@@ -16,7 +16,12 @@
 //!   through `serde_json::Value` and JSON pointers. Both paths give identical
 //!   results for every input, with one exception: nesting deeper than
 //!   serde_json's recursion limit (128) inside an *unknown* field is skipped
-//!   by the fast path but is `NotJson` for the `Value` path.
+//!   by the fast path but is `NotJson` for the `Value` path (inside `props`, the fast
+//!   path drops the event's properties as not an object).
+//! - Properties (`props`, [`Field::Props`](crate::mapping::Field)) are read only for the
+//!   keys the decoder was given ([`Decoder::with_properties`]; none: `props` is skipped
+//!   unread), each value as [`prop_value`] keeps it. A bad `props` or value never rejects
+//!   the event: it is dropped (or cut) and counted by reason ([`Decoder::props_rejected`]).
 //! - Fields are looked up through a list of JSON pointers; the first pointer
 //!   whose value is present and not null (for string fields: and not the empty
 //!   string) wins.
@@ -29,6 +34,9 @@ mod fast;
 mod mapped;
 mod validate;
 
+use std::sync::Arc;
+
+use crate::agg::prop::{prop_value, PropRejected, PropRejections};
 use crate::event::{DeadReason, Event, MAX_VALUE_BYTES};
 use crate::mapping::FieldMapping;
 use fast::Raw;
@@ -57,13 +65,66 @@ impl DecodeError {
 pub struct Decoder {
     mapping: FieldMapping,
     fast: bool,
+    /// The property keys kept, in order.
+    properties: Arc<[String]>,
+    /// Properties not kept as sent (shared by the clones, and by whoever reports them).
+    rejected: Arc<PropRejections>,
 }
 
 impl Decoder {
-    /// Creates a decoder for `mapping`.
+    /// Creates a decoder for `mapping` (that keeps no property).
     pub fn new(mapping: FieldMapping) -> Self {
         let fast = mapping.is_canonical();
-        Decoder { mapping, fast }
+        Decoder {
+            mapping,
+            fast,
+            properties: Arc::new([]),
+            rejected: Arc::default(),
+        }
+    }
+
+    /// The decoder keeping the properties `keys` (`--property`; checked by the caller).
+    pub fn with_properties(mut self, keys: &[String]) -> Self {
+        self.properties = keys.into();
+        self
+    }
+
+    /// The decoder counting the properties it does not keep as sent into `counts`.
+    pub fn counting_into(mut self, counts: Arc<PropRejections>) -> Self {
+        self.rejected = counts;
+        self
+    }
+
+    /// Properties not kept as sent, by reason (see [`Decoder::counting_into`]).
+    pub fn props_rejected(&self) -> [(PropRejected, u64); 3] {
+        self.rejected.counts()
+    }
+
+    fn reject(&self, r: PropRejected) {
+        self.rejected.add(r);
+    }
+
+    /// Sets `out.props` from the event's `props` value (see the module docs).
+    fn props_into(&self, props: Option<&serde_json::Value>, out: &mut Event) {
+        out.props.clear();
+        let Some(props) = props else { return };
+        let Some(obj) = props.as_object() else {
+            self.reject(PropRejected::NotObject);
+            return;
+        };
+        for key in self.properties.iter() {
+            let Some(v) = obj.get(key) else { continue };
+            match prop_value(v) {
+                Ok(None) => {}
+                Ok(Some((value, cut))) => {
+                    if cut {
+                        self.reject(PropRejected::Cut);
+                    }
+                    out.props.push((key.clone(), value));
+                }
+                Err(r) => self.reject(r),
+            }
+        }
     }
 
     /// The mapping in use.
@@ -101,7 +162,7 @@ impl Decoder {
         })?;
         if self.fast {
             if let Ok(raw) = serde_json::from_str::<Raw<'_>>(text) {
-                return Self::finish_raw(&raw, msg_ts, out);
+                return self.finish_raw(&raw, msg_ts, out);
             }
             // Fall through: the mapped path classifies the failure precisely.
         }
@@ -224,5 +285,70 @@ mod tests {
             let d = canonical();
             prop_assert_eq!(d.decode(payload.as_bytes(), msg_ts), slow(&d, &payload, msg_ts));
         }
+    }
+
+    #[test]
+    fn properties_are_kept_for_the_configured_keys_and_bad_ones_never_lose_the_event() {
+        use crate::mapping::Schema;
+        let keys = ["plan".to_owned(), "n".to_owned()];
+        let fast = canonical().with_properties(&keys);
+        let p = br#"{"visitor":"v","url":"/","props":{"plan":"pro","n":3,"other":"x"}}"#;
+        let ev = fast.decode(p, Some(NOW)).expect("event");
+        assert_eq!(
+            ev.props,
+            vec![("plan".into(), "pro".into()), ("n".into(), "3".into())]
+        );
+        assert_eq!(
+            ev,
+            slow(&fast, std::str::from_utf8(p).expect("utf8"), Some(NOW)).expect("same")
+        );
+        let none = canonical();
+        assert!(
+            none.decode(p, Some(NOW)).expect("event").props.is_empty(),
+            "no key: none kept"
+        );
+        // Bad props: the event stays, the properties are dropped and counted.
+        for (p, reason) in [
+            (
+                r#"{"visitor":"v","url":"/","props":"pro"}"#,
+                PropRejected::NotObject,
+            ),
+            (
+                r#"{"visitor":"v","url":"/","props":{"plan":{"a":1}}}"#,
+                PropRejected::BadValue,
+            ),
+            (
+                r#"{"visitor":"v","url":"/","props":{"plan":""}}"#,
+                PropRejected::BadValue,
+            ),
+        ] {
+            let d = canonical().with_properties(&keys);
+            let ev = d
+                .decode(p.as_bytes(), Some(NOW))
+                .expect("the event is kept");
+            assert!(ev.props.is_empty(), "{p}");
+            assert_eq!(ev, slow(&d, p, Some(NOW)).expect("same"), "{p}");
+            let counts = d.props_rejected();
+            let n = counts.iter().find(|(r, _)| *r == reason).map(|(_, n)| *n);
+            assert_eq!(n, Some(2), "{p}: counted once by each path");
+        }
+        let long = format!(
+            r#"{{"visitor":"v","url":"/","props":{{"plan":"{}"}}}}"#,
+            "x".repeat(300)
+        );
+        let ev = fast.decode(long.as_bytes(), Some(NOW)).expect("kept");
+        assert_eq!(ev.props[0].1.len(), 256, "cut");
+        // The canonical JSON carries them back.
+        let back = fast
+            .decode(ev.to_json().as_bytes(), None)
+            .expect("round trip");
+        assert_eq!(back, ev);
+        // The Segment preset reads a track call's properties.
+        let seg = Decoder::new(FieldMapping::new(Schema::Segment, &[])).with_properties(&keys);
+        let p = br#"{"type":"track","event":"Signed Up","anonymousId":"a","properties":{"path":"/s","plan":"team"}}"#;
+        assert_eq!(
+            seg.decode(p, Some(NOW)).expect("event").prop("plan"),
+            Some("team")
+        );
     }
 }

@@ -59,6 +59,9 @@ pub struct GenConfig {
     /// The sites the traffic is of, each visitor always on the same one (`visitor mod n`);
     /// none by default (events without a site, and not one random number more drawn).
     pub sites: Vec<String>,
+    /// Every event carries the property `plan` of its visitor ([`DEMO_PLANS`], fixed per
+    /// visitor, most on `free`); off by default (and no random number more drawn).
+    pub props: bool,
     /// No event is stamped before this time (epoch ms): traffic that starts now has no late
     /// or out-of-order event before it (the demo's first two minutes would otherwise sprinkle
     /// a few events over the windows before it started).
@@ -78,6 +81,7 @@ impl Default for GenConfig {
             malformed: 0.003,
             spike: None,
             sites: Vec::new(),
+            props: false,
             not_before: None,
         }
     }
@@ -89,6 +93,7 @@ impl GenConfig {
         GenConfig {
             spike: Some(Spike::DEMO),
             sites: DEMO_SITES.iter().map(|s| (*s).to_owned()).collect(),
+            props: true,
             ..GenConfig::default()
         }
     }
@@ -96,6 +101,19 @@ impl GenConfig {
 
 /// The demo's sites: a shop and its blog.
 pub const DEMO_SITES: [&str; 2] = ["shop.example", "blog.example"];
+
+/// The values of the demo's property `plan`, a visitor's drawn by its number: free 4 in 8,
+/// pro 2, team 1, enterprise 1.
+pub const DEMO_PLANS: [&str; 8] = [
+    "free",
+    "pro",
+    "free",
+    "team",
+    "free",
+    "pro",
+    "free",
+    "enterprise",
+];
 
 /// One generated message: a good event or a malformed payload.
 #[derive(Debug, Clone, PartialEq)]
@@ -277,6 +295,7 @@ impl Generator {
         let (country, device) = self.visitor_attrs(visitor);
         let referrer = self.referrers.get(referrer).and_then(|r| r.0.clone());
         Event {
+            props: self.props_of(visitor),
             ts,
             kind: kind.to_owned(),
             visitor: self.visitor_id(visitor),
@@ -287,6 +306,16 @@ impl Generator {
             device: Some(device.to_owned()),
             site: self.site_of(visitor),
         }
+    }
+
+    /// The properties of visitor number `visitor`'s events (see [`GenConfig::props`]).
+    pub(super) fn props_of(&self, visitor: usize) -> Vec<(String, String)> {
+        if !self.cfg.props {
+            return Vec::new();
+        }
+        // Spread the numbers (consecutive visitors share a site) before picking.
+        let i = (visitor as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 61;
+        vec![("plan".to_owned(), DEMO_PLANS[i as usize].to_owned())]
     }
 
     /// The site of visitor number `visitor` (see [`GenConfig::sites`]).

@@ -76,6 +76,7 @@ impl Generator {
         let visitor = self.rng.usize(0..self.cfg.visitors);
         let (country, device) = self.visitor_attrs(visitor);
         Event {
+            props: self.props_of(visitor),
             ts: now_ms,
             kind: "pageview".to_owned(),
             visitor: self.visitor_id(visitor),

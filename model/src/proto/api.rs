@@ -80,6 +80,9 @@ pub struct SegmentsInfo {
     pub top_n: u32,
     /// The goals (`--goal`).
     pub goals: Vec<GoalInfo>,
+    /// The custom properties kept (`--property`), in their order: `filter=prop.KEY:VALUE`.
+    #[serde(default)]
+    pub properties: Vec<String>,
     /// How far back "visitors now" reaches, ms (`--now-window`).
     pub now_window_ms: i64,
     /// What "visitors now" means.

@@ -61,7 +61,9 @@ pub use status::{
     BrokerInfo, ClusterHealth, InstanceRef, InstanceStatus, OffsetResetNote, PartitionStatus,
     Status,
 };
-pub use summary::{Change, Compare, Summary, SummaryComparison, WindowsComparison};
+pub use summary::{
+    Change, Compare, PropertyFigures, PropertyValue, Summary, SummaryComparison, WindowsComparison,
+};
 pub use windows::{Resolution, WindowState, WindowView, WindowsResponse};
 
 /// Version of the JSON protocol described here (see the module docs for the changes).
@@ -74,6 +76,7 @@ mod tests {
 
     pub(super) fn ev(kind: &str, url: &str, referrer: Option<&str>) -> Event {
         Event {
+            props: Vec::new(),
             site: None,
             ts: 1_795_515_330_123,
             kind: kind.into(),

@@ -137,9 +137,47 @@ pub struct Summary {
     /// when more sites came than `--max-sites` (absent when the events carry no site).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sites: Vec<SiteFigures>,
+    /// Each custom property of `--property` (or the one `property=` names) with its top
+    /// values (absent with a filter: a segment's figures have no property tables).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub properties: Vec<PropertyFigures>,
     /// With `compare=1d|7d`: the same range one day or week earlier, and the change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compare: Option<SummaryComparison>,
+}
+
+/// One custom property over a range: its top values with their events and visitors.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PropertyFigures {
+    /// The key (`plan`); `filter=prop.plan:VALUE` shows one value's figures.
+    pub key: String,
+    /// Events that carried the property.
+    pub events: u64,
+    /// The values with most events (at most `top`), most events first. A value's events
+    /// are exact while a window saw at most 1,000 values of the key.
+    pub values: Vec<PropertyValue>,
+    /// Events of the values not listed.
+    pub other_events: u64,
+    /// Visitors of the events that windows kept in their "(other)" bucket (values beyond
+    /// `--segment-top` in a window).
+    pub other_visitors: u64,
+    /// False when some window kept a listed value's events in "(other)": that value's
+    /// visitors are then a lower bound (the UI says so).
+    pub complete: bool,
+}
+
+/// One value of a custom property over a range.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PropertyValue {
+    pub value: String,
+    /// Events with this value.
+    pub events: u64,
+    /// Distinct visitors of the events the value's own figures hold (HyperLogLog).
+    pub unique_visitors: u64,
+    /// True when its own figures hold all its events (no window kept it in "(other)").
+    pub complete: bool,
 }
 
 impl Summary {
@@ -153,6 +191,7 @@ impl Summary {
             segment: None,
             site: None,
             sites: Vec::new(),
+            properties: Vec::new(),
             compare: None,
         }
     }

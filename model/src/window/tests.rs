@@ -14,6 +14,7 @@ fn cfg() -> WindowConfig {
 
 fn ev(ts: i64, visitor: &str) -> Event {
     Event {
+        props: Vec::new(),
         site: None,
         ts,
         kind: "pageview".into(),

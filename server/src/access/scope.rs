@@ -28,6 +28,7 @@ pub const PANELS: &[&str] = &[
     "countries",
     "devices",
     "types",
+    "properties",
     "status",
 ];
 

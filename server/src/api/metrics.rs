@@ -95,6 +95,22 @@ impl Collector for StatusCollector {
                 ConstCounter::new(*n).encode(m.encode_family(&labels)?)?;
             }
         }
+        {
+            let help = "Custom properties not kept as sent, by reason: not_object (props is not \
+                        an object: all dropped), bad_value (an object, an array, an empty string \
+                        or a control character: dropped), cut (longer than 256 bytes: cut). \
+                        The events are counted either way.";
+            let mut m = e.encode_descriptor(
+                "props_rejected",
+                help,
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for (reason, n) in self.progress.props_rejected.counts() {
+                let labels = vec![("reason", reason.as_str().to_owned())];
+                ConstCounter::new(n).encode(m.encode_family(&labels)?)?;
+            }
+        }
         counter(
             &mut e,
             "late_events",

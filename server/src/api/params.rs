@@ -32,6 +32,7 @@ pub struct RangeParams {
     pub(crate) at: Option<String>,
     pub(crate) compare: Option<String>,
     pub(crate) step: Option<String>,
+    pub(crate) property: Option<String>,
 }
 
 impl RangeParams {
@@ -51,6 +52,7 @@ impl RangeParams {
                 "at" => ("at", &mut p.at),
                 "compare" => ("compare", &mut p.compare),
                 "step" => ("step", &mut p.step),
+                "property" => ("property", &mut p.property),
                 _ => continue,
             };
             if slot.is_some() {

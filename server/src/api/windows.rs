@@ -235,6 +235,11 @@ pub(crate) async fn summary(
     let view = st.segments.view(p.site.as_deref(), p.filter.as_deref())?;
     let filter = view.filter.clone();
     let compare = compare_param(&p.compare)?;
+    // A segment's figures keep no property tables: a filtered summary lists none.
+    let properties = match filter {
+        None => st.segments.property(p.property.as_deref())?,
+        Some(_) => Vec::new(),
+    };
     let reader = RangeReader::of(&st);
     let v = view.clone();
     let cut = compared_span(
@@ -254,6 +259,16 @@ pub(crate) async fn summary(
             history::total(&items),
             total_in(&items, cut),
         );
+        let mut props = Vec::with_capacity(properties.len());
+        for k in properties {
+            let of_key = View {
+                property: Some(k),
+                ..v.clone()
+            };
+            let items = range_items(&reader, (from, to), None, &of_key)?;
+            let part = history::total(&items).property.unwrap_or_default();
+            props.push(part.figures(k, top));
+        }
         let before = match compare {
             Some(c) => {
                 let off = c.offset_ms();
@@ -263,10 +278,10 @@ pub(crate) async fn summary(
             }
             None => None,
         };
-        Ok((now, before))
+        Ok((now, before, props))
     })
     .await?;
-    let ((n, mut total, counted), before) = totals;
+    let ((n, mut total, counted), before, properties) = totals;
     if filter.is_some() && total.coverage.is_none() {
         total.coverage = Some(Default::default()); // no window: complete, and empty
     }
@@ -279,6 +294,7 @@ pub(crate) async fn summary(
         segment: total.note(filter.as_ref()),
         site: total.site_note(&view),
         sites: site_figures(&total),
+        properties,
         compare: None,
     };
     summary.compare = before.map(|(off, n, then)| {
@@ -364,8 +380,9 @@ mod tests {
         assert_eq!(status, StatusCode::OK);
         assert_eq!(
             body["dimensions"],
-            serde_json::json!(["country", "device", "type", "referrer"])
+            serde_json::json!(["country", "device", "type", "referrer", "prop.plan"])
         );
+        assert_eq!(body["properties"], serde_json::json!(["plan"]));
         assert_eq!(body["top_n"], 10);
         assert_eq!(body["goals"][1]["rule"], "type:pageview,url:/pricing");
     }

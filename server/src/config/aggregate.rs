@@ -1,6 +1,7 @@
 //! What each window counts beyond the basics: segment dimensions and their top N, goals;
 //! and how far back "visitors now" reaches.
 
+use pulseboard_model::agg::prop::{PropKey, MAX_PROPERTIES};
 use pulseboard_model::agg::segment::{DEFAULT_SEGMENT_TOP, MAX_SEGMENT_TOP};
 use pulseboard_model::agg::{
     check_goals, AggSpec, Dimension, Goal, SegmentSpec, DEFAULT_MAX_SITES, MAX_SITES,
@@ -42,6 +43,13 @@ pub struct AggregateArgs {
     /// the traffic is of one site; with several, about a window's bytes per site.
     #[arg(long, env = "PULSEBOARD_MAX_SITES", default_value_t = DEFAULT_MAX_SITES)]
     pub max_sites: usize,
+    /// A custom property kept per window (repeatable; `,`-separated in the variable): the
+    /// key of the events' `props` object (`props.plan`), whose top values get counts,
+    /// unique visitors and a filter (`filter=prop.plan:pro`) as a segment dimension's do,
+    /// with `--segment-top` values each. Up to 20. Embedded mode without any: `plan`. Each
+    /// costs about a segment dimension's memory and disk per window (see docs/properties.md).
+    #[arg(long = "property", env = "PULSEBOARD_PROPERTIES", value_delimiter = ',', value_parser = property)]
+    pub properties: Vec<PropKey>,
     /// How far back "visitors now" reaches from wall-clock now (one window to 1 h).
     #[arg(long, env = "PULSEBOARD_NOW_WINDOW", default_value = "5m", value_parser = duration)]
     pub now_window: Duration,
@@ -51,10 +59,19 @@ pub struct AggregateArgs {
 fn segment_dimension(s: &str) -> Result<Option<Dimension>, String> {
     match s.trim() {
         "none" => Ok(None),
-        name => Dimension::from_name(name).map(Some).ok_or_else(|| {
-            format!("{name:?} is not a dimension: use country, device, type, referrer or none")
-        }),
+        name => Dimension::ALL
+            .into_iter()
+            .find(|d| d.name() == name)
+            .map(Some)
+            .ok_or_else(|| {
+                format!("{name:?} is not a dimension: use country, device, type, referrer or none")
+            }),
     }
+}
+
+/// A `--property`.
+fn property(s: &str) -> Result<PropKey, String> {
+    PropKey::register(s.trim()).map_err(|e| e.to_string())
 }
 
 /// A `--goal`.
@@ -65,6 +82,8 @@ fn goal(s: &str) -> Result<Goal, String> {
 impl AggregateArgs {
     /// The goals of embedded mode when none are given.
     pub const DEMO_GOALS: [&'static str; 2] = ["signup", "pricing=url:/pricing"];
+    /// The properties of embedded mode when none are given (the demo's traffic has them).
+    pub const DEMO_PROPERTIES: [&'static str; 1] = ["plan"];
 
     pub fn validate(&mut self, windows: &WindowArgs, embedded: bool) -> Result<(), ConfigError> {
         let names: Vec<&str> = self
@@ -111,6 +130,27 @@ impl AggregateArgs {
                 .collect();
         }
         check_goals(&self.goals).map_err(|e| invalid("goal", &e.spec, e.reason))?;
+        if embedded && self.properties.is_empty() {
+            self.properties = Self::DEMO_PROPERTIES
+                .iter()
+                .filter_map(|k| PropKey::register(k).ok())
+                .collect();
+        }
+        let keys: Vec<&str> = self.properties.iter().map(|k| k.as_str()).collect();
+        if self.properties.len() > MAX_PROPERTIES {
+            return Err(invalid(
+                "property",
+                keys.join(","),
+                format!("at most {MAX_PROPERTIES} properties"),
+            ));
+        }
+        if let Some(k) = keys
+            .iter()
+            .enumerate()
+            .find(|(i, k)| keys[..*i].contains(k))
+        {
+            return Err(invalid("property", k.1, "given twice"));
+        }
         if self.now_window < windows.width || self.now_window > Duration::from_secs(3600) {
             return Err(invalid(
                 "now-window",
@@ -124,9 +164,23 @@ impl AggregateArgs {
         Ok(())
     }
 
-    /// The dimensions with sub-aggregates.
+    /// The dimensions with sub-aggregates: the segments', then the properties'.
     pub fn dimensions(&self) -> Vec<Dimension> {
-        self.segment_dimensions.iter().flatten().copied().collect()
+        let props = self.properties.iter().map(|&k| Dimension::Prop(k));
+        self.segment_dimensions
+            .iter()
+            .flatten()
+            .copied()
+            .chain(props)
+            .collect()
+    }
+
+    /// The property keys, in their order (what the decoder keeps of `props`).
+    pub fn property_keys(&self) -> Vec<String> {
+        self.properties
+            .iter()
+            .map(|k| k.as_str().to_owned())
+            .collect()
     }
 
     /// What every window counts: these segments and goals.

@@ -329,7 +329,15 @@ mod tests {
             .expect("parse")
             .validate()
             .expect("valid");
-        assert_eq!(c.aggregate.dimensions(), Dimension::ALL.to_vec());
+        let plan = Dimension::from_name("prop.plan").expect("the demo's property");
+        let mut dims = Dimension::ALL.to_vec();
+        dims.push(plan);
+        assert_eq!(
+            c.aggregate.dimensions(),
+            dims,
+            "segments, then the demo's property"
+        );
+        assert_eq!(c.aggregate.property_keys(), vec!["plan"]);
         assert_eq!(c.aggregate.segment_top, 10);
         assert_eq!(c.aggregate.now_window_ms(), 300_000);
         let goals: Vec<String> = c.aggregate.goals.iter().map(|g| g.rule()).collect();
@@ -365,7 +373,12 @@ mod tests {
         assert_eq!(
             c.aggregate.spec().segments,
             SegmentSpec {
-                dimensions: vec![Dimension::Country, Dimension::Referrer],
+                // Embedded mode: the demo's property too.
+                dimensions: vec![
+                    Dimension::Country,
+                    Dimension::Referrer,
+                    Dimension::from_name("prop.plan").expect("plan")
+                ],
                 top_n: 3
             }
         );

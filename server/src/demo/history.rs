@@ -47,6 +47,7 @@ pub fn fold_period(
         seed,
         GenConfig {
             sites: GenConfig::demo().sites,
+            props: true,
             ..GenConfig::default()
         },
     );

@@ -15,6 +15,7 @@ pub(crate) fn agg(n: u64) -> Aggregate {
     let mut a = Aggregate::new();
     for i in 0..n {
         a.add(&Event {
+            props: Vec::new(),
             site: None,
             ts: 0,
             kind: "pageview".into(),

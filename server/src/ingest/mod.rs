@@ -160,6 +160,8 @@ pub struct IngestParams {
     pub me: InstanceRef,
     /// Where the committer's handle is put for others (retention's tombstones).
     pub committer: Arc<OnceLock<CommitHandle>>,
+    /// The keys of `props` kept (`--property`).
+    pub properties: Vec<String>,
 }
 
 /// How long a revoke waits for the revoked partitions' last checkpoint (a sled write and
@@ -182,7 +184,11 @@ pub async fn run(params: IngestParams, shutdown: CancellationToken) -> Result<()
         .iter()
         .map(|t| (t.clone(), params.kafka.dead_letter_topic_for(t)))
         .collect();
-    let decoder = Arc::new(Decoder::new(params.kafka.mapping()));
+    let decoder = Arc::new(
+        Decoder::new(params.kafka.mapping())
+            .with_properties(&params.properties)
+            .counting_into(params.progress.props_rejected.clone()),
+    );
     let dlq_topics: Vec<String> = {
         let mut v: Vec<String> = dead_letter_topics.values().cloned().collect();
         v.sort();

@@ -151,6 +151,8 @@ pub struct Progress {
     started: Instant,
     /// This instance and the state topic it shares (set once at start).
     identity: std::sync::OnceLock<(InstanceRef, Option<String>)>,
+    /// Custom properties the decoder did not keep as sent, by reason (`/metrics`).
+    pub props_rejected: std::sync::Arc<pulseboard_model::agg::prop::PropRejections>,
 }
 
 impl Progress {
@@ -178,6 +180,7 @@ impl Progress {
             window_ms,
             idle_timeout,
             started: Instant::now(),
+            props_rejected: Default::default(),
             identity: std::sync::OnceLock::new(),
         }
     }

@@ -229,6 +229,7 @@ mod tests {
         let mut a = Aggregate::new();
         for i in 0..n {
             a.add(&Event {
+                props: Vec::new(),
                 site: None,
                 ts: 0,
                 kind: "pageview".into(),

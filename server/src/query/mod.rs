@@ -2,5 +2,6 @@
 //! goals over a range, and retention (rolling old windows up into history).
 
 pub mod history;
+pub mod properties;
 pub mod retention;
 pub mod segments;

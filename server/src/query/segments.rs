@@ -22,14 +22,18 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use pulseboard_model::agg::prop::PropKey;
 use pulseboard_model::agg::site::site_hash;
-use pulseboard_model::agg::{AggSpec, Aggregate, Coverage, Filter, Goal, Keep, OTHER_SITES};
+use pulseboard_model::agg::{
+    AggSpec, Aggregate, Coverage, Dimension, Filter, Goal, Keep, OTHER_SITES,
+};
 use pulseboard_model::event::MAX_FIELD_BYTES;
 use pulseboard_model::now::definition;
 use pulseboard_model::proto::{
     Figures, GoalInfo, SegmentNote, SegmentsInfo, SiteFigures, SiteNote, WindowState, WindowView,
 };
 
+use super::properties::PropPart;
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::input::{bad, BadInput};
@@ -59,6 +63,39 @@ impl SegmentsState {
     /// The goals counted, in their order.
     pub fn goals(&self) -> &[Goal] {
         &self.spec.goals
+    }
+
+    /// The custom properties kept, in their order.
+    pub fn properties(&self) -> impl Iterator<Item = PropKey> + '_ {
+        self.spec
+            .segments
+            .dimensions
+            .iter()
+            .filter_map(|d| d.prop())
+    }
+
+    /// The properties a `property` parameter asks for: all when not given (or empty), a
+    /// `400` naming `property` when it is not a key of `--property`.
+    pub fn property(&self, raw: Option<&str>) -> Result<Vec<PropKey>, BadInput> {
+        let all: Vec<PropKey> = self.properties().collect();
+        match raw {
+            None | Some("") => Ok(all),
+            Some(k) => match all.iter().find(|p| p.as_str() == k) {
+                Some(p) => Ok(vec![*p]),
+                None => {
+                    let names: Vec<&str> = all.iter().map(|p| p.as_str()).collect();
+                    let kept = if names.is_empty() {
+                        "none (this server runs without --property)".to_owned()
+                    } else {
+                        names.join(", ")
+                    };
+                    Err(bad(
+                        "property",
+                        format!("property={k:?} is not kept; the properties kept are {kept}"),
+                    ))
+                }
+            },
+        }
     }
 
     /// The filter of a `filter` parameter: `None` when not given (or empty), a `400` naming
@@ -109,7 +146,7 @@ impl SegmentsState {
         Ok(View {
             site,
             filter: self.filter(filter)?,
-            list_sites: false,
+            ..View::WHOLE
         })
     }
 
@@ -132,6 +169,7 @@ impl SegmentsState {
                     rule: g.rule(),
                 })
                 .collect(),
+            properties: self.properties().map(|k| k.as_str().to_owned()).collect(),
             now_window_ms: self.now_span_ms,
             now_definition: definition(self.now_span_ms, self.window_ms),
         }
@@ -147,6 +185,9 @@ pub struct View {
     pub filter: Option<Filter>,
     /// Each site's figures come along (of the whole site, whatever the filter).
     pub list_sites: bool,
+    /// The table of this property comes along (without a filter: see
+    /// [`super::properties`]).
+    pub property: Option<PropKey>,
 }
 
 impl View {
@@ -155,6 +196,7 @@ impl View {
         site: None,
         filter: None,
         list_sites: false,
+        property: None,
     };
 
     /// A view of one segment of every site.
@@ -168,13 +210,18 @@ impl View {
     /// What of a stored row the view reads (see [`Keep`]): never more than its figures, one
     /// segment table (of the site, or of the whole traffic) and the sites' figures.
     pub fn keep(&self) -> Keep {
-        match (&self.site, &self.filter, self.list_sites) {
+        // A property's table is read as a filter's would be.
+        let dim = match (&self.filter, self.property) {
+            (Some(f), _) => Some(f.dimension),
+            (None, p) => p.map(Dimension::Prop),
+        };
+        match (&self.site, dim, self.list_sites) {
             (None, None, false) => Keep::Figures,
-            (None, Some(f), false) => Keep::Dimension(f.dimension),
+            (None, Some(d), false) => Keep::Dimension(d),
             (None, None, true) | (Some(_), None, true) => Keep::Sites,
-            (None, Some(f), true) => Keep::DimensionAndSites(f.dimension),
-            (Some(s), f, false) => Keep::Site(site_hash(s), f.as_ref().map(|f| f.dimension)),
-            (Some(_), Some(f), true) => Keep::SiteDimension(f.dimension),
+            (None, Some(d), true) => Keep::DimensionAndSites(d),
+            (Some(s), d, false) => Keep::Site(site_hash(s), d),
+            (Some(_), Some(d), true) => Keep::SiteDimension(d),
         }
     }
 }
@@ -200,6 +247,8 @@ pub struct Part {
     pub site_missing_at_most: u64,
     /// When the view lists them: each site's figures (`(other sites)` too).
     pub sites: BTreeMap<String, Aggregate>,
+    /// When the view asks for one: the property's table.
+    pub property: Option<PropPart>,
 }
 
 impl Part {
@@ -212,6 +261,9 @@ impl Part {
             self.sites.entry(name.clone()).or_default().merge_figures(a);
         }
         self.agg.merge_figures(&other.agg);
+        if let Some(p) = &other.property {
+            self.property.get_or_insert_with(PropPart::default).merge(p);
+        }
         match (&mut self.coverage, &other.coverage) {
             (Some(mine), Some(c)) => mine.merge(c),
             (None, Some(c)) => self.coverage = Some(*c),
@@ -257,6 +309,13 @@ pub fn fold(view: &View) -> impl Fn(&mut Part, &Aggregate) + '_ {
                 }
             },
         };
+        if let (Some(k), None) = (view.property, &view.filter) {
+            let t = row.segments.table(Dimension::Prop(k));
+            let p = part.property.get_or_insert_with(PropPart::default);
+            if let Some(t) = t {
+                p.add(t);
+            }
+        }
         match &view.filter {
             None => part.agg.merge_figures(row),
             Some(f) => row.fold_segment(
@@ -378,6 +437,7 @@ mod tests {
             site: site.clone(),
             filter: filter.clone(),
             list_sites,
+            property: None,
         };
         let country = pulseboard_model::agg::Dimension::Country;
         assert_eq!(view(&None, &None, false).keep(), Keep::Figures);
@@ -395,6 +455,18 @@ mod tests {
             Keep::Site(shop, Some(country))
         );
         assert_eq!(view(&site, &None, false).keep(), Keep::Site(shop, None));
+        // A property's table is read as a filter of it would be.
+        let plan = pulseboard_model::agg::prop::PropKey::register("plan").expect("plan");
+        let with = |site: &Option<String>| View {
+            site: site.clone(),
+            property: Some(plan),
+            ..View::WHOLE
+        };
+        assert_eq!(with(&None).keep(), Keep::Dimension(Dimension::Prop(plan)));
+        assert_eq!(
+            with(&site).keep(),
+            Keep::Site(shop, Some(Dimension::Prop(plan)))
+        );
     }
 
     #[test]

@@ -25,7 +25,10 @@
 //!             belong to (the window's)
 //! goals    := n, n × (name id, completions, converting visitors: hll)   by name
 //! segments := n, n × (dimension: u8, len, table)      a table can be skipped whole
-//! table    := top_n, n, n × (value id, figures), other: figures         values by key
+//!             dimension: 0 country, 1 device, 2 type, 3 referrer, 4 a property
+//! table    := [key id, counts: top] top_n, n, n × (value id, figures), other: figures
+//!             values by key; a property's table (4) starts with its key and the
+//!             window's counts of its values
 //! sites    := 1, max, name: bytes                      every event of this one site
 //!           | 2, max, n, n × (name: bytes, row: bytes), 0 | 1 row: bytes
 //!             each site's own aggregate as a row of its own (without sites), by name,
@@ -54,6 +57,7 @@ use std::sync::Arc;
 
 use self::dict::Dict;
 use self::wire::{put, put_bytes, Reader};
+use super::prop::PropKey;
 use super::segment::SegmentTable;
 use super::site::{site_hash, Sites};
 use super::{
@@ -83,6 +87,10 @@ pub(crate) fn encode(agg: &Aggregate) -> Vec<u8> {
     let mut blob = Vec::new();
     for (dim, t) in tables {
         blob.clear();
+        if let Some(k) = dim.prop() {
+            put(&mut blob, dict.id(k.as_str()));
+            top(&mut blob, &dict, t.counts());
+        }
         put(&mut blob, t.top_n() as u64);
         let values: Vec<(&str, &Aggregate)> = t.values().collect();
         put(&mut blob, values.len() as u64);
@@ -186,9 +194,15 @@ fn keys_of(agg: &Aggregate) -> impl Iterator<Item = &str> {
             .flat_map(|t| t.entries().map(|(k, _)| k))
             .chain(a.goals.keys().map(String::as_str))
     }
-    let tables = agg.segments.tables().flat_map(|(_, t)| {
-        t.values()
-            .flat_map(|(v, sub)| std::iter::once(v).chain(of_figures(sub)))
+    let tables = agg.segments.tables().flat_map(|(dim, t)| {
+        dim.prop()
+            .map(|k| k.as_str())
+            .into_iter()
+            .chain(t.counts().entries().map(|(k, _)| k))
+            .chain(
+                t.values()
+                    .flat_map(|(v, sub)| std::iter::once(v).chain(of_figures(sub))),
+            )
             .chain(of_figures(t.other()))
     });
     of_figures(agg).chain(tables)
@@ -218,12 +232,24 @@ pub(crate) fn decode(row: &[u8], keep: Keep) -> Result<Aggregate, AggError> {
     let refs = Some((&visitors, &sessions));
     let tables = r.count(2)?;
     for _ in 0..tables {
-        let dim = dim_of(r.u8()?)?;
+        let code = r.u8()?;
         let blob = r.bytes()?;
+        let mut t = Reader::new(blob);
+        let dim = match code {
+            PROP_CODE => {
+                let name = key(&keys, t.var()?)?;
+                let k = PropKey::register(name).map_err(|e| AggError::Corrupt(e.to_string()))?;
+                Dimension::Prop(k)
+            }
+            _ => dim_of(code)?,
+        };
         if !keep.table(dim) {
             continue;
         }
-        let mut t = Reader::new(blob);
+        let counts = match dim {
+            Dimension::Prop(_) => top(&mut t, &keys, TOP_CAP)?,
+            _ => TopCounts::default(),
+        };
         let top_n = t.var()?;
         let n = t.count(1)?;
         let mut values = Vec::with_capacity(n);
@@ -236,7 +262,7 @@ pub(crate) fn decode(row: &[u8], keep: Keep) -> Result<Aggregate, AggError> {
             return Err(corrupt("trailing bytes in a segment table"));
         }
         let top_n = usize::try_from(top_n).map_err(|_| corrupt("segment table size"))?;
-        let table = SegmentTable::from_parts(top_n, values, other).map_err(corrupt)?;
+        let table = SegmentTable::from_parts(top_n, values, other, counts).map_err(corrupt)?;
         if !Arc::make_mut(&mut agg.segments).insert(dim, table) {
             return Err(corrupt("duplicate segment dimension"));
         }
@@ -266,9 +292,14 @@ fn key<'a>(keys: &[&'a str], id: u64) -> Result<&'a str, AggError> {
 }
 
 const DIMS: [Dimension; 4] = Dimension::ALL;
+/// The code of a property's table.
+const PROP_CODE: u8 = 4;
 
 fn dim_code(d: Dimension) -> u8 {
-    DIMS.iter().position(|x| *x == d).unwrap_or(0) as u8
+    match d {
+        Dimension::Prop(_) => PROP_CODE,
+        d => DIMS.iter().position(|x| *x == d).unwrap_or(0) as u8,
+    }
 }
 
 fn dim_of(code: u8) -> Result<Dimension, AggError> {

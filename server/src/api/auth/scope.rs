@@ -103,6 +103,7 @@ pub fn confine(uri: &Uri, route: &str, scope: &Scope, now_ms: i64) -> Result<Uri
         ("site", &p.site),
         ("at", &p.at),
         ("step", &p.step),
+        ("property", &p.property),
     ] {
         if let Some(v) = v.as_deref().filter(|s| !s.is_empty()) {
             out.append_pair(k, v);

@@ -20,6 +20,7 @@ async fn fill(store: &Store, parts: i32, from: i64, to: i64) -> BTreeMap<i64, Ag
             let mut a = Aggregate::new();
             for i in 0..((start / 10_000) % 7 + 1) {
                 let e = pulseboard_model::event::Event {
+                    props: Vec::new(),
                     site: None,
                     ts: start,
                     kind: "pageview".into(),

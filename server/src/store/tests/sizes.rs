@@ -11,6 +11,7 @@ fn every_row_is_counted_once_under_its_kind() {
     let store = Store::open(dir.path(), 10_000).expect("open");
     let mut agg = Aggregate::new();
     agg.add(&Event {
+        props: Vec::new(),
         site: None,
         ts: 0,
         kind: "pageview".into(),
