@@ -524,6 +524,29 @@ async fn the_embedded_demo_shows_conversions_segments_and_visitors_now_on_first_
         in_sites > 0 && in_sites <= events,
         "{in_sites} of {events}: {all}"
     );
+    // The demo's property: its plans, each a part of all, and a filter on one.
+    let plan = all["properties"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["key"] == "plan"))
+        .ok_or_else(|| anyhow!("the demo lists no property plan: {all}"))?;
+    let values: Vec<&str> = plan["values"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v["value"].as_str())
+        .collect();
+    assert!(
+        values.contains(&"free")
+            && values
+                .iter()
+                .all(|v| pulseboard_model::gen::DEMO_PLANS.contains(v)),
+        "{plan}"
+    );
+    assert!(plan["events"].as_u64() <= Some(events), "{plan}");
+    let free = get_json(child.addr, "/api/v1/summary?range=5m&filter=prop.plan:free")
+        .await
+        .ok_or_else(|| anyhow!("filtered summary failed"))?;
+    assert_eq!(free["segment"]["filter"], "prop.plan:free", "{free}");
     let status = child.terminate()?;
     assert!(status.success(), "graceful stop exits 0: {status}");
     Ok(())

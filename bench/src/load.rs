@@ -97,8 +97,11 @@ pub fn measure_decode(payloads: &[Vec<u8>], report: &mut Report) -> Result<()> {
 /// traffic (N events, at most 400,000; 2,000 a second: 20,000 a 10 s window) counted into windows with the
 /// server's default segments and the demo's goals, in memory on one thread, encoded as
 /// stored rows (before compression); of one site, then of two (each event is counted into
-/// its site too).
+/// its site too); then of one site whose events carry the property `plan` (the demo's four
+/// values), kept as `--property plan` keeps it; and the decoding of those events' JSON
+/// without, then with, the property kept.
 pub fn measure_sites(n: u64, report: &mut Report) -> Result<()> {
+    use pulseboard_model::agg::prop::PropKey;
     use pulseboard_model::agg::{AggSpec, Aggregate, Dimension, Goal, SegmentSpec};
     step("sites");
     let n = n.min(400_000);
@@ -114,22 +117,28 @@ pub fn measure_sites(n: u64, report: &mut Report) -> Result<()> {
         goals,
         max_sites: 10,
     };
-    let run = |sites: &[&str]| {
+    let plan = PropKey::register("plan").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut with_plan = spec.clone();
+    with_plan.segments.dimensions.push(Dimension::Prop(plan));
+    let events_of = |sites: &[&str], props: bool| {
         let cfg = GenConfig {
             sites: sites.iter().map(|s| (*s).to_owned()).collect(),
+            props,
             ..GenConfig::default()
         };
         let mut gen = Generator::new(9, cfg);
         let base = now_ms();
-        let events: Vec<Event> = (0..n)
+        (0..n)
             .map(|k| gen.next_event(base + k as i64 / 2))
-            .collect();
+            .collect::<Vec<Event>>()
+    };
+    let run = |events: &[Event], spec: &AggSpec| {
         let start = Instant::now();
         let (mut bytes, mut rows) = (0usize, 0usize);
         for window in events.chunks(20_000) {
             let mut a = Aggregate::new();
             for e in window {
-                a.add_with(e, &spec);
+                a.add_with(e, spec);
             }
             bytes += a.to_bytes().len();
             rows += 1;
@@ -137,13 +146,33 @@ pub fn measure_sites(n: u64, report: &mut Report) -> Result<()> {
         let us = start.elapsed().as_secs_f64() * 1e6 / n.max(1) as f64;
         (us, bytes as f64 / rows.max(1) as f64)
     };
-    let (one_us, one_bytes) = run(&["shop.example"]);
-    let (two_us, two_bytes) = run(&["shop.example", "blog.example"]);
+    let (one_us, one_bytes) = run(&events_of(&["shop.example"], false), &spec);
+    let (two_us, two_bytes) = run(&events_of(&["shop.example", "blog.example"], false), &spec);
+    let with_props = events_of(&["shop.example"], true);
+    let (prop_us, prop_bytes) = run(&with_props, &with_plan);
+    let payloads: Vec<Vec<u8>> = with_props
+        .iter()
+        .map(|e| e.to_json().into_bytes())
+        .collect();
+    let decode = |d: &Decoder| -> Result<f64> {
+        let mut ev = Event::default();
+        let start = Instant::now();
+        for p in &payloads {
+            d.decode_into(p, None, &mut ev).context("decode")?;
+        }
+        Ok(start.elapsed().as_secs_f64() * 1e9 / payloads.len().max(1) as f64)
+    };
+    let decode_none = decode(&Decoder::default())?;
+    let decode_plan = decode(&Decoder::default().with_properties(&["plan".to_owned()]))?;
     report.sites = crate::report::SitesCost {
         count_us_per_event_one_site: one_us,
         count_us_per_event_two_sites: two_us,
         row_bytes_one_site: one_bytes,
         row_bytes_two_sites: two_bytes,
+        count_us_per_event_one_property: prop_us,
+        row_bytes_one_property: prop_bytes,
+        decode_ns_per_event: decode_none,
+        decode_ns_per_event_one_property: decode_plan,
     };
     Ok(())
 }

@@ -8,7 +8,8 @@
 //!    bare loop of before;
 //! 3. `decode_eps`: the canonical decoder on the same payloads, in memory, one thread, into
 //!    one reused event as the pipeline decodes; 3b. `sites`: counting and encoding windows of
-//!    one site, then two ([`load::measure_sites`]);
+//!    one site, then two, then one with the property `plan` kept, and decoding with and
+//!    without it ([`load::measure_sites`]);
 //! 4. `pipeline_eps`: the release `pulseboard` binary as a child process (default flags,
 //!    so the default `--checkpoint-interval`), consuming `bench` without a state topic;
 //!    4c. `pipeline_eps_transactional`: the same with the state topic (a Kafka transaction

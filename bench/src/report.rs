@@ -112,7 +112,8 @@ pub struct CpuBudget {
     pub cpu_bound_ratio: f64,
 }
 
-/// Step 3b: counting and encoding windows of one site, then of two (in memory).
+/// Step 3b: counting and encoding windows of one site, then of two, then of one with a
+/// property kept (in memory).
 #[derive(Debug, Default, Serialize)]
 pub struct SitesCost {
     /// µs per event to count it into its window (default segments, two goals) and encode
@@ -124,6 +125,14 @@ pub struct SitesCost {
     pub row_bytes_one_site: f64,
     /// The same, two sites.
     pub row_bytes_two_sites: f64,
+    /// The traffic of one site with a property (`plan`, four values) on every event, kept
+    /// (`--property plan`): µs per event to count and encode.
+    pub count_us_per_event_one_property: f64,
+    /// Its window's row bytes.
+    pub row_bytes_one_property: f64,
+    /// Decoding alone, ns per event, without a property kept, then keeping `plan`.
+    pub decode_ns_per_event: f64,
+    pub decode_ns_per_event_one_property: f64,
 }
 
 #[derive(Debug, Default, Serialize)]

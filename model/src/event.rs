@@ -61,8 +61,31 @@ pub struct Event {
     pub site: Option<String>,
     /// Custom properties: the values of the keys of `--property` the event carries (as
     /// [`crate::agg::prop::prop_value`] keeps them), by key in the order configured.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "props_map")]
     pub props: Vec<(String, String)>,
+}
+
+/// Properties as a JSON object (`{"plan":"pro"}`): numbers and booleans read as their text,
+/// other values skipped, as the decoder keeps them.
+mod props_map {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use serde_json::Value;
+
+    pub fn serialize<S: Serializer>(v: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(v.iter().map(|(k, v)| (k, v)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
+        let m = std::collections::BTreeMap::<String, Value>::deserialize(d)?;
+        Ok(m.into_iter()
+            .filter_map(|(k, v)| match v {
+                Value::String(s) => Some((k, s)),
+                Value::Number(n) => Some((k, n.to_string())),
+                Value::Bool(b) => Some((k, b.to_string())),
+                _ => None,
+            })
+            .collect())
+    }
 }
 
 #[derive(Serialize)]

@@ -28,6 +28,8 @@ impl Group {
     pub(super) fn new(brokers: &str, group: &str, n: usize, extra: &[&str]) -> Self {
         let mut args: Vec<String> = [
             "--public-dashboard",
+            "--property",
+            "plan",
             "--brokers",
             brokers,
             "--topics",

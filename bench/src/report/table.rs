@@ -290,6 +290,18 @@ fn rows(r: &Report) -> Vec<(String, String)> {
             ),
         ),
         (
+            "property: count µs/event, row bytes, decode ns/event (none → plan)",
+            format!(
+                "{:.2} → {:.2}, {} → {}, {:.0} → {:.0}",
+                r.sites.count_us_per_event_one_site,
+                r.sites.count_us_per_event_one_property,
+                int(r.sites.row_bytes_one_site),
+                int(r.sites.row_bytes_one_property),
+                r.sites.decode_ns_per_event,
+                r.sites.decode_ns_per_event_one_property
+            ),
+        ),
+        (
             "cpu µs/event: pipeline + broker",
             format!(
                 "{:.2} + {:.2}",

@@ -386,8 +386,19 @@ mod tests {
             .expect("parse")
             .validate()
             .expect("valid");
-        assert!(none.aggregate.dimensions().is_empty());
+        let plan = Dimension::from_name("prop.plan").expect("plan");
+        assert_eq!(
+            none.aggregate.dimensions(),
+            vec![plan],
+            "no segment: the property only"
+        );
         for (args, flag) in [
+            (&["--property", "a b"][..], "--property"),
+            (&["--property", "a:b"][..], "--property"),
+            (
+                &["--property", "plan", "--property", "plan"][..],
+                "--property",
+            ),
             (&["--goal", "a b"][..], "--goal"),
             (&["--goal", "x=type:a,host:b"][..], "--goal"),
             (&["--goal", "a", "--goal", "a=b"][..], "--goal"),
