@@ -255,8 +255,15 @@ async fn tokens_and_links_made_on_the_command_line_open_what_they_say() -> Resul
         after.status
     );
 
-    // The log as written so far (it goes with the child's temporary directory).
-    let log = std::fs::read_to_string(app.log.clone().context("a log")?)?;
+    // The log as written so far (it goes with the child's temporary directory): the child
+    // writes it as it goes, so the revocation's line may come a moment after the answer.
+    let path = app.log.clone().context("a log")?;
+    let log = poll_until(Duration::from_secs(10), "the revocation in the log", || {
+        let log = std::fs::read_to_string(&path).unwrap_or_default();
+        async move { log.contains("revoked").then_some(log) }
+    })
+    .await
+    .unwrap_or_else(|_| std::fs::read_to_string(&path).unwrap_or_default());
     app.terminate()?;
     ensure!(
         log.contains("the dashboard needs a token"),

@@ -107,6 +107,7 @@ async fn api_numbers_equal_independent_recomputation() -> Result<()> {
     assert_windows_match(&windows, &truth)?;
     assert_sites_match(app.addr, &folded, WIDTH).await?;
     assert_props_match(app.addr, &folded, WIDTH).await?;
+    crate::export::assert_exports_match(app.addr).await?;
     // Windows are final (or revised, when late events reached them) up to the watermark,
     // and the one still open is live.
     let status = get_json(app.addr, "/api/v1/status")

@@ -11,6 +11,7 @@ mod backbone;
 mod catchup;
 mod collect;
 mod embedded;
+mod export;
 mod faults;
 mod hardening;
 mod history;

@@ -168,6 +168,15 @@ pub fn Dashboard() -> impl IntoView {
                 <div class="conn">
                     <ConnectionState/>
                     <LastUpdate/>
+                    <a
+                        class="sign-out export"
+                        data-testid="download-csv"
+                        title="The figures of this view and range as a CSV file (GET /api/v1/export)"
+                        download=""
+                        href=move || feeds::urls::with_view(feeds::urls::export_url(app.range.get()), &app.view_tracked())
+                    >
+                        "Download CSV"
+                    </a>
                     {can_share.then(|| view! { <ShareButton/> })}
                     {can_sign_out.then(|| view! { <SignOut/> })}
                 </div>

@@ -7,6 +7,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import http from 'node:http';
 import { chromium } from 'playwright-core';
 import {
@@ -115,6 +116,17 @@ test('the Properties panel shows each value with its events and visitors, and fi
   assert.equal(new URL(page.url()).searchParams.get('filter'), 'prop.plan:pro');
   const note = await page.textContent('[data-testid="property-empty"]');
   assert.match(note, /clear the segment/);
+  // Download CSV: the view on screen (pro's segment) as a file whose rows add up to it.
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.click('[data-testid="download-csv"]'),
+  ]);
+  assert.match(download.suggestedFilename(), /^pulseboard-.*\.csv$/);
+  const lines = fs.readFileSync(await download.path(), 'utf8').trim().split('\r\n');
+  const header = lines[0].split(',');
+  assert.deepEqual(header.slice(0, 4), ['start', 'end', 'state', 'events']);
+  const events = lines.slice(1).reduce((n, l) => n + Number(l.split(',')[3]), 0);
+  assert.equal(events, 3, lines.join('\n'));
   // Opened from its URL, the segment holds.
   const again = await openFresh(`${server.base}/?range=15m&filter=prop.plan%3Afree`);
   await until('free alone: 1 event', async () => (await value(again, 'total-events')) === 1, 20000);

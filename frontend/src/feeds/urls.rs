@@ -49,6 +49,20 @@ pub fn with_view(url: String, (site, filter): &ViewKey) -> String {
     with_filter(url, filter.as_ref())
 }
 
+/// `/api/v1/export` of a range as CSV: a row per window up to an hour, per minute up to a
+/// day, per hour beyond.
+pub fn export_url(range: Range) -> String {
+    let step = match range {
+        Range::M5 | Range::M15 | Range::H1 => "window",
+        Range::H24 => "minute",
+        Range::D7 | Range::D30 => "hour",
+    };
+    format!(
+        "/api/v1/export?range={}&step={step}&format=csv",
+        range.label()
+    )
+}
+
 /// `/api/v1/now`.
 pub fn now_url(filter: Option<&Filter>) -> String {
     with_filter("/api/v1/now".to_owned(), filter)

@@ -4,6 +4,7 @@
 //! - [`router`] is shared by `main` and the tests; [`AppState`] holds what the handlers
 //!   share, and each handler takes the part it needs (`FromRef`).
 //! - The routes, by family: `/api/v1/windows` and `/api/v1/summary` ([`windows`]),
+//!   `/api/v1/export` ([`export`]),
 //!   `/api/v1/now` and `/api/v1/segments` ([`segments`]), `/api/v1/status`, `/readyz` and
 //!   `/api/v1/dead-letters` ([`status`]; `/healthz` answers `ok` from the router),
 //!   `/api/v1/annotations` ([`annotations`]), `/api/v1/alerts` ([`alerts`]), `/metrics`
@@ -25,6 +26,7 @@ pub(crate) mod alerts;
 pub(crate) mod annotations;
 pub(crate) mod auth;
 pub(crate) mod error;
+pub(crate) mod export;
 pub(crate) mod feed;
 pub(crate) mod metrics;
 pub mod openapi;
@@ -196,6 +198,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/pb.js"),
     ("GET", "/api/v1/windows"),
     ("GET", "/api/v1/summary"),
+    ("GET", "/api/v1/export"),
     ("GET", "/api/v1/now"),
     ("GET", "/api/v1/segments"),
     ("GET", "/api/v1/status"),
@@ -240,6 +243,7 @@ pub fn router(state: AppState) -> Router {
         .route("/pb.js", get(crate::site::tracker::script))
         .route("/api/v1/windows", get(windows::windows))
         .route("/api/v1/summary", get(windows::summary))
+        .route("/api/v1/export", get(export::export))
         .route("/api/v1/now", get(segments::now))
         .route("/api/v1/segments", get(segments::segments))
         .route("/api/v1/status", get(status::status))

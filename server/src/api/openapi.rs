@@ -153,6 +153,7 @@ pub async fn handler() -> Response {
     paths(
         crate::api::windows::windows,
         crate::api::windows::summary,
+        crate::api::export::export,
         crate::api::segments::now,
         crate::api::segments::segments,
         crate::api::status::status,

@@ -33,6 +33,8 @@ pub struct RangeParams {
     pub(crate) compare: Option<String>,
     pub(crate) step: Option<String>,
     pub(crate) property: Option<String>,
+    pub(crate) format: Option<String>,
+    pub(crate) dimension: Option<String>,
 }
 
 impl RangeParams {
@@ -53,6 +55,8 @@ impl RangeParams {
                 "compare" => ("compare", &mut p.compare),
                 "step" => ("step", &mut p.step),
                 "property" => ("property", &mut p.property),
+                "format" => ("format", &mut p.format),
+                "dimension" => ("dimension", &mut p.dimension),
                 _ => continue,
             };
             if slot.is_some() {

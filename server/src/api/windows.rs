@@ -29,7 +29,7 @@ use crate::query::segments::{site_figures, View};
 use crate::store::Store;
 
 /// The items of `[from, to)`, stepped when asked.
-fn range_items(
+pub(crate) fn range_items(
     st: &RangeReader,
     range: (i64, i64),
     step: Option<i64>,
@@ -44,7 +44,7 @@ fn range_items(
 }
 
 /// What reading a range takes (moved into a blocking task).
-struct RangeReader {
+pub(crate) struct RangeReader {
     store: Store,
     hub: Arc<Hub>,
     progress: Arc<Progress>,
@@ -52,7 +52,7 @@ struct RangeReader {
 }
 
 impl RangeReader {
-    fn of(st: &AppState) -> Self {
+    pub(crate) fn of(st: &AppState) -> Self {
         RangeReader {
             store: st.store.clone(),
             hub: st.hub.clone(),
@@ -262,12 +262,12 @@ pub(crate) async fn summary(
         let mut props = Vec::with_capacity(properties.len());
         for k in properties {
             let of_key = View {
-                property: Some(k),
+                table: Some(pulseboard_model::agg::Dimension::Prop(k)),
                 ..v.clone()
             };
             let items = range_items(&reader, (from, to), None, &of_key)?;
-            let part = history::total(&items).property.unwrap_or_default();
-            props.push(part.figures(k, top));
+            let part = history::total(&items).table.unwrap_or_default();
+            props.push(part.figures(k.as_str(), top));
         }
         let before = match compare {
             Some(c) => {

@@ -6,8 +6,9 @@
 //! - A property is a segment dimension (`prop.KEY`): each window keeps, per key, the
 //!   window's counts of its values and a sub-aggregate for each of its top `--segment-top`
 //!   values plus "(other)" (`pulseboard_model::agg::segment`). A view with
-//!   [`View::property`] reads that one table of each row (of the view's site, or of the
-//!   whole traffic) and [`PropPart`] merges them over the range.
+//!   [`View::table`](super::segments::View::table) reads that one table of each row (of the view's site, or of the
+//!   whole traffic) and [`TablePart`] merges them over the range (a segment's table the
+//!   same way, with the figures' counts of its dimension: an export's breakdown).
 //! - A value's events are the merged counts (exact while a window saw at most 1,000
 //!   values of the key); its visitors are the HyperLogLog merge of its own sub-aggregates,
 //!   which hold all its events unless a window kept some in "(other)": then the value
@@ -17,14 +18,15 @@
 
 use std::collections::BTreeMap;
 
-use pulseboard_model::agg::prop::PropKey;
 use pulseboard_model::agg::{Hll, SegmentTable, TopCounts, HLL_SUB_PRECISION};
 use pulseboard_model::proto::{PropertyFigures, PropertyValue};
 
-/// One property's table merged over windows (and partitions).
+/// One dimension's table merged over windows (and partitions): a property's, or a
+/// segment's (for an export).
 #[derive(Debug, Clone, Default)]
-pub struct PropPart {
-    /// The windows' counts of the values.
+pub struct TablePart {
+    /// The windows' counts of the values (a property's table's own, a segment's the
+    /// figures' list of its dimension).
     counts: TopCounts,
     /// Each value's own figures: events and visitors.
     values: BTreeMap<String, (u64, Hll)>,
@@ -32,10 +34,10 @@ pub struct PropPart {
     other: (u64, Hll),
 }
 
-impl PropPart {
-    /// Adds a window's table.
-    pub fn add(&mut self, t: &SegmentTable) {
-        self.counts.merge(t.counts());
+impl TablePart {
+    /// Adds a window's table, with the window's counts of the dimension's values.
+    pub fn add(&mut self, t: &SegmentTable, counts: &TopCounts) {
+        self.counts.merge(counts);
         for (v, sub) in t.values() {
             let (events, visitors) = self
                 .values
@@ -49,7 +51,7 @@ impl PropPart {
     }
 
     /// Adds another part (windows of a range).
-    pub fn merge(&mut self, other: &PropPart) {
+    pub fn merge(&mut self, other: &TablePart) {
         self.counts.merge(&other.counts);
         for (v, (e, h)) in &other.values {
             let (events, visitors) = self
@@ -63,8 +65,8 @@ impl PropPart {
         self.other.1.merge(&other.other.1);
     }
 
-    /// The figures of property `key`: its `top` values with most events.
-    pub fn figures(&self, key: PropKey, top: usize) -> PropertyFigures {
+    /// The figures of property (or dimension) `key`: its `top` values with most events.
+    pub fn figures(&self, key: &str, top: usize) -> PropertyFigures {
         let values: Vec<PropertyValue> = self
             .counts
             .top(top)
@@ -84,7 +86,7 @@ impl PropPart {
             .collect();
         let listed: u64 = values.iter().map(|v| v.events).sum();
         PropertyFigures {
-            key: key.as_str().to_owned(),
+            key: key.to_owned(),
             events: self.counts.total(),
             other_events: self.counts.total().saturating_sub(listed),
             other_visitors: self.other.1.estimate(),
@@ -97,6 +99,7 @@ impl PropPart {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pulseboard_model::agg::prop::PropKey;
     use pulseboard_model::agg::{AggSpec, Aggregate, Dimension, SegmentSpec};
     use pulseboard_model::Event;
 
@@ -133,13 +136,17 @@ mod tests {
         for (v, p) in [("e", "team"), ("f", "team"), ("c", "pro"), ("g", "free")] {
             w2.add_with(&ev(v, p), &spec);
         }
-        let mut part = PropPart::default();
+        let mut part = TablePart::default();
         for w in [&w1, &w2] {
-            let mut one = PropPart::default();
-            one.add(w.segments.table(Dimension::Prop(key)).expect("table"));
+            let dim = Dimension::Prop(key);
+            let mut one = TablePart::default();
+            one.add(
+                w.segments.table(dim).expect("table"),
+                w.counts_by(dim).expect("counts"),
+            );
             part.merge(&one);
         }
-        let f = part.figures(key, 10);
+        let f = part.figures("plan", 10);
         assert_eq!(f.key, "plan");
         assert_eq!(f.events, 9);
         let got: Vec<(&str, u64, u64, bool)> = f
@@ -158,7 +165,7 @@ mod tests {
         );
         assert!(!f.complete);
         assert_eq!((f.other_events, f.other_visitors), (0, 1));
-        let top1 = part.figures(key, 1);
+        let top1 = part.figures("plan", 1);
         assert_eq!(top1.other_events, 5, "pro and team beyond top=1");
     }
 }

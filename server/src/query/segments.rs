@@ -33,7 +33,7 @@ use pulseboard_model::proto::{
     Figures, GoalInfo, SegmentNote, SegmentsInfo, SiteFigures, SiteNote, WindowState, WindowView,
 };
 
-use super::properties::PropPart;
+use super::properties::TablePart;
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::input::{bad, BadInput};
@@ -185,9 +185,9 @@ pub struct View {
     pub filter: Option<Filter>,
     /// Each site's figures come along (of the whole site, whatever the filter).
     pub list_sites: bool,
-    /// The table of this property comes along (without a filter: see
-    /// [`super::properties`]).
-    pub property: Option<PropKey>,
+    /// The table of this dimension comes along (a property's, or a segment's for an
+    /// export; without a filter: see [`super::properties`]).
+    pub table: Option<Dimension>,
 }
 
 impl View {
@@ -196,7 +196,7 @@ impl View {
         site: None,
         filter: None,
         list_sites: false,
-        property: None,
+        table: None,
     };
 
     /// A view of one segment of every site.
@@ -210,10 +210,10 @@ impl View {
     /// What of a stored row the view reads (see [`Keep`]): never more than its figures, one
     /// segment table (of the site, or of the whole traffic) and the sites' figures.
     pub fn keep(&self) -> Keep {
-        // A property's table is read as a filter's would be.
-        let dim = match (&self.filter, self.property) {
+        // A table is read as a filter of its dimension would be.
+        let dim = match (&self.filter, self.table) {
             (Some(f), _) => Some(f.dimension),
-            (None, p) => p.map(Dimension::Prop),
+            (None, t) => t,
         };
         match (&self.site, dim, self.list_sites) {
             (None, None, false) => Keep::Figures,
@@ -247,8 +247,8 @@ pub struct Part {
     pub site_missing_at_most: u64,
     /// When the view lists them: each site's figures (`(other sites)` too).
     pub sites: BTreeMap<String, Aggregate>,
-    /// When the view asks for one: the property's table.
-    pub property: Option<PropPart>,
+    /// When the view asks for one: the table of its dimension.
+    pub table: Option<TablePart>,
 }
 
 impl Part {
@@ -261,8 +261,8 @@ impl Part {
             self.sites.entry(name.clone()).or_default().merge_figures(a);
         }
         self.agg.merge_figures(&other.agg);
-        if let Some(p) = &other.property {
-            self.property.get_or_insert_with(PropPart::default).merge(p);
+        if let Some(p) = &other.table {
+            self.table.get_or_insert_with(TablePart::default).merge(p);
         }
         match (&mut self.coverage, &other.coverage) {
             (Some(mine), Some(c)) => mine.merge(c),
@@ -309,11 +309,10 @@ pub fn fold(view: &View) -> impl Fn(&mut Part, &Aggregate) + '_ {
                 }
             },
         };
-        if let (Some(k), None) = (view.property, &view.filter) {
-            let t = row.segments.table(Dimension::Prop(k));
-            let p = part.property.get_or_insert_with(PropPart::default);
-            if let Some(t) = t {
-                p.add(t);
+        if let (Some(d), None) = (view.table, &view.filter) {
+            let p = part.table.get_or_insert_with(TablePart::default);
+            if let (Some(t), Some(counts)) = (row.segments.table(d), row.counts_by(d)) {
+                p.add(t, counts);
             }
         }
         match &view.filter {
@@ -437,7 +436,7 @@ mod tests {
             site: site.clone(),
             filter: filter.clone(),
             list_sites,
-            property: None,
+            table: None,
         };
         let country = pulseboard_model::agg::Dimension::Country;
         assert_eq!(view(&None, &None, false).keep(), Keep::Figures);
@@ -459,7 +458,7 @@ mod tests {
         let plan = pulseboard_model::agg::prop::PropKey::register("plan").expect("plan");
         let with = |site: &Option<String>| View {
             site: site.clone(),
-            property: Some(plan),
+            table: Some(Dimension::Prop(plan)),
             ..View::WHOLE
         };
         assert_eq!(with(&None).keep(), Keep::Dimension(Dimension::Prop(plan)));

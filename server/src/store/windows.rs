@@ -145,6 +145,11 @@ impl Store {
         Ok(self.windows.last()?.and_then(|(k, _)| dec_i64(&k)))
     }
 
+    /// The start of the oldest stored window, if any.
+    pub fn oldest_window(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self.windows.first()?.and_then(|(k, _)| dec_i64(&k)))
+    }
+
     /// The (start, topic, partition) of every window that starts before `before`.
     pub fn window_keys_before(&self, before: i64) -> Result<Vec<(i64, String, i32)>, StoreError> {
         let mut out = Vec::new();

@@ -31,6 +31,7 @@ pub fn need(method: &Method, route: &str) -> Need {
         "/ws"
         | "/api/v1/windows"
         | "/api/v1/summary"
+        | "/api/v1/export"
         | "/api/v1/now"
         | "/api/v1/segments"
         | "/api/v1/status"

@@ -72,7 +72,7 @@ pub fn confine(uri: &Uri, route: &str, scope: &Scope, now_ms: i64) -> Result<Uri
     }
     if matches!(
         route,
-        "/api/v1/windows" | "/api/v1/summary" | "/api/v1/annotations"
+        "/api/v1/windows" | "/api/v1/summary" | "/api/v1/export" | "/api/v1/annotations"
     ) {
         if !given(&p.from) && !given(&p.range) {
             p.range = Some(scope.range.clone());
@@ -104,6 +104,8 @@ pub fn confine(uri: &Uri, route: &str, scope: &Scope, now_ms: i64) -> Result<Uri
         ("at", &p.at),
         ("step", &p.step),
         ("property", &p.property),
+        ("format", &p.format),
+        ("dimension", &p.dimension),
     ] {
         if let Some(v) = v.as_deref().filter(|s| !s.is_empty()) {
             out.append_pair(k, v);

@@ -84,6 +84,41 @@ pub struct SummaryQuery {
     property: Option<String>,
 }
 
+/// Query of `GET /api/v1/export`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct ExportQuery {
+    /// Range start (inclusive). Default: `to` minus `range`.
+    #[param(value_type = Option<Instant>)]
+    from: Option<String>,
+    /// Range end (exclusive). Default: now.
+    #[param(value_type = Option<Instant>)]
+    to: Option<String>,
+    /// Length of the range when `from` is not given (default `24h`).
+    #[param(pattern = "^([0-9]{1,9}(ms|s|m|h|d)){1,8}$", example = "24h")]
+    range: Option<String>,
+    /// One row per `window` (default), `minute`, `hour` or `day`.
+    #[param(pattern = "^(window|minute|hour|day)$", example = "hour")]
+    step: Option<String>,
+    /// `csv` (default) or `ndjson`.
+    #[param(pattern = "^(csv|ndjson)$", example = "csv")]
+    format: Option<String>,
+    /// A breakdown: `pages`, `referrers`, `countries`, `devices`, `types` or `prop.KEY` (a key
+    /// of `--property`): a row per bucket and key. Not with `filter`.
+    #[param(max_length = 80, example = "pages")]
+    dimension: Option<String>,
+    /// Keys per bucket of a breakdown.
+    #[param(minimum = 1, maximum = 1000, default = 100)]
+    top: Option<u32>,
+    /// A segment, as for `GET /api/v1/summary`.
+    #[param(example = "country:DE")]
+    filter: Option<String>,
+    /// One site's figures alone.
+    #[param(max_length = 2048, example = "shop.example")]
+    site: Option<String>,
+}
+
 /// Query of `GET /api/v1/now`.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -37,6 +37,7 @@ const TABLE: &[(&str, &str, &str, Who)] = &[
     ("GET", "/pb.js", "/pb.js", Who::Anyone),
     ("GET", "/api/v1/windows", "/api/v1/windows", Who::LinkReader),
     ("GET", "/api/v1/summary", "/api/v1/summary", Who::LinkReader),
+    ("GET", "/api/v1/export", "/api/v1/export", Who::LinkReader),
     ("GET", "/api/v1/now", "/api/v1/now", Who::LinkReader),
     (
         "GET",
