@@ -134,22 +134,25 @@ pub fn measure_sites(n: u64, report: &mut Report) -> Result<()> {
     };
     let run = |events: &[Event], spec: &AggSpec| {
         let start = Instant::now();
-        let (mut bytes, mut rows) = (0usize, 0usize);
+        let (mut bytes, mut rows, mut memory) = (0usize, 0usize, 0usize);
         for window in events.chunks(20_000) {
             let mut a = Aggregate::new();
             for e in window {
                 a.add_with(e, spec);
             }
             bytes += a.to_bytes().len();
+            memory += a.memory_bytes();
             rows += 1;
         }
         let us = start.elapsed().as_secs_f64() * 1e6 / n.max(1) as f64;
-        (us, bytes as f64 / rows.max(1) as f64)
+        let per = |x: usize| x as f64 / rows.max(1) as f64;
+        (us, per(bytes), per(memory))
     };
-    let (one_us, one_bytes) = run(&events_of(&["shop.example"], false), &spec);
-    let (two_us, two_bytes) = run(&events_of(&["shop.example", "blog.example"], false), &spec);
+    let (one_us, one_bytes, one_mem) = run(&events_of(&["shop.example"], false), &spec);
+    let (two_us, two_bytes, two_mem) =
+        run(&events_of(&["shop.example", "blog.example"], false), &spec);
     let with_props = events_of(&["shop.example"], true);
-    let (prop_us, prop_bytes) = run(&with_props, &with_plan);
+    let (prop_us, prop_bytes, prop_mem) = run(&with_props, &with_plan);
     let payloads: Vec<Vec<u8>> = with_props
         .iter()
         .map(|e| e.to_json().into_bytes())
@@ -171,6 +174,9 @@ pub fn measure_sites(n: u64, report: &mut Report) -> Result<()> {
         row_bytes_two_sites: two_bytes,
         count_us_per_event_one_property: prop_us,
         row_bytes_one_property: prop_bytes,
+        memory_bytes_one_site: one_mem,
+        memory_bytes_two_sites: two_mem,
+        memory_bytes_one_property: prop_mem,
         decode_ns_per_event: decode_none,
         decode_ns_per_event_one_property: decode_plan,
     };

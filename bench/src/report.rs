@@ -130,6 +130,11 @@ pub struct SitesCost {
     pub count_us_per_event_one_property: f64,
     /// Its window's row bytes.
     pub row_bytes_one_property: f64,
+    /// Memory of a window's aggregate (20,000 events), one site, two sites, one site with
+    /// the property ([`Aggregate::memory_bytes`](pulseboard_model::agg::Aggregate::memory_bytes)).
+    pub memory_bytes_one_site: f64,
+    pub memory_bytes_two_sites: f64,
+    pub memory_bytes_one_property: f64,
     /// Decoding alone, ns per event, without a property kept, then keeping `plan`.
     pub decode_ns_per_event: f64,
     pub decode_ns_per_event_one_property: f64,

@@ -3,6 +3,7 @@
 // arguments, Chromium. Started by `cargo xtask test` (PULSEBOARD_BIN, PULSEBOARD_DIST,
 // CHROMIUM, ARTIFACTS).
 
+import http from 'node:http';
 import { after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -103,15 +104,29 @@ export async function collect(base, n) {
   assert.equal(r.status, 202, await r.text());
 }
 
+// Chromium's flags in every test (a fresh profile comes with each launch).
+export const CHROMIUM_ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+];
+
+// A web site at `host`:`port` (bound to 127.0.0.1) answering `html` on every path: its base URL.
+export async function serveHtml(host, port, html) {
+  const server = http.createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end(html);
+  });
+  await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
+  cleanups.push(async () => new Promise((r) => server.close(r)));
+  return `http://${host}:${port}`;
+}
+
 export async function browser() {
   const ctx = await chromium.launchPersistentContext(tmpDir('pb-chrome-'), {
     executablePath: CHROMIUM,
     headless: true,
     viewport: { width: 1400, height: 1000 },
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    ],
+    args: CHROMIUM_ARGS,
   });
   cleanups.push(async () => ctx.close());
   return ctx;

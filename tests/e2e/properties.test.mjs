@@ -8,10 +8,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import http from 'node:http';
 import { chromium } from 'playwright-core';
 import {
-  CHROMIUM, freePort, json, openFresh, registerCleanup, shot, startServer, tmpDir, until, value,
+  CHROMIUM, CHROMIUM_ARGS, freePort, json, openFresh, registerCleanup, serveHtml, shot, startServer,
+  tmpDir, until, value,
 } from './harness.mjs';
 
 // A person's browser: HeadlessChrome's own user agent is a robot's, and dropped.
@@ -19,16 +19,9 @@ const USER_AGENT =
   'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36';
 
 async function startSite(port, pulseboard) {
-  const html = `<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,">
+  return serveHtml('127.0.0.1', port, `<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,">
 <title>shop</title><script defer src="${pulseboard}/pb.js" data-site="shop.example"></script>
-</head><body><h1>shop</h1></body></html>`;
-  const server = http.createServer((req, res) => {
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-    res.end(html);
-  });
-  await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
-  registerCleanup(async () => new Promise((r) => server.close(r)));
-  return `http://127.0.0.1:${port}`;
+</head><body><h1>shop</h1></body></html>`);
 }
 
 // Person `n` (a browser context of their own, and a browser version of their own: the
@@ -71,10 +64,7 @@ test('the Properties panel shows each value with its events and visitors, and fi
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    ],
+    args: CHROMIUM_ARGS,
   });
   registerCleanup(async () => browser.close());
   // Three people sign up on pro (one twice), one on free; themes on some events; one

@@ -7,10 +7,10 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { chromium } from 'playwright-core';
 import {
-  CHROMIUM, freePort, json, open, openFresh, registerCleanup, shot, startServer, tmpDir, until, value,
+  CHROMIUM, CHROMIUM_ARGS, freePort, json, open, openFresh, registerCleanup, serveHtml, shot,
+  startServer, tmpDir, until, value,
 } from './harness.mjs';
 
 // A person's browser: HeadlessChrome's own user agent is a robot's, and dropped.
@@ -20,16 +20,9 @@ const USER_AGENT =
 // A site at `host`:`port` whose every path is a single-page app including pb.js.
 async function startSite(host, port, pulseboard, dataSite) {
   const attr = dataSite ? ` data-site="${dataSite}"` : '';
-  const html = `<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,">
+  return serveHtml(host, port, `<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,">
 <title>site</title><script defer src="${pulseboard}/pb.js"${attr}></script>
-</head><body><h1>site</h1></body></html>`;
-  const server = http.createServer((req, res) => {
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-    res.end(html);
-  });
-  await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
-  registerCleanup(async () => new Promise((r) => server.close(r)));
-  return `http://${host}:${port}`;
+</head><body><h1>site</h1></body></html>`);
 }
 
 // One visit of `url`, then `paths` navigated as a single-page app: 1 + paths.length page views.
@@ -62,10 +55,7 @@ test('two sites on two origins: the switcher shows each alone, exactly, and the 
     executablePath: CHROMIUM,
     headless: true,
     userAgent: USER_AGENT,
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    ],
+    args: CHROMIUM_ARGS,
   });
   registerCleanup(async () => visitors.close());
   await visit(visitors, `${shop}/`, ['/pricing', '/cart']);

@@ -290,6 +290,16 @@ fn rows(r: &Report) -> Vec<(String, String)> {
             ),
         ),
         (
+            "window memory bytes (1 site → 2 sites; 1 site → with plan)",
+            format!(
+                "{} → {}; {} → {}",
+                int(r.sites.memory_bytes_one_site),
+                int(r.sites.memory_bytes_two_sites),
+                int(r.sites.memory_bytes_one_site),
+                int(r.sites.memory_bytes_one_property)
+            ),
+        ),
+        (
             "property: count µs/event, row bytes, decode ns/event (none → plan)",
             format!(
                 "{:.2} → {:.2}, {} → {}, {:.0} → {:.0}",

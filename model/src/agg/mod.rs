@@ -210,6 +210,52 @@ impl Aggregate {
         .all(|t| t.is_exact())
     }
 
+    /// Bytes it holds in memory: the struct and its heap (top lists, sketches, goals, the
+    /// segment tables and the sites, shared ones counted whole): what a window costs while
+    /// it is open.
+    pub fn memory_bytes(&self) -> usize {
+        let tops: usize = [
+            &self.by_type,
+            &self.urls,
+            &self.referrers,
+            &self.countries,
+            &self.devices,
+            &self.sources,
+        ]
+        .iter()
+        .map(|t| t.heap_bytes())
+        .sum();
+        let goals: usize = self
+            .goals
+            .iter()
+            .map(|(n, g)| n.capacity() + g.visitors.heap_bytes() + 64)
+            .sum();
+        let tables: usize = self
+            .segments
+            .tables()
+            .map(|(_, t)| {
+                t.counts().heap_bytes()
+                    + t.other().memory_bytes()
+                    + t.values()
+                        .map(|(k, a)| k.len() + a.memory_bytes())
+                        .sum::<usize>()
+            })
+            .sum();
+        let sites: usize = self
+            .sites
+            .table()
+            .map(|(k, a)| k.len() + a.memory_bytes())
+            .sum::<usize>()
+            + self.sites.overflow().map_or(0, Aggregate::memory_bytes);
+        std::mem::size_of::<Aggregate>()
+            + tops
+            + self.visitors.heap_bytes()
+            + self.sessions.heap_bytes()
+            + goals
+            + tables
+            + sites
+    }
+
     /// This aggregate's own list of events by the values of `dim` among its figures (a
     /// property has none: its counts are its table's).
     pub(crate) fn counts_by_mut(&mut self, dim: Dimension) -> Option<&mut TopCounts> {
