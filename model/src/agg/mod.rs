@@ -198,6 +198,11 @@ impl Aggregate {
 
     /// True when every top counter is exact.
     pub fn is_exact(&self) -> bool {
+        self.tops().iter().all(|t| t.is_exact())
+    }
+
+    /// The six top lists.
+    fn tops(&self) -> [&TopCounts; 6] {
         [
             &self.by_type,
             &self.urls,
@@ -206,25 +211,13 @@ impl Aggregate {
             &self.devices,
             &self.sources,
         ]
-        .iter()
-        .all(|t| t.is_exact())
     }
 
     /// Bytes it holds in memory: the struct and its heap (top lists, sketches, goals, the
     /// segment tables and the sites, shared ones counted whole): what a window costs while
     /// it is open.
     pub fn memory_bytes(&self) -> usize {
-        let tops: usize = [
-            &self.by_type,
-            &self.urls,
-            &self.referrers,
-            &self.countries,
-            &self.devices,
-            &self.sources,
-        ]
-        .iter()
-        .map(|t| t.heap_bytes())
-        .sum();
+        let tops: usize = self.tops().iter().map(|t| t.heap_bytes()).sum();
         let goals: usize = self
             .goals
             .iter()

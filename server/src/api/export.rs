@@ -23,8 +23,6 @@
 //! - A bad parameter is a `400` naming it, before any byte of the file; a store failure
 //!   met mid-stream ends the stream with an error (the file is then cut short), and is logged.
 
-use std::fmt::Write as _;
-
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -171,8 +169,25 @@ fn is_number(s: &str) -> bool {
     s.parse::<f64>().is_ok()
 }
 
-/// Writes `rows` as `format` (the CSV header first when `header`).
-fn write_rows(out: &mut String, rows: &[Row], format: Format, header: &mut Option<Vec<String>>) {
+/// One CSV line of `fields`.
+fn csv_line<'a>(out: &mut String, fields: impl Iterator<Item = Option<&'a Value>>) {
+    for (i, v) in fields.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        csv_field(out, v);
+    }
+    out.push_str("\r\n");
+}
+
+/// A CSV header of `names`.
+fn csv_header<'a>(out: &mut String, names: impl Iterator<Item = &'a str>) {
+    let names: Vec<Value> = names.map(|n| Value::String(n.to_owned())).collect();
+    csv_line(out, names.iter().map(Some));
+}
+
+/// Writes `rows` as `format` (the CSV header first, unless `header_written`).
+fn write_rows(out: &mut String, rows: &[Row], format: Format, header_written: &mut bool) {
     for r in rows {
         match format {
             Format::Ndjson => {
@@ -184,24 +199,11 @@ fn write_rows(out: &mut String, rows: &[Row], format: Format, header: &mut Optio
                 out.push('\n');
             }
             Format::Csv => {
-                if header.is_none() {
-                    let names: Vec<String> = r.iter().map(|(k, _)| k.clone()).collect();
-                    for (i, n) in names.iter().enumerate() {
-                        if i > 0 {
-                            out.push(',');
-                        }
-                        csv_field(out, Some(&Value::String(n.clone())));
-                    }
-                    out.push_str("\r\n");
-                    *header = Some(names);
+                if !*header_written {
+                    csv_header(out, r.iter().map(|(k, _)| k.as_str()));
+                    *header_written = true;
                 }
-                for (i, (_, v)) in r.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    csv_field(out, v.as_ref());
-                }
-                out.push_str("\r\n");
+                csv_line(out, r.iter().map(|(_, v)| v.as_ref()));
             }
         }
     }
@@ -315,7 +317,7 @@ pub(crate) async fn export(
     let unit = step.unwrap_or(st.window_ms).max(1);
     let slice_ms = unit.saturating_mul(SLICE as i64);
     tokio::task::spawn_blocking(move || {
-        let mut header: Option<Vec<String>> = None;
+        let mut header_written = false;
         let mut at = from;
         while at < to {
             // Slices end on a bucket's edge, so no bucket is cut in two rows.
@@ -338,7 +340,7 @@ pub(crate) async fn export(
                     &mut out,
                     &rows_of(item, breakdown, &goals, top),
                     format,
-                    &mut header,
+                    &mut header_written,
                 );
             }
             if !out.is_empty() && tx.blocking_send(Ok(Bytes::from(out))).is_err() {
@@ -346,16 +348,10 @@ pub(crate) async fn export(
             }
             at = end;
         }
-        if format == Format::Csv && header.is_none() {
+        if format == Format::Csv && !header_written {
             let mut out = String::new();
             let names = empty_header(breakdown, &goals);
-            for (i, n) in names.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                let _ = write!(out, "{n}");
-            }
-            out.push_str("\r\n");
+            csv_header(&mut out, names.iter().map(String::as_str));
             let _ = tx.blocking_send(Ok(Bytes::from(out)));
         }
     });
